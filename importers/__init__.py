@@ -1,0 +1,1 @@
+"""amlport.importers: built-in plugins (registered in a static table; see docs/design)."""

@@ -1,0 +1,195 @@
+"""``amlport``: back up, audit and migrate Azure Machine Learning workspaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from amlport import __version__
+from amlport.cli import common
+from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
+from amlport.errors import UsageError
+from amlport.lineage import build_graph
+from amlport.lineage.formats import FORMATS, render
+from amlport.lineage.graph import LineageGraph
+from amlport.model.inventory import Inventory
+from amlport.walk import WalkOptions, walk
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 findings/warnings, 2 error, 3 partial failure, 4 integrity failure, "
+    "5 policy violation, 130 interrupted (docs/exit-codes.md)."
+)
+
+app = typer.Typer(
+    name="amlport",
+    help="Back up, audit and migrate Azure Machine Learning workspaces from their storage "
+    "account. SOURCE is a local copy (a folder with one sub-folder per container) or an "
+    "account URL such as https://<account>.blob.core.windows.net or …/<container>. "
+    + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        common.out.print(f"amlport {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool | None = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    common.State.debug = debug
+
+
+def _walk(
+    source_loc: str,
+    specs: Path | None,
+    conn: str | None,
+    key: str | None,
+    sas: str | None,
+    cred: str | None,
+    ws_file: Path | None,
+    show_progress: bool,
+) -> tuple[Inventory, LineageGraph, str]:
+    if specs is not None and not specs.is_dir():
+        raise UsageError(f"--specs {specs} is not a folder", hint="give a folder of v2 YAML")
+    with (
+        common.source_from(source_loc, conn, key, sas, cred, ws_file) as source,
+        common.progress_reporter(show_progress) as progress,
+    ):
+        inv = walk(source, options=WalkOptions(specs=specs, progress=progress))
+        described = source.describe()
+    return inv, build_graph(inv), described
+
+
+SpecsOpt = typer.Option(
+    None,
+    "--specs",
+    help="A folder of v2 YAML kept in git, merged into the graph.",
+    file_okay=False,
+)
+
+
+@app.command()
+def scan(
+    source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
+    specs: Path | None = SpecsOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the scan report as JSON."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Also write the JSON report to this file."
+    ),
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+    workspace_file: Path | None = WsFileOpt,
+) -> None:
+    """Walk a workspace's storage: runs, outputs, models, environments, specs, findings.
+
+    Reads only; never writes to SOURCE. Exit 0 when clean, 1 when findings were reported.
+    """
+    with guarded():
+        inv, lg, described = _walk(
+            source,
+            specs,
+            connection_string,
+            account_key,
+            sas_token,
+            credential,
+            workspace_file,
+            show_progress=not as_json,
+        )
+        report = scan_report(inv, lg, described)
+        if output is not None:
+            common.write_json(report, output)
+        if as_json:
+            common.write_json(report, None)
+        else:
+            render_scan(common.out, inv, lg, described)
+    raise typer.Exit(exit_code_for(inv))
+
+
+@app.command()
+def lineage(
+    source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
+    node: list[str] | None = typer.Option(
+        None, "--node", help="Limit to this node (id, id suffix such as a run id, or label)."
+    ),
+    upstream: bool = typer.Option(False, "--upstream", help="Only what the node derives from."),
+    downstream: bool = typer.Option(False, "--downstream", help="Only what derives from it."),
+    fmt: str = typer.Option("json", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write to this file."),
+    specs: Path | None = SpecsOpt,
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+    workspace_file: Path | None = WsFileOpt,
+) -> None:
+    """Build the lineage graph and print it (JSON, GraphML, DOT, Mermaid or OpenLineage).
+
+    With --node, print the node with everything upstream and downstream of it (or only one
+    side with --upstream / --downstream). Exit 1 when the walk reported findings.
+    """
+    with guarded():
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+        if upstream and downstream:
+            raise UsageError(
+                "--upstream and --downstream exclude each other", hint="omit both to get both sides"
+            )
+        inv, lg, _ = _walk(
+            source,
+            specs,
+            connection_string,
+            account_key,
+            sas_token,
+            credential,
+            workspace_file,
+            show_progress=output is not None,
+        )
+        if node:
+            lg = _select(lg, node, upstream=upstream, downstream=downstream)
+        text = render(lg, fmt, inv.source)
+        if output is None:
+            common.out.file.write(text)
+        else:
+            common.write_text_atomic(output, text)
+            common.err.print(f"wrote {fmt} lineage ({lg.g.number_of_nodes()} nodes) to {output}")
+        if inv.findings:
+            common.err.print(f"{len(inv.findings)} findings; run 'amlport scan' for details")
+    raise typer.Exit(exit_code_for(inv))
+
+
+def _select(
+    lg: LineageGraph, wanted: list[str], *, upstream: bool, downstream: bool
+) -> LineageGraph:
+    keep: set[str] = set()
+    for text in wanted:
+        matches = lg.find(text)
+        if not matches:
+            raise UsageError(
+                f"no lineage node matches {text!r}",
+                hint="use an id from 'amlport lineage SOURCE' or a run id",
+            )
+        for n in matches:
+            keep.add(n)
+            if not downstream:
+                keep |= lg.upstream(n)
+            if not upstream:
+                keep |= lg.downstream(n)
+    return lg.subgraph(keep)
+
+
+def main() -> None:
+    app()

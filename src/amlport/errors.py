@@ -1,0 +1,81 @@
+"""Error tree. Every error names what failed, on which object, and what to do next.
+
+Each class carries the process exit code the CLI uses for it (borg/restic style, see
+docs/exit-codes.md). Messages must never contain a secret: build them from names and paths,
+and pass anything that came from user input through ``amlport.secrets.redact`` first.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    WARNINGS = 1
+    ERROR = 2
+    PARTIAL = 3
+    INTEGRITY = 4
+    POLICY = 5
+    INTERRUPTED = 130
+
+
+class AmlportError(Exception):
+    """Base class. ``hint`` says what the user can do about it."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        from amlport.secrets import redact
+
+        self.message = redact(message)
+        self.hint = redact(hint) if hint else None
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(AmlportError):
+    """The command line or a configuration file is wrong."""
+
+
+class SourceError(AmlportError):
+    """A source or target cannot be opened or read (missing, unreachable, forbidden)."""
+
+
+class SourceNotFound(SourceError):
+    pass
+
+
+class AccessDenied(SourceError):
+    pass
+
+
+class TransientStorageError(SourceError):
+    """A storage call failed after its retries; re-running may succeed."""
+
+
+class ReadOnlyViolation(AmlportError):
+    """Something tried to write to a source. amlport never writes to what it reads from."""
+
+
+class ParseError(AmlportError):
+    """A file in a source could not be parsed. The walker turns these into findings."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class IntegrityError(AmlportError):
+    """A bundle object or manifest does not match what it claims to be."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class PartialFailure(AmlportError):
+    """Some items failed; the rest is done and recorded."""
+
+    exit_code = ExitCode.PARTIAL

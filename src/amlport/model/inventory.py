@@ -1,0 +1,228 @@
+"""The typed inventory a walk produces: what a workspace's storage holds.
+
+Everything here is a plain record; ``Inventory.to_dict`` is deterministic (sorted, no
+timestamps or etags) so that a walk of a local copy and of the live account compare equal.
+Locations are ``(datastore, path)`` pairs, never account URLs: the neutral form.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from amlport.model.findings import Finding
+from amlport.model.workspace import WorkspaceDescriptor
+
+
+@dataclass(frozen=True, order=True)
+class Loc:
+    """A folder or file in a datastore, without trailing slash."""
+
+    datastore: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.datastore}/{self.path}"
+
+
+@dataclass
+class InputRef:
+    """A location a run read, and how we know (which log file said so)."""
+
+    loc: Loc
+    port: str | None = None
+    evidence: str = ""
+    target_kind: str = "data"  # output (a run's output folder) | data (anything else)
+
+
+@dataclass
+class Run:
+    run_id: str
+    kind: str = "run"  # pipeline_run | step_run | run
+    runtime: str = "unknown"  # classic | common | pipeline | legacy_workdir | unknown
+    parent_id: str | None = None
+    node_id: str | None = None
+    module: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    log_files: list[str] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    inputs: list[InputRef] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    status: str | None = None
+    exists: bool = True  # False: named by a parent's log but no ExperimentRun folder found
+
+
+@dataclass
+class Output:
+    loc: Loc
+    run_id: str | None
+    port: str
+    format: str = "files"  # DataFrameDirectory | ModelDirectory | ILearner | mlflow_model | …
+    files: list[str] = field(default_factory=list)
+    size: int = 0
+    exists: bool = True
+
+
+@dataclass
+class Model:
+    loc: Loc
+    format: str  # mlflow | ilearner | model_directory
+    run_id: str | None = None
+    name: str | None = None
+    flavors: list[str] = field(default_factory=list)
+    portable: bool = False
+    portability: str = ""
+    pointer: str | None = None  # container/blob of a designer pointer file naming it
+    environment: str | None = None  # id of the environment record it ships with
+    deployment_files: str | None = None  # trained_model_outputs folder (container/path)
+    exists: bool = True
+
+
+@dataclass
+class Pointer:
+    """A designer port pointer file (the serialised AzureBlobReference)."""
+
+    path: str  # container/blob of the pointer itself
+    run_id: str | None
+    port: str
+    target: Loc | None
+    has_sas: bool = False
+
+
+@dataclass
+class Environment:
+    env_id: str
+    kind: str  # conda | dockerfile | v2_yaml | reference
+    path: str | None = None
+    name: str | None = None
+    image: str | None = None
+    pinned: bool = True
+    unpinned: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JobSpec:
+    name: str
+    component: str | None = None
+    environment: str | None = None
+    bindings: list[tuple[str, str, str]] = field(default_factory=list)  # (input, job, output)
+    type: str | None = None
+    definition: str | None = None  # spec_id of the component file it uses, when found
+
+
+@dataclass
+class PipelineSpec:
+    spec_id: str
+    path: str
+    name: str | None = None
+    jobs: dict[str, JobSpec] = field(default_factory=dict)
+
+
+@dataclass
+class ComponentSpec:
+    spec_id: str
+    path: str
+    name: str | None = None
+    version: str | None = None
+    type: str | None = None
+    environment: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AssetSpec:
+    """A v2 model or data asset YAML."""
+
+    spec_id: str
+    path: str
+    asset_type: str  # model | data
+    name: str | None = None
+    version: str | None = None
+    type: str | None = None
+    target: str | None = None
+
+
+@dataclass
+class Upload:
+    loc: Loc
+    kind: str  # LocalUpload | az-ml-artifacts | UI | dataset | user
+    files: int = 0
+    size: int = 0
+
+
+@dataclass
+class Inventory:
+    source: WorkspaceDescriptor
+    blobs: int = 0
+    bytes: int = 0
+    runs: dict[str, Run] = field(default_factory=dict)
+    outputs: dict[Loc, Output] = field(default_factory=dict)
+    models: dict[Loc, Model] = field(default_factory=dict)
+    pointers: list[Pointer] = field(default_factory=list)
+    environments: dict[str, Environment] = field(default_factory=dict)
+    pipelines: dict[str, PipelineSpec] = field(default_factory=dict)
+    components: dict[str, ComponentSpec] = field(default_factory=dict)
+    assets: dict[str, AssetSpec] = field(default_factory=dict)
+    uploads: dict[Loc, Upload] = field(default_factory=dict)
+    unknown: Counter[str] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)
+
+    def run(self, run_id: str) -> Run:
+        """The run record for ``run_id``, created (as not-yet-seen) when missing."""
+        if run_id not in self.runs:
+            self.runs[run_id] = Run(run_id=run_id, exists=False)
+        return self.runs[run_id]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "blobs": self.blobs,
+            "runs": len(self.runs),
+            "outputs": len(self.outputs),
+            "models": len(self.models),
+            "pointers": len(self.pointers),
+            "environments": len(self.environments),
+            "pipelines": len(self.pipelines),
+            "components": len(self.components),
+            "assets": len(self.assets),
+            "uploads": len(self.uploads),
+            "unknown_files": sum(self.unknown.values()),
+            "findings": len(self.findings),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        def rows(values: Any, key: Any) -> list[dict[str, Any]]:
+            return [_plain(v) for v in sorted(values, key=key)]
+
+        return {
+            "source": self.source.to_dict(),
+            "counts": self.counts(),
+            "bytes": self.bytes,
+            "runs": rows(self.runs.values(), lambda r: r.run_id),
+            "outputs": rows(self.outputs.values(), lambda o: o.loc),
+            "models": rows(self.models.values(), lambda m: m.loc),
+            "pointers": rows(self.pointers, lambda p: p.path),
+            "environments": rows(self.environments.values(), lambda e: e.env_id),
+            "pipelines": rows(self.pipelines.values(), lambda p: p.spec_id),
+            "components": rows(self.components.values(), lambda c: c.spec_id),
+            "assets": rows(self.assets.values(), lambda a: a.spec_id),
+            "uploads": rows(self.uploads.values(), lambda u: u.loc),
+            "unknown": dict(sorted(self.unknown.items())),
+            "findings": [f.to_dict() for f in sorted(self.findings)],
+        }
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    data = asdict(record)
+    return {k: _jsonable(v) for k, v in data.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"datastore", "path"}:
+            return f"{value['datastore']}/{value['path']}"
+        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,68 @@
+"""Secret detection and redaction: pure functions, no I/O.
+
+One place knows what a secret looks like, so the walker (findings), the exporters (scrubbing),
+the error messages and the logs all agree. Values are never returned or stored: callers get
+the redacted text and a count per kind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+REDACTED = "REDACTED"
+
+# Order matters: a whole connection string is removed before its AccountKey part would be.
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "connection_string",
+        re.compile(
+            r"DefaultEndpointsProtocol=[^;\s\"']+;(?:[A-Za-z]+=[^;\s\"']*;?)*"
+            r"(?:AccountKey|SharedAccessSignature)=[^\s\"']+",
+            re.IGNORECASE,
+        ),
+    ),
+    ("account_key", re.compile(r"(?<=AccountKey=)[A-Za-z0-9+/=]{8,}", re.IGNORECASE)),
+    (
+        "shared_access_signature",
+        re.compile(r"(?<=SharedAccessSignature=)[^\s;\"']+", re.IGNORECASE),
+    ),
+    # The signature of a SAS query string; the other SAS fields are harmless but go with it.
+    ("sas_signature", re.compile(r"(?<=[?&]sig=)[^&\s\"'#]+", re.IGNORECASE)),
+    ("sas_signature", re.compile(r"(?<=\bsig=)[A-Za-z0-9%+/=]{16,}", re.IGNORECASE)),
+    ("bearer_token", re.compile(r"(?<=Bearer )[A-Za-z0-9\-._~+/]{16,}=*")),
+    # The designer pointer JSON's "SasToken": "<value>" (null is fine).
+    ("sas_token", re.compile(r'(?<="SasToken":)\s*"[^"]+"', re.IGNORECASE)),
+)
+
+
+@dataclass(frozen=True)
+class Redaction:
+    kind: str
+    count: int
+
+
+def redact_with_counts(text: str) -> tuple[str, Counter[str]]:
+    """Return ``text`` with every secret replaced, and how many of each kind were removed."""
+    counts: Counter[str] = Counter()
+    for kind, pattern in _PATTERNS:
+        replacement = "null" if kind == "sas_token" else REDACTED
+        text, n = pattern.subn(replacement, text)
+        if n:
+            counts[kind] += n
+    return text, counts
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every secret replaced (for messages, logs and reports)."""
+    return redact_with_counts(text)[0]
+
+
+def find_secrets(text: str) -> Counter[str]:
+    """Count secret-looking values by kind. Never returns the values themselves."""
+    return redact_with_counts(text)[1]
+
+
+def has_secret(text: str) -> bool:
+    return any(p.search(text) for _, p in _PATTERNS)

@@ -1,0 +1,111 @@
+"""The source interface every storage backend implements.
+
+Contract:
+- ``list_blobs`` yields every blob of the workspace containers exactly once, in one pass
+  (one listing per container; no per-blob calls), with size, etag, content-MD5 (lowercase hex,
+  or None when the store has none) and last-modified time.
+- ``read_bytes`` returns a blob's content, at most ``max_bytes`` of it when given.
+- ``read_many`` reads many small blobs with bounded parallelism and bounded memory, yielding
+  each result as it completes; a failed read yields the error instead of raising, so one
+  unreadable blob never stops a walk.
+- A ``Source`` never writes. Writable stores implement ``Target`` (import/restore).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from amlport.errors import AmlportError
+from amlport.model.workspace import WorkspaceDescriptor
+
+DEFAULT_WORKERS = 8
+
+
+@dataclass(frozen=True, order=True)
+class BlobInfo:
+    container: str
+    name: str
+    size: int
+    etag: str | None = None
+    content_md5: str | None = None
+    last_modified: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.container, self.name)
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    blob: BlobInfo
+    data: bytes | None
+    error: AmlportError | None = None
+
+
+class Source(abc.ABC):
+    """A read-only view of one workspace's storage."""
+
+    descriptor: WorkspaceDescriptor
+
+    @abc.abstractmethod
+    def list_blobs(self) -> Iterator[BlobInfo]: ...
+
+    @abc.abstractmethod
+    def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes: ...
+
+    @abc.abstractmethod
+    def open_stream(self, container: str, name: str) -> BinaryIO:
+        """A file-like object for streaming a (possibly large) blob."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """A human-readable location with no credential in it."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients and pools."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_many(
+        self,
+        blobs: Iterable[BlobInfo],
+        *,
+        max_bytes: int | None = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> Iterator[ReadResult]:
+        """Read blobs in parallel, at most ``workers`` in flight, yielding as they finish."""
+        it = iter(blobs)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-read") as pool:
+            pending: dict[Future[bytes], BlobInfo] = {}
+            for blob in it:
+                pending[pool.submit(self._read_one, blob, max_bytes)] = blob
+                if len(pending) >= workers * 2:
+                    yield from self._drain(pending)
+            while pending:
+                yield from self._drain(pending)
+
+    def _read_one(self, blob: BlobInfo, max_bytes: int | None) -> bytes:
+        return self.read_bytes(blob.container, blob.name, max_bytes=max_bytes)
+
+    @staticmethod
+    def _drain(pending: dict[Future[bytes], BlobInfo]) -> Iterator[ReadResult]:
+        """Yield the reads that have finished, waiting for at least one."""
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for fut in done:
+            blob = pending.pop(fut)
+            exc = fut.exception()
+            if exc is None:
+                yield ReadResult(blob, fut.result())
+            elif isinstance(exc, AmlportError):
+                yield ReadResult(blob, None, exc)
+            else:
+                raise exc

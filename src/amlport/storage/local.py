@@ -1,0 +1,117 @@
+"""A workspace storage copy on the local disk: one folder per container.
+
+Layout::
+
+    <root>/workspace.yaml                      # optional descriptor (see model/workspace.py)
+    <root>/azureml-blobstore-<guid>/…          # the default datastore's container
+    <root>/azureml/…                           # the artifact container
+
+Without ``workspace.yaml`` the containers are recognised by name and the account is taken
+from the folder name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+import yaml
+
+from amlport.errors import SourceNotFound, UsageError
+from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, guess_containers
+from amlport.storage.base import BlobInfo, Source
+
+DESCRIPTOR_FILE = "workspace.yaml"
+
+
+def load_descriptor_file(path: Path) -> WorkspaceDescriptor:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"cannot read workspace descriptor {path}: {exc.__class__.__name__}",
+            hint="fix the file or remove it to let amlport guess the containers",
+        ) from None
+    return WorkspaceDescriptor.from_dict(data, where=str(path))
+
+
+class LocalSource(Source):
+    def __init__(self, root: Path, descriptor: WorkspaceDescriptor | None = None) -> None:
+        if not root.is_dir():
+            raise SourceNotFound(
+                f"source folder {root} does not exist",
+                hint="give a folder holding one sub-folder per container, or an account URL",
+            )
+        self.root = root
+        self.descriptor = descriptor or self._discover()
+
+    def _discover(self) -> WorkspaceDescriptor:
+        desc_path = self.root / DESCRIPTOR_FILE
+        if desc_path.is_file():
+            return load_descriptor_file(desc_path)
+        names = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        blob, art = guess_containers(names)
+        if blob is None and art is None:
+            raise SourceNotFound(
+                f"{self.root} holds no azureml-blobstore-* or azureml container folder",
+                hint="point at the folder that contains the container folders, "
+                "or add a workspace.yaml naming them",
+            )
+        return WorkspaceDescriptor(
+            account=self.root.name,
+            blobstore_container=blob or "azureml-blobstore-unknown",
+            artifact_container=art or ARTIFACT_CONTAINER,
+        )
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def _path(self, container: str, name: str) -> Path:
+        path = (self.root / container / name).resolve()
+        base = (self.root / container).resolve()
+        if base not in path.parents:
+            raise UsageError(f"blob name {name!r} escapes container {container!r}")
+        return path
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        for container in self.descriptor.containers:
+            base = self.root / container
+            if not base.is_dir():
+                continue
+            yield from self._walk_container(container, base)
+
+    @staticmethod
+    def _walk_container(container: str, base: Path) -> Iterator[BlobInfo]:
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel_dir = Path(dirpath).relative_to(base)
+            for fname in sorted(filenames):
+                full = Path(dirpath) / fname
+                if full.is_symlink():
+                    continue  # blob storage has no links; a link in a copy is not a blob
+                st = full.stat()
+                yield BlobInfo(
+                    container=container,
+                    name=(rel_dir / fname).as_posix().removeprefix("./"),
+                    size=st.st_size,
+                    etag=f"{st.st_mtime_ns:x}-{st.st_size:x}",
+                    content_md5=None,
+                    last_modified=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
+                )
+
+    def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
+        path = self._path(container, name)
+        try:
+            with path.open("rb") as fh:
+                return fh.read() if max_bytes is None else fh.read(max_bytes)
+        except FileNotFoundError:
+            raise SourceNotFound(f"{container}/{name} not found in {self.root}") from None
+
+    def open_stream(self, container: str, name: str) -> BinaryIO:
+        try:
+            return self._path(container, name).open("rb")
+        except FileNotFoundError:
+            raise SourceNotFound(f"{container}/{name} not found in {self.root}") from None

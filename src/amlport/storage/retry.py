@@ -1,0 +1,173 @@
+"""Retries for Azure storage calls: exponential backoff that also counts what it did.
+
+The SDK's ``ExponentialRetry`` already retries 408, 5xx (but 501/505) and connection/read
+errors with exponential backoff and jitter; we reuse its counters, backoff and body rewind.
+Two things it lacks, hence this subclass:
+
+- **429 Too Many Requests** is not retried by the storage policy (only by azure-core's
+  generic one). Storage throttles with 503 ServerBusy, but proxies, private endpoints and
+  other front ends answer 429, so we treat it as throttling too, and honour ``Retry-After``.
+- **A count.** A run summary reports how often storage pushed back; the policy keeps a
+  thread-safe total (``count``) that ``AzureSource.retry_count`` exposes.
+
+Only connection trouble (``ServiceRequestError``/``ServiceResponseError``) and the statuses
+in ``RETRIED_STATUSES`` are retried. A DNS failure is not: the account name or endpoint
+suffix is wrong, and waiting will not make it resolve. Nor is a credential that cannot get a
+token.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.storage.blob import ExponentialRetry
+
+THROTTLING_STATUSES = frozenset({429, 503})
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_S = 60.0
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """How hard to retry. The defaults ride out a few seconds of throttling per call.
+
+    Backoff before retry *n* (1-based) is ``initial_backoff + increment_base ** (n - 1)``
+    (just ``initial_backoff`` for the first), ± ``jitter`` seconds, or the server's
+    ``Retry-After`` when that is longer (capped at a minute).
+    """
+
+    total: int = 5
+    initial_backoff: float = 1.0
+    increment_base: float = 2.0
+    jitter: float = 0.5
+
+
+FAST_RETRY = RetryConfig(total=2, initial_backoff=0.05, increment_base=1.1, jitter=0.0)
+"""For tests and tools that prefer a quick answer to patience."""
+
+
+class CountingRetry(ExponentialRetry):
+    """``ExponentialRetry`` that also retries 429, honours ``Retry-After`` and counts."""
+
+    def __init__(self, config: RetryConfig | None = None) -> None:
+        cfg = config or RetryConfig()
+        super().__init__(
+            initial_backoff=cfg.initial_backoff,  # type: ignore[arg-type]  # floats work
+            increment_base=cfg.increment_base,  # type: ignore[arg-type]
+            retry_total=cfg.total,
+            random_jitter_range=cfg.jitter,  # type: ignore[arg-type]
+            retry_connect=cfg.total,
+            retry_read=cfg.total,
+            retry_status=cfg.total,
+        )
+        self.config = cfg
+        self._lock = threading.Lock()
+        self._count = 0
+        self._throttled = 0
+
+    @property
+    def count(self) -> int:
+        """Retries done so far, over every call through this policy."""
+        return self._count
+
+    @property
+    def throttled(self) -> int:
+        """Of those, how many answered a 429/503."""
+        return self._throttled
+
+    def _note(self, status: int | None) -> None:
+        with self._lock:
+            self._count += 1
+            if status in THROTTLING_STATUSES:
+                self._throttled += 1
+
+    def send(self, request: PipelineRequest) -> PipelineResponse:
+        settings: dict[str, Any] = self.configure_retries(request)
+        transport = request.context.transport
+        while True:
+            try:
+                response: PipelineResponse = self.next.send(request)
+            except AzureError as err:
+                if not _is_transient(err) or not self._may_retry(settings, request, err=err):
+                    raise
+                self._note(None)
+                self.sleep(settings, transport)
+                continue
+            status = response.http_response.status_code
+            if status in RETRIED_STATUSES and self._may_retry(settings, request, response=response):
+                self._note(status)
+                self._sleep_after(settings, transport, response)
+                continue
+            break
+        if settings["history"]:
+            response.context["history"] = settings["history"]
+        response.http_response.location_mode = settings["mode"]
+        return response
+
+    def _may_retry(
+        self,
+        settings: dict[str, Any],
+        request: PipelineRequest,
+        *,
+        response: PipelineResponse | None = None,
+        err: AzureError | None = None,
+    ) -> bool:
+        return bool(
+            self.increment(
+                settings,
+                request=request.http_request,
+                response=response.http_response if response else None,
+                error=err,
+            )
+        )
+
+    def _sleep_after(
+        self, settings: dict[str, Any], transport: Any, response: PipelineResponse
+    ) -> None:
+        backoff = self.get_backoff_time(settings)
+        retry_after = _retry_after_seconds(response)
+        if retry_after is not None:
+            backoff = max(backoff, min(retry_after, MAX_RETRY_AFTER_S))
+        if backoff > 0:
+            transport.sleep(backoff)
+
+
+def _retry_after_seconds(response: PipelineResponse) -> float | None:
+    value = response.http_response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare for storage; fall back to our own backoff
+
+
+def _is_transient(err: AzureError) -> bool:
+    """Connection trouble is worth a retry; a bad credential or a DNS failure is not."""
+    return isinstance(err, (ServiceRequestError, ServiceResponseError)) and not is_dns_failure(err)
+
+
+def is_dns_failure(err: BaseException) -> bool:
+    """True when the host name did not resolve (wrong account or suffix, or no DNS)."""
+    if not isinstance(err, ServiceRequestError):
+        return False
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [err]
+    while todo:
+        exc = todo.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if isinstance(exc, socket.gaierror) or type(exc).__name__ == "NameResolutionError":
+            return True
+        todo.extend([exc.__cause__, exc.__context__, getattr(exc, "inner_exception", None)])
+        todo.extend(a for a in getattr(exc, "args", ()) if isinstance(a, BaseException))
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    return False

@@ -1,0 +1,172 @@
+"""Per-file handlers: turn the bytes of one blob into inventory records and findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from amlport.errors import ParseError
+from amlport.model import findings as F
+from amlport.model.findings import Finding, Severity
+from amlport.model.inventory import Environment, InputRef, Inventory, Loc, Model, Pointer
+from amlport.secrets import find_secrets
+from amlport.storage.base import BlobInfo
+from amlport.walk import classify as C
+from amlport.walk import logs, parsers, specs
+
+SPECS_CONTAINER = "specs"  # pseudo-container of files given with --specs DIR
+
+
+class Handlers:
+    OUTPUT_MARKERS = frozenset({"_meta.yaml", "data_type.json", "model_spec.yaml"})
+
+    def __init__(self, inv: Inventory, *, scan_secrets: bool) -> None:
+        self.inv = inv
+        self.scan_secrets = scan_secrets
+        self._workdirs: set[Loc] = set()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def datastore(self, container: str) -> str:
+        return self.inv.source.datastore_of(container) or container
+
+    def _finding(self, code: str, path: str, msg: str, sev: Severity = Severity.MEDIUM) -> None:
+        self.inv.findings.append(Finding(code, path, msg, sev))
+
+    def text(self, blob: BlobInfo, data: bytes) -> str:
+        """Decode a text file, reporting non-UTF-8 content and any secret it holds."""
+        path = f"{blob.container}/{blob.name}"
+        text, utf8 = parsers.decode_text(data)
+        if not utf8:
+            self._finding(F.NON_UTF8_TEXT, path, "not valid UTF-8; read as Latin-1", Severity.LOW)
+        if self.scan_secrets:
+            found = find_secrets(text)
+            if found:
+                kinds = ", ".join(f"{k} x{n}" for k, n in sorted(found.items()))
+                self._finding(
+                    F.SECRET_IN_FILE,
+                    path,
+                    f"contains credentials ({kinds}); rotate them, amlport redacts them on export",
+                    Severity.HIGH,
+                )
+        return text
+
+    # -- logs ----------------------------------------------------------------------------------
+    def wants_log(self, rest: str) -> bool:
+        return self.scan_secrets or logs.is_lineage_log(rest)
+
+    def on_log(self, blob: BlobInfo, data: bytes) -> None:
+        text = self.text(blob, data)
+        ap = C.classify_artifact(blob.name)
+        if ap is None or not logs.is_lineage_log(ap.rest):
+            return
+        facts = logs.read_log(text)
+        run = self.inv.run(ap.run_id)
+        for node_id, child_id in facts.children:
+            child = self.inv.run(child_id)
+            child.parent_id, child.node_id = ap.run_id, node_id
+            if child_id not in run.children:
+                run.children.append(child_id)
+        if facts.module:
+            run.module = facts.module
+            run.parameters.update(facts.parameters)
+        for datastore, path, port in facts.locations:
+            run.inputs.append(InputRef(Loc(datastore, path), port, evidence=ap.rest))
+
+    # -- designer pointers and outputs -------------------------------------------------------
+    def on_pointer_candidate(self, blob: BlobInfo, data: bytes) -> None:
+        ap = C.classify_artifact(blob.name)
+        assert ap is not None
+        if not data.lstrip().startswith(b"{"):
+            self.inv.run(ap.run_id).artifacts.append(ap.rest)
+            return
+        path = f"{blob.container}/{blob.name}"
+        text = self.text(blob, data)
+        try:
+            doc = parsers.parse_pointer(text, path)
+        except ParseError as exc:
+            if "not a designer pointer" not in exc.reason:
+                raise
+            self.inv.run(ap.run_id).artifacts.append(ap.rest)
+            return
+        target = parsers.pointer_target(doc, None)
+        self.inv.pointers.append(Pointer(path, ap.run_id, ap.rest, target, doc.has_sas))
+        if doc.has_sas:
+            self._finding(
+                F.SAS_IN_POINTER,
+                path,
+                "pointer carries a SAS token (SasToken is not null); it is never exported",
+                Severity.HIGH,
+            )
+
+    def output_marker_reader(self, loc: Loc) -> Callable[[BlobInfo, bytes], None]:
+        def read(blob: BlobInfo, data: bytes) -> None:
+            out = self.inv.outputs[loc]
+            path = f"{blob.container}/{blob.name}"
+            text = self.text(blob, data)
+            base = blob.name.rsplit("/", 1)[-1]
+            if base == "_meta.yaml":
+                kind = str(parsers.parse_meta(text, path)["type"])
+            elif base == "data_type.json":
+                type_id = parsers.parse_data_type(text, path)
+                kind = parsers.LEGACY_TYPES.get(type_id, type_id)
+            else:
+                parsers.load_yaml(text, path)
+                kind = "ModelDirectory"
+            if out.format in ("files", "ModelDirectory") or kind == "ILearner":
+                out.format = kind
+
+        return read
+
+    def note_workdir(self, loc: Loc, blob: BlobInfo) -> None:
+        if loc in self._workdirs:
+            return
+        self._workdirs.add(loc)
+        self._finding(
+            F.LEGACY_WORKDIR,
+            f"{blob.container}/{loc.path}",
+            "legacy v1 run working directory (code snapshot, azureml-setup); "
+            "kept as a run record, not an output",
+            Severity.LOW,
+        )
+
+    # -- models ----------------------------------------------------------------------------------
+    def on_mlmodel(self, blob: BlobInfo, data: bytes) -> None:
+        path = f"{blob.container}/{blob.name}"
+        doc = parsers.parse_mlmodel(self.text(blob, data), path)
+        folder = blob.name.rsplit("/", 1)[0] if "/" in blob.name else ""
+        loc = Loc(self.datastore(blob.container), folder)
+        env = f"{loc}/{doc.env_file}" if doc.env_file else None
+        self.inv.models[loc] = Model(
+            loc=loc,
+            format="mlflow",
+            run_id=doc.run_id,
+            flavors=doc.flavors,
+            portable=True,
+            portability="MLflow model: loads with mlflow.pyfunc in any workspace",
+            environment=env,
+        )
+
+    # -- specs, environments ---------------------------------------------------------------------
+    def on_spec_file(self, blob: BlobInfo, data: bytes) -> None:
+        spec_id = f"{self.datastore(blob.container)}/{blob.name}"
+        path = f"{blob.container}/{blob.name}"
+        text = self.text(blob, data)
+        if C.is_dockerfile(blob.name):
+            self._add_env(specs.parse_dockerfile(text, spec_id, path))
+            return
+        doc = parsers.load_yaml(text, path)
+        kind = specs.spec_kind(doc)
+        if kind is None or not isinstance(doc, dict):
+            self.inv.unknown["yaml"] += 1
+        elif kind == "pipeline":
+            self.inv.pipelines[spec_id] = specs.parse_pipeline(doc, spec_id, path)
+        elif kind in ("component", "command_job"):
+            self.inv.components[spec_id] = specs.parse_component(doc, spec_id, path, kind)
+        elif kind == "environment":
+            self._add_env(specs.parse_environment(doc, spec_id, path))
+        elif kind == "conda":
+            self._add_env(specs.parse_conda(doc, spec_id, path))
+        else:
+            self.inv.assets[spec_id] = specs.parse_asset(doc, spec_id, path, kind)
+
+    def _add_env(self, env: Environment) -> None:
+        self.inv.environments[env.env_id] = env

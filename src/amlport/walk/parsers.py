@@ -1,0 +1,180 @@
+"""Parse the small files Azure ML leaves in storage (pure: bytes in, records out).
+
+Each parser raises ``ParseError(path, reason)`` on malformed input; the walker turns that into
+a finding and goes on. YAML is loaded with the safe loader and a bound on aliases, so an
+alias bomb is refused instead of being expanded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from amlport.errors import ParseError
+from amlport.model.inventory import Loc
+
+MAX_YAML_ALIASES = 64
+MAX_JSON_DEPTH = 64
+
+
+def decode_text(data: bytes) -> tuple[str, bool]:
+    """Decode as UTF-8 (BOM tolerated); fall back to Latin-1. Returns (text, was_utf8)."""
+    try:
+        return data.decode("utf-8-sig"), True
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), False
+
+
+def load_yaml(text: str, path: str) -> Any:
+    """Safe-load one YAML document, refusing alias bombs and syntax errors with a reason."""
+    try:
+        aliases = sum(
+            1 for ev in yaml.parse(text, Loader=yaml.SafeLoader) if isinstance(ev, yaml.AliasEvent)
+        )
+        if aliases > MAX_YAML_ALIASES:
+            raise ParseError(path, f"YAML uses {aliases} aliases (limit {MAX_YAML_ALIASES})")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise ParseError(path, f"invalid YAML{where}: {problem}") from None
+
+
+def load_json(text: str, path: str) -> Any:
+    """Parse JSON, refusing pathological nesting before the parser recurses into it."""
+    if _max_nesting(text) > MAX_JSON_DEPTH:
+        raise ParseError(path, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        reason = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise ParseError(path, reason) from None
+
+
+def _max_nesting(text: str) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            escaped = not escaped and ch == "\\"
+            if ch == '"' and not escaped:
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+@dataclass(frozen=True)
+class PointerDoc:
+    datastore: str | None
+    relative_path: str | None
+    container: str | None
+    account: str | None
+    has_sas: bool
+
+
+POINTER_KEYS = frozenset({"RelativePath", "AmlDataStoreName", "Uri", "Container"})
+
+
+def looks_like_pointer(data: bytes) -> bool:
+    head = data[:512].lstrip()
+    return head.startswith(b"{") and (b"RelativePath" in data or b"AmlDataStoreName" in data)
+
+
+def parse_pointer(text: str, path: str) -> PointerDoc:
+    """The designer's serialised AzureBlobReference (see storage layout §3.5)."""
+    doc = load_json(text, path)
+    if not isinstance(doc, dict) or not POINTER_KEYS & doc.keys():
+        raise ParseError(path, "not a designer pointer object (no RelativePath/AmlDataStoreName)")
+    sas = doc.get("SasToken")
+    return PointerDoc(
+        datastore=_str_or_none(doc.get("AmlDataStoreName")),
+        relative_path=_str_or_none(doc.get("RelativePath")),
+        container=_str_or_none(doc.get("Container")),
+        account=_str_or_none(doc.get("Account")),
+        has_sas=bool(sas),
+    )
+
+
+def pointer_target(doc: PointerDoc, container_datastore: str | None) -> Loc | None:
+    """The folder a pointer names, as a datastore location (the lineage edge)."""
+    datastore = doc.datastore or container_datastore
+    if not datastore or doc.relative_path is None:
+        return None
+    return Loc(datastore, doc.relative_path.strip("/"))
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def parse_meta(text: str, path: str) -> dict[str, Any]:
+    """A designer ``_meta.yaml``; ``type`` is required (as azureml.studio requires it)."""
+    doc = load_yaml(text, path)
+    if not isinstance(doc, dict) or "type" not in doc:
+        raise ParseError(path, "designer _meta.yaml without the required 'type' field")
+    return doc
+
+
+# data_type.json "Id" → designer port type (storage layout §3.3).
+LEGACY_TYPES = {
+    "Dataset": "DataFrameDirectory",
+    "ILearnerDotNet": "ILearner",
+    "IFilterDotNet": "ModelDirectory",
+    "IClusterDotNet": "ModelDirectory",
+    "IRecommenderDotNet": "ModelDirectory",
+    "ITransformDotNet": "TransformationDirectory",
+    "GenericCSV": "CsvFile",
+    "GenericTSV": "CsvFile",
+    "GenericFolder": "AnyDirectory",
+    "Any": "AnyDirectory",
+    "GenericCSVDirectory": "AnyDirectory",
+    "Zip": "ZipFile",
+    "PlainText": "AnyFile",
+    "GenericBinary": "AnyFile",
+    "GenericHtml": "AnyFile",
+}
+
+
+def parse_data_type(text: str, path: str) -> str:
+    doc = load_json(text, path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("Id"), str):
+        raise ParseError(path, "data_type.json without a string 'Id'")
+    return str(doc["Id"])
+
+
+@dataclass(frozen=True)
+class MLmodelDoc:
+    run_id: str | None
+    artifact_path: str | None
+    flavors: list[str]
+    model_id: str | None
+    env_file: str | None
+
+
+def parse_mlmodel(text: str, path: str) -> MLmodelDoc:
+    doc = load_yaml(text, path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("flavors"), dict):
+        raise ParseError(path, "MLmodel without a 'flavors' mapping")
+    flavors = doc["flavors"]
+    pyfunc = flavors.get("python_function") or {}
+    env = pyfunc.get("env") if isinstance(pyfunc, dict) else None
+    if isinstance(env, dict):
+        env = env.get("conda")
+    return MLmodelDoc(
+        run_id=_str_or_none(doc.get("run_id")),
+        artifact_path=_str_or_none(doc.get("artifact_path")),
+        flavors=sorted(str(k) for k in flavors),
+        model_id=_str_or_none(doc.get("model_id")),
+        env_file=_str_or_none(env),
+    )

@@ -1,0 +1,174 @@
+"""Recognise v2 YAML (pipeline jobs, components, environments, assets) and conda files.
+
+A document's kind comes from its ``$schema`` when present (the azureml-examples convention),
+otherwise from its shape. Bindings ``${{parent.jobs.<job>.outputs.<out>}}`` become
+``JobSpec.bindings`` so the lineage graph can draw ``binds`` edges and report dangling ones.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from amlport.model.inventory import AssetSpec, ComponentSpec, Environment, JobSpec, PipelineSpec
+
+BINDING = re.compile(r"\$\{\{\s*parent\.jobs\.([^.\s}]+)\.outputs\.([^.\s}]+)\s*\}\}")
+_SCHEMA_KINDS = (
+    ("pipelinejob", "pipeline"),
+    ("commandjob", "command_job"),
+    ("sweepjob", "command_job"),
+    ("component", "component"),
+    ("environment", "environment"),
+    ("model", "model"),
+    ("mltable", "data"),
+    ("data", "data"),
+)
+UNPINNED_LABELS = ("@latest", "/labels/latest")
+_PIN = re.compile(r"(==|=|<|>|~=|@)")
+# Tools conda files conventionally list without a version; flagging them is noise.
+NOT_PINNED_OK = frozenset({"pip"})
+
+
+def spec_kind(doc: Any) -> str | None:
+    """pipeline | component | command_job | environment | model | data | conda | None."""
+    if not isinstance(doc, dict):
+        return None
+    schema = str(doc.get("$schema", "")).lower().replace("_", "")
+    for needle, kind in _SCHEMA_KINDS:
+        if needle in schema:
+            return kind
+    if doc.get("type") == "pipeline" or isinstance(doc.get("jobs"), dict):
+        return "pipeline"
+    if "command" in doc and ("inputs" in doc or "outputs" in doc) and "name" in doc:
+        return "component"
+    if isinstance(doc.get("dependencies"), list):
+        return "conda"
+    if "name" in doc and ("image" in doc or "build" in doc):
+        return "environment"
+    return None
+
+
+def env_ref(value: Any) -> str | None:
+    """A component's ``environment:``: an asset reference string, or an inline definition."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return str(value.get("image") or value.get("name") or "inline")
+    return None
+
+
+def is_unpinned_ref(ref: str) -> bool:
+    return ref.endswith(UNPINNED_LABELS) or ":" not in ref.removeprefix("azureml:")
+
+
+def parse_pipeline(doc: dict[str, Any], spec_id: str, path: str) -> PipelineSpec:
+    spec = PipelineSpec(spec_id=spec_id, path=path, name=_opt_str(doc.get("name")))
+    for job_name, job in sorted((doc.get("jobs") or {}).items()):
+        if not isinstance(job, dict):
+            continue
+        spec.jobs[str(job_name)] = _parse_job(str(job_name), job, doc)
+    return spec
+
+
+def _parse_job(name: str, job: dict[str, Any], pipeline: dict[str, Any]) -> JobSpec:
+    component = job.get("component")
+    env = job.get("environment")
+    if isinstance(component, dict):  # inline component definition
+        env = env or component.get("environment")
+        component = component.get("name") or "inline"
+    spec = JobSpec(
+        name=name,
+        component=_opt_str(component),
+        environment=env_ref(env),
+        type=_opt_str(job.get("type")),
+    )
+    for input_name, value in sorted((job.get("inputs") or {}).items()):
+        text = value.get("path") if isinstance(value, dict) else value
+        for m in BINDING.finditer(str(text or "")):
+            spec.bindings.append((str(input_name), m[1], m[2]))
+    return spec
+
+
+def parse_component(doc: dict[str, Any], spec_id: str, path: str, kind: str) -> ComponentSpec:
+    return ComponentSpec(
+        spec_id=spec_id,
+        path=path,
+        name=_opt_str(doc.get("name")),
+        version=_opt_str(doc.get("version")),
+        type=kind if kind == "command_job" else _opt_str(doc.get("type") or "command"),
+        environment=env_ref(doc.get("environment")),
+        inputs=sorted(str(k) for k in (doc.get("inputs") or {})),
+        outputs=sorted(str(k) for k in (doc.get("outputs") or {})),
+    )
+
+
+def parse_environment(doc: dict[str, Any], env_id: str, path: str) -> Environment:
+    image = _opt_str(doc.get("image"))
+    return Environment(
+        env_id=env_id,
+        kind="v2_yaml",
+        path=path,
+        name=_opt_str(doc.get("name")),
+        image=image,
+        pinned=image is None or image_pinned(image),
+    )
+
+
+def parse_asset(doc: dict[str, Any], spec_id: str, path: str, kind: str) -> AssetSpec:
+    return AssetSpec(
+        spec_id=spec_id,
+        path=path,
+        asset_type=kind,
+        name=_opt_str(doc.get("name")),
+        version=_opt_str(doc.get("version")),
+        type=_opt_str(doc.get("type")),
+        target=_opt_str(doc.get("path")),
+    )
+
+
+def parse_conda(doc: dict[str, Any], env_id: str, path: str) -> Environment:
+    unpinned = sorted(set(_unpinned_deps(doc.get("dependencies") or [])))
+    return Environment(
+        env_id=env_id,
+        kind="conda",
+        path=path,
+        name=_opt_str(doc.get("name")),
+        pinned=not unpinned,
+        unpinned=unpinned,
+    )
+
+
+def _unpinned_deps(deps: list[Any]) -> list[str]:
+    out: list[str] = []
+    for dep in deps:
+        if isinstance(dep, dict):
+            out.extend(_unpinned_deps(list(dep.get("pip") or [])))
+        elif isinstance(dep, str) and dep not in NOT_PINNED_OK and not _PIN.search(dep):
+            out.append(dep)
+    return out
+
+
+def parse_dockerfile(text: str, env_id: str, path: str) -> Environment:
+    images = [
+        line.split()[1]
+        for line in text.splitlines()
+        if line.strip().upper().startswith("FROM ") and len(line.split()) > 1
+    ]
+    image = images[-1] if images else None
+    return Environment(
+        env_id=env_id, kind="dockerfile", path=path, image=image, pinned=image_pinned(image)
+    )
+
+
+def image_pinned(image: str | None) -> bool:
+    """Pinned by digest, or by a tag other than ``latest``."""
+    if not image:
+        return False
+    if "@sha256:" in image:
+        return True
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    return bool(tag) and tag != "latest"
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,253 @@
+"""Walk one workspace's storage into an ``Inventory``.
+
+One listing of every blob, then one parallel pass that reads only the small files that carry
+meaning (pointers, designer metadata, MLmodel, lineage logs, YAML, Dockerfiles; logs too when
+the secret scan is on), then a pure linking step. Nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from amlport.errors import AmlportError, ParseError, UsageError
+from amlport.model import findings as F
+from amlport.model.findings import Finding, Severity
+from amlport.model.inventory import Inventory, Loc, Output, Upload
+from amlport.storage.base import BlobInfo, Source
+from amlport.walk import classify as C
+from amlport.walk.handlers import SPECS_CONTAINER, Handlers
+from amlport.walk.linker import link
+
+ProgressFn = Callable[[str, int, int | None], None]
+MAX_PARSE_BYTES = 8 * 1024 * 1024
+MAX_POINTER_BYTES = 64 * 1024
+
+
+@dataclass
+class WalkOptions:
+    specs: Path | None = None
+    workers: int = 8
+    scan_secrets: bool = True
+    max_parse_bytes: int = MAX_PARSE_BYTES
+    progress: ProgressFn | None = None
+
+
+def walk(
+    source: Source, *, specs: Path | None = None, options: WalkOptions | None = None
+) -> Inventory:
+    opts = options or WalkOptions()
+    if specs is not None:
+        opts.specs = specs
+    return _Walker(source, opts).run()
+
+
+class _Walker:
+    def __init__(self, source: Source, options: WalkOptions) -> None:
+        self.source = source
+        self.opts = options
+        self.inv = Inventory(source=source.descriptor)
+        self.handlers = Handlers(self.inv, scan_secrets=options.scan_secrets)
+        self.names: dict[str, list[str]] = defaultdict(list)  # container -> sorted blob names
+        self.reads: list[tuple[BlobInfo, Callable[[BlobInfo, bytes], None]]] = []
+
+    def _progress(self, phase: str, done: int, total: int | None) -> None:
+        if self.opts.progress:
+            self.opts.progress(phase, done, total)
+
+    def run(self) -> Inventory:
+        blobstore, artifacts = self._list()
+        known_runs = self._classify_artifacts(artifacts)
+        self._classify_blobstore(blobstore, known_runs)
+        self._read_all()
+        if self.opts.specs is not None:
+            self._read_specs(self.opts.specs)
+        for names in self.names.values():
+            names.sort()
+        link(self.inv, self._has_blobs_under)
+        return self.inv
+
+    # -- listing -------------------------------------------------------------------------
+    def _list(self) -> tuple[list[BlobInfo], list[BlobInfo]]:
+        desc = self.source.descriptor
+        blobstore: list[BlobInfo] = []
+        artifacts: list[BlobInfo] = []
+        for blob in self.source.list_blobs():
+            self.inv.blobs += 1
+            self.inv.bytes += blob.size
+            self.names[blob.container].append(blob.name)
+            if blob.container == desc.artifact_container:
+                artifacts.append(blob)
+            elif blob.container == desc.blobstore_container:
+                blobstore.append(blob)
+            else:
+                self.inv.unknown[f"container:{blob.container}"] += 1
+            if self.inv.blobs % 5000 == 0:
+                self._progress("list", self.inv.blobs, None)
+        self._progress("list", self.inv.blobs, self.inv.blobs)
+        return blobstore, artifacts
+
+    def _has_blobs_under(self, container: str, path: str) -> bool:
+        names = self.names.get(container, [])
+        i = bisect.bisect_left(names, path)
+        return i < len(names) and (names[i] == path or names[i].startswith(path + "/"))
+
+    def _queue(self, blob: BlobInfo, handler: Callable[[BlobInfo, bytes], None]) -> None:
+        self.reads.append((blob, handler))
+
+    # -- artifact container ------------------------------------------------------------------
+    def _classify_artifacts(self, blobs: list[BlobInfo]) -> set[str]:
+        h = self.handlers
+        for blob in blobs:
+            ap = C.classify_artifact(blob.name)
+            if ap is None:
+                self.inv.unknown[f"artifacts:{blob.name.split('/', 1)[0]}"] += 1
+                continue
+            run = self.inv.run(ap.run_id)
+            run.exists = True
+            if ap.role in ("log", "execution_log"):
+                run.log_files.append(ap.rest)
+                if h.wants_log(ap.rest) and C.is_log_text(ap.rest):
+                    self._queue(blob, h.on_log)
+            elif ap.role == "pointer_candidate" and blob.size <= MAX_POINTER_BYTES:
+                self._queue(blob, h.on_pointer_candidate)
+            elif ap.role == "mlmodel":
+                self._queue(blob, h.on_mlmodel)
+            else:
+                run.artifacts.append(ap.rest)
+                self._queue_content(blob)
+        return {rid for rid, r in self.inv.runs.items() if r.exists}
+
+    # -- blobstore -----------------------------------------------------------------------------
+    def _classify_blobstore(self, blobs: list[BlobInfo], known_runs: set[str]) -> None:
+        desc = self.source.descriptor
+        datastore = desc.datastore_of(desc.blobstore_container) or "workspaceblobstore"
+        workdirs = self._legacy_workdirs(blobs)
+        for blob in blobs:
+            bp = C.classify_blobstore(blob.name)
+            if bp.area == "run_scoped" and bp.key is not None:
+                if (bp.root, bp.key) in workdirs:
+                    self._add_workdir_file(datastore, bp, blob)
+                else:
+                    self._add_output_file(datastore, f"{bp.root}/{bp.key}", bp.key, bp.rest, blob)
+            elif bp.area == "upload" and bp.key is not None:
+                self._add_upload_file(Loc(datastore, f"{bp.root}/{bp.key}"), bp.root, blob)
+            elif bp.root in known_runs and C.port_folder(bp.rest):
+                # v2 outputs also appear without the azureml/ segment: <job>/<output>/…
+                self._add_output_file(datastore, bp.root, bp.root, bp.rest, blob)
+            else:
+                self._add_upload_file(Loc(datastore, bp.root), "user", blob)
+            self._queue_content(blob)
+
+    @staticmethod
+    def _legacy_workdirs(blobs: list[BlobInfo]) -> set[tuple[str, str]]:
+        """``azureml/<run>/`` folders that are v1 working directories, not output ports."""
+        found: set[tuple[str, str]] = set()
+        for blob in blobs:
+            bp = C.classify_blobstore(blob.name)
+            if (
+                bp.area == "run_scoped"
+                and bp.root == "azureml"
+                and bp.key is not None
+                and ("/" not in bp.rest or bp.rest.startswith("azureml-setup/"))
+            ):
+                found.add((bp.root, bp.key))
+        return found
+
+    def _add_workdir_file(self, datastore: str, bp: C.BlobstorePath, blob: BlobInfo) -> None:
+        run = self.inv.run(str(bp.key))
+        run.exists = True  # the working directory is the run's own record
+        if run.runtime == "unknown":
+            run.runtime = "legacy_workdir"
+        self.handlers.note_workdir(Loc(datastore, f"{bp.root}/{bp.key}"), blob)
+
+    def _add_output_file(
+        self, datastore: str, scope: str, run_id: str, rest: str, blob: BlobInfo
+    ) -> None:
+        split = C.port_folder(rest)
+        port, inner = split if split else (rest, rest)
+        loc = Loc(datastore, f"{scope}/{port}")
+        out = self.inv.outputs.get(loc)
+        if out is None:
+            out = self.inv.outputs[loc] = Output(loc=loc, run_id=run_id, port=port)
+        out.files.append(inner)
+        out.size += blob.size
+        if split and "/" not in inner and inner in self.handlers.OUTPUT_MARKERS:
+            self._queue(blob, self.handlers.output_marker_reader(loc))
+
+    def _add_upload_file(self, loc: Loc, kind: str, blob: BlobInfo) -> None:
+        up = self.inv.uploads.get(loc)
+        if up is None:
+            up = self.inv.uploads[loc] = Upload(loc=loc, kind=kind)
+        up.files += 1
+        up.size += blob.size
+
+    def _queue_content(self, blob: BlobInfo) -> None:
+        """Queue files whose content matters wherever they are: YAML, Dockerfiles, MLmodel."""
+        handler = self._spec_handler(blob.name)
+        if handler is not None:
+            self._queue(blob, handler)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _read_all(self) -> None:
+        handlers = {blob.key: fn for blob, fn in self.reads}
+        total = len(self.reads)
+        limit = self.opts.max_parse_bytes
+        done = 0
+        results = self.source.read_many(
+            (b for b, _ in self.reads), max_bytes=limit + 1, workers=self.opts.workers
+        )
+        for result in results:
+            done += 1
+            if done % 500 == 0 or done == total:
+                self._progress("read", done, total)
+            path = f"{result.blob.container}/{result.blob.name}"
+            if result.error is not None or result.data is None:
+                self._finding(F.MALFORMED_FILE, path, f"could not be read: {result.error}")
+                continue
+            data = result.data
+            if len(data) > limit:
+                self._finding(
+                    F.TRUNCATED_READ,
+                    path,
+                    f"only the first {limit} bytes were parsed",
+                    Severity.INFO,
+                )
+                data = data[:limit]
+            self._dispatch(handlers[result.blob.key], result.blob, data, path)
+
+    def _dispatch(
+        self, fn: Callable[[BlobInfo, bytes], None], blob: BlobInfo, data: bytes, path: str
+    ) -> None:
+        try:
+            fn(blob, data)
+        except ParseError as exc:
+            self._finding(F.MALFORMED_FILE, path, exc.reason)
+        except AmlportError as exc:
+            self._finding(F.MALFORMED_FILE, path, exc.message)
+
+    def _finding(
+        self, code: str, path: str, message: str, severity: Severity = Severity.MEDIUM
+    ) -> None:
+        self.inv.findings.append(Finding(code, path, message, severity))
+
+    def _read_specs(self, folder: Path) -> None:
+        """``--specs DIR``: v2 YAML kept in git, merged into the inventory as ``specs/<path>``."""
+        if not folder.is_dir():
+            raise UsageError(f"--specs {folder} is not a folder", hint="give a folder of v2 YAML")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+            name = path.relative_to(folder).as_posix()
+            handler = self._spec_handler(name)
+            if handler is not None:
+                blob = BlobInfo(container=SPECS_CONTAINER, name=name, size=path.stat().st_size)
+                self._dispatch(handler, blob, path.read_bytes(), f"specs/{name}")
+
+    def _spec_handler(self, name: str) -> Callable[[BlobInfo, bytes], None] | None:
+        if name.rsplit("/", 1)[-1] == "MLmodel":
+            return self.handlers.on_mlmodel
+        if C.is_spec_candidate(name) or C.is_dockerfile(name):
+            return self.handlers.on_spec_file
+        return None

@@ -1,0 +1,58 @@
+"""Session-wide test fixtures shared by every suite.
+
+Azurite fixtures (helpers in ``tests/azurite.py``, importable as ``azurite``):
+
+- ``azurite`` (session) -> ``azurite.Azurite``: a running emulator. ``.endpoint``
+  (``http://127.0.0.1:<port>``), ``.pid``, ``.accounts`` (name -> ``AzuriteAccount`` with
+  ``.name``, ``.key``, ``.url`` = ``<endpoint>/<name>``, ``.connection_string``,
+  ``.service_client()``), ``.source`` / ``.target`` (the accounts ``amlsrc`` / ``amldst``,
+  empty at start; tests load what they need into containers of their own). Every fixture
+  workspace also gets an account of its own (see below). Skipped when ``npm ci`` was not run,
+  unless ``CI`` is set: there a missing emulator fails the run.
+- ``azurite_workspaces`` (session) -> ``dict[str, azurite.LoadedWorkspace]``: every
+  ``fixtures/workspaces/<name>/`` uploaded once, keyed by ``<name>``; each value has
+  ``.local_dir``, ``.account``, ``.url``, ``.containers``, ``.descriptor_file``.
+  One account per workspace because classic workspaces all have a container ``azureml``.
+
+Suites add their own fixtures in their own ``conftest.py``; keep this one generic.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import azurite` from any suite
+
+import azurite as az
+
+BASE_ACCOUNTS = (az.SOURCE_ACCOUNT, az.TARGET_ACCOUNT)
+
+
+def _workspace_accounts() -> dict[str, str]:
+    """Fixture folder -> Azurite account; deterministic, so computed where needed."""
+    return az.workspace_account_names(az.fixture_workspace_dirs(), BASE_ACCOUNTS)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[az.Azurite]:
+    try:
+        az.find_azurite()
+    except az.AzuriteUnavailable as exc:
+        if az.ci_requires_azurite():
+            pytest.fail(f"Azurite is required in CI: {exc}", pytrace=False)
+        pytest.skip(f"Azurite not available: {exc}")
+    accounts = [*BASE_ACCOUNTS, *_workspace_accounts().values()]
+    emulator = az.start_azurite(tmp_path_factory.mktemp("azurite"), accounts)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_workspaces(azurite: az.Azurite) -> dict[str, az.LoadedWorkspace]:
+    return az.load_workspaces(azurite, az.fixture_workspace_dirs(), _workspace_accounts())
