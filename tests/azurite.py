@@ -142,7 +142,7 @@ def ci_requires_azurite() -> bool:
 def find_azurite(binary: Path = AZURITE_BIN) -> tuple[str, Path]:
     """(node executable, azurite-blob script) or :class:`AzuriteUnavailable`."""
     if not binary.exists():
-        raise AzuriteUnavailable(f"{binary.relative_to(REPO_ROOT)} is missing: run `npm ci`")
+        raise AzuriteUnavailable(f"{binary} is missing: run `npm ci` in {REPO_ROOT}")
     node = shutil.which("node")
     if node is None:
         raise AzuriteUnavailable("node is not on PATH: install Node.js to run Azurite")

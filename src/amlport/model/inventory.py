@@ -133,11 +133,11 @@ class ComponentSpec:
 
 @dataclass
 class AssetSpec:
-    """A v2 model or data asset YAML."""
+    """A v2 model, data or schedule YAML."""
 
     spec_id: str
     path: str
-    asset_type: str  # model | data
+    asset_type: str  # model | data | schedule
     name: str | None = None
     version: str | None = None
     type: str | None = None

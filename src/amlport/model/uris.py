@@ -161,9 +161,9 @@ _V1 = "/mnt/batch/tasks/shared/LS_root/jobs/{workspace}/azureml/{run_id}"
 _V2 = "{root}/azureml/cr/j/{job_hex}/cap/data-capability/wd/{input_prefix}{port}"
 _REGISTRY = "azureml://registries/{registry}/{asset_type}/{name}"
 
-_HTTP = {"scheme": r"(?i:https?)"}
+_HTTP = {"scheme": r"https?"}
 _AZURITE = {
-    "scheme": r"(?i:https?)",
+    "scheme": r"https?",
     "host": r"(?:127\.0\.0\.1|localhost|\[::1\]|azurite)(?::\d{1,5})?",
     "account": r"[a-z0-9]{3,24}",
     "container": r"\$root|\$logs|\$web|[a-z0-9][a-z0-9-]{1,61}[a-z0-9]",
@@ -220,10 +220,8 @@ _SPECS: list[_Spec] = [
     ("azureml_ref", "azureml:{name}:{version}", _REF),
     ("azureml_ref", "azureml:{name}@{label}", _REF),
     ("azureml_ref", "azureml:{name}", _REF),
-    *_storage(
-        "wasb", "{scheme}://{container}@{account}.blob.{endpoint}", {"scheme": "(?i:wasbs?)"}
-    ),
-    *_storage("abfs", "{scheme}://{container}@{account}.dfs.{endpoint}", {"scheme": "(?i:abfss?)"}),
+    *_storage("wasb", "{scheme}://{container}@{account}.blob.{endpoint}", {"scheme": "wasbs?"}),
+    *_storage("abfs", "{scheme}://{container}@{account}.dfs.{endpoint}", {"scheme": "abfss?"}),
     *_storage("blob_https", "{scheme}://{account}.blob.{endpoint}/{container}", _HTTP),
     *_storage("blob_https", "{scheme}://{host}/{account}/{container}", _AZURITE),
     *_storage("dfs_https", "{scheme}://{account}.dfs.{endpoint}/{container}", _HTTP),
@@ -269,9 +267,12 @@ def _compile(family: str, template: str, overrides: Mapping[str, str]) -> _Form:
     )
     keys = frozenset(pieces[1::2])
     schemes = _schemes_of(template, overrides)
-    return _Form(family, template, re.compile(regex, re.DOTALL), keys, pieces[0], schemes)
+    flags = re.DOTALL | (re.IGNORECASE if family in _CASELESS_HOSTS else 0)
+    return _Form(family, template, re.compile(regex, flags), keys, pieces[0], schemes)
 
 
+# Storage URLs: scheme and host are case-insensitive; paths are matched by `.*` anyway.
+_CASELESS_HOSTS = frozenset({"wasb", "abfs", "blob_https", "dfs_https", "file_https", "adl"})
 _VARIABLE_SCHEMES = ("wasb", "wasbs", "abfs", "abfss", "http", "https", "azureml")
 
 
@@ -294,6 +295,16 @@ for _form in _FORMS:
     _BY_KEYS.setdefault((_form.family, _form.keys), _form)
     for _scheme in _form.schemes:
         _BY_SCHEME.setdefault(_scheme, []).append(_form)
+
+# A form that names only a root (``…/mounts/<ds>``, ``wasbs://c@acct…``, ``runs:/<id>``) has
+# a sibling with a path; it parses with that path key set to "", and "" formats back to it.
+_PATH_KEYS = ("path", "artifact_path")
+_IMPLICIT_EMPTY: dict[tuple[str, frozenset[str]], str] = {
+    (form.family, form.keys): key
+    for form in _FORMS
+    for key in _PATH_KEYS
+    if key not in form.keys and (form.family, form.keys | {key}) in _BY_KEYS
+}
 
 FAMILIES: tuple[str, ...] = (*dict.fromkeys(f.family for f in _FORMS), _DOUBLE)
 
@@ -330,13 +341,19 @@ _ENCODERS: dict[str, _Hook] = {"mount_v2": _encode_mount_v2, "mlflow_tracking": 
 
 def parse_uri(text: str) -> ParsedUri:
     """Parse any supported URI or compute mount path. Raises ``UriError`` if unrecognised."""
-    body, sep, query = text.strip().partition("?")
+    body, query = _split_query(text)
     if not body:
         raise UriError(text, "empty URI")
     found = _match(body)
     if found is None:
         raise UriError(text, "not a recognised URI form (see docs/uri-forms.md)")
-    return ParsedUri(found[0], text, found[1], query if sep else None)
+    return ParsedUri(found[0], text, found[1], query)
+
+
+def _split_query(text: str) -> tuple[str, str | None]:
+    """Surrounding whitespace is ignored; everything after the first '?' is the query."""
+    body, sep, query = text.strip().partition("?")
+    return body.rstrip(), (query if sep else None)
 
 
 def _match(body: str) -> tuple[str, dict[str, str]] | None:
@@ -348,6 +365,8 @@ def _match(body: str) -> tuple[str, dict[str, str]] | None:
         m = form.regex.fullmatch(body)
         if m is not None:
             fields = m.groupdict()
+            if (implicit := _IMPLICIT_EMPTY.get((form.family, form.keys))) is not None:
+                fields[implicit] = ""
             _DECODERS.get(form.family, _no_hook)(fields)
             return form.family, fields
     return None
@@ -377,6 +396,7 @@ def _format_body(family: str, fields: dict[str, str]) -> str:
         inner_family = fields.pop("inner_family", "")
         return "azureml:" + _format_body(inner_family, fields)
     _ENCODERS.get(family, _no_hook)(fields)
+    _drop_implicit_empty(family, fields)
     form = _BY_KEYS.get((family, frozenset(fields)))
     if form is None:
         raise UriError(
@@ -385,19 +405,29 @@ def _format_body(family: str, fields: dict[str, str]) -> str:
     return form.fill(fields)
 
 
+def _drop_implicit_empty(family: str, fields: dict[str, str]) -> None:
+    for key in _PATH_KEYS:
+        if fields.get(key) == "":
+            shorter = frozenset(fields) - {key}
+            if _IMPLICIT_EMPTY.get((family, shorter)) == key:
+                del fields[key]
+                return
+
+
 def with_fields(parsed: ParsedUri, **changes: str) -> ParsedUri:
     """Return ``parsed`` with some fields replaced; the result must still parse as its family.
 
     Values are URI text (encode a plain path with ``quote_path``). Raises ``UriError`` when
     the change cannot be expressed in this family.
     """
-    candidate = ParsedUri(parsed.family, parsed.raw, {**parsed.fields, **changes}, parsed.query)
-    text = format_uri(candidate)
-    found = _match(text)
+    wanted = {**parsed.fields, **changes}
+    text = format_uri(ParsedUri(parsed.family, parsed.raw, wanted, parsed.query))
+    body, _ = _split_query(text)  # as parse_uri will see it
+    found = _match(body)
     if found is None or found[0] != parsed.family:
         raise UriError(text, f"changing {sorted(changes)} does not give a {parsed.family} URI")
-    lost = sorted(k for k, v in changes.items() if found[1].get(k) != v)
-    if lost:
+    lost = sorted(k for k in wanted.keys() | found[1].keys() if wanted.get(k) != found[1].get(k))
+    if body != text or lost:
         raise UriError(text, f"fields {lost} do not survive formatting as {parsed.family}")
     raw = text if parsed.query is None else f"{text}?{parsed.query}"
     return ParsedUri(parsed.family, raw, found[1], parsed.query)

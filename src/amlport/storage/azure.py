@@ -499,7 +499,11 @@ class AzureSource(Source):
         loc = self.location
         if descriptor is not None:
             wanted = list(dict.fromkeys(descriptor.containers))
-            self._present = tuple(c for c in wanted if self._probe(c, required=c == wanted[0]))
+            # Like a local copy, a described container that does not exist is skipped; one
+            # that exists but this credential cannot read is an error for the blobstore.
+            self._present = tuple(
+                c for c in wanted if self._probe(c, must_exist=False, must_read=c == wanted[0])
+            )
             if not self._present:
                 raise SourceNotFound(
                     f"none of the workspace containers ({', '.join(wanted)}) exists in "
@@ -511,8 +515,11 @@ class AzureSource(Source):
             blob, art = self._pair_for(loc.container)
         else:
             blob, art = self._discover_pair()
-        present = [c for c in (blob, art) if c and self._probe(c, required=c == loc.container)]
-        self._present = tuple(present)
+        self._present = tuple(
+            c
+            for c in (blob, art)
+            if c and self._probe(c, must_exist=c == loc.container, must_read=c == blob)
+        )
         return WorkspaceDescriptor(
             account=str(loc.account),
             blobstore_container=blob or "azureml-blobstore-unknown",
@@ -563,17 +570,17 @@ class AzureSource(Source):
             art = partner if partner in names else art
         return blob or "azureml-blobstore-unknown", art
 
-    def _probe(self, container: str, *, required: bool) -> bool:
+    def _probe(self, container: str, *, must_exist: bool, must_read: bool) -> bool:
         """Whether ``container`` exists and can be listed (one one-item listing call).
 
-        A required container must; an optional one is skipped with the reason recorded.
+        Unless it must, a missing or unreadable container is skipped, the reason recorded.
         """
         pages = self._service.get_container_client(container).list_blobs(results_per_page=1)
         try:
             with self._translating(_Where("listing", container=container)):
                 next(iter(pages.by_page()), None)
         except (SourceNotFound, AccessDenied) as exc:
-            if required:
+            if must_exist if isinstance(exc, SourceNotFound) else must_read:
                 raise
             self.skipped_containers[container] = exc.message
             if isinstance(exc, AccessDenied):

@@ -18,6 +18,7 @@ token.
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from dataclasses import dataclass
@@ -34,20 +35,21 @@ MAX_RETRY_AFTER_S = 60.0
 
 @dataclass(frozen=True)
 class RetryConfig:
-    """How hard to retry. The defaults ride out a few seconds of throttling per call.
+    """How hard to retry. The defaults ride out about half a minute of throttling per call.
 
-    Backoff before retry *n* (1-based) is ``initial_backoff + increment_base ** (n - 1)``
-    (just ``initial_backoff`` for the first), ± ``jitter`` seconds, or the server's
-    ``Retry-After`` when that is longer (capped at a minute).
+    The wait before retry *n* (1-based) is ``initial_backoff * increment_base ** (n - 1)``,
+    at most ``max_backoff``, ± ``jitter`` seconds; or the server's ``Retry-After`` when that
+    is longer (capped at a minute). Defaults: 1, 2, 4, 8, 16 s.
     """
 
     total: int = 5
     initial_backoff: float = 1.0
     increment_base: float = 2.0
+    max_backoff: float = 30.0
     jitter: float = 0.5
 
 
-FAST_RETRY = RetryConfig(total=2, initial_backoff=0.05, increment_base=1.1, jitter=0.0)
+FAST_RETRY = RetryConfig(total=2, initial_backoff=0.05, increment_base=1.0, jitter=0.0)
 """For tests and tools that prefer a quick answer to patience."""
 
 
@@ -79,6 +81,14 @@ class CountingRetry(ExponentialRetry):
     def throttled(self) -> int:
         """Of those, how many answered a 429/503."""
         return self._throttled
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        # The SDK's formula waits initial + base**n, so even its first retry waits long;
+        # ours starts at ``initial_backoff`` and doubles (by default).
+        cfg = self.config
+        n = max(1, int(settings["count"]))
+        backoff = min(cfg.initial_backoff * cfg.increment_base ** (n - 1), cfg.max_backoff)
+        return max(0.0, backoff + random.uniform(-cfg.jitter, cfg.jitter))
 
     def _note(self, status: int | None) -> None:
         with self._lock:

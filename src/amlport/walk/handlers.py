@@ -31,13 +31,13 @@ class Handlers:
     def _finding(self, code: str, path: str, msg: str, sev: Severity = Severity.MEDIUM) -> None:
         self.inv.findings.append(Finding(code, path, msg, sev))
 
-    def text(self, blob: BlobInfo, data: bytes) -> str:
+    def text(self, blob: BlobInfo, data: bytes, *, scan: bool = True) -> str:
         """Decode a text file, reporting non-UTF-8 content and any secret it holds."""
         path = f"{blob.container}/{blob.name}"
         text, utf8 = parsers.decode_text(data)
         if not utf8:
             self._finding(F.NON_UTF8_TEXT, path, "not valid UTF-8; read as Latin-1", Severity.LOW)
-        if self.scan_secrets:
+        if self.scan_secrets and scan:
             found = find_secrets(text)
             if found:
                 kinds = ", ".join(f"{k} x{n}" for k, n in sorted(found.items()))
@@ -79,7 +79,7 @@ class Handlers:
             self.inv.run(ap.run_id).artifacts.append(ap.rest)
             return
         path = f"{blob.container}/{blob.name}"
-        text = self.text(blob, data)
+        text = self.text(blob, data, scan=False)
         try:
             doc = parsers.parse_pointer(text, path)
         except ParseError as exc:
@@ -87,6 +87,8 @@ class Handlers:
                 raise
             self.inv.run(ap.run_id).artifacts.append(ap.rest)
             return
+        if not doc.has_sas:
+            self.text(blob, data)  # the secret scan, for anything else the pointer holds
         target = parsers.pointer_target(doc, None)
         self.inv.pointers.append(Pointer(path, ap.run_id, ap.rest, target, doc.has_sas))
         if doc.has_sas:
@@ -157,6 +159,8 @@ class Handlers:
         kind = specs.spec_kind(doc)
         if kind is None or not isinstance(doc, dict):
             self.inv.unknown["yaml"] += 1
+        elif kind == "python_env":
+            return  # described by the model's conda file; nothing more to record
         elif kind == "pipeline":
             self.inv.pipelines[spec_id] = specs.parse_pipeline(doc, spec_id, path)
         elif kind in ("component", "command_job"):

@@ -171,21 +171,27 @@ def output_key(loc: Loc, runs: dict[str, Run]) -> Loc | None:
 
 def _inputs(inv: Inventory, has_blobs: HasBlobs) -> None:
     for run in inv.runs.values():
-        kept: dict[tuple[Loc, str | None], InputRef] = {}
+        kept: dict[Loc, InputRef] = {}
         for ref in run.inputs:
-            key = output_key(ref.loc, inv.runs)
-            if key is not None and _owner(key) == run.run_id:
+            if _owner(ref.loc) == run.run_id:
                 continue  # the run's own output or working directory
+            key = output_key(ref.loc, inv.runs)
             if key is not None:
                 ref.loc, ref.target_kind = key, "output"
+            if ref.loc not in kept or kept[ref.loc].port is None:
+                kept[ref.loc] = ref  # one edge per location; keep the one that names the port
+        for ref in kept.values():
+            if ref.target_kind == "output":
                 _check_output_exists(inv, run, ref, has_blobs)
-            kept.setdefault((ref.loc, ref.port), ref)
-        run.inputs = sorted(kept.values(), key=lambda r: (r.loc, r.port or ""))
+        run.inputs = sorted(kept.values(), key=lambda r: r.loc)
 
 
-def _owner(key: Loc) -> str:
-    parts = key.path.split("/")
-    return parts[1] if parts[0] in ("azureml", "dataset") else parts[0]
+def _owner(loc: Loc) -> str | None:
+    """The run a run-scoped location belongs to (``azureml|dataset/<run>/…`` or ``<run>/…``)."""
+    parts = loc.path.split("/")
+    if parts[0] in ("azureml", "dataset"):
+        return parts[1] if len(parts) > 1 else None
+    return parts[0]
 
 
 def _check_output_exists(inv: Inventory, run: Run, ref: InputRef, has_blobs: HasBlobs) -> None:

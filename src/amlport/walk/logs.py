@@ -23,6 +23,7 @@ MOUNTING = re.compile(
 MODULE_NAME = re.compile(r"--module-name[= ](?P<module>[\w.]+)")
 PARAM = re.compile(r"(?<!\S)--(?P<key>[A-Za-z][\w-]*)=(?P<value>\S+)")
 ARG_BEFORE = re.compile(r"--(?P<key>[A-Za-z][\w-]*)=$")
+URI_PHRASE = re.compile(r"\bURI (?P<uri>azureml://\S.*?)/?(?= to /| due to |\s*$)")
 INPUT_PORT = re.compile(r"/wd/INPUT_(?P<port>[^/\s]+)")
 # Log files whose content carries lineage; others are read only for the secret scan.
 LINEAGE_LOGS = re.compile(
@@ -68,7 +69,7 @@ def _read_line(line: str, facts: LogFacts) -> None:
             if p["key"] != "module-name" and "/" not in p["value"]:
                 facts.parameters[p["key"]] = p["value"]
     v2_port = INPUT_PORT.search(line)
-    for start, _end, uri in find_uris(line):
+    for start, uri in _uris_in(line):
         loc = _datastore_location(uri)
         if loc is None:
             continue
@@ -76,6 +77,14 @@ def _read_line(line: str, facts: LogFacts) -> None:
         flag = ARG_BEFORE.search(line, 0, start)
         port = flag["key"] if flag else (v2_port["port"] if v2_port else None)
         facts.locations.append((loc[0], loc[1], port))
+
+
+def _uris_in(line: str) -> list[tuple[int, str]]:
+    """URIs on a line; a data-capability ``URI <uri> to|due to`` phrase may hold spaces."""
+    phrase = URI_PHRASE.search(line)
+    if phrase:
+        return [(phrase.start("uri"), phrase["uri"])]
+    return [(start, uri) for start, _end, uri in find_uris(line)]
 
 
 def _datastore_location(uri: str) -> tuple[str, str] | None:

@@ -14,6 +14,7 @@ from amlport.model.inventory import AssetSpec, ComponentSpec, Environment, JobSp
 
 BINDING = re.compile(r"\$\{\{\s*parent\.jobs\.([^.\s}]+)\.outputs\.([^.\s}]+)\s*\}\}")
 _SCHEMA_KINDS = (
+    ("schedule", "schedule"),
     ("pipelinejob", "pipeline"),
     ("commandjob", "command_job"),
     ("sweepjob", "command_job"),
@@ -30,7 +31,8 @@ NOT_PINNED_OK = frozenset({"pip"})
 
 
 def spec_kind(doc: Any) -> str | None:
-    """pipeline | component | command_job | environment | model | data | conda | None."""
+    """pipeline | component | command_job | environment | model | data | schedule | conda |
+    python_env | None."""
     if not isinstance(doc, dict):
         return None
     schema = str(doc.get("$schema", "")).lower().replace("_", "")
@@ -41,6 +43,8 @@ def spec_kind(doc: Any) -> str | None:
         return "pipeline"
     if "command" in doc and ("inputs" in doc or "outputs" in doc) and "name" in doc:
         return "component"
+    if "build_dependencies" in doc and "python" in doc:
+        return "python_env"  # MLflow's virtualenv spec, beside conda.yaml in a model folder
     if isinstance(doc.get("dependencies"), list):
         return "conda"
     if "name" in doc and ("image" in doc or "build" in doc):

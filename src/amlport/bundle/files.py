@@ -1,0 +1,100 @@
+"""Durable file writes: temp file in the target directory, fsync, rename, fsync the directory.
+
+A reader therefore sees either no file or the whole file, never a partial one, even when the
+writer crashes or the machine loses power between the write and the rename. Temp files start
+with ``.tmp-`` so listings skip them and ``prune`` can sweep the ones a crash left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+TEMP_PREFIX = ".tmp-"
+
+
+def temp_path(directory: Path) -> Path:
+    return directory / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+
+
+def is_temp(path: Path) -> bool:
+    return path.name.startswith(TEMP_PREFIX)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (and Windows) refuse fsync on a directory
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def temp_file(directory: Path) -> Iterator[tuple[Path, BinaryIO]]:
+    """An open temp file in ``directory``, removed on error unless the caller renamed it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = temp_path(directory)
+    try:
+        with open(path, "xb") as fh:
+            yield path, fh
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def finish(fh: BinaryIO) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably."""
+    with temp_file(path.parent) as (tmp, fh):
+        fh.write(data)
+        finish(fh)
+    publish(tmp, path)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a finished temp file into place (replacing) and make the rename durable."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Create ``path`` with ``data`` unless it exists; True when this call created it.
+
+    Uses a hard link from a finished temp file, so the file appears complete or not at all and
+    two racing creators cannot both win. Falls back to rename where links are unsupported.
+    """
+    with temp_file(path.parent) as (tmp, fh):
+        fh.write(data)
+        finish(fh)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError:
+        if path.exists():
+            return False
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True

@@ -1,0 +1,151 @@
+"""Snapshots: one manifest per file, ``snapshots/<sha256 of the file's bytes>.json``.
+
+A snapshot is written last, after every object it references, and appears atomically, so a
+reader never sees a snapshot whose objects are not all there. Its name is the hash of its
+bytes: a hand-edited or truncated manifest no longer matches its name and is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from amlport.bundle import files
+from amlport.errors import IntegrityError, UsageError
+from amlport.model.manifest import Manifest, format_time
+
+SHORT_ID_LENGTH = 16
+_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+_PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}$")
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What ``snapshots`` lists and ``forget`` decides on, without the file lists."""
+
+    id: str
+    created: datetime
+    source_key: str
+    account: str | None = None
+    workspace: str | None = None
+    tags: tuple[str, ...] = ()
+    parent: str | None = None
+    assets: int = 0
+    files: int = 0
+    size: int = 0  # sum of the file sizes (before deduplication)
+    counts: dict[str, int] = field(default_factory=dict)  # assets per kind
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:SHORT_ID_LENGTH]
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> SnapshotInfo:
+        counts: dict[str, int] = {}
+        for asset in manifest.assets:
+            counts[asset.kind] = counts.get(asset.kind, 0) + 1
+        return cls(
+            id=manifest.snapshot_id or "",
+            created=manifest.created_at,
+            source_key=manifest.source_key,
+            account=manifest.source.get("account"),
+            workspace=manifest.source.get("workspace"),
+            tags=tuple(manifest.tags),
+            parent=manifest.parent,
+            assets=len(manifest.assets),
+            files=len(manifest.files),
+            size=sum(f.size for f in manifest.files),
+            counts=dict(sorted(counts.items())),
+        )
+
+
+class SnapshotStore:
+    """The ``snapshots/`` directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, snapshot_id: str) -> Path:
+        return self.root / f"{snapshot_id}.json"
+
+    def ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        names = (p.name[: -len(".json")] for p in self.root.glob("*.json"))
+        return sorted(n for n in names if _ID_RE.match(n))
+
+    def write(self, manifest: Manifest) -> str:
+        """Store a manifest (setting ``created`` if empty and ``snapshot_id``); its id."""
+        if not manifest.created:
+            manifest.created = format_time(datetime.now(timezone.utc))
+        data = manifest.to_json_bytes()  # without snapshot_id: the id names these bytes
+        snapshot_id = hashlib.sha256(data).hexdigest()
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Identical bytes give an identical name; an existing file is already this snapshot.
+        files.create_exclusive(self.path(snapshot_id), data)
+        manifest.snapshot_id = snapshot_id
+        return snapshot_id
+
+    def resolve(self, id_or_prefix: str) -> str:
+        """The full id for an id or a unique prefix; UsageError when none or several match."""
+        prefix = id_or_prefix.strip().lower()
+        if not _PREFIX_RE.match(prefix):
+            raise UsageError(
+                f"{id_or_prefix!r} is not a snapshot id",
+                hint="give the id or a prefix of it in hex, as `amlport snapshots` lists",
+            )
+        matches = [i for i in self.ids() if i.startswith(prefix)]
+        if not matches:
+            raise UsageError(
+                f"no snapshot {prefix!r} in {self.root.parent}",
+                hint="list the snapshots with `amlport snapshots`",
+            )
+        if len(matches) > 1:
+            shown = ", ".join(m[:SHORT_ID_LENGTH] for m in matches[:5])
+            raise UsageError(
+                f"snapshot prefix {prefix!r} is ambiguous: {len(matches)} match ({shown})",
+                hint="give more characters of the id",
+            )
+        return matches[0]
+
+    def load(self, id_or_prefix: str) -> Manifest:
+        return self.load_exact(self.resolve(id_or_prefix))
+
+    def load_exact(self, snapshot_id: str) -> Manifest:
+        where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
+        try:
+            raw = self.path(snapshot_id).read_bytes()
+        except FileNotFoundError:
+            raise UsageError(f"no {where} in {self.root.parent}") from None
+        check_snapshot_bytes(snapshot_id, raw)
+        manifest = Manifest.from_json_bytes(raw, where=where)
+        manifest.snapshot_id = snapshot_id
+        return manifest
+
+    def iter_manifests(self) -> Iterator[Manifest]:
+        for snapshot_id in self.ids():
+            yield self.load_exact(snapshot_id)
+
+    def infos(self) -> list[SnapshotInfo]:
+        """Every snapshot, oldest first (IntegrityError when one cannot be read)."""
+        infos = [SnapshotInfo.of(m) for m in self.iter_manifests()]
+        return sorted(infos, key=lambda i: (i.created, i.id))
+
+    def delete(self, snapshot_id: str) -> None:
+        self.path(snapshot_id).unlink(missing_ok=True)
+        files.fsync_dir(self.root)
+
+
+def check_snapshot_bytes(snapshot_id: str, raw: bytes) -> None:
+    """IntegrityError unless ``raw`` hashes to ``snapshot_id`` (truncation, hand edits)."""
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != snapshot_id:
+        raise IntegrityError(
+            f"snapshot {snapshot_id[:SHORT_ID_LENGTH]} is damaged: its file hashes to "
+            f"{actual[:SHORT_ID_LENGTH]} (truncated or edited)",
+            hint="restore snapshots/<id>.json from a copy, or forget this snapshot",
+        )

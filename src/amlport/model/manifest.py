@@ -1,0 +1,392 @@
+"""The bundle manifest: what one snapshot holds. Pure dataclasses and JSON, stdlib only.
+
+A manifest is stored as canonical JSON (sorted keys, UTF-8, 2-space indent) in
+``snapshots/<sha256 of those bytes>.json``. The snapshot id is therefore not inside the bytes
+it names: ``to_json_bytes`` leaves ``snapshot_id`` out and the reader puts it back from the
+file name after checking the hash. See docs/bundle-format.md for the full specification.
+
+Versioning: ``schema`` is ``amlport.bundle/<major>[.<minor>]``. A reader checks the major
+first and refuses one it does not know; fields it does not know from a newer minor of the
+same major are accepted (top-level ones are kept in ``extra`` so they survive a round trip).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from amlport import __version__
+from amlport.errors import IntegrityError
+
+SCHEMA_FAMILY = "amlport.bundle"
+SCHEMA_MAJOR = 1
+SCHEMA_MINOR = 0
+SCHEMA = f"{SCHEMA_FAMILY}/{SCHEMA_MAJOR}"
+SUPPORTED_MAJORS = (1,)
+ASSET_KINDS = ("model", "environment", "pipeline", "component", "run", "data", "spec")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_SCHEMA_RE = re.compile(r"^amlport\.bundle/(\d+)(?:\.(\d+))?$")
+_HINT = "the manifest is damaged or was edited by hand; run `amlport verify` on the repository"
+
+T = TypeVar("T")
+
+
+def _fail(where: str, what: str) -> IntegrityError:
+    return IntegrityError(f"{where}: {what}", hint=_HINT)
+
+
+# --- small pure helpers -----------------------------------------------------------------
+
+
+def format_time(when: datetime) -> str:
+    """ISO-8601 UTC with microseconds and a ``Z`` (sorts as text in time order)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO-8601 time with an offset (``Z`` accepted on Python 3.10 too)."""
+    value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if value.tzinfo is None:
+        raise ValueError("no UTC offset")
+    return value.astimezone(timezone.utc)
+
+
+def parse_schema(schema: str, *, where: str = "manifest") -> tuple[int, int]:
+    """(major, minor) of a schema string; IntegrityError for a foreign or unknown major."""
+    supported = ", ".join(f"{SCHEMA_FAMILY}/{m}.x" for m in SUPPORTED_MAJORS)
+    match = _SCHEMA_RE.match(schema)
+    if not match:
+        raise IntegrityError(f"{where}: unknown schema {schema!r}; supported: {supported}")
+    major, minor = int(match.group(1)), int(match.group(2) or 0)
+    if major not in SUPPORTED_MAJORS:
+        raise IntegrityError(
+            f"{where}: schema {schema!r} is newer than this amlport ({__version__}) can read; "
+            f"supported: {supported}",
+            hint="upgrade amlport to read this snapshot",
+        )
+    return major, minor
+
+
+def check_bundle_path(path: str, *, where: str = "manifest") -> str:
+    """A bundle path is relative POSIX: no leading ``/``, no ``.``/``..``/empty segments."""
+    bad = (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or "\x00" in path
+        or any(seg in ("", ".", "..") for seg in path.split("/"))
+    )
+    if bad:
+        raise _fail(where, f"{path!r} is not a safe bundle path (relative, no '..', no '\\')")
+    return path
+
+
+def check_digest(digest: str, *, where: str = "manifest") -> str:
+    if not DIGEST_RE.match(digest):
+        raise _fail(where, f"{digest!r} is not a digest of the form sha256:<64 hex>")
+    return digest
+
+
+def source_key(source: Mapping[str, Any]) -> str:
+    """A file-name-safe key for one source: the account plus a hash of where its data lives.
+
+    Snapshots of the same key form one retention group and share one incremental index.
+    """
+    identity = {
+        "account": source.get("account"),
+        "endpoint": source.get("endpoint"),
+        "containers": source.get("containers"),
+    }
+    blob = json.dumps(identity, sort_keys=True, default=str).encode()
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", str(source.get("account") or "source"))[:40]
+    return f"{slug}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+# --- typed field access for from_dict ---------------------------------------------------
+
+
+class _Fields:
+    """Read typed fields out of a JSON object, naming the field in every error."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise _fail(where, f"expected an object, got {type(data).__name__}")
+        self.data: dict[str, Any] = data
+        self.where = where
+
+    def _check(self, key: str, value: Any, typ: type | tuple[type, ...]) -> Any:
+        # bool is an int in Python; a JSON true where a size belongs is still wrong.
+        wrong_bool = isinstance(value, bool) and typ is int
+        if wrong_bool or not isinstance(value, typ):
+            name = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+            raise _fail(self.where, f"field '{key}' must be {name}, got {type(value).__name__}")
+        return value
+
+    def req(self, key: str, typ: type | tuple[type, ...]) -> Any:
+        if key not in self.data:
+            raise _fail(self.where, f"required field '{key}' is missing")
+        return self._check(key, self.data[key], typ)
+
+    def opt(self, key: str, typ: type | tuple[type, ...], default: Any) -> Any:
+        value = self.data.get(key)
+        return default if value is None else self._check(key, value, typ)
+
+    def strs(self, key: str) -> list[str]:
+        items = self.opt(key, list, [])
+        for i, item in enumerate(items):
+            self._check(f"{key}[{i}]", item, str)
+        return list(items)
+
+    def objects(self, key: str, parse: Callable[[Any, str], T], *, required: bool) -> list[T]:
+        items = self.req(key, list) if required else self.opt(key, list, [])
+        return [parse(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(items)]
+
+
+# --- entries ----------------------------------------------------------------------------
+
+
+@dataclass
+class FileEntry:
+    """One file of the snapshot: where it sits in the bundle and which object holds it."""
+
+    path: str
+    digest: str
+    size: int
+    original: dict[str, Any] | None = None  # {"datastore", "container", "path"} in the source
+    rewritten: bool = False
+    original_digest: str | None = None  # digest of the source bytes before rewriting
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "digest": self.digest,
+            "size": self.size,
+            "original": dict(self.original) if self.original is not None else None,
+            "rewritten": self.rewritten,
+            "original_digest": self.original_digest,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> FileEntry:
+        f = _Fields(data, where)
+        size = f.req("size", int)
+        if size < 0:
+            raise _fail(where, f"field 'size' must not be negative, got {size}")
+        original_digest = f.opt("original_digest", str, None)
+        return cls(
+            path=check_bundle_path(f.req("path", str), where=where),
+            digest=check_digest(f.req("digest", str), where=where),
+            size=size,
+            original=f.opt("original", dict, None),
+            rewritten=f.opt("rewritten", bool, False),
+            original_digest=(
+                check_digest(original_digest, where=where) if original_digest else None
+            ),
+        )
+
+
+@dataclass
+class AssetEntry:
+    """One exported asset and the bundle files that make it up."""
+
+    kind: str
+    name: str
+    id: str
+    files: list[str] = field(default_factory=list)
+    v2_yaml: str | None = None
+    portable: bool = True
+    requires: list[str] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "id": self.id,
+            "files": list(self.files),
+            "v2_yaml": self.v2_yaml,
+            "portable": self.portable,
+            "requires": list(self.requires),
+            "attrs": dict(self.attrs),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, *, known_kinds_only: bool = True) -> AssetEntry:
+        f = _Fields(data, where)
+        kind = f.req("kind", str)
+        if known_kinds_only and kind not in ASSET_KINDS:
+            raise _fail(where, f"unknown asset kind {kind!r}; known: {', '.join(ASSET_KINDS)}")
+        v2_yaml = f.opt("v2_yaml", str, None)
+        return cls(
+            kind=kind,
+            name=f.req("name", str),
+            id=f.req("id", str),
+            files=[check_bundle_path(p, where=where) for p in f.strs("files")],
+            v2_yaml=check_bundle_path(v2_yaml, where=where) if v2_yaml is not None else None,
+            portable=f.opt("portable", bool, True),
+            requires=f.strs("requires"),
+            attrs=f.opt("attrs", dict, {}),
+        )
+
+
+@dataclass
+class RewriteRecord:
+    """One location re-bound on export (``location``: JSON pointer, YAML path or ``line N``)."""
+
+    file: str
+    location: str
+    before: str
+    after: str
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> RewriteRecord:
+        f = _Fields(data, where)
+        return cls(**{k: f.req(k, str) for k in ("file", "location", "before", "after", "rule")})
+
+
+@dataclass
+class RedactionRecord:
+    """Secrets removed from one file: a kind and a count, never a value."""
+
+    file: str
+    kind: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> RedactionRecord:
+        f = _Fields(data, where)
+        return cls(file=f.req("file", str), kind=f.req("kind", str), count=f.req("count", int))
+
+
+# --- the manifest -----------------------------------------------------------------------
+
+_KNOWN = (
+    "schema", "tool_version", "created", "snapshot_id", "parent", "tags", "source", "selection",
+    "assets", "files", "lineage", "rewrites", "redactions", "warnings", "stats",
+)  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class Manifest:
+    """Everything one snapshot holds. ``Repository.write_snapshot`` sets id and time."""
+
+    source: dict[str, Any]  # WorkspaceDescriptor.to_dict() shape
+    schema: str = SCHEMA
+    tool_version: str = __version__
+    created: str = ""  # ISO-8601 UTC; set on write when empty
+    snapshot_id: str | None = None  # sha256 hex of the stored bytes; set on write / load
+    parent: str | None = None  # previous snapshot of the same source
+    tags: list[str] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)
+    assets: list[AssetEntry] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)
+    lineage: dict[str, Any] = field(default_factory=dict)  # node-link JSON
+    rewrites: list[RewriteRecord] = field(default_factory=list)
+    redactions: list[RedactionRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown fields of a newer minor
+
+    @property
+    def source_key(self) -> str:
+        return source_key(self.source)
+
+    @property
+    def created_at(self) -> datetime:
+        return parse_time(self.created)
+
+    def digests(self) -> set[str]:
+        """Every object this snapshot references."""
+        return {f.digest for f in self.files}
+
+    def file(self, path: str) -> FileEntry | None:
+        return next((f for f in self.files if f.path == path), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Deterministic: files, assets and redactions sorted; rewrites grouped by file."""
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            schema=self.schema,
+            tool_version=self.tool_version,
+            created=self.created,
+            parent=self.parent,
+            tags=list(self.tags),
+            source=dict(self.source),
+            selection=dict(self.selection),
+            assets=[a.to_dict() for a in sorted(self.assets, key=lambda a: (a.kind, a.id))],
+            files=[f.to_dict() for f in sorted(self.files, key=lambda f: f.path)],
+            lineage=dict(self.lineage),
+            rewrites=[r.to_dict() for r in sorted(self.rewrites, key=lambda r: r.file)],
+            redactions=[
+                r.to_dict() for r in sorted(self.redactions, key=lambda r: (r.file, r.kind))
+            ],
+            warnings=list(self.warnings),
+            stats=dict(self.stats),
+        )
+        if self.snapshot_id is not None:
+            out["snapshot_id"] = self.snapshot_id
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "manifest") -> Manifest:
+        f = _Fields(data, where)
+        _, minor = parse_schema(f.req("schema", str), where=where)  # the major comes first
+        created = f.req("created", str)
+        try:
+            parse_time(created)
+        except ValueError:
+            raise _fail(where, f"field 'created' is not an ISO-8601 time: {created!r}") from None
+        newer = minor > SCHEMA_MINOR  # a newer minor may add asset kinds
+        return cls(
+            schema=f.data["schema"],
+            tool_version=f.req("tool_version", str),
+            created=created,
+            snapshot_id=f.opt("snapshot_id", str, None),
+            parent=f.opt("parent", str, None),
+            tags=f.strs("tags"),
+            source=f.req("source", dict),
+            selection=f.opt("selection", dict, {}),
+            assets=f.objects(
+                "assets",
+                lambda d, w: AssetEntry.from_dict(d, w, known_kinds_only=not newer),
+                required=True,
+            ),
+            files=f.objects("files", FileEntry.from_dict, required=True),
+            lineage=f.opt("lineage", dict, {}),
+            rewrites=f.objects("rewrites", RewriteRecord.from_dict, required=False),
+            redactions=f.objects("redactions", RedactionRecord.from_dict, required=False),
+            warnings=f.strs("warnings"),
+            stats=f.opt("stats", dict, {}),
+            extra={k: v for k, v in f.data.items() if k not in _KNOWN},
+        )
+
+    def to_json_bytes(self) -> bytes:
+        """The canonical stored form (without ``snapshot_id``, which names these bytes)."""
+        data = self.to_dict()
+        data.pop("snapshot_id", None)
+        text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        return (text + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json_bytes(cls, raw: bytes, *, where: str = "manifest") -> Manifest:
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
+        return cls.from_dict(data, where=where)
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

@@ -1,0 +1,75 @@
+"""Log lines from the storage layout reference (§2.2) and what the walker learns from them."""
+
+from __future__ import annotations
+
+from amlport.walk import logs
+
+
+def test_executionlogs_children_with_node_ids() -> None:
+    text = (
+        "[2022-07-22 11:45:38Z] Submitting 2 runs, first five are: "
+        "1ee5f43f:8cf2e387-e7ec-44cc-9615-2108891153f7,"
+        "7d81aeeb:c8b837a9-1f79-4971-aae3-3191b29b42e8\n"
+        "[2022-07-22 11:47:02Z] Completing processing run id "
+        "c8b837a9-1f79-4971-aae3-3191b29b42e8.\n"
+    )
+    facts = logs.read_log(text)
+    assert facts.children == [
+        ("1ee5f43f", "8cf2e387-e7ec-44cc-9615-2108891153f7"),
+        ("7d81aeeb", "c8b837a9-1f79-4971-aae3-3191b29b42e8"),
+    ]
+
+
+def test_55_mount_line() -> None:
+    line = (
+        "2021/05/22 15:06:35 Mounting azureml-blobstore-6e64c585-4845-4356-b1e0-a28ca62f252a "
+        "container from ddsmleast9411768689 account at /mnt/batch/tasks/shared/LS_root/jobs/"
+        "dds-ml-east/azureml/fastai-custom-image_1621695915_a4bb441e/mounts/workspaceblobstore"
+    )
+    facts = logs.read_log(line)
+    assert facts.mounts == [
+        (
+            "azureml-blobstore-6e64c585-4845-4356-b1e0-a28ca62f252a",
+            "ddsmleast9411768689",
+            "workspaceblobstore",
+        )
+    ]
+
+
+def test_data_capability_uri_with_input_port() -> None:
+    line = (
+        "WARN  06:17:47  Failed to mount URI azureml://subscriptions/93044a08-0000/resourcegroups/"
+        "rg/workspaces/ws/datastores/mlops_blob/paths/azureml/ddc39112-d368-452b-88c2-c087c7063dd0"
+        "/champion_model/ to /mnt/azureml/cr/j/f91687126d3744229274c6ecbe85b820/cap/"
+        "data-capability/wd/INPUT_phaseb_champion due to exception of type ExecutionError"
+    )
+    facts = logs.read_log(line)
+    assert facts.locations == [
+        (
+            "mlops_blob",
+            "azureml/ddc39112-d368-452b-88c2-c087c7063dd0/champion_model",
+            "phaseb_champion",
+        )
+    ]
+
+
+def test_classic_command_line_ports_module_and_parameters() -> None:
+    mount = "/mnt/batch/tasks/shared/LS_root/jobs/ws/azureml/r2/mounts/workspaceblobstore"
+    line = (
+        "[2021-05-05T06:41:42.237729] Command=python -m azureml.studio.modulehost.module_invoker "
+        "--module-name=azureml.studio.modules.datatransform.split_data --fraction=0.7 "
+        f"--dataset={mount}/azureml/r1/Results_dataset --results-dataset1={mount}/azureml/r2/Out1"
+    )
+    facts = logs.read_log(line)
+    assert facts.module == "azureml.studio.modules.datatransform.split_data"
+    assert facts.parameters == {"fraction": "0.7"}
+    assert ("workspaceblobstore", "azureml/r1/Results_dataset", "dataset") in facts.locations
+    assert ("workspaceblobstore", "azureml/r2/Out1", "results-dataset1") in facts.locations
+
+
+def test_lineage_log_selection() -> None:
+    assert logs.is_lineage_log("logs/azureml/executionlogs.txt")
+    assert logs.is_lineage_log("azureml-logs/55_azureml-execution-tvmps_ab_d.txt")
+    assert logs.is_lineage_log("azureml-logs/70_driver_log_0.txt")
+    assert logs.is_lineage_log("system_logs/data_capability/data-capability.log")
+    assert not logs.is_lineage_log("user_logs/std_log.txt")
