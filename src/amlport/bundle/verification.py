@@ -1,0 +1,129 @@
+"""``verify``: every snapshot's own hash, and every object it references present and whole.
+
+Each object is read and hashed once however many snapshots share it. Problems are collected,
+not raised, so one report names every damaged object with the bundle paths that use it; the
+CLI turns a report that is not ``ok`` into exit code 4. Content checks of YAML and MLmodel
+files (``--deep``) live above this layer and read files through ``Repository.iter_files``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from amlport.bundle.objects import ObjectStore, StageProgress
+from amlport.bundle.snapshots import SHORT_ID_LENGTH, SnapshotStore
+from amlport.errors import IntegrityError
+from amlport.model.manifest import Manifest
+
+MISSING_OBJECT = "missing_object"
+CORRUPT_OBJECT = "corrupt_object"
+SIZE_MISMATCH = "size_mismatch"
+CORRUPT_SNAPSHOT = "corrupt_snapshot"
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    kind: str
+    message: str
+    snapshot_id: str | None = None
+    digest: str | None = None
+    paths: tuple[str, ...] = ()  # bundle paths (``<short snapshot id>:<path>``) using it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "snapshot_id": self.snapshot_id,
+            "digest": self.digest,
+            "paths": list(self.paths),
+        }
+
+
+@dataclass
+class VerifyReport:
+    snapshots: list[str] = field(default_factory=list)
+    objects_checked: int = 0
+    bytes_checked: int = 0
+    problems: list[VerifyProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "snapshots": list(self.snapshots),
+            "objects_checked": self.objects_checked,
+            "bytes_checked": self.bytes_checked,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+@dataclass
+class _Reference:
+    size: int
+    paths: list[str] = field(default_factory=list)
+
+
+def verify(
+    objects: ObjectStore,
+    snapshots: SnapshotStore,
+    snapshot_id: str | None = None,
+    progress: StageProgress | None = None,
+) -> VerifyReport:
+    report = VerifyReport()
+    ids = [snapshots.resolve(snapshot_id)] if snapshot_id else snapshots.ids()
+    refs: dict[str, _Reference] = {}
+    for sid in ids:
+        report.snapshots.append(sid)
+        manifest = _load(snapshots, sid, report)
+        if manifest is not None:
+            _collect(manifest, refs)
+    for done, digest in enumerate(sorted(refs), start=1):
+        _check_object(objects, digest, refs[digest], report)
+        if progress is not None:
+            progress("verify", done, len(refs))
+    return report
+
+
+def _load(snapshots: SnapshotStore, sid: str, report: VerifyReport) -> Manifest | None:
+    try:
+        return snapshots.load_exact(sid)
+    except IntegrityError as exc:
+        report.problems.append(VerifyProblem(CORRUPT_SNAPSHOT, str(exc), snapshot_id=sid))
+        return None
+
+
+def _collect(manifest: Manifest, refs: dict[str, _Reference]) -> None:
+    short = (manifest.snapshot_id or "")[:SHORT_ID_LENGTH]
+    for entry in manifest.files:
+        ref = refs.setdefault(entry.digest, _Reference(entry.size))
+        ref.paths.append(f"{short}:{entry.path}")
+
+
+def _check_object(
+    objects: ObjectStore, digest: str, ref: _Reference, report: VerifyReport
+) -> None:
+    report.objects_checked += 1
+    paths = tuple(ref.paths)
+    path = objects.path(digest)
+    if not path.is_file():
+        message = f"object {digest} is missing (used by {_first(paths)})"
+        report.problems.append(VerifyProblem(MISSING_OBJECT, message, digest=digest, paths=paths))
+        return
+    size = path.stat().st_size
+    report.bytes_checked += size
+    problem = objects.check(digest)
+    if problem is not None:
+        message = f"{problem} (used by {_first(paths)})"
+        report.problems.append(VerifyProblem(CORRUPT_OBJECT, message, digest=digest, paths=paths))
+    elif size != ref.size:
+        message = f"object {digest} has {size} bytes, the manifest says {ref.size}"
+        report.problems.append(VerifyProblem(SIZE_MISMATCH, message, digest=digest, paths=paths))
+
+
+def _first(paths: tuple[str, ...]) -> str:
+    more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+    return f"{paths[0]}{more}" if paths else "no file"
