@@ -149,6 +149,8 @@ def assert_clean_error(exc: AmlportError, *secrets: str) -> None:
         ("abfss://c1c@acct1.dfs.core.windows.net/", "acct1", "c1c", "core.windows.net",
          "https://acct1.blob.core.windows.net"),
         ("az://c1c", None, "c1c", "core.windows.net", None),
+        ("https://acct1.privatelink.blob.core.windows.net/c1c", "acct1", "c1c",
+         "core.windows.net", "https://acct1.privatelink.blob.core.windows.net"),
         ("http://127.0.0.1:10000/devstoreaccount1", "devstoreaccount1", None,
          "core.windows.net", "http://127.0.0.1:10000/devstoreaccount1"),
         ("http://localhost:10000/amlsrc/azureml", "amlsrc", "azureml", "core.windows.net",
@@ -259,6 +261,8 @@ def test_container_url_finds_hub_partner_and_descriptor_overrides(mini: Mini) ->
         assert src.descriptor.blobstore_container == mini.blobstore
         assert src.descriptor.artifact_container == mini.artifacts
         assert src.descriptor.datastores["workspaceartifactstore"] == mini.artifacts
+    with open_source(f"{mini.account.url}/{mini.artifacts}", auth=key_auth(mini.account)) as src:
+        assert src.containers == (mini.blobstore, mini.artifacts)  # the partner, both ways
     given = WorkspaceDescriptor(
         account="somethingelse", blobstore_container=mini.artifacts, workspace="ws-1"
     )

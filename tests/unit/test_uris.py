@@ -352,6 +352,17 @@ CATALOGUE: list[Case] = [
         },
     ),
     Case(
+        f"azureml:/subscriptions/{ARM_SUB}/resourceGroups/aml-test/providers/"
+        "Microsoft.MachineLearningServices/workspaces/lochen-matser-pipline/computes/cpu-cluster",
+        "azureml_arm_id",
+        {"asset_type": "computes", "name": "cpu-cluster"},
+    ),
+    Case(
+        "azureml://registries/azureml/components/train_model",
+        "azureml_registry",
+        {"registry": "azureml", "asset_type": "components", "name": "train_model"},
+    ),
+    Case(
         f"azureml://subscriptions/{SUB}/resourceGroups/rg-ml-dev/workspaces/autoprice-dev/"
         "models/price-regressor/versions/7",
         "azureml_asset_id",
@@ -512,6 +523,36 @@ def test_an_empty_path_formats_as_the_root_form(uri: str, canonical: str) -> Non
     p = parse_uri(uri)
     assert format_uri(p) == canonical
     assert parse_uri(canonical) == p
+
+
+SPEC_FAMILIES = {
+    "azureml_datastore_short",
+    "azureml_datastore_long",
+    "azureml_datastore_output",
+    "azureml_job_output",
+    "azureml_registry",
+    "azureml_asset_id",
+    "azureml_arm_id",
+    "azureml_ref",
+    "azureml_double_prefix",
+    "mlflow_tracking",
+    "wasb",
+    "blob_https",
+    "abfs",
+    "dfs_https",
+    "file_https",
+    "adl",
+    "runs",
+    "models",
+    "mlflow_artifacts",
+    "aml_artifact",
+    "mount_v1",
+    "mount_v2",
+}
+
+
+def test_family_names_are_the_agreed_ones_plus_workspace_scope() -> None:
+    assert set(FAMILIES) == SPEC_FAMILIES | {"azureml_workspace"}
 
 
 def test_catalogue_covers_every_family() -> None:
@@ -926,6 +967,14 @@ def test_find_uris_finds_short_datastore_uris_in_prose(ds: str, path: str) -> No
     assume(uri[-1] not in ".,:;!?*)]}")
     text = f"copied to {uri} (done)"
     assert list(find_uris(text)) == [(10, 10 + len(uri), uri)]
+
+
+@given(ds=_DATASTORE, path=_paths(), new_ds=_DATASTORE, new_path=_paths())
+def test_with_fields_moves_a_datastore_path(ds: str, path: str, new_ds: str, new_path: str) -> None:
+    p = parse_uri(short_datastore_uri(DatastorePath(ds, path)))
+    q = with_fields(p, datastore=new_ds, path=quote_path(new_path))
+    assert q.datastore_path == DatastorePath(new_ds, new_path)
+    assert parse_uri(format_uri(q)) == q
 
 
 @given(

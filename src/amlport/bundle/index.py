@@ -96,7 +96,8 @@ class SourceIndex:
         """Replace the index file atomically."""
         with self._mutex:
             rows = [
-                {"container": c, "name": n, **vars(e)} for (c, n), e in sorted(self._entries.items())
+                {"container": c, "name": n, **vars(e)}
+                for (c, n), e in sorted(self._entries.items())
             ]
         data = {"version": INDEX_VERSION, "source": self.source_key, "entries": rows}
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,8 +117,10 @@ class SourceIndex:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._entries.clear()
             if warn is not None:
-                warn(f"ignoring unreadable index {self.path.name} ({type(exc).__name__}); "
-                     "the next export reads every blob once")
+                warn(
+                    f"ignoring unreadable index {self.path.name} ({type(exc).__name__}); "
+                    "the next export reads every blob once"
+                )
 
 
 def _entry(row: dict[str, Any]) -> IndexEntry:

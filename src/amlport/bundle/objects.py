@@ -25,7 +25,8 @@ MAX_CHUNK_SIZE = 4 << 20
 ALGORITHM = "sha256"
 _VERIFY_HINT = "run `amlport verify` and re-export the affected assets"
 
-ByteProgress = Callable[[int], None]
+ByteProgress = Callable[[int], None]  # bytes just stored
+StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def format_digest(hexdigest: str) -> str:
@@ -81,13 +82,15 @@ class ObjectStore:
         stream: BinaryIO,
         *,
         expected_md5: str | None = None,
+        expected_digest: str | None = None,
         chunk_size: int = CHUNK_SIZE,
         progress: ByteProgress | None = None,
     ) -> tuple[str, int]:
         """Store a stream of any size with bounded memory; (digest, size).
 
         The bytes go to a temp file while SHA-256 (and MD5 when ``expected_md5`` is given)
-        are computed; a wrong MD5 raises IntegrityError and stores nothing.
+        are computed; a wrong MD5 (or a digest other than ``expected_digest``) raises
+        IntegrityError and stores nothing.
         """
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
             raise UsageError(f"chunk_size must be 1..{MAX_CHUNK_SIZE} bytes, got {chunk_size}")
@@ -100,8 +103,13 @@ class ObjectStore:
                     f"read {md5.hexdigest()}",
                     hint="the source changed or the transfer was damaged; re-run the export",
                 )
+            digest = format_digest(sha.hexdigest())
+            if expected_digest is not None and digest != expected_digest:
+                raise IntegrityError(
+                    f"object {expected_digest} is corrupt: its bytes hash to {digest}",
+                    hint="the copy was damaged or tampered with; get a fresh one",
+                )
             files.finish(fh)
-        digest = format_digest(sha.hexdigest())
         target = self.path(digest)
         if target.exists():
             tmp.unlink(missing_ok=True)

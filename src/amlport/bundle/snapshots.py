@@ -11,12 +11,12 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from amlport.bundle import files
 from amlport.errors import IntegrityError, UsageError
-from amlport.model.manifest import Manifest, format_time
+from amlport.model.manifest import Manifest
 
 SHORT_ID_LENGTH = 16
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -79,9 +79,7 @@ class SnapshotStore:
         return sorted(n for n in names if _ID_RE.match(n))
 
     def write(self, manifest: Manifest) -> str:
-        """Store a manifest (setting ``created`` if empty and ``snapshot_id``); its id."""
-        if not manifest.created:
-            manifest.created = format_time(datetime.now(timezone.utc))
+        """Store a checked manifest (with ``created`` set); sets ``snapshot_id``, returns it."""
         data = manifest.to_json_bytes()  # without snapshot_id: the id names these bytes
         snapshot_id = hashlib.sha256(data).hexdigest()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -89,6 +87,12 @@ class SnapshotStore:
         files.create_exclusive(self.path(snapshot_id), data)
         manifest.snapshot_id = snapshot_id
         return snapshot_id
+
+    def import_raw(self, snapshot_id: str, raw: bytes) -> bool:
+        """Store a snapshot file copied from elsewhere, byte for byte; False if present."""
+        check_snapshot_bytes(snapshot_id, raw)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return files.create_exclusive(self.path(snapshot_id), raw)
 
     def resolve(self, id_or_prefix: str) -> str:
         """The full id for an id or a unique prefix; UsageError when none or several match."""

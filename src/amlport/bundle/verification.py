@@ -103,9 +103,7 @@ def _collect(manifest: Manifest, refs: dict[str, _Reference]) -> None:
         ref.paths.append(f"{short}:{entry.path}")
 
 
-def _check_object(
-    objects: ObjectStore, digest: str, ref: _Reference, report: VerifyReport
-) -> None:
+def _check_object(objects: ObjectStore, digest: str, ref: _Reference, report: VerifyReport) -> None:
     report.objects_checked += 1
     paths = tuple(ref.paths)
     path = objects.path(digest)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from amlport import __version__
-from amlport.cli import common
+from amlport.cli import common, export_cmd
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
 from amlport.errors import UsageError
@@ -189,6 +189,9 @@ def _select(
             if not upstream:
                 keep |= lg.downstream(n)
     return lg.subgraph(keep)
+
+
+export_cmd.register(app)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from amlport.errors import AmlportError, ExitCode
+from amlport.errors import AmlportError, ExitCode, UsageError
 from amlport.secrets import redact
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth, open_source
@@ -59,12 +59,12 @@ def guarded() -> Iterator[None]:
         fail(exc)
 
 
+CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 ConnOpt = typer.Option(
     None,
     "--connection-string",
-    envvar="AZURE_STORAGE_CONNECTION_STRING",
-    show_envvar=True,
-    help="Azure storage connection string (never printed or logged).",
+    help=f"Azure storage connection string (never printed or logged). Default: "
+    f"${CONNECTION_STRING_ENV} when no other credential is given.",
     show_default=False,
 )
 KeyOpt = typer.Option(None, "--account-key", help="Storage account key.", show_default=False)
@@ -95,7 +95,11 @@ def source_from(
     workspace_file: Path | None,
 ) -> Source:
     if credential not in (None, "default"):
-        raise AmlportError(f"unknown --credential {credential!r}", hint="use --credential default")
+        raise UsageError(f"unknown --credential {credential!r}", hint="use --credential default")
+    explicit = account_key or sas_token or credential or "sig=" in location
+    if connection_string is None and not explicit:
+        # The environment is a default, not a second credential competing with an explicit one.
+        connection_string = os.environ.get(CONNECTION_STRING_ENV) or None
     auth = StorageAuth(
         connection_string=connection_string,
         account_key=account_key,

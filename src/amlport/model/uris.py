@@ -9,7 +9,9 @@ Design notes (the why):
   same template gives the parsing regex and the formatter, so the two cannot drift apart.
   Within a family every template has a distinct set of placeholders, so ``format_uri`` picks
   the template from the keys of ``ParsedUri.fields``. That makes formatting lossless for
-  every text ``parse_uri`` accepts (only ``…/runs/<id>/artifacts/`` loses its final ``/``).
+  every text ``parse_uri`` accepts, except that surrounding whitespace is dropped and a root
+  written with a trailing ``/`` and nothing after it (``wasbs://c@acct…/``, ``…/mounts/ds/``,
+  ``runs:/<id>/``, ``…/outputs/<o>/paths/``, ``…/runs/<id>/artifacts/``) loses that ``/``.
 - ``fields`` hold the text exactly as written (percent-encoded or not, original casing such
   as ``resourceGroups``). The neutral keys (``DatastorePath``, ``BlobLocation``,
   ``run_artifact``) hold *decoded* paths (``%20`` -> space) for every ``scheme:`` form; mount
@@ -168,16 +170,16 @@ _AZURITE = {
     "account": r"[a-z0-9]{3,24}",
     "container": r"\$root|\$logs|\$web|[a-z0-9][a-z0-9-]{1,61}[a-z0-9]",
 }
-_REF = {"name": r"[\w][\w.-]*", "version": r"[\w.-]+", "label": r"[\w.-]+"}
+_REF = {"name": r"\w[\w.-]*", "version": r"[\w.-]+", "label": r"[\w.-]+"}
 _NO_OVERRIDE: dict[str, str] = {}
 
 
 _Spec = tuple[str, str, Mapping[str, str]]
 
 
-def _storage(family: str, host: str, overrides: Mapping[str, str]) -> list[_Spec]:
-    """A storage form with a path, then the same form naming only its root."""
-    return [(family, host + "/{path}", overrides), (family, host, overrides)]
+def _with_path(family: str, root: str, overrides: Mapping[str, str]) -> list[_Spec]:
+    """A form with a path, then the same form naming only its root."""
+    return [(family, root + "/{path}", overrides), (family, root, overrides)]
 
 
 # Order matters: the first template that matches the whole text wins.
@@ -188,8 +190,16 @@ _SPECS: list[_Spec] = [
         "azureml://datastores/{datastore}/{path}",
         {"path": "ExperimentRun/.*"},
     ),
-    ("azureml_datastore_long", f"azureml://{_SCOPE}/datastores/{{datastore}}/paths/{{path}}", {}),
-    ("azureml_asset_id", f"azureml://{_SCOPE}/{{asset_type}}/{{name}}/versions/{{version}}", {}),
+    (
+        "azureml_datastore_long",
+        f"azureml://{_SCOPE}/datastores/{{datastore}}/paths/{{path}}",
+        _NO_OVERRIDE,
+    ),
+    (
+        "azureml_asset_id",
+        f"azureml://{_SCOPE}/{{asset_type}}/{{name}}/versions/{{version}}",
+        _NO_OVERRIDE,
+    ),
     ("azureml_workspace", f"azureml://{_SCOPE}", _NO_OVERRIDE),
     (
         "azureml_asset_id",
@@ -215,18 +225,22 @@ _SPECS: list[_Spec] = [
     ),
     ("mlflow_tracking", _TRACKING + _EXP_RUN, {"scheme": "azureml|https"}),
     ("mlflow_tracking", _TRACKING, {"scheme": "azureml|https"}),
-    ("azureml_arm_id", f"azureml:/{_SCOPE}/{{asset_type}}/{{name}}/versions/{{version}}", {}),
+    (
+        "azureml_arm_id",
+        f"azureml:/{_SCOPE}/{{asset_type}}/{{name}}/versions/{{version}}",
+        _NO_OVERRIDE,
+    ),
     ("azureml_arm_id", f"azureml:/{_SCOPE}/{{asset_type}}/{{name}}", _NO_OVERRIDE),
     ("azureml_ref", "azureml:{name}:{version}", _REF),
     ("azureml_ref", "azureml:{name}@{label}", _REF),
     ("azureml_ref", "azureml:{name}", _REF),
-    *_storage("wasb", "{scheme}://{container}@{account}.blob.{endpoint}", {"scheme": "wasbs?"}),
-    *_storage("abfs", "{scheme}://{container}@{account}.dfs.{endpoint}", {"scheme": "abfss?"}),
-    *_storage("blob_https", "{scheme}://{account}.blob.{endpoint}/{container}", _HTTP),
-    *_storage("blob_https", "{scheme}://{host}/{account}/{container}", _AZURITE),
-    *_storage("dfs_https", "{scheme}://{account}.dfs.{endpoint}/{container}", _HTTP),
-    *_storage("file_https", "{scheme}://{account}.file.{endpoint}/{container}", _HTTP),
-    *_storage("adl", "adl://{account}.azuredatalakestore.net", _NO_OVERRIDE),
+    *_with_path("wasb", "{scheme}://{container}@{account}.blob.{endpoint}", {"scheme": "wasbs?"}),
+    *_with_path("abfs", "{scheme}://{container}@{account}.dfs.{endpoint}", {"scheme": "abfss?"}),
+    *_with_path("blob_https", "{scheme}://{account}.blob.{endpoint}/{container}", _HTTP),
+    *_with_path("blob_https", "{scheme}://{host}/{account}/{container}", _AZURITE),
+    *_with_path("dfs_https", "{scheme}://{account}.dfs.{endpoint}/{container}", _HTTP),
+    *_with_path("file_https", "{scheme}://{account}.file.{endpoint}/{container}", _HTTP),
+    *_with_path("adl", "adl://{account}.azuredatalakestore.net", _NO_OVERRIDE),
     ("runs", "runs:/{run_id}/{artifact_path}", _NO_OVERRIDE),
     ("runs", "runs:/{run_id}", _NO_OVERRIDE),
     ("models", "models:/{name}@{alias}", {"name": "[^/@]+"}),
@@ -240,7 +254,7 @@ _SPECS: list[_Spec] = [
     ("mount_v1", _V1 + "/mounts/{datastore}", _NO_OVERRIDE),
     ("mount_v1", _V1 + "/wd/{path}", _NO_OVERRIDE),
     ("mount_v1", _V1 + "/wd", _NO_OVERRIDE),
-    *_storage("mount_v2", _V2, _NO_OVERRIDE),
+    *_with_path("mount_v2", _V2, _NO_OVERRIDE),
 ]
 
 

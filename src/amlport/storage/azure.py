@@ -81,7 +81,9 @@ AUTHORITY_HOSTS = {  # DefaultAzureCredential must sign in where the storage liv
     "core.usgovcloudapi.net": "login.microsoftonline.us",
 }
 
-_VHOST = re.compile(r"^(?P<account>[a-z0-9]+)\.(?P<service>blob|dfs)\.(?P<suffix>[a-z0-9.-]+)$")
+_VHOST = re.compile(
+    r"^(?P<account>[a-z0-9]+)\.(?:privatelink\.)?(?P<service>blob|dfs)\.(?P<suffix>[a-z0-9.-]+)$"
+)
 _CONTAINER = re.compile(r"^(\$root|\$logs|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
 
 
@@ -289,7 +291,10 @@ def _from_connection_string(
             f"the connection string is for account {client.account_name}, "
             f"but the URL names account {loc.account}",
         )
-    resolved = _parse_http(client.scheme, client.primary_hostname, None)
+    try:
+        resolved = _parse_http(client.scheme, client.primary_hostname, None)
+    except UsageError:  # a custom BlobEndpoint (custom domain): keep it as it is
+        resolved = AzureLocation(client.scheme, client.primary_hostname, client.account_name)
     sas = _sas_of_connection_string(conn_str)
     return client, replace(resolved, container=loc.container, sas_token=sas), None
 
@@ -518,10 +523,11 @@ class AzureSource(Source):
         self._present = tuple(
             c
             for c in (blob, art)
-            if c and self._probe(c, must_exist=c == loc.container, must_read=c == blob)
+            if c
+            and self._probe(c, must_exist=c == loc.container, must_read=c in (blob, loc.container))
         )
         return WorkspaceDescriptor(
-            account=str(loc.account),
+            account=loc.account or str(loc.host),
             blobstore_container=blob or "azureml-blobstore-unknown",
             artifact_container=art or ARTIFACT_CONTAINER,
             endpoint=loc.suffix,

@@ -66,6 +66,11 @@ class Source(abc.ABC):
     def describe(self) -> str:
         """A human-readable location with no credential in it."""
 
+    @property
+    def retry_count(self) -> int:
+        """Transient storage errors retried so far (0 for sources that never retry)."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and pools."""
 

@@ -39,10 +39,13 @@ class RetryConfig:
 
     The wait before retry *n* (1-based) is ``initial_backoff * increment_base ** (n - 1)``,
     at most ``max_backoff``, ± ``jitter`` seconds; or the server's ``Retry-After`` when that
-    is longer (capped at a minute). Defaults: 1, 2, 4, 8, 16 s.
+    is longer (capped at a minute). Defaults: 1, 2, 4, 8, 16 s. A connection that cannot be
+    opened at all is retried only ``connect_total`` times: that is usually a wrong URL or a
+    firewall, and the user should hear so in seconds rather than half a minute.
     """
 
     total: int = 5
+    connect_total: int = 2
     initial_backoff: float = 1.0
     increment_base: float = 2.0
     max_backoff: float = 30.0
@@ -63,7 +66,7 @@ class CountingRetry(ExponentialRetry):
             increment_base=cfg.increment_base,  # type: ignore[arg-type]
             retry_total=cfg.total,
             random_jitter_range=cfg.jitter,  # type: ignore[arg-type]
-            retry_connect=cfg.total,
+            retry_connect=min(cfg.connect_total, cfg.total),
             retry_read=cfg.total,
             retry_status=cfg.total,
         )

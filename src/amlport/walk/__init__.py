@@ -1,5 +1,6 @@
 """Walk a workspace's storage: classify every blob, parse the small files, build an inventory."""
 
-from amlport.walk.walker import WalkOptions, walk
+from amlport.walk.listing import Listing
+from amlport.walk.walker import WalkOptions, walk, walk_with_listing
 
-__all__ = ["WalkOptions", "walk"]
+__all__ = ["Listing", "WalkOptions", "walk", "walk_with_listing"]

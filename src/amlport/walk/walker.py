@@ -7,8 +7,6 @@ the secret scan is on), then a pure linking step. Nothing is written anywhere.
 
 from __future__ import annotations
 
-import bisect
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from amlport.storage.base import BlobInfo, Source
 from amlport.walk import classify as C
 from amlport.walk.handlers import SPECS_CONTAINER, Handlers
 from amlport.walk.linker import link
+from amlport.walk.listing import Listing
 
 ProgressFn = Callable[[str, int, int | None], None]
 MAX_PARSE_BYTES = 8 * 1024 * 1024
@@ -39,10 +38,18 @@ class WalkOptions:
 def walk(
     source: Source, *, specs: Path | None = None, options: WalkOptions | None = None
 ) -> Inventory:
+    return walk_with_listing(source, specs=specs, options=options)[0]
+
+
+def walk_with_listing(
+    source: Source, *, specs: Path | None = None, options: WalkOptions | None = None
+) -> tuple[Inventory, Listing]:
+    """Walk, and keep the listing for the next step (export reuses it: no second listing)."""
     opts = options or WalkOptions()
     if specs is not None:
         opts.specs = specs
-    return _Walker(source, opts).run()
+    walker = _Walker(source, opts)
+    return walker.run(), walker.listing
 
 
 class _Walker:
@@ -51,7 +58,7 @@ class _Walker:
         self.opts = options
         self.inv = Inventory(source=source.descriptor)
         self.handlers = Handlers(self.inv, scan_secrets=options.scan_secrets)
-        self.names: dict[str, list[str]] = defaultdict(list)  # container -> sorted blob names
+        self.listing = Listing()
         self.reads: list[tuple[BlobInfo, Callable[[BlobInfo, bytes], None]]] = []
 
     def _progress(self, phase: str, done: int, total: int | None) -> None:
@@ -65,9 +72,7 @@ class _Walker:
         self._read_all()
         if self.opts.specs is not None:
             self._read_specs(self.opts.specs)
-        for names in self.names.values():
-            names.sort()
-        link(self.inv, self._has_blobs_under)
+        link(self.inv, self.listing.has_blobs_under)
         return self.inv
 
     # -- listing -------------------------------------------------------------------------
@@ -78,7 +83,7 @@ class _Walker:
         for blob in self.source.list_blobs():
             self.inv.blobs += 1
             self.inv.bytes += blob.size
-            self.names[blob.container].append(blob.name)
+            self.listing.add(blob)
             if blob.container == desc.artifact_container:
                 artifacts.append(blob)
             elif blob.container == desc.blobstore_container:
@@ -88,12 +93,8 @@ class _Walker:
             if self.inv.blobs % 5000 == 0:
                 self._progress("list", self.inv.blobs, None)
         self._progress("list", self.inv.blobs, self.inv.blobs)
+        self.listing.freeze()
         return blobstore, artifacts
-
-    def _has_blobs_under(self, container: str, path: str) -> bool:
-        names = self.names.get(container, [])
-        i = bisect.bisect_left(names, path)
-        return i < len(names) and (names[i] == path or names[i].startswith(path + "/"))
 
     def _queue(self, blob: BlobInfo, handler: Callable[[BlobInfo, bytes], None]) -> None:
         self.reads.append((blob, handler))

@@ -1,0 +1,94 @@
+"""The exporter contract (Velero's item-action shape).
+
+An ``Exporter`` turns one selected item (a model, environment, pipeline, run or data asset) into
+an ``AssetEntry`` of the bundle manifest:
+
+- ``accepts(item, ctx)`` says whether this exporter handles the item (format, kind);
+- ``export(item, ctx)`` puts every byte through ``ctx.files`` (never anything else: no direct
+  writes, no storage clients of its own), may add generated files (a v2 YAML), and returns the
+  manifest entry. It MUST NOT write to the source; it reads only through ``ctx.files``.
+- It raises ``AssetUnsupported`` to skip an item with a reason (reported as a warning).
+
+Idempotency: exporting the same item twice adds the same files once (``ctx.files`` dedupes by
+source blob and by content).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from amlport.errors import AmlportError
+from amlport.lineage.graph import LineageGraph
+from amlport.model.inventory import Inventory, Model
+from amlport.model.manifest import AssetEntry
+from amlport.model.workspace import WorkspaceDescriptor
+
+KINDS = ("model", "environment", "pipeline", "run", "data")
+
+
+class AssetUnsupported(AmlportError):
+    """This exporter cannot export the item; the export goes on without it."""
+
+
+@dataclass(frozen=True, order=True)
+class ExportItem:
+    kind: str  # one of KINDS
+    node: str  # lineage node id, or a spec id for --specs files
+    name: str
+
+
+class FileSink(Protocol):
+    """Where exporters put bytes. Paths returned are bundle paths (``files/<ds>/<path>``)."""
+
+    def add_folder(self, container: str, prefix: str) -> list[str]: ...
+
+    def add_blob(self, container: str, name: str) -> str: ...
+
+    def add_generated(self, bundle_path: str, data: bytes) -> str: ...
+
+    def bundle_path(self, container: str, name: str) -> str: ...
+
+
+@dataclass
+class ExportContext:
+    inventory: Inventory
+    graph: LineageGraph
+    files: FileSink
+    warn: Callable[[str], None]
+    selected: set[str] = field(default_factory=set)  # node ids of every item in this export
+
+    @property
+    def source(self) -> WorkspaceDescriptor:
+        return self.inventory.source
+
+    def model(self, node: str) -> Model:
+        for loc, model in self.inventory.models.items():
+            if f"model:{loc}" == node:
+                return model
+        raise AssetUnsupported(f"{node} is not a model of this workspace")
+
+    def requires(self, node: str) -> list[str]:
+        """Selected assets this one needs: its environments and the runs that made it."""
+        g = self.graph.g
+        out = [v for _, v, k in g.out_edges(node, data="kind") if k == "uses_environment"]
+        out += [
+            u for u, _, k in g.in_edges(node, data="kind") if k in ("logged_model", "parent_of")
+        ]
+        return sorted(n for n in out if n in self.selected)
+
+    def container_of(self, datastore: str) -> str:
+        container = self.source.container_of(datastore)
+        if container is None:
+            raise AssetUnsupported(f"datastore {datastore!r} is not in this workspace's storage")
+        return container
+
+
+class Exporter(Protocol):
+    name: str
+    kinds: tuple[str, ...]
+
+    def accepts(self, item: ExportItem, ctx: ExportContext) -> bool: ...
+
+    def export(self, item: ExportItem, ctx: ExportContext) -> AssetEntry: ...

@@ -1,0 +1,218 @@
+"""Pack one snapshot into a ``.tar.gz`` and unpack such a file into a repository.
+
+A pack holds ``config.json``, exactly the objects of one snapshot, and the snapshot last —
+the repository layout, so ``tar -x`` of a pack is itself a valid repository. Packs are
+deterministic (no times, owners or modes from the machine).
+
+Unpacking treats the archive as hostile. Every member is checked before anything is written:
+only regular files and directories whose names match the layout exactly are allowed (no
+absolute paths, ``..``, links, devices or odd names). Nothing is extracted by name: objects are
+streamed into the object store, re-hashed on the way in, and snapshots are checked against
+their names and parsed (refusing unknown majors) before they are written, last.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from amlport.bundle import files
+from amlport.bundle.config import MAX_CONFIG_BYTES, RepositoryConfig
+from amlport.bundle.objects import ObjectStore, StageProgress, format_digest
+from amlport.bundle.snapshots import SnapshotStore, check_snapshot_bytes
+from amlport.errors import IntegrityError, UsageError
+from amlport.model.manifest import Manifest
+
+MAX_MANIFEST_BYTES = 256 << 20
+_OBJECT_RE = re.compile(r"^objects/sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
+_SNAPSHOT_RE = re.compile(r"^snapshots/([0-9a-f]{64})\.json$")
+_DIR_RE = re.compile(r"^(objects|objects/sha256|objects/sha256/[0-9a-f]{2}|snapshots)/?$")
+_HINT = "the archive was not made by `amlport pack` or was altered; nothing was unpacked"
+
+
+@dataclass
+class PackReport:
+    path: Path
+    snapshot_id: str
+    objects: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class UnpackReport:
+    snapshots: list[str] = field(default_factory=list)
+    objects_added: int = 0
+    objects_present: int = 0
+    bytes_added: int = 0
+
+
+def _info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    return info
+
+
+def pack(
+    objects: ObjectStore,
+    snapshots: SnapshotStore,
+    config: RepositoryConfig,
+    snapshot_id: str,
+    out_path: Path,
+    progress: StageProgress | None = None,
+) -> PackReport:
+    """Write the pack atomically; every object is re-hashed while it is copied."""
+    sid = snapshots.resolve(snapshot_id)
+    raw = snapshots.path(sid).read_bytes()
+    check_snapshot_bytes(sid, raw)
+    manifest = Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}")
+    report = PackReport(out_path, sid)
+    digests = sorted(manifest.digests())
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with files.temp_file(out_path.parent) as (tmp, fh):
+        with (
+            gzip.GzipFile(fileobj=fh, mode="wb", mtime=0, filename="") as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            _add_bytes(tar, "config.json", config.to_bytes())
+            for done, digest in enumerate(digests, start=1):
+                report.bytes += _add_object(tar, objects, digest)
+                report.objects += 1
+                if progress is not None:
+                    progress("pack", done, len(digests))
+            _add_bytes(tar, f"snapshots/{sid}.json", raw)
+        files.finish(fh)
+    files.publish(tmp, out_path)
+    return report
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    tar.addfile(_info(name, len(data)), io.BytesIO(data))
+
+
+def _add_object(tar: tarfile.TarFile, objects: ObjectStore, digest: str) -> int:
+    hexd = digest.split(":", 1)[1]
+    with objects.open(digest) as fh:  # raises IntegrityError when the object is missing
+        size = objects.path(digest).stat().st_size
+        tar.addfile(_info(f"objects/sha256/{hexd[:2]}/{hexd}", size), fh)
+        fh.read(1)  # reach end of file, where the verifying reader checks the hash
+    return size
+
+
+# --- unpack -------------------------------------------------------------------------------
+
+
+def scan(archive: Path) -> list[tarfile.TarInfo]:
+    """Every member of a pack, after checking each is allowed; IntegrityError otherwise."""
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            members = tar.getmembers()
+    except FileNotFoundError:
+        raise UsageError(f"no archive at {archive}") from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise IntegrityError(f"{archive} is not a readable .tar.gz ({exc})", hint=_HINT) from None
+    seen: set[str] = set()
+    for member in members:
+        _check_member(member, seen)
+    if not any(_SNAPSHOT_RE.match(m.name) for m in members):
+        raise IntegrityError(f"{archive} holds no snapshot", hint=_HINT)
+    return members
+
+
+def _check_member(member: tarfile.TarInfo, seen: set[str]) -> None:
+    name = member.name
+    shown = repr(name[:120] + ("…" if len(name) > 120 else ""))
+    if name in seen:
+        raise IntegrityError(f"archive member {shown} appears twice", hint=_HINT)
+    seen.add(name)
+    if member.isdir() and _DIR_RE.match(name):
+        return
+    if not member.isreg():
+        raise IntegrityError(f"archive member {shown} is not a regular file", hint=_HINT)
+    limit = _size_limit(name)
+    if limit is None:
+        raise IntegrityError(f"archive member {shown} is outside the bundle layout", hint=_HINT)
+    if member.size > limit:
+        raise IntegrityError(f"archive member {shown} is too large ({member.size})", hint=_HINT)
+
+
+def _size_limit(name: str) -> int | None:
+    if name == "config.json":
+        return MAX_CONFIG_BYTES
+    if _SNAPSHOT_RE.match(name):
+        return MAX_MANIFEST_BYTES
+    if _OBJECT_RE.match(name):
+        return 1 << 62
+    return None
+
+
+def unpack_into(
+    archive: Path,
+    members: list[tarfile.TarInfo],
+    objects: ObjectStore,
+    snapshots: SnapshotStore,
+    progress: StageProgress | None = None,
+) -> UnpackReport:
+    """Import scanned members: check manifests, stream objects, write snapshots last."""
+    report = UnpackReport()
+    with tarfile.open(archive, mode="r:gz") as tar:
+        manifests = _read_snapshots(tar, members)
+        objs = [m for m in members if _OBJECT_RE.match(m.name)]
+        for done, member in enumerate(objs, start=1):
+            _import_object(tar, member, objects, report)
+            if progress is not None:
+                progress("unpack", done, len(objs))
+    for sid, (raw, manifest) in sorted(manifests.items()):
+        missing = sorted(d for d in manifest.digests() if not objects.has(d))
+        if missing:
+            raise IntegrityError(
+                f"archive is incomplete: snapshot {sid[:16]} needs {len(missing)} object(s) "
+                f"it does not hold, first {missing[0]}",
+                hint=_HINT,
+            )
+        snapshots.import_raw(sid, raw)
+        report.snapshots.append(sid)
+    return report
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    fh = tar.extractfile(member)
+    if fh is None:  # scan() admitted regular files only
+        raise IntegrityError(f"archive member {member.name!r} has no data", hint=_HINT)
+    return fh
+
+
+def _read_snapshots(
+    tar: tarfile.TarFile, members: list[tarfile.TarInfo]
+) -> dict[str, tuple[bytes, Manifest]]:
+    out: dict[str, tuple[bytes, Manifest]] = {}
+    for member in members:
+        if member.name == "config.json":
+            with _read_member(tar, member) as fh:
+                RepositoryConfig.from_bytes(fh.read(), where="archive")
+        elif match := _SNAPSHOT_RE.match(member.name):
+            sid = match.group(1)
+            with _read_member(tar, member) as fh:
+                raw = fh.read()
+            check_snapshot_bytes(sid, raw)
+            out[sid] = (raw, Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}"))
+    return out
+
+
+def _import_object(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, objects: ObjectStore, report: UnpackReport
+) -> None:
+    match = _OBJECT_RE.match(member.name)
+    assert match is not None  # filtered by the caller
+    digest = format_digest(match.group(2))
+    if objects.has(digest):
+        report.objects_present += 1
+        return
+    with _read_member(tar, member) as fh:
+        _, size = objects.put_stream(fh, expected_digest=digest)
+    report.objects_added += 1
+    report.bytes_added += size

@@ -1,0 +1,84 @@
+"""``prune``: delete the objects that no snapshot references any more.
+
+The set of live objects is computed from every snapshot; if one cannot be read, prune stops
+(IntegrityError) rather than delete objects a damaged snapshot might still need. Temp files
+that crashed writers left behind are swept too, once they are older than the lock stale limit
+(a live writer holds a lock, and prune runs under an exclusive one).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from amlport.bundle.lock import DEFAULT_STALE_AFTER
+from amlport.bundle.objects import ObjectStore, StageProgress
+from amlport.bundle.snapshots import SnapshotStore
+
+
+@dataclass
+class PruneReport:
+    dry_run: bool
+    snapshots: int = 0
+    objects_total: int = 0
+    objects_referenced: int = 0
+    removed: list[str] = field(default_factory=list)  # digests (to be) deleted
+    bytes_freed: int = 0
+    temp_files_removed: int = 0
+
+    @property
+    def objects_removed(self) -> int:
+        return len(self.removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "snapshots": self.snapshots,
+            "objects_total": self.objects_total,
+            "objects_referenced": self.objects_referenced,
+            "objects_removed": self.objects_removed,
+            "bytes_freed": self.bytes_freed,
+            "temp_files_removed": self.temp_files_removed,
+        }
+
+
+def collect_garbage(
+    objects: ObjectStore,
+    snapshots: SnapshotStore,
+    *,
+    dry_run: bool,
+    progress: StageProgress | None = None,
+) -> PruneReport:
+    report = PruneReport(dry_run=dry_run)
+    live: set[str] = set()
+    for manifest in snapshots.iter_manifests():
+        report.snapshots += 1
+        live |= manifest.digests()
+    stored = list(objects.iter_digests())
+    report.objects_total = len(stored)
+    for done, digest in enumerate(stored, start=1):
+        if digest in live:
+            report.objects_referenced += 1
+        else:
+            report.removed.append(digest)
+            path = objects.path(digest)
+            report.bytes_freed += objects.delete(digest) if not dry_run else path.stat().st_size
+        if progress is not None:
+            progress("prune", done, len(stored))
+    if not dry_run:
+        report.temp_files_removed = _sweep_temp_files(objects)
+    return report
+
+
+def _sweep_temp_files(objects: ObjectStore) -> int:
+    cutoff = time.time() - DEFAULT_STALE_AFTER.total_seconds()
+    removed = 0
+    for path in objects.iter_temp_files():
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

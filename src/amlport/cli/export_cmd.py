@@ -1,0 +1,264 @@
+"""``export``, ``verify``, ``snapshots``, ``pack`` and ``unpack``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.table import Table
+
+from amlport.bundle import Repository
+from amlport.bundle.snapshots import SnapshotInfo
+from amlport.cli import common
+from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.errors import ExitCode, IntegrityError
+
+if TYPE_CHECKING:
+    from amlport.export import ExportResult
+
+# The default --include, spelled out here so that --help needs no export import.
+DEFAULT_INCLUDE = ("environments", "models", "pipelines", "runs")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("verify")(verify)
+    app.command("snapshots")(snapshots)
+    app.command("pack")(pack)
+    app.command("unpack")(unpack)
+
+
+def export(
+    source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
+    to: Path = typer.Option(..., "--to", help="Bundle repository (created if missing)."),
+    select: list[str] | None = typer.Option(
+        None,
+        "--select",
+        help="KIND:NAME to export (repeatable); KIND is model, pipeline, "
+        "environment, run or data. Default: everything of the --include kinds.",
+    ),
+    include: str = typer.Option(
+        ",".join(sorted(DEFAULT_INCLUDE)),
+        "--include",
+        help="Kinds to export: models,pipelines,environments,runs,data (data payloads only "
+        "when listed).",
+    ),
+    specs: Path | None = typer.Option(
+        None, "--specs", file_okay=False, help="A folder of v2 YAML (kept in git) to add."
+    ),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Tag the snapshot (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be exported."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel transfers."),
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+    workspace_file: Path | None = WsFileOpt,
+) -> None:
+    """Export models, pipelines, environments and run records to a verifiable bundle.
+
+    Storage URIs are rewritten to a neutral, datastore-relative form and secrets are removed.
+    Re-running reads only what changed. Exit 0 ok, 1 warnings/skipped items, 3 partial.
+    """
+    with guarded():
+        from amlport.export import ExportRequest, run_export
+        from amlport.export.selection import parse_include
+
+        request = ExportRequest(
+            select=list(select or []),
+            include=parse_include(include),
+            specs=specs,
+            dry_run=dry_run,
+            tags=list(tag or []),
+            workers=workers,
+        )
+        with (
+            common.source_from(
+                source, connection_string, account_key, sas_token, credential, workspace_file
+            ) as src,
+            common.progress_reporter(not as_json) as progress,
+        ):
+            result = run_export(src, to, request, progress=progress)
+        if as_json:
+            common.write_json(result.to_dict(), None)
+        else:
+            _render_export(result, dry_run)
+    raise typer.Exit(int(result.exit_code))
+
+
+def _render_export(result: ExportResult, dry_run: bool) -> None:
+    out = common.out
+    t = Table(
+        title="Assets" + (" (dry run: nothing written)" if dry_run else ""), title_justify="left"
+    )
+    for col in ("kind", "name", "files", "portable", "v2 yaml"):
+        t.add_column(col, overflow="fold")
+    for a in sorted(result.assets, key=lambda a: (a.kind, a.name)):
+        t.add_row(
+            a.kind,
+            a.name,
+            str(len(a.files)),
+            "yes" if a.portable else "[yellow]no[/]",
+            a.v2_yaml or "-",
+        )
+    out.print(t)
+    out.print(
+        f"planned: {result.planned_files} files, {result.planned_bytes:,} bytes; "
+        f"data payloads left out: {result.data_skipped_bytes:,} bytes "
+        "(add --include data to export them)"
+    )
+    for node, reason in result.skipped:
+        common.err.print(f"[yellow]skipped[/] {node}: {reason}", highlight=False)
+    if result.stats is not None:
+        s = result.stats
+        out.print(
+            f"snapshot [bold]{result.snapshot_id}[/] (parent {result.parent or '-'}): "
+            f"{s.files} files, {s.new_objects} new objects, {s.new_bytes:,} new bytes, "
+            f"{s.reused} reused, {s.rewritten} rewritten",
+            highlight=False,
+        )
+    for w in result.warnings:
+        common.err.print(f"[yellow]warning[/] {w}", highlight=False)
+
+
+RepoArg = typer.Argument(..., help="Bundle repository folder.")
+
+
+def verify(
+    repo: Path = RepoArg,
+    snapshot: str | None = typer.Option(None, "--snapshot", help="Only this snapshot."),
+    deep: bool = typer.Option(
+        False, "--deep", help="Also load every v2 YAML with azure.ai.ml and MLmodel with mlflow."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check every referenced object is present and hashes right. Exit 4 on any problem."""
+    with guarded():
+        repository = Repository.open(repo)
+        report = repository.verify(snapshot)
+        doc = report.to_dict()
+        deep_problems: list[dict[str, str]] = []
+        if deep:
+            from amlport.export.deep import deep_verify
+
+            ids = [snapshot] if snapshot else [s.id for s in repository.list_snapshots()]
+            checked = 0
+            for sid in ids:
+                n, problems = deep_verify(repository, repository.load_snapshot(sid))
+                checked += n
+                deep_problems += [
+                    {"snapshot": sid, "path": p.path, "reason": p.reason} for p in problems
+                ]
+            doc["deep"] = {"checked": checked, "problems": deep_problems}
+        if as_json:
+            common.write_json(doc, None)
+        else:
+            _render_verify(doc, deep_problems)
+        if not report.ok or deep_problems:
+            raise IntegrityError(
+                _first_problem(doc, deep_problems),
+                hint="restore the object from another copy or re-export",
+            )
+    raise typer.Exit(int(ExitCode.OK))
+
+
+def _render_verify(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> None:
+    common.out.print(
+        f"verified {len(doc['snapshots'])} snapshot(s), {doc['objects_checked']} object(s), "
+        f"{doc['bytes_checked']:,} bytes",
+        highlight=False,
+    )
+    for p in doc["problems"]:
+        where = ", ".join(p["paths"][:3])
+        common.err.print(
+            f"[red]problem[/] {p['message']}" + (f" ({where})" if where else ""), highlight=False
+        )
+    for p in deep_problems:
+        common.err.print(f"[red]deep[/] {p['path']}: {p['reason']}", highlight=False)
+    if "deep" in doc:
+        common.out.print(f"deep: {doc['deep']['checked']} documents loaded", highlight=False)
+
+
+def _first_problem(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> str:
+    if doc["problems"]:
+        p = doc["problems"][0]
+        paths = f" ({', '.join(p['paths'][:3])})" if p["paths"] else ""
+        return f"integrity check failed: {p['message']}{paths}"
+    p = deep_problems[0]
+    return f"integrity check failed: {p['path']} does not load: {p['reason']}"
+
+
+def snapshots(
+    repo: Path = RepoArg,
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List the snapshots of a repository, oldest first."""
+    with guarded():
+        rows = [_info_row(i) for i in Repository.open(repo).list_snapshots()]
+        if as_json:
+            common.write_json(rows, None)
+        else:
+            t = Table(title=f"Snapshots ({len(rows)})", title_justify="left")
+            for col in ("id", "created", "source", "tags", "assets", "files"):
+                t.add_column(col, overflow="fold")
+            for r in rows:
+                t.add_row(
+                    r["id"][:16],
+                    r["created"],
+                    r["source_key"],
+                    ",".join(r["tags"]),
+                    str(r["assets"]),
+                    str(r["files"]),
+                )
+            common.out.print(t)
+    raise typer.Exit(0)
+
+
+def _info_row(info: SnapshotInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "created": info.created.isoformat(),
+        "source_key": info.source_key,
+        "account": info.account,
+        "workspace": info.workspace,
+        "tags": list(info.tags),
+        "parent": info.parent,
+        "assets": info.assets,
+        "files": info.files,
+        "size": info.size,
+        "counts": info.counts,
+    }
+
+
+def pack(
+    repo: Path = RepoArg,
+    snapshot: str = typer.Option(..., "--snapshot", help="Snapshot id (or prefix) to pack."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .tar.gz to write."),
+) -> None:
+    """Write one snapshot and exactly its objects to a .tar.gz for handing over."""
+    with guarded():
+        report = Repository.open(repo).pack(snapshot, output)
+        common.out.print(
+            f"packed snapshot {report.snapshot_id[:16]}: {report.objects} objects, "
+            f"{report.bytes:,} bytes into {output}",
+            highlight=False,
+        )
+    raise typer.Exit(0)
+
+
+def unpack(
+    archive: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .tar.gz from pack."),
+    to: Path = typer.Option(..., "--to", help="Repository to unpack into (created if missing)."),
+) -> None:
+    """Import a packed snapshot into a repository. Rejects absolute paths, '..' and links."""
+    with guarded():
+        report = Repository.unpack(archive, to)
+        common.out.print(
+            f"unpacked {len(report.snapshots)} snapshot(s) into {to}: "
+            f"{report.objects_added} objects added, {report.objects_present} "
+            "already present",
+            highlight=False,
+        )
+    raise typer.Exit(0)

@@ -1,0 +1,192 @@
+"""``amlport export``: walk, select, run the exporters, transfer, write the snapshot last.
+
+Atomicity: objects are written first (each atomically, named by hash); the manifest is
+written last, so an interrupted export leaves no snapshot and a re-run reuses every object
+already stored. A run where some files failed still records a snapshot of what succeeded,
+marked incomplete, and reports a partial failure (exit 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amlport.bundle import Repository
+from amlport.errors import ExitCode
+from amlport.export.selection import DEFAULT_INCLUDE, Selection, select
+from amlport.export.writer import BundleWriter, TransferStats
+from amlport.exporters import registered
+from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
+from amlport.lineage import LineageGraph, build_graph
+from amlport.model.inventory import Inventory
+from amlport.model.manifest import AssetEntry, Manifest, source_key
+from amlport.rewriters.rules import Identity, RewriteRules
+from amlport.storage.base import Source
+from amlport.walk import WalkOptions, walk_with_listing
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class ExportRequest:
+    select: list[str] = field(default_factory=list)
+    include: frozenset[str] = DEFAULT_INCLUDE
+    specs: Path | None = None
+    dry_run: bool = False
+    tags: list[str] = field(default_factory=list)
+    workers: int = 8
+
+
+@dataclass
+class ExportResult:
+    assets: list[AssetEntry]
+    skipped: list[tuple[str, str]]  # (item node, reason)
+    planned_files: int
+    planned_bytes: int
+    data_skipped_bytes: int
+    warnings: list[str]
+    stats: TransferStats | None = None
+    snapshot_id: str | None = None
+    parent: str | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.stats is not None and self.stats.failures:
+            return ExitCode.PARTIAL
+        return ExitCode.WARNINGS if self.warnings or self.skipped else ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = vars(self.stats) if self.stats else None
+        return {
+            "snapshot": self.snapshot_id,
+            "parent": self.parent,
+            "assets": [
+                {
+                    "kind": a.kind,
+                    "name": a.name,
+                    "id": a.id,
+                    "files": len(a.files),
+                    "portable": a.portable,
+                    "v2_yaml": a.v2_yaml,
+                }
+                for a in self.assets
+            ],
+            "skipped": [{"item": n, "reason": r} for n, r in self.skipped],
+            "planned": {
+                "files": self.planned_files,
+                "bytes": self.planned_bytes,
+                "data_left_out_bytes": self.data_skipped_bytes,
+            },
+            "transfer": stats,
+            "warnings": self.warnings,
+        }
+
+
+def run_export(
+    source: Source,
+    repo_path: Path,
+    request: ExportRequest,
+    *,
+    progress: Progress | None = None,
+) -> ExportResult:
+    inv, listing = walk_with_listing(
+        source, options=WalkOptions(specs=request.specs, progress=progress)
+    )
+    lg = build_graph(inv)
+    chosen = select(inv, lg, request.select, request.include)
+    rules = RewriteRules(direction="export", source=Identity.from_descriptor(inv.source))
+    writer = BundleWriter(source, listing, rules, specs=request.specs)
+    assets, skipped = _plan(inv, lg, chosen, writer)
+    result = ExportResult(
+        assets=assets,
+        skipped=skipped,
+        planned_files=len(writer.blobs) + len(writer.generated),
+        planned_bytes=writer.planned_bytes,
+        data_skipped_bytes=sum(chosen.data_skipped.values()),
+        warnings=[],
+    )
+    if request.dry_run:
+        return result
+    repo = Repository.open_or_init(repo_path)
+    with repo.lock(exclusive=True):
+        _transfer_and_commit(repo, inv, lg, chosen, writer, request, result, progress)
+    return result
+
+
+def _plan(
+    inv: Inventory, lg: LineageGraph, chosen: Selection, writer: BundleWriter
+) -> tuple[list[AssetEntry], list[tuple[str, str]]]:
+    warnings: list[str] = []
+    ctx = ExportContext(inv, lg, writer, warnings.append, selected={i.node for i in chosen.items})
+    exporters = registered()
+    assets: list[AssetEntry] = []
+    skipped: list[tuple[str, str]] = []
+    for item in chosen.items:
+        exporter = next((e for e in exporters if e.accepts(item, ctx)), None)
+        if exporter is None:
+            skipped.append((item.node, f"no exporter handles {item.kind} {item.name!r}"))
+            continue
+        try:
+            assets.append(exporter.export(item, ctx))
+        except AssetUnsupported as exc:
+            skipped.append((item.node, exc.message))
+    skipped += [("-", w) for w in warnings]
+    return assets, skipped
+
+
+def _transfer_and_commit(
+    repo: Repository,
+    inv: Inventory,
+    lg: LineageGraph,
+    chosen: Selection,
+    writer: BundleWriter,
+    request: ExportRequest,
+    result: ExportResult,
+    progress: Progress | None,
+) -> None:
+    source = inv.source.to_dict()
+    key = source_key(source)
+    previous = repo.latest_snapshot(key)
+    index = repo.source_index(key)
+    total = len(writer.blobs)
+
+    def report(done: int, _bytes: int) -> None:
+        if progress:
+            progress("export", done, total)
+
+    try:
+        stats = writer.transfer(repo, index, previous, workers=request.workers, progress=report)
+    finally:
+        index.save()  # what was stored stays reusable, even after an interruption
+    result.stats = stats
+    failed = {f.split(": ", 1)[0] for f in stats.failures}
+    result.warnings = sorted(set(writer.warnings)) + [f"not exported: {f}" for f in stats.failures]
+    for asset in result.assets:
+        asset.files = [f for f in asset.files if f not in failed]
+    manifest = Manifest(
+        source=source,
+        parent=previous.snapshot_id if previous else None,
+        tags=sorted(request.tags),
+        selection={
+            "select": request.select,
+            "include": sorted(request.include),
+            "roots": chosen.roots,
+            "specs": bool(request.specs),
+        },
+        assets=result.assets,
+        files=sorted(writer.entries.values(), key=lambda f: f.path),
+        lineage=lg.subgraph(chosen.nodes).to_node_link(),
+        rewrites=sorted(writer.rewrites, key=lambda r: (r.file, r.location)),
+        redactions=sorted(writer.redactions, key=lambda r: (r.file, r.kind)),
+        warnings=result.warnings + [f"skipped {n}: {r}" for n, r in result.skipped],
+        stats={
+            **vars(stats),
+            "complete": not stats.failures,
+            "failures": len(stats.failures),
+            "data_left_out_bytes": result.data_skipped_bytes,
+        },
+    )
+    result.snapshot_id = repo.write_snapshot(manifest)
+    result.parent = manifest.parent

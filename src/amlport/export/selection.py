@@ -1,0 +1,151 @@
+"""Which items an export carries: the roots asked for, expanded through the lineage graph.
+
+Roots are every asset of the ``--include`` kinds, or the ``--select KIND:NAME`` matches.
+Each root brings its closure (``LineageGraph.closure``: what it derives from, what it points
+to, the environments it uses); a pipeline also brings its steps and the models they logged.
+Data payloads (uploads, run outputs that are not model folders) come only with ``data``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from amlport.errors import UsageError
+from amlport.exporters.base import ExportItem
+from amlport.lineage.graph import LineageGraph
+from amlport.model.inventory import Inventory
+
+INCLUDE_KINDS = {
+    "models": "model",
+    "pipelines": "pipeline",
+    "environments": "environment",
+    "runs": "run",
+    "data": "data",
+}
+DEFAULT_INCLUDE = frozenset({"models", "pipelines", "environments", "runs"})
+RUN_KINDS = ("pipeline_run", "step_run", "run")
+
+
+@dataclass
+class Selection:
+    items: list[ExportItem]
+    roots: list[str]
+    nodes: set[str]  # every node the export covers (the lineage subgraph it records)
+    data_skipped: dict[str, int] = field(default_factory=dict)  # node -> bytes left out
+
+
+def parse_include(text: str) -> frozenset[str]:
+    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
+    unknown = kinds - set(INCLUDE_KINDS)
+    if unknown:
+        raise UsageError(
+            f"unknown --include kind(s): {', '.join(sorted(unknown))}",
+            hint=f"use a comma-separated list of {', '.join(INCLUDE_KINDS)}",
+        )
+    return kinds
+
+
+def select(
+    inv: Inventory, lg: LineageGraph, select: list[str], include: frozenset[str]
+) -> Selection:
+    roots = _roots_from_select(lg, select) if select else _roots_from_include(inv, lg, include)
+    nodes: set[str] = set()
+    for root in roots:
+        nodes |= lg.closure(_expand(lg, root))
+    items: dict[str, ExportItem] = {}
+    skipped: dict[str, int] = {}
+    model_folders = {v for u, v, k in lg.g.edges(data="kind") if k == "points_to" and u in nodes}
+    for node in sorted(nodes - model_folders):
+        item = _item(inv, lg, node, data="data" in include or node in roots)
+        if item is not None:
+            items[node] = item
+        elif lg.g.nodes[node]["kind"] in ("output", "data"):
+            skipped[node] = int(lg.g.nodes[node].get("size", 0))
+    return Selection(sorted(items.values()), sorted(roots), nodes, skipped)
+
+
+def _roots_from_include(inv: Inventory, lg: LineageGraph, include: frozenset[str]) -> list[str]:
+    roots: list[str] = []
+    for node, data in lg.g.nodes(data=True):
+        kind = data["kind"]
+        if "models" in include and kind == "model" and data.get("exists", True):
+            roots.append(node)
+        elif "pipelines" in include and kind in ("pipeline", "pipeline_run"):
+            roots.append(node)
+        elif "environments" in include and kind == "environment" and data.get("path"):
+            roots.append(node)
+        elif "runs" in include and kind in RUN_KINDS and data.get("exists", True):
+            roots.append(node)
+    if "data" in include:
+        roots += [f"output:{loc}" for loc in inv.outputs if inv.outputs[loc].exists]
+        roots += [n for n in lg.nodes_of("data")]
+    return sorted(set(roots))
+
+
+def _roots_from_select(lg: LineageGraph, wanted: list[str]) -> list[str]:
+    roots: list[str] = []
+    for text in wanted:
+        kind, sep, name = text.partition(":")
+        if not sep or kind not in INCLUDE_KINDS.values():
+            raise UsageError(
+                f"--select {text!r} is not KIND:NAME",
+                hint=f"KIND is one of {', '.join(INCLUDE_KINDS.values())}; NAME an id, the end "
+                "of one (a run id, a folder) or a label, as 'amlport lineage' shows them",
+            )
+        matches = [n for n in lg.find(name) if _node_kind_matches(lg, n, kind)]
+        if not matches:
+            raise UsageError(
+                f"--select {text!r} matches nothing",
+                hint="list candidates with 'amlport scan --json'",
+            )
+        roots += matches
+    return sorted(set(roots))
+
+
+def _node_kind_matches(lg: LineageGraph, node: str, kind: str) -> bool:
+    node_kind = lg.g.nodes[node]["kind"]
+    return {
+        "model": node_kind == "model",
+        "pipeline": node_kind in ("pipeline", "pipeline_run"),
+        "environment": node_kind == "environment",
+        "run": node_kind in RUN_KINDS,
+        "data": node_kind in ("data", "output"),
+    }[kind]
+
+
+def _expand(lg: LineageGraph, root: str) -> set[str]:
+    """A pipeline brings its steps (jobs) and the models they logged."""
+    nodes = {root}
+    if lg.g.nodes[root]["kind"] not in ("pipeline", "pipeline_run"):
+        return nodes
+    todo = [root]
+    while todo:
+        n = todo.pop()
+        for _, child, kind in lg.g.out_edges(n, data="kind"):
+            if kind in ("parent_of", "logged_model") and child not in nodes:
+                nodes.add(child)
+                todo.append(child)
+    return nodes
+
+
+def _item(inv: Inventory, lg: LineageGraph, node: str, *, data: bool) -> ExportItem | None:
+    attrs = lg.g.nodes[node]
+    kind, label = attrs["kind"], str(attrs["label"])
+    if kind == "model" and attrs.get("exists", True):
+        return ExportItem("model", node, label)
+    if kind == "environment" and attrs.get("path"):
+        return ExportItem("environment", node, label)
+    if kind == "pipeline" or (kind == "pipeline_run" and attrs.get("exists", True)):
+        return ExportItem("pipeline", node, label)
+    if kind in RUN_KINDS and attrs.get("exists", True):
+        return ExportItem("run", node, label)
+    if kind in ("output", "data") and data and _has_payload(inv, lg, node):
+        return ExportItem("data", node, label)
+    return None
+
+
+def _has_payload(inv: Inventory, lg: LineageGraph, node: str) -> bool:
+    if lg.g.nodes[node]["kind"] == "output":
+        return bool(lg.g.nodes[node].get("exists", True))
+    datastore = str(lg.g.nodes[node].get("path", "")).split("/", 1)[0]
+    return inv.source.container_of(datastore) is not None

@@ -1,0 +1,278 @@
+"""Put exported files into the repository: rewritten where they bind to the workspace, copied
+otherwise, each at most once, in parallel, and not at all when the listing says the object is
+already stored (the incremental index: etag + size + MD5 decide, the MD5 is checked on read).
+
+Exporters only *plan* files (``add_blob``/``add_folder``/``add_generated`` do no I/O);
+``transfer`` does all the reading and writing afterwards, so ``--dry-run`` is exact and cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amlport import __version__
+from amlport.bundle import Repository
+from amlport.bundle.index import SourceIndex
+from amlport.errors import AmlportError, IntegrityError
+from amlport.model.manifest import FileEntry, Manifest, RedactionRecord, RewriteRecord
+from amlport.rewriters.files import needs_rewrite, rewrite_file
+from amlport.rewriters.rules import RewriteRules
+from amlport.secrets import has_secret
+from amlport.storage.base import BlobInfo, Source
+from amlport.walk.handlers import SPECS_CONTAINER
+from amlport.walk.listing import Listing
+
+ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
+MAX_REWRITE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class TransferStats:
+    files: int = 0
+    bytes: int = 0
+    new_objects: int = 0
+    new_bytes: int = 0
+    read_bytes: int = 0
+    reused: int = 0
+    rewritten: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class BundleWriter:
+    def __init__(
+        self, source: Source, listing: Listing, rules: RewriteRules, *, specs: Path | None = None
+    ) -> None:
+        self.source = source
+        self.listing = listing
+        self.specs = specs  # --specs DIR: files of the pseudo-container "specs"
+        if specs is not None:
+            for path in sorted(p for p in specs.rglob("*") if p.is_file() and not p.is_symlink()):
+                rel = path.relative_to(specs).as_posix()
+                listing.add(BlobInfo(SPECS_CONTAINER, rel, path.stat().st_size))
+            listing.freeze()
+        self.rules = rules
+        self.planned: dict[tuple[str, str], str] = {}
+        self.blobs: dict[str, BlobInfo] = {}
+        self.generated: dict[str, bytes] = {}
+        self.entries: dict[str, FileEntry] = {}
+        self.rewrites: list[RewriteRecord] = []
+        self.redactions: list[RedactionRecord] = []
+        self.warnings: list[str] = []
+        self.stats = TransferStats()
+        self._lock = threading.Lock()
+
+    # -- planning (no I/O) -------------------------------------------------------------
+    def bundle_path(self, container: str, name: str) -> str:
+        if container == SPECS_CONTAINER:
+            return f"specs/{name}"
+        datastore = self.source.descriptor.datastore_of(container) or container
+        return f"files/{datastore}/{name}"
+
+    def add_blob(self, container: str, name: str) -> str:
+        key = (container, name)
+        if key not in self.planned:
+            blob = self.listing.get(container, name)
+            if blob is None:
+                raise AmlportError(f"{container}/{name} is not in the source listing")
+            path = self.bundle_path(container, name)
+            self.planned[key] = path
+            self.blobs[path] = blob
+        return self.planned[key]
+
+    def add_folder(self, container: str, prefix: str) -> list[str]:
+        return [self.add_blob(container, b.name) for b in self.listing.under(container, prefix)]
+
+    def add_generated(self, bundle_path: str, data: bytes) -> str:
+        if has_secret(data.decode("utf-8", "replace")):  # generated from names and paths only
+            raise AmlportError(f"refusing to write {bundle_path}: it would contain a secret")
+        self.generated[bundle_path] = data
+        return bundle_path
+
+    @property
+    def planned_bytes(self) -> int:
+        return sum(b.size for b in self.blobs.values()) + sum(map(len, self.generated.values()))
+
+    # -- transfer ------------------------------------------------------------------------
+    def transfer(
+        self,
+        repo: Repository,
+        index: SourceIndex,
+        previous: Manifest | None,
+        *,
+        workers: int = 8,
+        progress: ProgressFn | None = None,
+    ) -> TransferStats:
+        carried = _carry_over(previous)
+        for path, data in sorted(self.generated.items()):
+            self._store_generated(repo, path, data)
+        done_files = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-export") as pool:
+            futures = {
+                pool.submit(self._copy, repo, index, carried, path, blob): path
+                for path, blob in sorted(self.blobs.items())
+            }
+            for fut in as_completed(futures):
+                path = futures[fut]
+                try:
+                    fut.result()
+                except AmlportError as exc:
+                    with self._lock:
+                        self.stats.failures.append(f"{path}: {exc.message}")
+                done_files += 1
+                if progress:
+                    progress(done_files, self.stats.bytes)
+        return self.stats
+
+    def _store_generated(self, repo: Repository, path: str, data: bytes) -> None:
+        digest = self._put(repo, data)
+        self.entries[path] = FileEntry(path=path, digest=digest, size=len(data))
+
+    def _put(self, repo: Repository, data: bytes) -> str:
+        existed = repo.has_object(_digest(data))
+        digest = repo.put_bytes(data)
+        with self._lock:
+            self.stats.files += 1
+            self.stats.bytes += len(data)
+            if not existed:
+                self.stats.new_objects += 1
+                self.stats.new_bytes += len(data)
+        return digest
+
+    def _copy(
+        self, repo: Repository, index: SourceIndex, carried: _Carried, path: str, blob: BlobInfo
+    ) -> None:
+        original: dict[str, str] = {
+            "datastore": path.split("/")[1],
+            "container": blob.container,
+            "path": blob.name,
+        }
+        if blob.container == SPECS_CONTAINER:
+            original = {"specs": blob.name}
+            self._rewrite(repo, index, carried, path, blob, original)
+        elif needs_rewrite(blob.name, blob.size) and blob.size <= MAX_REWRITE_BYTES:
+            self._rewrite(repo, index, carried, path, blob, original)
+        else:
+            self._raw(repo, index, path, blob, original)
+
+    def _raw(
+        self,
+        repo: Repository,
+        index: SourceIndex,
+        path: str,
+        blob: BlobInfo,
+        original: dict[str, str],
+    ) -> None:
+        hit = index.lookup(blob.container, blob.name, blob.etag, blob.size, blob.content_md5)
+        if hit is not None:
+            with self._lock:
+                self.stats.reused += 1
+                self.stats.files += 1
+                self.stats.bytes += blob.size
+            self.entries[path] = FileEntry(path=path, digest=hit, size=blob.size, original=original)
+            return
+        with self.source.open_stream(blob.container, blob.name) as stream:
+            digest, size = repo.put_stream(stream, expected_md5=_hex_md5(blob.content_md5))
+        index.record(blob.container, blob.name, blob.etag, blob.size, blob.content_md5, digest)
+        with self._lock:  # an index miss: the bytes were read and stored (dedupe aside)
+            self.stats.files += 1
+            self.stats.bytes += size
+            self.stats.read_bytes += size
+            self.stats.new_objects += 1
+            self.stats.new_bytes += size
+        self.entries[path] = FileEntry(path=path, digest=digest, size=size, original=original)
+
+    def _read(self, blob: BlobInfo) -> bytes:
+        if blob.container == SPECS_CONTAINER and self.specs is not None:
+            return (self.specs / blob.name).read_bytes()
+        return self.source.read_bytes(blob.container, blob.name)
+
+    def _rewrite(
+        self,
+        repo: Repository,
+        index: SourceIndex,
+        carried: _Carried,
+        path: str,
+        blob: BlobInfo,
+        original: dict[str, str],
+    ) -> None:
+        space = f"rewritten/{__version__}/{blob.container}"
+        hit = index.lookup(space, blob.name, blob.etag, blob.size, blob.content_md5)
+        if hit is not None and path in carried.entries and carried.entries[path].digest == hit:
+            with self._lock:
+                self.stats.reused += 1
+                self.stats.files += 1
+                self.stats.bytes += carried.entries[path].size
+                self.entries[path] = carried.entries[path]
+                self.rewrites += carried.rewrites.get(path, [])
+                self.redactions += carried.redactions.get(path, [])
+            return
+        data = self._read(blob)
+        _check_md5(blob, data)
+        result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
+        digest = self._put(repo, result.data)
+        index.record(space, blob.name, blob.etag, blob.size, blob.content_md5, digest)
+        changed = bool(result.changes or result.redactions)
+        with self._lock:
+            self.stats.read_bytes += len(data)
+            self.stats.rewritten += 1 if changed else 0
+            self.entries[path] = FileEntry(
+                path=path,
+                digest=digest,
+                size=len(result.data),
+                original=original,
+                rewritten=changed,
+                original_digest=_digest(data) if changed else None,
+            )
+            self.rewrites += [
+                RewriteRecord(
+                    file=path, location=c.location, before=c.before, after=c.after, rule=c.rule
+                )
+                for c in result.changes
+            ]
+            self.redactions += [
+                RedactionRecord(file=path, kind=k, count=n)
+                for k, n in sorted(result.redactions.items())
+            ]
+            self.warnings += result.warnings
+
+
+@dataclass
+class _Carried:
+    entries: dict[str, FileEntry]
+    rewrites: dict[str, list[RewriteRecord]]
+    redactions: dict[str, list[RedactionRecord]]
+
+
+def _carry_over(previous: Manifest | None) -> _Carried:
+    """What the previous snapshot recorded per file, reused when a file did not change."""
+    carried = _Carried({}, {}, {})
+    if previous is None:
+        return carried
+    for entry in previous.files:
+        carried.entries[entry.path] = entry
+    for rw in previous.rewrites:
+        carried.rewrites.setdefault(rw.file, []).append(rw)
+    for rd in previous.redactions:
+        carried.redactions.setdefault(rd.file, []).append(rd)
+    return carried
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _hex_md5(md5: str | None) -> str | None:
+    return md5.lower() if md5 else None
+
+
+def _check_md5(blob: BlobInfo, data: bytes) -> None:
+    if blob.content_md5 and hashlib.md5(data).hexdigest() != blob.content_md5.lower():
+        raise IntegrityError(
+            f"{blob.container}/{blob.name}: content MD5 does not match the listing",
+            hint="the blob changed or was corrupted in transit; run the export again",
+        )

@@ -1,0 +1,164 @@
+"""Export to a bundle repository: closure, rewriting, secrets, incremental, verify, pack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from amlport.bundle import Repository
+from amlport.export import ExportRequest, run_export
+from amlport.secrets import has_secret
+from amlport.storage.local import LocalSource
+
+REPO = Path(__file__).resolve().parents[2]
+WS = REPO / "fixtures" / "workspaces"
+TRAIN = "a79bd916-2790-4202-89ed-fbdede3ccf1d"
+SOURCE_NAMES = ("azmlfromscratchstr", "azureml-blobstore-bfe051f9-e8f5-424e-a59f-174a92b7aa97")
+
+
+def amlport(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "amlport", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _export(name: str, repo: Path, **kw: object) -> object:
+    return run_export(LocalSource(WS / name), repo, ExportRequest(**kw))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def designer_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("bundle") / "repo"
+    res = amlport("export", str(WS / "designer-autoprice"), "--to", str(repo), "--json")
+    assert res.returncode in (0, 1), res.stderr
+    return repo
+
+
+def test_designer_export_then_deep_verify_passes(designer_repo: Path) -> None:
+    res = amlport("verify", str(designer_repo), "--deep", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["ok"] and doc["deep"]["checked"] >= 3 and not doc["deep"]["problems"]
+
+
+def test_designer_bundle_carries_the_trained_model_with_its_closure(designer_repo: Path) -> None:
+    repo = Repository.open(designer_repo)
+    [info] = repo.list_snapshots()
+    manifest = repo.load_snapshot(info.id)
+    [model] = [a for a in manifest.assets if a.kind == "model" and "Trained_model" in a.name]
+    assert not model.portable and model.attrs["format"] == "ilearner"
+    names = {f.rsplit("/", 1)[-1] for f in model.files}
+    assert {
+        "data.ilearner",
+        "data_type.json",
+        "Trained_model",
+        "score.py",
+        "conda_env.yaml",
+    } <= names
+    assert any(r.startswith("environment:") for r in model.requires)
+    assert f"run:{TRAIN}" in model.requires
+    kinds = {a.kind for a in manifest.assets}
+    assert {"model", "environment", "pipeline", "run"} <= kinds
+    pipeline = next(a for a in manifest.assets if a.kind == "pipeline")
+    description = repo.read_file(manifest, pipeline.attrs["description"]).decode()
+    assert "train_generic_model" in description and "Trained_model" in description
+
+
+def test_pointer_is_neutral_and_no_source_identity_in_rewritten_files(designer_repo: Path) -> None:
+    repo = Repository.open(designer_repo)
+    manifest = repo.load_snapshot(repo.list_snapshots()[0].id)
+    pointer = next(f for f in manifest.files if f.path.endswith(f"dcid.{TRAIN}/Trained_model"))
+    doc = json.loads(repo.read_file(manifest, pointer.path))
+    assert doc["Uri"].startswith("azureml://datastores/workspaceblobstore/paths/azureml/")
+    assert doc["Account"] is None and doc["Container"] is None and doc["SasToken"] is None
+    assert any(r.file == pointer.path for r in manifest.rewrites)
+    for entry in manifest.files:
+        if entry.rewritten and not entry.path.endswith((".txt", ".log")):
+            text = repo.read_file(manifest, entry.path).decode("utf-8", "replace")
+            assert not any(n in text for n in SOURCE_NAMES), entry.path
+
+
+def test_second_export_of_unchanged_source_moves_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    first = _export("sdk-bikeshare", repo)
+    second = _export("sdk-bikeshare", repo)
+    assert first.stats.new_objects > 0  # type: ignore[attr-defined]
+    assert second.stats.new_objects == 0 and second.stats.read_bytes == 0  # type: ignore[attr-defined]
+    assert second.parent == first.snapshot_id  # type: ignore[attr-defined]
+    snaps = Repository.open(repo).list_snapshots()
+    assert len(snaps) == 2
+
+
+def test_messy_bundle_holds_no_secret(tmp_path: Path) -> None:
+    repo = tmp_path / "messy"
+    res = amlport(
+        "export",
+        str(WS / "messy"),
+        "--to",
+        str(repo),
+        "--include",
+        "models,pipelines,environments,runs,data",
+    )
+    assert res.returncode in (0, 1), res.stderr
+    assert "sig=" not in res.stdout + res.stderr
+    store = Repository.open(repo)
+    manifest = store.load_snapshot(store.list_snapshots()[0].id)
+    kinds = {r.kind for r in manifest.redactions}
+    assert kinds & {"sas_token", "account_key", "connection_string", "sas_signature"}
+    for path in repo.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8", "replace")
+            assert not has_secret(text), path
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "none"
+    res = amlport("export", str(WS / "v2-lendingclub"), "--to", str(repo), "--dry-run", "--json")
+    assert res.returncode in (0, 1), res.stderr
+    assert not repo.exists()
+    doc = json.loads(res.stdout)
+    assert doc["snapshot"] is None and doc["planned"]["files"] > 0
+
+
+def test_corrupt_object_makes_verify_exit_4(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    _export("sdk-bikeshare", repo)
+    victim = next(p for p in (repo / "objects").rglob("*") if p.is_file())
+    data = bytearray(victim.read_bytes())
+    data[0] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    res = amlport("verify", str(repo))
+    assert res.returncode == 4
+    assert victim.name in res.stderr and "Traceback" not in res.stderr
+
+
+def test_select_one_mlflow_model_brings_its_run_and_environment(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    res = _export(
+        "sdk-bikeshare",
+        repo,
+        select=["model:dcid.gentle_koala_6tq1mw8dx3/model"],
+        include=frozenset({"models"}),
+    )
+    kinds = sorted(a.kind for a in res.assets)  # type: ignore[attr-defined]
+    assert kinds.count("model") == 1 and "run" in kinds and "environment" in kinds
+
+
+def test_pack_unpack_round_trip(designer_repo: Path, tmp_path: Path) -> None:
+    sid = Repository.open(designer_repo).list_snapshots()[0].id
+    archive = tmp_path / "b.tar.gz"
+    assert (
+        amlport("pack", str(designer_repo), "--snapshot", sid[:12], "-o", str(archive)).returncode
+        == 0
+    )
+    res = amlport("unpack", str(archive), "--to", str(tmp_path / "copy"))
+    assert res.returncode == 0, res.stderr
+    assert amlport("verify", str(tmp_path / "copy")).returncode == 0

@@ -1,0 +1,236 @@
+"""Repository locks, stale-lock takeover, and concurrent writers and readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from test_bundle_support import manifest, new_repo, snapshot
+
+from amlport.bundle import Repository, RepositoryLocked
+from amlport.errors import ExitCode, UsageError
+from amlport.model.manifest import format_time
+
+
+def plant_lock(
+    repo: Repository, *, pid: int, host: str, age: timedelta, exclusive: bool = True
+) -> Path:
+    when = format_time(datetime.now(timezone.utc) - age)
+    path = repo.path / "locks" / "planted.json"
+    data = {"exclusive": exclusive, "pid": pid, "hostname": host, "created": when,
+            "refreshed": when}  # fmt: skip
+    path.write_text(json.dumps(data))
+    return path
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_exclusive_conflicts_with_any_lock_and_says_who_holds_it(tmp_path: Path) -> None:
+    holder = new_repo(tmp_path)
+    other = Repository.open(holder.path)
+    with holder.lock(exclusive=False):
+        with other.lock(exclusive=False):
+            pass  # readers and writers share
+        with pytest.raises(RepositoryLocked) as err, other.lock(exclusive=True):
+            pass
+    text = str(err.value)
+    assert f"pid {os.getpid()}" in text and socket.gethostname() in text
+    assert "shared lock" in text and "delete" in (err.value.hint or "")
+    assert err.value.exit_code == ExitCode.ERROR
+    with (
+        holder.lock(exclusive=True),
+        pytest.raises(RepositoryLocked, match="exclusive lock"),
+        other.lock(exclusive=False),
+    ):
+        pass
+    assert holder.locks() == []  # every lock file is gone after release
+
+
+def test_failed_attempt_leaves_no_lock_behind(tmp_path: Path) -> None:
+    holder = new_repo(tmp_path)
+    other = Repository.open(holder.path)
+    with holder.lock(exclusive=True):
+        with pytest.raises(RepositoryLocked), other.lock(exclusive=True):
+            pass
+        assert len(holder.locks()) == 1
+
+
+def test_lock_is_reentrant_on_the_same_repository_object(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    snapshot(repo, {"files/a": b"a"})
+    with repo.lock(exclusive=True) as outer:
+        with repo.lock(exclusive=False) as inner:
+            assert inner is outer
+        repo.forget(keep_last=1)  # takes the exclusive lock it already holds
+        repo.prune()
+    with repo.lock(exclusive=False), pytest.raises(UsageError), repo.lock(exclusive=True):
+        pass
+
+
+def test_forget_and_prune_wait_for_no_one_but_refuse_while_a_backup_runs(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo(tmp_path)
+    backup = Repository.open(repo.path)
+    with backup.lock(exclusive=False):
+        repo.put_bytes(b"in-flight object of a running backup")
+        assert repo.prune(dry_run=True).objects_removed == 1
+        with pytest.raises(RepositoryLocked):
+            repo.prune()
+        with pytest.raises(RepositoryLocked):
+            repo.forget(keep_last=1)
+    assert repo.prune().objects_removed == 1
+
+
+def test_lock_of_a_dead_process_on_this_host_is_taken_over(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    repo = new_repo(tmp_path, on_warning=warnings.append)
+    pid = dead_pid()
+    planted = plant_lock(repo, pid=pid, host=socket.gethostname(), age=timedelta(seconds=5))
+    with repo.lock(exclusive=True):
+        assert not planted.exists()
+    assert len(warnings) == 1 and "stale" in warnings[0] and f"pid {pid}" in warnings[0]
+
+
+def test_old_lock_from_another_host_is_stale_fresh_one_is_not(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    repo = new_repo(tmp_path, on_warning=warnings.append)
+    plant_lock(repo, pid=1, host="backup-vm-7", age=timedelta(minutes=5))
+    with pytest.raises(RepositoryLocked, match="backup-vm-7"), repo.lock(exclusive=True):
+        pass
+    plant_lock(repo, pid=1, host="backup-vm-7", age=timedelta(hours=2))
+    with repo.lock(exclusive=True):
+        pass
+    assert "backup-vm-7" in warnings[0]
+    assert repo.locks() == []
+    plant_lock(repo, pid=1, host="backup-vm-7", age=timedelta(minutes=5))
+    with repo.lock(exclusive=True, stale_after=timedelta(minutes=1)):
+        pass  # the caller decides how old is too old
+
+
+def test_unreadable_lock_file_counts_as_exclusive_until_old(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    junk = repo.path / "locks" / "junk.json"
+    junk.write_text("{half a lock")
+    with pytest.raises(RepositoryLocked, match="unknown"), repo.lock(exclusive=False):
+        pass
+    old = time.time() - 7200
+    os.utime(junk, (old, old))
+    with repo.lock(exclusive=False):
+        assert not junk.exists()
+
+
+def test_a_long_run_keeps_its_lock_fresh(tmp_path: Path) -> None:
+    holder = new_repo(tmp_path)
+    other = Repository.open(holder.path)
+    short = timedelta(seconds=0.3)
+    with holder.lock(exclusive=False, stale_after=short):
+        time.sleep(1.0)  # several stale periods: only the background refresh saves it
+        with pytest.raises(RepositoryLocked), other.lock(exclusive=True, stale_after=short):
+            pass
+
+
+def test_a_lock_taken_over_as_stale_stops_the_writer(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    repo = new_repo(tmp_path, on_warning=warnings.append)
+    m = manifest(repo, {"files/a": b"a"})
+    with repo.lock(exclusive=False) as held:
+        held.path.unlink()  # what another process does to a lock it judged stale
+        held.refresh()
+        assert held.lost and "removed by another process" in warnings[-1]
+        with pytest.raises(RepositoryLocked, match="lost"):
+            repo.write_snapshot(m)
+    assert repo.list_snapshots() == []
+
+
+def test_concurrent_threads_writing_snapshots_do_not_corrupt(tmp_path: Path) -> None:
+    root = new_repo(tmp_path).path
+    errors: list[BaseException] = []
+
+    def backup(worker: int) -> None:
+        try:
+            repo = Repository.open(root)
+            with repo.lock(exclusive=False):
+                for i in range(10):  # shared objects race on the same names
+                    contents = {"files/shared": b"common", "files/mine": f"{worker}-{i}".encode()}
+                    snapshot(repo, contents, tags=(f"w{worker}",))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=backup, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    repo = Repository.open(root)
+    assert len(repo.list_snapshots()) == 40
+    assert repo.verify().ok
+    assert list(repo.objects.iter_temp_files()) == []
+    assert repo.locks() == []
+
+
+def test_reader_during_backup_sees_only_complete_snapshots(tmp_path: Path) -> None:
+    root = new_repo(tmp_path).path
+    done = threading.Event()
+    seen: set[str] = set()
+
+    def read_loop() -> None:
+        reader = Repository.open(root)
+        while not done.is_set():
+            for info in reader.list_snapshots():
+                m = reader.load_snapshot(info.id)
+                assert all(reader.has_object(f.digest) for f in m.files)
+                seen.add(info.id)
+
+    thread = threading.Thread(target=read_loop)
+    thread.start()
+    writer = Repository.open(root)
+    try:
+        for i in range(30):
+            snapshot(writer, {"files/a": os.urandom(20_000), "files/b": str(i).encode()})
+    finally:
+        done.set()
+        thread.join()
+    assert len(Repository.open(root).list_snapshots()) == 30
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys
+    from amlport.bundle import Repository
+    sys.path.insert(0, sys.argv[3])
+    from test_bundle_support import snapshot
+    repo = Repository.open_or_init(sys.argv[1])
+    with repo.lock(exclusive=False):
+        for i in range(5):
+            snapshot(repo, {"files/shared": b"x" * 50_000,
+                            "files/own": f"{sys.argv[2]}-{i}".encode()})
+    """
+)
+
+
+def test_concurrent_processes_initialise_and_write_one_repository(tmp_path: Path) -> None:
+    root = tmp_path / "repo"  # does not exist yet: every process races to create it
+    here = str(Path(__file__).parent)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, str(root), str(n), here]) for n in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    repo = Repository.open(root)
+    assert len(repo.list_snapshots()) == 20
+    assert repo.verify().ok
+    assert repo.locks() == []

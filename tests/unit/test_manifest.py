@@ -1,0 +1,292 @@
+"""The bundle manifest: round trip, determinism, schema versions and validation."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amlport.errors import ExitCode, IntegrityError
+from amlport.model.manifest import (
+    ASSET_KINDS,
+    SCHEMA,
+    AssetEntry,
+    FileEntry,
+    Manifest,
+    RedactionRecord,
+    RewriteRecord,
+    check_bundle_path,
+    parse_schema,
+    source_key,
+)
+
+DIGEST = "sha256:" + "ab" * 32
+SOURCE = {"account": "acct", "endpoint": "core.windows.net", "containers": {"blobstore": "b"}}
+
+
+def full_manifest() -> Manifest:
+    return Manifest(
+        source=dict(SOURCE),
+        created="2024-03-01T02:00:00.000000Z",
+        parent="f" * 64,
+        tags=["nightly"],
+        selection={"select": ["model:price"], "include": ["models"]},
+        assets=[
+            AssetEntry(
+                "model",
+                "price",
+                "model:price",
+                files=["files/workspaceblobstore/azureml/r1/Trained_model/data.ilearner"],
+                v2_yaml="assets/model/price.yaml",
+                portable=False,
+                requires=["environment:env"],
+                attrs={"format": "ilearner"},
+            ),
+            AssetEntry("environment", "env", "environment:env"),
+        ],
+        files=[
+            FileEntry(
+                "files/workspaceblobstore/azureml/r1/Trained_model/data.ilearner",
+                DIGEST,
+                10,
+                original={
+                    "datastore": "workspaceblobstore",
+                    "path": "azureml/r1/x",
+                    "container": "c",
+                },
+                rewritten=True,
+                original_digest="sha256:" + "cd" * 32,
+            ),
+            FileEntry("assets/model/price.yaml", "sha256:" + "01" * 32, 3),
+        ],
+        lineage={
+            "directed": True,
+            "multigraph": True,
+            "nodes": [{"id": "model:price"}],
+            "links": [],
+        },
+        rewrites=[
+            RewriteRecord("assets/model/price.yaml", "/path", "wasbs://a", "azureml://b", "r")
+        ],
+        redactions=[RedactionRecord("logs/70_driver_log.txt", "sas_signature", 2)],
+        warnings=["unclassified URI in logs/x: foo://bar"],
+        stats={"files": 2, "bytes": 13},
+    )
+
+
+def test_round_trip_through_json_is_identity() -> None:
+    m = full_manifest()
+    again = Manifest.from_json_bytes(m.to_json_bytes())
+    assert again.to_dict() == m.to_dict()  # equal up to the canonical order of lists
+    assert again.file(m.files[0].path) == m.files[0]
+    assert again.to_json_bytes() == m.to_json_bytes()
+
+
+def test_to_dict_is_deterministic_whatever_the_insertion_order() -> None:
+    a, b = full_manifest(), full_manifest()
+    b.files.reverse()
+    b.assets.reverse()
+    assert a.to_json_bytes() == b.to_json_bytes()
+
+
+def test_snapshot_id_is_not_part_of_the_stored_bytes() -> None:
+    m = full_manifest()
+    before = m.to_json_bytes()
+    m.snapshot_id = "e" * 64
+    assert m.to_json_bytes() == before
+    assert m.to_dict()["snapshot_id"] == "e" * 64
+
+
+def test_unknown_major_is_refused_naming_snapshot_and_supported_versions() -> None:
+    data = full_manifest().to_dict()
+    data["schema"] = "amlport.bundle/2"
+    with pytest.raises(IntegrityError) as err:
+        Manifest.from_dict(data, where="snapshot 0123abcd")
+    text = str(err.value)
+    assert "snapshot 0123abcd" in text and "amlport.bundle/2" in text
+    assert "amlport.bundle/1" in text
+    assert err.value.exit_code == ExitCode.INTEGRITY
+
+
+def test_major_is_checked_before_anything_else() -> None:
+    # A v2 manifest may look nothing like v1: the reader must say "unsupported schema",
+    # not "field 'files' is missing".
+    with pytest.raises(IntegrityError, match=r"amlport\.bundle/9"):
+        Manifest.from_dict({"schema": "amlport.bundle/9", "objects": {}})
+
+
+@pytest.mark.parametrize("schema", ["amlport.bundle", "other/1", "amlport.bundle/x", ""])
+def test_foreign_schema_is_refused(schema: str) -> None:
+    with pytest.raises(IntegrityError, match="schema"):
+        parse_schema(schema)
+
+
+def test_newer_minor_with_unknown_fields_is_accepted_and_kept() -> None:
+    data = full_manifest().to_dict()
+    data["schema"] = "amlport.bundle/1.4"
+    data["signatures"] = [{"by": "ci"}]
+    data["files"][0]["chunks"] = ["x"]  # unknown nested field: ignored
+    data["assets"][0]["kind"] = "endpoint"  # a kind a newer minor may add
+    m = Manifest.from_dict(data)
+    assert m.extra == {"signatures": [{"by": "ci"}]}
+    assert m.assets[0].kind == "endpoint"
+    assert json.loads(m.to_json_bytes())["signatures"] == [{"by": "ci"}]
+
+
+def test_unknown_asset_kind_is_refused_in_the_minor_we_know() -> None:
+    data = full_manifest().to_dict()
+    data["assets"][0]["kind"] = "endpoint"
+    with pytest.raises(IntegrityError, match=r"assets\[0\].*unknown asset kind"):
+        Manifest.from_dict(data)
+    assert set(ASSET_KINDS) >= {"model", "environment", "pipeline", "spec"}
+
+
+@pytest.mark.parametrize("field", ["schema", "tool_version", "created", "source", "files"])
+def test_missing_required_field_is_named(field: str) -> None:
+    data = full_manifest().to_dict()
+    del data[field]
+    with pytest.raises(IntegrityError, match=f"'{field}'"):
+        Manifest.from_dict(data, where="snapshot abc")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "named"),
+    [
+        (("files", 0, "size"), "10", "size"),
+        (("files", 0, "size"), True, "size"),  # a bool is not a size
+        (("files", 0, "size"), -1, "size"),
+        (("files", 1, "digest"), "md5:abc", "digest"),
+        (("files", 1, "path"), "../../etc/passwd", "safe bundle path"),
+        (("files", 1, "path"), "/abs", "safe bundle path"),
+        (("assets", 0, "v2_yaml"), "a/./b", "safe bundle path"),
+        (("assets", 0, "requires"), "environment:env", "requires"),
+        (("assets", 0, "portable"), "no", "portable"),
+        (("redactions", 0, "count"), "2", "count"),
+        (("tags",), "nightly", "tags"),
+        (("tags",), [1], r"tags\[0\]"),
+        (("created",), "yesterday", "created"),
+        (("created",), "2024-03-01T02:00:00", "created"),  # no offset
+        (("source",), ["acct"], "source"),
+    ],
+)
+def test_mistyped_field_is_named(path: tuple[Any, ...], value: Any, named: str) -> None:
+    data = full_manifest().to_dict()
+    target: Any = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(IntegrityError, match=named):
+        Manifest.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{",
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",
+        b"[" * 100_000 + b"]" * 100_000,  # deeply nested: no RecursionError escapes
+    ],
+)
+def test_unreadable_json_is_an_integrity_error(raw: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        Manifest.from_json_bytes(raw, where="snapshot 1234")
+
+
+def test_truncated_manifest_is_an_integrity_error() -> None:
+    raw = full_manifest().to_json_bytes()
+    with pytest.raises(IntegrityError, match="snapshot 42"):
+        Manifest.from_json_bytes(raw[: len(raw) // 2], where="snapshot 42")
+
+
+@pytest.mark.parametrize("ok", ["files/a b/c%20d.txt", "files/ünï/çødé", "a" * 1024, "x/.hidden"])
+def test_bundle_paths_with_odd_but_safe_names_pass(ok: str) -> None:
+    assert check_bundle_path(ok) == ok
+
+
+@pytest.mark.parametrize("bad", ["", "/a", "a//b", "a/../b", "..", "./a", "a\\b", "a\x00b"])
+def test_unsafe_bundle_paths_are_refused(bad: str) -> None:
+    with pytest.raises(IntegrityError):
+        check_bundle_path(bad)
+
+
+def test_source_key_is_stable_and_file_name_safe() -> None:
+    key = source_key(SOURCE)
+    assert key == source_key(copy.deepcopy(SOURCE))
+    assert key.startswith("acct-") and key.replace("-", "").isalnum()
+    assert source_key({**SOURCE, "account": "other"}) != key
+    assert source_key({**SOURCE, "account": "../../x y"}).startswith("-x-y-")
+    assert Manifest(source=SOURCE).source_key == key
+
+
+def test_redaction_records_hold_no_value_field() -> None:
+    assert set(RedactionRecord("f", "sas_token", 1).to_dict()) == {"file", "kind", "count"}
+
+
+# --- property: any well-formed manifest survives a round trip ---------------------------
+
+_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)
+_segment = st.text("abcxyz019 ._-%ü", min_size=1, max_size=8).filter(lambda s: s not in {".", ".."})
+_path = st.lists(_segment, min_size=1, max_size=4).map("/".join)
+_digest = st.binary(min_size=32, max_size=32).map(lambda b: "sha256:" + b.hex())
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_files = st.builds(
+    FileEntry,
+    path=_path,
+    digest=_digest,
+    size=st.integers(0, 2**40),
+    original=st.none() | st.dictionaries(_text, _text, max_size=3),
+    rewritten=st.booleans(),
+    original_digest=st.none() | _digest,
+)
+_assets = st.builds(
+    AssetEntry,
+    kind=st.sampled_from(ASSET_KINDS),
+    name=_text,
+    id=_text,
+    files=st.lists(_path, max_size=3),
+    v2_yaml=st.none() | _path,
+    portable=st.booleans(),
+    requires=st.lists(_text, max_size=3),
+    attrs=st.dictionaries(_text, _json, max_size=3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    files=st.lists(_files, max_size=5, unique_by=lambda f: f.path),
+    assets=st.lists(_assets, max_size=4, unique_by=lambda a: (a.kind, a.id)),
+    tags=st.lists(_text, max_size=3),
+    warnings=st.lists(_text, max_size=3),
+    stats=st.dictionaries(_text, _json, max_size=3),
+)
+def test_any_manifest_round_trips(
+    files: list[FileEntry],
+    assets: list[AssetEntry],
+    tags: list[str],
+    warnings: list[str],
+    stats: dict[str, Any],
+) -> None:
+    m = Manifest(
+        source=dict(SOURCE),
+        created="2024-03-01T02:00:00.000000Z",
+        files=files,
+        assets=assets,
+        tags=tags,
+        warnings=warnings,
+        stats=stats,
+    )
+    raw = m.to_json_bytes()
+    again = Manifest.from_json_bytes(raw)
+    assert again.to_json_bytes() == raw
+    assert sorted(f.path for f in again.files) == sorted(f.path for f in files)
+    assert again.schema == SCHEMA
