@@ -66,18 +66,21 @@ def deep_verify(repo: Repository, manifest: Manifest) -> tuple[int, list[DeepPro
             loader = loaders.get(asset.kind)
             if asset.v2_yaml and loader is not None:
                 checked += 1
-                _try(problems, asset.v2_yaml, lambda a=asset: loader(str(root / a.v2_yaml)))
-        for asset in manifest.assets:  # MLflow model assets (a broken MLmodel elsewhere in a
-            folder = asset.attrs.get("folder")  # run record is evidence, not a model)
+                _try(problems, asset.v2_yaml, loader, root / asset.v2_yaml)
+        # MLflow model assets only: a broken MLmodel inside a run record is evidence, not a model.
+        for asset in manifest.assets:
+            folder = asset.attrs.get("folder")
             if asset.kind == "model" and asset.attrs.get("format") == "mlflow" and folder:
                 checked += 1
-                _try(problems, f"{folder}/MLmodel", lambda f=folder: load_mlmodel(str(root / f)))
+                _try(problems, f"{folder}/MLmodel", load_mlmodel, root / folder)
     return checked, problems
 
 
-def _try(problems: list[DeepProblem], path: str, load: Callable[[], Any]) -> None:
+def _try(
+    problems: list[DeepProblem], path: str, load: Callable[[str], Any], target: Path
+) -> None:
     try:
-        load()
-    except Exception as exc:  # noqa: BLE001 - any loader failure is the finding
+        load(str(target))
+    except Exception as exc:
         reason = redact(f"{type(exc).__name__}: {exc}").splitlines()[0][:300]
         problems.append(DeepProblem(path, reason))

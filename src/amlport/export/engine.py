@@ -18,7 +18,7 @@ from amlport.errors import ExitCode
 from amlport.export.selection import DEFAULT_INCLUDE, Selection, select
 from amlport.export.writer import BundleWriter, TransferStats
 from amlport.exporters import registered
-from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
+from amlport.exporters.base import AssetUnsupported, ExportContext
 from amlport.lineage import LineageGraph, build_graph
 from amlport.model.inventory import Inventory
 from amlport.model.manifest import AssetEntry, Manifest, source_key

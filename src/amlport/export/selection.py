@@ -64,21 +64,22 @@ def select(
     return Selection(sorted(items.values()), sorted(roots), nodes, skipped)
 
 
+def _is_root(include: frozenset[str], data: dict[str, object]) -> bool:
+    """Is a node an asset of one of the included kinds (and present in storage)?"""
+    kind, exists = data["kind"], data.get("exists", True)
+    return (
+        ("models" in include and kind == "model" and bool(exists))
+        or ("pipelines" in include and kind in ("pipeline", "pipeline_run"))
+        or ("environments" in include and kind == "environment" and bool(data.get("path")))
+        or ("runs" in include and kind in RUN_KINDS and bool(exists))
+    )
+
+
 def _roots_from_include(inv: Inventory, lg: LineageGraph, include: frozenset[str]) -> list[str]:
-    roots: list[str] = []
-    for node, data in lg.g.nodes(data=True):
-        kind = data["kind"]
-        if "models" in include and kind == "model" and data.get("exists", True):
-            roots.append(node)
-        elif "pipelines" in include and kind in ("pipeline", "pipeline_run"):
-            roots.append(node)
-        elif "environments" in include and kind == "environment" and data.get("path"):
-            roots.append(node)
-        elif "runs" in include and kind in RUN_KINDS and data.get("exists", True):
-            roots.append(node)
+    roots = [node for node, data in lg.g.nodes(data=True) if _is_root(include, data)]
     if "data" in include:
-        roots += [f"output:{loc}" for loc in inv.outputs if inv.outputs[loc].exists]
-        roots += [n for n in lg.nodes_of("data")]
+        roots += [f"output:{loc}" for loc, out in inv.outputs.items() if out.exists]
+        roots += lg.nodes_of("data")
     return sorted(set(roots))
 
 
