@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
-from amlport.model.uris import ParsedUri, UriError, parse_uri
 from amlport.rewriters import (
     aml_artifact,
     asset_ref,
@@ -38,6 +37,8 @@ from amlport.rewriters.rules import (
     Unmappable,
     UriChange,
 )
+
+from amlport.model.uris import ParsedUri, UriError, parse_uri
 
 __all__ = [
     "FAMILY_MODULES",
@@ -132,7 +133,9 @@ def rewrite_uri(text: str, rules: RewriteRules) -> UriChange | None:
     return UriChange(before, after, after, rule, dropped_sas=has_sas)
 
 
-def _kept(text: str, before: str, rule: str, warning: str | None, has_sas: bool) -> UriChange | None:
+def _kept(
+    text: str, before: str, rule: str, warning: str | None, has_sas: bool
+) -> UriChange | None:
     if has_sas:
         return UriChange(before, before, before, rule, warning, dropped_sas=True)
     if warning is None:
@@ -145,9 +148,7 @@ def _unrecognised(text: str) -> UriChange | None:
     if "${{" in stripped or not _CLAIMS_TO_BE_BOUND.search(stripped):
         return None
     before = stripped.partition("?")[0]
-    return UriChange(
-        before, before, text, "unrecognised", "not a recognised URI form; left as is"
-    )
+    return UriChange(before, before, text, "unrecognised", "not a recognised URI form; left as is")
 
 
 # Format rewriters use rewrite_uri, so they are imported once it exists.

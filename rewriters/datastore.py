@@ -12,6 +12,8 @@ in a given workspace's storage), which tests and importers use to compare locati
 
 from __future__ import annotations
 
+from amlport.rewriters.rules import Identity, KeepWithWarning, RewriteRules, Unmappable
+
 from amlport.model.uris import (
     BlobLocation,
     ParsedUri,
@@ -21,7 +23,6 @@ from amlport.model.uris import (
     with_fields,
 )
 from amlport.model.workspace import ARTIFACT_DATASTORE
-from amlport.rewriters.rules import Identity, KeepWithWarning, RewriteRules, Unmappable
 
 FAMILIES: tuple[str, ...] = (
     "azureml_datastore_short",
@@ -88,8 +89,9 @@ def _long(parsed: ParsedUri, rules: RewriteRules) -> str | None:
         known = rules.source.known_datastores
         if known and f["datastore"] not in known:
             raise Unmappable(
-                uri, reason=f"datastore {f['datastore']!r} is not a datastore of the source "
-                "workspace, so its container is unknown"
+                uri,
+                reason=f"datastore {f['datastore']!r} is not a datastore of the source "
+                "workspace, so its container is unknown",
             )
         return short_uri(f["datastore"], f["path"])
     mapped = rules.target_datastore(f["datastore"], uri)

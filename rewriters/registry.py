@@ -5,8 +5,9 @@ the target, so it is never rewritten, in either direction.
 
 from __future__ import annotations
 
-from amlport.model.uris import ParsedUri
 from amlport.rewriters.rules import RewriteRules
+
+from amlport.model.uris import ParsedUri
 
 FAMILIES: tuple[str, ...] = ("azureml_registry",)
 

@@ -172,7 +172,7 @@ class RewriteRules:
         return container
 
 
-class KeepWithWarning(Exception):  # noqa: N818 - a signal, not an error
+class KeepWithWarning(Exception):
     """Leave this URI as it is and warn with ``reason`` (raised by family rewriters)."""
 
     def __init__(self, reason: str) -> None:

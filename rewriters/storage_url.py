@@ -13,9 +13,10 @@ to the target's account and the container of the mapped datastore, keeping its s
 
 from __future__ import annotations
 
-from amlport.model.uris import ParsedUri, UriError, format_uri, quote_path, with_fields
 from amlport.rewriters.datastore import body, short_uri
 from amlport.rewriters.rules import KeepWithWarning, RewriteRules, Unmappable
+
+from amlport.model.uris import ParsedUri, UriError, format_uri, quote_path, with_fields
 
 FAMILIES: tuple[str, ...] = ("wasb", "abfs", "blob_https", "dfs_https", "file_https", "adl")
 
@@ -48,7 +49,9 @@ def rewrite(parsed: ParsedUri, rules: RewriteRules) -> str | None:
     try:
         return physical_uri(parsed, target.account, target.endpoint, container)
     except UriError as exc:
-        raise Unmappable(uri, reason=f"the target location is not a valid URL: {exc.reason}") from None
+        raise Unmappable(
+            uri, reason=f"the target location is not a valid URL: {exc.reason}"
+        ) from None
 
 
 def is_emulator(endpoint: str) -> bool:
@@ -66,7 +69,9 @@ def physical_uri(parsed: ParsedUri, account: str, endpoint: str, container: str)
             with_fields(parsed, account=account, endpoint=endpoint, container=container)
         )
     fields = {"scheme": "https", "account": account, "endpoint": endpoint}
-    return format_uri(ParsedUri("blob_https", "", {**fields, "container": container, "path": raw_path}))
+    return format_uri(
+        ParsedUri("blob_https", "", {**fields, "container": container, "path": raw_path})
+    )
 
 
 def blob_uri(account: str, endpoint: str, container: str, path: str) -> str:

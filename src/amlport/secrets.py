@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 REDACTED = "REDACTED"
 
+# A value already replaced by REDACTED is not a secret any more (redaction is idempotent).
+_NOT_DONE = rf"(?!{REDACTED}(?![A-Za-z0-9+/=%]))"
+
 # Order matters: a whole connection string is removed before its AccountKey part would be.
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
@@ -23,15 +26,15 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.IGNORECASE,
         ),
     ),
-    ("account_key", re.compile(r"(?<=AccountKey=)[A-Za-z0-9+/=]{8,}", re.IGNORECASE)),
+    ("account_key", re.compile(rf"(?<=AccountKey=){_NOT_DONE}[A-Za-z0-9+/=%]{{8,}}", re.I)),
     (
         "shared_access_signature",
-        re.compile(r"(?<=SharedAccessSignature=)[^\s;\"']+", re.IGNORECASE),
+        re.compile(rf"(?<=SharedAccessSignature=){_NOT_DONE}[^\s;\"']+", re.IGNORECASE),
     ),
     # The signature of a SAS query string; the other SAS fields are harmless but go with it.
-    ("sas_signature", re.compile(r"(?<=[?&]sig=)[^&\s\"'#]+", re.IGNORECASE)),
-    ("sas_signature", re.compile(r"(?<=\bsig=)[A-Za-z0-9%+/=]{16,}", re.IGNORECASE)),
-    ("bearer_token", re.compile(r"(?<=Bearer )[A-Za-z0-9\-._~+/]{16,}=*")),
+    ("sas_signature", re.compile(rf"(?<=[?&]sig=){_NOT_DONE}[^&\s\"'#]+", re.IGNORECASE)),
+    ("sas_signature", re.compile(rf"(?<=\bsig=){_NOT_DONE}[A-Za-z0-9%+/=]{{16,}}", re.I)),
+    ("bearer_token", re.compile(rf"(?<=Bearer ){_NOT_DONE}[A-Za-z0-9\-._~+/]{{16,}}=*")),
     # The designer pointer JSON's "SasToken": "<value>" (null is fine).
     ("sas_token", re.compile(r'(?<="SasToken":)\s*"[^"]+"', re.IGNORECASE)),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -47,9 +48,12 @@ def good() -> ControlPlane:
     return load_arm_folder(ARM / "good")
 
 
-def audit(cp: ControlPlane | None = None, inv: Inventory | None = None, **kw: object) -> AuditReport:
+def audit(
+    cp: ControlPlane | None = None, inv: Inventory | None = None, only: Sequence[str] = ()
+) -> AuditReport:
     dp = DataPlane.not_checked("local copy")
-    return run_audit(AuditRequest(inventory=inv, data_plane=dp, control_plane=cp or ControlPlane(), **kw))  # type: ignore[arg-type]
+    control = cp or ControlPlane()
+    return run_audit(AuditRequest(inventory=inv, data_plane=dp, control_plane=control, only=only))
 
 
 def results(report: AuditReport, rule_id: str) -> list[Result]:
@@ -63,13 +67,17 @@ def one(report: AuditReport, rule_id: str) -> Result:
 
 def with_storage(cp: ControlPlane, **changes: object) -> ControlPlane:
     assert cp.storage.value is not None
-    cp.storage = Fact.of(replace(cp.storage.value, **changes), "test")  # type: ignore[arg-type]
+    cp.storage = Fact.of(replace(cp.storage.value, **changes), "test")
     return cp
 
 
 def lock(level: str, scope: str, name: str = "l") -> Lock:
-    return Lock(id=f"{scope}/providers/Microsoft.Authorization/locks/{name}", name=name,
-                level=level, scope=scope)  # fmt: skip
+    return Lock(
+        id=f"{scope}/providers/Microsoft.Authorization/locks/{name}",
+        name=name,
+        level=level,
+        scope=scope,
+    )
 
 
 # --- fixtures end to end ---------------------------------------------------------------------
@@ -110,9 +118,19 @@ def test_without_any_facts_every_rule_is_not_checked() -> None:
 
 @pytest.mark.parametrize(
     "field",
-    ["storage", "blob_soft_delete", "container_soft_delete", "versioning", "change_feed",
-     "restore_policy", "replication", "locks", "key_vault", "workspace"],
-)  # fmt: skip
+    [
+        "storage",
+        "blob_soft_delete",
+        "container_soft_delete",
+        "versioning",
+        "change_feed",
+        "restore_policy",
+        "replication",
+        "locks",
+        "key_vault",
+        "workspace",
+    ],
+)
 def test_an_unknown_fact_never_passes(field: str) -> None:
     cp = good()
     setattr(cp, field, Fact.unknown("gone"))
@@ -228,7 +246,9 @@ def _locks(*locks: Lock, ws: str = WORKSPACE, sa: str = STORAGE) -> ControlPlane
         ((lock("CanNotDelete", f"{RG}x"),), State.FAIL),
     ],
 )
-def test_delete_lock_must_cover_workspace_and_storage(locks: tuple[Lock, ...], state: State) -> None:
+def test_delete_lock_must_cover_workspace_and_storage(
+    locks: tuple[Lock, ...], state: State
+) -> None:
     assert one(audit(_locks(*locks)), "AMLP-LCK-001").state is state
 
 
@@ -274,8 +294,11 @@ def test_key_vault(soft: bool | None, purge: bool | None, states: tuple[State, S
 def test_messy_hygiene_findings_all_appear_with_their_paths() -> None:
     inv = inventory("messy")
     report = audit(inv=inv)
-    codes = {F.SAS_IN_POINTER: "AMLP-HYG-001", F.SECRET_IN_FILE: "AMLP-HYG-002",
-             F.DANGLING_POINTER: "AMLP-HYG-003"}  # fmt: skip
+    codes = {
+        F.SAS_IN_POINTER: "AMLP-HYG-001",
+        F.SECRET_IN_FILE: "AMLP-HYG-002",
+        F.DANGLING_POINTER: "AMLP-HYG-003",
+    }
     for code, rule_id in codes.items():
         walk_paths = {f.path for f in inv.findings if f.code == code}
         assert walk_paths, f"the messy fixture has no {code}"
@@ -283,7 +306,11 @@ def test_messy_hygiene_findings_all_appear_with_their_paths() -> None:
         assert walk_paths == audit_paths
     paths = {r.rule.id: r.outcome.path or "" for r in report.by_state(State.FAIL)}
     assert "messy_b_pointer_with_sas/Trained_model" in paths["AMLP-HYG-001"]
-    assert any("messy_c_secrets_in_logs" in r.outcome.path for r in results(report, "AMLP-HYG-002") if r.outcome.path)  # fmt: skip
+    assert any(
+        "messy_c_secrets_in_logs" in r.outcome.path
+        for r in results(report, "AMLP-HYG-002")
+        if r.outcome.path
+    )
     assert "messy_a_pointer_target_missing" in paths["AMLP-HYG-003"]
 
 
@@ -306,8 +333,9 @@ def test_designer_workspace_has_non_portable_models_and_loose_conda() -> None:
 def test_latest_references_are_flagged_in_the_yaml_that_holds_them() -> None:
     report = audit(inv=inventory("v2-lendingclub"))
     flagged = [r for r in results(report, "AMLP-HYG-006") if r.state is State.FAIL]
-    assert flagged and all("@latest" in r.outcome.message or "latest" in r.outcome.message
-                           for r in flagged)  # fmt: skip
+    assert flagged and all(
+        "@latest" in r.outcome.message or "latest" in r.outcome.message for r in flagged
+    )
     assert any(str(r.outcome.path).endswith("components/split.yml") for r in flagged)
     assert not any("lendingclub-env:3" in r.outcome.message for r in flagged)
 
@@ -322,6 +350,9 @@ def test_models_only_in_run_outputs_are_flagged() -> None:
     flagged = results(report, "AMLP-HYG-004")
     assert flagged and all(r.state is State.FAIL for r in flagged)
     assert all(str(r.outcome.path).startswith("azureml/ExperimentRun/dcid.") for r in flagged)
+    assert "--path azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid." in (
+        flagged[0].remediation
+    )
 
 
 def test_hygiene_without_a_source_is_not_checked() -> None:

@@ -85,8 +85,14 @@ def test_workspace_accepts_ml_cli_and_arm_shapes() -> None:
 
 
 def test_or_policy_accounts_may_be_names_or_resource_ids() -> None:
-    doc = [{"policyId": "p", "sourceAccount": "src", "destinationAccount": f"{SUB}/x/dst",
-            "rules": [{"sourceContainer": "azureml", "destinationContainer": "azureml"}]}]  # fmt: skip
+    doc = [
+        {
+            "policyId": "p",
+            "sourceAccount": "src",
+            "destinationAccount": f"{SUB}/x/dst",
+            "rules": [{"sourceContainer": "azureml", "destinationContainer": "azureml"}],
+        }
+    ]
     (p,) = A.parse_or_policies(doc)
     assert (p.source_account, p.destination_account, p.rules) == (
         "src",
@@ -193,7 +199,7 @@ class FakeAzureSource(LocalSource):
 def _forbidden() -> HttpResponseError:
     err = HttpResponseError(message="This request is not authorized")
     err.status_code = 403
-    err.error_code = "AuthorizationResourceTypeMismatch"
+    err.error_code = "AuthorizationResourceTypeMismatch"  # type: ignore[attr-defined]
     return err
 
 

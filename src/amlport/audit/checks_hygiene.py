@@ -73,6 +73,11 @@ def model_path(inv: Inventory, model: Model) -> str:
     return f"{container}/{model.loc.path}"
 
 
+def model_uri(model: Model) -> str:
+    """The ``azureml://datastores/…/paths/…`` URI of a model folder (for az ml model create)."""
+    return f"azureml://datastores/{model.loc.datastore}/paths/{model.loc.path}"
+
+
 def _live_models(inv: Inventory) -> list[Model]:
     return sorted((m for m in inv.models.values() if m.exists), key=lambda m: m.loc)
 
@@ -109,6 +114,7 @@ def run_output_models(rule: Rule, ctx: CheckContext) -> list[Outcome]:
                     "in the storage registers it",
                     path=model_path(inv, model),
                     evidence=WALK,
+                    values={"model_uri": model_uri(model)},
                 )
             )
     if out:

@@ -86,12 +86,13 @@ def _call(fn: Callable[[], Any], name: str) -> Fact[Any]:
 
 def _describe(exc: Any) -> str:
     status = getattr(exc, "status_code", None)
-    code = getattr(exc, "error_code", None) or ""
+    raw = getattr(exc, "error_code", None) or ""
+    code = str(getattr(raw, "value", raw))  # StorageErrorCode is an enum of the wire codes
     if status == 403:
         return (
             f"HTTP 403 {code}".rstrip()
-            + " (reading account settings needs the account key, an account SAS with "
-            "srt including s, or an Entra role such as Storage Account Contributor)"
+            + " (reading account settings needs the account key, an account SAS whose "
+            "resource types include service (srt=s…), or an Entra role that may read them)"
         )
     if status is not None:
         return f"HTTP {status} {code}".rstrip()

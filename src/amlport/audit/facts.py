@@ -157,6 +157,7 @@ class Facts:
             "workspace": ws.name if ws else "<workspace>",
             "key_vault": kv.name if kv else "<key-vault>",
             "lock_id": "<lock-id>",
+            "model_uri": "<azureml://datastores/...>",
         }
 
 

@@ -104,8 +104,8 @@ def _result(r: Result, rule_index: int) -> dict[str, Any]:
         "partialFingerprints": {"amlportResult/v1": _fingerprint(r)},
         "properties": {"state": o.state.value, "severity": r.severity.value},
     }
-    if failed:
-        out["fixes"] = [{"description": {"text": r.remediation}}]
+    if failed:  # SARIF "fixes" must be file edits; a command goes in the property bag
+        out["properties"]["remediation"] = r.remediation
     if o.evidence:
         out["properties"]["evidence"] = o.evidence
     location = _location(r)

@@ -33,7 +33,7 @@ from amlport.bundle.retention import ForgetPlan, RetentionPolicy, plan_forget
 from amlport.bundle.snapshots import SnapshotInfo, SnapshotStore
 from amlport.errors import AmlportError, IntegrityError, SourceNotFound, UsageError
 from amlport.model.manifest import FileEntry, Manifest, check_bundle_path, format_time
-from amlport.secrets import find_secrets
+from amlport.secrets import find_secrets, redact
 
 Warn = Callable[[str], None]
 CONFIG = "config.json"
@@ -290,9 +290,7 @@ def _is_blank(root: Path) -> bool:
     """Empty, or holding only what an interrupted or concurrent ``init`` creates."""
     if not root.is_dir():
         return False
-    return all(
-        (p.name in _LAYOUT_DIRS and p.is_dir()) or files.is_temp(p) for p in root.iterdir()
-    )
+    return all((p.name in _LAYOUT_DIRS and p.is_dir()) or files.is_temp(p) for p in root.iterdir())
 
 
 def _check_manifest(manifest: Manifest) -> None:
@@ -309,10 +307,12 @@ def _check_manifest(manifest: Manifest) -> None:
         absent = [p for p in refs if p not in known]
         if absent:
             raise IntegrityError(f"asset {asset.id} refers to {absent[0]!r}, not in files")
-    kinds = find_secrets(raw.decode("utf-8"))
-    if kinds:
+    text = raw.decode("utf-8")
+    # Redacting is idempotent on clean text (``sig=REDACTED`` stays as it is), so a change
+    # means a live value is still there.
+    if redact(text) != text:
         raise AmlportError(
-            f"snapshot not written: its manifest holds {sum(kinds.values())} secret-like "
-            f"value(s) ({', '.join(sorted(kinds))})",
+            "snapshot not written: its manifest holds secret-like value(s) "
+            f"({', '.join(sorted(find_secrets(text)))})",
             hint="redact rewrites, warnings and attributes before recording them",
         )

@@ -110,7 +110,7 @@ def run_export(
     if request.dry_run:
         return result
     repo = Repository.open_or_init(repo_path)
-    with repo.lock(exclusive=True):
+    with repo.lock(exclusive=False):  # shared: objects are write-once, snapshots separate
         _transfer_and_commit(repo, inv, lg, chosen, writer, request, result, progress)
     return result
 

@@ -1,0 +1,215 @@
+"""v2 YAML (jobs, pipelines, components, environments, data, models) and any other YAML.
+
+Every string value that is, or contains, a recognisable URI is rewritten (``path:``,
+``environment:``, ``component:``, input/output paths, ``model_uri``, free text such as
+``command:``); ``${{…}}`` bindings are not URIs and stay. On import,
+``default_datastore:``/``datastore:`` values (``azureml:<ds>`` or ``<ds>``) are datastore names
+and go through the datastore map. Locations are YAML paths such as
+``/jobs/train/inputs/data/path`` (RFC 6901 escaping).
+
+Comments, order and layout are kept: the file is composed into nodes, and each changed
+scalar is replaced in the source text at its own start/end marks (re-quoted in its own style).
+The edited text is loaded again and must equal the expected structure; if it does not, the
+whole document is re-serialised from the edited nodes (order, anchors and tags kept, comments
+lost). A file with no change keeps its exact bytes. Secrets in string values are redacted as
+values; a secret elsewhere (a comment, a key) is redacted in the text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import yaml
+from amlport.rewriters.recorder import Decoded, Recorder
+from amlport.rewriters.rules import RewriteResult, RewriteRules, Unmappable
+from amlport.rewriters.text_log import rewrite_text
+
+from amlport.errors import ParseError
+from amlport.secrets import find_secrets, redact
+from amlport.walk.parsers import load_yaml
+
+__all__ = ["rewrite_yaml", "rewrite_yaml_text"]
+
+_STR = "tag:yaml.org,2002:str"
+_DATASTORE_KEYS = frozenset({"default_datastore", "datastore"})
+_PLAIN_UNSAFE = re.compile(r"^[-?:,\[\]{}#&*!|>'\"%@`\s]|: | #|[,\[\]{}]|\s$")
+
+_Edit = tuple[yaml.ScalarNode, str, list[tuple[str, str]], bool]  # node, value, pairs, in_flow
+
+
+def rewrite_yaml(name: str, data: bytes, rules: RewriteRules) -> RewriteResult:
+    return rewrite_yaml_file(name, data, rules, frozenset())
+
+
+def rewrite_yaml_file(
+    name: str, data: bytes, rules: RewriteRules, provenance: frozenset[str]
+) -> RewriteResult:
+    """Rewrite a YAML file; top-level keys in ``provenance`` are left alone.
+
+    A file that is not valid YAML (or is an alias bomb) is rewritten as plain text, with a
+    warning, so its URIs and secrets are still handled.
+    """
+    decoded = Decoded.of(data)
+    rec = Recorder(name, rules)
+    try:
+        text = rewrite_yaml_text(decoded.text, rec, provenance)
+    except ParseError as exc:
+        rec = Recorder(name, rules, lenient=True)
+        rec.warn("", f"{exc.reason}; rewritten as plain text")
+        text = rewrite_text(decoded.text, rec)
+    if text == decoded.text:
+        return rec.result(data)
+    return rec.result(decoded.encode(text, rec))
+
+
+def rewrite_yaml_text(text: str, rec: Recorder, provenance: frozenset[str] = frozenset()) -> str:
+    """Rewrite one YAML document's text. Raises ``ParseError`` if it is not valid YAML."""
+    load_yaml(text, rec.file)  # syntax and alias-bomb checks, with a reason
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return rec.scrub(text)
+    edits: list[_Edit] = []
+    _walk(root, "", rec, edits, set(), provenance, in_flow=False)
+    new_text = _apply(text, edits) if edits else text
+    if edits and not _same(_load(new_text), _construct(root)):
+        new_text = yaml.serialize(root, Dumper=yaml.SafeDumper, allow_unicode=True)
+    if find_secrets(new_text):  # in a comment or a key: redact the text itself
+        new_text = rec.scrub(new_text)
+    return new_text
+
+
+def _walk(
+    node: yaml.Node,
+    path: str,
+    rec: Recorder,
+    edits: list[_Edit],
+    seen: set[int],
+    provenance: frozenset[str],
+    in_flow: bool,
+) -> None:
+    if id(node) in seen:  # an alias: the anchored node was handled where it is defined
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _STR:
+            _scalar(node, path, rec, edits, in_flow)
+        return
+    flow = in_flow or bool(getattr(node, "flow_style", False))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, f"{path}/{i}", rec, edits, seen, provenance, flow)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            if not path and name in provenance:
+                continue
+            child = f"{path}/{_escape(name)}"
+            if (
+                name in _DATASTORE_KEYS
+                and isinstance(value, yaml.ScalarNode)
+                and _datastore_name(value, child, rec, edits, flow)
+            ):
+                seen.add(id(value))
+                continue
+            _walk(value, child, rec, edits, seen, provenance, flow)
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _scalar(
+    node: yaml.ScalarNode, path: str, rec: Recorder, edits: list[_Edit], in_flow: bool
+) -> None:
+    location = path or "/"
+    new, pairs = rec.value(node.value, location)
+    clean = rec.scrub(new)
+    if clean != node.value:
+        edits.append((node, clean, pairs, in_flow))
+
+
+def _datastore_name(
+    node: yaml.ScalarNode, location: str, rec: Recorder, edits: list[_Edit], in_flow: bool
+) -> bool:
+    """``default_datastore: azureml:<ds>`` on import: map the name. True if handled."""
+    value = node.value
+    prefix = "azureml:" if value.startswith("azureml:") else ""
+    name = value[len(prefix) :]
+    if rec.rules.exporting or not name or "${{" in name or "/" in name or ":" in name:
+        return False
+    try:
+        mapped = rec.rules.target_datastore(name, value)
+    except Unmappable as exc:
+        raise exc.at(f"{rec.file} {location}") from None
+    if mapped != name:
+        new = prefix + mapped
+        rec.record(location, value, new, "datastore_name:import")
+        edits.append((node, new, [(value, new)], in_flow))
+    return True
+
+
+def _apply(text: str, edits: list[_Edit]) -> str:
+    """Replace each edited scalar in the source text, last first; also update the nodes."""
+    for node, value, pairs, in_flow in sorted(edits, key=lambda e: -e[0].start_mark.index):
+        start, end = node.start_mark.index, node.end_mark.index
+        if node.start_mark.line == node.end_mark.line and node.style in (None, "", "'", '"'):
+            source = _render(value, node.style, in_flow)
+        else:  # a block or multi-line scalar: substitute inside its source text
+            source = text[start:end]
+            for old, new in pairs:
+                source = source.replace(old, new)
+            source = redact(source)
+        text = text[:start] + source + text[end:]
+        node.value = value
+    return text
+
+
+def _render(value: str, style: str | None, in_flow: bool) -> str:
+    if style == "'":
+        return "'" + value.replace("'", "''") + "'"
+    plain = style is None or style == ""
+    if plain and value and not _PLAIN_UNSAFE.search(value) and _plain_round_trips(value, in_flow):
+        return value
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
+
+
+def _plain_round_trips(value: str, in_flow: bool) -> bool:
+    doc = f"[{value}]" if in_flow else f"k: {value}"
+    try:
+        loaded = yaml.safe_load(doc)
+    except yaml.YAMLError:
+        return False
+    return loaded == ([value] if in_flow else {"k": value})
+
+
+def _load(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return _Invalid
+
+
+class _Invalid:
+    """Marks text that no longer loads (never equal to a construct)."""
+
+
+def _construct(root: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality of loaded YAML, where NaN equals NaN."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and bool(a == b)
