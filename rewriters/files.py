@@ -1,7 +1,7 @@
 """``rewrite_file``: pick the format rewriter for one file by its name and content.
 
-- a designer pointer (a JSON object with ``RelativePath``/``AmlDataStoreName``, any name)
-  -> ``pointer_json``
+- a designer pointer (a JSON object with ``RelativePath``/``AmlDataStoreName``, any name; or
+  a truncated one: not valid JSON, starting like a pointer) -> ``pointer_json``
 - ``MLmodel`` -> ``mlmodel``
 - ``*.yml`` / ``*.yaml`` -> ``v2_yaml``
 - ``*.txt``, ``*.log``, ``*.json``, ``rslex.log.*`` -> ``text_log``
@@ -15,6 +15,7 @@ only ``Unmappable`` (pointers and YAML: a workspace-bound location with no rule)
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from collections.abc import Callable
@@ -45,7 +46,7 @@ def format_of(name: str, data: bytes) -> str:
     """``pointer`` | ``mlmodel`` | ``yaml`` | ``log`` | ``other``."""
     base = posixpath.basename(name.replace("\\", "/"))
     lower = base.lower()
-    if looks_like_pointer(data):
+    if looks_like_pointer(data) or _broken_pointer(data):
         return "pointer"
     if base == "MLmodel":
         return "mlmodel"
@@ -54,6 +55,18 @@ def format_of(name: str, data: bytes) -> str:
     if lower.endswith(_LOG_SUFFIXES) or lower.startswith("rslex.log."):
         return "log"
     return "other"
+
+
+def _broken_pointer(data: bytes) -> bool:
+    """A truncated pointer (no RelativePath left): its identity fields must still go."""
+    head = data[:4096]
+    if not head.lstrip().startswith(b"{") or not (b'"Container"' in head or b'"SasToken"' in head):
+        return False
+    try:
+        json.loads(data)
+    except ValueError:
+        return True
+    return False
 
 
 _REWRITERS: dict[str, _Rewriter] = {
@@ -82,3 +95,18 @@ def needs_rewrite(name: str, size: int) -> bool:
     """
     base = posixpath.basename(name.replace("\\", "/")).lower()
     return format_of(name, b"") != "other" or not _BINARY_NAME.search(base)
+
+
+def _other(name: str, data: bytes, rules: RewriteRules) -> RewriteResult:
+    rec = Recorder(name, rules)
+    if b"\x00" in data:
+        found = find_secrets(data.decode("latin-1"))
+        if found:
+            kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(found.items()))
+            rec.warn("", f"binary file contains what looks like a secret ({kinds}); not altered")
+        return rec.result(data)
+    decoded = Decoded.of(data)
+    text = rec.scrub(decoded.text)
+    if text == decoded.text:
+        return rec.result(data)
+    return rec.result(decoded.encode(text, rec))

@@ -102,7 +102,8 @@ class Recorder:
         out = []
         for message, where in self._warnings.items():
             more = f" (and {len(where) - 1} more)" if len(where) > 1 else ""
-            out.append(f"{self.file} {where[0]}{more}: {message}")
+            at = f" {where[0]}" if where[0] else ""
+            out.append(f"{self.file}{at}{more}: {message}")
         return out
 
     def result(self, data: bytes) -> RewriteResult:

@@ -14,14 +14,23 @@ from typing import Any
 import jsonschema
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from amlport.cli import audit_cmd
+from amlport.cli import audit_cmd, common
 
 REPO = Path(__file__).resolve().parents[2]
 ARM = REPO / "fixtures" / "arm"
 WS = REPO / "fixtures" / "workspaces"
 SARIF_SCHEMA = REPO / "tests" / "unit" / "sarif-schema-2.1.0.json"
+
+
+@pytest.fixture(autouse=True)
+def wide_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's consoles fix their width when created; make it wide and independent of the
+    terminal (or xdist worker) the tests run in, so long lines are not wrapped."""
+    monkeypatch.setattr(common, "out", Console(soft_wrap=False, width=250))
+    monkeypatch.setattr(common, "err", Console(stderr=True, width=250))
 
 
 @cache

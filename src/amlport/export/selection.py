@@ -52,16 +52,15 @@ def select(
     nodes: set[str] = set()
     for root in roots:
         nodes |= lg.closure(_expand(lg, root))
-    items: dict[str, ExportItem] = {}
+    items: list[ExportItem] = []
     skipped: dict[str, int] = {}
     model_folders = {v for u, v, k in lg.g.edges(data="kind") if k == "points_to" and u in nodes}
     for node in sorted(nodes - model_folders):
-        item = _item(inv, lg, node, data="data" in include or node in roots)
-        if item is not None:
-            items[node] = item
-        elif lg.g.nodes[node]["kind"] in ("output", "data"):
+        found = _items(inv, lg, node, data="data" in include or node in roots)
+        items += found
+        if not found and lg.g.nodes[node]["kind"] in ("output", "data"):
             skipped[node] = int(lg.g.nodes[node].get("size", 0))
-    return Selection(sorted(items.values()), sorted(roots), nodes, skipped)
+    return Selection(sorted(items), sorted(roots), nodes, skipped)
 
 
 def _is_root(include: frozenset[str], data: dict[str, object]) -> bool:
@@ -129,20 +128,22 @@ def _expand(lg: LineageGraph, root: str) -> set[str]:
     return nodes
 
 
-def _item(inv: Inventory, lg: LineageGraph, node: str, *, data: bool) -> ExportItem | None:
+def _items(inv: Inventory, lg: LineageGraph, node: str, *, data: bool) -> list[ExportItem]:
+    """The items a node stands for (a pipeline run is both a pipeline and a run record)."""
     attrs = lg.g.nodes[node]
-    kind, label = attrs["kind"], str(attrs["label"])
-    if kind == "model" and attrs.get("exists", True):
-        return ExportItem("model", node, label)
+    kind, label, exists = attrs["kind"], str(attrs["label"]), bool(attrs.get("exists", True))
+    if kind == "model" and exists:
+        return [ExportItem("model", node, label)]
     if kind == "environment" and attrs.get("path"):
-        return ExportItem("environment", node, label)
-    if kind == "pipeline" or (kind == "pipeline_run" and attrs.get("exists", True)):
-        return ExportItem("pipeline", node, label)
-    if kind in RUN_KINDS and attrs.get("exists", True):
-        return ExportItem("run", node, label)
+        return [ExportItem("environment", node, label)]
+    if kind == "pipeline":
+        return [ExportItem("pipeline", node, label)]
+    if kind in RUN_KINDS and exists:
+        run = [ExportItem("run", node, label)]
+        return [ExportItem("pipeline", node, label), *run] if kind == "pipeline_run" else run
     if kind in ("output", "data") and data and _has_payload(inv, lg, node):
-        return ExportItem("data", node, label)
-    return None
+        return [ExportItem("data", node, label)]
+    return []
 
 
 def _has_payload(inv: Inventory, lg: LineageGraph, node: str) -> bool:
