@@ -37,6 +37,7 @@ _STR = "tag:yaml.org,2002:str"
 _DATASTORE_KEYS = frozenset({"default_datastore", "datastore"})
 _PLAIN_UNSAFE = re.compile(r"^[-?:,\[\]{}#&*!|>'\"%@`\s]|: | #|[,\[\]{}]|\s$")
 
+_PROPERTIES = re.compile(r"(?:[&!][^\s]*[ \t]+)*")
 _Edit = tuple[yaml.ScalarNode, str, list[tuple[str, str]], bool]  # node, value, pairs, in_flow
 
 
@@ -156,7 +157,10 @@ def _apply(text: str, edits: list[_Edit]) -> str:
     for node, value, pairs, in_flow in sorted(edits, key=lambda e: -e[0].start_mark.index):
         start, end = node.start_mark.index, node.end_mark.index
         if node.start_mark.line == node.end_mark.line and node.style in (None, "", "'", '"'):
-            source = _render(value, node.style, in_flow)
+            # the node's span starts at its anchor/tag, if it has any: keep them
+            properties = _PROPERTIES.match(text, start, end)
+            kept = properties.group(0) if properties else ""
+            source = kept + _render(value, node.style, in_flow)
         else:  # a block or multi-line scalar: substitute inside its source text
             source = text[start:end]
             for old, new in pairs:
