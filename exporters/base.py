@@ -86,8 +86,11 @@ class ExportContext:
 
 
 class Exporter(Protocol):
-    name: str
-    kinds: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kinds(self) -> tuple[str, ...]: ...
 
     def accepts(self, item: ExportItem, ctx: ExportContext) -> bool: ...
 

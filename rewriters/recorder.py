@@ -39,12 +39,13 @@ class Recorder:
 
         Returns the new text and the (old, new) substitutions made, in order.
         """
-        one_word = bool(text) and not any(c.isspace() for c in text)
-        if one_word and _is_uri(text):
+        # One line that parses as a URI is one URI (blob paths may contain spaces).
+        one_line = bool(text) and text == text.strip() and "\n" not in text and "\t" not in text
+        if one_line and _is_uri(text):
             new = self.uri(text, location)
             return new, ([(text, new)] if new != text else [])
         new, pairs = self.spans(text, location)
-        if one_word and not pairs:
+        if one_line and " " not in text and not pairs:
             self.uri(text, location)  # only reports a value that claims to be a URI but is not
         return new, pairs
 

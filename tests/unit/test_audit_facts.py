@@ -273,3 +273,97 @@ def test_another_accounts_export_is_a_warning() -> None:
 def test_source_containers_override_the_default_patterns() -> None:
     facts = merge(_dp(None, None), ControlPlane(), containers=("azureml-blobstore-x", "azureml"))
     assert facts.containers == ("azureml-blobstore-x", "azureml")
+
+
+# --- live ARM (the glue, with fake management clients) ----------------------------------------
+
+
+class _Model:
+    """Stands in for an SDK model: ``serialize`` gives the REST shape."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+
+    def serialize(self, keep_readonly: bool = False) -> dict[str, Any]:
+        return self.doc
+
+
+def _rest(doc: dict[str, Any], keep: tuple[str, ...] = ("id", "name", "type")) -> _Model:
+    top = {k: doc[k] for k in keep if k in doc}
+    top["properties"] = {k: v for k, v in doc.items() if k not in top}
+    return _Model(top)
+
+
+class _Ns:
+    def __init__(self, **calls: Any) -> None:
+        self.__dict__.update(calls)
+
+
+def _fake_clients(target: Any) -> tuple[Any, Any, Any, Any]:
+    good = {
+        n: _json(n)
+        for n in (
+            "storage-account.json",
+            "blob-service-properties.json",
+            "locks.json",
+            "or-policies.json",
+            "keyvault.json",
+        )
+    }
+    storage_doc = good["storage-account.json"]
+    storage = _Ns(
+        storage_accounts=_Ns(
+            get_properties=lambda rg, a: _rest(storage_doc, ("id", "name", "sku"))
+        ),
+        blob_services=_Ns(
+            get_service_properties=lambda rg, a: _rest(good["blob-service-properties.json"])
+        ),
+        object_replication_policies=_Ns(list=lambda rg, a: [_rest(good["or-policies.json"][0])]),
+    )
+    ws = {
+        "id": _json("workspace.json")["id"],
+        "name": "azml-from-scratch",
+        "properties": {
+            "storageAccount": storage_doc["id"],
+            "keyVault": good["keyvault.json"]["id"],
+        },
+    }
+    docs = {ws["id"]: _Model(ws), good["keyvault.json"]["id"]: _Model(good["keyvault.json"])}
+    resources = _Ns(resources=_Ns(get_by_id=lambda rid, api: docs[rid]))
+
+    def no_locks() -> list[Any]:
+        raise HttpResponseError(message="AuthorizationFailed")
+
+    locks = _Ns(management_locks=_Ns(list_at_subscription_level=no_locks))
+    return object(), storage, resources, locks
+
+
+def test_live_arm_feeds_the_same_parsers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from amlport.audit import armlive
+
+    monkeypatch.setattr(armlive, "_clients", _fake_clients)
+    target = armlive.LiveTarget(
+        "daf7d39a-3a56-4adf-84da-d07d4a095333",
+        "rg-azml-from-scratch",
+        "azmlfromscratchstr",
+        "azml-from-scratch",
+    )
+    cp = armlive.collect_live(target)
+    files = A.load_arm_folder(ARM / "good")
+    for key in ("blob_soft_delete", "versioning", "restore_policy", "replication", "key_vault"):
+        assert getattr(cp, key).value == getattr(files, key).value, key
+    assert cp.storage.value and cp.storage.value.sku == "Standard_GZRS"
+    kv = files.key_vault.value
+    assert cp.workspace.value and kv and cp.workspace.value.key_vault_id == kv.id
+    assert not cp.locks.known and "reading the locks failed" in str(cp.locks.reason)
+
+
+def test_live_arm_without_a_workspace_name_leaves_it_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from amlport.audit import armlive
+
+    monkeypatch.setattr(armlive, "_clients", _fake_clients)
+    cp = armlive.collect_live(armlive.LiveTarget("sub", "rg", "azmlfromscratchstr"))
+    assert not cp.workspace.known and not cp.key_vault.known
+    assert "workspace name is unknown" in str(cp.key_vault.reason)

@@ -6,7 +6,8 @@ and fed to the same parsers as the ``--arm`` files, so both paths check the same
 a signed-in identity (DefaultAzureCredential) with Reader on the resource group. Read-only: it
 calls only get/list operations.
 
-Not exercised by the offline test suite (there is no ARM emulator); the parsers it feeds are.
+There is no ARM emulator: the tests drive this glue with fake management clients and the
+parsers with the az fixtures; it has not been run against Azure by the test suite.
 """
 
 from __future__ import annotations

@@ -42,14 +42,7 @@ def service_client_of(source: Source) -> Any | None:
     """The source's ``BlobServiceClient``, or None for sources without one (local folders)."""
     if isinstance(source, BlobServiceProvider):
         return source.blob_service_client
-    # AzureSource predates the protocol; its client is the private ``_service``. Read it
-    # only when it really is a BlobServiceClient (see docs/audit.md, "data plane").
-    client = getattr(source, "_service", None)
-    try:
-        from azure.storage.blob import BlobServiceClient
-    except ImportError:  # pragma: no cover - azure-storage-blob is a hard dependency
-        return None
-    return client if isinstance(client, BlobServiceClient) else None
+    return None
 
 
 def collect_data_plane(source: Source | None) -> DataPlane:

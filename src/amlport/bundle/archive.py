@@ -19,7 +19,7 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 from amlport.bundle import files
 from amlport.bundle.config import MAX_CONFIG_BYTES, RepositoryConfig
@@ -213,6 +213,6 @@ def _import_object(
         report.objects_present += 1
         return
     with _read_member(tar, member) as fh:
-        _, size = objects.put_stream(fh, expected_digest=digest)
+        _, size = objects.put_stream(cast(BinaryIO, fh), expected_digest=digest)
     report.objects_added += 1
     report.bytes_added += size

@@ -51,7 +51,7 @@ def _mlflow_load() -> Callable[[str], Any]:
             "verify --deep needs mlflow to load MLmodel folders",
             hint="pip install 'amlport[azureml,mlflow]'",
         ) from None
-    return Model.load  # type: ignore[no-any-return]
+    return Model.load
 
 
 def deep_verify(repo: Repository, manifest: Manifest) -> tuple[int, list[DeepProblem]]:
@@ -76,9 +76,7 @@ def deep_verify(repo: Repository, manifest: Manifest) -> tuple[int, list[DeepPro
     return checked, problems
 
 
-def _try(
-    problems: list[DeepProblem], path: str, load: Callable[[str], Any], target: Path
-) -> None:
+def _try(problems: list[DeepProblem], path: str, load: Callable[[str], Any], target: Path) -> None:
     try:
         load(str(target))
     except Exception as exc:

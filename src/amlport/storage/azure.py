@@ -474,6 +474,11 @@ class AzureSource(Source):
         return self._retry.count
 
     @property
+    def blob_service_client(self) -> BlobServiceClient:
+        """The read-only client (GET/HEAD only) for data-plane facts such as the audit's."""
+        return self._service
+
+    @property
     def containers(self) -> tuple[str, ...]:
         """The workspace containers that exist and are listed, blobstore first."""
         return self._present

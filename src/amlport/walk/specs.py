@@ -142,12 +142,17 @@ def parse_conda(doc: dict[str, Any], env_id: str, path: str) -> Environment:
     )
 
 
+def _is_package(dep: str) -> bool:
+    """A package spec, not a pip option (``-r requirements.txt``) or a tool left unpinned."""
+    return dep not in NOT_PINNED_OK and not dep.startswith("-")
+
+
 def _unpinned_deps(deps: list[Any]) -> list[str]:
     out: list[str] = []
     for dep in deps:
         if isinstance(dep, dict):
             out.extend(_unpinned_deps(list(dep.get("pip") or [])))
-        elif isinstance(dep, str) and dep not in NOT_PINNED_OK and not _PIN.search(dep):
+        elif isinstance(dep, str) and _is_package(dep) and not _PIN.search(dep):
             out.append(dep)
     return out
 
