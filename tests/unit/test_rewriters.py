@@ -1,5 +1,5 @@
 """URI rewriting: every form of the reference (§4) exported, and the export imported into a
-target with other account/container/datastore names; the rules; the export -> import round trip.
+target with other account/container/datastore names; the family table; purity.
 
 docs/rewriting.md carries the same table for people; ``test_docs_table_is_what_the_code_does``
 runs every row of it.
@@ -7,7 +7,6 @@ runs every row of it.
 
 from __future__ import annotations
 
-import pickle
 import re
 import subprocess
 import sys
@@ -22,13 +21,8 @@ from amlport.rewriters import (
     UriChange,
     rewrite_uri,
 )
-from amlport.rewriters.datastore import locate
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from amlport.errors import AmlportError, ExitCode
-from amlport.model.uris import FAMILIES, DatastorePath, parse_uri, quote_path
-from amlport.model.workspace import WorkspaceDescriptor
+from amlport.model.uris import FAMILIES, parse_uri
 
 REPO = Path(__file__).resolve().parents[2]
 

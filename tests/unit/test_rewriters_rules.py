@@ -290,5 +290,3 @@ def test_export_then_import_with_an_identity_map_is_the_same_location(
     )
     original = locate(uri, ident)
     assert original is not None and original.path == where.path
-
-

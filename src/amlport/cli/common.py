@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,13 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from amlport.errors import AmlportError, ExitCode, UsageError
 from amlport.secrets import redact
@@ -109,27 +116,47 @@ def source_from(
     return open_source(location, workspace_file=workspace_file, auth=auth)
 
 
+ProgressFn = Callable[[str, int, int | None], None]
+PHASES = {"list": "listing blobs", "read": "reading files", "export": "exporting"}
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 @contextmanager
-def progress_reporter(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
-    """A rich progress display on stderr when it is a terminal; silent otherwise."""
+def progress_reporter(enabled: bool) -> Iterator[ProgressFn | None]:
+    """Progress on stderr when it is a terminal (silent otherwise): items, bytes, rate, ETA.
+
+    Phases report ``(phase, done, total)``; the export phase reports bytes done of bytes planned.
+    """
     if not enabled or not err.is_terminal:
         yield None
         return
-    with Progress(
+    columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
         tasks: dict[str, Any] = {}
+        started: dict[str, float] = {}
 
         def report(phase: str, done: int, total: int | None) -> None:
-            label = {"list": "listing blobs", "read": "reading files"}.get(phase, phase)
             if phase not in tasks:
-                tasks[phase] = progress.add_task(label, total=total)
-            progress.update(tasks[phase], completed=done, total=total)
+                started[phase] = time.monotonic()
+                tasks[phase] = progress.add_task(PHASES.get(phase, phase), total=total, detail="")
+            detail = f"{done:,}" + (f"/{total:,}" if total else "")
+            if phase == "export":
+                rate = done / max(time.monotonic() - started[phase], 1e-3)
+                detail = f"{_human(done)}/{_human(total or 0)} · {_human(rate)}/s"
+            progress.update(tasks[phase], completed=done, total=total, detail=detail)
 
         yield report
 

@@ -150,11 +150,11 @@ def _transfer_and_commit(
     key = source_key(source)
     previous = repo.latest_snapshot(key)
     index = repo.source_index(key)
-    total = len(writer.blobs)
+    total = writer.planned_bytes
 
-    def report(done: int, _bytes: int) -> None:
+    def report(_files: int, done_bytes: int) -> None:
         if progress:
-            progress("export", done, total)
+            progress("export", done_bytes, total)
 
     try:
         stats = writer.transfer(repo, index, previous, workers=request.workers, progress=report)
