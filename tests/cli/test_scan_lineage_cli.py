@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import networkx as nx
 import pytest
+from cliutil import amlport
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"
 TRAIN = "a79bd916-2790-4202-89ed-fbdede3ccf1d"
-
-
-def amlport(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "amlport", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(REPO)},
-    )
 
 
 def test_scan_designer_prints_summary_and_exits_0() -> None:

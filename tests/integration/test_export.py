@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cliutil import amlport
 
 from amlport.bundle import Repository
 from amlport.export import ExportRequest, run_export
@@ -18,16 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"
 TRAIN = "a79bd916-2790-4202-89ed-fbdede3ccf1d"
 SOURCE_NAMES = ("azmlfromscratchstr", "azureml-blobstore-bfe051f9-e8f5-424e-a59f-174a92b7aa97")
-
-
-def amlport(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "amlport", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def _export(name: str, repo: Path, **kw: object) -> object:

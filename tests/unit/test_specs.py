@@ -8,9 +8,10 @@ import pytest
 
 from amlport.lineage import build_graph
 from amlport.model import findings as F
+from amlport.model.pinning import image_pinned, is_unpinned_ref
 from amlport.storage.local import LocalSource
 from amlport.walk import walk
-from amlport.walk.specs import image_pinned, is_unpinned_ref, parse_conda, spec_kind
+from amlport.walk.specs import parse_conda, spec_kind
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus" / "azureml-examples"

@@ -9,6 +9,7 @@ from amlport.audit.catalog import Rule
 from amlport.audit.engine import CheckContext, CheckFn, Outcome, failed, not_checked, passed
 from amlport.model import findings as F
 from amlport.model.inventory import Environment, Inventory, Model
+from amlport.model.pinning import image_pinned, is_unpinned_ref
 
 WALK = "walk"
 DESIGNER_FORMATS = {
@@ -17,24 +18,6 @@ DESIGNER_FORMATS = {
 }
 RUN_SCOPED_PREFIXES = ("azureml/", "dataset/", "ExperimentRun/")
 MAX_LISTED = 5
-UNPINNED_LABELS = ("@latest", "/labels/latest")
-
-
-# These two predicates mirror amlport.walk.specs: audit sits beside walk in the import layering
-# (both import only model/ and storage/), so it does not import it. Keep them in step.
-def is_unpinned_ref(ref: str) -> bool:
-    """``azureml:name@latest``, ``…/labels/latest`` or a bare ``azureml:name``."""
-    return ref.endswith(UNPINNED_LABELS) or ":" not in ref.removeprefix("azureml:")
-
-
-def image_pinned(image: str | None) -> bool:
-    """Pinned by digest, or by a tag other than ``latest``."""
-    if not image:
-        return False
-    if "@sha256:" in image:
-        return True
-    tag = image.rsplit("/", 1)[-1].partition(":")[2]
-    return bool(tag) and tag != "latest"
 
 
 def _inventory(ctx: CheckContext) -> Inventory | None:

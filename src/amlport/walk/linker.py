@@ -13,7 +13,7 @@ from collections.abc import Callable
 from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
 from amlport.model.inventory import Environment, InputRef, Inventory, Loc, Model, Output, Run
-from amlport.walk.specs import image_pinned, is_unpinned_ref
+from amlport.model.pinning import image_pinned, is_unpinned_ref
 
 HasBlobs = Callable[[str, str], bool]
 TRIAL = re.compile(r"^(?P<base>.+)_(?P<n>\d+)$")

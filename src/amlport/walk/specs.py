@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from amlport.model.inventory import AssetSpec, ComponentSpec, Environment, JobSpec, PipelineSpec
+from amlport.model.pinning import image_pinned
 
 BINDING = re.compile(r"\$\{\{\s*parent\.jobs\.([^.\s}]+)\.outputs\.([^.\s}]+)\s*\}\}")
 _SCHEMA_KINDS = (
@@ -24,7 +25,6 @@ _SCHEMA_KINDS = (
     ("mltable", "data"),
     ("data", "data"),
 )
-UNPINNED_LABELS = ("@latest", "/labels/latest")
 _PIN = re.compile(r"(==|=|<|>|~=|@)")
 # Tools conda files conventionally list without a version; flagging them is noise.
 NOT_PINNED_OK = frozenset({"pip"})
@@ -59,10 +59,6 @@ def env_ref(value: Any) -> str | None:
     if isinstance(value, dict):
         return str(value.get("image") or value.get("name") or "inline")
     return None
-
-
-def is_unpinned_ref(ref: str) -> bool:
-    return ref.endswith(UNPINNED_LABELS) or ":" not in ref.removeprefix("azureml:")
 
 
 def parse_pipeline(doc: dict[str, Any], spec_id: str, path: str) -> PipelineSpec:
@@ -167,16 +163,6 @@ def parse_dockerfile(text: str, env_id: str, path: str) -> Environment:
     return Environment(
         env_id=env_id, kind="dockerfile", path=path, image=image, pinned=image_pinned(image)
     )
-
-
-def image_pinned(image: str | None) -> bool:
-    """Pinned by digest, or by a tag other than ``latest``."""
-    if not image:
-        return False
-    if "@sha256:" in image:
-        return True
-    tag = image.rsplit("/", 1)[-1].partition(":")[2]
-    return bool(tag) and tag != "latest"
 
 
 def _opt_str(value: Any) -> str | None:
