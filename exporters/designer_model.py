@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
 from amlport.exporters.v2yaml import asset_name, dump, relative, yaml_path
-
 from amlport.model.manifest import AssetEntry
 
 DESIGNER_FORMATS = ("ilearner", "model_directory")

@@ -11,7 +11,6 @@ import posixpath
 
 from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
 from amlport.exporters.v2yaml import DEFAULT_BASE_IMAGE, asset_name, dump, relative, yaml_path
-
 from amlport.model.inventory import Environment
 from amlport.model.manifest import AssetEntry
 

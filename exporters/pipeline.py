@@ -8,7 +8,6 @@ import posixpath
 
 from amlport.exporters.base import ExportContext, ExportItem
 from amlport.exporters.v2yaml import asset_name
-
 from amlport.model.manifest import AssetEntry
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+
 from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
 from amlport.exporters.v2yaml import asset_name
-
 from amlport.model.inventory import Inventory, Run
 from amlport.model.manifest import AssetEntry
 

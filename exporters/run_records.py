@@ -5,7 +5,6 @@ small artifacts, pointers) and, for legacy v1 runs, the ``azureml/<run>/`` worki
 from __future__ import annotations
 
 from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
-
 from amlport.model.manifest import AssetEntry
 
 

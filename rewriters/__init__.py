@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
+from amlport.model.uris import ParsedUri, UriError, parse_uri
 from amlport.rewriters import (
     aml_artifact,
     asset_ref,
@@ -37,8 +38,6 @@ from amlport.rewriters.rules import (
     Unmappable,
     UriChange,
 )
-
-from amlport.model.uris import ParsedUri, UriError, parse_uri
 
 __all__ = [
     "FAMILY_MODULES",

@@ -10,10 +10,9 @@ after ``aml://artifact/`` is left with a warning. Import leaves them alone (warn
 
 from __future__ import annotations
 
+from amlport.model.uris import ParsedUri
 from amlport.rewriters.datastore import artifact_uri
 from amlport.rewriters.rules import KeepWithWarning, RewriteRules
-
-from amlport.model.uris import ParsedUri
 
 FAMILIES: tuple[str, ...] = ("aml_artifact",)
 

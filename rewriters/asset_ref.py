@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from amlport.model.uris import ParsedUri, format_uri, with_fields
 from amlport.rewriters.datastore import body
 from amlport.rewriters.rules import KeepWithWarning, RewriteRules
-
-from amlport.model.uris import ParsedUri, format_uri, with_fields
 
 FAMILIES: tuple[str, ...] = (
     "azureml_ref",

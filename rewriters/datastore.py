@@ -12,8 +12,6 @@ in a given workspace's storage), which tests and importers use to compare locati
 
 from __future__ import annotations
 
-from amlport.rewriters.rules import Identity, KeepWithWarning, RewriteRules, Unmappable
-
 from amlport.model.uris import (
     BlobLocation,
     ParsedUri,
@@ -23,6 +21,7 @@ from amlport.model.uris import (
     with_fields,
 )
 from amlport.model.workspace import ARTIFACT_DATASTORE
+from amlport.rewriters.rules import Identity, KeepWithWarning, RewriteRules, Unmappable
 
 FAMILIES: tuple[str, ...] = (
     "azureml_datastore_short",

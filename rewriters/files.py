@@ -20,15 +20,14 @@ import posixpath
 import re
 from collections.abc import Callable
 
+from amlport.model.pointer import looks_like_pointer
 from amlport.rewriters.mlmodel import rewrite_mlmodel
 from amlport.rewriters.pointer_json import rewrite_pointer
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules
 from amlport.rewriters.text_log import rewrite_log
 from amlport.rewriters.v2_yaml import rewrite_yaml
-
 from amlport.secrets import find_secrets
-from amlport.walk.parsers import looks_like_pointer
 
 __all__ = ["format_of", "needs_rewrite", "rewrite_file"]
 

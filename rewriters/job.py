@@ -11,10 +11,9 @@ or a custom ``path:``), which storage alone cannot tell: only a resolver in the 
 
 from __future__ import annotations
 
+from amlport.model.uris import ParsedUri, quote_path
 from amlport.rewriters.datastore import artifact_uri, short_uri
 from amlport.rewriters.rules import KeepWithWarning, RewriteRules
-
-from amlport.model.uris import ParsedUri, quote_path
 
 FAMILIES: tuple[str, ...] = ("azureml_job_output",)
 

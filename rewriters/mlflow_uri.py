@@ -15,10 +15,9 @@ and its ``/experiments/<e>/runs/<r>/artifacts/<p>`` form).
 
 from __future__ import annotations
 
+from amlport.model.uris import ParsedUri, format_uri, with_fields
 from amlport.rewriters.datastore import artifact_uri
 from amlport.rewriters.rules import KeepWithWarning, RewriteRules
-
-from amlport.model.uris import ParsedUri, format_uri, with_fields
 
 FAMILIES: tuple[str, ...] = ("runs", "models", "mlflow_artifacts", "mlflow_tracking")
 

@@ -10,9 +10,8 @@ the v1 path names only the workspace and datastore, not the storage account.
 
 from __future__ import annotations
 
-from amlport.rewriters.rules import RewriteRules
-
 from amlport.model.uris import ParsedUri
+from amlport.rewriters.rules import RewriteRules
 
 FAMILIES: tuple[str, ...] = ("mount_v1", "mount_v2")
 

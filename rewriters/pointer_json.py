@@ -22,15 +22,15 @@ import json
 import re
 from typing import Any
 
+from amlport.errors import ParseError
+from amlport.model.pointer import POINTER_KEYS
+from amlport.model.uris import DatastorePath, short_datastore_uri
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules, Unmappable
 from amlport.rewriters.storage_url import blob_uri
 from amlport.rewriters.text_log import rewrite_text
-
-from amlport.errors import ParseError
-from amlport.model.uris import DatastorePath, short_datastore_uri
+from amlport.safeload import load_json
 from amlport.secrets import find_secrets
-from amlport.walk.parsers import POINTER_KEYS, load_json
 
 __all__ = ["rewrite_pointer"]
 

@@ -8,12 +8,11 @@ import codecs
 from collections import Counter
 from dataclasses import dataclass, field
 
+from amlport.model.uris import UriError, find_uris, parse_uri
 from amlport.rewriters import rewrite_uri
 from amlport.rewriters.rules import Change, RewriteResult, RewriteRules, Unmappable
-
-from amlport.model.uris import UriError, find_uris, parse_uri
+from amlport.safeload import decode_text
 from amlport.secrets import redact_with_counts
-from amlport.walk.parsers import decode_text
 
 # A dropped SAS query string is the same secret secrets.py calls a "sas_signature".
 SAS_QUERY_KIND = "sas_signature"

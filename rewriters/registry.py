@@ -5,9 +5,8 @@ the target, so it is never rewritten, in either direction.
 
 from __future__ import annotations
 
-from amlport.rewriters.rules import RewriteRules
-
 from amlport.model.uris import ParsedUri
+from amlport.rewriters.rules import RewriteRules
 
 FAMILIES: tuple[str, ...] = ("azureml_registry",)
 

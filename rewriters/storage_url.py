@@ -13,10 +13,9 @@ to the target's account and the container of the mapped datastore, keeping its s
 
 from __future__ import annotations
 
+from amlport.model.uris import ParsedUri, UriError, format_uri, quote_path, with_fields
 from amlport.rewriters.datastore import body, short_uri
 from amlport.rewriters.rules import KeepWithWarning, RewriteRules, Unmappable
-
-from amlport.model.uris import ParsedUri, UriError, format_uri, quote_path, with_fields
 
 FAMILIES: tuple[str, ...] = ("wasb", "abfs", "blob_https", "dfs_https", "file_https", "adl")
 

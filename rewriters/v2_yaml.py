@@ -23,13 +23,13 @@ import re
 from typing import Any
 
 import yaml
+
+from amlport.errors import ParseError
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules, Unmappable
 from amlport.rewriters.text_log import rewrite_text
-
-from amlport.errors import ParseError
+from amlport.safeload import load_yaml
 from amlport.secrets import find_secrets, redact
-from amlport.walk.parsers import load_yaml
 
 __all__ = ["rewrite_yaml", "rewrite_yaml_text"]
 

@@ -6,7 +6,18 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-IO_MODULES = ("azure", "fsspec", "rich", "typer", "requests", "amlport.storage", "amlport.cli")
+IO_MODULES = (
+    "azure",
+    "fsspec",
+    "rich",
+    "typer",
+    "requests",
+    "amlport.storage",
+    "amlport.cli",
+    "amlport.walk",
+    "amlport.bundle",
+    "amlport.export",
+)
 PURE_TREES = (REPO / "src" / "amlport" / "model", REPO / "rewriters")
 NO_CLI = (
     REPO / "src" / "amlport" / "walk",

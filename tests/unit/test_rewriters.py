@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from amlport.model.uris import FAMILIES, parse_uri
 from amlport.rewriters import (
     FAMILY_MODULES,
     Identity,
@@ -21,8 +23,6 @@ from amlport.rewriters import (
     UriChange,
     rewrite_uri,
 )
-
-from amlport.model.uris import FAMILIES, parse_uri
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
-from amlport.rewriters import Identity, RewriteResult, RewriteRules, rewrite_file
-from amlport.rewriters.files import format_of, needs_rewrite
 
 from amlport.model.uris import find_uris, parse_uri
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.rewriters import Identity, RewriteResult, RewriteRules, rewrite_file
+from amlport.rewriters.files import format_of, needs_rewrite
 from amlport.secrets import find_secrets
 from amlport.walk import parsers
 

@@ -8,10 +8,10 @@ import json
 
 import pytest
 import yaml
-from amlport.rewriters import Identity, RewriteRules, Unmappable, rewrite_file, v2_yaml
-from amlport.rewriters.files import format_of, needs_rewrite
 
 from amlport.model.inventory import Loc
+from amlport.rewriters import Identity, RewriteRules, Unmappable, rewrite_file, v2_yaml
+from amlport.rewriters.files import format_of, needs_rewrite
 from amlport.secrets import find_secrets
 from amlport.walk import parsers
 

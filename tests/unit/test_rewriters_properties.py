@@ -9,10 +9,10 @@ import string
 from typing import Any
 
 import yaml
-from amlport.rewriters import Identity, RewriteRules, rewrite_file, rewrite_uri
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from amlport.rewriters import Identity, RewriteRules, rewrite_file, rewrite_uri
 from amlport.secrets import find_secrets
 
 ACCOUNT = "azmlfromscratchstr"

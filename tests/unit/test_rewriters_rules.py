@@ -7,14 +7,14 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from amlport.rewriters import Identity, RewriteRules, Unmappable, rewrite_uri
-from amlport.rewriters.datastore import locate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amlport.errors import AmlportError, ExitCode
 from amlport.model.uris import DatastorePath, quote_path
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.rewriters import Identity, RewriteRules, Unmappable, rewrite_uri
+from amlport.rewriters.datastore import locate
 
 SRC = Identity(
     account="stsource01",

@@ -479,7 +479,7 @@ _MLFLOW_ARTIFACT = re.compile(r"/?[^/]+/(?P<run>[^/]+)/artifacts(?:/(?P<path>.*)
 def _inner(parsed: ParsedUri) -> ParsedUri:
     fields = dict(parsed.fields)
     family = fields.pop("inner_family")
-    return ParsedUri(family, parsed.raw[len("azureml:") :], fields, parsed.query)
+    return ParsedUri(family, parsed.raw.strip()[len("azureml:") :], fields, parsed.query)
 
 
 def _datastore_path(parsed: ParsedUri) -> DatastorePath | None:
