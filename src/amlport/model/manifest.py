@@ -274,7 +274,7 @@ class RedactionRecord:
 
 _KNOWN = (
     "schema", "tool_version", "created", "snapshot_id", "parent", "tags", "source", "selection",
-    "assets", "files", "lineage", "rewrites", "redactions", "warnings", "stats",
+    "assets", "files", "lineage", "rewrites", "redactions", "warnings", "stats", "provenance",
 )  # fmt: skip
 
 
@@ -297,6 +297,9 @@ class Manifest:
     redactions: list[RedactionRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    # Earlier hops of what this snapshot holds (dev → qa → prod), from the source's import
+    # records: [{"account", "workspace", "snapshot", "time"}]. Written only when not empty.
+    provenance: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # unknown fields of a newer minor
 
     @property
@@ -335,6 +338,8 @@ class Manifest:
             warnings=list(self.warnings),
             stats=dict(self.stats),
         )
+        if self.provenance:
+            out["provenance"] = [dict(h) for h in self.provenance]
         if self.snapshot_id is not None:
             out["snapshot_id"] = self.snapshot_id
         return out
@@ -369,6 +374,7 @@ class Manifest:
             redactions=f.objects("redactions", RedactionRecord.from_dict, required=False),
             warnings=f.strs("warnings"),
             stats=f.opt("stats", dict, {}),
+            provenance=[dict(h) for h in f.opt("provenance", list, []) if isinstance(h, dict)],
             extra={k: v for k, v in f.data.items() if k not in _KNOWN},
         )
 

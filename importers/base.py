@@ -1,0 +1,67 @@
+"""The importer contract.
+
+- ``plan(item, ctx)`` is side-effect free: what ``--dry-run`` prints. Each ``ImportAction``
+  says create | update | skip (the same content is already there) | conflict | blocked (with
+  the reason: an unmapped datastore, an unmappable URI, a missing target).
+- ``apply(action, ctx)`` carries one planned action out and returns the outcome. It is
+  idempotent: applying a ``create`` whose content has meanwhile appeared is a ``skip``.
+Importers read bundle bytes only through ``ctx`` (verified against their digests) and write
+only through the target or client ``ctx`` gives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from amlport.bundle import Repository
+from amlport.model.manifest import AssetEntry, Manifest
+from amlport.model.mapping import Mapping
+from amlport.rewriters.rules import RewriteRules
+
+ACTIONS = ("create", "update", "skip", "conflict", "blocked")
+
+
+@dataclass
+class ImportAction:
+    importer: str
+    action: str  # one of ACTIONS
+    subject: str  # bundle path or asset id
+    target: str  # where it lands (container/name, registry name/version, file)
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"importer": self.importer, "action": self.action, "subject": self.subject,
+                "target": self.target, "reason": self.reason}
+
+
+@dataclass
+class ImportContext:
+    repo: Repository
+    manifest: Manifest
+    mapping: Mapping
+    rules: RewriteRules
+    warn: Callable[[str], None]
+    on_conflict: str = "fail"  # skip | overwrite | fail
+
+    def read(self, bundle_path: str) -> bytes:
+        """A file of the snapshot, hash-checked."""
+        return self.repo.read_file(self.manifest, bundle_path)
+
+    @property
+    def snapshot_id(self) -> str:
+        return str(self.manifest.snapshot_id)
+
+    def assets(self, kind: str) -> list[AssetEntry]:
+        return [a for a in self.manifest.assets if a.kind == kind]
+
+
+class Importer(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def plan(self, ctx: ImportContext) -> list[ImportAction]: ...
+
+    def apply(self, action: ImportAction, ctx: ImportContext) -> ImportAction: ...

@@ -1,0 +1,169 @@
+"""The write side: where an import or restore puts files. Never the source of the same run.
+
+Contract (every implementation; tests in tests/contract/test_targets.py):
+- ``stat`` says whether a blob exists and, when known, the SHA-256 of its content (from the
+  ``amlport_sha256`` metadata amlport writes, or computed for local files) so an import can
+  skip what is already there;
+- ``write_stream`` writes a whole blob atomically (temp + rename locally; a single Put Blob or
+  a committed block list on Azure) with its metadata; with ``overwrite=False`` an existing
+  blob is left alone and ``TargetConflict`` is raised;
+- ``copy_from_url`` (optional) asks the service to copy a blob server-side; ``supports_copy``
+  says whether it can;
+- ``ensure_containers`` creates the workspace containers when missing.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from amlport.errors import AmlportError, UsageError
+from amlport.model.workspace import WorkspaceDescriptor
+
+DIGEST_METADATA = "amlport_sha256"
+CHUNK = 4 * 1024 * 1024
+
+
+class TargetConflict(AmlportError):
+    """A blob exists at the target with other content and overwriting was not allowed."""
+
+
+@dataclass(frozen=True)
+class TargetBlob:
+    container: str
+    name: str
+    size: int
+    sha256: str | None = None  # "sha256:<hex>" when known
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Target(abc.ABC):
+    descriptor: WorkspaceDescriptor
+    supports_copy = False
+
+    @abc.abstractmethod
+    def describe(self) -> str: ...
+
+    @abc.abstractmethod
+    def ensure_containers(self) -> None: ...
+
+    @abc.abstractmethod
+    def stat(self, container: str, name: str) -> TargetBlob | None: ...
+
+    @abc.abstractmethod
+    def write_stream(
+        self,
+        container: str,
+        name: str,
+        stream: BinaryIO,
+        *,
+        metadata: dict[str, str],
+        overwrite: bool,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def read_bytes(self, container: str, name: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def list_names(self, container: str, prefix: str) -> Iterator[str]: ...
+
+    def write_bytes(
+        self, container: str, name: str, data: bytes, *, metadata: dict[str, str], overwrite: bool
+    ) -> None:
+        import io
+
+        self.write_stream(container, name, io.BytesIO(data), metadata=metadata, overwrite=overwrite)
+
+    def copy_from_url(
+        self, container: str, name: str, url: str, *, metadata: dict[str, str], overwrite: bool
+    ) -> None:
+        raise UsageError(f"{self.describe()} cannot copy server-side")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients."""
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sha256_of_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+class LocalTarget(Target):
+    """A local workspace copy (one folder per container) as an import target."""
+
+    def __init__(self, root: Path, descriptor: WorkspaceDescriptor) -> None:
+        self.root = root
+        self.descriptor = descriptor
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def ensure_containers(self) -> None:
+        for container in self.descriptor.containers:
+            (self.root / container).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, container: str, name: str) -> Path:
+        base = (self.root / container).resolve()
+        path = (base / name).resolve()
+        if base not in path.parents:
+            raise UsageError(f"blob name {name!r} escapes container {container!r}")
+        return path
+
+    def stat(self, container: str, name: str) -> TargetBlob | None:
+        path = self._path(container, name)
+        if not path.is_file():
+            return None
+        return TargetBlob(container, name, path.stat().st_size, sha256_of_file(path))
+
+    def write_stream(
+        self,
+        container: str,
+        name: str,
+        stream: BinaryIO,
+        *,
+        metadata: dict[str, str],
+        overwrite: bool,
+    ) -> None:
+        path = self._path(container, name)
+        if path.exists() and not overwrite:
+            raise TargetConflict(f"{container}/{name} exists at {self.root}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.amlport-tmp-{os.getpid()}")
+        try:
+            with tmp.open("wb") as fh:
+                while chunk := stream.read(CHUNK):
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_bytes(self, container: str, name: str) -> bytes:
+        return self._path(container, name).read_bytes()
+
+    def list_names(self, container: str, prefix: str) -> Iterator[str]:
+        base = self.root / container
+        start = base / prefix if prefix else base
+        if start.is_file():
+            yield prefix
+            return
+        if not start.is_dir():
+            return
+        for path in sorted(start.rglob("*")):
+            if path.is_file() and ".amlport-tmp-" not in path.name:
+                yield path.relative_to(base).as_posix()
