@@ -226,9 +226,9 @@ def test_unknown_major_in_repository_is_refused(tmp_path: Path) -> None:
 def test_newer_minor_snapshot_loads(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     data = manifest(repo, {"files/a": b"a"}, created=at()).to_dict()
-    data.update(schema="amlport.bundle/1.3", provenance={"signed": False})
+    data.update(schema="amlport.bundle/1.3", signatures={"signed": False})
     sid = plant(repo, data)
-    assert repo.load_snapshot(sid).extra == {"provenance": {"signed": False}}
+    assert repo.load_snapshot(sid).extra == {"signatures": {"signed": False}}
     assert repo.verify().ok
 
 
