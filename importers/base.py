@@ -20,7 +20,7 @@ from amlport.model.manifest import AssetEntry, Manifest
 from amlport.model.mapping import Mapping
 from amlport.rewriters.rules import RewriteRules
 
-ACTIONS = ("create", "update", "skip", "conflict", "blocked")
+ACTIONS = ("create", "update", "skip", "conflict", "blocked", "failed")
 
 
 @dataclass
@@ -33,8 +33,13 @@ class ImportAction:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"importer": self.importer, "action": self.action, "subject": self.subject,
-                "target": self.target, "reason": self.reason}
+        return {
+            "importer": self.importer,
+            "action": self.action,
+            "subject": self.subject,
+            "target": self.target,
+            "reason": self.reason,
+        }
 
 
 @dataclass

@@ -101,23 +101,38 @@ def source_from(
     credential: str | None,
     workspace_file: Path | None,
 ) -> Source:
+    auth = auth_from(location, connection_string, account_key, sas_token, credential)
+    return open_source(location, workspace_file=workspace_file, auth=auth)
+
+
+def auth_from(
+    location: str,
+    connection_string: str | None,
+    account_key: str | None,
+    sas_token: str | None,
+    credential: str | None,
+) -> StorageAuth:
     if credential not in (None, "default"):
         raise UsageError(f"unknown --credential {credential!r}", hint="use --credential default")
     explicit = account_key or sas_token or credential or "sig=" in location
     if connection_string is None and not explicit:
         # The environment is a default, not a second credential competing with an explicit one.
         connection_string = os.environ.get(CONNECTION_STRING_ENV) or None
-    auth = StorageAuth(
+    return StorageAuth(
         connection_string=connection_string,
         account_key=account_key,
         sas_token=sas_token,
         use_default_credential=credential == "default",
     )
-    return open_source(location, workspace_file=workspace_file, auth=auth)
 
 
 ProgressFn = Callable[[str, int, int | None], None]
-PHASES = {"list": "listing blobs", "read": "reading files", "export": "exporting"}
+PHASES = {
+    "list": "listing blobs",
+    "read": "reading files",
+    "export": "exporting",
+    "import": "importing",
+}
 
 
 def _human(n: float) -> str:

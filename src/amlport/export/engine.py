@@ -19,6 +19,7 @@ from amlport.export.selection import DEFAULT_INCLUDE, Selection, select
 from amlport.export.writer import BundleWriter, TransferStats
 from amlport.exporters import registered
 from amlport.exporters.base import AssetUnsupported, ExportContext
+from amlport.importing import records
 from amlport.lineage import LineageGraph, build_graph
 from amlport.model.inventory import Inventory
 from amlport.model.manifest import AssetEntry, Manifest, source_key
@@ -134,6 +135,17 @@ def _plan(
             skipped.append((item.node, exc.message))
     skipped += [("-", w) for w in warnings]
     return assets, skipped
+
+
+def _provenance(writer: BundleWriter, inv: Inventory) -> list[dict[str, Any]]:
+    """Earlier hops, from the import records amlport left in this workspace (if any)."""
+    container = inv.source.artifact_container
+    raw = [
+        writer.source.read_bytes(container, name)
+        for name in sorted(inv.amlport_records)
+        if name.startswith(records.IMPORTS_PREFIX)
+    ]
+    return records.provenance_from(raw)
 
 
 def _transfer_and_commit(

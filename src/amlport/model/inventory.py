@@ -168,6 +168,7 @@ class Inventory:
     uploads: dict[Loc, Upload] = field(default_factory=dict)
     unknown: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
+    amlport_records: list[str] = field(default_factory=list)  # blobs under amlport/ (imports)
 
     def run(self, run_id: str) -> Run:
         """The run record for ``run_id``, created (as not-yet-seen) when missing."""
@@ -209,6 +210,7 @@ class Inventory:
             "assets": rows(self.assets.values(), lambda a: a.spec_id),
             "uploads": rows(self.uploads.values(), lambda u: u.loc),
             "unknown": dict(sorted(self.unknown.items())),
+            "amlport_records": sorted(self.amlport_records),
             "findings": [f.to_dict() for f in sorted(self.findings)],
         }
 

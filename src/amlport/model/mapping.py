@@ -47,8 +47,10 @@ class Mapping:
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "map file") -> Mapping:
         if not isinstance(data, dict) or not isinstance(data.get("target"), dict):
-            raise UsageError(f"{where}: needs a 'target' mapping (the target workspace)",
-                             hint="start from 'amlport map init REPO'")
+            raise UsageError(
+                f"{where}: needs a 'target' mapping (the target workspace)",
+                hint="start from 'amlport map init REPO'",
+            )
         target = WorkspaceDescriptor.from_dict(data["target"], where=f"{where}: target")
         return cls(
             target=target,
@@ -57,8 +59,11 @@ class Mapping:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target.to_dict(), "datastores": dict(self.datastores),
-                "assets": dict(self.assets)}
+        return {
+            "target": self.target.to_dict(),
+            "datastores": dict(self.datastores),
+            "assets": dict(self.assets),
+        }
 
 
 def _str_map(value: Any, where: str, key: str) -> dict[str, str]:

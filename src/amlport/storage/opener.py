@@ -9,6 +9,7 @@ from amlport.errors import UsageError
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.storage.base import Source
 from amlport.storage.local import LocalSource, load_descriptor_file
+from amlport.storage.target import LocalTarget, Target
 
 URL_SCHEMES = ("https://", "http://", "az://", "abfs://", "abfss://")
 
@@ -55,3 +56,26 @@ def open_source(
             ) from None
         return open_azure_source(location, descriptor=descriptor, auth=auth or StorageAuth())
     return LocalSource(Path(location), descriptor)
+
+
+def open_target(
+    location: str, *, descriptor: WorkspaceDescriptor, auth: StorageAuth | None = None
+) -> Target:
+    """Open an import/restore target: a local folder (created if missing) or an Azure URL.
+
+    ``descriptor`` (the map file's ``target``) names the account, containers and datastores.
+    """
+    if is_url(location):
+        from amlport.storage.azure_target import open_azure_target
+
+        return open_azure_target(location, descriptor=descriptor, auth=auth or StorageAuth())
+    root = Path(location)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"target {root} is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    desc_file = root / "workspace.yaml"
+    if not desc_file.exists():  # a local target describes itself, so it can be scanned as-is
+        import yaml
+
+        desc_file.write_text(yaml.safe_dump(descriptor.to_dict(), sort_keys=False), "utf-8")
+    return LocalTarget(root, descriptor)

@@ -105,7 +105,10 @@ class _Walker:
         for blob in blobs:
             ap = C.classify_artifact(blob.name)
             if ap is None:
-                self.inv.unknown[f"artifacts:{blob.name.split('/', 1)[0]}"] += 1
+                if blob.name.startswith(C.AMLPORT_RECORDS):
+                    self.inv.amlport_records.append(blob.name)  # our own import records
+                else:
+                    self.inv.unknown[f"artifacts:{blob.name.split('/', 1)[0]}"] += 1
                 continue
             run = self.inv.run(ap.run_id)
             run.exists = True

@@ -1,0 +1,136 @@
+"""``import`` and ``map init``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from amlport.cli import common
+from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, guarded
+
+if TYPE_CHECKING:
+    from amlport.importing import ImportResult
+
+map_app = typer.Typer(
+    help="Mapping files: where a bundle's identities land in a target.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_)
+    app.add_typer(map_app, name="map")
+
+
+@map_app.command("init")
+def map_init(
+    repo: Path = typer.Argument(..., help="Bundle repository."),
+    snapshot: str | None = typer.Option(None, "--snapshot", help="Snapshot (default: latest)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
+) -> None:
+    """Write a map-file template listing every source identity that needs a target."""
+    with guarded():
+        from amlport.bundle import Repository
+        from amlport.importing.engine import pick_snapshot
+        from amlport.importing.mapinit import template
+
+        store = Repository.open(repo)
+        with store.lock(exclusive=False):
+            text = template(pick_snapshot(store, snapshot))
+        if output is None:
+            common.out.file.write(text)
+        else:
+            common.write_text_atomic(output, text)
+            common.err.print(f"wrote {output}; fill in the target and check the datastores")
+    raise typer.Exit(0)
+
+
+def import_(
+    repo: Path = typer.Argument(..., help="Bundle repository."),
+    to: str = typer.Option(..., "--to", help="Target: a folder or an Azure account URL."),
+    map_file: Path = typer.Option(
+        ..., "--map", exists=True, dir_okay=False, help="Map file (see 'amlport map init')."
+    ),
+    snapshot: str | None = typer.Option(None, "--snapshot", help="Snapshot (default: latest)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; write nothing."),
+    on_conflict: str = typer.Option(
+        "fail", "--on-conflict", help="When a target blob differs: skip, overwrite or fail."
+    ),
+    emit_assets: Path | None = typer.Option(
+        None,
+        "--emit-assets",
+        file_okay=False,
+        help="Write v2 YAML bound to the target and a register.sh (az ml … create) here.",
+    ),
+    register_mlflow: str | None = typer.Option(
+        None, "--register-mlflow", help="Register MLflow models in this tracking URI."
+    ),
+    workspace: str | None = typer.Option(
+        None, "--workspace", help="SUB/RG/NAME: also register v2 assets live (amlport[azureml])."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+) -> None:
+    """Restore a snapshot into a target workspace, re-bound to it, idempotently.
+
+    Exit 0 done, 1 dry run with blocked/conflicting items, 3 some items blocked, conflicting
+    or failed (the rest is done), 4 the snapshot failed verification (nothing written).
+    """
+    with guarded():
+        from amlport.importing import ImportRequest, run_import
+        from amlport.importing.engine import load_mapping
+        from amlport.storage.opener import open_target
+
+        mapping = load_mapping(map_file)
+        request = ImportRequest(
+            mapping=mapping,
+            snapshot=snapshot,
+            dry_run=dry_run,
+            on_conflict=on_conflict,
+            emit_assets=emit_assets,
+            register_mlflow=register_mlflow,
+            workspace=workspace,
+        )
+        auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
+        with (
+            open_target(to, descriptor=mapping.target, auth=auth) as target,
+            common.progress_reporter(not as_json) as progress,
+        ):
+            result = run_import(repo, target, request, progress=progress)
+        if workspace and emit_assets and not dry_run:
+            from amlport.importers.azureml_assets import register_live
+
+            register_live(emit_assets, workspace=workspace)
+        if as_json:
+            common.write_json(result.to_dict(), None)
+        else:
+            _render(result)
+    raise typer.Exit(int(result.exit_code))
+
+
+def _render(result: ImportResult) -> None:
+    t = Table(
+        title=f"Import of snapshot {result.snapshot_id[:16]}"
+        + (" (dry run: nothing written)" if result.dry_run else ""),
+        title_justify="left",
+    )
+    for col in ("action", "importer", "subject", "target", "reason"):
+        t.add_column(col, overflow="fold")
+    interesting = [a for a in result.actions if a.action != "skip"] or result.actions[:0]
+    for a in interesting[:200]:
+        t.add_row(a.action, a.importer, a.subject, a.target, a.reason)
+    if interesting:
+        common.out.print(t)
+    counts = ", ".join(f"{n} {k}" for k, n in result.counts.items()) or "nothing to do"
+    common.out.print(
+        f"{counts}" + (f"; record {result.record}" if result.record else ""), highlight=False
+    )
+    for f in result.failures:
+        common.err.print(f"[red]failed[/] {f}", highlight=False)
+    for w in result.warnings:
+        common.err.print(f"[yellow]warning[/] {w}", highlight=False)

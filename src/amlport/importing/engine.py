@@ -1,0 +1,212 @@
+"""``amlport import``: verify the snapshot, plan every importer, apply, record.
+
+Order of safety: the snapshot's objects are verified before anything is written (an integrity
+failure writes nothing); ``--dry-run`` stops after the plan; applying is idempotent (a re-run
+plans all ``skip``); the import record is written last, and only when something changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amlport.bundle import Repository
+from amlport.errors import AmlportError, ExitCode, IntegrityError, UsageError
+from amlport.importers.base import ImportAction, ImportContext, Importer
+from amlport.importers.datastore import DatastoreImporter
+from amlport.importing import records
+from amlport.model.manifest import Manifest
+from amlport.model.mapping import Mapping
+from amlport.model.workspace import WorkspaceDescriptor
+from amlport.rewriters.rules import Identity, RewriteRules
+from amlport.storage.target import Target
+
+Progress = Callable[[str, int, int | None], None]
+CONFLICT_POLICIES = ("skip", "overwrite", "fail")
+
+
+@dataclass
+class ImportRequest:
+    mapping: Mapping
+    snapshot: str | None = None
+    dry_run: bool = False
+    on_conflict: str = "fail"
+    emit_assets: Path | None = None
+    register_mlflow: str | None = None
+    workspace: str | None = None
+    workers: int = 8
+
+
+@dataclass
+class ImportResult:
+    snapshot_id: str
+    dry_run: bool
+    actions: list[ImportAction] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    record: str | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(a.action for a in self.actions).items()))
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for a in self.actions if a.action in ("create", "update"))
+
+    @property
+    def exit_code(self) -> ExitCode:
+        trouble = self.failures or any(a.action in ("blocked", "conflict") for a in self.actions)
+        if trouble:
+            return ExitCode.WARNINGS if self.dry_run else ExitCode.PARTIAL
+        return ExitCode.WARNINGS if self.warnings else ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.snapshot_id,
+            "dry_run": self.dry_run,
+            "counts": self.counts,
+            "actions": [a.to_dict() for a in self.actions],
+            "failures": self.failures,
+            "warnings": self.warnings,
+            "record": self.record,
+        }
+
+
+def load_mapping(path: Path) -> Mapping:
+    from amlport.safeload import load_yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read map file {path}: {exc.strerror}") from None
+    return Mapping.from_dict(load_yaml(text, str(path)), where=str(path))
+
+
+def pick_snapshot(repo: Repository, snapshot: str | None) -> Manifest:
+    if snapshot:
+        return repo.load_snapshot(snapshot)
+    infos = repo.list_snapshots()
+    if not infos:
+        raise UsageError(f"repository {repo.path} has no snapshot", hint="run 'amlport export'")
+    return repo.load_snapshot(infos[-1].id)
+
+
+def import_rules(manifest: Manifest, mapping: Mapping) -> RewriteRules:
+    source = WorkspaceDescriptor.from_dict(manifest.source, where="snapshot source")
+    return RewriteRules(
+        direction="import",
+        source=Identity.from_descriptor(source),
+        target=Identity.from_descriptor(mapping.target),
+        datastore_map=mapping.datastores,
+        asset_renames=mapping.assets,
+    )
+
+
+def run_import(
+    repo_path: Path, target: Target, request: ImportRequest, *, progress: Progress | None = None
+) -> ImportResult:
+    if request.on_conflict not in CONFLICT_POLICIES:
+        raise UsageError(
+            f"--on-conflict {request.on_conflict!r}",
+            hint=f"use one of {', '.join(CONFLICT_POLICIES)}",
+        )
+    repo = Repository.open(repo_path)
+    with repo.lock(exclusive=False):
+        manifest = pick_snapshot(repo, request.snapshot)
+        _verify_first(repo, manifest)
+        result = ImportResult(str(manifest.snapshot_id), request.dry_run)
+        ctx = ImportContext(
+            repo,
+            manifest,
+            request.mapping,
+            import_rules(manifest, request.mapping),
+            result.warnings.append,
+            request.on_conflict,
+        )
+        importers = _importers(target, request)
+        planned = [(imp, a) for imp in importers for a in imp.plan(ctx)]
+        result.actions = [a for _, a in planned]
+        if request.dry_run:
+            return result
+        target.ensure_containers()
+        result.actions = _apply(planned, ctx, result, request.workers, progress)
+        if result.changed:
+            result.record = _write_record(target, manifest, request.mapping, result)
+    return result
+
+
+def _verify_first(repo: Repository, manifest: Manifest) -> None:
+    report = repo.verify(manifest.snapshot_id)
+    if not report.ok:
+        p = report.problems[0]
+        raise IntegrityError(
+            f"snapshot {str(manifest.snapshot_id)[:16]} failed verification before import: "
+            f"{p.message}",
+            hint="nothing was written; repair the repository or re-export",
+        )
+
+
+def _importers(target: Target, request: ImportRequest) -> list[Importer]:
+    found: list[Importer] = [DatastoreImporter(target)]
+    if request.emit_assets is not None:
+        from amlport.importers.azureml_assets import AzureMLAssetsImporter
+
+        found.append(AzureMLAssetsImporter(request.emit_assets))
+    if request.register_mlflow is not None:
+        from amlport.importers.mlflow_registry import MlflowRegistryImporter
+
+        found.append(MlflowRegistryImporter(request.register_mlflow))
+    return found
+
+
+def _apply(
+    planned: list[tuple[Importer, ImportAction]],
+    ctx: ImportContext,
+    result: ImportResult,
+    workers: int,
+    progress: Progress | None,
+) -> list[ImportAction]:
+    """Storage first (in parallel), then the importers that build on it, in order."""
+    done: list[ImportAction] = []
+    storage = [(i, a) for i, a in planned if i.name == "datastore"]
+    rest = [(i, a) for i, a in planned if i.name != "datastore"]
+
+    def one(pair: tuple[Importer, ImportAction]) -> ImportAction:
+        importer, action = pair
+        try:
+            return importer.apply(action, ctx)
+        except AmlportError as exc:
+            result.failures.append(f"{action.subject}: {exc.message}")
+            return ImportAction(
+                action.importer, "failed", action.subject, action.target, exc.message
+            )
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-import") as pool:
+        for n, outcome in enumerate(pool.map(one, storage), 1):
+            done.append(outcome)
+            if progress:
+                progress("import", n, len(storage))
+    done += [one(pair) for pair in rest]
+    return done
+
+
+def _write_record(
+    target: Target, manifest: Manifest, mapping: Mapping, result: ImportResult
+) -> str:
+    name = records.record_name(manifest)
+    doc = records.record(manifest, mapping, result.counts)
+    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    target.write_bytes(
+        mapping.target.artifact_container,
+        name,
+        data,
+        metadata={"amlport_snapshot": str(manifest.snapshot_id)},
+        overwrite=True,
+    )
+    return f"{mapping.target.artifact_container}/{name}"

@@ -1,0 +1,52 @@
+"""``amlport map init``: a mapping-file template naming every source identity of a snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from amlport.model.manifest import Manifest
+
+HEADER = """\
+# amlport map file for snapshot {snapshot}
+# Source: account {account}, workspace {workspace}.
+# Fill in the target workspace (same shape as workspace.yaml) and map every source datastore
+# below to a datastore of the target. Anything left unmapped blocks the items that need it.
+"""
+
+
+def template(manifest: Manifest) -> str:
+    datastores = sorted(
+        {f.path.split("/")[1] for f in manifest.files if f.path.startswith("files/")}
+    )
+    source = manifest.source
+    doc: dict[str, Any] = {
+        "target": {
+            "account": "<target storage account>",
+            "endpoint": source.get("endpoint", "core.windows.net"),
+            "subscription_id": "<target subscription id>",
+            "resource_group": "<target resource group>",
+            "workspace": "<target workspace name>",
+            "containers": {
+                "blobstore": "azureml-blobstore-<target workspace guid>",
+                "artifacts": "azureml",
+            },
+            "datastores": {
+                "workspaceblobstore": "azureml-blobstore-<target workspace guid>",
+                "workspaceartifactstore": "azureml",
+            },
+        },
+        "datastores": {ds: ds for ds in datastores},
+        "assets": {
+            a.name: a.name
+            for a in sorted(manifest.assets, key=lambda a: a.name)
+            if a.kind in ("model", "environment", "data")
+        },
+    }
+    head = HEADER.format(
+        snapshot=manifest.snapshot_id,
+        account=source.get("account"),
+        workspace=source.get("workspace") or "-",
+    )
+    return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
