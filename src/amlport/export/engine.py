@@ -199,6 +199,7 @@ def _transfer_and_commit(
             "failures": len(stats.failures),
             "data_left_out_bytes": result.data_skipped_bytes,
         },
+        provenance=_provenance(writer, inv),
     )
     result.snapshot_id = repo.write_snapshot(manifest)
     result.parent = manifest.parent

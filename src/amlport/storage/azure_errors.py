@@ -1,0 +1,173 @@
+"""Azure SDK exceptions as one-line amlport errors, for the source and the target alike.
+
+Messages are built from account, container and blob names only: never from the SDK's own
+message, which may carry a signed URL. ``for_target`` switches the hints from what reading
+needs (Storage Blob Data Reader, SAS ``rl``) to what writing needs (Storage Blob Data
+Contributor, SAS ``racwl``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from amlport.errors import (
+    AccessDenied,
+    AmlportError,
+    SourceError,
+    SourceNotFound,
+    TransientStorageError,
+)
+from amlport.storage.azure_location import CREDENTIAL_HINT, AzureLocation, sas_expiry
+from amlport.storage.retry import RETRIED_STATUSES, CountingRetry, is_dns_failure
+
+_PERMISSION_CODES = ("AuthorizationPermissionMismatch", "AuthorizationFailure")
+TARGET_ROLE_HINT = (
+    "writing to a target needs the Storage Blob Data Contributor role on the target account "
+    "(or a SAS with read, add, create, write and list: sp=racwl)"
+)
+
+
+@dataclass(frozen=True)
+class Where:
+    """What a failed call was about; messages are built from these names only."""
+
+    action: str
+    container: str | None = None
+    blob: str | None = None
+
+
+def error_code(exc: AzureError) -> str:
+    code = getattr(exc, "error_code", None) or ""
+    return str(getattr(code, "value", code))
+
+
+class ErrorTranslator:
+    """Maps SDK exceptions to one-line amlport errors without any secret in them."""
+
+    def __init__(
+        self,
+        loc: AzureLocation,
+        policy: CountingRetry,
+        anonymous: bool,
+        *,
+        for_target: bool = False,
+    ) -> None:
+        self.loc = loc
+        self.policy = policy
+        self.anonymous = anonymous
+        self.for_target = for_target
+
+    def __call__(self, exc: AzureError, where: Where) -> AmlportError:
+        acct = self.loc.account or "?"
+        if where.blob:
+            obj = f"blob {where.container}/{where.blob} in account {acct}"
+        elif where.container:
+            obj = f"container {where.container} in account {acct}"
+        else:
+            obj = f"account {acct}"
+        status = getattr(exc, "status_code", None)
+        code = error_code(exc)
+        if isinstance(exc, ServiceRequestError):
+            return self._unreachable(exc, where, obj)
+        if isinstance(exc, ServiceResponseError):
+            return TransientStorageError(
+                f"the connection broke {where.action} {obj}, "
+                f"after {self.policy.config.total} retries",
+                hint="re-run; check the network",
+            )
+        if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
+            return self._denied(code, status, where, obj)
+        if isinstance(exc, ResourceNotFoundError) or status == 404:
+            return self._not_found(code, where)
+        if status in RETRIED_STATUSES:
+            return TransientStorageError(
+                f"{where.action} {obj} failed after {self.policy.config.total} retries: "
+                f"HTTP {status} {code}".rstrip(),
+                hint="storage is throttling or unavailable; re-run later or with fewer workers",
+            )
+        detail = f"HTTP {status} {code}".rstrip() if status else type(exc).__name__
+        return SourceError(f"{where.action} {obj} failed: {detail}")
+
+    def _unreachable(self, exc: AzureError, where: Where, obj: str) -> AmlportError:
+        if is_dns_failure(exc):
+            return SourceNotFound(
+                f"storage account {self.loc.account}: {self.loc.host} does not resolve",
+                hint="check the account name and the endpoint suffix (sovereign clouds differ), "
+                "or the network / DNS",
+            )
+        return SourceError(
+            f"cannot reach {self.loc.account_url} ({where.action} {obj})",
+            hint="check the URL / network",
+        )
+
+    def _denied(self, code: str, status: int | None, where: Where, obj: str) -> AmlportError:
+        expiry = sas_expiry(self.loc.sas_token)
+        if expiry is not None and expiry <= datetime.now(timezone.utc):
+            again = "racwl (read, add, create, write, list)" if self.for_target else "read and list"
+            return AccessDenied(
+                f"access denied {where.action} {obj}: the SAS token expired at "
+                f"{expiry:%Y-%m-%d %H:%M} UTC",
+                hint=f"create a new SAS with {again} permissions",
+            )
+        if status is None:  # no HTTP answer: the credential could not get a token
+            hint = "sign in (az login) or set up a managed/workload identity; or " + CREDENTIAL_HINT
+        elif self.anonymous:
+            hint = f"this storage does not allow anonymous reads: {CREDENTIAL_HINT}"
+            if self.for_target:
+                hint = f"a target needs a credential: {CREDENTIAL_HINT}; {TARGET_ROLE_HINT}"
+        elif self.for_target and code in _PERMISSION_CODES:
+            hint = TARGET_ROLE_HINT
+        elif code == "AuthorizationPermissionMismatch":
+            hint = "the credential may not read/list: a SAS needs r and l; an Entra identity "
+            hint += "needs the Storage Blob Data Reader role"
+        elif code == "AuthorizationResourceTypeMismatch":
+            hint = "an account SAS needs resource types service, container and object (srt=sco)"
+        else:
+            hint = "the account key or SAS token is wrong, expired, or for another account "
+            hint += "or container"
+            if self.for_target:
+                hint += "; " + TARGET_ROLE_HINT
+        detail = f": HTTP {status} {code}".rstrip() if status else ""
+        return AccessDenied(f"access denied {where.action} {obj}{detail}", hint=hint)
+
+    def _not_found(self, code: str, where: Where) -> AmlportError:
+        acct = self.loc.account
+        if code == "BlobNotFound" or (where.blob and code != "ContainerNotFound"):
+            return SourceNotFound(
+                f"blob {where.container}/{where.blob} not found in storage account {acct}",
+                hint="it may have been deleted since it was listed; re-run",
+            )
+        if code == "ContainerNotFound":
+            hint = "check the container name, or give --workspace-file naming the containers"
+            if self.for_target:
+                hint = "check the target containers in the map file; the import creates them"
+            return SourceNotFound(
+                f"container {where.container} not found in storage account {acct}", hint=hint
+            )
+        return SourceNotFound(
+            f"storage account {acct} not found at {self.loc.account_url}",
+            hint="check the account name and the endpoint",
+        )
+
+
+@contextmanager
+def translating(
+    translate: Callable[[AzureError, Where], AmlportError], where: Where
+) -> Iterator[None]:
+    """Run a block of SDK calls, turning any ``AzureError`` into an amlport error."""
+    try:
+        yield
+    except AzureError as exc:
+        # `from None`: the SDK's own message may carry a signed URL.
+        raise translate(exc, where) from None
