@@ -132,6 +132,7 @@ PHASES = {
     "read": "reading files",
     "export": "exporting",
     "import": "importing",
+    "promote": "promoting",
 }
 
 

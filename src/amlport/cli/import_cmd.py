@@ -21,6 +21,7 @@ map_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.command("import")(import_)
+    app.command("promote")(promote)
     app.add_typer(map_app, name="map")
 
 
@@ -134,3 +135,67 @@ def _render(result: ImportResult) -> None:
         common.err.print(f"[red]failed[/] {f}", highlight=False)
     for w in result.warnings:
         common.err.print(f"[yellow]warning[/] {w}", highlight=False)
+
+
+def promote(
+    source: str = typer.Argument(..., help="Source workspace: a folder or an account URL."),
+    to: str = typer.Option(..., "--to", help="Target workspace: a folder or an account URL."),
+    map_file: Path = typer.Option(
+        ..., "--map", exists=True, dir_okay=False, help="Map file (see 'amlport map init')."
+    ),
+    select: list[str] | None = typer.Option(None, "--select", help="KIND:NAME (repeatable)."),
+    include: str = typer.Option(
+        "environments,models,pipelines,runs",
+        "--include",
+        help="Kinds: models,pipelines,environments,runs,data.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+    target_connection_string: str | None = typer.Option(
+        None, "--target-connection-string", help="Connection string of the target account."
+    ),
+    target_account_key: str | None = typer.Option(None, "--target-account-key"),
+    target_sas_token: str | None = typer.Option(None, "--target-sas-token"),
+    target_credential: str | None = typer.Option(None, "--target-credential"),
+) -> None:
+    """Promote assets workspace to workspace (dev → qa → prod) without a local copy.
+
+    Azure → Azure payloads go by server-side copy; rewritten files go through this machine.
+    Exit 0 done, 3 some items blocked or failed (the rest is done).
+    """
+    with guarded():
+        from amlport.export import ExportRequest
+        from amlport.export.selection import parse_include
+        from amlport.importing.engine import load_mapping
+        from amlport.importing.promote import run_promote
+        from amlport.storage.opener import open_target
+
+        mapping = load_mapping(map_file)
+        request = ExportRequest(select=list(select or []), include=parse_include(include))
+        tauth = common.auth_from(
+            to, target_connection_string, target_account_key, target_sas_token, target_credential
+        )
+        with (
+            common.source_from(
+                source, connection_string, account_key, sas_token, credential, None
+            ) as src,
+            open_target(to, descriptor=mapping.target, auth=tauth) as target,
+            common.progress_reporter(not as_json) as progress,
+        ):
+            result = run_promote(src, target, mapping, request, progress=progress)
+        if as_json:
+            common.write_json(result.to_dict(), None)
+        else:
+            counts = ", ".join(f"{n} {k}" for k, n in sorted(result.actions.items()))
+            common.out.print(
+                f"promoted: {counts}; {result.copied_server_side} copied "
+                f"server-side, {result.client_bytes:,} payload bytes through "
+                "this machine",
+                highlight=False,
+            )
+            for line in result.blocked + result.failures:
+                common.err.print(f"[yellow]not promoted[/] {line}", highlight=False)
+    raise typer.Exit(int(result.exit_code))

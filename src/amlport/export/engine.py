@@ -99,7 +99,7 @@ def run_export(
     chosen = select(inv, lg, request.select, request.include)
     rules = RewriteRules(direction="export", source=Identity.from_descriptor(inv.source))
     writer = BundleWriter(source, listing, rules, specs=request.specs)
-    assets, skipped = _plan(inv, lg, chosen, writer)
+    assets, skipped = plan_assets(inv, lg, chosen, writer)
     result = ExportResult(
         assets=assets,
         skipped=skipped,
@@ -116,7 +116,7 @@ def run_export(
     return result
 
 
-def _plan(
+def plan_assets(
     inv: Inventory, lg: LineageGraph, chosen: Selection, writer: BundleWriter
 ) -> tuple[list[AssetEntry], list[tuple[str, str]]]:
     warnings: list[str] = []
