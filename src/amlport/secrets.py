@@ -69,3 +69,13 @@ def find_secrets(text: str) -> Counter[str]:
 
 def has_secret(text: str) -> bool:
     return any(p.search(text) for _, p in _PATTERNS)
+
+
+def secret_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every secret-looking value in ``text``, in no particular order.
+
+    For cutting a stream into pieces where no secret straddles a cut (see
+    ``amlport.rewriters.text_log``). A span starts after a look-behind prefix such as
+    ``AccountKey=``; callers keep a margin before each span for that prefix.
+    """
+    return [m.span() for _, pattern in _PATTERNS for m in pattern.finditer(text)]

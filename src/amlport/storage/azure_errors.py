@@ -9,13 +9,14 @@ Contributor, SAS ``racwl``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
+    HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
@@ -31,6 +32,8 @@ from amlport.errors import (
 from amlport.storage.azure_location import CREDENTIAL_HINT, AzureLocation, sas_expiry
 from amlport.storage.retry import RETRIED_STATUSES, CountingRetry, is_dns_failure
 
+COPY_SOURCE_CODES = frozenset({"CannotVerifyCopySource", "CopySourceNotFound"})
+CONFLICT_CODES = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 _PERMISSION_CODES = ("AuthorizationPermissionMismatch", "AuthorizationFailure")
 TARGET_ROLE_HINT = (
     "writing to a target needs the Storage Blob Data Contributor role on the target account "
@@ -85,6 +88,13 @@ class ErrorTranslator:
                 f"the connection broke {where.action} {obj}, "
                 f"after {self.policy.config.total} retries",
                 hint="re-run; check the network",
+            )
+        if self.for_target and code in COPY_SOURCE_CODES:
+            return SourceError(
+                f"{where.action} {obj} failed: the storage service could not read the copy "
+                f"source (HTTP {status} {code})",
+                hint="the signed source URL may have expired or may not grant read; with "
+                "Azurite the source must be on the same instance and spelled with the same host",
             )
         if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
             return self._denied(code, status, where, obj)
@@ -171,3 +181,16 @@ def translating(
     except AzureError as exc:
         # `from None`: the SDK's own message may carry a signed URL.
         raise translate(exc, where) from None
+
+
+class ConflictGuard(AbstractContextManager[None]):
+    """Inside ``translating``: turns the service's answer to ``If-None-Match: *`` on an
+    existing blob (409 BlobAlreadyExists, 412 ConditionNotMet) into ``conflict``."""
+
+    def __init__(self, conflict: AmlportError | None) -> None:
+        self._conflict = conflict  # None: no condition was sent, nothing to map
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if self._conflict is not None and isinstance(exc, HttpResponseError):
+            if error_code(exc) in CONFLICT_CODES or exc.status_code == 412:
+                raise self._conflict from None

@@ -1,0 +1,451 @@
+"""Azure Blob Storage (a live account or Azurite) as an import/restore target.
+
+Same URL forms and credentials as the source (``azure_location``), same retries (``retry``)
+and error mapping (``azure_errors``, with hints for what writing needs: the Storage Blob
+Data Contributor role, or a SAS with ``racwl``). Unlike the source, a target writes.
+
+- ``write_stream`` reads the caller's stream one block at a time (``block_size``, 4 MiB):
+  a stream shorter than a block goes up in one Put Blob, a longer one as staged blocks that
+  only become the blob when the block list is committed at the end. A stream that fails
+  half-way leaves nothing visible (uncommitted blocks expire on their own), and an existing
+  blob keeps its old content. Each request carries a transactional MD5 the service checks;
+  the whole blob gets a Content-MD5 property, and the SHA-256 computed on the way must match
+  the ``amlport_sha256`` metadata when the caller gives one (else nothing is committed).
+- ``overwrite=False`` is enforced by the service (``If-None-Match: *``), not only checked
+  before, so a concurrent writer cannot be overwritten either.
+- ``copy_from_url`` asks the service to copy a blob (Copy Blob) and waits for it; no payload
+  byte passes through this process. The URL carries a SAS: it is never logged, printed or put
+  into a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
+
+from amlport.errors import (
+    AccessDenied,
+    IntegrityError,
+    SourceError,
+    TransientStorageError,
+    UsageError,
+)
+from amlport.model.workspace import WorkspaceDescriptor
+from amlport.storage.azure_errors import (
+    ConflictGuard,
+    ErrorTranslator,
+    Where,
+    error_code,
+    translating,
+)
+from amlport.storage.azure_location import (
+    DEFAULT_MAX_CONNECTIONS,
+    AzureLocation,
+    client_options,
+    connect,
+    is_anonymous,
+    parse_location,
+)
+from amlport.storage.opener import StorageAuth
+from amlport.storage.retry import CountingRetry, RetryConfig
+from amlport.storage.target import DIGEST_METADATA, Target, TargetBlob, TargetConflict
+
+log = logging.getLogger(__name__)
+
+BLOCK_SIZE = 4 << 20  # memory held per write: one block
+MAX_BLOCKS = 50_000  # the service's limit per blob
+LIST_PAGE_SIZE = 5000
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class CopyPolling:
+    """How a pending server-side copy is waited for: backoff from ``initial`` to ``maximum``
+    seconds between polls; after ``timeout`` seconds it is aborted."""
+
+    initial: float = 0.2
+    maximum: float = 5.0
+    timeout: float = 3600.0
+
+
+def normalize_digest(value: str | None) -> str | None:
+    """``sha256:<hex>`` from metadata written as ``sha256:<hex>`` or bare hex; else None."""
+    text = (value or "").strip().lower()
+    hexpart = text.removeprefix("sha256:")
+    return f"sha256:{hexpart}" if _HEX64.match(hexpart) else None
+
+
+class AzureTarget(Target):
+    """The containers of a target workspace in one storage account (``descriptor``)."""
+
+    supports_copy = True
+
+    def __init__(
+        self,
+        service: BlobServiceClient,
+        location: AzureLocation,
+        *,
+        descriptor: WorkspaceDescriptor,
+        retry_policy: CountingRetry,
+        credential: Any = None,
+        anonymous: bool = False,
+        block_size: int = BLOCK_SIZE,
+        copy_polling: CopyPolling | None = None,
+    ) -> None:
+        self._service = service
+        self._credential = credential
+        self._retry = retry_policy
+        self.location = location
+        self.descriptor = descriptor
+        self.block_size = block_size
+        self.copy_polling = copy_polling or CopyPolling()
+        self._translate = ErrorTranslator(location, retry_policy, anonymous, for_target=True)
+        try:
+            self._check_descriptor()
+            self._probe()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def retry_count(self) -> int:
+        return self._retry.count
+
+    def describe(self) -> str:
+        return self.location.display
+
+    def __repr__(self) -> str:
+        return f"AzureTarget({self.describe()!r})"
+
+    def close(self) -> None:
+        self._service.close()
+        closer: Callable[[], None] | None = getattr(self._credential, "close", None)
+        if closer is not None:
+            closer()
+
+    def _translating(self, where: Where) -> AbstractContextManager[None]:
+        return translating(self._translate, where)
+
+    def _check_descriptor(self) -> None:
+        loc, desc = self.location, self.descriptor
+        if loc.account and desc.account != loc.account:
+            raise UsageError(
+                f"the target location is storage account {loc.account}, but the map file's "
+                f"target names account {desc.account}",
+                hint="make 'target: account:' in the map file and --to name the same account",
+            )
+        known = {*desc.containers, *desc.datastores.values()}
+        if loc.container and loc.container not in known:
+            raise UsageError(
+                f"container {loc.container} in the target URL is not one of the map file's "
+                f"target containers ({', '.join(desc.containers)})",
+                hint="give the account URL, or one of the target containers",
+            )
+
+    def _probe(self) -> None:
+        """Fail now on a wrong key or account, not on the first write (a missing container
+        is fine: ``ensure_containers`` creates it)."""
+        container = self.descriptor.blobstore_container
+        pages = self._service.get_container_client(container).list_blobs(results_per_page=1)
+        with self._translating(Where("opening", container=container)):
+            try:
+                next(iter(pages.by_page()), None)
+            except ResourceNotFoundError as exc:
+                if error_code(exc) != "ContainerNotFound":
+                    raise
+
+    # -- containers --
+
+    def ensure_containers(self) -> None:
+        for container in dict.fromkeys(self.descriptor.containers):
+            client = self._service.get_container_client(container)
+            try:
+                with self._translating(Where("creating", container=container)):
+                    try:
+                        client.create_container()
+                    except ResourceExistsError as exc:
+                        if error_code(exc) != "ContainerAlreadyExists":
+                            raise
+            except AccessDenied:
+                # A container SAS may not create containers, but the one it names may exist.
+                if not self._listable(container):
+                    raise
+
+    def _listable(self, container: str) -> bool:
+        pages = self._service.get_container_client(container).list_blobs(results_per_page=1)
+        try:
+            next(iter(pages.by_page()), None)
+        except AzureError:
+            return False
+        return True
+
+    # -- reading --
+
+    def stat(self, container: str, name: str) -> TargetBlob | None:
+        blob = self._service.get_blob_client(container, name)
+        with self._translating(Where("checking", container, name)):
+            try:
+                props = blob.get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+        metadata = dict(props.metadata or {})
+        lowered = {k.lower(): v for k, v in metadata.items()}
+        copy_status = props.copy.status if props.copy else None
+        # A copy still running, failed or aborted has the digest metadata but not the content.
+        complete = copy_status in (None, "success")
+        digest = normalize_digest(lowered.get(DIGEST_METADATA)) if complete else None
+        return TargetBlob(container, name, int(props.size or 0), digest, metadata)
+
+    def read_bytes(self, container: str, name: str) -> bytes:
+        blob = self._service.get_blob_client(container, name)
+        with self._translating(Where("reading", container, name)):
+            return bytes(blob.download_blob(max_concurrency=1).readall())
+
+    def list_names(self, container: str, prefix: str) -> Iterator[str]:
+        """Blob names under ``prefix`` taken as a path, as ``LocalTarget`` does: ``a/b``
+        matches ``a/b`` and ``a/b/…`` but not ``a/bc``."""
+        client = self._service.get_container_client(container)
+        folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        with self._translating(Where("listing", container=container)):
+            try:
+                names = client.list_blob_names(
+                    name_starts_with=prefix or None, results_per_page=LIST_PAGE_SIZE
+                )
+                for name in names:
+                    if name == prefix or name.startswith(folder):
+                        yield name
+            except ResourceNotFoundError:
+                return  # no container: nothing in it, as for a missing local folder
+
+    # -- writing --
+
+    def write_stream(
+        self,
+        container: str,
+        name: str,
+        stream: BinaryIO,
+        *,
+        metadata: dict[str, str],
+        overwrite: bool,
+    ) -> None:
+        _check_metadata(metadata)
+        blob = self._service.get_blob_client(container, name)
+        if not overwrite and self.stat(container, name) is not None:
+            raise self._conflict(container, name)
+        sha, md5 = hashlib.sha256(), hashlib.md5()
+        kwargs: dict[str, Any] = {"metadata": metadata, **_conditions(overwrite)}
+        with self._translating(Where("writing", container, name)), self._guard(
+            container, name, overwrite
+        ):
+            data = _read_full(stream, self.block_size)
+            if len(data) < self.block_size:  # the whole blob: one Put Blob
+                sha.update(data)
+                md5.update(data)
+                self._check_digest(metadata, sha, container, name)
+                settings = ContentSettings(content_md5=bytearray(md5.digest()))
+                blob.upload_blob(
+                    data, overwrite=overwrite, content_settings=settings, validate_content=True,
+                    **kwargs,
+                )  # fmt: skip
+                return
+            tag = uuid.uuid4().hex  # unique per write: concurrent writers never share block ids
+            blocks: list[BlobBlock] = []
+            while data:  # one block in memory at a time; nothing visible until the commit
+                if len(blocks) >= MAX_BLOCKS:
+                    raise UsageError(f"{container}/{name} is larger than {MAX_BLOCKS} blocks",
+                                     hint="open the target with a larger block size")  # fmt: skip
+                sha.update(data)
+                md5.update(data)
+                block_id = base64.b64encode(f"{tag}-{len(blocks):06d}".encode()).decode()
+                blob.stage_block(block_id, data, validate_content=True)
+                blocks.append(BlobBlock(block_id))
+                data = b"" if len(data) < self.block_size else b""
+                data = _read_full(stream, self.block_size) if len(blocks) else data
+            self._check_digest(metadata, sha, container, name)
+            settings = ContentSettings(content_md5=bytearray(md5.digest()))
+            blob.commit_block_list(blocks, content_settings=settings, **kwargs)
+
+    @staticmethod
+    def _check_digest(expected: str | None, sha: Any, container: str, name: str) -> None:
+        if expected is None:
+            return
+        actual = "sha256:" + sha.hexdigest()
+        if normalize_digest(expected) != actual:
+            raise IntegrityError(
+                f"{container}/{name}: the content read has {actual}, not the "
+                f"{DIGEST_METADATA} given ({expected}); nothing was written",
+                hint="the bundle object may be corrupt: run 'amlport verify'",
+            )
+
+    def _conflict(self, container: str, name: str) -> TargetConflict:
+        return TargetConflict(
+            f"{container}/{name} exists at {self.describe()}",
+            hint="use --on-conflict overwrite to replace it, or skip to keep it",
+        )
+
+    def _conflicts(
+        self, container: str, name: str, overwrite: bool
+    ) -> AbstractContextManager[None]:
+        """Inside ``_translating``: the service's "it exists" answers are a TargetConflict."""
+        return _ConflictGuard(lambda: self._conflict(container, name), active=not overwrite)
+
+    # -- server-side copy --
+
+    def copy_from_url(
+        self, container: str, name: str, url: str, *, metadata: dict[str, str], overwrite: bool
+    ) -> None:
+        """Copy the blob at ``url`` (readable by the service: a SAS URL, see
+        ``AzureSource.signed_url``) into ``container/name`` and wait until it is complete."""
+        _check_metadata(metadata)
+        where = Where("copying into", container, name)
+        blob = self._service.get_blob_client(container, name)
+        if not overwrite and self.stat(container, name) is not None:
+            raise self._conflict(container, name)
+        with self._translating(where), self._conflicts(container, name, overwrite):
+            try:
+                started = blob.start_copy_from_url(url, metadata=metadata, **_conditions(overwrite))
+            except HttpResponseError as exc:
+                if error_code(exc) in COPY_SOURCE_CODES:
+                    raise self._source_refused(container, name, exc) from None
+                raise
+            if started.get("copy_status") != "success":
+                self._wait_for_copy(blob, str(started.get("copy_id")), where)
+
+    def _source_refused(self, container: str, name: str, exc: HttpResponseError) -> SourceError:
+        return SourceError(
+            f"copying into {container}/{name} in account {self.location.account} failed: the "
+            f"storage service could not read the copy source (HTTP {exc.status_code} "
+            f"{error_code(exc)})",
+            hint="the signed source URL may have expired or may not grant read; with Azurite "
+            "the source must be on the same instance and spelled with the same host",
+        )
+
+    def _wait_for_copy(self, blob: BlobClient, copy_id: str, where: Where) -> None:
+        polling = self.copy_polling
+        deadline = time.monotonic() + polling.timeout
+        delay = polling.initial
+        while True:
+            time.sleep(delay)
+            props = blob.get_blob_properties()
+            copy = props.copy
+            if copy.id and copy.id != copy_id:
+                raise SourceError(
+                    f"{where.container}/{where.blob}: another copy replaced ours while it ran"
+                )
+            if copy.status == "success":
+                return
+            if copy.status in ("failed", "aborted"):
+                self._discard(blob, props.etag)
+                reason = (copy.status_description or "").split("\n", 1)[0][:200]
+                raise SourceError(
+                    f"server-side copy into {where.container}/{where.blob} {copy.status}"
+                    + (f": {reason}" if reason else ""),
+                    hint="re-run; if it fails again, check the source blob",
+                )
+            if time.monotonic() >= deadline:
+                blob.abort_copy(copy_id)
+                self._discard(blob, None)
+                raise TransientStorageError(
+                    f"server-side copy into {where.container}/{where.blob} was still pending "
+                    f"after {polling.timeout:.0f} s and was aborted",
+                    hint="re-run; a large copy between regions can take long",
+                )
+            log.debug("copy into %s/%s: %s %s", where.container, where.blob, copy.status,
+                      copy.progress)  # fmt: skip
+            delay = min(delay * 2, polling.maximum)
+
+    @staticmethod
+    def _discard(blob: BlobClient, etag: str | None) -> None:
+        """Delete what a failed copy left (an empty or partial blob); best effort."""
+        conditions: dict[str, Any] = {}
+        if etag:
+            conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            blob.delete_blob(**conditions)
+        except AzureError:
+            log.debug("could not delete the failed copy's destination blob")
+
+
+class _ConflictGuard(AbstractContextManager[None]):
+    """Turns the service's 409 BlobAlreadyExists / 412 ConditionNotMet into a conflict."""
+
+    def __init__(self, conflict: Callable[[], TargetConflict], *, active: bool) -> None:
+        self._conflict = conflict
+        self._active = active
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if self._active and isinstance(exc, HttpResponseError):
+            if error_code(exc) in CONFLICT_CODES or exc.status_code == 412:
+                raise self._conflict() from None
+        return False
+
+
+def _conditions(overwrite: bool) -> dict[str, Any]:
+    """``If-None-Match: *`` unless overwriting: the service refuses to replace a blob."""
+    return {} if overwrite else {"etag": "*", "match_condition": MatchConditions.IfMissing}
+
+
+def _check_metadata(metadata: dict[str, str]) -> None:
+    for key, value in metadata.items():
+        if not _METADATA_KEY.match(key) or not value.isascii():
+            raise UsageError(
+                f"metadata {key!r} cannot be stored on a blob",
+                hint="metadata names must be identifiers and values ASCII",
+            )
+
+
+def _read_full(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes; fewer only at the end of the stream (short reads are retried)."""
+    first = stream.read(size)
+    if not first or len(first) == size:
+        return bytes(first or b"")
+    parts, got = [first], len(first)
+    while got < size:
+        more = stream.read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def open_azure_target(
+    location: str,
+    *,
+    descriptor: WorkspaceDescriptor,
+    auth: StorageAuth | None = None,
+    retry: RetryConfig | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    block_size: int = BLOCK_SIZE,
+    copy_polling: CopyPolling | None = None,
+) -> AzureTarget:
+    """Open an Azure storage location as an import target (same URL forms and credentials as
+    ``open_azure_source``). ``descriptor`` (the map file's ``target``) names the account and
+    containers. Contacts the service at once: a wrong key fails here (``AccessDenied``)."""
+    auth = auth or StorageAuth()
+    policy = CountingRetry(retry)
+    loc = parse_location(location)
+    client, loc, credential = connect(loc, auth, client_options(policy, max_connections))
+    return AzureTarget(
+        client,
+        loc,
+        descriptor=descriptor,
+        retry_policy=policy,
+        credential=credential,
+        anonymous=is_anonymous(loc, auth),
+        block_size=block_size,
+        copy_polling=copy_polling,
+    )
