@@ -102,8 +102,10 @@ class AzureMLAssetsImporter:
         self, asset: AssetEntry, name: str, version: str | None, ctx: ImportContext
     ) -> _Unit:
         if not NAME_RE.match(name):
-            raise _Blocked(f"{name!r} is not a valid Azure ML asset name (rename it in the map "
-                           "file: letters, digits, '-', '_', '.')")
+            raise _Blocked(
+                f"{name!r} is not a valid Azure ML asset name (rename it in the map "
+                "file: letters, digits, '-', '_', '.')"
+            )
         if asset.kind == "model":
             return self._model(asset, name, version or "1", ctx)
         if asset.kind == "data":
@@ -183,7 +185,7 @@ class AzureMLAssetsImporter:
 
     def _pipeline(self, asset: AssetEntry, name: str, ctx: ImportContext) -> _Unit:
         spec = str(asset.v2_yaml)
-        root = posixpath.commonpath([posixpath.dirname(p) for p in asset.files + [spec]])
+        root = posixpath.commonpath([posixpath.dirname(p) for p in [*asset.files, spec]])
         base = f"pipelines/{name}"
         files = _copy(ctx, sorted(set(asset.files) | {spec}), root, base)
         main = f"{base}/{spec[len(root) + 1 :]}"
@@ -242,11 +244,23 @@ class AzureMLAssetsImporter:
         files: dict[str, bytes] = action.details["files"]
         state = self._state(files)
         if state == "same":
-            return ImportAction(self.name, "skip", action.subject, action.target,
-                                "already there with the same content", action.details)
+            return ImportAction(
+                self.name,
+                "skip",
+                action.subject,
+                action.target,
+                "already there with the same content",
+                action.details,
+            )
         if state == "differs" and action.action == "create":
-            return ImportAction(self.name, "conflict", action.subject, action.target,
-                                "other content appeared meanwhile", action.details)
+            return ImportAction(
+                self.name,
+                "conflict",
+                action.subject,
+                action.target,
+                "other content appeared meanwhile",
+                action.details,
+            )
         for rel, data in files.items():
             path = self.out_dir / rel
             if path.is_file() and path.read_bytes() == data:
@@ -412,8 +426,10 @@ def parse_workspace(text: str) -> tuple[str, str, str]:
     """``SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE`` -> its three parts (UsageError otherwise)."""
     parts = [p.strip() for p in text.split("/")]
     if len(parts) != 3 or not all(parts):
-        raise UsageError(f"--workspace {text!r}: expected SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE",
-                         hint="e.g. --workspace 00000000-0000-0000-0000-000000000000/rg-ml/mlw")
+        raise UsageError(
+            f"--workspace {text!r}: expected SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE",
+            hint="e.g. --workspace 00000000-0000-0000-0000-000000000000/rg-ml/mlw",
+        )
     if not GUID_RE.match(parts[0]):
         raise UsageError(f"--workspace: subscription {parts[0]!r} is not a subscription id (GUID)")
     return parts[0], parts[1], parts[2]
@@ -425,8 +441,10 @@ def load_index(out_dir: Path) -> list[tuple[str, Path]]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        raise UsageError(f"{path} is missing or unreadable",
-                         hint="run 'amlport import … --emit-assets DIR' first") from None
+        raise UsageError(
+            f"{path} is missing or unreadable",
+            hint="run 'amlport import … --emit-assets DIR' first",
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
         raise UsageError(f"{path} is not an amlport register index ({INDEX_FORMAT})")
     out = []
@@ -448,12 +466,19 @@ def register_live(out_dir: Path, *, workspace: str, credential: Any = None) -> l
     entries = load_index(out_dir)
     try:
         from azure.ai.ml import (
-            MLClient, load_component, load_data, load_environment, load_job, load_model,
+            MLClient,
+            load_component,
+            load_data,
+            load_environment,
+            load_job,
+            load_model,
         )  # fmt: skip
         from azure.identity import DefaultAzureCredential
     except ImportError:
-        raise AmlportError("live registration needs azure-ai-ml and azure-identity",
-                           hint="pip install 'amlport[azureml,identity]'") from None
+        raise AmlportError(
+            "live registration needs azure-ai-ml and azure-identity",
+            hint="pip install 'amlport[azureml,identity]'",
+        ) from None
     client = MLClient(credential or DefaultAzureCredential(), subscription, resource_group, name)
     ops: dict[str, tuple[Any, Any]] = {
         "environment": (load_environment, client.environments), "data": (load_data, client.data),

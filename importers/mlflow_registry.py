@@ -105,8 +105,12 @@ class MlflowRegistryImporter:
         folder = str(asset.attrs.get("folder") or "")
         files = folder_files(ctx.manifest, folder) if folder else []
         if not _SAFE_NAME.match(name):
-            return self._blocked(asset, target, f"registered model name {name!r} is not usable "
-                                 "(letters, digits, '-', '_', '.', ' '; rename it in the map file)")
+            return self._blocked(
+                asset,
+                target,
+                f"registered model name {name!r} is not usable "
+                "(letters, digits, '-', '_', '.', ' '; rename it in the map file)",
+            )
         if not files:
             return self._blocked(asset, target, "the model folder has no files in the snapshot")
         if not any(f.path == f"{folder.rstrip('/')}/MLmodel" for f in files):
@@ -115,8 +119,14 @@ class MlflowRegistryImporter:
         details = {"name": name, "folder": folder, "digest": digest}
         found = self._find(client, name, digest)
         if found is not None:
-            return ImportAction(self.name, "skip", asset.id, f"{target}/{found}",
-                                "a version with the same content is registered", details)
+            return ImportAction(
+                self.name,
+                "skip",
+                asset.id,
+                f"{target}/{found}",
+                "a version with the same content is registered",
+                details,
+            )
         return ImportAction(self.name, "create", asset.id, target, "", details)
 
     def _blocked(self, asset: AssetEntry, target: str, reason: str) -> ImportAction:
@@ -131,23 +141,31 @@ class MlflowRegistryImporter:
         client = self.client()
         found = self._find(client, d["name"], d["digest"])
         if found is not None:  # registered meanwhile (a resumed or concurrent import)
-            return ImportAction(self.name, "skip", action.subject, f"mlflow:{d['name']}/{found}",
-                                "a version with the same content is registered", d)
+            return ImportAction(
+                self.name,
+                "skip",
+                action.subject,
+                f"mlflow:{d['name']}/{found}",
+                "a version with the same content is registered",
+                d,
+            )
         asset = next(a for a in ctx.manifest.assets if a.id == action.subject)
         tags = provenance_tags(ctx.manifest, asset, d["digest"])
         with tempfile.TemporaryDirectory(prefix="amlport-mlflow-") as tmp:
             local = Path(tmp) / ARTIFACT_PATH
             ctx.repo.extract_files(ctx.manifest, local, under=d["folder"])  # hash-checked
             version = self._register(client, d["name"], local, tags)
-        return ImportAction(self.name, "create", action.subject, f"mlflow:{d['name']}/{version}",
-                            "", d)
+        return ImportAction(
+            self.name, "create", action.subject, f"mlflow:{d['name']}/{version}", "", d
+        )
 
     def _register(self, client: Any, name: str, local: Path, tags: dict[str, str]) -> str:
         from mlflow.exceptions import MlflowException
 
         try:
-            run = client.create_run(self._experiment_id(client), tags=tags,
-                                    run_name=f"amlport import {name}")
+            run = client.create_run(
+                self._experiment_id(client), tags=tags, run_name=f"amlport import {name}"
+            )
         except MlflowException as exc:
             raise self._error(f"cannot create a run for {name}", exc) from None
         run_id = run.info.run_id
@@ -155,8 +173,11 @@ class MlflowRegistryImporter:
             client.log_artifacts(run_id, str(local), ARTIFACT_PATH)
             self._ensure_registered_model(client, name)
             mv = client.create_model_version(
-                name, source=f"{run.info.artifact_uri}/{ARTIFACT_PATH}", run_id=run_id,
-                tags=tags, description="Imported by amlport",
+                name,
+                source=f"{run.info.artifact_uri}/{ARTIFACT_PATH}",
+                run_id=run_id,
+                tags=tags,
+                description="Imported by amlport",
             )
         except MlflowException as exc:
             client.set_terminated(run_id, "FAILED")
@@ -187,7 +208,8 @@ class MlflowRegistryImporter:
         except MlflowException:
             try:
                 client.create_registered_model(
-                    name, description="Registered by amlport import (see the version tags)")
+                    name, description="Registered by amlport import (see the version tags)"
+                )
             except MlflowException as exc:
                 if "RESOURCE_ALREADY_EXISTS" not in str(getattr(exc, "error_code", "")):
                     raise
@@ -205,7 +227,7 @@ class MlflowRegistryImporter:
             if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")):
                 return None
             raise self._error(f"cannot search the registry for {name}", exc) from None
-        found = sorted((int(v.version) for v in versions if v.tags.get(DIGEST_TAG) == digest))
+        found = sorted(int(v.version) for v in versions if v.tags.get(DIGEST_TAG) == digest)
         return str(found[0]) if found else None
 
     def client(self) -> Any:

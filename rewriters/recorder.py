@@ -8,7 +8,8 @@ import codecs
 from collections import Counter
 from dataclasses import dataclass, field
 
-from amlport.model.uris import UriError, find_uris, parse_uri
+from amlport.model.uri_scan import find_uris
+from amlport.model.uris import UriError, parse_uri
 from amlport.rewriters import rewrite_uri
 from amlport.rewriters.rules import Change, RewriteResult, RewriteRules, Unmappable
 from amlport.safeload import decode_text

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from amlport.model.uris import find_uris, parse_uri
+from amlport.model.uri_scan import find_uris
+from amlport.model.uris import parse_uri
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.rewriters import Identity, RewriteResult, RewriteRules, rewrite_file
 from amlport.rewriters.files import format_of, needs_rewrite

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from amlport.model.uri_scan import find_uris
 from amlport.model.uris import (
     FAMILIES,
     BlobLocation,
     DatastorePath,
     ParsedUri,
     UriError,
-    find_uris,
     format_uri,
     parse_uri,
     quote_path,

@@ -31,7 +31,7 @@ from amlport.errors import (
     UsageError,
 )
 from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, guess_containers
-from amlport.storage.azure_errors import ErrorTranslator, Where, translating
+from amlport.storage.azure_errors import ErrorTranslator, Where
 from amlport.storage.azure_location import (
     AUTHORITY_HOSTS,  # noqa: F401 - re-exported
     CONNECT_TIMEOUT_S,  # noqa: F401 - re-exported
@@ -150,7 +150,7 @@ class AzureSource(Source):
             closer()
 
     def _translating(self, where: Where) -> AbstractContextManager[None]:
-        return translating(self._translate, where)
+        return self._translate.translating(where)
 
     # -- discovery --
 

@@ -8,7 +8,7 @@ Contributor, SAS ``racwl``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -70,6 +70,15 @@ class ErrorTranslator:
         self.policy = policy
         self.anonymous = anonymous
         self.for_target = for_target
+
+    @contextmanager
+    def translating(self, where: Where) -> Iterator[None]:
+        """Run a block of SDK calls, turning any ``AzureError`` into an amlport error."""
+        try:
+            yield
+        except AzureError as exc:
+            # `from None`: the SDK's own message may carry a signed URL.
+            raise self(exc, where) from None
 
     def __call__(self, exc: AzureError, where: Where) -> AmlportError:
         acct = self.loc.account or "?"
@@ -171,18 +180,6 @@ class ErrorTranslator:
         )
 
 
-@contextmanager
-def translating(
-    translate: Callable[[AzureError, Where], AmlportError], where: Where
-) -> Iterator[None]:
-    """Run a block of SDK calls, turning any ``AzureError`` into an amlport error."""
-    try:
-        yield
-    except AzureError as exc:
-        # `from None`: the SDK's own message may carry a signed URL.
-        raise translate(exc, where) from None
-
-
 class ConflictGuard(AbstractContextManager[None]):
     """Inside ``translating``: turns the service's answer to ``If-None-Match: *`` on an
     existing blob (409 BlobAlreadyExists, 412 ConditionNotMet) into ``conflict``."""
@@ -191,6 +188,7 @@ class ConflictGuard(AbstractContextManager[None]):
         self._conflict = conflict  # None: no condition was sent, nothing to map
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if self._conflict is not None and isinstance(exc, HttpResponseError):
-            if error_code(exc) in CONFLICT_CODES or exc.status_code == 412:
-                raise self._conflict from None
+        if not isinstance(exc, HttpResponseError) or self._conflict is None:
+            return
+        if error_code(exc) in CONFLICT_CODES or exc.status_code == 412:
+            raise self._conflict from None

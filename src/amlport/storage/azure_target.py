@@ -1,21 +1,16 @@
 """Azure Blob Storage (a live account or Azurite) as an import/restore target.
 
-Same URL forms and credentials as the source (``azure_location``), same retries (``retry``)
-and error mapping (``azure_errors``, with hints for what writing needs: the Storage Blob
-Data Contributor role, or a SAS with ``racwl``). Unlike the source, a target writes.
+Same URL forms, credentials (``azure_location``), retries and error mapping (``azure_errors``,
+with hints for writing: Storage Blob Data Contributor, or a SAS with ``racwl``) as the source.
 
-- ``write_stream`` reads the caller's stream one block at a time (``block_size``, 4 MiB):
-  a stream shorter than a block goes up in one Put Blob, a longer one as staged blocks that
-  only become the blob when the block list is committed at the end. A stream that fails
-  half-way leaves nothing visible (uncommitted blocks expire on their own), and an existing
-  blob keeps its old content. Each request carries a transactional MD5 the service checks;
-  the whole blob gets a Content-MD5 property, and the SHA-256 computed on the way must match
-  the ``amlport_sha256`` metadata when the caller gives one (else nothing is committed).
-- ``overwrite=False`` is enforced by the service (``If-None-Match: *``), not only checked
-  before, so a concurrent writer cannot be overwritten either.
-- ``copy_from_url`` asks the service to copy a blob (Copy Blob) and waits for it; no payload
-  byte passes through this process. The URL carries a SAS: it is never logged, printed or put
-  into a message.
+- ``write_stream`` holds one block (4 MiB) at a time: a shorter stream is one Put Blob, a
+  longer one staged blocks that become the blob only when the list is committed. A stream that
+  fails half-way leaves nothing visible and an existing blob unchanged. Requests carry an MD5
+  the service checks; the blob gets a Content-MD5, and the SHA-256 computed on the way must
+  equal the caller's ``amlport_sha256`` metadata, else nothing is committed.
+- ``overwrite=False`` is enforced by the service too (``If-None-Match: *``).
+- ``copy_from_url``: a server-side copy (Copy Blob), waited for; no payload byte passes
+  through this process. Its URL carries a SAS: never logged, printed or put in a message.
 """
 
 from __future__ import annotations
@@ -37,19 +32,14 @@ from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, Content
 
 from amlport.errors import (
     AccessDenied,
+    AmlportError,
     IntegrityError,
     SourceError,
     TransientStorageError,
     UsageError,
 )
 from amlport.model.workspace import WorkspaceDescriptor
-from amlport.storage.azure_errors import (
-    ConflictGuard,
-    ErrorTranslator,
-    Where,
-    error_code,
-    translating,
-)
+from amlport.storage.azure_errors import ConflictGuard, ErrorTranslator, Where, error_code
 from amlport.storage.azure_location import (
     DEFAULT_MAX_CONNECTIONS,
     AzureLocation,
@@ -137,7 +127,7 @@ class AzureTarget(Target):
             closer()
 
     def _translating(self, where: Where) -> AbstractContextManager[None]:
-        return translating(self._translate, where)
+        return self._translate.translating(where)
 
     def _check_descriptor(self) -> None:
         loc, desc = self.location, self.descriptor
@@ -155,16 +145,15 @@ class AzureTarget(Target):
                 hint="give the account URL, or one of the target containers",
             )
 
-    def _probe(self) -> None:
-        """Fail now on a wrong key or account, not on the first write (a missing container
-        is fine: ``ensure_containers`` creates it)."""
-        container = self.descriptor.blobstore_container
+    def _probe(self, container: str | None = None, *, missing_ok: bool = True) -> None:
+        """List one blob: a wrong key or account fails here, not on the first write."""
+        container = container or self.descriptor.blobstore_container
         pages = self._service.get_container_client(container).list_blobs(results_per_page=1)
         with self._translating(Where("opening", container=container)):
             try:
                 next(iter(pages.by_page()), None)
             except ResourceNotFoundError as exc:
-                if error_code(exc) != "ContainerNotFound":
+                if not missing_ok or error_code(exc) != "ContainerNotFound":
                     raise
 
     # -- containers --
@@ -179,18 +168,12 @@ class AzureTarget(Target):
                     except ResourceExistsError as exc:
                         if error_code(exc) != "ContainerAlreadyExists":
                             raise
-            except AccessDenied:
+            except AccessDenied as denied:
                 # A container SAS may not create containers, but the one it names may exist.
-                if not self._listable(container):
-                    raise
-
-    def _listable(self, container: str) -> bool:
-        pages = self._service.get_container_client(container).list_blobs(results_per_page=1)
-        try:
-            next(iter(pages.by_page()), None)
-        except AzureError:
-            return False
-        return True
+                try:
+                    self._probe(container, missing_ok=False)
+                except AmlportError:
+                    raise denied from None
 
     # -- reading --
 
@@ -202,11 +185,9 @@ class AzureTarget(Target):
             except ResourceNotFoundError:
                 return None
         metadata = dict(props.metadata or {})
-        lowered = {k.lower(): v for k, v in metadata.items()}
-        copy_status = props.copy.status if props.copy else None
         # A copy still running, failed or aborted has the digest metadata but not the content.
-        complete = copy_status in (None, "success")
-        digest = normalize_digest(lowered.get(DIGEST_METADATA)) if complete else None
+        complete = (props.copy.status if props.copy else None) in (None, "success")
+        digest = normalize_digest(metadata.get(DIGEST_METADATA)) if complete else None
         return TargetBlob(container, name, int(props.size or 0), digest, metadata)
 
     def read_bytes(self, container: str, name: str) -> bytes:
@@ -291,10 +272,8 @@ class AzureTarget(Target):
             )
 
     def _conflict(self, container: str, name: str) -> TargetConflict:
-        return TargetConflict(
-            f"{container}/{name} exists at {self.describe()}",
-            hint="use --on-conflict overwrite to replace it, or skip to keep it",
-        )
+        hint = "use --on-conflict overwrite to replace it, or skip to keep it"
+        return TargetConflict(f"{container}/{name} exists at {self.describe()}", hint=hint)
 
     def _guard(self, container: str, name: str, overwrite: bool) -> ConflictGuard:
         return ConflictGuard(None if overwrite else self._conflict(container, name))
@@ -326,9 +305,7 @@ class AzureTarget(Target):
             props = blob.get_blob_properties()
             copy = props.copy
             if copy.id and copy.id != copy_id:
-                raise SourceError(
-                    f"{where.container}/{where.blob}: another copy replaced ours while it ran"
-                )
+                raise SourceError(f"{where.container}/{where.blob}: another copy replaced ours")
             if copy.status == "success":
                 return
             if copy.status in ("failed", "aborted"):
@@ -341,7 +318,7 @@ class AzureTarget(Target):
                 )
             if time.monotonic() >= deadline:
                 blob.abort_copy(copy_id)
-                self._discard(blob, None)
+                self._discard(blob, blob.get_blob_properties().etag)
                 raise TransientStorageError(
                     f"server-side copy into {where.container}/{where.blob} was still pending "
                     f"after {polling.timeout:.0f} s and was aborted",
@@ -352,13 +329,10 @@ class AzureTarget(Target):
             delay = min(delay * 2, polling.maximum)
 
     @staticmethod
-    def _discard(blob: BlobClient, etag: str | None) -> None:
+    def _discard(blob: BlobClient, etag: str) -> None:
         """Delete what a failed copy left (an empty or partial blob); best effort."""
-        conditions: dict[str, Any] = {}
-        if etag:
-            conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-        try:
-            blob.delete_blob(**conditions)
+        try:  # only what the failed copy left, not a blob written since
+            blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
         except AzureError:
             log.debug("could not delete the failed copy's destination blob")
 

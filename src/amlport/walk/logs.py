@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from amlport.model.uris import UriError, find_uris, parse_uri
+from amlport.model.uri_scan import find_uris
+from amlport.model.uris import UriError, parse_uri
 
 SUBMITTING = re.compile(r"Submitting \d+ runs?, first five are: (?P<list>\S+)")
 CHILD = re.compile(r"(?P<node>[0-9a-f]{8}):(?P<run>[A-Za-z0-9_.\-]+)")
