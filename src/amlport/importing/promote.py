@@ -28,6 +28,7 @@ from amlport.lineage import build_graph
 from amlport.model.mapping import Mapping
 from amlport.rewriters.files import needs_rewrite, rewrite_file
 from amlport.rewriters.rules import Identity, RewriteRules, Unmappable
+from amlport.storage.azure import AzureSource
 from amlport.storage.base import BlobInfo, Source
 from amlport.storage.target import DIGEST_METADATA, Target, TargetBlob
 from amlport.walk import WalkOptions, walk_with_listing
@@ -71,7 +72,7 @@ class _Promoter:
             datastore_map=mapping.datastores,
             asset_renames=mapping.assets,
         )
-        self.server_side = target.supports_copy and hasattr(source, "signed_url")
+        self.server_side = target.supports_copy and isinstance(source, AzureSource)
         self.result = PromoteResult()
 
     def where(self, blob: BlobInfo) -> tuple[str, str] | None:
@@ -116,7 +117,8 @@ class _Promoter:
         if found is not None and found.size == blob.size and self._same(blob, found, meta):
             return "skip"
         if self.server_side:
-            url = self.source.signed_url(blob.container, blob.name)  # type: ignore[attr-defined]
+            assert isinstance(self.source, AzureSource)
+            url = self.source.signed_url(blob.container, blob.name)
             self.target.copy_from_url(container, name, url, metadata=meta, overwrite=True)
             self.result.copied_server_side += 1
         else:

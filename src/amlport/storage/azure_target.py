@@ -184,10 +184,11 @@ class AzureTarget(Target):
                 props = blob.get_blob_properties()
             except ResourceNotFoundError:
                 return None
-        metadata = dict(props.metadata or {})
-        # A copy still running, failed or aborted has the digest metadata but not the content.
+        # A copy still running, failed or aborted carries our metadata but not the content:
+        # nothing about it may vouch for the content (no digest, no metadata).
         complete = (props.copy.status if props.copy else None) in (None, "success")
-        digest = normalize_digest(metadata.get(DIGEST_METADATA)) if complete else None
+        metadata = dict(props.metadata or {}) if complete else {}
+        digest = normalize_digest(metadata.get(DIGEST_METADATA))
         return TargetBlob(container, name, int(props.size or 0), digest, metadata)
 
     def read_bytes(self, container: str, name: str) -> bytes:
@@ -339,7 +340,7 @@ class AzureTarget(Target):
 
 def _conditions(overwrite: bool) -> dict[str, Any]:
     """``If-None-Match: *`` unless overwriting: the service refuses to replace a blob."""
-    return {} if overwrite else {"etag": "*", "match_condition": MatchConditions.IfMissing}
+    return {} if overwrite else {"match_condition": MatchConditions.IfMissing}
 
 
 def _check_metadata(metadata: dict[str, str]) -> None:

@@ -9,7 +9,11 @@ Contract (every implementation; tests in tests/contract/test_targets.py):
   blob is left alone and ``TargetConflict`` is raised;
 - ``copy_from_url`` (optional) asks the service to copy a blob server-side; ``supports_copy``
   says whether it can;
-- ``ensure_containers`` creates the workspace containers when missing.
+- ``ensure_containers`` creates the workspace containers when missing;
+- ``list_names(container, prefix)`` treats the prefix as a path: ``p`` matches ``p`` and
+  ``p/…``, not ``p2/…``;
+- while a server-side copy is unfinished (pending, failed, aborted), ``stat`` vouches for
+  nothing: no digest, no metadata.
 """
 
 from __future__ import annotations
