@@ -15,6 +15,7 @@ source blob and by content).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,6 +59,17 @@ class ExportContext:
     files: FileSink
     warn: Callable[[str], None]
     selected: set[str] = field(default_factory=set)  # node ids of every item in this export
+    _names: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> node
+
+    def claim(self, kind: str, name: str, node: str) -> str:
+        """A name no other asset of this kind has in this bundle (sweep trials share run-id
+        prefixes, environments share file names): the second comer gets a hash of its node."""
+        owner = self._names.setdefault((kind, name), node)
+        if owner == node:
+            return name
+        unique = f"{name}-{hashlib.sha256(node.encode()).hexdigest()[:8]}"
+        self._names[(kind, unique)] = node
+        return unique
 
     @property
     def source(self) -> WorkspaceDescriptor:

@@ -26,7 +26,11 @@ class DataExporter:
         if not files:
             raise AssetUnsupported(f"{loc} holds no blobs")
         single = len(files) == 1 and files[0] == ctx.files.bundle_path(container, path)
-        name = asset_name(path.rsplit("/", 1)[-1], path.split("/")[1] if "/" in path else "")
+        name = ctx.claim(
+            "data",
+            asset_name(path.rsplit("/", 1)[-1], path.split("/")[1] if "/" in path else ""),
+            item.node,
+        )
         spec = yaml_path("data", name)
         body = {
             "name": name,

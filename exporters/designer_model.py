@@ -37,7 +37,7 @@ class DesignerModelExporter:
             dep_container, _, dep_prefix = model.deployment_files.partition("/")
             files += ctx.files.add_folder(dep_container, dep_prefix)
         port = model.loc.path.rsplit("/", 1)[-1]
-        name = asset_name(port, (model.run_id or "")[:8])
+        name = ctx.claim("model", asset_name(port, (model.run_id or "")[:8]), item.node)
         folder = ctx.files.bundle_path(container, model.loc.path)
         spec = yaml_path("model", name)
         body = {

@@ -62,7 +62,9 @@ class EnvironmentExporter:
         self, item: ExportItem, ctx: ExportContext, env: Environment, container: str, blob: str
     ) -> AssetEntry:
         path = ctx.files.add_blob(container, blob)
-        name = asset_name(env.name or _stem(blob), _short_id(blob))
+        name = ctx.claim(
+            "environment", asset_name(env.name or _stem(blob), _short_id(blob)), item.node
+        )
         spec = yaml_path("environment", name)
         body = {
             "name": name,
@@ -83,7 +85,11 @@ class EnvironmentExporter:
             if folder
             else [ctx.files.add_blob(container, blob)]
         )
-        name = asset_name(posixpath.basename(folder) or "docker", _short_id(blob))
+        name = ctx.claim(
+            "environment",
+            asset_name(posixpath.basename(folder) or "docker", _short_id(blob)),
+            item.node,
+        )
         spec = yaml_path("environment", name)
         context = (
             ctx.files.bundle_path(container, folder)
@@ -108,7 +114,8 @@ class EnvironmentExporter:
         # The YAML names its conda file / build context relative to itself: carry the folder.
         files = ctx.files.add_folder(container, folder)
         spec = ctx.files.bundle_path(container, blob)
-        return self._entry(item, env, asset_name(env.name or _stem(blob)), files, spec)
+        name = ctx.claim("environment", asset_name(env.name or _stem(blob)), item.node)
+        return self._entry(item, env, name, files, spec)
 
 
 def _stem(blob: str) -> str:

@@ -21,7 +21,9 @@ class MlflowModelExporter:
         files = ctx.files.add_folder(container, model.loc.path)
         if not files:
             raise AssetUnsupported(f"model folder {model.loc} holds no files")
-        name = asset_name(model.loc.path.rsplit("/", 1)[-1], model.run_id or "")
+        name = ctx.claim(
+            "model", asset_name(model.loc.path.rsplit("/", 1)[-1], model.run_id or ""), item.node
+        )
         folder = ctx.files.bundle_path(container, model.loc.path)
         spec = yaml_path("model", name)
         tags = {"amlport.source": str(model.loc), "amlport.format": "mlflow"}

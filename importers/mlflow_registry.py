@@ -2,7 +2,7 @@
 
 For each model asset with ``attrs.format == "mlflow"``, ``plan`` says
 
-- ``create``: no version of the registered model (``mapping.asset_name(asset.name)``) carries
+- ``create``: no version of the registered model (the asset name after the map's renames) carries
   the tag ``amlport.content_digest`` with this model folder's digest (``folder_digest``);
 - ``skip``: such a version exists already (same content registered by an earlier import);
 - ``blocked``: the folder is missing from the snapshot, has no ``MLmodel``, or the name is not
@@ -21,6 +21,7 @@ line (exit 2), never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from amlport.errors import AmlportError
 from amlport.importers.base import ImportAction, ImportContext
 from amlport.importing.records import hops
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest
+from amlport.rewriters.asset_ref import renamed
 
 EXPERIMENT = "amlport-imports"
 ARTIFACT_PATH = "model"
@@ -64,7 +66,7 @@ def folder_files(manifest: Manifest, folder: str) -> list[FileEntry]:
 
 
 def provenance_tags(manifest: Manifest, asset: AssetEntry, digest: str | None) -> dict[str, str]:
-    """The tags every imported model carries (MLflow run + version, v2 YAML)."""
+    """Provenance of an imported asset: MLflow run and version tags, v2 YAML ``tags``."""
     source = manifest.source
     tags = {
         "amlport.source_account": str(source.get("account") or ""),
@@ -100,7 +102,7 @@ class MlflowRegistryImporter:
         return [self._plan_one(client, asset, ctx) for asset in models]
 
     def _plan_one(self, client: Any, asset: AssetEntry, ctx: ImportContext) -> ImportAction:
-        name = ctx.mapping.asset_name(asset.name)
+        name = renamed(asset.name, None, None, ctx.mapping.assets)[0]  # a ":version" is dropped
         target = f"mlflow:{name}"
         folder = str(asset.attrs.get("folder") or "")
         files = folder_files(ctx.manifest, folder) if folder else []
@@ -160,13 +162,11 @@ class MlflowRegistryImporter:
         )
 
     def _register(self, client: Any, name: str, local: Path, tags: dict[str, str]) -> str:
-        from mlflow.exceptions import MlflowException
-
+        """Log ``local`` as a run's ``model`` artifact and register it: the new version."""
         try:
-            run = client.create_run(
-                self._experiment_id(client), tags=tags, run_name=f"amlport import {name}"
-            )
-        except MlflowException as exc:
+            experiment = self._experiment_id(client)
+            run = client.create_run(experiment, tags=tags, run_name=f"amlport import {name}")
+        except Exception as exc:  # MlflowException, or a transport error it did not wrap
             raise self._error(f"cannot create a run for {name}", exc) from None
         run_id = run.info.run_id
         try:
@@ -178,9 +178,11 @@ class MlflowRegistryImporter:
                 run_id=run_id,
                 tags=tags,
                 description="Imported by amlport",
+                await_creation_for=0,  # no wait loop (and its log lines); the version exists
             )
-        except MlflowException as exc:
-            client.set_terminated(run_id, "FAILED")
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # best effort: the server may be gone
+                client.set_terminated(run_id, "FAILED")
             raise self._error(f"cannot register {name}", exc) from None
         client.set_terminated(run_id, "FINISHED")
         return str(mv.version)
@@ -235,6 +237,8 @@ class MlflowRegistryImporter:
         if self._client is not None:
             return self._client
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        # MLflow writes "View run … at" to stdout when a run ends: stdout is amlport's (--json).
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:
@@ -247,8 +251,13 @@ class MlflowRegistryImporter:
         return self._client
 
     def _error(self, what: str, exc: Exception) -> MlflowRegistryError:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        return MlflowRegistryError(f"MLflow at {_display(self.tracking_uri)}: {what}: {first}")
+        where = _display(self.tracking_uri)
+        return MlflowRegistryError(f"MLflow at {where}: {what}: {first_line(exc)}")
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one short line (messages of SDK errors run over many)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def probe(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
@@ -259,7 +268,7 @@ def probe(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """
     if not tracking_uri.lower().startswith(("http://", "https://")):
         return
-    url = tracking_uri.rstrip("/") + "/health"
+    url = _display(tracking_uri).rstrip("/") + "/health"  # credentials are not needed here
     try:
         with urllib.request.urlopen(url, timeout=timeout):
             return

@@ -106,7 +106,8 @@ def import_(
         if workspace and emit_assets and not dry_run:
             from amlport.importers.azureml_assets import register_live
 
-            register_live(emit_assets, workspace=workspace)
+            for line in register_live(emit_assets, workspace=workspace):
+                common.err.print(f"registered {line}", highlight=False)
         if as_json:
             common.write_json(result.to_dict(), None)
         else:
