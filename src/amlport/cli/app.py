@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from amlport import __version__
-from amlport.cli import audit_cmd, common, export_cmd, import_cmd
+from amlport.cli import audit_cmd, backup_cmd, common, export_cmd, import_cmd
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
 from amlport.errors import UsageError
@@ -194,6 +194,7 @@ def _select(
 export_cmd.register(app)
 audit_cmd.register(app)
 import_cmd.register(app)
+backup_cmd.register(app)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from amlport.bundle import Repository
 from amlport.errors import ExitCode
@@ -30,6 +30,20 @@ from amlport.walk import WalkOptions, walk_with_listing
 Progress = Callable[[str, int, int | None], None]
 
 
+class PlanExtension(Protocol):
+    """Plans more files after the exporters (``backup``'s catch-all); returns their assets.
+
+    It may add nodes to ``chosen.nodes`` (the lineage subgraph the snapshot records). Its
+    ``name`` is recorded in the manifest's ``selection`` as ``extension``.
+    """
+
+    name: str
+
+    def __call__(
+        self, inv: Inventory, lg: LineageGraph, chosen: Selection, writer: BundleWriter
+    ) -> list[AssetEntry]: ...
+
+
 @dataclass
 class ExportRequest:
     select: list[str] = field(default_factory=list)
@@ -38,6 +52,8 @@ class ExportRequest:
     dry_run: bool = False
     tags: list[str] = field(default_factory=list)
     workers: int = 8
+    created: str = ""  # snapshot time (ISO-8601 UTC, format_time); empty: when it is written
+    extension: PlanExtension | None = None
 
 
 @dataclass
@@ -100,6 +116,8 @@ def run_export(
     rules = RewriteRules(direction="export", source=Identity.from_descriptor(inv.source))
     writer = BundleWriter(source, listing, rules, specs=request.specs)
     assets, skipped = plan_assets(inv, lg, chosen, writer)
+    if request.extension is not None:
+        assets += request.extension(inv, lg, chosen, writer)
     result = ExportResult(
         assets=assets,
         skipped=skipped,
@@ -179,6 +197,7 @@ def _transfer_and_commit(
         asset.files = [f for f in asset.files if f not in failed]
     manifest = Manifest(
         source=source,
+        created=request.created,
         parent=previous.snapshot_id if previous else None,
         tags=sorted(request.tags),
         selection={
@@ -186,6 +205,7 @@ def _transfer_and_commit(
             "include": sorted(request.include),
             "roots": chosen.roots,
             "specs": bool(request.specs),
+            **({"extension": request.extension.name} if request.extension else {}),
         },
         assets=result.assets,
         files=sorted(writer.entries.values(), key=lambda f: f.path),

@@ -1,0 +1,142 @@
+"""``amlport restore``: import a snapshot into a target, then (``--check``) prove it landed.
+
+The import is ``amlport import`` itself (verify the snapshot first, plan, apply, record;
+idempotent). The check (``check.py``) hashes every restored file against what the import meant
+to write and compares the rescanned target's lineage with the snapshot's. A failed check is an
+integrity failure (exit 4): the target does not hold what the backup holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amlport.backup.check import CheckReport, check_restore
+from amlport.backup.locking import local_repository
+from amlport.bundle import Repository
+from amlport.errors import ExitCode
+from amlport.importing import ImportRequest, ImportResult, run_import
+from amlport.importing.engine import pick_snapshot
+from amlport.model.mapping import Mapping
+from amlport.model.workspace import WorkspaceDescriptor
+from amlport.storage.base import Source
+from amlport.storage.local import LocalSource
+from amlport.storage.opener import StorageAuth, is_url
+from amlport.storage.target import Target
+
+Progress = Callable[[str, int, int | None], None]
+LATEST = "latest"
+_TROUBLE = ("blocked", "conflict", "failed")
+
+
+@dataclass
+class RestoreRequest:
+    mapping: Mapping
+    snapshot: str = LATEST  # id, unique prefix, or "latest"
+    check: bool = False
+    on_conflict: str = "fail"
+    emit_assets: Path | None = None
+    workers: int = 8
+
+
+@dataclass
+class RestoreReport:
+    imported: ImportResult
+    check: CheckReport | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.check is not None and not self.check.ok:
+            return ExitCode.INTEGRITY
+        return self.imported.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.imported.snapshot_id,
+            "import": {
+                "counts": self.imported.counts,
+                "failures": self.imported.failures,
+                "warnings": self.imported.warnings,
+                "record": self.imported.record,
+                "not_done": [a.to_dict() for a in self.imported.actions if a.action in _TROUBLE],
+            },
+            "check": self.check.to_dict() if self.check else None,
+            "exit_code": int(self.exit_code),
+        }
+
+    def lines(self) -> list[str]:
+        counts = ", ".join(f"{n} {k}" for k, n in self.imported.counts.items()) or "nothing"
+        out = [f"restore of snapshot {self.imported.snapshot_id[:16]}: {counts}"]
+        out += [f"  failed: {f}" for f in self.imported.failures]
+        out += [
+            f"  {a.action}: {a.subject} ({a.reason})"
+            for a in self.imported.actions
+            if a.action in _TROUBLE
+        ][:50]
+        c = self.check
+        if c is None:
+            out.append("not checked (add --check to rescan the target and compare)")
+            return out
+        out.append(
+            f"check: {c.files_checked} file(s) hashed ({len(c.files_missing)} missing, "
+            f"{len(c.digest_mismatches)} differ, {c.files_blocked} not restorable under this map)"
+        )
+        out.append(
+            f"check: lineage {c.nodes_expected} node(s), {c.edges_expected} edge(s) expected; "
+            f"{len(c.missing_nodes) + len(c.kind_mismatches)} node(s) and "
+            f"{len(c.missing_edges) + len(c.extra_edges)} edge(s) differ, "
+            f"{len(c.unresolved)} no longer resolve; {c.pointers} pointer(s), "
+            f"{c.dangling_pointers} dangling"
+        )
+        problems = c.problems()
+        out += [f"  problem: {p}" for p in problems[:50]]
+        if len(problems) > 50:
+            out.append(f"  … {len(problems) - 50} more (use --json for all)")
+        out.append("check: PASSED" if c.ok else "check: FAILED")
+        return out
+
+
+def target_as_source(
+    location: str, descriptor: WorkspaceDescriptor, auth: StorageAuth | None = None
+) -> Source:
+    """Open a restore target read-only, to walk it (the map file's target names it)."""
+    if is_url(location):
+        from amlport.storage.azure import open_azure_source
+
+        return open_azure_source(location, descriptor=descriptor, auth=auth)
+    return LocalSource(Path(location), descriptor)
+
+
+def run_restore(
+    repo_path: Path,
+    target: Target,
+    request: RestoreRequest,
+    *,
+    scan: Callable[[], Source] | None = None,
+    progress: Progress | None = None,
+) -> RestoreReport:
+    """Import, then check when asked; ``scan`` opens the target as a source for the check."""
+    repo = Repository.open(local_repository(repo_path))
+    with repo.lock(exclusive=False):  # the snapshot must not be pruned under us
+        manifest = pick_snapshot(repo, None if request.snapshot == LATEST else request.snapshot)
+        imported = run_import(
+            repo_path,
+            target,
+            ImportRequest(
+                mapping=request.mapping,
+                snapshot=str(manifest.snapshot_id),
+                on_conflict=request.on_conflict,
+                emit_assets=request.emit_assets,
+                workers=request.workers,
+            ),
+            progress=progress,
+        )
+        report = RestoreReport(imported)
+        if request.check:
+            if scan is None:
+                raise ValueError("run_restore(check=True) needs a scan factory")
+            with scan() as source:
+                report.check = check_restore(repo, manifest, request.mapping, target, source)
+    return report

@@ -1,0 +1,239 @@
+"""``backup``, ``forget``, ``diff`` and ``restore`` (library: ``amlport.backup``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from amlport.cli import common
+from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.errors import ExitCode, IntegrityError
+
+if TYPE_CHECKING:
+    from amlport.storage.base import Source
+
+ALL_INCLUDE = "data,environments,models,pipelines,runs"
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+RetryLockOpt = typer.Option(
+    0.0,
+    "--retry-lock",
+    min=0.0,
+    help="Seconds to wait for a conflicting repository lock before giving up (exit 2).",
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backup")(backup)
+    app.command("forget")(forget)
+    app.command("diff")(diff)
+    app.command("restore")(restore)
+
+
+def _print(lines: list[str], *, err: bool = False) -> None:
+    console = common.err if err else common.out
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+
+
+def backup(
+    source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
+    repo: Path = typer.Option(..., "--repo", help="Bundle repository (created if missing)."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Tag the snapshot (repeatable)."),
+    select: list[str] | None = typer.Option(
+        None, "--select", help="KIND:NAME to back up only that (repeatable; no catch-all)."
+    ),
+    include: str = typer.Option(
+        ALL_INCLUDE,
+        "--include",
+        help="Kinds to back up; all of them (the default) also carries every other blob.",
+    ),
+    retry_lock: float = RetryLockOpt,
+    workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel transfers."),
+    as_json: bool = JsonOpt,
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+    workspace_file: Path | None = WsFileOpt,
+) -> None:
+    """Take an incremental snapshot of the whole workspace and print what changed.
+
+    Every blob of the workspace containers goes into the snapshot (blobs no asset claims as
+    'unclassified' data assets); unchanged blobs are not read again. Exit codes as export:
+    0 ok, 1 warnings/skipped items, 2 error or repository locked, 3 partial.
+    """
+    with guarded():
+        from amlport.backup import BackupRequest, run_backup
+        from amlport.export.selection import parse_include
+
+        request = BackupRequest(
+            select=list(select or []),
+            include=parse_include(include),
+            tags=list(tag or []),
+            workers=workers,
+            retry_lock=retry_lock,
+        )
+        with (
+            common.source_from(
+                source, connection_string, account_key, sas_token, credential, workspace_file
+            ) as src,
+            common.progress_reporter(not as_json) as progress,
+        ):
+            result = run_backup(src, repo, request, progress=progress, on_warning=_warn)
+        if as_json:
+            common.write_json(result.to_dict(), None)
+        else:
+            _print(result.lines())
+            for node, reason in result.export.skipped:
+                common.err.print(f"[yellow]skipped[/] {node}: {reason}", highlight=False)
+            for w in result.export.warnings:
+                common.err.print(f"[yellow]warning[/] {w}", highlight=False)
+    raise typer.Exit(int(result.exit_code))
+
+
+def _warn(message: str) -> None:
+    common.err.print(f"[yellow]warning[/] {message}", highlight=False)
+
+
+def forget(
+    repo: Path = typer.Argument(..., help="Bundle repository folder."),
+    keep_last: int = typer.Option(0, "--keep-last", min=0, help="Keep the N newest."),
+    keep_daily: int = typer.Option(0, "--keep-daily", min=0, help="Newest of the last N days."),
+    keep_weekly: int = typer.Option(0, "--keep-weekly", min=0, help="… of the last N weeks."),
+    keep_monthly: int = typer.Option(0, "--keep-monthly", min=0, help="… of the last N months."),
+    keep_tag: list[str] | None = typer.Option(
+        None, "--keep-tag", help="Keep every snapshot with this tag (repeatable)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would go; change nothing."),
+    prune: bool = typer.Option(
+        False, "--prune", help="Then delete the objects no remaining snapshot references."
+    ),
+    retry_lock: float = RetryLockOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Remove the snapshots no retention rule keeps (per source), and with --prune their data.
+
+    Days, weeks (ISO) and months are UTC; a snapshot is kept when any rule keeps it.
+    Exit 0 done, 2 bad policy or repository locked, 4 an unreadable snapshot stopped prune.
+    """
+    with guarded():
+        from amlport.backup.forget import ForgetRequest, run_forget
+
+        request = ForgetRequest(
+            keep_last=keep_last,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            keep_tags=tuple(keep_tag or ()),
+            dry_run=dry_run,
+            prune=prune,
+            retry_lock=retry_lock,
+        )
+        report = run_forget(repo, request)
+        if as_json:
+            common.write_json(report.to_dict(), None)
+        else:
+            _print(report.lines())
+    raise typer.Exit(int(ExitCode.OK))
+
+
+def diff(
+    a: str = typer.Argument(..., help="REPO, REPO@SNAPSHOT, or a live source (folder or URL)."),
+    b: str = typer.Argument(..., help="The same forms; compared as the newer side."),
+    as_json: bool = JsonOpt,
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+    workspace_file: Path | None = WsFileOpt,
+) -> None:
+    """Compare two snapshots, or a snapshot and a live source: assets, runs, files, lineage.
+
+    REPO alone is its latest snapshot (of the live source's workspace, when the other side
+    is one). Credentials apply to live sources. Exit 0 no difference, 1 differences.
+    """
+    with guarded():
+        from amlport.backup.compare import diff_specs
+
+        def open_live(location: str) -> Source:
+            return common.source_from(
+                location, connection_string, account_key, sas_token, credential, workspace_file
+            )
+
+        report = diff_specs(a, b, open_live)
+        if as_json:
+            common.write_json(report.to_dict(), None)
+        else:
+            _print([f"diff {report.a} → {report.b}", *report.lines()])
+    raise typer.Exit(int(ExitCode.WARNINGS if report.different else ExitCode.OK))
+
+
+def restore(
+    repo: Path = typer.Argument(..., help="Bundle repository folder."),
+    snapshot: str = typer.Argument(..., help="Snapshot id or prefix, or 'latest'."),
+    to: str = typer.Option(..., "--to", help="Target: a folder or an Azure account URL."),
+    map_file: Path = typer.Option(
+        ..., "--map", exists=True, dir_okay=False, help="Map file (see 'amlport map init')."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Rescan the target; compare files and lineage with the snapshot."
+    ),
+    on_conflict: str = typer.Option(
+        "fail", "--on-conflict", help="When a target blob differs: skip, overwrite or fail."
+    ),
+    emit_assets: Path | None = typer.Option(
+        None,
+        "--emit-assets",
+        file_okay=False,
+        help="Write v2 YAML bound to the target and a register.sh (az ml … create) here.",
+    ),
+    as_json: bool = JsonOpt,
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+) -> None:
+    """Restore a snapshot into a workspace (import), and with --check prove it.
+
+    Exit 0 restored (and checked), 3 items blocked, conflicting or failed, 4 the snapshot
+    failed verification or the check found a difference.
+    """
+    with guarded():
+        from amlport.backup.restore import RestoreRequest, run_restore, target_as_source
+        from amlport.importing.engine import load_mapping
+        from amlport.storage.opener import open_target
+
+        mapping = load_mapping(map_file)
+        request = RestoreRequest(
+            mapping=mapping,
+            snapshot=snapshot,
+            check=check,
+            on_conflict=on_conflict,
+            emit_assets=emit_assets,
+        )
+        auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
+        with (
+            open_target(to, descriptor=mapping.target, auth=auth) as target,
+            common.progress_reporter(not as_json) as progress,
+        ):
+            report = run_restore(
+                repo,
+                target,
+                request,
+                scan=lambda: target_as_source(to, mapping.target, auth),
+                progress=progress,
+            )
+        if as_json:
+            common.write_json(report.to_dict(), None)
+        else:
+            _print(report.lines())
+        if report.check is not None and not report.check.ok:
+            problems = report.check.problems()
+            raise IntegrityError(
+                f"restore check failed: {len(problems)} problem(s), first: {problems[0]}",
+                hint="the target does not hold what the snapshot holds; restore again with "
+                "--on-conflict overwrite, or into an empty target",
+            )
+    raise typer.Exit(int(report.exit_code))
