@@ -109,7 +109,9 @@ def test_unchanged_second_backup_reads_nothing_and_reports_no_change(tmp_path: P
     assert "Traceback" not in res.stderr
 
 
-def test_an_azure_container_as_repository_is_refused_clearly(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="not supported yet"):
+def test_an_azure_container_url_is_never_taken_for_a_folder(tmp_path: Path) -> None:
+    # A container repository needs a credential (tests/integration/test_bundle_azure.py); a
+    # URL that went through Path() (az:/backups) must not become a local folder "az:".
+    with pytest.raises(UsageError, match="which storage account"):
         run_backup(LocalSource(WS / "sdk-bikeshare"), Path("az://backups"), BackupRequest())
     assert not Path("az:").exists()

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlport.backup.locking import local_repository, locked
+from amlport.backup.locking import locked
 from amlport.bundle import ForgetPlan, PruneReport, Repository, RetentionPolicy
+from amlport.storage.opener import StorageAuth
 
 
 @dataclass
@@ -71,9 +72,15 @@ class ForgetReport:
         return out
 
 
-def run_forget(repo_path: Path, request: ForgetRequest) -> ForgetReport:
+def run_forget(
+    repo_path: str | Path, request: ForgetRequest, *, repo_auth: StorageAuth | None = None
+) -> ForgetReport:
     policy = request.policy()  # refuse an empty policy before touching anything
-    repo = Repository.open(local_repository(repo_path))
+    with Repository.open(repo_path, auth=repo_auth) as repo:
+        return _run(repo, policy, request)
+
+
+def _run(repo: Repository, policy: RetentionPolicy, request: ForgetRequest) -> ForgetReport:
     if request.dry_run:
         plan = _forget(repo, policy, dry_run=True)
         return ForgetReport(plan, estimate_prune(repo, plan) if request.prune else None)
@@ -106,5 +113,5 @@ def estimate_prune(repo: Repository, plan: ForgetPlan) -> PruneReport:
             report.objects_referenced += 1
         else:
             report.removed.append(digest)
-            report.bytes_freed += repo.object_path(digest).stat().st_size
+            report.bytes_freed += repo.object_size(digest)
     return report

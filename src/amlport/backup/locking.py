@@ -1,4 +1,4 @@
-"""Opening the repository for the backup commands, and waiting for its lock (``--retry-lock``).
+"""Waiting for the repository lock in the backup commands (``--retry-lock``).
 
 ``Repository.lock`` fails at once when a conflicting lock is held. A scheduled job would
 rather wait a while: ``locked`` retries with a jittered pause (so two waiters do not keep
@@ -12,24 +12,10 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 from amlport.bundle import HeldLock, Repository, RepositoryLocked
-from amlport.errors import UsageError
 
 POLL_SECONDS = 0.5
-_URL_PREFIXES = ("az:", "abfs:", "abfss:", "http:", "https:", "wasb:", "wasbs:")
-
-
-def local_repository(path: Path) -> Path:
-    """REPO must be a folder: an Azure container as repository is not supported (yet)."""
-    if str(path).lower().startswith(_URL_PREFIXES):
-        raise UsageError(
-            f"{path} is not a folder: a repository in an Azure container is not supported yet",
-            hint="put the repository on a disk or an Azure Files (NFS) share in another region "
-            "and give its path (docs/backup.md)",
-        )
-    return path
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from amlport.backup.check import CheckReport, check_restore
-from amlport.backup.locking import local_repository
 from amlport.bundle import Repository
 from amlport.errors import ExitCode
 from amlport.importing import ImportRequest, ImportResult, run_import
@@ -110,16 +109,18 @@ def target_as_source(
 
 
 def run_restore(
-    repo_path: Path,
+    repo_path: str | Path,
     target: Target,
     request: RestoreRequest,
     *,
     scan: Callable[[], Source] | None = None,
     progress: Progress | None = None,
+    repo_auth: StorageAuth | None = None,
 ) -> RestoreReport:
-    """Import, then check when asked; ``scan`` opens the target as a source for the check."""
-    repo = Repository.open(local_repository(repo_path))
-    with repo.lock(exclusive=False):  # the snapshot must not be pruned under us
+    """Import, then check when asked; ``scan`` opens the target as a source for the check.
+    ``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
+    repo = Repository.open(repo_path, auth=repo_auth)
+    with repo, repo.lock(exclusive=False):  # the snapshot must not be pruned under us
         manifest = pick_snapshot(repo, None if request.snapshot == LATEST else request.snapshot)
         imported = run_import(
             repo_path,
@@ -132,6 +133,7 @@ def run_restore(
                 workers=request.workers,
             ),
             progress=progress,
+            repo_auth=repo_auth,
         )
         report = RestoreReport(imported)
         if request.check:

@@ -18,13 +18,14 @@ from typing import Any
 
 from amlport.backup.catchall import CatchAll, RecordingSource
 from amlport.backup.diff import DiffReport, diff_sides
-from amlport.backup.locking import POLL_SECONDS, local_repository, locked
+from amlport.backup.locking import POLL_SECONDS, locked
 from amlport.backup.sides import ALL_KINDS, SnapshotSide
 from amlport.bundle import Repository, RepositoryLocked
 from amlport.errors import ExitCode
 from amlport.export import ExportRequest, ExportResult, run_export
 from amlport.model.manifest import format_time
 from amlport.storage.base import Source
+from amlport.storage.opener import StorageAuth
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -112,21 +113,23 @@ def backup_request(request: BackupRequest, source: Source) -> tuple[ExportReques
 
 def run_backup(
     source: Source,
-    repo_path: Path,
+    repo_path: str | Path,
     request: BackupRequest,
     *,
     progress: Progress | None = None,
     on_warning: Callable[[str], None] | None = None,
+    repo_auth: StorageAuth | None = None,
 ) -> BackupResult:
+    """``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
     export, src = backup_request(request, source)
-    repo = Repository.open_or_init(local_repository(repo_path), on_warning=on_warning)
+    repo = Repository.open_or_init(repo_path, auth=repo_auth, on_warning=on_warning)
     # Holding a shared lock first lets --retry-lock wait for a forget/prune to finish, and keeps
     # any exclusive taker out while the export runs (it takes a shared lock of its own).
     deadline = time.monotonic() + request.retry_lock
-    with locked(repo, exclusive=False, wait=request.retry_lock):
+    with repo, locked(repo, exclusive=False, wait=request.retry_lock):
         while True:
             try:
-                result = run_export(src, repo_path, export, progress=progress)
+                result = run_export(src, repo_path, export, progress=progress, repo_auth=repo_auth)
                 break
             except RepositoryLocked:  # raced an exclusive taker that is backing off now
                 if time.monotonic() >= deadline:

@@ -50,7 +50,7 @@ class SnapshotSide:
     def __post_init__(self) -> None:
         self._files = {f.path: f for f in self.manifest.files}
         if not self.label:
-            self.label = f"{self.repo.path}@{str(self.manifest.snapshot_id)[:16]}"
+            self.label = f"{self.repo.location}@{str(self.manifest.snapshot_id)[:16]}"
 
     @property
     def assets(self) -> list[AssetEntry]:

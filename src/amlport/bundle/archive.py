@@ -67,8 +67,7 @@ def pack(
 ) -> PackReport:
     """Write the pack atomically; every object is re-hashed while it is copied."""
     sid = snapshots.resolve(snapshot_id)
-    raw = snapshots.path(sid).read_bytes()
-    check_snapshot_bytes(sid, raw)
+    raw = snapshots.read_raw(sid)  # checked against its id
     manifest = Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}")
     report = PackReport(out_path, sid)
     digests = sorted(manifest.digests())
@@ -97,7 +96,9 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def _add_object(tar: tarfile.TarFile, objects: ObjectStore, digest: str) -> int:
     hexd = digest.split(":", 1)[1]
     with objects.open(digest) as fh:  # raises IntegrityError when the object is missing
-        size = objects.path(digest).stat().st_size
+        size = objects.size(digest)
+        if size is None:  # removed between open and now: only a concurrent prune does that
+            raise IntegrityError(f"object {digest} is missing from the repository")
         tar.addfile(_info(f"objects/sha256/{hexd[:2]}/{hexd}", size), fh)
         fh.read(1)  # reach end of file, where the verifying reader checks the hash
     return size

@@ -8,7 +8,6 @@ that crashed writers left behind are swept too, once they are older than the loc
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,23 +61,10 @@ def collect_garbage(
             report.objects_referenced += 1
         else:
             report.removed.append(digest)
-            path = objects.path(digest)
-            report.bytes_freed += objects.delete(digest) if not dry_run else path.stat().st_size
+            freed = objects.delete(digest) if not dry_run else objects.size(digest) or 0
+            report.bytes_freed += freed
         if progress is not None:
             progress("prune", done, len(stored))
     if not dry_run:
-        report.temp_files_removed = _sweep_temp_files(objects)
+        report.temp_files_removed = objects.sweep_temp_files(DEFAULT_STALE_AFTER.total_seconds())
     return report
-
-
-def _sweep_temp_files(objects: ObjectStore) -> int:
-    cutoff = time.time() - DEFAULT_STALE_AFTER.total_seconds()
-    removed = 0
-    for path in objects.iter_temp_files():
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlport.bundle import files
+from amlport.bundle.store import RepoStore
 from amlport.errors import UsageError
 from amlport.model.manifest import DIGEST_RE
 
@@ -46,19 +46,25 @@ class SourceIndex:
 
     def __init__(
         self,
-        path: Path,
+        store: RepoStore,
         source_key: str,
         has_object: Callable[[str], bool],
         warn: Callable[[str], None] | None = None,
     ) -> None:
         if not _KEY_RE.match(source_key):
             raise UsageError(f"{source_key!r} is not a valid source key")
-        self.path = path
+        self.store = store
+        self.key = f"index/{source_key}.json"
         self.source_key = source_key
         self._has_object = has_object
         self._entries: dict[tuple[str, str], IndexEntry] = {}
         self._mutex = threading.Lock()
         self._load(warn)
+
+    @property
+    def path(self) -> Path:
+        """The index file of a local repository (UsageError for a remote one)."""
+        return self.store.local_path(self.key)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -100,12 +106,11 @@ class SourceIndex:
                 for (c, n), e in sorted(self._entries.items())
             ]
         data = {"version": INDEX_VERSION, "source": self.source_key, "entries": rows}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        files.write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        self.store.write(self.key, json.dumps(data, indent=1, sort_keys=True).encode())
 
     def _load(self, warn: Callable[[str], None] | None) -> None:
         try:
-            raw = self.path.read_bytes()
+            raw = self.store.read(self.key)
         except FileNotFoundError:
             return
         try:
@@ -118,7 +123,8 @@ class SourceIndex:
             self._entries.clear()
             if warn is not None:
                 warn(
-                    f"ignoring unreadable index {self.path.name} ({type(exc).__name__}); "
+                    f"ignoring unreadable index {self.key.rsplit('/', 1)[-1]} "
+                    f"({type(exc).__name__}); "
                     "the next export reads every blob once"
                 )
 

@@ -7,6 +7,11 @@ looking at the others, so two racing takers both see each other and at worst bot
 A holder refreshes its file while it runs. A lock is stale when its holder is on this host
 and its process is gone, or when it has not been refreshed for ``stale_after``; a stale lock
 is removed (with a warning) instead of blocking the repository forever.
+
+In a remote store (an Azure container) the holders run on other machines, so only age makes
+a lock stale; removing it is conditional on its etag (a holder that refreshed it meanwhile
+keeps it), and a refresh is conditional on the blob still existing (``If-Match: *``), so a
+holder whose lock was taken over notices instead of writing it back.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from amlport.bundle import files
+from amlport.bundle.store import RepoStore
 from amlport.errors import AmlportError, ExitCode
 from amlport.model.manifest import format_time, parse_time
 
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
+FOLDER = "locks/"
 Warn = Callable[[str], None]
 
 
@@ -37,23 +43,27 @@ class RepositoryLocked(AmlportError):
 
 @dataclass(frozen=True)
 class LockInfo:
-    path: Path
+    where: str  # the lock file or blob, for messages
     exclusive: bool
     pid: int
     hostname: str
     created: datetime
     refreshed: datetime
+    key: str = ""
+    version: str | None = None  # what identifies the version read (an etag on Azure)
 
     def describe(self) -> str:
         kind = "exclusive" if self.exclusive else "shared"
         return (
             f"{kind} lock by pid {self.pid} on {self.hostname} since {format_time(self.created)}"
-            f" (last refreshed {format_time(self.refreshed)}; file {self.path})"
+            f" (last refreshed {format_time(self.refreshed)}; file {self.where})"
         )
 
-    def is_stale(self, now: datetime, stale_after: timedelta) -> bool:
+    def is_stale(self, now: datetime, stale_after: timedelta, check_pid: bool = True) -> bool:
         if now - self.refreshed > stale_after:
             return True
+        if not check_pid:  # a remote repository: the holder's pid means nothing here
+            return False
         return self.hostname == socket.gethostname() and not pid_alive(self.pid)
 
 
@@ -71,28 +81,39 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_lock(path: Path) -> LockInfo:
+def _where(store: RepoStore, key: str) -> str:
+    return f"{store.display.rstrip('/')}/{key}"
+
+
+def read_lock(store: RepoStore, key: str) -> LockInfo:
     """Parse a lock file; an unreadable one counts as exclusive, dated by its mtime."""
+    stored = store.read_stored(key)  # FileNotFoundError when released meanwhile
+    where = _where(store, key)
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(stored.data.decode("utf-8"))
         return LockInfo(
-            path=path,
+            where=where,
             exclusive=bool(data["exclusive"]),
             pid=int(data["pid"]),
             hostname=str(data["hostname"]),
             created=parse_time(str(data["created"])),
             refreshed=parse_time(str(data["refreshed"])),
+            key=key,
+            version=stored.version,
         )
-    except (OSError, ValueError, KeyError, TypeError):
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-        return LockInfo(path, True, 0, "unknown", mtime, mtime)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        mtime = stored.modified
+        return LockInfo(where, True, 0, "unknown", mtime, mtime, key, stored.version)
 
 
 class HeldLock:
     """A lock this process holds; refreshed in the background until released."""
 
-    def __init__(self, path: Path, exclusive: bool, stale_after: timedelta, warn: Warn) -> None:
-        self.path = path
+    def __init__(
+        self, store: RepoStore, key: str, exclusive: bool, stale_after: timedelta, warn: Warn
+    ) -> None:
+        self.store = store
+        self.key = key
         self.exclusive = exclusive
         self.created = datetime.now(timezone.utc)
         self.lost = False
@@ -100,6 +121,15 @@ class HeldLock:
         self._stop = threading.Event()
         self._interval = max(stale_after.total_seconds() / 3, 0.05)
         self._thread: threading.Thread | None = None
+
+    @property
+    def path(self) -> Path:
+        """The lock file of a local repository (UsageError for a remote one)."""
+        return self.store.local_path(self.key)
+
+    @property
+    def where(self) -> str:
+        return _where(self.store, self.key)
 
     def _payload(self) -> bytes:
         data = {
@@ -112,17 +142,15 @@ class HeldLock:
         return json.dumps(data, sort_keys=True).encode()
 
     def write(self) -> None:
-        files.write_atomic(self.path, self._payload())
+        self.store.write(self.key, self._payload())
 
     def refresh(self) -> None:
         """Re-date the lock file; notices (and reports) when someone removed it as stale."""
         if self.lost:
             return
-        if not self.path.exists():
+        if not self.store.replace_existing(self.key, self._payload()):
             self.lost = True
-            self._warn(f"lock {self.path} was removed by another process (taken as stale)")
-            return
-        self.write()
+            self._warn(f"lock {self.where} was removed by another process (taken as stale)")
 
     def start_refreshing(self) -> None:
         self._thread = threading.Thread(target=self._run, name="amlport-lock", daemon=True)
@@ -133,12 +161,15 @@ class HeldLock:
             try:
                 self.refresh()
             except OSError as exc:
-                self._warn(f"could not refresh lock {self.path}: {exc.strerror or exc}")
+                self._warn(f"could not refresh lock {self.where}: {exc.strerror or exc}")
+            except AmlportError as exc:  # a remote store: throttled, unreachable…
+                self._warn(f"could not refresh lock {self.where}: {exc.message}")
 
     def check(self) -> None:
         if self.lost:
             raise RepositoryLocked(
-                f"lost the repository lock {self.path.name}: another process took it as stale",
+                f"lost the repository lock {self.key.rsplit('/', 1)[-1]}: another process "
+                "took it as stale",
                 hint="stop the other process or raise stale_after, then run the command again",
             )
 
@@ -146,22 +177,21 @@ class HeldLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.path.unlink(missing_ok=True)
+        self.store.delete(self.key)
 
 
 def acquire(
-    locks_dir: Path,
+    store: RepoStore,
     *,
     exclusive: bool,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     warn: Warn,
 ) -> HeldLock:
     """Take a lock or raise RepositoryLocked naming the holder; stale locks are removed."""
-    locks_dir.mkdir(parents=True, exist_ok=True)
-    held = HeldLock(locks_dir / f"{uuid.uuid4().hex}.json", exclusive, stale_after, warn)
+    held = HeldLock(store, f"{FOLDER}{uuid.uuid4().hex}.json", exclusive, stale_after, warn)
     held.write()
     try:
-        _check_others(locks_dir, held, stale_after, warn)
+        _check_others(store, held, stale_after, warn)
     except BaseException:
         held.release()
         raise
@@ -169,39 +199,42 @@ def acquire(
     return held
 
 
-def _check_others(locks_dir: Path, held: HeldLock, stale_after: timedelta, warn: Warn) -> None:
+def _lock_keys(store: RepoStore) -> list[str]:
+    return [f"{FOLDER}{n}" for n in store.list(FOLDER) if n.endswith(".json") and "/" not in n]
+
+
+def _check_others(store: RepoStore, held: HeldLock, stale_after: timedelta, warn: Warn) -> None:
     now = datetime.now(timezone.utc)
-    for path in sorted(locks_dir.glob("*.json")):
-        if path == held.path or files.is_temp(path):
+    for key in _lock_keys(store):
+        if key == held.key:
             continue
         try:
-            other = read_lock(path)
+            other = read_lock(store, key)
         except FileNotFoundError:
             continue  # released while we looked
-        if other.is_stale(now, stale_after):
+        stale = other.is_stale(now, stale_after, check_pid=store.same_host_pids)
+        # Removed only if unchanged since read: a holder that refreshed it meanwhile is alive.
+        if stale and store.delete(key, version=other.version):
             warn(f"removing stale {other.describe()}")
-            path.unlink(missing_ok=True)
         elif held.exclusive or other.exclusive:
-            raise _locked(locks_dir.parent, other)
+            raise _locked(store, other)
 
 
-def _locked(repo: Path, other: LockInfo) -> RepositoryLocked:
+def _locked(store: RepoStore, other: LockInfo) -> RepositoryLocked:
     return RepositoryLocked(
-        f"repository {repo} is locked: {other.describe()}",
+        f"repository {store.display} is locked: {other.describe()}",
         hint=(
             "wait for that command to finish and retry; if that process no longer exists, "
-            f"delete {other.path} (or wait until it is older than the stale limit)"
+            f"delete {other.where} (or wait until it is older than the stale limit)"
         ),
     )
 
 
-def list_locks(locks_dir: Path) -> list[LockInfo]:
-    if not locks_dir.is_dir():
-        return []
+def list_locks(store: RepoStore) -> list[LockInfo]:
     out = []
-    for path in sorted(locks_dir.glob("*.json")):
+    for key in _lock_keys(store):
         try:
-            out.append(read_lock(path))
+            out.append(read_lock(store, key))
         except FileNotFoundError:
             continue
     return out

@@ -1,9 +1,9 @@
 """The object store: immutable blobs named by the SHA-256 of their bytes.
 
-Layout: ``objects/sha256/<first 2 hex>/<all 64 hex>``. An object is written once (temp file +
-fsync + rename) and never modified; writing bytes that are already stored is a no-op, which
-is what makes a second export of an unchanged source cheap. Every read that returns bytes
-checks them against the name.
+Layout: ``objects/sha256/<first 2 hex>/<all 64 hex>``. An object is written once, atomically
+(by the store: temp file + fsync + rename, or a conditional blob write) and never modified;
+writing bytes that are already stored is a no-op, which is what makes a second export of an
+unchanged source cheap. Every read that returns bytes checks them against the name.
 """
 
 from __future__ import annotations
@@ -12,17 +12,20 @@ import base64
 import binascii
 import hashlib
 import io
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from amlport.bundle import files
+from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import DIGEST_RE
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: bounded memory for any object size
 MAX_CHUNK_SIZE = 4 << 20
 ALGORITHM = "sha256"
+FOLDER = f"objects/{ALGORITHM}/"
+LISTING_THRESHOLD = 256  # remote: more presence checks than this are one listing instead
 _VERIFY_HINT = "run `amlport verify` and re-export the affected assets"
 
 ByteProgress = Callable[[int], None]  # bytes just stored
@@ -57,24 +60,35 @@ def normalize_md5(value: str) -> bytes:
 
 
 class ObjectStore:
-    """Content-addressed objects under one directory (``<repo>/objects``)."""
+    """Content-addressed objects under ``objects/`` of a store (a folder or a container)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.base = root / ALGORITHM
+    def __init__(self, store: RepoStore) -> None:
+        self.store = store
+
+    @property
+    def base(self) -> Path:
+        """The local folder of the objects (UsageError for a remote repository)."""
+        return self.store.local_path(FOLDER)
+
+    @staticmethod
+    def key(digest: str) -> str:
+        hexd = hex_of(digest)
+        return f"{FOLDER}{hexd[:2]}/{hexd}"
 
     def path(self, digest: str) -> Path:
-        hexd = hex_of(digest)
-        return self.base / hexd[:2] / hexd
+        """The file of an object in a local repository (UsageError for a remote one)."""
+        return self.store.local_path(self.key(digest))
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        return self.store.exists(self.key(digest))
+
+    def size(self, digest: str) -> int | None:
+        """Bytes of a stored object, None when it is missing."""
+        return self.store.size(self.key(digest))
 
     def put_bytes(self, data: bytes) -> str:
         digest = digest_of(data)
-        target = self.path(digest)
-        if not target.exists():  # write once: an existing object is never rewritten
-            files.write_atomic(target, data)
+        self.store.put_once(self.key(digest), data)  # write once: never rewritten
         return digest
 
     def put_stream(
@@ -88,15 +102,17 @@ class ObjectStore:
     ) -> tuple[str, int]:
         """Store a stream of any size with bounded memory; (digest, size).
 
-        The bytes go to a temp file while SHA-256 (and MD5 when ``expected_md5`` is given)
-        are computed; a wrong MD5 (or a digest other than ``expected_digest``) raises
-        IntegrityError and stores nothing.
+        The bytes go to the store's staging area (a temp file, or uncommitted blocks) while
+        SHA-256 (and MD5 when ``expected_md5`` is given) are computed; a wrong MD5 (or a
+        digest other than ``expected_digest``) raises IntegrityError and stores nothing.
         """
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
             raise UsageError(f"chunk_size must be 1..{MAX_CHUNK_SIZE} bytes, got {chunk_size}")
         want_md5 = normalize_md5(expected_md5) if expected_md5 else None
-        with files.temp_file(self.base) as (tmp, fh):
-            sha, md5, size = _copy_hashing(stream, fh, chunk_size, want_md5 is not None, progress)
+        hint = self.key(expected_digest) if expected_digest else None
+        with self.store.staging(FOLDER, hint) as stage:
+            with_md5 = want_md5 is not None
+            sha, md5, size = _copy_hashing(stream, stage, chunk_size, with_md5, progress)
             if want_md5 is not None and md5 is not None and md5.digest() != want_md5:
                 raise IntegrityError(
                     f"content MD5 mismatch after {size} bytes: expected {want_md5.hex()}, "
@@ -109,13 +125,7 @@ class ObjectStore:
                     f"object {expected_digest} is corrupt: its bytes hash to {digest}",
                     hint="the copy was damaged or tampered with; get a fresh one",
                 )
-            files.finish(fh)
-        target = self.path(digest)
-        if target.exists():
-            tmp.unlink(missing_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            files.publish(tmp, target)
+            stage.commit(self.key(digest), digest)
         return digest, size
 
     def get_bytes(self, digest: str) -> bytes:
@@ -130,48 +140,82 @@ class ObjectStore:
     def open(self, digest: str) -> BinaryIO:
         """A reader that raises IntegrityError at end of file when the bytes do not match."""
         try:
-            raw = self.path(digest).open("rb")
+            raw = self.store.open(self.key(digest))
         except FileNotFoundError:
             raise _missing(digest) from None
         return io.BufferedReader(_VerifyingReader(raw, digest), buffer_size=CHUNK_SIZE)
 
     def check(self, digest: str) -> str | None:
         """None when the object is present and whole, else the problem in words."""
+        size, problem = self.measure(digest)
+        return _missing(digest).message if size is None else problem
+
+    def measure(self, digest: str) -> tuple[int | None, str | None]:
+        """Read an object once: (its size, the problem in words or None); (None, None) when it
+        is missing. One request per object in a remote store."""
         try:
-            with self.open(digest) as fh:
-                while fh.read(CHUNK_SIZE):
-                    pass
+            raw = self.store.open(self.key(digest))
+        except FileNotFoundError:
+            return None, None
+        size = 0
+        try:
+            with io.BufferedReader(_VerifyingReader(raw, digest), buffer_size=CHUNK_SIZE) as fh:
+                while chunk := fh.read(CHUNK_SIZE):
+                    size += len(chunk)
         except IntegrityError as exc:
-            return exc.message
-        return None
+            return size, exc.message
+        return size, None
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """The digests not stored, sorted. A remote store answers many with one listing."""
+        wanted = sorted(set(digests))
+        if self.store.local_root is None and len(wanted) > LISTING_THRESHOLD:
+            stored = set(self.iter_digests())
+            return [d for d in wanted if d not in stored]
+        return [d for d in wanted if not self.has(d)]
+
+    def presence(self) -> Callable[[str], bool]:
+        """A ``has`` for many lookups: locally ``has`` itself; remotely one listing, taken at
+        the first call (a miss is confirmed by a request: the object may be newer)."""
+        if self.store.local_root is not None:
+            return self.has
+        listed: set[str] | None = None
+        mutex = threading.Lock()
+
+        def has(digest: str) -> bool:
+            nonlocal listed
+            with mutex:
+                if listed is None:
+                    listed = set(self.iter_digests())
+            return digest in listed or self.has(digest)
+
+        return has
 
     def iter_digests(self) -> Iterator[str]:
-        if not self.base.is_dir():
-            return
-        for fan in sorted(self.base.iterdir()):
-            if fan.is_dir() and len(fan.name) == 2:
-                for obj in sorted(fan.iterdir()):
-                    digest = format_digest(obj.name)
-                    if DIGEST_RE.match(digest) and obj.name.startswith(fan.name):
-                        yield digest
+        for name in self.store.list(FOLDER):
+            fan, _, hexd = name.partition("/")
+            digest = format_digest(hexd)
+            if len(fan) == 2 and DIGEST_RE.match(digest) and hexd.startswith(fan):
+                yield digest
 
     def iter_temp_files(self) -> Iterator[Path]:
-        if self.base.is_dir():
-            yield from (p for p in self.base.rglob(f"{files.TEMP_PREFIX}*") if p.is_file())
+        return self.store.temp_files(FOLDER)
+
+    def sweep_temp_files(self, older_than_s: float) -> int:
+        return self.store.sweep_temp(FOLDER, older_than_s)
 
     def delete(self, digest: str) -> int:
         """Remove an object; the bytes freed (0 when it was not there)."""
-        path = self.path(digest)
-        try:
-            size = path.stat().st_size
-            path.unlink()
-        except FileNotFoundError:
+        key = self.key(digest)
+        size = self.store.size(key)
+        if size is None:
             return 0
+        self.store.delete(key)
         return size
 
     def _read(self, digest: str) -> bytes:
         try:
-            return self.path(digest).read_bytes()
+            return self.store.read(self.key(digest))
         except FileNotFoundError:
             raise _missing(digest) from None
 
@@ -182,7 +226,7 @@ def _missing(digest: str) -> IntegrityError:
 
 def _copy_hashing(
     src: BinaryIO,
-    dst: BinaryIO,
+    dst: Staging,
     chunk_size: int,
     with_md5: bool,
     progress: ByteProgress | None,

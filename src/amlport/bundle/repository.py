@@ -1,6 +1,6 @@
-"""``Repository``: a local directory holding objects, snapshots, locks and indexes.
+"""``Repository``: objects, snapshots, locks and indexes in a local folder or an Azure container.
 
-Layout (see docs/bundle-format.md)::
+Layout (see docs/bundle-format.md; in a container, blob names under an optional prefix)::
 
     config.json                      format, version, repository id
     objects/sha256/ab/ab12…          immutable objects named by their SHA-256
@@ -21,23 +21,26 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from amlport.bundle import archive, files, verification
 from amlport.bundle.config import RepositoryConfig
 from amlport.bundle.garbage import PruneReport, collect_garbage
 from amlport.bundle.index import SourceIndex
+from amlport.bundle.location import open_store
 from amlport.bundle.lock import DEFAULT_STALE_AFTER, HeldLock, LockInfo, acquire, list_locks
 from amlport.bundle.objects import ByteProgress, ObjectStore, StageProgress
 from amlport.bundle.retention import ForgetPlan, RetentionPolicy, plan_forget
 from amlport.bundle.snapshots import SnapshotInfo, SnapshotStore
+from amlport.bundle.store import LocalStore, RepoStore
 from amlport.errors import AmlportError, IntegrityError, SourceNotFound, UsageError
 from amlport.model.manifest import FileEntry, Manifest, check_bundle_path, format_time
 from amlport.secrets import find_secrets, redact
+from amlport.storage.opener import StorageAuth
 
 Warn = Callable[[str], None]
+Location = str | Path
 CONFIG = "config.json"
-_LAYOUT_DIRS = ("objects", "snapshots", "locks", "index")
 
 
 def _ignore(_: str) -> None:
@@ -45,13 +48,19 @@ def _ignore(_: str) -> None:
 
 
 class Repository:
-    """Open with ``Repository.open``/``init``/``open_or_init``, not the constructor."""
+    """Open with ``Repository.open``/``init``/``open_or_init``, not the constructor.
 
-    def __init__(self, path: Path, config: RepositoryConfig, *, on_warning: Warn | None = None):
-        self.path = path
+    A location is a local folder or an Azure container URL (``location.py``); ``auth`` is the
+    credential for a URL (None: the location's SAS, if any, or anonymous).
+    """
+
+    def __init__(
+        self, path: Path | RepoStore, config: RepositoryConfig, *, on_warning: Warn | None = None
+    ):
+        self.store = path if isinstance(path, RepoStore) else LocalStore(Path(path))
         self.config = config
-        self.objects = ObjectStore(path / "objects")
-        self.snapshots = SnapshotStore(path / "snapshots")
+        self.objects = ObjectStore(self.store)
+        self.snapshots = SnapshotStore(self.store)
         self._warn: Warn = on_warning or _ignore
         self._held: HeldLock | None = None
 
@@ -59,53 +68,91 @@ class Repository:
     def id(self) -> str:
         return self.config.id
 
+    @property
+    def path(self) -> Path:
+        """The folder of a local repository (UsageError for one in Azure: use ``location``)."""
+        root = self.store.local_root
+        if root is None:
+            raise UsageError(f"repository {self.location} is not a local folder")
+        return root
+
+    @property
+    def location(self) -> str:
+        """Where the repository is, for messages: a folder or a URL without credentials."""
+        return self.store.display
+
+    @property
+    def is_local(self) -> bool:
+        return self.store.local_root is not None
+
+    def close(self) -> None:
+        """Release the connections of a remote repository (a no-op for a local one)."""
+        self.store.close()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # --- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, path: str | Path, *, on_warning: Warn | None = None) -> Repository:
-        """Create a repository in a missing or empty directory."""
-        root = Path(path)
-        if (root / CONFIG).exists():
-            raise UsageError(f"{root} is already an amlport repository", hint="open it instead")
-        if root.exists() and not _is_blank(root):
-            raise UsageError(
-                f"{root} exists and is not an empty directory",
-                hint="choose a new or empty directory for the repository",
-            )
-        root.mkdir(parents=True, exist_ok=True)
-        for sub in ("objects/sha256", *_LAYOUT_DIRS[1:]):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        # Created exclusively and last: two racing inits agree on one config.
-        files.create_exclusive(root / CONFIG, RepositoryConfig.new().to_bytes())
-        return cls.open(root, on_warning=on_warning)
+    def init(
+        cls, path: Location, *, auth: StorageAuth | None = None, on_warning: Warn | None = None
+    ) -> Repository:
+        """Create a repository in a missing or empty directory (or container / prefix)."""
+        return _closing_on_error(open_store(path, auth), lambda s: cls._init(s, on_warning))
 
     @classmethod
-    def open(cls, path: str | Path, *, on_warning: Warn | None = None) -> Repository:
-        root = Path(path)
-        if not root.exists():
+    def open(
+        cls, path: Location, *, auth: StorageAuth | None = None, on_warning: Warn | None = None
+    ) -> Repository:
+        return _closing_on_error(open_store(path, auth), lambda s: cls._open(s, on_warning))
+
+    @classmethod
+    def open_or_init(
+        cls, path: Location, *, auth: StorageAuth | None = None, on_warning: Warn | None = None
+    ) -> Repository:
+        return _closing_on_error(open_store(path, auth), lambda s: cls._open_or_init(s, on_warning))
+
+    @classmethod
+    def _init(cls, store: RepoStore, on_warning: Warn | None) -> Repository:
+        if store.exists(CONFIG):
+            raise UsageError(
+                f"{store.display} is already an amlport repository", hint="open it instead"
+            )
+        store.prepare_init()
+        # Created exclusively and last: two racing inits agree on one config.
+        store.create(CONFIG, RepositoryConfig.new().to_bytes())
+        return cls._open(store, on_warning)
+
+    @classmethod
+    def _open(cls, store: RepoStore, on_warning: Warn | None) -> Repository:
+        where = store.display
+        if not store.root_exists():
             raise SourceNotFound(
-                f"no repository at {root}", hint="create one with `amlport export --to`"
+                f"no repository at {where}", hint="create one with `amlport export --to`"
             )
         try:
-            raw = (root / CONFIG).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+            raw = store.read(CONFIG)
+        except FileNotFoundError:
             raise UsageError(
-                f"{root} is not an amlport repository (no {CONFIG})",
+                f"{where} is not an amlport repository (no {CONFIG})",
                 hint="give the directory an export or backup created",
             ) from None
-        config = RepositoryConfig.from_bytes(raw, where=f"repository {root}")
-        return cls(root, config, on_warning=on_warning)
+        config = RepositoryConfig.from_bytes(raw, where=f"repository {where}")
+        return cls(store, config, on_warning=on_warning)
 
     @classmethod
-    def open_or_init(cls, path: str | Path, *, on_warning: Warn | None = None) -> Repository:
-        root = Path(path)
-        if (root / CONFIG).exists():
-            return cls.open(root, on_warning=on_warning)
+    def _open_or_init(cls, store: RepoStore, on_warning: Warn | None) -> Repository:
+        if store.exists(CONFIG):
+            return cls._open(store, on_warning)
         try:
-            return cls.init(root, on_warning=on_warning)
+            return cls._init(store, on_warning)
         except UsageError:
-            if (root / CONFIG).exists():  # another process initialised it meanwhile
-                return cls.open(root, on_warning=on_warning)
+            if store.exists(CONFIG):  # another process initialised it meanwhile
+                return cls._open(store, on_warning)
             raise
 
     # --- objects ---------------------------------------------------------------------------
@@ -135,7 +182,12 @@ class Repository:
         return self.objects.open(digest)
 
     def object_path(self, digest: str) -> Path:
+        """The file of an object (local repositories only: UsageError for a remote one)."""
         return self.objects.path(digest)
+
+    def object_size(self, digest: str) -> int:
+        """Bytes of a stored object (0 when it is missing)."""
+        return self.objects.size(digest) or 0
 
     # --- snapshots -------------------------------------------------------------------------
 
@@ -150,7 +202,8 @@ class Repository:
         if not manifest.created:
             manifest.created = format_time(datetime.now(timezone.utc))
         _check_manifest(manifest)
-        missing = [f for f in manifest.files if not self.objects.has(f.digest)]
+        absent = set(self.objects.missing(f.digest for f in manifest.files))
+        missing = [f for f in manifest.files if f.digest in absent]
         if missing:
             raise IntegrityError(
                 f"snapshot not written: {len(missing)} file(s) reference objects that are not "
@@ -171,7 +224,8 @@ class Repository:
         return self.snapshots.load_exact(mine[-1].id) if mine else None
 
     def iter_files(self, manifest: Manifest) -> Iterator[tuple[FileEntry, Path]]:
-        """Each file of a snapshot with the path of its object (read it with open_object)."""
+        """Each file of a snapshot with the path of its object (local repositories only; read
+        it with open_object, which works everywhere)."""
         for entry in sorted(manifest.files, key=lambda f: f.path):
             yield entry, self.objects.path(entry.digest)
 
@@ -243,9 +297,7 @@ class Repository:
                 raise UsageError("cannot take an exclusive lock while holding a shared one")
             yield self._held
             return
-        held = acquire(
-            self.path / "locks", exclusive=exclusive, stale_after=stale_after, warn=self._warn
-        )
+        held = acquire(self.store, exclusive=exclusive, stale_after=stale_after, warn=self._warn)
         self._held = held
         try:
             yield held
@@ -254,11 +306,10 @@ class Repository:
             held.release()
 
     def locks(self) -> list[LockInfo]:
-        return list_locks(self.path / "locks")
+        return list_locks(self.store)
 
     def source_index(self, source_key: str) -> SourceIndex:
-        path = self.path / "index" / f"{source_key}.json"
-        return SourceIndex(path, source_key, self.objects.has, self._warn)
+        return SourceIndex(self.store, source_key, self.objects.presence(), self._warn)
 
     def pack(
         self, snapshot_id: str, out_path: str | Path, *, progress: StageProgress | None = None
@@ -272,25 +323,30 @@ class Repository:
     def unpack(
         cls,
         archive_path: str | Path,
-        repo_path: str | Path,
+        repo_path: Location,
         *,
         progress: StageProgress | None = None,
         on_warning: Warn | None = None,
+        auth: StorageAuth | None = None,
     ) -> archive.UnpackReport:
         """Import a pack (made by ``pack``) into a repository, creating it if missing."""
         members = archive.scan(Path(archive_path))  # reject a hostile archive before writing
-        repo = cls.open_or_init(repo_path, on_warning=on_warning)
-        with repo.lock(exclusive=False):
+        repo = cls.open_or_init(repo_path, auth=auth, on_warning=on_warning)
+        with repo, repo.lock(exclusive=False):
             return archive.unpack_into(
                 Path(archive_path), members, repo.objects, repo.snapshots, progress
             )
 
 
-def _is_blank(root: Path) -> bool:
-    """Empty, or holding only what an interrupted or concurrent ``init`` creates."""
-    if not root.is_dir():
-        return False
-    return all((p.name in _LAYOUT_DIRS and p.is_dir()) or files.is_temp(p) for p in root.iterdir())
+T = TypeVar("T")
+
+
+def _closing_on_error(store: RepoStore, then: Callable[[RepoStore], T]) -> T:
+    try:
+        return then(store)
+    except BaseException:
+        store.close()
+        raise
 
 
 def _check_manifest(manifest: Manifest) -> None:

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from amlport.bundle import files
+from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import Manifest
 
 SHORT_ID_LENGTH = 16
+FOLDER = "snapshots/"
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}$")
 
@@ -64,35 +65,36 @@ class SnapshotInfo:
 
 
 class SnapshotStore:
-    """The ``snapshots/`` directory."""
+    """The ``snapshots/`` folder of a store."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, store: RepoStore) -> None:
+        self.store = store
+
+    @staticmethod
+    def key(snapshot_id: str) -> str:
+        return f"{FOLDER}{snapshot_id}.json"
 
     def path(self, snapshot_id: str) -> Path:
-        return self.root / f"{snapshot_id}.json"
+        """The file of a snapshot in a local repository (UsageError for a remote one)."""
+        return self.store.local_path(self.key(snapshot_id))
 
     def ids(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        names = (p.name[: -len(".json")] for p in self.root.glob("*.json"))
+        names = (n[: -len(".json")] for n in self.store.list(FOLDER) if n.endswith(".json"))
         return sorted(n for n in names if _ID_RE.match(n))
 
     def write(self, manifest: Manifest) -> str:
         """Store a checked manifest (with ``created`` set); sets ``snapshot_id``, returns it."""
         data = manifest.to_json_bytes()  # without snapshot_id: the id names these bytes
         snapshot_id = hashlib.sha256(data).hexdigest()
-        self.root.mkdir(parents=True, exist_ok=True)
         # Identical bytes give an identical name; an existing file is already this snapshot.
-        files.create_exclusive(self.path(snapshot_id), data)
+        self.store.create(self.key(snapshot_id), data)
         manifest.snapshot_id = snapshot_id
         return snapshot_id
 
     def import_raw(self, snapshot_id: str, raw: bytes) -> bool:
         """Store a snapshot file copied from elsewhere, byte for byte; False if present."""
         check_snapshot_bytes(snapshot_id, raw)
-        self.root.mkdir(parents=True, exist_ok=True)
-        return files.create_exclusive(self.path(snapshot_id), raw)
+        return self.store.create(self.key(snapshot_id), raw)
 
     def resolve(self, id_or_prefix: str) -> str:
         """The full id for an id or a unique prefix; UsageError when none or several match."""
@@ -105,7 +107,7 @@ class SnapshotStore:
         matches = [i for i in self.ids() if i.startswith(prefix)]
         if not matches:
             raise UsageError(
-                f"no snapshot {prefix!r} in {self.root.parent}",
+                f"no snapshot {prefix!r} in {self.store.display}",
                 hint="list the snapshots with `amlport snapshots`",
             )
         if len(matches) > 1:
@@ -119,13 +121,19 @@ class SnapshotStore:
     def load(self, id_or_prefix: str) -> Manifest:
         return self.load_exact(self.resolve(id_or_prefix))
 
+    def read_raw(self, snapshot_id: str) -> bytes:
+        """The snapshot file's bytes, checked against the id."""
+        try:
+            raw = self.store.read(self.key(snapshot_id))
+        except FileNotFoundError:
+            where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
+            raise UsageError(f"no {where} in {self.store.display}") from None
+        check_snapshot_bytes(snapshot_id, raw)
+        return raw
+
     def load_exact(self, snapshot_id: str) -> Manifest:
         where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
-        try:
-            raw = self.path(snapshot_id).read_bytes()
-        except FileNotFoundError:
-            raise UsageError(f"no {where} in {self.root.parent}") from None
-        check_snapshot_bytes(snapshot_id, raw)
+        raw = self.read_raw(snapshot_id)
         manifest = Manifest.from_json_bytes(raw, where=where)
         manifest.snapshot_id = snapshot_id
         return manifest
@@ -140,8 +148,7 @@ class SnapshotStore:
         return sorted(infos, key=lambda i: (i.created, i.id))
 
     def delete(self, snapshot_id: str) -> None:
-        self.path(snapshot_id).unlink(missing_ok=True)
-        files.fsync_dir(self.root)
+        self.store.delete(self.key(snapshot_id))
 
 
 def check_snapshot_bytes(snapshot_id: str, raw: bytes) -> None:

@@ -106,14 +106,12 @@ def _collect(manifest: Manifest, refs: dict[str, _Reference]) -> None:
 def _check_object(objects: ObjectStore, digest: str, ref: _Reference, report: VerifyReport) -> None:
     report.objects_checked += 1
     paths = tuple(ref.paths)
-    path = objects.path(digest)
-    if not path.is_file():
+    size, problem = objects.measure(digest)  # one read: presence, size and hash
+    if size is None:
         message = f"object {digest} is missing (used by {_first(paths)})"
         report.problems.append(VerifyProblem(MISSING_OBJECT, message, digest=digest, paths=paths))
         return
-    size = path.stat().st_size
     report.bytes_checked += size
-    problem = objects.check(digest)
     if problem is not None:
         message = f"{problem} (used by {_first(paths)})"
         report.problems.append(VerifyProblem(CORRUPT_OBJECT, message, digest=digest, paths=paths))

@@ -9,6 +9,14 @@ import typer
 
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.repo_options import (
+    REPO_HELP,
+    RepoConnOpt,
+    RepoCredOpt,
+    RepoKeyOpt,
+    RepoSasOpt,
+    repo_auth,
+)
 from amlport.errors import ExitCode, IntegrityError
 
 if TYPE_CHECKING:
@@ -39,7 +47,7 @@ def _print(lines: list[str], *, err: bool = False) -> None:
 
 def backup(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
-    repo: Path = typer.Option(..., "--repo", help="Bundle repository (created if missing)."),
+    repo: str = typer.Option(..., "--repo", help=f"{REPO_HELP} (created if missing)."),
     tag: list[str] | None = typer.Option(None, "--tag", help="Tag the snapshot (repeatable)."),
     select: list[str] | None = typer.Option(
         None, "--select", help="KIND:NAME to back up only that (repeatable; no catch-all)."
@@ -57,6 +65,10 @@ def backup(
     sas_token: str | None = SasOpt,
     credential: str | None = CredOpt,
     workspace_file: Path | None = WsFileOpt,
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Take an incremental snapshot of the whole workspace and print what changed.
 
@@ -75,13 +87,18 @@ def backup(
             workers=workers,
             retry_lock=retry_lock,
         )
+        auth = repo_auth(
+            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
         with (
             common.source_from(
                 source, connection_string, account_key, sas_token, credential, workspace_file
             ) as src,
             common.progress_reporter(not as_json) as progress,
         ):
-            result = run_backup(src, repo, request, progress=progress, on_warning=_warn)
+            result = run_backup(
+                src, repo, request, progress=progress, on_warning=_warn, repo_auth=auth
+            )
         if as_json:
             common.write_json(result.to_dict(), None)
         else:
@@ -98,7 +115,7 @@ def _warn(message: str) -> None:
 
 
 def forget(
-    repo: Path = typer.Argument(..., help="Bundle repository folder."),
+    repo: str = typer.Argument(..., help=f"{REPO_HELP}."),
     keep_last: int = typer.Option(0, "--keep-last", min=0, help="Keep the N newest."),
     keep_daily: int = typer.Option(0, "--keep-daily", min=0, help="Newest of the last N days."),
     keep_weekly: int = typer.Option(0, "--keep-weekly", min=0, help="… of the last N weeks."),
@@ -112,6 +129,10 @@ def forget(
     ),
     retry_lock: float = RetryLockOpt,
     as_json: bool = JsonOpt,
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Remove the snapshots no retention rule keeps (per source), and with --prune their data.
 
@@ -131,7 +152,10 @@ def forget(
             prune=prune,
             retry_lock=retry_lock,
         )
-        report = run_forget(repo, request)
+        auth = repo_auth(
+            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
+        report = run_forget(repo, request, repo_auth=auth)
         if as_json:
             common.write_json(report.to_dict(), None)
         else:
@@ -171,7 +195,7 @@ def diff(
 
 
 def restore(
-    repo: Path = typer.Argument(..., help="Bundle repository folder."),
+    repo: str = typer.Argument(..., help=f"{REPO_HELP}."),
     snapshot: str = typer.Argument(..., help="Snapshot id or prefix, or 'latest'."),
     to: str = typer.Option(..., "--to", help="Target: a folder or an Azure account URL."),
     map_file: Path = typer.Option(
@@ -194,6 +218,10 @@ def restore(
     account_key: str | None = KeyOpt,
     sas_token: str | None = SasOpt,
     credential: str | None = CredOpt,
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Restore a snapshot into a workspace (import), and with --check prove it.
 
@@ -214,6 +242,9 @@ def restore(
             emit_assets=emit_assets,
         )
         auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
+        rauth = repo_auth(
+            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
         with (
             open_target(to, descriptor=mapping.target, auth=auth) as target,
             common.progress_reporter(not as_json) as progress,
@@ -224,6 +255,7 @@ def restore(
                 request,
                 scan=lambda: target_as_source(to, mapping.target, auth),
                 progress=progress,
+                repo_auth=rauth,
             )
         if as_json:
             common.write_json(report.to_dict(), None)

@@ -12,6 +12,14 @@ from amlport.bundle import Repository
 from amlport.bundle.snapshots import SnapshotInfo
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.repo_options import (
+    REPO_HELP,
+    RepoConnOpt,
+    RepoCredOpt,
+    RepoKeyOpt,
+    RepoSasOpt,
+    repo_auth,
+)
 from amlport.errors import ExitCode, IntegrityError
 
 if TYPE_CHECKING:
@@ -31,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
 def export(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
-    to: Path = typer.Option(..., "--to", help="Bundle repository (created if missing)."),
+    to: str = typer.Option(..., "--to", help=f"{REPO_HELP} (created if missing)."),
     select: list[str] | None = typer.Option(
         None,
         "--select",
@@ -56,6 +64,10 @@ def export(
     sas_token: str | None = SasOpt,
     credential: str | None = CredOpt,
     workspace_file: Path | None = WsFileOpt,
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Export models, pipelines, environments and run records to a verifiable bundle.
 
@@ -74,18 +86,46 @@ def export(
             tags=list(tag or []),
             workers=workers,
         )
+        auth = repo_auth(
+            to, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
         with (
             common.source_from(
                 source, connection_string, account_key, sas_token, credential, workspace_file
             ) as src,
             common.progress_reporter(not as_json) as progress,
         ):
-            result = run_export(src, to, request, progress=progress)
+            result = run_export(src, to, request, progress=progress, repo_auth=auth)
         if as_json:
             common.write_json(result.to_dict(), None)
         else:
             _render_export(result, dry_run)
+        _failure_line(result)
     raise typer.Exit(int(result.exit_code))
+
+
+MAX_WARNINGS_SHOWN = 20
+
+
+def _failure_line(result: ExportResult) -> None:
+    """Exit 3/4: one line on stderr saying what failed and why (docs/exit-codes.md)."""
+    s = result.stats
+    if s is None or not s.failures:
+        return
+    what = "integrity failure" if s.integrity_failures else "partial failure"
+    why = s.stopped or s.failures[0].split(": ", 1)[-1]
+    common.err.print(
+        f"amlport: {what}: {len(s.failures)} of {result.planned_files} files not exported: {why}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+    common.err.print(
+        "  hint: the snapshot records what was exported (marked incomplete); "
+        "run the same export again to finish it",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _render_export(result: ExportResult, dry_run: bool) -> None:
@@ -119,24 +159,35 @@ def _render_export(result: ExportResult, dry_run: bool) -> None:
             f"{s.reused} reused, {s.rewritten} rewritten",
             highlight=False,
         )
-    for w in result.warnings:
+    for w in result.warnings[:MAX_WARNINGS_SHOWN]:
         common.err.print(f"[yellow]warning[/] {w}", highlight=False)
+    if len(result.warnings) > MAX_WARNINGS_SHOWN:
+        more = len(result.warnings) - MAX_WARNINGS_SHOWN
+        common.err.print(f"[yellow]warning[/] … and {more} more (all in --json and the manifest)")
 
 
 RepoArg = typer.Argument(..., help="Bundle repository folder.")
+RepoLocArg = typer.Argument(..., help=f"{REPO_HELP}.")
 
 
 def verify(
-    repo: Path = RepoArg,
+    repo: str = RepoLocArg,
     snapshot: str | None = typer.Option(None, "--snapshot", help="Only this snapshot."),
     deep: bool = typer.Option(
         False, "--deep", help="Also load every v2 YAML with azure.ai.ml and MLmodel with mlflow."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Check every referenced object is present and hashes right. Exit 4 on any problem."""
     with guarded():
-        repository = Repository.open(repo)
+        auth = repo_auth(
+            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
+        repository = Repository.open(repo, auth=auth)
         report = repository.verify(snapshot)
         doc = report.to_dict()
         deep_problems: list[dict[str, str]] = []
@@ -191,12 +242,20 @@ def _first_problem(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> 
 
 
 def snapshots(
-    repo: Path = RepoArg,
+    repo: str = RepoLocArg,
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """List the snapshots of a repository, oldest first."""
     with guarded():
-        rows = [_info_row(i) for i in Repository.open(repo).list_snapshots()]
+        auth = repo_auth(
+            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
+        with Repository.open(repo, auth=auth) as repository:
+            rows = [_info_row(i) for i in repository.list_snapshots()]
         if as_json:
             common.write_json(rows, None)
         else:

@@ -25,6 +25,7 @@ from amlport.model.inventory import Inventory
 from amlport.model.manifest import AssetEntry, Manifest, source_key
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.base import Source
+from amlport.storage.opener import StorageAuth
 from amlport.walk import WalkOptions, walk_with_listing
 
 Progress = Callable[[str, int, int | None], None]
@@ -67,9 +68,12 @@ class ExportResult:
     stats: TransferStats | None = None
     snapshot_id: str | None = None
     parent: str | None = None
+    retries: int = 0  # storage calls retried (throttling, broken connections): walk + transfer
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.stats is not None and self.stats.integrity_failures:
+            return ExitCode.INTEGRITY  # an object failed its MD5 check (docs/exit-codes.md)
         if self.stats is not None and self.stats.failures:
             return ExitCode.PARTIAL
         return ExitCode.WARNINGS if self.warnings or self.skipped else ExitCode.OK
@@ -97,17 +101,20 @@ class ExportResult:
                 "data_left_out_bytes": self.data_skipped_bytes,
             },
             "transfer": stats,
+            "retries": self.retries,
             "warnings": self.warnings,
         }
 
 
 def run_export(
     source: Source,
-    repo_path: Path,
+    repo_path: str | Path,
     request: ExportRequest,
     *,
     progress: Progress | None = None,
+    repo_auth: StorageAuth | None = None,
 ) -> ExportResult:
+    """``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
     inv, listing = walk_with_listing(
         source, options=WalkOptions(specs=request.specs, progress=progress)
     )
@@ -127,10 +134,12 @@ def run_export(
         warnings=[],
     )
     if request.dry_run:
+        result.retries = source.retry_count
         return result
-    repo = Repository.open_or_init(repo_path)
-    with repo.lock(exclusive=False):  # shared: objects are write-once, snapshots separate
+    repo = Repository.open_or_init(repo_path, auth=repo_auth)
+    with repo, repo.lock(exclusive=False):  # shared: objects are write-once, snapshots separate
         _transfer_and_commit(repo, inv, lg, chosen, writer, request, result, progress)
+    result.retries = source.retry_count
     return result
 
 

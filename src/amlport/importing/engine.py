@@ -24,6 +24,7 @@ from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.rewriters.rules import Identity, RewriteRules
+from amlport.storage.opener import StorageAuth
 from amlport.storage.target import Target
 
 Progress = Callable[[str, int, int | None], None]
@@ -93,7 +94,7 @@ def pick_snapshot(repo: Repository, snapshot: str | None) -> Manifest:
         return repo.load_snapshot(snapshot)
     infos = repo.list_snapshots()
     if not infos:
-        raise UsageError(f"repository {repo.path} has no snapshot", hint="run 'amlport export'")
+        raise UsageError(f"repository {repo.location} has no snapshot", hint="run 'amlport export'")
     return repo.load_snapshot(infos[-1].id)
 
 
@@ -109,15 +110,20 @@ def import_rules(manifest: Manifest, mapping: Mapping) -> RewriteRules:
 
 
 def run_import(
-    repo_path: Path, target: Target, request: ImportRequest, *, progress: Progress | None = None
+    repo_path: str | Path,
+    target: Target,
+    request: ImportRequest,
+    *,
+    progress: Progress | None = None,
+    repo_auth: StorageAuth | None = None,
 ) -> ImportResult:
     if request.on_conflict not in CONFLICT_POLICIES:
         raise UsageError(
             f"--on-conflict {request.on_conflict!r}",
             hint=f"use one of {', '.join(CONFLICT_POLICIES)}",
         )
-    repo = Repository.open(repo_path)
-    with repo.lock(exclusive=False):
+    repo = Repository.open(repo_path, auth=repo_auth)
+    with repo, repo.lock(exclusive=False):
         manifest = pick_snapshot(repo, request.snapshot)
         _verify_first(repo, manifest)
         result = ImportResult(str(manifest.snapshot_id), request.dry_run)

@@ -1,0 +1,360 @@
+"""A repository in an Azure blob container (off-site backups): ``AzureStore``.
+
+The layout is the local one, as blob names under an optional prefix (``<prefix>/config.json``,
+``<prefix>/objects/sha256/ab/<hex>``, ``<prefix>/snapshots/<id>.json``, ``<prefix>/locks/…``,
+``<prefix>/index/…``). Locations, credentials, retries and error messages are the storage
+layer's (``azure_location``, ``retry``, ``azure_errors``), as for sources and targets.
+
+- Write-once: objects, snapshots and ``config.json`` are written with ``If-None-Match: *``, so
+  the service itself refuses to replace one; a writer that loses a race keeps the winner's
+  blob (same name, same bytes). Every Put Blob / Put Block carries an MD5 the service checks.
+- Objects of any size with bounded memory: up to one block (4 MiB) in memory; a longer
+  object whose hash is not known in advance is spooled to a local temp file while it is
+  hashed, then staged block by block (re-hashed on the way) and committed under its name, and
+  not uploaded at all when that object is already stored. When the digest is known (unpack),
+  blocks go straight to the blob and are committed only if the hash matches. Uncommitted
+  blocks are invisible and the service discards them.
+- Reads stream in 4 MiB ranged GETs; ``ObjectStore`` re-hashes what it reads.
+- Locks: a blob per holder; stale removal is ``If-Match: <etag read>`` and refresh is
+  ``If-Match: *`` (see ``lock.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, cast
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
+
+from amlport.bundle.store import RepoStore, Staging, Stored
+from amlport.errors import AccessDenied, AmlportError, IntegrityError, SourceNotFound, UsageError
+from amlport.storage.azure import ChunkReader
+from amlport.storage.azure_errors import CONFLICT_CODES, ErrorTranslator, Where, error_code
+from amlport.storage.azure_location import AzureLocation
+from amlport.storage.retry import CountingRetry
+
+BLOCK_SIZE = 4 << 20  # memory held per object write, and per ranged read
+MAX_BLOCKS = 50_000  # the service's limit per blob
+LIST_PAGE_SIZE = 5000
+DENIED_HINT = (
+    "give the repository's credential: --repo-connection-string (or "
+    "$AMLPORT_REPO_CONNECTION_STRING), --repo-account-key, --repo-sas-token or --repo-credential "
+    "default; every command but `snapshots` takes a lock blob, so it needs the Storage Blob "
+    "Data Contributor role or a SAS with sp=racwdl (`snapshots` alone: rl)"
+)
+Blocks = list[BlobBlock]  # (``list`` is a method name inside AzureStore)
+
+
+class AzureStore(RepoStore):
+    """Blobs of one container under ``prefix`` (``""`` or ``a/b``, no slash at either end)."""
+
+    def __init__(
+        self,
+        service: BlobServiceClient,
+        location: AzureLocation,
+        prefix: str = "",
+        *,
+        retry_policy: CountingRetry,
+        credential: Any = None,
+        anonymous: bool = False,
+        block_size: int = BLOCK_SIZE,
+    ) -> None:
+        if location.container is None:
+            raise UsageError("a repository URL must name a container")
+        self._service = service
+        self._credential = credential
+        self._retry = retry_policy
+        self.location = location
+        self.container = location.container
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.block_size = block_size
+        self._client = service.get_container_client(self.container)
+        self._translate = _RepoErrors(location, retry_policy, anonymous, for_target=True)
+
+    @property
+    def display(self) -> str:
+        return f"{self.location.display}/{self.prefix}".rstrip("/")
+
+    @property
+    def retry_count(self) -> int:
+        return self._retry.count
+
+    def __repr__(self) -> str:
+        return f"AzureStore({self.display!r})"
+
+    def close(self) -> None:
+        self._service.close()
+        closer: Callable[[], None] | None = getattr(self._credential, "close", None)
+        if closer is not None:
+            closer()
+
+    def name(self, key: str) -> str:
+        """The blob name of ``key``."""
+        return self.prefix + key
+
+    def blob(self, key: str) -> BlobClient:
+        return self._client.get_blob_client(self.name(key))
+
+    def _tr(self, action: str, key: str | None = None) -> contextlib.AbstractContextManager[None]:
+        blob = self.name(key) if key is not None else None
+        return self._translate.translating(Where(action, self.container, blob))
+
+    # -- the repository as a whole --
+
+    def root_exists(self) -> bool:
+        pages = self._client.list_blob_names(
+            name_starts_with=self.prefix or None, results_per_page=1
+        )
+        with self._tr("opening"):
+            try:
+                next(iter(pages.by_page()), None)
+            except ResourceNotFoundError:
+                return False
+        return True
+
+    def prepare_init(self) -> None:
+        try:
+            with self._tr("creating"), contextlib.suppress(ResourceExistsError):
+                self._client.create_container()
+        except AccessDenied:  # a container SAS may not create one, but it may exist
+            if not self.root_exists():
+                raise
+        if next(self.list(""), None) is not None:
+            where = f"{self.location.display}/{self.prefix}".rstrip("/")
+            raise UsageError(
+                f"{where} already holds blobs that are not an amlport repository",
+                hint="give an empty container, or a new prefix: az://<container>/<prefix>",
+            )
+
+    # -- small values --
+
+    def read(self, key: str) -> bytes:
+        return self.read_stored(key).data
+
+    def read_stored(self, key: str) -> Stored:
+        with self._tr("reading", key):
+            try:
+                downloader = self.blob(key).download_blob(max_concurrency=1)
+                data = downloader.readall()
+            except ResourceNotFoundError:
+                raise FileNotFoundError(self.name(key)) from None
+            props = downloader.properties
+        return Stored(bytes(data), props.last_modified, props.etag)
+
+    def _put(self, key: str, data: bytes, condition: MatchConditions | None) -> None:
+        settings = ContentSettings(content_md5=bytearray(hashlib.md5(data).digest()))
+        kwargs: dict[str, Any] = {"match_condition": condition} if condition else {}
+        self.blob(key).upload_blob(
+            data, overwrite=condition is not MatchConditions.IfMissing, length=len(data),
+            content_settings=settings, validate_content=True, **kwargs,
+        )  # fmt: skip
+
+    def write(self, key: str, data: bytes) -> None:
+        with self._tr("writing", key):
+            self._put(key, data, None)
+
+    def create(self, key: str, data: bytes) -> bool:
+        with self._tr("writing", key):
+            try:
+                self._put(key, data, MatchConditions.IfMissing)
+            except HttpResponseError as exc:
+                if not _is_conflict(exc):
+                    raise
+                return False
+        return True
+
+    def put_once(self, key: str, data: bytes) -> None:
+        self.create(key, data)
+
+    def replace_existing(self, key: str, data: bytes) -> bool:
+        with self._tr("refreshing", key):
+            try:
+                self._put(key, data, MatchConditions.IfPresent)
+            except ResourceNotFoundError:
+                return False
+            except HttpResponseError as exc:
+                if exc.status_code != 412:
+                    raise
+                return False
+        return True
+
+    def delete(self, key: str, *, version: str | None = None) -> bool:
+        kwargs: dict[str, Any] = {}
+        if version is not None:
+            kwargs = {"etag": version, "match_condition": MatchConditions.IfNotModified}
+        with self._tr("deleting", key):
+            try:
+                self.blob(key).delete_blob(**kwargs)
+            except ResourceNotFoundError:
+                return True
+            except HttpResponseError as exc:
+                if exc.status_code != 412:
+                    raise
+                return False  # changed since it was read
+        return True
+
+    def size(self, key: str) -> int | None:
+        with self._tr("checking", key):
+            try:
+                props = self.blob(key).get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+        return int(props.size or 0)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        start = self.name(prefix)
+        with self._tr("listing"):
+            try:
+                names = self._client.list_blob_names(
+                    name_starts_with=start or None, results_per_page=LIST_PAGE_SIZE
+                )
+                for name in names:
+                    yield name[len(start) :]
+            except ResourceNotFoundError:
+                return  # no container: nothing in it
+
+    # -- objects --
+
+    def open(self, key: str) -> BinaryIO:
+        where = Where("reading", self.container, self.name(key))
+        with self._translate.translating(where):
+            try:
+                # Fetches the first chunk only; the rest comes as the caller reads.
+                downloader = self.blob(key).download_blob(max_concurrency=1)
+            except ResourceNotFoundError:
+                raise FileNotFoundError(self.name(key)) from None
+        raw = ChunkReader(downloader.chunks(), lambda exc: self._translate(exc, where))
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=self.block_size))
+
+    @contextlib.contextmanager
+    def staging(self, folder: str, hint: str | None = None) -> Iterator[Staging]:
+        stage = _AzureStaging(self, hint)
+        try:
+            yield stage
+        finally:
+            stage.close()
+
+    def stage_block(self, blob: BlobClient, tag: str, n: int, data: bytes) -> BlobBlock:
+        if n >= MAX_BLOCKS:
+            raise UsageError(f"{blob.blob_name} is larger than {MAX_BLOCKS} blocks")
+        block_id = base64.b64encode(f"{tag}-{n:06d}".encode()).decode()
+        with self._translate.translating(Where("writing", self.container, blob.blob_name)):
+            blob.stage_block(block_id, data, validate_content=True)
+        return BlobBlock(block_id)
+
+    def commit_blocks(self, key: str, blocks: Blocks, md5: bytes) -> None:
+        """Make staged blocks the blob ``key`` unless it exists (then they are dropped)."""
+        settings = ContentSettings(content_md5=bytearray(md5))
+        with self._tr("writing", key):
+            try:
+                self.blob(key).commit_block_list(
+                    blocks, content_settings=settings, match_condition=MatchConditions.IfMissing
+                )
+            except HttpResponseError as exc:
+                # Lost a race to a writer of the same object: its blob has these bytes.
+                if not _is_conflict(exc) and self.size(key) is None:
+                    raise
+
+
+class _AzureStaging(Staging):
+    """One block in memory; beyond it blocks go to the hinted blob or to a local spool."""
+
+    def __init__(self, store: AzureStore, hint: str | None) -> None:
+        self._store = store
+        self._hint = hint
+        self._buf = bytearray()
+        self._tag = uuid.uuid4().hex  # concurrent writers of one blob never share block ids
+        self._blocks: list[BlobBlock] = []
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._spool: BinaryIO | None = None
+
+    def write(self, data: bytes) -> None:
+        self._buf += data
+        while len(self._buf) >= self._store.block_size:
+            block = bytes(self._buf[: self._store.block_size])
+            del self._buf[: self._store.block_size]
+            self._flush(block)
+
+    def _flush(self, block: bytes) -> None:
+        if self._hint is not None:  # the name is known: straight to the blob, uncommitted
+            self._md5.update(block)
+            blob = self._store.blob(self._hint)
+            self._blocks.append(self._store.stage_block(blob, self._tag, len(self._blocks), block))
+            return
+        if self._spool is None:
+            # Closed (and so removed) in close(); unlinked at once, so a crash leaves nothing.
+            spool = tempfile.TemporaryFile(prefix="amlport-spool-")  # noqa: SIM115
+            self._spool = cast(BinaryIO, spool)
+        self._spool.write(block)
+
+    def commit(self, key: str, digest: str) -> None:
+        store = self._store
+        if self._blocks:  # written to the hinted blob: the caller checked the hash
+            if key != self._hint:
+                raise IntegrityError(f"object {digest} was staged as {self._hint}")
+            if self._buf:
+                self._md5.update(self._buf)
+                blob = store.blob(key)
+                block = store.stage_block(blob, self._tag, len(self._blocks), bytes(self._buf))
+                self._blocks.append(block)
+            store.commit_blocks(key, self._blocks, self._md5.digest())
+        elif self._spool is None:  # at most one block: one conditional Put Blob
+            store.put_once(key, bytes(self._buf))
+        elif not store.exists(key):  # spooled: upload only what is not stored yet
+            self._upload_spool(key, digest)
+
+    def _upload_spool(self, key: str, digest: str) -> None:
+        assert self._spool is not None
+        store, spool = self._store, self._spool
+        spool.write(self._buf)
+        self._buf = bytearray()
+        spool.seek(0)
+        sha = hashlib.sha256()
+        blob = store.blob(key)
+        blocks: list[BlobBlock] = []
+        while block := spool.read(store.block_size):
+            sha.update(block)
+            self._md5.update(block)
+            blocks.append(store.stage_block(blob, self._tag, len(blocks), block))
+        if f"sha256:{sha.hexdigest()}" != digest:  # the spool file changed under us
+            raise IntegrityError(
+                f"object {digest}: the local spool file no longer holds those bytes",
+                hint="check the local disk (TMPDIR), then run the command again",
+            )
+        store.commit_blocks(key, blocks, self._md5.digest())
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        self._buf = bytearray()
+
+
+class _RepoErrors(ErrorTranslator):
+    """The storage layer's error mapping, with hints about the repository's own options."""
+
+    def __call__(self, exc: AzureError, where: Where) -> AmlportError:
+        error = super().__call__(exc, where)
+        if isinstance(error, AccessDenied) and "expired" not in error.message:
+            error.hint = DENIED_HINT
+        elif isinstance(error, SourceNotFound) and "container" in error.message:
+            error.hint = "check the container in the repository URL (backup creates it)"
+        return error
+
+
+def _is_conflict(exc: HttpResponseError) -> bool:
+    """The service's answer to ``If-None-Match: *`` on an existing blob."""
+    return error_code(exc) in CONFLICT_CODES or exc.status_code == 412

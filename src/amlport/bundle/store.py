@@ -1,0 +1,303 @@
+"""Where a repository's files live: the small store interface under ``Repository``.
+
+A store holds named byte strings (*keys*: relative ``/``-separated names such as
+``config.json``, ``objects/sha256/ab/ab12…``, ``snapshots/<id>.json``, ``locks/<r>.json``,
+``index/<key>.json``) and gives every higher layer (objects, snapshots, locks, index) the few
+operations it needs, each atomic: a reader sees a whole value or none.
+
+- ``LocalStore``: a directory (temp file + fsync + rename, ``files.py``), the original layout.
+- ``AzureStore`` (``azure_store.py``): blobs of one container, under an optional prefix.
+
+Missing keys raise ``FileNotFoundError`` from every store, so callers treat both alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from amlport.bundle import files
+from amlport.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A value as read, with what identifies this version of it (an etag; None locally)."""
+
+    data: bytes
+    modified: datetime
+    version: str | None = None
+
+
+class Staging(ABC):
+    """Bytes of an object whose name is known only at the end (it is their hash)."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def commit(self, key: str, digest: str) -> None:
+        """Publish under ``key`` (kept as is when it exists). ``digest``: the SHA-256 the
+        caller computed, for stores that re-check what they send."""
+
+
+class RepoStore(ABC):
+    """The operations a repository needs from its storage (see the module docstring)."""
+
+    #: pid checks make sense for locks (every holder of a local folder shares the host's pids)
+    same_host_pids: bool = False
+
+    @property
+    @abstractmethod
+    def display(self) -> str:
+        """Where the repository is, for messages (never holds a credential)."""
+
+    @property
+    def local_root(self) -> Path | None:
+        """The directory of a local store; None for remote ones."""
+        return None
+
+    def local_path(self, key: str) -> Path:
+        """The file of ``key`` in a local store (UsageError for a remote one)."""
+        raise UsageError(
+            f"repository {self.display} is not a local folder: its files have no path",
+            hint="read objects with open_object/get_bytes instead",
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (remote stores)."""
+
+    # -- the repository as a whole --
+
+    @abstractmethod
+    def root_exists(self) -> bool:
+        """Whether the place (folder, container) exists at all."""
+
+    @abstractmethod
+    def prepare_init(self) -> None:
+        """Create the place if missing; UsageError unless it is empty (``init``)."""
+
+    # -- small values --
+
+    @abstractmethod
+    def read(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def read_stored(self, key: str) -> Stored: ...
+
+    @abstractmethod
+    def write(self, key: str, data: bytes) -> None:
+        """Create or replace ``key`` atomically."""
+
+    @abstractmethod
+    def create(self, key: str, data: bytes) -> bool:
+        """Create ``key`` unless it exists (two racing creators: one wins); True if created."""
+
+    @abstractmethod
+    def put_once(self, key: str, data: bytes) -> None:
+        """Store write-once content (an object): nothing happens when ``key`` exists."""
+
+    @abstractmethod
+    def replace_existing(self, key: str, data: bytes) -> bool:
+        """Replace ``key`` only if it still exists (a lock refresh); False when it is gone."""
+
+    @abstractmethod
+    def delete(self, key: str, *, version: str | None = None) -> bool:
+        """Remove ``key`` (gone already counts as removed). With ``version``, only that
+        version: False when ``key`` was changed since it was read with that version."""
+
+    @abstractmethod
+    def size(self, key: str) -> int | None:
+        """Bytes of ``key``, None when it does not exist."""
+
+    def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys below the folder ``prefix`` (``"snapshots/"``), relative to it, in name
+        order; writes in progress are never listed."""
+
+    # -- objects (any size) --
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A stream of ``key``'s bytes, read as the caller goes (bounded memory)."""
+
+    @abstractmethod
+    def staging(
+        self, folder: str, hint: str | None = None
+    ) -> contextlib.AbstractContextManager[Staging]:
+        """Where ``ObjectStore.put_stream`` writes before it knows the name. ``hint``: the key
+        the caller expects (a known digest), so a store may write there directly; it is still
+        committed only when the hash matches. Nothing is visible if the block raises."""
+
+    def temp_files(self, prefix: str) -> Iterator[Path]:
+        """Writes in progress or left by a crash below ``prefix`` (local stores only)."""
+        return iter(())
+
+    def sweep_temp(self, prefix: str, older_than_s: float) -> int:
+        """Remove the temp files below ``prefix`` older than ``older_than_s``; how many."""
+        return 0
+
+
+# --- a local directory -----------------------------------------------------------------------
+
+
+class LocalStore(RepoStore):
+    """A repository folder: every write is a temp file, fsync, rename (``files.py``)."""
+
+    same_host_pids = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def display(self) -> str:
+        return str(self.root)
+
+    @property
+    def local_root(self) -> Path:
+        return self.root
+
+    def local_path(self, key: str) -> Path:
+        return self.root / key
+
+    def root_exists(self) -> bool:
+        return self.root.exists()
+
+    def prepare_init(self) -> None:
+        if self.root.exists() and not _is_blank(self.root):
+            raise UsageError(
+                f"{self.root} exists and is not an empty directory",
+                hint="choose a new or empty directory for the repository",
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        for sub in LAYOUT_DIRS:
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "objects" / "sha256").mkdir(parents=True, exist_ok=True)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self.local_path(key).read_bytes()
+        except NotADirectoryError:
+            raise FileNotFoundError(key) from None
+
+    def read_stored(self, key: str) -> Stored:
+        path = self.local_path(key)
+        data = path.read_bytes()
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:  # removed right after the read
+            mtime = time.time()
+        return Stored(data, datetime.fromtimestamp(mtime, timezone.utc))
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self.local_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_atomic(path, data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        path = self.local_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return files.create_exclusive(path, data)
+
+    def put_once(self, key: str, data: bytes) -> None:
+        path = self.local_path(key)
+        if not path.exists():  # write once: an existing object is never rewritten
+            files.write_atomic(path, data)
+
+    def replace_existing(self, key: str, data: bytes) -> bool:
+        path = self.local_path(key)
+        if not path.exists():
+            return False
+        files.write_atomic(path, data)
+        return True
+
+    def delete(self, key: str, *, version: str | None = None) -> bool:
+        path = self.local_path(key)
+        path.unlink(missing_ok=True)
+        files.fsync_dir(path.parent)
+        return True
+
+    def size(self, key: str) -> int | None:
+        path = self.local_path(key)
+        try:
+            return path.stat().st_size if path.is_file() else None
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self.local_path(prefix)
+        if not base.is_dir():
+            return
+        found = (
+            p.relative_to(base).as_posix()
+            for p in base.rglob("*")
+            if not files.is_temp(p) and p.is_file()
+        )
+        yield from sorted(found)
+
+    def open(self, key: str) -> BinaryIO:
+        return self.local_path(key).open("rb")
+
+    @contextlib.contextmanager
+    def staging(self, folder: str, hint: str | None = None) -> Iterator[Staging]:
+        with files.temp_file(self.local_path(folder)) as (tmp, fh):
+            stage = _LocalStaging(fh)
+            yield stage
+            files.finish(fh)
+        if stage.key is None:  # the caller decided not to keep it
+            tmp.unlink(missing_ok=True)
+            return
+        target = self.local_path(stage.key)
+        if target.exists():
+            tmp.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            files.publish(tmp, target)
+
+    def temp_files(self, prefix: str) -> Iterator[Path]:
+        base = self.local_path(prefix)
+        if base.is_dir():
+            yield from (p for p in base.rglob(f"{files.TEMP_PREFIX}*") if p.is_file())
+
+    def sweep_temp(self, prefix: str, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.temp_files(prefix):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+class _LocalStaging(Staging):
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.key: str | None = None
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+
+    def commit(self, key: str, digest: str) -> None:
+        self.key = key  # published (renamed) once the file is closed
+
+
+LAYOUT_DIRS = ("objects", "snapshots", "locks", "index")
+
+
+def _is_blank(root: Path) -> bool:
+    """Empty, or holding only what an interrupted or concurrent ``init`` creates."""
+    if not root.is_dir():
+        return False
+    return all((p.name in LAYOUT_DIRS and p.is_dir()) or files.is_temp(p) for p in root.iterdir())

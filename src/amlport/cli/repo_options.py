@@ -1,0 +1,73 @@
+"""The ``--repo-*`` credential options of the commands that take a repository (REPO).
+
+A repository is a folder or an Azure container URL (``az://<container>[/<prefix>]``,
+``https://<account>.blob.core.windows.net/<container>[/<prefix>]``, Azurite path-style). Its
+credential is separate from the source's (``--connection-string`` & co.): the off-site
+repository is usually another account. With none of them given, the connection string comes
+from ``$AMLPORT_REPO_CONNECTION_STRING`` (never from the source's variable).
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from amlport.bundle.location import is_remote
+from amlport.errors import UsageError
+from amlport.storage.opener import StorageAuth
+
+REPO_CONNECTION_STRING_ENV = "AMLPORT_REPO_CONNECTION_STRING"
+# Help text is rich markup: no square brackets (they would be read as tags).
+REPO_HELP = "Bundle repository: a folder, or an Azure container URL az://<container>/<prefix>"
+
+RepoConnOpt = typer.Option(
+    None,
+    "--repo-connection-string",
+    help="Connection string of the repository's storage account (never printed). Default: "
+    f"${REPO_CONNECTION_STRING_ENV} when no other --repo-* credential is given.",
+    show_default=False,
+)
+RepoKeyOpt = typer.Option(
+    None, "--repo-account-key", help="Account key of the repository's storage account.",
+    show_default=False,
+)  # fmt: skip
+RepoSasOpt = typer.Option(
+    None,
+    "--repo-sas-token",
+    help="SAS token for the repository container (sp=racwdl; `snapshots` alone needs rl).",
+    show_default=False,
+)
+RepoCredOpt = typer.Option(
+    None,
+    "--repo-credential",
+    help="'default': DefaultAzureCredential for the repository (needs the identity extra).",
+    show_default=False,
+)
+
+
+def repo_auth(
+    repo: str,
+    connection_string: str | None,
+    account_key: str | None,
+    sas_token: str | None,
+    credential: str | None,
+) -> StorageAuth | None:
+    """The repository's credential; None for a folder given none (the usual case)."""
+    if credential not in (None, "default"):
+        raise UsageError(
+            f"unknown --repo-credential {credential!r}", hint="use --repo-credential default"
+        )
+    explicit = bool(account_key or sas_token or credential)
+    if not is_remote(repo):
+        if connection_string or explicit:  # Repository.open explains the mistake
+            return StorageAuth(connection_string, account_key, sas_token, credential == "default")
+        return None
+    if connection_string is None and not explicit and "sig=" not in repo:
+        connection_string = os.environ.get(REPO_CONNECTION_STRING_ENV) or None
+    return StorageAuth(
+        connection_string=connection_string,
+        account_key=account_key,
+        sas_token=sas_token,
+        use_default_credential=credential == "default",
+    )
