@@ -9,12 +9,42 @@ words that name the account or a container (``Mounting <container> container fro
 
 Non-UTF-8 logs are decoded as Latin-1 (every byte round-trips), rewritten, and re-encoded
 the same way, so bytes outside the rewritten spans are unchanged.
+
+Large files go through ``LogStream`` instead (same per-line rewriting, bounded memory): the
+bytes are read in chunks and decoded as UTF-8 with invalid bytes escaped (``surrogateescape``),
+so every byte outside a rewritten span is written back unchanged. A line longer than a chunk
+(a 100 MB single-line log) comes in pieces, cut where no URI and no secret straddles the cut
+(``_cut``). ``scan_secrets`` counts the secrets of a stream the same way, for the walker.
+Output is byte for byte what ``rewrite_log`` gives for UTF-8 input, with one bound: a single
+secret-looking value longer than ``HOLD`` characters (``sig=`` glued to 16 KiB of letters; no
+real credential is that long) is redacted from its start to the cut, not to its end.
 """
 
 from __future__ import annotations
 
+import codecs
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, cast
+
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules
+from amlport.secrets import find_secrets, may_hold_secret, secret_spans
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+STREAM_CHUNK = 1 << 20  # bytes read at a time: memory is a few times this
+URI_MAX = 8192  # no URI is longer (model/uris.py); a run of non-stops longer than this holds none
+HOLD = 2 * URI_MAX  # chars kept back after a cut inside a long line
+MARGIN = 64  # chars kept before a secret: room for its look-behind prefix (AccountKey=)
+STOPS = " \t\r\n\f\v\"'<>`\\;|"  # a URI never spans these (model/uris.py)
+# Every URI find_uris recognises contains one of these (lower case); tests/reliability checks
+# them against its start pattern. Text without any of them holds no URI.
+URI_HINTS = (":/", "azureml:", "mlflow-artifacts:", "/mnt/", "/scratch/")
 
 
 def rewrite_log(name: str, data: bytes, rules: RewriteRules) -> RewriteResult:
@@ -33,3 +63,197 @@ def rewrite_text(text: str, rec: Recorder) -> str:
         new, _ = rec.spans(line, f"line {number}")
         lines[number - 1] = rec.scrub(new)
     return "\n".join(lines)
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+
+class BinaryContent(Exception):
+    """A NUL byte in a stream rewritten with ``binary_check``: copy the file unchanged."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Text that can be rewritten on its own."""
+
+    text: str
+    line: int  # the number of its first line
+    whole_lines: bool  # True: whole lines (the last may lack its newline); False: part of one
+    uri_free: bool = False  # cut inside a run of non-stops too long to hold a URI
+
+
+def may_hold_uri(text: str) -> bool:
+    lower = text.lower()
+    return any(h in lower for h in URI_HINTS)
+
+
+def pieces(src: BinaryIO, *, chunk: int = STREAM_CHUNK) -> Iterator[Piece]:
+    """Cut a byte stream into pieces: runs of whole lines, and parts of lines longer than
+    ``chunk`` characters. At most about two chunks of text are held at a time.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    pending, line = "", 1
+    while True:
+        data = src.read(chunk)
+        text = pending + decoder.decode(data, final=not data)
+        end = text.rfind("\n") + 1
+        if end:
+            yield Piece(text[:end], line, True)
+            line += text.count("\n", 0, end)
+            text = text[end:]
+        while len(text) > chunk + HOLD:
+            cut, uri_free = _cut(text, len(text) - HOLD)
+            yield Piece(text[:cut], line, False, uri_free)
+            text = text[cut:]
+        pending = text
+        if not data:
+            if pending:
+                yield Piece(pending, line, True)
+            return
+
+
+def _cut(text: str, limit: int) -> tuple[int, bool]:
+    """Where to cut ``text`` (near ``limit``) so that both sides rewrite as the whole would.
+
+    Right after a stop character (no URI spans one), else inside a run of non-stops too long
+    to hold a URI (``uri_free``); never inside a secret or just after its prefix (``MARGIN``).
+    """
+    guarded = sorted((max(0, s - MARGIN), e) for s, e in secret_spans(text))
+
+    def blocker(cut: int) -> tuple[int, int] | None:
+        return next(((s, e) for s, e in guarded if s < cut < e), None)
+
+    hi = limit
+    while (stop := _rfind_stop(text, 0, hi)) >= 0:  # the last stop before the limit
+        if (hit := blocker(stop + 1)) is None:
+            return stop + 1, False
+        hi = min(stop, hit[0])
+    if _find_stop(text, limit, limit + URI_MAX + 1) < 0 and blocker(limit) is None:
+        return limit, True
+    lo = limit
+    while (stop := _find_stop(text, lo, len(text) - 1)) >= 0:  # else the first one after it
+        if (hit := blocker(stop + 1)) is None:
+            return stop + 1, False
+        lo = max(stop + 1, hit[1])
+    return limit, False  # a secret longer than the window: cut through it
+
+
+def _rfind_stop(text: str, lo: int, hi: int) -> int:
+    return max(text.rfind(c, lo, hi) for c in STOPS)
+
+
+def _find_stop(text: str, lo: int, hi: int) -> int:
+    found = [i for c in STOPS if (i := text.find(c, lo, hi)) >= 0]
+    return min(found) if found else -1
+
+
+def scan_secrets(src: BinaryIO, *, chunk: int = STREAM_CHUNK) -> Counter[str]:
+    """Count the secrets in a stream of any size (the walker's check of large files)."""
+    counts: Counter[str] = Counter()
+    for piece in pieces(src, chunk=chunk):
+        if may_hold_secret(piece.text):
+            counts.update(find_secrets(piece.text))
+    return counts
+
+
+class LogStream:
+    """``rewrite_log`` for a stream: iterate ``run(src)`` for the output bytes (or read
+    ``reader(src)``), then read ``changed`` and ``result()`` (changes, redaction counts,
+    warnings; no data), and ``read``/``md5``/``sha256`` of the input.
+
+    ``uris=False`` only redacts secrets (files that are not logs); ``binary_check`` raises
+    ``BinaryContent`` at the first NUL byte (a binary file is never altered).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        rules: RewriteRules,
+        *,
+        uris: bool = True,
+        binary_check: bool = False,
+        chunk: int = STREAM_CHUNK,
+    ) -> None:
+        self.rec = Recorder(name, rules, lenient=True)
+        self.uris = uris
+        self.binary_check = binary_check
+        self.chunk = chunk
+        self.changed = False
+        self.read = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.sha256 = hashlib.sha256()
+
+    def reader(self, src: BinaryIO) -> BinaryIO:
+        """The rewritten bytes as a readable stream."""
+        return cast(BinaryIO, io.BufferedReader(_ChunkReader(self.run(src)), STREAM_CHUNK))
+
+    def run(self, src: BinaryIO) -> Iterator[bytes]:
+        for piece in pieces(cast(BinaryIO, _Tap(src, self)), chunk=self.chunk):
+            if self.binary_check and "\x00" in piece.text:
+                raise BinaryContent("a NUL byte: binary content")
+            new = self._rewrite(piece)
+            if new != piece.text:
+                self.changed = True
+            yield new.encode("utf-8", "surrogateescape")
+
+    def result(self) -> RewriteResult:
+        return self.rec.result(b"")
+
+    def _rewrite(self, piece: Piece) -> str:
+        uris = self.uris and not piece.uri_free and may_hold_uri(piece.text)
+        if not uris and not may_hold_secret(piece.text):
+            return piece.text
+        if not piece.whole_lines:
+            return self._line(piece.text, piece.line, uris)
+        lines = piece.text.split("\n")
+        return "\n".join(self._line(t, piece.line + i, uris) for i, t in enumerate(lines))
+
+    def _line(self, text: str, number: int, uris: bool) -> str:
+        if uris:
+            text, _ = self.rec.spans(text, f"line {number}")
+        return self.rec.scrub(text) if may_hold_secret(text) else text
+
+
+class _Tap(io.RawIOBase):
+    """Reads the input for a ``LogStream``, counting and hashing what passes."""
+
+    def __init__(self, raw: BinaryIO, into: LogStream) -> None:
+        super().__init__()
+        self._raw = raw
+        self._into = into
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        out = memoryview(buffer).cast("B")
+        data = self._raw.read(len(out))
+        out[: len(data)] = data
+        self._into.md5.update(data)
+        self._into.sha256.update(data)
+        self._into.read += len(data)
+        return len(data)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A raw stream over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._buf = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        while not self._buf:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._buf = memoryview(chunk)
+        out = memoryview(buffer).cast("B")
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n

@@ -2,14 +2,18 @@
 
 One place knows what a secret looks like, so the walker (findings), the exporters (scrubbing),
 the error messages and the logs all agree. Values are never returned or stored: callers get
-the redacted text and a count per kind.
+the redacted text and a count per kind. ``install_log_redaction`` applies the redactor to
+every log record (the storage SDK and urllib3 log request URLs, SAS signature included).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 REDACTED = "REDACTED"
 
@@ -21,7 +25,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "connection_string",
         re.compile(
-            r"DefaultEndpointsProtocol=[^;\s\"']+;(?:[A-Za-z]+=[^;\s\"']*;?)*"
+            r"DefaultEndpointsProtocol=[^;\s\"']+;(?:[A-Za-z]+=[^;\s\"']*;)*"
             r"(?:AccountKey|SharedAccessSignature)=[^\s\"']+",
             re.IGNORECASE,
         ),
@@ -71,6 +75,27 @@ def has_secret(text: str) -> bool:
     return any(p.search(text) for _, p in _PATTERNS)
 
 
+# Every pattern above needs one of these (lower-case) substrings, so text holding none of them
+# holds no secret and the regular expressions can be skipped: a cheap pre-check for streams
+# (tests/reliability checks that each pattern names one). _FOLD maps the only non-ASCII
+# characters that IGNORECASE matches to ASCII letters.
+TRIGGERS = (
+    "defaultendpointsprotocol=",
+    "accountkey=",
+    "sharedaccesssignature=",
+    "sig=",
+    "bearer ",
+    '"sastoken":',
+)
+_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
+
+
+def may_hold_secret(text: str) -> bool:
+    """False only when ``text`` certainly holds no secret (a fast substring pre-check)."""
+    lower = text.lower() if text.isascii() else text.translate(_FOLD).lower()
+    return any(t in lower for t in TRIGGERS)
+
+
 def secret_spans(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of every secret-looking value in ``text``, in no particular order.
 
@@ -78,4 +103,45 @@ def secret_spans(text: str) -> list[tuple[int, int]]:
     ``amlport.rewriters.text_log``). A span starts after a look-behind prefix such as
     ``AccountKey=``; callers keep a margin before each span for that prefix.
     """
+    if not may_hold_secret(text):
+        return []
     return [m.span() for _, pattern in _PATTERNS for m in pattern.finditer(text)]
+
+
+_log_lock = threading.Lock()
+_log_redaction = False
+
+
+def install_log_redaction() -> None:
+    """Redact secrets from every log record created from now on, whatever the logger.
+
+    urllib3 logs each request line at DEBUG (the URL with its SAS query string); a user or an
+    embedding application that turns DEBUG on must not find a signature in its logs.
+    Idempotent; wraps the current log record factory.
+    """
+    global _log_redaction
+    with _log_lock:
+        if _log_redaction:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _scrub_record(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _log_redaction = True
+
+
+def _scrub_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string is the logging module's to report
+        return
+    if may_hold_secret(message):
+        record.msg, record.args = redact(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        if may_hold_secret(text):
+            record.exc_text = redact(text)

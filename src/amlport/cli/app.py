@@ -60,7 +60,8 @@ def _walk(
     cred: str | None,
     ws_file: Path | None,
     show_progress: bool,
-) -> tuple[Inventory, LineageGraph, str]:
+) -> tuple[Inventory, LineageGraph, str, int]:
+    """The inventory, its graph, the location walked, and how many storage calls were retried."""
     if specs is not None and not specs.is_dir():
         raise UsageError(f"--specs {specs} is not a folder", hint="give a folder of v2 YAML")
     with (
@@ -69,7 +70,7 @@ def _walk(
     ):
         inv = walk(source, options=WalkOptions(specs=specs, progress=progress))
         described = source.describe()
-    return inv, build_graph(inv), described
+    return inv, build_graph(inv), described, source.retry_count
 
 
 SpecsOpt = typer.Option(
@@ -99,7 +100,7 @@ def scan(
     Reads only; never writes to SOURCE. Exit 0 when clean, 1 when findings were reported.
     """
     with guarded():
-        inv, lg, described = _walk(
+        inv, lg, described, retries = _walk(
             source,
             specs,
             connection_string,
@@ -109,7 +110,7 @@ def scan(
             workspace_file,
             show_progress=not as_json,
         )
-        report = scan_report(inv, lg, described)
+        report = scan_report(inv, lg, described, retries=retries)
         if output is not None:
             common.write_json(report, output)
         if as_json:
@@ -148,7 +149,7 @@ def lineage(
             raise UsageError(
                 "--upstream and --downstream exclude each other", hint="omit both to get both sides"
             )
-        inv, lg, _ = _walk(
+        inv, lg, _, _ = _walk(
             source,
             specs,
             connection_string,

@@ -17,11 +17,14 @@ MAX_ROOT_RUNS = 40
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
 
-def scan_report(inv: Inventory, lg: LineageGraph, described: str) -> dict[str, Any]:
-    """The ``--json`` document of ``amlport scan``."""
+def scan_report(
+    inv: Inventory, lg: LineageGraph, described: str, *, retries: int = 0
+) -> dict[str, Any]:
+    """The ``--json`` document of ``amlport scan``. ``retries``: storage calls retried."""
     return {
         "schema": "amlport.scan/1",
         "location": described,
+        "retries": retries,
         "inventory": inv.to_dict(),
         "graph": {
             "nodes": dict(sorted(Counter(k for _, k in lg.g.nodes(data="kind")).items())),

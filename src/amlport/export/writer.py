@@ -4,6 +4,12 @@ already stored (the incremental index: etag + size + MD5 decide, the MD5 is chec
 
 Exporters only *plan* files (``add_blob``/``add_folder``/``add_generated`` do no I/O);
 ``transfer`` does all the reading and writing afterwards, so ``--dry-run`` is exact and cheap.
+
+Memory is bounded: text files above ``STREAM_ABOVE`` (YAML and MLmodel above
+``MAX_REWRITE_BYTES``) are rewritten as a stream (``LogStream``), never held whole. After
+``OUTAGE_AFTER`` consecutive source failures (unreachable, throttled past its retries, access
+lost) the transfer stops: the files not attempted fail with that reason, instead of each
+spending a retry cycle. Ctrl-C cancels the files not yet started.
 """
 
 from __future__ import annotations
@@ -11,24 +17,34 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from amlport import __version__
 from amlport.bundle import Repository
 from amlport.bundle.index import SourceIndex
-from amlport.errors import AmlportError, IntegrityError
+from amlport.errors import (
+    AccessDenied,
+    AmlportError,
+    IntegrityError,
+    SourceError,
+    TransientStorageError,
+)
 from amlport.model.manifest import FileEntry, Manifest, RedactionRecord, RewriteRecord
-from amlport.rewriters.files import needs_rewrite, rewrite_file
-from amlport.rewriters.rules import RewriteRules
+from amlport.rewriters.files import format_of, needs_rewrite, rewrite_file
+from amlport.rewriters.rules import RewriteResult, RewriteRules
+from amlport.rewriters.text_log import BinaryContent, LogStream
 from amlport.secrets import has_secret
 from amlport.storage.base import BlobInfo, Source
 from amlport.walk.handlers import SPECS_CONTAINER
 from amlport.walk.listing import Listing
 
 ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
-MAX_REWRITE_BYTES = 64 * 1024 * 1024
+STREAM_ABOVE = 8 * 1024 * 1024  # larger text files are rewritten as a stream
+MAX_REWRITE_BYTES = 64 * 1024 * 1024  # YAML and MLmodel up to this size are parsed whole
+OUTAGE_AFTER = 4  # consecutive source failures that mean the source is down
+NOT_ATTEMPTED = "not attempted: the transfer stopped when the source went down"
 
 
 @dataclass
@@ -40,6 +56,9 @@ class TransferStats:
     read_bytes: int = 0
     reused: int = 0
     rewritten: int = 0
+    streamed: int = 0  # files rewritten as a stream (larger than STREAM_ABOVE)
+    integrity_failures: int = 0  # of the failures, how many failed their MD5 check
+    stopped: str | None = None  # why the transfer stopped early (the source went down)
     failures: list[str] = field(default_factory=list)
 
 
@@ -65,6 +84,8 @@ class BundleWriter:
         self.warnings: list[str] = []
         self.stats = TransferStats()
         self._lock = threading.Lock()
+        self._streak = 0  # consecutive source failures
+        self._cancelled = False
 
     # -- planning (no I/O) -------------------------------------------------------------
     def bundle_path(self, container: str, name: str) -> str:
@@ -113,20 +134,57 @@ class BundleWriter:
         done_files = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-export") as pool:
             futures = {
-                pool.submit(self._copy, repo, index, carried, path, blob): path
+                pool.submit(self._attempt, repo, index, carried, path, blob): path
                 for path, blob in sorted(self.blobs.items())
             }
-            for fut in as_completed(futures):
-                path = futures[fut]
-                try:
-                    fut.result()
-                except AmlportError as exc:
-                    with self._lock:
-                        self.stats.failures.append(f"{path}: {exc.message}")
-                done_files += 1
-                if progress:
-                    progress(done_files, self.stats.bytes)
+            try:
+                for fut in as_completed(futures):
+                    self._settle(fut, futures[fut], futures)
+                    done_files += 1
+                    if progress:
+                        progress(done_files, self.stats.bytes)
+            except BaseException:  # Ctrl-C: finish the files in flight, start no other
+                for pending in futures:
+                    pending.cancel()
+                raise
         return self.stats
+
+    def _settle(self, fut: Future[None], path: str, futures: dict[Future[None], str]) -> None:
+        """Record one finished file; once the source is down, start no other."""
+        if fut.cancelled():
+            self.stats.failures.append(f"{path}: {NOT_ATTEMPTED}")
+            return
+        try:
+            fut.result()
+        except AmlportError as exc:
+            self.stats.failures.append(f"{path}: {exc.message}")
+            if isinstance(exc, IntegrityError):
+                self.stats.integrity_failures += 1
+        if self.stats.stopped is not None and not self._cancelled:
+            self._cancelled = True  # once: the rest are still queued, none is started
+            for pending in futures:
+                pending.cancel()
+
+    def _attempt(
+        self, repo: Repository, index: SourceIndex, carried: _Carried, path: str, blob: BlobInfo
+    ) -> None:
+        """Copy one file (a worker): counts consecutive source failures, and after
+        ``OUTAGE_AFTER`` of them declares the source down, so no other file is tried."""
+        if self.stats.stopped is not None:
+            raise SourceError(NOT_ATTEMPTED)
+        try:
+            self._copy(repo, index, carried, path, blob)
+        except AmlportError as exc:
+            outage = _is_outage(exc)
+            with self._lock:
+                self._streak = self._streak + 1 if outage else 0
+                if self._streak >= OUTAGE_AFTER and self.stats.stopped is None:
+                    self.stats.stopped = (
+                        f"the source failed {self._streak} times in a row: {exc.message}"
+                    )
+            raise
+        with self._lock:
+            self._streak = 0
 
     def _store_generated(self, repo: Repository, path: str, data: bytes) -> None:
         digest = self._put(repo, data)
@@ -154,7 +212,7 @@ class BundleWriter:
         if blob.container == SPECS_CONTAINER:
             original = {"specs": blob.name}
             self._rewrite(repo, index, carried, path, blob, original)
-        elif needs_rewrite(blob.name, blob.size) and blob.size <= MAX_REWRITE_BYTES:
+        elif needs_rewrite(blob.name, blob.size):
             self._rewrite(repo, index, carried, path, blob, original)
         else:
             self._raw(repo, index, path, blob, original)
@@ -211,22 +269,31 @@ class BundleWriter:
                 self.rewrites += carried.rewrites.get(path, [])
                 self.redactions += carried.redactions.get(path, [])
             return
-        data = self._read(blob)
-        _check_md5(blob, data)
-        result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
-        digest = self._put(repo, result.data)
-        index.record(space, blob.name, blob.etag, blob.size, blob.content_md5, digest)
+        if blob.container != SPECS_CONTAINER and not _in_memory(blob.name, blob.size):
+            try:
+                done = self._rewrite_stream(repo, path, blob)
+            except BinaryContent:  # a NUL byte: binary content is never altered
+                self._raw(repo, index, path, blob, original)
+                return
+        else:
+            data = self._read(blob)
+            _check_md5(blob, data)
+            result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
+            done = _Rewritten(self._put(repo, result.data), len(result.data), result)
+            done.source_digest, done.read = _digest(data), len(data)
+        index.record(space, blob.name, blob.etag, blob.size, blob.content_md5, done.digest)
+        result = done.result
         changed = bool(result.changes or result.redactions)
         with self._lock:
-            self.stats.read_bytes += len(data)
+            self.stats.read_bytes += done.read
             self.stats.rewritten += 1 if changed else 0
             self.entries[path] = FileEntry(
                 path=path,
-                digest=digest,
-                size=len(result.data),
+                digest=done.digest,
+                size=done.size,
                 original=original,
                 rewritten=changed,
-                original_digest=_digest(data) if changed else None,
+                original_digest=done.source_digest if changed else None,
             )
             self.rewrites += [
                 RewriteRecord(
@@ -239,6 +306,58 @@ class BundleWriter:
                 for k, n in sorted(result.redactions.items())
             ]
             self.warnings += result.warnings
+
+    def _rewrite_stream(self, repo: Repository, path: str, blob: BlobInfo) -> _Rewritten:
+        """Rewrite a large text file chunk by chunk: memory stays at a few MiB."""
+        fmt = format_of(blob.name, b"")
+        rewriter = LogStream(
+            path, self.rules, uris=fmt != "other", binary_check=fmt in ("other", "pointer")
+        )
+        with self.source.open_stream(blob.container, blob.name) as raw:
+            digest, size = repo.put_stream(rewriter.reader(raw))
+        if blob.content_md5 and rewriter.md5.hexdigest() != blob.content_md5.lower():
+            raise IntegrityError(
+                f"{blob.container}/{blob.name}: content MD5 does not match the listing",
+                hint="the blob changed or was corrupted in transit; run the export again",
+            )
+        result = rewriter.result()
+        if fmt in ("yaml", "mlmodel"):
+            result.warnings.append(
+                f"{path}: {blob.size:,} bytes is too large to parse as {fmt}; "
+                "its URIs and secrets were rewritten as text"
+            )
+        with self._lock:
+            self.stats.files += 1
+            self.stats.bytes += size
+            self.stats.new_objects += 1  # as for raw copies: stored unless deduplicated
+            self.stats.new_bytes += size
+            self.stats.streamed += 1
+        return _Rewritten(
+            digest, size, result, "sha256:" + rewriter.sha256.hexdigest(), rewriter.read
+        )
+
+
+@dataclass
+class _Rewritten:
+    """One rewritten file: the object stored, and what the rewrite did."""
+
+    digest: str
+    size: int
+    result: RewriteResult
+    source_digest: str = ""
+    read: int = 0
+
+
+def _is_outage(exc: AmlportError) -> bool:
+    """Does this failure say the whole source is down (unreachable, throttled past its
+    retries, access lost), rather than that one blob is missing or unreadable?"""
+    return isinstance(exc, (TransientStorageError, AccessDenied)) or type(exc) is SourceError
+
+
+def _in_memory(name: str, size: int) -> bool:
+    """Rewrite this file from bytes in memory (True) or as a stream (False)?"""
+    structured = format_of(name, b"") in ("yaml", "mlmodel")
+    return size <= (MAX_REWRITE_BYTES if structured else STREAM_ABOVE)
 
 
 @dataclass

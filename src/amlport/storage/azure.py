@@ -31,6 +31,7 @@ from amlport.errors import (
     UsageError,
 )
 from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, guess_containers
+from amlport.secrets import install_log_redaction
 from amlport.storage.azure_errors import ErrorTranslator, Where
 from amlport.storage.azure_location import (
     AUTHORITY_HOSTS,  # noqa: F401 - re-exported
@@ -372,6 +373,7 @@ def open_azure_source(
     ``TransientStorageError`` (still throttled after retries). Contacts the service at once,
     so a wrong key or name fails here rather than halfway through a walk.
     """
+    install_log_redaction()  # the SDK and urllib3 log request URLs (SAS included) at DEBUG
     auth = auth or StorageAuth()
     loc = parse_location(location)
     policy = CountingRetry(retry)

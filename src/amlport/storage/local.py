@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import yaml
 
-from amlport.errors import SourceNotFound, UsageError
+from amlport.errors import SourceError, SourceNotFound, UsageError
 from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, guess_containers
 from amlport.storage.base import BlobInfo, Source
 
@@ -36,6 +36,10 @@ def load_descriptor_file(path: Path) -> WorkspaceDescriptor:
             hint="fix the file or remove it to let amlport guess the containers",
         ) from None
     return WorkspaceDescriptor.from_dict(data, where=str(path))
+
+
+class UnreadableFile(SourceError):
+    """One file of a local copy could not be read (the copy as a whole is fine)."""
 
 
 class LocalSource(Source):
@@ -90,8 +94,8 @@ class LocalSource(Source):
             rel_dir = Path(dirpath).relative_to(base)
             for fname in sorted(filenames):
                 full = Path(dirpath) / fname
-                if full.is_symlink():
-                    continue  # blob storage has no links; a link in a copy is not a blob
+                if full.is_symlink() or not full.is_file():
+                    continue  # blob storage has no links, sockets or FIFOs: not blobs
                 st = full.stat()
                 yield BlobInfo(
                     container=container,
@@ -109,9 +113,13 @@ class LocalSource(Source):
                 return fh.read() if max_bytes is None else fh.read(max_bytes)
         except FileNotFoundError:
             raise SourceNotFound(f"{container}/{name} not found in {self.root}") from None
+        except OSError as exc:  # unreadable: one failed file, not a crash of the whole run
+            raise UnreadableFile(f"cannot read {container}/{name}: {exc.strerror}") from None
 
     def open_stream(self, container: str, name: str) -> BinaryIO:
         try:
             return self._path(container, name).open("rb")
         except FileNotFoundError:
             raise SourceNotFound(f"{container}/{name} not found in {self.root}") from None
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read {container}/{name}: {exc.strerror}") from None

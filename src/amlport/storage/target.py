@@ -30,6 +30,7 @@ from amlport.errors import AmlportError, UsageError
 from amlport.model.workspace import WorkspaceDescriptor
 
 DIGEST_METADATA = "amlport_sha256"
+TEMP_MARK = ".amlport-tmp-"
 CHUNK = 4 * 1024 * 1024
 
 
@@ -98,6 +99,16 @@ class Target(abc.ABC):
         self.close()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def sha256_of_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -119,6 +130,15 @@ class LocalTarget(Target):
     def ensure_containers(self) -> None:
         for container in self.descriptor.containers:
             (self.root / container).mkdir(parents=True, exist_ok=True)
+            self._remove_stale_temp_files(self.root / container)
+
+    @staticmethod
+    def _remove_stale_temp_files(base: Path) -> None:
+        """Temp files of writers that died (SIGKILL) are never blobs: remove them."""
+        for tmp in base.rglob(f"*{TEMP_MARK}*"):
+            pid = tmp.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
 
     def _path(self, container: str, name: str) -> Path:
         base = (self.root / container).resolve()
@@ -146,7 +166,7 @@ class LocalTarget(Target):
         if path.exists() and not overwrite:
             raise TargetConflict(f"{container}/{name} exists at {self.root}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.amlport-tmp-{os.getpid()}")
+        tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
         try:
             with tmp.open("wb") as fh:
                 while chunk := stream.read(CHUNK):
@@ -169,5 +189,5 @@ class LocalTarget(Target):
         if not start.is_dir():
             return
         for path in sorted(start.rglob("*")):
-            if path.is_file() and ".amlport-tmp-" not in path.name:
+            if path.is_file() and TEMP_MARK not in path.name:
                 yield path.relative_to(base).as_posix()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from amlport.errors import ParseError
@@ -23,6 +24,8 @@ class Handlers:
         self.inv = inv
         self.scan_secrets = scan_secrets
         self._workdirs: set[Loc] = set()
+        # Blobs read only in part: the walker scans the whole of them for secrets as a stream.
+        self.streamed: set[tuple[str, str]] = set()
 
     # -- helpers -------------------------------------------------------------------------------
     def datastore(self, container: str) -> str:
@@ -37,17 +40,24 @@ class Handlers:
         text, utf8 = parsers.decode_text(data)
         if not utf8:
             self._finding(F.NON_UTF8_TEXT, path, "not valid UTF-8; read as Latin-1", Severity.LOW)
-        if self.scan_secrets and scan:
-            found = find_secrets(text)
-            if found:
-                kinds = ", ".join(f"{k} x{n}" for k, n in sorted(found.items()))
-                self._finding(
-                    F.SECRET_IN_FILE,
-                    path,
-                    f"contains credentials ({kinds}); rotate them, amlport redacts them on export",
-                    Severity.HIGH,
-                )
+        if self.scan_secrets and scan and blob.key not in self.streamed:
+            self.report_secrets(path, find_secrets(text))
         return text
+
+    def report_secrets(self, path: str, found: Counter[str]) -> None:
+        if found:
+            kinds = ", ".join(f"{k} x{n}" for k, n in sorted(found.items()))
+            self._finding(
+                F.SECRET_IN_FILE,
+                path,
+                f"contains credentials ({kinds}); rotate them, amlport redacts them on export",
+                Severity.HIGH,
+            )
+
+    def only_scanned(self, blob: BlobInfo) -> bool:
+        """A log read for its secrets alone (not for lineage): a stream scan covers all of it."""
+        ap = C.classify_artifact(blob.name)
+        return ap is not None and ap.role == "log" and not logs.is_lineage_log(ap.rest)
 
     # -- logs ----------------------------------------------------------------------------------
     def wants_log(self, rest: str) -> bool:

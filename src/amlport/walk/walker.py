@@ -3,6 +3,10 @@
 One listing of every blob, then one parallel pass that reads only the small files that carry
 meaning (pointers, designer metadata, MLmodel, lineage logs, YAML, Dockerfiles; logs too when
 the secret scan is on), then a pure linking step. Nothing is written anywhere.
+
+Files are parsed up to ``max_parse_bytes``; a larger one is still scanned whole for secrets,
+as a stream with bounded memory (``scan_secrets``), and only a file whose structure matters
+(YAML, MLmodel, a lineage log) is reported as not parsed whole.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from amlport.errors import AmlportError, ParseError, UsageError
 from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
 from amlport.model.inventory import Inventory, Loc, Output, Upload
+from amlport.rewriters.text_log import scan_secrets
 from amlport.storage.base import BlobInfo, Source
 from amlport.walk import classify as C
 from amlport.walk.handlers import SPECS_CONTAINER, Handlers
@@ -214,14 +219,27 @@ class _Walker:
                 continue
             data = result.data
             if len(data) > limit:
-                self._finding(
-                    F.TRUNCATED_READ,
-                    path,
-                    f"only the first {limit} bytes were parsed",
-                    Severity.INFO,
-                )
-                data = data[:limit]
+                self._partial(result.blob, path, limit)
+                data = _clip(data, limit)
             self._dispatch(handlers[result.blob.key], result.blob, data, path)
+
+    def _partial(self, blob: BlobInfo, path: str, limit: int) -> None:
+        """A file larger than the parse limit: scan all of it for secrets, as a stream."""
+        if not self.handlers.only_scanned(blob):
+            self._finding(
+                F.TRUNCATED_READ, path, f"only the first {limit} bytes were parsed", Severity.INFO
+            )
+        if not self.opts.scan_secrets:
+            return
+        self.handlers.streamed.add(blob.key)
+        try:
+            with self.source.open_stream(blob.container, blob.name) as stream:
+                found = scan_secrets(stream)
+        except AmlportError as exc:
+            self._finding(F.MALFORMED_FILE, path, f"could not be scanned whole: {exc.message}")
+            self.handlers.streamed.discard(blob.key)  # the handler scans what was read
+            return
+        self.handlers.report_secrets(path, found)
 
     def _dispatch(
         self, fn: Callable[[BlobInfo, bytes], None], blob: BlobInfo, data: bytes, path: str
@@ -255,3 +273,11 @@ class _Walker:
         if C.is_spec_candidate(name) or C.is_dockerfile(name):
             return self.handlers.on_spec_file
         return None
+
+
+def _clip(data: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes, not ending inside a UTF-8 character (no false non-UTF-8)."""
+    cut = limit
+    while cut > max(0, limit - 3) and data[cut] & 0xC0 == 0x80:
+        cut -= 1
+    return data[:cut]

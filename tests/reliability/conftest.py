@@ -1,0 +1,43 @@
+"""Fixtures of the reliability suite (see docs/reliability.md).
+
+- ``rel_emulator`` (session): a private Azurite (``rel_azurite.PrivateAzurite``) with
+  ``--debug`` request logging and the accounts below; never the shared session emulator,
+  which other suites rely on. Tests that stop storage start one of their own.
+- ``azurite_required``: skips when the emulator is not installed (fails in CI).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import azurite as az
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # rel_* helpers, corpus/
+
+from rel_azurite import PrivateAzurite, start_private
+
+ACCOUNTS = ["relthrottle", "relnames", "relreadonly", "relreadonly2", "relexit"]
+
+
+@pytest.fixture(scope="session")
+def azurite_required() -> None:
+    try:
+        az.find_azurite()
+    except az.AzuriteUnavailable as exc:
+        if az.ci_requires_azurite():
+            pytest.fail(f"Azurite is required in CI: {exc}", pytrace=False)
+        pytest.skip(f"Azurite not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def rel_emulator(
+    azurite_required: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrivateAzurite]:
+    emulator = start_private(tmp_path_factory.mktemp("rel-azurite"), ACCOUNTS)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
