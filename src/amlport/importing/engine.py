@@ -87,8 +87,9 @@ def load_mapping(path: Path) -> Mapping:
     except OSError as exc:
         raise UsageError(f"cannot read map file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise UsageError(f"map file {path} is not UTF-8 text",
-                         hint="start from 'amlport map init REPO'") from None
+        raise UsageError(
+            f"map file {path} is not UTF-8 text", hint="start from 'amlport map init REPO'"
+        ) from None
     return Mapping.from_dict(load_yaml(text, str(path)), where=str(path))
 
 
