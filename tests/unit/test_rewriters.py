@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from rewriter_identities import EXPORT, IMPORT
 
 from amlport.model.uris import FAMILIES, parse_uri
 from amlport.rewriters import (
     FAMILY_MODULES,
-    Identity,
     RewriteRules,
     Unmappable,
     UriChange,
@@ -26,39 +26,6 @@ from amlport.rewriters import (
 
 REPO = Path(__file__).resolve().parents[2]
 
-SRC = Identity(
-    account="stsource01",
-    containers={
-        "azureml-blobstore-1111": "workspaceblobstore",
-        "azureml": "workspaceartifactstore",
-        "training-data": "training_data",
-    },
-    subscription_id="sub-src",
-    resource_group="rg-src",
-    workspace="ws-src",
-    workspace_id="0b1c2d3e-0000-4000-8000-00000000aaaa",
-    region="westeurope",
-)
-TGT = Identity(
-    account="sttarget02",
-    containers={
-        "azureml-blobstore-2222": "blobstore_qa",
-        "azureml": "workspaceartifactstore",
-        "training-qa": "training_qa",
-    },
-    subscription_id="sub-dst",
-    resource_group="rg-dst",
-    workspace="ws-dst",
-    region="eastus",
-)
-EXPORT = RewriteRules("export", SRC)
-IMPORT = RewriteRules(
-    "import",
-    SRC,
-    TGT,
-    datastore_map={"workspaceblobstore": "blobstore_qa", "training_data": "training_qa"},
-    asset_renames={"credit-data": "credit-data-qa"},
-)
 
 SAME, WARN, UNMAPPABLE = "<unchanged>", "<unchanged, warning>", "<Unmappable>"
 BS = "azureml-blobstore-1111"

@@ -9,46 +9,13 @@ import pickle
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rewriter_identities import EXPORT, IMPORT, SRC, TGT
 
 from amlport.errors import AmlportError, ExitCode
 from amlport.model.uris import DatastorePath, quote_path
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.rewriters import Identity, RewriteRules, Unmappable, rewrite_uri
 from amlport.rewriters.datastore import locate
-
-SRC = Identity(
-    account="stsource01",
-    containers={
-        "azureml-blobstore-1111": "workspaceblobstore",
-        "azureml": "workspaceartifactstore",
-        "training-data": "training_data",
-    },
-    subscription_id="sub-src",
-    resource_group="rg-src",
-    workspace="ws-src",
-    workspace_id="0b1c2d3e-0000-4000-8000-00000000aaaa",
-    region="westeurope",
-)
-TGT = Identity(
-    account="sttarget02",
-    containers={
-        "azureml-blobstore-2222": "blobstore_qa",
-        "azureml": "workspaceartifactstore",
-        "training-qa": "training_qa",
-    },
-    subscription_id="sub-dst",
-    resource_group="rg-dst",
-    workspace="ws-dst",
-    region="eastus",
-)
-EXPORT = RewriteRules("export", SRC)
-IMPORT = RewriteRules(
-    "import",
-    SRC,
-    TGT,
-    datastore_map={"workspaceblobstore": "blobstore_qa", "training_data": "training_qa"},
-    asset_renames={"credit-data": "credit-data-qa"},
-)
 
 BS = "azureml-blobstore-1111"
 ARM = (
