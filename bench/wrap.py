@@ -12,20 +12,12 @@ What-if patches (``--patch``) change amlport in this process only, to measure wh
 optimisation would gain before anyone edits amlport (nothing in src/ is touched):
 
 - ``no-log-reads``: the walk does not read run logs for the secret scan (lineage logs still).
-- ``skip-empty``: the walk does not GET blobs the listing says are empty (size 0).
-- ``reuse-walk-reads``: bytes the walk read are kept and served again to the export's
-  transfer, instead of a second GET of the same small file.
 - ``no-fsync``: ``os.fsync`` does nothing (what per-object durability costs).
-- ``big-blocks``: the HTTP transport reads response bodies in 1 MiB blocks instead of
-  azure-core's default 4 KiB (``connection_data_block_size``), for large payloads.
-- ``no-netrc``: requests does not look for a ``~/.netrc`` before every request (what
-  ``session.trust_env`` costs when nothing sets ``session.auth``).
 """
 
 from __future__ import annotations
 
 import atexit
-import io
 import os
 import runpy
 import socket
@@ -65,69 +57,12 @@ def _patch_no_log_reads() -> None:
     handlers.Handlers.__init__ = init  # type: ignore[method-assign]
 
 
-def _patch_skip_empty() -> None:
-    from amlport.storage import base
-
-    orig = base.Source._read_one
-
-    def read_one(self: Any, blob: Any, max_bytes: int | None) -> bytes:
-        return b"" if blob.size == 0 else orig(self, blob, max_bytes)
-
-    base.Source._read_one = read_one  # type: ignore[method-assign]
-
-
-def _patch_reuse_walk_reads() -> None:
-    from amlport.storage import azure
-
-    cache: dict[tuple[str, str], bytes] = {}
-    orig_read = azure.AzureSource.read_bytes
-    orig_open = azure.AzureSource.open_stream
-
-    def read_bytes(self: Any, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
-        hit = cache.get((container, name))
-        if hit is not None:
-            return hit if max_bytes is None else hit[:max_bytes]
-        data = orig_read(self, container, name, max_bytes=max_bytes)
-        if max_bytes is None or len(data) < max_bytes:  # the whole blob
-            cache[(container, name)] = data
-        return data
-
-    def open_stream(self: Any, container: str, name: str) -> Any:
-        hit = cache.pop((container, name), None)
-        return io.BytesIO(hit) if hit is not None else orig_open(self, container, name)
-
-    azure.AzureSource.read_bytes = read_bytes  # type: ignore[method-assign]
-    azure.AzureSource.open_stream = open_stream  # type: ignore[method-assign]
-
-
 def _patch_no_fsync() -> None:
     os.fsync = lambda fd: None
 
 
-def _patch_no_netrc() -> None:
-    import requests.sessions
-
-    requests.sessions.get_netrc_auth = lambda url, raise_errors=False: None  # type: ignore[assignment]
-
-
-def _patch_big_blocks() -> None:
-    from azure.core.pipeline.transport import _requests_basic
-
-    orig = _requests_basic.RequestsTransport.__init__
-
-    def init(self: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("connection_data_block_size", 1 << 20)
-        orig(self, **kwargs)
-
-    _requests_basic.RequestsTransport.__init__ = init  # type: ignore[method-assign]
-
-
 PATCHES = {
-    "big-blocks": _patch_big_blocks,
-    "no-netrc": _patch_no_netrc,
     "no-log-reads": _patch_no_log_reads,
-    "skip-empty": _patch_skip_empty,
-    "reuse-walk-reads": _patch_reuse_walk_reads,
     "no-fsync": _patch_no_fsync,
 }
 

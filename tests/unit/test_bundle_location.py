@@ -106,3 +106,23 @@ def test_every_command_taking_a_repository_documents_the_repo_options(command: s
     assert result.exit_code == 0, result.output
     for option in ("--repo-connection-string", "--repo-sas-token", "--repo-credential"):
         assert option in result.output
+
+
+def test_storage_clients_never_send_netrc_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would add ~/.netrc logins as Basic auth (and read the file per request)."""
+    import requests
+
+    from amlport.storage.azure_location import client_options
+    from amlport.storage.retry import CountingRetry
+
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    plain = requests.Session().prepare_request(requests.Request("GET", "http://127.0.0.1/c/b"))
+    assert "Authorization" in plain.headers  # the lookup this guards against is real
+    session = client_options(CountingRetry(), 4)["transport"].session
+    ours = session.prepare_request(requests.Request("GET", "http://127.0.0.1/c/b"))
+    assert "Authorization" not in ours.headers

@@ -282,3 +282,25 @@ def test_iter_files_read_file_and_extract(tmp_path: Path) -> None:
     written = repo.extract_files(m, tmp_path / "out", under="files/m")
     assert sorted(p.name for p in written) == ["MLmodel", "conda.yaml"]
     assert (tmp_path / "out" / "MLmodel").read_bytes() == b"flavors: {}"
+
+
+def test_a_secret_late_in_a_streamed_manifest_leaves_no_file_behind(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    m = manifest(repo, {f"files/f{i:04d}": b"%d" % i for i in range(300)})
+    last = max(f.path for f in m.files)
+    signature = "sig=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA%3D%3D"
+    m.rewrites.append(RewriteRecord(last, "/uri", f"https://x/c/b?{signature}", "y", "r"))
+    with pytest.raises(AmlportError, match="secret-like"):
+        repo.write_snapshot(m)
+    # Hundreds of entries were staged before the secret came up: none of it may remain.
+    assert sorted(p.name for p in (repo.path / "snapshots").iterdir()) == []
+    assert m.snapshot_id is None
+
+
+def test_an_entry_the_reader_would_refuse_is_not_written(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    m = manifest(repo, {"files/a": b"a", "files/b": b"b"})
+    m.files[1].size = -1
+    with pytest.raises(IntegrityError, match="size"):
+        repo.write_snapshot(m)
+    assert list((repo.path / "snapshots").iterdir()) == []

@@ -290,3 +290,49 @@ def test_any_manifest_round_trips(
     assert again.to_json_bytes() == raw
     assert sorted(f.path for f in again.files) == sorted(f.path for f in files)
     assert again.schema == SCHEMA
+
+
+# --- streamed writing ------------------------------------------------------------------------
+
+
+def _canonical(m: Manifest) -> bytes:
+    """The stored form as one json.dumps call: what iter_json must reproduce byte for byte."""
+    data = m.to_dict()
+    data.pop("snapshot_id", None)
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        full_manifest,
+        lambda: Manifest(source=dict(SOURCE), created="2024-03-01T02:00:00.000000Z"),
+        lambda: Manifest(
+            source=dict(SOURCE),
+            created="2024-03-01T02:00:00.000000Z",
+            provenance=[{"account": "dev", "snapshot": "a" * 64}],
+            extra={"zz_newer": {"nested": ["é", "line\nbreak", {"k": []}]}, "aa": 1},
+        ),
+    ],
+    ids=["full", "empty-lists", "extra-and-provenance"],
+)
+def test_streamed_json_is_the_canonical_dump(make: Any) -> None:
+    m = make()
+    m.snapshot_id = "f" * 64  # never part of the stored bytes
+    assert m.to_json_bytes() == _canonical(m)
+    assert "".join(m.iter_json()).encode() == _canonical(m)
+    back = Manifest.from_json_bytes(m.to_json_bytes())
+    back.snapshot_id = m.snapshot_id
+    assert back.to_dict() == m.to_dict()
+
+
+def test_iter_json_hands_every_list_entry_to_the_check_on_its_own() -> None:
+    m = full_manifest()
+    seen: list[tuple[str, Any]] = []
+    chunks = list(m.iter_json(lambda key, value: seen.append((key, value))))
+    files = [v for k, v in seen if k == "files"]
+    assert [f["path"] for f in files] == sorted(f.path for f in m.files)
+    assert [v["id"] for k, v in seen if k == "assets"] == ["environment:env", "model:price"]
+    assert ("stats", m.stats) in seen and ("lineage", m.lineage) in seen
+    # one chunk per list entry: memory follows the largest entry, not the manifest
+    assert len(chunks) > len(m.files) + len(m.assets) + len(m.rewrites)

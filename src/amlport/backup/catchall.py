@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from collections.abc import Iterator
 
 from amlport.export.selection import Selection
 from amlport.export.writer import BundleWriter
 from amlport.lineage.graph import LineageGraph
 from amlport.model.inventory import Inventory
 from amlport.model.manifest import AssetEntry
-from amlport.storage.base import BlobInfo, ReadResult, Source
+from amlport.storage.base import BlobInfo, Source, SourceWrapper
 from amlport.walk import classify as C
 
 NAME = "backup-catch-all"
@@ -41,12 +40,11 @@ def group_of(container: str, name: str, artifact_container: str) -> str:
     return f"{bp.root}/{bp.key}" if bp.key is not None else bp.root
 
 
-class RecordingSource(Source):
+class RecordingSource(SourceWrapper):
     """A source that remembers every blob its listing yielded (the walk lists once)."""
 
     def __init__(self, inner: Source) -> None:
-        self.inner = inner
-        self.descriptor = inner.descriptor
+        super().__init__(inner)
         self.blobs: list[BlobInfo] = []
 
     def list_blobs(self) -> Iterator[BlobInfo]:
@@ -54,24 +52,6 @@ class RecordingSource(Source):
         for blob in self.inner.list_blobs():
             self.blobs.append(blob)
             yield blob
-
-    def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
-        return self.inner.read_bytes(container, name, max_bytes=max_bytes)
-
-    def read_many(
-        self, blobs: Iterable[BlobInfo], *, max_bytes: int | None = None, workers: int = 8
-    ) -> Iterator[ReadResult]:
-        return self.inner.read_many(blobs, max_bytes=max_bytes, workers=workers)
-
-    def open_stream(self, container: str, name: str) -> BinaryIO:
-        return self.inner.open_stream(container, name)
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    @property
-    def retry_count(self) -> int:
-        return self.inner.retry_count
 
 
 class CatchAll:
@@ -94,6 +74,9 @@ class CatchAll:
                     blob.name
                 )
         return [self._asset(writer, c, g, names) for (c, g), names in sorted(groups.items())]
+
+    def release(self) -> None:
+        self.recorder.blobs = []
 
     @staticmethod
     def _asset(writer: BundleWriter, container: str, group: str, names: list[str]) -> AssetEntry:

@@ -136,8 +136,8 @@ def run_backup(
                     raise
                 time.sleep(POLL_SECONDS)
         changes = None
-        if result.snapshot_id is not None and result.parent is not None:
-            new = SnapshotSide(repo, repo.load_snapshot(result.snapshot_id))
-            old = SnapshotSide(repo, repo.load_snapshot(result.parent))
-            changes = diff_sides(old, new)
+        if result.manifest is not None and result.previous is not None:
+            changes = diff_sides(
+                SnapshotSide(repo, result.previous), SnapshotSide(repo, result.manifest)
+            )
     return BackupResult(result, changes, request.whole_workspace)

@@ -13,6 +13,7 @@ re-learned on the next run).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -29,7 +30,7 @@ INDEX_VERSION = 1
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexEntry:
     etag: str | None
     size: int
@@ -101,12 +102,19 @@ class SourceIndex:
     def save(self) -> None:
         """Replace the index file atomically."""
         with self._mutex:
-            rows = [
-                {"container": c, "name": n, **vars(e)}
-                for (c, n), e in sorted(self._entries.items())
-            ]
-        data = {"version": INDEX_VERSION, "source": self.source_key, "entries": rows}
-        self.store.write(self.key, json.dumps(data, indent=1, sort_keys=True).encode())
+            entries = sorted(self._entries.items())
+        # One JSON document, encoded a row at a time: no dict per row, no whole-text string
+        # (100k+ rows at workspace scale).
+        out = io.BytesIO()
+        out.write(b'{"entries": [')
+        for n, ((container, name), e) in enumerate(entries):
+            row = {"container": container, "name": name, "etag": e.etag, "size": e.size}
+            row.update(content_md5=e.content_md5, digest=e.digest)
+            out.write(b"\n" if n == 0 else b",\n")
+            out.write(json.dumps(row, sort_keys=True).encode())
+        tail = {"source": self.source_key, "version": INDEX_VERSION}
+        out.write(b"\n], " + json.dumps(tail, sort_keys=True)[1:].encode() + b"\n")
+        self.store.write(self.key, out.getvalue())
 
     def _load(self, warn: Callable[[str], None] | None) -> None:
         try:

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from amlport.bundle import archive, files, verification
 from amlport.bundle.config import RepositoryConfig
@@ -34,8 +34,19 @@ from amlport.bundle.retention import ForgetPlan, RetentionPolicy, plan_forget
 from amlport.bundle.snapshots import SnapshotInfo, SnapshotStore
 from amlport.bundle.store import LocalStore, RepoStore
 from amlport.errors import AmlportError, IntegrityError, SourceNotFound, UsageError
-from amlport.model.manifest import FileEntry, Manifest, check_bundle_path, format_time
-from amlport.secrets import find_secrets, redact
+from amlport.model.manifest import (
+    LISTS,
+    SCHEMA_MINOR,
+    AssetEntry,
+    FileEntry,
+    Manifest,
+    RedactionRecord,
+    RewriteRecord,
+    check_bundle_path,
+    format_time,
+    parse_schema,
+)
+from amlport.secrets import find_secrets, may_hold_secret, redact
 from amlport.storage.opener import StorageAuth
 
 Warn = Callable[[str], None]
@@ -201,7 +212,7 @@ class Repository:
             self._held.check()
         if not manifest.created:
             manifest.created = format_time(datetime.now(timezone.utc))
-        _check_manifest(manifest)
+        check = _ManifestCheck(manifest)
         absent = set(self.objects.missing(f.digest for f in manifest.files))
         missing = [f for f in manifest.files if f.digest in absent]
         if missing:
@@ -210,7 +221,7 @@ class Repository:
                 f"stored, first {missing[0].path} ({missing[0].digest})",
                 hint="store every file with put_bytes/put_stream before writing the snapshot",
             )
-        return self.snapshots.write(manifest)
+        return self.snapshots.write(manifest, check=check.value, check_text=check.text)
 
     def list_snapshots(self) -> list[SnapshotInfo]:
         return self.snapshots.infos()
@@ -220,8 +231,15 @@ class Repository:
 
     def latest_snapshot(self, source_key: str) -> Manifest | None:
         """The newest snapshot of a source (``Manifest.source_key``), None if it has none."""
-        mine = [s for s in self.list_snapshots() if s.source_key == source_key]
-        return self.snapshots.load_exact(mine[-1].id) if mine else None
+        latest: Manifest | None = None  # one pass, at most two manifests in memory at once
+        for manifest in self.snapshots.iter_manifests():
+            if manifest.source_key == source_key and (
+                latest is None
+                or (manifest.created_at, manifest.snapshot_id or "")
+                > (latest.created_at, latest.snapshot_id or "")
+            ):
+                latest = manifest
+        return latest
 
     def iter_files(self, manifest: Manifest) -> Iterator[tuple[FileEntry, Path]]:
         """Each file of a snapshot with the path of its object (local repositories only; read
@@ -349,26 +367,47 @@ def _closing_on_error(store: RepoStore, then: Callable[[RepoStore], T]) -> T:
         raise
 
 
-def _check_manifest(manifest: Manifest) -> None:
-    """Round-trip through the reader (types, paths, digests) and refuse secret-like text."""
-    raw = manifest.to_json_bytes()
-    Manifest.from_json_bytes(raw, where="new snapshot")
-    counts = Counter(f.path for f in manifest.files)
-    dups = sorted(p for p, n in counts.items() if n > 1)
-    if dups:
-        raise IntegrityError(f"new snapshot lists file {dups[0]!r} more than once")
-    known = set(counts)
-    for asset in manifest.assets:
-        refs = [*asset.files, *([asset.v2_yaml] if asset.v2_yaml else [])]
-        absent = [p for p in refs if p not in known]
-        if absent:
-            raise IntegrityError(f"asset {asset.id} refers to {absent[0]!r}, not in files")
-    text = raw.decode("utf-8")
-    # Redacting is idempotent on clean text (``sig=REDACTED`` stays as it is), so a change
-    # means a live value is still there.
-    if redact(text) != text:
-        raise AmlportError(
-            "snapshot not written: its manifest holds secret-like value(s) "
-            f"({', '.join(sorted(find_secrets(text)))})",
-            hint="redact rewrites, warnings and attributes before recording them",
-        )
+class _ManifestCheck:
+    """What writing a snapshot checks, one entry at a time as ``iter_json`` produces it (a
+    manifest of 100k files is never held as one text): each entry parses back with the
+    reader (types, paths, digests), the header too, and no text looks like a secret."""
+
+    _PARSERS: ClassVar[dict[str, Callable[[Any, str], object]]] = {
+        "files": FileEntry.from_dict,
+        "rewrites": RewriteRecord.from_dict,
+        "redactions": RedactionRecord.from_dict,
+    }
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        counts = Counter(f.path for f in manifest.files)
+        dups = sorted(p for p, n in counts.items() if n > 1)
+        if dups:
+            raise IntegrityError(f"new snapshot lists file {dups[0]!r} more than once")
+        for asset in manifest.assets:
+            refs = [*asset.files, *([asset.v2_yaml] if asset.v2_yaml else [])]
+            absent = [p for p in refs if p not in counts]
+            if absent:
+                raise IntegrityError(f"asset {asset.id} refers to {absent[0]!r}, not in files")
+        header = manifest.header()
+        header.update({key: [] for key in LISTS})
+        Manifest.from_dict(header, where="new snapshot")
+        # a newer minor may add asset kinds (as the reader allows)
+        self.newer = parse_schema(manifest.schema)[1] > SCHEMA_MINOR
+
+    def value(self, key: str, value: Any) -> None:
+        where = f"new snapshot, {key}"
+        if key == "assets":
+            AssetEntry.from_dict(value, where, known_kinds_only=not self.newer)
+        elif key in self._PARSERS:
+            self._PARSERS[key](value, where)
+
+    def text(self, chunk: str) -> None:
+        # Redacting is idempotent on clean text (``sig=REDACTED`` stays as it is), so a
+        # change means a live value is still there.
+        if may_hold_secret(chunk) and redact(chunk) != chunk:
+            raise AmlportError(
+                "snapshot not written: its manifest holds secret-like value(s) "
+                f"({', '.join(sorted(find_secrets(chunk)))})",
+                hint="redact rewrites, warnings and attributes before recording them",
+            )

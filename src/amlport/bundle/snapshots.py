@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
-from amlport.model.manifest import Manifest
+from amlport.model.manifest import Manifest, json_text
 
 SHORT_ID_LENGTH = 16
 FOLDER = "snapshots/"
@@ -82,12 +83,30 @@ class SnapshotStore:
         names = (n[: -len(".json")] for n in self.store.list(FOLDER) if n.endswith(".json"))
         return sorted(n for n in names if _ID_RE.match(n))
 
-    def write(self, manifest: Manifest) -> str:
-        """Store a checked manifest (with ``created`` set); sets ``snapshot_id``, returns it."""
-        data = manifest.to_json_bytes()  # without snapshot_id: the id names these bytes
-        snapshot_id = hashlib.sha256(data).hexdigest()
-        # Identical bytes give an identical name; an existing file is already this snapshot.
-        self.store.create(self.key(snapshot_id), data)
+    def write(
+        self,
+        manifest: Manifest,
+        *,
+        check: Callable[[str, Any], None] | None = None,
+        check_text: Callable[[str], None] | None = None,
+    ) -> str:
+        """Store a manifest (with ``created`` set); sets ``snapshot_id``, returns it.
+
+        Streamed: the canonical JSON is hashed and staged chunk by chunk (``iter_json``), so
+        memory does not grow with the manifest's text. ``check``/``check_text`` see every
+        value and chunk first; when one raises, nothing is stored.
+        """
+        sha = hashlib.sha256()  # the id names the bytes, which leave snapshot_id out
+        with self.store.staging(FOLDER) as stage:
+            for chunk in manifest.iter_json(check):
+                if check_text is not None:
+                    check_text(chunk)
+                data = chunk.encode("utf-8")
+                sha.update(data)
+                stage.write(data)
+            snapshot_id = sha.hexdigest()
+            # Identical bytes give an identical name; an existing file is already this one.
+            stage.commit(self.key(snapshot_id), f"sha256:{snapshot_id}")
         manifest.snapshot_id = snapshot_id
         return snapshot_id
 
@@ -133,8 +152,8 @@ class SnapshotStore:
 
     def load_exact(self, snapshot_id: str) -> Manifest:
         where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
-        raw = self.read_raw(snapshot_id)
-        manifest = Manifest.from_json_bytes(raw, where=where)
+        text = json_text(self.read_raw(snapshot_id), where=where)  # the bytes are freed here
+        manifest = Manifest.from_json_text(text, where=where)
         manifest.snapshot_id = snapshot_id
         return manifest
 

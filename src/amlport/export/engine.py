@@ -26,6 +26,7 @@ from amlport.model.manifest import AssetEntry, Manifest, source_key
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth
+from amlport.storage.reuse import ReusingSource
 from amlport.walk import WalkOptions, walk_with_listing
 
 Progress = Callable[[str, int, int | None], None]
@@ -43,6 +44,9 @@ class PlanExtension(Protocol):
     def __call__(
         self, inv: Inventory, lg: LineageGraph, chosen: Selection, writer: BundleWriter
     ) -> list[AssetEntry]: ...
+
+    def release(self) -> None:
+        """Drop what planning needed (the transfer does not)."""
 
 
 @dataclass
@@ -69,6 +73,10 @@ class ExportResult:
     snapshot_id: str | None = None
     parent: str | None = None
     retries: int = 0  # storage calls retried (throttling, broken connections): walk + transfer
+    # The snapshot written and the one before it (same source), for callers that compare
+    # them (backup) without reading either back.
+    manifest: Manifest | None = field(default=None, repr=False)
+    previous: Manifest | None = field(default=None, repr=False)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -115,6 +123,8 @@ def run_export(
     repo_auth: StorageAuth | None = None,
 ) -> ExportResult:
     """``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
+    if not request.dry_run:  # the transfer stores again what the walk read: read it once
+        source = ReusingSource(source)
     inv, listing = walk_with_listing(
         source, options=WalkOptions(specs=request.specs, progress=progress)
     )
@@ -136,11 +146,33 @@ def run_export(
     if request.dry_run:
         result.retries = source.retry_count
         return result
+    commit = _Commit(
+        source=inv.source.to_dict(),
+        lineage=lg.subgraph(chosen.nodes).to_node_link(),
+        roots=chosen.roots,
+        provenance=_provenance(writer, inv),
+    )
+    # The walk's inventory, graph and listing are not needed past planning: let them go
+    # before the transfer and the previous snapshot take memory (100k-blob workspaces).
+    del inv, lg, chosen, listing
+    writer.release_listing()
+    if request.extension is not None:
+        request.extension.release()
     repo = Repository.open_or_init(repo_path, auth=repo_auth)
     with repo, repo.lock(exclusive=False):  # shared: objects are write-once, snapshots separate
-        _transfer_and_commit(repo, inv, lg, chosen, writer, request, result, progress)
+        _transfer_and_commit(repo, commit, writer, request, result, progress)
     result.retries = source.retry_count
     return result
+
+
+@dataclass
+class _Commit:
+    """What the snapshot records besides the transferred files, taken before the transfer."""
+
+    source: dict[str, Any]
+    lineage: dict[str, Any]
+    roots: list[str]
+    provenance: list[dict[str, Any]]
 
 
 def plan_assets(
@@ -177,16 +209,13 @@ def _provenance(writer: BundleWriter, inv: Inventory) -> list[dict[str, Any]]:
 
 def _transfer_and_commit(
     repo: Repository,
-    inv: Inventory,
-    lg: LineageGraph,
-    chosen: Selection,
+    commit: _Commit,
     writer: BundleWriter,
     request: ExportRequest,
     result: ExportResult,
     progress: Progress | None,
 ) -> None:
-    source = inv.source.to_dict()
-    key = source_key(source)
+    key = source_key(commit.source)
     previous = repo.latest_snapshot(key)
     index = repo.source_index(key)
     total = writer.planned_bytes
@@ -199,26 +228,28 @@ def _transfer_and_commit(
         stats = writer.transfer(repo, index, previous, workers=request.workers, progress=report)
     finally:
         index.save()  # what was stored stays reusable, even after an interruption
+    if isinstance(writer.source, ReusingSource):
+        writer.source.drop()  # unchanged files were not read again: their bytes go now
     result.stats = stats
     failed = {f.split(": ", 1)[0] for f in stats.failures}
     result.warnings = sorted(set(writer.warnings)) + [f"not exported: {f}" for f in stats.failures]
     for asset in result.assets:
         asset.files = [f for f in asset.files if f not in failed]
     manifest = Manifest(
-        source=source,
+        source=commit.source,
         created=request.created,
         parent=previous.snapshot_id if previous else None,
         tags=sorted(request.tags),
         selection={
             "select": request.select,
             "include": sorted(request.include),
-            "roots": chosen.roots,
+            "roots": commit.roots,
             "specs": bool(request.specs),
             **({"extension": request.extension.name} if request.extension else {}),
         },
         assets=result.assets,
         files=sorted(writer.entries.values(), key=lambda f: f.path),
-        lineage=lg.subgraph(chosen.nodes).to_node_link(),
+        lineage=commit.lineage,
         rewrites=sorted(writer.rewrites, key=lambda r: (r.file, r.location)),
         redactions=sorted(writer.redactions, key=lambda r: (r.file, r.kind)),
         warnings=result.warnings + [f"skipped {n}: {r}" for n, r in result.skipped],
@@ -228,7 +259,8 @@ def _transfer_and_commit(
             "failures": len(stats.failures),
             "data_left_out_bytes": result.data_skipped_bytes,
         },
-        provenance=_provenance(writer, inv),
+        provenance=commit.provenance,
     )
     result.snapshot_id = repo.write_snapshot(manifest)
     result.parent = manifest.parent
+    result.manifest, result.previous = manifest, previous

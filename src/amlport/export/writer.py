@@ -15,9 +15,10 @@ spending a retry cycle. Ctrl-C cancels the files not yet started.
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from amlport.walk.listing import Listing
 ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
 STREAM_ABOVE = 8 * 1024 * 1024  # larger text files are rewritten as a stream
 MAX_REWRITE_BYTES = 64 * 1024 * 1024  # YAML and MLmodel up to this size are parsed whole
+QUEUE_PER_WORKER = 4  # files queued per worker (bounded: memory does not grow with the count)
 OUTAGE_AFTER = 4  # consecutive source failures that mean the source is down
 NOT_ATTEMPTED = "not attempted: the transfer stopped when the source went down"
 
@@ -114,6 +116,10 @@ class BundleWriter:
         self.generated[bundle_path] = data
         return bundle_path
 
+    def release_listing(self) -> None:
+        """Planning is over: drop the walk's listing (the planned blobs keep their facts)."""
+        self.listing = Listing()
+
     @property
     def planned_bytes(self) -> int:
         return sum(b.size for b in self.blobs.values()) + sum(map(len, self.generated.values()))
@@ -131,23 +137,42 @@ class BundleWriter:
         carried = _carry_over(previous)
         for path, data in sorted(self.generated.items()):
             self._store_generated(repo, path, data)
-        done_files = 0
+        done = [0]
+
+        def settle(fut: Future[None], path: str) -> None:
+            self._settle(fut, path, pending)
+            done[0] += 1
+            if progress:
+                progress(done[0], self.stats.bytes)
+
+        # A bounded window of files in flight: queued futures cost memory per file, and a
+        # workspace has 100k+ of them.
+        pending: dict[Future[None], str] = {}
+        window = max(1, workers) * QUEUE_PER_WORKER
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-export") as pool:
-            futures = {
-                pool.submit(self._attempt, repo, index, carried, path, blob): path
-                for path, blob in sorted(self.blobs.items())
-            }
             try:
-                for fut in as_completed(futures):
-                    self._settle(fut, futures[fut], futures)
-                    done_files += 1
-                    if progress:
-                        progress(done_files, self.stats.bytes)
+                for path, blob in sorted(self.blobs.items()):
+                    if self.stats.stopped is not None:  # the source is down: start no other
+                        self.stats.failures.append(f"{path}: {NOT_ATTEMPTED}")
+                        continue
+                    pending[pool.submit(self._attempt, repo, index, carried, path, blob)] = path
+                    while len(pending) >= window:
+                        self._wait_some(pending, settle)
+                while pending:
+                    self._wait_some(pending, settle)
             except BaseException:  # Ctrl-C: finish the files in flight, start no other
-                for pending in futures:
-                    pending.cancel()
+                for fut in pending:
+                    fut.cancel()
                 raise
         return self.stats
+
+    @staticmethod
+    def _wait_some(
+        pending: dict[Future[None], str], settle: Callable[[Future[None], str], None]
+    ) -> None:
+        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for fut in finished:
+            settle(fut, pending.pop(fut))
 
     def _settle(self, fut: Future[None], path: str, futures: dict[Future[None], str]) -> None:
         """Record one finished file; once the source is down, start no other."""
@@ -205,7 +230,7 @@ class BundleWriter:
         self, repo: Repository, index: SourceIndex, carried: _Carried, path: str, blob: BlobInfo
     ) -> None:
         original: dict[str, str] = {
-            "datastore": path.split("/")[1],
+            "datastore": sys.intern(path.split("/")[1]),
             "container": blob.container,
             "path": blob.name,
         }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -150,7 +150,7 @@ class _Fields:
 # --- entries ----------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class FileEntry:
     """One file of the snapshot: where it sits in the bundle and which object holds it."""
 
@@ -234,7 +234,7 @@ class AssetEntry:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class RewriteRecord:
     """One location re-bound on export (``location``: JSON pointer, YAML path or ``line N``)."""
 
@@ -245,7 +245,13 @@ class RewriteRecord:
     rule: str
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return {
+            "file": self.file,
+            "location": self.location,
+            "before": self.before,
+            "after": self.after,
+            "rule": self.rule,
+        }
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RewriteRecord:
@@ -253,7 +259,7 @@ class RewriteRecord:
         return cls(**{k: f.req(k, str) for k in ("file", "location", "before", "after", "rule")})
 
 
-@dataclass
+@dataclass(slots=True)
 class RedactionRecord:
     """Secrets removed from one file: a kind and a count, never a value."""
 
@@ -262,7 +268,7 @@ class RedactionRecord:
     count: int
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return {"file": self.file, "kind": self.kind, "count": self.count}
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RedactionRecord:
@@ -272,6 +278,7 @@ class RedactionRecord:
 
 # --- the manifest -----------------------------------------------------------------------
 
+LISTS = ("assets", "files", "rewrites", "redactions")  # the long lists, written entry by entry
 _KNOWN = (
     "schema", "tool_version", "created", "snapshot_id", "parent", "tags", "source", "selection",
     "assets", "files", "lineage", "rewrites", "redactions", "warnings", "stats", "provenance",
@@ -317,9 +324,9 @@ class Manifest:
     def file(self, path: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == path), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Deterministic: files, assets and redactions sorted; rewrites grouped by file."""
-        out: dict[str, Any] = dict(self.extra)
+    def header(self) -> dict[str, Any]:
+        """Every top-level field but the four long lists (``LISTS``)."""
+        out: dict[str, Any] = {k: v for k, v in self.extra.items() if k not in LISTS}
         out.update(
             schema=self.schema,
             tool_version=self.tool_version,
@@ -328,13 +335,7 @@ class Manifest:
             tags=list(self.tags),
             source=dict(self.source),
             selection=dict(self.selection),
-            assets=[a.to_dict() for a in sorted(self.assets, key=lambda a: (a.kind, a.id))],
-            files=[f.to_dict() for f in sorted(self.files, key=lambda f: f.path)],
             lineage=dict(self.lineage),
-            rewrites=[r.to_dict() for r in sorted(self.rewrites, key=lambda r: r.file)],
-            redactions=[
-                r.to_dict() for r in sorted(self.redactions, key=lambda r: (r.file, r.kind))
-            ],
             warnings=list(self.warnings),
             stats=dict(self.stats),
         )
@@ -342,6 +343,28 @@ class Manifest:
             out["provenance"] = [dict(h) for h in self.provenance]
         if self.snapshot_id is not None:
             out["snapshot_id"] = self.snapshot_id
+        return out
+
+    def items(self, key: str) -> Iterator[dict[str, Any]]:
+        """The entries of one of the long lists, in their stored order, one dict at a time."""
+        if key == "assets":
+            yield from (a.to_dict() for a in sorted(self.assets, key=lambda a: (a.kind, a.id)))
+        elif key == "files":
+            yield from (f.to_dict() for f in sorted(self.files, key=lambda f: f.path))
+        elif key == "rewrites":
+            yield from (r.to_dict() for r in sorted(self.rewrites, key=lambda r: r.file))
+        elif key == "redactions":
+            yield from (
+                r.to_dict() for r in sorted(self.redactions, key=lambda r: (r.file, r.kind))
+            )
+        else:
+            raise KeyError(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Deterministic: files, assets and redactions sorted; rewrites grouped by file."""
+        out = self.header()
+        for key in LISTS:
+            out[key] = list(self.items(key))
         return out
 
     @classmethod
@@ -380,18 +403,63 @@ class Manifest:
 
     def to_json_bytes(self) -> bytes:
         """The canonical stored form (without ``snapshot_id``, which names these bytes)."""
-        data = self.to_dict()
-        data.pop("snapshot_id", None)
-        text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
-        return (text + "\n").encode("utf-8")
+        return "".join(self.iter_json()).encode("utf-8")
+
+    def iter_json(self, on_value: Callable[[str, Any], None] | None = None) -> Iterator[str]:
+        """The canonical stored form as text chunks, one per list entry, so that a manifest
+        of 100k files is written without ever holding its whole JSON (or dict form) in memory.
+
+        The text is exactly ``json.dumps(to_dict(), indent=2, sort_keys=True,
+        ensure_ascii=False)`` + newline: JSON strings hold no raw newline, so indenting a
+        nested value is prefixing its lines. ``on_value(key, value)`` sees every top-level
+        value before it is written, and each entry of a long list on its own (checks).
+        """
+        header = self.header()
+        header.pop("snapshot_id", None)
+        keys = sorted([*header, *LISTS])
+        yield "{\n"
+        for n, key in enumerate(keys):
+            end = ",\n" if n < len(keys) - 1 else "\n"
+            yield f"  {_dumps(key)}: "
+            if key not in LISTS:
+                if on_value is not None:
+                    on_value(key, header[key])
+                yield _dumps(header[key]).replace("\n", "\n  ") + end
+                continue
+            empty = True
+            for item in self.items(key):
+                if on_value is not None:
+                    on_value(key, item)
+                lead = "[\n    " if empty else ",\n    "
+                yield lead + _dumps(item).replace("\n", "\n    ")
+                empty = False
+            yield ("[]" if empty else "\n  ]") + end
+        yield "}\n"
 
     @classmethod
     def from_json_bytes(cls, raw: bytes, *, where: str = "manifest") -> Manifest:
+        return cls.from_json_text(json_text(raw, where=where), where=where)
+
+    @classmethod
+    def from_json_text(cls, text: str, *, where: str = "manifest") -> Manifest:
+        """From the decoded text (``json_text``): the caller may drop the bytes first."""
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
             raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
         return cls.from_dict(data, where=where)
+
+
+def json_text(raw: bytes, *, where: str = "manifest") -> str:
+    """A stored manifest's bytes as text (IntegrityError when they are not UTF-8)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
 def _short(exc: Exception) -> str:

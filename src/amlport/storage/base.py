@@ -26,7 +26,7 @@ from amlport.model.workspace import WorkspaceDescriptor
 DEFAULT_WORKERS = 8
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class BlobInfo:
     container: str
     name: str
@@ -99,6 +99,8 @@ class Source(abc.ABC):
                 yield from self._drain(pending)
 
     def _read_one(self, blob: BlobInfo, max_bytes: int | None) -> bytes:
+        if blob.size == 0:  # the listing says empty: no request needed
+            return b""
         return self.read_bytes(blob.container, blob.name, max_bytes=max_bytes)
 
     @staticmethod
@@ -114,3 +116,36 @@ class Source(abc.ABC):
                 yield ReadResult(blob, None, exc)
             else:
                 raise exc
+
+
+class SourceWrapper(Source):
+    """A source that hands every call to ``inner``; subclasses change what they need."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.descriptor = inner.descriptor
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        return self.inner.list_blobs()
+
+    def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
+        return self.inner.read_bytes(container, name, max_bytes=max_bytes)
+
+    def read_many(
+        self,
+        blobs: Iterable[BlobInfo],
+        *,
+        max_bytes: int | None = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> Iterator[ReadResult]:
+        return self.inner.read_many(blobs, max_bytes=max_bytes, workers=workers)
+
+    def open_stream(self, container: str, name: str) -> BinaryIO:
+        return self.inner.open_stream(container, name)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    @property
+    def retry_count(self) -> int:
+        return self.inner.retry_count

@@ -1,0 +1,76 @@
+"""Read each small blob once per export: the walk's reads serve the transfer again.
+
+The walk reads the small files that carry meaning (pointers, MLmodel, YAML, logs); the
+export then stores those same files. ``ReusingSource`` keeps what the walk read whole, up to
+a byte budget, and hands each kept blob to the first ``read_bytes``/``open_stream`` of it —
+once, after which it is dropped. The transfer still checks every byte it stores against the
+listing's content-MD5, as for a fresh read. Whatever does not fit the budget is read again.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from amlport.storage.base import DEFAULT_WORKERS, BlobInfo, ReadResult, Source, SourceWrapper
+
+DEFAULT_BUDGET = 32 * 1024 * 1024  # bytes of file content kept at most
+MAX_KEPT_FILE = 1024 * 1024  # larger files are not kept (they are read as a stream anyway)
+
+
+class ReusingSource(SourceWrapper):
+    """``read_many`` keeps whole small blobs; the next read of each is served from memory."""
+
+    def __init__(self, inner: Source, *, budget: int = DEFAULT_BUDGET) -> None:
+        super().__init__(inner)
+        self.budget = budget
+        self.kept_bytes = 0
+        self.served = 0  # reads answered from memory
+        self._kept: dict[tuple[str, str], bytes] = {}
+        self._mutex = threading.Lock()
+
+    def read_many(
+        self,
+        blobs: Iterable[BlobInfo],
+        *,
+        max_bytes: int | None = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> Iterator[ReadResult]:
+        for result in self.inner.read_many(blobs, max_bytes=max_bytes, workers=workers):
+            if result.data is not None:
+                self._keep(result.blob, result.data)
+            yield result
+
+    def _keep(self, blob: BlobInfo, data: bytes) -> None:
+        if len(data) != blob.size or blob.size > MAX_KEPT_FILE:
+            return  # a part of the blob, or a large one
+        with self._mutex:
+            if self.kept_bytes + len(data) <= self.budget and blob.key not in self._kept:
+                self._kept[blob.key] = data
+                self.kept_bytes += len(data)
+
+    def _take(self, container: str, name: str) -> bytes | None:
+        with self._mutex:
+            data = self._kept.pop((container, name), None)
+            if data is not None:
+                self.kept_bytes -= len(data)
+                self.served += 1
+            return data
+
+    def drop(self) -> None:
+        """Forget what is still kept (blobs the transfer did not need to read)."""
+        with self._mutex:
+            self._kept.clear()
+            self.kept_bytes = 0
+
+    def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
+        data = self._take(container, name)
+        if data is None:
+            return self.inner.read_bytes(container, name, max_bytes=max_bytes)
+        return data if max_bytes is None else data[:max_bytes]
+
+    def open_stream(self, container: str, name: str) -> BinaryIO:
+        data = self._take(container, name)
+        return io.BytesIO(data) if data is not None else self.inner.open_stream(container, name)

@@ -1,0 +1,99 @@
+"""ReusingSource and Source.read_many: each small blob is read from storage once per export.
+
+The inner source here is a dict of bytes (pure logic: what is served from where); the same
+behaviour over a real workspace folder is checked in tests/cli/test_export_reads_once.py.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import pytest
+
+from amlport.errors import SourceNotFound
+from amlport.model.workspace import WorkspaceDescriptor
+from amlport.storage.base import BlobInfo, Source
+from amlport.storage.reuse import MAX_KEPT_FILE, ReusingSource
+
+
+class DictSource(Source):
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+        self.descriptor = WorkspaceDescriptor.from_dict(
+            {"account": "acct", "containers": {"blobstore": "azureml-blobstore-x"}}
+        )
+        self.requests: Counter[str] = Counter()
+
+    def info(self, name: str) -> BlobInfo:
+        return BlobInfo("c", name, len(self.blobs[name]))
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        return (self.info(n) for n in sorted(self.blobs))
+
+    def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
+        self.requests[name] += 1
+        if name not in self.blobs:
+            raise SourceNotFound(f"{container}/{name} not found")
+        data = self.blobs[name]
+        return data if max_bytes is None else data[:max_bytes]
+
+    def open_stream(self, container: str, name: str) -> BinaryIO:
+        return io.BytesIO(self.read_bytes(container, name))
+
+    def describe(self) -> str:
+        return "dict"
+
+
+def test_a_blob_read_by_the_walk_is_served_once_from_memory() -> None:
+    inner = DictSource({"a.yaml": b"a: 1\n", "b.txt": b"bee"})
+    src = ReusingSource(inner)
+    got = {r.blob.name: r.data for r in src.read_many([inner.info("a.yaml"), inner.info("b.txt")])}
+    assert got == {"a.yaml": b"a: 1\n", "b.txt": b"bee"}
+    assert src.read_bytes("c", "a.yaml") == b"a: 1\n"
+    assert src.open_stream("c", "b.txt").read() == b"bee"
+    assert inner.requests == Counter({"a.yaml": 1, "b.txt": 1})  # the walk's reads only
+    assert src.served == 2 and src.kept_bytes == 0
+    assert src.read_bytes("c", "a.yaml") == b"a: 1\n"  # served once: now from storage again
+    assert inner.requests["a.yaml"] == 2
+
+
+def test_partial_reads_large_files_and_the_budget_are_not_kept() -> None:
+    big = b"x" * (MAX_KEPT_FILE + 1)
+    inner = DictSource({"clipped": b"0123456789", "big": big, "c1": b"1" * 60, "c2": b"2" * 60})
+    src = ReusingSource(inner, budget=100)
+    list(src.read_many([inner.info("clipped")], max_bytes=4))  # the walk's parse limit
+    list(src.read_many([inner.info("big")]))
+    list(src.read_many([inner.info("c1"), inner.info("c2")], workers=1))
+    assert src.kept_bytes == 60  # one of c1/c2: the second does not fit in 100 bytes
+    assert src.read_bytes("c", "clipped") == b"0123456789"
+    assert src.open_stream("c", "big").read() == big
+    before = sum(inner.requests.values())
+    src.read_bytes("c", "c1"), src.read_bytes("c", "c2")
+    assert sum(inner.requests.values()) == before + 1
+    src.drop()
+    assert src.kept_bytes == 0
+
+
+def test_read_many_asks_nothing_for_an_empty_blob_and_still_fails_per_blob() -> None:
+    inner = DictSource({"empty": b"", "full": b"data"})
+    results = {
+        r.blob.name: r
+        for r in inner.read_many(
+            [inner.info("empty"), inner.info("full"), BlobInfo("c", "gone", 3)]
+        )
+    }
+    assert results["empty"].data == b"" and results["full"].data == b"data"
+    assert isinstance(results["gone"].error, SourceNotFound)
+    assert "empty" not in inner.requests  # the listing said size 0: no GET
+
+
+@pytest.mark.parametrize("budget", [0, 10])
+def test_a_kept_blob_is_whole_or_absent(budget: int) -> None:
+    inner = DictSource({"a": b"abcdefghijkl"})
+    src = ReusingSource(inner, budget=budget)
+    list(src.read_many([inner.info("a")]))
+    assert src.kept_bytes == 0  # 12 bytes never fit: nothing half-kept
+    assert src.read_bytes("c", "a", max_bytes=5) == b"abcde"
