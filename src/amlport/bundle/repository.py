@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from amlport.bundle import archive, files, verification
 from amlport.bundle.config import RepositoryConfig
@@ -37,12 +37,10 @@ from amlport.errors import AmlportError, IntegrityError, SourceNotFound, UsageEr
 from amlport.model.manifest import (
     LISTS,
     SCHEMA_MINOR,
-    AssetEntry,
     FileEntry,
     Manifest,
-    RedactionRecord,
-    RewriteRecord,
     check_bundle_path,
+    entry_parser,
     format_time,
     parse_schema,
 )
@@ -372,12 +370,6 @@ class _ManifestCheck:
     manifest of 100k files is never held as one text): each entry parses back with the
     reader (types, paths, digests), the header too, and no text looks like a secret."""
 
-    _PARSERS: ClassVar[dict[str, Callable[[Any, str], object]]] = {
-        "files": FileEntry.from_dict,
-        "rewrites": RewriteRecord.from_dict,
-        "redactions": RedactionRecord.from_dict,
-    }
-
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
         counts = Counter(f.path for f in manifest.files)
@@ -392,15 +384,13 @@ class _ManifestCheck:
         header = manifest.header()
         header.update({key: [] for key in LISTS})
         Manifest.from_dict(header, where="new snapshot")
-        # a newer minor may add asset kinds (as the reader allows)
-        self.newer = parse_schema(manifest.schema)[1] > SCHEMA_MINOR
+        newer = parse_schema(manifest.schema)[1] > SCHEMA_MINOR
+        self._parsers = {key: entry_parser(key, newer=newer) for key in LISTS}
 
     def value(self, key: str, value: Any) -> None:
-        where = f"new snapshot, {key}"
-        if key == "assets":
-            AssetEntry.from_dict(value, where, known_kinds_only=not self.newer)
-        elif key in self._PARSERS:
-            self._PARSERS[key](value, where)
+        parse = self._parsers.get(key)
+        if parse is not None:
+            parse(value, f"new snapshot, {key}")
 
     def text(self, chunk: str) -> None:
         # Redacting is idempotent on clean text (``sig=REDACTED`` stays as it is), so a

@@ -18,7 +18,7 @@ import hashlib
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from amlport.rewriters.files import format_of, needs_rewrite, rewrite_file
 from amlport.rewriters.rules import RewriteResult, RewriteRules
 from amlport.rewriters.text_log import BinaryContent, LogStream
 from amlport.secrets import has_secret
-from amlport.storage.base import BlobInfo, Source
+from amlport.storage.base import BlobInfo, Source, take_finished
 from amlport.walk.handlers import SPECS_CONTAINER
 from amlport.walk.listing import Listing
 
@@ -137,18 +137,20 @@ class BundleWriter:
         carried = _carry_over(previous)
         for path, data in sorted(self.generated.items()):
             self._store_generated(repo, path, data)
-        done = [0]
-
-        def settle(fut: Future[None], path: str) -> None:
-            self._settle(fut, path, pending)
-            done[0] += 1
-            if progress:
-                progress(done[0], self.stats.bytes)
-
         # A bounded window of files in flight: queued futures cost memory per file, and a
         # workspace has 100k+ of them.
         pending: dict[Future[None], str] = {}
         window = max(1, workers) * QUEUE_PER_WORKER
+        done = 0
+
+        def settle_some() -> None:
+            nonlocal done
+            for fut, path in take_finished(pending):
+                self._settle(fut, path, pending)
+                done += 1
+                if progress:
+                    progress(done, self.stats.bytes)
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-export") as pool:
             try:
                 for path, blob in sorted(self.blobs.items()):
@@ -157,22 +159,14 @@ class BundleWriter:
                         continue
                     pending[pool.submit(self._attempt, repo, index, carried, path, blob)] = path
                     while len(pending) >= window:
-                        self._wait_some(pending, settle)
+                        settle_some()
                 while pending:
-                    self._wait_some(pending, settle)
+                    settle_some()
             except BaseException:  # Ctrl-C: finish the files in flight, start no other
                 for fut in pending:
                     fut.cancel()
                 raise
         return self.stats
-
-    @staticmethod
-    def _wait_some(
-        pending: dict[Future[None], str], settle: Callable[[Future[None], str], None]
-    ) -> None:
-        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-        for fut in finished:
-            settle(fut, pending.pop(fut))
 
     def _settle(self, fut: Future[None], path: str, futures: dict[Future[None], str]) -> None:
         """Record one finished file; once the source is down, start no other."""

@@ -386,15 +386,13 @@ class Manifest:
             tags=f.strs("tags"),
             source=f.req("source", dict),
             selection=f.opt("selection", dict, {}),
-            assets=f.objects(
-                "assets",
-                lambda d, w: AssetEntry.from_dict(d, w, known_kinds_only=not newer),
-                required=True,
-            ),
-            files=f.objects("files", FileEntry.from_dict, required=True),
+            assets=f.objects("assets", entry_parser("assets", newer=newer), required=True),
+            files=f.objects("files", entry_parser("files", newer=newer), required=True),
             lineage=f.opt("lineage", dict, {}),
-            rewrites=f.objects("rewrites", RewriteRecord.from_dict, required=False),
-            redactions=f.objects("redactions", RedactionRecord.from_dict, required=False),
+            rewrites=f.objects("rewrites", entry_parser("rewrites", newer=newer), required=False),
+            redactions=f.objects(
+                "redactions", entry_parser("redactions", newer=newer), required=False
+            ),
             warnings=f.strs("warnings"),
             stats=f.opt("stats", dict, {}),
             provenance=[dict(h) for h in f.opt("provenance", list, []) if isinstance(h, dict)],
@@ -448,6 +446,19 @@ class Manifest:
         except (ValueError, RecursionError) as exc:
             raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
         return cls.from_dict(data, where=where)
+
+
+def entry_parser(key: str, *, newer: bool) -> Callable[[Any, str], Any]:
+    """The reader of one entry of a long list (``LISTS``); ``newer``: the manifest is of a
+    newer minor, which may add asset kinds."""
+    if key == "assets":
+        return lambda d, w: AssetEntry.from_dict(d, w, known_kinds_only=not newer)
+    parsers: dict[str, Callable[[Any, str], Any]] = {
+        "files": FileEntry.from_dict,
+        "rewrites": RewriteRecord.from_dict,
+        "redactions": RedactionRecord.from_dict,
+    }
+    return parsers[key]
 
 
 def json_text(raw: bytes, *, where: str = "manifest") -> str:

@@ -18,12 +18,14 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from amlport.errors import AmlportError
 from amlport.model.workspace import WorkspaceDescriptor
 
 DEFAULT_WORKERS = 8
+T = TypeVar("T")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -106,9 +108,7 @@ class Source(abc.ABC):
     @staticmethod
     def _drain(pending: dict[Future[bytes], BlobInfo]) -> Iterator[ReadResult]:
         """Yield the reads that have finished, waiting for at least one."""
-        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-        for fut in done:
-            blob = pending.pop(fut)
+        for fut, blob in take_finished(pending):
             exc = fut.exception()
             if exc is None:
                 yield ReadResult(blob, fut.result())
@@ -116,6 +116,14 @@ class Source(abc.ABC):
                 yield ReadResult(blob, None, exc)
             else:
                 raise exc
+
+
+def take_finished(pending: dict[Future[T], K]) -> Iterator[tuple[Future[T], K]]:
+    """Wait for at least one of ``pending`` to finish; remove and yield each finished one
+    with its key (bounded windows of parallel work: reads, the export's transfer)."""
+    finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+    for fut in finished:
+        yield fut, pending.pop(fut)
 
 
 class SourceWrapper(Source):
