@@ -186,6 +186,8 @@ def test_put_get_dedupe_and_write_once(place: Place) -> None:
     assert place.keys("objects/") == {object_key(digest)}
     before = place.version(object_key(digest))
     assert repo.put_bytes(b"hello") == digest
+    assert repo.add_bytes(b"hello") == (digest, False)  # present: not stored again
+    assert repo.add_bytes(b"hello, new") == (sha(b"hello, new"), True)
     assert repo.put_stream(io.BytesIO(b"hello")) == (digest, 5)
     assert place.version(object_key(digest)) == before  # never rewritten
     assert repo.get_bytes(digest) == b"hello"
@@ -196,14 +198,14 @@ def test_put_get_dedupe_and_write_once(place: Place) -> None:
     big_digest, size = repo.put_stream(big)
     assert (big_digest, size) == (f"sha256:{big.sha.hexdigest()}", 9 * MIB + 3)
     assert repo.put_stream(Pattern(9 * MIB + 3)) == (big_digest, size)
-    assert len(place.keys("objects/")) == 2
+    assert len(place.keys("objects/")) == 3
     with repo.open_object(big_digest) as fh:
         assert hashlib.sha256(fh.read()).hexdigest() == big.sha.hexdigest()
     with pytest.raises(IntegrityError, match="MD5 mismatch"):
         repo.put_stream(io.BytesIO(b"other"), expected_md5=hashlib.md5(b"x").hexdigest())
     with pytest.raises(IntegrityError, match="corrupt"):
         repo.put_stream(Pattern(5 * MIB), expected_digest=sha(b"something else"))
-    assert not repo.has_object(sha(b"other")) and len(place.keys("objects/")) == 2
+    assert not repo.has_object(sha(b"other")) and len(place.keys("objects/")) == 3
     with pytest.raises(IntegrityError, match="missing"):
         repo.get_bytes(sha(b"never stored"))
 

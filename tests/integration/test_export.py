@@ -84,6 +84,10 @@ def test_second_export_of_unchanged_source_moves_nothing(tmp_path: Path) -> None
     assert second.parent == first.snapshot_id  # type: ignore[attr-defined]
     snaps = Repository.open(repo).list_snapshots()
     assert len(snaps) == 2
+    # The unchanged files' entries are the previous snapshot's own objects (held once).
+    before = {id(f) for f in second.previous.files}  # type: ignore[attr-defined]
+    now = second.manifest.files  # type: ignore[attr-defined]
+    assert now and all(id(f) in before for f in now if not f.path.startswith("assets/"))
 
 
 def test_messy_bundle_holds_no_secret(tmp_path: Path) -> None:

@@ -64,12 +64,37 @@ def test_pruned_object_is_a_miss(tmp_path: Path) -> None:
     assert index.lookup("azureml", "ExperimentRun/dcid.r1/logs/x.txt", '"0x8DB1"', 10, MD5) is None
 
 
-def test_damaged_index_is_ignored_with_a_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"version": 1, "entries": [{"x": 1}]}',
+        '{"version": 1, "entries": {}}',
+        '{"version": 1}',
+        '{"version": 2, "entries": []}',
+        '{"version": 1, "entries": [',
+        '[{"version": 1}]',
+        "",
+    ],
+)
+def test_damaged_index_is_ignored_with_a_warning(tmp_path: Path, text: str) -> None:
     warnings: list[str] = []
     repo = new_repo(tmp_path, on_warning=warnings.append)
-    (repo.path / "index" / f"{KEY}.json").write_text('{"version": 1, "entries": [{"x": 1}]}')
+    (repo.path / "index" / f"{KEY}.json").write_text(text)
     assert len(repo.source_index(KEY)) == 0
     assert "ignoring unreadable index" in warnings[0]
+
+
+def test_index_rows_survive_a_save_and_load(tmp_path: Path) -> None:
+    repo, digest = indexed(tmp_path)
+    index = repo.source_index(KEY)
+    for n in range(300):
+        index.record("azureml", f"runs/{n:03}/x.txt", f'"e{n}"', n, None, digest)
+    index.save()
+    again = repo.source_index(KEY)
+    assert len(again) == len(index) == 301
+    assert again.lookup("azureml", "runs/299/x.txt", '"e299"', 299, None) == digest
+    text = again.path.read_text()
+    assert text.count("\n") == 303 and json.loads(text)["version"] == 1  # a row a line
 
 
 def test_index_file_is_per_source_and_keys_are_safe(tmp_path: Path) -> None:

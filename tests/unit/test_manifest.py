@@ -101,22 +101,35 @@ def test_snapshot_id_is_not_part_of_the_stored_bytes() -> None:
     assert m.to_dict()["snapshot_id"] == "e" * 64
 
 
-def test_unknown_major_is_refused_naming_snapshot_and_supported_versions() -> None:
+@pytest.fixture(params=["from_dict", "read"])
+def load(request: pytest.FixtureRequest) -> Any:
+    """Both readers: of a dict, and of the stored bytes entry by entry (``Manifest.read``)."""
+    if request.param == "from_dict":
+        return lambda data, where="manifest": Manifest.from_dict(data, where=where)
+    return lambda data, where="manifest": Manifest.from_json_bytes(
+        json.dumps(data).encode(), where=where
+    )
+
+
+def test_unknown_major_is_refused_naming_snapshot_and_supported_versions(load: Any) -> None:
     data = full_manifest().to_dict()
     data["schema"] = "amlport.bundle/2"
     with pytest.raises(IntegrityError) as err:
-        Manifest.from_dict(data, where="snapshot 0123abcd")
+        load(data, where="snapshot 0123abcd")
     text = str(err.value)
     assert "snapshot 0123abcd" in text and "amlport.bundle/2" in text
     assert "amlport.bundle/1" in text
     assert err.value.exit_code == ExitCode.INTEGRITY
 
 
-def test_major_is_checked_before_anything_else() -> None:
+def test_major_is_checked_before_anything_else(load: Any) -> None:
     # A v2 manifest may look nothing like v1: the reader must say "unsupported schema",
     # not "field 'files' is missing".
     with pytest.raises(IntegrityError, match=r"amlport\.bundle/9"):
-        Manifest.from_dict({"schema": "amlport.bundle/9", "objects": {}})
+        load({"schema": "amlport.bundle/9", "objects": {}})
+    # Nor "bad entry" when its entries (stored before "schema") are of another shape.
+    with pytest.raises(IntegrityError, match=r"amlport\.bundle/9"):
+        load({"assets": [{"shape": "v9"}], "files": [7], "schema": "amlport.bundle/9"})
 
 
 @pytest.mark.parametrize("schema", ["amlport.bundle", "other/1", "amlport.bundle/x", ""])
@@ -125,32 +138,32 @@ def test_foreign_schema_is_refused(schema: str) -> None:
         parse_schema(schema)
 
 
-def test_newer_minor_with_unknown_fields_is_accepted_and_kept() -> None:
+def test_newer_minor_with_unknown_fields_is_accepted_and_kept(load: Any) -> None:
     data = full_manifest().to_dict()
     data["schema"] = "amlport.bundle/1.4"
     data["signatures"] = [{"by": "ci"}]
     data["files"][0]["chunks"] = ["x"]  # unknown nested field: ignored
     data["assets"][0]["kind"] = "endpoint"  # a kind a newer minor may add
-    m = Manifest.from_dict(data)
+    m = load(data)
     assert m.extra == {"signatures": [{"by": "ci"}]}
     assert m.assets[0].kind == "endpoint"
     assert json.loads(m.to_json_bytes())["signatures"] == [{"by": "ci"}]
 
 
-def test_unknown_asset_kind_is_refused_in_the_minor_we_know() -> None:
+def test_unknown_asset_kind_is_refused_in_the_minor_we_know(load: Any) -> None:
     data = full_manifest().to_dict()
-    data["assets"][0]["kind"] = "endpoint"
-    with pytest.raises(IntegrityError, match=r"assets\[0\].*unknown asset kind"):
-        Manifest.from_dict(data)
+    data["assets"][1]["kind"] = "endpoint"
+    with pytest.raises(IntegrityError, match=r"assets\[1\].*unknown asset kind"):
+        load(data)
     assert set(ASSET_KINDS) >= {"model", "environment", "pipeline", "spec"}
 
 
 @pytest.mark.parametrize("field", ["schema", "tool_version", "created", "source", "files"])
-def test_missing_required_field_is_named(field: str) -> None:
+def test_missing_required_field_is_named(field: str, load: Any) -> None:
     data = full_manifest().to_dict()
     del data[field]
     with pytest.raises(IntegrityError, match=f"'{field}'"):
-        Manifest.from_dict(data, where="snapshot abc")
+        load(data, where="snapshot abc")
 
 
 @pytest.mark.parametrize(
@@ -173,14 +186,14 @@ def test_missing_required_field_is_named(field: str) -> None:
         (("source",), ["acct"], "source"),
     ],
 )
-def test_mistyped_field_is_named(path: tuple[Any, ...], value: Any, named: str) -> None:
+def test_mistyped_field_is_named(path: tuple[Any, ...], value: Any, named: str, load: Any) -> None:
     data = full_manifest().to_dict()
     target: Any = data
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
     with pytest.raises(IntegrityError, match=named):
-        Manifest.from_dict(data)
+        load(data)
 
 
 @pytest.mark.parametrize(
@@ -196,6 +209,15 @@ def test_mistyped_field_is_named(path: tuple[Any, ...], value: Any, named: str) 
 def test_unreadable_json_is_an_integrity_error(raw: bytes) -> None:
     with pytest.raises(IntegrityError):
         Manifest.from_json_bytes(raw, where="snapshot 1234")
+
+
+def test_read_stores_equal_strings_once() -> None:
+    m = full_manifest()
+    back = Manifest.from_json_bytes(m.to_json_bytes())
+    by_path = {f.path: f for f in back.files}
+    shared = [p for a in back.assets for p in a.files]
+    assert shared and all(p is by_path[p].path for p in shared)
+    assert back.to_dict() == Manifest.from_dict(json.loads(m.to_json_bytes())).to_dict()
 
 
 def test_truncated_manifest_is_an_integrity_error() -> None:
@@ -295,6 +317,13 @@ def test_any_manifest_round_trips(
 # --- streamed writing ------------------------------------------------------------------------
 
 
+def _long_lineage() -> dict[str, Any]:
+    """Node-link lineage with lists longer than manifest.STREAM_MIN, and one empty list."""
+    nodes = [{"id": f"run:{n}", "kind": "run", "attrs": {"tags": ["a", "é"]}} for n in range(80)]
+    links = [{"source": f"run:{n}", "target": f"run:{n + 1}", "kind": "next"} for n in range(79)]
+    return {"directed": True, "graph": {}, "multigraph": True, "nodes": nodes, "links": links}
+
+
 def _canonical(m: Manifest) -> bytes:
     """The stored form as one json.dumps call: what iter_json must reproduce byte for byte."""
     data = m.to_dict()
@@ -313,8 +342,14 @@ def _canonical(m: Manifest) -> bytes:
             provenance=[{"account": "dev", "snapshot": "a" * 64}],
             extra={"zz_newer": {"nested": ["é", "line\nbreak", {"k": []}]}, "aa": 1},
         ),
+        lambda: Manifest(
+            source=dict(SOURCE),
+            created="2024-03-01T02:00:00.000000Z",
+            lineage=_long_lineage(),
+            extra={"zz": [[{"a": list(range(70))}] * 2] * 70, "yy": {"b": list(range(70))}},
+        ),
     ],
-    ids=["full", "empty-lists", "extra-and-provenance"],
+    ids=["full", "empty-lists", "extra-and-provenance", "long-nested-lists"],
 )
 def test_streamed_json_is_the_canonical_dump(make: Any) -> None:
     m = make()
@@ -336,3 +371,13 @@ def test_iter_json_hands_every_list_entry_to_the_check_on_its_own() -> None:
     assert ("stats", m.stats) in seen and ("lineage", m.lineage) in seen
     # one chunk per list entry: memory follows the largest entry, not the manifest
     assert len(chunks) > len(m.files) + len(m.assets) + len(m.rewrites)
+
+
+def test_iter_json_writes_a_long_lineage_a_node_at_a_time() -> None:
+    m = Manifest(source=dict(SOURCE), created="2024-03-01T02:00:00.000000Z")
+    m.lineage = _long_lineage()
+    chunks = list(m.iter_json())
+    assert max(map(len, chunks)) < 200  # no chunk holds the lineage's whole text
+    assert "".join(chunks).encode() == _canonical(m)
+    m.extra = {"zz": {10: list(range(70)), 9: []}}  # json.dumps sorts 9 before 10
+    assert "".join(m.iter_json()).encode() == _canonical(m)

@@ -176,8 +176,8 @@ class AzureStore(RepoStore):
                 return False
         return True
 
-    def put_once(self, key: str, data: bytes) -> None:
-        self.create(key, data)
+    def put_once(self, key: str, data: bytes) -> bool:
+        return self.create(key, data)
 
     def replace_existing(self, key: str, data: bytes) -> bool:
         with self._tr("refreshing", key):

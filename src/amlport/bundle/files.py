@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,11 +41,16 @@ def fsync_dir(directory: Path) -> None:
 
 @contextlib.contextmanager
 def temp_file(directory: Path) -> Iterator[tuple[Path, BinaryIO]]:
-    """An open temp file in ``directory``, removed on error unless the caller renamed it."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """An open temp file in ``directory`` (created when missing), removed on error unless
+    the caller renamed it."""
     path = temp_path(directory)
     try:
-        with open(path, "xb") as fh:
+        fh = open(path, "xb")  # noqa: SIM115 - closed below; one syscall when the folder exists
+    except FileNotFoundError:
+        directory.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "xb")  # noqa: SIM115
+    try:
+        with fh:
             yield path, fh
     except BaseException:
         path.unlink(missing_ok=True)
@@ -57,10 +62,13 @@ def finish(fh: BinaryIO) -> None:
     os.fsync(fh.fileno())
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
+def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Replace ``path`` with ``data`` (bytes, or chunks of them) atomically and durably."""
     with temp_file(path.parent) as (tmp, fh):
-        fh.write(data)
+        if isinstance(data, bytes):
+            fh.write(data)
+        else:
+            fh.writelines(data)
         finish(fh)
     publish(tmp, path)
 

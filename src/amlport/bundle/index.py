@@ -13,17 +13,17 @@ re-learned on the next run).
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from amlport.bundle.store import RepoStore
 from amlport.errors import UsageError
+from amlport.model import jsonstream
 from amlport.model.manifest import DIGEST_RE
 
 INDEX_VERSION = 1
@@ -102,32 +102,43 @@ class SourceIndex:
     def save(self) -> None:
         """Replace the index file atomically."""
         with self._mutex:
-            entries = sorted(self._entries.items())
-        # One JSON document, encoded a row at a time: no dict per row, no whole-text string
-        # (100k+ rows at workspace scale).
-        out = io.BytesIO()
-        out.write(b'{"entries": [')
-        for n, ((container, name), e) in enumerate(entries):
+            self.store.write_chunks(self.key, self._rows())
+
+    def _rows(self) -> Iterator[bytes]:
+        """The index file in pieces, a row at a time: no dict per row, no whole text (a local
+        repository streams them to its file; 100k+ rows at workspace scale)."""
+        yield b'{"entries": ['
+        for n, (container, name) in enumerate(sorted(self._entries)):
+            e = self._entries[(container, name)]
             row = {"container": container, "name": name, "etag": e.etag, "size": e.size}
             row.update(content_md5=e.content_md5, digest=e.digest)
-            out.write(b"\n" if n == 0 else b",\n")
-            out.write(json.dumps(row, sort_keys=True).encode())
+            yield (b"\n" if n == 0 else b",\n") + json.dumps(row, sort_keys=True).encode()
         tail = {"source": self.source_key, "version": INDEX_VERSION}
-        out.write(b"\n], " + json.dumps(tail, sort_keys=True)[1:].encode() + b"\n")
-        self.store.write(self.key, out.getvalue())
+        yield b"\n], " + json.dumps(tail, sort_keys=True)[1:].encode() + b"\n"
 
     def _load(self, warn: Callable[[str], None] | None) -> None:
         try:
-            raw = self.store.read(self.key)
+            fh = self.store.open(self.key)
         except FileNotFoundError:
             return
+        header: dict[str, Any] = {}
+        containers: dict[str, str] = {}  # one string per container name
+        rows = False
         try:
-            data = json.loads(raw)
-            if data.get("version") != INDEX_VERSION:
-                raise ValueError(f"version {data.get('version')!r}")
-            for row in data["entries"]:
-                self._entries[(row["container"], row["name"])] = _entry(row)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            with fh:  # read row by row: the index of a 100k-blob source is ~30 MB of JSON
+                for key, value in jsonstream.members(fh, ("entries",)):
+                    if not isinstance(value, jsonstream.Items):
+                        header[key] = value
+                        continue
+                    rows = True
+                    for row in value:
+                        container = containers.setdefault(row["container"], row["container"])
+                        self._entries[(container, row["name"])] = _entry(row)
+            if header.get("version") != INDEX_VERSION:
+                raise ValueError(f"version {header.get('version')!r}")
+            if not rows or "entries" in header:
+                raise ValueError("no list of entries")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             self._entries.clear()
             if warn is not None:
                 warn(

@@ -87,9 +87,12 @@ class ObjectStore:
         return self.store.size(self.key(digest))
 
     def put_bytes(self, data: bytes) -> str:
+        return self.add(data)[0]
+
+    def add(self, data: bytes) -> tuple[str, bool]:
+        """Store ``data``; (its digest, whether this call stored it: False when present)."""
         digest = digest_of(data)
-        self.store.put_once(self.key(digest), data)  # write once: never rewritten
-        return digest
+        return digest, self.store.put_once(self.key(digest), data)  # write once
 
     def put_stream(
         self,

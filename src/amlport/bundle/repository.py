@@ -172,6 +172,10 @@ class Repository:
     def put_bytes(self, data: bytes) -> str:
         return self.objects.put_bytes(data)
 
+    def add_bytes(self, data: bytes) -> tuple[str, bool]:
+        """(digest, new): ``new`` is False when the object was already stored."""
+        return self.objects.add(data)
+
     def put_stream(
         self,
         stream: BinaryIO,
@@ -228,16 +232,10 @@ class Repository:
         return self.snapshots.load(id_or_prefix)
 
     def latest_snapshot(self, source_key: str) -> Manifest | None:
-        """The newest snapshot of a source (``Manifest.source_key``), None if it has none."""
-        latest: Manifest | None = None  # one pass, at most two manifests in memory at once
-        for manifest in self.snapshots.iter_manifests():
-            if manifest.source_key == source_key and (
-                latest is None
-                or (manifest.created_at, manifest.snapshot_id or "")
-                > (latest.created_at, latest.snapshot_id or "")
-            ):
-                latest = manifest
-        return latest
+        """The newest snapshot of a source (``Manifest.source_key``), None if it has none.
+        Only the newest is loaded whole; the others are read for their header."""
+        mine = [i for i in self.snapshots.infos() if i.source_key == source_key]
+        return self.snapshots.load_exact(mine[-1].id) if mine else None
 
     def iter_files(self, manifest: Manifest) -> Iterator[tuple[FileEntry, Path]]:
         """Each file of a snapshot with the path of its object (local repositories only; read

@@ -17,7 +17,7 @@ from typing import Any
 
 from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
-from amlport.model.manifest import Manifest, json_text
+from amlport.model.manifest import Manifest
 
 SHORT_ID_LENGTH = 16
 FOLDER = "snapshots/"
@@ -46,10 +46,14 @@ class SnapshotInfo:
         return self.id[:SHORT_ID_LENGTH]
 
     @classmethod
-    def of(cls, manifest: Manifest) -> SnapshotInfo:
-        counts: dict[str, int] = {}
-        for asset in manifest.assets:
-            counts[asset.kind] = counts.get(asset.kind, 0) + 1
+    def of(cls, manifest: Manifest, tally: Tally | None = None) -> SnapshotInfo:
+        """From a manifest, or from its header and a ``Tally`` of its lists (read without
+        keeping them: ``SnapshotStore.info``)."""
+        if tally is None:
+            tally = Tally()
+            for key in ("assets", "files"):
+                for entry in getattr(manifest, key):
+                    tally(key, entry)
         return cls(
             id=manifest.snapshot_id or "",
             created=manifest.created_at,
@@ -58,11 +62,27 @@ class SnapshotInfo:
             workspace=manifest.source.get("workspace"),
             tags=tuple(manifest.tags),
             parent=manifest.parent,
-            assets=len(manifest.assets),
-            files=len(manifest.files),
-            size=sum(f.size for f in manifest.files),
-            counts=dict(sorted(counts.items())),
+            assets=sum(tally.kinds.values()),
+            files=tally.files,
+            size=tally.size,
+            counts=dict(sorted(tally.kinds.items())),
         )
+
+
+@dataclass
+class Tally:
+    """Counts of a manifest's assets (per kind) and files (and their sizes)."""
+
+    kinds: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    size: int = 0
+
+    def __call__(self, key: str, entry: Any) -> None:
+        if key == "assets":
+            self.kinds[entry.kind] = self.kinds.get(entry.kind, 0) + 1
+        elif key == "files":
+            self.files += 1
+            self.size += entry.size
 
 
 class SnapshotStore:
@@ -151,9 +171,30 @@ class SnapshotStore:
         return raw
 
     def load_exact(self, snapshot_id: str) -> Manifest:
+        """Read a snapshot as a stream (its entries are typed as they arrive: a 100k-file
+        manifest never sits in memory as text), checked against its id at the end."""
+        return self._read(snapshot_id)
+
+    def info(self, snapshot_id: str) -> SnapshotInfo:
+        """What ``snapshots`` lists of one snapshot: read and checked whole, but its lists
+        are counted, not kept (memory stays flat however many files it holds)."""
+        tally = Tally()
+        return SnapshotInfo.of(self._read(snapshot_id, keep=(), on_entry=tally), tally)
+
+    def _read(self, snapshot_id: str, **options: Any) -> Manifest:
         where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
-        text = json_text(self.read_raw(snapshot_id), where=where)  # the bytes are freed here
-        manifest = Manifest.from_json_text(text, where=where)
+        digest = hashlib.sha256()
+        try:
+            fh = self.store.open(self.key(snapshot_id))
+        except FileNotFoundError:
+            raise UsageError(f"no {where} in {self.store.display}") from None
+        with fh:
+            try:
+                manifest = Manifest.read(fh, where=where, on_bytes=digest.update, **options)
+            except IntegrityError:
+                check_snapshot_hash(snapshot_id, digest.hexdigest())  # damaged, not invalid
+                raise
+        check_snapshot_hash(snapshot_id, digest.hexdigest())
         manifest.snapshot_id = snapshot_id
         return manifest
 
@@ -163,7 +204,7 @@ class SnapshotStore:
 
     def infos(self) -> list[SnapshotInfo]:
         """Every snapshot, oldest first (IntegrityError when one cannot be read)."""
-        infos = [SnapshotInfo.of(m) for m in self.iter_manifests()]
+        infos = [self.info(snapshot_id) for snapshot_id in self.ids()]
         return sorted(infos, key=lambda i: (i.created, i.id))
 
     def delete(self, snapshot_id: str) -> None:
@@ -172,7 +213,10 @@ class SnapshotStore:
 
 def check_snapshot_bytes(snapshot_id: str, raw: bytes) -> None:
     """IntegrityError unless ``raw`` hashes to ``snapshot_id`` (truncation, hand edits)."""
-    actual = hashlib.sha256(raw).hexdigest()
+    check_snapshot_hash(snapshot_id, hashlib.sha256(raw).hexdigest())
+
+
+def check_snapshot_hash(snapshot_id: str, actual: str) -> None:
     if actual != snapshot_id:
         raise IntegrityError(
             f"snapshot {snapshot_id[:SHORT_ID_LENGTH]} is damaged: its file hashes to "

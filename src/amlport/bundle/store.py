@@ -14,9 +14,11 @@ Missing keys raise ``FileNotFoundError`` from every store, so callers treat both
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,13 +97,18 @@ class RepoStore(ABC):
     def write(self, key: str, data: bytes) -> None:
         """Create or replace ``key`` atomically."""
 
+    def write_chunks(self, key: str, chunks: Iterable[bytes]) -> None:
+        """``write`` of the joined chunks; a store that can streams them instead."""
+        self.write(key, b"".join(chunks))
+
     @abstractmethod
     def create(self, key: str, data: bytes) -> bool:
         """Create ``key`` unless it exists (two racing creators: one wins); True if created."""
 
     @abstractmethod
-    def put_once(self, key: str, data: bytes) -> None:
-        """Store write-once content (an object): nothing happens when ``key`` exists."""
+    def put_once(self, key: str, data: bytes) -> bool:
+        """Store write-once content (an object): nothing happens when ``key`` exists. True
+        when this call stored it."""
 
     @abstractmethod
     def replace_existing(self, key: str, data: bytes) -> bool:
@@ -203,15 +210,22 @@ class LocalStore(RepoStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         files.write_atomic(path, data)
 
+    def write_chunks(self, key: str, chunks: Iterable[bytes]) -> None:
+        path = self.local_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_atomic(path, chunks)
+
     def create(self, key: str, data: bytes) -> bool:
         path = self.local_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return files.create_exclusive(path, data)
 
-    def put_once(self, key: str, data: bytes) -> None:
+    def put_once(self, key: str, data: bytes) -> bool:
         path = self.local_path(key)
-        if not path.exists():  # write once: an existing object is never rewritten
-            files.write_atomic(path, data)
+        if path.exists():  # write once: an existing object is never rewritten
+            return False
+        files.write_atomic(path, data)
+        return True
 
     def replace_existing(self, key: str, data: bytes) -> bool:
         path = self.local_path(key)
@@ -227,11 +241,11 @@ class LocalStore(RepoStore):
         return True
 
     def size(self, key: str) -> int | None:
-        path = self.local_path(key)
         try:
-            return path.stat().st_size if path.is_file() else None
-        except FileNotFoundError:
+            st = os.stat(self.local_path(key))  # one system call per object checked
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def list(self, prefix: str) -> Iterator[str]:
         base = self.local_path(prefix)

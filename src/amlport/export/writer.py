@@ -117,8 +117,14 @@ class BundleWriter:
         return bundle_path
 
     def release_listing(self) -> None:
-        """Planning is over: drop the walk's listing (the planned blobs keep their facts)."""
+        """Planning is over: drop the walk's listing and the (container, name) → path map
+        (the planned blobs keep their facts)."""
         self.listing = Listing()
+        self.planned = {}
+
+    def release_plan(self) -> None:
+        """The transfer is over: its entries are all the snapshot needs of the plan."""
+        self.blobs, self.generated = {}, {}
 
     @property
     def planned_bytes(self) -> int:
@@ -210,12 +216,11 @@ class BundleWriter:
         self.entries[path] = FileEntry(path=path, digest=digest, size=len(data))
 
     def _put(self, repo: Repository, data: bytes) -> str:
-        existed = repo.has_object(_digest(data))
-        digest = repo.put_bytes(data)
+        digest, new = repo.add_bytes(data)  # one check and one hash per file
         with self._lock:
             self.stats.files += 1
             self.stats.bytes += len(data)
-            if not existed:
+            if new:
                 self.stats.new_objects += 1
                 self.stats.new_bytes += len(data)
         return digest
@@ -234,12 +239,13 @@ class BundleWriter:
         elif needs_rewrite(blob.name, blob.size):
             self._rewrite(repo, index, carried, path, blob, original)
         else:
-            self._raw(repo, index, path, blob, original)
+            self._raw(repo, index, carried, path, blob, original)
 
     def _raw(
         self,
         repo: Repository,
         index: SourceIndex,
+        carried: _Carried,
         path: str,
         blob: BlobInfo,
         original: dict[str, str],
@@ -250,7 +256,9 @@ class BundleWriter:
                 self.stats.reused += 1
                 self.stats.files += 1
                 self.stats.bytes += blob.size
-            self.entries[path] = FileEntry(path=path, digest=hit, size=blob.size, original=original)
+            entry = FileEntry(path=path, digest=hit, size=blob.size, original=original)
+            # The previous snapshot's equal entry, so that both manifests share it (memory).
+            self.entries[path] = carried.same(entry)
             return
         with self.source.open_stream(blob.container, blob.name) as stream:
             digest, size = repo.put_stream(stream, expected_md5=_hex_md5(blob.content_md5))
@@ -292,7 +300,7 @@ class BundleWriter:
             try:
                 done = self._rewrite_stream(repo, path, blob)
             except BinaryContent:  # a NUL byte: binary content is never altered
-                self._raw(repo, index, path, blob, original)
+                self._raw(repo, index, carried, path, blob, original)
                 return
         else:
             data = self._read(blob)
@@ -384,6 +392,11 @@ class _Carried:
     entries: dict[str, FileEntry]
     rewrites: dict[str, list[RewriteRecord]]
     redactions: dict[str, list[RedactionRecord]]
+
+    def same(self, entry: FileEntry) -> FileEntry:
+        """The previous snapshot's entry for this path when it is equal, else ``entry``."""
+        previous = self.entries.get(entry.path)
+        return previous if previous == entry else entry
 
 
 def _carry_over(previous: Manifest | None) -> _Carried:

@@ -13,15 +13,17 @@ same major are accepted (top-level ones are kept in ``extra`` so they survive a 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from amlport import __version__
 from amlport.errors import IntegrityError
+from amlport.model import jsonstream
 
 SCHEMA_FAMILY = "amlport.bundle"
 SCHEMA_MAJOR = 1
@@ -105,6 +107,42 @@ def source_key(source: Mapping[str, Any]) -> str:
     blob = json.dumps(identity, sort_keys=True, default=str).encode()
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", str(source.get("account") or "source"))[:40]
     return f"{slug}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+def check_asset_kind(kind: str, where: str) -> None:
+    if kind not in ASSET_KINDS:
+        raise _fail(where, f"unknown asset kind {kind!r}; known: {', '.join(ASSET_KINDS)}")
+
+
+class _Interner:
+    """One string object for equal strings of a manifest being read (a file's path appears
+    in its entry, its asset's file list and its rewrite records)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        return self._seen.setdefault(text, text)
+
+    def entry(self, entry: T) -> T:
+        if isinstance(entry, FileEntry):
+            entry.path = self(entry.path)
+            if entry.original is not None:
+                entry.original = {
+                    k: self(v) if isinstance(v, str) else v for k, v in entry.original.items()
+                }
+        elif isinstance(entry, AssetEntry):
+            entry.files = [self(p) for p in entry.files]
+        elif isinstance(entry, RewriteRecord):
+            entry.file, entry.location = self(entry.file), self(entry.location)
+            entry.before, entry.after, entry.rule = (
+                self(entry.before),
+                self(entry.after),
+                self(entry.rule),
+            )
+        elif isinstance(entry, RedactionRecord):
+            entry.file, entry.kind = self(entry.file), self(entry.kind)
+        return entry
 
 
 # --- typed field access for from_dict ---------------------------------------------------
@@ -219,8 +257,8 @@ class AssetEntry:
     def from_dict(cls, data: Any, where: str, *, known_kinds_only: bool = True) -> AssetEntry:
         f = _Fields(data, where)
         kind = f.req("kind", str)
-        if known_kinds_only and kind not in ASSET_KINDS:
-            raise _fail(where, f"unknown asset kind {kind!r}; known: {', '.join(ASSET_KINDS)}")
+        if known_kinds_only:
+            check_asset_kind(kind, where)
         v2_yaml = f.opt("v2_yaml", str, None)
         return cls(
             kind=kind,
@@ -369,7 +407,13 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "manifest") -> Manifest:
-        f = _Fields(data, where)
+        return cls._build(_Fields(data, where), {})
+
+    @classmethod
+    def _build(cls, f: _Fields, parsed: dict[str, list[Any]]) -> Manifest:
+        """From the top-level fields; ``parsed``: long lists already read entry by entry
+        (``read``), the others are read from ``f`` here."""
+        where = f.where
         _, minor = parse_schema(f.req("schema", str), where=where)  # the major comes first
         created = f.req("created", str)
         try:
@@ -377,6 +421,12 @@ class Manifest:
         except ValueError:
             raise _fail(where, f"field 'created' is not an ISO-8601 time: {created!r}") from None
         newer = minor > SCHEMA_MINOR  # a newer minor may add asset kinds
+
+        def entries(key: str, *, required: bool) -> list[Any]:
+            if key in parsed:  # read and checked entry by entry (``read``)
+                return parsed[key]
+            return f.objects(key, entry_parser(key, newer=newer), required=required)
+
         return cls(
             schema=f.data["schema"],
             tool_version=f.req("tool_version", str),
@@ -386,18 +436,82 @@ class Manifest:
             tags=f.strs("tags"),
             source=f.req("source", dict),
             selection=f.opt("selection", dict, {}),
-            assets=f.objects("assets", entry_parser("assets", newer=newer), required=True),
-            files=f.objects("files", entry_parser("files", newer=newer), required=True),
+            assets=entries("assets", required=True),
+            files=entries("files", required=True),
             lineage=f.opt("lineage", dict, {}),
-            rewrites=f.objects("rewrites", entry_parser("rewrites", newer=newer), required=False),
-            redactions=f.objects(
-                "redactions", entry_parser("redactions", newer=newer), required=False
-            ),
+            rewrites=entries("rewrites", required=False),
+            redactions=entries("redactions", required=False),
             warnings=f.strs("warnings"),
             stats=f.opt("stats", dict, {}),
             provenance=[dict(h) for h in f.opt("provenance", list, []) if isinstance(h, dict)],
             extra={k: v for k, v in f.data.items() if k not in _KNOWN},
         )
+
+    @classmethod
+    def read(
+        cls,
+        fh: BinaryIO,
+        *,
+        where: str = "manifest",
+        on_bytes: Callable[[bytes], None] | None = None,
+        keep: Iterable[str] = LISTS,
+        on_entry: Callable[[str, Any], None] | None = None,
+    ) -> Manifest:
+        """Read a stored manifest from a byte stream, each entry of the long lists as it
+        arrives (``jsonstream``): memory is the typed manifest, not its text and dict tree.
+        Equal strings are stored once (asset file lists name the files' paths again).
+
+        Every entry is checked; only the lists in ``keep`` are kept (the others come back
+        empty), and ``on_entry(key, entry)`` sees each typed entry (a summary of a snapshot
+        without its lists in memory). ``on_bytes`` sees every byte read; on an error the
+        rest of the stream is still read (so the caller's hash of the whole stream decides
+        between damaged and invalid). The first error in an entry is raised after the
+        schema check: the major comes first.
+        """
+        header: dict[str, Any] = {}
+        parsed: dict[str, list[Any]] = {}
+        failed: IntegrityError | None = None
+        unknown_kind: IntegrityError | None = None  # an error unless of a newer minor
+        share = _Interner()
+        kept = frozenset(keep)
+        try:
+            for key, value in jsonstream.members(fh, LISTS, on_bytes=on_bytes):
+                if not isinstance(value, jsonstream.Items):
+                    header[key] = value
+                    parsed.pop(key, None)
+                    continue
+                header.pop(key, None)
+                parse = entry_parser(key, newer=True)  # kinds are checked after the schema
+                parsed[key] = out = []
+                for i, item in enumerate(value):
+                    if failed is not None:
+                        continue
+                    at = f"{where}.{key}[{i}]"
+                    try:
+                        entry = parse(item, at)
+                    except IntegrityError as exc:
+                        failed = exc
+                        continue
+                    if key == "assets" and unknown_kind is None:
+                        try:
+                            check_asset_kind(entry.kind, at)
+                        except IntegrityError as exc:
+                            unknown_kind = exc
+                    if on_entry is not None:
+                        on_entry(key, entry)
+                    if key in kept:
+                        out.append(share.entry(entry))
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            while on_bytes is not None and (rest := fh.read(1 << 20)):
+                on_bytes(rest)
+            raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
+        fields = _Fields(header, where)
+        _, minor = parse_schema(fields.req("schema", str), where=where)
+        if failed is not None:
+            raise failed
+        if unknown_kind is not None and minor <= SCHEMA_MINOR:
+            raise unknown_kind
+        return cls._build(fields, parsed)
 
     def to_json_bytes(self) -> bytes:
         """The canonical stored form (without ``snapshot_id``, which names these bytes)."""
@@ -422,7 +536,8 @@ class Manifest:
             if key not in LISTS:
                 if on_value is not None:
                     on_value(key, header[key])
-                yield _dumps(header[key]).replace("\n", "\n  ") + end
+                yield from _iter_dumps(header[key], "  ")  # the lineage is long too
+                yield end
                 continue
             empty = True
             for item in self.items(key):
@@ -436,16 +551,7 @@ class Manifest:
 
     @classmethod
     def from_json_bytes(cls, raw: bytes, *, where: str = "manifest") -> Manifest:
-        return cls.from_json_text(json_text(raw, where=where), where=where)
-
-    @classmethod
-    def from_json_text(cls, text: str, *, where: str = "manifest") -> Manifest:
-        """From the decoded text (``json_text``): the caller may drop the bytes first."""
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
-        return cls.from_dict(data, where=where)
+        return cls.read(io.BytesIO(raw), where=where)
 
 
 def entry_parser(key: str, *, newer: bool) -> Callable[[Any, str], Any]:
@@ -461,16 +567,37 @@ def entry_parser(key: str, *, newer: bool) -> Callable[[Any, str], Any]:
     return parsers[key]
 
 
-def json_text(raw: bytes, *, where: str = "manifest") -> str:
-    """A stored manifest's bytes as text (IntegrityError when they are not UTF-8)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+STREAM_MIN = 64  # a nested list longer than this is written an item at a time
+
+
+def _iter_dumps(value: Any, pad: str) -> Iterator[str]:
+    """``_dumps(value)`` with each line after the first indented by ``pad``, in chunks: one
+    per item of a long nested list (the lineage's nodes and links), whole otherwise."""
+    inner = pad + "  "
+    if isinstance(value, list) and len(value) > STREAM_MIN:
+        for n, item in enumerate(value):
+            yield ("[\n" if n == 0 else ",\n") + inner + _dumps(item).replace("\n", "\n" + inner)
+        yield "\n" + pad + "]"
+    elif isinstance(value, dict) and _holds_long_list(value):
+        for n, key in enumerate(sorted(value)):
+            yield ("{\n" if n == 0 else ",\n") + inner + _dumps(key) + ": "
+            yield from _iter_dumps(value[key], inner)
+        yield "\n" + pad + "}"
+    else:
+        yield _dumps(value).replace("\n", "\n" + pad)
+
+
+def _holds_long_list(value: dict[Any, Any]) -> bool:
+    """Worth streaming, and streamed exactly as ``json.dumps`` writes it (text keys only)."""
+    return all(isinstance(k, str) for k in value) and any(
+        (isinstance(v, list) and len(v) > STREAM_MIN)
+        or (isinstance(v, dict) and _holds_long_list(v))
+        for v in value.values()
+    )
 
 
 def _short(exc: Exception) -> str:
