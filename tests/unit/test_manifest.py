@@ -218,6 +218,10 @@ def test_read_stores_equal_strings_once() -> None:
     shared = [p for a in back.assets for p in a.files]
     assert shared and all(p is by_path[p].path for p in shared)
     assert back.to_dict() == Manifest.from_dict(json.loads(m.to_json_bytes())).to_dict()
+    m.lineage = _long_lineage()
+    lineage = Manifest.from_json_bytes(m.to_json_bytes()).lineage
+    ids = {n["id"]: n["id"] for n in lineage["nodes"]}
+    assert all(link["source"] is ids[link["source"]] for link in lineage["links"])
 
 
 def test_truncated_manifest_is_an_integrity_error() -> None:

@@ -39,7 +39,9 @@ class IndexEntry:
 
 
 def _norm_md5(md5: str | None) -> str | None:
-    return md5.lower() if md5 else None
+    if not md5:
+        return None
+    return md5 if md5.islower() or md5.isdigit() else md5.lower()  # no copy per row
 
 
 class SourceIndex:
@@ -122,7 +124,9 @@ class SourceIndex:
         except FileNotFoundError:
             return
         header: dict[str, Any] = {}
-        containers: dict[str, str] = {}  # one string per container name
+        # One string object per equal text: a blob that is rewritten has two rows (its
+        # bytes and its rewritten form) with the same name, etag and MD5.
+        same: dict[str, str] = {}
         rows = False
         try:
             with fh:  # read row by row: the index of a 100k-blob source is ~30 MB of JSON
@@ -132,8 +136,14 @@ class SourceIndex:
                         continue
                     rows = True
                     for row in value:
-                        container = containers.setdefault(row["container"], row["container"])
-                        self._entries[(container, row["name"])] = _entry(row)
+                        entry = _entry(row, same)
+                        name = row["name"]
+                        if not isinstance(name, str):
+                            raise TypeError("name")
+                        container = row["container"]
+                        self._entries[
+                            (same.setdefault(container, container), same.setdefault(name, name))
+                        ] = entry
             if header.get("version") != INDEX_VERSION:
                 raise ValueError(f"version {header.get('version')!r}")
             if not rows or "entries" in header:
@@ -148,8 +158,14 @@ class SourceIndex:
                 )
 
 
-def _entry(row: dict[str, Any]) -> IndexEntry:
+def _entry(row: dict[str, Any], same: dict[str, str]) -> IndexEntry:
     digest, size = row["digest"], row["size"]
     if not isinstance(digest, str) or not DIGEST_RE.match(digest) or not isinstance(size, int):
         raise ValueError("bad entry")
-    return IndexEntry(row.get("etag"), size, _norm_md5(row.get("content_md5")), digest)
+    etag, md5 = row.get("etag"), _norm_md5(row.get("content_md5"))
+    return IndexEntry(
+        same.setdefault(etag, etag) if isinstance(etag, str) else etag,
+        size,
+        same.setdefault(md5, md5) if md5 else md5,
+        same.setdefault(digest, digest),
+    )

@@ -124,6 +124,19 @@ class _Interner:
     def __call__(self, text: str) -> str:
         return self._seen.setdefault(text, text)
 
+    def tree(self, value: Any) -> Any:
+        """``value`` with its strings shared, in place (the lineage names each node in its
+        links): no second copy of the containers while it runs."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                value[key] = self.tree(item)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                value[i] = self.tree(item)
+        return value
+
     def entry(self, entry: T) -> T:
         if isinstance(entry, FileEntry):
             entry.path = self(entry.path)
@@ -477,7 +490,7 @@ class Manifest:
         try:
             for key, value in jsonstream.members(fh, LISTS, on_bytes=on_bytes):
                 if not isinstance(value, jsonstream.Items):
-                    header[key] = value
+                    header[key] = share.tree(value) if key == "lineage" else value
                     parsed.pop(key, None)
                     continue
                 header.pop(key, None)
