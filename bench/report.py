@@ -292,6 +292,34 @@ def _figure_rows(res: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+# Targets that no measurement here shows to be out of reach: what is left, and where the
+# design record says what meeting them would take.
+_OPEN = {
+    "peak RSS": (
+        "**peak RSS of `backup`**: what is left is the per-blob state a run holds as Python "
+        "objects (listing facts, plan, snapshot entries, assets, lineage, index) and, on an "
+        "unchanged re-backup, the previous snapshot too. Meeting 300 MB at 100k blobs means "
+        "keeping that state out of the Python heap (a per-run on-disk store): "
+        "docs/design/0003-scale.md, *Not done*."
+    ),
+    "throughput ≥ 0.9": (
+        "**small-file backup throughput**: amlport does the same GETs as the raw floor (walk "
+        "reads are reused by the transfer; empty blobs are not fetched); the rest is per-file "
+        "client CPU (parsing, rewriting, one object file per blob). Packing small objects "
+        "would cut the per-file cost: docs/design/0003-scale.md, *Not done*."
+    ),
+}
+
+
+def _open_misses(rows: list[Row]) -> list[str]:
+    missed = [r for r in rows if r.cells[-1] != "**PASS**"]
+    out = []
+    for key, text in _OPEN.items():
+        if any(key in r.cells[0] for r in missed):
+            out.append(f"- {text}")
+    return out
+
+
 def render(results: dict[str, Any]) -> str:
     mach, params = results["machine"], results["params"]
     mode = results["mode"]
@@ -327,6 +355,12 @@ def render(results: dict[str, Any]) -> str:
         add("### Where a target is out of reach on this machine")
         add("")
         lines.extend(proofs)
+        add("")
+    open_misses = _open_misses(rows)
+    if open_misses:
+        add("### Misses that are not physically out of reach")
+        add("")
+        lines.extend(open_misses)
         add("")
     variants = _variant_rows(results)
     if variants:

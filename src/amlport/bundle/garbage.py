@@ -51,9 +51,9 @@ def collect_garbage(
 ) -> PruneReport:
     report = PruneReport(dry_run=dry_run)
     live: set[str] = set()
-    for manifest in snapshots.iter_manifests():
+    for snapshot_id in snapshots.ids():  # one snapshot's digests at a time, not its lists
         report.snapshots += 1
-        live |= manifest.digests()
+        live |= snapshots.digests(snapshot_id)
     stored = list(objects.iter_digests())
     report.objects_total = len(stored)
     for done, digest in enumerate(stored, start=1):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -181,6 +181,17 @@ class SnapshotStore:
         tally = Tally()
         return SnapshotInfo.of(self._read(snapshot_id, keep=(), on_entry=tally), tally)
 
+    def digests(self, snapshot_id: str) -> set[str]:
+        """The objects one snapshot references, read without keeping its lists (prune)."""
+        found: set[str] = set()
+
+        def take(key: str, entry: Any) -> None:
+            if key == "files":
+                found.add(entry.digest)
+
+        self._read(snapshot_id, keep=(), on_entry=take)
+        return found
+
     def _read(self, snapshot_id: str, **options: Any) -> Manifest:
         where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
         digest = hashlib.sha256()
@@ -197,10 +208,6 @@ class SnapshotStore:
         check_snapshot_hash(snapshot_id, digest.hexdigest())
         manifest.snapshot_id = snapshot_id
         return manifest
-
-    def iter_manifests(self) -> Iterator[Manifest]:
-        for snapshot_id in self.ids():
-            yield self.load_exact(snapshot_id)
 
     def infos(self) -> list[SnapshotInfo]:
         """Every snapshot, oldest first (IntegrityError when one cannot be read)."""
