@@ -350,18 +350,12 @@ def render(results: dict[str, Any]) -> str:
     passed = sum(1 for r in rows if r.cells[-1] == "**PASS**")
     add(f"{passed} of {len(rows)} checks pass.")
     add("")
-    proofs = _proofs(results)
-    if proofs:
-        add("### Where a target is out of reach on this machine")
-        add("")
-        lines.extend(proofs)
-        add("")
-    open_misses = _open_misses(rows)
-    if open_misses:
-        add("### Misses that are not physically out of reach")
-        add("")
-        lines.extend(open_misses)
-        add("")
+    for title, body in (
+        ("Where a target is out of reach on this machine", _proofs(results)),
+        ("Misses that are not physically out of reach", _open_misses(rows)),
+    ):
+        if body:
+            lines.extend([f"### {title}", "", *body, ""])
     variants = _variant_rows(results)
     if variants:
         add("### What-if: what proposed optimisations would gain (measured)")
