@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules
 from amlport.secrets import find_secrets, may_hold_secret, secret_spans
+from amlport.streams import ChunkStream
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -185,7 +186,7 @@ class LogStream:
 
     def reader(self, src: BinaryIO) -> BinaryIO:
         """The rewritten bytes as a readable stream."""
-        return cast(BinaryIO, io.BufferedReader(_ChunkReader(self.run(src)), STREAM_CHUNK))
+        return cast(BinaryIO, io.BufferedReader(ChunkStream(self.run(src)), STREAM_CHUNK))
 
     def run(self, src: BinaryIO) -> Iterator[bytes]:
         for piece in pieces(cast(BinaryIO, _Tap(src, self)), chunk=self.chunk):
@@ -233,27 +234,3 @@ class _Tap(io.RawIOBase):
         self._into.sha256.update(data)
         self._into.read += len(data)
         return len(data)
-
-
-class _ChunkReader(io.RawIOBase):
-    """A raw stream over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        super().__init__()
-        self._chunks = chunks
-        self._buf = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        while not self._buf:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._buf = memoryview(chunk)
-        out = memoryview(buffer).cast("B")
-        n = min(len(out), len(self._buf))
-        out[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n

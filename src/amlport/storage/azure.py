@@ -16,7 +16,7 @@ import io
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, urlsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError
@@ -51,9 +51,7 @@ from amlport.storage.azure_location import (
 from amlport.storage.base import BlobInfo, Source
 from amlport.storage.opener import StorageAuth
 from amlport.storage.retry import CountingRetry, RetryConfig
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+from amlport.streams import ChunkStream
 
 log = logging.getLogger(__name__)
 
@@ -321,41 +319,26 @@ def _blob_info(container: str, props: BlobProperties) -> BlobInfo:
     )
 
 
-class ChunkReader(io.RawIOBase):
-    """A raw stream over a blob's chunks: memory stays at one chunk (``CHUNK_SIZE``)."""
+class ChunkReader(ChunkStream):
+    """A raw stream over a blob's chunks: memory stays at one chunk (``CHUNK_SIZE``); storage
+    errors become amlport errors, received bytes are counted."""
 
     def __init__(
         self, chunks: Iterator[bytes], translate: Callable[[AzureError], AmlportError]
     ) -> None:
-        super().__init__()
-        self._chunks = chunks
+        super().__init__(chunks)
         self._translate = translate
-        self._buf = memoryview(b"")
         self.bytes_received = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        while not self._buf:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                return 0
-            except AzureError as exc:
-                raise self._translate(exc) from None
-            self.bytes_received += len(chunk)
-            self._buf = memoryview(chunk)
-        out = memoryview(buffer).cast("B")
-        n = min(len(out), len(self._buf))
-        out[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-    def close(self) -> None:
-        self._chunks = iter(())
-        self._buf = memoryview(b"")
-        super().close()
+    def next_chunk(self) -> bytes | None:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            return None
+        except AzureError as exc:
+            raise self._translate(exc) from None
+        self.bytes_received += len(chunk)
+        return chunk
 
 
 def open_azure_source(
