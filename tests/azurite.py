@@ -139,6 +139,18 @@ def ci_requires_azurite() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def require_azurite() -> None:
+    """Skip the calling test or fixture when the emulator is not installed (fail it in CI)."""
+    import pytest  # here, not at the top: bench/ imports this module without a test session
+
+    try:
+        find_azurite()
+    except AzuriteUnavailable as exc:
+        if ci_requires_azurite():
+            pytest.fail(f"Azurite is required in CI: {exc}", pytrace=False)
+        pytest.skip(f"Azurite not available: {exc}")
+
+
 def find_azurite(binary: Path = AZURITE_BIN) -> tuple[str, Path]:
     """(node executable, azurite-blob script) or :class:`AzuriteUnavailable`."""
     if not binary.exists():

@@ -39,12 +39,7 @@ def _workspace_accounts() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[az.Azurite]:
-    try:
-        az.find_azurite()
-    except az.AzuriteUnavailable as exc:
-        if az.ci_requires_azurite():
-            pytest.fail(f"Azurite is required in CI: {exc}", pytrace=False)
-        pytest.skip(f"Azurite not available: {exc}")
+    az.require_azurite()
     accounts = [*BASE_ACCOUNTS, *_workspace_accounts().values()]
     emulator = az.start_azurite(tmp_path_factory.mktemp("azurite"), accounts)
     try:

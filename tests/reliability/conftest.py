@@ -24,12 +24,7 @@ ACCOUNTS = ["relthrottle", "relnames", "relreadonly", "relreadonly2", "relexit"]
 
 @pytest.fixture(scope="session")
 def azurite_required() -> None:
-    try:
-        az.find_azurite()
-    except az.AzuriteUnavailable as exc:
-        if az.ci_requires_azurite():
-            pytest.fail(f"Azurite is required in CI: {exc}", pytrace=False)
-        pytest.skip(f"Azurite not available: {exc}")
+    az.require_azurite()
 
 
 @pytest.fixture(scope="session")

@@ -220,6 +220,30 @@ def cli(*args: str, env: dict[str, str] | None = None) -> Ran:
     return Ran(args, res.exit_code, res.stdout, stderr, time.monotonic() - started, 0.0)
 
 
+TARGET_GUID = "11111111-2222-3333-4444-555555555555"
+
+
+def filled_map(repo: Path, out: Path) -> Path:
+    """``map init`` of ``repo`` with its target filled in (a local import target)."""
+    ran = cli("map", "init", str(repo), "-o", str(out))
+    assert ran.returncode == 0, ran.explain()
+    doc = yaml.safe_load(out.read_text(encoding="utf-8"))
+    doc["target"] = {
+        "account": "sttarget01",
+        "endpoint": "core.windows.net",
+        "subscription_id": "00000000-0000-0000-0000-000000000001",
+        "resource_group": "rg-target",
+        "workspace": "ws-target",
+        "containers": {"blobstore": f"azureml-blobstore-{TARGET_GUID}", "artifacts": "azureml"},
+        "datastores": {
+            "workspaceblobstore": f"azureml-blobstore-{TARGET_GUID}",
+            "workspaceartifactstore": "azureml",
+        },
+    }
+    out.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return out
+
+
 def assert_clean_failure(ran: Ran, *, code: int, says: str = "") -> None:
     """The exit code is ``code``, with no traceback, and ``says`` appears in the output."""
     assert ran.returncode == code, ran.explain()

@@ -34,6 +34,7 @@ from rel_workspace import (
     amlport,
     cli,
     error_lines,
+    filled_map,
     finish,
     new_workspace,
     start,
@@ -86,25 +87,6 @@ def _hostile(archive: Path, out: Path) -> Path:
     return out
 
 
-def _map(repo: Path, out: Path) -> Path:
-    assert cli("map", "init", str(repo), "-o", str(out)).returncode == 0
-    doc = yaml.safe_load(out.read_text(encoding="utf-8"))
-    guid = "11111111-2222-3333-4444-555555555555"
-    doc["target"] = {
-        "account": "sttarget01",
-        "subscription_id": "00000000-0000-0000-0000-000000000001",
-        "resource_group": "rg",
-        "workspace": "ws",
-        "containers": {"blobstore": f"azureml-blobstore-{guid}", "artifacts": "azureml"},
-        "datastores": {
-            "workspaceblobstore": f"azureml-blobstore-{guid}",
-            "workspaceartifactstore": "azureml",
-        },
-    }
-    out.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return out
-
-
 def _unmapped(map_file: Path) -> Path:
     doc = yaml.safe_load(map_file.read_text(encoding="utf-8"))
     doc["datastores"].pop("workspaceartifactstore")
@@ -139,8 +121,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
         damaged,
         bad_manifest,
         _hostile(archive, root / "hostile.tar.gz"),
-        _map(repo, root / "map.yaml"),
-        _unmapped(_map(repo, root / "unmapped.yaml")),
+        filled_map(repo, root / "map.yaml"),
+        _unmapped(filled_map(repo, root / "unmapped.yaml")),
         big,
         itertools.count(),
     )

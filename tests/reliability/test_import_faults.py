@@ -11,14 +11,20 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from rel_workspace import Workspace, amlport, assert_clean_failure, finish, new_workspace, start
+from rel_workspace import (
+    Workspace,
+    amlport,
+    assert_clean_failure,
+    filled_map,
+    finish,
+    new_workspace,
+    start,
+)
 
 pytestmark = [pytest.mark.slow]
 
 FILES = 600
 TEMP_MARK = ".amlport-tmp-"  # LocalTarget writes <dir>/.<name>.amlport-tmp-<pid>, then renames
-TARGET_GUID = "11111111-2222-3333-4444-555555555555"
 
 
 def _bundle(root: Path) -> tuple[Workspace, Path, Path]:
@@ -28,24 +34,7 @@ def _bundle(root: Path) -> tuple[Workspace, Path, Path]:
         ws.put_run_file(f"run{i % 6}", f"outputs/part_{i:04d}.txt", f"part {i}\n" * 20)
     repo = root / "repo"
     assert amlport("export", str(ws.root), "--to", str(repo)).returncode == 0
-    map_file = root / "map.yaml"
-    ran = amlport("map", "init", str(repo), "-o", str(map_file))
-    assert ran.returncode == 0, ran.explain()
-    doc = yaml.safe_load(map_file.read_text(encoding="utf-8"))
-    doc["target"] = {
-        "account": "sttarget01",
-        "endpoint": "core.windows.net",
-        "subscription_id": "00000000-0000-0000-0000-000000000001",
-        "resource_group": "rg-target",
-        "workspace": "ws-target",
-        "containers": {"blobstore": f"azureml-blobstore-{TARGET_GUID}", "artifacts": "azureml"},
-        "datastores": {
-            "workspaceblobstore": f"azureml-blobstore-{TARGET_GUID}",
-            "workspaceartifactstore": "azureml",
-        },
-    }
-    map_file.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return ws, repo, map_file
+    return ws, repo, filled_map(repo, root / "map.yaml")
 
 
 def _files(root: Path) -> dict[str, bytes]:
