@@ -46,14 +46,9 @@ class SnapshotInfo:
         return self.id[:SHORT_ID_LENGTH]
 
     @classmethod
-    def of(cls, manifest: Manifest, tally: Tally | None = None) -> SnapshotInfo:
-        """From a manifest, or from its header and a ``Tally`` of its lists (read without
-        keeping them: ``SnapshotStore.info``)."""
-        if tally is None:
-            tally = Tally()
-            for key in ("assets", "files"):
-                for entry in getattr(manifest, key):
-                    tally(key, entry)
+    def of(cls, manifest: Manifest, tally: Tally) -> SnapshotInfo:
+        """From a manifest's header and a ``Tally`` of its lists (read without keeping
+        them: ``SnapshotStore.info``)."""
         return cls(
             id=manifest.snapshot_id or "",
             created=manifest.created_at,
