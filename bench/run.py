@@ -91,6 +91,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="the full backup measured: auto = `amlport backup` when it exists, else export",
     )
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter that runs amlport and the floors (make bench: a runtime-only "
+        "environment, build/bench-venv, as `pip install amlport` gives; default: this one)",
+    )
     p.add_argument("--workdir", type=Path, default=REPO / "build" / "bench")
     p.add_argument("--results", type=Path, help="results JSON (default: WORKDIR/results-MODE.json)")
     p.add_argument(
@@ -171,12 +177,12 @@ def find_transfer(doc: Any) -> dict[str, Any] | None:
     return None
 
 
-def backup_help() -> str | None:
+def backup_help(python: str) -> str | None:
     """``amlport backup --help`` when the command exists (it is landing), else None."""
     import subprocess
 
     res = subprocess.run(
-        [PY, "-m", "amlport", "backup", "--help"], capture_output=True, text=True, check=False
+        [python, "-m", "amlport", "backup", "--help"], capture_output=True, text=True, check=False
     )
     return res.stdout if res.returncode == 0 else None
 
@@ -187,12 +193,12 @@ class Bench:
         self.work: Path = args.workdir
         self.logs = self.work / "logs"
         self.rclone = find_rclone()
-        backup = backup_help() if args.export_command in ("auto", "backup") else None
+        backup = backup_help(args.python) if args.export_command in ("auto", "backup") else None
         if args.export_command == "backup" and backup is None:
             raise SystemExit("--export-command backup: this amlport has no backup command")
         self.results: dict[str, Any] = {
             "mode": args.mode,
-            "machine": machine.describe(self.rclone),
+            "machine": machine.describe(self.rclone, args.python),
             "params": {
                 "workers": args.workers,
                 "blobs_small": args.blobs_small,
@@ -223,13 +229,13 @@ class Bench:
 
     def amlport(self, *args: str, patches: tuple[str, ...] = ()) -> list[str]:
         """``amlport ARGS`` run through wrap.py (bytes received; what-if patches)."""
-        argv = [PY, str(HERE / "wrap.py"), str(self.work / "net.txt")]
+        argv = [self.args.python, str(HERE / "wrap.py"), str(self.work / "net.txt")]
         for patch in patches:
             argv += ["--patch", patch]
         return [*argv, "-m", "amlport", *args]
 
     def floor(self, *args: str) -> list[str]:
-        wrap = [PY, str(HERE / "wrap.py"), str(self.work / "net.txt")]
+        wrap = [self.args.python, str(HERE / "wrap.py"), str(self.work / "net.txt")]
         return [*wrap, str(HERE / "floors.py"), *args]
 
     def measure(

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
 from amlport.exporters.v2yaml import asset_name
 from amlport.model.inventory import Inventory, Run
 from amlport.model.manifest import AssetEntry
+from amlport.safeload import dump_yaml
 
 FORMAT = "amlport.pipeline-run/1"
 
@@ -32,7 +31,7 @@ class RunGraphExporter:
             raise AssetUnsupported(f"{item.node} is not a pipeline run")
         doc = describe(ctx.inventory, run)
         path = f"pipelines/{run.run_id}.yml"
-        data = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8")
+        data = dump_yaml(doc)
         ctx.files.add_generated(path, data)
         designer = any(s.get("module", "").startswith("azureml.studio") for s in doc["steps"])
         return AssetEntry(

@@ -6,7 +6,7 @@ import posixpath
 import re
 from typing import Any
 
-import yaml
+from amlport.safeload import dump_yaml
 
 SCHEMAS = {
     "model": "https://azuremlschemas.azureedge.net/latest/model.schema.json",
@@ -35,4 +35,4 @@ def relative(from_file: str, to_path: str) -> str:
 
 def dump(kind: str, body: dict[str, Any]) -> bytes:
     doc = {"$schema": SCHEMAS[kind], **body}
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8")
+    return dump_yaml(doc)

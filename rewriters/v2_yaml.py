@@ -28,7 +28,7 @@ from amlport.errors import ParseError
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules, Unmappable
 from amlport.rewriters.text_log import rewrite_text
-from amlport.safeload import load_yaml
+from amlport.safeload import SAFE_LOADER, load_yaml
 from amlport.secrets import find_secrets, redact
 
 __all__ = ["rewrite_yaml", "rewrite_yaml_text"]
@@ -183,7 +183,7 @@ def _render(value: str, style: str | None, in_flow: bool) -> str:
 def _plain_round_trips(value: str, in_flow: bool) -> bool:
     doc = f"[{value}]" if in_flow else f"k: {value}"
     try:
-        loaded = yaml.safe_load(doc)
+        loaded = yaml.load(doc, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         return False
     return loaded == ([value] if in_flow else {"k": value})
@@ -191,7 +191,7 @@ def _plain_round_trips(value: str, in_flow: bool) -> bool:
 
 def _load(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         return _Invalid
 

@@ -9,7 +9,7 @@ import pytest
 from cliutil import amlport
 
 from amlport.bundle import Repository
-from amlport.export import ExportRequest, run_export
+from amlport.export import ExportRequest, complete_previous, run_export
 from amlport.secrets import has_secret
 from amlport.storage.local import LocalSource
 
@@ -88,6 +88,15 @@ def test_second_export_of_unchanged_source_moves_nothing(tmp_path: Path) -> None
     before = {id(f) for f in second.previous.files}  # type: ignore[attr-defined]
     now = second.manifest.files  # type: ignore[attr-defined]
     assert now and all(id(f) in before for f in now if not f.path.startswith("assets/"))
+    # The transfer read what it carries over, not the assets and lineage (memory); a
+    # comparison reads them back, sharing the file list already in memory.
+    previous = second.previous  # type: ignore[attr-defined]
+    assert previous.assets == [] and previous.lineage == {}
+    whole = Repository.open(repo).load_snapshot(first.snapshot_id)  # type: ignore[attr-defined]
+    with Repository.open(repo) as store:
+        done = complete_previous(store, previous)
+    assert done.files is previous.files
+    assert done.to_json_bytes() == whole.to_json_bytes()
 
 
 def test_messy_bundle_holds_no_secret(tmp_path: Path) -> None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
 from amlport.backup.run import BackupRequest, run_backup
 from amlport.bundle import Repository
+from amlport.export.writer import BundleWriter
 from amlport.storage.local import LocalSource
+from amlport.storage.reuse import ReusingSource
 
 WS = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces"
 
@@ -59,3 +61,24 @@ def test_backup_reads_every_blob_at_most_once(name: str, tmp_path: Path) -> None
     second = run_backup(again, tmp_path / "repo", BackupRequest(workers=4))
     assert second.export.stats is not None and second.export.stats.read_bytes == 0
     assert second.changes is not None and second.changes.to_dict()["files"]["changed"] == 0
+
+
+def test_unchanged_backup_lets_the_walk_reads_go_before_the_transfer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk's reads are kept for the transfer; on an unchanged re-backup the index
+    says none will be needed, so none is held while the files are checked."""
+    held: list[tuple[int, int]] = []  # (kept bytes, files planned) as each transfer starts
+    transfer = BundleWriter.transfer
+
+    def spy(self: BundleWriter, *args: Any, **kwargs: Any) -> Any:
+        assert isinstance(self.source, ReusingSource)
+        held.append((self.source.kept_bytes, len(self.blobs)))
+        return transfer(self, *args, **kwargs)
+
+    monkeypatch.setattr(BundleWriter, "transfer", spy)
+    for _ in range(2):
+        run_backup(CountingSource(WS / "designer-autoprice"), tmp_path / "r", BackupRequest())
+    (first_kept, planned), (second_kept, planned_again) = held
+    assert first_kept > 0 and planned_again == planned  # the walk read the same files
+    assert second_kept == 0

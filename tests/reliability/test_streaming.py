@@ -213,7 +213,7 @@ def test_the_writer_streams_redacts_and_copies_binary_unchanged(
 class _WrongMd5(LocalSource):
     def list_blobs(self):  # type: ignore[no-untyped-def]
         for b in super().list_blobs():
-            yield BlobInfo(b.container, b.name, b.size, b.etag, "0" * 32, b.last_modified)
+            yield BlobInfo(b.container, b.name, b.size, b.etag, "0" * 32)
 
 
 def test_a_streamed_file_with_a_wrong_md5_is_an_integrity_failure(

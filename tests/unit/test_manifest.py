@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from typing import Any
 
@@ -385,3 +386,70 @@ def test_iter_json_writes_a_long_lineage_a_node_at_a_time() -> None:
     assert "".join(chunks).encode() == _canonical(m)
     m.extra = {"zz": {10: list(range(70)), 9: []}}  # json.dumps sorts 9 before 10
     assert "".join(m.iter_json()).encode() == _canonical(m)
+
+
+# --- the compact origin of a file entry ---------------------------------------------------
+
+
+def _entry(path: str, original: dict[str, Any] | None) -> FileEntry:
+    return FileEntry(path, DIGEST, 1, original=original)
+
+
+def test_origin_of_the_default_layout_round_trips_and_is_shared() -> None:
+    """A bundle path files/<datastore>/<name> keeps its origin as one shared object; the
+    entry still reads, writes and compares as the mapping it was given."""
+    origins = [
+        {"datastore": "workspaceblobstore", "container": "azureml-blobstore-1", "path": name}
+        for name in ("azureml/r1/Trained_model/data.ilearner", "azureml/r2/a b/%20.txt")
+    ]
+    entries = [_entry(f"files/workspaceblobstore/{o['path']}", dict(o)) for o in origins]
+    for entry, origin in zip(entries, origins, strict=True):
+        assert entry.compact_origin
+        assert entry.original == origin
+        assert FileEntry.from_dict(entry.to_dict(), "e") == entry
+        assert FileEntry.from_dict(entry.to_dict(), "e").to_dict() == entry.to_dict()
+    assert entries[0]._origin is entries[1]._origin  # one object per (datastore, container)
+    assert entries[0] != _entry(entries[0].path, {**origins[0], "container": "other"})
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        {"datastore": "workspaceblobstore", "container": "c", "path": "elsewhere/x"},
+        {"specs": "pipelines/p.yaml"},
+        {"datastore": "workspaceblobstore", "container": "c", "path": "x", "extra": 1},
+        {"datastore": "workspaceblobstore", "container": 7, "path": "x"},
+        None,
+    ],
+)
+def test_any_other_origin_is_kept_as_given(original: dict[str, Any] | None) -> None:
+    entry = _entry("files/workspaceblobstore/x", copy.deepcopy(original))
+    assert not entry.compact_origin
+    assert entry.original == original
+    assert entry.to_dict()["original"] == original
+    assert entry == _entry("files/workspaceblobstore/x", copy.deepcopy(original))
+    assert entry != _entry("files/workspaceblobstore/x", {"specs": "other"})
+
+
+# --- reading only part of a manifest --------------------------------------------------------
+
+
+def _read(data: dict[str, Any], keep: tuple[str, ...]) -> Manifest:
+    return Manifest.read(io.BytesIO(json.dumps(data).encode()), keep=keep)
+
+
+def test_read_keeps_only_what_is_asked_and_still_checks_the_rest() -> None:
+    whole = Manifest.from_dict(full_manifest().to_dict())
+    part = _read(whole.to_dict(), ("files", "rewrites"))
+    assert part.files == whole.files and part.rewrites == whole.rewrites
+    assert part.assets == [] and part.redactions == [] and part.lineage == {}
+    assert part.source == whole.source  # the header is always read
+    assert _read(whole.to_dict(), ("lineage",)).lineage == whole.lineage
+    bad = whole.to_dict()
+    bad["lineage"] = ["not", "an", "object"]  # left out, yet still refused
+    with pytest.raises(IntegrityError, match="lineage"):
+        _read(bad, ("files",))
+    bad = whole.to_dict()
+    bad["assets"][0]["files"] = 7
+    with pytest.raises(IntegrityError, match=r"assets\[0\]"):
+        _read(bad, ("files",))

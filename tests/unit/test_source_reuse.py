@@ -7,6 +7,8 @@ behaviour over a real workspace folder is checked in tests/cli/test_export_reads
 from __future__ import annotations
 
 import io
+import random
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -62,12 +64,15 @@ def test_a_blob_read_by_the_walk_is_served_once_from_memory() -> None:
 
 def test_partial_reads_large_files_and_the_budget_are_not_kept() -> None:
     big = b"x" * (MAX_KEPT_FILE + 1)
-    inner = DictSource({"clipped": b"0123456789", "big": big, "c1": b"1" * 60, "c2": b"2" * 60})
+    noise = random.Random(7)  # incompressible: each kept copy is a little over 60 bytes
+    c1, c2 = noise.randbytes(60), noise.randbytes(60)
+    inner = DictSource({"clipped": b"0123456789", "big": big, "c1": c1, "c2": c2})
     src = ReusingSource(inner, budget=100)
     list(src.read_many([inner.info("clipped")], max_bytes=4))  # the walk's parse limit
     list(src.read_many([inner.info("big")]))
     list(src.read_many([inner.info("c1"), inner.info("c2")], workers=1))
-    assert src.kept_bytes == 60  # one of c1/c2: the second does not fit in 100 bytes
+    # one of c1/c2: the second does not fit in 100 bytes
+    assert src.kept_bytes == len(zlib.compress(c1, 1)) > 60
     assert src.read_bytes("c", "clipped") == b"0123456789"
     assert src.open_stream("c", "big").read() == big
     before = sum(inner.requests.values())
@@ -97,3 +102,14 @@ def test_a_kept_blob_is_whole_or_absent(budget: int) -> None:
     list(src.read_many([inner.info("a")]))
     assert src.kept_bytes == 0  # 12 bytes never fit: nothing half-kept
     assert src.read_bytes("c", "a", max_bytes=5) == b"abcde"
+
+
+def test_text_is_kept_compressed_and_served_byte_for_byte() -> None:
+    """The budget counts what is held: 20 kB of log text fits in 4 kB, and comes back whole."""
+    log = b"".join(b"2024-03-01 02:00:%02d step %d: ok\n" % (i % 60, i) for i in range(700))
+    inner = DictSource({"70_driver_log.txt": log})
+    src = ReusingSource(inner, budget=4096)
+    list(src.read_many([inner.info("70_driver_log.txt")]))
+    assert len(log) > 20_000 and 0 < src.kept_bytes < 4096
+    assert src.read_bytes("c", "70_driver_log.txt") == log
+    assert inner.requests["70_driver_log.txt"] == 1

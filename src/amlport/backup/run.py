@@ -22,7 +22,7 @@ from amlport.backup.locking import POLL_SECONDS, locked
 from amlport.backup.sides import ALL_KINDS, SnapshotSide
 from amlport.bundle import Repository, RepositoryLocked
 from amlport.errors import ExitCode
-from amlport.export import ExportRequest, ExportResult, run_export
+from amlport.export import ExportRequest, ExportResult, complete_previous, run_export
 from amlport.model.manifest import format_time
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth
@@ -137,7 +137,6 @@ def run_backup(
                 time.sleep(POLL_SECONDS)
         changes = None
         if result.manifest is not None and result.previous is not None:
-            changes = diff_sides(
-                SnapshotSide(repo, result.previous), SnapshotSide(repo, result.manifest)
-            )
+            previous = complete_previous(repo, result.previous)
+            changes = diff_sides(SnapshotSide(repo, previous), SnapshotSide(repo, result.manifest))
     return BackupResult(result, changes, request.whole_workspace)

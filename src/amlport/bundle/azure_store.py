@@ -43,12 +43,11 @@ from amlport.bundle.store import RepoStore, Staging, Stored
 from amlport.errors import AccessDenied, AmlportError, IntegrityError, SourceNotFound, UsageError
 from amlport.storage.azure import ChunkReader
 from amlport.storage.azure_errors import CONFLICT_CODES, ErrorTranslator, Where, error_code
-from amlport.storage.azure_location import AzureLocation
+from amlport.storage.azure_location import LIST_PAGE_SIZE, AzureLocation
 from amlport.storage.retry import CountingRetry
 
 BLOCK_SIZE = 4 << 20  # memory held per object write, and per ranged read
 MAX_BLOCKS = 50_000  # the service's limit per blob
-LIST_PAGE_SIZE = 5000
 DENIED_HINT = (
     "give the repository's credential: --repo-connection-string (or "
     "$AMLPORT_REPO_CONNECTION_STRING), --repo-account-key, --repo-sas-token or --repo-credential "

@@ -76,12 +76,24 @@ class SourceIndex:
         self, container: str, name: str, etag: str | None, size: int, md5: str | None
     ) -> str | None:
         """The stored digest when etag and size (and MD5, when both have one) match."""
+        entry = self._row(container, name, etag, size, md5)
+        return entry.digest if entry is not None and self._has_object(entry.digest) else None
+
+    def knows(
+        self, container: str, name: str, etag: str | None, size: int, md5: str | None
+    ) -> bool:
+        """Does a row match (``lookup`` without checking that its object is stored)?"""
+        return self._row(container, name, etag, size, md5) is not None
+
+    def _row(
+        self, container: str, name: str, etag: str | None, size: int, md5: str | None
+    ) -> IndexEntry | None:
         entry = self._entries.get((container, name))
         if entry is None or etag is None or entry.etag != etag or entry.size != size:
             return None
         if entry.content_md5 and md5 and entry.content_md5 != _norm_md5(md5):
             return None
-        return entry.digest if self._has_object(entry.digest) else None
+        return entry
 
     def record(
         self,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -35,6 +35,7 @@ from amlport.bundle.snapshots import SnapshotInfo, SnapshotStore
 from amlport.bundle.store import LocalStore, RepoStore
 from amlport.errors import AmlportError, IntegrityError, SourceNotFound, UsageError
 from amlport.model.manifest import (
+    KEEPABLE,
     LISTS,
     SCHEMA_MINOR,
     FileEntry,
@@ -231,11 +232,14 @@ class Repository:
     def load_snapshot(self, id_or_prefix: str) -> Manifest:
         return self.snapshots.load(id_or_prefix)
 
-    def latest_snapshot(self, source_key: str) -> Manifest | None:
+    def latest_snapshot(
+        self, source_key: str, *, keep: Iterable[str] = KEEPABLE
+    ) -> Manifest | None:
         """The newest snapshot of a source (``Manifest.source_key``), None if it has none.
-        Only the newest is loaded whole; the others are read for their header."""
+        Only the newest is loaded (with the lists in ``keep``); the others are read for
+        their header."""
         mine = [i for i in self.snapshots.infos() if i.source_key == source_key]
-        return self.snapshots.load_exact(mine[-1].id) if mine else None
+        return self.snapshots.load_exact(mine[-1].id, keep=keep) if mine else None
 
     def iter_files(self, manifest: Manifest) -> Iterator[tuple[FileEntry, Path]]:
         """Each file of a snapshot with the path of its object (local repositories only; read

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 
 from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
-from amlport.model.manifest import Manifest
+from amlport.model.manifest import KEEPABLE, Manifest
 
 SHORT_ID_LENGTH = 16
 FOLDER = "snapshots/"
@@ -165,10 +165,11 @@ class SnapshotStore:
         check_snapshot_bytes(snapshot_id, raw)
         return raw
 
-    def load_exact(self, snapshot_id: str) -> Manifest:
+    def load_exact(self, snapshot_id: str, *, keep: Iterable[str] = KEEPABLE) -> Manifest:
         """Read a snapshot as a stream (its entries are typed as they arrive: a 100k-file
-        manifest never sits in memory as text), checked against its id at the end."""
-        return self._read(snapshot_id)
+        manifest never sits in memory as text), checked against its id at the end.
+        ``keep``: the lists (and lineage) to keep; the others are checked, then dropped."""
+        return self._read(snapshot_id, keep=keep)
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
         """What ``snapshots`` lists of one snapshot: read and checked whole, but its lists

@@ -1,5 +1,5 @@
 """Export: select assets through the lineage closure, run the exporters, write a snapshot."""
 
-from amlport.export.engine import ExportRequest, ExportResult, run_export
+from amlport.export.engine import ExportRequest, ExportResult, complete_previous, run_export
 
-__all__ = ["ExportRequest", "ExportResult", "run_export"]
+__all__ = ["ExportRequest", "ExportResult", "complete_previous", "run_export"]

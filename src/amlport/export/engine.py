@@ -30,6 +30,7 @@ from amlport.storage.reuse import ReusingSource
 from amlport.walk import WalkOptions, walk_with_listing
 
 Progress = Callable[[str, int, int | None], None]
+CARRIED = ("files", "rewrites", "redactions")  # what an export reads of the previous snapshot
 
 
 class PlanExtension(Protocol):
@@ -74,7 +75,8 @@ class ExportResult:
     parent: str | None = None
     retries: int = 0  # storage calls retried (throttling, broken connections): walk + transfer
     # The snapshot written and the one before it (same source), for callers that compare
-    # them (backup) without reading either back.
+    # them (backup) without reading either back. ``previous`` holds the lists the transfer
+    # carries over (``CARRIED``) only: ``complete_previous`` reads the rest.
     manifest: Manifest | None = field(default=None, repr=False)
     previous: Manifest | None = field(default=None, repr=False)
 
@@ -146,18 +148,17 @@ def run_export(
     if request.dry_run:
         result.retries = source.retry_count
         return result
-    commit = _Commit(
-        source=inv.source.to_dict(),
-        lineage=lg.subgraph(chosen.nodes).to_node_link(),
-        roots=chosen.roots,
-        provenance=_provenance(writer, inv),
-    )
+    source_desc, provenance = inv.source.to_dict(), _provenance(writer, inv)
     # The walk's inventory, graph and listing are not needed past planning: let them go
-    # before the transfer and the previous snapshot take memory (100k-blob workspaces).
-    del inv, lg, chosen, listing
+    # before the lineage is copied out and the transfer and the previous snapshot take
+    # memory (100k-blob workspaces: this is the run's high-water mark).
+    del inv, listing
     writer.release_listing()
     if request.extension is not None:
         request.extension.release()
+    lineage = lg.subgraph(chosen.nodes).to_node_link()
+    commit = _Commit(source_desc, lineage, chosen.roots, provenance)
+    del lg, chosen, lineage
     repo = Repository.open_or_init(repo_path, auth=repo_auth)
     with repo, repo.lock(exclusive=False):  # shared: objects are write-once, snapshots separate
         _transfer_and_commit(repo, commit, writer, request, result, progress)
@@ -173,6 +174,17 @@ class _Commit:
     lineage: dict[str, Any]
     roots: list[str]
     provenance: list[dict[str, Any]]
+
+
+def complete_previous(repo: Repository, previous: Manifest) -> Manifest:
+    """``ExportResult.previous`` with its assets and lineage read back (a comparison needs
+    them; the transfer did not): one more read of the snapshot, never two copies of its
+    file list."""
+    assert previous.snapshot_id is not None
+    rest = repo.snapshots.load_exact(previous.snapshot_id, keep=("assets", "lineage"))
+    for key in CARRIED:
+        setattr(rest, key, getattr(previous, key))
+    return rest
 
 
 def plan_assets(
@@ -216,8 +228,12 @@ def _transfer_and_commit(
     progress: Progress | None,
 ) -> None:
     key = source_key(commit.source)
-    previous = repo.latest_snapshot(key)
     index = repo.source_index(key)
+    writer.drop_unchanged_reads(index)
+    # What the transfer carries over from the previous snapshot: its file entries (shared by
+    # both manifests) and the rewrite and redaction records of unchanged files. Its assets
+    # and lineage would only take memory while the files move (``complete_previous``).
+    previous = repo.latest_snapshot(key, keep=CARRIED)
     total = writer.planned_bytes
 
     def report(_files: int, done_bytes: int) -> None:

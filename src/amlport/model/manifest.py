@@ -12,6 +12,7 @@ same major are accepted (top-level ones are kept in ``extra`` so they survive a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -140,9 +141,10 @@ class _Interner:
     def entry(self, entry: T) -> T:
         if isinstance(entry, FileEntry):
             entry.path = self(entry.path)
-            if entry.original is not None:
+            original = entry.original
+            if original is not None and not entry.compact_origin:
                 entry.original = {
-                    k: self(v) if isinstance(v, str) else v for k, v in entry.original.items()
+                    k: self(v) if isinstance(v, str) else v for k, v in original.items()
                 }
         elif isinstance(entry, AssetEntry):
             entry.files = [self(p) for p in entry.files]
@@ -201,16 +203,107 @@ class _Fields:
 # --- entries ----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class FileEntry:
-    """One file of the snapshot: where it sits in the bundle and which object holds it."""
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a file of the default layout came from, less its blob name: a bundle path
+    ``files/<datastore>/<name>`` names the blob ``name`` of ``container``. One object per
+    (datastore, container), shared by every entry of it; the name is sliced from the path."""
 
-    path: str
-    digest: str
-    size: int
-    original: dict[str, Any] | None = None  # {"datastore", "container", "path"} in the source
-    rewritten: bool = False
-    original_digest: str | None = None  # digest of the source bytes before rewriting
+    datastore: str
+    container: str
+    skip: int  # len("files/<datastore>/"): where the blob name starts in the bundle path
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin(datastore: str, container: str) -> _Origin:
+    return _Origin(datastore, container, len(f"files/{datastore}/"))
+
+
+_ORIGIN_KEYS = frozenset(("datastore", "container", "path"))
+
+
+class FileEntry:
+    """One file of the snapshot: where it sits in the bundle and which object holds it.
+
+    ``original`` is ``{"datastore", "container", "path"}`` in the source (or another small
+    mapping). A 100k-file snapshot holds 100k of them, so the common form — the bundle path
+    is ``files/<datastore>/<path>`` — is kept as a shared ``_Origin`` and rebuilt on access
+    (docs/design/0003-scale.md); any other mapping is kept as given.
+    """
+
+    __slots__ = ("_origin", "digest", "original_digest", "path", "rewritten", "size")
+
+    def __init__(
+        self,
+        path: str,
+        digest: str,
+        size: int,
+        original: dict[str, Any] | None = None,
+        rewritten: bool = False,
+        original_digest: str | None = None,  # digest of the source bytes before rewriting
+    ) -> None:
+        self.path = path
+        self.digest = digest
+        self.size = size
+        self.rewritten = rewritten
+        self.original_digest = original_digest
+        self.original = original
+
+    @property
+    def original(self) -> dict[str, Any] | None:
+        origin = self._origin
+        if isinstance(origin, _Origin):
+            return {
+                "datastore": origin.datastore,
+                "container": origin.container,
+                "path": self.path[origin.skip :],
+            }
+        return origin
+
+    @original.setter
+    def original(self, value: dict[str, Any] | None) -> None:
+        self._origin: _Origin | dict[str, Any] | None = value
+        if value is None or value.keys() != _ORIGIN_KEYS:
+            return
+        datastore, container, name = value["datastore"], value["container"], value["path"]
+        if (
+            isinstance(datastore, str)
+            and isinstance(container, str)
+            and isinstance(name, str)
+            and self.path == f"files/{datastore}/{name}"
+        ):
+            self._origin = _origin(datastore, container)
+
+    @property
+    def compact_origin(self) -> bool:
+        """Is ``original`` kept as a shared ``_Origin`` (nothing of it to intern)?"""
+        return isinstance(self._origin, _Origin)
+
+    def _key(self) -> tuple[Any, ...]:
+        # Whether the origin is compact depends only on (path, original): equal entries
+        # hold equal forms.
+        return (
+            self.path,
+            self.digest,
+            self.size,
+            self._origin,
+            self.rewritten,
+            self.original_digest,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileEntry):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (
+            f"FileEntry(path={self.path!r}, digest={self.digest!r}, size={self.size!r}, "
+            f"original={self.original!r}, rewritten={self.rewritten!r}, "
+            f"original_digest={self.original_digest!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -330,6 +423,7 @@ class RedactionRecord:
 # --- the manifest -----------------------------------------------------------------------
 
 LISTS = ("assets", "files", "rewrites", "redactions")  # the long lists, written entry by entry
+KEEPABLE = (*LISTS, "lineage")  # what ``Manifest.read`` may leave out (``keep``)
 _KNOWN = (
     "schema", "tool_version", "created", "snapshot_id", "parent", "tags", "source", "selection",
     "assets", "files", "lineage", "rewrites", "redactions", "warnings", "stats", "provenance",
@@ -467,19 +561,19 @@ class Manifest:
         *,
         where: str = "manifest",
         on_bytes: Callable[[bytes], None] | None = None,
-        keep: Iterable[str] = LISTS,
+        keep: Iterable[str] = KEEPABLE,
         on_entry: Callable[[str, Any], None] | None = None,
     ) -> Manifest:
         """Read a stored manifest from a byte stream, each entry of the long lists as it
         arrives (``jsonstream``): memory is the typed manifest, not its text and dict tree.
         Equal strings are stored once (asset file lists name the files' paths again).
 
-        Every entry is checked; only the lists in ``keep`` are kept (the others come back
-        empty), and ``on_entry(key, entry)`` sees each typed entry (a summary of a snapshot
-        without its lists in memory). ``on_bytes`` sees every byte read; on an error the
-        rest of the stream is still read (so the caller's hash of the whole stream decides
-        between damaged and invalid). The first error in an entry is raised after the
-        schema check: the major comes first.
+        Every entry is checked; only the lists (and the lineage) in ``keep`` are kept (the
+        others come back empty), and ``on_entry(key, entry)`` sees each typed entry (a
+        summary of a snapshot without its lists in memory). ``on_bytes`` sees every byte
+        read; on an error the rest of the stream is still read (so the caller's hash of the
+        whole stream decides between damaged and invalid). The first error in an entry is
+        raised after the schema check: the major comes first.
         """
         header: dict[str, Any] = {}
         parsed: dict[str, list[Any]] = {}
@@ -490,7 +584,9 @@ class Manifest:
         try:
             for key, value in jsonstream.members(fh, LISTS, on_bytes=on_bytes):
                 if not isinstance(value, jsonstream.Items):
-                    header[key] = share.tree(value) if key == "lineage" else value
+                    if key == "lineage" and isinstance(value, dict):
+                        value = share.tree(value) if key in kept else {}
+                    header[key] = value
                     parsed.pop(key, None)
                     continue
                 header.pop(key, None)

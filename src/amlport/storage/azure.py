@@ -38,6 +38,7 @@ from amlport.storage.azure_location import (
     CONNECT_TIMEOUT_S,  # noqa: F401 - re-exported
     CREDENTIAL_HINT,  # noqa: F401 - re-exported
     DEFAULT_MAX_CONNECTIONS,
+    LIST_PAGE_SIZE,
     READ_TIMEOUT_S,  # noqa: F401 - re-exported
     AzureLocation,
     BlobSigner,
@@ -56,7 +57,6 @@ from amlport.streams import ChunkStream
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4 << 20  # first GET and each further ranged GET: bounds a stream's memory
-LIST_PAGE_SIZE = 5000  # the service maximum: fewest round trips
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -315,7 +315,6 @@ def _blob_info(container: str, props: BlobProperties) -> BlobInfo:
         size=int(props.size or 0),
         etag=props.etag,
         content_md5=bytes(md5).hex() if md5 else None,
-        last_modified=props.last_modified,
     )
 
 

@@ -42,6 +42,7 @@ from amlport.model.workspace import WorkspaceDescriptor
 from amlport.storage.azure_errors import ConflictGuard, ErrorTranslator, Where, error_code
 from amlport.storage.azure_location import (
     DEFAULT_MAX_CONNECTIONS,
+    LIST_PAGE_SIZE,
     AzureLocation,
     client_options,
     connect,
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 4 << 20  # memory held per write: one block
 MAX_BLOCKS = 50_000  # the service's limit per blob
-LIST_PAGE_SIZE = 5000
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

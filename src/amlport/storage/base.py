@@ -17,7 +17,6 @@ import abc
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
 from typing import BinaryIO, TypeVar
 
 from amlport.errors import AmlportError
@@ -35,7 +34,6 @@ class BlobInfo:
     size: int
     etag: str | None = None
     content_md5: str | None = None
-    last_modified: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -103,7 +102,6 @@ class LocalSource(Source):
                     size=st.st_size,
                     etag=f"{st.st_mtime_ns:x}-{st.st_size:x}",
                     content_md5=None,
-                    last_modified=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
                 )
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:

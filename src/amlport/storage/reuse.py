@@ -5,18 +5,23 @@ export then stores those same files. ``ReusingSource`` keeps what the walk read 
 a byte budget, and hands each kept blob to the first ``read_bytes``/``open_stream`` of it —
 once, after which it is dropped. The transfer still checks every byte it stores against the
 listing's content-MD5, as for a fresh read. Whatever does not fit the budget is read again.
+
+Kept blobs are held zlib-compressed (level 1): they are text (logs, JSON, YAML) and are all
+held at the export's high-water mark, the end of planning — 30 MB at 100k blobs became a
+few MB, for well under a second of CPU.
 """
 
 from __future__ import annotations
 
 import io
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from amlport.storage.base import DEFAULT_WORKERS, BlobInfo, ReadResult, Source, SourceWrapper
 
-DEFAULT_BUDGET = 32 * 1024 * 1024  # bytes of file content kept at most
+DEFAULT_BUDGET = 32 * 1024 * 1024  # bytes kept at most (compressed)
 MAX_KEPT_FILE = 1024 * 1024  # larger files are not kept (they are read as a stream anyway)
 
 
@@ -46,18 +51,27 @@ class ReusingSource(SourceWrapper):
     def _keep(self, blob: BlobInfo, data: bytes) -> None:
         if len(data) != blob.size or blob.size > MAX_KEPT_FILE:
             return  # a part of the blob, or a large one
+        packed = zlib.compress(data, 1)
         with self._mutex:
-            if self.kept_bytes + len(data) <= self.budget and blob.key not in self._kept:
-                self._kept[blob.key] = data
-                self.kept_bytes += len(data)
+            if self.kept_bytes + len(packed) <= self.budget and blob.key not in self._kept:
+                self._kept[blob.key] = packed
+                self.kept_bytes += len(packed)
 
     def _take(self, container: str, name: str) -> bytes | None:
         with self._mutex:
-            data = self._kept.pop((container, name), None)
-            if data is not None:
-                self.kept_bytes -= len(data)
-                self.served += 1
-            return data
+            packed = self._kept.pop((container, name), None)
+            if packed is None:
+                return None
+            self.kept_bytes -= len(packed)
+            self.served += 1
+        return zlib.decompress(packed)
+
+    def discard(self, container: str, name: str) -> None:
+        """Forget one kept blob: it will not be read again (an unchanged file)."""
+        with self._mutex:
+            packed = self._kept.pop((container, name), None)
+            if packed is not None:
+                self.kept_bytes -= len(packed)
 
     def drop(self) -> None:
         """Forget what is still kept (blobs the transfer did not need to read)."""
