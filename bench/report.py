@@ -333,8 +333,9 @@ _OPEN = {
     "peak RSS": (
         "**peak RSS of `backup`**: what is left is the per-blob state a run holds as Python "
         "objects (listing facts, plan, snapshot entries, assets, lineage, index) and, on an "
-        "unchanged re-backup, the previous snapshot too. Meeting 300 MB at 100k blobs means "
-        "keeping that state out of the Python heap (a per-run on-disk store): "
+        "unchanged re-backup, the previous snapshot's file entries and rewrite records too "
+        "(read while the plan is still held). Meeting 300 MB at 100k blobs there means keeping "
+        "that state out of the Python heap (a per-run on-disk store): "
         "docs/design/0003-scale.md, *Not done*."
     ),
     "throughput ≥ 0.9": (

@@ -92,6 +92,10 @@ def test_second_export_of_unchanged_source_moves_nothing(tmp_path: Path) -> None
     # comparison reads them back, sharing the file list already in memory.
     previous = second.previous  # type: ignore[attr-defined]
     assert previous.assets == [] and previous.lineage == {}
+    # … and its paths are the plan's own strings, which the new assets' file lists hold.
+    listed = {p: p for a in second.manifest.assets for p in a.files}  # type: ignore[attr-defined]
+    shared = [f.path for f in previous.files if f.path in listed]
+    assert shared and all(path is listed[path] for path in shared)
     whole = Repository.open(repo).load_snapshot(first.snapshot_id)  # type: ignore[attr-defined]
     with Repository.open(repo) as store:
         done = complete_previous(store, previous)

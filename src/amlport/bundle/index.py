@@ -60,7 +60,8 @@ class SourceIndex:
         self.key = f"index/{source_key}.json"
         self.source_key = source_key
         self._has_object = has_object
-        self._entries: dict[tuple[str, str], IndexEntry] = {}
+        # container -> name -> row: one dict per container, no key tuple per row (100k+).
+        self._entries: dict[str, dict[str, IndexEntry]] = {}
         self._mutex = threading.Lock()
         self._load(warn)
 
@@ -70,7 +71,7 @@ class SourceIndex:
         return self.store.local_path(self.key)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(map(len, self._entries.values()))
 
     def lookup(
         self, container: str, name: str, etag: str | None, size: int, md5: str | None
@@ -88,7 +89,7 @@ class SourceIndex:
     def _row(
         self, container: str, name: str, etag: str | None, size: int, md5: str | None
     ) -> IndexEntry | None:
-        entry = self._entries.get((container, name))
+        entry = self._entries.get(container, {}).get(name)
         if entry is None or etag is None or entry.etag != etag or entry.size != size:
             return None
         if entry.content_md5 and md5 and entry.content_md5 != _norm_md5(md5):
@@ -107,11 +108,12 @@ class SourceIndex:
         if not DIGEST_RE.match(digest):
             raise UsageError(f"{digest!r} is not a digest of the form sha256:<64 hex>")
         with self._mutex:
-            self._entries[(container, name)] = IndexEntry(etag, size, _norm_md5(md5), digest)
+            row = IndexEntry(etag, size, _norm_md5(md5), digest)
+            self._entries.setdefault(container, {})[name] = row
 
     def forget(self, container: str, name: str) -> None:
         with self._mutex:
-            self._entries.pop((container, name), None)
+            self._entries.get(container, {}).pop(name, None)
 
     def save(self) -> None:
         """Replace the index file atomically."""
@@ -122,11 +124,15 @@ class SourceIndex:
         """The index file in pieces, a row at a time: no dict per row, no whole text (a local
         repository streams them to its file; 100k+ rows at workspace scale)."""
         yield b'{"entries": ['
-        for n, (container, name) in enumerate(sorted(self._entries)):
-            e = self._entries[(container, name)]
-            row = {"container": container, "name": name, "etag": e.etag, "size": e.size}
-            row.update(content_md5=e.content_md5, digest=e.digest)
-            yield (b"\n" if n == 0 else b",\n") + json.dumps(row, sort_keys=True).encode()
+        n = 0
+        for container in sorted(self._entries):
+            rows = self._entries[container]
+            for name in sorted(rows):
+                e = rows[name]
+                row = {"container": container, "name": name, "etag": e.etag, "size": e.size}
+                row.update(content_md5=e.content_md5, digest=e.digest)
+                yield (b"\n" if n == 0 else b",\n") + json.dumps(row, sort_keys=True).encode()
+                n += 1
         tail = {"source": self.source_key, "version": INDEX_VERSION}
         yield b"\n], " + json.dumps(tail, sort_keys=True)[1:].encode() + b"\n"
 
@@ -153,9 +159,12 @@ class SourceIndex:
                         if not isinstance(name, str):
                             raise TypeError("name")
                         container = row["container"]
-                        self._entries[
-                            (same.setdefault(container, container), same.setdefault(name, name))
-                        ] = entry
+                        if not isinstance(container, str):
+                            raise TypeError("container")
+                        rows_of = self._entries.setdefault(
+                            same.setdefault(container, container), {}
+                        )
+                        rows_of[same.setdefault(name, name)] = entry
             if header.get("version") != INDEX_VERSION:
                 raise ValueError(f"version {header.get('version')!r}")
             if not rows or "entries" in header:

@@ -233,13 +233,19 @@ class Repository:
         return self.snapshots.load(id_or_prefix)
 
     def latest_snapshot(
-        self, source_key: str, *, keep: Iterable[str] = KEEPABLE
+        self,
+        source_key: str,
+        *,
+        keep: Iterable[str] = KEEPABLE,
+        strings: dict[str, str] | None = None,
     ) -> Manifest | None:
         """The newest snapshot of a source (``Manifest.source_key``), None if it has none.
-        Only the newest is loaded (with the lists in ``keep``); the others are read for
-        their header."""
+        Only the newest is loaded (with the lists in ``keep``, sharing ``strings``); the
+        others are read for their header."""
         mine = [i for i in self.snapshots.infos() if i.source_key == source_key]
-        return self.snapshots.load_exact(mine[-1].id, keep=keep) if mine else None
+        if not mine:
+            return None
+        return self.snapshots.load_exact(mine[-1].id, keep=keep, strings=strings)
 
     def iter_files(self, manifest: Manifest) -> Iterator[tuple[FileEntry, Path]]:
         """Each file of a snapshot with the path of its object (local repositories only; read

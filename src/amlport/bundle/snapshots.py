@@ -165,11 +165,18 @@ class SnapshotStore:
         check_snapshot_bytes(snapshot_id, raw)
         return raw
 
-    def load_exact(self, snapshot_id: str, *, keep: Iterable[str] = KEEPABLE) -> Manifest:
+    def load_exact(
+        self,
+        snapshot_id: str,
+        *,
+        keep: Iterable[str] = KEEPABLE,
+        strings: dict[str, str] | None = None,
+    ) -> Manifest:
         """Read a snapshot as a stream (its entries are typed as they arrive: a 100k-file
         manifest never sits in memory as text), checked against its id at the end.
-        ``keep``: the lists (and lineage) to keep; the others are checked, then dropped."""
-        return self._read(snapshot_id, keep=keep)
+        ``keep``: the lists (and lineage) to keep; the others are checked, then dropped.
+        ``strings``: strings already in memory to share (``Manifest.read``)."""
+        return self._read(snapshot_id, keep=keep, strings=strings)
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
         """What ``snapshots`` lists of one snapshot: read and checked whole, but its lists

@@ -233,7 +233,8 @@ def _transfer_and_commit(
     # What the transfer carries over from the previous snapshot: its file entries (shared by
     # both manifests) and the rewrite and redaction records of unchanged files. Its assets
     # and lineage would only take memory while the files move (``complete_previous``).
-    previous = repo.latest_snapshot(key, keep=CARRIED)
+    # Its file paths are the plan's own strings (the assets' file lists hold them too).
+    previous = repo.latest_snapshot(key, keep=CARRIED, strings=writer.planned_paths())
     total = writer.planned_bytes
 
     def report(_files: int, done_bytes: int) -> None:

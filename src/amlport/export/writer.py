@@ -138,6 +138,10 @@ class BundleWriter:
             if index.knows(space, blob.name, blob.etag, blob.size, blob.content_md5):
                 self.source.discard(blob.container, blob.name)
 
+    def planned_paths(self) -> dict[str, str]:
+        """Every planned bundle path, as ``{path: path}`` (to share equal strings)."""
+        return {p: p for p in (*self.blobs, *self.generated)}
+
     @property
     def planned_bytes(self) -> int:
         return sum(b.size for b in self.blobs.values()) + sum(map(len, self.generated.values()))

@@ -119,8 +119,8 @@ class _Interner:
     """One string object for equal strings of a manifest being read (a file's path appears
     in its entry, its asset's file list and its rewrite records)."""
 
-    def __init__(self) -> None:
-        self._seen: dict[str, str] = {}
+    def __init__(self, seen: dict[str, str] | None = None) -> None:
+        self._seen: dict[str, str] = {} if seen is None else seen
 
     def __call__(self, text: str) -> str:
         return self._seen.setdefault(text, text)
@@ -334,7 +334,7 @@ class FileEntry:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class AssetEntry:
     """One exported asset and the bundle files that make it up."""
 
@@ -563,6 +563,7 @@ class Manifest:
         on_bytes: Callable[[bytes], None] | None = None,
         keep: Iterable[str] = KEEPABLE,
         on_entry: Callable[[str, Any], None] | None = None,
+        strings: dict[str, str] | None = None,
     ) -> Manifest:
         """Read a stored manifest from a byte stream, each entry of the long lists as it
         arrives (``jsonstream``): memory is the typed manifest, not its text and dict tree.
@@ -570,16 +571,17 @@ class Manifest:
 
         Every entry is checked; only the lists (and the lineage) in ``keep`` are kept (the
         others come back empty), and ``on_entry(key, entry)`` sees each typed entry (a
-        summary of a snapshot without its lists in memory). ``on_bytes`` sees every byte
-        read; on an error the rest of the stream is still read (so the caller's hash of the
-        whole stream decides between damaged and invalid). The first error in an entry is
-        raised after the schema check: the major comes first.
+        summary of a snapshot without its lists in memory). ``strings``: strings the caller
+        already holds (``{s: s}``, extended as it reads), shared instead of read again.
+        ``on_bytes`` sees every byte read; on an error the rest of the stream is still read
+        (so the caller's hash of the whole stream decides between damaged and invalid). The
+        first error in an entry is raised after the schema check: the major comes first.
         """
         header: dict[str, Any] = {}
         parsed: dict[str, list[Any]] = {}
         failed: IntegrityError | None = None
         unknown_kind: IntegrityError | None = None  # an error unless of a newer minor
-        share = _Interner()
+        share = _Interner(strings)
         kept = frozenset(keep)
         try:
             for key, value in jsonstream.members(fh, LISTS, on_bytes=on_bytes):
