@@ -125,7 +125,7 @@ def run(
         wall_s=wall,
         user_s=usage["user_s"],
         sys_s=usage["sys_s"],
-        peak_rss_mb=usage["maxrss_kb"] / 1024.0,  # Linux: KiB
+        peak_rss_mb=usage["maxrss_kb"] * 1024 / 1e6,  # Linux: KiB; MB = 10^6 bytes
         received_bytes=received,
         server_cpu_s=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
         load_before=load,
