@@ -47,7 +47,7 @@ DEFAULT_MAX_CONNECTIONS = 16  # >= the default read_many workers, with room for 
 CONNECT_TIMEOUT_S = 20
 # Blobs per listing request. The service allows 5,000, but the SDK parses a whole page into
 # objects at once, and the process keeps that as its high-water mark after they are freed:
-# listing 100k blobs from Azurite raised peak RSS by 81 MB at 5,000 per page, 33 MB at 2,000
+# listing 100k blobs from Azurite raised peak RSS by 83 MB at 5,000 per page, 34 MB at 2,000
 # and 17 MB at 1,000 — for 5x the round trips (39 s -> 48 s against Azurite, which spends
 # ~90 ms per page; a few seconds per 100k blobs against Azure). docs/design/0003-scale.md.
 LIST_PAGE_SIZE = 1000
