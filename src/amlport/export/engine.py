@@ -247,7 +247,6 @@ def _transfer_and_commit(
         index.save()  # what was stored stays reusable, even after an interruption
     if isinstance(writer.source, ReusingSource):
         writer.source.drop()  # unchanged files were not read again: their bytes go now
-    writer.release_plan()
     result.stats = stats
     failed = {f.split(": ", 1)[0] for f in stats.failures}
     result.warnings = sorted(set(writer.warnings)) + [f"not exported: {f}" for f in stats.failures]

@@ -123,10 +123,6 @@ class BundleWriter:
         self.listing = Listing()
         self.planned = {}
 
-    def release_plan(self) -> None:
-        """The transfer is over: its entries are all the snapshot needs of the plan."""
-        self.blobs, self.generated = {}, {}
-
     def drop_unchanged_reads(self, index: SourceIndex) -> None:
         """The walk's reads of blobs the index already holds will not be read again: let
         them go before the transfer (an unchanged re-backup would otherwise keep every

@@ -58,20 +58,21 @@ class ReusingSource(SourceWrapper):
                 self.kept_bytes += len(packed)
 
     def _take(self, container: str, name: str) -> bytes | None:
-        with self._mutex:
-            packed = self._kept.pop((container, name), None)
-            if packed is None:
-                return None
-            self.kept_bytes -= len(packed)
-            self.served += 1
-        return zlib.decompress(packed)
+        packed = self._pop(container, name, served=True)
+        return None if packed is None else zlib.decompress(packed)
 
     def discard(self, container: str, name: str) -> None:
         """Forget one kept blob: it will not be read again (an unchanged file)."""
+        self._pop(container, name, served=False)
+
+    def _pop(self, container: str, name: str, *, served: bool) -> bytes | None:
+        """Remove one kept blob (compressed), counting it as served from memory or not."""
         with self._mutex:
             packed = self._kept.pop((container, name), None)
             if packed is not None:
                 self.kept_bytes -= len(packed)
+                self.served += served
+            return packed
 
     def drop(self) -> None:
         """Forget what is still kept (blobs the transfer did not need to read)."""
