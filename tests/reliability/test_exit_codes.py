@@ -304,6 +304,34 @@ def test_sigint_exits_130(command: str, env: Env) -> None:
         assert not list((Path(repo) / "snapshots").glob("*.json"))
 
 
+@pytest.mark.slow
+def test_sigint_abandons_the_file_in_flight(env: Env) -> None:
+    """Ctrl-C during the transfer stops the copy in flight at its next read: the 40 MiB log
+    being rewritten is not finished first (a multi-GB model would hold the exit for minutes),
+    and what it had staged is removed."""
+    log = str(env.big.run("huge") / "user_logs" / "std_log.txt")
+    repo = Path(env.fresh())
+    args = ("export", str(env.big.root), "--to", str(repo))
+    proc = start(*args)
+    deadline = time.monotonic() + 60
+
+    def transferring_the_log() -> bool:
+        # Objects appear only once the transfer runs; the walk's reads of the log are over.
+        started = (repo / "objects").is_dir() and any((repo / "objects").rglob("*"))
+        return started and log in _open_files(proc.pid)
+
+    while not transferring_the_log():
+        assert proc.popen.poll() is None, "finished before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.popen.send_signal(signal.SIGINT)
+    ran: Ran = finish(proc, args)
+    assert ran.returncode == 130, ran.explain()
+    stored = [p for p in (repo / "objects").rglob("*") if p.is_file()]
+    assert not [p for p in stored if p.name.startswith(".tmp-")], "staging left behind"
+    assert max(p.stat().st_size for p in stored) < 1 << 20, "the log in flight was finished"
+
+
 def _documented() -> dict[str, set[int]]:
     """Command -> the codes its row of the table documents (non-empty cells)."""
     out: dict[str, set[int]] = {}

@@ -9,18 +9,22 @@ Memory is bounded: text files above ``STREAM_ABOVE`` (YAML and MLmodel above
 ``MAX_REWRITE_BYTES``) are rewritten as a stream (``LogStream``), never held whole. After
 ``OUTAGE_AFTER`` consecutive source failures (unreachable, throttled past its retries, access
 lost) the transfer stops: the files not attempted fail with that reason, instead of each
-spending a retry cycle. Ctrl-C cancels the files not yet started.
+spending a retry cycle. Ctrl-C cancels the files not yet started and abandons the ones in
+flight at their next read (nothing half-copied is stored).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from amlport import __version__
 from amlport.bundle import Repository
@@ -37,10 +41,13 @@ from amlport.rewriters.files import format_of, needs_rewrite, rewrite_file
 from amlport.rewriters.rules import RewriteResult, RewriteRules
 from amlport.rewriters.text_log import BinaryContent, LogStream
 from amlport.secrets import has_secret
-from amlport.storage.base import BlobInfo, Source, take_finished
+from amlport.storage.base import BlobInfo, InFlight, Source
 from amlport.storage.reuse import ReusingSource
 from amlport.walk.handlers import SPECS_CONTAINER
 from amlport.walk.listing import Listing
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
 STREAM_ABOVE = 8 * 1024 * 1024  # larger text files are rewritten as a stream
@@ -89,6 +96,7 @@ class BundleWriter:
         self._lock = threading.Lock()
         self._streak = 0  # consecutive source failures
         self._cancelled = False
+        self._abandon = threading.Event()  # set when the transfer is interrupted
 
     # -- planning (no I/O) -------------------------------------------------------------
     def bundle_path(self, container: str, name: str) -> str:
@@ -159,14 +167,14 @@ class BundleWriter:
             self._store_generated(repo, path, self.generated.pop(path))
         # A bounded window of files in flight: queued futures cost memory per file, and a
         # workspace has 100k+ of them.
-        pending: dict[Future[None], str] = {}
-        window = max(1, workers) * QUEUE_PER_WORKER
+        window: InFlight[None, str] = InFlight()
+        limit = max(1, workers) * QUEUE_PER_WORKER
         done = 0
 
         def settle_some() -> None:
             nonlocal done
-            for fut, path in take_finished(pending):
-                self._settle(fut, path, pending)
+            for fut, path in window.take():
+                self._settle(fut, path, window)
                 done += 1
                 if progress:
                     progress(done, self.stats.bytes)
@@ -178,18 +186,18 @@ class BundleWriter:
                     if self.stats.stopped is not None:  # the source is down: start no other
                         self.stats.failures.append(f"{path}: {NOT_ATTEMPTED}")
                         continue
-                    pending[pool.submit(self._attempt, repo, index, carried, path, blob)] = path
-                    while len(pending) >= window:
+                    window.add(pool.submit(self._attempt, repo, index, carried, path, blob), path)
+                    while len(window) >= limit:
                         settle_some()
-                while pending:
+                while window:
                     settle_some()
-            except BaseException:  # Ctrl-C: finish the files in flight, start no other
-                for fut in pending:
-                    fut.cancel()
+            except BaseException:  # Ctrl-C: start no other file, abandon the ones in flight
+                self._abandon.set()
+                window.cancel_all()
                 raise
         return self.stats
 
-    def _settle(self, fut: Future[None], path: str, futures: dict[Future[None], str]) -> None:
+    def _settle(self, fut: Future[None], path: str, window: InFlight[None, str]) -> None:
         """Record one finished file; once the source is down, start no other."""
         if fut.cancelled():
             self.stats.failures.append(f"{path}: {NOT_ATTEMPTED}")
@@ -202,8 +210,7 @@ class BundleWriter:
                 self.stats.integrity_failures += 1
         if self.stats.stopped is not None and not self._cancelled:
             self._cancelled = True  # once: the rest are still queued, none is started
-            for pending in futures:
-                pending.cancel()
+            window.cancel_all()
 
     def _attempt(
         self, repo: Repository, index: SourceIndex, carried: _Carried, path: str, blob: BlobInfo
@@ -274,7 +281,7 @@ class BundleWriter:
             # The previous snapshot's equal entry, so that both manifests share it (memory).
             self.entries[path] = carried.same(entry)
             return
-        with self.source.open_stream(blob.container, blob.name) as stream:
+        with self._open(blob) as stream:
             digest, size = repo.put_stream(stream, expected_md5=_hex_md5(blob.content_md5))
         index.record(blob.container, blob.name, blob.etag, blob.size, blob.content_md5, digest)
         with self._lock:  # an index miss: the bytes were read and stored (dedupe aside)
@@ -284,6 +291,12 @@ class BundleWriter:
             self.stats.new_objects += 1
             self.stats.new_bytes += size
         self.entries[path] = FileEntry(path=path, digest=digest, size=size, original=original)
+
+    @contextmanager
+    def _open(self, blob: BlobInfo) -> Iterator[BinaryIO]:
+        """A stream of the blob that stops at its next read once the transfer is abandoned."""
+        with self.source.open_stream(blob.container, blob.name) as raw:
+            yield cast(BinaryIO, _Abandonable(raw, self._abandon))
 
     def _read(self, blob: BlobInfo) -> bytes:
         if blob.container == SPECS_CONTAINER and self.specs is not None:
@@ -354,7 +367,7 @@ class BundleWriter:
         rewriter = LogStream(
             path, self.rules, uris=fmt != "other", binary_check=fmt in ("other", "pointer")
         )
-        with self.source.open_stream(blob.container, blob.name) as raw:
+        with self._open(blob) as raw:
             digest, size = repo.put_stream(rewriter.reader(raw))
         if blob.content_md5 and rewriter.md5.hexdigest() != blob.content_md5.lower():
             raise IntegrityError(
@@ -376,6 +389,34 @@ class BundleWriter:
         return _Rewritten(
             digest, size, result, "sha256:" + rewriter.sha256.hexdigest(), rewriter.read
         )
+
+
+class _Abandoned(Exception):
+    """The transfer was interrupted while this file was being copied (nobody settles it)."""
+
+
+class _Abandonable(io.RawIOBase):
+    """A source stream that fails its next read once the transfer is abandoned (Ctrl-C): a
+    multi-GB model in flight stops at its next chunk instead of holding the exit until it is
+    stored. What it had staged is removed, as for any failed copy."""
+
+    def __init__(self, raw: BinaryIO, abandon: threading.Event) -> None:
+        super().__init__()
+        self._raw = raw
+        self._abandon = abandon
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._abandon.is_set():
+            raise _Abandoned("the transfer was interrupted")
+        return self._raw.read(size)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
 
 
 @dataclass

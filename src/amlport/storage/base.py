@@ -14,10 +14,11 @@ Contract:
 from __future__ import annotations
 
 import abc
+import queue
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Generic, TypeVar
 
 from amlport.errors import AmlportError
 from amlport.model.workspace import WorkspaceDescriptor
@@ -88,15 +89,17 @@ class Source(abc.ABC):
         workers: int = DEFAULT_WORKERS,
     ) -> Iterator[ReadResult]:
         """Read blobs in parallel, at most ``workers`` in flight, yielding as they finish."""
-        it = iter(blobs)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-read") as pool:
-            pending: dict[Future[bytes], BlobInfo] = {}
-            for blob in it:
-                pending[pool.submit(self._read_one, blob, max_bytes)] = blob
-                if len(pending) >= workers * 2:
-                    yield from self._drain(pending)
-            while pending:
-                yield from self._drain(pending)
+            window: InFlight[bytes, BlobInfo] = InFlight()
+            try:
+                for blob in blobs:
+                    window.add(pool.submit(self._read_one, blob, max_bytes), blob)
+                    if len(window) >= workers * 2:
+                        yield from self._drain(window)
+                while window:
+                    yield from self._drain(window)
+            finally:  # the caller stopped early (or Ctrl-C): start none of the queued reads
+                window.cancel_all()
 
     def _read_one(self, blob: BlobInfo, max_bytes: int | None) -> bytes:
         if blob.size == 0:  # the listing says empty: no request needed
@@ -104,9 +107,9 @@ class Source(abc.ABC):
         return self.read_bytes(blob.container, blob.name, max_bytes=max_bytes)
 
     @staticmethod
-    def _drain(pending: dict[Future[bytes], BlobInfo]) -> Iterator[ReadResult]:
+    def _drain(window: InFlight[bytes, BlobInfo]) -> Iterator[ReadResult]:
         """Yield the reads that have finished, waiting for at least one."""
-        for fut, blob in take_finished(pending):
+        for fut, blob in window.take():
             exc = fut.exception()
             if exc is None:
                 yield ReadResult(blob, fut.result())
@@ -116,12 +119,45 @@ class Source(abc.ABC):
                 raise exc
 
 
-def take_finished(pending: dict[Future[T], K]) -> Iterator[tuple[Future[T], K]]:
-    """Wait for at least one of ``pending`` to finish; remove and yield each finished one
-    with its key (bounded windows of parallel work: reads, the export's transfer)."""
-    finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-    for fut in finished:
-        yield fut, pending.pop(fut)
+class InFlight(Generic[T, K]):
+    """A bounded window of parallel work (reads, the export's transfer): futures with a key
+    each, handed back as they finish.
+
+    Finished futures arrive through a queue their done-callback feeds, not through
+    ``concurrent.futures.wait``. ``wait`` takes the lock of every pending future, one by one,
+    on each call; a Ctrl-C that lands while it waits for one of them leaves the ones already
+    taken locked for ever, so the worker that finishes such a future blocks, and so does the
+    pool's shutdown: an interrupted export hung instead of exiting 130. A queue holds no lock
+    the main thread could strand, and costs one put and one get per task rather than a lock
+    per pending task per wait.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[Future[T], K] = {}
+        self._finished: queue.SimpleQueue[Future[T]] = queue.SimpleQueue()
+
+    def add(self, fut: Future[T], key: K) -> None:
+        self._keys[fut] = key
+        fut.add_done_callback(self._finished.put)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def take(self) -> Iterator[tuple[Future[T], K]]:
+        """Wait for at least one future to finish (or be cancelled); remove and yield each
+        finished one with its key."""
+        fut = self._finished.get()
+        while True:
+            yield fut, self._keys.pop(fut)
+            try:
+                fut = self._finished.get_nowait()
+            except queue.Empty:
+                return
+
+    def cancel_all(self) -> None:
+        """Cancel every future not yet started (``take`` still hands each back)."""
+        for fut in list(self._keys):
+            fut.cancel()
 
 
 class SourceWrapper(Source):
