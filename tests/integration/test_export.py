@@ -92,10 +92,14 @@ def test_second_export_of_unchanged_source_moves_nothing(tmp_path: Path) -> None
     # comparison reads them back, sharing the file list already in memory.
     previous = second.previous  # type: ignore[attr-defined]
     assert previous.assets == [] and previous.lineage == {}
-    # … and its paths are the plan's own strings, which the new assets' file lists hold.
-    listed = {p: p for a in second.manifest.assets for p in a.files}  # type: ignore[attr-defined]
-    shared = [f.path for f in previous.files if f.path in listed]
-    assert shared and all(path is listed[path] for path in shared)
+    # … and its paths are the plan's own strings, which the new assets' file lists hold (an
+    # asset that lists a file another asset planned first may hold its own copy).
+    held: dict[str, set[int]] = {}
+    for asset in second.manifest.assets:  # type: ignore[attr-defined]
+        for path in asset.files:
+            held.setdefault(path, set()).add(id(path))
+    shared = [f.path for f in previous.files if f.path in held]
+    assert shared and all(id(path) in held[path] for path in shared)
     whole = Repository.open(repo).load_snapshot(first.snapshot_id)  # type: ignore[attr-defined]
     with Repository.open(repo) as store:
         done = complete_previous(store, previous)
@@ -168,3 +172,39 @@ def test_pack_unpack_round_trip(designer_repo: Path, tmp_path: Path) -> None:
     res = amlport("unpack", str(archive), "--to", str(tmp_path / "copy"))
     assert res.returncode == 0, res.stderr
     assert amlport("verify", str(tmp_path / "copy")).returncode == 0
+
+
+def test_walk_and_graph_are_gone_before_the_transfer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inventory and the lineage graph are reference cycles: the export collects them
+    once planning is over, so the transfer (the high-water mark at 100k blobs) runs without
+    them."""
+    import weakref
+
+    from amlport.export import engine
+    from amlport.export.writer import BundleWriter
+
+    built: list[weakref.ref[object]] = []
+    alive_at_transfer: list[bool] = []
+    walk, graph, transfer = engine.walk_with_listing, engine.build_graph, BundleWriter.transfer
+
+    def walk_and_watch(*args: object, **kw: object) -> object:
+        inv, listing = walk(*args, **kw)  # type: ignore[arg-type]
+        built.append(weakref.ref(inv))
+        return inv, listing
+
+    def graph_and_watch(inv: object) -> object:
+        lg = graph(inv)  # type: ignore[arg-type]
+        built.append(weakref.ref(lg.g))
+        return lg
+
+    def transfer_and_check(self: BundleWriter, *args: object, **kw: object) -> object:
+        alive_at_transfer.extend(ref() is not None for ref in built)
+        return transfer(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "walk_with_listing", walk_and_watch)
+    monkeypatch.setattr(engine, "build_graph", graph_and_watch)
+    monkeypatch.setattr(BundleWriter, "transfer", transfer_and_check)
+    _export("designer-autoprice", tmp_path / "r")
+    assert alive_at_transfer == [False, False]

@@ -69,7 +69,7 @@ class CatchAll:
         artifacts = inv.source.artifact_container
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         for blob in self.recorder.blobs:
-            if blob.key not in writer.planned:
+            if not writer.is_planned(blob.container, blob.name):
                 groups[(blob.container, group_of(blob.container, blob.name, artifacts))].append(
                     blob.name
                 )

@@ -85,7 +85,6 @@ class BundleWriter:
                 listing.add(BlobInfo(SPECS_CONTAINER, rel, path.stat().st_size))
             listing.freeze()
         self.rules = rules
-        self.planned: dict[tuple[str, str], str] = {}
         self.blobs: dict[str, BlobInfo] = {}
         self.generated: dict[str, bytes] = {}
         self.entries: dict[str, FileEntry] = {}
@@ -106,15 +105,22 @@ class BundleWriter:
         return f"files/{datastore}/{name}"
 
     def add_blob(self, container: str, name: str) -> str:
-        key = (container, name)
-        if key not in self.planned:
+        path = self.bundle_path(container, name)
+        if not self._holds(path, container, name):
             blob = self.listing.get(container, name)
             if blob is None:
                 raise AmlportError(f"{container}/{name} is not in the source listing")
-            path = self.bundle_path(container, name)
-            self.planned[key] = path
             self.blobs[path] = blob
-        return self.planned[key]
+        return path
+
+    def is_planned(self, container: str, name: str) -> bool:
+        return self._holds(self.bundle_path(container, name), container, name)
+
+    def _holds(self, path: str, container: str, name: str) -> bool:
+        """Is this blob planned at ``path``? (No (container, name) → path map: the path is a
+        function of the two, and a map of 100k+ key tuples cost 10 MB while planning.)"""
+        planned = self.blobs.get(path)
+        return planned is not None and planned.name == name and planned.container == container
 
     def add_folder(self, container: str, prefix: str) -> list[str]:
         return [self.add_blob(container, b.name) for b in self.listing.under(container, prefix)]
@@ -126,10 +132,8 @@ class BundleWriter:
         return bundle_path
 
     def release_listing(self) -> None:
-        """Planning is over: drop the walk's listing and the (container, name) → path map
-        (the planned blobs keep their facts)."""
+        """Planning is over: drop the walk's listing (the planned blobs keep their facts)."""
         self.listing = Listing()
-        self.planned = {}
 
     def drop_unchanged_reads(self, index: SourceIndex) -> None:
         """The walk's reads of blobs the index already holds will not be read again: let
@@ -195,6 +199,7 @@ class BundleWriter:
                 self._abandon.set()
                 window.cancel_all()
                 raise
+        self.blobs = {}  # emptied, but a dict keeps its table (4 MB at 100k blobs)
         return self.stats
 
     def _settle(self, fut: Future[None], path: str, window: InFlight[None, str]) -> None:

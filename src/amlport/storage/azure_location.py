@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
@@ -170,9 +170,44 @@ class _SdkAuth(requests.auth.AuthBase):
         return r
 
 
+class _StorageSession(requests.Session):
+    """A session that reads the environment's proxy and CA settings once per host.
+
+    Requests reads them before every request (``merge_environment_settings``: it walks the
+    whole of ``os.environ`` for ``*_proxy`` names and matches ``NO_PROXY``): 7 % of the CPU
+    amlport held the GIL for in an export of 10k small blobs. A storage client talks to one
+    or two hosts, so the answer is kept per (scheme, host, and the request's own settings);
+    the environment is read when the first request to a host is sent, as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        scheme, netloc = urlsplit(url)[:2]
+        key = (scheme, netloc, _frozen(proxies), stream, verify, _frozen(cert))
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._merged[key] = merged
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in merged.items()}
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of a per-request setting (a dict of proxies, a cert pair)."""
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
 def client_options(policy: CountingRetry, max_connections: int) -> dict[str, Any]:
     """Transport and retry options every amlport client shares (callers add their own)."""
-    session = requests.Session()
+    session = _StorageSession()
     # Retries belong to the storage policy, not urllib3; the pool must cover the workers.
     adapter = HTTPAdapter(
         pool_connections=4,

@@ -72,6 +72,8 @@ class ReusingSource(SourceWrapper):
             if packed is not None:
                 self.kept_bytes -= len(packed)
                 self.served += served
+                if not self._kept:  # an emptied dict keeps its table (3 MB at 100k blobs)
+                    self._kept = {}
             return packed
 
     def drop(self) -> None:
