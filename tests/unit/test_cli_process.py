@@ -1,4 +1,4 @@
-"""The CLI process limits glibc's malloc arenas (peak RSS of threaded transfers)."""
+"""The CLI process tunes glibc's malloc (peak RSS of threaded transfers)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,30 @@ import pytest
 from amlport.cli import process
 
 GLIBC = sys.platform.startswith("linux") and "libc.so.6" in str(ctypes.util.find_library("c"))
+ENV = {"arena_max": "MALLOC_ARENA_MAX", "mmap_threshold": "MALLOC_MMAP_THRESHOLD_"}
+
+
+def _clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV.values():
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc only")
-def test_arenas_are_limited_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert process.limit_malloc_arenas() is True
+def test_both_settings_are_made_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear(monkeypatch)
+    assert process.tune_malloc() == {"arena_max": True, "mmap_threshold": True}
 
 
-def test_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    assert process.limit_malloc_arenas() is False
+@pytest.mark.parametrize("setting", sorted(ENV))
+def test_the_environment_wins(setting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear(monkeypatch)
+    monkeypatch.setenv(ENV[setting], "8")
+    tuned = process.tune_malloc()
+    assert tuned[setting] is False
+    assert all(done == GLIBC for name, done in tuned.items() if name != setting)
 
 
 def test_other_platforms_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    _clear(monkeypatch)
     monkeypatch.setattr(process.sys, "platform", "darwin")
-    assert process.limit_malloc_arenas() is False
+    assert process.tune_malloc() == {"arena_max": False, "mmap_threshold": False}

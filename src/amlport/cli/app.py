@@ -9,7 +9,7 @@ import typer
 from amlport import __version__
 from amlport.cli import audit_cmd, backup_cmd, common, export_cmd, import_cmd
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
-from amlport.cli.process import limit_malloc_arenas
+from amlport.cli.process import tune_malloc
 from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
 from amlport.errors import UsageError
 from amlport.lineage import build_graph
@@ -200,5 +200,5 @@ backup_cmd.register(app)
 
 
 def main() -> None:
-    limit_malloc_arenas()  # before any thread starts
+    tune_malloc()  # before any thread starts
     app()
