@@ -283,21 +283,31 @@ def _open_files(pid: int) -> set[str]:
     return out
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("command", INTERRUPTED)
-def test_sigint_exits_130(command: str, env: Env) -> None:
-    log = str(env.big.run("huge") / "user_logs" / "std_log.txt")
-    repo = env.fresh()
-    args = ("scan", str(env.big.root)) if command == "scan" else ("export", str(env.big.root),
-                                                                  "--to", repo)  # fmt: skip
+def _big_log(env: Env) -> str:
+    return str(env.big.run("huge") / "user_logs" / "std_log.txt")
+
+
+def _interrupt_when(args: tuple[str, ...], ready: Callable[[int], bool]) -> Ran:
+    """Run amlport, send SIGINT once ``ready(pid)`` holds (polled), and collect the run."""
     proc = start(*args)
     deadline = time.monotonic() + 60
-    while log not in _open_files(proc.pid):  # it is reading the big log: mid-run
+    while not ready(proc.pid):
         assert proc.popen.poll() is None, "finished before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.002)
     proc.popen.send_signal(signal.SIGINT)
-    ran: Ran = finish(proc, args)
+    return finish(proc, args)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", INTERRUPTED)
+def test_sigint_exits_130(command: str, env: Env) -> None:
+    log = _big_log(env)
+    repo = env.fresh()
+    args = ("scan", str(env.big.root)) if command == "scan" else ("export", str(env.big.root),
+                                                                  "--to", repo)  # fmt: skip
+    # Interrupted while it reads the big log: mid-run.
+    ran = _interrupt_when(args, lambda pid: log in _open_files(pid))
     assert ran.returncode == 130, ran.explain()
     assert TRACEBACK not in ran.stderr and "interrupted" in ran.stderr, ran.explain()
     if command == "export":  # an interrupted export leaves no snapshot
@@ -309,23 +319,15 @@ def test_sigint_abandons_the_file_in_flight(env: Env) -> None:
     """Ctrl-C during the transfer stops the copy in flight at its next read: the 40 MiB log
     being rewritten is not finished first (a multi-GB model would hold the exit for minutes),
     and what it had staged is removed."""
-    log = str(env.big.run("huge") / "user_logs" / "std_log.txt")
+    log = _big_log(env)
     repo = Path(env.fresh())
-    args = ("export", str(env.big.root), "--to", str(repo))
-    proc = start(*args)
-    deadline = time.monotonic() + 60
 
-    def transferring_the_log() -> bool:
+    def transferring_the_log(pid: int) -> bool:
         # Objects appear only once the transfer runs; the walk's reads of the log are over.
         started = (repo / "objects").is_dir() and any((repo / "objects").rglob("*"))
-        return started and log in _open_files(proc.pid)
+        return started and log in _open_files(pid)
 
-    while not transferring_the_log():
-        assert proc.popen.poll() is None, "finished before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    proc.popen.send_signal(signal.SIGINT)
-    ran: Ran = finish(proc, args)
+    ran = _interrupt_when(("export", str(env.big.root), "--to", str(repo)), transferring_the_log)
     assert ran.returncode == 130, ran.explain()
     stored = [p for p in (repo / "objects").rglob("*") if p.is_file()]
     assert not [p for p in stored if p.name.startswith(".tmp-")], "staging left behind"

@@ -419,8 +419,9 @@ class _Abandonable(io.RawIOBase):
         return self._raw.read(size)
 
     def readinto(self, buffer: WriteableBuffer) -> int:
-        data = self.read(len(memoryview(buffer)))
-        memoryview(buffer).cast("B")[: len(data)] = data
+        out = memoryview(buffer).cast("B")
+        data = self.read(len(out))
+        out[: len(data)] = data
         return len(data)
 
 
