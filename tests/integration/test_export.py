@@ -208,3 +208,53 @@ def test_walk_and_graph_are_gone_before_the_transfer(
     monkeypatch.setattr(BundleWriter, "transfer", transfer_and_check)
     _export("designer-autoprice", tmp_path / "r")
     assert alive_at_transfer == [False, False]
+
+
+def test_a_re_export_shares_the_plans_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 100k blobs every string counts twice if it is read again: the index rows of an
+    unchanged re-export hold the planned blobs' own name, etag and MD5 objects, the index
+    and the previous snapshot's entries hold one object per digest, and the previous
+    snapshot's asset file lists hold its entries' path objects."""
+    from amlport.export.writer import BundleWriter
+
+    _export("designer-autoprice", tmp_path / "r")
+    seen: list[tuple[str, bool, bool]] = []
+    one_digest: list[bool] = []
+    transfer = BundleWriter.transfer
+
+    def transfer_and_check(
+        self: BundleWriter, repo: Repository, index: object, *a: object, **kw: object
+    ) -> object:
+        planned = {(b.container, b.name): b for b in self.blobs.values()}
+        for space, rows in index._entries.items():  # type: ignore[attr-defined]
+            for name, row in rows.items():  # a container, or its rewritten forms' space
+                blob = planned.get((space.rsplit("/", 1)[-1], name))
+                if blob is not None:
+                    seen.append((space, name is blob.name, row.etag is blob.etag))
+        previous = a[0]
+        rows = [r for rows in index._entries.values() for r in rows.values()]  # type: ignore[attr-defined]
+        digests = {r.digest: r.digest for r in rows}
+        entries = [e for e in previous.files if e.digest in digests]  # type: ignore[attr-defined]
+        one_digest.extend(e.digest is digests[e.digest] for e in entries)
+        return transfer(self, repo, index, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BundleWriter, "transfer", transfer_and_check)
+    result = _export("designer-autoprice", tmp_path / "r")
+    assert len(seen) > 20 and all(same_name and same_etag for _, same_name, same_etag in seen)
+    assert len(one_digest) > 20 and all(one_digest)  # index rows and entries: one string
+    previous = complete_previous(Repository.open(tmp_path / "r"), result.previous)  # type: ignore[attr-defined]
+    by_path = {f.path: f.path for f in previous.files}
+    shared = [p for a in previous.assets for p in a.files]
+    assert shared and all(p is by_path[p] for p in shared)
+
+
+def test_files_of_equal_bytes_share_one_digest_string(tmp_path: Path) -> None:
+    """Equal bytes recur in a workspace (half the blobs of the scaled benchmark share a
+    digest): the entries of a first export hold one string per digest."""
+    result = _export("designer-autoprice", tmp_path / "r")
+    entries = result.manifest.files  # type: ignore[attr-defined]
+    first: dict[str, str] = {}
+    shared = [e.digest is first.setdefault(e.digest, e.digest) for e in entries]
+    assert len(first) < len(entries) and all(shared)

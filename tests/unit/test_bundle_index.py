@@ -56,6 +56,27 @@ def test_any_difference_is_a_miss(
     assert index.lookup(container, "ExperimentRun/dcid.r1/logs/x.txt", etag, size, md5) is None
 
 
+def test_rows_share_the_strings_the_caller_holds(tmp_path: Path) -> None:
+    """``known`` offers strings already in memory (the plan's listing facts): a loaded row
+    holds those objects, not copies; strings it does not offer are the index's own."""
+    repo, digest = indexed(tmp_path)
+    name = "".join(["ExperimentRun/dcid.r1/", "logs/x.txt"])  # a new object, equal text
+    etag = "".join(['"0x8', 'DB1"'])
+    asked: list[tuple[str, str]] = []
+
+    def known(container: str, row_name: str) -> tuple[str | None, ...]:
+        asked.append((container, row_name))
+        return (name, etag, None)
+
+    index = repo.source_index(KEY, known=known)
+    assert asked == [("azureml", name)]
+    rows = index._entries["azureml"]
+    assert next(iter(rows)) is name
+    assert rows[name].etag is etag
+    assert rows[name].digest == digest and rows[name].content_md5 == MD5
+    assert index.lookup("azureml", name, etag, 10, MD5) == digest
+
+
 def test_pruned_object_is_a_miss(tmp_path: Path) -> None:
     repo, digest = indexed(tmp_path)
     repo.prune()  # no snapshot references it

@@ -18,12 +18,16 @@ DOCS: list[Any] = [
     {"long": [{"id": f"x{i}", "v": i, "nested": {"l": [i, [i]]}} for i in range(40)], "b": 1},
     {"long": [1, 22, 333, 4444, 55555], "other": [True, False, None], "e": ""},
     {"dup": [1], "x": 0, "dup": [2, 3]},  # noqa: F601 - duplicate keys: the last wins
+    {"g": {"nodes": [{"id": "a", "k": [1, {"x": None}]}], "links": [], "d": True}, "e": {}},
+    {"g": {"k": 1, "k": [2]}, "l": [[], [[1]], {"a": [{}]}]},  # noqa: F601
 ]
 
 
-def _read(text: str, streamed: tuple[str, ...] = ("long", "dup", "a")) -> dict[str, Any]:
+def _read(
+    text: str, streamed: tuple[str, ...] = ("long", "dup", "a"), hollow: tuple[str, ...] = ()
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in jsonstream.members(io.BytesIO(text.encode()), streamed):
+    for key, value in jsonstream.members(io.BytesIO(text.encode()), streamed, hollow=hollow):
         out[key] = list(value) if isinstance(value, jsonstream.Items) else value
     return out
 
@@ -82,17 +86,62 @@ def test_on_bytes_sees_every_byte() -> None:
         '{"a": 1} {"b": 2}',
         '{"a": tru}',
         '{"a": 01}',
+        '{"a": {"b": [1,]}}',
+        '{"a": {"b" 1}}',
+        '{"a": {1: 2}}',
+        '{"a": {"b": 1,}}',
+        '{"a": [{"b": 1} {"c": 2}]}',
+        '{"a": {"b": [1, 2}}',
     ],
 )
 @pytest.mark.parametrize("block", [2, 1 << 20])
+@pytest.mark.parametrize(
+    "how", [{"streamed": ("a",)}, {"streamed": ()}, {"streamed": (), "hollow": ("a",)}]
+)
 def test_invalid_json_is_refused_like_json_loads(
-    text: str, block: int, monkeypatch: pytest.MonkeyPatch
+    text: str, block: int, how: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jsonstream, "BLOCK", block)
     with pytest.raises(ValueError):
         json.loads(text)
     with pytest.raises(ValueError):
-        _read(text, ("a",))
+        _read(text, **how)
+
+
+def test_a_hollow_member_is_read_but_comes_back_empty() -> None:
+    doc = {"g": {"nodes": [{"id": i} for i in range(50)]}, "l": [1, [2]], "s": "kept", "n": 3}
+    raw = json.dumps(doc).encode()
+    got = bytearray()
+    out = {}
+    for key, value in jsonstream.members(io.BytesIO(raw), hollow=tuple(doc), on_bytes=got.extend):
+        out[key] = value
+    assert out == {"g": {}, "l": [], "s": "kept", "n": 3}
+    assert bytes(got) == raw
+
+
+@pytest.mark.parametrize("hollow", [(), ("g",)])
+def test_a_large_nested_value_is_read_in_pieces(
+    hollow: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 2 MB member (a lineage) never sits in the buffer whole: the buffer stays near
+    BLOCK characters whether the value is kept or not."""
+    monkeypatch.setattr(jsonstream, "BLOCK", 4096)
+    graph = {"nodes": [{"id": f"n{i}", "label": "x" * 40} for i in range(30_000)], "links": []}
+    text = json.dumps({"g": graph, "after": 1})
+    largest = 0
+    more = jsonstream._Text.more
+
+    def watch(self: jsonstream._Text, want: int = 0) -> bool:
+        nonlocal largest
+        grew = more(self, want)
+        largest = max(largest, len(self.buf))
+        return grew
+
+    monkeypatch.setattr(jsonstream._Text, "more", watch)
+    out = _read(text, (), hollow)
+    assert out == ({"g": {}, "after": 1} if hollow else {"g": graph, "after": 1})
+    assert len(text) > 2_000_000
+    assert largest < 3 * 4096
 
 
 @pytest.mark.parametrize("text", ["[]", '"a"', "1", "null"])

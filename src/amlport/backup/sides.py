@@ -16,6 +16,7 @@ stage) files that bind to storage are compared in their neutral, re-bound form.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +69,8 @@ class SnapshotSide:
     def source_key(self) -> str:
         return self.manifest.source_key
 
-    def paths(self) -> set[str]:
-        return set(self._files)
+    def paths(self) -> AbstractSet[str]:
+        return self._files.keys()
 
     def size_of(self, path: str) -> int:
         return self._files[path].size
@@ -126,7 +127,7 @@ def plan_live(source: Source, selection: dict[str, Any] | None = None) -> LivePl
     used: dict[str, Any] = {"select": list(wanted.get("select") or []), "include": sorted(include)}
     if catch_all:
         used["extension"] = CATCH_ALL
-    return LivePlan(recorder, assets, writer, lg.subgraph(chosen.nodes).to_node_link(), used)
+    return LivePlan(recorder, assets, writer, lg.to_node_link(chosen.nodes), used)
 
 
 class LiveSide:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ from amlport.model import jsonstream
 from amlport.model.manifest import DIGEST_RE
 
 INDEX_VERSION = 1
+# Strings the caller already holds for a row's (container, name): the index shares them
+# instead of keeping copies (the plan's listing facts, the previous snapshot's digests).
+Known = Callable[[str, str], Iterable[str | None]]
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -53,7 +56,11 @@ class SourceIndex:
         source_key: str,
         has_object: Callable[[str], bool],
         warn: Callable[[str], None] | None = None,
+        known: Known | None = None,
+        strings: dict[str, str] | None = None,
     ) -> None:
+        """``known``: for a row, equal strings already in memory to share (``Known``);
+        ``strings``: other strings to share (``{s: s}``), extended as the index is read."""
         if not _KEY_RE.match(source_key):
             raise UsageError(f"{source_key!r} is not a valid source key")
         self.store = store
@@ -63,7 +70,7 @@ class SourceIndex:
         # container -> name -> row: one dict per container, no key tuple per row (100k+).
         self._entries: dict[str, dict[str, IndexEntry]] = {}
         self._mutex = threading.Lock()
-        self._load(warn)
+        self._load(warn, known, {} if strings is None else strings)
 
     @property
     def path(self) -> Path:
@@ -136,15 +143,17 @@ class SourceIndex:
         tail = {"source": self.source_key, "version": INDEX_VERSION}
         yield b"\n], " + json.dumps(tail, sort_keys=True)[1:].encode() + b"\n"
 
-    def _load(self, warn: Callable[[str], None] | None) -> None:
+    def _load(
+        self, warn: Callable[[str], None] | None, known: Known | None, same: dict[str, str]
+    ) -> None:
         try:
             fh = self.store.open(self.key)
         except FileNotFoundError:
             return
         header: dict[str, Any] = {}
-        # One string object per equal text: a blob that is rewritten has two rows (its
-        # bytes and its rewritten form) with the same name, etag and MD5.
-        same: dict[str, str] = {}
+        # One string object per equal text (``same``): a blob that is rewritten has two rows
+        # (its bytes and its rewritten form) with the same name, etag and MD5, and blobs of
+        # equal bytes share a digest (half the rows of a scaled workspace).
         rows = False
         try:
             with fh:  # read row by row: the index of a 100k-blob source is ~30 MB of JSON
@@ -154,17 +163,20 @@ class SourceIndex:
                         continue
                     rows = True
                     for row in value:
-                        entry = _entry(row, same)
                         name = row["name"]
                         if not isinstance(name, str):
                             raise TypeError("name")
                         container = row["container"]
                         if not isinstance(container, str):
                             raise TypeError("container")
-                        rows_of = self._entries.setdefault(
-                            same.setdefault(container, container), {}
-                        )
-                        rows_of[same.setdefault(name, name)] = entry
+                        # The strings the caller holds for this row, else the index's own.
+                        held = {s: s for s in known(container, name) if s} if known else {}
+
+                        def share(text: str, held: dict[str, str] = held) -> str:
+                            return held.get(text) or same.setdefault(text, text)
+
+                        rows_of = self._entries.setdefault(share(container), {})
+                        rows_of[share(name)] = _entry(row, share)
             if header.get("version") != INDEX_VERSION:
                 raise ValueError(f"version {header.get('version')!r}")
             if not rows or "entries" in header:
@@ -179,14 +191,14 @@ class SourceIndex:
                 )
 
 
-def _entry(row: dict[str, Any], same: dict[str, str]) -> IndexEntry:
+def _entry(row: dict[str, Any], share: Callable[[str], str]) -> IndexEntry:
     digest, size = row["digest"], row["size"]
     if not isinstance(digest, str) or not DIGEST_RE.match(digest) or not isinstance(size, int):
         raise ValueError("bad entry")
     etag, md5 = row.get("etag"), _norm_md5(row.get("content_md5"))
     return IndexEntry(
-        same.setdefault(etag, etag) if isinstance(etag, str) else etag,
+        share(etag) if isinstance(etag, str) else etag,
         size,
-        same.setdefault(md5, md5) if md5 else md5,
-        same.setdefault(digest, digest),
+        share(md5) if md5 else md5,
+        share(digest),
     )

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, TypeVar
 from amlport.bundle import archive, files, verification
 from amlport.bundle.config import RepositoryConfig
 from amlport.bundle.garbage import PruneReport, collect_garbage
-from amlport.bundle.index import SourceIndex
+from amlport.bundle.index import Known, SourceIndex
 from amlport.bundle.location import open_store
 from amlport.bundle.lock import DEFAULT_STALE_AFTER, HeldLock, LockInfo, acquire, list_locks
 from amlport.bundle.objects import ByteProgress, ObjectStore, StageProgress
@@ -238,14 +238,16 @@ class Repository:
         *,
         keep: Iterable[str] = KEEPABLE,
         strings: dict[str, str] | None = None,
+        digests: dict[str, str] | None = None,
     ) -> Manifest | None:
         """The newest snapshot of a source (``Manifest.source_key``), None if it has none.
-        Only the newest is loaded (with the lists in ``keep``, sharing ``strings``); the
-        others are read for their header."""
+        Only the newest is loaded (with the lists in ``keep``, sharing ``strings`` and
+        ``digests``); the others are read for their header."""
         mine = [i for i in self.snapshots.infos() if i.source_key == source_key]
         if not mine:
             return None
-        return self.snapshots.load_exact(mine[-1].id, keep=keep, strings=strings)
+        newest = mine[-1].id
+        return self.snapshots.load_exact(newest, keep=keep, strings=strings, digests=digests)
 
     def iter_files(self, manifest: Manifest) -> Iterator[tuple[FileEntry, Path]]:
         """Each file of a snapshot with the path of its object (local repositories only; read
@@ -332,8 +334,16 @@ class Repository:
     def locks(self) -> list[LockInfo]:
         return list_locks(self.store)
 
-    def source_index(self, source_key: str) -> SourceIndex:
-        return SourceIndex(self.store, source_key, self.objects.presence(), self._warn)
+    def source_index(
+        self,
+        source_key: str,
+        *,
+        known: Known | None = None,
+        strings: dict[str, str] | None = None,
+    ) -> SourceIndex:
+        """``known``, ``strings``: strings already in memory, to share (``SourceIndex``)."""
+        presence = self.objects.presence()
+        return SourceIndex(self.store, source_key, presence, self._warn, known, strings)
 
     def pack(
         self, snapshot_id: str, out_path: str | Path, *, progress: StageProgress | None = None

@@ -171,12 +171,13 @@ class SnapshotStore:
         *,
         keep: Iterable[str] = KEEPABLE,
         strings: dict[str, str] | None = None,
+        digests: dict[str, str] | None = None,
     ) -> Manifest:
         """Read a snapshot as a stream (its entries are typed as they arrive: a 100k-file
         manifest never sits in memory as text), checked against its id at the end.
         ``keep``: the lists (and lineage) to keep; the others are checked, then dropped.
-        ``strings``: strings already in memory to share (``Manifest.read``)."""
-        return self._read(snapshot_id, keep=keep, strings=strings)
+        ``strings``, ``digests``: strings already in memory to share (``Manifest.read``)."""
+        return self._read(snapshot_id, keep=keep, strings=strings, digests=digests)
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
         """What ``snapshots`` lists of one snapshot: read and checked whole, but its lists

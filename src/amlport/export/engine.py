@@ -157,7 +157,8 @@ def run_export(
     writer.release_listing()
     if request.extension is not None:
         request.extension.release()
-    lineage = lg.subgraph(chosen.nodes).to_node_link()
+    gc.collect()  # the inventory and listing (reference cycles) before the lineage is built
+    lineage = lg.to_node_link(chosen.nodes)
     commit = _Commit(source_desc, lineage, chosen.roots, provenance)
     del lg, chosen, lineage
     # The graph and the inventory are reference cycles (networkx's views, the walk's
@@ -184,9 +185,13 @@ class _Commit:
 def complete_previous(repo: Repository, previous: Manifest) -> Manifest:
     """``ExportResult.previous`` with its assets and lineage read back (a comparison needs
     them; the transfer did not): one more read of the snapshot, never two copies of its
-    file list."""
+    file list. The assets' file lists share the entries' path strings (~17 MB at 100k)."""
     assert previous.snapshot_id is not None
-    rest = repo.snapshots.load_exact(previous.snapshot_id, keep=("assets", "lineage"))
+    paths = {f.path: f.path for f in previous.files}
+    rest = repo.snapshots.load_exact(
+        previous.snapshot_id, keep=("assets", "lineage"), strings=paths
+    )
+    del paths
     for key in CARRIED:
         setattr(rest, key, getattr(previous, key))
     return rest
@@ -233,13 +238,18 @@ def _transfer_and_commit(
     progress: Progress | None,
 ) -> None:
     key = source_key(commit.source)
-    index = repo.source_index(key)
+    # The index rows hold the plan's listing strings (name, etag, MD5); the previous
+    # snapshot's entries hold the plan's path strings (the assets' file lists hold them too);
+    # and both hold one string per digest (~40 MB of copies at 100k blobs, otherwise).
+    paths = writer.planned_paths()
+    digests: dict[str, str] = {}  # apart from the paths: a full dict grows to 4x its table
+    index = repo.source_index(key, known=writer.listed, strings=digests)
     writer.drop_unchanged_reads(index)
     # What the transfer carries over from the previous snapshot: its file entries (shared by
     # both manifests) and the rewrite and redaction records of unchanged files. Its assets
     # and lineage would only take memory while the files move (``complete_previous``).
-    # Its file paths are the plan's own strings (the assets' file lists hold them too).
-    previous = repo.latest_snapshot(key, keep=CARRIED, strings=writer.planned_paths())
+    previous = repo.latest_snapshot(key, keep=CARRIED, strings=paths, digests=digests)
+    del paths, digests
     total = writer.planned_bytes
 
     def report(_files: int, done_bytes: int) -> None:

@@ -96,6 +96,9 @@ class BundleWriter:
         self._streak = 0  # consecutive source failures
         self._cancelled = False
         self._abandon = threading.Event()  # set when the transfer is interrupted
+        # One string per digest for the entries and index rows the transfer makes: equal
+        # bytes recur (half the blobs of a scaled workspace share a digest with another).
+        self._digests: dict[str, str] = {}
 
     # -- planning (no I/O) -------------------------------------------------------------
     def bundle_path(self, container: str, name: str) -> str:
@@ -145,6 +148,16 @@ class BundleWriter:
             space = _rewrite_space(blob.container) if _rewrites(blob) else blob.container
             if index.knows(space, blob.name, blob.etag, blob.size, blob.content_md5):
                 self.source.discard(blob.container, blob.name)
+
+    def listed(self, container: str, name: str) -> tuple[str | None, ...]:
+        """The planned blob's name, etag and MD5 for an index row of (container, name), or
+        of its rewritten form: the index shares these strings instead of holding copies."""
+        if container.startswith(_REWRITE_SPACE):
+            container = container.rsplit("/", 1)[-1]
+        blob = self.blobs.get(self.bundle_path(container, name))
+        if blob is None or blob.name != name or blob.container != container:
+            return ()
+        return blob.name, blob.etag, blob.content_md5
 
     def planned_paths(self) -> dict[str, str]:
         """Every planned bundle path, as ``{path: path}`` (to share equal strings)."""
@@ -200,6 +213,7 @@ class BundleWriter:
                 window.cancel_all()
                 raise
         self.blobs = {}  # emptied, but a dict keeps its table (4 MB at 100k blobs)
+        self._digests = {}
         return self.stats
 
     def _settle(self, fut: Future[None], path: str, window: InFlight[None, str]) -> None:
@@ -242,8 +256,13 @@ class BundleWriter:
         digest = self._put(repo, data)
         self.entries[path] = FileEntry(path=path, digest=digest, size=len(data))
 
+    def _one(self, digest: str) -> str:
+        """The digest's one string object (``setdefault`` is atomic: workers share it)."""
+        return self._digests.setdefault(digest, digest)
+
     def _put(self, repo: Repository, data: bytes) -> str:
         digest, new = repo.add_bytes(data)  # one check and one hash per file
+        digest = self._one(digest)
         with self._lock:
             self.stats.files += 1
             self.stats.bytes += len(data)
@@ -288,6 +307,7 @@ class BundleWriter:
             return
         with self._open(blob) as stream:
             digest, size = repo.put_stream(stream, expected_md5=_hex_md5(blob.content_md5))
+        digest = self._one(digest)
         index.record(blob.container, blob.name, blob.etag, blob.size, blob.content_md5, digest)
         with self._lock:  # an index miss: the bytes were read and stored (dedupe aside)
             self.stats.files += 1
@@ -339,7 +359,7 @@ class BundleWriter:
             _check_md5(blob, data)
             result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
             done = _Rewritten(self._put(repo, result.data), len(result.data), result)
-            done.source_digest, done.read = _digest(data), len(data)
+            done.source_digest, done.read = self._one(_digest(data)), len(data)
         index.record(space, blob.name, blob.etag, blob.size, blob.content_md5, done.digest)
         result = done.result
         changed = bool(result.changes or result.redactions)
@@ -391,9 +411,8 @@ class BundleWriter:
             self.stats.new_objects += 1  # as for raw copies: stored unless deduplicated
             self.stats.new_bytes += size
             self.stats.streamed += 1
-        return _Rewritten(
-            digest, size, result, "sha256:" + rewriter.sha256.hexdigest(), rewriter.read
-        )
+        source_digest = self._one("sha256:" + rewriter.sha256.hexdigest())
+        return _Rewritten(self._one(digest), size, result, source_digest, rewriter.read)
 
 
 class _Abandoned(Exception):
@@ -447,10 +466,13 @@ def _rewrites(blob: BlobInfo) -> bool:
     return blob.container == SPECS_CONTAINER or needs_rewrite(blob.name, blob.size)
 
 
+_REWRITE_SPACE = "rewritten/"
+
+
 def _rewrite_space(container: str) -> str:
     """The index's namespace for a container's rewritten forms (per amlport version: a
     new version may rewrite differently)."""
-    return f"rewritten/{__version__}/{container}"
+    return f"{_REWRITE_SPACE}{__version__}/{container}"
 
 
 def _in_memory(name: str, size: int) -> bool:

@@ -5,7 +5,9 @@ the text, the whole dict tree and then the typed entries at once: about three ti
 file in memory.
 ``members`` reads the text in blocks and hands out each top-level member as it completes;
 for the keys in ``streamed`` whose value is an array it hands out an ``Items`` iterator, so
-the caller turns each entry into its typed form while the next is still unread.
+the caller turns each entry into its typed form while the next is still unread. Any other
+member is decoded in pieces a few levels down (``NESTED``: a lineage's nodes one by one),
+or read and dropped (``hollow``), so no large value ever sits in the buffer as text.
 
 Every value is decoded by the standard library (``json.JSONDecoder.raw_decode``); this
 module only walks the punctuation between them (``{``, ``:``, ``,``, ``[``, ``]``, ``}``),
@@ -30,7 +32,12 @@ BLOCK = 1 << 20  # characters decoded per read
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _NUMBER_TAIL = frozenset("0123456789.eE+-")
+NESTED = 2  # levels of a member's value decoded piece by piece (the lineage's node lists)
 _MAX_TAIL = 32  # a number's continuation shorter than this may be cut by the block end
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class StreamError(ValueError):
@@ -106,6 +113,37 @@ class _Text:
                 return value
             self.more(want)
 
+    def tree(self, depth: int, keep: bool = True, leaf: Callable[[Any], Any] = _same) -> Any:
+        """Decode one value; an object or array at most ``depth`` levels down is walked
+        member by member, item by item, so a large one never sits in the buffer as text
+        (a 100k-blob lineage is ~12 MB of it). Each part decoded whole passes through
+        ``leaf`` as it arrives. ``keep=False``: objects and arrays are read and checked but
+        come back empty (scalars are kept)."""
+        char = self.peek()
+        if depth <= 0 or char not in "{[":
+            return leaf(self.value()) if keep else self.value()
+        self.pos += 1
+        close = "]" if char == "[" else "}"
+        out: Any = [] if char == "[" else {}
+        if self.peek() == close:
+            self.pos += 1
+            return out
+        while True:
+            if char == "[":
+                item = self.tree(depth - 1, keep, leaf)
+                if keep:
+                    out.append(item)
+            else:
+                if self.peek() != '"':
+                    raise StreamError("expected a member name in double quotes")
+                key = leaf(self.value()) if keep else self.value()
+                self.take(":")
+                item = self.tree(depth - 1, keep, leaf)
+                if keep:
+                    out[key] = item
+            if self.take("," + close) == close:
+                return out
+
 
 class Items:
     """The items of one streamed array member; read them before the next member."""
@@ -136,10 +174,16 @@ def members(
     streamed: frozenset[str] | tuple[str, ...] = (),
     *,
     on_bytes: Callable[[bytes], None] | None = None,
+    hollow: frozenset[str] | tuple[str, ...] = (),
+    leaf: Callable[[Any], Any] = _same,
 ) -> Iterator[tuple[str, Any]]:
     """``(key, value)`` for each member of the JSON object in ``fh``, in stored order; the
-    value of a key in ``streamed`` that holds an array is an ``Items``. ``on_bytes`` sees
-    every byte read (to hash the stream); the stream is read to its end."""
+    value of a key in ``streamed`` that holds an array is an ``Items``. Other values are
+    decoded in pieces ``NESTED`` levels down (``_Text.tree``), each piece (and member name)
+    passed through ``leaf`` (to share equal strings while the value is read); the object
+    or array of a key in ``hollow`` is read and checked but comes back empty (a part the
+    caller does not want costs no memory). ``on_bytes`` sees every byte read (to hash the
+    stream); the stream is read to its end."""
     text = _Text(fh, on_bytes)
     text.take("{")
     if text.peek() == "}":
@@ -157,7 +201,7 @@ def members(
                     for _ in items:  # the caller stopped early: skip the rest
                         pass
             else:
-                yield key, text.value()
+                yield key, text.tree(NESTED, keep=key not in hollow, leaf=leaf)
             if text.take(",}") == "}":
                 break
     if text.peek():

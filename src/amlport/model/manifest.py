@@ -119,21 +119,25 @@ class _Interner:
     """One string object for equal strings of a manifest being read (a file's path appears
     in its entry, its asset's file list and its rewrite records)."""
 
-    def __init__(self, seen: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, seen: dict[str, str] | None = None, digests: dict[str, str] | None = None
+    ) -> None:
         self._seen: dict[str, str] = {} if seen is None else seen
+        # Digests apart: a dict grows 4x when full, and the caller's may be sized to its own.
+        self._digests: dict[str, str] = self._seen if digests is None else digests
 
     def __call__(self, text: str) -> str:
         return self._seen.setdefault(text, text)
 
     def tree(self, value: Any) -> Any:
-        """``value`` with its strings shared, in place (the lineage names each node in its
-        links): no second copy of the containers while it runs."""
+        """``value`` with its strings shared, keys too (the lineage names each node in its
+        links, and its ~45k small objects were decoded one by one, each with keys of its
+        own): lists in place, each object rebuilt as it is reached (one at a time)."""
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
-            for key, item in value.items():
-                value[key] = self.tree(item)
-        elif isinstance(value, list):
+            return {self(key): self.tree(item) for key, item in value.items()}
+        if isinstance(value, list):
             for i, item in enumerate(value):
                 value[i] = self.tree(item)
         return value
@@ -141,6 +145,9 @@ class _Interner:
     def entry(self, entry: T) -> T:
         if isinstance(entry, FileEntry):
             entry.path = self(entry.path)
+            entry.digest = self._digests.setdefault(entry.digest, entry.digest)
+            if (original_digest := entry.original_digest) is not None:
+                entry.original_digest = self._digests.setdefault(original_digest, original_digest)
             original = entry.original
             if original is not None and not entry.compact_origin:
                 entry.original = {
@@ -564,6 +571,7 @@ class Manifest:
         keep: Iterable[str] = KEEPABLE,
         on_entry: Callable[[str, Any], None] | None = None,
         strings: dict[str, str] | None = None,
+        digests: dict[str, str] | None = None,
     ) -> Manifest:
         """Read a stored manifest from a byte stream, each entry of the long lists as it
         arrives (``jsonstream``): memory is the typed manifest, not its text and dict tree.
@@ -572,7 +580,8 @@ class Manifest:
         Every entry is checked; only the lists (and the lineage) in ``keep`` are kept (the
         others come back empty), and ``on_entry(key, entry)`` sees each typed entry (a
         summary of a snapshot without its lists in memory). ``strings``: strings the caller
-        already holds (``{s: s}``, extended as it reads), shared instead of read again.
+        already holds (``{s: s}``, extended as it reads), shared instead of read again;
+        ``digests``: the same for the entries' digests (else ``strings`` holds them too).
         ``on_bytes`` sees every byte read; on an error the rest of the stream is still read
         (so the caller's hash of the whole stream decides between damaged and invalid). The
         first error in an entry is raised after the schema check: the major comes first.
@@ -581,13 +590,15 @@ class Manifest:
         parsed: dict[str, list[Any]] = {}
         failed: IntegrityError | None = None
         unknown_kind: IntegrityError | None = None  # an error unless of a newer minor
-        share = _Interner(strings)
+        share = _Interner(strings, digests)
         kept = frozenset(keep)
         try:
-            for key, value in jsonstream.members(fh, LISTS, on_bytes=on_bytes):
+            hollow = () if "lineage" in kept else ("lineage",)
+            values = jsonstream.members(
+                fh, LISTS, on_bytes=on_bytes, hollow=hollow, leaf=share.tree
+            )
+            for key, value in values:
                 if not isinstance(value, jsonstream.Items):
-                    if key == "lineage" and isinstance(value, dict):
-                        value = share.tree(value) if key in kept else {}
                     header[key] = value
                     parsed.pop(key, None)
                     continue
