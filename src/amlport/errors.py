@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 4
     POLICY = 5
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process SIGTERM ended
 
 
 class AmlportError(Exception):

@@ -2,7 +2,8 @@
 covers (``docs/exit-codes.md``), and a check that the table and the cases agree.
 
 Partial runs are never 0: the export whose blob vanished mid-run exits 3, the one whose blob
-arrives damaged exits 4, an interrupted export or scan exits 130 (SIGINT to the process).
+arrives damaged exits 4, an interrupted export or scan exits 130 (SIGINT to the process) or
+143 (SIGTERM: how cron, systemd and container runtimes stop a job).
 """
 
 from __future__ import annotations
@@ -287,38 +288,49 @@ def _big_log(env: Env) -> str:
     return str(env.big.run("huge") / "user_logs" / "std_log.txt")
 
 
-def _interrupt_when(args: tuple[str, ...], ready: Callable[[int], bool]) -> Ran:
-    """Run amlport, send SIGINT once ``ready(pid)`` holds (polled), and collect the run."""
+# (signal, exit code, what stderr says): Ctrl-C, and a scheduler's or service manager's stop.
+STOPS = [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+STOP_IDS = ["SIGINT", "SIGTERM"]
+
+
+def _interrupt_when(
+    args: tuple[str, ...], ready: Callable[[int], bool], signum: int = signal.SIGINT
+) -> Ran:
+    """Run amlport, send ``signum`` once ``ready(pid)`` holds (polled), collect the run."""
     proc = start(*args)
     deadline = time.monotonic() + 60
     while not ready(proc.pid):
         assert proc.popen.poll() is None, "finished before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.002)
-    proc.popen.send_signal(signal.SIGINT)
+    proc.popen.send_signal(signum)
     return finish(proc, args)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code", "said"), STOPS, ids=STOP_IDS)
 @pytest.mark.parametrize("command", INTERRUPTED)
-def test_sigint_exits_130(command: str, env: Env) -> None:
+def test_a_stopped_run_exits_128_plus_the_signal(
+    command: str, signum: int, code: int, said: str, env: Env
+) -> None:
     log = _big_log(env)
     repo = env.fresh()
     args = ("scan", str(env.big.root)) if command == "scan" else ("export", str(env.big.root),
                                                                   "--to", repo)  # fmt: skip
-    # Interrupted while it reads the big log: mid-run.
-    ran = _interrupt_when(args, lambda pid: log in _open_files(pid))
-    assert ran.returncode == 130, ran.explain()
-    assert TRACEBACK not in ran.stderr and "interrupted" in ran.stderr, ran.explain()
+    # Stopped while it reads the big log: mid-run.
+    ran = _interrupt_when(args, lambda pid: log in _open_files(pid), signum)
+    assert ran.returncode == code, ran.explain()
+    assert TRACEBACK not in ran.stderr and said in ran.stderr, ran.explain()
     if command == "export":  # an interrupted export leaves no snapshot
         assert not list((Path(repo) / "snapshots").glob("*.json"))
 
 
 @pytest.mark.slow
-def test_sigint_abandons_the_file_in_flight(env: Env) -> None:
-    """Ctrl-C during the transfer stops the copy in flight at its next read: the 40 MiB log
-    being rewritten is not finished first (a multi-GB model would hold the exit for minutes),
-    and what it had staged is removed."""
+@pytest.mark.parametrize(("signum", "code", "said"), STOPS, ids=STOP_IDS)
+def test_a_stop_abandons_the_file_in_flight(signum: int, code: int, said: str, env: Env) -> None:
+    """Ctrl-C or SIGTERM during the transfer stops the copy in flight at its next read: the
+    40 MiB log being rewritten is not finished first (a multi-GB model would hold the exit
+    for minutes), and what it had staged is removed."""
     log = _big_log(env)
     repo = Path(env.fresh())
 
@@ -327,8 +339,10 @@ def test_sigint_abandons_the_file_in_flight(env: Env) -> None:
         started = (repo / "objects").is_dir() and any((repo / "objects").rglob("*"))
         return started and log in _open_files(pid)
 
-    ran = _interrupt_when(("export", str(env.big.root), "--to", str(repo)), transferring_the_log)
-    assert ran.returncode == 130, ran.explain()
+    args = ("export", str(env.big.root), "--to", str(repo))
+    ran = _interrupt_when(args, transferring_the_log, signum)
+    assert ran.returncode == code and said in ran.stderr, ran.explain()
+    assert not list((repo / "snapshots").glob("*.json"))
     stored = [p for p in (repo / "objects").rglob("*") if p.is_file()]
     assert not [p for p in stored if p.name.startswith(".tmp-")], "staging left behind"
     assert max(p.stat().st_size for p in stored) < 1 << 20, "the log in flight was finished"
@@ -356,7 +370,7 @@ def test_every_documented_code_is_tested() -> None:
     for case in CASES:
         tested.setdefault(case.command, set()).add(case.code)
     for command in INTERRUPTED:
-        tested[command].add(130)
+        tested[command] |= {code for _, code, _ in STOPS}
     for command, codes in documented.items():
         if command in ELSEWHERE:
             continue

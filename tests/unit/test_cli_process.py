@@ -1,9 +1,13 @@
-"""The CLI process tunes glibc's malloc (peak RSS of threaded transfers)."""
+"""The CLI process tunes glibc's malloc (peak RSS of threaded transfers) and stops on
+SIGTERM as on Ctrl-C."""
 
 from __future__ import annotations
 
 import ctypes.util
+import os
+import signal
 import sys
+import time
 
 import pytest
 
@@ -37,3 +41,20 @@ def test_other_platforms_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None
     _clear(monkeypatch)
     monkeypatch.setattr(process.sys, "platform", "darwin")
     assert process.tune_malloc() == {"arena_max": False, "mmap_threshold": False}
+
+
+def test_the_first_sigterm_stops_like_ctrl_c_and_later_ones_wait_for_it() -> None:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt: every Ctrl-C clean-up runs); a
+    second one while that clean-up runs is ignored instead of cutting it short."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        process.stop_on_sigterm()
+        with pytest.raises(process.Terminated) as stopped:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs before this ends
+        assert isinstance(stopped.value, KeyboardInterrupt)
+        os.kill(os.getpid(), signal.SIGTERM)  # ignored now: the process goes on
+        time.sleep(0.05)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -9,7 +9,7 @@ import typer
 from amlport import __version__
 from amlport.cli import audit_cmd, backup_cmd, common, export_cmd, import_cmd
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
-from amlport.cli.process import tune_malloc
+from amlport.cli.process import stop_on_sigterm, tune_malloc
 from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
 from amlport.errors import UsageError
 from amlport.lineage import build_graph
@@ -20,7 +20,7 @@ from amlport.walk import WalkOptions, walk
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 findings/warnings, 2 error, 3 partial failure, 4 integrity failure, "
-    "5 policy violation, 130 interrupted (docs/exit-codes.md)."
+    "5 policy violation, 130 interrupted, 143 terminated (docs/exit-codes.md)."
 )
 
 app = typer.Typer(
@@ -201,4 +201,5 @@ backup_cmd.register(app)
 
 def main() -> None:
     tune_malloc()  # before any thread starts
+    stop_on_sigterm()
     app()

@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from amlport.cli.process import Terminated
 from amlport.errors import AmlportError, ExitCode, UsageError
 from amlport.secrets import redact
 from amlport.storage.base import Source
@@ -43,6 +44,9 @@ def fail(exc: BaseException) -> NoReturn:
         if exc.hint:
             err.print(f"  hint: {exc.hint}", highlight=False)
         raise typer.Exit(int(exc.exit_code))
+    if isinstance(exc, Terminated):
+        err.print("amlport: terminated (SIGTERM)")
+        raise typer.Exit(int(ExitCode.TERMINATED))
     if isinstance(exc, KeyboardInterrupt):
         err.print("amlport: interrupted")
         raise typer.Exit(int(ExitCode.INTERRUPTED))
