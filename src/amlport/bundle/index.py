@@ -163,20 +163,7 @@ class SourceIndex:
                         continue
                     rows = True
                     for row in value:
-                        name = row["name"]
-                        if not isinstance(name, str):
-                            raise TypeError("name")
-                        container = row["container"]
-                        if not isinstance(container, str):
-                            raise TypeError("container")
-                        # The strings the caller holds for this row, else the index's own.
-                        held = {s: s for s in known(container, name) if s} if known else {}
-
-                        def share(text: str, held: dict[str, str] = held) -> str:
-                            return held.get(text) or same.setdefault(text, text)
-
-                        rows_of = self._entries.setdefault(share(container), {})
-                        rows_of[share(name)] = _entry(row, share)
+                        self._add_row(row, known, same)
             if header.get("version") != INDEX_VERSION:
                 raise ValueError(f"version {header.get('version')!r}")
             if not rows or "entries" in header:
@@ -189,6 +176,22 @@ class SourceIndex:
                     f"({type(exc).__name__}); "
                     "the next export reads every blob once"
                 )
+
+    def _add_row(self, row: dict[str, Any], known: Known | None, same: dict[str, str]) -> None:
+        """One row read from the file, its strings shared: those the caller holds for it
+        (``known``), else the index's own (``same``)."""
+        name = row["name"]
+        if not isinstance(name, str):
+            raise TypeError("name")
+        container = row["container"]
+        if not isinstance(container, str):
+            raise TypeError("container")
+        held = {s: s for s in known(container, name) if s} if known else {}
+
+        def share(text: str) -> str:
+            return held.get(text) or same.setdefault(text, text)
+
+        self._entries.setdefault(share(container), {})[share(name)] = _entry(row, share)
 
 
 def _entry(row: dict[str, Any], share: Callable[[str], str]) -> IndexEntry:

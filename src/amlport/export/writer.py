@@ -109,7 +109,7 @@ class BundleWriter:
 
     def add_blob(self, container: str, name: str) -> str:
         path = self.bundle_path(container, name)
-        if not self._holds(path, container, name):
+        if self._planned(path, container, name) is None:
             blob = self.listing.get(container, name)
             if blob is None:
                 raise AmlportError(f"{container}/{name} is not in the source listing")
@@ -117,13 +117,16 @@ class BundleWriter:
         return path
 
     def is_planned(self, container: str, name: str) -> bool:
-        return self._holds(self.bundle_path(container, name), container, name)
+        return self._planned(self.bundle_path(container, name), container, name) is not None
 
-    def _holds(self, path: str, container: str, name: str) -> bool:
-        """Is this blob planned at ``path``? (No (container, name) → path map: the path is a
-        function of the two, and a map of 100k+ key tuples cost 10 MB while planning.)"""
+    def _planned(self, path: str, container: str, name: str) -> BlobInfo | None:
+        """This blob, if it is planned at ``path``. (No (container, name) → path map: the
+        path is a function of the two, and a map of 100k+ key tuples cost 10 MB while
+        planning.)"""
         planned = self.blobs.get(path)
-        return planned is not None and planned.name == name and planned.container == container
+        if planned is None or planned.name != name or planned.container != container:
+            return None
+        return planned
 
     def add_folder(self, container: str, prefix: str) -> list[str]:
         return [self.add_blob(container, b.name) for b in self.listing.under(container, prefix)]
@@ -154,10 +157,8 @@ class BundleWriter:
         of its rewritten form: the index shares these strings instead of holding copies."""
         if container.startswith(_REWRITE_SPACE):
             container = container.rsplit("/", 1)[-1]
-        blob = self.blobs.get(self.bundle_path(container, name))
-        if blob is None or blob.name != name or blob.container != container:
-            return ()
-        return blob.name, blob.etag, blob.content_md5
+        blob = self._planned(self.bundle_path(container, name), container, name)
+        return () if blob is None else (blob.name, blob.etag, blob.content_md5)
 
     def planned_paths(self) -> dict[str, str]:
         """Every planned bundle path, as ``{path: path}`` (to share equal strings)."""
