@@ -69,7 +69,9 @@ def rewrite_yaml_file(
 def rewrite_yaml_text(text: str, rec: Recorder, provenance: frozenset[str] = frozenset()) -> str:
     """Rewrite one YAML document's text. Raises ``ParseError`` if it is not valid YAML."""
     load_yaml(text, rec.file)  # syntax and alias-bomb checks, with a reason
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    # libyaml's nodes, as ``load_yaml`` parsed it: its marks are character offsets too, and
+    # the pure-Python composer cost most of a YAML rewrite (and refused tabs libyaml takes).
+    root = yaml.compose(text, Loader=SAFE_LOADER)
     if root is None:
         return rec.scrub(text)
     edits: list[_Edit] = []

@@ -51,3 +51,13 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[az.Azurite]:
 @pytest.fixture(scope="session")
 def azurite_workspaces(azurite: az.Azurite) -> dict[str, az.LoadedWorkspace]:
     return az.load_workspaces(azurite, az.fixture_workspace_dirs(), _workspace_accounts())
+
+
+@pytest.fixture(autouse=True)
+def _own_read_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets a read cache folder of its own (``walk/cache.py``): a backup or export
+    through the CLI uses one by default, and it must neither leak between tests nor land in
+    the home folder. Commands run as subprocesses inherit it."""
+    folder = tmp_path / "amlport-cache"
+    monkeypatch.setenv("AMLPORT_CACHE_DIR", str(folder))
+    return folder

@@ -1,23 +1,31 @@
 """A backup reads each blob from storage at most once: the walk's reads serve the transfer.
 
 Over a real workspace folder (the storage calls are what is counted), whole workspace with
-the catch-all, then an unchanged second backup reads no payload again.
+the catch-all, then an unchanged second backup reads no payload again; with the read cache
+(``walk/cache.py``) it reads none of the files the walk parses either, and finds the same.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import azurite as az
 import pytest
+from cliutil import amlport
 
-from amlport.backup.run import BackupRequest, run_backup
+from amlport.backup.run import BackupRequest, BackupResult, run_backup
 from amlport.bundle import Repository
 from amlport.export.writer import BundleWriter
+from amlport.model import findings as F
 from amlport.storage.local import LocalSource
 from amlport.storage.reuse import ReusingSource
+from amlport.walk import walk
 
 WS = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces"
 
@@ -82,3 +90,86 @@ def test_unchanged_backup_lets_the_walk_reads_go_before_the_transfer(
     (first_kept, planned), (second_kept, planned_again) = held
     assert first_kept > 0 and planned_again == planned  # the walk read the same files
     assert second_kept == 0
+
+
+def _cached_backup(source: LocalSource, repo: Path, cache: Path) -> BackupResult:
+    return run_backup(source, repo, BackupRequest(workers=4, cache_dir=cache))
+
+
+def _findings(root: Path) -> list[tuple[str, str, str]]:
+    return sorted((f.code, f.path, f.message) for f in walk(LocalSource(root)).findings)
+
+
+@pytest.mark.parametrize("name", ["designer-autoprice", "v2-lendingclub", "messy"])
+def test_an_unchanged_backup_takes_the_parsed_files_from_the_cache(
+    name: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    first = CountingSource(WS / name)
+    one = _cached_backup(first, tmp_path / "repo", cache)
+    assert one.export.cached_reads == 0
+    flagged = {path for _, path, _ in _findings(WS / name)}
+    walk_only = CountingSource(WS / name)
+    walk(walk_only)
+
+    again = CountingSource(WS / name)
+    two = _cached_backup(again, tmp_path / "repo", cache)
+    read_again = {f"{c}/{n}" for c, n in again.reads}
+    assert read_again <= flagged  # only files with a finding are read again ...
+    assert two.export.cached_reads == len(walk_only.reads) - len(read_again) > 0
+    assert two.changes is not None and not two.changes.different  # ... and nothing differs
+    repo = Repository.open(tmp_path / "repo")
+    a, b = (repo.load_snapshot(r.snapshot_id or "") for r in (one, two))
+    # (Not the warnings: a rewrite warning comes from the transfer, which does not rewrite
+    # an unchanged file again, with or without the cache.)
+    assert (a.assets, a.lineage, a.files) == (b.assets, b.lineage, b.files)
+
+
+def test_a_file_with_a_secret_is_never_cached_and_is_read_every_time(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    secret_files = {p for code, p, _ in _findings(WS / "messy") if code == F.SECRET_IN_FILE}
+    assert secret_files  # the fixture has them
+    for _ in range(2):
+        source = CountingSource(WS / "messy")
+        _cached_backup(source, tmp_path / "repo", cache)
+        assert secret_files <= {f"{c}/{n}" for c, n in source.reads}  # the walk sees them
+    (db,) = cache.glob("walk-*.sqlite")
+    rows = {
+        f"{c}/{n}": data
+        for c, n, data in sqlite3.connect(db).execute("SELECT container, name, data FROM reads")
+    }
+    assert rows and not secret_files & set(rows)
+
+
+def test_a_changed_file_is_read_again_and_its_new_content_counts(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(WS / "designer-autoprice", ws)
+    cache = tmp_path / "cache"
+    _cached_backup(CountingSource(ws), tmp_path / "repo", cache)
+    log = next(ws.glob("azureml/ExperimentRun/*/logs/azureml/executionlogs.txt"))
+    log.write_text(log.read_text() + "one more line\n")
+    again = CountingSource(ws)
+    result = _cached_backup(again, tmp_path / "repo", cache)
+    key = ("azureml", log.relative_to(ws / "azureml").as_posix())
+    assert again.reads[key] == 1  # read once: for the walk, and the transfer reused it
+    assert result.changes is not None and result.changes.to_dict()["files"]["changed"] == 1
+
+
+@pytest.mark.azurite
+def test_the_cli_uses_the_cache_over_azure_unless_told_not_to(
+    azurite: az.Azurite, azurite_workspaces: dict[str, az.LoadedWorkspace], tmp_path: Path
+) -> None:
+    ws = azurite_workspaces["designer-autoprice"]
+    cache = tmp_path / "cli-cache"
+    argv = ["backup", ws.url, "--repo", str(tmp_path / "repo"), "--json"]
+    argv += ["--workspace-file", str(ws.descriptor_file), "--cache-dir", str(cache)]
+    env = {"AZURE_STORAGE_CONNECTION_STRING": ws.account.connection_string}
+    runs = [amlport(*argv, *extra, env=env) for extra in ((), (), ("--no-cache",))]
+    for res in runs:
+        assert res.returncode == 0, res.stderr
+    first, second, uncached = (json.loads(r.stdout)["cached_reads"] for r in runs)
+    assert first == 0 and second > 0 and uncached == 0
+    assert [p.name for p in cache.iterdir()] == [next(cache.glob("walk-*.sqlite")).name]
+    assert ws.account.key not in (cache / next(cache.iterdir()).name).read_bytes().decode("latin-1")

@@ -227,6 +227,20 @@ def test_a_streamed_file_with_a_wrong_md5_is_an_integrity_failure(
     assert int(result.exit_code) == 4
 
 
+@pytest.mark.parametrize("read_whole", [1024 * 1024, 16], ids=["read-whole", "streamed"])
+def test_a_binary_file_with_a_wrong_md5_is_an_integrity_failure(
+    tmp_path: Path, read_whole: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_mod, "READ_WHOLE", read_whole)
+    payload = b"\x00\x01weights" * 100
+    ws = new_workspace(tmp_path / "ws")
+    ws.put_run_file("r", "outputs/model.pkl", payload)
+    result = run_export(_WrongMd5(ws.root), tmp_path / "repo", ExportRequest())
+    assert result.stats is not None and int(result.exit_code) == 4
+    assert any("outputs/model.pkl" in f for f in result.stats.failures)
+    assert not any(payload in data for data in _objects(tmp_path / "repo"))
+
+
 class _DownAfter(LocalSource):
     """Reads start failing as if the endpoint went away; counts the attempts."""
 
@@ -236,12 +250,19 @@ class _DownAfter(LocalSource):
         self.attempts = 0
         self.lock = threading.Lock()
 
-    def open_stream(self, container: str, name: str) -> BinaryIO:
+    def _attempt(self) -> None:
         with self.lock:
             self.attempts += 1
             self.budget -= 1
             if self.budget < 0:
                 raise SourceError("cannot reach the storage (test)")
+
+    def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
+        self._attempt()
+        return super().read_bytes(container, name, max_bytes=max_bytes)
+
+    def open_stream(self, container: str, name: str) -> BinaryIO:
+        self._attempt()
         return super().open_stream(container, name)
 
 

@@ -243,3 +243,27 @@ def test_store_is_a_content_addressed_set(
     assert digests == streamed == [sha(b) for b in blobs]
     assert sorted(repo.objects.iter_digests()) == sorted(set(digests))
     assert all(repo.get_bytes(d) == b for d, b in zip(digests, blobs, strict=True))
+
+
+def test_objects_written_together_fsync_each_folder_once_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amlport.bundle import files
+
+    repo = new_repo(tmp_path)
+    synced: list[Path] = []
+    monkeypatch.setattr(files, "fsync_dir", synced.append)
+    blobs = [f"object {n}".encode() for n in range(60)]
+    with pytest.raises(KeyboardInterrupt), repo.store.synced_together():
+        for n, data in enumerate(blobs):
+            repo.add_bytes(data)
+            if n == 29:
+                repo.put_stream(io.BytesIO(b"streamed " * 1000))
+        assert synced == []  # nothing yet: the renames are made durable together …
+        raise KeyboardInterrupt  # … however the block ends
+    folders = {repo.store.local_path(repo.objects.key(sha(d))).parent for d in blobs}
+    assert len(synced) == len(set(synced)) and folders <= set(synced)
+    assert len(synced) < len(blobs)
+    synced.clear()
+    repo.add_bytes(b"outside the block")  # one at a time again
+    assert synced == [repo.store.local_path(repo.objects.key(sha(b"outside the block"))).parent]

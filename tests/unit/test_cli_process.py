@@ -1,11 +1,12 @@
-"""The CLI process tunes glibc's malloc (peak RSS of threaded transfers) and stops on
-SIGTERM as on Ctrl-C."""
+"""The CLI process tunes glibc's malloc (peak RSS of threaded transfers), stops on SIGTERM
+as on Ctrl-C, and starts lean (no audit modules; the start-up heap frozen)."""
 
 from __future__ import annotations
 
 import ctypes.util
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -58,3 +59,35 @@ def test_the_first_sigterm_stops_like_ctrl_c_and_later_ones_wait_for_it() -> Non
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def _run_python(code: str) -> str:
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return res.stdout.strip()
+
+
+def test_the_cli_starts_without_the_audit_modules() -> None:
+    """Only `audit` loads them: every other command (a scheduled backup) would pay for them."""
+    code = "import sys, amlport.cli.app; print(sorted(m for m in sys.modules if 'audit' in m))"
+    assert _run_python(code) == "['amlport.cli.audit_cmd']"
+
+
+def test_the_audit_format_names_are_the_reporters_formats() -> None:
+    from amlport.audit.report_formats import FORMATS
+    from amlport.cli.audit_cmd import FORMAT_NAMES
+
+    assert FORMAT_NAMES == FORMATS
+
+
+def test_main_keeps_the_start_up_heap_out_of_later_collections() -> None:
+    code = (
+        "import gc, sys\n"
+        "from amlport.cli import app\n"
+        "sys.argv = ['amlport', '--version']\n"
+        "before = gc.get_freeze_count()\n"
+        "try:\n    app.main()\nexcept SystemExit:\n    pass\n"
+        "print(before, gc.get_freeze_count() > 10000)"
+    )
+    assert _run_python(code).splitlines()[-1] == "0 True"

@@ -28,6 +28,7 @@ from rewriter_designer import (
 from amlport.model.inventory import Loc
 from amlport.rewriters import Identity, RewriteRules, Unmappable, rewrite_file, v2_yaml
 from amlport.rewriters.files import format_of, needs_rewrite
+from amlport.safeload import SAFE_LOADER
 from amlport.secrets import find_secrets
 from amlport.walk import parsers
 
@@ -257,6 +258,22 @@ def test_v2_yaml_falls_back_to_a_redump_that_still_loads(monkeypatch: pytest.Mon
     doc = yaml.safe_load(result.data)
     assert doc["inputs"]["raw"]["path"] == f"{SHORT}UI/raw.csv"
     assert list(doc) == list(yaml.safe_load(PIPELINE))  # order kept
+
+
+@pytest.mark.parametrize(
+    "before",
+    ["retries:\t3\n", 'title: "Modèle für Preise 😀"\n', "\ufeff", "\ufeff\ufeff"],
+    ids=["tab-after-colon", "non-ascii", "bom", "two-boms"],
+)
+def test_v2_yaml_edits_land_in_place_whatever_comes_before(before: str) -> None:
+    """Edits go at the parser's marks (character offsets). A tab after a colon, which the C
+    loader accepts and the Python one refused, used to escape as a raw scanner error."""
+    data = f"{before}path: {WASBS}UI/raw.csv\nnext: [a, '{WASBS}x.csv']\n".encode()
+    text = rewrite_file("job.yml", data, EXPORT).data.decode("utf-8-sig").lstrip("\ufeff")
+    assert text == text.replace(WASBS, "")  # every URI rewritten
+    doc = yaml.load(text, Loader=SAFE_LOADER)
+    assert (doc["path"], doc["next"]) == (f"{SHORT}UI/raw.csv", ["a", f"{SHORT}x.csv"])
+    assert text.startswith(before.lstrip("\ufeff"))
 
 
 def test_secret_in_a_yaml_comment_is_redacted() -> None:

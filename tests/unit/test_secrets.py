@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import string
+from collections import Counter
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -88,3 +89,25 @@ def test_pointer_sas_token_becomes_null_json() -> None:
 def test_error_messages_are_redacted() -> None:
     err = AmlportError("cannot open https://a.blob.core.windows.net/c?sv=1&sig=SECRETSECRET123456")
     assert "SECRETSECRET" not in str(err) and REDACTED in str(err)
+
+
+FRAGMENTS = st.sampled_from(
+    ["AccountKey=", "accountKEY=", "sig=", "SIG=", "?sig=", "&sig=", "Bearer ", "bearer ",
+     "SharedAccessSignature=", "DefaultEndpointsProtocol=https;", '"SasToken":', "\u017fig=",
+     "Account\u212aey=", "S\u0130G=", "REDACTED", ";", "&", "=", " ", "\n", '"']
+)  # fmt: skip
+MIXED = st.lists(st.one_of(FRAGMENTS, FILLER, B64, SIG, st.text(max_size=20)), max_size=12)
+
+
+@given(MIXED.map("".join))
+def test_the_substring_pre_check_changes_no_result(text: str) -> None:
+    """``redact_with_counts`` skips its patterns for text with no trigger substring: the
+    result is what running every pattern gives."""
+    from amlport import secrets
+
+    every = text
+    counts: dict[str, int] = {}
+    for kind, pattern in secrets._PATTERNS:
+        every, n = pattern.subn("null" if kind == "sas_token" else REDACTED, every)
+        counts[kind] = counts.get(kind, 0) + n
+    assert redact_with_counts(text) == (every, +Counter(counts))

@@ -37,6 +37,7 @@ class BackupRequest:
     tags: list[str] = field(default_factory=list)
     workers: int = 8
     retry_lock: float = 0.0  # seconds to wait for a conflicting lock (forget/prune running)
+    cache_dir: Path | None = None  # the walk's read cache (ExportRequest.cache_dir)
     # The snapshot time. Library callers (tests simulating a schedule) may set it; the CLI
     # always uses the current time.
     now: datetime | None = None
@@ -72,6 +73,7 @@ class BackupResult:
             "whole_workspace": self.whole_workspace,
             "assets": len(self.export.assets),
             "transfer": vars(stats) if stats else None,
+            "cached_reads": self.export.cached_reads,
             "changes": self.changes.to_dict() if self.changes else None,
             "skipped": [{"item": n, "reason": r} for n, r in self.export.skipped],
             "warnings": self.export.warnings,
@@ -87,6 +89,8 @@ class BackupResult:
                 f"{stats.new_bytes:,} new bytes; {stats.reused} reused, {stats.read_bytes:,} "
                 "bytes read"
             )
+        if self.export.cached_reads:
+            out.append(f"{self.export.cached_reads} parsed files unchanged: taken from the cache")
         if self.changes is None:
             out.append(f"first snapshot of this source: {len(self.export.assets)} assets")
         else:
@@ -103,6 +107,7 @@ def backup_request(request: BackupRequest, source: Source) -> tuple[ExportReques
         tags=list(request.tags),
         workers=request.workers,
         created=format_time(request.now) if request.now is not None else "",
+        cache_dir=request.cache_dir,
     )
     if not request.whole_workspace:
         return export, source
@@ -129,7 +134,14 @@ def run_backup(
     with repo, locked(repo, exclusive=False, wait=request.retry_lock):
         while True:
             try:
-                result = run_export(src, repo_path, export, progress=progress, repo_auth=repo_auth)
+                result = run_export(
+                    src,
+                    repo_path,
+                    export,
+                    progress=progress,
+                    repo_auth=repo_auth,
+                    on_warning=on_warning,
+                )
                 break
             except RepositoryLocked:  # raced an exclusive taker that is backing off now
                 if time.monotonic() >= deadline:

@@ -62,25 +62,28 @@ def finish(fh: BinaryIO) -> None:
     os.fsync(fh.fileno())
 
 
-def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Replace ``path`` with ``data`` (bytes, or chunks of them) atomically and durably."""
+def write_atomic(path: Path, data: bytes | Iterable[bytes], *, sync_dir: bool = True) -> None:
+    """Replace ``path`` with ``data`` (bytes, or chunks of them) atomically and durably.
+    ``sync_dir=False``: the caller makes the rename durable later (``fsync_dir``)."""
     with temp_file(path.parent) as (tmp, fh):
         if isinstance(data, bytes):
             fh.write(data)
         else:
             fh.writelines(data)
         finish(fh)
-    publish(tmp, path)
+    publish(tmp, path, sync_dir=sync_dir)
 
 
-def publish(tmp: Path, path: Path) -> None:
-    """Rename a finished temp file into place (replacing) and make the rename durable."""
+def publish(tmp: Path, path: Path, *, sync_dir: bool = True) -> None:
+    """Rename a finished temp file into place (replacing) and make the rename durable
+    (unless ``sync_dir`` is False: the caller fsyncs the folder later)."""
     try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def create_exclusive(path: Path, data: bytes) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -110,6 +111,13 @@ class RepoStore(ABC):
         """Store write-once content (an object): nothing happens when ``key`` exists. True
         when this call stored it."""
 
+    @contextlib.contextmanager
+    def synced_together(self) -> Iterator[None]:
+        """Objects written inside (``put_once``, ``staging``) may be made durable together
+        when the block ends, however it ends, rather than one by one. Whatever records them
+        (an index, a snapshot) must be written after the block."""
+        yield
+
     @abstractmethod
     def replace_existing(self, key: str, data: bytes) -> bool:
         """Replace ``key`` only if it still exists (a lock refresh); False when it is gone."""
@@ -164,6 +172,9 @@ class LocalStore(RepoStore):
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Folders whose renames are not yet fsynced (``synced_together``); None: fsync each.
+        self._unsynced: set[Path] | None = None
+        self._unsynced_lock = threading.Lock()
 
     @property
     def display(self) -> str:
@@ -224,8 +235,33 @@ class LocalStore(RepoStore):
         path = self.local_path(key)
         if path.exists():  # write once: an existing object is never rewritten
             return False
-        files.write_atomic(path, data)
+        files.write_atomic(path, data, sync_dir=self._sync_now(path.parent))
         return True
+
+    @contextlib.contextmanager
+    def synced_together(self) -> Iterator[None]:
+        """One fsync per object folder at the end, not one per object: an export of many
+        small files renames thousands of objects into a few hundred folders."""
+        with self._unsynced_lock:
+            outer = self._unsynced is None
+            if outer:
+                self._unsynced = set()
+        try:
+            yield
+        finally:
+            if outer:
+                with self._unsynced_lock:
+                    folders, self._unsynced = self._unsynced or set(), None
+                for folder in sorted(folders):
+                    files.fsync_dir(folder)
+
+    def _sync_now(self, folder: Path) -> bool:
+        """Whether a rename into ``folder`` is fsynced now (else: at the end of the block)."""
+        with self._unsynced_lock:
+            if self._unsynced is None:
+                return True
+            self._unsynced.add(folder)
+            return False
 
     def replace_existing(self, key: str, data: bytes) -> bool:
         path = self.local_path(key)
@@ -275,7 +311,7 @@ class LocalStore(RepoStore):
             tmp.unlink(missing_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            files.publish(tmp, target)
+            files.publish(tmp, target, sync_dir=self._sync_now(target.parent))
 
     def temp_files(self, prefix: str) -> Iterator[Path]:
         base = self.local_path(prefix)

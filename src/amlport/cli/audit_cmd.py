@@ -9,26 +9,26 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from amlport.audit.armfiles import load_arm_folder
-from amlport.audit.dataplane import collect_data_plane
-from amlport.audit.engine import AuditReport
-from amlport.audit.facts import ControlPlane
-from amlport.audit.report_formats import FORMATS, render_text
-from amlport.audit.report_table import render_table
-from amlport.audit.runner import AuditRequest, run_audit
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.errors import UsageError
 from amlport.model.findings import Severity
-from amlport.model.workspace import WorkspaceDescriptor
-from amlport.storage.local import load_descriptor_file
-from amlport.walk import WalkOptions, walk
+
+# The audit's modules load when `audit` runs, not with the CLI: every other command (a
+# scheduled backup above all) would pay for them at start-up.
+if TYPE_CHECKING:
+    from amlport.audit.engine import AuditReport
+    from amlport.audit.facts import ControlPlane
+    from amlport.audit.runner import AuditRequest
+    from amlport.model.workspace import WorkspaceDescriptor
 
 FAIL_ON = ("low", "medium", "high")
+FORMAT_NAMES = ("table", "json", "sarif", "markdown")  # amlport.audit.report_formats.FORMATS
 
 AUDIT_HELP = """Audit a workspace: storage resilience settings, locks, key vault, and hygiene.
 
@@ -58,7 +58,7 @@ def audit(
     arm_live: bool = typer.Option(
         False, "--arm-live", help="Read the control-plane facts from ARM (needs amlport[arm])."
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    fmt: str = typer.Option("table", "--format", "-f", help=f"One of: {', '.join(FORMAT_NAMES)}."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report here."),
     fail_on: str = typer.Option("high", "--fail-on", help="low, medium or high: exit 5 at/above."),
@@ -72,6 +72,9 @@ def audit(
     workspace_file: Path | None = WsFileOpt,
 ) -> None:
     with guarded():
+        from amlport.audit.runner import AuditRequest, run_audit
+        from amlport.storage.local import load_descriptor_file
+
         fmt = "json" if as_json else fmt
         severity = _check_options(fmt, fail_on, source, arm, arm_live)
         request = AuditRequest(only=rule or (), skip=skip or ())
@@ -89,8 +92,8 @@ def audit(
 def _check_options(
     fmt: str, fail_on: str, source: str | None, arm: Path | None, arm_live: bool
 ) -> Severity:
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if fmt not in FORMAT_NAMES:
+        raise UsageError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMAT_NAMES)}")
     if fail_on.lower() not in FAIL_ON:
         raise UsageError(f"unknown --fail-on {fail_on!r}", hint="use low, medium or high")
     if arm is not None and arm_live:
@@ -111,6 +114,9 @@ def _read_source(
     show_progress: bool,
 ) -> WorkspaceDescriptor:
     """Walk SOURCE and ask its storage service for the data-plane facts."""
+    from amlport.audit.dataplane import collect_data_plane
+    from amlport.walk import WalkOptions, walk
+
     with (
         common.source_from(location, *auth) as src,
         common.progress_reporter(show_progress) as progress,
@@ -124,6 +130,9 @@ def _read_source(
 def _control_plane(
     arm: Path | None, arm_live: bool, descriptor: WorkspaceDescriptor | None
 ) -> ControlPlane:
+    from amlport.audit.armfiles import load_arm_folder
+    from amlport.audit.facts import ControlPlane
+
     if arm is not None:
         return load_arm_folder(arm)
     if arm_live:
@@ -153,6 +162,8 @@ TABLE_FILE_WIDTH = 160
 
 def _table_text(report: AuditReport, fail_on: Severity, strict: bool) -> str:
     """The table as plain text (for ``--format table -o FILE``)."""
+    from amlport.audit.report_table import render_table
+
     buf = io.StringIO()
     console = Console(file=buf, width=TABLE_FILE_WIDTH, no_color=True, color_system=None)
     for part in render_table(report, fail_on, strict=strict):
@@ -163,6 +174,9 @@ def _table_text(report: AuditReport, fail_on: Severity, strict: bool) -> str:
 def _emit(
     report: AuditReport, fmt: str, fail_on: Severity, strict: bool, output: Path | None
 ) -> None:
+    from amlport.audit.report_formats import render_text
+    from amlport.audit.report_table import render_table
+
     if output is not None:
         text = (
             _table_text(report, fail_on, strict)

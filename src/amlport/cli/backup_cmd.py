@@ -60,6 +60,8 @@ def backup(
     retry_lock: float = RetryLockOpt,
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel transfers."),
     as_json: bool = JsonOpt,
+    cache_dir: Path | None = common.CacheDirOpt,
+    no_cache: bool = common.NoCacheOpt,
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,
     sas_token: str | None = SasOpt,
@@ -86,6 +88,7 @@ def backup(
             tags=list(tag or []),
             workers=workers,
             retry_lock=retry_lock,
+            cache_dir=common.cache_folder(cache_dir, no_cache),
         )
         auth = repo_auth(
             repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
@@ -97,7 +100,7 @@ def backup(
             common.progress_reporter(not as_json) as progress,
         ):
             result = run_backup(
-                src, repo, request, progress=progress, on_warning=_warn, repo_auth=auth
+                src, repo, request, progress=progress, on_warning=common.warn, repo_auth=auth
             )
         if as_json:
             common.write_json(result.to_dict(), None)
@@ -108,10 +111,6 @@ def backup(
             for w in result.export.warnings:
                 common.err.print(f"[yellow]warning[/] {w}", highlight=False)
     raise typer.Exit(int(result.exit_code))
-
-
-def _warn(message: str) -> None:
-    common.err.print(f"[yellow]warning[/] {message}", highlight=False)
 
 
 def forget(

@@ -96,6 +96,33 @@ WsFileOpt = typer.Option(
     dir_okay=False,
 )
 
+CacheDirOpt = typer.Option(
+    None,
+    "--cache-dir",
+    file_okay=False,
+    help="Folder of the read cache: files the walk parsed, reused while their etag is "
+    "unchanged (never secrets). Default: $AMLPORT_CACHE_DIR, $XDG_CACHE_HOME/amlport or "
+    "~/.cache/amlport.",
+    show_default=False,
+)
+NoCacheOpt = typer.Option(
+    False, "--no-cache", help="Read every parsed file from the source; leave the cache alone."
+)
+
+
+def cache_folder(cache_dir: Path | None, no_cache: bool) -> Path | None:
+    """The read cache folder a command uses (``walk/cache.py``), or None for none."""
+    if no_cache:
+        return None
+    from amlport.walk.cache import default_cache_dir
+
+    return cache_dir or default_cache_dir()
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (what does not change the result or the exit code)."""
+    err.print(f"[yellow]warning[/] {message}", highlight=False)
+
 
 def source_from(
     location: str,

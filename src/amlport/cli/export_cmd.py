@@ -59,6 +59,8 @@ def export(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be exported."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel transfers."),
+    cache_dir: Path | None = common.CacheDirOpt,
+    no_cache: bool = common.NoCacheOpt,
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,
     sas_token: str | None = SasOpt,
@@ -85,6 +87,7 @@ def export(
             dry_run=dry_run,
             tags=list(tag or []),
             workers=workers,
+            cache_dir=common.cache_folder(cache_dir, no_cache),
         )
         auth = repo_auth(
             to, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
@@ -95,7 +98,9 @@ def export(
             ) as src,
             common.progress_reporter(not as_json) as progress,
         ):
-            result = run_export(src, to, request, progress=progress, repo_auth=auth)
+            result = run_export(
+                src, to, request, progress=progress, repo_auth=auth, on_warning=common.warn
+            )
         if as_json:
             common.write_json(result.to_dict(), None)
         else:

@@ -29,6 +29,8 @@ from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth
 from amlport.storage.reuse import ReusingSource
 from amlport.walk import WalkOptions, walk_with_listing
+from amlport.walk.cache import ReadCache
+from amlport.walk.listing import Listing
 
 Progress = Callable[[str, int, int | None], None]
 CARRIED = ("files", "rewrites", "redactions")  # what an export reads of the previous snapshot
@@ -61,6 +63,9 @@ class ExportRequest:
     workers: int = 8
     created: str = ""  # snapshot time (ISO-8601 UTC, format_time); empty: when it is written
     extension: PlanExtension | None = None
+    # Folder of the walk's read cache (``walk/cache.py``; the CLI's default:
+    # ``default_cache_dir()``); None: every file the walk parses is read from the source.
+    cache_dir: Path | None = None
 
 
 @dataclass
@@ -75,6 +80,7 @@ class ExportResult:
     snapshot_id: str | None = None
     parent: str | None = None
     retries: int = 0  # storage calls retried (throttling, broken connections): walk + transfer
+    cached_reads: int = 0  # files the walk took from its read cache, not from the source
     # The snapshot written and the one before it (same source), for callers that compare
     # them (backup) without reading either back. ``previous`` holds the lists the transfer
     # carries over (``CARRIED``) only: ``complete_previous`` reads the rest.
@@ -113,6 +119,7 @@ class ExportResult:
             },
             "transfer": stats,
             "retries": self.retries,
+            "cached_reads": self.cached_reads,
             "warnings": self.warnings,
         }
 
@@ -124,13 +131,13 @@ def run_export(
     *,
     progress: Progress | None = None,
     repo_auth: StorageAuth | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
+    """``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential).
+    ``on_warning``: told about what does not change the result (a read cache not used)."""
     if not request.dry_run:  # the transfer stores again what the walk read: read it once
         source = ReusingSource(source)
-    inv, listing = walk_with_listing(
-        source, options=WalkOptions(specs=request.specs, progress=progress)
-    )
+    inv, listing, cached = _walk(source, request, progress, on_warning or _ignore)
     lg = build_graph(inv)
     chosen = select(inv, lg, request.select, request.include)
     rules = RewriteRules(direction="export", source=Identity.from_descriptor(inv.source))
@@ -145,6 +152,7 @@ def run_export(
         planned_bytes=writer.planned_bytes,
         data_skipped_bytes=sum(chosen.data_skipped.values()),
         warnings=[],
+        cached_reads=cached,
     )
     if request.dry_run:
         result.retries = source.retry_count
@@ -172,6 +180,31 @@ def run_export(
         _transfer_and_commit(repo, commit, writer, request, result, progress)
     result.retries = source.retry_count
     return result
+
+
+def _walk(
+    source: Source, request: ExportRequest, progress: Progress | None, warn: Callable[[str], None]
+) -> tuple[Inventory, Listing, int]:
+    """The walk, with the read cache of this source when one is asked for; and how many
+    files the cache gave."""
+    cache = None
+    if request.cache_dir is not None:
+        key = source_key(source.descriptor.to_dict())
+        cache = ReadCache.open(request.cache_dir, key, on_warning=warn)
+    options = WalkOptions(specs=request.specs, progress=progress, cache=cache)
+    if cache is None:
+        return (*walk_with_listing(source, options=options), 0)
+    try:
+        inv, listing = walk_with_listing(source, options=options)
+    except BaseException:
+        cache.close()  # what this walk did not finish is not kept
+        raise
+    cache.finish(complete=True)
+    return inv, listing, cache.hits
+
+
+def _ignore(_message: str) -> None:
+    pass
 
 
 @dataclass
@@ -259,7 +292,8 @@ def _transfer_and_commit(
             progress("export", done_bytes, total)
 
     try:
-        stats = writer.transfer(repo, index, previous, workers=request.workers, progress=report)
+        with repo.store.synced_together():  # objects durable before the index names them
+            stats = writer.transfer(repo, index, previous, workers=request.workers, progress=report)
     finally:
         index.save()  # what was stored stays reusable, even after an interruption
     if isinstance(writer.source, ReusingSource):

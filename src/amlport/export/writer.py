@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 
 ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
 STREAM_ABOVE = 8 * 1024 * 1024  # larger text files are rewritten as a stream
+# Binary files up to this size are read whole and stored in one write; larger ones are
+# streamed (bounded memory). For a small file, a stream's reader, 1 MiB buffer and staging
+# file cost more CPU than the copy itself (docs/design/0003-scale.md, session 7).
+READ_WHOLE = 1024 * 1024
 MAX_REWRITE_BYTES = 64 * 1024 * 1024  # YAML and MLmodel up to this size are parsed whole
 QUEUE_PER_WORKER = 4  # files queued per worker (bounded: memory does not grow with the count)
 OUTAGE_AFTER = 4  # consecutive source failures that mean the source is down
@@ -306,8 +310,14 @@ class BundleWriter:
             # The previous snapshot's equal entry, so that both manifests share it (memory).
             self.entries[path] = carried.same(entry)
             return
-        with self._open(blob) as stream:
-            digest, size = repo.put_stream(stream, expected_md5=_hex_md5(blob.content_md5))
+        if blob.size <= READ_WHOLE:  # one read and one write: no stream, no staging file
+            data = self._read(blob)
+            _check_md5(blob, data)
+            digest, size = repo.add_bytes(data)[0], len(data)
+            del data
+        else:
+            with self._open(blob) as stream:
+                digest, size = repo.put_stream(stream, expected_md5=_hex_md5(blob.content_md5))
         digest = self._one(digest)
         index.record(blob.container, blob.name, blob.etag, blob.size, blob.content_md5, digest)
         with self._lock:  # an index miss: the bytes were read and stored (dedupe aside)

@@ -75,6 +75,10 @@ class Source(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and pools."""
 
+    def offer(self, blob: BlobInfo, data: bytes) -> None:  # noqa: B027 - optional hook
+        """The whole content of ``blob``, obtained without reading it (the walk's cache): a
+        source that keeps reads for a later step may keep this too."""
+
     def __enter__(self) -> Source:
         return self
 
@@ -184,6 +188,9 @@ class SourceWrapper(Source):
 
     def open_stream(self, container: str, name: str) -> BinaryIO:
         return self.inner.open_stream(container, name)
+
+    def offer(self, blob: BlobInfo, data: bytes) -> None:
+        self.inner.offer(blob, data)
 
     def describe(self) -> str:
         return self.inner.describe()

@@ -48,6 +48,9 @@ class ReusingSource(SourceWrapper):
                 self._keep(result.blob, result.data)
             yield result
 
+    def offer(self, blob: BlobInfo, data: bytes) -> None:
+        self._keep(blob, data)
+
     def _keep(self, blob: BlobInfo, data: bytes) -> None:
         if len(data) != blob.size or blob.size > MAX_KEPT_FILE:
             return  # a part of the blob, or a large one

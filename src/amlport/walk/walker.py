@@ -22,6 +22,7 @@ from amlport.model.inventory import Inventory, Loc, Output, Upload
 from amlport.rewriters.text_log import scan_secrets
 from amlport.storage.base import BlobInfo, Source
 from amlport.walk import classify as C
+from amlport.walk.cache import ReadCache
 from amlport.walk.handlers import SPECS_CONTAINER, Handlers
 from amlport.walk.linker import link
 from amlport.walk.listing import Listing
@@ -38,6 +39,9 @@ class WalkOptions:
     scan_secrets: bool = True
     max_parse_bytes: int = MAX_PARSE_BYTES
     progress: ProgressFn | None = None
+    # Files read on an earlier run, still matching the listing (``cache.py``). The walk
+    # writes to it only with the secret scan on; the caller closes it (``finish``).
+    cache: ReadCache | None = None
 
 
 def walk(
@@ -206,8 +210,25 @@ class _Walker:
         total = len(self.reads)
         limit = self.opts.max_parse_bytes
         done = 0
+        cache = self.opts.cache
+        misses = self.reads
+        if cache is not None:
+            misses = []
+            for blob, fn in self.reads:
+                data = cache.get(blob)
+                if data is None:
+                    misses.append((blob, fn))
+                    continue
+                self.source.offer(blob, data)  # the transfer may store it: no second read
+                findings = len(self.inv.findings)
+                self._dispatch(fn, blob, data, f"{blob.container}/{blob.name}")
+                if len(self.inv.findings) == findings:
+                    cache.touch(blob)  # still clean: kept (a file with a finding goes)
+                done += 1
+            self.reads = []
+        keep = cache if cache is not None and self.opts.scan_secrets else None
         results = self.source.read_many(
-            (b for b, _ in self.reads), max_bytes=limit + 1, workers=self.opts.workers
+            (b for b, _ in misses), max_bytes=limit + 1, workers=self.opts.workers
         )
         for result in results:
             done += 1
@@ -221,7 +242,12 @@ class _Walker:
             if len(data) > limit:
                 self._partial(result.blob, path, limit)
                 data = _clip(data, limit)
+            findings = len(self.inv.findings)
             self._dispatch(handlers[result.blob.key], result.blob, data, path)
+            if keep is not None and len(self.inv.findings) == findings:
+                keep.put(result.blob, data)  # whole files only: a clipped one is refused
+        if done == total and not misses:
+            self._progress("read", done, total)
 
     def _partial(self, blob: BlobInfo, path: str, limit: int) -> None:
         """A file larger than the parse limit: scan all of it for secrets, as a stream."""

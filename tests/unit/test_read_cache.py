@@ -1,0 +1,129 @@
+"""The walk's read cache (``walk/cache.py``) on its own: a real SQLite file in a temp folder."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import stat
+from pathlib import Path
+
+from amlport.storage.base import BlobInfo
+from amlport.walk.cache import MAX_CACHED_FILE, ReadCache
+
+DATA = b"2024-01-01 step finished\n"
+MD5 = hashlib.md5(DATA).hexdigest()
+
+
+def _blob(name: str = "logs/a.txt", data: bytes = DATA, **kw: object) -> BlobInfo:
+    fields: dict[str, object] = {"etag": "0x1", "content_md5": hashlib.md5(data).hexdigest()}
+    fields.update(kw)
+    return BlobInfo("azureml", name, len(data), **fields)  # type: ignore[arg-type]
+
+
+def _open(folder: Path, warnings: list[str] | None = None) -> ReadCache:
+    cache = ReadCache.open(
+        folder, "acct-0123", on_warning=(warnings if warnings is not None else []).append
+    )
+    assert cache is not None
+    return cache
+
+
+def _stored(folder: Path, blob: BlobInfo, data: bytes = DATA) -> None:
+    cache = _open(folder)
+    cache.put(blob, data)
+    cache.finish(complete=True)
+
+
+def test_a_file_put_comes_back_while_the_listing_matches(tmp_path: Path) -> None:
+    _stored(tmp_path, _blob())
+    cache = _open(tmp_path)
+    assert cache.get(_blob()) == DATA
+    assert cache.hits == 1
+
+
+def test_a_changed_etag_size_or_md5_is_a_miss(tmp_path: Path) -> None:
+    _stored(tmp_path, _blob())
+    cache = _open(tmp_path)
+    assert cache.get(_blob(etag="0x2")) is None
+    assert cache.get(_blob(data=DATA + b"more\n", etag="0x1")) is None  # another size
+    assert cache.get(_blob(content_md5="0" * 32)) is None  # same etag, other bytes listed
+    assert cache.get(_blob(content_md5=None)) == DATA  # no MD5 listed: the etag decides
+    assert cache.hits == 1
+
+
+def test_nothing_without_an_etag_or_above_the_size_limit(tmp_path: Path) -> None:
+    big = b"x" * (MAX_CACHED_FILE + 1)
+    cache = _open(tmp_path)
+    cache.put(_blob(etag=None), DATA)
+    cache.put(_blob("big.txt", big), big)
+    cache.put(_blob("part.txt"), DATA[:5])  # a part of the file, not all of it
+    cache.finish(complete=True)
+    rows = sqlite3.connect(cache.path).execute("SELECT count(*) FROM reads").fetchone()
+    assert rows == (0,)
+
+
+def test_a_complete_walk_drops_the_files_it_did_not_keep(tmp_path: Path) -> None:
+    kept, gone = _blob("kept.txt"), _blob("gone.txt")
+    cache = _open(tmp_path)
+    cache.put(kept, DATA)
+    cache.put(gone, DATA)
+    cache.finish(complete=True)
+
+    cache = _open(tmp_path)
+    assert cache.get(kept) == DATA and cache.get(gone) == DATA
+    cache.touch(kept)  # `gone` was read but had a finding this time: not touched
+    cache.finish(complete=True)
+
+    cache = _open(tmp_path)
+    assert cache.get(kept) == DATA
+    assert cache.get(gone) is None
+
+
+def test_an_incomplete_walk_drops_nothing(tmp_path: Path) -> None:
+    _stored(tmp_path, _blob())
+    cache = _open(tmp_path)
+    cache.finish(complete=False)
+    assert _open(tmp_path).get(_blob()) == DATA
+
+
+def test_a_damaged_row_is_a_miss(tmp_path: Path) -> None:
+    _stored(tmp_path, _blob())
+    cache = _open(tmp_path)
+    with sqlite3.connect(cache.path) as db:
+        db.execute("UPDATE reads SET data = ?", (b"not zlib",))
+    assert cache.get(_blob()) is None
+
+
+def test_a_file_that_is_not_a_database_is_reported_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "walk-acct-0123.sqlite"
+    path.write_bytes(b"this is no SQLite file, but it is someone's " * 50)
+    before = path.read_bytes()
+    warnings: list[str] = []
+    assert ReadCache.open(tmp_path, "acct-0123", on_warning=warnings.append) is None
+    assert len(warnings) == 1 and str(path) in warnings[0] and "delete it" in warnings[0]
+    assert path.read_bytes() == before
+
+
+def test_a_folder_that_cannot_be_made_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    warnings: list[str] = []
+    assert ReadCache.open(tmp_path / "file" / "sub", "k", on_warning=warnings.append) is None
+    assert len(warnings) == 1 and "not used" in warnings[0]
+
+
+def test_the_cache_is_private_to_its_user(tmp_path: Path) -> None:
+    cache = _open(tmp_path / "cache")
+    cache.close()
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
+    assert stat.S_IMODE(cache.path.stat().st_mode) == 0o600
+
+
+def test_a_write_failure_stops_the_cache_for_the_run_with_one_warning(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    cache = _open(tmp_path, warnings)
+    with sqlite3.connect(cache.path) as db:
+        db.execute("DROP TABLE reads")
+    cache.put(_blob(), DATA)
+    cache.finish(complete=True)
+    assert cache.get(_blob()) is None  # closed: no more use
+    assert len(warnings) == 1 and "not used further" in warnings[0]
