@@ -380,6 +380,15 @@ def render(results: dict[str, Any]) -> str:
         "large size / time per blob at the small size (1.00 = linear)."
     )
     add("")
+    repeated = params.get("repeat_on") or []
+    if repeated and params.get("repeat", 1) > 1:
+        add(
+            f"On the {', '.join(repeated)} workload(s), the raw download and the first and "
+            f"second backup ran {params['repeat']} times, alternating (raw, backup, "
+            "re-backup, raw, …), and each ratio uses the run of median wall time. Every run's "
+            "time is listed under the absolute figures."
+        )
+        add("")
     rows = _ratio_rows(results)
     add(_table(["Target", "Workload", "Measured", "Target", "Result"], [r.cells for r in rows]))
     add("")
@@ -476,6 +485,16 @@ def render(results: dict[str, Any]) -> str:
             )
         if extra:
             add("`--json` figures: " + "; ".join(extra) + ".")
+            add("")
+        runs = [
+            f"{STEP_TITLES.get(step, step)} "
+            + ", ".join(f"{t:.1f}" for t in res["m"][step]["runs_wall_s"])
+            for step in ("raw", "export1", "export2")
+            if len(res["m"].get(step, {}).get("runs_wall_s", [])) > 1
+        ]
+        if runs:
+            add("Every run's wall time, in run order (s; the median one is above): ")
+            add("; ".join(runs) + ".")
             add("")
     small, large = results["workloads"].get("small"), results["workloads"].get("large")
     if small and large:

@@ -76,6 +76,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--skip", default="", help=f"steps to leave out: {','.join(ALL_STEPS)}")
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of raw, export1 and export2, alternating, on the --repeat-on workloads; "
+        "the median run is reported, every run listed (3; a shared 2-core machine moves a "
+        "single run by ±10 %%)",
+    )
+    p.add_argument(
+        "--repeat-on",
+        default="small,models",
+        help="workloads whose raw/export runs are repeated (small,models; 'none' for none)",
+    )
+    p.add_argument(
         "--large-steps",
         help=f"steps at the large size (full mode: {LARGE_STEPS}, which keeps the run near "
         "40 min; 'all' adds the floors, rclone and promote at ~100k, about 30 min more)",
@@ -208,6 +221,8 @@ class Bench:
                 "rclone_flags": self.rclone_flags(),
                 "export_command": "backup" if backup else "export",
                 "backup_help": backup or "",
+                "repeat": args.repeat,
+                "repeat_on": sorted(self.repeat_on()),
             },
             "workloads": {},
             "notes": [],
@@ -326,28 +341,35 @@ class Bench:
             counts = scan.json()["inventory"]["counts"]
             keep("scan", scan, counts=counts)
 
-        if "raw" not in skip:
-            out = self.work / "raw-out"
-            shutil.rmtree(out, ignore_errors=True)
-            argv = self.floor("download", "--containers", containers, "--workers", workers)
-            measured = self.measure(w, "raw", [*argv, "--out", str(out)])
-            files, size = tree_size(out)
-            keep("raw", measured, copied_files=files, copied_bytes=size)
-            shutil.rmtree(out, ignore_errors=True)
-        if "rclone" not in skip:
-            self.run_rclone(w, keep)
-
         repo = self.work / f"bundle-{w.name}"
-        self.fresh(repo)
         export = self.export_args(url, repo)
         export_argv = self.amlport(*export, "--json")
-        for step in ("export1", "export2"):
-            if step in skip or (step == "export2" and "export1" not in m):
-                continue
-            measured = self.measure(w, step, export_argv, ok=(0, 1))
-            out = measured.json()
-            keep(step, measured, transfer=find_transfer(out), cached_reads=out.get("cached_reads"))
-        self.fresh(repo)
+        runs = self.args.repeat if w.name in self.repeat_on() else 1
+        samples: dict[str, list[dict[str, Any]]] = {"raw": [], "export1": [], "export2": []}
+        for n in range(runs):  # floor and amlport alternate: drift hits both alike
+            if "raw" not in skip:
+                samples["raw"].append(self.run_raw(w, containers, workers, n))
+            if n == 0 and "rclone" not in skip:
+                self.run_rclone(w, keep)
+            self.fresh(repo)
+            for step in ("export1", "export2"):
+                if step in skip or (step == "export2" and not samples["export1"]):
+                    continue
+                measured = self.measure(w, f"{step}#{n + 1}" if runs > 1 else step, export_argv,
+                                        ok=(0, 1))  # fmt: skip
+                out = measured.json()
+                samples[step].append(
+                    {
+                        **measured.summary(),
+                        "transfer": find_transfer(out),
+                        "cached_reads": out.get("cached_reads"),
+                    }
+                )
+            self.fresh(repo)
+        for step, got in samples.items():
+            if got:
+                m[step] = median_run(got)
+        self.save()
 
         if "promote" not in skip:
             self.run_promote(w, keep)
@@ -365,6 +387,20 @@ class Bench:
                     measured = self.measure(w, name, argv, ok=(0, 1))
                     keep(name, measured, transfer=find_transfer(measured.json()))
                     self.fresh(repo)
+
+    def run_raw(self, w: wl.Workload, containers: str, workers: str, n: int) -> dict[str, Any]:
+        out = self.work / "raw-out"
+        shutil.rmtree(out, ignore_errors=True)
+        argv = self.floor("download", "--containers", containers, "--workers", workers)
+        label = f"raw#{n + 1}" if self.args.repeat > 1 and w.name in self.repeat_on() else "raw"
+        measured = self.measure(w, label, [*argv, "--out", str(out)])
+        files, size = tree_size(out)
+        shutil.rmtree(out, ignore_errors=True)
+        return {**measured.summary(), "copied_files": files, "copied_bytes": size}
+
+    def repeat_on(self) -> set[str]:
+        value = self.args.repeat_on
+        return set() if value == "none" or self.args.repeat < 2 else set(value.split(","))
 
     def fresh(self, repo: Path) -> None:
         """No repository and no read cache: the next backup is a first one in every way."""
@@ -459,6 +495,13 @@ class Bench:
         if args.mode == "full" and not args.report_given:  # the numbers behind the docs
             shutil.copyfile(args.results, HERE / "results" / "full.json")
         self.log(f"done in {self.results['total_s'] / 60:.1f} min: {args.report}")
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time (the lower middle of an even count), with every run's wall
+    time beside it (``runs_wall_s``, in run order)."""
+    chosen = sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2]
+    return {**chosen, "runs_wall_s": [r["wall_s"] for r in runs]}
 
 
 def main(argv: list[str] | None = None) -> int:

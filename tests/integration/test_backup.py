@@ -107,6 +107,18 @@ def test_unchanged_second_backup_reads_nothing_and_reports_no_change(tmp_path: P
     assert "0 new objects, 0 new bytes" in res.stdout and "0 bytes read" in res.stdout
     assert "assets: 0 added, 0 removed, 0 changed" in res.stdout
     assert "Traceback" not in res.stderr
+    assert "read cache" not in res.stdout  # the library run kept no cache: all read
+
+
+@pytest.mark.parametrize("command", ["backup", "export"])
+def test_the_text_output_says_what_the_read_cache_saved(command: str, tmp_path: Path) -> None:
+    dest = "--repo" if command == "backup" else "--to"
+    argv = [command, str(WS / "designer-autoprice"), dest, str(tmp_path / "r")]
+    first, second = cli(*argv), cli(*argv)
+    assert first.returncode in (0, 1) and second.returncode in (0, 1), second.stderr
+    assert "read cache" not in first.stdout
+    line = next(x for x in second.stdout.splitlines() if "taken from the read cache" in x)
+    assert int(line.split()[0]) > 0
 
 
 def test_an_azure_container_url_is_never_taken_for_a_folder(tmp_path: Path) -> None:

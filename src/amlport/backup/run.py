@@ -89,8 +89,9 @@ class BackupResult:
                 f"{stats.new_bytes:,} new bytes; {stats.reused} reused, {stats.read_bytes:,} "
                 "bytes read"
             )
-        if self.export.cached_reads:
-            out.append(f"{self.export.cached_reads} parsed files unchanged: taken from the cache")
+        cached = self.export.cache_line()
+        if cached:
+            out.append(cached)
         if self.changes is None:
             out.append(f"first snapshot of this source: {len(self.export.assets)} assets")
         else:

@@ -164,6 +164,9 @@ def _render_export(result: ExportResult, dry_run: bool) -> None:
             f"{s.reused} reused, {s.rewritten} rewritten",
             highlight=False,
         )
+    cached = result.cache_line()
+    if cached:
+        out.print(cached, highlight=False)
     for w in result.warnings[:MAX_WARNINGS_SHOWN]:
         common.err.print(f"[yellow]warning[/] {w}", highlight=False)
     if len(result.warnings) > MAX_WARNINGS_SHOWN:

@@ -87,6 +87,12 @@ class ExportResult:
     manifest: Manifest | None = field(default=None, repr=False)
     previous: Manifest | None = field(default=None, repr=False)
 
+    def cache_line(self) -> str | None:
+        """What the read cache saved, for the text output (None when it saved nothing)."""
+        if not self.cached_reads:
+            return None
+        return f"{self.cached_reads} parsed files unchanged: taken from the read cache"
+
     @property
     def exit_code(self) -> ExitCode:
         if self.stats is not None and self.stats.integrity_failures:
