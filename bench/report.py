@@ -246,6 +246,14 @@ def _proofs(results: dict[str, Any]) -> list[str]:
                 f"read_bytes = {_num(t2.get('read_bytes'))}, new_bytes = "
                 f"{_num(t2.get('new_bytes'))}: they count payload only)."
             )
+            got, listed = e2.get("received_bytes"), (m.get("list") or {}).get("received_bytes")
+            first = e1.get("received_bytes")
+            if got and listed and first:
+                line += (
+                    f" The bare listing alone receives {_mb(listed)} MB = {listed / first:.1%} "
+                    f"of the first {_cmd(results)}'s {_mb(first)} MB, so no re-backup can "
+                    f"receive ≤ 1 %; this one received {got / listed:.2f}{X} the listing's bytes."
+                )
             out.append(line)
     for _key, res in _ordered(results):
         m = res["m"]
@@ -383,7 +391,8 @@ def render(results: dict[str, Any]) -> str:
     repeated = params.get("repeat_on") or []
     if repeated and params.get("repeat", 1) > 1:
         add(
-            f"On the {', '.join(repeated)} workload(s), the raw download and the first and "
+            f"On the {' and '.join(k for k in ORDER if k in repeated)} workloads, the raw "
+            "download and the first and "
             f"second backup ran {params['repeat']} times, alternating (raw, backup, "
             "re-backup, raw, …), and each ratio uses the run of median wall time. Every run's "
             "time is listed under the absolute figures."
