@@ -120,9 +120,8 @@ def test_an_unchanged_backup_takes_the_parsed_files_from_the_cache(
     assert two.changes is not None and not two.changes.different  # ... and nothing differs
     repo = Repository.open(tmp_path / "repo")
     a, b = (repo.load_snapshot(r.snapshot_id or "") for r in (one, two))
-    # (Not the warnings: a rewrite warning comes from the transfer, which does not rewrite
-    # an unchanged file again, with or without the cache.)
     assert (a.assets, a.lineage, a.files) == (b.assets, b.lineage, b.files)
+    assert a.warnings == b.warnings  # an unchanged file's rewrite warnings are carried over
 
 
 def test_a_file_with_a_secret_is_never_cached_and_is_read_every_time(
@@ -173,3 +172,21 @@ def test_the_cli_uses_the_cache_over_azure_unless_told_not_to(
     assert first == 0 and second > 0 and uncached == 0
     assert [p.name for p in cache.iterdir()] == [next(cache.glob("walk-*.sqlite")).name]
     assert ws.account.key not in (cache / next(cache.iterdir()).name).read_bytes().decode("latin-1")
+
+
+def test_a_rewriter_warning_is_matched_to_its_file_whatever_the_path_holds() -> None:
+    from amlport.export.writer import _warned_file
+    from amlport.model.manifest import FileEntry
+
+    files = {
+        p: FileEntry(path=p, digest="sha256:" + "0" * 64, size=1)
+        for p in ("files/ws/UI/a b: c.yaml", "files/ws/UI/a", "files/ws/x.log")
+    }
+    assert _warned_file("files/ws/UI/a b: c.yaml /inputs/p (and 2 more): m", files) == (
+        "files/ws/UI/a b: c.yaml"
+    )
+    assert _warned_file("files/ws/x.log: invalid JSON; rewritten as plain text", files) == (
+        "files/ws/x.log"
+    )
+    assert _warned_file("not exported: files/ws/x.log: cannot reach", files) is None
+    assert _warned_file("skipped model:m: no exporter", files) is None

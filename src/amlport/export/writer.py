@@ -358,6 +358,7 @@ class BundleWriter:
                 self.entries[path] = carried.entries[path]
                 self.rewrites += carried.rewrites.get(path, [])
                 self.redactions += carried.redactions.get(path, [])
+                self.warnings += carried.warnings.get(path, [])
             return
         if blob.container != SPECS_CONTAINER and not _in_memory(blob.name, blob.size):
             try:
@@ -497,6 +498,7 @@ class _Carried:
     entries: dict[str, FileEntry]
     rewrites: dict[str, list[RewriteRecord]]
     redactions: dict[str, list[RedactionRecord]]
+    warnings: dict[str, list[str]]  # the rewriter's warnings, by the file they name
 
     def same(self, entry: FileEntry) -> FileEntry:
         """The previous snapshot's entry for this path when it is equal, else ``entry``."""
@@ -506,7 +508,7 @@ class _Carried:
 
 def _carry_over(previous: Manifest | None) -> _Carried:
     """What the previous snapshot recorded per file, reused when a file did not change."""
-    carried = _Carried({}, {}, {})
+    carried = _Carried({}, {}, {}, {})
     if previous is None:
         return carried
     for entry in previous.files:
@@ -515,7 +517,22 @@ def _carry_over(previous: Manifest | None) -> _Carried:
         carried.rewrites.setdefault(rw.file, []).append(rw)
     for rd in previous.redactions:
         carried.redactions.setdefault(rd.file, []).append(rd)
+    for warning in previous.warnings:
+        path = _warned_file(warning, carried.entries)
+        if path is not None:
+            carried.warnings.setdefault(path, []).append(warning)
     return carried
+
+
+def _warned_file(warning: str, files: dict[str, FileEntry]) -> str | None:
+    """The snapshot file a rewriter warning names (``<path>[ <where>][ (and n more)]: …``),
+    or None for other warnings (``not exported: …``, ``skipped …``). A path may hold
+    spaces and colons, so each cut before a space or colon is tried, longest first (of
+    ``a`` and ``a b.yaml``, a warning about the second names the second)."""
+    for cut in range(len(warning) - 1, 0, -1):
+        if warning[cut] in " :" and warning[:cut] in files:
+            return warning[:cut]
+    return None
 
 
 def _digest(data: bytes) -> str:
