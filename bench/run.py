@@ -345,18 +345,21 @@ class Bench:
         export = self.export_args(url, repo)
         export_argv = self.amlport(*export, "--json")
         runs = self.args.repeat if w.name in self.repeat_on() else 1
+
+        def label(step: str, n: int) -> str:  # raw#2, export1#2 …: one log line per run
+            return f"{step}#{n + 1}" if runs > 1 else step
+
         samples: dict[str, list[dict[str, Any]]] = {"raw": [], "export1": [], "export2": []}
         for n in range(runs):  # floor and amlport alternate: drift hits both alike
             if "raw" not in skip:
-                samples["raw"].append(self.run_raw(w, containers, workers, n))
+                samples["raw"].append(self.run_raw(w, containers, workers, label("raw", n)))
             if n == 0 and "rclone" not in skip:
                 self.run_rclone(w, keep)
             self.fresh(repo)
             for step in ("export1", "export2"):
                 if step in skip or (step == "export2" and not samples["export1"]):
                     continue
-                measured = self.measure(w, f"{step}#{n + 1}" if runs > 1 else step, export_argv,
-                                        ok=(0, 1))  # fmt: skip
+                measured = self.measure(w, label(step, n), export_argv, ok=(0, 1))
                 out = measured.json()
                 samples[step].append(
                     {
@@ -388,11 +391,10 @@ class Bench:
                     keep(name, measured, transfer=find_transfer(measured.json()))
                     self.fresh(repo)
 
-    def run_raw(self, w: wl.Workload, containers: str, workers: str, n: int) -> dict[str, Any]:
+    def run_raw(self, w: wl.Workload, containers: str, workers: str, label: str) -> dict[str, Any]:
         out = self.work / "raw-out"
         shutil.rmtree(out, ignore_errors=True)
         argv = self.floor("download", "--containers", containers, "--workers", workers)
-        label = f"raw#{n + 1}" if self.args.repeat > 1 and w.name in self.repeat_on() else "raw"
         measured = self.measure(w, label, [*argv, "--out", str(out)])
         files, size = tree_size(out)
         shutil.rmtree(out, ignore_errors=True)

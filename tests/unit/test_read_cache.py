@@ -31,7 +31,7 @@ def _open(folder: Path, warnings: list[str] | None = None) -> ReadCache:
 def _stored(folder: Path, blob: BlobInfo, data: bytes = DATA) -> None:
     cache = _open(folder)
     cache.put(blob, data)
-    cache.finish(complete=True)
+    cache.finish()
 
 
 def test_a_file_put_comes_back_while_the_listing_matches(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_nothing_without_an_etag_or_above_the_size_limit(tmp_path: Path) -> None
     cache.put(_blob(etag=None), DATA)
     cache.put(_blob("big.txt", big), big)
     cache.put(_blob("part.txt"), DATA[:5])  # a part of the file, not all of it
-    cache.finish(complete=True)
+    cache.finish()
     rows = sqlite3.connect(cache.path).execute("SELECT count(*) FROM reads").fetchone()
     assert rows == (0,)
 
@@ -67,12 +67,12 @@ def test_a_complete_walk_drops_the_files_it_did_not_keep(tmp_path: Path) -> None
     cache = _open(tmp_path)
     cache.put(kept, DATA)
     cache.put(gone, DATA)
-    cache.finish(complete=True)
+    cache.finish()
 
     cache = _open(tmp_path)
     assert cache.get(kept) == DATA and cache.get(gone) == DATA
     cache.touch(kept)  # `gone` was read but had a finding this time: not touched
-    cache.finish(complete=True)
+    cache.finish()
 
     cache = _open(tmp_path)
     assert cache.get(kept) == DATA
@@ -82,7 +82,7 @@ def test_a_complete_walk_drops_the_files_it_did_not_keep(tmp_path: Path) -> None
 def test_an_incomplete_walk_drops_nothing(tmp_path: Path) -> None:
     _stored(tmp_path, _blob())
     cache = _open(tmp_path)
-    cache.finish(complete=False)
+    cache.close()  # what an interrupted walk does
     assert _open(tmp_path).get(_blob()) == DATA
 
 
@@ -124,6 +124,6 @@ def test_a_write_failure_stops_the_cache_for_the_run_with_one_warning(tmp_path: 
     with sqlite3.connect(cache.path) as db:
         db.execute("DROP TABLE reads")
     cache.put(_blob(), DATA)
-    cache.finish(complete=True)
+    cache.finish()
     assert cache.get(_blob()) is None  # closed: no more use
     assert len(warnings) == 1 and "not used further" in warnings[0]

@@ -109,7 +109,7 @@ def backup(
             for node, reason in result.export.skipped:
                 common.err.print(f"[yellow]skipped[/] {node}: {reason}", highlight=False)
             for w in result.export.warnings:
-                common.err.print(f"[yellow]warning[/] {w}", highlight=False)
+                common.warn(w)
     raise typer.Exit(int(result.exit_code))
 
 

@@ -168,7 +168,7 @@ def _render_export(result: ExportResult, dry_run: bool) -> None:
     if cached:
         out.print(cached, highlight=False)
     for w in result.warnings[:MAX_WARNINGS_SHOWN]:
-        common.err.print(f"[yellow]warning[/] {w}", highlight=False)
+        common.warn(w)
     if len(result.warnings) > MAX_WARNINGS_SHOWN:
         more = len(result.warnings) - MAX_WARNINGS_SHOWN
         common.err.print(f"[yellow]warning[/] … and {more} more (all in --json and the manifest)")

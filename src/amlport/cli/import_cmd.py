@@ -135,7 +135,7 @@ def _render(result: ImportResult) -> None:
     for f in result.failures:
         common.err.print(f"[red]failed[/] {f}", highlight=False)
     for w in result.warnings:
-        common.err.print(f"[yellow]warning[/] {w}", highlight=False)
+        common.warn(w)
 
 
 def promote(

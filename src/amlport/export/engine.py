@@ -205,7 +205,7 @@ def _walk(
     except BaseException:
         cache.close()  # what this walk did not finish is not kept
         raise
-    cache.finish(complete=True)
+    cache.finish()
     return inv, listing, cache.hits
 
 

@@ -312,7 +312,6 @@ class BundleWriter:
             return
         if blob.size <= READ_WHOLE:  # one read and one write: no stream, no staging file
             data = self._read(blob)
-            _check_md5(blob, data)
             digest, size = repo.add_bytes(data)[0], len(data)
             del data
         else:
@@ -335,9 +334,13 @@ class BundleWriter:
             yield cast(BinaryIO, _Abandonable(raw, self._abandon))
 
     def _read(self, blob: BlobInfo) -> bytes:
+        """The whole blob, checked against the listing's content-MD5."""
         if blob.container == SPECS_CONTAINER and self.specs is not None:
-            return (self.specs / blob.name).read_bytes()
-        return self.source.read_bytes(blob.container, blob.name)
+            data = (self.specs / blob.name).read_bytes()
+        else:
+            data = self.source.read_bytes(blob.container, blob.name)
+        _check_md5(blob, data)
+        return data
 
     def _rewrite(
         self,
@@ -368,7 +371,6 @@ class BundleWriter:
                 return
         else:
             data = self._read(blob)
-            _check_md5(blob, data)
             result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
             done = _Rewritten(self._put(repo, result.data), len(result.data), result)
             done.source_digest, done.read = self._one(_digest(data)), len(data)
@@ -544,7 +546,7 @@ def _hex_md5(md5: str | None) -> str | None:
 
 
 def _check_md5(blob: BlobInfo, data: bytes) -> None:
-    if blob.content_md5 and hashlib.md5(data).hexdigest() != blob.content_md5.lower():
+    if not blob.md5_matches(data):
         raise IntegrityError(
             f"{blob.container}/{blob.name}: content MD5 does not match the listing",
             hint="the blob changed or was corrupted in transit; run the export again",

@@ -14,6 +14,7 @@ Contract:
 from __future__ import annotations
 
 import abc
+import hashlib
 import queue
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +40,12 @@ class BlobInfo:
     @property
     def key(self) -> tuple[str, str]:
         return (self.container, self.name)
+
+    def md5_matches(self, data: bytes) -> bool:
+        """Are ``data`` the bytes the listing's content-MD5 names (True when it names none)?"""
+        if not self.content_md5:
+            return True
+        return hashlib.md5(data, usedforsecurity=False).hexdigest() == self.content_md5.lower()
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ walk no longer saw are removed at the end of each complete walk.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
@@ -70,7 +69,6 @@ class ReadCache:
         self._pending: list[tuple[str, str, str, int, bytes, int]] = []
         self._seen: list[tuple[int, str, str]] = []
         self.hits = 0
-        self.stored = 0
 
     @classmethod
     def open(
@@ -92,10 +90,11 @@ class ReadCache:
 
     def get(self, blob: BlobInfo) -> bytes | None:
         """The cached bytes of ``blob`` when its listing still matches them, else None."""
-        if self._conn is None or blob.etag is None or not 0 < blob.size <= MAX_CACHED_FILE:
-            return None  # an empty file is never read: the listing says it all
+        conn = self._conn
+        if conn is None or _etag(blob) is None:
+            return None
         try:
-            row = self._conn.execute(
+            row = conn.execute(
                 "SELECT etag, size, data FROM reads WHERE container = ? AND name = ?",
                 blob.key,
             ).fetchone()
@@ -108,7 +107,7 @@ class ReadCache:
             data = zlib.decompress(row[2])
         except zlib.error:
             return None  # a damaged row: read the file again (and store it anew)
-        if len(data) != blob.size or not _md5_matches(blob, data):
+        if len(data) != blob.size or not blob.md5_matches(data):
             return None
         self.hits += 1
         return data
@@ -123,29 +122,29 @@ class ReadCache:
 
     def put(self, blob: BlobInfo, data: bytes) -> None:
         """Keep a file the walk read whole and found nothing to report in."""
-        if self._conn is None or blob.etag is None or len(data) != blob.size:
-            return
-        if not 0 < blob.size <= MAX_CACHED_FILE:
+        etag = _etag(blob)
+        if self._conn is None or etag is None or len(data) != blob.size:
             return
         packed = zlib.compress(data, 1)
-        self._pending.append((blob.container, blob.name, blob.etag, blob.size, packed, self._stamp))
+        self._pending.append((blob.container, blob.name, etag, blob.size, packed, self._stamp))
         if len(self._pending) >= _BATCH:
             self._flush()
 
-    def finish(self, *, complete: bool) -> None:
-        """Write what is pending; after a complete walk, drop the rows of files it did not
-        see (deleted, changed and not read whole, or now with a finding). Then close."""
+    def finish(self) -> None:
+        """After a complete walk: write what is pending, drop the rows of files it did not
+        see (deleted, changed and not read whole, or now with a finding), and close."""
         self._flush()
         if self._conn is None:
             return
         try:
-            if complete:
-                self._conn.execute("DELETE FROM reads WHERE seen != ?", (self._stamp,))
+            self._conn.execute("DELETE FROM reads WHERE seen != ?", (self._stamp,))
         except sqlite3.Error as exc:
             self._fail(exc)
         self.close()
 
     def close(self) -> None:
+        """Close without writing what is pending (a walk that did not finish keeps what the
+        cache held before it)."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -162,7 +161,6 @@ class ReadCache:
                 self._conn.executemany(
                     "UPDATE reads SET seen = ? WHERE container = ? AND name = ?", self._seen
                 )
-            self.stored += len(self._pending)
         except sqlite3.Error as exc:
             self._fail(exc)
         self._pending, self._seen = [], []
@@ -173,11 +171,11 @@ class ReadCache:
         self.close()
 
 
-def _md5_matches(blob: BlobInfo, data: bytes) -> bool:
-    return (
-        blob.content_md5 is None
-        or hashlib.md5(data, usedforsecurity=False).hexdigest() == blob.content_md5
-    )
+def _etag(blob: BlobInfo) -> str | None:
+    """The etag the cache keys ``blob`` by; None for a file it never holds: one without an
+    etag, an empty one (the walk never reads those: the listing says it all), or one above
+    ``MAX_CACHED_FILE``."""
+    return blob.etag if 0 < blob.size <= MAX_CACHED_FILE else None
 
 
 def _why(exc: BaseException) -> str:

@@ -220,9 +220,7 @@ class _Walker:
                     misses.append((blob, fn))
                     continue
                 self.source.offer(blob, data)  # the transfer may store it: no second read
-                findings = len(self.inv.findings)
-                self._dispatch(fn, blob, data, f"{blob.container}/{blob.name}")
-                if len(self.inv.findings) == findings:
+                if self._dispatch(fn, blob, data, f"{blob.container}/{blob.name}"):
                     cache.touch(blob)  # still clean: kept (a file with a finding goes)
                 done += 1
             self.reads = []
@@ -242,9 +240,8 @@ class _Walker:
             if len(data) > limit:
                 self._partial(result.blob, path, limit)
                 data = _clip(data, limit)
-            findings = len(self.inv.findings)
-            self._dispatch(handlers[result.blob.key], result.blob, data, path)
-            if keep is not None and len(self.inv.findings) == findings:
+            clean = self._dispatch(handlers[result.blob.key], result.blob, data, path)
+            if keep is not None and clean:
                 keep.put(result.blob, data)  # whole files only: a clipped one is refused
         if done == total and not misses:
             self._progress("read", done, total)
@@ -269,13 +266,17 @@ class _Walker:
 
     def _dispatch(
         self, fn: Callable[[BlobInfo, bytes], None], blob: BlobInfo, data: bytes, path: str
-    ) -> None:
+    ) -> bool:
+        """Hand one file to its handler; whether it gave no finding (the read cache keeps
+        only such files)."""
+        before = len(self.inv.findings)
         try:
             fn(blob, data)
         except ParseError as exc:
             self._finding(F.MALFORMED_FILE, path, exc.reason)
         except AmlportError as exc:
             self._finding(F.MALFORMED_FILE, path, exc.message)
+        return len(self.inv.findings) == before
 
     def _finding(
         self, code: str, path: str, message: str, severity: Severity = Severity.MEDIUM
