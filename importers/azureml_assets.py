@@ -20,8 +20,7 @@ from typing import Any
 
 import yaml
 
-from amlport.bundle.files import write_atomic
-from amlport.errors import AmlportError, UsageError
+from amlport.errors import AmlportError, ParseError, UsageError
 from amlport.exporters.v2yaml import DEFAULT_BASE_IMAGE, SCHEMAS
 from amlport.importers.base import ImportAction, ImportContext
 from amlport.importers.mlflow_registry import (
@@ -34,6 +33,7 @@ from amlport.model.manifest import AssetEntry
 from amlport.model.uris import quote_path
 from amlport.rewriters.asset_ref import renamed
 from amlport.rewriters.files import needs_rewrite, rewrite_file
+from amlport.safeload import compose_yaml, decode_text, load_yaml
 
 ORDER = ("environment", "data", "model", "component", "pipeline")
 AZ_GROUP = dict(zip(ORDER, ("environment", "data", "model", "component", "job"), strict=True))
@@ -44,11 +44,6 @@ SCRIPT, INDEX = "register.sh", "register.json"
 INDEX_FORMAT = "amlport.emit-assets/1"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-ON_CONFLICT = {  # what a planned file that differs from the one there becomes
-    "overwrite": ("update", "differs from what is there; --on-conflict overwrite"),
-    "skip": ("skip", "differs from what is there; left alone (--on-conflict skip)"),
-    "fail": ("conflict", "differs from what is there (use --on-conflict overwrite|skip)"),
-}
 
 
 class _Blocked(AmlportError):
@@ -184,11 +179,8 @@ class AzureMLAssetsImporter:
     def _decide(
         self, subject: str, main: str, files: dict[str, bytes], ctx: ImportContext
     ) -> ImportAction:
-        state = self._state(files)
-        if state == "differs":
-            action, reason = ON_CONFLICT.get(ctx.on_conflict, ON_CONFLICT["fail"])
-        else:
-            action, reason = ("skip", "already there") if state == "same" else ("create", "")
+        state = self._state(files)  # what a differing file becomes: the write guard's policy
+        action, reason = ctx.gate.decide(state != "new", state == "same")
         target = str(self.out_dir / main)
         return ImportAction(self.name, action, subject, target, reason, {"files": files})
 
@@ -201,14 +193,11 @@ class AzureMLAssetsImporter:
             return replace(action, action="skip", reason="already there")
         if state == "differs" and action.action == "create":
             return replace(action, action="conflict", reason="other content appeared meanwhile")
+        folder = ctx.gate.folder(self.out_dir, "--emit-assets folder")  # every write: guarded
         for rel, data in files.items():
             if self._status(rel, data) == "same":
                 continue
-            path = self.out_dir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, data)
-            if rel == SCRIPT:
-                path.chmod(0o755)
+            folder.write(rel, data, mode=0o755 if rel == SCRIPT else None)
         return action
 
 
@@ -263,8 +252,8 @@ def _copy(ctx: ImportContext, paths: list[str], root: str, base: str) -> dict[st
 def _spec_kind(data: bytes) -> tuple[str | None, dict[str, Any]]:
     """``component`` / ``environment`` for v2 YAML of those kinds (by ``$schema``), else None."""
     try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError:
+        doc = load_yaml(decode_text(data)[0], "spec")  # bounded, as every YAML load
+    except ParseError:
         return None, {}
     if not isinstance(doc, dict):
         return None, {}
@@ -282,8 +271,8 @@ def _set_name(data: bytes, name: str, version: str | None) -> bytes:
     """Set the top-level ``name`` (and ``version``) of a YAML file, keeping the rest as is."""
     try:
         text = data.decode("utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        root = compose_yaml(text, "spec")
+    except (UnicodeDecodeError, ParseError) as exc:
         raise _Blocked(f"cannot rename in a YAML file that does not parse ({exc})") from None
     if not isinstance(root, yaml.MappingNode):
         return data

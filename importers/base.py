@@ -6,7 +6,9 @@
 - ``apply(action, ctx)`` carries one planned action out and returns the outcome. It is
   idempotent: applying a ``create`` whose content has meanwhile appeared is a ``skip``.
 Importers read bundle bytes only through ``ctx`` (verified against their digests) and write
-only through the target or client ``ctx`` gives them.
+only through the write guard (``storage/guard.py``): the ``GuardedTarget`` they are given,
+``ctx.guard.folder(...)`` for files, ``ctx.guard.admit(...)`` before any other write (an
+MLflow registration). What a blob that is already there becomes is ``ctx.guard.decide``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from amlport.bundle import Repository
 from amlport.model.manifest import AssetEntry, Manifest
 from amlport.model.mapping import Mapping
 from amlport.rewriters.rules import RewriteRules
+from amlport.storage.guard import WriteGuard
 
 ACTIONS = ("create", "update", "skip", "conflict", "blocked", "failed")
 
@@ -50,6 +53,20 @@ class ImportContext:
     rules: RewriteRules
     warn: Callable[[str], None]
     on_conflict: str = "fail"  # skip | overwrite | fail
+    # The run's write guard. Without one, a closed guard with ``on_conflict``: the caller
+    # opens it (``ctx.guard.open()``) once it has validated what it needs.
+    guard: WriteGuard | None = None
+
+    def __post_init__(self) -> None:
+        if self.guard is None:
+            self.guard = WriteGuard(on_conflict=self.on_conflict)
+        self.on_conflict = self.guard.on_conflict
+
+    @property
+    def gate(self) -> WriteGuard:
+        """The guard (always set after construction)."""
+        assert self.guard is not None
+        return self.guard
 
     def read(self, bundle_path: str) -> bytes:
         """A file of the snapshot, hash-checked."""

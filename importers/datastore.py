@@ -2,19 +2,31 @@
 container of the target at the same path, re-bound to the target where the file binds to
 storage (pointer JSON, MLmodel, YAML, logs), byte for byte otherwise.
 
+Whole assets: a file blocked (an unmapped datastore, a pointer to one, an unmappable URI)
+blocks every other file of its asset, so a model's ``Trained_model`` pointer is never written
+without the folder it points to (a catch-all group of unclassified blobs is not one asset).
+A name the target cannot hold (``Target.unholdable``: a local folder and a 300-byte segment,
+or ``x/model`` beside ``x/model/weights.bin``) is a ``failed`` item; the rest is written.
+
 Idempotency: every written blob carries its SHA-256 (``amlport_sha256``); a blob already there
-with the same digest is a ``skip``. Nothing is written by ``plan``.
+with the same digest is a ``skip``. Nothing is written by ``plan``; ``apply`` writes only
+through the ``GuardedTarget`` it was given (storage/guard.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 
+from amlport.errors import ParseError
 from amlport.importers.base import ImportAction, ImportContext
-from amlport.model.manifest import FileEntry
+from amlport.model.manifest import FileEntry, Manifest
+from amlport.model.pointer import looks_like_pointer
 from amlport.rewriters.files import needs_rewrite, rewrite_file
 from amlport.rewriters.rules import Unmappable
-from amlport.storage.target import DIGEST_METADATA, Target, TargetConflict
+from amlport.safeload import load_json
+from amlport.storage.guard import GuardedTarget
+from amlport.storage.target import DIGEST_METADATA, TargetConflict
 
 MAX_REWRITE_BYTES = 64 * 1024 * 1024
 FILES_PREFIX = "files/"
@@ -23,19 +35,39 @@ FILES_PREFIX = "files/"
 class DatastoreImporter:
     name = "datastore"
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: GuardedTarget) -> None:
+        if not isinstance(target, GuardedTarget):  # no write may bypass the guard
+            raise TypeError("DatastoreImporter needs a GuardedTarget (WriteGuard.wrap)")
         self.target = target
 
     def plan(self, ctx: ImportContext) -> list[ImportAction]:
-        return [
-            self._plan_file(entry, ctx)
-            for entry in sorted(
-                (f for f in ctx.manifest.files if f.path.startswith(FILES_PREFIX)),
-                key=lambda f: f.path,
-            )
-        ]
+        entries = sorted(
+            (f for f in ctx.manifest.files if f.path.startswith(FILES_PREFIX)),
+            key=lambda f: f.path,
+        )
+        cannot = self._unholdable(entries, ctx)
+        actions = [self._plan_file(entry, ctx, cannot.get(entry.path)) for entry in entries]
+        return block_whole_assets(actions, ctx.manifest)
 
-    def _plan_file(self, entry: FileEntry, ctx: ImportContext) -> ImportAction:
+    def _unholdable(self, entries: list[FileEntry], ctx: ImportContext) -> dict[str, str]:
+        """Bundle path -> why the target cannot hold its name (asked per container, with
+        every name at once: whether ``x/model`` fits depends on ``x/model/…``)."""
+        by_container: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        for entry in entries:
+            datastore, _, name = entry.path[len(FILES_PREFIX) :].partition("/")
+            mapped = ctx.mapping.target_datastore(datastore)
+            if mapped is not None:
+                container = str(ctx.mapping.target.container_of(mapped))
+                by_container[container][name] = entry.path
+        found: dict[str, str] = {}
+        for container, names in by_container.items():
+            for name, reason in self.target.unholdable(container, names.keys()).items():
+                found[names[name]] = reason
+        return found
+
+    def _plan_file(
+        self, entry: FileEntry, ctx: ImportContext, cannot_hold: str | None = None
+    ) -> ImportAction:
         datastore, _, path = entry.path[len(FILES_PREFIX) :].partition("/")
         mapped = ctx.mapping.target_datastore(datastore)
         if mapped is None:
@@ -49,13 +81,23 @@ class DatastoreImporter:
             )
         container = str(ctx.mapping.target.container_of(mapped))
         where = f"{container}/{path}"
+        if cannot_hold is not None:
+            reason = f"{self.target.describe()} cannot hold this name: {cannot_hold}"
+            return ImportAction(self.name, "failed", entry.path, where, reason)
         data: bytes | None = None
         digest = entry.digest
         if needs_rewrite(path, entry.size) and entry.size <= MAX_REWRITE_BYTES:
+            raw = ctx.read(entry.path)
+            needed = pointer_datastore(raw)
+            if needed is not None and ctx.mapping.target_datastore(needed) is None:
+                reason = (
+                    f"pointer to datastore {needed!r}, which is not mapped to a target "
+                    "datastore (add it under 'datastores:' in the map file); written, it "
+                    "would point at nothing"
+                )
+                return ImportAction(self.name, "blocked", entry.path, where, reason)
             try:
-                data = rewrite_file(
-                    path, ctx.read(entry.path), ctx.rules, bundle_path=entry.path
-                ).data
+                data = rewrite_file(path, raw, ctx.rules, bundle_path=entry.path).data
             except Unmappable as exc:
                 return ImportAction(self.name, "blocked", entry.path, where, exc.message)
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -80,15 +122,7 @@ class DatastoreImporter:
         self, container: str, name: str, digest: str, ctx: ImportContext
     ) -> tuple[str, str]:
         found = self.target.stat(container, name)
-        if found is None:
-            return "create", ""
-        if found.sha256 == digest:
-            return "skip", "already there with the same content"
-        if ctx.on_conflict == "overwrite":
-            return "update", "exists with other content; --on-conflict overwrite"
-        if ctx.on_conflict == "skip":
-            return "skip", "exists with other content; left alone (--on-conflict skip)"
-        return "conflict", "exists with other content (use --on-conflict overwrite|skip)"
+        return ctx.gate.decide(found is not None, found is not None and found.sha256 == digest)
 
     def apply(self, action: ImportAction, ctx: ImportContext) -> ImportAction:
         if action.action not in ("create", "update"):
@@ -126,3 +160,38 @@ class DatastoreImporter:
                 d,
             )
         return action
+
+
+def pointer_datastore(data: bytes) -> str | None:
+    """The ``AmlDataStoreName`` a designer pointer needs, None for any other file (or a
+    pointer that does not parse: the rewriter handles it as text)."""
+    if not looks_like_pointer(data):
+        return None
+    try:
+        doc = load_json(data.decode("utf-8", "replace"), "pointer")
+    except ParseError:
+        return None
+    name = doc.get("AmlDataStoreName") if isinstance(doc, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def block_whole_assets(actions: list[ImportAction], manifest: Manifest) -> list[ImportAction]:
+    """Block every file still to be written of an asset one of whose files is blocked (one
+    pass, from the files blocked by the plan itself: a block does not spread further)."""
+    by_path = {a.subject: a for a in actions}
+    blocked = {a.subject: a for a in actions if a.action == "blocked"}
+    for asset in manifest.assets:
+        if asset.attrs.get("unclassified"):
+            continue  # the catch-all groups independent blobs by folder
+        cause = next((blocked[p] for p in asset.files if p in blocked), None)
+        if cause is None:
+            continue
+        for path in asset.files:
+            a = by_path.get(path)
+            if a is not None and a.action in ("create", "update", "conflict"):
+                reason = (
+                    f"part of {asset.kind} {asset.name!r}, whose file {cause.subject} is blocked "
+                    f"({cause.reason})"
+                )
+                by_path[path] = ImportAction(a.importer, "blocked", a.subject, a.target, reason)
+    return [by_path[a.subject] for a in actions]

@@ -151,6 +151,7 @@ class MlflowRegistryImporter:
                 "a version with the same content is registered",
                 d,
             )
+        ctx.gate.admit(f"MLflow model {d['name']} at {_display(self.tracking_uri)}")
         asset = next(a for a in ctx.manifest.assets if a.id == action.subject)
         tags = provenance_tags(ctx.manifest, asset, d["digest"])
         with tempfile.TemporaryDirectory(prefix="amlport-mlflow-") as tmp:

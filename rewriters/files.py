@@ -6,7 +6,8 @@
 - ``*.yml`` / ``*.yaml`` -> ``v2_yaml``
 - ``*.txt``, ``*.log``, ``*.json``, ``rslex.log.*`` -> ``text_log``
 - anything else: left untouched, except that text (no NUL byte) has its secrets redacted; a
-  binary file is never altered, and a secret-looking pattern in it is reported as a warning.
+  binary file is never altered, and a secret-looking pattern in it is reported as a warning
+  (the export writer also searches every byte it stores: ``amlport.export.writer``).
 
 The file is bounded in size by the caller (it holds the bytes already). A file that is not
 valid in its format falls back to the text rewriter with a warning; ``rewrite_file`` raises
@@ -15,11 +16,11 @@ only ``Unmappable`` (pointers and YAML: a workspace-bound location with no rule)
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Callable
 
+from amlport.errors import ParseError
 from amlport.model.pointer import looks_like_pointer
 from amlport.rewriters.mlmodel import rewrite_mlmodel
 from amlport.rewriters.pointer_json import rewrite_pointer
@@ -27,7 +28,8 @@ from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules
 from amlport.rewriters.text_log import rewrite_log
 from amlport.rewriters.v2_yaml import rewrite_yaml
-from amlport.secrets import find_secrets
+from amlport.safeload import load_json
+from amlport.secrets import find_secrets_in_bytes, unredacted
 
 __all__ = ["format_of", "needs_rewrite", "rewrite_file"]
 
@@ -61,9 +63,9 @@ def _broken_pointer(data: bytes) -> bool:
     head = data[:4096]
     if not head.lstrip().startswith(b"{") or not (b'"Container"' in head or b'"SasToken"' in head):
         return False
-    try:
-        json.loads(data)
-    except ValueError:
+    try:  # the bounded loader: a deeply nested "pointer" is broken, not a RecursionError
+        load_json(data.decode("utf-8", "replace"), "pointer")
+    except ParseError:
         return True
     return False
 
@@ -99,10 +101,9 @@ def needs_rewrite(name: str, size: int) -> bool:
 def _other(name: str, data: bytes, rules: RewriteRules) -> RewriteResult:
     rec = Recorder(name, rules)
     if b"\x00" in data:
-        found = find_secrets(data.decode("latin-1"))
-        if found:
-            kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(found.items()))
-            rec.warn("", f"binary file contains what looks like a secret ({kinds}); not altered")
+        found = find_secrets_in_bytes(data)
+        if found:  # worded as the export writer's check of stored bytes: one warning
+            rec.warn("", unredacted(found))
         return rec.result(data)
     decoded = Decoded.of(data)
     text = rec.scrub(decoded.text)

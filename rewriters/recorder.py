@@ -129,6 +129,12 @@ class Decoded:
 
     @classmethod
     def of(cls, data: bytes) -> Decoded:
+        for encoding, bom in _UTF16_BOMS.items():  # Windows tools write UTF-16 logs
+            if data.startswith(bom) and len(data) % 2 == 0:
+                try:
+                    return cls(data[len(bom) :].decode(encoding), encoding, True)
+                except UnicodeDecodeError:
+                    break
         text, was_utf8 = decode_text(data)
         return cls(text, "utf-8" if was_utf8 else "latin-1", data.startswith(codecs.BOM_UTF8))
 
@@ -138,5 +144,8 @@ class Decoded:
             raw = text.encode(self.encoding)
         except UnicodeEncodeError:
             rec.warn("", f"re-encoded as UTF-8: the rewritten text does not fit {self.encoding}")
-            raw = text.encode("utf-8")
-        return codecs.BOM_UTF8 + raw if self.bom else raw
+            return codecs.BOM_UTF8 + text.encode("utf-8") if self.bom else text.encode("utf-8")
+        return _UTF16_BOMS.get(self.encoding, codecs.BOM_UTF8) + raw if self.bom else raw
+
+
+_UTF16_BOMS = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}

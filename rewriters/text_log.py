@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules
-from amlport.secrets import find_secrets, may_hold_secret, secret_spans
+from amlport.secrets import crosses_line, find_secrets, may_hold_secret, secret_spans
 from amlport.streams import ChunkStream
 
 if TYPE_CHECKING:
@@ -58,7 +58,10 @@ def rewrite_log(name: str, data: bytes, rules: RewriteRules) -> RewriteResult:
 
 
 def rewrite_text(text: str, rec: Recorder) -> str:
-    """Rewrite URIs and redact secrets line by line (a secret never spans a line)."""
+    """Rewrite URIs and redact secrets line by line; a secret wrapped onto the next line (a
+    SAS signature cut by a line break, a PEM key) is redacted whole first."""
+    if crosses_line(text):
+        text = rec.scrub(text)
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         new, _ = rec.spans(line, f"line {number}")
@@ -206,7 +209,10 @@ class LogStream:
             return piece.text
         if not piece.whole_lines:
             return self._line(piece.text, piece.line, uris)
-        lines = piece.text.split("\n")
+        text = piece.text
+        if crosses_line(text):  # as rewrite_text: a wrapped secret goes whole first
+            text = self.rec.scrub(text)
+        lines = text.split("\n")
         return "\n".join(self._line(t, piece.line + i, uris) for i, t in enumerate(lines))
 
     def _line(self, text: str, number: int, uris: bool) -> str:

@@ -28,7 +28,7 @@ from amlport.errors import ParseError
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules, Unmappable
 from amlport.rewriters.text_log import rewrite_text
-from amlport.safeload import SAFE_LOADER, load_yaml
+from amlport.safeload import compose_yaml, construct_yaml, load_yaml
 from amlport.secrets import find_secrets, redact
 
 __all__ = ["rewrite_yaml", "rewrite_yaml_text"]
@@ -68,10 +68,10 @@ def rewrite_yaml_file(
 
 def rewrite_yaml_text(text: str, rec: Recorder, provenance: frozenset[str] = frozenset()) -> str:
     """Rewrite one YAML document's text. Raises ``ParseError`` if it is not valid YAML."""
-    load_yaml(text, rec.file)  # syntax and alias-bomb checks, with a reason
-    # libyaml's nodes, as ``load_yaml`` parsed it: its marks are character offsets too, and
-    # the pure-Python composer cost most of a YAML rewrite (and refused tabs libyaml takes).
-    root = yaml.compose(text, Loader=SAFE_LOADER)
+    # libyaml's nodes, bounded like every load (syntax, expansion, depth; ``ParseError``):
+    # its marks are character offsets too, and the pure-Python composer cost most of a YAML
+    # rewrite (and refused tabs libyaml takes).
+    root = compose_yaml(text, rec.file)
     if root is None:
         return rec.scrub(text)
     edits: list[_Edit] = []
@@ -185,16 +185,16 @@ def _render(value: str, style: str | None, in_flow: bool) -> str:
 def _plain_round_trips(value: str, in_flow: bool) -> bool:
     doc = f"[{value}]" if in_flow else f"k: {value}"
     try:
-        loaded = yaml.load(doc, Loader=SAFE_LOADER)
-    except yaml.YAMLError:
+        loaded = load_yaml(doc, "value")
+    except ParseError:
         return False
     return loaded == ([value] if in_flow else {"k": value})
 
 
 def _load(text: str) -> Any:
     try:
-        return yaml.load(text, Loader=SAFE_LOADER)
-    except yaml.YAMLError:
+        return load_yaml(text, "rewritten")
+    except ParseError:
         return _Invalid
 
 
@@ -203,11 +203,7 @@ class _Invalid:
 
 
 def _construct(root: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_document(root)
-    finally:
-        loader.dispose()
+    return construct_yaml(root, "document")  # ParseError (as load_yaml) on a bad value
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -1,8 +1,9 @@
 """Error tree. Every error names what failed, on which object, and what to do next.
 
 Each class carries the process exit code the CLI uses for it (borg/restic style, see
-docs/exit-codes.md). Messages must never contain a secret: build them from names and paths,
-and pass anything that came from user input through ``amlport.secrets.redact`` first.
+docs/exit-codes.md). Messages must never contain a secret: every message and hint passes
+the redactor (``amlport.secrets.redact``) here, in the constructor, so no command has to
+remember it (a URL with ``user:password@`` or a SAS echoed back by a parser or the SDK).
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ class ParseError(AmlportError):
     """A file in a source could not be parsed. The walker turns these into findings."""
 
     def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
+        from amlport.secrets import redact
+
+        # The walker turns path and reason into findings: they are redacted as the message is.
+        self.path = redact(path)
+        self.reason = redact(reason)
         super().__init__(f"{path}: {reason}")
 
 

@@ -1,46 +1,257 @@
 """Secret detection and redaction: pure functions, no I/O.
 
 One place knows what a secret looks like, so the walker (findings), the exporters (scrubbing),
-the error messages and the logs all agree. Values are never returned or stored: callers get
-the redacted text and a count per kind. ``install_log_redaction`` applies the redactor to
-every log record (the storage SDK and urllib3 log request URLs, SAS signature included).
+``verify --secrets``, the error messages and the logs all agree. Values are never returned or
+stored: callers get the redacted text and a count per kind. ``install_log_redaction`` applies
+the redactor to every log record (the storage SDK and urllib3 log request URLs, SAS signature
+included).
+
+Kinds: Azure storage credentials (connection strings, ``AccountKey=``, bare 88-character
+account keys, SAS signatures in any URL/JSON escaping, the designer pointer's ``SasToken``),
+bearer tokens, passwords in URL userinfo, client secrets, passwords and other credential
+values assigned in YAML/JSON/env/cfg/Python/Dockerfile text, AWS access keys, PEM private
+keys, GitHub, Hugging Face and OpenAI-style tokens, JWTs, and connection strings or keys that
+were base64-encoded. ``find_secrets_in_bytes`` and ``ByteScanner`` search raw bytes of any file
+(binary, UTF-16) for the same patterns.
+
+Speed: each pattern names the substrings (``triggers``) without which it cannot match; text
+holding none of a pattern's triggers skips that pattern, and text holding no trigger at all
+skips every regular expression (one lower-casing and a few substring searches).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, BinaryIO
 
 REDACTED = "REDACTED"
 
 # A value already replaced by REDACTED is not a secret any more (redaction is idempotent).
 _NOT_DONE = rf"(?!{REDACTED}(?![A-Za-z0-9+/=%]))"
+# A SAS signature ends with its base64 padding (``=``, ``%3D``, ``%253D``); one that reaches the
+# end of a line without it was wrapped, and its rest is on the next line.
+_WRAPPED = r"(?:(?<!=)(?<!%3d)\r?\n[A-Za-z0-9%+/=]+)?"
+# ``&`` in the spellings a SAS query string takes: plain, JSON-escaped, URL-encoded once/twice.
+_AMP = r"(?:[?&]|\\u0026|%26|%2526|&amp;)"
+_SIG = r"sig(?:=|%3d|%253d)"
 
-# Order matters: a whole connection string is removed before its AccountKey part would be.
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
+
+@dataclass(frozen=True)
+class _Pattern:
+    """One kind of secret. The regular expression's group ``v``, when it has one, is the
+    secret (the rest of the match is context that stays, such as ``AccountKey=``); without
+    it the whole match is. ``triggers``: lower-case substrings, one of which any match holds."""
+
+    kind: str
+    regex: re.Pattern[str]
+    triggers: tuple[str, ...]
+    replacement: str = REDACTED
+    # A fast expression (it starts with a literal) that finds something in every text the
+    # pattern matches: where a trigger is common ("=="), it spares the slow full search.
+    anchor: re.Pattern[str] | None = None
+
+    def applies(self, text: str, present: frozenset[str]) -> bool:
+        """Could this pattern match ``text``, which holds the triggers ``present``?"""
+        if present.isdisjoint(self.triggers):
+            return False
+        return self.anchor is None or self.anchor.search(text) is not None
+
+
+def _p(
+    kind: str, pattern: str, triggers: Iterable[str], *, flags: int = re.I, anchor: str = ""
+) -> _Pattern:
+    fast = re.compile(anchor, flags) if anchor else None
+    return _Pattern(kind, re.compile(pattern, flags), tuple(triggers), anchor=fast)
+
+
+def _b64_fragments(word: bytes) -> list[str]:
+    """The parts of ``base64(… + word + …)`` that depend on ``word`` alone, for each of the
+    three alignments ``word`` can have in the encoded data."""
+    out = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + word).decode()
+        out.append(encoded[(offset * 8 + 5) // 6 : ((offset + len(word)) // 3) * 4])
+    return out
+
+
+_B64_FRAGMENTS = [
+    f
+    for w in (b"AccountKey=", b"DefaultEndpointsProtocol=", b"SharedAccessSignature=")
+    for f in _b64_fragments(w)
+]
+
+# Values assigned to a credential-named key (``password: x``, ``"clientSecret": "x"``,
+# ``AZURE_CLIENT_SECRET=x``, ``ENV TOKEN x``). Not a secret: references and placeholders
+# (``${VAR}``, ``<your key>``, ``{{ x }}``, ``os.environ[…]``), words like ``null``/``true``,
+# numbers, a value with a space, an unquoted value without a digit (``password = password``
+# in code), a call (``f(…)``). The match starts at the key word, not at the start of the key
+# name: a lazy key-name prefix would be tried at every position of the text (slow).
+_KEY_SEP = r"""\\?["']?[ \t]*[:=][ \t]*"""
+_NOT_VALUE = (
+    rf"{_NOT_DONE}(?![^\s\"'\\]*{REDACTED})"
+    r"(?!(?i:none|null|nil|true|false|yes|no|changeme|string|required|optional|undefined)\b)"
+    r"(?!os\.|getenv|environ|\*|x{3}|[0-9.]+(?![^\s\"'\\,;#}\]|]))"
+)
+_QUOTED = rf"""(?P<q>\\?["']){_NOT_VALUE}(?P<v>[^\s"'\\$<{{%\[\]]{{4,}})(?P=q)"""
+_UNQUOTED = (
+    rf"{_NOT_VALUE}(?=[^\s\"'\\,;#]*[0-9])"
+    r"""(?P<v>[^\s"'\\,;#(){}\[\]<>$`|%]{4,})(?![^\s"'\\,;#}\]|])"""
+)
+
+
+def _ci(words: str) -> str:
+    """``words`` (a regular expression of letters, ``|``, ``[_-]?``, groups) matching any case
+    without ``re.IGNORECASE``, which makes these patterns several times slower."""
+    return re.sub(r"[A-Za-z](?![^\[]*\])", lambda m: f"[{m[0].lower()}{m[0].upper()}]", words)
+
+
+def _assigned(kind: str, keys: str, triggers: Iterable[str]) -> list[_Pattern]:
+    key = _ci(keys)
+    env = rf"^[ \t]*{_ci('ENV')}[ \t]+[A-Za-z0-9_]*?(?:{key})[ \t]+"  # Dockerfile ENV NAME value
+    return [
+        _p(kind, rf"{start}{value}", triggers, flags=re.M)
+        for start in (rf"(?:{key}){_KEY_SEP}", env)
+        for value in (_QUOTED, _UNQUOTED)
+    ]
+
+
+# Order matters: a whole connection string is removed before its AccountKey part would be,
+# specific shapes before the generic "a credential-named key's value".
+_PATTERNS: tuple[_Pattern, ...] = (
+    _p(
         "connection_string",
-        re.compile(
-            r"DefaultEndpointsProtocol=[^;\s\"']+;(?:[A-Za-z]+=[^;\s\"']*;)*"
-            r"(?:AccountKey|SharedAccessSignature)=[^\s\"']+",
-            re.IGNORECASE,
-        ),
+        r"DefaultEndpointsProtocol=[^;\s\"']+;(?:[A-Za-z]+=[^;\s\"']*;)*"
+        r"(?:AccountKey|SharedAccessSignature)=[^\s\"']+",
+        ["defaultendpointsprotocol="],
     ),
-    ("account_key", re.compile(rf"(?<=AccountKey=){_NOT_DONE}[A-Za-z0-9+/=%]{{8,}}", re.I)),
-    (
+    _p(
+        "account_key",
+        rf"AccountKey(?:=|%3d)(?P<v>{_NOT_DONE}[A-Za-z0-9+/=%]{{8,}})",
+        ["accountkey=", "accountkey%3d"],
+    ),
+    _p(
         "shared_access_signature",
-        re.compile(rf"(?<=SharedAccessSignature=){_NOT_DONE}[^\s;\"']+", re.IGNORECASE),
+        rf"SharedAccessSignature=(?P<v>{_NOT_DONE}[^\s;\"']+)",
+        ["sharedaccesssignature="],
     ),
     # The signature of a SAS query string; the other SAS fields are harmless but go with it.
-    ("sas_signature", re.compile(rf"(?<=[?&]sig=){_NOT_DONE}[^&\s\"'#]+", re.IGNORECASE)),
-    ("sas_signature", re.compile(rf"(?<=\bsig=){_NOT_DONE}[A-Za-z0-9%+/=]{{16,}}", re.I)),
-    ("bearer_token", re.compile(rf"(?<=Bearer ){_NOT_DONE}[A-Za-z0-9\-._~+/]{{16,}}=*")),
+    _p(
+        "sas_signature",
+        rf"{_AMP}{_SIG}(?P<v>{_NOT_DONE}[^&\s\"'#<>\\]+{_WRAPPED})",
+        ["sig=", "sig%3d", "sig%253d"],
+    ),
+    _p(
+        "sas_signature",
+        rf"(?<![A-Za-z0-9_]){_SIG}(?P<v>{_NOT_DONE}[A-Za-z0-9%+/=]{{16,}}"
+        rf"{_WRAPPED})",
+        ["sig=", "sig%3d", "sig%253d"],
+    ),
+    _p(
+        "bearer_token",
+        rf"Bearer (?P<v>{_NOT_DONE}[A-Za-z0-9\-._~+/]{{16,}}=*)",
+        ["bearer "],
+        flags=0,
+    ),
     # The designer pointer JSON's "SasToken": "<value>" (null is fine).
-    ("sas_token", re.compile(r'(?<="SasToken":)\s*"[^"]+"', re.IGNORECASE)),
+    _Pattern(
+        "sas_token", re.compile(r'"SasToken":(?P<v>\s*"[^"]+")', re.I), ('"sastoken":',), "null"
+    ),
+    _p(
+        "private_key",
+        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+        r"(?P<v>(?:(?!-----)[\s\S])*?[A-Za-z0-9+/]{20}(?:(?!-----)[\s\S])*)",
+        ["private key"],
+        flags=0,
+    ),
+    _p(
+        "url_password",
+        rf"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\"'<>]*:"
+        rf"(?P<v>{_NOT_DONE}[^\s/?#@\"'<>]+)@",
+        ["@"],
+        anchor=r"://[^\s/?#@:\"'<>]*:[^\s/?#@\"'<>]+@",
+    ),
+    # A storage account key is 64 random bytes: 88 base64 characters ending in "==".
+    _Pattern(
+        "account_key",
+        re.compile(
+            r"(?<![A-Za-z0-9+/])(?<!sha512-)(?<!sha512:)[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])"
+        ),
+        ("==",),
+        anchor=re.compile(r"==(?<=[A-Za-z0-9+/]{86}==)"),
+    ),
+    _p(
+        "aws_access_key",
+        r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])",
+        ["akia", "asia"],
+        flags=0,
+        anchor=r"AKIA[A-Z0-9]{16}|ASIA[A-Z0-9]{16}",
+    ),
+    _p(
+        "github_token",
+        r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]"
+        r"{22,})",
+        ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+        flags=0,
+        anchor=r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22}",
+    ),
+    _p(
+        "huggingface_token",
+        r"(?<![A-Za-z0-9_])hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])",
+        ["hf_"],
+        flags=0,
+        anchor=r"hf_[A-Za-z0-9]{30}",
+    ),
+    _p(
+        "api_token",
+        r"(?<![A-Za-z0-9_-])sk-(?:proj-|svcacct-|admin-|ant-)?(?=[A-Za-z_-]*[0-9])"
+        r"[A-Za-z0-9_-]{20,}",
+        ["sk-"],
+        flags=0,
+        anchor=r"sk-[A-Za-z0-9_-]{20}",
+    ),
+    _p(
+        "jwt",
+        r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+        ["eyj"],
+        flags=0,
+        anchor=r"eyJ[A-Za-z0-9_-]{8,}\.eyJ",
+    ),
+    _p(
+        "base64_secret",
+        rf"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]*(?:{'|'.join(_B64_FRAGMENTS)})[A-Za-z0-9+/]*={{0,2}}",
+        [f.lower() for f in _B64_FRAGMENTS],
+        flags=0,
+    ),
+    *_assigned("client_secret", r"client[_-]?secret", ["secret"]),
+    *_assigned("password", r"password|passwd|passphrase", ["password", "passwd", "passphrase"]),
+    *_assigned(
+        "credential",
+        r"secret|token|key(?:"
+        + "|".join(
+            f"(?<={_ci(word)})"
+            for prefix in (
+                "api",
+                "account",
+                "storage",
+                "access",
+                "secret",
+                "private",
+                "master",
+                "shared",
+                "subscription",
+            )
+            for word in (f"{prefix}key", f"{prefix}_key", f"{prefix}-key")
+        )
+        + ")",
+        ["secret", "token", *(f"key{c}" for c in "\\\"' \t:=")],  # what may follow a key
+    ),
 )
 
 
@@ -50,16 +261,36 @@ class Redaction:
     count: int
 
 
+def _replace(pattern: _Pattern, match: re.Match[str]) -> str:
+    """The match with its secret replaced; line breaks inside it stay (line numbers hold)."""
+    if "v" not in pattern.regex.groupindex:
+        return pattern.replacement
+    value = match.group("v")
+    start, end = match.start("v") - match.start(), match.end("v") - match.start()
+    whole = match.group(0)
+    new = pattern.replacement
+    if "\n" in value and pattern.replacement == REDACTED:
+        new = re.sub(r"[^\r\n]+", REDACTED, value)
+    return whole[:start] + new + whole[end:]
+
+
+def _lower(text: str) -> str:
+    return text.lower() if text.isascii() else text.translate(_FOLD).lower()
+
+
 def redact_with_counts(text: str) -> tuple[str, Counter[str]]:
     """Return ``text`` with every secret replaced, and how many of each kind were removed."""
     counts: Counter[str] = Counter()
-    if not may_hold_secret(text):  # one pass instead of seven look-behind searches
+    if not may_hold_secret(text):  # one pass instead of a search per pattern
         return text, counts
-    for kind, pattern in _PATTERNS:
-        replacement = "null" if kind == "sas_token" else REDACTED
-        text, n = pattern.subn(replacement, text)
+    present = _present(_lower(text))
+    for pattern in _PATTERNS:
+        if not pattern.applies(text, present):
+            continue
+        # (Replacements add no trigger: ``lower`` stays a valid pre-check.)
+        text, n = pattern.regex.subn(partial(_replace, pattern), text)
         if n:
-            counts[kind] += n
+            counts[pattern.kind] += n
     return text, counts
 
 
@@ -74,41 +305,173 @@ def find_secrets(text: str) -> Counter[str]:
 
 
 def has_secret(text: str) -> bool:
-    return any(p.search(text) for _, p in _PATTERNS)
+    return may_hold_secret(text) and any(p.regex.search(text) for p in _PATTERNS)
 
 
-# Every pattern above needs one of these (lower-case) substrings, so text holding none of them
-# holds no secret and the regular expressions can be skipped: a cheap pre-check for streams
-# (tests/reliability checks that each pattern names one). _FOLD maps the only non-ASCII
-# characters that IGNORECASE matches to ASCII letters.
-TRIGGERS = (
-    "defaultendpointsprotocol=",
-    "accountkey=",
-    "sharedaccesssignature=",
-    "sig=",
-    "bearer ",
-    '"sastoken":',
-)
+# Every pattern needs one of its triggers, so text holding none of them holds no secret and
+# the regular expressions can be skipped (tests check that the pre-check changes no result).
+# _FOLD maps the only non-ASCII characters that IGNORECASE matches to ASCII letters.
+TRIGGERS = tuple(dict.fromkeys(t for p in _PATTERNS for t in p.triggers))
 _FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
+
+
+def _present(lower: str) -> frozenset[str]:
+    """The triggers a lower-cased text holds (one substring search each)."""
+    return frozenset(t for t in TRIGGERS if t in lower)
 
 
 def may_hold_secret(text: str) -> bool:
     """False only when ``text`` certainly holds no secret (a fast substring pre-check)."""
-    lower = text.lower() if text.isascii() else text.translate(_FOLD).lower()
+    lower = _lower(text)
     return any(t in lower for t in TRIGGERS)
 
 
 def secret_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of every secret-looking value in ``text``, in no particular order.
+    """``(start, end)`` of every secret-looking match in ``text``, in no particular order.
 
     For cutting a stream into pieces where no secret straddles a cut (see
-    ``amlport.rewriters.text_log``). A span starts after a look-behind prefix such as
-    ``AccountKey=``; callers keep a margin before each span for that prefix.
+    ``amlport.rewriters.text_log``). A span may start after a prefix such as ``AccountKey=``
+    that the match needs; callers keep a margin before each span for it.
     """
     if not may_hold_secret(text):
         return []
-    return [m.span() for _, pattern in _PATTERNS for m in pattern.finditer(text)]
+    return [m.span() for p in _PATTERNS for m in p.regex.finditer(text)]
 
+
+def crosses_line(text: str) -> bool:
+    """Does a secret in ``text`` continue past a line break (a wrapped SAS signature, a PEM
+    key)? Line-by-line redaction would leave its second part."""
+    if "\n" not in text or not may_hold_secret(text):
+        return False
+    return any(
+        "\n" in m.group(0)
+        for p in _PATTERNS
+        if p.kind in _MULTILINE
+        for m in p.regex.finditer(text)
+    )
+
+
+_MULTILINE = frozenset({"sas_signature", "private_key"})  # the patterns that can cross a line
+
+
+# --- bytes: binary files, UTF-16 text ------------------------------------------------------
+
+OVERLAP = 8192  # bytes a stream scan keeps from one chunk to the next: longer than any secret
+
+
+def _views(data: bytes) -> list[tuple[str, str]]:
+    """The texts a byte string is searched as, each with its lower-case form: every byte as
+    one character (ASCII secrets inside binary data, any 8-bit text), and, when there are NUL
+    bytes (one in 16 or more), the same without them (UTF-16 text, little- or big-endian, and
+    strings stored as UTF-16 in binaries). ``bytes.lower`` is the fast ASCII lowering; Latin-1
+    text holds none of the characters IGNORECASE folds to ASCII letters: the same pre-check."""
+    views = [data]
+    if data.count(b"\x00") * 16 >= len(data) > 0:  # not in random or compressed bytes: 1/256
+        views.append(data.replace(b"\x00", b""))
+    return [(v.decode("latin-1"), v.lower().decode("latin-1")) for v in views]
+
+
+def find_secrets_in_bytes(data: bytes) -> Counter[str]:
+    """Count secret-looking values in the raw bytes of any file, text or binary."""
+    counts: Counter[str] = Counter()
+    for view, lower in _views(data):
+        counts |= _count_between(view, 0, len(view) + 1, lower)  # seen in both views: once
+    return counts
+
+
+CONTEXT = 256  # bytes before a stream scan's window: what a look-behind or a prefix needs
+
+
+class ByteScanner:
+    """``find_secrets_in_bytes`` for a stream of any size, fed chunk by chunk (bounded
+    memory). Each round searches the bytes not yet counted with ``CONTEXT`` bytes before them
+    and counts the matches that start in the window, except in its last ``OVERLAP`` bytes:
+    those are counted in the next round, where they are seen whole."""
+
+    def __init__(self) -> None:
+        self._before = b""
+        self._tail = b""
+        self.counts: Counter[str] = Counter()
+
+    def feed(self, data: bytes) -> None:
+        self._tail += data
+        if len(self._tail) <= 2 * OVERLAP:  # few, larger rounds (a 1-byte feed costs no search)
+            return
+        buf, lo = self._before + self._tail, len(self._before)
+        cut = len(buf) - OVERLAP
+        self._count(buf, lo, cut)
+        self._before, self._tail = buf[max(lo, cut - CONTEXT) : cut], buf[cut:]
+
+    def close(self) -> Counter[str]:
+        """Search what is left; the counts of the whole stream."""
+        buf = self._before + self._tail
+        if self._tail:
+            self._count(buf, len(self._before), len(buf))
+        self._before = self._tail = b""
+        return self.counts
+
+    def _count(self, buf: bytes, lo: int, hi: int) -> None:
+        """Count the secrets of ``buf`` that start in ``buf[lo:hi]``."""
+        found: Counter[str] = Counter()
+        nuls = (buf[:lo].count(b"\x00"), buf[:hi].count(b"\x00"))
+        bounds = [(lo, hi), (lo - nuls[0], hi - nuls[1])]  # the same bounds in each view
+        for (view, lower), (start, end) in zip(_views(buf), bounds, strict=False):
+            found |= _count_between(view, start, end, lower)
+        self.counts.update(found)
+
+
+def _count_between(text: str, lo: int, hi: int, lower: str) -> Counter[str]:
+    """``find_secrets(text)``, counting only the matches that start in ``text[lo:hi]``: the
+    patterns run in order on the redacted text, as ``redact_with_counts`` runs them (a
+    connection string is not also an account key), and the bounds follow each replacement."""
+    counts: Counter[str] = Counter()
+    present = _present(lower)
+    if not present:
+        return counts
+    for pattern in _PATTERNS:
+        if not pattern.applies(text, present):
+            continue
+        out: list[str] = []
+        pos = shift_lo = shift_hi = 0
+        for m in pattern.regex.finditer(text):
+            new = _replace(pattern, m)
+            if lo <= m.start() < hi:
+                counts[pattern.kind] += 1
+            delta = len(new) - len(m.group(0))
+            shift_lo += delta if m.start() < lo else 0
+            shift_hi += delta if m.start() < hi else 0
+            out += [text[pos : m.start()], new]
+            pos = m.end()
+        if out:
+            text = "".join(out) + text[pos:]
+            lo, hi = lo + shift_lo, hi + shift_hi
+    return counts
+
+
+def scan_stream(src: BinaryIO, *, chunk: int = 1 << 20) -> Counter[str]:
+    """``find_secrets_in_bytes`` of everything ``src`` holds, read in chunks (bounded memory)."""
+    scanner = ByteScanner()
+    while data := src.read(chunk):
+        scanner.feed(data)
+    return scanner.close()
+
+
+def describe(counts: Counter[str]) -> str:
+    """``kind xN, …`` for a message (kinds and counts only, never a value)."""
+    return ", ".join(f"{k} x{n}" for k, n in sorted(counts.items()))
+
+
+def unredacted(counts: Counter[str]) -> str:
+    """The warning for stored bytes that still hold a secret (one wording, so that the
+    rewriter's and the export writer's reports of one file are one warning)."""
+    return (
+        f"holds what looks like a secret ({describe(counts)}) that could not be redacted "
+        "(binary or unknown encoding); stored as it is: rotate the credential, or leave the "
+        "file out"
+    )
+
+
+# --- logs ----------------------------------------------------------------------------------
 
 _log_lock = threading.Lock()
 _log_redaction = False

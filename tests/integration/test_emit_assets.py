@@ -70,7 +70,9 @@ def _context(repo: Path, map_file: Path, on_conflict: str = "fail") -> ImportCon
     manifest = store.load_snapshot(store.list_snapshots()[-1].id)
     mapping = load_mapping(map_file)
     rules = import_rules(manifest, mapping)
-    return ImportContext(store, manifest, mapping, rules, lambda _: None, on_conflict)
+    ctx = ImportContext(store, manifest, mapping, rules, lambda _: None, on_conflict)
+    ctx.gate.open()  # validated: these tests apply (the write guard is created closed)
+    return ctx
 
 
 def _emit(out: Path, ctx: ImportContext) -> list[ImportAction]:
@@ -230,7 +232,7 @@ def test_a_changed_file_is_a_conflict_that_on_conflict_resolves(
         return {a.target: a.action for a in actions if a.action != "skip"}
 
     assert plan("fail") == {str(edited): "conflict"}
-    assert plan("skip") == {}
+    assert plan("skip") == {str(edited): "conflict"}  # left alone, but reported (issue 17)
     assert plan("overwrite") == {str(edited): "update"}
     ctx = _context(repo, map_file, "overwrite")
     assert Counter(a.action for a in _emit(out, ctx))["update"] == 1

@@ -78,7 +78,9 @@ def _latest(repo: Path) -> tuple[Repository, Manifest]:
 def _context(repo: Path, map_file: Path) -> ImportContext:
     store, manifest = _latest(repo)
     mapping = load_mapping(map_file)
-    return ImportContext(store, manifest, mapping, import_rules(manifest, mapping), print, "fail")
+    ctx = ImportContext(store, manifest, mapping, import_rules(manifest, mapping), print, "fail")
+    ctx.gate.open()  # validated: these tests apply (the write guard is created closed)
+    return ctx
 
 
 def _mlflow_models(manifest: Manifest) -> list[Any]:

@@ -194,15 +194,16 @@ def cli(*args: str, env: dict[str, str] | None = None) -> Ran:
     subprocess, ten times faster. An escaped exception shows as a traceback on stderr."""
     import traceback
 
-    from rich.console import Console
     from typer.testing import CliRunner
 
     from amlport.cli import common
     from amlport.cli.app import app
+    from amlport.cli.terminal import SafeConsole
 
     saved = common.out, common.err, common.State.debug
-    common.out = Console(soft_wrap=False, width=250)
-    common.err = Console(stderr=True, width=250)
+    # The CLI's own console class (no markup, controls escaped), only wider.
+    common.out = SafeConsole(soft_wrap=False, width=250)
+    common.err = SafeConsole(stderr=True, width=250)
     started = time.monotonic()
     try:
         res = CliRunner().invoke(

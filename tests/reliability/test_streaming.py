@@ -106,9 +106,8 @@ def test_invalid_utf8_bytes_round_trip_and_secrets_around_them_go() -> None:
 
 
 def test_every_secret_pattern_has_a_trigger() -> None:
-    for kind, pattern in secrets._PATTERNS:
-        source = pattern.pattern.lower().replace("\\", "").replace("(?<=", "").replace("[?&]", "")
-        assert any(t in source for t in secrets.TRIGGERS), kind
+    for pattern in secrets._PATTERNS:  # each pattern's own triggers: see tests/unit/test_secrets
+        assert pattern.triggers and set(pattern.triggers) <= set(secrets.TRIGGERS), pattern.kind
     assert not secrets.may_hold_secret("nothing to see here: https://example.org/?a=b")
     long_s, kelvin, dotted_i = "\u017f", "\u212a", "\u0130"  # IGNORECASE matches them
     for text in (f"{long_s}ig=abc", f"Account{kelvin}ey=abc", f"S{dotted_i}G=abc", "ACCOUNTKEY="):

@@ -14,7 +14,7 @@ from amlport.walk import walk
 from amlport.walk.specs import parse_conda, spec_kind
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpus" / "azureml-examples"
+CORPUS = REPO / "fixtures" / "corpus" / "azureml-examples"
 BASICS = "specs/cli/jobs/pipelines-with-components/basics"
 
 

@@ -15,10 +15,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from amlport.errors import UsageError
 from amlport.model.findings import Severity
+from amlport.safeload import load_yaml
 
 RULE_ID = re.compile(r"^AMLP-[A-Z]{2,4}-\d{3}$")
 REFERENCE_KINDS = ("psrule", "aprl", "checkov", "azure_policy")
@@ -137,7 +136,7 @@ def _clean(text: str) -> str:
 def load_rules() -> tuple[Rule, ...]:
     """The built-in catalogue (``amlport/audit/rules.yaml``)."""
     text = resources.files("amlport.audit").joinpath("rules.yaml").read_text(encoding="utf-8")
-    return parse_catalog(yaml.safe_load(text))
+    return parse_catalog(load_yaml(text, "rules.yaml"))
 
 
 def rules_by_id() -> dict[str, Rule]:

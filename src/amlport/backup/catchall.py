@@ -81,7 +81,8 @@ class CatchAll:
     @staticmethod
     def _asset(writer: BundleWriter, container: str, group: str, names: list[str]) -> AssetEntry:
         datastore = writer.source.descriptor.datastore_of(container) or container
-        files = [writer.add_blob(container, n) for n in sorted(names)]
+        planned = (writer.add_blob_or_warn(container, n) for n in sorted(names))
+        files = [path for path in planned if path is not None]  # a secret in a name: warned
         slug = _SLUG.sub("-", f"{datastore}-{group}").strip("-")[:120]
         return AssetEntry(
             kind="data",

@@ -10,6 +10,10 @@
    storage when it was present at backup time (so every pointer that resolved still
    resolves); the edges among the snapshot's nodes are the same, with the same multiplicity.
    Node ids are datastore-relative, so "equal under the mapping" is plain equality.
+
+The check writes nothing: the target is planned against through a dry-run write guard
+(storage/guard.py), which refuses every write. ``restore --check --read-only`` is this check
+alone, on a disaster-recovery copy that must not change.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from amlport.model import findings as F
 from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
 from amlport.storage.base import Source
+from amlport.storage.guard import GuardedTarget, WriteGuard
 from amlport.storage.target import LocalTarget, Target
 from amlport.walk import walk
 
@@ -94,10 +99,12 @@ def check_restore(
 def check_files(
     report: CheckReport, repo: Repository, manifest: Manifest, mapping: Mapping, target: Target
 ) -> None:
+    guard = WriteGuard(dry_run=True)  # a check plans only: every write is refused
     ctx = ImportContext(repo, manifest, mapping, import_rules(manifest, mapping), _ignore)
-    hashed_by_stat = isinstance(target, LocalTarget)  # stat hashes a local file's bytes
-    for action in DatastoreImporter(target).plan(ctx):
-        if action.action == "blocked":
+    inner = target.inner if isinstance(target, GuardedTarget) else target
+    hashed_by_stat = isinstance(inner, LocalTarget)  # stat hashes a local file's bytes
+    for action in DatastoreImporter(guard.wrap(target)).plan(ctx):
+        if action.action in ("blocked", "failed"):  # failed: a name the target cannot hold
             report.files_blocked += 1
             continue
         report.files_checked += 1

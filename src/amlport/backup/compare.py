@@ -3,8 +3,9 @@
 An argument is
 
 - ``REPO@SNAPSHOT`` — a snapshot (id or unique prefix) of a repository;
-- ``REPO`` — a repository's latest snapshot; when the other argument is a live source, the
-  latest snapshot *of that source* (if the repository has one);
+- ``REPO`` — a repository's latest snapshot: of ``--source`` when given; else, when the
+  other argument is a live source, *of that source* (if the repository has one); else of the
+  repository's only source (several and none named: an error listing them, sources.py);
 - anything else — a live source (a workspace folder or an account URL), walked and planned the
   way the other side's snapshot was made (its ``select``/``include``, and the backup
   catch-all), or as a whole-workspace backup when both sides are live.
@@ -24,6 +25,7 @@ from amlport.backup.diff import DiffReport, diff_sides
 from amlport.backup.sides import LiveSide, SnapshotSide, plan_live
 from amlport.bundle import Repository
 from amlport.bundle.repository import CONFIG
+from amlport.bundle.sources import SourceRef, parse_source, select_snapshot
 from amlport.errors import UsageError
 from amlport.model.manifest import source_key
 from amlport.storage.base import Source
@@ -65,14 +67,18 @@ def parse_spec(text: str) -> Spec:
     return Spec(text, live=text)
 
 
-def diff_specs(a_text: str, b_text: str, open_source: OpenSource) -> DiffReport:
+def diff_specs(
+    a_text: str, b_text: str, open_source: OpenSource, *, source_name: str | None = None
+) -> DiffReport:
+    """``source_name`` (``--source``): whose latest snapshot a bare REPO means."""
     a, b = parse_spec(a_text), parse_spec(b_text)
+    named = parse_source(source_name)
     with ExitStack() as stack:
         sources = {
             id(s): stack.enter_context(open_source(s.live)) for s in (a, b) if s.live is not None
         }
         live_keys = [source_key(src.descriptor.to_dict()) for src in sources.values()]
-        snaps = {id(s): _snapshot_side(s, live_keys) for s in (a, b) if s.repo is not None}
+        snaps = {id(s): _snapshot_side(s, live_keys, named) for s in (a, b) if s.repo is not None}
         sides: list[SnapshotSide | LiveSide] = []
         for spec, other in ((a, b), (b, a)):
             if spec.repo is not None:
@@ -89,15 +95,16 @@ def diff_specs(a_text: str, b_text: str, open_source: OpenSource) -> DiffReport:
         return diff_sides(sides[0], sides[1])
 
 
-def _snapshot_side(spec: Spec, live_keys: list[str]) -> SnapshotSide:
+def _snapshot_side(spec: Spec, live_keys: list[str], named: SourceRef | None) -> SnapshotSide:
+    """REPO@ID, or REPO: the latest of ``named`` (``--source``), else of the live side's
+    source when the repository has one, else of the repository's only source."""
     assert spec.repo is not None
     repo = Repository.open(spec.repo)
-    if spec.snapshot is not None:
-        manifest = repo.load_snapshot(spec.snapshot)
-    else:
-        infos = repo.list_snapshots()
-        if not infos:
-            raise UsageError(f"repository {spec.repo} has no snapshot", hint="run a backup first")
-        mine = [i for i in infos if i.source_key in live_keys] or infos
-        manifest = repo.load_snapshot(mine[-1].id)
+    if spec.snapshot is not None:  # an id says which snapshot; --source is for bare REPOs
+        named = None
+    elif named is None:
+        live = [i for i in repo.list_snapshots() if i.source_key in live_keys]
+        if live:
+            named = SourceRef(live[-1].source_key, live[-1].source_key)
+    manifest = select_snapshot(repo, spec.snapshot, named)
     return SnapshotSide(repo, manifest, label=f"{spec.repo}@{str(manifest.snapshot_id)[:16]}")

@@ -4,6 +4,10 @@ The import is ``amlport import`` itself (verify the snapshot first, plan, apply,
 idempotent). The check (``check.py``) hashes every restored file against what the import meant
 to write and compares the rescanned target's lineage with the snapshot's. A failed check is an
 integrity failure (exit 4): the target does not hold what the backup holds.
+
+``--dry-run`` plans and writes nothing (the import's write guard refuses every write);
+``--check --read-only`` verifies the snapshot and runs the check alone, importing nothing: it
+proves a disaster-recovery copy without changing it (a missing blob is reported, not made).
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from typing import Any
 
 from amlport.backup.check import CheckReport, check_restore
 from amlport.bundle import Repository
-from amlport.errors import ExitCode
+from amlport.errors import ExitCode, UsageError
 from amlport.importing import ImportRequest, ImportResult, run_import
-from amlport.importing.engine import pick_snapshot
+from amlport.importing.engine import pick_snapshot, verify_first
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.storage.base import Source
+from amlport.storage.guard import check_policy
 from amlport.storage.local import LocalSource
 from amlport.storage.opener import StorageAuth, is_url
 from amlport.storage.target import Target
@@ -34,7 +39,10 @@ _TROUBLE = ("blocked", "conflict", "failed")
 class RestoreRequest:
     mapping: Mapping
     snapshot: str = LATEST  # id, unique prefix, or "latest"
+    source: str | None = None  # --source ACCOUNT[/WORKSPACE]: whose latest (bundle/sources.py)
     check: bool = False
+    read_only: bool = False  # with check: check only, import nothing (verify a DR copy)
+    dry_run: bool = False
     on_conflict: str = "fail"
     emit_assets: Path | None = None
     workers: int = 8
@@ -44,6 +52,7 @@ class RestoreRequest:
 class RestoreReport:
     imported: ImportResult
     check: CheckReport | None = None
+    read_only: bool = False
 
     @property
     def exit_code(self) -> ExitCode:
@@ -62,12 +71,20 @@ class RestoreReport:
                 "not_done": [a.to_dict() for a in self.imported.actions if a.action in _TROUBLE],
             },
             "check": self.check.to_dict() if self.check else None,
+            "read_only": self.read_only,
+            "dry_run": self.imported.dry_run,
             "exit_code": int(self.exit_code),
         }
 
     def lines(self) -> list[str]:
         counts = ", ".join(f"{n} {k}" for k, n in self.imported.counts.items()) or "nothing"
-        out = [f"restore of snapshot {self.imported.snapshot_id[:16]}: {counts}"]
+        short = self.imported.snapshot_id[:16]
+        if self.read_only:
+            out = [f"check of snapshot {short} against the target (--read-only: nothing written)"]
+        elif self.imported.dry_run:
+            out = [f"restore of snapshot {short} (dry run: nothing written): {counts}"]
+        else:
+            out = [f"restore of snapshot {short}: {counts}"]
         out += [f"  failed: {f}" for f in self.imported.failures]
         out += [
             f"  {a.action}: {a.subject} ({a.reason})"
@@ -119,26 +136,44 @@ def run_restore(
 ) -> RestoreReport:
     """Import, then check when asked; ``scan`` opens the target as a source for the check.
     ``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
+    _check_request(request, scan)
     repo = Repository.open(repo_path, auth=repo_auth)
     with repo, repo.lock(exclusive=False):  # the snapshot must not be pruned under us
-        manifest = pick_snapshot(repo, None if request.snapshot == LATEST else request.snapshot)
-        imported = run_import(
-            repo_path,
-            target,
-            ImportRequest(
-                mapping=request.mapping,
-                snapshot=str(manifest.snapshot_id),
-                on_conflict=request.on_conflict,
-                emit_assets=request.emit_assets,
-                workers=request.workers,
-            ),
-            progress=progress,
-            repo_auth=repo_auth,
-        )
-        report = RestoreReport(imported)
-        if request.check:
-            if scan is None:
-                raise ValueError("run_restore(check=True) needs a scan factory")
+        manifest = pick_snapshot(repo, request.snapshot, request.source, request.mapping)
+        if request.read_only:  # nothing is imported, so no write guard is ever opened
+            verify_first(repo, manifest)
+            imported = ImportResult(str(manifest.snapshot_id), True, request.on_conflict)
+        else:
+            imported = run_import(
+                repo_path,
+                target,
+                ImportRequest(
+                    mapping=request.mapping,
+                    snapshot=str(manifest.snapshot_id),
+                    dry_run=request.dry_run,
+                    on_conflict=request.on_conflict,
+                    emit_assets=request.emit_assets,
+                    workers=request.workers,
+                ),
+                progress=progress,
+                repo_auth=repo_auth,
+            )
+        report = RestoreReport(imported, read_only=request.read_only)
+        if request.check and scan is not None:
             with scan() as source:
                 report.check = check_restore(repo, manifest, request.mapping, target, source)
     return report
+
+
+def _check_request(request: RestoreRequest, scan: Callable[[], Source] | None) -> None:
+    """Flags that cannot go together fail before anything is opened."""
+    check_policy(request.on_conflict)
+    if request.read_only and not request.check:
+        raise UsageError("--read-only needs --check", hint="restore --check --read-only")
+    if request.check and request.dry_run:
+        raise UsageError(
+            "--check with --dry-run would check a target nothing was written to",
+            hint="to check a target without writing to it, use --check --read-only",
+        )
+    if request.check and scan is None:
+        raise ValueError("run_restore(check=True) needs a scan factory")

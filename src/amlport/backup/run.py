@@ -25,6 +25,7 @@ from amlport.errors import ExitCode
 from amlport.export import ExportRequest, ExportResult, complete_previous, run_export
 from amlport.model.manifest import format_time
 from amlport.storage.base import Source
+from amlport.storage.guard import refuse_repository_in_source
 from amlport.storage.opener import StorageAuth
 
 Progress = Callable[[str, int, int | None], None]
@@ -128,6 +129,7 @@ def run_backup(
 ) -> BackupResult:
     """``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
     export, src = backup_request(request, source)
+    refuse_repository_in_source(source, repo_path)  # before the repository is created
     repo = Repository.open_or_init(repo_path, auth=repo_auth, on_warning=on_warning)
     # Holding a shared lock first lets --retry-lock wait for a forget/prune to finish, and keeps
     # any exclusive taker out while the export runs (it takes a shared lock of its own).

@@ -4,11 +4,13 @@ A pack holds ``config.json``, exactly the objects of one snapshot, and the snaps
 the repository layout, so ``tar -x`` of a pack is itself a valid repository. Packs are
 deterministic (no times, owners or modes from the machine).
 
-Unpacking treats the archive as hostile. Every member is checked before anything is written:
-only regular files and directories whose names match the layout exactly are allowed (no
-absolute paths, ``..``, links, devices or odd names). Nothing is extracted by name: objects are
-streamed into the object store, re-hashed on the way in, and snapshots are checked against
-their names and parsed (refusing unknown majors) before they are written, last.
+Unpacking treats the archive as hostile. Every member is checked before anything is written,
+in one pass over the archive: only regular files and directories whose names match the layout
+exactly are allowed (no absolute paths, ``..``, links, devices or odd names); the snapshots are
+read, checked against their names and parsed (refusing unknown majors); and every object must
+be one a snapshot of the archive references, of the size it records (no unreferenced payload
+of any size rides along). Nothing is extracted by name: objects are streamed into the object
+store, re-hashed on the way in, and the snapshots are written last.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ from typing import IO, BinaryIO, cast
 from amlport.bundle import files
 from amlport.bundle.config import MAX_CONFIG_BYTES, RepositoryConfig
 from amlport.bundle.objects import ObjectStore, StageProgress, format_digest
-from amlport.bundle.snapshots import SnapshotStore, check_snapshot_bytes
+from amlport.bundle.snapshots import MAX_MANIFEST_BYTES, SnapshotStore, check_snapshot_bytes
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import Manifest
 
-MAX_MANIFEST_BYTES = 256 << 20
 _OBJECT_RE = re.compile(r"^objects/sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 _SNAPSHOT_RE = re.compile(r"^snapshots/([0-9a-f]{64})\.json$")
 _DIR_RE = re.compile(r"^(objects|objects/sha256|objects/sha256/[0-9a-f]{2}|snapshots)/?$")
@@ -41,6 +42,14 @@ class PackReport:
     snapshot_id: str
     objects: int = 0
     bytes: int = 0
+
+
+@dataclass
+class Scanned:
+    """An archive checked by ``scan``: its members, and its snapshots (bytes, parsed)."""
+
+    members: list[tarfile.TarInfo]
+    manifests: dict[str, tuple[bytes, Manifest]]
 
 
 @dataclass
@@ -107,26 +116,65 @@ def _add_object(tar: tarfile.TarFile, objects: ObjectStore, digest: str) -> int:
 # --- unpack -------------------------------------------------------------------------------
 
 
-def scan(archive: Path) -> list[tarfile.TarInfo]:
-    """Every member of a pack, after checking each is allowed; IntegrityError otherwise."""
+def scan(archive: Path) -> Scanned:
+    """Every member of a pack and its snapshots, after checking each member is allowed and
+    each object referenced; IntegrityError otherwise. Nothing is written."""
     try:
         with tarfile.open(archive, mode="r:gz") as tar:
-            members = tar.getmembers()
+            scanned = _scan_members(tar)
     except FileNotFoundError:
         raise UsageError(f"no archive at {archive}") from None
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise IntegrityError(f"{archive} is not a readable .tar.gz ({exc})", hint=_HINT) from None
-    seen: set[str] = set()
-    for member in members:
-        _check_member(member, seen)
-    if not any(_SNAPSHOT_RE.match(m.name) for m in members):
+    if not scanned.manifests:
         raise IntegrityError(f"{archive} holds no snapshot", hint=_HINT)
-    return members
+    _check_referenced(scanned)
+    return scanned
+
+
+def _scan_members(tar: tarfile.TarFile) -> Scanned:
+    """One pass: each member checked, and config and snapshots read as they are reached."""
+    scanned = Scanned([], {})
+    seen: set[str] = set()
+    for member in tar:
+        _check_member(member, seen)
+        scanned.members.append(member)
+        _read_metadata(tar, member, scanned.manifests)
+    return scanned
+
+
+def _check_referenced(scanned: Scanned) -> None:
+    """Every object of the archive is referenced by one of its snapshots, with that size."""
+    sizes: dict[str, int] = {}
+    for _, manifest in scanned.manifests.values():
+        for entry in manifest.files:
+            sizes.setdefault(entry.digest, entry.size)
+    for member in scanned.members:
+        match = _OBJECT_RE.match(member.name)
+        if match is None:
+            continue
+        want = sizes.get(format_digest(match.group(2)))
+        if want is None:
+            raise IntegrityError(
+                f"archive member {_shown(member.name)} is an object no snapshot of the "
+                "archive references",
+                hint=_HINT,
+            )
+        if member.size != want:
+            raise IntegrityError(
+                f"archive member {_shown(member.name)} has {member.size} bytes, its snapshot "
+                f"records {want}",
+                hint=_HINT,
+            )
+
+
+def _shown(name: str) -> str:
+    return repr(name[:120] + ("…" if len(name) > 120 else ""))
 
 
 def _check_member(member: tarfile.TarInfo, seen: set[str]) -> None:
     name = member.name
-    shown = repr(name[:120] + ("…" if len(name) > 120 else ""))
+    shown = _shown(name)
     if name in seen:
         raise IntegrityError(f"archive member {shown} appears twice", hint=_HINT)
     seen.add(name)
@@ -153,16 +201,16 @@ def _size_limit(name: str) -> int | None:
 
 def unpack_into(
     archive: Path,
-    members: list[tarfile.TarInfo],
+    scanned: Scanned,
     objects: ObjectStore,
     snapshots: SnapshotStore,
     progress: StageProgress | None = None,
 ) -> UnpackReport:
-    """Import scanned members: check manifests, stream objects, write snapshots last."""
+    """Import a scanned archive: stream its objects, write its snapshots last."""
     report = UnpackReport()
+    manifests = scanned.manifests
     with tarfile.open(archive, mode="r:gz") as tar:
-        manifests = _read_snapshots(tar, members)
-        objs = [m for m in members if _OBJECT_RE.match(m.name)]
+        objs = [m for m in scanned.members if _OBJECT_RE.match(m.name)]
         for done, member in enumerate(objs, start=1):
             _import_object(tar, member, objects, report)
             if progress is not None:
@@ -187,21 +235,20 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     return fh
 
 
-def _read_snapshots(
-    tar: tarfile.TarFile, members: list[tarfile.TarInfo]
-) -> dict[str, tuple[bytes, Manifest]]:
-    out: dict[str, tuple[bytes, Manifest]] = {}
-    for member in members:
-        if member.name == "config.json":
-            with _read_member(tar, member) as fh:
-                RepositoryConfig.from_bytes(fh.read(), where="archive")
-        elif match := _SNAPSHOT_RE.match(member.name):
-            sid = match.group(1)
-            with _read_member(tar, member) as fh:
-                raw = fh.read()
-            check_snapshot_bytes(sid, raw)
-            out[sid] = (raw, Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}"))
-    return out
+def _read_metadata(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, out: dict[str, tuple[bytes, Manifest]]
+) -> None:
+    """Check ``config.json``; read, check and parse a snapshot into ``out`` (sizes were
+    bounded by ``_check_member``)."""
+    if member.name == "config.json":
+        with _read_member(tar, member) as fh:
+            RepositoryConfig.from_bytes(fh.read(), where="archive")
+    elif match := _SNAPSHOT_RE.match(member.name):
+        sid = match.group(1)
+        with _read_member(tar, member) as fh:
+            raw = fh.read()
+        check_snapshot_bytes(sid, raw)
+        out[sid] = (raw, Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}"))
 
 
 def _import_object(

@@ -39,6 +39,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
 
+from amlport.bundle.files import TooLarge
 from amlport.bundle.store import RepoStore, Staging, Stored
 from amlport.errors import AccessDenied, AmlportError, IntegrityError, SourceNotFound, UsageError
 from amlport.storage.azure import ChunkReader
@@ -140,18 +141,23 @@ class AzureStore(RepoStore):
 
     # -- small values --
 
-    def read(self, key: str) -> bytes:
-        return self.read_stored(key).data
+    def read(self, key: str, *, limit: int) -> bytes:
+        return self.read_stored(key, limit=limit).data
 
-    def read_stored(self, key: str) -> Stored:
+    def read_stored(self, key: str, *, limit: int) -> Stored:
         with self._tr("reading", key):
             try:
                 downloader = self.blob(key).download_blob(max_concurrency=1)
-                data = downloader.readall()
             except ResourceNotFoundError:
                 raise FileNotFoundError(self.name(key)) from None
+            self._bounded(key, downloader.size, limit)  # before reading the rest into memory
+            data = downloader.readall()
             props = downloader.properties
         return Stored(bytes(data), props.last_modified, props.etag)
+
+    def _bounded(self, key: str, size: int | None, limit: int | None) -> None:
+        if limit is not None and size is not None and size > limit:
+            raise TooLarge(f"{self.display}/{key}", size, limit)
 
     def _put(self, key: str, data: bytes, condition: MatchConditions | None) -> None:
         settings = ContentSettings(content_md5=bytearray(hashlib.md5(data).digest()))
@@ -225,9 +231,21 @@ class AzureStore(RepoStore):
             except ResourceNotFoundError:
                 return  # no container: nothing in it
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        start = self.name(prefix)
+        with self._tr("listing"):
+            try:
+                blobs = self._client.list_blobs(
+                    name_starts_with=start or None, results_per_page=LIST_PAGE_SIZE
+                )
+                for blob in blobs:
+                    yield blob.name[len(start) :], int(blob.size or 0)
+            except ResourceNotFoundError:
+                return  # no container: nothing in it
+
     # -- objects --
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, *, limit: int | None = None) -> BinaryIO:
         where = Where("reading", self.container, self.name(key))
         with self._translate.translating(where):
             try:
@@ -235,6 +253,7 @@ class AzureStore(RepoStore):
                 downloader = self.blob(key).download_blob(max_concurrency=1)
             except ResourceNotFoundError:
                 raise FileNotFoundError(self.name(key)) from None
+        self._bounded(key, downloader.size, limit)
         raw = ChunkReader(downloader.chunks(), lambda exc: self._translate(exc, where))
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=self.block_size))
 

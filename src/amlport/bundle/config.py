@@ -2,7 +2,9 @@
 
 The repository format version is separate from the manifest schema: it covers the layout
 (object naming, snapshot naming, locks, index). A reader refuses an unknown major the same
-way it refuses an unknown manifest major.
+way it refuses an unknown manifest major, and any value it does not implement (a hash other
+than SHA-256, another fan-out, a key it does not know): reading such a repository as the
+usual layout would find nothing or the wrong objects.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ FORMAT = "amlport.repository"
 FORMAT_MAJOR = 1
 SUPPORTED_FORMAT_MAJORS = (1,)
 MAX_CONFIG_BYTES = 64 * 1024
+OBJECTS = {"hash": "sha256", "fanout": 2}  # how objects are named: the only layout known
+_KEYS = frozenset(("format", "version", "id", "created", "created_by", "objects"))
+_HINT = "the repository configuration is damaged; restore config.json from a copy"
 
 
 @dataclass(frozen=True)
@@ -42,32 +47,58 @@ class RepositoryConfig:
             "id": self.id,
             "created": self.created,
             "created_by": self.created_by,
-            "objects": {"hash": "sha256", "fanout": 2},
+            "objects": dict(OBJECTS),
         }
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes, *, where: str) -> RepositoryConfig:
-        hint = "the repository configuration is damaged; restore config.json from a copy"
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise IntegrityError(f"{where}: config.json is not valid JSON", hint=hint) from None
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise IntegrityError(f"{where}: config.json is not valid JSON", hint=_HINT) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise IntegrityError(f"{where}: config.json is not an amlport repository config")
         version, repo_id = data.get("version"), data.get("id")
         if not isinstance(version, int) or not isinstance(repo_id, str) or not repo_id:
-            raise IntegrityError(f"{where}: config.json lacks 'version' or 'id'", hint=hint)
-        if version not in SUPPORTED_FORMAT_MAJORS:
+            raise IntegrityError(f"{where}: config.json lacks 'version' or 'id'", hint=_HINT)
+        if isinstance(version, bool) or version not in SUPPORTED_FORMAT_MAJORS:
             supported = ", ".join(str(v) for v in SUPPORTED_FORMAT_MAJORS)
             raise IntegrityError(
                 f"{where}: repository format {version} is not supported by amlport "
                 f"{__version__} (supported: {supported})",
                 hint="upgrade amlport to use this repository",
             )
+        _check_known(data, where)
         return cls(
             id=repo_id,
             version=version,
             created=str(data.get("created", "")),
             created_by=str(data.get("created_by", "")),
         )
+
+
+def _check_known(data: dict[str, Any], where: str) -> None:
+    """Refuse what this amlport does not implement rather than read it as its own layout."""
+    unknown = sorted(str(k) for k in data if k not in _KEYS)
+    if unknown:
+        raise _unsupported(where, f"unknown key(s) {', '.join(map(repr, unknown))}")
+    for key in ("created", "created_by"):
+        if not isinstance(data.get(key, ""), str):
+            raise IntegrityError(f"{where}: config.json '{key}' is not a string", hint=_HINT)
+    objects = data.get("objects", OBJECTS)  # written by every version; absent: the default
+    if not isinstance(objects, dict):
+        raise IntegrityError(f"{where}: config.json 'objects' is not an object", hint=_HINT)
+    for key in sorted(set(objects) | set(OBJECTS), key=str):
+        value = objects.get(key)
+        want = OBJECTS.get(key)
+        if want is None or type(value) is not type(want) or value != want:  # 2.0 is not 2
+            found = f"objects.{key} = {json.dumps(value)}" if key in objects else f"no {key}"
+            raise _unsupported(where, f"{found} (supported: {json.dumps(OBJECTS)})")
+
+
+def _unsupported(where: str, what: str) -> IntegrityError:
+    return IntegrityError(
+        f"{where}: config.json declares {what}, which amlport {__version__} does not implement",
+        hint="use the amlport that created this repository, or restore config.json from a copy",
+    )

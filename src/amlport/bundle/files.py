@@ -8,13 +8,28 @@ with ``.tmp-`` so listings skip them and ``prune`` can sweep the ones a crash le
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from amlport.errors import IntegrityError, UsageError
+
 TEMP_PREFIX = ".tmp-"
+# A symlink is never followed, a FIFO never waited on (``open_regular``).
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_SPECIAL_HINT = (
+    "a repository holds only regular files amlport wrote: remove it, then run `amlport verify`"
+)
 
 
 def temp_path(directory: Path) -> Path:
@@ -23,6 +38,93 @@ def temp_path(directory: Path) -> Path:
 
 def is_temp(path: Path) -> bool:
     return path.name.startswith(TEMP_PREFIX)
+
+
+def regular_size(path: Path) -> int | None:
+    """Bytes of ``path`` when it is a regular file (not a link to one); None otherwise."""
+    try:
+        st = os.lstat(path)  # one system call per object checked
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def open_regular(path: Path, limit: int | None = None) -> BinaryIO:
+    """``path`` opened for reading, refusing what is not a regular file of at most ``limit``
+    bytes: a symlink (to ``/dev/zero``…) is not followed, a FIFO is not waited on, a device,
+    socket or directory is not read. IntegrityError names the file; FileNotFoundError when
+    it does not exist."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except NotADirectoryError:
+        raise FileNotFoundError(str(path)) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _not_regular(path, "a symbolic link") from None
+        if exc.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
+            raise _not_regular(path, "a socket or device") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, _kind(st.st_mode))
+        if limit is not None and st.st_size > limit:
+            raise TooLarge(str(path), st.st_size, limit)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (``open_regular``); reads at
+    most ``limit + 1`` bytes however the file changes meanwhile."""
+    with open_regular(path, limit) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(str(path), len(data), limit)
+    return data
+
+
+class TooLarge(IntegrityError):
+    """A repository value holds more bytes than its reader allows (``size``: how many)."""
+
+    def __init__(self, where: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{where} has {size} bytes, more than the {limit} it may hold", hint=_SPECIAL_HINT
+        )
+        self.size = size
+
+
+def _not_regular(path: Path, kind: str) -> IntegrityError:
+    return IntegrityError(f"{path} is {kind}, not a regular file", hint=_SPECIAL_HINT)
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def local_path(root: Path, rel: str) -> Path:
+    """``root`` joined with a checked bundle path: ``/`` separates, nothing else does. Where
+    the system reads ``\\`` (or ``:``, a drive) in a name as a separator, such a name is
+    refused rather than let out of ``root``."""
+    odd = sorted({os.sep, os.altsep or "/", ":" if os.name == "nt" else "/"} - {"/"})
+    if any(ch in rel for ch in odd):
+        raise UsageError(
+            f"{rel!r} cannot be written as a file here: this system reads "
+            f"{' or '.join(map(repr, odd))} in a file name as a path separator or a drive",
+            hint="run the command on Linux or macOS, or restore to an Azure target",
+        )
+    return root.joinpath(*rel.split("/"))
 
 
 def fsync_dir(directory: Path) -> None:

@@ -6,9 +6,10 @@ listing shows the same facts again, the exporter takes the digest from here inst
 the blob: an unchanged source moves no payload bytes.
 
 The index is a cache, not a source of truth: a hit also requires the object to still be in
-the repository (prune may have removed it), a damaged index file is treated as empty, and two
-writers of the same source just race to replace the whole file (the loser's entries are
-re-learned on the next run).
+the repository (prune may have removed it) with the blob's size (a row naming another object,
+or an object cut short, is a miss: the blob is read and stored again), a damaged index file
+is treated as empty, and two writers of the same source just race to replace the whole file
+(the loser's entries are re-learned on the next run).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from amlport.bundle.store import RepoStore
-from amlport.errors import UsageError
+from amlport.errors import IntegrityError, UsageError
 from amlport.model import jsonstream
 from amlport.model.manifest import DIGEST_RE
 
@@ -54,19 +55,20 @@ class SourceIndex:
         self,
         store: RepoStore,
         source_key: str,
-        has_object: Callable[[str], bool],
+        object_size: Callable[[str], int | None],
         warn: Callable[[str], None] | None = None,
         known: Known | None = None,
         strings: dict[str, str] | None = None,
     ) -> None:
-        """``known``: for a row, equal strings already in memory to share (``Known``);
-        ``strings``: other strings to share (``{s: s}``), extended as the index is read."""
+        """``object_size``: a stored object's size (None: missing); ``known``: for a row,
+        equal strings already in memory to share (``Known``); ``strings``: other strings to
+        share (``{s: s}``), extended as the index is read."""
         if not _KEY_RE.match(source_key):
             raise UsageError(f"{source_key!r} is not a valid source key")
         self.store = store
         self.key = f"index/{source_key}.json"
         self.source_key = source_key
-        self._has_object = has_object
+        self._object_size = object_size
         # container -> name -> row: one dict per container, no key tuple per row (100k+).
         self._entries: dict[str, dict[str, IndexEntry]] = {}
         self._mutex = threading.Lock()
@@ -83,9 +85,16 @@ class SourceIndex:
     def lookup(
         self, container: str, name: str, etag: str | None, size: int, md5: str | None
     ) -> str | None:
-        """The stored digest when etag and size (and MD5, when both have one) match."""
+        """The stored digest when etag and size (and MD5, when both have one) match and its
+        object is stored, of the blob's size when the row is of the blob's own bytes."""
         entry = self._row(container, name, etag, size, md5)
-        return entry.digest if entry is not None and self._has_object(entry.digest) else None
+        if entry is None:
+            return None
+        stored = self._object_size(entry.digest)
+        # A namespace's rows (``rewritten/<version>/<container>``: no container name holds a
+        # "/") name other bytes than the blob's, of another size.
+        own_bytes = "/" not in container
+        return entry.digest if stored is not None and (stored == size or not own_bytes) else None
 
     def knows(
         self, container: str, name: str, etag: str | None, size: int, md5: str | None
@@ -149,6 +158,10 @@ class SourceIndex:
         try:
             fh = self.store.open(self.key)
         except FileNotFoundError:
+            return
+        except IntegrityError as exc:  # not a regular file: a cache, so it is just not used
+            if warn is not None:
+                warn(f"ignoring index {self.key.rsplit('/', 1)[-1]}: {exc.message}")
             return
         header: dict[str, Any] = {}
         # One string object per equal text (``same``): a blob that is rewritten has two rows

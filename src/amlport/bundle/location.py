@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the Azure SDK is imported only when a URL is opened
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,254}$")
 # What ``pathlib.Path`` makes of a URL: ``Path("az://c")`` is ``az:/c``.
-_MANGLED = re.compile(r"^(az|abfss?|https?):/(?=[^/])", re.IGNORECASE)
+_MANGLED = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?=[^/])")  # any scheme (is_url judges it)
 URL_HINT = (
     "use az://<container>[/<prefix>] (with a connection string), "
     "https://<account>.blob.core.windows.net/<container>[/<prefix>], or for Azurite "

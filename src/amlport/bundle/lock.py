@@ -31,6 +31,7 @@ from amlport.errors import AmlportError, ExitCode
 from amlport.model.manifest import format_time, parse_time
 
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
+MAX_LOCK_BYTES = 64 * 1024  # a lock file is ~150 bytes; a larger one is not read
 FOLDER = "locks/"
 Warn = Callable[[str], None]
 
@@ -87,7 +88,8 @@ def _where(store: RepoStore, key: str) -> str:
 
 def read_lock(store: RepoStore, key: str) -> LockInfo:
     """Parse a lock file; an unreadable one counts as exclusive, dated by its mtime."""
-    stored = store.read_stored(key)  # FileNotFoundError when released meanwhile
+    # FileNotFoundError when released meanwhile; IntegrityError when not a small file
+    stored = store.read_stored(key, limit=MAX_LOCK_BYTES)
     where = _where(store, key)
     try:
         data = json.loads(stored.data.decode("utf-8"))

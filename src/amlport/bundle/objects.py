@@ -3,7 +3,8 @@
 Layout: ``objects/sha256/<first 2 hex>/<all 64 hex>``. An object is written once, atomically
 (by the store: temp file + fsync + rename, or a conditional blob write) and never modified;
 writing bytes that are already stored is a no-op, which is what makes a second export of an
-unchanged source cheap. Every read that returns bytes checks them against the name.
+unchanged source cheap. Every read that returns bytes checks them against the name, and a
+read of an object whose size the caller knows (from a manifest) never reads more than that.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from amlport.bundle.files import TooLarge
 from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import DIGEST_RE
@@ -29,6 +31,7 @@ LISTING_THRESHOLD = 256  # remote: more presence checks than this are one listin
 _VERIFY_HINT = "run `amlport verify` and re-export the affected assets"
 
 ByteProgress = Callable[[int], None]  # bytes just stored
+Sizer = Callable[[str], "int | None"]  # digest -> bytes of the stored object, None: missing
 StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -131,8 +134,10 @@ class ObjectStore:
             stage.commit(self.key(digest), digest)
         return digest, size
 
-    def get_bytes(self, digest: str) -> bytes:
-        data = self._read(digest)
+    def get_bytes(self, digest: str, size: int | None = None) -> bytes:
+        """The object's bytes, checked; ``size``: what the manifest says it holds (never more
+        is read; unknown: the size it has in the store)."""
+        data = self._read(digest, size)
         if digest_of(data) != digest:
             raise IntegrityError(
                 f"object {digest} is corrupt: its bytes hash to {digest_of(data)}",
@@ -140,10 +145,11 @@ class ObjectStore:
             )
         return data
 
-    def open(self, digest: str) -> BinaryIO:
-        """A reader that raises IntegrityError at end of file when the bytes do not match."""
+    def open(self, digest: str, size: int | None = None) -> BinaryIO:
+        """A reader that raises IntegrityError at end of file when the bytes do not match;
+        ``size``: what the manifest says it holds (a larger object is refused at once)."""
         try:
-            raw = self.store.open(self.key(digest))
+            raw = self.store.open(self.key(digest), limit=size)
         except FileNotFoundError:
             raise _missing(digest) from None
         return io.BufferedReader(_VerifyingReader(raw, digest), buffer_size=CHUNK_SIZE)
@@ -153,13 +159,18 @@ class ObjectStore:
         size, problem = self.measure(digest)
         return _missing(digest).message if size is None else problem
 
-    def measure(self, digest: str) -> tuple[int | None, str | None]:
+    def measure(self, digest: str, expected: int | None = None) -> tuple[int | None, str | None]:
         """Read an object once: (its size, the problem in words or None); (None, None) when it
-        is missing. One request per object in a remote store."""
+        is missing. One request per object in a remote store. ``expected``: the size the
+        manifest says; a larger object is measured, not read."""
         try:
-            raw = self.store.open(self.key(digest))
+            raw = self.store.open(self.key(digest), limit=expected)
         except FileNotFoundError:
             return None, None
+        except TooLarge as exc:
+            return exc.size, None  # the caller compares it with what it expected
+        except IntegrityError as exc:  # not a regular file
+            return 0, exc.message
         size = 0
         try:
             with io.BufferedReader(_VerifyingReader(raw, digest), buffer_size=CHUNK_SIZE) as fh:
@@ -178,28 +189,49 @@ class ObjectStore:
         return [d for d in wanted if not self.has(d)]
 
     def presence(self) -> Callable[[str], bool]:
-        """A ``has`` for many lookups: locally ``has`` itself; remotely one listing, taken at
-        the first call (a miss is confirmed by a request: the object may be newer)."""
+        """A ``has`` for many lookups (``sizer``)."""
+        sizer = self.sizer()
+        return lambda digest: sizer(digest) is not None
+
+    def sizer(self) -> Sizer:
+        """A ``size`` for many lookups: locally ``size`` itself (one ``lstat``); remotely one
+        listing, taken at the first call (a miss is confirmed by a request: the object may be
+        newer)."""
         if self.store.local_root is not None:
-            return self.has
-        listed: set[str] | None = None
+            return self.size
+        listed: dict[str, int] | None = None
         mutex = threading.Lock()
 
-        def has(digest: str) -> bool:
+        def size(digest: str) -> int | None:
             nonlocal listed
             with mutex:
                 if listed is None:
-                    listed = set(self.iter_digests())
-            return digest in listed or self.has(digest)
+                    listed = dict(self.iter_sizes())
+            found = listed.get(digest)
+            return found if found is not None else self.size(digest)
 
-        return has
+        return size
+
+    def sizes(self, digests: Iterable[str]) -> dict[str, int | None]:
+        """The stored size of each digest (None: missing). A remote store answers many with
+        one listing."""
+        wanted = set(digests)
+        remote_many = self.store.local_root is None and len(wanted) > LISTING_THRESHOLD
+        sizer = self.sizer() if remote_many else self.size
+        return {digest: sizer(digest) for digest in sorted(wanted)}
 
     def iter_digests(self) -> Iterator[str]:
         for name in self.store.list(FOLDER):
-            fan, _, hexd = name.partition("/")
-            digest = format_digest(hexd)
-            if len(fan) == 2 and DIGEST_RE.match(digest) and hexd.startswith(fan):
+            digest = _digest_of_name(name)
+            if digest is not None:
                 yield digest
+
+    def iter_sizes(self) -> Iterator[tuple[str, int]]:
+        """(digest, size) of every stored object: one listing in a remote store."""
+        for name, size in self.store.list_sizes(FOLDER):
+            digest = _digest_of_name(name)
+            if digest is not None:
+                yield digest, size
 
     def iter_temp_files(self) -> Iterator[Path]:
         return self.store.temp_files(FOLDER)
@@ -216,11 +248,27 @@ class ObjectStore:
         self.store.delete(key)
         return size
 
-    def _read(self, digest: str) -> bytes:
+    def _read(self, digest: str, size: int | None) -> bytes:
+        limit = self.size(digest) if size is None else size
         try:
-            return self.store.read(self.key(digest))
+            if limit is None:
+                raise FileNotFoundError(digest)
+            return self.store.read(self.key(digest), limit=limit)
         except FileNotFoundError:
             raise _missing(digest) from None
+        except TooLarge as exc:
+            raise IntegrityError(
+                f"object {digest} has {exc.size} bytes, the manifest says {limit}",
+                hint=_VERIFY_HINT,
+            ) from None
+
+
+def _digest_of_name(name: str) -> str | None:
+    """The digest of an object's name below ``objects/sha256/`` (``ab/ab12…``), if it is one."""
+    fan, _, hexd = name.partition("/")
+    digest = format_digest(hexd)
+    ok = len(fan) == 2 and DIGEST_RE.match(digest) and hexd.startswith(fan)
+    return digest if ok else None
 
 
 def _missing(digest: str) -> IntegrityError:

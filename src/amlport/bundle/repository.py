@@ -17,14 +17,13 @@ no run ever references them. Nothing here prints; warnings go to ``on_warning``.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from amlport.bundle import archive, files, verification
-from amlport.bundle.config import RepositoryConfig
+from amlport.bundle.config import MAX_CONFIG_BYTES, RepositoryConfig
 from amlport.bundle.garbage import PruneReport, collect_garbage
 from amlport.bundle.index import Known, SourceIndex
 from amlport.bundle.location import open_store
@@ -41,6 +40,7 @@ from amlport.model.manifest import (
     FileEntry,
     Manifest,
     check_bundle_path,
+    check_references,
     entry_parser,
     format_time,
     parse_schema,
@@ -145,9 +145,9 @@ class Repository:
                 f"no repository at {where}", hint="create one with `amlport export --to`"
             )
         try:
-            raw = store.read(CONFIG)
+            raw = store.read(CONFIG, limit=MAX_CONFIG_BYTES)
         except FileNotFoundError:
-            raise UsageError(
+            raise _NoConfig(
                 f"{where} is not an amlport repository (no {CONFIG})",
                 hint="give the directory an export or backup created",
             ) from None
@@ -156,7 +156,9 @@ class Repository:
 
     @classmethod
     def _open_or_init(cls, store: RepoStore, on_warning: Warn | None) -> Repository:
-        if store.exists(CONFIG):
+        # Opened unless there is no config at all: a config.json that is not a regular
+        # file is refused by name (``_open``), not taken for a folder to initialise.
+        with contextlib.suppress(SourceNotFound, _NoConfig):
             return cls._open(store, on_warning)
         try:
             return cls._init(store, on_warning)
@@ -216,14 +218,7 @@ class Repository:
         if not manifest.created:
             manifest.created = format_time(datetime.now(timezone.utc))
         check = _ManifestCheck(manifest)
-        absent = set(self.objects.missing(f.digest for f in manifest.files))
-        missing = [f for f in manifest.files if f.digest in absent]
-        if missing:
-            raise IntegrityError(
-                f"snapshot not written: {len(missing)} file(s) reference objects that are not "
-                f"stored, first {missing[0].path} ({missing[0].digest})",
-                hint="store every file with put_bytes/put_stream before writing the snapshot",
-            )
+        _check_objects(manifest, self.objects.sizes(f.digest for f in manifest.files))
         return self.snapshots.write(manifest, check=check.value, check_text=check.text)
 
     def list_snapshots(self) -> list[SnapshotInfo]:
@@ -259,7 +254,7 @@ class Repository:
         entry = manifest.file(bundle_path)
         if entry is None:
             raise UsageError(f"snapshot has no file {bundle_path!r}")
-        return self.objects.get_bytes(entry.digest)
+        return self.objects.get_bytes(entry.digest, entry.size)
 
     def extract_files(self, manifest: Manifest, dest: Path, *, under: str = "") -> list[Path]:
         """Write the snapshot's files below bundle path ``under`` into ``dest`` (verified)."""
@@ -269,9 +264,9 @@ class Repository:
             if not entry.path.startswith(prefix):
                 continue
             rel = check_bundle_path(entry.path[len(prefix) :], where=entry.path)
-            target = dest / rel
+            target = files.local_path(dest, rel)
             target.parent.mkdir(parents=True, exist_ok=True)
-            files.write_atomic(target, self.objects.get_bytes(entry.digest))
+            files.write_atomic(target, self.objects.get_bytes(entry.digest, entry.size))
             written.append(target)
         return written
 
@@ -342,8 +337,8 @@ class Repository:
         strings: dict[str, str] | None = None,
     ) -> SourceIndex:
         """``known``, ``strings``: strings already in memory, to share (``SourceIndex``)."""
-        presence = self.objects.presence()
-        return SourceIndex(self.store, source_key, presence, self._warn, known, strings)
+        sizes = self.objects.sizer()
+        return SourceIndex(self.store, source_key, sizes, self._warn, known, strings)
 
     def pack(
         self, snapshot_id: str, out_path: str | Path, *, progress: StageProgress | None = None
@@ -364,15 +359,19 @@ class Repository:
         auth: StorageAuth | None = None,
     ) -> archive.UnpackReport:
         """Import a pack (made by ``pack``) into a repository, creating it if missing."""
-        members = archive.scan(Path(archive_path))  # reject a hostile archive before writing
+        scanned = archive.scan(Path(archive_path))  # reject a hostile archive before writing
         repo = cls.open_or_init(repo_path, auth=auth, on_warning=on_warning)
         with repo, repo.lock(exclusive=False):
             return archive.unpack_into(
-                Path(archive_path), members, repo.objects, repo.snapshots, progress
+                Path(archive_path), scanned, repo.objects, repo.snapshots, progress
             )
 
 
 T = TypeVar("T")
+
+
+class _NoConfig(UsageError):
+    """The place holds no ``config.json``: not a repository (yet)."""
 
 
 def _closing_on_error(store: RepoStore, then: Callable[[RepoStore], T]) -> T:
@@ -383,6 +382,29 @@ def _closing_on_error(store: RepoStore, then: Callable[[RepoStore], T]) -> T:
         raise
 
 
+def _check_objects(manifest: Manifest, sizes: dict[str, int | None]) -> None:
+    """Every object a new snapshot references is stored, with the size its entry records:
+    a backup or export never reports success for a snapshot ``verify`` would refuse for a
+    missing or cut-short object (an object reused through a damaged index, say)."""
+    missing = [f for f in manifest.files if sizes[f.digest] is None]
+    if missing:
+        raise IntegrityError(
+            f"snapshot not written: {len(missing)} file(s) reference objects that are not "
+            f"stored, first {missing[0].path} ({missing[0].digest})",
+            hint="store every file with put_bytes/put_stream before writing the snapshot",
+        )
+    wrong = [f for f in manifest.files if sizes[f.digest] != f.size]
+    if wrong:
+        first = wrong[0]
+        raise IntegrityError(
+            f"snapshot not written: {len(wrong)} file(s) record a size their object does not "
+            f"have, first {first.path} ({first.digest}: {sizes[first.digest]} bytes stored, "
+            f"{first.size} recorded)",
+            hint="the repository holds a damaged object or index: run `amlport verify`, "
+            "remove what it names, and run the command again",
+        )
+
+
 class _ManifestCheck:
     """What writing a snapshot checks, one entry at a time as ``iter_json`` produces it (a
     manifest of 100k files is never held as one text): each entry parses back with the
@@ -390,15 +412,7 @@ class _ManifestCheck:
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        counts = Counter(f.path for f in manifest.files)
-        dups = sorted(p for p, n in counts.items() if n > 1)
-        if dups:
-            raise IntegrityError(f"new snapshot lists file {dups[0]!r} more than once")
-        for asset in manifest.assets:
-            refs = [*asset.files, *([asset.v2_yaml] if asset.v2_yaml else [])]
-            absent = [p for p in refs if p not in counts]
-            if absent:
-                raise IntegrityError(f"asset {asset.id} refers to {absent[0]!r}, not in files")
+        check_references(manifest.files, manifest.assets, where="new snapshot")
         header = manifest.header()
         header.update({key: [] for key in LISTS})
         Manifest.from_dict(header, where="new snapshot")

@@ -20,6 +20,7 @@ from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import KEEPABLE, Manifest
 
 SHORT_ID_LENGTH = 16
+MAX_MANIFEST_BYTES = 256 << 20  # read whole (pack, unpack): a larger snapshot is refused
 FOLDER = "snapshots/"
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}$")
@@ -158,7 +159,7 @@ class SnapshotStore:
     def read_raw(self, snapshot_id: str) -> bytes:
         """The snapshot file's bytes, checked against the id."""
         try:
-            raw = self.store.read(self.key(snapshot_id))
+            raw = self.store.read(self.key(snapshot_id), limit=MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
             raise UsageError(f"no {where} in {self.store.display}") from None

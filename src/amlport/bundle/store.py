@@ -9,13 +9,17 @@ operations it needs, each atomic: a reader sees a whole value or none.
 - ``AzureStore`` (``azure_store.py``): blobs of one container, under an optional prefix.
 
 Missing keys raise ``FileNotFoundError`` from every store, so callers treat both alike.
+
+Nothing in a repository is trusted to be what its name says (docs/design/0004): a store
+reads only regular files (a local store never follows a symlink nor waits on a FIFO), and
+never more bytes than the caller says the value may hold (``limit``); IntegrityError names
+what is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from amlport.bundle import files
-from amlport.errors import UsageError
+from amlport.errors import IntegrityError, UsageError
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,11 @@ class RepoStore(ABC):
     # -- small values --
 
     @abstractmethod
-    def read(self, key: str) -> bytes: ...
+    def read(self, key: str, *, limit: int) -> bytes:
+        """The whole value; IntegrityError when it holds more than ``limit`` bytes."""
 
     @abstractmethod
-    def read_stored(self, key: str) -> Stored: ...
+    def read_stored(self, key: str, *, limit: int) -> Stored: ...
 
     @abstractmethod
     def write(self, key: str, data: bytes) -> None:
@@ -139,11 +144,19 @@ class RepoStore(ABC):
         """Keys below the folder ``prefix`` (``"snapshots/"``), relative to it, in name
         order; writes in progress are never listed."""
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """``list`` with each value's size (a remote store has both in one listing)."""
+        for name in self.list(prefix):
+            size = self.size(prefix + name)
+            if size is not None:  # removed meanwhile
+                yield name, size
+
     # -- objects (any size) --
 
     @abstractmethod
-    def open(self, key: str) -> BinaryIO:
-        """A stream of ``key``'s bytes, read as the caller goes (bounded memory)."""
+    def open(self, key: str, *, limit: int | None = None) -> BinaryIO:
+        """A stream of ``key``'s bytes, read as the caller goes (bounded memory);
+        IntegrityError when the value holds more than ``limit`` bytes."""
 
     @abstractmethod
     def staging(
@@ -201,19 +214,16 @@ class LocalStore(RepoStore):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "objects" / "sha256").mkdir(parents=True, exist_ok=True)
 
-    def read(self, key: str) -> bytes:
-        try:
-            return self.local_path(key).read_bytes()
-        except NotADirectoryError:
-            raise FileNotFoundError(key) from None
+    def read(self, key: str, *, limit: int) -> bytes:
+        return files.read_regular(self.local_path(key), limit)
 
-    def read_stored(self, key: str) -> Stored:
+    def read_stored(self, key: str, *, limit: int) -> Stored:
         path = self.local_path(key)
-        data = path.read_bytes()
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:  # removed right after the read
-            mtime = time.time()
+        with files.open_regular(path, limit) as fh:
+            mtime = os.fstat(fh.fileno()).st_mtime
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise files.TooLarge(str(path), len(data), limit)
         return Stored(data, datetime.fromtimestamp(mtime, timezone.utc))
 
     def write(self, key: str, data: bytes) -> None:
@@ -233,9 +243,12 @@ class LocalStore(RepoStore):
 
     def put_once(self, key: str, data: bytes) -> bool:
         path = self.local_path(key)
-        if path.exists():  # write once: an existing object is never rewritten
+        if files.regular_size(path) == len(data):  # write once: a whole object stays as is
             return False
-        files.write_atomic(path, data, sync_dir=self._sync_now(path.parent))
+        # Nothing, or something that is not this object (cut short, a FIFO, a link): the
+        # object takes its place.
+        with _object_slot(path):
+            files.write_atomic(path, data, sync_dir=self._sync_now(path.parent))
         return True
 
     @contextlib.contextmanager
@@ -277,11 +290,7 @@ class LocalStore(RepoStore):
         return True
 
     def size(self, key: str) -> int | None:
-        try:
-            st = os.stat(self.local_path(key))  # one system call per object checked
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return st.st_size if stat.S_ISREG(st.st_mode) else None
+        return files.regular_size(self.local_path(key))  # a link or a FIFO is not a value
 
     def list(self, prefix: str) -> Iterator[str]:
         base = self.local_path(prefix)
@@ -290,12 +299,12 @@ class LocalStore(RepoStore):
         found = (
             p.relative_to(base).as_posix()
             for p in base.rglob("*")
-            if not files.is_temp(p) and p.is_file()
+            if not files.is_temp(p) and files.regular_size(p) is not None
         )
         yield from sorted(found)
 
-    def open(self, key: str) -> BinaryIO:
-        return self.local_path(key).open("rb")
+    def open(self, key: str, *, limit: int | None = None) -> BinaryIO:
+        return files.open_regular(self.local_path(key), limit)
 
     @contextlib.contextmanager
     def staging(self, folder: str, hint: str | None = None) -> Iterator[Staging]:
@@ -307,11 +316,12 @@ class LocalStore(RepoStore):
             tmp.unlink(missing_ok=True)
             return
         target = self.local_path(stage.key)
-        if target.exists():
+        if files.regular_size(target) == stage.size:  # already stored (see put_once)
             tmp.unlink(missing_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            files.publish(tmp, target, sync_dir=self._sync_now(target.parent))
+            with _object_slot(target):
+                files.publish(tmp, target, sync_dir=self._sync_now(target.parent))
 
     def temp_files(self, prefix: str) -> Iterator[Path]:
         base = self.local_path(prefix)
@@ -335,15 +345,30 @@ class _LocalStaging(Staging):
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
         self.key: str | None = None
+        self.size = 0
 
     def write(self, data: bytes) -> None:
         self._fh.write(data)
+        self.size += len(data)
 
     def commit(self, key: str, digest: str) -> None:
         self.key = key  # published (renamed) once the file is closed
 
 
 LAYOUT_DIRS = ("objects", "snapshots", "locks", "index")
+
+
+@contextlib.contextmanager
+def _object_slot(path: Path) -> Iterator[None]:
+    """Publishing a value at ``path``: a directory in its place is an IntegrityError."""
+    try:
+        yield
+    except IsADirectoryError:
+        raise IntegrityError(
+            f"{path} is a directory where a repository file belongs",
+            hint="a repository holds only regular files amlport wrote: remove it, "
+            "then run `amlport verify`",
+        ) from None
 
 
 def _is_blank(root: Path) -> bool:

@@ -106,12 +106,13 @@ def _collect(manifest: Manifest, refs: dict[str, _Reference]) -> None:
 def _check_object(objects: ObjectStore, digest: str, ref: _Reference, report: VerifyReport) -> None:
     report.objects_checked += 1
     paths = tuple(ref.paths)
-    size, problem = objects.measure(digest)  # one read: presence, size and hash
+    # One read: presence, size and hash; an object larger than recorded is not read.
+    size, problem = objects.measure(digest, ref.size)
     if size is None:
         message = f"object {digest} is missing (used by {_first(paths)})"
         report.problems.append(VerifyProblem(MISSING_OBJECT, message, digest=digest, paths=paths))
         return
-    report.bytes_checked += size
+    report.bytes_checked += min(size, ref.size)  # a larger one was not read
     if problem is not None:
         message = f"{problem} (used by {_first(paths)})"
         report.problems.append(VerifyProblem(CORRUPT_OBJECT, message, digest=digest, paths=paths))

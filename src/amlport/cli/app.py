@@ -33,7 +33,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    # Help is plain text: with rich markup, "amlport[identity]" showed as "amlport".
+    rich_markup_mode=None,
 )
 
 
@@ -165,7 +166,7 @@ def lineage(
             lg = _select(lg, node, upstream=upstream, downstream=downstream)
         text = render(lg, fmt, inv.source)
         if output is None:
-            common.out.file.write(text)
+            common.write_document(text, is_json=fmt in ("json", "openlineage"))
         else:
             common.write_text_atomic(output, text)
             common.err.print(f"wrote {fmt} lineage ({lg.g.number_of_nodes()} nodes) to {output}")

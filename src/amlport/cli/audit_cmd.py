@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.terminal import SafeConsole
 from amlport.errors import UsageError
 from amlport.model.findings import Severity
 
@@ -165,7 +165,7 @@ def _table_text(report: AuditReport, fail_on: Severity, strict: bool) -> str:
     from amlport.audit.report_table import render_table
 
     buf = io.StringIO()
-    console = Console(file=buf, width=TABLE_FILE_WIDTH, no_color=True, color_system=None)
+    console = SafeConsole(file=buf, width=TABLE_FILE_WIDTH, no_color=True, color_system=None)
     for part in render_table(report, fail_on, strict=strict):
         console.print(part)
     return buf.getvalue()
@@ -189,7 +189,9 @@ def _emit(
         for part in render_table(report, fail_on, strict=strict):
             common.out.print(part)
     else:
-        common.out.file.write(render_text(report, fmt, fail_on, strict=strict))
+        common.write_document(
+            render_text(report, fmt, fail_on, strict=strict), is_json=fmt in ("json", "sarif")
+        )
         for warning in report.warnings:
             common.err.print(f"warning: {warning}", highlight=False)
 

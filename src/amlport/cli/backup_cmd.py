@@ -15,8 +15,10 @@ from amlport.cli.repo_options import (
     RepoCredOpt,
     RepoKeyOpt,
     RepoSasOpt,
+    SourceOpt,
     repo_auth,
 )
+from amlport.cli.write_options import DryRunOpt, OnConflictOpt, ReadOnlyOpt
 from amlport.errors import ExitCode, IntegrityError
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ def register(app: typer.Typer) -> None:
 def _print(lines: list[str], *, err: bool = False) -> None:
     console = common.err if err else common.out
     for line in lines:
-        console.print(line, highlight=False, markup=False)
+        console.print(line)
 
 
 def backup(
@@ -107,7 +109,7 @@ def backup(
         else:
             _print(result.lines())
             for node, reason in result.export.skipped:
-                common.err.print(f"[yellow]skipped[/] {node}: {reason}", highlight=False)
+                common.say("skipped", "yellow", f"{node}: {reason}")
             for w in result.export.warnings:
                 common.warn(w)
     raise typer.Exit(int(result.exit_code))
@@ -165,6 +167,7 @@ def forget(
 def diff(
     a: str = typer.Argument(..., help="REPO, REPO@SNAPSHOT, or a live source (folder or URL)."),
     b: str = typer.Argument(..., help="The same forms; compared as the newer side."),
+    source: str | None = SourceOpt,
     as_json: bool = JsonOpt,
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,
@@ -185,7 +188,7 @@ def diff(
                 location, connection_string, account_key, sas_token, credential, workspace_file
             )
 
-        report = diff_specs(a, b, open_live)
+        report = diff_specs(a, b, open_live, source_name=source)
         if as_json:
             common.write_json(report.to_dict(), None)
         else:
@@ -196,6 +199,7 @@ def diff(
 def restore(
     repo: str = typer.Argument(..., help=f"{REPO_HELP}."),
     snapshot: str = typer.Argument(..., help="Snapshot id or prefix, or 'latest'."),
+    source: str | None = SourceOpt,
     to: str = typer.Option(..., "--to", help="Target: a folder or an Azure account URL."),
     map_file: Path = typer.Option(
         ..., "--map", exists=True, dir_okay=False, help="Map file (see 'amlport map init')."
@@ -203,9 +207,9 @@ def restore(
     check: bool = typer.Option(
         False, "--check", help="Rescan the target; compare files and lineage with the snapshot."
     ),
-    on_conflict: str = typer.Option(
-        "fail", "--on-conflict", help="When a target blob differs: skip, overwrite or fail."
-    ),
+    read_only: bool = ReadOnlyOpt,
+    dry_run: bool = DryRunOpt,
+    on_conflict: str = OnConflictOpt,
     emit_assets: Path | None = typer.Option(
         None,
         "--emit-assets",
@@ -236,7 +240,10 @@ def restore(
         request = RestoreRequest(
             mapping=mapping,
             snapshot=snapshot,
+            source=source,
             check=check,
+            read_only=read_only,
+            dry_run=dry_run,
             on_conflict=on_conflict,
             emit_assets=emit_assets,
         )

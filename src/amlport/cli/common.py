@@ -22,13 +22,16 @@ from rich.progress import (
 )
 
 from amlport.cli.process import Terminated
+from amlport.cli.terminal import SafeConsole, document_text, line
 from amlport.errors import AmlportError, ExitCode, UsageError
 from amlport.secrets import redact
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth, open_source
 
-out = Console(soft_wrap=False)
-err = Console(stderr=True)
+# Safe by construction (cli/terminal.py): no markup is read, no control character passes.
+# Style a fixed label with say()/terminal.line(); print dynamic text as plain strings.
+out: Console = SafeConsole(soft_wrap=False)
+err: Console = SafeConsole(stderr=True)
 
 
 class State:
@@ -40,9 +43,9 @@ def fail(exc: BaseException) -> NoReturn:
     if State.debug:
         err.print_exception(show_locals=False)
     if isinstance(exc, AmlportError):
-        err.print(f"[bold red]amlport: error:[/] {exc.message}", markup=True, highlight=False)
+        err.print(line(("amlport: error:", "bold red"), f" {exc.message}"))
         if exc.hint:
-            err.print(f"  hint: {exc.hint}", highlight=False)
+            err.print(f"  hint: {exc.hint}")
         raise typer.Exit(int(exc.exit_code))
     if isinstance(exc, Terminated):
         err.print("amlport: terminated (SIGTERM)")
@@ -51,12 +54,8 @@ def fail(exc: BaseException) -> NoReturn:
         err.print("amlport: interrupted")
         raise typer.Exit(int(ExitCode.INTERRUPTED))
     message = redact(str(exc))[:300]
-    err.print(
-        f"[bold red]amlport: internal error:[/] {type(exc).__name__}: {message}",
-        markup=True,
-        highlight=False,
-    )
-    err.print("  hint: re-run with --debug for a traceback and report it", highlight=False)
+    err.print(line(("amlport: internal error:", "bold red"), f" {type(exc).__name__}: {message}"))
+    err.print("  hint: re-run with --debug for a traceback and report it")
     raise typer.Exit(int(ExitCode.ERROR))
 
 
@@ -121,7 +120,17 @@ def cache_folder(cache_dir: Path | None, no_cache: bool) -> Path | None:
 
 def warn(message: str) -> None:
     """One warning line on stderr (what does not change the result or the exit code)."""
-    err.print(f"[yellow]warning[/] {message}", highlight=False)
+    err.print(line(("warning", "yellow"), f" {message}"))
+
+
+def say(label: str, style: str, message: str) -> None:
+    """One line on stderr: a fixed styled label (``skipped``, ``failed``) then plain text."""
+    err.print(line((label, style), f" {message}"))
+
+
+def write_document(text: str, *, is_json: bool = False) -> None:
+    """A document (lineage, template, report) on stdout, control characters escaped."""
+    out.file.write(document_text(text, is_json=is_json))
 
 
 def source_from(
@@ -185,9 +194,9 @@ def progress_reporter(enabled: bool) -> Iterator[ProgressFn | None]:
         yield None
         return
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
-        TextColumn("{task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}", markup=False),
         TimeRemainingColumn(),
         TimeElapsedColumn(),
     )
@@ -211,7 +220,7 @@ def progress_reporter(enabled: bool) -> Iterator[ProgressFn | None]:
 def write_json(data: Any, path: Path | None) -> None:
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if path is None:
-        sys.stdout.write(text)
+        sys.stdout.write(document_text(text, is_json=True))
     else:
         write_text_atomic(path, text)
 

@@ -18,8 +18,10 @@ from amlport.cli.repo_options import (
     RepoCredOpt,
     RepoKeyOpt,
     RepoSasOpt,
+    SourceOpt,
     repo_auth,
 )
+from amlport.cli.terminal import line, styled
 from amlport.errors import ExitCode, IntegrityError
 
 if TYPE_CHECKING:
@@ -145,7 +147,7 @@ def _render_export(result: ExportResult, dry_run: bool) -> None:
             a.kind,
             a.name,
             str(len(a.files)),
-            "yes" if a.portable else "[yellow]no[/]",
+            "yes" if a.portable else styled("no", "yellow"),
             a.v2_yaml or "-",
         )
     out.print(t)
@@ -155,14 +157,17 @@ def _render_export(result: ExportResult, dry_run: bool) -> None:
         "(add --include data to export them)"
     )
     for node, reason in result.skipped:
-        common.err.print(f"[yellow]skipped[/] {node}: {reason}", highlight=False)
+        common.say("skipped", "yellow", f"{node}: {reason}")
     if result.stats is not None:
         s = result.stats
         out.print(
-            f"snapshot [bold]{result.snapshot_id}[/] (parent {result.parent or '-'}): "
-            f"{s.files} files, {s.new_objects} new objects, {s.new_bytes:,} new bytes, "
-            f"{s.reused} reused, {s.rewritten} rewritten",
-            highlight=False,
+            line(
+                "snapshot ",
+                (result.snapshot_id, "bold"),
+                f" (parent {result.parent or '-'}): "
+                f"{s.files} files, {s.new_objects} new objects, {s.new_bytes:,} new bytes, "
+                f"{s.reused} reused, {s.rewritten} rewritten",
+            )
         )
     cached = result.cache_line()
     if cached:
@@ -171,7 +176,7 @@ def _render_export(result: ExportResult, dry_run: bool) -> None:
         common.warn(w)
     if len(result.warnings) > MAX_WARNINGS_SHOWN:
         more = len(result.warnings) - MAX_WARNINGS_SHOWN
-        common.err.print(f"[yellow]warning[/] … and {more} more (all in --json and the manifest)")
+        common.warn(f"… and {more} more (all in --json and the manifest)")
 
 
 RepoArg = typer.Argument(..., help="Bundle repository folder.")
@@ -183,6 +188,11 @@ def verify(
     snapshot: str | None = typer.Option(None, "--snapshot", help="Only this snapshot."),
     deep: bool = typer.Option(
         False, "--deep", help="Also load every v2 YAML with azure.ai.ml and MLmodel with mlflow."
+    ),
+    secrets: bool = typer.Option(
+        False,
+        "--secrets",
+        help="Also search every stored file for secrets (exit 4 on any; values never shown).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     repo_connection_string: str | None = RepoConnOpt,
@@ -211,6 +221,7 @@ def verify(
                     {"snapshot": sid, "path": p.path, "reason": p.reason} for p in problems
                 ]
             doc["deep"] = {"checked": checked, "problems": deep_problems}
+        hits = _secrets_check(repository, snapshot, doc) if secrets else []
         if as_json:
             common.write_json(doc, None)
         else:
@@ -220,7 +231,22 @@ def verify(
                 _first_problem(doc, deep_problems),
                 hint="restore the object from another copy or re-export",
             )
+        if hits:
+            raise IntegrityError(
+                f"{len(hits)} stored file(s) hold what looks like a secret; first: {hits[0]}",
+                hint="rotate the credentials, then forget the snapshots that hold them and "
+                "prune (docs/exporting.md)",
+            )
     raise typer.Exit(int(ExitCode.OK))
+
+
+def _secrets_check(repository: Repository, snapshot: str | None, doc: dict[str, Any]) -> list[str]:
+    """``--secrets``: the report goes into ``doc``; the hits, described (no value), returned."""
+    from amlport.bundle.secrets_scan import scan_repository
+
+    report = scan_repository(repository, snapshot)
+    doc["secrets"] = report.to_dict()
+    return [hit.describe() for hit in report.hits]
 
 
 def _render_verify(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> None:
@@ -231,13 +257,21 @@ def _render_verify(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> 
     )
     for p in doc["problems"]:
         where = ", ".join(p["paths"][:3])
-        common.err.print(
-            f"[red]problem[/] {p['message']}" + (f" ({where})" if where else ""), highlight=False
-        )
+        common.say("problem", "red", p["message"] + (f" ({where})" if where else ""))
     for p in deep_problems:
-        common.err.print(f"[red]deep[/] {p['path']}: {p['reason']}", highlight=False)
+        common.say("deep", "red", f"{p['path']}: {p['reason']}")
     if "deep" in doc:
         common.out.print(f"deep: {doc['deep']['checked']} documents loaded", highlight=False)
+    if "secrets" in doc:
+        found = doc["secrets"]
+        common.out.print(
+            f"secrets: {found['objects_scanned']} object(s), {found['bytes_scanned']:,} bytes "
+            f"searched, {len(found['hits'])} hit(s)",
+            highlight=False,
+        )
+        for hit in found["hits"]:
+            kinds = ", ".join(f"{k} x{n}" for k, n in sorted(hit["kinds"].items()))
+            common.say("secret", "red", f"{hit['snapshot'][:12]} {hit['path']}: {kinds}")
 
 
 def _first_problem(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> str:
@@ -251,6 +285,7 @@ def _first_problem(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> 
 
 def snapshots(
     repo: str = RepoLocArg,
+    source: str | None = SourceOpt,
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
     repo_connection_string: str | None = RepoConnOpt,
     repo_account_key: str | None = RepoKeyOpt,
@@ -262,8 +297,11 @@ def snapshots(
         auth = repo_auth(
             repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
         )
+        from amlport.bundle.sources import of_source, parse_source
+
         with Repository.open(repo, auth=auth) as repository:
-            rows = [_info_row(i) for i in repository.list_snapshots()]
+            infos = of_source(repository.list_snapshots(), parse_source(source))
+            rows = [_info_row(i) for i in infos]
         if as_json:
             common.write_json(rows, None)
         else:

@@ -10,12 +10,16 @@ from rich.table import Table
 
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, guarded
+from amlport.cli.repo_options import SourceOpt
+from amlport.cli.write_options import DryRunOpt, OnConflictOpt
 
 if TYPE_CHECKING:
     from amlport.importing import ImportResult
 
 map_app = typer.Typer(
-    help="Mapping files: where a bundle's identities land in a target.", no_args_is_help=True
+    help="Mapping files: where a bundle's identities land in a target.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the main app (brackets shown as they are)
 )
 
 
@@ -29,6 +33,7 @@ def register(app: typer.Typer) -> None:
 def map_init(
     repo: Path = typer.Argument(..., help="Bundle repository."),
     snapshot: str | None = typer.Option(None, "--snapshot", help="Snapshot (default: latest)."),
+    source: str | None = SourceOpt,
     output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
 ) -> None:
     """Write a map-file template listing every source identity that needs a target."""
@@ -39,9 +44,9 @@ def map_init(
 
         store = Repository.open(repo)
         with store.lock(exclusive=False):
-            text = template(pick_snapshot(store, snapshot))
+            text = template(pick_snapshot(store, snapshot, source))
         if output is None:
-            common.out.file.write(text)
+            common.write_document(text)
         else:
             common.write_text_atomic(output, text)
             common.err.print(f"wrote {output}; fill in the target and check the datastores")
@@ -55,10 +60,9 @@ def import_(
         ..., "--map", exists=True, dir_okay=False, help="Map file (see 'amlport map init')."
     ),
     snapshot: str | None = typer.Option(None, "--snapshot", help="Snapshot (default: latest)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; write nothing."),
-    on_conflict: str = typer.Option(
-        "fail", "--on-conflict", help="When a target blob differs: skip, overwrite or fail."
-    ),
+    source: str | None = SourceOpt,
+    dry_run: bool = DryRunOpt,
+    on_conflict: str = OnConflictOpt,
     emit_assets: Path | None = typer.Option(
         None,
         "--emit-assets",
@@ -91,6 +95,7 @@ def import_(
         request = ImportRequest(
             mapping=mapping,
             snapshot=snapshot,
+            source=source,
             dry_run=dry_run,
             on_conflict=on_conflict,
             emit_assets=emit_assets,
@@ -133,7 +138,7 @@ def _render(result: ImportResult) -> None:
         f"{counts}" + (f"; record {result.record}" if result.record else ""), highlight=False
     )
     for f in result.failures:
-        common.err.print(f"[red]failed[/] {f}", highlight=False)
+        common.say("failed", "red", f)
     for w in result.warnings:
         common.warn(w)
 
@@ -150,6 +155,8 @@ def promote(
         "--include",
         help="Kinds: models,pipelines,environments,runs,data.",
     ),
+    dry_run: bool = DryRunOpt,
+    on_conflict: str = OnConflictOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,
@@ -175,7 +182,9 @@ def promote(
         from amlport.storage.opener import open_target
 
         mapping = load_mapping(map_file)
-        request = ExportRequest(select=list(select or []), include=parse_include(include))
+        request = ExportRequest(
+            select=list(select or []), include=parse_include(include), dry_run=dry_run
+        )
         tauth = common.auth_from(
             to, target_connection_string, target_account_key, target_sas_token, target_credential
         )
@@ -186,17 +195,20 @@ def promote(
             open_target(to, descriptor=mapping.target, auth=tauth) as target,
             common.progress_reporter(not as_json) as progress,
         ):
-            result = run_promote(src, target, mapping, request, progress=progress)
+            result = run_promote(
+                src, target, mapping, request, progress=progress, on_conflict=on_conflict
+            )
         if as_json:
             common.write_json(result.to_dict(), None)
         else:
             counts = ", ".join(f"{n} {k}" for k, n in sorted(result.actions.items()))
             common.out.print(
-                f"promoted: {counts}; {result.copied_server_side} copied "
+                ("dry run, nothing written: would promote" if result.dry_run else "promoted")
+                + f": {counts}; {result.copied_server_side} copied "
                 f"server-side, {result.client_bytes:,} payload bytes through "
                 "this machine",
                 highlight=False,
             )
-            for line in result.blocked + result.failures:
-                common.err.print(f"[yellow]not promoted[/] {line}", highlight=False)
+            for line in result.blocked + result.conflicts + result.failures:
+                common.say("not promoted", "yellow", line)
     raise typer.Exit(int(result.exit_code))

@@ -18,8 +18,8 @@ from amlport.errors import UsageError
 from amlport.storage.opener import StorageAuth
 
 REPO_CONNECTION_STRING_ENV = "AMLPORT_REPO_CONNECTION_STRING"
-# Help text is rich markup: no square brackets (they would be read as tags).
-REPO_HELP = "Bundle repository: a folder, or an Azure container URL az://<container>/<prefix>"
+# Help is plain text (app.py: rich_markup_mode=None), so brackets show as they are.
+REPO_HELP = "Bundle repository: a folder, or an Azure container URL az://<container>[/<prefix>]"
 
 RepoConnOpt = typer.Option(
     None,
@@ -71,3 +71,13 @@ def repo_auth(
         sas_token=sas_token,
         use_default_credential=credential == "default",
     )
+
+
+# One option for every command that takes 'latest' of a repository (bundle/sources.py).
+SourceOpt = typer.Option(
+    None,
+    "--source",
+    help="Which workspace's snapshots: ACCOUNT[/WORKSPACE] (or a source key, as `snapshots` "
+    "lists). Needed for 'latest' when the repository holds several workspaces.",
+    show_default=False,
+)

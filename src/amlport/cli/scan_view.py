@@ -1,4 +1,8 @@
-"""Rich rendering of a scan: counts, run tree, models, findings."""
+"""Rich rendering of a scan: counts, run tree, models, findings.
+
+Printed through a ``SafeConsole``: strings are shown as they are (never markup), styled
+pieces are ``Text`` from ``terminal.styled``/``terminal.line``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
+from amlport.cli.terminal import line, styled
 from amlport.lineage.graph import LineageGraph
 from amlport.model.findings import Severity
 from amlport.model.inventory import Inventory, Run
@@ -35,12 +41,14 @@ def scan_report(
 
 def render_scan(console: Console, inv: Inventory, lg: LineageGraph, described: str) -> None:
     desc = inv.source
-    console.print(f"[bold]amlport scan[/] {described}", highlight=False)
+    console.print(line(("amlport scan", "bold"), f" {described}"))
     ws = " / ".join(x for x in (desc.subscription_id, desc.resource_group, desc.workspace) if x)
     console.print(
-        f"account [bold]{desc.account}[/]  containers {', '.join(desc.containers)}"
-        + (f"  workspace {ws}" if ws else ""),
-        highlight=False,
+        line(
+            "account ",
+            (desc.account, "bold"),
+            f"  containers {', '.join(desc.containers)}" + (f"  workspace {ws}" if ws else ""),
+        )
     )
     console.print(_counts_table(inv, lg))
     console.print(_run_tree(inv))
@@ -48,7 +56,7 @@ def render_scan(console: Console, inv: Inventory, lg: LineageGraph, described: s
         console.print(_models_table(inv))
     if inv.environments:
         console.print(_environments_table(inv))
-    console.print(_findings_table(inv) if inv.findings else "[green]No findings.[/]")
+    console.print(_findings_table(inv) if inv.findings else styled("No findings.", "green"))
 
 
 def _counts_table(inv: Inventory, lg: LineageGraph) -> Table:
@@ -62,20 +70,21 @@ def _counts_table(inv: Inventory, lg: LineageGraph) -> Table:
     return t
 
 
-def _run_label(run: Run) -> str:
-    parts = [f"[bold]{run.run_id}[/]", run.kind]
+def _run_label(run: Run) -> Text:
+    parts: list[str] = [run.kind]
     if run.module:
         parts.append(run.module.rsplit(".", 1)[-1])
     if run.node_id:
         parts.append(f"node {run.node_id}")
     parts.append(run.runtime)
+    label = line((run.run_id, "bold"), "  " + "  ".join(parts))
     if not run.exists:
-        parts.append("[red]no run record[/]")
-    return "  ".join(parts)
+        label.append_text(line("  ", ("no run record", "red")))
+    return label
 
 
 def _run_tree(inv: Inventory) -> Tree:
-    tree = Tree("[bold]Runs[/]")
+    tree = Tree(styled("Runs", "bold"))
     roots = sorted(
         (r for r in inv.runs.values() if r.parent_id is None or r.parent_id not in inv.runs),
         key=lambda r: (r.kind != "pipeline_run", r.run_id),
@@ -88,7 +97,7 @@ def _run_tree(inv: Inventory) -> Tree:
 
 
 def _add_run(parent: Tree, inv: Inventory, run: Run, depth: int) -> None:
-    branch = parent.add(_run_label(run), highlight=False)
+    branch = parent.add(_run_label(run))
     if depth > 8:
         return
     for child in sorted(run.children):
@@ -101,7 +110,9 @@ def _models_table(inv: Inventory) -> Table:
     for col in ("location", "format", "run", "portable", "pointer / deployment"):
         t.add_column(col, overflow="fold")
     for m in sorted(inv.models.values(), key=lambda m: m.loc):
-        portable = "[green]yes[/]" if m.portable else f"[yellow]no[/] ({m.portability})"
+        portable = (
+            styled("yes", "green") if m.portable else line(("no", "yellow"), f" ({m.portability})")
+        )
         extra = ", ".join(x for x in (m.pointer, m.deployment_files) if x) or "-"
         t.add_row(str(m.loc), m.format, m.run_id or "-", portable, extra)
     return t
@@ -112,7 +123,9 @@ def _environments_table(inv: Inventory) -> Table:
     for col in ("id", "kind", "image", "pinned"):
         t.add_column(col, overflow="fold")
     for e in sorted(inv.environments.values(), key=lambda e: e.env_id):
-        pinned = "yes" if e.pinned else f"[yellow]no[/] {', '.join(e.unpinned)}".strip()
+        pinned = (
+            styled("yes", "") if e.pinned else line(("no", "yellow"), f" {', '.join(e.unpinned)}")
+        )
         t.add_row(e.env_id, e.kind, e.image or "-", pinned)
     return t
 
@@ -124,7 +137,7 @@ def _findings_table(inv: Inventory) -> Table:
     order = sorted(inv.findings, key=lambda f: (-f.severity.rank, f.code, f.path))
     for f in order:
         style = SEVERITY_STYLE[f.severity.value]
-        t.add_row(f"[{style}]{f.severity.value}[/]", f.code, f.path, f.message)
+        t.add_row(styled(f.severity.value, style), f.code, f.path, f.message)
     return t
 
 

@@ -26,6 +26,7 @@ from amlport.model.inventory import Inventory
 from amlport.model.manifest import AssetEntry, Manifest, source_key
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.base import Source
+from amlport.storage.guard import refuse_repository_in_source
 from amlport.storage.opener import StorageAuth
 from amlport.storage.reuse import ReusingSource
 from amlport.walk import WalkOptions, walk_with_listing
@@ -140,7 +141,9 @@ def run_export(
     on_warning: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential).
-    ``on_warning``: told about what does not change the result (a read cache not used)."""
+    ``on_warning``: told about what does not change the result (a read cache not used).
+    A repository in (or holding) the source folder or container is refused first."""
+    refuse_repository_in_source(source, repo_path)
     if not request.dry_run:  # the transfer stores again what the walk read: read it once
         source = ReusingSource(source)
     inv, listing, cached = _walk(source, request, progress, on_warning or _ignore)

@@ -19,6 +19,7 @@ import hashlib
 import io
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -40,7 +41,15 @@ from amlport.model.manifest import FileEntry, Manifest, RedactionRecord, Rewrite
 from amlport.rewriters.files import format_of, needs_rewrite, rewrite_file
 from amlport.rewriters.rules import RewriteResult, RewriteRules
 from amlport.rewriters.text_log import BinaryContent, LogStream
-from amlport.secrets import has_secret
+from amlport.secrets import (
+    ByteScanner,
+    describe,
+    find_secrets,
+    find_secrets_in_bytes,
+    has_secret,
+    may_hold_secret,
+    unredacted,
+)
 from amlport.storage.base import BlobInfo, InFlight, Source
 from amlport.storage.reuse import ReusingSource
 from amlport.walk.handlers import SPECS_CONTAINER
@@ -112,6 +121,9 @@ class BundleWriter:
         return f"files/{datastore}/{name}"
 
     def add_blob(self, container: str, name: str) -> str:
+        """Plan one blob; its bundle path. A blob whose name holds a credential is refused
+        (``SecretInName``): the name would carry it into the manifest."""
+        self._refuse_secret_name(container, name)
         path = self.bundle_path(container, name)
         if self._planned(path, container, name) is None:
             blob = self.listing.get(container, name)
@@ -133,7 +145,28 @@ class BundleWriter:
         return planned
 
     def add_folder(self, container: str, prefix: str) -> list[str]:
-        return [self.add_blob(container, b.name) for b in self.listing.under(container, prefix)]
+        """Plan every blob under ``prefix``, except those whose name holds a credential (each
+        is a warning: the rest of the folder is exported)."""
+        blobs = self.listing.under(container, prefix)
+        found = (self.add_blob_or_warn(container, b.name) for b in blobs)
+        return [path for path in found if path is not None]
+
+    def add_blob_or_warn(self, container: str, name: str) -> str | None:
+        """``add_blob``, but a blob whose name holds a credential is a warning (None)."""
+        try:
+            return self.add_blob(container, name)
+        except SecretInName as exc:
+            self.warnings.append(f"not exported: {exc.message}")
+            return None
+
+    @staticmethod
+    def _refuse_secret_name(container: str, name: str) -> None:
+        if may_hold_secret(name) and (found := find_secrets(name)):
+            raise SecretInName(  # the message is redacted by AmlportError
+                f"{container}/{name}: the blob's name holds what looks like a secret "
+                f"({describe(found)})",
+                hint="rotate the credential and rename the blob",
+            )
 
     def add_generated(self, bundle_path: str, data: bytes) -> str:
         if has_secret(data.decode("utf-8", "replace")):  # generated from names and paths only
@@ -306,6 +339,7 @@ class BundleWriter:
                 self.stats.reused += 1
                 self.stats.files += 1
                 self.stats.bytes += blob.size
+                self.warnings += carried.warnings.get(path, [])  # a secret found last time
             entry = FileEntry(path=path, digest=hit, size=blob.size, original=original)
             # The previous snapshot's equal entry, so that both manifests share it (memory).
             self.entries[path] = carried.same(entry)
@@ -313,10 +347,16 @@ class BundleWriter:
         if blob.size <= READ_WHOLE:  # one read and one write: no stream, no staging file
             data = self._read(blob)
             digest, size = repo.add_bytes(data)[0], len(data)
+            self._report_secrets(path, find_secrets_in_bytes(data))
             del data
         else:
+            scanner = ByteScanner()
             with self._open(blob) as stream:
-                digest, size = repo.put_stream(stream, expected_md5=_hex_md5(blob.content_md5))
+                digest, size = repo.put_stream(
+                    cast(BinaryIO, _Scanned(stream, scanner)),
+                    expected_md5=_hex_md5(blob.content_md5),
+                )
+            self._report_secrets(path, scanner.close())
         digest = self._one(digest)
         index.record(blob.container, blob.name, blob.etag, blob.size, blob.content_md5, digest)
         with self._lock:  # an index miss: the bytes were read and stored (dedupe aside)
@@ -373,6 +413,7 @@ class BundleWriter:
             data = self._read(blob)
             result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
             done = _Rewritten(self._put(repo, result.data), len(result.data), result)
+            self._report_secrets(path, find_secrets_in_bytes(result.data))
             done.source_digest, done.read = self._one(_digest(data)), len(data)
         index.record(space, blob.name, blob.etag, blob.size, blob.content_md5, done.digest)
         result = done.result
@@ -400,14 +441,24 @@ class BundleWriter:
             ]
             self.warnings += result.warnings
 
+    def _report_secrets(self, path: str, found: Counter[str]) -> None:
+        """What is stored must hold no secret: a file that still does (binary, an encoding
+        the redactor cannot rewrite) is stored as it is, with a warning (exit 1), never in
+        silence. The same search as ``scan``, ``audit`` and ``verify --secrets``."""
+        if found:
+            with self._lock:
+                self.warnings.append(f"{path}: {unredacted(found)}")
+
     def _rewrite_stream(self, repo: Repository, path: str, blob: BlobInfo) -> _Rewritten:
         """Rewrite a large text file chunk by chunk: memory stays at a few MiB."""
         fmt = format_of(blob.name, b"")
         rewriter = LogStream(
             path, self.rules, uris=fmt != "other", binary_check=fmt in ("other", "pointer")
         )
+        scanner = ByteScanner()
         with self._open(blob) as raw:
-            digest, size = repo.put_stream(rewriter.reader(raw))
+            digest, size = repo.put_stream(cast(BinaryIO, _Scanned(rewriter.reader(raw), scanner)))
+        self._report_secrets(path, scanner.close())
         if blob.content_md5 and rewriter.md5.hexdigest() != blob.content_md5.lower():
             raise IntegrityError(
                 f"{blob.container}/{blob.name}: content MD5 does not match the listing",
@@ -427,6 +478,29 @@ class BundleWriter:
             self.stats.streamed += 1
         source_digest = self._one("sha256:" + rewriter.sha256.hexdigest())
         return _Rewritten(self._one(digest), size, result, source_digest, rewriter.read)
+
+
+class SecretInName(AmlportError):
+    """A blob's name holds a credential: the blob is not exported."""
+
+
+class _Scanned(io.RawIOBase):
+    """A stream that feeds every byte read through it to a ``ByteScanner``."""
+
+    def __init__(self, raw: BinaryIO, scanner: ByteScanner) -> None:
+        super().__init__()
+        self._raw = raw
+        self._scanner = scanner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        out = memoryview(buffer).cast("B")
+        data = self._raw.read(len(out))
+        out[: len(data)] = data
+        self._scanner.feed(data)
+        return len(data)
 
 
 class _Abandoned(Exception):

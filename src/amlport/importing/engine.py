@@ -1,8 +1,11 @@
 """``amlport import``: verify the snapshot, plan every importer, apply, record.
 
-Order of safety: the snapshot's objects are verified before anything is written (an integrity
-failure writes nothing); ``--dry-run`` stops after the plan; applying is idempotent (a re-run
-plans all ``skip``); the import record is written last, and only when something changed.
+Order of safety: every write passes one ``WriteGuard`` (storage/guard.py), created closed.
+Everything that can be checked is checked before it opens: the flags, the MLflow server, the
+repository, the snapshot and every one of its objects (an integrity failure writes nothing),
+and the target (never the repository itself). ``--dry-run`` stops after the plan with the
+guard refusing every write; applying is idempotent (a re-run plans all ``skip``); the import
+record is written last, and only when something changed.
 """
 
 from __future__ import annotations
@@ -24,17 +27,19 @@ from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.rewriters.rules import Identity, RewriteRules
+from amlport.storage.guard import POLICIES, GuardedTarget, WriteGuard, place_of_repository
 from amlport.storage.opener import StorageAuth
 from amlport.storage.target import Target
 
 Progress = Callable[[str, int, int | None], None]
-CONFLICT_POLICIES = ("skip", "overwrite", "fail")
+CONFLICT_POLICIES = POLICIES
 
 
 @dataclass
 class ImportRequest:
     mapping: Mapping
     snapshot: str | None = None
+    source: str | None = None  # --source ACCOUNT[/WORKSPACE]: whose latest (bundle/sources.py)
     dry_run: bool = False
     on_conflict: str = "fail"
     emit_assets: Path | None = None
@@ -47,6 +52,7 @@ class ImportRequest:
 class ImportResult:
     snapshot_id: str
     dry_run: bool
+    on_conflict: str = "fail"
     actions: list[ImportAction] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -62,15 +68,19 @@ class ImportResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        trouble = self.failures or any(a.action in ("blocked", "conflict") for a in self.actions)
+        # A conflict left alone on purpose (--on-conflict skip) is a warning, not a failure.
+        bad = ("blocked", "failed") + (() if self.on_conflict == "skip" else ("conflict",))
+        trouble = self.failures or any(a.action in bad for a in self.actions)
         if trouble:
             return ExitCode.WARNINGS if self.dry_run else ExitCode.PARTIAL
-        return ExitCode.WARNINGS if self.warnings else ExitCode.OK
+        kept = any(a.action == "conflict" for a in self.actions)
+        return ExitCode.WARNINGS if self.warnings or kept else ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "snapshot": self.snapshot_id,
             "dry_run": self.dry_run,
+            "on_conflict": self.on_conflict,
             "counts": self.counts,
             "actions": [a.to_dict() for a in self.actions],
             "failures": self.failures,
@@ -80,8 +90,6 @@ class ImportResult:
 
 
 def load_mapping(path: Path) -> Mapping:
-    from amlport.safeload import load_yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -90,20 +98,25 @@ def load_mapping(path: Path) -> Mapping:
         raise UsageError(
             f"map file {path} is not UTF-8 text", hint="start from 'amlport map init REPO'"
         ) from None
-    return Mapping.from_dict(load_yaml(text, str(path)), where=str(path))
+    return Mapping.from_yaml(text, where=str(path))  # bounded YAML, then the map schema
 
 
-def pick_snapshot(repo: Repository, snapshot: str | None) -> Manifest:
-    if snapshot:
-        return repo.load_snapshot(snapshot)
-    infos = repo.list_snapshots()
-    if not infos:
-        raise UsageError(f"repository {repo.location} has no snapshot", hint="run 'amlport export'")
-    return repo.load_snapshot(infos[-1].id)
+def pick_snapshot(
+    repo: Repository,
+    snapshot: str | None,
+    source: str | None = None,
+    mapping: Mapping | None = None,
+) -> Manifest:
+    """``snapshot`` (None, ``latest``: the newest of the source ``--source`` or the map
+    names), refused when it is of another source than either names (bundle/sources.py)."""
+    from amlport.bundle.sources import parse_source, select_snapshot
+
+    mapped = parse_source(mapping.source if mapping else None, where="map file 'source:'")
+    return select_snapshot(repo, snapshot, parse_source(source), mapped)
 
 
 def import_rules(manifest: Manifest, mapping: Mapping) -> RewriteRules:
-    source = WorkspaceDescriptor.from_dict(manifest.source, where="snapshot source")
+    source = WorkspaceDescriptor.from_dict(manifest.source, where="snapshot source", strict=False)
     return RewriteRules(
         direction="import",
         source=Identity.from_descriptor(source),
@@ -120,38 +133,46 @@ def run_import(
     *,
     progress: Progress | None = None,
     repo_auth: StorageAuth | None = None,
+    guard: WriteGuard | None = None,
 ) -> ImportResult:
-    if request.on_conflict not in CONFLICT_POLICIES:
-        raise UsageError(
-            f"--on-conflict {request.on_conflict!r}",
-            hint=f"use one of {', '.join(CONFLICT_POLICIES)}",
-        )
+    """Plan and apply ``request``; every write goes through one ``WriteGuard``, opened only
+    after the flags, the MLflow server, the repository and the snapshot were checked.
+    ``guard``: a closed guard of the caller's (tests assert on it), else one is made."""
+    guard = guard or WriteGuard(
+        dry_run=request.dry_run,
+        on_conflict=request.on_conflict,
+        source=place_of_repository(repo_path),  # the run reads the repository
+    )
+    if (guard.dry_run, guard.on_conflict) != (request.dry_run, request.on_conflict):
+        raise ValueError("the write guard and the request disagree on --dry-run/--on-conflict")
+    guarded = guard.wrap(target)  # a target that is the repository is refused here
+    importers = _importers(guarded, request)  # checks the MLflow server
     repo = Repository.open(repo_path, auth=repo_auth)
     with repo, repo.lock(exclusive=False):
-        manifest = pick_snapshot(repo, request.snapshot)
-        _verify_first(repo, manifest)
-        result = ImportResult(str(manifest.snapshot_id), request.dry_run)
+        manifest = pick_snapshot(repo, request.snapshot, request.source, request.mapping)
+        verify_first(repo, manifest)
+        result = ImportResult(str(manifest.snapshot_id), request.dry_run, guard.on_conflict)
         ctx = ImportContext(
             repo,
             manifest,
             request.mapping,
             import_rules(manifest, request.mapping),
             result.warnings.append,
-            request.on_conflict,
+            guard=guard,
         )
-        importers = _importers(target, request)
         planned = [(imp, a) for imp in importers for a in imp.plan(ctx)]
         result.actions = [a for _, a in planned]
         if request.dry_run:
             return result
-        target.ensure_containers()
+        guard.open()
+        guarded.ensure_containers()
         result.actions = _apply(planned, ctx, result, request.workers, progress)
         if result.changed:
-            result.record = _write_record(target, manifest, request.mapping, result)
+            result.record = _write_record(guarded, manifest, request.mapping, result)
     return result
 
 
-def _verify_first(repo: Repository, manifest: Manifest) -> None:
+def verify_first(repo: Repository, manifest: Manifest) -> None:
     report = repo.verify(manifest.snapshot_id)
     if not report.ok:
         p = report.problems[0]
@@ -162,7 +183,9 @@ def _verify_first(repo: Repository, manifest: Manifest) -> None:
         )
 
 
-def _importers(target: Target, request: ImportRequest) -> list[Importer]:
+def _importers(target: GuardedTarget, request: ImportRequest) -> list[Importer]:
+    """The importers of this request; an unreachable MLflow server (or no mlflow) fails here,
+    before the write guard opens."""
     found: list[Importer] = [DatastoreImporter(target)]
     if request.emit_assets is not None:
         from amlport.importers.azureml_assets import AzureMLAssetsImporter
@@ -171,7 +194,9 @@ def _importers(target: Target, request: ImportRequest) -> list[Importer]:
     if request.register_mlflow is not None:
         from amlport.importers.mlflow_registry import MlflowRegistryImporter
 
-        found.append(MlflowRegistryImporter(request.register_mlflow))
+        registry = MlflowRegistryImporter(request.register_mlflow)
+        registry.client()  # probes the server: validation, not a write
+        found.append(registry)
     return found
 
 
@@ -207,7 +232,7 @@ def _apply(
 
 
 def _write_record(
-    target: Target, manifest: Manifest, mapping: Mapping, result: ImportResult
+    target: GuardedTarget, manifest: Manifest, mapping: Mapping, result: ImportResult
 ) -> str:
     name = records.record_name(manifest)
     doc = records.record(manifest, mapping, result.counts)

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from amlport.bundle.sources import source_text
 from amlport.model.manifest import Manifest
 
 HEADER = """\
@@ -13,6 +14,8 @@ HEADER = """\
 # Source: account {account}, workspace {workspace}.
 # Fill in the target workspace (same shape as workspace.yaml) and map every source datastore
 # below to a datastore of the target. Anything left unmapped blocks the items that need it.
+# 'source' names the workspace this map is for: import and restore refuse a snapshot of
+# another source, and 'latest' means the newest snapshot of this one.
 """
 
 
@@ -22,6 +25,7 @@ def template(manifest: Manifest) -> str:
     )
     source = manifest.source
     doc: dict[str, Any] = {
+        "source": source_text(source),
         "target": {
             "account": "<target storage account>",
             "endpoint": source.get("endpoint", "core.windows.net"),
@@ -46,7 +50,12 @@ def template(manifest: Manifest) -> str:
     }
     head = HEADER.format(
         snapshot=manifest.snapshot_id,
-        account=source.get("account"),
-        workspace=source.get("workspace") or "-",
+        account=_comment(source.get("account")),
+        workspace=_comment(source.get("workspace") or "-"),
     )
     return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def _comment(value: object) -> str:
+    """A name on one comment line: a newline in it would end the comment (and inject YAML)."""
+    return repr(value) if any(ord(c) < 32 for c in str(value)) else str(value)

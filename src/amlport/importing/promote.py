@@ -6,6 +6,11 @@ when both ends are Azure (Copy Blob from a short-lived read-only SAS URL of the 
 payload byte passes through this machine), and streamed otherwise. Idempotent: a payload whose
 target carries the source's etag and MD5 (``amlport_source_*`` metadata) is skipped; a
 rewritten file whose target has the same SHA-256 is skipped.
+
+Every write passes the run's write guard (storage/guard.py): a target that is the source (same
+folder however spelled, or same account and container) is refused before the walk; a blob
+that differs is a conflict unless ``--on-conflict overwrite`` (``skip`` leaves it and reports
+the conflict); ``--dry-run`` plans the same and writes nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from amlport.rewriters.files import needs_rewrite, rewrite_file
 from amlport.rewriters.rules import Identity, RewriteRules, Unmappable
 from amlport.storage.azure import AzureSource
 from amlport.storage.base import BlobInfo, Source
+from amlport.storage.guard import GuardedTarget, WriteGuard, place_of_source
 from amlport.storage.target import DIGEST_METADATA, Target, TargetBlob
 from amlport.walk import WalkOptions, walk_with_listing
 
@@ -38,19 +44,28 @@ Progress = Callable[[str, int, int | None], None]
 
 @dataclass
 class PromoteResult:
+    dry_run: bool = False
+    on_conflict: str = "fail"
     actions: Counter[str] = field(default_factory=Counter)
     copied_server_side: int = 0
     client_bytes: int = 0  # payload bytes that passed through this machine
     failures: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # differing blobs not replaced
     record: str | None = None
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.PARTIAL if self.failures or self.blocked else ExitCode.OK
+        failed = self.conflicts if self.on_conflict == "fail" else []
+        if self.failures or self.blocked or failed:
+            return ExitCode.WARNINGS if self.dry_run else ExitCode.PARTIAL
+        return ExitCode.WARNINGS if self.conflicts else ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "dry_run": self.dry_run,
+            "on_conflict": self.on_conflict,
+            "conflicts": self.conflicts,
             "counts": dict(sorted(self.actions.items())),
             "copied_server_side": self.copied_server_side,
             "client_payload_bytes": self.client_bytes,
@@ -61,8 +76,9 @@ class PromoteResult:
 
 
 class _Promoter:
-    def __init__(self, source: Source, target: Target, mapping: Mapping) -> None:
+    def __init__(self, source: Source, target: GuardedTarget, mapping: Mapping) -> None:
         self.source, self.target, self.mapping = source, target, mapping
+        self.guard = target.guard
         src_id = Identity.from_descriptor(source.descriptor)
         self.to_neutral = RewriteRules(direction="export", source=src_id)
         self.to_target = RewriteRules(
@@ -73,7 +89,7 @@ class _Promoter:
             asset_renames=mapping.assets,
         )
         self.server_side = target.supports_copy and isinstance(source, AzureSource)
-        self.result = PromoteResult()
+        self.result = PromoteResult(self.guard.dry_run, self.guard.on_conflict)
 
     def where(self, blob: BlobInfo) -> tuple[str, str] | None:
         datastore = self.source.descriptor.datastore_of(blob.container) or blob.container
@@ -101,12 +117,20 @@ class _Promoter:
             return "blocked"
         digest = "sha256:" + hashlib.sha256(final).hexdigest()
         found = self.target.stat(container, name)
-        if found is not None and found.sha256 == digest:
-            return "skip"
-        self.target.write_bytes(
-            container, name, final, metadata={DIGEST_METADATA: digest}, overwrite=True
-        )
-        return "update" if found else "create"
+        action = self._decide(container, name, found, found is not None and found.sha256 == digest)
+        if action in ("create", "update") and not self.guard.dry_run:
+            self.target.write_bytes(
+                container, name, final, metadata={DIGEST_METADATA: digest},
+                overwrite=action == "update",
+            )  # fmt: skip
+        return action
+
+    def _decide(self, container: str, name: str, found: TargetBlob | None, same: bool) -> str:
+        """The guard's conflict policy; a differing blob not replaced is recorded."""
+        action, reason = self.guard.decide(found is not None, same)
+        if action == "conflict":
+            self.result.conflicts.append(f"{container}/{name}: {reason}")
+        return action
 
     def _payload(self, blob: BlobInfo, container: str, name: str) -> str:
         meta = {
@@ -114,18 +138,23 @@ class _Promoter:
             "amlport_source_md5": blob.content_md5 or "",
         }
         found = self.target.stat(container, name)
-        if found is not None and found.size == blob.size and self._same(blob, found, meta):
-            return "skip"
+        same = found is not None and found.size == blob.size and self._same(blob, found, meta)
+        action = self._decide(container, name, found, same)
+        if action not in ("create", "update") or self.guard.dry_run:
+            return action
+        overwrite = action == "update"
         if self.server_side:
             assert isinstance(self.source, AzureSource)
             url = self.source.signed_url(blob.container, blob.name)
-            self.target.copy_from_url(container, name, url, metadata=meta, overwrite=True)
+            self.target.copy_from_url(container, name, url, metadata=meta, overwrite=overwrite)
             self.result.copied_server_side += 1
         else:
             with self.source.open_stream(blob.container, blob.name) as stream:
-                self.target.write_stream(container, name, stream, metadata=meta, overwrite=True)
+                self.target.write_stream(
+                    container, name, stream, metadata=meta, overwrite=overwrite
+                )
             self.result.client_bytes += blob.size
-        return "update" if found else "create"
+        return action
 
     def _same(self, blob: BlobInfo, found: TargetBlob, meta: dict[str, str]) -> bool:
         """Same payload: the target records this source version, or (local) hashes equal."""
@@ -147,7 +176,19 @@ def run_promote(
     request: ExportRequest,
     *,
     progress: Progress | None = None,
+    on_conflict: str = "fail",
+    guard: WriteGuard | None = None,
 ) -> PromoteResult:
+    """``request.dry_run``: plan and write nothing. Every write passes one write guard that
+    refuses the source itself and opens only once the plan is made (``guard``: a closed
+    guard of the caller's, with the same flags; tests assert on it)."""
+    guard = guard or WriteGuard(
+        dry_run=request.dry_run, on_conflict=on_conflict, source=place_of_source(source)
+    )
+    if (guard.dry_run, guard.on_conflict) != (request.dry_run, on_conflict):
+        raise ValueError("the write guard and the request disagree on --dry-run/--on-conflict")
+    guard.source = guard.source or place_of_source(source)
+    guarded = guard.wrap(target)  # refused here when the target is the source
     inv, listing = walk_with_listing(source, options=WalkOptions(progress=progress))
     lg = build_graph(inv)
     chosen = select(inv, lg, request.select, request.include)
@@ -157,8 +198,10 @@ def run_promote(
         RewriteRules(direction="export", source=Identity.from_descriptor(inv.source)),
     )
     assets, _skipped = plan_assets(inv, lg, chosen, writer)
-    promoter = _Promoter(source, target, mapping)
-    target.ensure_containers()
+    promoter = _Promoter(source, guarded, mapping)
+    guard.open()  # a dry run stays refused: the plan below stats, it writes nothing
+    if not request.dry_run:
+        guarded.ensure_containers()
     blobs = sorted(writer.blobs.values(), key=lambda b: (b.container, b.name))
 
     def safe(blob: BlobInfo) -> str:
@@ -176,13 +219,13 @@ def run_promote(
             if progress:
                 progress("promote", n, len(blobs))
     result = promoter.result
-    if result.actions["create"] or result.actions["update"]:
-        result.record = _write_record(target, mapping, inv.source.to_dict(), assets, result)
+    if not request.dry_run and (result.actions["create"] or result.actions["update"]):
+        result.record = _write_record(guarded, mapping, inv.source.to_dict(), assets, result)
     return result
 
 
 def _write_record(
-    target: Target,
+    target: GuardedTarget,
     mapping: Mapping,
     source: dict[str, Any],
     assets: list[Any],

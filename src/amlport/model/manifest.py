@@ -12,9 +12,11 @@ same major are accepted (top-level ones are kept in ``extra`` so they survive a 
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import io
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -76,17 +78,66 @@ def parse_schema(schema: str, *, where: str = "manifest") -> tuple[int, int]:
 
 
 def check_bundle_path(path: str, *, where: str = "manifest") -> str:
-    """A bundle path is relative POSIX: no leading ``/``, no ``.``/``..``/empty segments."""
+    """A bundle path is relative POSIX: no leading ``/``, no ``.``/``..``/empty segments, no
+    NUL. A ``\\`` is a character like any other (legal in a blob name and a POSIX file
+    name); whoever turns a bundle path into a local path where it separates refuses it."""
     bad = (
         not path
         or path.startswith("/")
-        or "\\" in path
         or "\x00" in path
         or any(seg in ("", ".", "..") for seg in path.split("/"))
     )
     if bad:
-        raise _fail(where, f"{path!r} is not a safe bundle path (relative, no '..', no '\\')")
+        raise _fail(where, f"{path!r} is not a safe bundle path (relative, no '.' or '..')")
     return path
+
+
+# Asset attributes that name a place in the bundle: attribute -> what makes it a bundle path.
+PATH_ATTRS = {"folder": "", "location": "files/"}
+
+
+def check_path_attrs(attrs: Mapping[str, Any], where: str) -> None:
+    """Every asset attribute that names a place in the bundle (``PATH_ATTRS``) is a string
+    and a safe bundle path: an importer or ``verify --deep`` joins it to a folder."""
+    for key, prefix in PATH_ATTRS.items():
+        value = attrs.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _fail(where, f"attribute '{key}' must be str, got {type(value).__name__}")
+        check_bundle_path(prefix + value.rstrip("/"), where=f"{where}, attribute '{key}'")
+
+
+def check_references(
+    files: Iterable[FileEntry], assets: Iterable[AssetEntry] | None, *, where: str
+) -> None:
+    """One entry per bundle path, and every path an asset names (files, v2 YAML, model
+    folder) in ``files``. ``assets`` None: only the first. One sorted list of the paths
+    (a manifest stores them sorted, so sorting is a pass), no set of them."""
+    paths = sorted(f.path for f in files)
+    for before, after in itertools.pairwise(paths):
+        if before == after:
+            raise _fail(where, f"file {after!r} is listed more than once (one entry per path)")
+    for asset in assets or ():
+        for ref in [*asset.files, *([asset.v2_yaml] if asset.v2_yaml else [])]:
+            if not _holds(paths, ref):
+                raise _fail(where, f"asset {asset.id!r} refers to {ref!r}, not in files")
+        folder = asset.attrs.get("folder")
+        if isinstance(folder, str) and folder and not _holds(paths, folder, under=True):
+            raise _fail(where, f"asset {asset.id!r} names folder {folder!r}, which holds no file")
+
+
+def _holds(paths: list[str], path: str, *, under: bool = False) -> bool:
+    """Is ``path`` in the sorted ``paths`` (``under``: or a file below it)?"""
+    if under:
+        path = path.rstrip("/")
+    i = bisect.bisect_left(paths, path)
+    if i < len(paths) and paths[i] == path:
+        return True
+    if not under:
+        return False
+    i = bisect.bisect_left(paths, path + "/")
+    return i < len(paths) and paths[i].startswith(path + "/")
 
 
 def check_digest(digest: str, *, where: str = "manifest") -> str:
@@ -373,6 +424,8 @@ class AssetEntry:
         if known_kinds_only:
             check_asset_kind(kind, where)
         v2_yaml = f.opt("v2_yaml", str, None)
+        attrs = f.opt("attrs", dict, {})
+        check_path_attrs(attrs, where)
         return cls(
             kind=kind,
             name=f.req("name", str),
@@ -381,7 +434,7 @@ class AssetEntry:
             v2_yaml=check_bundle_path(v2_yaml, where=where) if v2_yaml is not None else None,
             portable=f.opt("portable", bool, True),
             requires=f.strs("requires"),
-            attrs=f.opt("attrs", dict, {}),
+            attrs=attrs,
         )
 
 
@@ -407,7 +460,9 @@ class RewriteRecord:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RewriteRecord:
         f = _Fields(data, where)
-        return cls(**{k: f.req(k, str) for k in ("file", "location", "before", "after", "rule")})
+        record = cls(**{k: f.req(k, str) for k in ("file", "location", "before", "after", "rule")})
+        check_bundle_path(record.file, where=where)
+        return record
 
 
 @dataclass(slots=True)
@@ -424,7 +479,8 @@ class RedactionRecord:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RedactionRecord:
         f = _Fields(data, where)
-        return cls(file=f.req("file", str), kind=f.req("kind", str), count=f.req("count", int))
+        file = check_bundle_path(f.req("file", str), where=where)
+        return cls(file=file, kind=f.req("kind", str), count=f.req("count", int))
 
 
 # --- the manifest -----------------------------------------------------------------------
@@ -521,7 +577,9 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "manifest") -> Manifest:
-        return cls._build(_Fields(data, where), {})
+        manifest = cls._build(_Fields(data, where), {})
+        check_references(manifest.files, manifest.assets, where=where)
+        return manifest
 
     @classmethod
     def _build(cls, f: _Fields, parsed: dict[str, list[Any]]) -> Manifest:
@@ -605,12 +663,15 @@ class Manifest:
                 header.pop(key, None)
                 parse = entry_parser(key, newer=True)  # kinds are checked after the schema
                 parsed[key] = out = []
+                last_path = None  # canonical order puts a path listed twice side by side
                 for i, item in enumerate(value):
                     if failed is not None:
                         continue
                     at = f"{where}.{key}[{i}]"
                     try:
                         entry = parse(item, at)
+                        if key == "files":
+                            last_path = _next_path(last_path, entry.path, at)
                     except IntegrityError as exc:
                         failed = exc
                         continue
@@ -633,7 +694,11 @@ class Manifest:
             raise failed
         if unknown_kind is not None and minor <= SCHEMA_MINOR:
             raise unknown_kind
-        return cls._build(fields, parsed)
+        manifest = cls._build(fields, parsed)
+        if "files" in kept:  # else only the side-by-side check above (no list to check)
+            assets = manifest.assets if "assets" in kept else None
+            check_references(manifest.files, assets, where=where)
+        return manifest
 
     def to_json_bytes(self) -> bytes:
         """The canonical stored form (without ``snapshot_id``, which names these bytes)."""
@@ -674,6 +739,12 @@ class Manifest:
     @classmethod
     def from_json_bytes(cls, raw: bytes, *, where: str = "manifest") -> Manifest:
         return cls.read(io.BytesIO(raw), where=where)
+
+
+def _next_path(last: str | None, path: str, where: str) -> str:
+    if path == last:
+        raise _fail(where, f"file {path!r} is listed more than once (one entry per path)")
+    return path
 
 
 def entry_parser(key: str, *, newer: bool) -> Callable[[Any, str], Any]:

@@ -21,11 +21,30 @@ An identity that is not mapped blocks the items that need it; nothing is guessed
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from amlport.errors import UsageError
-from amlport.model.workspace import WorkspaceDescriptor
+from amlport.model.schema import NameMap, Record, Text, describe, load_config_yaml, validate
+from amlport.model.workspace import DATASTORE_NAME, WorkspaceDescriptor, workspace_schema
+
+MAP_HINT = "fill in the template 'amlport map init REPO' writes; see docs/importing.md"
+# Asset names are checked where they are used (the importer blocks a name Azure ML refuses,
+# naming the map entry to fix); here, only their type, so a template ``map init`` wrote for a
+# snapshot with an odd name still loads.
+_ASSET_NAME = Text("an asset name", name=False)
+MAP_SCHEMA = Record(
+    {
+        "target": workspace_schema(),
+        "datastores": NameMap(
+            DATASTORE_NAME, DATASTORE_NAME, what="a mapping of source datastore to target datastore"
+        ),
+        "assets": NameMap(_ASSET_NAME, _ASSET_NAME, what="a mapping of source to target name"),
+        "source": Text("ACCOUNT[/WORKSPACE] of the snapshots this map is for", name=False),
+    },
+    required=frozenset({"target"}),
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,9 @@ class Mapping:
     target: WorkspaceDescriptor
     datastores: dict[str, str] = field(default_factory=dict)
     assets: dict[str, str] = field(default_factory=dict)
+    # ACCOUNT[/WORKSPACE] (or a source key) of the snapshots this map is for; ``map init``
+    # writes it, and import/restore refuse a snapshot of another source (bundle/sources.py).
+    source: str | None = None
 
     def target_datastore(self, source_datastore: str) -> str | None:
         """The mapped datastore, if it names a container the target has."""
@@ -46,31 +68,54 @@ class Mapping:
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "map file") -> Mapping:
-        if not isinstance(data, dict) or not isinstance(data.get("target"), dict):
-            raise UsageError(
-                f"{where}: needs a 'target' mapping (the target workspace)",
-                hint="start from 'amlport map init REPO'",
-            )
+        """Validate (types, unknown keys, placeholders, names that could not be a container,
+        two sources onto one target: ``UsageError`` naming each key) and build."""
+        validate(MAP_SCHEMA, data, where=where, hint=MAP_HINT)
         target = WorkspaceDescriptor.from_dict(data["target"], where=f"{where}: target")
-        return cls(
+        mapping = cls(
             target=target,
-            datastores=_str_map(data.get("datastores"), where, "datastores"),
-            assets=_str_map(data.get("assets"), where, "assets"),
+            datastores=dict(data.get("datastores") or {}),
+            assets=dict(data.get("assets") or {}),
+            source=_opt_str(data.get("source"), where, "source"),
         )
+        mapping.refuse_collisions(where)
+        return mapping
+
+    @classmethod
+    def from_yaml(cls, text: str, *, where: str) -> Mapping:
+        """A map file's text: bounded YAML, then the schema; errors name ``where``."""
+        return cls.from_dict(load_config_yaml(text, where, MAP_HINT), where=where)
+
+    def refuse_collisions(self, where: str) -> None:
+        """Two source datastores landing in one target container would overwrite each
+        other's files under the same paths (the import cannot tell them apart): refused."""
+        onto: defaultdict[str, list[str]] = defaultdict(list)
+        for source, mapped in self.datastores.items():
+            container = self.target.container_of(mapped)
+            onto[f"container {container!r}" if container else f"datastore {mapped!r}"].append(
+                source
+            )
+        problems = [
+            f"{', '.join(repr(s) for s in sorted(sources))} all map onto target {what}"
+            for what, sources in onto.items()
+            if len(sources) > 1
+        ]
+        if problems:
+            raise UsageError(
+                describe(problems, where),
+                hint="map each source datastore to a target datastore of its own container",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target.to_dict(),
             "datastores": dict(self.datastores),
             "assets": dict(self.assets),
+            **({"source": self.source} if self.source is not None else {}),
         }
 
 
-def _str_map(value: Any, where: str, key: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise UsageError(f"{where}: '{key}' must map names to names")
-    return dict(value)
+def _opt_str(value: Any, where: str, key: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise UsageError(f"{where}: '{key}' must be a string", hint="e.g. source: ACCOUNT/WORKSPACE")

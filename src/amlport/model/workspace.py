@@ -20,16 +20,67 @@ non-default containers, e.g. hub workspaces' ``{workspace-id}-azureml``)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from amlport.errors import UsageError
+from amlport.model.schema import NameMap, Record, Text, load_config_yaml, validate
 
 BLOBSTORE_PREFIX = "azureml-blobstore-"
 ARTIFACT_CONTAINER = "azureml"
 DEFAULT_BLOB_DATASTORE = "workspaceblobstore"
 ARTIFACT_DATASTORE = "workspaceartifactstore"
 DEFAULT_ENDPOINT = "core.windows.net"
+WORKSPACE_HINT = "see the workspace.yaml shape in docs/concepts.md"
+
+# What a user-written file may hold (Azure's naming rules, loosened only where the tests'
+# emulator accounts need it): a container name is one safe path segment by construction.
+CONTAINER_NAME = Text(
+    "a container name (1 to 63 lowercase letters, digits and inner hyphens)",
+    re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"),
+)
+DATASTORE_NAME = Text(
+    "a datastore name (letters, digits, '_' and '-')",
+    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,254}"),
+)
+_ACCOUNT = Text(
+    "a storage account name (lowercase letters and digits)", re.compile(r"[a-z0-9]{1,24}")
+)
+_ENDPOINT = Text(
+    "a storage endpoint suffix such as core.windows.net", re.compile(r"[A-Za-z0-9.-]+(?::\d+)?")
+)
+# A snapshot records its source as amlport saw it (a local copy's folder names included):
+# only what would make a name a path is refused there, and keys a newer amlport adds pass.
+_SEGMENT = Text("a single path segment", re.compile(r"(?!\.\.?$)[^/\\]{1,255}"))
+
+
+def workspace_schema(*, strict: bool = True) -> Record:
+    """The shape of ``workspace.yaml`` (and of a map's ``target``); ``strict=False`` for the
+    source a snapshot recorded."""
+    container = CONTAINER_NAME if strict else _SEGMENT
+    return Record(
+        {
+            "account": _ACCOUNT if strict else _SEGMENT,
+            "endpoint": _ENDPOINT,
+            "subscription_id": Text("a subscription id"),
+            "resource_group": Text("a resource group name"),
+            "workspace": Text("a workspace name"),
+            "workspace_id": Text("a workspace id"),
+            "region": Text("a region name"),
+            "containers": Record(
+                {"blobstore": container, "artifacts": container},
+                required=frozenset({"blobstore"}),
+                what="a mapping (blobstore: <container>, artifacts: <container>)",
+            ),
+            "datastores": NameMap(
+                DATASTORE_NAME if strict else _SEGMENT,
+                container,
+                what="a mapping of datastore name to container",
+            ),
+        },
+        required=frozenset({"account", "containers"}),
+        allow_unknown=not strict,
+    )
 
 
 @dataclass(frozen=True)
@@ -72,33 +123,28 @@ class WorkspaceDescriptor:
 
     @classmethod
     def from_dict(
-        cls, data: dict[str, Any], *, where: str = "workspace.yaml"
+        cls, data: Any, *, where: str = "workspace.yaml", strict: bool = True
     ) -> WorkspaceDescriptor:
-        if not isinstance(data, dict):
-            raise UsageError(f"{where}: expected a mapping", hint="see docs/concepts.md")
-        containers = data.get("containers") or {}
-        account = data.get("account")
-        blobstore = containers.get("blobstore")
-        if not account or not blobstore:
-            raise UsageError(
-                f"{where}: 'account' and 'containers.blobstore' are required",
-                hint="see the workspace.yaml shape in docs/concepts.md",
-            )
-        datastores = data.get("datastores") or {}
-        if not isinstance(datastores, dict):
-            raise UsageError(f"{where}: 'datastores' must map datastore name to container")
+        """Validate (every problem named with its key, ``UsageError``) and build."""
+        validate(workspace_schema(strict=strict), data, where=where, hint=WORKSPACE_HINT)
+        containers = data["containers"]
         return cls(
-            account=str(account),
-            blobstore_container=str(blobstore),
-            artifact_container=str(containers.get("artifacts") or ARTIFACT_CONTAINER),
-            endpoint=str(data.get("endpoint") or DEFAULT_ENDPOINT),
-            subscription_id=_opt(data.get("subscription_id")),
-            resource_group=_opt(data.get("resource_group")),
-            workspace=_opt(data.get("workspace")),
-            workspace_id=_opt(data.get("workspace_id")),
-            region=_opt(data.get("region")),
-            datastores={str(k): str(v) for k, v in datastores.items()},
+            account=data["account"],
+            blobstore_container=containers["blobstore"],
+            artifact_container=containers.get("artifacts") or ARTIFACT_CONTAINER,
+            endpoint=data.get("endpoint") or DEFAULT_ENDPOINT,
+            subscription_id=data.get("subscription_id"),
+            resource_group=data.get("resource_group"),
+            workspace=data.get("workspace"),
+            workspace_id=data.get("workspace_id"),
+            region=data.get("region"),
+            datastores=dict(data.get("datastores") or {}),
         )
+
+    @classmethod
+    def from_yaml(cls, text: str, *, where: str) -> WorkspaceDescriptor:
+        """A ``workspace.yaml``'s text: bounded YAML, then the schema; errors name ``where``."""
+        return cls.from_dict(load_config_yaml(text, where, WORKSPACE_HINT), where=where)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"account": self.account, "endpoint": self.endpoint}
@@ -112,10 +158,6 @@ class WorkspaceDescriptor:
         }
         out["datastores"] = dict(self.datastores)
         return out
-
-
-def _opt(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def guess_containers(names: list[str]) -> tuple[str | None, str | None]:

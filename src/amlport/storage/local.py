@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import yaml
-
 from amlport.errors import SourceError, SourceNotFound, UsageError
 from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, guess_containers
 from amlport.storage.base import BlobInfo, Source
@@ -28,13 +26,14 @@ DESCRIPTOR_FILE = "workspace.yaml"
 
 def load_descriptor_file(path: Path) -> WorkspaceDescriptor:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"cannot read workspace descriptor {path}: {exc.__class__.__name__}",
             hint="fix the file or remove it to let amlport guess the containers",
         ) from None
-    return WorkspaceDescriptor.from_dict(data, where=str(path))
+    # Bounded YAML and the schema: a syntax error names the line, a bad key its path.
+    return WorkspaceDescriptor.from_yaml(text, where=str(path))
 
 
 class UnreadableFile(SourceError):

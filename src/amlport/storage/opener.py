@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from amlport.storage.local import LocalSource, load_descriptor_file
 from amlport.storage.target import LocalTarget, Target
 
 URL_SCHEMES = ("https://", "http://", "az://", "abfs://", "abfss://")
+# ``scheme://`` — or ``scheme:/`` as ``pathlib.Path`` leaves it — of two letters or more (so a
+# Windows drive ``C:/`` is not one).
+_ANY_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+SUPPORTED_FORMS = (
+    "a local folder, az://<container>[/<path>] (abfs:// and abfss:// alike), "
+    "https://<account>.blob.core.windows.net[/<container>[/<path>]], or for Azurite "
+    "http://127.0.0.1:<port>/<account>[/<container>]"
+)
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,19 @@ class StorageAuth:
 
 
 def is_url(location: str) -> bool:
-    return location.startswith(URL_SCHEMES)
+    """True for an Azure storage URL, False for a local path; UsageError for any other
+    ``scheme://`` (``s3://b/p`` must not become a local folder ``s3:``). Every place a
+    SOURCE, TARGET or REPO is read goes through here."""
+    if location[:8].lower().startswith(URL_SCHEMES):
+        return True
+    found = _ANY_SCHEME.match(location)
+    if found:
+        shown = re.sub(r"//[^/@]*@", "//", location)[:120]  # no userinfo (a password)
+        raise UsageError(
+            f"{found.group(1)}:// is not a storage amlport can open: {shown!r}",
+            hint=f"give {SUPPORTED_FORMS} (a local folder whose name has a colon: prefix ./)",
+        )
+    return False
 
 
 def open_source(
@@ -61,7 +82,7 @@ def open_source(
 def open_target(
     location: str, *, descriptor: WorkspaceDescriptor, auth: StorageAuth | None = None
 ) -> Target:
-    """Open an import/restore target: a local folder (created if missing) or an Azure URL.
+    """Open an import/restore target: a local folder (created on the first write) or an Azure URL.
 
     ``descriptor`` (the map file's ``target``) names the account, containers and datastores.
     """
@@ -72,10 +93,6 @@ def open_target(
     root = Path(location)
     if root.exists() and not root.is_dir():
         raise UsageError(f"target {root} is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
-    desc_file = root / "workspace.yaml"
-    if not desc_file.exists():  # a local target describes itself, so it can be scanned as-is
-        import yaml
-
-        desc_file.write_text(yaml.safe_dump(descriptor.to_dict(), sort_keys=False), "utf-8")
+    # Nothing is written here: the folder and its workspace.yaml are created by the first
+    # write (``ensure_containers``), once the run's write guard is open (storage/guard.py).
     return LocalTarget(root, descriptor)

@@ -19,9 +19,11 @@ Contract (every implementation; tests in tests/contract/test_targets.py):
 from __future__ import annotations
 
 import abc
+import contextlib
+import errno
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +38,35 @@ CHUNK = 4 * 1024 * 1024
 
 class TargetConflict(AmlportError):
     """A blob exists at the target with other content and overwriting was not allowed."""
+
+
+class UnwritableName(AmlportError):
+    """A blob name the target cannot hold (a local folder: a segment over NAME_MAX bytes, a
+    backslash, a file where another name needs a folder). The import records the item as
+    failed and writes the rest (exit 3)."""
+
+
+NAME_MAX = 255  # bytes of one path segment on the local file systems amlport writes to
+# errno values of a name the local file system refuses (not of the disk or permissions)
+_NAME_ERRNOS = frozenset(
+    {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EILSEQ, errno.EINVAL}
+)
+
+
+def local_name_problem(name: str) -> str | None:
+    """Why a local folder cannot hold blob ``name`` as a file, or None. Azure holds any of
+    these; a folder cannot (and ``a//b`` or ``a/./b`` would land on another name's file)."""
+    if "\\" in name:
+        return "a backslash is a path separator on Windows and cannot be restored portably"
+    if "\x00" in name:
+        return "a NUL character cannot be part of a local file name"
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "an empty, '.' or '..' path segment would land on another file"
+    size = max(len(os.fsencode(p)) for p in parts)
+    if size > NAME_MAX:
+        return f"a path segment of {size} bytes is over the {NAME_MAX} a local file name may have"
+    return None
 
 
 @dataclass(frozen=True)
@@ -89,6 +120,12 @@ class Target(abc.ABC):
     ) -> None:
         raise UsageError(f"{self.describe()} cannot copy server-side")
 
+    def unholdable(self, container: str, names: Collection[str]) -> dict[str, str]:
+        """The names of one container this target cannot hold side by side, each with why
+        (asked before writing, so the answer does not depend on the order of writes). Azure
+        holds any blob name: none."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients."""
 
@@ -107,6 +144,15 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _temp_name(name: str) -> str:
+    """The temp file beside ``name``; a short one when ``name`` is near NAME_MAX (it must fit
+    too, or a legal 250-byte name would fail on its temp file)."""
+    tmp = f".{name}{TEMP_MARK}{os.getpid()}"
+    if len(os.fsencode(tmp)) <= NAME_MAX:
+        return tmp
+    return f".{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}{TEMP_MARK}{os.getpid()}"
 
 
 def sha256_of_file(path: Path) -> str:
@@ -128,6 +174,15 @@ class LocalTarget(Target):
         return str(self.root)
 
     def ensure_containers(self) -> None:
+        """Create the folder, its ``workspace.yaml`` and the container folders: the first
+        write of an import, so it happens only once the write guard is open."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        desc_file = self.root / "workspace.yaml"
+        if not desc_file.exists():  # a local target describes itself, so it can be scanned
+            import yaml
+
+            text = yaml.safe_dump(self.descriptor.to_dict(), sort_keys=False)
+            desc_file.write_text(text, encoding="utf-8")
         for container in self.descriptor.containers:
             (self.root / container).mkdir(parents=True, exist_ok=True)
             self._remove_stale_temp_files(self.root / container)
@@ -141,6 +196,9 @@ class LocalTarget(Target):
                 tmp.unlink(missing_ok=True)
 
     def _path(self, container: str, name: str) -> Path:
+        problem = local_name_problem(name)
+        if problem is not None:
+            raise UnwritableName(f"cannot write {container}/{name!r} to {self.root}: {problem}")
         base = (self.root / container).resolve()
         path = (base / name).resolve()
         if base not in path.parents:
@@ -165,17 +223,39 @@ class LocalTarget(Target):
         path = self._path(container, name)
         if path.exists() and not overwrite:
             raise TargetConflict(f"{container}/{name} exists at {self.root}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
+        tmp = path.with_name(_temp_name(path.name))
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with tmp.open("wb") as fh:
                 while chunk := stream.read(CHUNK):
                     fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.replace(path)
+        except OSError as exc:
+            if exc.errno not in _NAME_ERRNOS:
+                raise
+            raise UnwritableName(
+                f"cannot write {container}/{name!r} to {self.root}: {exc.strerror} "
+                "(a file where a folder is needed, or a folder where the file goes)",
+                hint="restore into an empty folder, or to Azure, which holds every blob name",
+            ) from None
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never created
+                tmp.unlink()
+
+    def unholdable(self, container: str, names: Collection[str]) -> dict[str, str]:
+        """Names a folder cannot hold (``local_name_problem``), and a name that is also the
+        folder of another (``x/model`` beside ``x/model/weights.bin``: the folder is kept)."""
+        found = {n: p for n in names if (p := local_name_problem(n)) is not None}
+        folders = {n.rsplit("/", i)[0] for n in names for i in range(1, n.count("/") + 1)}
+        for name in names:
+            if name in folders and name not in found:
+                found[name] = (
+                    "it is also the folder of other blobs, and a local folder cannot hold a "
+                    "file and a folder under one name (the folder's blobs are restored)"
+                )
+        return found
 
     def read_bytes(self, container: str, name: str) -> bytes:
         return self._path(container, name).read_bytes()

@@ -92,3 +92,23 @@ def port_folder(rest: str) -> tuple[str, str] | None:
         return None
     port, inner = rest.split("/", 1)
     return port, inner
+
+
+# Files that hold configuration and code, where credentials get pasted: the walk reads them for
+# the secret scan wherever they are (YAML, Dockerfiles and logs are read already). Data files
+# (CSV, parquet, model weights, other JSON and text) are not read by the walk: there are many
+# and they are large; export searches every byte it copies, ``verify --secrets`` every byte
+# stored (docs/audit.md).
+_SECRET_PRONE = re.compile(
+    r"\.(?:py|ipynb|env|cfg|ini|conf|config|toml|properties|sh|bash|zsh|ps1|bat|cmd|r|scala|"
+    r"sql|pem|key|crt|tf|tfvars|bicep|dockerfile)$"
+    r"|^(?:\.env(?:\..+)?|\.netrc|\.npmrc|\.pypirc|\.pgpass|\.git-credentials|credentials|"
+    r"id_(?:rsa|dsa|ecdsa|ed25519)|dockerfile(?:\..+)?|makefile)$"
+    r"|(?:settings|config|secret|credential|auth|token|key|env)[^/]*\.json$",
+    re.IGNORECASE,
+)
+
+
+def is_secret_prone(name: str) -> bool:
+    """A file the secret scan reads by name (code, notebooks, env and config files)."""
+    return _SECRET_PRONE.search(name.rsplit("/", 1)[-1]) is not None

@@ -9,7 +9,7 @@ from amlport.errors import ParseError
 from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
 from amlport.model.inventory import Environment, InputRef, Inventory, Loc, Model, Pointer
-from amlport.secrets import find_secrets
+from amlport.secrets import describe, find_secrets_in_bytes
 from amlport.storage.base import BlobInfo
 from amlport.walk import classify as C
 from amlport.walk import logs, parsers, specs
@@ -40,13 +40,19 @@ class Handlers:
         text, utf8 = parsers.decode_text(data)
         if not utf8:
             self._finding(F.NON_UTF8_TEXT, path, "not valid UTF-8; read as Latin-1", Severity.LOW)
-        if self.scan_secrets and scan and blob.key not in self.streamed:
-            self.report_secrets(path, find_secrets(text))
+        if scan:
+            self.on_scanned_file(blob, data)
         return text
+
+    def on_scanned_file(self, blob: BlobInfo, data: bytes) -> None:
+        """The secret scan of one file (raw bytes: any encoding, UTF-16 too); a file read in
+        part is scanned whole as a stream by the walker instead."""
+        if self.scan_secrets and blob.key not in self.streamed:
+            self.report_secrets(f"{blob.container}/{blob.name}", find_secrets_in_bytes(data))
 
     def report_secrets(self, path: str, found: Counter[str]) -> None:
         if found:
-            kinds = ", ".join(f"{k} x{n}" for k, n in sorted(found.items()))
+            kinds = describe(found)
             self._finding(
                 F.SECRET_IN_FILE,
                 path,
@@ -57,7 +63,11 @@ class Handlers:
     def only_scanned(self, blob: BlobInfo) -> bool:
         """A log read for its secrets alone (not for lineage): a stream scan covers all of it."""
         ap = C.classify_artifact(blob.name)
-        return ap is not None and ap.role == "log" and not logs.is_lineage_log(ap.rest)
+        if ap is not None and ap.role in ("log", "execution_log"):
+            return not logs.is_lineage_log(ap.rest)
+        base = blob.name.rsplit("/", 1)[-1]
+        structured = C.is_spec_candidate(blob.name) or C.is_dockerfile(blob.name)
+        return C.is_secret_prone(blob.name) and not structured and base != "MLmodel"
 
     # -- logs ----------------------------------------------------------------------------------
     def wants_log(self, rest: str) -> bool:

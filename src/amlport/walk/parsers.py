@@ -1,8 +1,10 @@
 """Parse the small files Azure ML leaves in storage (pure: bytes in, records out).
 
 Each parser raises ``ParseError(path, reason)`` on malformed input; the walker turns that into
-a finding and goes on. YAML is loaded with the safe loader and a bound on aliases, so an
-alias bomb is refused instead of being expanded.
+a finding and goes on. Every document is parsed by ``amlport.safeload`` (the one guarded
+loader): YAML bounded by the nodes it expands to and by depth, JSON by nesting, and any
+failure of the parser itself (a ``ValueError``, a ``RecursionError``) is a ``ParseError``
+there, so no content of a file can end a scan.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from amlport.errors import AmlportError, ParseError, UsageError
 from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
 from amlport.model.inventory import Inventory, Loc, Output, Upload
-from amlport.rewriters.text_log import scan_secrets
+from amlport.secrets import describe, find_secrets, may_hold_secret, redact, scan_stream
 from amlport.storage.base import BlobInfo, Source
 from amlport.walk import classify as C
 from amlport.walk.cache import ReadCache
@@ -93,6 +93,8 @@ class _Walker:
             self.inv.blobs += 1
             self.inv.bytes += blob.size
             self.listing.add(blob)
+            if self.opts.scan_secrets and may_hold_secret(blob.name):
+                self._secret_in_name(blob)
             if blob.container == desc.artifact_container:
                 artifacts.append(blob)
             elif blob.container == desc.blobstore_container:
@@ -104,6 +106,19 @@ class _Walker:
         self._progress("list", self.inv.blobs, self.inv.blobs)
         self.listing.freeze()
         return blobstore, artifacts
+
+    def _secret_in_name(self, blob: BlobInfo) -> None:
+        """A blob whose *name* holds a credential (a SAS pasted into a path): the finding
+        names it redacted; export does not copy it (its name would carry the secret)."""
+        found = find_secrets(blob.name)
+        if found:
+            self._finding(
+                F.SECRET_IN_FILE,
+                redact(f"{blob.container}/{blob.name}"),
+                f"the blob's name contains credentials ({describe(found)}); rotate them and "
+                "rename the blob: export does not copy it",
+                Severity.HIGH,
+            )
 
     def _queue(self, blob: BlobInfo, handler: Callable[[BlobInfo, bytes], None]) -> None:
         self.reads.append((blob, handler))
@@ -199,8 +214,11 @@ class _Walker:
         up.size += blob.size
 
     def _queue_content(self, blob: BlobInfo) -> None:
-        """Queue files whose content matters wherever they are: YAML, Dockerfiles, MLmodel."""
+        """Queue files whose content matters wherever they are: YAML, Dockerfiles, MLmodel,
+        and, for the secret scan, code and configuration files."""
         handler = self._spec_handler(blob.name)
+        if handler is None and self.opts.scan_secrets and C.is_secret_prone(blob.name):
+            handler = self.handlers.on_scanned_file  # code, notebooks, env and config files
         if handler is not None:
             self._queue(blob, handler)
 
@@ -257,7 +275,7 @@ class _Walker:
         self.handlers.streamed.add(blob.key)
         try:
             with self.source.open_stream(blob.container, blob.name) as stream:
-                found = scan_secrets(stream)
+                found = scan_stream(stream)
         except AmlportError as exc:
             self._finding(F.MALFORMED_FILE, path, f"could not be scanned whole: {exc.message}")
             self.handlers.streamed.discard(blob.key)  # the handler scans what was read

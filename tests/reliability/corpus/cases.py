@@ -7,7 +7,9 @@ give. ``test_corpus.py`` runs every case; the table is also the documentation.
 | malformed_pointer_json | 1 | invalid JSON at line 1 | 1 | rewritten as plain text |
 | truncated_pointer_with_sas | 1 | invalid JSON at line 1 | 1 | rewritten as plain text |
 | invalid_mlmodel_yaml | 1 | invalid YAML at line 1 | 1 | rewritten as plain text |
-| yaml_alias_bomb | 1 | aliases (limit 64) | 1 | aliases (limit 64) |
+| yaml_alias_bomb | 1 | aliases expand to more than 100000 | 1 | alias bomb |
+| yaml_doubling_chain | 1 | aliases expand to more than 100000 | 1 | alias bomb |
+| escaped_quote_nested_pointer | 1 | nested deeper than 64 levels | 1 | nested deeper than 64 |
 | deeply_nested_pointer_json | 1 | nested deeper than 64 levels | 1 | nested deeper than 64 |
 | deeply_nested_json_artifact | 0 | | 0 | |
 | non_utf8_text | 1 | not valid UTF-8; read as Latin-1 | 0 | |
@@ -65,6 +67,18 @@ def yaml_alias_bomb(ws: Workspace) -> None:
         prev, cur = chr(97 + i), chr(98 + i)
         lines.append(f"{cur}: &{cur} [{','.join([f'*{prev}'] * 9)}]")
     ws.put_run_file("bomb", "outputs/environment.yml", "\n".join(lines) + "\n")
+
+
+def yaml_doubling_chain(ws: Workspace) -> None:
+    """Two aliases a level (under the old 64-alias limit): 2**26 nodes if expanded."""
+    lines = ["x0: &a0 [lol]"] + [f"x{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 26)]
+    ws.put_run_file("chain", "outputs/environment.yml", "\n".join(lines) + "\n")
+
+
+def escaped_quote_nested_pointer(ws: Workspace) -> None:
+    """An escaped quote before deep nesting once hid it from the nesting check."""
+    text = '{"RelativePath": "x\\"' + "]" * 3000 + '", "AmlDataStoreName": '
+    ws.put_run_file("esc_ptr", "Esc_port", text + "[" * 3000 + "]" * 3000 + "}")
 
 
 def deeply_nested_pointer_json(ws: Workspace) -> None:
@@ -149,7 +163,12 @@ CASES = (
          "rewritten as plain text", never_exported=(SIG,)),
     Case("invalid_mlmodel_yaml", invalid_mlmodel_yaml, 1, "invalid YAML at line 1", 1,
          "rewritten as plain text"),
-    Case("yaml_alias_bomb", yaml_alias_bomb, 1, "aliases (limit 64)", 1, "aliases (limit 64)"),
+    Case("yaml_alias_bomb", yaml_alias_bomb, 1, "aliases expand to more than 100000", 1,
+         "alias bomb"),
+    Case("yaml_doubling_chain", yaml_doubling_chain, 1, "aliases expand to more than 100000", 1,
+         "alias bomb"),
+    Case("escaped_quote_nested_pointer", escaped_quote_nested_pointer, 1,
+         "nested deeper than 64 levels", 1, "nested deeper than 64"),
     Case("deeply_nested_pointer_json", deeply_nested_pointer_json, 1,
          "nested deeper than 64 levels", 1, "nested deeper than 64"),
     Case("deeply_nested_json_artifact", deeply_nested_json_artifact, 0, "", 0),

@@ -1,0 +1,425 @@
+"""Repository integrity that trusts nothing (issue 17, docs/design/0004 "Repository reads
+trust nothing but a digest").
+
+Each case is something a repository or an archive can hold that amlport used to take on
+trust: a manifest listing one path twice, an asset attribute pointing outside the bundle, a
+``config.json`` declaring a layout amlport does not implement, special files (a FIFO, a
+symlink to ``/dev/zero``, a directory) where a file belongs, an object larger than its
+manifest says, a poisoned incremental index, an archive carrying unreferenced objects. And a
+backup of a local file whose name holds a backslash, which failed its own manifest check.
+
+Commands that could hang or exhaust memory before the fix run in a subprocess with a
+timeout (``rel_workspace.amlport``): a missing fix fails the test instead of the suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rel_workspace import Ran, assert_clean_failure, new_workspace
+from rel_workspace import amlport as subprocess_cli
+from rel_workspace import cli as amlport
+from test_integrity import _extra, _members, _rehashed, _snapshot_id, _tree, _write
+
+from amlport.bundle import Repository
+from amlport.bundle.azure_store import AzureStore
+from amlport.errors import IntegrityError
+from amlport.model.manifest import AssetEntry, FileEntry, Manifest
+
+GUARD_S = 60  # a command that hangs on a FIFO or reads /dev/zero is killed after this
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A repository with one backup of a small workspace, and the workspace."""
+    root = tmp_path_factory.mktemp("trust")
+    ws = new_workspace(root / "ws")
+    ws.put_run_file("r1", "user_logs/std_log.txt", "loss 0.1\n" * 50)
+    ws.put_run_file("r1", "outputs/model/MLmodel", "flavors: {}\n")
+    ws.put_run_file("r1", "outputs/model.pkl", bytes(range(256)) * 8)
+    ran = amlport("backup", str(ws.root), "--repo", str(root / "repo"))
+    assert ran.returncode == 0, ran.explain()
+    return root / "repo", ws.root
+
+
+@pytest.fixture
+def repo(golden: tuple[Path, Path], tmp_path: Path) -> Path:
+    shutil.copytree(golden[0], tmp_path / "repo")
+    return tmp_path / "repo"
+
+
+def _manifest(repo: Path) -> dict[str, Any]:
+    return json.loads((repo / "snapshots" / f"{_snapshot_id(repo)}.json").read_bytes())
+
+
+def _object_path(repo: Path, suffix: str) -> tuple[Path, dict[str, Any]]:
+    entry = next(f for f in _manifest(repo)["files"] if f["path"].endswith(suffix))
+    hexd = entry["digest"].split(":", 1)[1]
+    return repo / "objects" / "sha256" / hexd[:2] / hexd, entry
+
+
+def _refused(repo: Path, named: str, *commands: str) -> None:
+    for command in commands or ("verify", "snapshots"):
+        ran = subprocess_cli(command, str(repo), timeout=GUARD_S)
+        assert_clean_failure(ran, code=4, says="")
+        assert named in ran.stderr + ran.stdout, ran.explain()
+
+
+# --- one path per manifest entry ----------------------------------------------------------
+
+
+def _duplicate(adjacent: bool) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
+        files = doc["files"]
+        twin = dict(files[0], digest=files[-1]["digest"], size=files[-1]["size"])
+        files.insert(1 if adjacent else len(files), twin)
+
+    return edit
+
+
+@pytest.mark.parametrize("adjacent", [True, False], ids=["side-by-side", "apart"])
+def test_a_manifest_listing_a_path_twice_is_refused(repo: Path, adjacent: bool) -> None:
+    first = _manifest(repo)["files"][0]["path"]
+    _rehashed(repo, _duplicate(adjacent))
+    before = _tree(repo)
+    ran = amlport("verify", str(repo))
+    assert_clean_failure(ran, code=4, says="more than once")
+    assert first in ran.stderr + ran.stdout
+    assert _tree(repo) == before
+    if adjacent:  # the canonical order: refused by every reader, listings too
+        assert_clean_failure(amlport("snapshots", str(repo)), code=4, says="more than once")
+
+
+def test_writing_a_manifest_listing_a_path_twice_is_refused(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "r")
+    digest = repo.put_bytes(b"x")
+    files = [FileEntry("files/a", digest, 1), FileEntry("files/a", digest, 1)]
+    manifest = Manifest(source={"account": "a"}, files=files)
+    with pytest.raises(IntegrityError, match="more than once"), repo.lock(exclusive=False):
+        repo.write_snapshot(manifest)
+    assert repo.list_snapshots() == []
+
+
+# --- every path and attribute inside the bundle --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attr", "value", "named"),
+    [
+        ("folder", "../../../etc", "'../../../etc'"),
+        ("folder", "/etc", "'/etc'"),
+        ("folder", "files/workspaceartifactstore/no/such/folder", "holds no file"),
+        ("folder", ["a", "list"], "attribute 'folder' must be str"),
+        ("location", "../../etc/passwd", "files/../../etc/passwd"),
+        ("location", "ds/./x", "files/ds/./x"),
+    ],
+)
+def test_an_asset_attribute_outside_the_bundle_is_refused(
+    repo: Path, attr: str, value: Any, named: str
+) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["assets"][0]["attrs"][attr] = value
+
+    _rehashed(repo, edit)
+    _refused(repo, named, "verify")
+    ran = amlport("verify", str(repo), "--deep")
+    assert_clean_failure(ran, code=4, says=named)
+
+
+def test_an_asset_naming_a_file_not_in_the_manifest_is_refused_on_read(repo: Path) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["assets"][0]["files"].append("files/x[/]y/not-there")
+        doc["assets"][-1]["v2_yaml"] = "assets/ghost.yaml"
+
+    _rehashed(repo, edit)
+    _refused(repo, "not in files", "verify")
+
+
+def test_a_model_folder_of_the_snapshot_is_accepted(repo: Path) -> None:
+    folder = _object_path(repo, "outputs/model/MLmodel")[1]["path"].rsplit("/", 1)[0]
+
+    def edit(doc: dict[str, Any]) -> None:
+        doc["assets"][0]["attrs"]["folder"] = folder + "/"
+
+    _rehashed(repo, edit)
+    assert amlport("verify", str(repo)).returncode == 0
+
+
+# --- config.json values amlport does not implement -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"objects": {"hash": "blake3", "fanout": 2}}, 'objects.hash = "blake3"'),
+        ({"objects": {"hash": "sha256", "fanout": 3}}, "objects.fanout = 3"),
+        ({"objects": {"hash": "sha256", "fanout": 2.0}}, "objects.fanout = 2.0"),
+        ({"objects": {"hash": "sha256"}}, "no fanout"),
+        ({"objects": {"hash": "sha256", "fanout": 2, "compression": "zstd"}}, "compression"),
+        ({"objects": "sha256/2"}, "'objects' is not an object"),
+        ({"encryption": {"cipher": "aes-256-gcm"}}, "'encryption'"),
+        ({"version": True}, "repository format True"),
+    ],
+)
+def test_a_config_declaring_an_unknown_layout_is_refused(
+    repo: Path, change: dict[str, Any], named: str
+) -> None:
+    config = json.loads((repo / "config.json").read_text())
+    config.update(change)
+    (repo / "config.json").write_text(json.dumps(config))
+    for command in ("verify", "snapshots", "prune"):
+        args = [command, str(repo)] if command != "prune" else ["forget", str(repo), "--prune"]
+        ran = amlport(*args, *(["--keep-last", "1"] if command == "prune" else []))
+        assert_clean_failure(ran, code=4, says=named)
+
+
+# --- only regular files are read, never more than they may hold ----------------------------
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _dev_zero(path: Path) -> None:
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
+def _directory(path: Path) -> None:
+    path.unlink()
+    (path / "inside").mkdir(parents=True)
+
+
+def _link_to_copy(path: Path) -> None:
+    copy = path.with_name("elsewhere")
+    shutil.copy(path, copy)
+    path.unlink()
+    path.symlink_to(copy)
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (_fifo, "a FIFO"),
+        (_dev_zero, "symbolic link"),
+        (_directory, "a directory"),
+        (_link_to_copy, "symbolic link"),
+    ],
+)
+def test_a_special_file_in_place_of_an_object_is_refused_without_hanging(
+    repo: Path, make: Callable[[Path], None], named: str
+) -> None:
+    path, entry = _object_path(repo, "model.pkl")
+    make(path)
+    ran = subprocess_cli("verify", str(repo), timeout=GUARD_S)
+    assert_clean_failure(ran, code=4, says=named)
+    assert entry["path"] in ran.stderr + ran.stdout
+    assert ran.peak_rss_mb < 500, ran.peak_rss_mb
+
+
+@pytest.mark.parametrize("make", [_fifo, _dev_zero], ids=["fifo", "dev-zero"])
+@pytest.mark.parametrize("command", ["verify", "snapshots", "backup"])
+def test_a_special_config_is_refused_without_hanging(
+    repo: Path, golden: tuple[Path, Path], make: Callable[[Path], None], command: str
+) -> None:
+    make(repo / "config.json")
+    args = ["backup", str(golden[1]), "--repo", str(repo)] if command == "backup" else []
+    ran = subprocess_cli(*(args or [command, str(repo)]), timeout=GUARD_S)
+    assert ran.returncode in (2, 4), ran.explain()
+    assert_clean_failure(ran, code=ran.returncode)
+    assert "config.json" in ran.stderr, ran.explain()
+
+
+@pytest.mark.parametrize("make", [_fifo, _dev_zero], ids=["fifo", "dev-zero"])
+def test_special_files_among_snapshots_locks_and_index_are_not_read(
+    repo: Path, golden: tuple[Path, Path], make: Callable[[Path], None]
+) -> None:
+    sid = _snapshot_id(repo)
+    for folder in ("snapshots", "locks", "index"):
+        (repo / folder).mkdir(exist_ok=True)
+        odd = repo / folder / ("f" * 64 + ".json")
+        odd.write_text("{}")
+        make(odd)
+    [index] = [p for p in (repo / "index").glob("*.json") if p.name != "f" * 64 + ".json"]
+    make(index)  # the cache itself: ignored with a warning, the blobs are read again
+    ran = subprocess_cli("backup", str(golden[1]), "--repo", str(repo), timeout=GUARD_S)
+    assert ran.returncode in (0, 1), ran.explain()
+    assert index.is_file() and not index.is_symlink()  # saved again, in its place
+    listed = subprocess_cli("snapshots", str(repo), "--json", timeout=GUARD_S)
+    assert listed.returncode == 0, listed.explain()
+    assert sid in listed.stdout
+    assert subprocess_cli("verify", str(repo), timeout=GUARD_S).returncode == 0
+
+
+def test_an_object_larger_than_its_manifest_says_is_not_read(repo: Path) -> None:
+    path, entry = _object_path(repo, "model.pkl")
+    with path.open("r+b") as fh:  # sparse: 64 GiB that would take minutes to hash
+        fh.truncate(64 << 30)
+    ran = subprocess_cli("verify", str(repo), "--json", timeout=GUARD_S)
+    assert ran.returncode == 4, ran.explain()
+    [problem] = ran.json()["problems"]
+    assert problem["kind"] == "size_mismatch" and str(64 << 30) in problem["message"]
+    assert ran.json()["bytes_checked"] < 64 << 20
+    assert ran.seconds < GUARD_S
+
+
+def test_a_directory_where_a_new_object_belongs_is_named(tmp_path: Path) -> None:
+    ws = new_workspace(tmp_path / "ws")
+    data = b"a file whose object slot is taken\n"
+    ws.put_run_file("r1", "outputs/x.txt", data)
+    repo = tmp_path / "repo"
+    Repository.init(repo)
+    hexd = hashlib.sha256(data).hexdigest()
+    (repo / "objects" / "sha256" / hexd[:2] / hexd / "inside").mkdir(parents=True)
+    ran = amlport("backup", str(ws.root), "--repo", str(repo))
+    assert ran.returncode in (3, 4), ran.explain()
+    assert_clean_failure(ran, code=ran.returncode, says="repository file belongs")
+
+
+def test_an_object_cut_short_is_stored_again(repo: Path, golden: tuple[Path, Path]) -> None:
+    path, _ = _object_path(repo, "model.pkl")
+    path.write_bytes(path.read_bytes()[:100])  # same name, fewer bytes
+    ran = amlport("backup", str(golden[1]), "--repo", str(repo))
+    assert ran.returncode == 0, ran.explain()
+    assert amlport("verify", str(repo)).returncode == 0
+
+
+# --- what a backup records is checked before it says "done" --------------------------------
+
+
+def _poison_index(repo: Path, suffix: str, other_suffix: str) -> None:
+    """Point the index row of one blob at the object of another blob."""
+    [index] = (repo / "index").glob("*.json")
+    doc = json.loads(index.read_text())
+    other = _object_path(repo, other_suffix)[1]["digest"]
+    rows = [r for r in doc["entries"] if r["name"].endswith(suffix) and "/" not in r["container"]]
+    assert rows
+    for row in rows:
+        row["digest"] = other
+    index.write_text(json.dumps(doc))
+
+
+def test_a_poisoned_index_does_not_make_backup_record_a_wrong_snapshot(
+    repo: Path, golden: tuple[Path, Path]
+) -> None:
+    _poison_index(repo, "model.pkl", "std_log.txt")
+    ran = amlport("backup", str(golden[1]), "--repo", str(repo), "--json")
+    assert ran.returncode == 0, ran.explain()
+    checked = amlport("verify", str(repo))
+    assert checked.returncode == 0, checked.explain()  # the blob was read and stored again
+    latest = _manifest_by_id(repo, ran.json()["snapshot"])
+    entry = next(f for f in latest["files"] if f["path"].endswith("model.pkl"))
+    assert entry["digest"] == "sha256:" + hashlib.sha256(bytes(range(256)) * 8).hexdigest()
+
+
+def _manifest_by_id(repo: Path, sid: str) -> dict[str, Any]:
+    return json.loads((repo / "snapshots" / f"{sid}.json").read_bytes())
+
+
+def test_a_snapshot_recording_a_size_its_object_lacks_is_not_written(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "r")
+    digest = repo.put_bytes(b"twelve bytes")
+    path = "files/ws/a[/]b\\c.txt"
+    manifest = Manifest(
+        source={"account": "a"},
+        files=[FileEntry(path, digest, 13)],
+        assets=[AssetEntry("data", "d", "data:d", files=[path])],
+    )
+    with pytest.raises(IntegrityError, match=r"12 bytes stored, 13 recorded") as err:
+        with repo.lock(exclusive=False):
+            repo.write_snapshot(manifest)
+    assert path in str(err.value) and err.value.exit_code == 4
+    assert repo.list_snapshots() == []
+
+
+# --- archives carry what their snapshots reference, nothing else ---------------------------
+
+
+def _pack(golden: tuple[Path, Path], tmp_path: Path) -> Path:
+    out = tmp_path / "pack.tar.gz"
+    ran = amlport("pack", str(golden[0]), "--snapshot", _snapshot_id(golden[0]), "-o", str(out))
+    assert ran.returncode == 0, ran.explain()
+    return out
+
+
+def _object_member(data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    hexd = hashlib.sha256(data).hexdigest()
+    info, _ = _extra(f"objects/sha256/{hexd[:2]}/{hexd}")
+    return info, data
+
+
+@pytest.mark.parametrize("size", [10, 3 << 20], ids=["small", "3MiB"])
+def test_unpack_refuses_an_unreferenced_object(
+    golden: tuple[Path, Path], tmp_path: Path, size: int
+) -> None:
+    members = [*_members(_pack(golden, tmp_path)), _object_member(os.urandom(size))]
+    archive = _write(tmp_path / "extra.tar.gz", members)
+    ran = amlport("unpack", str(archive), "--to", str(tmp_path / "fresh"))
+    assert_clean_failure(ran, code=4, says="no snapshot of the archive references")
+    assert not (tmp_path / "fresh").exists()  # refused before anything is written
+
+
+def test_unpack_refuses_an_object_larger_than_its_snapshot_says(
+    golden: tuple[Path, Path], tmp_path: Path
+) -> None:
+    members = [
+        (m, d + b"\0" * 1000) if m.name.startswith("objects/sha256/") else (m, d)
+        for m, d in _members(_pack(golden, tmp_path))
+    ]
+    ran = amlport("unpack", str(_write(tmp_path / "big.tar.gz", members)), "--to", str(tmp_path))
+    assert_clean_failure(ran, code=4, says="its snapshot records")
+
+
+# --- the local file system is not Azure: a backslash is a character -----------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["outputs/a\\b.txt", "outputs/..\\..\\evil.txt", "outputs/x[/]y\\[bold]z.txt"]
+)
+def test_a_backup_of_a_name_with_a_backslash_passes_its_own_check(
+    tmp_path: Path, name: str
+) -> None:
+    ws = new_workspace(tmp_path / "ws")
+    ws.put_run_file("r1", name, "payload\n")
+    repo = tmp_path / "repo"
+    ran: Ran = amlport("backup", str(ws.root), "--repo", str(repo))
+    assert ran.returncode == 0, ran.explain()
+    assert amlport("verify", str(repo)).returncode == 0
+    paths = [f["path"] for f in _manifest(repo)["files"]]
+    assert any(p.endswith(name) for p in paths), paths
+    assert not (tmp_path / "evil.txt").exists()
+
+
+# --- an Azure repository bounds what it reads too ------------------------------------------
+
+
+@pytest.mark.azurite
+def test_an_azure_repository_never_reads_more_than_a_value_may_hold(azurite: Any) -> None:
+    acct = azurite.target
+    container = acct.service_client().get_container_client("trust-bounds")
+    url = f"{acct.url}/trust-bounds/r"
+    from amlport.storage.opener import StorageAuth
+
+    auth = StorageAuth(connection_string=acct.connection_string)
+    repo = Repository.init(url, auth=auth)
+    digest = repo.put_bytes(b"small object")
+    assert isinstance(repo.store, AzureStore)
+    key = f"r/objects/sha256/{digest[7:9]}/{digest[7:]}"
+    container.upload_blob(key, b"x" * (1 << 20), overwrite=True)  # grown behind our back
+    with pytest.raises(IntegrityError, match="1048576 bytes, the manifest says 12"):
+        repo.objects.get_bytes(digest, 12)
+    size, problem = repo.objects.measure(digest, 12)
+    assert size == 1 << 20 and problem is None  # measured, not read
+    container.upload_blob("r/config.json", b" " * (1 << 20), overwrite=True)
+    with pytest.raises(IntegrityError, match="config.json has 1048576 bytes"):
+        Repository.open(url, auth=auth)
+    repo.close()
