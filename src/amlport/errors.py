@@ -8,6 +8,7 @@ remember it (a URL with ``user:password@`` or a SAS echoed back by a parser or t
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -84,3 +85,24 @@ class PartialFailure(AmlportError):
     """Some items failed; the rest is done and recorded."""
 
     exit_code = ExitCode.PARTIAL
+
+
+# ENOSPC: the device is full; EFBIG: a file size limit (ulimit -f); EDQUOT: a quota.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class DiskFull(AmlportError):
+    """A local write failed for want of space (or of a size limit): not an internal error."""
+
+    @classmethod
+    def of(cls, exc: OSError, what: str | None = None) -> DiskFull | None:
+        """The ``DiskFull`` an ``OSError`` means, or None when it means something else."""
+        if exc.errno not in DISK_FULL_ERRNOS:
+            return None
+        where = what or exc.filename or "a local file"
+        return cls(
+            f"cannot write {where}: {exc.strerror or 'no space left'} (the disk is full, or a "
+            "quota or file size limit was reached)",
+            hint="free space (or raise the limit) and run the command again: it continues "
+            "where it stopped",
+        )

@@ -261,7 +261,7 @@ def test_special_files_among_snapshots_locks_and_index_are_not_read(
 
 
 def test_an_object_larger_than_its_manifest_says_is_not_read(repo: Path) -> None:
-    path, entry = _object_path(repo, "model.pkl")
+    path, _ = _object_path(repo, "model.pkl")
     with path.open("r+b") as fh:  # sparse: 64 GiB that would take minutes to hash
         fh.truncate(64 << 30)
     ran = subprocess_cli("verify", str(repo), "--json", timeout=GUARD_S)
@@ -334,9 +334,11 @@ def test_a_snapshot_recording_a_size_its_object_lacks_is_not_written(tmp_path: P
         files=[FileEntry(path, digest, 13)],
         assets=[AssetEntry("data", "d", "data:d", files=[path])],
     )
-    with pytest.raises(IntegrityError, match=r"12 bytes stored, 13 recorded") as err:
-        with repo.lock(exclusive=False):
-            repo.write_snapshot(manifest)
+    with (
+        pytest.raises(IntegrityError, match=r"12 bytes stored, 13 recorded") as err,
+        repo.lock(exclusive=False),
+    ):
+        repo.write_snapshot(manifest)
     assert path in str(err.value) and err.value.exit_code == 4
     assert repo.list_snapshots() == []
 
@@ -420,6 +422,6 @@ def test_an_azure_repository_never_reads_more_than_a_value_may_hold(azurite: Any
     size, problem = repo.objects.measure(digest, 12)
     assert size == 1 << 20 and problem is None  # measured, not read
     container.upload_blob("r/config.json", b" " * (1 << 20), overwrite=True)
-    with pytest.raises(IntegrityError, match="config.json has 1048576 bytes"):
+    with pytest.raises(IntegrityError, match=r"config\.json has 1048576 bytes"):
         Repository.open(url, auth=auth)
     repo.close()

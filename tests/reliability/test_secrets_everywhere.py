@@ -150,6 +150,8 @@ def _seed(ws: Workspace) -> dict[str, str]:
     values["pkl"] = PKL_KEY
     # a SAS in a blob name
     ws.put(f"{BLOBSTORE}/LocalUpload/upn/data?sv=1&sig={SIGE}.csv", "a,b\n")
+    ws.put(f"{BLOBSTORE}/LocalUpload/upn/[x]/[bold]a?access_token=Tok3nInAName&x=[/].txt", "a\n")  # hostile
+    values["name_token"] = "Tok3nInAName"
     return values
 
 
@@ -168,7 +170,14 @@ def test_scan_audit_export_and_verify_find_every_seeded_secret(tmp_path: Path) -
 
     audit = cli("audit", str(ws.root), "--format", "json")
     assert audit.returncode in (1, 5), audit.explain()
-    assert "secrets_in_files" in audit.stdout or "secret" in audit.stdout
+    failed = {
+        r["path"]
+        for r in json.loads(audit.stdout)["results"]
+        if r["rule_id"] == "AMLP-HYG-002" and r["state"] == "fail"
+    }
+    assert any(p.endswith("/src/.env") for p in failed) and any(
+        p.endswith("win.log") for p in failed
+    )
 
     repo = tmp_path / "repo"
     export = cli("backup", str(ws.root), "--repo", str(repo), "--json")

@@ -52,6 +52,7 @@ def main_options(
     ),
 ) -> None:
     common.State.debug = debug
+    common.State.reads = []
 
 
 def _walk(
@@ -90,7 +91,11 @@ def scan(
     specs: Path | None = SpecsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the scan report as JSON."),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="Also write the JSON report to this file."
+        None,
+        "-o",
+        "--output",
+        callback=common.checked_output,
+        help="Also write the JSON report to this file.",
     ),
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,
@@ -132,7 +137,9 @@ def lineage(
     upstream: bool = typer.Option(False, "--upstream", help="Only what the node derives from."),
     downstream: bool = typer.Option(False, "--downstream", help="Only what derives from it."),
     fmt: str = typer.Option("json", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write to this file."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", callback=common.checked_output, help="Write to this file."
+    ),
     specs: Path | None = SpecsOpt,
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,

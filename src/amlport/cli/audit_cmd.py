@@ -60,7 +60,9 @@ def audit(
     ),
     fmt: str = typer.Option("table", "--format", "-f", help=f"One of: {', '.join(FORMAT_NAMES)}."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the report here."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", callback=common.checked_output, help="Write the report here."
+    ),
     fail_on: str = typer.Option("high", "--fail-on", help="low, medium or high: exit 5 at/above."),
     strict: bool = typer.Option(False, "--strict", help="Count not-checked rules as failed."),
     rule: list[str] | None = typer.Option(None, "--rule", help="Only these rule ids/patterns."),

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,7 +23,7 @@ from rich.progress import (
 
 from amlport.cli.process import Terminated
 from amlport.cli.terminal import SafeConsole, document_text, line
-from amlport.errors import AmlportError, ExitCode, UsageError
+from amlport.errors import AmlportError, DiskFull, ExitCode, UsageError
 from amlport.secrets import redact
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth, open_source
@@ -36,12 +36,17 @@ err: Console = SafeConsole(stderr=True)
 
 class State:
     debug = False
+    # What this run reads (write guard, docs/design/0004): an output file (-o) may not land
+    # inside any of them, however the path is spelled.
+    reads: ClassVar[list[Any]] = []
 
 
 def fail(exc: BaseException) -> NoReturn:
     """Report an error in one line (traceback only with --debug) and exit with its code."""
     if State.debug:
         err.print_exception(show_locals=False)
+    if isinstance(exc, OSError) and (full := DiskFull.of(exc)) is not None:
+        exc = full  # a full disk (or a size limit) is the user's to fix, not an internal error
     if isinstance(exc, AmlportError):
         err.print(line(("amlport: error:", "bold red"), f" {exc.message}"))
         if exc.hint:
@@ -142,7 +147,16 @@ def source_from(
     workspace_file: Path | None,
 ) -> Source:
     auth = auth_from(location, connection_string, account_key, sas_token, credential)
-    return open_source(location, workspace_file=workspace_file, auth=auth)
+    source = open_source(location, workspace_file=workspace_file, auth=auth)
+    reads_from(source)
+    return source
+
+
+def reads_from(source: Source) -> None:
+    """Record a source of this run: ``-o`` files are refused inside it (``output_path``)."""
+    from amlport.storage.guard import place_of_source
+
+    State.reads.append(place_of_source(source))
 
 
 def auth_from(
@@ -225,7 +239,37 @@ def write_json(data: Any, path: Path | None) -> None:
         write_text_atomic(path, text)
 
 
+def output_path(path: Path) -> Path:
+    """Check an ``-o`` file before anything is written, the same way for every command: its
+    folder must exist (never created behind the user's back), it must not be a folder, and
+    it must not lie inside what the run reads (the write guard's source rule)."""
+    from amlport.storage.guard import local_place, refuse_overlap
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"-o {path}: is a folder", hint="name a file to write")
+    if not folder.is_dir():
+        raise UsageError(
+            f"-o {path}: the folder {folder} does not exist",
+            hint="create it first, or name a file in an existing folder",
+        )
+    for place in State.reads:
+        refuse_overlap(place, local_place(path), "output file")
+    return path
+
+
+def checked_output(value: Path | None) -> Path | None:
+    """Typer callback of every ``-o``: the folder check at parse time, before any work."""
+    if value is None:
+        return None
+    try:
+        return output_path(value)
+    except UsageError as exc:
+        raise typer.BadParameter(f"{exc.message} ({exc.hint})") from None
+
+
 def write_text_atomic(path: Path, text: str) -> None:
+    output_path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

@@ -340,7 +340,9 @@ def _info_row(info: SnapshotInfo) -> dict[str, Any]:
 def pack(
     repo: Path = RepoArg,
     snapshot: str = typer.Option(..., "--snapshot", help="Snapshot id (or prefix) to pack."),
-    output: Path = typer.Option(..., "-o", "--output", help="The .tar.gz to write."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", callback=common.checked_output, help="The .tar.gz to write."
+    ),
 ) -> None:
     """Write one snapshot and exactly its objects to a .tar.gz for handing over."""
     with guarded():

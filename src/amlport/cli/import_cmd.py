@@ -34,7 +34,9 @@ def map_init(
     repo: Path = typer.Argument(..., help="Bundle repository."),
     snapshot: str | None = typer.Option(None, "--snapshot", help="Snapshot (default: latest)."),
     source: str | None = SourceOpt,
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", callback=common.checked_output, help="Write here, not stdout."
+    ),
 ) -> None:
     """Write a map-file template listing every source identity that needs a target."""
     with guarded():

@@ -30,13 +30,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 from amlport import __version__
 from amlport.bundle import Repository
 from amlport.bundle.index import SourceIndex
-from amlport.errors import (
-    AccessDenied,
-    AmlportError,
-    IntegrityError,
-    SourceError,
-    TransientStorageError,
-)
+from amlport.errors import AmlportError, IntegrityError
 from amlport.model.manifest import FileEntry, Manifest, RedactionRecord, RewriteRecord
 from amlport.rewriters.files import format_of, needs_rewrite, rewrite_file
 from amlport.rewriters.rules import RewriteResult, RewriteRules
@@ -50,6 +44,7 @@ from amlport.secrets import (
     may_hold_secret,
     unredacted,
 )
+from amlport.storage import outage
 from amlport.storage.base import BlobInfo, InFlight, Source
 from amlport.storage.reuse import ReusingSource
 from amlport.walk.handlers import SPECS_CONTAINER
@@ -66,8 +61,9 @@ STREAM_ABOVE = 8 * 1024 * 1024  # larger text files are rewritten as a stream
 READ_WHOLE = 1024 * 1024
 MAX_REWRITE_BYTES = 64 * 1024 * 1024  # YAML and MLmodel up to this size are parsed whole
 QUEUE_PER_WORKER = 4  # files queued per worker (bounded: memory does not grow with the count)
-OUTAGE_AFTER = 4  # consecutive source failures that mean the source is down
-NOT_ATTEMPTED = "not attempted: the transfer stopped when the source went down"
+# The outage policy is storage/outage.py's (promote uses the same); names kept for callers.
+OUTAGE_AFTER = outage.OUTAGE_AFTER
+NOT_ATTEMPTED = outage.NOT_ATTEMPTED
 
 
 @dataclass
@@ -106,7 +102,7 @@ class BundleWriter:
         self.warnings: list[str] = []
         self.stats = TransferStats()
         self._lock = threading.Lock()
-        self._streak = 0  # consecutive source failures
+        self._breaker = outage.OutageBreaker()  # consecutive source failures
         self._cancelled = False
         self._abandon = threading.Event()  # set when the transfer is interrupted
         # One string per digest for the entries and index rows the transfer makes: equal
@@ -274,21 +270,14 @@ class BundleWriter:
     ) -> None:
         """Copy one file (a worker): counts consecutive source failures, and after
         ``OUTAGE_AFTER`` of them declares the source down, so no other file is tried."""
-        if self.stats.stopped is not None:
-            raise SourceError(NOT_ATTEMPTED)
+        self._breaker.check()
         try:
             self._copy(repo, index, carried, path, blob)
         except AmlportError as exc:
-            outage = _is_outage(exc)
-            with self._lock:
-                self._streak = self._streak + 1 if outage else 0
-                if self._streak >= OUTAGE_AFTER and self.stats.stopped is None:
-                    self.stats.stopped = (
-                        f"the source failed {self._streak} times in a row: {exc.message}"
-                    )
+            self._breaker.failed(exc)
+            self.stats.stopped = self._breaker.stopped
             raise
-        with self._lock:
-            self._streak = 0
+        self._breaker.succeeded()
 
     def _store_generated(self, repo: Repository, path: str, data: bytes) -> None:
         digest = self._put(repo, data)
@@ -541,12 +530,6 @@ class _Rewritten:
     result: RewriteResult
     source_digest: str = ""
     read: int = 0
-
-
-def _is_outage(exc: AmlportError) -> bool:
-    """Does this failure say the whole source is down (unreachable, throttled past its
-    retries, access lost), rather than that one blob is missing or unreadable?"""
-    return isinstance(exc, (TransientStorageError, AccessDenied)) or type(exc) is SourceError
 
 
 def _rewrites(blob: BlobInfo) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from amlport.bundle import Repository
-from amlport.errors import AmlportError, ExitCode, IntegrityError, UsageError
+from amlport.errors import AmlportError, DiskFull, ExitCode, IntegrityError, UsageError
 from amlport.importers.base import ImportAction, ImportContext, Importer
 from amlport.importers.datastore import DatastoreImporter
 from amlport.importing import records
@@ -168,7 +168,10 @@ def run_import(
         guarded.ensure_containers()
         result.actions = _apply(planned, ctx, result, request.workers, progress)
         if result.changed:
-            result.record = _write_record(guarded, manifest, request.mapping, result)
+            try:
+                result.record = _write_record(guarded, manifest, request.mapping, result)
+            except DiskFull as exc:  # the files are written (exit 3); a re-run adds the record
+                result.failures.append(f"import record: {exc.message}")
     return result
 
 

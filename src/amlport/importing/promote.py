@@ -36,6 +36,7 @@ from amlport.rewriters.rules import Identity, RewriteRules, Unmappable
 from amlport.storage.azure import AzureSource
 from amlport.storage.base import BlobInfo, Source
 from amlport.storage.guard import GuardedTarget, WriteGuard, place_of_source
+from amlport.storage.outage import OutageBreaker
 from amlport.storage.target import DIGEST_METADATA, Target, TargetBlob
 from amlport.walk import WalkOptions, walk_with_listing
 
@@ -204,12 +205,18 @@ def run_promote(
         guarded.ensure_containers()
     blobs = sorted(writer.blobs.values(), key=lambda b: (b.container, b.name))
 
+    breaker = OutageBreaker()  # export's policy: the source down, no other blob is tried
+
     def safe(blob: BlobInfo) -> str:
         try:
-            return promoter.one(blob)
+            breaker.check()
+            action = promoter.one(blob)
         except AmlportError as exc:
+            breaker.failed(exc)
             promoter.result.failures.append(f"{blob.container}/{blob.name}: {exc.message}")
             return "failed"
+        breaker.succeeded()
+        return action
 
     with ThreadPoolExecutor(
         max_workers=request.workers, thread_name_prefix="amlport-promote"
@@ -219,6 +226,8 @@ def run_promote(
             if progress:
                 progress("promote", n, len(blobs))
     result = promoter.result
+    if breaker.stopped is not None:
+        result.failures.insert(0, f"promote stopped: {breaker.stopped}")
     if not request.dry_run and (result.actions["create"] or result.actions["update"]):
         result.record = _write_record(guarded, mapping, inv.source.to_dict(), assets, result)
     return result

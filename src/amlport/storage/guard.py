@@ -156,7 +156,7 @@ def refuse_overlap(source: Place | None, dest: Place | None, what: str) -> None:
     raise WriteRefused(
         f"the {what} {dest.label} {source.relation(dest)} {source.label}: amlport never "
         "writes into what it reads; nothing was written",
-        hint=f"give a {what} outside the source",
+        hint=f"give {'an' if what[0] in 'aeiou' else 'a'} {what} outside the source",
     )
 
 

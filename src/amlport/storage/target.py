@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from amlport.errors import AmlportError, UsageError
+from amlport.errors import AmlportError, DiskFull, UsageError
 from amlport.model.workspace import WorkspaceDescriptor
 
 DIGEST_METADATA = "amlport_sha256"
@@ -233,6 +233,9 @@ class LocalTarget(Target):
                 os.fsync(fh.fileno())
             tmp.replace(path)
         except OSError as exc:
+            full = DiskFull.of(exc, f"{container}/{name!r} to {self.root}")
+            if full is not None:
+                raise full from None  # a failed item; the files already written stay
             if exc.errno not in _NAME_ERRNOS:
                 raise
             raise UnwritableName(
