@@ -1,4 +1,5 @@
-"""Secret detection and redaction: pure functions, no I/O.
+"""Secret detection and redaction: pure functions (``scan_stream`` reads the stream it is
+given, nothing else).
 
 One place knows what a secret looks like, so the walker (findings), the exporters (scrubbing),
 ``verify --secrets``, the error messages and the logs all agree. Values are never returned or
@@ -16,7 +17,9 @@ were base64-encoded. ``find_secrets_in_bytes`` and ``ByteScanner`` search raw by
 
 Speed: each pattern names the substrings (``triggers``) without which it cannot match; text
 holding none of a pattern's triggers skips that pattern, and text holding no trigger at all
-skips every regular expression (one lower-casing and a few substring searches).
+skips every regular expression (one lower-casing and a few substring searches). Binary data
+is searched only in its runs of printable text (``_search_bytes``). Design:
+docs/design/0004-safety-by-construction.md, "One secret detector".
 """
 
 from __future__ import annotations
@@ -493,12 +496,10 @@ def describe(counts: Counter[str]) -> str:
 
 
 def unredacted(counts: Counter[str]) -> str:
-    """The warning for stored bytes that still hold a secret (one wording, so that the
-    rewriter's and the export writer's reports of one file are one warning)."""
+    """Why a file's bytes are not exported (the rewriter and the export writer say it alike)."""
     return (
         f"holds what looks like a secret ({describe(counts)}) that could not be redacted "
-        "(binary or unknown encoding); stored as it is: rotate the credential, or leave the "
-        "file out"
+        "(binary or unknown encoding)"
     )
 
 

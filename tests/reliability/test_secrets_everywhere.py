@@ -16,8 +16,13 @@ from pathlib import Path
 import pytest
 from rel_workspace import BLOBSTORE, Workspace, cli, new_workspace
 
+from amlport.bundle import Repository
 from amlport.errors import AmlportError, ParseError
+from amlport.export import ExportRequest, run_export
+from amlport.export import writer as writer_mod
+from amlport.model.manifest import FileEntry
 from amlport.secrets import ByteScanner, find_secrets, find_secrets_in_bytes, redact
+from amlport.storage.local import LocalSource
 
 ACCOUNT = "relsecretseverywhere"
 KEY = base64.b64encode(b"K" * 20 + os.urandom(44)).decode()  # 88 chars, ends "=="
@@ -150,8 +155,10 @@ def _seed(ws: Workspace) -> dict[str, str]:
     values["pkl"] = PKL_KEY
     # a SAS in a blob name
     ws.put(f"{BLOBSTORE}/LocalUpload/upn/data?sv=1&sig={SIGE}.csv", "a,b\n")
-    ws.put(f"{BLOBSTORE}/LocalUpload/upn/[x]/[bold]a?access_token=Tok3nInAName&x=[/].txt", "a\n")  # hostile
+    hostile = "[x]/[bold]a?access_token=Tok3nInAName&x=[/].txt"  # markup and a token
+    ws.put(f"{BLOBSTORE}/LocalUpload/upn/{hostile}", "a\n")
     values["name_token"] = "Tok3nInAName"
+    ws.put(f"{BLOBSTORE}/LocalUpload/upn/bad&sig={SIGE}.yaml", "a: [\n")  # a malformed-file finding
     return values
 
 
@@ -184,24 +191,51 @@ def test_scan_audit_export_and_verify_find_every_seeded_secret(tmp_path: Path) -
     assert export.returncode == 1, export.explain()  # warnings: never a silent 0
     result = json.loads(export.stdout)
     warnings = "\n".join(result["warnings"])
-    assert "model.pkl: holds what looks like a secret" in warnings
+    pkl = "files/workspaceblobstore/LocalUpload/upb/model.pkl"
+    assert f"not exported: {pkl}: holds what looks like a secret" in warnings
     assert "not exported" in warnings and "sig=REDACTED" in warnings  # the named blob
 
     texts = [scan.stdout + scan.stderr, audit.stdout + audit.stderr, export.stdout + export.stderr]
     written = [p for p in repo.rglob("*") if p.is_file()]
     for where, value in values.items():
         assert all(value not in t for t in texts), f"{where} leaked in output"
-        if where == "pkl":
-            continue  # binary: stored unaltered, reported (and found by verify --secrets)
         leaked = [p for p in written if value.encode() in p.read_bytes()]
         assert not leaked, f"{where} leaked into {leaked}"
 
+    # Export stored none of them: verify --secrets agrees.
+    assert cli("verify", str(repo), "--secrets").returncode == 0
+
+
+def _plant(repo: Path, path: str, data: bytes) -> None:
+    """A snapshot holding ``data`` at ``path``, as an older amlport (or a hand) could write."""
+    repository = Repository.open(str(repo))
+    manifest = repository.load_snapshot(repository.list_snapshots()[-1].id)
+    digest, _ = repository.add_bytes(data)
+    manifest.files.append(FileEntry(path=path, digest=digest, size=len(data)))
+    manifest.created, manifest.snapshot_id = "", None
+    repository.write_snapshot(manifest)
+
+
+def test_verify_secrets_finds_a_secret_in_any_stored_object(tmp_path: Path) -> None:
+    ws = new_workspace(tmp_path / "ws", ACCOUNT)
+    ws.put(f"{BLOBSTORE}/LocalUpload/up1/src/train.py", "print('hello')\n")
+    repo = tmp_path / "repo"
+    assert cli("backup", str(ws.root), "--repo", str(repo)).returncode == 0
+    pickle = b"\x80\x04\x95" + f"AccountKey={PKL_KEY};".encode() + os.urandom(3000)
+    _plant(repo, "files/workspaceblobstore/old/model.pkl", pickle)
+    _plant(repo, "files/workspaceblobstore/old/win.log", f"sig={SIGE}\n".encode("utf-16"))
     verify = cli("verify", str(repo), "--secrets", "--json")
     assert verify.returncode == 4, verify.explain()
-    doc = json.loads(verify.stdout)
-    hits = doc["secrets"]["hits"]
-    assert [h["path"] for h in hits if h["path"].endswith("model.pkl")]
-    assert all(PKL_KEY not in json.dumps(h) for h in hits) and PKL_KEY not in verify.stderr
+    hits = json.loads(verify.stdout)["secrets"]["hits"]
+    paths = {h["path"] for h in hits}
+    assert {
+        "files/workspaceblobstore/old/model.pkl",
+        "files/workspaceblobstore/old/win.log",
+    } <= paths
+    text = verify.stdout + verify.stderr
+    assert PKL_KEY not in text and SIGE not in text
+    human = cli("verify", str(repo), "--secrets")
+    assert human.returncode == 4 and "old/model.pkl: account_key x1" in human.stdout + human.stderr
 
 
 def test_verify_secrets_passes_a_clean_repository(tmp_path: Path) -> None:
@@ -212,3 +246,31 @@ def test_verify_secrets_passes_a_clean_repository(tmp_path: Path) -> None:
     verify = cli("verify", str(repo), "--secrets")
     assert verify.returncode == 0, verify.explain()
     assert "0 hit(s)" in verify.stdout
+
+
+def test_streamed_files_holding_a_secret_are_never_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streaming paths (large binaries copied raw, large text rewritten as a stream)
+    withhold a file before its object is committed: no staged byte stays behind."""
+    monkeypatch.setattr(writer_mod, "READ_WHOLE", 1024)
+    monkeypatch.setattr(writer_mod, "STREAM_ABOVE", 1024)
+    ws = new_workspace(tmp_path / "ws", ACCOUNT)
+    weights = os.urandom(300_000)
+    secret_at = 200_000  # far from the start: found by the stream scan, not a first chunk
+    pkl = weights[:secret_at] + f"AccountKey={PKL_KEY};".encode() + weights[secret_at:]
+    ws.put_run_file("job1", "outputs/model.pkl", pkl)
+    ws.put_run_file("job1", "outputs/clean.pkl", weights)
+    # UTF-16 without a byte-order mark: the redactor cannot rewrite it, the byte search sees it
+    log = ("x" * 100 + "\n") * 50 + "token: Utf16T0kenValue9\n"
+    ws.put_run_file("job1", "user_logs/run.log", log.encode("utf-16-le"))
+    result = run_export(LocalSource(ws.root), tmp_path / "repo", ExportRequest())
+    assert result.stats is not None and not result.stats.failures, result.warnings
+    assert int(result.exit_code) == 1
+    withheld = {w.split(": ")[1] for w in result.warnings if w.startswith("not exported: ")}
+    assert {p.rsplit("/", 1)[-1] for p in withheld} == {"model.pkl", "run.log"}
+    stored = [p.read_bytes() for p in (tmp_path / "repo").rglob("*") if p.is_file()]
+    assert weights in stored  # the clean binary, unaltered
+    for needle in (PKL_KEY.encode(), "Utf16T0kenValue9".encode("utf-16-le")):
+        assert not any(needle in data for data in stored)
+    assert not any("model.pkl" in f for a in result.assets for f in a.files)

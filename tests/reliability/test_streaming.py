@@ -196,16 +196,21 @@ def test_the_writer_streams_redacts_and_copies_binary_unchanged(
     _small_limits(monkeypatch)
     ws = new_workspace(tmp_path / "ws")
     text = ("a,b,c\n" * 2000 + f"AccountKey={KEY}\n").encode()
-    binary = b"\x00\x01" * 3000 + f"AccountKey={KEY}".encode() + b"\x00" * 10
+    binary = b"\x00\x01" * 3000 + b"weights" + b"\x00" * 10
+    secret = b"\x00\x01" * 3000 + f"AccountKey={KEY}".encode() + b"\x00" * 10
     ws.put_run_file("r", "outputs/table.csv", text)
     ws.put_run_file("r", "outputs/blob.dat", binary)
+    ws.put_run_file("r", "outputs/secret.dat", secret)
     ws.put_run_file("r", "outputs/big.yml", "a: 1\n" * 1000)
     result = run_export(LocalSource(ws.root), tmp_path / "repo", ExportRequest())
     assert result.stats is not None and not result.stats.failures
-    assert result.stats.streamed == 2  # the csv and the yaml; the binary went raw
+    assert result.stats.streamed == 2  # the csv and the yaml; the binaries went raw
     stored = _objects(tmp_path / "repo")
     assert text.replace(KEY.encode(), b"REDACTED") in stored
     assert binary in stored  # a binary file is never altered
+    # ... and one holding a secret it cannot redact is not stored at all (issue 17)
+    assert not any(KEY.encode() in data for data in stored)
+    assert any(w.startswith("not exported: ") and "secret.dat" in w for w in result.warnings)
     assert any("too large to parse as yaml" in w for w in result.warnings)
 
 

@@ -308,7 +308,7 @@ def _transfer_and_commit(
     if isinstance(writer.source, ReusingSource):
         writer.source.drop()  # unchanged files were not read again: their bytes go now
     result.stats = stats
-    failed = {f.split(": ", 1)[0] for f in stats.failures}
+    failed = {f.split(": ", 1)[0] for f in stats.failures} | writer.withheld  # secrets kept out
     result.warnings = sorted(set(writer.warnings)) + [f"not exported: {f}" for f in stats.failures]
     for asset in result.assets:
         asset.files = [f for f in asset.files if f not in failed]

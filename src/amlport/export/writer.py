@@ -100,6 +100,9 @@ class BundleWriter:
         self.rewrites: list[RewriteRecord] = []
         self.redactions: list[RedactionRecord] = []
         self.warnings: list[str] = []
+        # Files not stored because they hold a secret that could not be redacted: the export
+        # engine leaves them out of the assets, as it does failed files.
+        self.withheld: set[str] = set()
         self.stats = TransferStats()
         self._lock = threading.Lock()
         self._breaker = outage.OutageBreaker()  # consecutive source failures
@@ -308,10 +311,18 @@ class BundleWriter:
         }
         if blob.container == SPECS_CONTAINER:
             original = {"specs": blob.name}
-        if _rewrites(blob):
-            self._rewrite(repo, index, carried, path, blob, original)
-        else:
-            self._raw(repo, index, carried, path, blob, original)
+        try:
+            if _rewrites(blob):
+                self._rewrite(repo, index, carried, path, blob, original)
+            else:
+                self._raw(repo, index, carried, path, blob, original)
+        except _Withheld as exc:
+            with self._lock:
+                self.withheld.add(path)
+                self.warnings.append(
+                    f"not exported: {path}: {unredacted(exc.found)}; rotate the credential, "
+                    "then remove it from the file"
+                )
 
     def _raw(
         self,
@@ -335,17 +346,16 @@ class BundleWriter:
             return
         if blob.size <= READ_WHOLE:  # one read and one write: no stream, no staging file
             data = self._read(blob)
+            _withhold_if_secret(find_secrets_in_bytes(data))
             digest, size = repo.add_bytes(data)[0], len(data)
-            self._report_secrets(path, find_secrets_in_bytes(data))
             del data
         else:
             scanner = ByteScanner()
             with self._open(blob) as stream:
-                digest, size = repo.put_stream(
+                digest, size = repo.put_stream(  # raises _Withheld at the end: nothing stored
                     cast(BinaryIO, _Scanned(stream, scanner)),
                     expected_md5=_hex_md5(blob.content_md5),
                 )
-            self._report_secrets(path, scanner.close())
         digest = self._one(digest)
         index.record(blob.container, blob.name, blob.etag, blob.size, blob.content_md5, digest)
         with self._lock:  # an index miss: the bytes were read and stored (dedupe aside)
@@ -401,8 +411,8 @@ class BundleWriter:
         else:
             data = self._read(blob)
             result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
+            _withhold_if_secret(find_secrets_in_bytes(result.data))  # what redaction could not
             done = _Rewritten(self._put(repo, result.data), len(result.data), result)
-            self._report_secrets(path, find_secrets_in_bytes(result.data))
             done.source_digest, done.read = self._one(_digest(data)), len(data)
         index.record(space, blob.name, blob.etag, blob.size, blob.content_md5, done.digest)
         result = done.result
@@ -430,14 +440,6 @@ class BundleWriter:
             ]
             self.warnings += result.warnings
 
-    def _report_secrets(self, path: str, found: Counter[str]) -> None:
-        """What is stored must hold no secret: a file that still does (binary, an encoding
-        the redactor cannot rewrite) is stored as it is, with a warning (exit 1), never in
-        silence. The same search as ``scan``, ``audit`` and ``verify --secrets``."""
-        if found:
-            with self._lock:
-                self.warnings.append(f"{path}: {unredacted(found)}")
-
     def _rewrite_stream(self, repo: Repository, path: str, blob: BlobInfo) -> _Rewritten:
         """Rewrite a large text file chunk by chunk: memory stays at a few MiB."""
         fmt = format_of(blob.name, b"")
@@ -445,9 +447,8 @@ class BundleWriter:
             path, self.rules, uris=fmt != "other", binary_check=fmt in ("other", "pointer")
         )
         scanner = ByteScanner()
-        with self._open(blob) as raw:
+        with self._open(blob) as raw:  # raises _Withheld at the end: nothing stored
             digest, size = repo.put_stream(cast(BinaryIO, _Scanned(rewriter.reader(raw), scanner)))
-        self._report_secrets(path, scanner.close())
         if blob.content_md5 and rewriter.md5.hexdigest() != blob.content_md5.lower():
             raise IntegrityError(
                 f"{blob.container}/{blob.name}: content MD5 does not match the listing",
@@ -473,8 +474,22 @@ class SecretInName(AmlportError):
     """A blob's name holds a credential: the blob is not exported."""
 
 
+class _Withheld(Exception):
+    """A file holds a secret that could not be redacted: it is not stored."""
+
+    def __init__(self, found: Counter[str]) -> None:
+        super().__init__(describe(found))
+        self.found = found
+
+
+def _withhold_if_secret(found: Counter[str]) -> None:
+    if found:
+        raise _Withheld(found)
+
+
 class _Scanned(io.RawIOBase):
-    """A stream that feeds every byte read through it to a ``ByteScanner``."""
+    """A stream that feeds every byte read through it to a ``ByteScanner``; at its end it
+    raises ``_Withheld`` if the bytes hold a secret, before the object is committed."""
 
     def __init__(self, raw: BinaryIO, scanner: ByteScanner) -> None:
         super().__init__()
@@ -488,7 +503,10 @@ class _Scanned(io.RawIOBase):
         out = memoryview(buffer).cast("B")
         data = self._raw.read(len(out))
         out[: len(data)] = data
-        self._scanner.feed(data)
+        if data:
+            self._scanner.feed(data)
+        else:
+            _withhold_if_secret(self._scanner.close())
         return len(data)
 
 

@@ -9,7 +9,7 @@ from amlport.errors import ParseError
 from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
 from amlport.model.inventory import Environment, InputRef, Inventory, Loc, Model, Pointer
-from amlport.secrets import describe, find_secrets_in_bytes
+from amlport.secrets import describe, find_secrets_in_bytes, redact
 from amlport.storage.base import BlobInfo
 from amlport.walk import classify as C
 from amlport.walk import logs, parsers, specs
@@ -32,7 +32,8 @@ class Handlers:
         return self.inv.source.datastore_of(container) or container
 
     def _finding(self, code: str, path: str, msg: str, sev: Severity = Severity.MEDIUM) -> None:
-        self.inv.findings.append(Finding(code, path, msg, sev))
+        # A blob's name may hold a credential (a SAS pasted into a path): never in a finding.
+        self.inv.findings.append(Finding(code, redact(path), redact(msg), sev))
 
     def text(self, blob: BlobInfo, data: bytes, *, scan: bool = True) -> str:
         """Decode a text file, reporting non-UTF-8 content and any secret it holds."""

@@ -114,7 +114,7 @@ class _Walker:
         if found:
             self._finding(
                 F.SECRET_IN_FILE,
-                redact(f"{blob.container}/{blob.name}"),
+                f"{blob.container}/{blob.name}",  # redacted by _finding
                 f"the blob's name contains credentials ({describe(found)}); rotate them and "
                 "rename the blob: export does not copy it",
                 Severity.HIGH,
@@ -299,7 +299,8 @@ class _Walker:
     def _finding(
         self, code: str, path: str, message: str, severity: Severity = Severity.MEDIUM
     ) -> None:
-        self.inv.findings.append(Finding(code, path, message, severity))
+        # A blob's name may hold a credential (a SAS pasted into a path): never in a finding.
+        self.inv.findings.append(Finding(code, redact(path), redact(message), severity))
 
     def _read_specs(self, folder: Path) -> None:
         """``--specs DIR``: v2 YAML kept in git, merged into the inventory as ``specs/<path>``."""
