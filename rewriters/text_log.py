@@ -28,15 +28,12 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import BinaryIO, cast
 
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules
 from amlport.secrets import crosses_line, find_secrets, may_hold_secret, secret_spans
-from amlport.streams import ChunkStream
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+from amlport.streams import ChunkStream, Tee
 
 STREAM_CHUNK = 1 << 20  # bytes read at a time: memory is a few times this
 URI_MAX = 8192  # no URI is longer (model/uris.py); a run of non-stops longer than this holds none
@@ -191,8 +188,14 @@ class LogStream:
         """The rewritten bytes as a readable stream."""
         return cast(BinaryIO, io.BufferedReader(ChunkStream(self.run(src)), STREAM_CHUNK))
 
+    def _taken(self, data: bytes) -> None:
+        """What the input gave: counted and hashed as it passes."""
+        self.md5.update(data)
+        self.sha256.update(data)
+        self.read += len(data)
+
     def run(self, src: BinaryIO) -> Iterator[bytes]:
-        for piece in pieces(cast(BinaryIO, _Tap(src, self)), chunk=self.chunk):
+        for piece in pieces(cast(BinaryIO, Tee(src, self._taken)), chunk=self.chunk):
             if self.binary_check and "\x00" in piece.text:
                 raise BinaryContent("a NUL byte: binary content")
             new = self._rewrite(piece)
@@ -207,11 +210,11 @@ class LogStream:
         uris = self.uris and not piece.uri_free and may_hold_uri(piece.text)
         if not uris and not may_hold_secret(piece.text):
             return piece.text
-        if not piece.whole_lines:
-            return self._line(piece.text, piece.line, uris)
         text = piece.text
         if crosses_line(text):  # as rewrite_text: a wrapped secret goes whole first
             text = self.rec.scrub(text)
+        if not piece.whole_lines:
+            return self._line(text, piece.line, uris)
         lines = text.split("\n")
         return "\n".join(self._line(t, piece.line + i, uris) for i, t in enumerate(lines))
 
@@ -219,24 +222,3 @@ class LogStream:
         if uris:
             text, _ = self.rec.spans(text, f"line {number}")
         return self.rec.scrub(text) if may_hold_secret(text) else text
-
-
-class _Tap(io.RawIOBase):
-    """Reads the input for a ``LogStream``, counting and hashing what passes."""
-
-    def __init__(self, raw: BinaryIO, into: LogStream) -> None:
-        super().__init__()
-        self._raw = raw
-        self._into = into
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        out = memoryview(buffer).cast("B")
-        data = self._raw.read(len(out))
-        out[: len(data)] = data
-        self._into.md5.update(data)
-        self._into.sha256.update(data)
-        self._into.read += len(data)
-        return len(data)

@@ -40,7 +40,9 @@ REDACTED = "REDACTED"
 _NOT_DONE = rf"(?!{REDACTED}(?![A-Za-z0-9+/=%]))"
 # A SAS signature ends with its base64 padding (``=``, ``%3D``, ``%253D``); one that reaches the
 # end of a line without it was wrapped, and its rest is on the next line.
-_WRAPPED = r"(?:(?<!=)(?<!%3d)\r?\n[A-Za-z0-9%+/=]+)?"
+# The rest ends where a base64 run ends; a run followed by ``:`` is the scheme of the next
+# line's URI (``wasbs://…``), not the signature's tail.
+_WRAPPED = r"(?:(?<!=)(?<!%3d)\r?\n[A-Za-z0-9%+/=]+(?![A-Za-z0-9%+/=:]))?"
 # ``&`` in the spellings a SAS query string takes: plain, JSON-escaped, URL-encoded once/twice.
 _AMP = r"(?:[?&]|\\u0026|%26|%2526|&amp;)"
 _SIG = r"sig(?:=|%3d|%253d)"

@@ -2,14 +2,15 @@
 
 Wrapped in ``io.BufferedReader`` it reads like a file while memory stays at one chunk: a
 blob download's chunks (``storage.azure.ChunkReader``), a rewriter's output
-(``rewriters.text_log``).
+(``rewriters.text_log``). ``Tee`` lets an observer (a secret scanner, a hash) see every
+byte a reader takes.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -46,3 +47,24 @@ class ChunkStream(io.RawIOBase):
         self._chunks = iter(())
         self._buf = memoryview(b"")
         super().close()
+
+
+class Tee(io.RawIOBase):
+    """A raw stream that hands every chunk read through it to ``sink`` (a scanner, a hash):
+    one pass over the bytes serves both the reader and the observer. The empty read that
+    ends the stream reaches the sink too, so it can judge the whole."""
+
+    def __init__(self, raw: BinaryIO, sink: Callable[[bytes], object]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._sink = sink
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        out = memoryview(buffer).cast("B")
+        data = self._raw.read(len(out))
+        out[: len(data)] = data
+        self._sink(data)
+        return len(data)

@@ -47,6 +47,7 @@ from amlport.secrets import (
 from amlport.storage import outage
 from amlport.storage.base import BlobInfo, InFlight, Source
 from amlport.storage.reuse import ReusingSource
+from amlport.streams import Tee
 from amlport.walk.handlers import SPECS_CONTAINER
 from amlport.walk.listing import Listing
 
@@ -353,7 +354,7 @@ class BundleWriter:
             scanner = ByteScanner()
             with self._open(blob) as stream:
                 digest, size = repo.put_stream(  # raises _Withheld at the end: nothing stored
-                    cast(BinaryIO, _Scanned(stream, scanner)),
+                    cast(BinaryIO, Tee(stream, _scanning(scanner))),
                     expected_md5=_hex_md5(blob.content_md5),
                 )
         digest = self._one(digest)
@@ -448,7 +449,9 @@ class BundleWriter:
         )
         scanner = ByteScanner()
         with self._open(blob) as raw:  # raises _Withheld at the end: nothing stored
-            digest, size = repo.put_stream(cast(BinaryIO, _Scanned(rewriter.reader(raw), scanner)))
+            digest, size = repo.put_stream(
+                cast(BinaryIO, Tee(rewriter.reader(raw), _scanning(scanner)))
+            )
         if blob.content_md5 and rewriter.md5.hexdigest() != blob.content_md5.lower():
             raise IntegrityError(
                 f"{blob.container}/{blob.name}: content MD5 does not match the listing",
@@ -487,27 +490,17 @@ def _withhold_if_secret(found: Counter[str]) -> None:
         raise _Withheld(found)
 
 
-class _Scanned(io.RawIOBase):
-    """A stream that feeds every byte read through it to a ``ByteScanner``; at its end it
+def _scanning(scanner: ByteScanner) -> Callable[[bytes], None]:
+    """A ``Tee`` sink: every byte read goes to the scanner; at the end (an empty read) it
     raises ``_Withheld`` if the bytes hold a secret, before the object is committed."""
 
-    def __init__(self, raw: BinaryIO, scanner: ByteScanner) -> None:
-        super().__init__()
-        self._raw = raw
-        self._scanner = scanner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        out = memoryview(buffer).cast("B")
-        data = self._raw.read(len(out))
-        out[: len(data)] = data
+    def sink(data: bytes) -> None:
         if data:
-            self._scanner.feed(data)
+            scanner.feed(data)
         else:
-            _withhold_if_secret(self._scanner.close())
-        return len(data)
+            _withhold_if_secret(scanner.close())
+
+    return sink
 
 
 class _Abandoned(Exception):
