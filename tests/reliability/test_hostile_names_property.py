@@ -103,7 +103,9 @@ def _workspace(base: Path, names: list[str]) -> Path:
     secret_dir = src / BLOBSTORE / "UI" / "cfg"
     secret_dir.mkdir(parents=True, exist_ok=True)
     (secret_dir / ".env").write_text(f"AZURE_STORAGE_KEY={KEY}\n", encoding="utf-8")
-    (secret_dir / "model.pkl").write_bytes(b"\x80\x04pickle\x00AccountKey=" + KEY.encode() + b"\x00")
+    (secret_dir / "model.pkl").write_bytes(
+        b"\x80\x04pickle\x00AccountKey=" + KEY.encode() + b"\x00"
+    )
     (secret_dir / "conn.txt").write_text(
         f"DefaultEndpointsProtocol=https;AccountName=x;AccountKey={KEY};"
         "EndpointSuffix=core.windows.net\n",
