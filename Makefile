@@ -18,7 +18,7 @@ $(VENV)/.stamp-base: pyproject.toml
 
 $(VENV)/.stamp-test: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev,identity,azureml,mlflow]'
+	$(BIN)/pip install -q -e '.[dev,identity,azureml,mlflow,arm]'
 	touch $@ $(VENV)/.stamp-base
 
 node_modules/.stamp: package.json package-lock.json

@@ -1,9 +1,15 @@
-"""The floors amlport is measured against: what the bare SDK does, with nothing on top.
+"""The floors amlport is measured against: what a bare client does, with nothing on top.
 
 Run as its own process (like amlport), so start-up and imports count on both sides:
 
-    python bench/floors.py list     --containers A,B
+    python bench/floors.py list     --containers A,B [--client obstore]
     python bench/floors.py download --containers A,B --workers 16 [--out DIR] [--only FILE]
+                                    [--client obstore]
+
+``--client sdk`` (the default) is azure-storage-blob; ``--client obstore`` is obstore (Rust
+``object_store``), the physical floor for Python (docs/design/0005-obstore-data-path.md):
+one ``obstore.list`` per container, and each blob one GET streamed in 8 MiB pieces, in
+``--workers`` threads.
 
 The connection string comes from $AZURE_STORAGE_CONNECTION_STRING (never from argv).
 ``list`` is one bare ``list_blobs`` pass per container (5,000 a page, no metadata).
@@ -65,9 +71,90 @@ class _Sink:
         return False
 
 
+def connection_fields() -> dict[str, str]:
+    """The connection string's fields, keys in lower case."""
+    fields = {}
+    for part in os.environ["AZURE_STORAGE_CONNECTION_STRING"].split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            fields[key.strip().lower()] = value.strip()
+    return fields
+
+
+def obstore_store(container: str, workers: int) -> Any:
+    from obstore.store import AzureStore
+
+    f = connection_fields()
+    account = f["accountname"]
+    suffix = f.get("endpointsuffix", "core.windows.net")
+    scheme = f.get("defaultendpointsprotocol", "https")
+    endpoint = f.get("blobendpoint") or f"{scheme}://{account}.blob.{suffix}"
+    return AzureStore(
+        container,
+        account_name=account,
+        account_key=f["accountkey"],
+        endpoint=endpoint.rstrip("/"),
+        client_options={"allow_http": endpoint.startswith("http:"),
+                        "pool_max_idle_per_host": str(max(workers * 4, 16))},
+    )  # fmt: skip
+
+
+def obstore_main(args: argparse.Namespace, began: float) -> int:
+    import obstore
+
+    stores = {c: obstore_store(c, args.workers) for c in args.containers.split(",")}
+    listed: list[tuple[str, str, int]] = []
+    for container, store in stores.items():
+        for page in obstore.list(store, chunk_size=PAGE):
+            listed.extend((container, meta["path"], int(meta["size"])) for meta in page)
+    listed_s = time.perf_counter() - began
+    if args.mode == "list":
+        total = sum(s for _, _, s in listed)
+        print(json.dumps({"blobs": len(listed), "bytes": total, "seconds": listed_s}))
+        return 0
+    wanted = only(listed, args.only)
+
+    def fetch(item: tuple[str, str, int]) -> int:
+        container, name, size = item
+        path = None if args.out is None else args.out / container / name
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if size == 0:
+            if path is not None:
+                path.touch()
+            return 0
+        got = 0
+        result = obstore.get(stores[container], name)
+        if path is None:
+            for piece in result.stream(8 << 20):
+                got += len(piece)
+            return got
+        with path.open("wb") as fh:
+            for piece in result.stream(8 << 20):
+                got += fh.write(piece)
+        return got
+
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        got = sum(pool.map(fetch, wanted, chunksize=8))
+    seconds = time.perf_counter() - began
+    print(
+        json.dumps({"blobs": len(wanted), "bytes": got, "seconds": seconds, "listed": len(listed)})
+    )
+    return 0
+
+
+def only(listed: list[tuple[str, str, int]], path: Path | None) -> list[tuple[str, str, int]]:
+    """The listed blobs named in ``path`` (container<TAB>name lines), or all of them."""
+    if path is None:
+        return listed
+    keys = {tuple(line.split("\t", 1)) for line in path.read_text().splitlines() if line}
+    return [b for b in listed if (b[0], b[1]) in keys]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("mode", choices=("list", "download"))
+    p.add_argument("--client", choices=("sdk", "obstore"), default="sdk")
     p.add_argument("--containers", required=True)
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--out", type=Path)
@@ -75,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", type=Path, help="download only these (container<TAB>name lines)")
     args = p.parse_args(argv)
     began = time.perf_counter()
+    if args.client == "obstore":
+        return obstore_main(args, began)
     svc = service(args.workers)
     listed: list[tuple[str, str, int]] = []
     for container in args.containers.split(","):
@@ -87,10 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         total = sum(s for _, _, s in listed)
         print(json.dumps({"blobs": len(listed), "bytes": total, "seconds": listed_s}))
         return 0
-    wanted = listed
-    if args.only is not None:
-        keys = {tuple(line.split("\t", 1)) for line in args.only.read_text().splitlines() if line}
-        wanted = [b for b in listed if (b[0], b[1]) in keys]
+    wanted = only(listed, args.only)
     made: set[Path] = set()
 
     def fetch(item: tuple[str, str, int]) -> int:

@@ -39,9 +39,12 @@ INCLUDE_ALL = "models,pipelines,environments,runs,data"
 MODEL_COUNT = 3  # the generator gives the first 3 pipelines a large model (LARGE_MODELS)
 ALL_STEPS = (
     "list",
+    "obs-list",
     "reads",
+    "obs-reads",
     "scan",
     "raw",
+    "obs-raw",
     "rclone",
     "export1",
     "export2",
@@ -333,9 +336,14 @@ class Bench:
 
         if "list" not in skip:
             keep("list", self.measure(w, "list", self.floor("list", "--containers", containers)))
-        if "reads" not in skip:
-            argv = self.floor("download", "--containers", containers, "--workers", "8")
-            keep("reads", self.measure(w, "reads", [*argv, "--only", str(read_list)]))
+        if "obs-list" not in skip:  # obstore: the physical floor for Python
+            argv = self.floor("list", "--containers", containers, "--client", "obstore")
+            keep("obs-list", self.measure(w, "obs-list", argv))
+        for step, client in (("reads", "sdk"), ("obs-reads", "obstore")):
+            if step not in skip:
+                argv = self.floor("download", "--containers", containers, "--workers", "8")
+                argv += ["--only", str(read_list), "--client", client]
+                keep(step, self.measure(w, step, argv))
         if "scan" not in skip:
             scan = self.measure(w, "scan", self.amlport("scan", url, "--json"), ok=(0, 1))
             counts = scan.json()["inventory"]["counts"]
@@ -349,10 +357,14 @@ class Bench:
         def label(step: str, n: int) -> str:  # raw#2, export1#2 …: one log line per run
             return f"{step}#{n + 1}" if runs > 1 else step
 
-        samples: dict[str, list[dict[str, Any]]] = {"raw": [], "export1": [], "export2": []}
+        samples: dict[str, list[dict[str, Any]]] = {
+            "raw": [], "obs-raw": [], "export1": [], "export2": [],
+        }  # fmt: skip
         for n in range(runs):  # floor and amlport alternate: drift hits both alike
-            if "raw" not in skip:
-                samples["raw"].append(self.run_raw(w, containers, workers, label("raw", n)))
+            for step, client in (("raw", "sdk"), ("obs-raw", "obstore")):
+                if step not in skip:
+                    sample = self.run_raw(w, containers, workers, label(step, n), client)
+                    samples[step].append(sample)
             if n == 0 and "rclone" not in skip:
                 self.run_rclone(w, keep)
             self.fresh(repo)
@@ -391,10 +403,13 @@ class Bench:
                     keep(name, measured, transfer=find_transfer(measured.json()))
                     self.fresh(repo)
 
-    def run_raw(self, w: wl.Workload, containers: str, workers: str, label: str) -> dict[str, Any]:
+    def run_raw(
+        self, w: wl.Workload, containers: str, workers: str, label: str, client: str = "sdk"
+    ) -> dict[str, Any]:
         out = self.work / "raw-out"
         shutil.rmtree(out, ignore_errors=True)
         argv = self.floor("download", "--containers", containers, "--workers", workers)
+        argv += ["--client", client]
         measured = self.measure(w, label, [*argv, "--out", str(out)])
         files, size = tree_size(out)
         shutil.rmtree(out, ignore_errors=True)

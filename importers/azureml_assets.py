@@ -34,6 +34,7 @@ from amlport.model.uris import quote_path
 from amlport.rewriters.asset_ref import renamed
 from amlport.rewriters.files import needs_rewrite, rewrite_file
 from amlport.safeload import compose_yaml, decode_text, load_yaml
+from amlport.storage.guard import WriteGuard
 
 ORDER = ("environment", "data", "model", "component", "pipeline")
 AZ_GROUP = dict(zip(ORDER, ("environment", "data", "model", "component", "job"), strict=True))
@@ -328,7 +329,7 @@ def _var(name: str, env: str, value: str | None) -> str:
     return f"{name}=${{{env}:?set {env} (the map file names none)}}"
 
 
-# --- live registration (thin, untested offline) --------------------------------------------
+# --- live registration (MLClient; tested against the ARM replay, tests/armlive) ----------
 
 
 def parse_workspace(text: str) -> tuple[str, str, str]:
@@ -361,27 +362,108 @@ def load_index(out_dir: Path) -> list[tuple[str, Path]]:
     return [(kind, Path(out_dir) / file) for kind, file in out]
 
 
-def register_live(out_dir: Path, *, workspace: str, credential: Any = None) -> list[str]:
-    """What ``register.sh`` does, through azure-ai-ml ``MLClient`` (``DefaultAzureCredential``
-    unless ``credential`` is given); thin and untested offline. Returns ``kind name:version``."""
+@dataclass(frozen=True)
+class LiveRegistration:
+    """One entry of ``register.json`` as registered live: ``create``, ``skip`` (that
+    version is there with the same content) or ``conflict`` (it is there with other content)."""
+
+    action: str
+    kind: str
+    name: str
+    version: str
+    reason: str = ""
+
+    def line(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.action} {self.kind} {self.name}:{self.version}{why}"
+
+
+def register_live(
+    out_dir: Path,
+    *,
+    workspace: str,
+    guard: WriteGuard | None = None,
+    credential: Any = None,
+) -> list[LiveRegistration]:
+    """What ``register.sh`` does, through azure-ai-ml ``MLClient``, idempotently: entries in
+    dependency order; a version already registered with the same content is skipped; one with
+    other content is a conflict (registered versions are immutable, so ``--on-conflict
+    overwrite`` cannot replace it either); each registration passes ``guard.admit`` first
+    (a dry run's guard refuses). ``credential``: ``DefaultAzureCredential`` unless given."""
     subscription, resource_group, name = parse_workspace(workspace)
-    entries = load_index(out_dir)
+    entries = sorted(load_index(out_dir), key=lambda e: ORDER.index(e[0]))
     try:
         import azure.ai.ml as aml
-        from azure.identity import DefaultAzureCredential
     except ImportError:
         raise AmlportError(
             "live registration needs azure-ai-ml and azure-identity",
             hint="pip install 'amlport[azureml,identity]'",
         ) from None
-    cred = credential or DefaultAzureCredential()
-    client = aml.MLClient(cred, subscription, resource_group, name)
-    done = []
-    for kind, file in entries:
-        load = getattr(aml, "load_job" if kind == "pipeline" else f"load_{kind}")
-        try:
-            obj = getattr(client, LIVE_OPERATIONS[kind]).create_or_update(load(file))
-        except Exception as exc:  # azure-core / validation errors: one line, no traceback
-            raise AmlportError(f"registering {file} in {name} failed: {first_line(exc)}") from None
-        done.append(f"{kind} {getattr(obj, 'name', '?')}:{getattr(obj, 'version', None) or '-'}")
-    return done
+    if guard is None:  # a caller of its own (Python API): this call is the whole run
+        guard = WriteGuard()
+        guard.open()
+    client = aml.MLClient(credential or _default_credential(), subscription, resource_group, name)
+    return [_register_one(aml, client, guard, kind, file, name) for kind, file in entries]
+
+
+def _default_credential() -> Any:
+    try:
+        from azure.identity import DefaultAzureCredential
+    except ImportError:
+        raise AmlportError(
+            "live registration needs azure-identity", hint="pip install 'amlport[identity]'"
+        ) from None
+    return DefaultAzureCredential()
+
+
+def _register_one(
+    aml: Any, client: Any, guard: WriteGuard, kind: str, file: Path, workspace: str
+) -> LiveRegistration:
+    load = getattr(aml, "load_job" if kind == "pipeline" else f"load_{kind}")
+    ops = getattr(client, LIVE_OPERATIONS[kind])
+    try:
+        wanted = load(file)
+        asset_name, version = str(wanted.name), str(getattr(wanted, "version", None) or "-")
+        existing = _existing(ops, kind, asset_name, version)
+        action, reason = guard.decide(existing is not None, _same(kind, existing, wanted))
+        if action == "update":  # a registered version cannot change: never "overwrite"
+            action, reason = "conflict", "registered versions are immutable; bump the version"
+        if action != "create":
+            return LiveRegistration(action, kind, asset_name, version, reason)
+        guard.admit(f"{kind} {asset_name}:{version} in workspace {workspace}")
+        ops.create_or_update(wanted)
+    except AmlportError:
+        raise
+    except Exception as exc:  # azure-core / validation errors: one line, no traceback
+        raise AmlportError(f"registering {file} in {workspace} failed: {first_line(exc)}") from None
+    return LiveRegistration("create", kind, asset_name, version)
+
+
+def _existing(ops: Any, kind: str, name: str, version: str) -> Any:
+    """The registered version (the job, for a pipeline), or None when there is none."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return ops.get(name) if kind == "pipeline" else ops.get(name=name, version=version)
+    except ResourceNotFoundError:
+        return None
+
+
+def _same(kind: str, existing: Any, wanted: Any) -> bool:
+    """Whether a registered version holds what the YAML says: the storage path of a model or
+    data asset, the image and conda file of an environment. Components and pipelines are
+    taken as the same (their specs are expanded by the service; name:version is the key)."""
+    if existing is None:
+        return False
+    if kind in ("model", "data"):
+        return _datastore_path(existing.path) == _datastore_path(wanted.path)
+    if kind == "environment":
+        return (existing.image, existing.conda_file) == (wanted.image, wanted.conda_file)
+    return True
+
+
+def _datastore_path(uri: Any) -> str:
+    """``…/datastores/<ds>/paths/<p>`` of either spelling the service or the YAML uses."""
+    text = str(uri or "")
+    cut = text.find("datastores/")
+    return text[cut:].rstrip("/") if cut >= 0 else text.rstrip("/")

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from amlport.errors import AmlportError
+from amlport.model.mapping import mapped_datastore
 from amlport.model.uris import DatastorePath
 from amlport.model.workspace import DEFAULT_ENDPOINT, WorkspaceDescriptor
 
@@ -157,12 +158,23 @@ class RewriteRules:
         return self.direction == "export"
 
     def target_datastore(self, datastore: str, uri: str) -> str:
-        """The target's name for a source datastore; raises ``Unmappable`` when there is none."""
-        if datastore in self.datastore_map:
-            return self.datastore_map[datastore]
-        if self.target is not None and datastore in self.target.known_datastores:
-            return datastore
-        raise Unmappable(uri, reason=f"datastore {datastore!r} has no target datastore")
+        """The target's name for a source datastore; raises ``Unmappable`` when it is not
+        mapped. The rule is the importer's (``model.mapping.mapped_datastore``): listed in
+        ``datastore_map`` and naming a datastore the target has a container for; a datastore
+        the target merely has by the same name is not mapped."""
+        target = self.target
+        mapped = (
+            self.datastore_map.get(datastore)
+            if target is None  # no target identity to check against (rewriter tests)
+            else mapped_datastore(self.datastore_map, target.container_of, datastore)
+        )
+        if mapped is None:
+            raise Unmappable(
+                uri,
+                reason=f"datastore {datastore!r} is not mapped to a target datastore (add it "
+                "under 'datastores:' in the map file)",
+            )
+        return mapped
 
     def target_container(self, datastore: str, uri: str) -> str:
         """The target container behind a *target* datastore name."""

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import io
 import os
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import azurite as az
 import pytest
-import requests
-from azure.core.exceptions import HttpResponseError, ServiceRequestError
-from azure.core.pipeline.transport import RequestsTransport
-from azure.core.rest._requests_basic import RestRequestsTransportResponse
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import ContainerClient
 
 import amlport.storage.azure as azure_mod
@@ -38,6 +36,9 @@ from amlport.storage.base import BlobInfo, Source
 from amlport.storage.local import LocalSource, load_descriptor_file
 from amlport.storage.opener import StorageAuth, open_source
 from amlport.storage.retry import FAST_RETRY
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from rel_proxy import Fault, FaultProxy
 
 pytestmark = pytest.mark.azurite
 
@@ -514,49 +515,54 @@ def test_no_credential_in_describe_repr_or_errors(mini: Mini) -> None:
 # --- retries ---------------------------------------------------------------------------------
 
 
-class _Flaky:
-    """Fails the first ``n`` requests of the transport: status codes or connection errors."""
+class _Faults:
+    """Fault rules for a proxy in front of Azurite, armed once the source is open: listing
+    goes through the SDK and reads through obstore, so faults are injected on the wire."""
 
-    def __init__(self, failures: list[int | None]) -> None:
-        self.failures = list(failures)
-        self.real_send = RequestsTransport.send
+    def __init__(self, listing: list[int], reads: list[int], blob: str) -> None:
+        self.listing, self.reads, self.blob = list(listing), list(reads), blob
+        self.armed = False
 
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        flaky = self
-
-        def send(transport: RequestsTransport, request: Any, **kwargs: Any) -> Any:
-            if not flaky.failures:
-                return flaky.real_send(transport, request, **kwargs)
-            status = flaky.failures.pop(0)
-            if status is None:
-                raise ServiceRequestError("connection reset (injected)")
-            fake = requests.Response()
-            fake.status_code = status
-            fake.headers["Retry-After"] = "0"
-            fake._content = b""
-            fake.raw = io.BytesIO(b"")
-            return RestRequestsTransportResponse(request=request, internal_response=fake)
-
-        monkeypatch.setattr(RequestsTransport, "send", send)
+    def __call__(self, method: str, path: str, seen: int) -> Fault | None:
+        if not self.armed or method != "GET":
+            return None
+        if path.endswith("/" + self.blob):
+            queue = self.reads
+        elif path.count("/") == 2:  # /<account>/<container>: a listing
+            queue = self.listing
+        else:
+            return None
+        return Fault(status=queue.pop(0), retry_after="0") if queue else None
 
 
-def test_throttling_is_retried_and_counted(mini: Mini, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = open_azure_source(mini.url, auth=key_auth(mini.account), retry=FAST_RETRY)
-    with src:
-        assert src.retry_count == 0
-        _Flaky([503, 429]).install(monkeypatch)
-        assert len(list(src.list_blobs())) == len(MINI_FILES) + len(MINI_ARTIFACTS)
-        assert src.retry_count == 2
-        _Flaky([None, 500]).install(monkeypatch)
-        assert src.read_bytes(mini.blobstore, "empty.txt") == b""
-        assert src.retry_count == 4
+def _port(mini: Mini) -> int:
+    return int(urlsplit(mini.account.url).port or 0)
 
 
-def test_retries_exhausted_is_transient_error(mini: Mini, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = open_azure_source(mini.url, auth=key_auth(mini.account), retry=FAST_RETRY)
-    with src:
-        _Flaky([503] * (FAST_RETRY.total + 1)).install(monkeypatch)
-        with pytest.raises(TransientStorageError, match="503") as info:
-            src.read_bytes(mini.blobstore, "empty.txt")
-        assert src.retry_count == FAST_RETRY.total
+def _via(proxy: FaultProxy, mini: Mini) -> str:
+    return f"{proxy.endpoint}/{mini.account.name}/{mini.blobstore}"
+
+
+def test_throttling_is_retried_and_counted(mini: Mini) -> None:
+    faults = _Faults([503, 429], [500, 503], "empty.txt")
+    with FaultProxy(_port(mini), faults) as proxy:
+        src = open_azure_source(_via(proxy, mini), auth=key_auth(mini.account), retry=FAST_RETRY)
+        with src:
+            assert src.retry_count == 0
+            faults.armed = True
+            assert len(list(src.list_blobs())) == len(MINI_FILES) + len(MINI_ARTIFACTS)
+            assert src.retry_count == 2
+            assert src.read_bytes(mini.blobstore, "empty.txt") == b""
+            assert src.retry_count == 4
+
+
+def test_retries_exhausted_is_transient_error(mini: Mini) -> None:
+    faults = _Faults([], [503] * (FAST_RETRY.total + 1), "empty.txt")
+    with FaultProxy(_port(mini), faults) as proxy:
+        src = open_azure_source(_via(proxy, mini), auth=key_auth(mini.account), retry=FAST_RETRY)
+        with src:
+            faults.armed = True
+            with pytest.raises(TransientStorageError, match="503") as info:
+                src.read_bytes(mini.blobstore, "empty.txt")
+            assert src.retry_count == FAST_RETRY.total
         assert_clean_error(info.value, mini.account.key)

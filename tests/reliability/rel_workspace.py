@@ -224,12 +224,9 @@ def cli(*args: str, env: dict[str, str] | None = None) -> Ran:
 TARGET_GUID = "11111111-2222-3333-4444-555555555555"
 
 
-def filled_map(repo: Path, out: Path) -> Path:
-    """``map init`` of ``repo`` with its target filled in (a local import target)."""
-    ran = cli("map", "init", str(repo), "-o", str(out))
-    assert ran.returncode == 0, ran.explain()
-    doc = yaml.safe_load(out.read_text(encoding="utf-8"))
-    doc["target"] = {
+def target_section() -> dict[str, Any]:
+    """A map file's ``target:`` for a local import target (account and containers of its own)."""
+    return {
         "account": "sttarget01",
         "endpoint": "core.windows.net",
         "subscription_id": "00000000-0000-0000-0000-000000000001",
@@ -241,8 +238,40 @@ def filled_map(repo: Path, out: Path) -> Path:
             "workspaceartifactstore": "azureml",
         },
     }
+
+
+def identity_map(out: Path) -> Path:
+    """A map file onto ``target_section()`` that keeps every datastore name."""
+    doc = {
+        "target": target_section(),
+        "datastores": {
+            "workspaceblobstore": "workspaceblobstore",
+            "workspaceartifactstore": "workspaceartifactstore",
+        },
+    }
     out.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return out
+
+
+def filled_map(repo: Path, out: Path) -> Path:
+    """``map init`` of ``repo`` with its target filled in (a local import target)."""
+    ran = cli("map", "init", str(repo), "-o", str(out))
+    assert ran.returncode == 0, ran.explain()
+    doc = yaml.safe_load(out.read_text(encoding="utf-8"))
+    doc["target"] = target_section()
+    out.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return out
+
+
+OUTAGE_PARTS = 400
+
+
+def outage_workspace(root: Path, account: str) -> Workspace:
+    """One run with ``OUTAGE_PARTS`` 16 KiB outputs: long enough to stop storage mid-copy."""
+    ws = new_workspace(root, account)
+    for i in range(OUTAGE_PARTS):
+        ws.put_run_file("bigrun", f"outputs/model/part_{i:04d}.bin", os.urandom(16 << 10))
+    return ws
 
 
 def assert_clean_failure(ran: Ran, *, code: int, says: str = "") -> None:

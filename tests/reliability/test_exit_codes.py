@@ -238,7 +238,7 @@ CASES = [
     Case("audit", 0, "good", lambda e, r: ("audit", "--arm", str(ARM / "good"), "--fail-on",
                                            "low")),
     Case("audit", 1, "below-fail-on", lambda e, r: ("audit", str(REPO_ROOT / "fixtures" /
-                                                    "workspaces" / "sdk-bikeshare"))),
+                                                    "workspaces" / "designer-autoprice"))),
     Case("audit", 2, "bad-format", lambda e, r: ("audit", str(MESSY), "--format", "png")),
     Case("audit", 5, "at-fail-on", lambda e, r: ("audit", "--arm", str(ARM / "bad"),
                                                  "--fail-on", "high")),

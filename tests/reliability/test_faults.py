@@ -23,6 +23,7 @@ from rel_proxy import Fault, FaultProxy
 from rel_workspace import (
     ARTIFACTS,
     BLOBSTORE,
+    OUTAGE_PARTS,
     TRACEBACK,
     Workspace,
     amlport,
@@ -30,19 +31,11 @@ from rel_workspace import (
     finish,
     manifest_paths,
     new_workspace,
+    outage_workspace,
     start,
 )
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
-
-PARTS = 400
-
-
-def _outage_workspace(root: Path) -> Workspace:
-    ws = new_workspace(root, "reloutage")
-    for i in range(PARTS):
-        ws.put_run_file("bigrun", f"outputs/model/part_{i:04d}.bin", os.urandom(16 << 10))
-    return ws
 
 
 def _object_count(repo: Path) -> int:
@@ -53,7 +46,7 @@ def _object_count(repo: Path) -> int:
 def test_outage_mid_export_exits_3_then_a_rerun_completes(
     azurite_required: None, tmp_path: Path
 ) -> None:
-    ws = _outage_workspace(tmp_path / "ws")
+    ws = outage_workspace(tmp_path / "ws", "reloutage")
     emulator = start_private(tmp_path / "azurite", [ws.account])
     try:
         account = emulator.account(ws.account)
@@ -92,7 +85,7 @@ def test_outage_mid_export_exits_3_then_a_rerun_completes(
         assert not done["transfer"]["failures"]
         assert done["transfer"]["reused"] >= 30  # what the first run stored is not read again
         paths = manifest_paths(repo)
-        for i in range(PARTS):
+        for i in range(OUTAGE_PARTS):
             assert any(p.endswith(f"bigrun/outputs/model/part_{i:04d}.bin") for p in paths)
         check = amlport("verify", str(repo))
         assert check.returncode == 0, check.explain()

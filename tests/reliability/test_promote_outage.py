@@ -9,47 +9,26 @@ exit 3 within seconds, the reason first among the failures, the rest ``not attem
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import azurite as az
 import pytest
-import yaml
 from rel_azurite import start_private
-from rel_workspace import TARGET_GUID, TRACEBACK, Workspace, finish, new_workspace, start
+from rel_workspace import (
+    OUTAGE_PARTS,
+    TRACEBACK,
+    finish,
+    identity_map,
+    outage_workspace,
+    start,
+)
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 
-PARTS = 400
 # From the emulator's stop to promote's exit. Without the outage stop the remaining ~390
 # blobs each wait out their connection retries (8 workers): minutes.
 STOPS_WITHIN_S = 30.0
-
-
-def _workspace(root: Path) -> Workspace:
-    ws = new_workspace(root, "relpromoteout")
-    for i in range(PARTS):
-        ws.put_run_file("bigrun", f"outputs/model/part_{i:04d}.bin", os.urandom(16 << 10))
-    return ws
-
-
-def _map(path: Path) -> Path:
-    container = f"azureml-blobstore-{TARGET_GUID}"
-    doc = {
-        "target": {
-            "account": "sttarget01",
-            "endpoint": "core.windows.net",
-            "containers": {"blobstore": container, "artifacts": "azureml"},
-            "datastores": {"workspaceblobstore": container, "workspaceartifactstore": "azureml"},
-        },
-        "datastores": {
-            "workspaceblobstore": "workspaceblobstore",
-            "workspaceartifactstore": "workspaceartifactstore",
-        },
-    }
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
 
 
 def _written(target: Path) -> int:
@@ -57,14 +36,15 @@ def _written(target: Path) -> int:
 
 
 def test_promote_stops_at_an_outage_like_export(azurite_required: None, tmp_path: Path) -> None:
-    ws = _workspace(tmp_path / "ws")
+    ws = outage_workspace(tmp_path / "ws", "relpromoteout")
     emulator = start_private(tmp_path / "azurite", [ws.account])
     try:
         account = emulator.account(ws.account)
         az.upload_workspace(account.connection_string, ws.root)
         target = tmp_path / "target"
+        mapping = identity_map(tmp_path / "m.yaml")
         args = (
-            "promote", account.url, "--to", str(target), "--map", str(_map(tmp_path / "m.yaml")),
+            "promote", account.url, "--to", str(target), "--map", str(mapping),
             "--connection-string", account.connection_string, "--json",
         )  # fmt: skip
         proc = start(*args)
@@ -84,7 +64,7 @@ def test_promote_stops_at_an_outage_like_export(azurite_required: None, tmp_path
         doc = json.loads(ran.stdout)
         assert doc["failures"][0].startswith("promote stopped: the source failed 4 times")
         not_attempted = [f for f in doc["failures"] if "not attempted" in f]
-        assert len(not_attempted) > PARTS // 2
+        assert len(not_attempted) > OUTAGE_PARTS // 2
         assert account.key not in ran.stdout + ran.stderr
     finally:
         emulator.stop()

@@ -25,7 +25,15 @@ TGT = Identity(
     containers={"azureml-blobstore-2222": "blobstore_qa", "azureml": "workspaceartifactstore"},
 )
 EXPORT = RewriteRules("export", SRC)
-IMPORT = RewriteRules("import", SRC, TGT, datastore_map={"workspaceblobstore": "blobstore_qa"})
+IMPORT = RewriteRules(
+    "import",
+    SRC,
+    TGT,
+    datastore_map={
+        "workspaceblobstore": "blobstore_qa",
+        "workspaceartifactstore": "workspaceartifactstore",
+    },
+)
 LONG = (
     "azureml://subscriptions/daf7d39a-3a56-4adf-84da-d07d4a095333/resourcegroups/"
     "rg-azml-from-scratch/workspaces/azml-from-scratch/datastores/workspaceblobstore/paths/"

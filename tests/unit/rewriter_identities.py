@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from amlport.rewriters import Identity, RewriteRules
 
+
+def same_names(target: Identity) -> dict[str, str]:
+    """A map listing every datastore of ``target`` under its own name (what a map file that
+    keeps the names says): a datastore is mapped only when the map lists it."""
+    return {name: name for name in target.known_datastores}
+
+
 SRC = Identity(
     account="stsource01",
     containers={
@@ -34,6 +41,10 @@ IMPORT = RewriteRules(
     "import",
     SRC,
     TGT,
-    datastore_map={"workspaceblobstore": "blobstore_qa", "training_data": "training_qa"},
+    datastore_map={
+        "workspaceblobstore": "blobstore_qa",
+        "training_data": "training_qa",
+        "workspaceartifactstore": "workspaceartifactstore",
+    },
     asset_renames={"credit-data": "credit-data-qa"},
 )

@@ -345,14 +345,34 @@ def test_mlflow_python_env_requirement_files_are_not_unpinned_conda() -> None:
     assert one(report, "AMLP-HYG-007").state is State.PASS
 
 
-def test_models_only_in_run_outputs_are_flagged() -> None:
+def test_models_only_in_run_outputs_are_not_checked_without_the_registry() -> None:
     report = audit(inv=inventory("sdk-bikeshare"))
     flagged = results(report, "AMLP-HYG-004")
-    assert flagged and all(r.state is State.FAIL for r in flagged)
+    assert flagged and all(r.state is State.NOT_CHECKED for r in flagged)
+    assert all("model registry was not read" in r.outcome.message for r in flagged)
     assert all(str(r.outcome.path).startswith("azureml/ExperimentRun/dcid.") for r in flagged)
     assert "--path azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid." in (
         flagged[0].remediation
     )
+
+
+def test_the_registry_decides_which_run_output_models_are_unregistered() -> None:
+    inv = inventory("sdk-bikeshare")
+    candidates = results(audit(inv=inv), "AMLP-HYG-004")
+    registered = str(candidates[0].outcome.path).split("/", 1)[1]
+    cp = ControlPlane()
+    cp.registry = Fact.of(
+        (
+            f"azureml://subscriptions/s/resourcegroups/rg/workspaces/w/datastores/"
+            f"workspaceartifactstore/paths/{registered}",
+        ),
+        "arm (live)",
+    )
+    flagged = results(audit(cp, inv=inv), "AMLP-HYG-004")
+    assert all(r.state is State.FAIL for r in flagged)
+    assert {r.outcome.path for r in flagged} == {r.outcome.path for r in candidates[1:]}
+    cp.registry = Fact.of((), "arm (live)")
+    assert all(r.state is State.FAIL for r in results(audit(cp, inv=inv), "AMLP-HYG-004"))
 
 
 def test_hygiene_without_a_source_is_not_checked() -> None:

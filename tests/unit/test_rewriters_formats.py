@@ -24,6 +24,7 @@ from rewriter_designer import (
     VERIFIED_POINTER,
     WASBS,
 )
+from rewriter_identities import same_names
 
 from amlport.model.inventory import Loc
 from amlport.rewriters import Identity, RewriteRules, Unmappable, rewrite_file, v2_yaml
@@ -75,14 +76,16 @@ def test_verified_pointer_reimports_into_a_target() -> None:
 
 def test_export_then_import_into_the_source_gives_back_the_original_bytes() -> None:
     exported = rewrite_file("Trained_model", VERIFIED_POINTER + b"\n", EXPORT).data
-    back = rewrite_file("Trained_model", exported, RewriteRules("import", SRC, SRC))
+    back = rewrite_file(
+        "Trained_model", exported, RewriteRules("import", SRC, SRC, datastore_map=same_names(SRC))
+    )
     assert back.data == VERIFIED_POINTER + b"\n"
 
 
 def test_pointer_sas_token_is_counted_never_recorded() -> None:
     sas = f"sv=2021-08-06&ss=b&srt=sco&sp=rl&se=2030-01-01T00:00:00Z&spr=https&{SIG}"
     data = VERIFIED_POINTER.replace(b'"SasToken":null', f'"SasToken":"{sas}"'.encode())
-    for rules in (EXPORT, RewriteRules("import", SRC, SRC)):
+    for rules in (EXPORT, RewriteRules("import", SRC, SRC, datastore_map=same_names(SRC))):
         result = rewrite_file("Trained_model", data, rules)
         assert json.loads(result.data)["SasToken"] is None
         assert result.redactions == {"sas_token": 1}
@@ -95,14 +98,22 @@ def test_pointer_import_to_azurite_and_errors() -> None:
     azurite = Identity(
         account="amldst", endpoint="127.0.0.1:10000", containers={"c-dst": "workspaceblobstore"}
     )
-    doc = json.loads(rewrite_file("p", exported, RewriteRules("import", SRC, azurite)).data)
+    doc = json.loads(
+        rewrite_file(
+            "p", exported, RewriteRules("import", SRC, azurite, datastore_map=same_names(azurite))
+        ).data
+    )
     assert doc["Uri"] == f"http://127.0.0.1:10000/amldst/c-dst/{REL}"
     with pytest.raises(Unmappable) as info:
         rewrite_file("dcid.x/Trained_model", exported, RewriteRules("import", SRC, TGT))
     assert "dcid.x/Trained_model /AmlDataStoreName" in str(info.value)
     no_account = Identity(containers={"c": "workspaceblobstore"})
     with pytest.raises(Unmappable, match="no storage account"):
-        rewrite_file("p", exported, RewriteRules("import", SRC, no_account))
+        rewrite_file(
+            "p",
+            exported,
+            RewriteRules("import", SRC, no_account, datastore_map=same_names(no_account)),
+        )
 
 
 def test_pointer_without_datastore_name_gets_it_from_its_container() -> None:

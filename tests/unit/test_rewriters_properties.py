@@ -20,6 +20,7 @@ from rewriter_designer import (
     VERIFIED_POINTER,
     WASBS,
 )
+from rewriter_identities import same_names
 
 from amlport.rewriters import Identity, RewriteRules, rewrite_file, rewrite_uri
 from amlport.secrets import find_secrets
@@ -51,7 +52,7 @@ def _values(s: dict[str, str]) -> tuple[str, ...]:
     return (s["sig"], s["key"], s["token"])
 
 
-_RULES = st.sampled_from([EXPORT, RewriteRules("import", SRC, SRC)])
+_RULES = st.sampled_from([EXPORT, RewriteRules("import", SRC, SRC, datastore_map=same_names(SRC))])
 _QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -165,6 +166,12 @@ def test_pointer_output_is_valid_json(relative: str, datastore: str) -> None:
     out = json.loads(exported.data)
     assert (out["RelativePath"], out["AmlDataStoreName"]) == (relative, datastore)
     target = Identity(account="sttarget02", containers={"c-dst": datastore})
-    back = json.loads(rewrite_file("p", exported.data, RewriteRules("import", SRC, target)).data)
+    back = json.loads(
+        rewrite_file(
+            "p",
+            exported.data,
+            RewriteRules("import", SRC, target, datastore_map=same_names(target)),
+        ).data
+    )
     assert back["Uri"].startswith("wasbs://c-dst@sttarget02.blob.core.windows.net/")
     assert back["RelativePath"] == relative

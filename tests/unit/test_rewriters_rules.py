@@ -9,7 +9,7 @@ import pickle
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rewriter_identities import EXPORT, IMPORT, SRC, TGT
+from rewriter_identities import EXPORT, IMPORT, SRC, TGT, same_names
 
 from amlport.errors import AmlportError, ExitCode
 from amlport.model.uris import DatastorePath, quote_path
@@ -52,10 +52,19 @@ def test_import_without_a_datastore_mapping_is_unmappable() -> None:
     rules = RewriteRules("import", SRC, TGT)  # the target has no "workspaceblobstore"
     with pytest.raises(Unmappable, match="workspaceblobstore"):
         rewrite_uri("azureml://datastores/workspaceblobstore/paths/a.csv", rules)
-    same_name = RewriteRules(
-        "import", SRC, Identity(account="t", containers={"c": "workspaceblobstore"})
-    )
-    assert rewrite_uri("azureml://datastores/workspaceblobstore/paths/a.csv", same_name) is None
+    # The target merely having a datastore of the same name does not map it: the rule is the
+    # importer's (``model.mapping.mapped_datastore``), so a URI is never re-bound to a
+    # datastore whose files the import blocks (issue 17 re-review).
+    target = Identity(account="t", containers={"c": "workspaceblobstore"})
+    same_name = RewriteRules("import", SRC, target)
+    with pytest.raises(Unmappable, match="not mapped"):
+        rewrite_uri("azureml://datastores/workspaceblobstore/paths/a.csv", same_name)
+    listed = RewriteRules("import", SRC, target, datastore_map=same_names(target))
+    assert rewrite_uri("azureml://datastores/workspaceblobstore/paths/a.csv", listed) is None
+    # listed, but naming a datastore the target has no container for: not mapped either
+    dangling = RewriteRules("import", SRC, target, datastore_map={"workspaceblobstore": "nope"})
+    with pytest.raises(Unmappable, match="not mapped"):
+        rewrite_uri("azureml://datastores/workspaceblobstore/paths/a.csv", dangling)
 
 
 def test_import_rebinds_forms_that_skipped_export() -> None:
@@ -103,7 +112,9 @@ def test_azurite_path_style_urls() -> None:
         and exported.replacement
         == "azureml://datastores/workspaceblobstore/paths/LocalUpload/x.csv"
     )
-    promoted = rewrite_uri(url, RewriteRules("import", azurite, target))
+    promoted = rewrite_uri(
+        url, RewriteRules("import", azurite, target, datastore_map=same_names(target))
+    )
     assert (
         promoted is not None
         and promoted.replacement == "http://127.0.0.1:10000/amldst/blobs-dst/LocalUpload/x.csv"
@@ -246,7 +257,9 @@ def test_export_then_import_with_an_identity_map_is_the_same_location(
     ident, uri, container, path = case
     exported = rewrite_uri(uri, RewriteRules("export", ident))
     assert exported is not None and exported.after.startswith("azureml://datastores/")
-    imported = rewrite_uri(exported.replacement, RewriteRules("import", ident, ident))
+    imported = rewrite_uri(
+        exported.replacement, RewriteRules("import", ident, ident, datastore_map=same_names(ident))
+    )
     final = exported.replacement if imported is None else imported.replacement
     where = locate(final, ident)
     assert where is not None

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from amlport.audit.facts import (
     ControlPlane,
     Fact,
+    GeoStatus,
     KeyVault,
     Lock,
     ReplicationPolicy,
@@ -38,6 +39,7 @@ T = TypeVar("T")
 LOCK_SEGMENT = "/providers/microsoft.authorization/locks/"
 BLOB_SERVICE_FACTS = (
     "blob_soft_delete",
+    "permanent_delete",
     "container_soft_delete",
     "versioning",
     "change_feed",
@@ -84,7 +86,7 @@ def _mapping(doc: Any, what: str) -> dict[str, Any]:
     return doc
 
 
-def _items(doc: Any, what: str) -> list[dict[str, Any]]:
+def items_of(doc: Any, what: str) -> list[dict[str, Any]]:
     """A JSON list, or a REST list response ``{"value": [...]}``."""
     if isinstance(doc, dict) and isinstance(doc.get("value"), list):
         doc = doc["value"]
@@ -123,13 +125,34 @@ def parse_storage_account(doc: Any) -> StorageInfo:
         sku=str(sku.get("name")) if isinstance(sku, dict) and sku.get("name") else None,
         kind=d.get("kind"),
         hns=_opt_bool(prop(d, "isHnsEnabled")),
+        geo=_geo_status(d),
     )
+
+
+def _geo_status(d: dict[str, Any]) -> GeoStatus:
+    """Where the geo copy lives and whether it is healthy (``geoReplicationStats`` only comes
+    with ``--expand geoReplicationStats`` / ``expand="geoReplicationStats"``)."""
+    stats = prop(d, "geoReplicationStats")
+    return GeoStatus(
+        secondary_location=_opt_str(prop(d, "secondaryLocation")),
+        status_of_secondary=_opt_str(prop(d, "statusOfSecondary")),
+        failover_in_progress=_opt_bool(prop(d, "failoverInProgress")),
+        replication_status=_opt_str(_get(stats, "status")),
+        last_sync_time=_opt_str(_get(stats, "lastSyncTime")),
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def parse_blob_service(doc: Any) -> dict[str, Any]:
     d = _mapping(doc, "az storage account blob-service-properties show")
+    delete_policy = prop(d, "deleteRetentionPolicy")
     return {
-        "blob_soft_delete": _retention_of(prop(d, "deleteRetentionPolicy")),
+        "blob_soft_delete": _retention_of(delete_policy),
+        # allowPermanentDelete lets a caller delete blobs and versions past soft delete.
+        "permanent_delete": bool(_get(delete_policy, "allowPermanentDelete")),
         "container_soft_delete": _retention_of(prop(d, "containerDeleteRetentionPolicy")),
         "versioning": bool(prop(d, "isVersioningEnabled")),
         "change_feed": bool(_get(prop(d, "changeFeed"), "enabled")),
@@ -153,7 +176,7 @@ def _opt_bool(value: Any) -> bool | None:
 
 def parse_locks(doc: Any) -> tuple[Lock, ...]:
     locks = []
-    for item in _items(doc, "az lock list"):
+    for item in items_of(doc, "az lock list"):
         lock_id = str(item.get("id") or "")
         cut = lock_id.lower().find(LOCK_SEGMENT)
         if cut < 0:
@@ -168,7 +191,7 @@ def parse_locks(doc: Any) -> tuple[Lock, ...]:
 
 def parse_or_policies(doc: Any) -> tuple[ReplicationPolicy, ...]:
     policies = []
-    for item in _items(doc, "az storage account or-policy list"):
+    for item in items_of(doc, "az storage account or-policy list"):
         rules = prop(item, "rules") or []
         if not isinstance(rules, list):
             raise ShapeError("object replication policy 'rules' is not a list")
@@ -217,6 +240,10 @@ def parse_workspace(doc: Any) -> WorkspaceInfo:
         storage_account_id=prop(d, "storage_account", "storageAccount"),
         key_vault_id=prop(d, "key_vault", "keyVault"),
         workspace_guid=prop(d, "workspace_id", "workspaceId"),
+        application_insights_id=prop(d, "application_insights", "applicationInsights"),
+        container_registry_id=prop(d, "container_registry", "containerRegistry"),
+        hbi_workspace=_opt_bool(prop(d, "hbi_workspace", "hbiWorkspace")),
+        public_network_access=_opt_str(prop(d, "public_network_access", "publicNetworkAccess")),
     )
 
 

@@ -81,28 +81,44 @@ def _is_registered(model: Model, targets: list[str]) -> bool:
 
 
 def run_output_models(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    """A model that only a run folder holds. Registrations come from the v2 YAML in the
+    storage and, when it was read (``--arm-live``), the workspace's model registry; without
+    the registry a model the storage does not register is "not checked", not a failure."""
     inv = _inventory(ctx)
     if inv is None:
         return [not_checked(ctx.no_inventory_reason)]
-    targets = _registered_targets(inv)
+    registry = ctx.facts.registry
+    targets = _registered_targets(inv) + list(registry.value or ())
+    evidence = f"{WALK} + {registry.origin}" if registry.known else WALK
     out = []
     for model in _live_models(inv):
         if model.format == "unknown" or _is_registered(model, targets):
             continue
         if model.run_id or model.loc.path.startswith(RUN_SCOPED_PREFIXES):
-            run = f"run {model.run_id}" if model.run_id else "a run"
-            out.append(
-                failed(
-                    f"{model.format} model exists only as an output of {run}; no model asset "
-                    "in the storage registers it",
-                    path=model_path(inv, model),
-                    evidence=WALK,
-                    values={"model_uri": model_uri(model)},
-                )
-            )
+            out.append(_unregistered(inv, model, registry.known, str(registry.reason), evidence))
     if out:
         return out
-    return [passed(f"{len(inv.models)} models: none only a run output", evidence=WALK)]
+    return [passed(f"{len(inv.models)} models: none only a run output", evidence=evidence)]
+
+
+def _unregistered(
+    inv: Inventory, model: Model, registry_read: bool, reason: str, evidence: str
+) -> Outcome:
+    run = f"run {model.run_id}" if model.run_id else "a run"
+    kw = {
+        "path": model_path(inv, model),
+        "evidence": evidence,
+        "values": {"model_uri": model_uri(model)},
+    }
+    if registry_read:
+        return failed(
+            f"{model.format} model exists only as an output of {run}; neither the storage nor "
+            "the workspace's model registry registers it",
+            **kw,
+        )
+    return not_checked(
+        f"{model.format} model of {run} is not registered in the storage; {reason}", **kw
+    )
 
 
 def designer_models(rule: Rule, ctx: CheckContext) -> list[Outcome]:

@@ -9,7 +9,7 @@ import fnmatch
 
 from amlport.audit.catalog import Rule
 from amlport.audit.engine import CheckContext, CheckFn, Outcome, failed, not_checked, passed
-from amlport.audit.facts import Fact, KeyVault, Lock, ReplicationPolicy, Retention
+from amlport.audit.facts import Fact, KeyVault, Lock, ReplicationPolicy, Retention, WorkspaceInfo
 
 MIN_SOFT_DELETE_DAYS = 7
 ZONE_SKUS = {"Standard_ZRS", "Premium_ZRS"}
@@ -54,6 +54,52 @@ def replication(rule: Rule, ctx: CheckContext) -> list[Outcome]:
             passed(f"{what}: a geo copy in the paired region", note=NO_WORKSPACE_FAILOVER, **kw)
         ]
     return [not_checked(f"unrecognised storage SKU {sku!r}", **kw)]
+
+
+def geo_replication(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    """The geo copy exists and is in sync: a geo SKU whose secondary is unavailable, or that
+    is failing over, protects nothing until it recovers."""
+    fact = ctx.facts.storage
+    if not fact.known or fact.value is None:
+        return [not_checked(str(fact.reason), resource=_resource(ctx))]
+    info = fact.value
+    kw = {"resource": _resource(ctx), "evidence": fact.origin}
+    sku = ctx.facts.sku.value if ctx.facts.sku.known else info.sku  # the merged SKU
+    if sku is None:
+        return [not_checked(f"{fact.origin} does not say the storage account's SKU", **kw)]
+    if sku not in GEO_SKUS | GEO_ZONE_SKUS:
+        return [passed(f"{_account(ctx)} uses {sku}: there is no geo copy to check", **kw)]
+    geo = info.geo
+    problems = []
+    if geo.failover_in_progress:
+        problems.append("a failover is in progress")
+    if geo.status_of_secondary and geo.status_of_secondary.lower() != "available":
+        problems.append(f"the secondary region is {geo.status_of_secondary}")
+    if geo.replication_status and geo.replication_status.lower() != "live":
+        problems.append(f"geo-replication is {geo.replication_status}")
+    if problems:
+        return [failed(f"{_account(ctx)} ({sku}): {'; '.join(problems)}", **kw)]
+    if geo.status_of_secondary is None and geo.replication_status is None:
+        return [not_checked(f"{fact.origin} does not say the geo copy's status", **kw)]
+    synced = f", last sync {geo.last_sync_time}" if geo.last_sync_time else ""
+    where = f" in {geo.secondary_location}" if geo.secondary_location else ""
+    return [passed(f"{_account(ctx)} ({sku}): the geo copy{where} is available{synced}", **kw)]
+
+
+def permanent_delete(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    fact = ctx.facts.permanent_delete
+    if not fact.known or fact.value is None:
+        return [not_checked(str(fact.reason), resource=_resource(ctx))]
+    kw = {"resource": _resource(ctx), "evidence": fact.origin}
+    if fact.value:
+        return [
+            failed(
+                f"allowPermanentDelete is on for {_account(ctx)}: blobs and versions can be "
+                "deleted past soft delete",
+                **kw,
+            )
+        ]
+    return [passed(f"soft-deleted blobs on {_account(ctx)} cannot be purged early", **kw)]
 
 
 def _retention_check(
@@ -155,6 +201,14 @@ def delete_lock(rule: Rule, ctx: CheckContext) -> list[Outcome]:
         for label, rid in targets.items()
         if rid and not any(_covers(lk, rid) for lk in deletes)
     ]
+    if unlocked and ctx.facts.lock_gaps:  # the lock may sit where we could not look
+        return [
+            not_checked(
+                f"no CanNotDelete lock found on the {' or the '.join(unlocked)} in the scopes "
+                f"read; unread: {'; '.join(ctx.facts.lock_gaps)}",
+                **kw,
+            )
+        ]
     if unlocked:
         return [failed(f"no CanNotDelete lock covers the {' or the '.join(unlocked)}", **kw)]
     if reasons:
@@ -170,7 +224,7 @@ def readonly_lock(rule: Rule, ctx: CheckContext) -> list[Outcome]:
     if not fact.known or fact.value is None:
         return [not_checked(str(fact.reason), resource=_resource(ctx))]
     readonly = [lk for lk in fact.value if lk.level == "ReadOnly"]
-    if not readonly:
+    if not readonly and not ctx.facts.lock_gaps:
         return [passed("no ReadOnly lock in the exported locks", evidence=fact.origin)]
     targets, reasons = _lock_targets(ctx)
     out = []
@@ -180,8 +234,9 @@ def readonly_lock(rule: Rule, ctx: CheckContext) -> list[Outcome]:
             out.append(_readonly_failure(lock, hit, fact.origin))
     if out:
         return out
-    if reasons:
-        return [not_checked("; ".join(reasons), evidence=fact.origin)]
+    if reasons or ctx.facts.lock_gaps:
+        why = [*reasons, *(f"unread: {gap}" for gap in ctx.facts.lock_gaps)]
+        return [not_checked("; ".join(why), evidence=fact.origin)]
     return [passed("no ReadOnly lock on the workspace or its storage", evidence=fact.origin)]
 
 
@@ -193,6 +248,70 @@ def _readonly_failure(lock: Lock, hit: list[str], origin: str) -> Outcome:
         evidence=origin,
         values={"lock_id": lock.id},
     )
+
+
+# --- the workspace's own settings ------------------------------------------------------
+
+
+def _workspace(ctx: CheckContext) -> tuple[WorkspaceInfo | None, Outcome | None]:
+    fact = ctx.facts.workspace
+    if not fact.known or fact.value is None:
+        return None, not_checked(str(fact.reason))
+    return fact.value, None
+
+
+def _linked(ctx: CheckContext, attr: str, what: str, missing: str) -> list[Outcome]:
+    ws, skip = _workspace(ctx)
+    if ws is None:
+        return [skip] if skip else []
+    kw = {"resource": ws.id or ws.name, "evidence": ctx.facts.workspace.origin}
+    linked = getattr(ws, attr)
+    if linked:
+        return [passed(f"workspace {ws.name} links {what} {linked.rsplit('/', 1)[-1]}", **kw)]
+    return [failed(f"workspace {ws.name} has no {what}: {missing}", **kw)]
+
+
+def application_insights(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    return _linked(
+        ctx,
+        "application_insights_id",
+        "Application Insights",
+        "endpoint and job diagnostics are not kept",
+    )
+
+
+def container_registry(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    return _linked(
+        ctx,
+        "container_registry_id",
+        "container registry",
+        "environment images are not kept anywhere you control",
+    )
+
+
+def public_network_access(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    ws, skip = _workspace(ctx)
+    if ws is None:
+        return [skip] if skip else []
+    kw = {"resource": ws.id or ws.name, "evidence": ctx.facts.workspace.origin}
+    access = ws.public_network_access
+    if access is None:
+        return [not_checked(f"{ctx.facts.workspace.origin} does not say publicNetworkAccess", **kw)]
+    if access.lower() == "disabled":
+        return [passed(f"workspace {ws.name} is reachable only through private endpoints", **kw)]
+    return [failed(f"workspace {ws.name} has public network access {access}", **kw)]
+
+
+def hbi_workspace(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    ws, skip = _workspace(ctx)
+    if ws is None:
+        return [skip] if skip else []
+    kw = {"resource": ws.id or ws.name, "evidence": ctx.facts.workspace.origin}
+    if ws.hbi_workspace is None:
+        return [not_checked(f"{ctx.facts.workspace.origin} does not say hbiWorkspace", **kw)]
+    if ws.hbi_workspace:
+        return [passed(f"workspace {ws.name} is a high business impact workspace", **kw)]
+    return [failed(f"workspace {ws.name} is not flagged high business impact", **kw)]
 
 
 # --- key vault -----------------------------------------------------------------------------
@@ -228,7 +347,9 @@ def keyvault_purge_protection(rule: Rule, ctx: CheckContext) -> list[Outcome]:
 
 CHECKS: dict[str, CheckFn] = {
     "replication": replication,
+    "geo_replication": geo_replication,
     "blob_soft_delete": blob_soft_delete,
+    "permanent_delete": permanent_delete,
     "container_soft_delete": container_soft_delete,
     "versioning": versioning,
     "change_feed": change_feed,
@@ -238,4 +359,8 @@ CHECKS: dict[str, CheckFn] = {
     "readonly_lock": readonly_lock,
     "keyvault_soft_delete": keyvault_soft_delete,
     "keyvault_purge_protection": keyvault_purge_protection,
+    "application_insights": application_insights,
+    "container_registry": container_registry,
+    "public_network_access": public_network_access,
+    "hbi_workspace": hbi_workspace,
 }

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 NO_ARM = "no --arm folder given (export the control-plane facts with az; see docs/audit.md)"
+NO_REGISTRY = "the workspace's model registry was not read (add --arm-live)"
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,21 @@ class WorkspaceInfo:
     storage_account_id: str | None
     key_vault_id: str | None
     workspace_guid: str | None = None
+    application_insights_id: str | None = None
+    container_registry_id: str | None = None
+    hbi_workspace: bool | None = None
+    public_network_access: str | None = None  # Enabled | Disabled
+
+
+@dataclass(frozen=True)
+class GeoStatus:
+    """The geo-redundant copy of a storage account, as the account properties report it."""
+
+    secondary_location: str | None = None
+    status_of_secondary: str | None = None  # available | unavailable
+    failover_in_progress: bool | None = None
+    replication_status: str | None = None  # geoReplicationStats.status: Live|Bootstrap|Unavailable
+    last_sync_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ class StorageInfo:
     sku: str | None = None
     kind: str | None = None
     hns: bool | None = None
+    geo: GeoStatus = field(default_factory=GeoStatus)
 
 
 @dataclass
@@ -92,6 +109,7 @@ class ControlPlane:
 
     storage: Fact[StorageInfo] = field(default_factory=lambda: Fact.unknown(NO_ARM))
     blob_soft_delete: Fact[Retention] = field(default_factory=lambda: Fact.unknown(NO_ARM))
+    permanent_delete: Fact[bool] = field(default_factory=lambda: Fact.unknown(NO_ARM))
     container_soft_delete: Fact[Retention] = field(default_factory=lambda: Fact.unknown(NO_ARM))
     versioning: Fact[bool] = field(default_factory=lambda: Fact.unknown(NO_ARM))
     change_feed: Fact[bool] = field(default_factory=lambda: Fact.unknown(NO_ARM))
@@ -102,7 +120,12 @@ class ControlPlane:
     locks: Fact[tuple[Lock, ...]] = field(default_factory=lambda: Fact.unknown(NO_ARM))
     key_vault: Fact[KeyVault] = field(default_factory=lambda: Fact.unknown(NO_ARM))
     workspace: Fact[WorkspaceInfo] = field(default_factory=lambda: Fact.unknown(NO_ARM))
+    # The URIs of the model versions registered in the workspace (live reads only).
+    registry: Fact[tuple[str, ...]] = field(default_factory=lambda: Fact.unknown(NO_REGISTRY))
     label: str | None = None  # e.g. the --arm folder
+    # Scopes whose locks could not be listed ("subscription …: HTTP 403 …"); ``locks`` then
+    # holds only what the other scopes showed.
+    lock_gaps: tuple[str, ...] = ()
 
 
 @dataclass
@@ -144,6 +167,10 @@ class Facts:
     locks: Fact[tuple[Lock, ...]]
     key_vault: Fact[KeyVault]
     workspace: Fact[WorkspaceInfo]
+    storage: Fact[StorageInfo] = field(default_factory=lambda: Fact.unknown(NO_ARM))
+    permanent_delete: Fact[bool] = field(default_factory=lambda: Fact.unknown(NO_ARM))
+    registry: Fact[tuple[str, ...]] = field(default_factory=lambda: Fact.unknown(NO_REGISTRY))
+    lock_gaps: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
 
     def placeholders(self) -> dict[str, str]:
@@ -199,6 +226,10 @@ def merge(
         locks=control.locks,
         key_vault=control.key_vault,
         workspace=control.workspace,
+        storage=control.storage,
+        permanent_delete=control.permanent_delete,
+        registry=control.registry,
+        lock_gaps=control.lock_gaps,
         warnings=warnings,
     )
 

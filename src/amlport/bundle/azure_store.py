@@ -14,7 +14,9 @@ layer's (``azure_location``, ``retry``, ``azure_errors``), as for sources and ta
   not uploaded at all when that object is already stored. When the digest is known (unpack),
   blocks go straight to the blob and are committed only if the hash matches. Uncommitted
   blocks are invisible and the service discards them.
-- Reads stream in 4 MiB ranged GETs; ``ObjectStore`` re-hashes what it reads.
+- Reads go through obstore (``AzureClient.objects``): one GET per blob, streamed, resumed
+  from where it broke if the connection breaks; ``ObjectStore`` re-hashes what it reads.
+  Listing, writes and deletes stay on the SDK (docs/design/0005-obstore-data-path.md).
 - Locks: a blob per holder; stale removal is ``If-Match: <etag read>`` and refresh is
   ``If-Match: *`` (see ``lock.py``).
 """
@@ -27,12 +29,11 @@ import hashlib
 import io
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
@@ -42,8 +43,15 @@ from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, Content
 from amlport.bundle.files import TooLarge
 from amlport.bundle.store import RepoStore, Staging, Stored
 from amlport.errors import AccessDenied, AmlportError, IntegrityError, SourceNotFound, UsageError
-from amlport.storage.azure import ChunkReader
-from amlport.storage.azure_errors import CONFLICT_CODES, ErrorTranslator, Where, error_code
+from amlport.storage.azure import STREAM_PIECE, ChunkReader
+from amlport.storage.azure_client import AzureClient
+from amlport.storage.azure_errors import (
+    CONFLICT_CODES,
+    ErrorTranslator,
+    Failure,
+    Where,
+    error_code,
+)
 from amlport.storage.azure_location import LIST_PAGE_SIZE, AzureLocation
 from amlport.storage.retry import CountingRetry
 
@@ -58,8 +66,12 @@ DENIED_HINT = (
 Blocks = list[BlobBlock]  # (``list`` is a method name inside AzureStore)
 
 
-class AzureStore(RepoStore):
-    """Blobs of one container under ``prefix`` (``""`` or ``a/b``, no slash at either end)."""
+class AzureStore(AzureClient, RepoStore):
+    """Blobs of one container under ``prefix`` (``""`` or ``a/b``, no slash at either end).
+
+    Shares the storage layer's Azure client (``AzureClient``: close, retry counting, error
+    translation, the obstore reader); its errors carry hints about the repository options.
+    """
 
     def __init__(
         self,
@@ -74,32 +86,24 @@ class AzureStore(RepoStore):
     ) -> None:
         if location.container is None:
             raise UsageError("a repository URL must name a container")
-        self._service = service
-        self._credential = credential
-        self._retry = retry_policy
-        self.location = location
+        super().__init__(
+            service,
+            location,
+            retry_policy=retry_policy,
+            translator=_RepoErrors(location, retry_policy, anonymous, for_target=True),
+            credential=credential,
+        )
         self.container = location.container
         self.prefix = f"{prefix}/" if prefix else ""
         self.block_size = block_size
         self._client = service.get_container_client(self.container)
-        self._translate = _RepoErrors(location, retry_policy, anonymous, for_target=True)
 
     @property
     def display(self) -> str:
         return f"{self.location.display}/{self.prefix}".rstrip("/")
 
-    @property
-    def retry_count(self) -> int:
-        return self._retry.count
-
-    def __repr__(self) -> str:
-        return f"AzureStore({self.display!r})"
-
-    def close(self) -> None:
-        self._service.close()
-        closer: Callable[[], None] | None = getattr(self._credential, "close", None)
-        if closer is not None:
-            closer()
+    def describe(self) -> str:
+        return self.display
 
     def name(self, key: str) -> str:
         """The blob name of ``key``."""
@@ -145,15 +149,14 @@ class AzureStore(RepoStore):
         return self.read_stored(key, limit=limit).data
 
     def read_stored(self, key: str, *, limit: int) -> Stored:
-        with self._tr("reading", key):
-            try:
-                downloader = self.blob(key).download_blob(max_concurrency=1)
-            except ResourceNotFoundError:
-                raise FileNotFoundError(self.name(key)) from None
-            self._bounded(key, downloader.size, limit)  # before reading the rest into memory
-            data = downloader.readall()
-            props = downloader.properties
-        return Stored(bytes(data), props.last_modified, props.etag)
+        name = self.name(key)
+        result = self.objects.fetch(self.container, name)  # through obstore
+        if result is None:
+            raise FileNotFoundError(name)
+        meta = result.meta
+        self._bounded(key, meta["size"], limit)  # before reading the rest into memory
+        data = b"".join(self.objects.rest_of(self.container, name, result, STREAM_PIECE))
+        return Stored(data, meta["last_modified"], meta["e_tag"])
 
     def _bounded(self, key: str, size: int | None, limit: int | None) -> None:
         if limit is not None and size is not None and size > limit:
@@ -246,15 +249,15 @@ class AzureStore(RepoStore):
     # -- objects --
 
     def open(self, key: str, *, limit: int | None = None) -> BinaryIO:
-        where = Where("reading", self.container, self.name(key))
-        with self._translate.translating(where):
-            try:
-                # Fetches the first chunk only; the rest comes as the caller reads.
-                downloader = self.blob(key).download_blob(max_concurrency=1)
-            except ResourceNotFoundError:
-                raise FileNotFoundError(self.name(key)) from None
-        self._bounded(key, downloader.size, limit)
-        raw = ChunkReader(downloader.chunks(), lambda exc: self._translate(exc, where))
+        name = self.name(key)
+        where = Where("reading", self.container, name)
+        # Through obstore: sends the GET now, the body streams as the caller reads.
+        result = self.objects.fetch(self.container, name)
+        if result is None:
+            raise FileNotFoundError(name)
+        self._bounded(key, result.meta["size"], limit)
+        chunks = self.objects.rest_of(self.container, name, result, STREAM_PIECE)
+        raw = ChunkReader(chunks, lambda exc: self._translate(exc, where))
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=self.block_size))
 
     @contextlib.contextmanager
@@ -364,8 +367,8 @@ class _AzureStaging(Staging):
 class _RepoErrors(ErrorTranslator):
     """The storage layer's error mapping, with hints about the repository's own options."""
 
-    def __call__(self, exc: AzureError, where: Where) -> AmlportError:
-        error = super().__call__(exc, where)
+    def translate(self, failure: Failure, where: Where) -> AmlportError:
+        error = super().translate(failure, where)
         if isinstance(error, AccessDenied) and "expired" not in error.message:
             error.hint = DENIED_HINT
         elif isinstance(error, SourceNotFound) and "container" in error.message:

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from amlport import __version__
-from amlport.errors import IntegrityError
+from amlport.errors import IntegrityError, ParseError
 from amlport.model.manifest import format_time
+from amlport.safeload import load_json
 
 FORMAT = "amlport.repository"
 FORMAT_MAJOR = 1
@@ -54,9 +55,13 @@ class RepositoryConfig:
     @classmethod
     def from_bytes(cls, raw: bytes, *, where: str) -> RepositoryConfig:
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise IntegrityError(f"{where}: config.json is not valid JSON", hint=_HINT) from None
+            data = load_json(raw.decode("utf-8"), "config.json")  # bounded nesting
+        except UnicodeDecodeError:
+            raise IntegrityError(f"{where}: config.json is not UTF-8 text", hint=_HINT) from None
+        except ParseError as exc:
+            raise IntegrityError(
+                f"{where}: config.json is not valid JSON ({exc.reason})", hint=_HINT
+            ) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise IntegrityError(f"{where}: config.json is not an amlport repository config")
         version, repo_id = data.get("version"), data.get("id")

@@ -27,8 +27,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from amlport.bundle.store import RepoStore
-from amlport.errors import AmlportError, ExitCode
+from amlport.errors import AmlportError, ExitCode, ParseError
 from amlport.model.manifest import format_time, parse_time
+from amlport.safeload import load_json
 
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
 MAX_LOCK_BYTES = 64 * 1024  # a lock file is ~150 bytes; a larger one is not read
@@ -92,7 +93,7 @@ def read_lock(store: RepoStore, key: str) -> LockInfo:
     stored = store.read_stored(key, limit=MAX_LOCK_BYTES)
     where = _where(store, key)
     try:
-        data = json.loads(stored.data.decode("utf-8"))
+        data = load_json(stored.data.decode("utf-8"), where)  # bounded nesting
         return LockInfo(
             where=where,
             exclusive=bool(data["exclusive"]),
@@ -103,7 +104,7 @@ def read_lock(store: RepoStore, key: str) -> LockInfo:
             key=key,
             version=stored.version,
         )
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ParseError, ValueError, KeyError, TypeError, AttributeError):
         mtime = stored.modified
         return LockInfo(where, True, 0, "unknown", mtime, mtime, key, stored.version)
 

@@ -143,6 +143,21 @@ def check_source(manifest: Manifest, source: SourceRef | None, *, given_by: str)
     )
 
 
+def check_live_source(source: Mapping[str, Any], mapped: SourceRef | None, *, where: str) -> None:
+    """UsageError when a map's ``source:`` (``mapped``) names another workspace than the live
+    source ``promote`` reads (``source``: its descriptor, ``where``: how the user named it):
+    the map made for one workspace is never applied to another's files."""
+    if mapped is None or mapped.matches_source(source):
+        return
+    actual = label(source.get("account"), source.get("workspace"))
+    raise UsageError(
+        f"the map file's 'source:' names {mapped.text!r}, but {where} is {actual!r} "
+        f"(key {source_key(source)}); nothing was written",
+        hint="use the map file written for this workspace (its 'source:' names it), or fix "
+        "'source:'",
+    )
+
+
 def select_snapshot(
     repo: Repository,
     snapshot: str | None,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -188,6 +189,9 @@ class LocalStore(RepoStore):
         # Folders whose renames are not yet fsynced (``synced_together``); None: fsync each.
         self._unsynced: set[Path] | None = None
         self._unsynced_lock = threading.Lock()
+        # Folders (keys ending in ``/``) seen to be real directories, not links: each is
+        # checked once per store, not once per value read or written.
+        self._real_folders: set[str] = set()
 
     @property
     def display(self) -> str:
@@ -198,7 +202,31 @@ class LocalStore(RepoStore):
         return self.root
 
     def local_path(self, key: str) -> Path:
+        """The file of ``key``; IntegrityError when a folder on the way (below the root) is a
+        symbolic link: followed, it would read and write outside the repository."""
+        self._refuse_linked_folders(key)
         return self.root / key
+
+    def _refuse_linked_folders(self, key: str) -> None:
+        folder = ""
+        for part in key.split("/")[:-1]:
+            folder = f"{folder}{part}/"
+            if folder in self._real_folders:
+                continue
+            path = self.root / folder
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return  # not there yet: a write makes it a real folder
+            if stat.S_ISLNK(st.st_mode):
+                raise IntegrityError(
+                    f"{path} is a symbolic link, not a folder of the repository",
+                    hint="a repository holds only folders and files amlport wrote: replace "
+                    "the link by the folder it points to, then run `amlport verify`",
+                )
+            if not stat.S_ISDIR(st.st_mode):
+                return  # a file where a folder belongs: reading below it finds nothing
+            self._real_folders.add(folder)
 
     def root_exists(self) -> bool:
         return self.root.exists()

@@ -12,9 +12,11 @@ from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, guarded
 from amlport.cli.repo_options import SourceOpt
 from amlport.cli.write_options import DryRunOpt, OnConflictOpt
+from amlport.errors import ExitCode
 
 if TYPE_CHECKING:
     from amlport.importing import ImportResult
+    from amlport.storage.guard import WriteGuard
 
 map_app = typer.Typer(
     help="Mapping files: where a bundle's identities land in a target.",
@@ -104,22 +106,40 @@ def import_(
             register_mlflow=register_mlflow,
             workspace=workspace,
         )
+        from amlport.storage.guard import WriteGuard, place_of_repository
+
         auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
+        # One guard for the run: live registrations below pass the same gate as the import.
+        guard = WriteGuard(
+            dry_run=dry_run, on_conflict=on_conflict, source=place_of_repository(repo)
+        )
         with (
             open_target(to, descriptor=mapping.target, auth=auth) as target,
             common.progress_reporter(not as_json) as progress,
         ):
-            result = run_import(repo, target, request, progress=progress)
+            result = run_import(repo, target, request, progress=progress, guard=guard)
+        code = result.exit_code
         if workspace and emit_assets and not dry_run:
-            from amlport.importers.azureml_assets import register_live
-
-            for line in register_live(emit_assets, workspace=workspace):
-                common.err.print(f"registered {line}", highlight=False)
+            code = max(code, _register_live(emit_assets, workspace, guard))
         if as_json:
             common.write_json(result.to_dict(), None)
         else:
             _render(result)
-    raise typer.Exit(int(result.exit_code))
+    raise typer.Exit(int(code))
+
+
+def _register_live(emit_assets: Path, workspace: str, guard: WriteGuard) -> ExitCode:
+    """Register the emitted assets in ``workspace``; a conflict is a partial result (exit 3),
+    as it is for the import, unless --on-conflict skip left it alone on purpose."""
+    from amlport.importers.azureml_assets import register_live
+
+    done = register_live(emit_assets, workspace=workspace, guard=guard)
+    for reg in done:
+        common.err.print(f"live: {reg.line()}", highlight=False)
+    conflicts = [r for r in done if r.action == "conflict"]
+    if conflicts and guard.on_conflict != "skip":
+        return ExitCode.PARTIAL
+    return ExitCode.WARNINGS if conflicts else ExitCode.OK
 
 
 def _render(result: ImportResult) -> None:

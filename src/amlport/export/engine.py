@@ -184,7 +184,7 @@ def run_export(
     commit = _Commit(source_desc, lineage, chosen.roots, provenance)
     del lg, chosen, lineage
     gc.collect()
-    repo = Repository.open_or_init(repo_path, auth=repo_auth)
+    repo = Repository.open_or_init(repo_path, auth=repo_auth, on_warning=on_warning)
     with repo, repo.lock(exclusive=False):  # shared: objects are write-once, snapshots separate
         _transfer_and_commit(repo, commit, writer, request, result, progress)
     result.retries = source.retry_count
@@ -265,12 +265,15 @@ def plan_assets(
 def _provenance(writer: BundleWriter, inv: Inventory) -> list[dict[str, Any]]:
     """Earlier hops, from the import records amlport left in this workspace (if any)."""
     container = inv.source.artifact_container
+    limit = records.MAX_RECORD_BYTES + 1  # one byte more tells a record too large to read
     raw = [
-        writer.source.read_bytes(container, name)
+        (f"{container}/{name}", writer.source.read_bytes(container, name, max_bytes=limit))
         for name in sorted(inv.amlport_records)
         if name.startswith(records.IMPORTS_PREFIX)
     ]
-    return records.provenance_from(raw)
+    hops, problems = records.provenance_from(raw)
+    writer.warnings.extend(problems)  # the run exits 1: provenance it could not carry
+    return hops
 
 
 def _transfer_and_commit(

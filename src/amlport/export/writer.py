@@ -121,9 +121,10 @@ class BundleWriter:
         return f"files/{datastore}/{name}"
 
     def add_blob(self, container: str, name: str) -> str:
-        """Plan one blob; its bundle path. A blob whose name holds a credential is refused
-        (``SecretInName``): the name would carry it into the manifest."""
-        self._refuse_secret_name(container, name)
+        """Plan one blob; its bundle path. A name a manifest cannot carry is refused
+        (``UnstorableName``): one holding a credential (``SecretInName``: the name would carry
+        it into the manifest), or a local file's name that is not Unicode."""
+        self._refuse_unstorable_name(container, name)
         path = self.bundle_path(container, name)
         if self._planned(path, container, name) is None:
             blob = self.listing.get(container, name)
@@ -152,15 +153,26 @@ class BundleWriter:
         return [path for path in found if path is not None]
 
     def add_blob_or_warn(self, container: str, name: str) -> str | None:
-        """``add_blob``, but a blob whose name holds a credential is a warning (None)."""
+        """``add_blob``, but a name a manifest cannot carry is a warning (None)."""
         try:
             return self.add_blob(container, name)
-        except SecretInName as exc:
+        except UnstorableName as exc:
             self.warnings.append(f"not exported: {exc.message}")
             return None
 
     @staticmethod
-    def _refuse_secret_name(container: str, name: str) -> None:
+    def _refuse_unstorable_name(container: str, name: str) -> None:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            # A local file named with bytes that are not UTF-8 (decoded by the file system
+            # layer with surrogate escapes): no blob can have it, no manifest can hold it.
+            shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise UnstorableName(
+                f"{container}/{shown}: the file's name is not valid UTF-8, so it cannot be a "
+                "blob name nor be recorded in a snapshot",
+                hint="rename the file (blob names are Unicode text)",
+            ) from None
         if may_hold_secret(name) and (found := find_secrets(name)):
             raise SecretInName(  # the message is redacted by AmlportError
                 f"{container}/{name}: the blob's name holds what looks like a secret "
@@ -473,7 +485,11 @@ class BundleWriter:
         return _Rewritten(self._one(digest), size, result, source_digest, rewriter.read)
 
 
-class SecretInName(AmlportError):
+class UnstorableName(AmlportError):
+    """A blob's name cannot be carried into a manifest: the blob is not exported."""
+
+
+class SecretInName(UnstorableName):
     """A blob's name holds a credential: the blob is not exported."""
 
 

@@ -20,10 +20,15 @@ HEADER = """\
 
 
 def template(manifest: Manifest) -> str:
+    source = manifest.source
+    # Every datastore the snapshot has files of, and every datastore the source workspace
+    # declares: a file (a v2 YAML, an MLmodel, a pointer) may name one whose data is not in
+    # the snapshot, and a datastore is mapped only when the map lists it (nothing is guessed).
+    declared = source.get("datastores")
     datastores = sorted(
         {f.path.split("/")[1] for f in manifest.files if f.path.startswith("files/")}
+        | ({str(k) for k in declared} if isinstance(declared, dict) else set())
     )
-    source = manifest.source
     doc: dict[str, Any] = {
         "source": source_text(source),
         "target": {

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from amlport.bundle.sources import check_live_source, parse_source
 from amlport.errors import AmlportError, ExitCode
 from amlport.export.engine import ExportRequest, plan_assets
 from amlport.export.selection import select
@@ -190,6 +191,13 @@ def run_promote(
         raise ValueError("the write guard and the request disagree on --dry-run/--on-conflict")
     guard.source = guard.source or place_of_source(source)
     guarded = guard.wrap(target)  # refused here when the target is the source
+    # The map's ``source:`` must name this workspace, as import and restore check it against
+    # the snapshot's source (bundle/sources.py): one workspace's map never re-binds another's.
+    check_live_source(
+        source.descriptor.to_dict(),
+        parse_source(mapping.source, where="map file 'source:'"),
+        where="the source",
+    )
     inv, listing = walk_with_listing(source, options=WalkOptions(progress=progress))
     lg = build_graph(inv)
     chosen = select(inv, lg, request.select, request.include)

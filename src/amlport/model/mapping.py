@@ -22,6 +22,8 @@ An identity that is not mapped blocks the items that need it; nothing is guessed
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,23 @@ MAP_SCHEMA = Record(
 )
 
 
+def mapped_datastore(
+    datastores: AbcMapping[str, str],
+    container_of: Callable[[str], str | None],
+    source_datastore: str,
+) -> str | None:
+    """The one rule deciding whether a source datastore is mapped, for the importer (which
+    blocks a file or a pointer that needs an unmapped one) and the rewriters (which refuse a
+    URI naming one) alike: the map's ``datastores:`` lists it, and the target datastore it
+    names has a container in the target (``container_of``). A datastore the target merely
+    has by the same name is *not* mapped: nothing is guessed, so a pointer is never written
+    while the folder it points to is blocked."""
+    mapped = datastores.get(source_datastore)
+    if mapped is None or container_of(mapped) is None:
+        return None
+    return mapped
+
+
 @dataclass(frozen=True)
 class Mapping:
     target: WorkspaceDescriptor
@@ -57,11 +76,8 @@ class Mapping:
     source: str | None = None
 
     def target_datastore(self, source_datastore: str) -> str | None:
-        """The mapped datastore, if it names a container the target has."""
-        mapped = self.datastores.get(source_datastore)
-        if mapped is None or self.target.container_of(mapped) is None:
-            return None
-        return mapped
+        """The mapped datastore, if it names a container the target has (``mapped_datastore``)."""
+        return mapped_datastore(self.datastores, self.target.container_of, source_datastore)
 
     def asset_name(self, name: str) -> str:
         return self.assets.get(name, name)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, urlsplit
 
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import AzureError
 from azure.core.pipeline import PipelineRequest
 from azure.storage.blob import BlobProperties, BlobServiceClient
 
@@ -32,6 +31,8 @@ from amlport.errors import (
 )
 from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, guess_containers
 from amlport.secrets import install_log_redaction
+from amlport.storage.auth import StorageAuth
+from amlport.storage.azure_client import AzureClient
 from amlport.storage.azure_errors import ErrorTranslator, Where
 from amlport.storage.azure_location import (
     AUTHORITY_HOSTS,  # noqa: F401 - re-exported
@@ -50,13 +51,14 @@ from amlport.storage.azure_location import (
     sas_expiry,  # noqa: F401 - re-exported
 )
 from amlport.storage.base import BlobInfo, Source
-from amlport.storage.opener import StorageAuth
 from amlport.storage.retry import CountingRetry, RetryConfig
 from amlport.streams import ChunkStream
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 4 << 20  # first GET and each further ranged GET: bounds a stream's memory
+CHUNK_SIZE = 4 << 20  # the most of a stream held in memory (received, not yet read)
+# obstore hands a streamed body over in pieces of at least this (one GET per blob)
+STREAM_PIECE = 1 << 20
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -90,8 +92,9 @@ def _source_options(policy: CountingRetry, max_connections: int) -> dict[str, An
 # --- the source ------------------------------------------------------------------------------
 
 
-class AzureSource(Source):
-    """A workspace's containers in one storage account, read through azure-storage-blob.
+class AzureSource(AzureClient, Source):
+    """A workspace's containers in one storage account: listed, discovered and signed
+    through azure-storage-blob, read through obstore (``AzureClient.objects``).
 
     ``retry_count`` says how many times calls were retried (throttling or broken
     connections); ``skipped_containers`` names workspace containers that could not be read
@@ -107,12 +110,16 @@ class AzureSource(Source):
         descriptor: WorkspaceDescriptor | None = None,
         credential: Any = None,
         anonymous: bool = False,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
-        self._service = service
-        self._credential = credential
-        self._retry = retry_policy
-        self.location = location
-        self._translate = ErrorTranslator(location, retry_policy, anonymous)
+        super().__init__(
+            service,
+            location,
+            retry_policy=retry_policy,
+            translator=ErrorTranslator(location, retry_policy, anonymous),
+            credential=credential,
+            max_connections=max_connections,
+        )
         self._signer = BlobSigner(service, location, anonymous)
         self.skipped_containers: dict[str, str] = {}
         self._present: tuple[str, ...] = ()
@@ -123,10 +130,6 @@ class AzureSource(Source):
             raise
 
     @property
-    def retry_count(self) -> int:
-        return self._retry.count
-
-    @property
     def blob_service_client(self) -> BlobServiceClient:
         """The read-only client (GET/HEAD only) for data-plane facts such as the audit's."""
         return self._service
@@ -135,21 +138,6 @@ class AzureSource(Source):
     def containers(self) -> tuple[str, ...]:
         """The workspace containers that exist and are listed, blobstore first."""
         return self._present
-
-    def describe(self) -> str:
-        return self.location.display
-
-    def __repr__(self) -> str:
-        return f"AzureSource({self.describe()!r})"
-
-    def close(self) -> None:
-        self._service.close()
-        closer: Callable[[], None] | None = getattr(self._credential, "close", None)
-        if closer is not None:
-            closer()
-
-    def _translating(self, where: Where) -> AbstractContextManager[None]:
-        return self._translate.translating(where)
 
     # -- discovery --
 
@@ -262,28 +250,14 @@ class AzureSource(Source):
                 yield _blob_info(container, props)
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
-        blob = self._service.get_blob_client(container, name)
-        with self._translating(Where("reading", container=container, blob=name)):
-            if max_bytes is None:
-                return bytes(blob.download_blob(max_concurrency=1).readall())
-            if max_bytes <= 0:
-                blob.get_blob_properties()  # still report a missing blob
-                return b""
-            try:
-                stream = blob.download_blob(offset=0, length=max_bytes, max_concurrency=1)
-            except HttpResponseError as exc:
-                if exc.status_code == 416:  # a range of an empty blob
-                    return b""
-                raise
-            return bytes(stream.readall())
+        return self.objects.read(container, name, max_bytes)
 
     def open_stream(self, container: str, name: str) -> BinaryIO:
-        where = Where("reading", container=container, blob=name)
-        blob = self._service.get_blob_client(container, name)
-        with self._translating(where):
-            # Fetches the first chunk only; the rest comes as the caller reads.
-            downloader = blob.download_blob(max_concurrency=1)
-        raw = ChunkReader(downloader.chunks(), lambda exc: self._translate(exc, where))
+        # Sends the GET now (a missing blob fails here); the body streams as the caller reads.
+        chunks = self.objects.chunks(container, name, STREAM_PIECE)
+        raw = ChunkReader(
+            chunks, lambda exc: self._translate(exc, Where("reading", container, name))
+        )
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
 
     # -- server-side copies --
@@ -323,7 +297,7 @@ class ChunkReader(ChunkStream):
     errors become amlport errors, received bytes are counted."""
 
     def __init__(
-        self, chunks: Iterator[bytes], translate: Callable[[AzureError], AmlportError]
+        self, chunks: Iterator[Any], translate: Callable[[AzureError], AmlportError]
     ) -> None:
         super().__init__(chunks)
         self._translate = translate
@@ -368,4 +342,5 @@ def open_azure_source(
         descriptor=descriptor,
         credential=credential,
         anonymous=anonymous,
+        max_connections=max_connections,
     )

@@ -55,6 +55,38 @@ def error_code(exc: AzureError) -> str:
     return str(getattr(code, "value", code))
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A failed storage call, whichever client made it (the SDK or obstore).
+
+    ``kind``: ``dns`` (the host does not resolve), ``connect`` (no connection), ``broken``
+    (the connection broke mid-answer), ``denied`` (no HTTP answer: the credential could not
+    get a token; or an answer 401/403), ``missing`` (404), ``http`` (any other answer).
+    ``name`` is what to show when there is no HTTP status: an exception's class name, never
+    its message (which may carry a signed URL).
+    """
+
+    kind: str
+    status: int | None = None
+    code: str = ""
+    name: str = ""
+
+
+def sdk_failure(exc: AzureError) -> Failure:
+    """The ``Failure`` an azure-storage-blob / azure-core exception stands for."""
+    status = getattr(exc, "status_code", None)
+    code, name = error_code(exc), type(exc).__name__
+    if isinstance(exc, ServiceRequestError):
+        return Failure("dns" if is_dns_failure(exc) else "connect", status, code, name)
+    if isinstance(exc, ServiceResponseError):
+        return Failure("broken", status, code, name)
+    if isinstance(exc, ClientAuthenticationError):
+        return Failure("denied", status, code, name)
+    if isinstance(exc, ResourceNotFoundError):
+        return Failure("missing", status, code, name)
+    return Failure("http", status, code, name)
+
+
 class ErrorTranslator:
     """Maps SDK exceptions to one-line amlport errors without any secret in them."""
 
@@ -81,6 +113,10 @@ class ErrorTranslator:
             raise self(exc, where) from None
 
     def __call__(self, exc: AzureError, where: Where) -> AmlportError:
+        return self.translate(sdk_failure(exc), where)
+
+    def translate(self, failure: Failure, where: Where) -> AmlportError:
+        """The amlport error for ``failure`` (from the SDK or from obstore alike)."""
         acct = self.loc.account or "?"
         if where.blob:
             obj = f"blob {where.container}/{where.blob} in account {acct}"
@@ -88,11 +124,10 @@ class ErrorTranslator:
             obj = f"container {where.container} in account {acct}"
         else:
             obj = f"account {acct}"
-        status = getattr(exc, "status_code", None)
-        code = error_code(exc)
-        if isinstance(exc, ServiceRequestError):
-            return self._unreachable(exc, where, obj)
-        if isinstance(exc, ServiceResponseError):
+        status, code, kind = failure.status, failure.code, failure.kind
+        if kind in ("dns", "connect"):
+            return self._unreachable(kind, where, obj)
+        if kind == "broken":
             return TransientStorageError(
                 f"the connection broke {where.action} {obj}, "
                 f"after {self.policy.config.total} retries",
@@ -105,9 +140,9 @@ class ErrorTranslator:
                 hint="the signed source URL may have expired or may not grant read; with "
                 "Azurite the source must be on the same instance and spelled with the same host",
             )
-        if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
+        if kind == "denied" or status in (401, 403):
             return self._denied(code, status, where, obj)
-        if isinstance(exc, ResourceNotFoundError) or status == 404:
+        if kind == "missing" or status == 404:
             return self._not_found(code, where)
         if status in RETRIED_STATUSES:
             return TransientStorageError(
@@ -115,11 +150,11 @@ class ErrorTranslator:
                 f"HTTP {status} {code}".rstrip(),
                 hint="storage is throttling or unavailable; re-run later or with fewer workers",
             )
-        detail = f"HTTP {status} {code}".rstrip() if status else type(exc).__name__
+        detail = f"HTTP {status} {code}".rstrip() if status else failure.name
         return SourceError(f"{where.action} {obj} failed: {detail}")
 
-    def _unreachable(self, exc: AzureError, where: Where, obj: str) -> AmlportError:
-        if is_dns_failure(exc):
+    def _unreachable(self, kind: str, where: Where, obj: str) -> AmlportError:
+        if kind == "dns":
             return SourceNotFound(
                 f"storage account {self.loc.account}: {self.loc.host} does not resolve",
                 hint="check the account name and the endpoint suffix (sovereign clouds differ), "

@@ -40,7 +40,7 @@ from urllib3.util.retry import Retry
 
 from amlport.errors import UsageError
 from amlport.model.workspace import DEFAULT_ENDPOINT
-from amlport.storage.opener import StorageAuth
+from amlport.storage.auth import StorageAuth
 from amlport.storage.retry import CountingRetry
 
 DEFAULT_MAX_CONNECTIONS = 16  # >= the default read_many workers, with room for listings

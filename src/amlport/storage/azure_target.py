@@ -21,8 +21,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -39,6 +38,8 @@ from amlport.errors import (
     UsageError,
 )
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.storage.auth import StorageAuth
+from amlport.storage.azure_client import AzureClient
 from amlport.storage.azure_errors import ConflictGuard, ErrorTranslator, Where, error_code
 from amlport.storage.azure_location import (
     DEFAULT_MAX_CONNECTIONS,
@@ -49,7 +50,6 @@ from amlport.storage.azure_location import (
     is_anonymous,
     parse_location,
 )
-from amlport.storage.opener import StorageAuth
 from amlport.storage.retry import CountingRetry, RetryConfig
 from amlport.storage.target import DIGEST_METADATA, Target, TargetBlob, TargetConflict
 
@@ -78,7 +78,7 @@ def normalize_digest(value: str | None) -> str | None:
     return f"sha256:{hexpart}" if _HEX64.match(hexpart) else None
 
 
-class AzureTarget(Target):
+class AzureTarget(AzureClient, Target):
     """The containers of a target workspace in one storage account (``descriptor``)."""
 
     supports_copy = True
@@ -95,39 +95,22 @@ class AzureTarget(Target):
         block_size: int = BLOCK_SIZE,
         copy_polling: CopyPolling | None = None,
     ) -> None:
-        self._service = service
-        self._credential = credential
-        self._retry = retry_policy
-        self.location = location
+        super().__init__(
+            service,
+            location,
+            retry_policy=retry_policy,
+            translator=ErrorTranslator(location, retry_policy, anonymous, for_target=True),
+            credential=credential,
+        )
         self.descriptor = descriptor
         self.block_size = block_size
         self.copy_polling = copy_polling or CopyPolling()
-        self._translate = ErrorTranslator(location, retry_policy, anonymous, for_target=True)
         try:
             self._check_descriptor()
             self._probe()
         except BaseException:
             self.close()
             raise
-
-    @property
-    def retry_count(self) -> int:
-        return self._retry.count
-
-    def describe(self) -> str:
-        return self.location.display
-
-    def __repr__(self) -> str:
-        return f"AzureTarget({self.describe()!r})"
-
-    def close(self) -> None:
-        self._service.close()
-        closer: Callable[[], None] | None = getattr(self._credential, "close", None)
-        if closer is not None:
-            closer()
-
-    def _translating(self, where: Where) -> AbstractContextManager[None]:
-        return self._translate.translating(where)
 
     def _check_descriptor(self) -> None:
         loc, desc = self.location, self.descriptor

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from amlport.errors import UsageError
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.storage.auth import StorageAuth  # also imported from here by callers
 from amlport.storage.base import Source
 from amlport.storage.local import LocalSource, load_descriptor_file
 from amlport.storage.target import LocalTarget, Target
@@ -21,24 +21,6 @@ SUPPORTED_FORMS = (
     "https://<account>.blob.core.windows.net[/<container>[/<path>]], or for Azurite "
     "http://127.0.0.1:<port>/<account>[/<container>]"
 )
-
-
-@dataclass(frozen=True)
-class StorageAuth:
-    """How to authenticate to Azure storage. Never printed: ``repr`` hides every value."""
-
-    connection_string: str | None = None
-    account_key: str | None = None
-    sas_token: str | None = None
-    use_default_credential: bool = False
-
-    def __repr__(self) -> str:
-        given = [k for k in ("connection_string", "account_key", "sas_token") if getattr(self, k)]
-        if self.use_default_credential:
-            given.append("default_credential")
-        return f"StorageAuth({', '.join(given) or 'anonymous'})"
-
-    __str__ = __repr__
 
 
 def is_url(location: str) -> bool:

@@ -8,7 +8,9 @@ Two things it lacks, hence this subclass:
   generic one). Storage throttles with 503 ServerBusy, but proxies, private endpoints and
   other front ends answer 429, so we treat it as throttling too, and honour ``Retry-After``.
 - **A count.** A run summary reports how often storage pushed back; the policy keeps a
-  thread-safe total (``count``) that ``AzureSource.retry_count`` exposes.
+  thread-safe total (``count``) that ``AzureSource.retry_count`` exposes. The obstore data
+  path (``objects.py``) retries in Python through the same policy, so its retries are
+  counted and back off alike.
 
 Only connection trouble (``ServiceRequestError``/``ServiceResponseError``) and the statuses
 in ``RETRIED_STATUSES`` are retried. A DNS failure is not: the account name or endpoint
@@ -86,14 +88,22 @@ class CountingRetry(ExponentialRetry):
         return self._throttled
 
     def get_backoff_time(self, settings: dict[str, Any]) -> float:
-        # The SDK's formula waits initial + base**n, so even its first retry waits long;
-        # ours starts at ``initial_backoff`` and doubles (by default).
+        return self.backoff(int(settings["count"]))
+
+    def backoff(self, n: int) -> float:
+        """The wait before retry ``n`` (1-based), jittered.
+
+        The SDK's formula waits initial + base**n, so even its first retry waits long; ours
+        starts at ``initial_backoff`` and doubles (by default). The obstore data path
+        (``objects.Retrying``) waits the same.
+        """
         cfg = self.config
-        n = max(1, int(settings["count"]))
+        n = max(1, n)
         backoff = min(cfg.initial_backoff * cfg.increment_base ** (n - 1), cfg.max_backoff)
         return max(0.0, backoff + random.uniform(-cfg.jitter, cfg.jitter))
 
-    def _note(self, status: int | None) -> None:
+    def note(self, status: int | None) -> None:
+        """Count one retry (``status``: the answer that caused it, None for no answer)."""
         with self._lock:
             self._count += 1
             if status in THROTTLING_STATUSES:
@@ -108,12 +118,12 @@ class CountingRetry(ExponentialRetry):
             except AzureError as err:
                 if not _is_transient(err) or not self._may_retry(settings, request, err=err):
                     raise
-                self._note(None)
+                self.note(None)
                 self.sleep(settings, transport)
                 continue
             status = response.http_response.status_code
             if status in RETRIED_STATUSES and self._may_retry(settings, request, response=response):
-                self._note(status)
+                self.note(status)
                 self._sleep_after(settings, transport, response)
                 continue
             break

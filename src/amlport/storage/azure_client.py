@@ -1,0 +1,76 @@
+"""What every Azure client of amlport shares: the workspace source (``azure.py``), the
+import target (``azure_target.py``) and the ``az://`` repository store
+(``bundle/azure_store.py``).
+
+One place holds the SDK client and the credential to close, the counting retry policy
+(``retry_count``), the error translator (``translating``) and, built on first use, the
+obstore data path over the same location and credential (``objects``). A client adds only
+what is its own: discovery for the source, writes and copies for the target, the
+repository's keys for the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from azure.storage.blob import BlobServiceClient
+
+from amlport.storage.azure_errors import ErrorTranslator, Where
+from amlport.storage.azure_location import DEFAULT_MAX_CONNECTIONS, AzureLocation
+from amlport.storage.objects import BlobReader, Retrying, store_options
+from amlport.storage.retry import CountingRetry
+
+
+class AzureClient:
+    """The SDK client, credential, retry policy, translator and obstore reader of one
+    account. Subclasses call ``__init__`` first; ``close`` is safe to call more than once."""
+
+    def __init__(
+        self,
+        service: BlobServiceClient,
+        location: AzureLocation,
+        *,
+        retry_policy: CountingRetry,
+        translator: ErrorTranslator,
+        credential: Any = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self._service = service
+        self._credential = credential
+        self._retry = retry_policy
+        self._translate = translator
+        self.location = location
+        self._max_connections = max_connections
+        self._objects: BlobReader | None = None
+
+    @property
+    def retry_count(self) -> int:
+        """Calls retried so far (throttling, server errors, broken connections), by the SDK
+        and by the obstore data path alike."""
+        return self._retry.count
+
+    def describe(self) -> str:
+        return self.location.display
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()!r})"
+
+    def close(self) -> None:
+        self._service.close()
+        closer: Callable[[], None] | None = getattr(self._credential, "close", None)
+        if closer is not None:
+            closer()
+        self._objects = None  # its stores hold pooled connections: let them go
+
+    def _translating(self, where: Where) -> AbstractContextManager[None]:
+        return self._translate.translating(where)
+
+    @property
+    def objects(self) -> BlobReader:
+        """Blob reads through obstore, with this client's credential, retries and errors."""
+        if self._objects is None:
+            options = store_options(self.location, self._service.credential, self._max_connections)
+            self._objects = BlobReader(options, Retrying(self._retry, self._translate))
+        return self._objects

@@ -1,0 +1,307 @@
+"""The obstore data path of an Azure source (storage/objects.py), on Azurite.
+
+Listing, discovery and signing stay on azure-storage-blob; blob reads go through obstore.
+These tests check what the SDK's own tests cannot see: every credential form reaches obstore,
+a stream that breaks mid-body resumes where it broke (counted as a retry), obstore's errors
+become the same amlport errors with no secret in them, and obstore honours the proxy
+settings of the environment.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import http.client
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import azurite as az
+import pytest
+
+import amlport.storage.objects as objects_mod
+from amlport.errors import AccessDenied, SourceNotFound, TransientStorageError
+from amlport.storage.auth import StorageAuth
+from amlport.storage.azure import open_azure_source
+from amlport.storage.azure_location import parse_location
+from amlport.storage.objects import TokenBridge, obstore_failure, store_options
+from amlport.storage.retry import FAST_RETRY
+
+pytestmark = pytest.mark.azurite
+
+BIG = 9 << 20  # more than a stream piece, several obstore chunks
+HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection"})
+
+
+@dataclass
+class Files:
+    account: az.AzuriteAccount
+    container: str
+    big: bytes
+    small: bytes = b"small file\n"
+
+    @property
+    def url(self) -> str:
+        return f"{self.account.url}/{self.container}"
+
+
+@pytest.fixture(scope="module")
+def files(azurite: az.Azurite) -> Files:
+    container = f"obs-{uuid.uuid4().hex[:8]}"
+    big = os.urandom(BIG)
+    admin = azurite.source.service_client()
+    client = admin.create_container(container)
+    client.upload_blob("model/weights.bin", big)
+    client.upload_blob("notes/small.txt", Files.small)
+    client.upload_blob("empty.bin", b"")
+    admin.close()
+    return Files(azurite.source, container, big)
+
+
+# --- a relay in front of Azurite: forward proxy and body cutter ------------------------------
+
+
+@dataclass
+class Relay:
+    """Forwards to Azurite; as an HTTP forward proxy too (absolute-form request targets).
+    ``cut`` names paths whose first GET answer is cut after half its body."""
+
+    upstream_port: int
+    cut: set[str] = field(default_factory=set)
+    seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        relay = self
+
+        class Handler(_RelayHandler):
+            owner = relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def note(self, method: str, path: str, headers: dict[str, str]) -> bool:
+        """Record a request; True when its answer is to be cut."""
+        with self.lock:
+            self.seen.append((method, path, headers))
+            if method == "GET" and path in self.cut:
+                self.cut.discard(path)
+                return True
+            return False
+
+
+class _RelayHandler(BaseHTTPRequestHandler):
+    owner: Relay
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        target = urlsplit(self.path)
+        origin_form = target.path + (f"?{target.query}" if target.query else "")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        cut = self.owner.note(self.command, target.path, {k.lower(): v for k, v in headers.items()})
+        conn = http.client.HTTPConnection("127.0.0.1", self.owner.upstream_port, timeout=60)
+        try:
+            conn.request(self.command, origin_form, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            status, answer = resp.status, resp.getheaders()
+        finally:
+            conn.close()
+        self.send_response(status)
+        for name, value in answer:
+            if name.lower() not in HOP and name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if cut:  # half the body, then the connection dies
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(data)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+
+@pytest.fixture
+def relay(azurite: az.Azurite) -> Iterator[Relay]:
+    r = Relay(azurite.port)
+    yield r
+    r.close()
+
+
+# --- reads through obstore -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["key", "connection-string", "account-sas", "container-sas"])
+def test_every_credential_form_reads_through_obstore(files: Files, form: str) -> None:
+    acct, url = files.account, files.url
+    auth = {
+        "key": StorageAuth(account_key=acct.key),
+        "connection-string": StorageAuth(connection_string=acct.connection_string),
+        "account-sas": StorageAuth(sas_token=az.read_list_account_sas(acct)),
+        "container-sas": StorageAuth(sas_token=az.read_list_container_sas(acct, files.container)),
+    }[form]
+    with open_azure_source(url, auth=auth) as src:
+        assert src.read_bytes(files.container, "notes/small.txt") == files.small
+        assert src.read_bytes(files.container, "notes/small.txt", max_bytes=5) == b"small"
+        assert src.read_bytes(files.container, "empty.bin", max_bytes=5) == b""
+        assert src.read_bytes(files.container, "notes/small.txt", max_bytes=0) == b""
+        with pytest.raises(SourceNotFound, match="not found"):
+            src.read_bytes(files.container, "notes/missing.txt", max_bytes=0)
+        with src.open_stream(files.container, "model/weights.bin") as stream:
+            assert hashlib.sha256(stream.read()).digest() == hashlib.sha256(files.big).digest()
+
+
+def test_a_stream_cut_mid_body_resumes_where_it_broke(files: Files, relay: Relay) -> None:
+    path = f"/{files.account.name}/{files.container}/model/weights.bin"
+    url = f"{relay.endpoint}/{files.account.name}/{files.container}"
+    with open_azure_source(url, auth=StorageAuth(account_key=files.account.key)) as src:
+        relay.cut.add(path)
+        with src.open_stream(files.container, "model/weights.bin") as stream:
+            data = stream.read()
+        assert data == files.big
+        assert src.retry_count == 1
+    gets = [h for m, p, h in relay.seen if m == "GET" and p == path]
+    assert len(gets) == 2 and "range" not in gets[0]
+    start = int(gets[1]["range"].removeprefix("bytes=").split("-")[0])
+    assert 0 < start <= BIG // 2  # from where it broke, not from the start
+    assert gets[1].get("if-match")  # and only if the blob is still the same
+
+
+def test_obstore_errors_become_amlport_errors_without_secrets(files: Files) -> None:
+    sas = az.read_list_container_sas(files.account, files.container)
+    with open_azure_source(files.url, auth=StorageAuth(sas_token=sas)) as src:
+        with pytest.raises(SourceNotFound) as missing:
+            src.read_bytes(files.container, "nope/x.bin")
+        with pytest.raises(SourceNotFound):
+            src.open_stream(files.container, "nope/x.bin")
+        # A SAS for another container reaches the service, which refuses it (403).
+        other = az.read_list_container_sas(files.account, "someothercontainer")
+        wrong = src.objects
+        wrong._options["sas_key"] = other  # the same reader, with the wrong signature
+        wrong._stores.clear()
+        with pytest.raises(AccessDenied) as denied:
+            src.read_bytes(files.container, "notes/small.txt")
+    for exc in (missing.value, denied.value):
+        text = f"{exc} {exc.hint} {exc!r}"
+        assert sas.split("sig=")[1] not in text and other.split("sig=")[1] not in text
+        assert exc.__cause__ is None and exc.__suppress_context__
+        assert "Debug source" not in text and "http://" not in text
+
+
+def test_unreachable_and_unresolvable_hosts_are_named_not_retried_forever(
+    files: Files, relay: Relay
+) -> None:
+    url = f"{relay.endpoint}/{files.account.name}/{files.container}"
+    src = open_azure_source(url, auth=StorageAuth(account_key=files.account.key), retry=FAST_RETRY)
+    with src:
+        relay.close()  # the endpoint goes away after the source was opened
+        with pytest.raises(Exception) as info:
+            src.read_bytes(files.container, "notes/small.txt")
+        assert "cannot reach" in str(info.value) or isinstance(info.value, TransientStorageError)
+        assert src.retry_count <= FAST_RETRY.total
+
+
+def test_obstore_honours_the_environments_http_proxy(
+    files: Files, relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", relay.endpoint)
+    monkeypatch.setenv("http_proxy", relay.endpoint)
+    with open_azure_source(files.url, auth=StorageAuth(account_key=files.account.key)) as src:
+        assert src.read_bytes(files.container, "notes/small.txt") == files.small
+    path = f"/{files.account.name}/{files.container}/notes/small.txt"
+    assert ("GET", path) in [(m, p) for m, p, _ in relay.seen]
+
+
+# --- options and errors (no emulator needed) -------------------------------------------------
+
+
+class _Credential:
+    """An azure-identity-shaped credential (``get_token``) standing in for a sign-in."""
+
+    def __init__(self) -> None:
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        self.scopes.append(scopes)
+        return type("AccessToken", (), {"token": "tok", "expires_on": 2_000_000_000})()
+
+
+def test_the_token_bridge_asks_for_the_storage_scope() -> None:
+    cred = _Credential()
+    token = TokenBridge(cred)()
+    assert token == {
+        "token": "tok",
+        "expires_at": datetime.fromtimestamp(2_000_000_000, timezone.utc),
+    }
+    assert cred.scopes == [("https://storage.azure.com/.default",)]
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint", "http"),
+    [
+        ("https://acct.blob.core.windows.net/ctr", "https://acct.blob.core.windows.net", False),
+        ("https://acct.blob.core.chinacloudapi.cn/ctr", "https://acct.blob.core.chinacloudapi.cn",
+         False),
+        ("abfss://ctr@acct.dfs.core.usgovcloudapi.net", "https://acct.blob.core.usgovcloudapi.net",
+         False),
+        ("http://127.0.0.1:10000/acct/ctr", "http://127.0.0.1:10000/acct", True),
+    ],
+)  # fmt: skip
+def test_store_options_keep_the_resolved_endpoint(url: str, endpoint: str, http: bool) -> None:
+    options = store_options(parse_location(url), None, 4)
+    assert options["endpoint"] == endpoint and options["account_name"] == "acct"
+    assert options["client_options"]["allow_http"] is http
+    assert options["retry_config"] == {"max_retries": 0}  # amlport retries and counts
+    assert options["skip_signature"] is True  # no credential: anonymous
+
+
+def test_store_options_take_the_sdks_credential() -> None:
+    loc = parse_location("https://acct.blob.core.windows.net/ctr?sv=1&sig=abc")
+    key = type("SharedKey", (), {"account_key": "a2V5"})()
+    assert store_options(loc, key, 4)["account_key"] == "a2V5"
+    assert store_options(loc, None, 4)["sas_key"] == "sv=1&sig=abc"
+    bridged = store_options(loc, _Credential(), 4)["credential_provider"]
+    assert isinstance(bridged, TokenBridge)
+
+
+def test_non_storage_exceptions_are_not_failures() -> None:
+    assert obstore_failure(ValueError("x")) is None
+    assert obstore_failure(FileNotFoundError("x")) is not None
+
+
+def test_the_obstore_reader_only_reads() -> None:
+    """The static half of the read-only guarantee for the obstore path (the SDK client of a
+    source refuses writes at run time; obstore has no such hook): objects.py calls obstore's
+    reading functions only."""
+    tree = ast.parse(Path(objects_mod.__file__).read_text(encoding="utf-8"))
+    attrs = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute)]
+    called = {a.attr for a in attrs if isinstance(a.value, ast.Name) and a.value.id == "obstore"}
+    assert called and called <= {"get", "get_range", "get_ranges", "head", "list"}
