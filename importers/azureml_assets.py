@@ -402,7 +402,10 @@ def register_live(
     if guard is None:  # a caller of its own (Python API): this call is the whole run
         guard = WriteGuard()
         guard.open()
-    client = aml.MLClient(credential or _default_credential(), subscription, resource_group, name)
+    # No progress bars: azure-ai-ml would print them on amlport's console, around its lines.
+    client = aml.MLClient(
+        credential or _default_credential(), subscription, resource_group, name, show_progress=False
+    )
     return [_register_one(aml, client, guard, kind, file, name) for kind, file in entries]
 
 
@@ -423,6 +426,8 @@ def _register_one(
     ops = getattr(client, LIVE_OPERATIONS[kind])
     try:
         wanted = load(file)
+        if kind == "pipeline" and not wanted.name:
+            wanted.name = pipeline_job_name(file)  # else every run would submit a new job
         asset_name, version = str(wanted.name), str(getattr(wanted, "version", None) or "-")
         existing = _existing(ops, kind, asset_name, version)
         action, reason = guard.decide(existing is not None, _same(kind, existing, wanted))
@@ -437,6 +442,12 @@ def _register_one(
     except Exception as exc:  # azure-core / validation errors: one line, no traceback
         raise AmlportError(f"registering {file} in {workspace} failed: {first_line(exc)}") from None
     return LiveRegistration("create", kind, asset_name, version)
+
+
+def pipeline_job_name(file: Path) -> str:
+    """A job name that is the same for the same emitted pipeline file (so a re-run finds the
+    job it submitted) and differs when the file does: ``amlport-`` + 20 hex of its SHA-256."""
+    return "amlport-" + hashlib.sha256(file.read_bytes()).hexdigest()[:20]
 
 
 def _existing(ops: Any, kind: str, name: str, version: str) -> Any:

@@ -168,13 +168,17 @@ class RewriteRules:
             if target is None  # no target identity to check against (rewriter tests)
             else mapped_datastore(self.datastore_map, target.container_of, datastore)
         )
-        if mapped is None:
-            raise Unmappable(
-                uri,
-                reason=f"datastore {datastore!r} is not mapped to a target datastore (add it "
-                "under 'datastores:' in the map file)",
-            )
-        return mapped
+        if mapped is not None:
+            return mapped
+        listed = self.datastore_map.get(datastore)
+        reason = (
+            f"datastore {datastore!r} is not mapped to a target datastore (add it under "
+            "'datastores:' in the map file)"
+            if listed is None
+            else f"datastore {datastore!r} is mapped to target datastore {listed!r}, which the "
+            "target has no container for (add it under the target's 'datastores:')"
+        )
+        raise Unmappable(uri, reason=reason)
 
     def target_container(self, datastore: str, uri: str) -> str:
         """The target container behind a *target* datastore name."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import ipaddress
 import json
 import re
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 EXAMPLES = Path(__file__).resolve().parent / "arm-replay" / "specification"
 OR_LIST = "StorageAccountListObjectReplicationPolicies.json"
@@ -417,24 +418,70 @@ def lock_scope_paths(d: Deployment) -> Iterator[str]:
 
 # --- the workspace's asset registry (live registration) ----------------------------------------
 
-_WS_EXAMPLES = f"{ML}/preview/{{}}/examples/Workspace/{{}}/createOrUpdate.json"
+_WS_EXAMPLES = f"{ML}/{{}}/examples/Workspace/{{}}/createOrUpdate.json"
 ASSET_EXAMPLES = {
-    "models": _WS_EXAMPLES.format("2023-08-01-preview", "ModelVersion"),
-    "environments": _WS_EXAMPLES.format("2023-04-01-preview", "EnvironmentVersion"),
-    "data": _WS_EXAMPLES.format("2023-04-01-preview", "DataVersionBase"),
+    "models": _WS_EXAMPLES.format("preview/2023-08-01-preview", "ModelVersion"),
+    "environments": _WS_EXAMPLES.format("preview/2023-04-01-preview", "EnvironmentVersion"),
+    "data": _WS_EXAMPLES.format("preview/2023-04-01-preview", "DataVersionBase"),
+    "codes": _WS_EXAMPLES.format("stable/2023-04-01", "CodeVersion"),
+    "components": _WS_EXAMPLES.format("stable/2025-12-01", "ComponentVersion"),
 }
+PENDING_UPLOAD = f"{ML}/stable/2023-04-01/examples/Workspace/CodeVersion/" + (
+    "createOrGetStartPendingUpload.json"
+)
+
+
+@dataclass(frozen=True)
+class UploadStore:
+    """Where ``startPendingUpload`` sends code: a blob account (Azurite in the tests), given
+    by its path-style URL, name and key. Each pending upload gets a container of its own
+    and a container SAS for it, as the service hands out a temporary blob reference."""
+
+    account_url: str
+    account_name: str
+    account_key: str
+
+    def pending_upload(self, name: str, version: str) -> tuple[str, str]:
+        """(SAS URI, blob URI) of a fresh container for ``name``/``version``."""
+        from azure.storage.blob import (
+            BlobServiceClient,
+            ContainerSasPermissions,
+            generate_container_sas,
+        )
+
+        digest = hashlib.sha256(f"{name}/{version}".encode()).hexdigest()[:24]
+        container = f"code-{digest}"
+        service = BlobServiceClient(self.account_url, credential=self.account_key)
+        if not service.get_container_client(container).exists():
+            service.create_container(container)
+        sas = generate_container_sas(
+            self.account_name,
+            container,
+            account_key=self.account_key,
+            permission=ContainerSasPermissions(read=True, write=True, list=True, create=True),
+            expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
+        )
+        blob_uri = f"{self.account_url}/{container}"
+        return f"{blob_uri}?{sas}", blob_uri
 
 
 @dataclass
 class AssetRegistry:
-    """A stateful stand-in for ``{WS}/{models|environments|data}/{name}/versions/{version}``:
-    PUT stores the version (answered with the published createOrUpdate example, its
-    placeholders replaced by the request: id = the path, name = the version, properties as
-    sent), GET returns it or an ARM 404. ``puts`` counts the registrations."""
+    """A stateful stand-in for ``{WS}/{models|environments|data|codes|components}/{name}/
+    versions/{version}``: PUT stores the version (answered with the published createOrUpdate
+    example, its placeholders replaced by the request: id = the path, name = the version,
+    properties as sent, so a component's ``componentSpec`` is echoed), GET returns it or an ARM
+    404, the version list answers newest first and, for code, only the versions whose
+    ``hash_sha256`` is the query's ``hash`` (how azure-ai-ml looks up an upload it already
+    made). ``POST …/codes/{name}/versions/{v}/startPendingUpload`` answers the published
+    example with a SAS URI from ``uploads`` (required for code). ``puts`` counts the
+    registrations."""
 
     workspace_id: str
+    uploads: UploadStore | None = None
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
     puts: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
 
     def install(self, server: ReplayServer) -> None:
         ws = re.escape(self.workspace_id)
@@ -443,13 +490,28 @@ class AssetRegistry:
         server.serve_pattern("PUT", one, self._put)
         server.serve_pattern("GET", one, self._get)
         server.serve_pattern("GET", rf"{ws}/(?P<kind>{kinds})/(?P<name>[^/]+)/versions", self._list)
+        server.serve_pattern(
+            "POST", rf"{ws}/codes/[^/]+/versions/[^/]+/startPendingUpload", self._start_upload
+        )
+
+    def seed(self, kind: str, name: str, version: str, properties: dict[str, Any]) -> None:
+        """A version the workspace already has (no PUT counted), shaped like a PUT's answer."""
+        path = f"{self.workspace_id}/{kind}/{name}/versions/{version}"
+        body = example(ASSET_EXAMPLES[kind])
+        body["id"], body["name"] = path, version
+        body["type"] = f"Microsoft.MachineLearningServices/workspaces/{kind}/versions"
+        body["properties"] = properties
+        self.versions[self._key(path)] = body
 
     def _key(self, path: str) -> str:
         return _norm(path)
 
+    def _kind(self, path: str) -> str:
+        return path[len(self.workspace_id) + 1 :].split("/", 1)[0].lower()
+
     def _put(self, seen: Seen) -> Reply:
         request = json.loads(seen.body or b"{}")
-        kind = seen.path[len(self.workspace_id) + 1 :].split("/", 1)[0]
+        kind = self._kind(seen.path)
         body = example(ASSET_EXAMPLES[kind])
         body["id"], body["name"] = seen.path, seen.path.rsplit("/", 1)[-1]
         body["type"] = f"Microsoft.MachineLearningServices/workspaces/{kind}/versions"
@@ -469,4 +531,41 @@ class AssetRegistry:
 
     def _list(self, seen: Seen) -> Reply:
         prefix = self._key(seen.path) + "/"
-        return Reply(200, {"value": [b for k, b in self.versions.items() if k.startswith(prefix)]})
+        query = parse_qs(seen.query)
+        if "hash" in query:  # across names: azure-ai-ml reads the name back from the id
+            codes = self._key(f"{self.workspace_id}/codes/")
+            wanted = query["hash"][0]
+            found = [
+                b
+                for k, b in reversed(self.versions.items())
+                if k.startswith(codes) and _inner(b).get("hash_sha256") == wanted
+            ]
+        else:
+            found = [b for k, b in reversed(self.versions.items()) if k.startswith(prefix)]
+        if "$top" in query:
+            found = found[: int(query["$top"][0])]
+        return Reply(200, {"value": found})
+
+    def _start_upload(self, seen: Seen) -> Reply:
+        if self.uploads is None:
+            return error(400, "ReplayNoUploadStore", "this test gave the registry no blob store")
+        *_, name, _, version, _ = seen.path.split("/")
+        sas_uri, blob_uri = self.uploads.pending_upload(name, version)
+        body = example(PENDING_UPLOAD)
+        request = json.loads(seen.body or b"{}")
+        body["pendingUploadType"] = request.get("pendingUploadType", body["pendingUploadType"])
+        body["pendingUploadId"] = f"{name}-{version}"
+        ref = body["blobReferenceForConsumption"]
+        ref["blobUri"], ref["credential"]["sasUri"] = blob_uri, sas_uri
+        ref["storageAccountArmId"] = (
+            self.workspace_id.split("/providers/")[0]
+            + f"/providers/Microsoft.Storage/storageAccounts/{self.uploads.account_name}"
+        )
+        self.pending.append(seen.path)
+        return Reply(200, body)
+
+
+def _inner(version: dict[str, Any]) -> dict[str, Any]:
+    """A version's own ``properties.properties`` (the free-form key/value map)."""
+    inner = (version.get("properties") or {}).get("properties")
+    return inner if isinstance(inner, dict) else {}

@@ -177,6 +177,25 @@ def test_every_credential_form_reads_through_obstore(files: Files, form: str) ->
             assert hashlib.sha256(stream.read()).digest() == hashlib.sha256(files.big).digest()
 
 
+@pytest.mark.parametrize("form", ["key", "account-sas"])
+def test_credentials_in_the_environment_do_not_override_amlports(
+    files: Files, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """obstore reads AZURE_* variables; one meant for another tool must not replace the
+    credential amlport was given (an explicit account key lost to AZURE_STORAGE_TOKEN)."""
+    monkeypatch.setenv("AZURE_STORAGE_TOKEN", "not-a-token")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "bm90LWEta2V5")
+    monkeypatch.setenv("AZURE_STORAGE_SAS_KEY", "sv=2020&sig=bm90")
+    acct = files.account
+    auth = (
+        StorageAuth(account_key=acct.key)
+        if form == "key"
+        else StorageAuth(sas_token=az.read_list_account_sas(acct))
+    )
+    with open_azure_source(files.url, auth=auth) as src:
+        assert src.read_bytes(files.container, "notes/small.txt") == files.small
+
+
 def test_a_stream_cut_mid_body_resumes_where_it_broke(files: Files, relay: Relay) -> None:
     path = f"/{files.account.name}/{files.container}/model/weights.bin"
     url = f"{relay.endpoint}/{files.account.name}/{files.container}"
@@ -200,16 +219,12 @@ def test_obstore_errors_become_amlport_errors_without_secrets(files: Files) -> N
             src.read_bytes(files.container, "nope/x.bin")
         with pytest.raises(SourceNotFound):
             src.open_stream(files.container, "nope/x.bin")
-        # A SAS for another container reaches the service, which refuses it (403).
-        other = az.read_list_container_sas(files.account, "someothercontainer")
-        wrong = src.objects
-        wrong._options["sas_key"] = other  # the same reader, with the wrong signature
-        wrong._stores.clear()
+        # The container SAS does not cover another container: the service refuses (403).
         with pytest.raises(AccessDenied) as denied:
-            src.read_bytes(files.container, "notes/small.txt")
+            src.read_bytes("someothercontainer", "notes/small.txt")
     for exc in (missing.value, denied.value):
         text = f"{exc} {exc.hint} {exc!r}"
-        assert sas.split("sig=")[1] not in text and other.split("sig=")[1] not in text
+        assert sas.split("sig=")[1] not in text
         assert exc.__cause__ is None and exc.__suppress_context__
         assert "Debug source" not in text and "http://" not in text
 
@@ -286,8 +301,11 @@ def test_store_options_keep_the_resolved_endpoint(url: str, endpoint: str, http:
 def test_store_options_take_the_sdks_credential() -> None:
     loc = parse_location("https://acct.blob.core.windows.net/ctr?sv=1&sig=abc")
     key = type("SharedKey", (), {"account_key": "a2V5"})()
-    assert store_options(loc, key, 4)["account_key"] == "a2V5"
-    assert store_options(loc, None, 4)["sas_key"] == "sv=1&sig=abc"
+    keyed = store_options(loc, key, 4)["credential_provider"]
+    assert keyed() == {"access_key": "a2V5", "expires_at": None} and "a2V5" not in repr(keyed)
+    signed = store_options(loc, None, 4)["credential_provider"]
+    assert signed() == {"sas_token": "sv=1&sig=abc", "expires_at": None}
+    assert "abc" not in repr(signed)
     bridged = store_options(loc, _Credential(), 4)["credential_provider"]
     assert isinstance(bridged, TokenBridge)
 

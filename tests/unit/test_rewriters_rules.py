@@ -63,7 +63,7 @@ def test_import_without_a_datastore_mapping_is_unmappable() -> None:
     assert rewrite_uri("azureml://datastores/workspaceblobstore/paths/a.csv", listed) is None
     # listed, but naming a datastore the target has no container for: not mapped either
     dangling = RewriteRules("import", SRC, target, datastore_map={"workspaceblobstore": "nope"})
-    with pytest.raises(Unmappable, match="not mapped"):
+    with pytest.raises(Unmappable, match="'nope', which the target has no container for"):
         rewrite_uri("azureml://datastores/workspaceblobstore/paths/a.csv", dangling)
 
 

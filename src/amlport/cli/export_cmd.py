@@ -338,15 +338,23 @@ def _info_row(info: SnapshotInfo) -> dict[str, Any]:
 
 
 def pack(
-    repo: Path = RepoArg,
+    repo: Path = typer.Argument(..., help=REPO_HELP),
     snapshot: str = typer.Option(..., "--snapshot", help="Snapshot id (or prefix) to pack."),
     output: Path = typer.Option(
         ..., "-o", "--output", callback=common.checked_output, help="The .tar.gz to write."
     ),
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Write one snapshot and exactly its objects to a .tar.gz for handing over."""
     with guarded():
-        report = Repository.open(repo).pack(snapshot, output)
+        auth = repo_auth(
+            str(repo), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
+        with Repository.open(repo, auth=auth) as repository:
+            report = repository.pack(snapshot, output)
         common.out.print(
             f"packed snapshot {report.snapshot_id[:16]}: {report.objects} objects, "
             f"{report.bytes:,} bytes into {output}",
@@ -357,11 +365,20 @@ def pack(
 
 def unpack(
     archive: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .tar.gz from pack."),
-    to: Path = typer.Option(..., "--to", help="Repository to unpack into (created if missing)."),
+    to: Path = typer.Option(
+        ..., "--to", help="Repository to unpack into (created if missing): a folder or az://…"
+    ),
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Import a packed snapshot into a repository. Rejects absolute paths, '..' and links."""
     with guarded():
-        report = Repository.unpack(archive, to)
+        auth = repo_auth(
+            str(to), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
+        report = Repository.unpack(archive, to, auth=auth)
         common.out.print(
             f"unpacked {len(report.snapshots)} snapshot(s) into {to}: "
             f"{report.objects_added} objects added, {report.objects_present} "

@@ -10,7 +10,15 @@ from rich.table import Table
 
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, guarded
-from amlport.cli.repo_options import SourceOpt
+from amlport.cli.repo_options import (
+    REPO_HELP,
+    RepoConnOpt,
+    RepoCredOpt,
+    RepoKeyOpt,
+    RepoSasOpt,
+    SourceOpt,
+    repo_auth,
+)
 from amlport.cli.write_options import DryRunOpt, OnConflictOpt
 from amlport.errors import ExitCode
 
@@ -33,12 +41,16 @@ def register(app: typer.Typer) -> None:
 
 @map_app.command("init")
 def map_init(
-    repo: Path = typer.Argument(..., help="Bundle repository."),
+    repo: Path = typer.Argument(..., help=REPO_HELP),
     snapshot: str | None = typer.Option(None, "--snapshot", help="Snapshot (default: latest)."),
     source: str | None = SourceOpt,
     output: Path | None = typer.Option(
         None, "-o", "--output", callback=common.checked_output, help="Write here, not stdout."
     ),
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Write a map-file template listing every source identity that needs a target."""
     with guarded():
@@ -46,8 +58,11 @@ def map_init(
         from amlport.importing.engine import pick_snapshot
         from amlport.importing.mapinit import template
 
-        store = Repository.open(repo)
-        with store.lock(exclusive=False):
+        rauth = repo_auth(
+            str(repo), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
+        store = Repository.open(repo, auth=rauth)
+        with store, store.lock(exclusive=False):
             text = template(pick_snapshot(store, snapshot, source))
         if output is None:
             common.write_document(text)
@@ -58,7 +73,7 @@ def map_init(
 
 
 def import_(
-    repo: Path = typer.Argument(..., help="Bundle repository."),
+    repo: Path = typer.Argument(..., help=REPO_HELP),
     to: str = typer.Option(..., "--to", help="Target: a folder or an Azure account URL."),
     map_file: Path = typer.Option(
         ..., "--map", exists=True, dir_okay=False, help="Map file (see 'amlport map init')."
@@ -84,6 +99,10 @@ def import_(
     account_key: str | None = KeyOpt,
     sas_token: str | None = SasOpt,
     credential: str | None = CredOpt,
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
 ) -> None:
     """Restore a snapshot into a target workspace, re-bound to it, idempotently.
 
@@ -109,6 +128,9 @@ def import_(
         from amlport.storage.guard import WriteGuard, place_of_repository
 
         auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
+        rauth = repo_auth(
+            str(repo), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        )
         # One guard for the run: live registrations below pass the same gate as the import.
         guard = WriteGuard(
             dry_run=dry_run, on_conflict=on_conflict, source=place_of_repository(repo)
@@ -117,7 +139,9 @@ def import_(
             open_target(to, descriptor=mapping.target, auth=auth) as target,
             common.progress_reporter(not as_json) as progress,
         ):
-            result = run_import(repo, target, request, progress=progress, guard=guard)
+            result = run_import(
+                repo, target, request, progress=progress, guard=guard, repo_auth=rauth
+            )
         code = result.exit_code
         if workspace and emit_assets and not dry_run:
             code = max(code, _register_live(emit_assets, workspace, guard))

@@ -7,10 +7,11 @@ properties); both are built from the same resolved location and credential (``co
 
 One ``AzureStore`` per container, built on first use with:
 
-- the credential the SDK client was opened with: its account key (a connection string's
-  too, as the SDK parsed it), the SAS (URL, option or connection string), an Entra identity
-  through ``TokenBridge`` (the same ``DefaultAzureCredential`` object, so the same sign-in,
-  authority and token cache), or no signature at all for an anonymous location;
+- the credential the SDK client was opened with, always as a credential provider (which
+  nothing in the environment can override): its account key (a connection string's too, as
+  the SDK parsed it), the SAS (URL, option or connection string), an Entra identity through
+  ``TokenBridge`` (the same ``DefaultAzureCredential`` object, so the same sign-in, authority
+  and token cache), or no signature at all for an anonymous location;
 - the resolved endpoint (sovereign clouds, custom domains, path-style emulators alike);
 - no retries of its own (``max_retries: 0``): amlport retries (``call``), so every retry is
   counted once in ``retry_count`` and backs off as ``RetryConfig`` says, as the SDK's do;
@@ -70,6 +71,20 @@ class TokenBridge:
         return {"token": token.token, "expires_at": expires}
 
 
+class Fixed:
+    """An obstore credential provider that always gives the same credential (a key, a SAS).
+    ``repr`` names its kind only: the value is a secret."""
+
+    def __init__(self, credential: dict[str, Any]) -> None:
+        self._credential = credential
+
+    def __call__(self) -> dict[str, Any]:
+        return self._credential
+
+    def __repr__(self) -> str:
+        return f"Fixed({'access_key' if 'access_key' in self._credential else 'sas_token'})"
+
+
 def store_options(loc: AzureLocation, sdk_credential: Any, max_connections: int) -> dict[str, Any]:
     """``AzureStore`` keyword arguments (all but the container) for a resolved location.
 
@@ -89,13 +104,17 @@ def store_options(loc: AzureLocation, sdk_credential: Any, max_connections: int)
         },
         "retry_config": {"max_retries": 0},
     }
+    # Always a credential provider: obstore ranks it above everything, whereas an explicit
+    # account_key or sas_key loses to AZURE_STORAGE_TOKEN, AZURE_STORAGE_ACCOUNT_KEY or
+    # AZURE_CLIENT_ID/SECRET/TENANT_ID found in the environment (tested).
     key = getattr(sdk_credential, "account_key", None)
     if key:
-        options["account_key"] = key
+        options["credential_provider"] = Fixed({"access_key": key, "expires_at": None})
     elif hasattr(sdk_credential, "get_token"):
         options["credential_provider"] = TokenBridge(sdk_credential)
     elif loc.sas_token:
-        options["sas_key"] = loc.sas_token.lstrip("?")
+        sas = loc.sas_token.lstrip("?")
+        options["credential_provider"] = Fixed({"sas_token": sas, "expires_at": None})
     else:
         options["skip_signature"] = True  # anonymous: public read access
     return options
