@@ -8,7 +8,9 @@ file atomically after re-checking, so a re-run is all skip. See docs/importing-a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import posixpath
 import re
@@ -436,7 +438,11 @@ def _register_one(
         if action != "create":
             return LiveRegistration(action, kind, asset_name, version, reason)
         guard.admit(f"{kind} {asset_name}:{version} in workspace {workspace}")
-        ops.create_or_update(wanted)
+        # azure-ai-ml prints colour codes to stderr after an upload even without progress
+        # bars; they would reach the terminal past amlport's safe console. Its errors are
+        # raised, not printed, so nothing the user needs is dropped.
+        with contextlib.redirect_stderr(io.StringIO()):
+            ops.create_or_update(wanted)
     except AmlportError:
         raise
     except Exception as exc:  # azure-core / validation errors: one line, no traceback

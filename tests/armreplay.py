@@ -14,6 +14,7 @@ placeholders are filled here), so a test can flip one fact and serve the result.
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import hashlib
@@ -218,17 +219,29 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 class FixedToken:
-    """A credential for the real SDK clients: any scope gets the same static token."""
+    """A credential for the real SDK clients: a static, unsigned JWT whose ``aud`` is the
+    scope's resource. azure-ai-ml decodes the ``https://ml.azure.com/.default`` token of a job
+    submission (without verifying it) and refuses one of another audience; the replay server
+    does not look at tokens at all."""
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
 
-        return AccessToken("replay-token", int(dt.datetime.now().timestamp()) + 3600)
+        return AccessToken(_unsigned_jwt(scopes), int(dt.datetime.now().timestamp()) + 3600)
 
     def get_token_info(self, *scopes: str, options: Any = None) -> Any:
         from azure.core.credentials import AccessTokenInfo
 
-        return AccessTokenInfo("replay-token", int(dt.datetime.now().timestamp()) + 3600)
+        return AccessTokenInfo(_unsigned_jwt(scopes), int(dt.datetime.now().timestamp()) + 3600)
+
+
+def _unsigned_jwt(scopes: tuple[str, ...]) -> str:
+    def part(doc: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    audience = scopes[0].removesuffix("/.default") if scopes else "replay"
+    claims = {"aud": audience, "tid": "00000000-0000-0000-0000-000000000000", "oid": "replay"}
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 # --- one deployment, built from the examples ----------------------------------------------------
@@ -430,6 +443,9 @@ PENDING_UPLOAD = f"{ML}/stable/2023-04-01/examples/Workspace/CodeVersion/" + (
     "createOrGetStartPendingUpload.json"
 )
 
+VERSION_LIST = f"{ML}/stable/2023-04-01/examples/Workspace/CodeVersion/list.json"
+PIPELINE_JOB = f"{ML}/preview/2024-01-01-preview/examples/Job/PipelineJob/createOrUpdate.json"
+
 
 @dataclass(frozen=True)
 class UploadStore:
@@ -493,6 +509,8 @@ class AssetRegistry:
         server.serve_pattern(
             "POST", rf"{ws}/codes/[^/]+/versions/[^/]+/startPendingUpload", self._start_upload
         )
+        server.serve_pattern("PUT", rf"{ws}/jobs/[^/]+", self._put_job)
+        server.serve_pattern("GET", rf"{ws}/jobs/[^/]+", self._get)
 
     def seed(self, kind: str, name: str, version: str, properties: dict[str, Any]) -> None:
         """A version the workspace already has (no PUT counted), shaped like a PUT's answer."""
@@ -544,7 +562,24 @@ class AssetRegistry:
             found = [b for k, b in reversed(self.versions.items()) if k.startswith(prefix)]
         if "$top" in query:
             found = found[: int(query["$top"][0])]
-        return Reply(200, {"value": found})
+        body = example(VERSION_LIST)
+        body.pop("nextLink", None)  # "string": the pager would request GET /string
+        body["value"] = found
+        return Reply(200, body)
+
+    def _put_job(self, seen: Seen) -> Reply:
+        """A submitted job: the published example's status (``NotStarted``) over the request's
+        properties (its ``services`` placeholders dropped: the SDK would read them as real)."""
+        request = json.loads(seen.body or b"{}")
+        body = example(PIPELINE_JOB)
+        body["id"], body["name"] = seen.path, seen.path.rsplit("/", 1)[-1]
+        body["type"] = "Microsoft.MachineLearningServices/workspaces/jobs"
+        status = body["properties"]["status"]
+        body["properties"] = {**(request.get("properties") or {}), "status": status}
+        created = self._key(seen.path) not in self.versions
+        self.versions[self._key(seen.path)] = body
+        self.puts.append(seen.path)
+        return Reply(201 if created else 200, body)
 
     def _start_upload(self, seen: Seen) -> Reply:
         if self.uploads is None:

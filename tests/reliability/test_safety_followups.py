@@ -135,7 +135,9 @@ def test_restore_from_a_repository_with_a_symlinked_object_folder_writes_nothing
     assert not target.exists()
 
 
-def test_the_repository_folder_itself_may_be_a_link(golden: tuple[Path, Path], tmp_path: Path) -> None:
+def test_the_repository_folder_itself_may_be_a_link(
+    golden: tuple[Path, Path], tmp_path: Path
+) -> None:
     """Only folders *inside* the repository are refused: where it lives is the user's choice."""
     shutil.copytree(golden[0], tmp_path / "real")
     os.symlink(tmp_path / "real", tmp_path / "repo")
@@ -217,3 +219,31 @@ def test_yaml_and_mlmodel_naming_an_unmapped_datastore_are_blocked(tmp_path: Pat
     assert not any(p.endswith("/MLmodel") for p in written), sorted(written)
     assert not any(p.endswith("/model.pkl") for p in written), sorted(written)  # same asset
     assert "training_data" in ran.stdout and "not mapped" in ran.stdout
+
+
+# --- writes into the repository a command reads ----------------------------------------------
+
+
+def test_outputs_inside_the_repository_read_are_refused(repo: Path, tmp_path: Path) -> None:
+    """``pack -o`` and ``map init -o`` read a repository: a file written inside it (however
+    spelled) is refused like one inside a scanned source, and so is an ``--emit-assets``
+    folder, before the import writes anything."""
+    from rel_workspace import filled_map
+
+    qa = filled_map(repo, tmp_path / "qa.yaml")
+    snap = next((repo / "snapshots").glob("*.json")).stem
+    before = sorted(p for p in repo.rglob("*"))
+    spelled = repo.parent / "." / repo.name / ".." / repo.name
+    for args in (
+        ("pack", str(repo), "--snapshot", snap, "-o", str(repo / "objects" / "a.tar.gz")),
+        ("pack", str(repo), "--snapshot", snap, "-o", str(spelled / "a.tar.gz")),
+        ("map", "init", str(repo), "-o", str(repo / "snapshots" / "m.yaml")),
+    ):
+        ran = amlport(*args)
+        assert_clean_failure(ran, code=2, says="never writes into what it reads")
+    target = tmp_path / "target"
+    emit = ("--emit-assets", str(repo / "emitted"))
+    ran = amlport("import", str(repo), "--to", str(target), "--map", str(qa), *emit)
+    assert_clean_failure(ran, code=2, says="--emit-assets folder")
+    assert not target.exists()
+    assert sorted(p for p in repo.rglob("*")) == before

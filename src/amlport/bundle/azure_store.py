@@ -5,20 +5,23 @@ The layout is the local one, as blob names under an optional prefix (``<prefix>/
 ``<prefix>/index/…``). Locations, credentials, retries and error messages are the storage
 layer's (``azure_location``, ``retry``, ``azure_errors``), as for sources and targets.
 
-- Write-once: objects, snapshots and ``config.json`` are written with ``If-None-Match: *``, so
-  the service itself refuses to replace one; a writer that loses a race keeps the winner's
-  blob (same name, same bytes). Every Put Blob / Put Block carries an MD5 the service checks.
+- Write-once: objects, snapshots and ``config.json`` are written with ``If-None-Match: *``
+  (obstore ``put(mode="create")``), so the service itself refuses to replace one; a writer
+  that loses a race keeps the winner's blob (same name, same bytes).
 - Objects of any size with bounded memory: up to one block (4 MiB) in memory; a longer
   object whose hash is not known in advance is spooled to a local temp file while it is
-  hashed, then staged block by block (re-hashed on the way) and committed under its name, and
-  not uploaded at all when that object is already stored. When the digest is known (unpack),
-  blocks go straight to the blob and are committed only if the hash matches. Uncommitted
-  blocks are invisible and the service discards them.
-- Reads go through obstore (``AzureClient.objects``): one GET per blob, streamed, resumed
-  from where it broke if the connection breaks; ``ObjectStore`` re-hashes what it reads.
-  Listing, writes and deletes stay on the SDK (docs/design/0005-obstore-data-path.md).
-- Locks: a blob per holder; stale removal is ``If-Match: <etag read>`` and refresh is
-  ``If-Match: *`` (see ``lock.py``).
+  hashed, then sent by an obstore multipart upload (re-hashed on the way: a changed spool is
+  never committed, ``UPLOAD_CONCURRENCY`` blocks in flight), a HEAD checks the stored size,
+  and it is not uploaded at all when that object is already stored. When the digest is known
+  (unpack), blocks go straight to the blob (SDK Put Block with MD5) and are committed only if
+  the hash matches. Uncommitted blocks are invisible and the service discards them.
+- Through obstore (``AzureClient.objects``, a ``BlobWriter`` here): reads (one GET per blob,
+  streamed, resumed where it broke; ``ObjectStore`` re-hashes what it reads) and writes
+  (Put Blob, conditional or not; multipart). The SDK keeps listing, deletes (``If-Match``
+  on an etag), the known-digest block staging and container creation
+  (docs/design/0005-obstore-data-path.md says why, and what stands in for Content-MD5).
+- Locks: a blob per holder; stale removal is ``If-Match: <etag read>`` (SDK) and refresh is
+  ``If-Match: *`` (obstore, ``put(mode={"e_tag": "*"})``; see ``lock.py``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,14 @@ from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, Content
 
 from amlport.bundle.files import TooLarge
 from amlport.bundle.store import RepoStore, Staging, Stored
-from amlport.errors import AccessDenied, AmlportError, IntegrityError, SourceNotFound, UsageError
+from amlport.errors import (
+    AccessDenied,
+    AmlportError,
+    IntegrityError,
+    SourceError,
+    SourceNotFound,
+    UsageError,
+)
 from amlport.storage.azure import STREAM_PIECE, ChunkReader
 from amlport.storage.azure_client import AzureClient
 from amlport.storage.azure_errors import (
@@ -53,10 +63,14 @@ from amlport.storage.azure_errors import (
     error_code,
 )
 from amlport.storage.azure_location import LIST_PAGE_SIZE, AzureLocation
+from amlport.storage.object_writes import BlobWriter
 from amlport.storage.retry import CountingRetry
 
 BLOCK_SIZE = 4 << 20  # memory held per object write, and per ranged read
 MAX_BLOCKS = 50_000  # the service's limit per blob
+# Parts of one multipart upload in flight at once: memory per object write is at most this
+# many blocks (obstore holds each part until it is sent).
+UPLOAD_CONCURRENCY = 2
 DENIED_HINT = (
     "give the repository's credential: --repo-connection-string (or "
     "$AMLPORT_REPO_CONNECTION_STRING), --repo-account-key, --repo-sas-token or --repo-credential "
@@ -70,8 +84,10 @@ class AzureStore(AzureClient, RepoStore):
     """Blobs of one container under ``prefix`` (``""`` or ``a/b``, no slash at either end).
 
     Shares the storage layer's Azure client (``AzureClient``: close, retry counting, error
-    translation, the obstore reader); its errors carry hints about the repository options.
+    translation, the obstore data path); its errors carry hints about the repository options.
     """
+
+    reader_class = BlobWriter  # the only Azure client whose obstore path writes
 
     def __init__(
         self,
@@ -162,42 +178,22 @@ class AzureStore(AzureClient, RepoStore):
         if limit is not None and size is not None and size > limit:
             raise TooLarge(f"{self.display}/{key}", size, limit)
 
-    def _put(self, key: str, data: bytes, condition: MatchConditions | None) -> None:
-        settings = ContentSettings(content_md5=bytearray(hashlib.md5(data).digest()))
-        kwargs: dict[str, Any] = {"match_condition": condition} if condition else {}
-        self.blob(key).upload_blob(
-            data, overwrite=condition is not MatchConditions.IfMissing, length=len(data),
-            content_settings=settings, validate_content=True, **kwargs,
-        )  # fmt: skip
+    @property
+    def writes(self) -> BlobWriter:
+        """The obstore data path of this store, writes included (``reader_class``)."""
+        return cast(BlobWriter, self.objects)
 
     def write(self, key: str, data: bytes) -> None:
-        with self._tr("writing", key):
-            self._put(key, data, None)
+        self.writes.put(self.container, self.name(key), data, "overwrite")
 
     def create(self, key: str, data: bytes) -> bool:
-        with self._tr("writing", key):
-            try:
-                self._put(key, data, MatchConditions.IfMissing)
-            except HttpResponseError as exc:
-                if not _is_conflict(exc):
-                    raise
-                return False
-        return True
+        return self.writes.put(self.container, self.name(key), data, "create")
 
     def put_once(self, key: str, data: bytes) -> bool:
         return self.create(key, data)
 
     def replace_existing(self, key: str, data: bytes) -> bool:
-        with self._tr("refreshing", key):
-            try:
-                self._put(key, data, MatchConditions.IfPresent)
-            except ResourceNotFoundError:
-                return False
-            except HttpResponseError as exc:
-                if exc.status_code != 412:
-                    raise
-                return False
-        return True
+        return self.writes.put(self.container, self.name(key), data, "existing")
 
     def delete(self, key: str, *, version: str | None = None) -> bool:
         kwargs: dict[str, Any] = {}
@@ -338,24 +334,37 @@ class _AzureStaging(Staging):
             self._upload_spool(key, digest)
 
     def _upload_spool(self, key: str, digest: str) -> None:
+        """A multipart upload through obstore of the spool, re-hashed on the way: if it no
+        longer holds the bytes that were hashed, the last part is never committed."""
         assert self._spool is not None
         store, spool = self._store, self._spool
         spool.write(self._buf)
         self._buf = bytearray()
-        spool.seek(0)
-        sha = hashlib.sha256()
-        blob = store.blob(key)
-        blocks: list[BlobBlock] = []
-        while block := spool.read(store.block_size):
-            sha.update(block)
-            self._md5.update(block)
-            blocks.append(store.stage_block(blob, self._tag, len(blocks), block))
-        if f"sha256:{sha.hexdigest()}" != digest:  # the spool file changed under us
-            raise IntegrityError(
-                f"object {digest}: the local spool file no longer holds those bytes",
-                hint="check the local disk (TMPDIR), then run the command again",
-            )
-        store.commit_blocks(key, blocks, self._md5.digest())
+        size = spool.tell()
+
+        def parts() -> Iterator[bytes]:
+            spool.seek(0)
+            sha = hashlib.sha256()
+            while block := spool.read(store.block_size):
+                sha.update(block)
+                yield block
+            if f"sha256:{sha.hexdigest()}" != digest:  # the spool file changed under us
+                raise IntegrityError(
+                    f"object {digest}: the local spool file no longer holds those bytes",
+                    hint="check the local disk (TMPDIR), then run the command again",
+                )
+
+        try:
+            store.writes.put_parts(
+                store.container, store.name(key), parts, size, store.block_size,
+                UPLOAD_CONCURRENCY,
+            )  # fmt: skip
+        except SourceError:
+            # Two writers of one object: the first Put Block List discards the other's
+            # uncommitted blocks, whose commit then fails (InvalidBlockList). The blob is
+            # there, with these bytes (its name is their digest).
+            if store.size(key) != size:
+                raise
 
     def close(self) -> None:
         if self._spool is not None:

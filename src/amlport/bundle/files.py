@@ -124,6 +124,12 @@ def local_path(root: Path, rel: str) -> Path:
             f"{' or '.join(map(repr, odd))} in a file name as a path separator or a drive",
             hint="run the command on Linux or macOS, or restore to an Azure target",
         )
+    if any(not seg for seg in rel.split("/")):
+        raise UsageError(
+            f"{rel!r} cannot be written as a file: it has an empty path segment ('//', or a "
+            "trailing '/'), which a blob name may have but a file system path cannot",
+            hint="restore to an Azure target to keep this name",
+        )
     return root.joinpath(*rel.split("/"))
 
 

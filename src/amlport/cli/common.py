@@ -159,6 +159,14 @@ def reads_from(source: Source) -> None:
     State.reads.append(place_of_source(source))
 
 
+def reads_repository(location: str | Path) -> None:
+    """Record a repository this run reads (``map init``, ``pack``): an ``-o`` file inside it
+    is refused as inside a source (a foreign file in a repository is not what it holds)."""
+    from amlport.storage.guard import place_of_repository
+
+    State.reads.append(place_of_repository(location))
+
+
 def auth_from(
     location: str,
     connection_string: str | None,

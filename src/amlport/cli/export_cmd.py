@@ -353,6 +353,8 @@ def pack(
         auth = repo_auth(
             str(repo), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
         )
+        common.reads_repository(repo)
+        common.output_path(output)  # again, now that the repository is known as read
         with Repository.open(repo, auth=auth) as repository:
             report = repository.pack(snapshot, output)
         common.out.print(

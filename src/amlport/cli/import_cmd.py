@@ -61,6 +61,7 @@ def map_init(
         rauth = repo_auth(
             str(repo), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
         )
+        common.reads_repository(repo)  # -o may not land inside it
         store = Repository.open(repo, auth=rauth)
         with store, store.lock(exclusive=False):
             text = template(pick_snapshot(store, snapshot, source))

@@ -193,6 +193,10 @@ def _importers(target: GuardedTarget, request: ImportRequest) -> list[Importer]:
     if request.emit_assets is not None:
         from amlport.importers.azureml_assets import AzureMLAssetsImporter
 
+        # Where the YAML goes is known now: a folder inside the repository is refused before
+        # the first write, not once the storage is restored (the guard checks it again).
+        target.guard.folder(request.emit_assets, "--emit-assets folder")
+
         found.append(AzureMLAssetsImporter(request.emit_assets))
     if request.register_mlflow is not None:
         from amlport.importers.mlflow_registry import MlflowRegistryImporter

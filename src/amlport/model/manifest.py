@@ -78,17 +78,19 @@ def parse_schema(schema: str, *, where: str = "manifest") -> tuple[int, int]:
 
 
 def check_bundle_path(path: str, *, where: str = "manifest") -> str:
-    """A bundle path is relative POSIX: no leading ``/``, no ``.``/``..``/empty segments, no
-    NUL. A ``\\`` is a character like any other (legal in a blob name and a POSIX file
-    name); whoever turns a bundle path into a local path where it separates refuses it."""
+    """A bundle path is relative POSIX: no leading ``/``, no ``.``/``..`` segments, no NUL.
+    A ``\\`` is a character like any other, and so is an empty segment (``a//b``): both are
+    legal in a blob name, and a backup must hold every blob. Whoever turns a bundle path
+    into a local path refuses what the file system cannot hold (``bundle.files.local_path``,
+    ``storage.target.LocalTarget``)."""
     bad = (
         not path
         or path.startswith("/")
         or "\x00" in path
-        or any(seg in ("", ".", "..") for seg in path.split("/"))
+        or any(seg in (".", "..") for seg in path.split("/"))
     )
     if bad:
-        raise _fail(where, f"{path!r} is not a safe bundle path (relative, no '.' or '..')")
+        raise _fail(where, f"{path!r} is not a safe bundle path (relative, no '.' or '..' segment)")
     return path
 
 

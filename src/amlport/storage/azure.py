@@ -51,6 +51,7 @@ from amlport.storage.azure_location import (
     sas_expiry,  # noqa: F401 - re-exported
 )
 from amlport.storage.base import BlobInfo, Source
+from amlport.storage.objects import carries
 from amlport.storage.retry import CountingRetry, RetryConfig
 from amlport.streams import ChunkStream
 
@@ -250,15 +251,38 @@ class AzureSource(AzureClient, Source):
                 yield _blob_info(container, props)
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
+        if not carries(name):
+            return self._sdk_read(container, name, max_bytes)
         return self.objects.read(container, name, max_bytes)
 
     def open_stream(self, container: str, name: str) -> BinaryIO:
         # Sends the GET now (a missing blob fails here); the body streams as the caller reads.
-        chunks = self.objects.chunks(container, name, STREAM_PIECE)
-        raw = ChunkReader(
-            chunks, lambda exc: self._translate(exc, Where("reading", container, name))
-        )
+        where = Where("reading", container, name)
+        if carries(name):
+            chunks: Iterator[Any] = self.objects.chunks(container, name, STREAM_PIECE)
+        else:
+            with self._translating(where):
+                downloader = self._service.get_blob_client(container, name).download_blob(
+                    max_concurrency=1
+                )
+            chunks = downloader.chunks()
+        raw = ChunkReader(chunks, lambda exc: self._translate(exc, where))
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+
+    def _sdk_read(self, container: str, name: str, max_bytes: int | None) -> bytes:
+        """A blob obstore cannot address (``objects.carries``), read through the SDK."""
+        blob = self._service.get_blob_client(container, name)
+        with self._translating(Where("reading", container, name)):
+            if max_bytes is None:
+                return bytes(blob.download_blob(max_concurrency=1).readall())
+            if max_bytes <= 0:
+                blob.get_blob_properties()  # still report a missing blob
+                return b""
+            if blob.get_blob_properties().size == 0:  # a range of an empty blob is a 416
+                return b""
+            return bytes(
+                blob.download_blob(offset=0, length=max_bytes, max_concurrency=1).readall()
+            )
 
     # -- server-side copies --
 

@@ -27,6 +27,10 @@ class AzureClient:
     """The SDK client, credential, retry policy, translator and obstore reader of one
     account. Subclasses call ``__init__`` first; ``close`` is safe to call more than once."""
 
+    # What ``objects`` is: reads only, unless a subclass that writes (the repository store)
+    # asks for ``BlobWriter``; a source or target keeps a reader that cannot write.
+    reader_class: type[BlobReader] = BlobReader
+
     def __init__(
         self,
         service: BlobServiceClient,
@@ -72,5 +76,5 @@ class AzureClient:
         """Blob reads through obstore, with this client's credential, retries and errors."""
         if self._objects is None:
             options = store_options(self.location, self._service.credential, self._max_connections)
-            self._objects = BlobReader(options, Retrying(self._retry, self._translate))
+            self._objects = self.reader_class(options, Retrying(self._retry, self._translate))
         return self._objects

@@ -1,4 +1,5 @@
-"""The bulk data path through obstore (Apache Arrow's Rust ``object_store``): blob reads.
+"""The bulk data path through obstore (Apache Arrow's Rust ``object_store``): blob reads
+(the ``az://`` repository's writes: ``object_writes.BlobWriter``).
 
 Why: the Python storage SDK spends 3 to 5.5 times rclone's client CPU on the same bytes; obstore
 reads at rclone's speed with a tenth of the SDK's CPU (docs/design/0005-obstore-data-path.md).
@@ -20,7 +21,8 @@ One ``AzureStore`` per container, built on first use with:
 
 Errors become ``Failure`` (``azure_errors``) from the exception's class and the HTTP status
 and error code in its text; the text itself is never shown (it holds the request URL, and so
-a SAS). Only ``get``, ``get_range`` and ``head`` are called for a source: nothing here writes.
+a SAS). Only ``get``, ``get_range`` and ``head`` are called for a source: ``BlobReader`` has no
+writing method, and this module calls no writing function of obstore (a test checks it).
 """
 
 from __future__ import annotations
@@ -56,6 +58,17 @@ STORAGE_SCOPE = "https://storage.azure.com/.default"  # the SDK's scope, in ever
 # bound that matters is READ_TIMEOUT_S between two reads, as for the SDK's transport.
 WHOLE_REQUEST_TIMEOUT = timedelta(hours=24)
 _STATUS = re.compile(r"status code: (\d{3})")
+# object_store's ``Path`` cannot carry every legal blob name: it refuses empty segments
+# (``a//b``, a leading or trailing ``/``), ``.`` and ``..`` segments and ASCII control
+# characters ("Could not parse path"). Such names are read through the SDK instead.
+_UNCARRIED = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|[\x00-\x1f\x7f]")
+
+
+def carries(name: str) -> bool:
+    """Can obstore address the blob ``name`` exactly (``_UNCARRIED``)?"""
+    return bool(name) and _UNCARRIED.search(name) is None
+
+
 _CODE = re.compile(r"<Code>([A-Za-z0-9]+)</Code>")
 
 
