@@ -623,7 +623,7 @@ def render(results: dict[str, Any]) -> str:
         "workload (the generator gives the first three runs a `data.ilearner` of M MiB), each "
         "in its own fresh Azurite (`--location` in a new folder; two accounts, source and "
         "target). Floors (`bench/floors.py`) run as their own processes, each with two clients: "
-        "azure-storage-blob (the SDK floors) and obstore (the \"obstore raw\" floors, the "
+        'azure-storage-blob (the SDK floors) and obstore (the "obstore raw" floors, the '
         "physical floor for Python since amlport reads through obstore: one `obstore.list` per "
         "container, each blob one GET streamed in 8 MiB pieces, the same 8 threads); "
         "`bench/wrap.py` counts the bytes each Python process receives and applies "

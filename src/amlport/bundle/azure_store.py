@@ -74,8 +74,8 @@ UPLOAD_CONCURRENCY = 2
 DENIED_HINT = (
     "give the repository's credential: --repo-connection-string (or "
     "$AMLPORT_REPO_CONNECTION_STRING), --repo-account-key, --repo-sas-token or --repo-credential "
-    "default; every command but `snapshots` takes a lock blob, so it needs the Storage Blob "
-    "Data Contributor role or a SAS with sp=racwdl (`snapshots` alone: rl)"
+    "default; a command that writes (export, backup, forget, unpack) needs the Storage Blob "
+    "Data Contributor role or a SAS with sp=racwdl (the readers: rl)"
 )
 Blocks = list[BlobBlock]  # (``list`` is a method name inside AzureStore)
 

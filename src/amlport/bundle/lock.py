@@ -16,6 +16,7 @@ holder whose lock was taken over notices instead of writing it back.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -27,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from amlport.bundle.store import RepoStore
-from amlport.errors import AmlportError, ExitCode, ParseError
+from amlport.errors import AccessDenied, AmlportError, ExitCode, ParseError
 from amlport.model.manifest import format_time, parse_time
 from amlport.safeload import load_json
 
@@ -183,6 +184,27 @@ class HeldLock:
         self.store.delete(self.key)
 
 
+class ReadOnlyLock(HeldLock):
+    """No lock file: the repository is read-only to this run (a read-only credential or
+    mount: the off-site copy a disaster-recovery restore reads). Shared holders only."""
+
+    def write(self) -> None:
+        return None
+
+    def start_refreshing(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+def _read_only(exc: BaseException) -> bool:
+    """Was a lock write refused because the repository is read-only to us?"""
+    if isinstance(exc, AccessDenied):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def acquire(
     store: RepoStore,
     *,
@@ -190,9 +212,19 @@ def acquire(
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     warn: Warn,
 ) -> HeldLock:
-    """Take a lock or raise RepositoryLocked naming the holder; stale locks are removed."""
+    """Take a lock or raise RepositoryLocked naming the holder; stale locks are removed.
+
+    A shared lock on a repository this run may only read (the write is refused) is taken
+    without a file, as restic's ``--no-lock``, after checking that no writer holds it: a
+    reader writes nothing, and a prune that ran anyway would make this run fail its digest
+    checks, never restore wrong bytes. An exclusive lock still needs write access."""
     held = HeldLock(store, f"{FOLDER}{uuid.uuid4().hex}.json", exclusive, stale_after, warn)
-    held.write()
+    try:
+        held.write()
+    except (AccessDenied, OSError) as exc:
+        if exclusive or not _read_only(exc):
+            raise
+        return _without_a_file(store, stale_after, warn)
     try:
         _check_others(store, held, stale_after, warn)
     except BaseException:
@@ -200,6 +232,28 @@ def acquire(
         raise
     held.start_refreshing()
     return held
+
+
+def _without_a_file(store: RepoStore, stale_after: timedelta, warn: Warn) -> HeldLock:
+    held = ReadOnlyLock(store, f"{FOLDER}(none)", False, stale_after, warn)
+    now = datetime.now(timezone.utc)
+    for key in _lock_keys(store):
+        try:
+            other = read_lock(store, key)
+        except FileNotFoundError:
+            continue  # released while we looked
+        if other.exclusive and not other.is_stale(now, stale_after, check_pid=store.same_host_pids):
+            raise _locked(store, other)
+    if store.display not in _WARNED_READ_ONLY:  # once per repository and run
+        _WARNED_READ_ONLY.add(store.display)
+        warn(
+            "the repository is read-only to this credential: reading it without a lock file "
+            "(nothing is written to it; every object read is checked against its digest)"
+        )
+    return held
+
+
+_WARNED_READ_ONLY: set[str] = set()
 
 
 def _lock_keys(store: RepoStore) -> list[str]:

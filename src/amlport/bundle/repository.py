@@ -53,8 +53,18 @@ Location = str | Path
 CONFIG = "config.json"
 
 
-def _ignore(_: str) -> None:
-    return None
+class Warnings:
+    """Where a repository's warnings go when its opener names no ``on_warning``: nowhere for
+    a library caller, the CLI's warning line once the CLI has set ``sink`` (every command
+    then shows a stale lock removed, an index ignored, a lock-free read, without each call
+    site remembering to pass a callback)."""
+
+    sink: Warn | None = None
+
+    @classmethod
+    def emit(cls, message: str) -> None:
+        if cls.sink is not None:
+            cls.sink(message)
 
 
 class Repository:
@@ -71,7 +81,7 @@ class Repository:
         self.config = config
         self.objects = ObjectStore(self.store)
         self.snapshots = SnapshotStore(self.store)
-        self._warn: Warn = on_warning or _ignore
+        self._warn: Warn = on_warning or Warnings.emit
         self._held: HeldLock | None = None
 
     @property

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from amlport import __version__
+from amlport.bundle.repository import Warnings
 from amlport.cli import audit_cmd, backup_cmd, common, export_cmd, import_cmd
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.cli.process import stop_on_sigterm, tune_malloc
@@ -53,6 +54,7 @@ def main_options(
 ) -> None:
     common.State.debug = debug
     common.State.reads = []
+    Warnings.sink = common.warn
 
 
 def _walk(

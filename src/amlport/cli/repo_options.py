@@ -35,7 +35,7 @@ RepoKeyOpt = typer.Option(
 RepoSasOpt = typer.Option(
     None,
     "--repo-sas-token",
-    help="SAS token for the repository container (sp=racwdl; `snapshots` alone needs rl).",
+    help="SAS token for the repository container (sp=racwdl to write; rl to read).",
     show_default=False,
 )
 RepoCredOpt = typer.Option(
