@@ -604,3 +604,49 @@ def _inner(version: dict[str, Any]) -> dict[str, Any]:
     """A version's own ``properties.properties`` (the free-form key/value map)."""
     inner = (version.get("properties") or {}).get("properties")
     return inner if isinstance(inner, dict) else {}
+
+
+@dataclass(frozen=True)
+class TargetWorkspace:
+    """The workspace a registration test imports into: its ARM identity and the map file
+    that binds a fixture's two datastores to its containers."""
+
+    sub: str
+    rg: str
+    ws: str
+    account: str
+    blobstore: str
+    artifacts: str
+
+    @property
+    def workspace(self) -> str:
+        """``--workspace SUB/RG/NAME``."""
+        return f"{self.sub}/{self.rg}/{self.ws}"
+
+    @property
+    def ws_id(self) -> str:
+        return (
+            f"/subscriptions/{self.sub}/resourceGroups/{self.rg}/providers/{WS_PROVIDER}/{self.ws}"
+        )
+
+    @property
+    def target(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "endpoint": "core.windows.net",
+            "subscription_id": self.sub,
+            "resource_group": self.rg,
+            "workspace": self.ws,
+            "containers": {"blobstore": self.blobstore, "artifacts": self.artifacts},
+            "datastores": {"qablob": self.blobstore, "qaartifacts": self.artifacts},
+        }
+
+    def write_map(self, path: Path) -> Path:
+        import yaml
+
+        doc = {
+            "target": self.target,
+            "datastores": {"workspaceblobstore": "qablob", "workspaceartifactstore": "qaartifacts"},
+        }
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return path

@@ -24,18 +24,15 @@ pytest.importorskip("azure.ai.ml")
 pytestmark = pytest.mark.azurite
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces" / "v2-lendingclub"
-SUB, RG, WS = "22222222-3333-4444-5555-666666666666", "rg-lc-qa", "mlw-lc-qa"
-WORKSPACE = f"{SUB}/{RG}/{WS}"
-WS_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{ar.WS_PROVIDER}/{WS}"
-TARGET = {
-    "account": "stlcqatarget01",
-    "endpoint": "core.windows.net",
-    "subscription_id": SUB,
-    "resource_group": RG,
-    "workspace": WS,
-    "containers": {"blobstore": "azureml-blobstore-lcqa0001", "artifacts": "lc-qa-artifacts"},
-    "datastores": {"qablob": "azureml-blobstore-lcqa0001", "qaartifacts": "lc-qa-artifacts"},
-}
+QA = ar.TargetWorkspace(
+    "22222222-3333-4444-5555-666666666666",
+    "rg-lc-qa",
+    "mlw-lc-qa",
+    "stlcqatarget01",
+    "azureml-blobstore-lcqa0001",
+    "lc-qa-artifacts",
+)
+SUB, RG, WS, WORKSPACE, WS_ID, TARGET = QA.sub, QA.rg, QA.ws, QA.workspace, QA.ws_id, QA.target
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +44,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def map_file(tmp_path: Path) -> Path:
-    doc = {
-        "target": TARGET,
-        "datastores": {"workspaceblobstore": "qablob", "workspaceartifactstore": "qaartifacts"},
-    }
-    path = tmp_path / "lc.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return QA.write_map(tmp_path / "lc.yaml")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import armreplay as ar
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from amlport.cli.app import app
@@ -22,18 +21,15 @@ from amlport.storage.local import LocalSource
 pytest.importorskip("azure.ai.ml")
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces" / "sdk-bikeshare"
-SUB, RG, WS = "11111111-2222-3333-4444-555555555555", "rg-ml-qa", "mlw-qa"
-WORKSPACE = f"{SUB}/{RG}/{WS}"
-WS_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{ar.WS_PROVIDER}/{WS}"
-TARGET = {
-    "account": "stqatarget01",
-    "endpoint": "core.windows.net",
-    "subscription_id": SUB,
-    "resource_group": RG,
-    "workspace": WS,
-    "containers": {"blobstore": "azureml-blobstore-qa000001", "artifacts": "qa-artifacts"},
-    "datastores": {"qablob": "azureml-blobstore-qa000001", "qaartifacts": "qa-artifacts"},
-}
+QA = ar.TargetWorkspace(
+    "11111111-2222-3333-4444-555555555555",
+    "rg-ml-qa",
+    "mlw-qa",
+    "stqatarget01",
+    "azureml-blobstore-qa000001",
+    "qa-artifacts",
+)
+SUB, RG, WS, WORKSPACE, WS_ID, TARGET = QA.sub, QA.rg, QA.ws, QA.workspace, QA.ws_id, QA.target
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +41,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def map_file(tmp_path: Path) -> Path:
-    doc = {
-        "target": TARGET,
-        "datastores": {"workspaceblobstore": "qablob", "workspaceartifactstore": "qaartifacts"},
-    }
-    path = tmp_path / "qa.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return QA.write_map(tmp_path / "qa.yaml")
 
 
 @pytest.fixture

@@ -263,6 +263,18 @@ def filled_map(repo: Path, out: Path) -> Path:
     return out
 
 
+def small_backup(root: Path) -> tuple[Path, Path]:
+    """``root/repo`` holding one backup of a small workspace (a log, an MLmodel, a binary),
+    and the workspace's folder."""
+    ws = new_workspace(root / "ws")
+    ws.put_run_file("r1", "user_logs/std_log.txt", "loss 0.1\n" * 50)
+    ws.put_run_file("r1", "outputs/model/MLmodel", "flavors: {}\n")
+    ws.put_run_file("r1", "outputs/model.pkl", bytes(range(256)) * 8)
+    ran = cli("backup", str(ws.root), "--repo", str(root / "repo"))
+    assert ran.returncode == 0, ran.explain()
+    return root / "repo", ws.root
+
+
 OUTAGE_PARTS = 400
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rel_workspace import Ran, assert_clean_failure, new_workspace
+from rel_workspace import Ran, assert_clean_failure, new_workspace, small_backup
 from rel_workspace import amlport as subprocess_cli
 from rel_workspace import cli as amlport
 from test_integrity import _extra, _members, _rehashed, _snapshot_id, _tree, _write
@@ -40,14 +40,7 @@ GUARD_S = 60  # a command that hangs on a FIFO or reads /dev/zero is killed afte
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A repository with one backup of a small workspace, and the workspace."""
-    root = tmp_path_factory.mktemp("trust")
-    ws = new_workspace(root / "ws")
-    ws.put_run_file("r1", "user_logs/std_log.txt", "loss 0.1\n" * 50)
-    ws.put_run_file("r1", "outputs/model/MLmodel", "flavors: {}\n")
-    ws.put_run_file("r1", "outputs/model.pkl", bytes(range(256)) * 8)
-    ran = amlport("backup", str(ws.root), "--repo", str(root / "repo"))
-    assert ran.returncode == 0, ran.explain()
-    return root / "repo", ws.root
+    return small_backup(tmp_path_factory.mktemp("trust"))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from rel_workspace import ARTIFACTS, assert_clean_failure, new_workspace
+from rel_workspace import ARTIFACTS, assert_clean_failure, new_workspace, small_backup
 from rel_workspace import amlport as subprocess_cli
 from rel_workspace import cli as amlport
 
@@ -28,13 +28,8 @@ def _deep_json() -> str:
 
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("followups")
-    ws = new_workspace(root / "ws")
-    ws.put_run_file("r1", "user_logs/std_log.txt", "loss 0.1\n")
-    ws.put_run_file("r1", "outputs/model/MLmodel", "flavors: {}\n")
-    ran = amlport("backup", str(ws.root), "--repo", str(root / "repo"))
-    assert ran.returncode == 0, ran.explain()
-    return root / "repo", ws.root
+    """A repository with one backup of a small workspace, and the workspace."""
+    return small_backup(tmp_path_factory.mktemp("followups"))
 
 
 @pytest.fixture
