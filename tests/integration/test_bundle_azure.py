@@ -520,10 +520,15 @@ def test_a_container_sas_is_enough_and_read_list_only_lists(azurite: az.Azurite)
         LocalSource(WS / "sdk-bikeshare"), place.location, BackupRequest(), repo_auth=writer
     )
     reader = StorageAuth(sas_token=az.read_list_container_sas(acct, place.container.container_name))
-    with Repository.open(place.location, auth=reader) as repo:
+    warnings: list[str] = []
+    with Repository.open(place.location, auth=reader, on_warning=warnings.append) as repo:
         assert [s.id for s in repo.list_snapshots()] == [result.snapshot_id]
-        with pytest.raises(AccessDenied, match="access denied") as err:
-            repo.verify()  # takes a lock blob: needs write
+        # A reader on a read-only credential reads without a lock blob (bundle/lock.py) ...
+        assert repo.verify().ok and repo.locks() == []
+        assert any("read-only to this credential" in w for w in warnings)
+        # ... a writer's exclusive lock still needs write access.
+        with pytest.raises(AccessDenied, match="access denied") as err, repo.lock():
+            pass
         assert "racwdl" in (err.value.hint or "")
     with Repository.open(place.location, auth=writer) as repo:
         assert repo.verify().ok and repo.locks() == []
