@@ -28,7 +28,7 @@ from amlport.walk import parsers
 
 REPO = Path(__file__).resolve().parents[2]
 WORKSPACES = REPO / "fixtures" / "workspaces"
-CORPUS = Path("/work/shared/corpus/azureml-examples")
+CORPUS = REPO / "fixtures" / "corpus" / "azureml-examples"
 NAMES = sorted(p.name for p in WORKSPACES.iterdir() if (p / "workspace.yaml").is_file())
 STRUCTURED = ("pointer", "yaml", "mlmodel")
 
@@ -208,7 +208,7 @@ CORPUS_SOURCE = Identity(
 )
 
 
-@pytest.mark.skipif(not CORPUS_FILES, reason="the shared azureml-examples corpus is not present")
+@pytest.mark.skipif(not CORPUS_FILES, reason="fixtures/corpus is missing")
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: str(p.relative_to(CORPUS)))
 def test_corpus_yaml_stays_loadable(path: Path) -> None:
     data = path.read_bytes()
