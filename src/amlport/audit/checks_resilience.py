@@ -6,6 +6,7 @@ Each check reads only ``ctx.facts``; an unknown fact is "not checked" with its r
 from __future__ import annotations
 
 import fnmatch
+from typing import Any
 
 from amlport.audit.catalog import Rule
 from amlport.audit.engine import CheckContext, CheckFn, Outcome, failed, not_checked, passed
@@ -253,18 +254,21 @@ def _readonly_failure(lock: Lock, hit: list[str], origin: str) -> Outcome:
 # --- the workspace's own settings ------------------------------------------------------
 
 
-def _workspace(ctx: CheckContext) -> tuple[WorkspaceInfo | None, Outcome | None]:
+def _workspace(ctx: CheckContext) -> tuple[WorkspaceInfo, dict[str, Any]] | Outcome:
+    """The workspace fact with what each of its outcomes carries (resource and evidence), or
+    the not-checked outcome when the fact is unknown."""
     fact = ctx.facts.workspace
     if not fact.known or fact.value is None:
-        return None, not_checked(str(fact.reason))
-    return fact.value, None
+        return not_checked(str(fact.reason))
+    ws = fact.value
+    return ws, {"resource": ws.id or ws.name, "evidence": fact.origin}
 
 
 def _linked(ctx: CheckContext, attr: str, what: str, missing: str) -> list[Outcome]:
-    ws, skip = _workspace(ctx)
-    if ws is None:
-        return [skip] if skip else []
-    kw = {"resource": ws.id or ws.name, "evidence": ctx.facts.workspace.origin}
+    found = _workspace(ctx)
+    if isinstance(found, Outcome):
+        return [found]
+    ws, kw = found
     linked = getattr(ws, attr)
     if linked:
         return [passed(f"workspace {ws.name} links {what} {linked.rsplit('/', 1)[-1]}", **kw)]
@@ -290,10 +294,10 @@ def container_registry(rule: Rule, ctx: CheckContext) -> list[Outcome]:
 
 
 def public_network_access(rule: Rule, ctx: CheckContext) -> list[Outcome]:
-    ws, skip = _workspace(ctx)
-    if ws is None:
-        return [skip] if skip else []
-    kw = {"resource": ws.id or ws.name, "evidence": ctx.facts.workspace.origin}
+    found = _workspace(ctx)
+    if isinstance(found, Outcome):
+        return [found]
+    ws, kw = found
     access = ws.public_network_access
     if access is None:
         return [not_checked(f"{ctx.facts.workspace.origin} does not say publicNetworkAccess", **kw)]
@@ -303,10 +307,10 @@ def public_network_access(rule: Rule, ctx: CheckContext) -> list[Outcome]:
 
 
 def hbi_workspace(rule: Rule, ctx: CheckContext) -> list[Outcome]:
-    ws, skip = _workspace(ctx)
-    if ws is None:
-        return [skip] if skip else []
-    kw = {"resource": ws.id or ws.name, "evidence": ctx.facts.workspace.origin}
+    found = _workspace(ctx)
+    if isinstance(found, Outcome):
+        return [found]
+    ws, kw = found
     if ws.hbi_workspace is None:
         return [not_checked(f"{ctx.facts.workspace.origin} does not say hbiWorkspace", **kw)]
     if ws.hbi_workspace:
