@@ -1,5 +1,6 @@
 # amlport — the two commands of the README:
-#   make demo   installs amlport into .venv and runs scan + lineage on a shipped fixture workspace
+#   make demo   installs amlport into .venv and tells the whole story on a shipped fixture
+#               workspace: backup, change, backup, diff, restore --check, audit, report.html
 #   make test   installs everything the suite needs (Python deps, Azurite from npm, mlflow,
 #               azure-ai-ml) and runs lint, type check and the whole test suite
 PY ?= python3
@@ -9,7 +10,7 @@ DEMO_WS := fixtures/workspaces/designer-autoprice
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit fixtures check-fixtures bench clean
+.PHONY: demo test browser report-vendor lint typecheck unit fixtures check-fixtures bench clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,12 +26,24 @@ node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The story of scripts/demo.sh on a temp copy of $(DEMO_WS); needs only `pip install .`
+# (the report's graph library is vendored in the package). Writes build/demo/report.html.
 demo: $(VENV)/.stamp-base
-	@echo "== amlport scan $(DEMO_WS)"
-	@$(BIN)/amlport scan $(DEMO_WS); rc=$$?; [ $$rc -le 1 ] || exit $$rc
-	@echo
-	@echo "== amlport lineage $(DEMO_WS) --format mermaid"
-	@$(BIN)/amlport lineage $(DEMO_WS) --format mermaid; rc=$$?; [ $$rc -le 1 ] || exit $$rc
+	@bash scripts/demo.sh $(BIN)/amlport build/demo
+
+# Headless Chromium for tests/report (Debian's packages): installed when missing, so a fresh
+# machine runs the browser test instead of failing it.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
+
+# Refresh the vendored Cytoscape.js from npm (package.json pins the version;
+# tests/report/test_report_page.py checks the copy is that version's file).
+report-vendor: node_modules/.stamp
+	cp node_modules/cytoscape/dist/cytoscape.min.js src/amlport/report/vendor/
+	cp node_modules/cytoscape/LICENSE src/amlport/report/vendor/cytoscape.LICENSE
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .
@@ -44,7 +57,7 @@ typecheck: $(VENV)/.stamp-test
 	for d in exporters importers rewriters; do ln -s "$$PWD/$$d" build/typecheck/amlport/$$d; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p amlport
 
-test: $(VENV)/.stamp-test node_modules/.stamp lint typecheck
+test: $(VENV)/.stamp-test node_modules/.stamp browser lint typecheck
 	CI=$${CI:-} $(BIN)/python -m pytest -q
 
 unit: $(VENV)/.stamp-test

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from amlport.exporters.base import Exporter
+from amlport.exporters.component import ComponentExporter
 from amlport.exporters.data import DataExporter
 from amlport.exporters.designer_model import DesignerModelExporter
 from amlport.exporters.environment import EnvironmentExporter
@@ -22,6 +23,7 @@ BUILTIN: tuple[Exporter, ...] = (
     DesignerModelExporter(),
     EnvironmentExporter(),
     PipelineExporter(),
+    ComponentExporter(),
     RunGraphExporter(),
     RunRecordExporter(),
     DataExporter(),

@@ -1,7 +1,7 @@
 """The exporter contract (Velero's item-action shape).
 
-An ``Exporter`` turns one selected item (a model, environment, pipeline, run or data asset) into
-an ``AssetEntry`` of the bundle manifest:
+An ``Exporter`` turns one selected item (a model, environment, pipeline, component, run or
+data asset) into an ``AssetEntry`` of the bundle manifest:
 
 - ``accepts(item, ctx)`` says whether this exporter handles the item (format, kind);
 - ``export(item, ctx)`` puts every byte through ``ctx.files`` (never anything else: no direct
@@ -26,7 +26,7 @@ from amlport.model.inventory import Inventory, Model
 from amlport.model.manifest import AssetEntry
 from amlport.model.workspace import WorkspaceDescriptor
 
-KINDS = ("model", "environment", "pipeline", "run", "data")
+KINDS = ("model", "environment", "pipeline", "component", "run", "data")
 
 
 class AssetUnsupported(AmlportError):

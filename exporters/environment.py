@@ -2,14 +2,18 @@
 
 A conda file gets a v2 environment YAML on the default base image (recorded in attrs); a
 Dockerfile gets one with ``build.path`` pointing at its folder; a v2 YAML found in storage is
-exported as it is (rewritten) together with the conda file or build context it names.
+exported as it is (rewritten) together with the conda file or build context it names, and
+nothing else of its folder. The walk has already folded the files a v2 YAML names into it and
+identical conda files into one (``walk/environments.py``): neither becomes an asset of its
+own, so each environment is exported, and emitted, once.
 """
 
 from __future__ import annotations
 
 import posixpath
 
-from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
+from amlport.errors import AmlportError
+from amlport.exporters.base import ExportContext, ExportItem
 from amlport.exporters.v2yaml import DEFAULT_BASE_IMAGE, asset_name, dump, relative, yaml_path
 from amlport.model.inventory import Environment
 from amlport.model.manifest import AssetEntry
@@ -108,11 +112,21 @@ class EnvironmentExporter:
     def _v2(
         self, item: ExportItem, ctx: ExportContext, env: Environment, container: str, blob: str
     ) -> AssetEntry:
-        folder = posixpath.dirname(blob)
-        if not folder:
-            raise AssetUnsupported(f"environment {env.env_id} sits at the container root")
-        # The YAML names its conda file / build context relative to itself: carry the folder.
-        files = ctx.files.add_folder(container, folder)
+        """The YAML with what it is built from (walk/environments.py): its conda file and its
+        build context, not the rest of the folder it sits in."""
+        files = [ctx.files.add_blob(container, blob)]
+        for need in env.needs:
+            need_container, _, need_blob = need.partition("/")
+            try:
+                files.append(ctx.files.add_blob(need_container, need_blob))
+            except AmlportError as exc:
+                ctx.warn(f"environment {env.env_id}: {exc.message}")
+        if env.context:
+            context_container, _, folder = env.context.partition("/")
+            found = ctx.files.add_folder(context_container, folder)
+            if not found:
+                ctx.warn(f"environment {env.env_id}: build context {env.context}/ holds no files")
+            files += found
         spec = ctx.files.bundle_path(container, blob)
         name = ctx.claim("environment", asset_name(env.name or _stem(blob)), item.node)
         return self._entry(item, env, name, files, spec)

@@ -51,5 +51,7 @@ class MlflowModelExporter:
                 "flavors": model.flavors,
                 "run_id": model.run_id,
                 "folder": folder,
+                # The MLmodel's signature as the walk summarised it (part -> "name: type").
+                **({"signature": model.signature} if model.signature else {}),
             },
         )

@@ -1,8 +1,11 @@
 """``--emit-assets DIR``: Azure ML v2 YAML bound to the target workspace, and ``register.sh``.
 
 Models and data point at ``azureml://datastores/<target ds>/paths/<path>`` (where the storage
-restore writes them); environments carry their conda file or build context; a v2 pipeline is
-its project folder re-bound by ``rewrite_file``. ``plan`` only reads; ``apply`` writes each
+restore writes them); environments carry their conda file or build context; a component is
+its YAML with its ``code:`` folder, and a job that names an emitted component (in a pipeline
+or a pipeline component) names it as ``azureml:<name>:<version>`` (``@latest`` without a
+version), so ``register.sh`` registers components innermost first, then the pipelines; a v2
+pipeline is its project folder re-bound by ``rewrite_file``. ``plan`` only reads; ``apply`` writes each
 file atomically after re-checking, so a re-run is all skip. See docs/importing-assets.md.
 """
 
@@ -67,13 +70,17 @@ class AzureMLAssetsImporter:
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
+        self._refs: dict[str, str] = {}  # component asset id -> azureml:name:version
 
     def plan(self, ctx: ImportContext) -> list[ImportAction]:
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise UsageError(f"--emit-assets {self.out_dir} exists and is not a directory")
         assets = [a for a in ctx.manifest.assets if _emits(a)]
-        assets.sort(key=lambda a: (ORDER.index(a.kind), a.id))
+        assets.sort(key=lambda a: (ORDER.index(a.kind), _depth(a), a.id))  # dependency order
         names = _target_names(assets, ctx)
+        self._refs = {
+            a.id: _component_ref(*names[a.id], a) for a in assets if a.kind == "component"
+        }
         actions: list[ImportAction] = []
         units: list[_Unit] = []
         for asset in assets:
@@ -98,6 +105,8 @@ class AzureMLAssetsImporter:
             return self._environment(asset, name, version, ctx)
         if asset.kind == "pipeline":
             return self._pipeline(asset, name, ctx)
+        if asset.kind == "component":
+            return self._component(asset, name, version, ctx)
         body: dict[str, Any] = {"name": name, "version": version or "1"}
         if asset.kind == "model":
             folder = str(asset.attrs.get("folder") or "")
@@ -124,9 +133,13 @@ class AzureMLAssetsImporter:
     ) -> _Unit:
         base = f"environments/{name}"
         kind = asset.attrs.get("env_kind")
-        if kind == "v2_yaml" and asset.v2_yaml:  # found in storage: copied with its folder
-            files = _copy(ctx, asset.files, posixpath.dirname(asset.v2_yaml), base)
-            main = f"{base}/{posixpath.basename(asset.v2_yaml)}"
+        if kind == "v2_yaml" and asset.v2_yaml:  # found in storage: with the files it names
+            # (its conda file, its build context: exporters/environment.py), laid out as they
+            # are relative to each other, so ``conda_file: ../x.yml`` still resolves.
+            paths = sorted({*asset.files, asset.v2_yaml})
+            root = posixpath.commonpath([posixpath.dirname(p) for p in paths])
+            files = _copy(ctx, paths, root, base)
+            main = f"{base}/{asset.v2_yaml[len(root) + 1 :]}"
             files[main] = _set_name(files[main], name, version)
             return _Unit(main, files)
         own = "files/" + asset.id.partition(":")[2]  # the id names the file it came from
@@ -146,19 +159,49 @@ class AzureMLAssetsImporter:
         files[main] = _dump("environment", body, provenance_tags(ctx.manifest, asset, None))
         return _Unit(main, files)
 
+    def _component(
+        self, asset: AssetEntry, name: str, version: str | None, ctx: ImportContext
+    ) -> _Unit:
+        """The component YAML and its ``code:`` folder, at ``components/<name>/``."""
+        spec = str(asset.v2_yaml)
+        paths = sorted({*asset.files, spec})
+        root = posixpath.commonpath([posixpath.dirname(p) for p in paths])
+        base = f"components/{name}"
+        files = _copy(ctx, paths, root, base)
+        main = f"{base}/{spec[len(root) + 1 :]}"
+        if main not in files:
+            raise _Blocked(f"{spec} (the component's YAML) is not in the snapshot")
+        data = _set_name(files[main], name, version)
+        files[main] = _set_job_components(data, self._job_refs(asset))
+        return _Unit(main, files)
+
+    def _job_refs(self, asset: AssetEntry) -> dict[str, str]:
+        """job -> the ``azureml:`` reference of the emitted component its file names."""
+        jobs = asset.attrs.get("jobs") or {}
+        out: dict[str, str] = {}
+        for job, facts in jobs.items() if isinstance(jobs, dict) else ():
+            definition = facts.get("definition") if isinstance(facts, dict) else None
+            ref = self._refs.get(f"component:{definition}") if definition else None
+            if ref is not None:
+                out[str(job)] = ref
+        return out
+
     def _pipeline(self, asset: AssetEntry, name: str, ctx: ImportContext) -> _Unit:
         spec = str(asset.v2_yaml)
         paths = sorted({*asset.files, spec})
         root = posixpath.commonpath([posixpath.dirname(p) for p in paths])
         base = f"pipelines/{name}"
         unit = _Unit(f"{base}/{spec[len(root) + 1 :]}", _copy(ctx, paths, root, base))
-        covered = {a.v2_yaml for a in ctx.assets("environment")}  # registered on their own
+        unit.files[unit.main] = _set_job_components(unit.files[unit.main], self._job_refs(asset))
+        # Environments and components of the snapshot are registered on their own.
+        covered = {a.v2_yaml for a in ctx.assets("environment")}
+        covered |= {a.v2_yaml for a in ctx.assets("component") if a.id in self._refs}
         for bundle_path in paths:
             out = f"{base}/{bundle_path[len(root) + 1 :]}"
             if bundle_path == spec or not out.endswith((".yml", ".yaml")):
                 continue
             kind, doc = _spec_kind(unit.files[out])
-            if kind is None or (kind == "environment" and bundle_path in covered):
+            if kind is None or bundle_path in covered:
                 continue
             if doc.get("name"):
                 version = None if doc.get("version") is None else str(doc["version"])
@@ -209,6 +252,8 @@ def _emits(asset: AssetEntry) -> bool:
         return False
     if asset.kind == "pipeline":
         return asset.attrs.get("spec_type") == "v2_pipeline_job" and bool(asset.v2_yaml)
+    if asset.kind == "component":
+        return bool(asset.v2_yaml)
     return asset.kind in ("model", "data") or (asset.kind == "environment" and bool(asset.files))
 
 
@@ -224,6 +269,50 @@ def _target_names(
         if counts[(a.kind, name)] > 1:
             names[a.id] = (f"{name}-{hashlib.sha256(a.id.encode()).hexdigest()[:8]}", version)
     return names
+
+
+def _depth(asset: AssetEntry) -> int:
+    """How deep a pipeline component nests others (0: none); registered innermost first."""
+    value = asset.attrs.get("depth")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _component_ref(name: str, version: str | None, asset: AssetEntry) -> str:
+    """How a job names the emitted component: ``azureml:name:version``, or ``@latest``."""
+    version = version or (str(asset.attrs["version"]) if asset.attrs.get("version") else None)
+    return f"azureml:{name}:{version}" if version else f"azureml:{name}@latest"
+
+
+def _set_job_components(data: bytes, refs: dict[str, str]) -> bytes:
+    """Set ``jobs.<job>.component`` of a pipeline (component) YAML to ``refs[job]``, keeping
+    the rest of the text as it is."""
+    if not refs:
+        return data
+    try:
+        text = data.decode("utf-8")
+        root = compose_yaml(text, "spec")
+    except (UnicodeDecodeError, ParseError) as exc:
+        raise _Blocked(f"cannot re-point jobs in a YAML file that does not parse ({exc})") from None
+    jobs = _child(root, "jobs")
+    edits = []
+    if isinstance(jobs, yaml.MappingNode):
+        for key, job in jobs.value:
+            ref = refs.get(key.value) if isinstance(key, yaml.ScalarNode) else None
+            node = _child(job, "component") if ref is not None else None
+            if isinstance(node, yaml.ScalarNode) and node.value != ref:
+                edits.append((node.start_mark.index, node.end_mark.index, json.dumps(ref)))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text.encode("utf-8")
+
+
+def _child(node: Any, key: str) -> Any:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return v
+    return None
 
 
 def _target_uri(bundle_path: str, ctx: ImportContext) -> str:
@@ -261,7 +350,7 @@ def _spec_kind(data: bytes) -> tuple[str | None, dict[str, Any]]:
     if not isinstance(doc, dict):
         return None, {}
     schema = str(doc.get("$schema") or "").lower()
-    if "component.schema" in schema or (
+    if schema.rsplit("/", 1)[-1].endswith("component.schema.json") or (
         not schema and doc.get("type") in ("command", "parallel", "spark") and "version" in doc
     ):
         return "component", doc

@@ -49,6 +49,8 @@ STABLE_IDS = {
     "AMLP-HYG-005": "designer_models",
     "AMLP-HYG-006": "unpinned_references",
     "AMLP-HYG-007": "unpinned_conda",
+    "AMLP-HYG-008": "orphan_outputs",
+    "AMLP-HYG-009": "missing_outputs",
 }
 
 
@@ -135,9 +137,9 @@ def test_the_packaged_file_is_what_load_rules_reads() -> None:
 def test_select_by_id_and_pattern() -> None:
     rules = load_rules()
     hyg = select_rules(rules, only=["AMLP-HYG-*"])
-    assert [r.id for r in hyg] == [f"AMLP-HYG-00{i}" for i in range(1, 8)]
+    assert [r.id for r in hyg] == [f"AMLP-HYG-00{i}" for i in range(1, 10)]
     rest = select_rules(rules, skip=["AMLP-HYG-*", "amlp-kv-001"])
-    assert "AMLP-KV-001" not in {r.id for r in rest} and len(rest) == len(rules) - 8
+    assert "AMLP-KV-001" not in {r.id for r in rest} and len(rest) == len(rules) - 10
     assert [r.id for r in select_rules(rules, only=["AMLP-RES-001"])] == ["AMLP-RES-001"]
 
 

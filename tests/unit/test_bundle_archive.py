@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_bundle_support import at, manifest, new_repo, sha, snapshot, tree
+from test_bundle_support import at, manifest, new_repo, sha, snapshot, snapshot_file, tree
 
 from amlport.bundle import Repository, unpack
 from amlport.bundle.config import RepositoryConfig
@@ -27,6 +27,7 @@ def packed(tmp_path: Path) -> tuple[Repository, str, Path]:
     out = tmp_path / "out" / "bundle.tar.gz"
     report = repo.pack(sid[:8], out)
     assert (report.objects, report.snapshot_id) == (2, sid)
+    assert report.pieces == len(repo.snapshots.pieces(sid)[1])
     return repo, sid, out
 
 
@@ -34,16 +35,19 @@ def test_pack_then_unpack_round_trips_exactly_one_snapshot(tmp_path: Path) -> No
     repo, sid, out = packed(tmp_path)
     with tarfile.open(out) as tar:
         names = tar.getnames()
-    assert names[0] == "config.json" and names[-1] == f"snapshots/{sid}.json"
-    assert len(names) == 4  # config, two objects, the snapshot: not the other snapshot's object
+    assert names[0] == "config.json" and names[-1] == f"snapshots/{sid}"
+    data, pieces = repo.snapshots.pieces(sid)
+    # config, two objects, the snapshot's own pieces and root: nothing of the other snapshot
+    assert len(names) == 2 + len(data) + len(pieces) and len(data) == 2
     report = unpack(out, tmp_path / "dst")
-    assert report.snapshots == [sid] and report.objects_added == 2
+    assert report.snapshots == [sid] and report.objects_added == 2 + len(pieces)
     dst = Repository.open(tmp_path / "dst")
     assert dst.id != repo.id  # a new repository, not a clone of the source's identity
     assert dst.verify().ok
-    assert sorted(dst.objects.iter_digests()) == sorted(repo.load_snapshot(sid).digests())
-    src_raw = (repo.path / "snapshots" / f"{sid}.json").read_bytes()
-    assert (dst.path / "snapshots" / f"{sid}.json").read_bytes() == src_raw
+    assert sorted(dst.objects.iter_digests()) == sorted(data | pieces)
+    src_raw = snapshot_file(repo, sid).read_bytes()
+    assert snapshot_file(dst, sid).read_bytes() == src_raw
+    assert dst.load_snapshot(sid).to_dict() == repo.load_snapshot(sid).to_dict()
 
 
 def test_unpack_into_an_existing_repository_is_idempotent(tmp_path: Path) -> None:
@@ -51,9 +55,10 @@ def test_unpack_into_an_existing_repository_is_idempotent(tmp_path: Path) -> Non
     dst = new_repo(tmp_path, "dst")
     dst.put_bytes(b"deps")  # already there: not copied again
     first = Repository.unpack(out, dst.path)
-    assert (first.objects_added, first.objects_present) == (1, 1)
+    pieces = len(dst.snapshots.pieces(sid)[1])
+    assert (first.objects_added, first.objects_present) == (1 + pieces, 1)
     again = Repository.unpack(out, dst.path)
-    assert (again.objects_added, again.objects_present, again.snapshots) == (0, 2, [sid])
+    assert (again.objects_added, again.objects_present, again.snapshots) == (0, 2 + pieces, [sid])
     assert len(dst.list_snapshots()) == 1 and dst.verify().ok
 
 

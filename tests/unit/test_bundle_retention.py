@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bundle_support import OTHER_SOURCE, T0, at, new_repo, sha, snapshot
+from test_bundle_support import OTHER_SOURCE, T0, at, new_repo, sha, snapshot, snapshot_file
 
 from amlport.bundle import RetentionPolicy, SnapshotInfo, plan_forget
 from amlport.errors import UsageError
@@ -141,17 +141,27 @@ def test_scripted_week_forget_keep_daily_3_then_prune(tmp_path: Path) -> None:
     ids.append(snapshot(repo, {"files/x": b"other"}, created=at(0), source=OTHER_SOURCE))
     dry = repo.forget(keep_daily=3, dry_run=True)
     assert dry.dry_run and len(repo.list_snapshots()) == 8
+    kept_ids = {ids[7], *ids[4:7]}
+    pieces = {sid: repo.snapshots.pieces(sid)[1] for sid in ids}
+    kept_pieces = set().union(*(pieces[sid] for sid in kept_ids))
+    # format 2: the tree pieces only forgotten snapshots reach go too (shared ones stay)
+    dead_pieces = set().union(*pieces.values()) - kept_pieces
+    assert dead_pieces and kept_pieces & pieces[ids[0]]  # the unchanged conda.yaml chunk...
     plan = repo.forget(keep_daily=3)
     assert [s.id for s in plan.keep] == [ids[7], *ids[4:7]]  # the other source keeps its one
-    assert {s.id for s in repo.list_snapshots()} == {ids[7], *ids[4:7]}
+    assert {s.id for s in repo.list_snapshots()} == kept_ids
 
-    expected_garbage = {sha(b"model-v1")} | {sha(b"line\n" * n) for n in range(1, 5)}
+    expected_data = {sha(b"model-v1")} | {sha(b"line\n" * n) for n in range(1, 5)}
+    expected_garbage = expected_data | dead_pieces
+    piece_bytes = sum(repo.object_path(d).stat().st_size for d in dead_pieces)
     preview = repo.prune(dry_run=True)
     assert set(preview.removed) == expected_garbage
     assert all(repo.has_object(d) for d in expected_garbage)  # dry run deletes nothing
     report = repo.prune()
     assert set(report.removed) == expected_garbage
-    assert report.bytes_freed == len(b"model-v1") + sum(len(b"line\n" * n) for n in range(1, 5))
+    data_bytes = len(b"model-v1") + sum(len(b"line\n" * n) for n in range(1, 5))
+    assert report.bytes_freed == data_bytes + piece_bytes
+    assert all(repo.has_object(d) for d in kept_pieces)
     assert report.objects_referenced == report.objects_total - len(expected_garbage)
     assert not any(repo.has_object(d) for d in expected_garbage)
     assert repo.verify().ok
@@ -169,7 +179,7 @@ def test_prune_removes_orphans_of_an_interrupted_export(tmp_path: Path) -> None:
 def test_prune_stops_when_a_snapshot_is_unreadable(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     sid = snapshot(repo, {"files/a": b"needed"})
-    path = repo.path / "snapshots" / f"{sid}.json"
+    path = snapshot_file(repo, sid)
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(Exception, match="damaged"):
         repo.prune()

@@ -17,7 +17,8 @@ from test_bundle_support import (
     snapshot,
 )
 
-from amlport.bundle import Repository
+from amlport.bundle import Repository, envelope
+from amlport.bundle.codec import META_DOMAIN
 from amlport.bundle.verification import CORRUPT_OBJECT, CORRUPT_SNAPSHOT, MISSING_OBJECT
 from amlport.errors import AmlportError, ExitCode, IntegrityError, SourceNotFound, UsageError
 from amlport.model.manifest import FileEntry, Manifest, RewriteRecord
@@ -30,7 +31,7 @@ def test_init_creates_the_layout_and_open_reads_it(tmp_path: Path) -> None:
     for sub in ("config.json", "objects/sha256", "snapshots", "locks", "index"):
         assert (repo.path / sub).exists()
     config = json.loads((repo.path / "config.json").read_text())
-    assert config["format"] == "amlport.repository" and config["version"] == 1
+    assert config["format"] == "amlport.repository" and config["version"] == 2
     assert Repository.open(repo.path).id == repo.id == config["id"]
 
 
@@ -61,8 +62,8 @@ def test_open_says_what_is_wrong(tmp_path: Path) -> None:
 def test_open_refuses_an_unknown_repository_format(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     config = json.loads((repo.path / "config.json").read_text())
-    (repo.path / "config.json").write_text(json.dumps({**config, "version": 2}))
-    with pytest.raises(IntegrityError, match="format 2 is not supported"):
+    (repo.path / "config.json").write_text(json.dumps({**config, "version": 3}))
+    with pytest.raises(IntegrityError, match="format 3 is not supported"):
         Repository.open(repo.path)
     (repo.path / "config.json").write_text("{not json")
     with pytest.raises(IntegrityError, match="not valid JSON"):
@@ -78,7 +79,7 @@ def test_open_or_init_opens_or_creates(tmp_path: Path) -> None:
 
 
 def test_snapshot_id_is_the_hash_of_the_stored_file(tmp_path: Path) -> None:
-    repo = new_repo(tmp_path)
+    repo = new_repo(tmp_path, version=1)
     m = manifest(repo, {"files/a": b"a"})
     sid = repo.write_snapshot(m)
     raw = (repo.path / "snapshots" / f"{sid}.json").read_bytes()
@@ -179,8 +180,44 @@ def test_prefix_lookup_unique_ambiguous_missing_and_invalid(tmp_path: Path) -> N
 # --- damage ------------------------------------------------------------------------------
 
 
-def test_hand_edited_or_truncated_snapshot_is_an_integrity_error(tmp_path: Path) -> None:
+def test_format_2_snapshot_id_names_the_root_and_reads_back(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
+    m = manifest(repo, {"files/a": b"a"})
+    sid = repo.write_snapshot(m)
+    stored = (repo.path / "snapshots" / sid).read_bytes()
+    plain = envelope.unwrap(stored, where="test", limit=1 << 20)
+    assert hashlib.sha256(META_DOMAIN + plain).hexdigest() == sid == m.snapshot_id
+    assert json.loads(plain)["format"] == "amlport.snapshot/2"
+    assert not list((repo.path / "snapshots").glob("*.json"))
+    loaded = repo.load_snapshot(sid)
+    assert loaded.snapshot_id == sid and loaded.to_dict() == m.to_dict()
+
+
+def test_format_2_damaged_root_or_piece_is_an_integrity_error(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    sid = snapshot(repo, {"files/a": b"a"})
+    root = repo.path / "snapshots" / sid
+    raw = root.read_bytes()
+    root.write_bytes(raw[:-3])
+    with pytest.raises(IntegrityError, match="damaged"):
+        repo.load_snapshot(sid)
+    root.write_bytes(raw)
+    data, pieces = repo.snapshots.pieces(sid)
+    assert data == {sha(b"a")} and pieces
+    for piece in sorted(pieces):
+        path = repo.object_path(piece)
+        good = path.read_bytes()
+        path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+        with pytest.raises(IntegrityError) as err:
+            repo.load_snapshot(sid)
+        assert err.value.exit_code == ExitCode.INTEGRITY
+        assert not repo.verify().ok
+        path.write_bytes(good)
+    assert repo.verify().ok
+
+
+def test_hand_edited_or_truncated_snapshot_is_an_integrity_error(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path, version=1)
     sid = snapshot(repo, {"files/a": b"a"})
     path = repo.path / "snapshots" / f"{sid}.json"
     raw = path.read_bytes()
@@ -195,7 +232,7 @@ def test_hand_edited_or_truncated_snapshot_is_an_integrity_error(tmp_path: Path)
         repo.list_snapshots()
 
 
-def plant(repo: Repository, data: dict[str, object]) -> str:
+def plant(repo: Repository, data: dict[str, object]) -> str:  # format 1: a manifest file
     """Store a manifest file under its true hash, bypassing the writer's checks."""
     raw = json.dumps(data).encode()
     sid = hashlib.sha256(raw).hexdigest()

@@ -41,6 +41,11 @@ def new_repo(tmp_path: Path, name: str = "repo", **kw: Any) -> Repository:
     return Repository.init(tmp_path / name, **kw)
 
 
+def snapshot_file(repo: Repository, sid: str) -> Path:
+    """The stored file of a snapshot: a format-1 manifest or a format-2 root."""
+    return repo.snapshots.path(sid)
+
+
 def store(repo: Repository, contents: dict[str, bytes]) -> list[FileEntry]:
     """Put each content into the repository; a FileEntry per bundle path."""
     entries = []

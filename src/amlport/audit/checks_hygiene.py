@@ -48,6 +48,17 @@ def dangling_pointers(rule: Rule, ctx: CheckContext) -> list[Outcome]:
     return _from_findings(ctx, F.DANGLING_POINTER, f"all {n} designer pointers have data")
 
 
+def orphan_outputs(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    n = len(ctx.inventory.outputs) if ctx.inventory else 0
+    return _from_findings(ctx, F.ORPHAN_OUTPUT, f"all {n} run outputs have their run's record")
+
+
+def missing_outputs(rule: Rule, ctx: CheckContext) -> list[Outcome]:
+    return _from_findings(
+        ctx, F.MISSING_OUTPUT, "every output folder a run's logs name as an input holds data"
+    )
+
+
 # --- models --------------------------------------------------------------------------------
 
 
@@ -218,4 +229,6 @@ CHECKS: dict[str, CheckFn] = {
     "designer_models": designer_models,
     "unpinned_references": unpinned_references,
     "unpinned_conda": unpinned_conda,
+    "orphan_outputs": orphan_outputs,
+    "missing_outputs": missing_outputs,
 }

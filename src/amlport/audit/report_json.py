@@ -1,4 +1,4 @@
-"""The JSON report (schema ``amlport.audit/v1``, documented in docs/audit.md).
+"""The JSON report (schema ``amlport.audit/1``, documented in docs/audit.md and docs/json.md).
 
 Deterministic: no timestamps, results sorted (failures first, then by severity, rule and path),
 so two audits of the same state give byte-identical reports and CI can diff them.

@@ -2,14 +2,18 @@
 
 A pack holds ``config.json``, exactly the objects of one snapshot, and the snapshot last —
 the repository layout, so ``tar -x`` of a pack is itself a valid repository. Packs are
-deterministic (no times, owners or modes from the machine).
+deterministic (no times, owners or modes from the machine). A format-2 snapshot travels in
+format 2: its root (``snapshots/<id>``) and its pieces (metadata objects) with its data
+objects, under the config of its repository's format.
 
 Unpacking treats the archive as hostile. Every member is checked before anything is written,
 in one pass over the archive: only regular files and directories whose names match the layout
 exactly are allowed (no absolute paths, ``..``, links, devices or odd names); the snapshots are
 read, checked against their names and parsed (refusing unknown majors); and every object must
 be one a snapshot of the archive references, of the size it records (no unreferenced payload
-of any size rides along). Nothing is extracted by name: objects are streamed into the object
+of any size rides along). A format-2 snapshot's pieces are read (bounded, each checked
+against its name) while scanning; every piece must be reached from a root of the archive.
+Nothing is extracted by name: objects are streamed into the object
 store, re-hashed on the way in, and the snapshots are written last.
 """
 
@@ -23,15 +27,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
-from amlport.bundle import files
+from amlport.bundle import envelope, files, trees
+from amlport.bundle.codec import MAX_META_BYTES, PLAIN
 from amlport.bundle.config import MAX_CONFIG_BYTES, RepositoryConfig
-from amlport.bundle.objects import ObjectStore, StageProgress, format_digest
-from amlport.bundle.snapshots import MAX_MANIFEST_BYTES, SnapshotStore, check_snapshot_bytes
+from amlport.bundle.objects import META_OVERHEAD, ObjectStore, StageProgress, format_digest
+from amlport.bundle.snapshots import (
+    MAX_MANIFEST_BYTES,
+    SHORT_ID_LENGTH,
+    SnapshotStore,
+    check_snapshot_bytes,
+    check_snapshot_hash,
+)
 from amlport.errors import IntegrityError, UsageError
-from amlport.model.manifest import Manifest
+from amlport.model.manifest import EntryReader, Manifest
 
 _OBJECT_RE = re.compile(r"^objects/sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 _SNAPSHOT_RE = re.compile(r"^snapshots/([0-9a-f]{64})\.json$")
+_ROOT_RE = re.compile(r"^snapshots/([0-9a-f]{64})$")
+MAX_PIECE_STORED = MAX_META_BYTES + META_OVERHEAD
+MAX_PIECES_TOTAL = 256 << 20  # stored bytes of the pieces a scan holds in memory
 _DIR_RE = re.compile(r"^(objects|objects/sha256|objects/sha256/[0-9a-f]{2}|snapshots)/?$")
 _HINT = "the archive was not made by `amlport pack` or was altered; nothing was unpacked"
 
@@ -40,8 +54,9 @@ _HINT = "the archive was not made by `amlport pack` or was altered; nothing was 
 class PackReport:
     path: Path
     snapshot_id: str
-    objects: int = 0
+    objects: int = 0  # data objects
     bytes: int = 0
+    pieces: int = 0  # format 2: metadata objects (root pieces, list nodes, chunks)
 
 
 @dataclass
@@ -50,6 +65,10 @@ class Scanned:
 
     members: list[tarfile.TarInfo]
     manifests: dict[str, tuple[bytes, Manifest]]
+    #: format 2: stored bytes of the objects that may be pieces (they carry an envelope)
+    candidates: dict[str, bytes] = field(default_factory=dict)
+    roots: set[str] = field(default_factory=set)  # ids of the format-2 snapshots
+    pieces: set[str] = field(default_factory=set)  # pieces reached from the roots
 
 
 @dataclass
@@ -76,10 +95,22 @@ def pack(
 ) -> PackReport:
     """Write the pack atomically; every object is re-hashed while it is copied."""
     sid = snapshots.resolve(snapshot_id)
-    raw = snapshots.read_raw(sid)  # checked against its id
-    manifest = Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}")
+    if objects.codec.sealed:
+        raise UsageError(
+            "pack does not carry snapshots of an encrypted repository in this release",
+            hint="copy the repository folder or container instead (it stays encrypted)",
+        )
+    pieces: set[str] = set()
+    if snapshots.format_of(sid) == 2:
+        snapshot_name = snapshots.root_key(sid)
+        raw = snapshots.store.read(snapshot_name, limit=trees.MAX_ROOT_BYTES)
+        data, pieces = snapshots.pieces(sid)  # every piece read and checked
+    else:
+        snapshot_name = snapshots.key(sid)
+        raw = snapshots.read_raw(sid)  # checked against its id
+        data = Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}").digests()
     report = PackReport(out_path, sid)
-    digests = sorted(manifest.digests())
+    digests = sorted(data | pieces)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with files.temp_file(out_path.parent) as (tmp, fh):
         with (
@@ -88,11 +119,15 @@ def pack(
         ):
             _add_bytes(tar, "config.json", config.to_bytes())
             for done, digest in enumerate(digests, start=1):
-                report.bytes += _add_object(tar, objects, digest)
-                report.objects += 1
+                if digest in pieces:
+                    report.bytes += _add_piece(tar, objects, digest)
+                    report.pieces += 1
+                else:
+                    report.bytes += _add_object(tar, objects, digest)
+                    report.objects += 1
                 if progress is not None:
                     progress("pack", done, len(digests))
-            _add_bytes(tar, f"snapshots/{sid}.json", raw)
+            _add_bytes(tar, snapshot_name, raw)
         files.finish(fh)
     files.publish(tmp, out_path)
     return report
@@ -113,6 +148,14 @@ def _add_object(tar: tarfile.TarFile, objects: ObjectStore, digest: str) -> int:
     return size
 
 
+def _add_piece(tar: tarfile.TarFile, objects: ObjectStore, digest: str) -> int:
+    """A metadata object as stored (its envelope), checked against its name first."""
+    stored = objects.store.read(objects.key(digest), limit=MAX_PIECE_STORED)
+    objects.get_meta(digest, where="pack")  # raises when damaged
+    _add_bytes(tar, objects.key(digest), stored)
+    return len(stored)
+
+
 # --- unpack -------------------------------------------------------------------------------
 
 
@@ -128,6 +171,7 @@ def scan(archive: Path) -> Scanned:
         raise IntegrityError(f"{archive} is not a readable .tar.gz ({exc})", hint=_HINT) from None
     if not scanned.manifests:
         raise IntegrityError(f"{archive} holds no snapshot", hint=_HINT)
+    _load_roots(scanned)
     _check_referenced(scanned)
     return scanned
 
@@ -139,8 +183,44 @@ def _scan_members(tar: tarfile.TarFile) -> Scanned:
     for member in tar:
         _check_member(member, seen)
         scanned.members.append(member)
-        _read_metadata(tar, member, scanned.manifests)
+        _read_metadata(tar, member, scanned)
     return scanned
+
+
+class _ArchivePieces:
+    """The pieces of an archive, for ``trees.TreeReader`` (``get_meta`` as the store's)."""
+
+    def __init__(self, candidates: dict[str, bytes]) -> None:
+        self.candidates = candidates
+
+    def get_meta(self, digest: str, *, where: str) -> bytes:
+        stored = self.candidates.get(digest)
+        if stored is None:
+            raise IntegrityError(
+                f"archive is incomplete: {where} needs object {digest}", hint=_HINT
+            )
+        name = digest.split(":", 1)[1]
+        plain = PLAIN.unpack_meta(stored, name, where=f"{where}, object {digest}",
+                                  limit=MAX_META_BYTES)  # fmt: skip
+        if PLAIN.meta_name(plain) != name:
+            raise IntegrityError(f"archive object {digest} is corrupt", hint=_HINT)
+        return plain
+
+
+def _load_roots(scanned: Scanned) -> None:
+    """Parse each format-2 snapshot from its pieces (all checked), noting what it reaches."""
+    pieces = _ArchivePieces(scanned.candidates)
+    for sid in sorted(scanned.roots):
+        stored = scanned.manifests[sid][0]
+        where = f"snapshot {sid[:SHORT_ID_LENGTH]}"
+        plain = PLAIN.unpack_meta(stored, sid, where=where, limit=trees.MAX_ROOT_BYTES)
+        check_snapshot_hash(sid, PLAIN.meta_name(plain))
+        root = trees.read_root(plain, where)
+        reader = trees.TreeReader(pieces)  # type: ignore[arg-type]
+        manifest = trees.load_manifest(root, reader, EntryReader(where), lineage=True)
+        manifest.snapshot_id = sid
+        scanned.manifests[sid] = (stored, manifest)
+        scanned.pieces |= reader.pieces
 
 
 def _check_referenced(scanned: Scanned) -> None:
@@ -153,7 +233,10 @@ def _check_referenced(scanned: Scanned) -> None:
         match = _OBJECT_RE.match(member.name)
         if match is None:
             continue
-        want = sizes.get(format_digest(match.group(2)))
+        digest = format_digest(match.group(2))
+        if digest in scanned.pieces:
+            continue
+        want = sizes.get(digest)
         if want is None:
             raise IntegrityError(
                 f"archive member {_shown(member.name)} is an object no snapshot of the "
@@ -194,6 +277,8 @@ def _size_limit(name: str) -> int | None:
         return MAX_CONFIG_BYTES
     if _SNAPSHOT_RE.match(name):
         return MAX_MANIFEST_BYTES
+    if _ROOT_RE.match(name):
+        return trees.MAX_ROOT_BYTES
     if _OBJECT_RE.match(name):
         return 1 << 62
     return None
@@ -211,21 +296,31 @@ def unpack_into(
     manifests = scanned.manifests
     with tarfile.open(archive, mode="r:gz") as tar:
         objs = [m for m in scanned.members if _OBJECT_RE.match(m.name)]
+        pieces = {d: scanned.candidates[d] for d in scanned.pieces}
         for done, member in enumerate(objs, start=1):
-            _import_object(tar, member, objects, report)
+            _import_object(tar, member, objects, report, pieces)
             if progress is not None:
                 progress("unpack", done, len(objs))
     for sid, (raw, manifest) in sorted(manifests.items()):
-        missing = sorted(d for d in manifest.digests() if not objects.has(d))
+        missing = sorted(
+            d for d in manifest.digests() | _pieces_of(scanned, sid) if not objects.has(d)
+        )
         if missing:
             raise IntegrityError(
                 f"archive is incomplete: snapshot {sid[:16]} needs {len(missing)} object(s) "
                 f"it does not hold, first {missing[0]}",
                 hint=_HINT,
             )
-        snapshots.import_raw(sid, raw)
+        if sid in scanned.roots:
+            snapshots.store.create(snapshots.root_key(sid), raw)
+        else:
+            snapshots.import_raw(sid, raw)
         report.snapshots.append(sid)
     return report
+
+
+def _pieces_of(scanned: Scanned, sid: str) -> set[str]:
+    return scanned.pieces if sid in scanned.roots else set()
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
@@ -235,11 +330,11 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     return fh
 
 
-def _read_metadata(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, out: dict[str, tuple[bytes, Manifest]]
-) -> None:
-    """Check ``config.json``; read, check and parse a snapshot into ``out`` (sizes were
-    bounded by ``_check_member``)."""
+def _read_metadata(tar: tarfile.TarFile, member: tarfile.TarInfo, scanned: Scanned) -> None:
+    """Check ``config.json``; read, check and parse a format-1 snapshot; keep a format-2
+    root and every object that may be a piece for ``_load_roots`` (sizes were bounded by
+    ``_check_member``)."""
+    out = scanned.manifests
     if member.name == "config.json":
         with _read_member(tar, member) as fh:
             RepositoryConfig.from_bytes(fh.read(), where="archive")
@@ -249,16 +344,44 @@ def _read_metadata(
             raw = fh.read()
         check_snapshot_bytes(sid, raw)
         out[sid] = (raw, Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}"))
+    elif match := _ROOT_RE.match(member.name):
+        sid = match.group(1)
+        with _read_member(tar, member) as fh:
+            out[sid] = (fh.read(), Manifest(source={}))  # parsed from its pieces later
+        scanned.roots.add(sid)
+    elif (match := _OBJECT_RE.match(member.name)) and member.size <= MAX_PIECE_STORED:
+        with _read_member(tar, member) as fh:
+            if not envelope.has_magic(fh.read(len(envelope.MAGIC))):
+                return
+            fh.seek(0)
+            stored = fh.read()
+        held = sum(len(v) for v in scanned.candidates.values()) + len(stored)
+        if held > MAX_PIECES_TOTAL:
+            raise IntegrityError(
+                f"archive holds more than {MAX_PIECES_TOTAL >> 20} MiB of snapshot pieces",
+                hint=_HINT,
+            )
+        scanned.candidates[format_digest(match.group(2))] = stored
 
 
 def _import_object(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, objects: ObjectStore, report: UnpackReport
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    objects: ObjectStore,
+    report: UnpackReport,
+    scanned_piece: dict[str, bytes] | None = None,
 ) -> None:
     match = _OBJECT_RE.match(member.name)
     assert match is not None  # filtered by the caller
     digest = format_digest(match.group(2))
     if objects.has(digest):
         report.objects_present += 1
+        return
+    piece = scanned_piece.get(digest) if scanned_piece is not None else None
+    if piece is not None:  # checked by scan; stored as it travelled (its envelope)
+        objects.store.put_once(objects.key(digest), piece)
+        report.objects_added += 1
+        report.bytes_added += len(piece)
         return
     with _read_member(tar, member) as fh:
         _, size = objects.put_stream(cast(BinaryIO, fh), expected_digest=digest)

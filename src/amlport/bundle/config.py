@@ -21,8 +21,8 @@ from amlport.model.manifest import format_time
 from amlport.safeload import load_json
 
 FORMAT = "amlport.repository"
-FORMAT_MAJOR = 1
-SUPPORTED_FORMAT_MAJORS = (1,)
+FORMAT_MAJOR = 2  # what a new repository gets (docs/design/0007-repository-format-2.md)
+SUPPORTED_FORMAT_MAJORS = (1, 2)
 MAX_CONFIG_BYTES = 64 * 1024
 OBJECTS = {"hash": "sha256", "fanout": 2}  # how objects are named: the only layout known
 _KEYS = frozenset(("format", "version", "id", "created", "created_by", "objects"))
@@ -37,9 +37,17 @@ class RepositoryConfig:
     created_by: str = ""
 
     @classmethod
-    def new(cls) -> RepositoryConfig:
+    def new(cls, *, version: int = FORMAT_MAJOR) -> RepositoryConfig:
         now = format_time(datetime.now(timezone.utc))
-        return cls(id=uuid.uuid4().hex, created=now, created_by=f"amlport {__version__}")
+        return cls(
+            id=uuid.uuid4().hex, version=version, created=now, created_by=f"amlport {__version__}"
+        )
+
+    def upgraded(self) -> RepositoryConfig:
+        """The same repository at the current format (``repo upgrade``)."""
+        return RepositoryConfig(
+            id=self.id, version=FORMAT_MAJOR, created=self.created, created_by=self.created_by
+        )
 
     def to_bytes(self) -> bytes:
         data: dict[str, Any] = {

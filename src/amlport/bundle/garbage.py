@@ -1,7 +1,9 @@
 """``prune``: delete the objects that no snapshot references any more.
 
-The set of live objects is computed from every snapshot; if one cannot be read, prune stops
-(IntegrityError) rather than delete objects a damaged snapshot might still need. Temp files
+The set of live objects is computed from every snapshot — its data objects and, in format 2,
+the pieces of its tree; a piece two snapshots share is read once, so prune walks only what
+differs between them. If one cannot be read, prune stops (IntegrityError) rather than delete
+objects a damaged snapshot might still need. Temp files
 that crashed writers left behind are swept too, once they are older than the lock stale limit
 (a live writer holds a lock, and prune runs under an exclusive one).
 """
@@ -51,9 +53,13 @@ def collect_garbage(
 ) -> PruneReport:
     report = PruneReport(dry_run=dry_run)
     live: set[str] = set()
+    seen: set[str] = set()  # format-2 pieces read: a piece two snapshots share is read once
     for snapshot_id in snapshots.ids():  # one snapshot's digests at a time, not its lists
         report.snapshots += 1
-        live |= snapshots.digests(snapshot_id)
+        data, pieces = snapshots.pieces(snapshot_id, seen)
+        live |= data
+        live |= pieces
+    live |= seen
     stored = list(objects.iter_digests())
     report.objects_total = len(stored)
     for done, digest in enumerate(stored, start=1):

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from amlport.bundle import envelope
+from amlport.bundle.codec import MAX_META_BYTES, PLAIN, Codec
 from amlport.bundle.files import TooLarge
 from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
@@ -27,6 +29,7 @@ CHUNK_SIZE = 1 << 20  # 1 MiB: bounded memory for any object size
 MAX_CHUNK_SIZE = 4 << 20
 ALGORITHM = "sha256"
 FOLDER = f"objects/{ALGORITHM}/"
+META_OVERHEAD = envelope.HEADER_SIZE + 4096  # envelope, zstd framing, a seal
 LISTING_THRESHOLD = 256  # remote: more presence checks than this are one listing instead
 _VERIFY_HINT = "run `amlport verify` and re-export the affected assets"
 
@@ -65,8 +68,9 @@ def normalize_md5(value: str) -> bytes:
 class ObjectStore:
     """Content-addressed objects under ``objects/`` of a store (a folder or a container)."""
 
-    def __init__(self, store: RepoStore) -> None:
+    def __init__(self, store: RepoStore, codec: Codec = PLAIN) -> None:
         self.store = store
+        self.codec = codec
 
     @property
     def base(self) -> Path:
@@ -133,6 +137,40 @@ class ObjectStore:
                 )
             stage.commit(self.key(digest), digest)
         return digest, size
+
+    # --- metadata objects (format 2: snapshot pieces, ``trees.py``) ------------------------
+
+    def put_meta(self, plain: bytes) -> tuple[str, bool]:
+        """Store a metadata object (compressed, sealed in an encrypted repository); (its
+        digest, whether this call stored it)."""
+        name = self.codec.meta_name(plain)
+        digest = format_digest(name)
+        key = self.key(digest)
+        if self.store.exists(key):
+            return digest, False
+        return digest, self.store.put_once(key, self.codec.pack_meta(plain, name))
+
+    def get_meta(self, digest: str, *, where: str) -> bytes:
+        """A metadata object's plain bytes, checked against its name."""
+        name = hex_of(digest)
+        try:
+            stored = self.store.read(self.key(digest), limit=MAX_META_BYTES + META_OVERHEAD)
+        except FileNotFoundError:
+            raise _missing(digest) from None
+        except TooLarge as exc:
+            raise IntegrityError(
+                f"{where}: object {digest} has {exc.size} bytes, more than a snapshot piece "
+                "may hold",
+                hint=_VERIFY_HINT,
+            ) from None
+        plain = self.codec.unpack_meta(stored, name, where=f"{where}, object {digest}",
+                                       limit=MAX_META_BYTES)  # fmt: skip
+        if self.codec.meta_name(plain) != name:
+            raise IntegrityError(
+                f"{where}: object {digest} is corrupt: its contents do not match its name",
+                hint=_VERIFY_HINT,
+            )
+        return plain
 
     def get_bytes(self, digest: str, size: int | None = None) -> bytes:
         """The object's bytes, checked; ``size``: what the manifest says it holds (never more

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from amlport.bundle import archive, files, verification
-from amlport.bundle.config import MAX_CONFIG_BYTES, RepositoryConfig
+from amlport.bundle.config import (
+    FORMAT_MAJOR,
+    MAX_CONFIG_BYTES,
+    SUPPORTED_FORMAT_MAJORS,
+    RepositoryConfig,
+)
 from amlport.bundle.garbage import PruneReport, collect_garbage
 from amlport.bundle.index import Known, SourceIndex
 from amlport.bundle.location import open_store
@@ -80,7 +85,7 @@ class Repository:
         self.store = path if isinstance(path, RepoStore) else LocalStore(Path(path))
         self.config = config
         self.objects = ObjectStore(self.store)
-        self.snapshots = SnapshotStore(self.store)
+        self.snapshots = SnapshotStore(self.store, self.objects, version=config.version)
         self._warn: Warn = on_warning or Warnings.emit
         self._held: HeldLock | None = None
 
@@ -119,10 +124,19 @@ class Repository:
 
     @classmethod
     def init(
-        cls, path: Location, *, auth: StorageAuth | None = None, on_warning: Warn | None = None
+        cls,
+        path: Location,
+        *,
+        auth: StorageAuth | None = None,
+        on_warning: Warn | None = None,
+        version: int = FORMAT_MAJOR,
     ) -> Repository:
-        """Create a repository in a missing or empty directory (or container / prefix)."""
-        return _closing_on_error(open_store(path, auth), lambda s: cls._init(s, on_warning))
+        """Create a repository in a missing or empty directory (or container / prefix).
+        ``version``: the repository format (1 only to make repositories for older readers
+        and for tests of the format-1 reader)."""
+        return _closing_on_error(
+            open_store(path, auth), lambda s: cls._init(s, on_warning, version)
+        )
 
     @classmethod
     def open(
@@ -137,14 +151,18 @@ class Repository:
         return _closing_on_error(open_store(path, auth), lambda s: cls._open_or_init(s, on_warning))
 
     @classmethod
-    def _init(cls, store: RepoStore, on_warning: Warn | None) -> Repository:
+    def _init(
+        cls, store: RepoStore, on_warning: Warn | None, version: int = FORMAT_MAJOR
+    ) -> Repository:
         if store.exists(CONFIG):
             raise UsageError(
                 f"{store.display} is already an amlport repository", hint="open it instead"
             )
         store.prepare_init()
         # Created exclusively and last: two racing inits agree on one config.
-        store.create(CONFIG, RepositoryConfig.new().to_bytes())
+        if version not in SUPPORTED_FORMAT_MAJORS:
+            raise UsageError(f"repository format {version} is not one amlport writes")
+        store.create(CONFIG, RepositoryConfig.new(version=version).to_bytes())
         return cls._open(store, on_warning)
 
     @classmethod
@@ -227,6 +245,12 @@ class Repository:
             self._held.check()
         if not manifest.created:
             manifest.created = format_time(datetime.now(timezone.utc))
+        if self.config.version < FORMAT_MAJOR:
+            self._warn(
+                f"repository {self.location} is in format {self.config.version}: every "
+                "snapshot stores a whole manifest (megabytes per unchanged backup of a large "
+                f"workspace); convert it with `amlport repo upgrade {self.location}`"
+            )
         check = _ManifestCheck(manifest)
         _check_objects(manifest, self.objects.sizes(f.digest for f in manifest.files))
         return self.snapshots.write(manifest, check=check.value, check_text=check.text)

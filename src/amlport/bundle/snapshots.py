@@ -1,12 +1,19 @@
-"""Snapshots: one manifest per file, ``snapshots/<sha256 of the file's bytes>.json``.
+"""Snapshots, in either repository format.
 
-A snapshot is written last, after every object it references, and appears atomically, so a
-reader never sees a snapshot whose objects are not all there. Its name is the hash of its
-bytes: a hand-edited or truncated manifest no longer matches its name and is refused.
+- Format 1: one manifest per file, ``snapshots/<sha256 of the file's bytes>.json``.
+- Format 2: ``snapshots/<id>``, a small root naming compressed, content-addressed pieces in
+  ``objects/`` (``trees.py``); the id is the name of the root's plain bytes.
+
+A repository of format 2 reads both (a format-1 snapshot stays readable until ``repo
+upgrade`` converts it) and writes format 2; one of format 1 writes format 1. A snapshot is
+written last, after every object it references, and appears atomically, so a reader never
+sees a snapshot whose objects are not all there. Its name is the hash of its bytes: a
+hand-edited or truncated snapshot no longer matches its name and is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Iterable
@@ -15,9 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from amlport.bundle import trees
+from amlport.bundle.objects import ObjectStore
 from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
-from amlport.model.manifest import KEEPABLE, Manifest
+from amlport.model.manifest import KEEPABLE, LISTS, EntryReader, Manifest
 
 SHORT_ID_LENGTH = 16
 MAX_MANIFEST_BYTES = 256 << 20  # read whole (pack, unpack): a larger snapshot is refused
@@ -41,6 +50,7 @@ class SnapshotInfo:
     files: int = 0
     size: int = 0  # sum of the file sizes (before deduplication)
     counts: dict[str, int] = field(default_factory=dict)  # assets per kind
+    upgraded_from: str | None = None  # format-2 root written by ``repo upgrade``: the old id
 
     @property
     def short_id(self) -> str:
@@ -82,22 +92,58 @@ class Tally:
 
 
 class SnapshotStore:
-    """The ``snapshots/`` folder of a store."""
+    """The ``snapshots/`` folder of a store; ``version``: the format new snapshots take."""
 
-    def __init__(self, store: RepoStore) -> None:
+    def __init__(self, store: RepoStore, objects: ObjectStore, *, version: int = 1) -> None:
         self.store = store
+        self.objects = objects
+        self.version = version
+        self._formats: dict[str, int] = {}  # id -> format, as last listed
 
     @staticmethod
     def key(snapshot_id: str) -> str:
+        """The key of a format-1 snapshot."""
         return f"{FOLDER}{snapshot_id}.json"
+
+    @staticmethod
+    def root_key(snapshot_id: str) -> str:
+        """The key of a format-2 snapshot's root."""
+        return f"{FOLDER}{snapshot_id}"
+
+    def format_of(self, snapshot_id: str) -> int:
+        """1 or 2 (a snapshot held in both forms, by an interrupted upgrade, reads as 2)."""
+        known = self._formats.get(snapshot_id)
+        if known is None:
+            known = 2 if self.store.exists(self.root_key(snapshot_id)) else 1
+        return known
 
     def path(self, snapshot_id: str) -> Path:
         """The file of a snapshot in a local repository (UsageError for a remote one)."""
-        return self.store.local_path(self.key(snapshot_id))
+        key = self.key if self.format_of(snapshot_id) == 1 else self.root_key
+        return self.store.local_path(key(snapshot_id))
 
-    def ids(self) -> list[str]:
+    def format1_ids(self) -> list[str]:
+        """The snapshots held as format-1 files (``repo upgrade`` converts them)."""
         names = (n[: -len(".json")] for n in self.store.list(FOLDER) if n.endswith(".json"))
         return sorted(n for n in names if _ID_RE.match(n))
+
+    def info_of_format1(self, snapshot_id: str) -> SnapshotInfo:
+        tally = Tally()
+        manifest = self._read_format1(snapshot_id, keep=(), on_entry=tally)
+        return SnapshotInfo.of(manifest, tally)
+
+    def delete_format1(self, snapshot_id: str) -> None:
+        self.store.delete(self.key(snapshot_id))
+
+    def ids(self) -> list[str]:
+        formats: dict[str, int] = {}
+        for name in self.store.list(FOLDER):
+            stem, dot, ext = name.partition(".")
+            if not _ID_RE.match(stem) or (dot and ext != "json"):
+                continue
+            formats[stem] = max(formats.get(stem, 0), 1 if dot else 2)
+        self._formats = formats
+        return sorted(formats)
 
     def write(
         self,
@@ -112,6 +158,8 @@ class SnapshotStore:
         memory does not grow with the manifest's text. ``check``/``check_text`` see every
         value and chunk first; when one raises, nothing is stored.
         """
+        if self.version >= 2:
+            return self.write_tree(manifest, check=check, check_text=check_text)
         sha = hashlib.sha256()  # the id names the bytes, which leave snapshot_id out
         with self.store.staging(FOLDER) as stage:
             for chunk in manifest.iter_json(check):
@@ -125,6 +173,63 @@ class SnapshotStore:
             stage.commit(self.key(snapshot_id), f"sha256:{snapshot_id}")
         manifest.snapshot_id = snapshot_id
         return snapshot_id
+
+    def write_tree(
+        self,
+        manifest: Manifest,
+        *,
+        check: Callable[[str, Any], None] | None = None,
+        check_text: Callable[[str], None] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """Store a manifest in format 2: its pieces first, its root last (``trees.py``)."""
+        writer = trees.TreeWriter(self.objects, check=check, check_text=check_text)
+        plain = writer.write(manifest, extra=extra)
+        codec = self.objects.codec
+        snapshot_id = codec.meta_name(plain)
+        # Identical roots give an identical name; an existing root is already this one.
+        self.store.create(self.root_key(snapshot_id), codec.pack_meta(plain, snapshot_id))
+        self._formats[snapshot_id] = 2
+        manifest.snapshot_id = snapshot_id
+        return snapshot_id
+
+    def read_root(self, snapshot_id: str) -> dict[str, Any]:
+        """The checked root of a format-2 snapshot."""
+        where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
+        try:
+            stored = self.store.read(self.root_key(snapshot_id), limit=trees.MAX_ROOT_BYTES)
+        except FileNotFoundError:
+            raise UsageError(f"no {where} in {self.store.display}") from None
+        codec = self.objects.codec
+        plain = codec.unpack_meta(stored, snapshot_id, where=where, limit=trees.MAX_ROOT_BYTES)
+        check_snapshot_hash(snapshot_id, codec.meta_name(plain))
+        return trees.read_root(plain, where)
+
+    def pieces(self, snapshot_id: str, seen: set[str] | None = None) -> tuple[set[str], set[str]]:
+        """(data objects, metadata objects) a snapshot references. Format 2: pieces whose
+        name is in ``seen`` (shared across calls) are not read again, nor are the data
+        objects their chunks name (the caller has them from the first read)."""
+        if self.format_of(snapshot_id) == 1:
+            return self.digests(snapshot_id), set()
+        where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
+        root = self.read_root(snapshot_id)
+        reader = trees.TreeReader(self.objects, seen=seen)
+        data: set[str] = set()
+        lists = root["lists"]
+        for key in trees.ALL_LISTS:
+            if key not in lists:
+                continue
+            node = trees.node_digest(lists[key], key, where)
+            if seen is not None and node in seen:
+                continue
+            for entry in reader.entries(lists[key], key, where, skip_seen=True):
+                if key == "files" and isinstance(entry, dict):
+                    digest = entry.get("digest")
+                    if isinstance(digest, str):
+                        data.add(digest)
+            if seen is not None:
+                seen.add(node)
+        return data, reader.pieces
 
     def import_raw(self, snapshot_id: str, raw: bytes) -> bool:
         """Store a snapshot file copied from elsewhere, byte for byte; False if present."""
@@ -183,8 +288,41 @@ class SnapshotStore:
     def info(self, snapshot_id: str) -> SnapshotInfo:
         """What ``snapshots`` lists of one snapshot: read and checked whole, but its lists
         are counted, not kept (memory stays flat however many files it holds)."""
+        if self.format_of(snapshot_id) == 2:
+            return self._info_of_root(snapshot_id)
         tally = Tally()
         return SnapshotInfo.of(self._read(snapshot_id, keep=(), on_entry=tally), tally)
+
+    def _info_of_root(self, snapshot_id: str) -> SnapshotInfo:
+        """Format 2: the root holds the header and the lists' totals; nothing else is read."""
+        where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
+        root = self.read_root(snapshot_id)
+        entries = EntryReader(where, keep=())
+        for key in LISTS:
+            entries.start(key)
+        header = dict(root["manifest"])
+        header.update(lineage={}, warnings=[])
+        manifest = entries.finish(header)
+        manifest.snapshot_id = snapshot_id
+        lists = root["lists"]
+        files, assets = lists.get("files"), lists.get("assets")
+        kinds = assets.get("kinds") if isinstance(assets, dict) else None
+        counts = [files.get("count"), files.get("size")] if isinstance(files, dict) else []
+        if (
+            not isinstance(kinds, dict)
+            or not all(_is_count(v) for v in [*counts, *kinds.values()])
+            or len(counts) != 2
+        ):
+            raise IntegrityError(
+                f"{where}: the root's list totals are malformed",
+                hint="run `amlport verify`, then forget this snapshot",
+            )
+        tally = Tally(kinds={str(k): v for k, v in kinds.items()}, files=counts[0], size=counts[1])
+        origin = root.get("upgraded_from")
+        info = SnapshotInfo.of(manifest, tally)
+        if isinstance(origin, str):
+            info = dataclasses.replace(info, upgraded_from=origin)
+        return info
 
     def digests(self, snapshot_id: str) -> set[str]:
         """The objects one snapshot references, read without keeping its lists (prune)."""
@@ -198,6 +336,19 @@ class SnapshotStore:
         return found
 
     def _read(self, snapshot_id: str, **options: Any) -> Manifest:
+        where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
+        if self.format_of(snapshot_id) == 2:
+            root = self.read_root(snapshot_id)
+            reader = trees.TreeReader(self.objects)
+            keep = options.pop("keep", KEEPABLE)
+            entries = EntryReader(where, keep=keep, **options)
+            lineage = "lineage" in entries.kept
+            manifest = trees.load_manifest(root, reader, entries, lineage=lineage)
+            manifest.snapshot_id = snapshot_id
+            return manifest
+        return self._read_format1(snapshot_id, **options)
+
+    def _read_format1(self, snapshot_id: str, **options: Any) -> Manifest:
         where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
         digest = hashlib.sha256()
         try:
@@ -215,12 +366,22 @@ class SnapshotStore:
         return manifest
 
     def infos(self) -> list[SnapshotInfo]:
-        """Every snapshot, oldest first (IntegrityError when one cannot be read)."""
+        """Every snapshot, oldest first (IntegrityError when one cannot be read). A
+        format-1 snapshot that an interrupted ``repo upgrade`` already wrote in format 2 is
+        listed once, as its format-2 root."""
         infos = [self.info(snapshot_id) for snapshot_id in self.ids()]
+        converted = {i.upgraded_from for i in infos if i.upgraded_from}
+        infos = [i for i in infos if i.id not in converted]
         return sorted(infos, key=lambda i: (i.created, i.id))
 
     def delete(self, snapshot_id: str) -> None:
-        self.store.delete(self.key(snapshot_id))
+        if self.format_of(snapshot_id) == 2:
+            self.store.delete(self.root_key(snapshot_id))
+        self.store.delete(self.key(snapshot_id))  # the format-1 file, if any
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def check_snapshot_bytes(snapshot_id: str, raw: bytes) -> None:

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import gc
+import json
+import sys
 from pathlib import Path
 
 import typer
 
 from amlport import __version__
 from amlport.bundle.repository import Warnings
-from amlport.cli import audit_cmd, backup_cmd, common, export_cmd, import_cmd
+from amlport.cli import (
+    audit_cmd,
+    backup_cmd,
+    common,
+    export_cmd,
+    import_cmd,
+    repo_cmd,
+    report_cmd,
+)
+from amlport.cli import describe_cmd
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.helpfmt import AmlportGroup
 from amlport.cli.process import stop_on_sigterm, tune_malloc
+from amlport.cli.terminal import ClosedPipeSafe
 from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
 from amlport.errors import UsageError
 from amlport.lineage import build_graph
@@ -27,9 +40,10 @@ EXIT_CODES_HELP = (
 
 app = typer.Typer(
     name="amlport",
+    cls=AmlportGroup,  # metavars, --debug after the command name (cli/helpfmt.py)
     help="Back up, audit and migrate Azure Machine Learning workspaces from their storage "
     "account. SOURCE is a local copy (a folder with one sub-folder per container) or an "
-    "account URL such as https://<account>.blob.core.windows.net or …/<container>. "
+    "account URL such as https://<account>.blob.core.windows.net[/<container>]. "
     + EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -91,7 +105,7 @@ SpecsOpt = typer.Option(
 def scan(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
     specs: Path | None = SpecsOpt,
-    as_json: bool = typer.Option(False, "--json", help="Print the scan report as JSON."),
+    as_json: bool = common.JsonOpt,
     output: Path | None = typer.Option(
         None,
         "-o",
@@ -122,9 +136,9 @@ def scan(
         )
         report = scan_report(inv, lg, described, retries=retries)
         if output is not None:
-            common.write_json(report, output)
+            common.emit_json("scan", report, exit_code_for(inv), output)
         if as_json:
-            common.write_json(report, None)
+            common.emit_json("scan", report, exit_code_for(inv))
         else:
             render_scan(common.out, inv, lg, described)
     raise typer.Exit(exit_code_for(inv))
@@ -138,7 +152,10 @@ def lineage(
     ),
     upstream: bool = typer.Option(False, "--upstream", help="Only what the node derives from."),
     downstream: bool = typer.Option(False, "--downstream", help="Only what derives from it."),
-    fmt: str = typer.Option("json", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    fmt: str | None = typer.Option(
+        None, "--format", "-f", help=f"One of: {', '.join(FORMATS)}. Default: json."
+    ),
+    as_json: bool = common.JsonOpt,
     output: Path | None = typer.Option(
         None, "-o", "--output", callback=common.checked_output, help="Write to this file."
     ),
@@ -155,12 +172,7 @@ def lineage(
     side with --upstream / --downstream). Exit 1 when the walk reported findings.
     """
     with guarded():
-        if fmt not in FORMATS:
-            raise UsageError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
-        if upstream and downstream:
-            raise UsageError(
-                "--upstream and --downstream exclude each other", hint="omit both to get both sides"
-            )
+        fmt = _lineage_format(fmt, as_json, node, upstream=upstream, downstream=downstream)
         inv, lg, _, _ = _walk(
             source,
             specs,
@@ -174,6 +186,9 @@ def lineage(
         if node:
             lg = _select(lg, node, upstream=upstream, downstream=downstream)
         text = render(lg, fmt, inv.source)
+        if fmt == "json":  # the document of the --json contract (docs/json.md)
+            doc = common.json_document("lineage", json.loads(text), exit_code_for(inv))
+            text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         if output is None:
             common.write_document(text, is_json=fmt in ("json", "openlineage"))
         else:
@@ -182,6 +197,28 @@ def lineage(
         if inv.findings:
             common.err.print(f"{len(inv.findings)} findings; run 'amlport scan' for details")
     raise typer.Exit(exit_code_for(inv))
+
+
+def _lineage_format(
+    fmt: str | None, as_json: bool, node: list[str] | None, *, upstream: bool, downstream: bool
+) -> str:
+    """The format asked for; a usage error for options that contradict each other or would
+    have no effect (``--upstream`` without ``--node`` printed the whole graph)."""
+    if as_json and fmt not in (None, "json"):
+        raise UsageError(
+            f"--json and --format {fmt} ask for two formats", hint="give one of them"
+        )
+    fmt = fmt or "json"
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if upstream and downstream:
+        raise UsageError(
+            "--upstream and --downstream exclude each other", hint="omit both to get both sides"
+        )
+    if (upstream or downstream) and not node:
+        which = "--upstream" if upstream else "--downstream"
+        raise UsageError(f"{which} needs --node", hint=f"give --node ID with {which}")
+    return fmt
 
 
 def _select(
@@ -208,6 +245,9 @@ export_cmd.register(app)
 audit_cmd.register(app)
 import_cmd.register(app)
 backup_cmd.register(app)
+describe_cmd.register(app)
+report_cmd.register(app)
+repo_cmd.register(app)
 
 
 def main() -> None:
@@ -217,4 +257,10 @@ def main() -> None:
     # each later collection: a backup's explicit ones, and the automatic oldest-generation
     # ones of a large run, look at the run's own objects only.
     gc.freeze()
-    app()
+    # A reader that closes the pipe early (`amlport scan … | head -1`) ends the output, not
+    # the run: the exit code stays the run's own (cli/terminal.py).
+    sys.stdout = ClosedPipeSafe(sys.stdout)
+    try:
+        app()
+    finally:
+        sys.stdout.flush()

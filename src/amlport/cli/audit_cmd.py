@@ -58,8 +58,12 @@ def audit(
     arm_live: bool = typer.Option(
         False, "--arm-live", help="Read the control-plane facts from ARM (needs amlport[arm])."
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help=f"One of: {', '.join(FORMAT_NAMES)}."),
-    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+    fmt: str | None = typer.Option(
+        None, "--format", "-f", help=f"One of: {', '.join(FORMAT_NAMES)}. Default: table."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Same as --format json (docs/json.md; not with another --format)."
+    ),
     output: Path | None = typer.Option(
         None, "-o", "--output", callback=common.checked_output, help="Write the report here."
     ),
@@ -77,7 +81,11 @@ def audit(
         from amlport.audit.runner import AuditRequest, run_audit
         from amlport.storage.local import load_descriptor_file
 
-        fmt = "json" if as_json else fmt
+        if as_json and fmt not in (None, "json"):
+            raise UsageError(
+                f"--json and --format {fmt} ask for two formats", hint="give one of them"
+            )
+        fmt = "json" if as_json else (fmt or "table")
         severity = _check_options(fmt, fail_on, source, arm, arm_live)
         request = AuditRequest(only=rule or (), skip=skip or ())
         descriptor = load_descriptor_file(workspace_file) if workspace_file else None

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from amlport.storage.base import Source
 
 ALL_INCLUDE = "data,environments,models,pipelines,runs"
-JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+JsonOpt = common.JsonOpt
 RetryLockOpt = typer.Option(
     0.0,
     "--retry-lock",
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 def _print(lines: list[str], *, err: bool = False) -> None:
     console = common.err if err else common.out
     for line in lines:
-        console.print(line)
+        console.print(line, soft_wrap=True)  # a log line is never wrapped
 
 
 def backup(
@@ -62,6 +62,7 @@ def backup(
     retry_lock: float = RetryLockOpt,
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel transfers."),
     as_json: bool = JsonOpt,
+    verbose: bool = common.VerboseOpt,
     cache_dir: Path | None = common.CacheDirOpt,
     no_cache: bool = common.NoCacheOpt,
     connection_string: str | None = ConnOpt,
@@ -105,12 +106,18 @@ def backup(
                 src, repo, request, progress=progress, on_warning=common.warn, repo_auth=auth
             )
         if as_json:
-            common.write_json(result.to_dict(), None)
+            common.emit_json("backup", result.to_dict(), result.exit_code)
         else:
-            _print(result.lines())
-            for node, reason in result.export.skipped:
-                common.say("skipped", "yellow", f"{node}: {reason}")
-            for w in result.export.warnings:
+            lines = result.lines()
+            # ids short (whole in --json): the library's first line spells them out
+            lines[0] = (
+                f"snapshot {common.short_id(result.snapshot_id)} "
+                f"(parent {common.short_id(result.parent)})"
+            )
+            _print(lines)
+            skipped = [f"{node}: {reason}" for node, reason in result.export.skipped]
+            common.say_each("skipped", "yellow", skipped, verbose)
+            for w in common.some(list(result.export.warnings), verbose)[0]:
                 common.warn(w)
     raise typer.Exit(int(result.exit_code))
 
@@ -119,8 +126,10 @@ def forget(
     repo: str = typer.Argument(..., help=f"{REPO_HELP}."),
     keep_last: int = typer.Option(0, "--keep-last", min=0, help="Keep the N newest."),
     keep_daily: int = typer.Option(0, "--keep-daily", min=0, help="Newest of the last N days."),
-    keep_weekly: int = typer.Option(0, "--keep-weekly", min=0, help="… of the last N weeks."),
-    keep_monthly: int = typer.Option(0, "--keep-monthly", min=0, help="… of the last N months."),
+    keep_weekly: int = typer.Option(0, "--keep-weekly", min=0, help="Newest of the last N weeks."),
+    keep_monthly: int = typer.Option(
+        0, "--keep-monthly", min=0, help="Newest of the last N months."
+    ),
     keep_tag: list[str] | None = typer.Option(
         None, "--keep-tag", help="Keep every snapshot with this tag (repeatable)."
     ),
@@ -158,15 +167,17 @@ def forget(
         )
         report = run_forget(repo, request, repo_auth=auth)
         if as_json:
-            common.write_json(report.to_dict(), None)
+            common.emit_json("forget", report.to_dict(), ExitCode.OK)
         else:
             _print(report.lines())
     raise typer.Exit(int(ExitCode.OK))
 
 
 def diff(
-    a: str = typer.Argument(..., help="REPO, REPO@SNAPSHOT, or a live source (folder or URL)."),
-    b: str = typer.Argument(..., help="The same forms; compared as the newer side."),
+    a: str = typer.Argument(
+        ..., metavar="A", help="REPO, REPO@SNAPSHOT, or a live source (folder or URL)."
+    ),
+    b: str = typer.Argument(..., metavar="B", help="The same forms; compared as the newer side."),
     source: str | None = SourceOpt,
     as_json: bool = JsonOpt,
     connection_string: str | None = ConnOpt,
@@ -189,11 +200,12 @@ def diff(
             )
 
         report = diff_specs(a, b, open_live, source_name=source)
+        code = ExitCode.WARNINGS if report.different else ExitCode.OK
         if as_json:
-            common.write_json(report.to_dict(), None)
+            common.emit_json("diff", report.to_dict(), code)
         else:
             _print([f"diff {report.a} → {report.b}", *report.lines()])
-    raise typer.Exit(int(ExitCode.WARNINGS if report.different else ExitCode.OK))
+    raise typer.Exit(int(code))
 
 
 def restore(
@@ -214,7 +226,7 @@ def restore(
         None,
         "--emit-assets",
         file_okay=False,
-        help="Write v2 YAML bound to the target and a register.sh (az ml … create) here.",
+        help="Write v2 YAML bound to the target and a register.sh (az ml create) here.",
     ),
     as_json: bool = JsonOpt,
     connection_string: str | None = ConnOpt,
@@ -264,7 +276,7 @@ def restore(
                 repo_auth=rauth,
             )
         if as_json:
-            common.write_json(report.to_dict(), None)
+            common.emit_json("restore", report.to_dict(), report.exit_code)
         else:
             _print(report.lines())
         if report.check is not None and not report.check.ok:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     Progress,
@@ -22,7 +23,7 @@ from rich.progress import (
 )
 
 from amlport.cli.process import Terminated
-from amlport.cli.terminal import SafeConsole, document_text, line
+from amlport.cli.terminal import SafeConsole, document_text, fold_path, line
 from amlport.errors import AmlportError, DiskFull, ExitCode, UsageError
 from amlport.secrets import redact
 from amlport.storage.base import Source
@@ -48,9 +49,9 @@ def fail(exc: BaseException) -> NoReturn:
     if isinstance(exc, OSError) and (full := DiskFull.of(exc)) is not None:
         exc = full  # a full disk (or a size limit) is the user's to fix, not an internal error
     if isinstance(exc, AmlportError):
-        err.print(line(("amlport: error:", "bold red"), f" {exc.message}"))
+        err.print(line(("amlport: error:", "bold red"), f" {exc.message}"), soft_wrap=True)
         if exc.hint:
-            err.print(f"  hint: {exc.hint}")
+            err.print(f"  hint: {exc.hint}", soft_wrap=True)
         raise typer.Exit(int(exc.exit_code))
     if isinstance(exc, Terminated):
         err.print("amlport: terminated (SIGTERM)")
@@ -59,7 +60,10 @@ def fail(exc: BaseException) -> NoReturn:
         err.print("amlport: interrupted")
         raise typer.Exit(int(ExitCode.INTERRUPTED))
     message = redact(str(exc))[:300]
-    err.print(line(("amlport: internal error:", "bold red"), f" {type(exc).__name__}: {message}"))
+    err.print(
+        line(("amlport: internal error:", "bold red"), f" {type(exc).__name__}: {message}"),
+        soft_wrap=True,
+    )
     err.print("  hint: re-run with --debug for a traceback and report it")
     raise typer.Exit(int(ExitCode.ERROR))
 
@@ -125,12 +129,12 @@ def cache_folder(cache_dir: Path | None, no_cache: bool) -> Path | None:
 
 def warn(message: str) -> None:
     """One warning line on stderr (what does not change the result or the exit code)."""
-    err.print(line(("warning", "yellow"), f" {message}"))
+    err.print(line(("warning", "yellow"), f" {message}"), soft_wrap=True)
 
 
 def say(label: str, style: str, message: str) -> None:
     """One line on stderr: a fixed styled label (``skipped``, ``failed``) then plain text."""
-    err.print(line((label, style), f" {message}"))
+    err.print(line((label, style), f" {message}"), soft_wrap=True)
 
 
 def write_document(text: str, *, is_json: bool = False) -> None:
@@ -146,6 +150,12 @@ def source_from(
     credential: str | None,
     workspace_file: Path | None,
 ) -> Source:
+    if "://" not in location and Path(location).is_file():
+        raise UsageError(
+            f"SOURCE {location} is a file, not a folder",
+            hint="give the folder holding one sub-folder per container (a workspace.yaml "
+            "goes in --workspace-file), or an account URL",
+        )
     auth = auth_from(location, connection_string, account_key, sas_token, credential)
     source = open_source(location, workspace_file=workspace_file, auth=auth)
     reads_from(source)
@@ -176,6 +186,7 @@ def auth_from(
 ) -> StorageAuth:
     if credential not in (None, "default"):
         raise UsageError(f"unknown --credential {credential!r}", hint="use --credential default")
+    check_account_key(account_key, "--account-key")
     explicit = account_key or sas_token or credential or "sig=" in location
     if connection_string is None and not explicit:
         # The environment is a default, not a second credential competing with an explicit one.
@@ -186,6 +197,28 @@ def auth_from(
         sas_token=sas_token,
         use_default_credential=credential == "default",
     )
+
+
+def check_account_key(value: str | None, flag: str) -> None:
+    """A storage account key is base64 (88 characters for 512 bits); anything else cannot
+    sign a request, and the SDK's failure then read as "access denied ... az login"."""
+    if value is None:
+        return
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not decoded:
+        raise UsageError(
+            f"{flag} is not a storage account key: a key is base64 text (88 characters), "
+            "this value is not",
+            hint="copy key1 or key2 (az storage account keys list, or the portal's Access "
+            "keys); a SAS token goes in --sas-token, a connection string in "
+            "--connection-string",
+        )
 
 
 ProgressFn = Callable[[str, int, int | None], None]
@@ -237,6 +270,136 @@ def progress_reporter(enabled: bool) -> Iterator[ProgressFn | None]:
             progress.update(tasks[phase], completed=done, total=total, detail=detail)
 
         yield report
+
+
+# --- the --json contract (docs/json.md) ------------------------------------------------------
+
+JSON_VERSION = 1
+JsonOpt = typer.Option(
+    False, "--json", help="Print the result as one JSON document (docs/json.md)."
+)
+VerboseOpt = typer.Option(
+    False, "--verbose", "-v", help="Also list every item (file, asset, action), not only totals."
+)
+SHORT_ID = 8  # how snapshot ids are shown in text (restic's short id); --json has them whole
+MAX_DETAIL_LINES = 20  # warnings, skipped or failed items shown before "and N more"
+
+
+def schema_of(command: str) -> str:
+    """The ``schema`` of a command's ``--json`` document: ``amlport.<command>/1``; a
+    sub-command is joined with a dash (``map init`` is ``amlport.map-init/1``)."""
+    return f"amlport.{command.replace(' ', '-')}/{JSON_VERSION}"
+
+
+def json_document(command: str, doc: dict[str, Any], exit_code: int) -> dict[str, Any]:
+    """``doc`` as a document of the contract: ``schema`` and ``exit_code`` added."""
+    return {**doc, "schema": schema_of(command), "exit_code": int(exit_code)}
+
+
+def emit_json(command: str, doc: dict[str, Any], exit_code: int, path: Path | None = None) -> None:
+    """Print (or, with ``path``, write) one command's ``--json`` document."""
+    write_json(json_document(command, doc, exit_code), path)
+
+
+def short_id(snapshot_id: str | None) -> str:
+    """A snapshot id as text shows it: its first 8 hex digits, never wrapped."""
+    return (snapshot_id or "-")[:SHORT_ID]
+
+
+def some(items: list[str], verbose: bool = False) -> tuple[list[str], int]:
+    """The items to print one per line and how many are left out (``--verbose``: none)."""
+    if verbose or len(items) <= MAX_DETAIL_LINES:
+        return items, 0
+    return items[:MAX_DETAIL_LINES], len(items) - MAX_DETAIL_LINES
+
+
+def say_each(label: str, style: str, items: list[str], verbose: bool = False) -> None:
+    """``say`` per item, at most ``MAX_DETAIL_LINES`` of them unless ``verbose``."""
+    shown, more = some(items, verbose)
+    for item in shown:
+        say(label, style, item)
+    if more:
+        say(label, style, f"and {more} more (see --verbose or --json)")
+
+
+def show_table(
+    title: str,
+    columns: list[tuple[str, str]],
+    rows: list[list[Any]],
+    *,
+    console: Console | None = None,
+) -> None:
+    """A table on stdout. ``columns``: (header, kind) with kind ``text``, ``path`` (folded at
+    ``/``), ``id`` (never wrapped) or ``num`` (right-aligned).
+
+    Anywhere but a terminal (a pipe, a CI log) it is plain lines: the title, a header, then
+    one line per row, fields separated by two spaces, nothing wrapped, so each row can be
+    grepped and every id copied whole. On a terminal it is a table when every cell fits
+    unwrapped; otherwise one block per row, the first cell on its own line and the others
+    below it as ``header: value``, paths folded at ``/``, ids whole (never a column of
+    seven-character slivers)."""
+    from rich.table import Table
+
+    console = console or out
+    texts = [[c if isinstance(c, Text) else Text(plain_cell(c)) for c in row] for row in rows]
+    if not console.is_terminal:
+        console.print(title, soft_wrap=True)
+        console.print("  ".join(name for name, _ in columns), soft_wrap=True)
+        for row in texts:
+            joined = Text("  ").join(cell if cell.plain else Text("-") for cell in row)
+            console.print(joined, soft_wrap=True)
+        return
+    widths = [
+        max([len(name)] + [len(row[i].plain) for row in texts]) for i, (name, _) in enumerate(columns)
+    ]
+    if sum(widths) + 3 * len(columns) + 1 <= console.width:
+        t = Table(title=title, title_justify="left")
+        for name, kind in columns:
+            t.add_column(name, no_wrap=True, justify="right" if kind == "num" else "left")
+        for row in texts:
+            t.add_row(*row)
+        console.print(t)
+        return
+    console.print(Text(title, style="italic"))
+    label = max(len(name) for name, _ in columns[1:]) + 6 if len(columns) > 1 else 6
+    width = max(20, console.width - label)
+    for row in texts:
+        first = row[0].plain if columns[0][1] == "path" else None
+        console.print(
+            Text(fold_path(first, console.width - 2), style="bold") if first else row[0],
+            soft_wrap=columns[0][1] == "id",
+        )
+        grid = Table.grid()
+        grid.add_column(no_wrap=True, width=label)
+        grid.add_column(overflow="fold")
+        for (name, kind), cell in zip(columns[1:], row[1:]):
+            value = Text(fold_path(cell.plain, width)) if kind == "path" else cell
+            grid.add_row(f"    {name}:", value)
+        console.print(grid)
+
+
+def plain_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text or "-"
+
+
+def renamed(
+    command: str, new: tuple[str, Any], old: tuple[str, Any], *, required: bool = True
+) -> Any:
+    """The value of an option whose old spelling is kept, hidden, for one release (``export
+    --to`` is now ``--repo``): the old one still works with a deprecation warning, both at
+    once is a usage error, neither is one when ``required``."""
+    (new_flag, new_value), (old_flag, old_value) = new, old
+    if old_value is not None and new_value is not None:
+        raise UsageError(
+            f"{command}: {old_flag} and {new_flag} are the same option", hint=f"give {new_flag}"
+        )
+    if old_value is not None:
+        warn(f"'{command} {old_flag}' is deprecated and goes in the next release: use {new_flag}")
+        return old_value
+    if new_value is None and required:
+        raise UsageError(f"{command}: missing option {new_flag}", hint=f"give {new_flag} REPO")
+    return new_value
 
 
 def write_json(data: Any, path: Path | None) -> None:

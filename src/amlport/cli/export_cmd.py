@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from amlport.bundle import Repository
 from amlport.bundle.snapshots import SnapshotInfo
@@ -21,7 +20,7 @@ from amlport.cli.repo_options import (
     SourceOpt,
     repo_auth,
 )
-from amlport.cli.terminal import line, styled
+from amlport.cli.terminal import styled
 from amlport.errors import ExitCode, IntegrityError
 
 if TYPE_CHECKING:
@@ -41,7 +40,10 @@ def register(app: typer.Typer) -> None:
 
 def export(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
-    to: str = typer.Option(..., "--to", help=f"{REPO_HELP} (created if missing)."),
+    repo: str | None = typer.Option(
+        None, "--repo", help=f"{REPO_HELP} (created if missing). Required.", show_default=False
+    ),
+    old_to: str | None = typer.Option(None, "--to", hidden=True, help="Old name of --repo."),
     select: list[str] | None = typer.Option(
         None,
         "--select",
@@ -59,7 +61,8 @@ def export(
     ),
     tag: list[str] | None = typer.Option(None, "--tag", help="Tag the snapshot (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be exported."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = common.JsonOpt,
+    verbose: bool = common.VerboseOpt,
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel transfers."),
     cache_dir: Path | None = common.CacheDirOpt,
     no_cache: bool = common.NoCacheOpt,
@@ -81,6 +84,8 @@ def export(
     with guarded():
         from amlport.export import ExportRequest, run_export
         from amlport.export.selection import parse_include
+
+        to = common.renamed("export", ("--repo", repo), ("--to", old_to))
 
         request = ExportRequest(
             select=list(select or []),
@@ -104,14 +109,11 @@ def export(
                 src, to, request, progress=progress, repo_auth=auth, on_warning=common.warn
             )
         if as_json:
-            common.write_json(result.to_dict(), None)
+            common.emit_json("export", result.to_dict(), result.exit_code)
         else:
-            _render_export(result, dry_run)
+            _render_export(result, dry_run, verbose)
         _failure_line(result)
     raise typer.Exit(int(result.exit_code))
-
-
-MAX_WARNINGS_SHOWN = 20
 
 
 def _failure_line(result: ExportResult) -> None:
@@ -135,48 +137,55 @@ def _failure_line(result: ExportResult) -> None:
     )
 
 
-def _render_export(result: ExportResult, dry_run: bool) -> None:
+def _render_export(result: ExportResult, dry_run: bool, verbose: bool) -> None:
+    """Totals first (what a log needs); the asset list with --verbose (all of it in --json)."""
     out = common.out
-    t = Table(
-        title="Assets" + (" (dry run: nothing written)" if dry_run else ""), title_justify="left"
-    )
-    for col in ("kind", "name", "files", "portable", "v2 yaml"):
-        t.add_column(col, overflow="fold")
-    for a in sorted(result.assets, key=lambda a: (a.kind, a.name)):
-        t.add_row(
-            a.kind,
-            a.name,
-            str(len(a.files)),
-            "yes" if a.portable else styled("no", "yellow"),
-            a.v2_yaml or "-",
-        )
-    out.print(t)
-    out.print(
-        f"planned: {result.planned_files} files, {result.planned_bytes:,} bytes; "
-        f"data payloads left out: {result.data_skipped_bytes:,} bytes "
-        "(add --include data to export them)"
-    )
-    for node, reason in result.skipped:
-        common.say("skipped", "yellow", f"{node}: {reason}")
     if result.stats is not None:
         s = result.stats
         out.print(
-            line(
-                "snapshot ",
-                (result.snapshot_id, "bold"),
-                f" (parent {result.parent or '-'}): "
-                f"{s.files} files, {s.new_objects} new objects, {s.new_bytes:,} new bytes, "
-                f"{s.reused} reused, {s.rewritten} rewritten",
-            )
+            f"snapshot {common.short_id(result.snapshot_id)} (parent "
+            f"{common.short_id(result.parent)}): {s.files} files, {s.new_objects} new objects, "
+            f"{s.new_bytes:,} new bytes, {s.reused} reused, {s.rewritten} rewritten",
+            soft_wrap=True,
         )
+    elif dry_run:
+        out.print("dry run: nothing written", soft_wrap=True)
+    kinds: dict[str, int] = {}
+    for a in result.assets:
+        kinds[a.kind] = kinds.get(a.kind, 0) + 1
+    not_portable = sum(1 for a in result.assets if not a.portable)
+    out.print(
+        "assets: "
+        + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none")
+        + (f" ({not_portable} not portable)" if not_portable else ""),
+        soft_wrap=True,
+    )
+    out.print(
+        f"planned: {result.planned_files} files, {result.planned_bytes:,} bytes; "
+        f"data payloads left out: {result.data_skipped_bytes:,} bytes"
+        + (" (add --include data to export them)" if result.data_skipped_bytes else ""),
+        soft_wrap=True,
+    )
     cached = result.cache_line()
     if cached:
-        out.print(cached, highlight=False)
-    for w in result.warnings[:MAX_WARNINGS_SHOWN]:
+        out.print(cached, soft_wrap=True)
+    if verbose:
+        common.show_table(
+            "Assets" + (" (dry run: nothing written)" if dry_run else ""),
+            [("kind", "text"), ("name", "path"), ("files", "num"), ("portable", "text"),
+             ("v2 yaml", "path")],
+            [
+                [a.kind, a.name, str(len(a.files)),
+                 "yes" if a.portable else styled("no", "yellow"), a.v2_yaml or "-"]
+                for a in sorted(result.assets, key=lambda a: (a.kind, a.name))
+            ],
+        )  # fmt: skip
+    common.say_each("skipped", "yellow", [f"{n}: {r}" for n, r in result.skipped], verbose)
+    shown, more = common.some(list(result.warnings), verbose)
+    for w in shown:
         common.warn(w)
-    if len(result.warnings) > MAX_WARNINGS_SHOWN:
-        more = len(result.warnings) - MAX_WARNINGS_SHOWN
-        common.warn(f"… and {more} more (all in --json and the manifest)")
+    if more:
+        common.warn(f"and {more} more (all in --json and the manifest)")
 
 
 RepoArg = typer.Argument(..., help="Bundle repository folder.")
@@ -194,7 +203,7 @@ def verify(
         "--secrets",
         help="Also search every stored file for secrets (exit 4 on any; values never shown).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: bool = common.JsonOpt,
     repo_connection_string: str | None = RepoConnOpt,
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
@@ -212,6 +221,7 @@ def verify(
         if deep:
             from amlport.export.deep import deep_verify
 
+            _quiet_experimental()
             ids = [snapshot] if snapshot else [s.id for s in repository.list_snapshots()]
             checked = 0
             for sid in ids:
@@ -223,7 +233,8 @@ def verify(
             doc["deep"] = {"checked": checked, "problems": deep_problems}
         hits = _secrets_check(repository, snapshot, doc) if secrets else []
         if as_json:
-            common.write_json(doc, None)
+            bad = not report.ok or deep_problems or hits
+            common.emit_json("verify", doc, ExitCode.INTEGRITY if bad else ExitCode.OK)
         else:
             _render_verify(doc, deep_problems)
         if not report.ok or deep_problems:
@@ -238,6 +249,15 @@ def verify(
                 "prune (docs/exporting.md)",
             )
     raise typer.Exit(int(ExitCode.OK))
+
+
+def _quiet_experimental() -> None:
+    """azure-ai-ml logs "Class X: This is an experimental class, …" for some classes its
+    loaders build; with no logging set up Python prints that on stderr, once per class. The
+    check loads the documents, it does not use those classes: the lines are noise."""
+    import logging
+
+    logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
 
 
 def _secrets_check(repository: Repository, snapshot: str | None, doc: dict[str, Any]) -> list[str]:
@@ -286,13 +306,17 @@ def _first_problem(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> 
 def snapshots(
     repo: str = RepoLocArg,
     source: str | None = SourceOpt,
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    as_json: bool = common.JsonOpt,
     repo_connection_string: str | None = RepoConnOpt,
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
     repo_credential: str | None = RepoCredOpt,
 ) -> None:
-    """List the snapshots of a repository, oldest first."""
+    """List the snapshots of a repository, oldest first.
+
+    A snapshot of a run that did not finish (exit 3) is marked incomplete ('complete' in
+    --json): prefer a complete one to restore from.
+    """
     with guarded():
         auth = repo_auth(
             repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
@@ -301,29 +325,38 @@ def snapshots(
 
         with Repository.open(repo, auth=auth) as repository:
             infos = of_source(repository.list_snapshots(), parse_source(source))
-            rows = [_info_row(i) for i in infos]
+            rows = [_info_row(i, _complete(repository, i)) for i in infos]
         if as_json:
-            common.write_json(rows, None)
+            common.emit_json("snapshots", {"snapshots": rows}, ExitCode.OK)
         else:
-            t = Table(title=f"Snapshots ({len(rows)})", title_justify="left")
-            for col in ("id", "created", "source", "tags", "assets", "files"):
-                t.add_column(col, overflow="fold")
-            for r in rows:
-                t.add_row(
-                    r["id"][:16],
-                    r["created"],
-                    r["source_key"],
-                    ",".join(r["tags"]),
-                    str(r["assets"]),
-                    str(r["files"]),
-                )
-            common.out.print(t)
+            common.show_table(
+                f"Snapshots ({len(rows)})",
+                [("id", "id"), ("created", "id"), ("source", "path"), ("tags", "text"),
+                 ("assets", "num"), ("files", "num"), ("complete", "text")],
+                [
+                    [common.short_id(r["id"]), r["created"][:19], r["source_key"],
+                     ",".join(r["tags"]) or "-", str(r["assets"]), str(r["files"]),
+                     "yes" if r["complete"] else styled("no", "yellow")]
+                    for r in rows
+                ],
+            )  # fmt: skip
     raise typer.Exit(0)
 
 
-def _info_row(info: SnapshotInfo) -> dict[str, Any]:
+def _complete(repository: Repository, info: SnapshotInfo) -> bool:
+    """Whether the run that wrote the snapshot finished (``stats.complete`` of its manifest;
+    a snapshot written before the flag existed counts as complete)."""
+    known = getattr(info, "complete", None)  # SnapshotInfo may carry it itself
+    if isinstance(known, bool):
+        return known
+    header = repository.snapshots.load_exact(info.id, keep=())
+    return bool(header.stats.get("complete", True))
+
+
+def _info_row(info: SnapshotInfo, complete: bool) -> dict[str, Any]:
     return {
         "id": info.id,
+        "short_id": common.short_id(info.id),
         "created": info.created.isoformat(),
         "source_key": info.source_key,
         "account": info.account,
@@ -334,6 +367,7 @@ def _info_row(info: SnapshotInfo) -> dict[str, Any]:
         "files": info.files,
         "size": info.size,
         "counts": info.counts,
+        "complete": complete,
     }
 
 
@@ -343,6 +377,7 @@ def pack(
     output: Path = typer.Option(
         ..., "-o", "--output", callback=common.checked_output, help="The .tar.gz to write."
     ),
+    as_json: bool = common.JsonOpt,
     repo_connection_string: str | None = RepoConnOpt,
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
@@ -357,19 +392,33 @@ def pack(
         common.output_path(output)  # again, now that the repository is known as read
         with Repository.open(repo, auth=auth) as repository:
             report = repository.pack(snapshot, output)
-        common.out.print(
-            f"packed snapshot {report.snapshot_id[:16]}: {report.objects} objects, "
-            f"{report.bytes:,} bytes into {output}",
-            highlight=False,
-        )
+        if as_json:
+            doc = {
+                "snapshot": report.snapshot_id,
+                "objects": report.objects,
+                "bytes": report.bytes,
+                "output": str(output),
+            }
+            common.emit_json("pack", doc, ExitCode.OK)
+        else:
+            common.out.print(
+                f"packed snapshot {common.short_id(report.snapshot_id)}: {report.objects} "
+                f"objects, {report.bytes:,} bytes into {output}",
+                soft_wrap=True,
+            )
     raise typer.Exit(0)
 
 
 def unpack(
     archive: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .tar.gz from pack."),
-    to: Path = typer.Option(
-        ..., "--to", help="Repository to unpack into (created if missing): a folder or az://…"
+    repo: str | None = typer.Option(
+        None,
+        "--repo",
+        help=f"{REPO_HELP} to unpack into (created if missing). Required.",
+        show_default=False,
     ),
+    old_to: str | None = typer.Option(None, "--to", hidden=True, help="Old name of --repo."),
+    as_json: bool = common.JsonOpt,
     repo_connection_string: str | None = RepoConnOpt,
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
@@ -377,14 +426,24 @@ def unpack(
 ) -> None:
     """Import a packed snapshot into a repository. Rejects absolute paths, '..' and links."""
     with guarded():
+        to = common.renamed("unpack", ("--repo", repo), ("--to", old_to))
         auth = repo_auth(
-            str(to), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+            to, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
         )
         report = Repository.unpack(archive, to, auth=auth)
-        common.out.print(
-            f"unpacked {len(report.snapshots)} snapshot(s) into {to}: "
-            f"{report.objects_added} objects added, {report.objects_present} "
-            "already present",
-            highlight=False,
-        )
+        if as_json:
+            doc = {
+                "snapshots": list(report.snapshots),
+                "objects_added": report.objects_added,
+                "objects_present": report.objects_present,
+                "repo": str(to),
+            }
+            common.emit_json("unpack", doc, ExitCode.OK)
+        else:
+            common.out.print(
+                f"unpacked {len(report.snapshots)} snapshot(s) into {to}: "
+                f"{report.objects_added} objects added, {report.objects_present} "
+                "already present",
+                soft_wrap=True,
+            )
     raise typer.Exit(0)

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, guarded
+from amlport.cli.helpfmt import AmlportGroup
 from amlport.cli.repo_options import (
     REPO_HELP,
     RepoConnOpt,
@@ -20,13 +20,14 @@ from amlport.cli.repo_options import (
     repo_auth,
 )
 from amlport.cli.write_options import DryRunOpt, OnConflictOpt
-from amlport.errors import ExitCode
+from amlport.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from amlport.importing import ImportResult
     from amlport.storage.guard import WriteGuard
 
 map_app = typer.Typer(
+    cls=AmlportGroup,  # as the main app: whole sentences in the command list
     help="Mapping files: where a bundle's identities land in a target.",
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help, as the main app (brackets shown as they are)
@@ -47,6 +48,7 @@ def map_init(
     output: Path | None = typer.Option(
         None, "-o", "--output", callback=common.checked_output, help="Write here, not stdout."
     ),
+    as_json: bool = common.JsonOpt,
     repo_connection_string: str | None = RepoConnOpt,
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
@@ -64,12 +66,20 @@ def map_init(
         common.reads_repository(repo)  # -o may not land inside it
         store = Repository.open(repo, auth=rauth)
         with store, store.lock(exclusive=False):
-            text = template(pick_snapshot(store, snapshot, source))
-        if output is None:
-            common.write_document(text)
-        else:
+            manifest = pick_snapshot(store, snapshot, source)
+            text = template(manifest)
+        if output is not None:
             common.write_text_atomic(output, text)
             common.err.print(f"wrote {output}; fill in the target and check the datastores")
+        if as_json:
+            doc = {
+                "snapshot": manifest.snapshot_id,
+                "map": text,
+                "output": str(output) if output else None,
+            }
+            common.emit_json("map init", doc, ExitCode.OK)
+        elif output is None:
+            common.write_document(text)
     raise typer.Exit(0)
 
 
@@ -87,15 +97,18 @@ def import_(
         None,
         "--emit-assets",
         file_okay=False,
-        help="Write v2 YAML bound to the target and a register.sh (az ml … create) here.",
+        help="Write v2 YAML bound to the target and a register.sh (az ml create) here.",
     ),
     register_mlflow: str | None = typer.Option(
         None, "--register-mlflow", help="Register MLflow models in this tracking URI."
     ),
     workspace: str | None = typer.Option(
-        None, "--workspace", help="SUB/RG/NAME: also register v2 assets live (amlport[azureml])."
+        None,
+        "--workspace",
+        help="SUB/RG/NAME: also register the --emit-assets assets live (amlport[azureml]).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = common.JsonOpt,
+    verbose: bool = common.VerboseOpt,
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,
     sas_token: str | None = SasOpt,
@@ -115,6 +128,12 @@ def import_(
         from amlport.importing.engine import load_mapping
         from amlport.storage.opener import open_target
 
+        if workspace and emit_assets is None:
+            raise UsageError(
+                "--workspace registers the assets --emit-assets writes: without it, nothing "
+                "would be registered",
+                hint="add --emit-assets DIR",
+            )
         mapping = load_mapping(map_file)
         request = ImportRequest(
             mapping=mapping,
@@ -147,9 +166,9 @@ def import_(
         if workspace and emit_assets and not dry_run:
             code = max(code, _register_live(emit_assets, workspace, guard))
         if as_json:
-            common.write_json(result.to_dict(), None)
+            common.emit_json("import", result.to_dict(), code)
         else:
-            _render(result)
+            _render(result, verbose)
     raise typer.Exit(int(code))
 
 
@@ -167,26 +186,32 @@ def _register_live(emit_assets: Path, workspace: str, guard: WriteGuard) -> Exit
     return ExitCode.WARNINGS if conflicts else ExitCode.OK
 
 
-def _render(result: ImportResult) -> None:
-    t = Table(
-        title=f"Import of snapshot {result.snapshot_id[:16]}"
-        + (" (dry run: nothing written)" if result.dry_run else ""),
-        title_justify="left",
-    )
-    for col in ("action", "importer", "subject", "target", "reason"):
-        t.add_column(col, overflow="fold")
-    interesting = [a for a in result.actions if a.action != "skip"] or result.actions[:0]
-    for a in interesting[:200]:
-        t.add_row(a.action, a.importer, a.subject, a.target, a.reason)
-    if interesting:
-        common.out.print(t)
+def _render(result: ImportResult, verbose: bool) -> None:
+    """Totals first; the actions that were not plain skips only with --verbose (one line
+    each, in --json all of them). What needs attention (failed, blocked, conflicting) is
+    always listed, at most ``MAX_DETAIL_LINES`` unless --verbose."""
     counts = ", ".join(f"{n} {k}" for k, n in result.counts.items()) or "nothing to do"
+    what = "dry run, nothing written: " if result.dry_run else ""
     common.out.print(
-        f"{counts}" + (f"; record {result.record}" if result.record else ""), highlight=False
+        f"import of snapshot {common.short_id(result.snapshot_id)}: {what}{counts}"
+        + (f"; record {result.record}" if result.record else ""),
+        soft_wrap=True,
     )
-    for f in result.failures:
-        common.say("failed", "red", f)
-    for w in result.warnings:
+    trouble = [a for a in result.actions if a.action in ("blocked", "conflict", "failed")]
+    if verbose:
+        shown = [a for a in result.actions if a.action != "skip"]
+        common.show_table(
+            "Actions",
+            [("action", "text"), ("importer", "text"), ("subject", "path"), ("target", "path"),
+             ("reason", "text")],
+            [[a.action, a.importer, a.subject, a.target, a.reason] for a in shown],
+        )  # fmt: skip
+    else:
+        common.say_each(
+            "not done", "yellow", [f"{a.action}: {a.subject} ({a.reason})" for a in trouble]
+        )
+    common.say_each("failed", "red", list(result.failures), verbose)
+    for w in common.some(list(result.warnings), verbose)[0]:
         common.warn(w)
 
 
@@ -204,7 +229,7 @@ def promote(
     ),
     dry_run: bool = DryRunOpt,
     on_conflict: str = OnConflictOpt,
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = common.JsonOpt,
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,
     sas_token: str | None = SasOpt,
@@ -246,7 +271,7 @@ def promote(
                 src, target, mapping, request, progress=progress, on_conflict=on_conflict
             )
         if as_json:
-            common.write_json(result.to_dict(), None)
+            common.emit_json("promote", result.to_dict(), result.exit_code)
         else:
             counts = ", ".join(f"{n} {k}" for k, n in sorted(result.actions.items()))
             common.out.print(
@@ -254,8 +279,9 @@ def promote(
                 + f": {counts}; {result.copied_server_side} copied "
                 f"server-side, {result.client_bytes:,} payload bytes through "
                 "this machine",
-                highlight=False,
+                soft_wrap=True,
             )
-            for line in result.blocked + result.conflicts + result.failures:
-                common.say("not promoted", "yellow", line)
+            common.say_each(
+                "not promoted", "yellow", result.blocked + result.conflicts + result.failures
+            )
     raise typer.Exit(int(result.exit_code))

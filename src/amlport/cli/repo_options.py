@@ -58,6 +58,9 @@ def repo_auth(
         raise UsageError(
             f"unknown --repo-credential {credential!r}", hint="use --repo-credential default"
         )
+    from amlport.cli.common import check_account_key
+
+    check_account_key(account_key, "--repo-account-key")
     explicit = bool(account_key or sas_token or credential)
     if not is_remote(repo):
         if connection_string or explicit:  # Repository.open explains the mistake

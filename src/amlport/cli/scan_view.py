@@ -10,7 +10,6 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
@@ -26,9 +25,9 @@ SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info":
 def scan_report(
     inv: Inventory, lg: LineageGraph, described: str, *, retries: int = 0
 ) -> dict[str, Any]:
-    """The ``--json`` document of ``amlport scan``. ``retries``: storage calls retried."""
+    """The ``--json`` document of ``amlport scan`` (``common.emit_json`` adds ``schema`` and
+    ``exit_code``). ``retries``: storage calls retried."""
     return {
-        "schema": "amlport.scan/1",
         "location": described,
         "retries": retries,
         "inventory": inv.to_dict(),
@@ -40,34 +39,106 @@ def scan_report(
 
 
 def render_scan(console: Console, inv: Inventory, lg: LineageGraph, described: str) -> None:
+    """Summary first (counts, findings count), then the run tree, models, environments and
+    findings: tables on a terminal, plain lines in a pipe or log (``common.show_table``)."""
+    from amlport.cli.common import show_table
+
     desc = inv.source
-    console.print(line(("amlport scan", "bold"), f" {described}"))
+    console.print(line(("amlport scan", "bold"), f" {described}"), soft_wrap=True)
     ws = " / ".join(x for x in (desc.subscription_id, desc.resource_group, desc.workspace) if x)
     console.print(
         line(
             "account ",
             (desc.account, "bold"),
             f"  containers {', '.join(desc.containers)}" + (f"  workspace {ws}" if ws else ""),
-        )
+        ),
+        soft_wrap=True,
     )
-    console.print(_counts_table(inv, lg))
-    console.print(_run_tree(inv))
+    counts = [[kind.replace("_", " "), str(n)] for kind, n in inv.counts().items()]
+    counts += [
+        ["size (bytes)", f"{inv.bytes:,}"],
+        ["graph nodes / edges", f"{lg.g.number_of_nodes()} / {lg.g.number_of_edges()}"],
+    ]
+    show_table("Inventory", [("kind", "text"), ("count", "num")], counts, console=console)
+    _print_runs(console, inv)
     if inv.models:
-        console.print(_models_table(inv))
+        show_table(
+            "Models",
+            [("location", "path"), ("format", "text"), ("run", "id"), ("portable", "text"),
+             ("signature", "text"), ("pointer / deployment", "path")],
+            [
+                [str(m.loc), m.format, m.run_id or "-",
+                 "yes" if m.portable else f"no ({m.portability})",
+                 signature_text(m.signature),
+                 ", ".join(x for x in (m.pointer, m.deployment_files) if x) or "-"]
+                for m in sorted(inv.models.values(), key=lambda m: m.loc)
+            ],
+            console=console,
+        )  # fmt: skip
     if inv.environments:
-        console.print(_environments_table(inv))
-    console.print(_findings_table(inv) if inv.findings else styled("No findings.", "green"))
+        show_table(
+            "Environments",
+            [("id", "path"), ("kind", "text"), ("image", "path"), ("pinned", "text")],
+            [
+                [e.env_id, e.kind, e.image or "-",
+                 "yes" if e.pinned else f"no {', '.join(e.unpinned)}".rstrip()]
+                for e in sorted(inv.environments.values(), key=lambda e: e.env_id)
+            ],
+            console=console,
+        )  # fmt: skip
+    if not inv.findings:
+        console.print(styled("No findings.", "green"))
+        return
+    order = sorted(inv.findings, key=lambda f: (-f.severity.rank, f.code, f.path))
+    show_table(
+        f"Findings ({len(inv.findings)})",
+        [("severity", "text"), ("code", "id"), ("path", "path"), ("message", "text")],
+        [
+            [styled(f.severity.value, SEVERITY_STYLE[f.severity.value]), f.code, f.path, f.message]
+            for f in order
+        ],
+        console=console,
+    )
 
 
-def _counts_table(inv: Inventory, lg: LineageGraph) -> Table:
-    t = Table(title="Inventory", title_justify="left")
-    t.add_column("kind")
-    t.add_column("count", justify="right")
-    for kind, n in inv.counts().items():
-        t.add_row(kind.replace("_", " "), str(n))
-    t.add_row("size (bytes)", f"{inv.bytes:,}")
-    t.add_row("graph nodes / edges", f"{lg.g.number_of_nodes()} / {lg.g.number_of_edges()}")
-    return t
+def signature_text(signature: dict[str, list[str]] | None) -> str:
+    """``inputs: a: double, b: long -> outputs: double`` (the first four of each part)."""
+    if not signature:
+        return "-"
+    parts = []
+    for part, entries in signature.items():
+        shown = ", ".join(entries[:4]) + (f", … ({len(entries)})" if len(entries) > 4 else "")
+        parts.append(f"{part}: {shown}")
+    return " -> ".join(parts)
+
+
+def _print_runs(console: Console, inv: Inventory) -> None:
+    """The run tree: drawn on a terminal, indented lines (nothing wrapped) elsewhere."""
+    if console.is_terminal:
+        console.print(_run_tree(inv))
+        return
+    console.print("Runs")
+    roots = _roots(inv)
+
+    def add(run: Run, depth: int) -> None:
+        console.print(line("  " * (depth + 1)) + _run_label(run), soft_wrap=True)
+        if depth > 8:
+            return
+        for child in sorted(run.children):
+            if child in inv.runs:
+                add(inv.runs[child], depth + 1)
+
+    for run in roots[:MAX_ROOT_RUNS]:
+        add(run, 0)
+    if len(roots) > MAX_ROOT_RUNS:
+        console.print(f"  and {len(roots) - MAX_ROOT_RUNS} more top-level runs (see --json)")
+
+
+def _roots(inv: Inventory) -> list[Run]:
+    return sorted(
+        (r for r in inv.runs.values() if r.parent_id is None or r.parent_id not in inv.runs),
+        key=lambda r: (r.kind != "pipeline_run", r.run_id),
+    )
 
 
 def _run_label(run: Run) -> Text:
@@ -85,14 +156,11 @@ def _run_label(run: Run) -> Text:
 
 def _run_tree(inv: Inventory) -> Tree:
     tree = Tree(styled("Runs", "bold"))
-    roots = sorted(
-        (r for r in inv.runs.values() if r.parent_id is None or r.parent_id not in inv.runs),
-        key=lambda r: (r.kind != "pipeline_run", r.run_id),
-    )
+    roots = _roots(inv)
     for run in roots[:MAX_ROOT_RUNS]:
         _add_run(tree, inv, run, depth=0)
     if len(roots) > MAX_ROOT_RUNS:
-        tree.add(f"… {len(roots) - MAX_ROOT_RUNS} more top-level runs (see --json)")
+        tree.add(f"and {len(roots) - MAX_ROOT_RUNS} more top-level runs (see --json)")
     return tree
 
 
@@ -103,42 +171,6 @@ def _add_run(parent: Tree, inv: Inventory, run: Run, depth: int) -> None:
     for child in sorted(run.children):
         if child in inv.runs:
             _add_run(branch, inv, inv.runs[child], depth + 1)
-
-
-def _models_table(inv: Inventory) -> Table:
-    t = Table(title="Models", title_justify="left")
-    for col in ("location", "format", "run", "portable", "pointer / deployment"):
-        t.add_column(col, overflow="fold")
-    for m in sorted(inv.models.values(), key=lambda m: m.loc):
-        portable = (
-            styled("yes", "green") if m.portable else line(("no", "yellow"), f" ({m.portability})")
-        )
-        extra = ", ".join(x for x in (m.pointer, m.deployment_files) if x) or "-"
-        t.add_row(str(m.loc), m.format, m.run_id or "-", portable, extra)
-    return t
-
-
-def _environments_table(inv: Inventory) -> Table:
-    t = Table(title="Environments", title_justify="left")
-    for col in ("id", "kind", "image", "pinned"):
-        t.add_column(col, overflow="fold")
-    for e in sorted(inv.environments.values(), key=lambda e: e.env_id):
-        pinned = (
-            styled("yes", "") if e.pinned else line(("no", "yellow"), f" {', '.join(e.unpinned)}")
-        )
-        t.add_row(e.env_id, e.kind, e.image or "-", pinned)
-    return t
-
-
-def _findings_table(inv: Inventory) -> Table:
-    t = Table(title=f"Findings ({len(inv.findings)})", title_justify="left")
-    for col in ("severity", "code", "path", "message"):
-        t.add_column(col, overflow="fold")
-    order = sorted(inv.findings, key=lambda f: (-f.severity.rank, f.code, f.path))
-    for f in order:
-        style = SEVERITY_STYLE[f.severity.value]
-        t.add_row(styled(f.severity.value, style), f.code, f.path, f.message)
-    return t
 
 
 def exit_code_for(inv: Inventory) -> int:

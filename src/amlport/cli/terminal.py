@@ -19,6 +19,7 @@ are kept. Documents written to stdout (lineage, map templates, reports) go throu
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -102,3 +103,70 @@ class SafeConsole(Console):
                 yield segment
             else:
                 yield Segment(plain(segment.text), segment.style)
+
+
+def fold_path(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters after a ``/`` (a path, a
+    blob name), so a table column folds it where a reader expects and never mid-segment;
+    only a single segment longer than ``width`` is cut inside."""
+    if width < 1 or len(text) <= width:
+        return text
+    lines: list[str] = []
+    current = ""
+    for piece in re.split(r"(?<=/)", text):
+        while len(piece) > width:  # one segment wider than the column
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(piece[:width])
+            piece = piece[width:]
+        if len(current) + len(piece) > width:
+            lines.append(current)
+            current = piece
+        else:
+            current += piece
+    if current:
+        lines.append(current)
+    return "\n".join(lines)
+
+
+class ClosedPipeSafe:
+    """stdout that a reader closing the pipe early (``amlport scan … | head -1``) cannot turn
+    into an error: the first ``BrokenPipeError`` points the descriptor at ``/dev/null`` and
+    the rest of the output is dropped, so the run ends as it would have (its own exit code),
+    without a traceback and without Python's exit 120 for a failed final flush."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.pipe_closed = False
+
+    def write(self, text: str) -> int:
+        if self.pipe_closed:
+            return len(text)
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._close()
+            return len(text)
+
+    def flush(self) -> None:
+        if self.pipe_closed:
+            return
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._close()
+
+    def _close(self) -> None:
+        self.pipe_closed = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self._stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError):  # no descriptor (a test's StringIO): nothing to point
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

@@ -159,7 +159,7 @@ def run_export(
         skipped=skipped,
         planned_files=len(writer.blobs) + len(writer.generated),
         planned_bytes=writer.planned_bytes,
-        data_skipped_bytes=sum(chosen.data_skipped.values()),
+        data_skipped_bytes=sum(chosen.data_skipped.values()) + _uploads_left_out(inv, writer),
         warnings=[],
         cached_reads=cached,
     )
@@ -189,6 +189,20 @@ def run_export(
         _transfer_and_commit(repo, commit, writer, request, result, progress)
     result.retries = source.retry_count
     return result
+
+
+def _uploads_left_out(inv: Inventory, writer: BundleWriter) -> int:
+    """Bytes of upload folders (``LocalUpload/<hash>``, ``UI/…``) no exporter carries: part
+    of "data payloads left out" with the run outputs left out (a data node has no size)."""
+    total = 0
+    for loc in inv.uploads:
+        container = inv.source.container_of(loc.datastore)
+        if container is None:
+            continue
+        for blob in writer.listing.under(container, loc.path):
+            if not writer.is_planned(container, blob.name):
+                total += blob.size
+    return total
 
 
 def _walk(

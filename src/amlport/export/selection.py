@@ -2,8 +2,10 @@
 
 Roots are every asset of the ``--include`` kinds, or the ``--select KIND:NAME`` matches.
 Each root brings its closure (``LineageGraph.closure``: what it derives from, what it points
-to, the environments it uses); a pipeline also brings its steps and the models they logged.
-Data payloads (uploads, run outputs that are not model folders) come only with ``data``.
+to, the environments and component files it uses); a pipeline also brings its steps and the
+models they logged, a pipeline component its jobs. A component file is an asset of its own
+(``components``): its YAML and its ``code:`` snapshot. Data payloads (uploads that are not
+code snapshots, run outputs that are not model folders) come only with ``data``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from amlport.errors import UsageError
 from amlport.exporters.base import ExportItem
 from amlport.lineage.graph import LineageGraph
-from amlport.model.inventory import Inventory
+from amlport.model.inventory import Inventory, Loc
 
 INCLUDE_KINDS = {
     "models": "model",
@@ -21,8 +23,9 @@ INCLUDE_KINDS = {
     "environments": "environment",
     "runs": "run",
     "data": "data",
+    "components": "component",
 }
-DEFAULT_INCLUDE = frozenset({"models", "pipelines", "environments", "runs"})
+DEFAULT_INCLUDE = frozenset({"models", "pipelines", "environments", "runs", "components"})
 RUN_KINDS = ("pipeline_run", "step_run", "run")
 
 
@@ -51,8 +54,9 @@ def select(
     roots = _roots_from_select(lg, select) if select else _roots_from_include(inv, lg, include)
     nodes: set[str] = set()
     for root in roots:
-        nodes |= lg.closure(_expand(lg, root))
-    items: list[ExportItem] = []
+        if root in lg.g:
+            nodes |= lg.closure(_expand(lg, root))
+    items: list[ExportItem] = _upload_items(inv, [r for r in roots if r not in lg.g])
     skipped: dict[str, int] = {}
     model_folders = {v for u, v, k in lg.g.edges(data="kind") if k == "points_to" and u in nodes}
     for node in sorted(nodes - model_folders):
@@ -67,6 +71,8 @@ def _is_root(include: frozenset[str], data: dict[str, object]) -> bool:
     """Is a node an asset of one of the included kinds (and present in storage)?"""
     kind, exists = data["kind"], data.get("exists", True)
     return (
+        ("components" in include and _is_component_file(data))
+        or
         ("models" in include and kind == "model" and bool(exists))
         or ("pipelines" in include and kind in ("pipeline", "pipeline_run"))
         or ("environments" in include and kind == "environment" and bool(data.get("path")))
@@ -79,7 +85,31 @@ def _roots_from_include(inv: Inventory, lg: LineageGraph, include: frozenset[str
     if "data" in include:
         roots += [f"output:{loc}" for loc, out in inv.outputs.items() if out.exists]
         roots += lg.nodes_of("data")
+        roots += [f"data:{loc}" for loc in data_uploads(inv)]
     return sorted(set(roots))
+
+
+def data_uploads(inv: Inventory) -> list[Loc]:
+    """Upload folders that are data, not code: none of their files is a spec the walk read
+    (a component's, a pipeline's or an environment's ``code:`` snapshot travels with it)."""
+    code = {
+        _upload_of(spec_path)
+        for spec_path in [c.path for c in inv.components.values()]
+        + [p.path for p in inv.pipelines.values()]
+        + [str(e.path) for e in inv.environments.values() if e.path]
+    }
+    return sorted(
+        loc
+        for loc in inv.uploads
+        if (inv.source.container_of(loc.datastore), loc.path) not in code
+        and inv.source.container_of(loc.datastore) is not None
+    )
+
+
+def _upload_of(path: str) -> tuple[str, str]:
+    """(container, ``LocalUpload/<hash>``) of a ``container/blob`` path."""
+    container, _, blob = path.partition("/")
+    return container, "/".join(blob.split("/")[:2])
 
 
 def _roots_from_select(lg: LineageGraph, wanted: list[str]) -> list[str]:
@@ -110,13 +140,19 @@ def _node_kind_matches(lg: LineageGraph, node: str, kind: str) -> bool:
         "environment": node_kind == "environment",
         "run": node_kind in RUN_KINDS,
         "data": node_kind in ("data", "output"),
+        "component": _is_component_file(lg.g.nodes[node]),
     }[kind]
 
 
+def _is_component_file(data: dict[str, object]) -> bool:
+    """A component file (a job of a pipeline is a ``component`` node too, without a path)."""
+    return data["kind"] == "component" and bool(data.get("path"))
+
+
 def _expand(lg: LineageGraph, root: str) -> set[str]:
-    """A pipeline brings its steps (jobs) and the models they logged."""
+    """A pipeline (or pipeline component) brings its steps (jobs) and the models they logged."""
     nodes = {root}
-    if lg.g.nodes[root]["kind"] not in ("pipeline", "pipeline_run"):
+    if lg.g.nodes[root]["kind"] not in ("pipeline", "pipeline_run", "component"):
         return nodes
     todo = [root]
     while todo:
@@ -138,12 +174,22 @@ def _items(inv: Inventory, lg: LineageGraph, node: str, *, data: bool) -> list[E
         return [ExportItem("environment", node, label)]
     if kind == "pipeline":
         return [ExportItem("pipeline", node, label)]
+    if _is_component_file(attrs):
+        return [ExportItem("component", node, label)]
     if kind in RUN_KINDS and exists:
         run = [ExportItem("run", node, label)]
         return [ExportItem("pipeline", node, label), *run] if kind == "pipeline_run" else run
     if kind in ("output", "data") and data and _has_payload(inv, lg, node):
         return [ExportItem("data", node, label)]
     return []
+
+
+def _upload_items(inv: Inventory, roots: list[str]) -> list[ExportItem]:
+    """``data:<loc>`` roots of upload folders that are no lineage node (nothing read them)."""
+    uploads = {f"data:{loc}": loc for loc in data_uploads(inv)}
+    return [
+        ExportItem("data", r, uploads[r].path.rsplit("/", 1)[-1]) for r in roots if r in uploads
+    ]
 
 
 def _has_payload(inv: Inventory, lg: LineageGraph, node: str) -> bool:

@@ -112,6 +112,9 @@ class BundleWriter:
         # One string per digest for the entries and index rows the transfer makes: equal
         # bytes recur (half the blobs of a scaled workspace share a digest with another).
         self._digests: dict[str, str] = {}
+        # Objects this run stored (or found stored): ``new_objects``/``new_bytes`` count each
+        # once, so they equal what the repository gained (two equal blobs are one object).
+        self._stored: set[str] = set()
 
     # -- planning (no I/O) -------------------------------------------------------------
     def bundle_path(self, container: str, name: str) -> str:
@@ -264,6 +267,7 @@ class BundleWriter:
                 raise
         self.blobs = {}  # emptied, but a dict keeps its table (4 MB at 100k blobs)
         self._digests = {}
+        self._stored = set()
         return self.stats
 
     def _settle(self, fut: Future[None], path: str, window: InFlight[None, str]) -> None:
@@ -309,10 +313,20 @@ class BundleWriter:
         with self._lock:
             self.stats.files += 1
             self.stats.bytes += len(data)
-            if new:
-                self.stats.new_objects += 1
-                self.stats.new_bytes += len(data)
+            self._count_stored(digest, len(data), new)
         return digest
+
+    def _count_stored(self, digest: str, size: int, new: bool | None) -> None:
+        """Count an object the repository gained (call under ``_lock``). ``new``: whether the
+        store says this call wrote it; None for a stream, whose store does not say: it counts
+        unless this run already stored the same bytes (a blob stored by an earlier run under
+        another name is then counted again: only a stream of it, never a small file)."""
+        if digest in self._stored:
+            return
+        self._stored.add(digest)
+        if new is not False:
+            self.stats.new_objects += 1
+            self.stats.new_bytes += size
 
     def _copy(
         self, repo: Repository, index: SourceIndex, carried: _Carried, path: str, blob: BlobInfo
@@ -357,10 +371,11 @@ class BundleWriter:
             # The previous snapshot's equal entry, so that both manifests share it (memory).
             self.entries[path] = carried.same(entry)
             return
+        new: bool | None = None  # a stream's store does not say whether it was new
         if blob.size <= READ_WHOLE:  # one read and one write: no stream, no staging file
             data = self._read(blob)
             _withhold_if_secret(find_secrets_in_bytes(data))
-            digest, size = repo.add_bytes(data)[0], len(data)
+            (digest, new), size = repo.add_bytes(data), len(data)
             del data
         else:
             scanner = ByteScanner()
@@ -375,8 +390,7 @@ class BundleWriter:
             self.stats.files += 1
             self.stats.bytes += size
             self.stats.read_bytes += size
-            self.stats.new_objects += 1
-            self.stats.new_bytes += size
+            self._count_stored(digest, size, new)
         self.entries[path] = FileEntry(path=path, digest=digest, size=size, original=original)
 
     @contextmanager
@@ -478,8 +492,7 @@ class BundleWriter:
         with self._lock:
             self.stats.files += 1
             self.stats.bytes += size
-            self.stats.new_objects += 1  # as for raw copies: stored unless deduplicated
-            self.stats.new_bytes += size
+            self._count_stored(self._one(digest), size, None)
             self.stats.streamed += 1
         source_digest = self._one("sha256:" + rewriter.sha256.hexdigest())
         return _Rewritten(self._one(digest), size, result, source_digest, rewriter.read)

@@ -94,52 +94,82 @@ def _sorted_edges(lg: LineageGraph) -> list[tuple[str, str, dict[str, Any]]]:
     return sorted(lg.g.edges(data=True), key=lambda e: (e[0], e[1], sorted(e[2].items())))
 
 
-def to_openlineage(lg: LineageGraph, desc: WorkspaceDescriptor) -> str:
-    """One COMPLETE RunEvent per run, with its consumed and produced datasets (JSON lines).
+# A run's end state (walk/runtimes.py) -> the OpenLineage event that reports it.
+END_EVENTS = {"completed": "COMPLETE", "failed": "FAIL", "canceled": "ABORT"}
+EVENT_ORDER = ("START", "COMPLETE", "FAIL", "ABORT", "OTHER")
 
-    Dataset namespaces follow the OpenLineage naming spec for Azure Blob Storage
-    (``wasbs://<container>@<account>.dfs.<suffix>``, name = path).
+
+def to_openlineage(lg: LineageGraph, desc: WorkspaceDescriptor) -> str:
+    """The run events of every run, with its consumed and produced datasets (JSON lines),
+    in time order.
+
+    Each run gets the events its logs support (``walk/runtimes.py``): ``START`` at the time it
+    started, and ``COMPLETE``, ``FAIL`` or ``ABORT`` at the time it ended. A run whose logs
+    say neither (a v2 command job keeps only what the script printed) gets one ``OTHER``
+    event at the time of this export: the lineage is known, its run cycle is not, and no time
+    is made up for it. Dataset namespaces follow the OpenLineage naming spec for Azure Blob
+    Storage (``wasbs://<container>@<account>.dfs.<suffix>``, name = path).
     """
     job_ns = f"azureml://{desc.workspace or desc.account}"
-    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-    lines = []
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    events: list[tuple[str, int, str, dict[str, Any]]] = []
     for n in sorted(n for n in lg.g if lg.g.nodes[n]["kind"] in RUN_KINDS):
         d = lg.g.nodes[n]
-        event: dict[str, Any] = {
-            "eventType": "COMPLETE",
-            "eventTime": now,
-            "producer": PRODUCER,
-            "schemaURL": OPENLINEAGE_SCHEMA,
-            "run": {"runId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_ns}/{d['run_id']}"))},
-            "job": {"namespace": job_ns, "name": d.get("module") or d["run_id"]},
-            "inputs": [
-                _dataset(lg, u, desc)
-                for u, _, k in lg.g.in_edges(n, data="kind")
-                if k == "consumed"
-            ],
-            "outputs": [
+        base = _run_event_body(lg, n, desc, job_ns)
+        cycle = []
+        if d.get("started"):
+            cycle.append(("START", str(d["started"])))
+        end = END_EVENTS.get(str(d.get("status")))
+        if end and d.get("ended"):
+            cycle.append((end, str(d["ended"])))
+        for event_type, at in cycle or [("OTHER", now)]:
+            event = {"eventType": event_type, "eventTime": at, **base}
+            events.append((at, EVENT_ORDER.index(event_type), n, event))
+    events.sort(key=lambda e: (_instant(e[0]), e[1], e[2]))
+    lines = [json.dumps(e[3], sort_keys=True) for e in events]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _run_event_body(
+    lg: LineageGraph, n: str, desc: WorkspaceDescriptor, job_ns: str
+) -> dict[str, Any]:
+    """What every event of one run carries: producer, run, job, datasets, parent facet."""
+    d = lg.g.nodes[n]
+    body: dict[str, Any] = {
+        "producer": PRODUCER,
+        "schemaURL": OPENLINEAGE_SCHEMA,
+        "run": {"runId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_ns}/{d['run_id']}"))},
+        "job": {"namespace": job_ns, "name": d.get("module") or d["run_id"]},
+        "inputs": sorted(
+            (_dataset(lg, u, desc) for u, _, k in lg.g.in_edges(n, data="kind") if k == "consumed"),
+            key=lambda x: x["name"],
+        ),
+        "outputs": sorted(
+            (
                 _dataset(lg, v, desc)
                 for _, v, k in lg.g.out_edges(n, data="kind")
                 if k == "produced"
-            ],
-        }
-        parent = [u for u, _, k in lg.g.in_edges(n, data="kind") if k == "parent_of"]
-        if parent:
-            pd = lg.g.nodes[parent[0]]
-            event["run"]["facets"] = {
-                "parent": {
-                    "_producer": PRODUCER,
-                    "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/ParentRunFacet.json",
-                    "run": {
-                        "runId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_ns}/{pd['run_id']}"))
-                    },
-                    "job": {"namespace": job_ns, "name": pd.get("module") or pd["run_id"]},
-                }
+            ),
+            key=lambda x: x["name"],
+        ),
+    }
+    parent = [u for u, _, k in lg.g.in_edges(n, data="kind") if k == "parent_of"]
+    if parent:
+        pd = lg.g.nodes[parent[0]]
+        body["run"]["facets"] = {
+            "parent": {
+                "_producer": PRODUCER,
+                "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/ParentRunFacet.json",
+                "run": {"runId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_ns}/{pd['run_id']}"))},
+                "job": {"namespace": job_ns, "name": pd.get("module") or pd["run_id"]},
             }
-        event["inputs"].sort(key=lambda x: x["name"])
-        event["outputs"].sort(key=lambda x: x["name"])
-        lines.append(json.dumps(event, sort_keys=True))
-    return "\n".join(lines) + ("\n" if lines else "")
+        }
+    return body
+
+
+def _instant(stamp: str) -> datetime:
+    """An event time (``…Z``) as an aware datetime, for ordering."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _dataset(lg: LineageGraph, node: str, desc: WorkspaceDescriptor) -> dict[str, str]:

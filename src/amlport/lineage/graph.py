@@ -10,9 +10,14 @@ where that is how storage records it, and from producer to consumer for data:
 - ``logged_model``     run → model
 - ``uses_environment`` model | component → environment
 - ``binds``            job component A → job component B       (attributes ``port``, ``input``)
+- ``uses_component``   job → the component (or pipeline) file its ``component:`` names
+
+A pipeline component is a ``component`` node (``spec_type`` ``pipeline``) that is
+``parent_of`` its own jobs, recursively, exactly as a pipeline job is.
 
 ``upstream`` is everything a node derives from; ``closure`` adds what those nodes point to
-and the environments they use, which is what an export must carry.
+and the environments and component files they use, which is what an export must carry (and
+not what merely points to or uses them).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Any
 
 import networkx as nx
 
-from amlport.model.inventory import Inventory, Loc, Run
+from amlport.model.inventory import Inventory, JobSpec, Loc, Run
+from amlport.walk import environments
 from amlport.walk.linker import environment_id
 
 NODE_KINDS = (
@@ -44,8 +50,9 @@ EDGE_KINDS = (
     "logged_model",
     "uses_environment",
     "binds",
+    "uses_component",
 )
-FORWARD_DEPENDENCIES = ("points_to", "uses_environment")
+FORWARD_DEPENDENCIES = ("points_to", "uses_environment", "uses_component")
 # Nodes whose loss breaks something downstream (what ``impact`` reports).
 IMPACTED_KINDS = ("pipeline_run", "step_run", "run", "model", "output", "component", "pipeline")
 
@@ -106,7 +113,14 @@ class LineageGraph:
                 continue
             self._require(n)
             seen.add(n)
-            todo.extend(self.g.predecessors(n))
+            # What points to or uses a node is not what it needs: a component exported on its
+            # own does not bring every pipeline that names it, nor an environment every
+            # component built on it.
+            todo.extend(
+                u
+                for u, _, kind in self.g.in_edges(n, data="kind")
+                if kind not in FORWARD_DEPENDENCIES
+            )
             todo.extend(
                 dst
                 for _, dst, kind in self.g.out_edges(n, data="kind")
@@ -193,6 +207,9 @@ def _add_runs(lg: LineageGraph, inv: Inventory) -> None:
             module=run.module,
             parameters=run.parameters or None,
             exists=run.exists,
+            status=run.status,  # started / ended / status: from its logs (walk/runtimes.py)
+            started=run.started,
+            ended=run.ended,
         )
     for run in inv.runs.values():
         for child in run.children:
@@ -217,7 +234,13 @@ def _add_outputs(lg: LineageGraph, inv: Inventory) -> None:
 
 
 def _add_environments(lg: LineageGraph, inv: Inventory) -> None:
+    copies: dict[str, int] = {}
     for env in inv.environments.values():
+        if env.same_as:
+            copies[env.same_as] = copies.get(env.same_as, 1) + 1
+    for env in inv.environments.values():
+        if not environments.listed(env):
+            continue  # a file of a v2 environment, or a copy of an identical one
         lg.add_node(
             f"environment:{env.env_id}",
             "environment",
@@ -226,6 +249,8 @@ def _add_environments(lg: LineageGraph, inv: Inventory) -> None:
             image=env.image,
             pinned=env.pinned,
             path=env.path,
+            copies=copies.get(env.env_id),  # identical conda files it stands for
+            context=env.context,
         )
 
 
@@ -243,6 +268,7 @@ def _add_models(lg: LineageGraph, inv: Inventory) -> None:
             pointer=model.pointer,
             run_id=model.run_id,
             path=str(model.loc),
+            **_signature_attrs(model.signature),
         )
         if model.run_id and model.run_id in inv.runs:
             lg.add_edge(run_id(model.run_id), nid, "logged_model")
@@ -254,6 +280,12 @@ def _add_models(lg: LineageGraph, inv: Inventory) -> None:
             if holder in inv.outputs:
                 lg.add_edge(nid, loc_id("output", holder), "points_to")
                 break
+
+
+def _signature_attrs(signature: dict[str, list[str]] | None) -> dict[str, str]:
+    """``signature_inputs`` etc.: the entries in their order, ``; ``-separated (a tensor's
+    shape holds commas, and GraphML keeps scalars only)."""
+    return {f"signature_{part}": "; ".join(entries) for part, entries in (signature or {}).items()}
 
 
 def _add_inputs(lg: LineageGraph, inv: Inventory) -> None:
@@ -284,28 +316,43 @@ def _add_specs(lg: LineageGraph, inv: Inventory) -> None:
     for spec in inv.pipelines.values():
         pid = f"pipeline:{spec.spec_id}"
         lg.add_node(pid, "pipeline", spec.name or spec.spec_id.rsplit("/", 1)[-1], path=spec.path)
-        for job in spec.jobs.values():
-            jid = f"component:{spec.spec_id}#{job.name}"
-            lg.add_node(
-                jid,
-                "component",
-                job.name,
-                component=job.component,
-                job_type=job.type,
-                definition=job.definition,
-            )
-            lg.add_edge(pid, jid, "parent_of")
-            _uses_env(lg, inv, jid, job.environment)
-        for job in spec.jobs.values():
-            for input_name, source_job, output in job.bindings:
-                if source_job in spec.jobs:
-                    lg.add_edge(
-                        f"component:{spec.spec_id}#{source_job}",
-                        f"component:{spec.spec_id}#{job.name}",
-                        "binds",
-                        port=output,
-                        input=input_name,
-                    )
+    for comp in inv.components.values():
+        _add_jobs(lg, inv, f"component:{comp.spec_id}", comp.spec_id, comp.jobs)
+    for spec in inv.pipelines.values():
+        _add_jobs(lg, inv, f"pipeline:{spec.spec_id}", spec.spec_id, spec.jobs)
+
+
+def _add_jobs(
+    lg: LineageGraph, inv: Inventory, parent: str, spec_id: str, jobs: dict[str, JobSpec]
+) -> None:
+    """A pipeline's (or pipeline component's) jobs: ``parent_of``, ``binds``, and
+    ``uses_component`` to the file each job's ``component:`` names (walk/linker.py)."""
+    for job in jobs.values():
+        jid = f"component:{spec_id}#{job.name}"
+        lg.add_node(
+            jid,
+            "component",
+            job.name,
+            component=job.component,
+            job_type=job.type,
+            definition=job.definition,
+        )
+        lg.add_edge(parent, jid, "parent_of")
+        _uses_env(lg, inv, jid, job.environment)
+        if job.definition in inv.components:
+            lg.add_edge(jid, f"component:{job.definition}", "uses_component")
+        elif job.definition in inv.pipelines:
+            lg.add_edge(jid, f"pipeline:{job.definition}", "uses_component")
+    for job in jobs.values():
+        for input_name, source_job, output in job.bindings:
+            if source_job in jobs:
+                lg.add_edge(
+                    f"component:{spec_id}#{source_job}",
+                    f"component:{spec_id}#{job.name}",
+                    "binds",
+                    port=output,
+                    input=input_name,
+                )
 
 
 def _uses_env(lg: LineageGraph, inv: Inventory, node: str, ref: str | None) -> None:

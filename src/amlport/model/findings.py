@@ -46,3 +46,5 @@ MISSING_OUTPUT = "missing-expected-output"
 ORPHAN_OUTPUT = "orphan-output"
 DANGLING_BINDING = "dangling-binding"
 TRUNCATED_READ = "file-too-large-to-parse"
+LINEAGE_NOT_ESTABLISHED = "lineage-not-established"  # walk/designer.py
+OTHER_DATASTORE = "output-on-other-datastore"  # walk/designer.py

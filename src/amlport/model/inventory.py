@@ -49,8 +49,21 @@ class Run:
     artifacts: list[str] = field(default_factory=list)
     inputs: list[InputRef] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
-    status: str | None = None
+    status: str | None = None  # completed | failed | canceled | running, from its logs
+    started: str | None = None  # ISO 8601 UTC times from its logs (walk/runtimes.py)
+    ended: str | None = None
     exists: bool = True  # False: named by a parent's log but no ExperimentRun folder found
+    # Designer facts (walk/designer.py, docs/designer.md): how the module is known (log |
+    # ports), the ports its command line names, reuse of an earlier run, the context the
+    # logs show, and the edges the walk could not establish (reported, never dropped).
+    module_evidence: str | None = None
+    ports_in: list[str] = field(default_factory=list)
+    ports_out: list[str] = field(default_factory=list)
+    reused: bool = False
+    reused_from: str | None = None
+    experiment: str | None = None
+    compute: str | None = None
+    unestablished: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +90,9 @@ class Model:
     environment: str | None = None  # id of the environment record it ships with
     deployment_files: str | None = None  # trained_model_outputs folder (container/path)
     exists: bool = True
+    # MLmodel ``signature``: part (inputs|outputs|params) -> ``name: type`` entries, summarised
+    # (walk/parsers.py ``parse_signature``); None when the MLmodel has none.
+    signature: dict[str, list[str]] | None = None
 
 
 @dataclass
@@ -99,6 +115,15 @@ class Environment:
     image: str | None = None
     pinned: bool = True
     unpinned: list[str] = field(default_factory=list)
+    # What Azure ML builds it from (walk/environments.py): a v2 YAML's ``conda_file`` and
+    # ``build.path`` as written, and the container/blob paths they resolve to.
+    conda_file: str | None = None
+    build_path: str | None = None
+    needs: list[str] = field(default_factory=list)  # files it needs beside its own (blobs)
+    context: str | None = None  # container/folder of its Docker build context
+    part_of: str | None = None  # env_id of the v2 environment this file belongs to
+    digest: str | None = None  # SHA-256 of a conda file's parsed content (identical = same)
+    same_as: str | None = None  # env_id of the identical environment that stands for it
 
 
 @dataclass
@@ -117,6 +142,7 @@ class PipelineSpec:
     path: str
     name: str | None = None
     jobs: dict[str, JobSpec] = field(default_factory=dict)
+    schema: str | None = None  # normalised ``$schema`` file name (walk/specs.py), if any
 
 
 @dataclass
@@ -129,6 +155,8 @@ class ComponentSpec:
     environment: str | None = None
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    jobs: dict[str, JobSpec] = field(default_factory=dict)  # a pipeline component's jobs
+    code: str | None = None  # ``code:`` as written (a folder relative to the file, or a URI)
 
 
 @dataclass

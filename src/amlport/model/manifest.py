@@ -646,61 +646,27 @@ class Manifest:
         (so the caller's hash of the whole stream decides between damaged and invalid). The
         first error in an entry is raised after the schema check: the major comes first.
         """
+        reader = EntryReader(where, keep=keep, on_entry=on_entry, strings=strings, digests=digests)
         header: dict[str, Any] = {}
-        parsed: dict[str, list[Any]] = {}
-        failed: IntegrityError | None = None
-        unknown_kind: IntegrityError | None = None  # an error unless of a newer minor
-        share = _Interner(strings, digests)
-        kept = frozenset(keep)
         try:
-            hollow = () if "lineage" in kept else ("lineage",)
+            hollow = () if "lineage" in reader.kept else ("lineage",)
             values = jsonstream.members(
-                fh, LISTS, on_bytes=on_bytes, hollow=hollow, leaf=share.tree
+                fh, LISTS, on_bytes=on_bytes, hollow=hollow, leaf=reader.share.tree
             )
             for key, value in values:
                 if not isinstance(value, jsonstream.Items):
                     header[key] = value
-                    parsed.pop(key, None)
+                    reader.parsed.pop(key, None)
                     continue
                 header.pop(key, None)
-                parse = entry_parser(key, newer=True)  # kinds are checked after the schema
-                parsed[key] = out = []
-                last_path = None  # canonical order puts a path listed twice side by side
-                for i, item in enumerate(value):
-                    if failed is not None:
-                        continue
-                    at = f"{where}.{key}[{i}]"
-                    try:
-                        entry = parse(item, at)
-                        if key == "files":
-                            last_path = _next_path(last_path, entry.path, at)
-                    except IntegrityError as exc:
-                        failed = exc
-                        continue
-                    if key == "assets" and unknown_kind is None:
-                        try:
-                            check_asset_kind(entry.kind, at)
-                        except IntegrityError as exc:
-                            unknown_kind = exc
-                    if on_entry is not None:
-                        on_entry(key, entry)
-                    if key in kept:
-                        out.append(share.entry(entry))
+                reader.start(key)
+                for item in value:
+                    reader.take(key, item)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             while on_bytes is not None and (rest := fh.read(1 << 20)):
                 on_bytes(rest)
             raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
-        fields = _Fields(header, where)
-        _, minor = parse_schema(fields.req("schema", str), where=where)
-        if failed is not None:
-            raise failed
-        if unknown_kind is not None and minor <= SCHEMA_MINOR:
-            raise unknown_kind
-        manifest = cls._build(fields, parsed)
-        if "files" in kept:  # else only the side-by-side check above (no list to check)
-            assets = manifest.assets if "assets" in kept else None
-            check_references(manifest.files, assets, where=where)
-        return manifest
+        return reader.finish(header)
 
     def to_json_bytes(self) -> bytes:
         """The canonical stored form (without ``snapshot_id``, which names these bytes)."""
@@ -741,6 +707,78 @@ class Manifest:
     @classmethod
     def from_json_bytes(cls, raw: bytes, *, where: str = "manifest") -> Manifest:
         return cls.read(io.BytesIO(raw), where=where)
+
+
+class EntryReader:
+    """The entries of a manifest's long lists, one at a time, from whatever holds them (a
+    format-1 manifest stream, format-2 chunks): each is typed and checked, shown to
+    ``on_entry``, and kept when its list is in ``keep`` (``Manifest.read`` explains the
+    options). ``finish`` checks the schema first, then raises the first bad entry."""
+
+    def __init__(
+        self,
+        where: str,
+        *,
+        keep: Iterable[str] = KEEPABLE,
+        on_entry: Callable[[str, Any], None] | None = None,
+        strings: dict[str, str] | None = None,
+        digests: dict[str, str] | None = None,
+    ) -> None:
+        self.where = where
+        self.kept = frozenset(keep)
+        self.on_entry = on_entry
+        self.share = _Interner(strings, digests)
+        self.parsed: dict[str, list[Any]] = {}
+        self.failed: IntegrityError | None = None
+        self.unknown_kind: IntegrityError | None = None  # an error unless of a newer minor
+        self._parse: Callable[[Any, str], Any] | None = None
+        self._key = ""
+        self._index = 0
+        self._last_path: str | None = None  # canonical order puts a path twice side by side
+
+    def start(self, key: str) -> None:
+        self._key, self._index, self._last_path = key, 0, None
+        self._parse = entry_parser(key, newer=True)  # kinds are checked after the schema
+        self.parsed[key] = []
+
+    def take(self, key: str, item: Any) -> None:
+        if key != self._key or self._parse is None:
+            self.start(key)
+        at = f"{self.where}.{key}[{self._index}]"
+        self._index += 1
+        if self.failed is not None:
+            return
+        assert self._parse is not None
+        try:
+            entry = self._parse(item, at)
+            if key == "files":
+                self._last_path = _next_path(self._last_path, entry.path, at)
+        except IntegrityError as exc:
+            self.failed = exc
+            return
+        if key == "assets" and self.unknown_kind is None:
+            try:
+                check_asset_kind(entry.kind, at)
+            except IntegrityError as exc:
+                self.unknown_kind = exc
+        if self.on_entry is not None:
+            self.on_entry(key, entry)
+        if key in self.kept:
+            self.parsed[key].append(self.share.entry(entry))
+
+    def finish(self, header: dict[str, Any]) -> Manifest:
+        """The manifest of ``header`` (every field but the long lists) and the entries."""
+        fields = _Fields(header, self.where)
+        _, minor = parse_schema(fields.req("schema", str), where=self.where)
+        if self.failed is not None:
+            raise self.failed
+        if self.unknown_kind is not None and minor <= SCHEMA_MINOR:
+            raise self.unknown_kind
+        manifest = Manifest._build(fields, self.parsed)
+        if "files" in self.kept:  # else only the side-by-side check (no list to check)
+            assets = manifest.assets if "assets" in self.kept else None
+            check_references(manifest.files, assets, where=self.where)
+        return manifest
 
 
 def _next_path(last: str | None, path: str, where: str) -> str:

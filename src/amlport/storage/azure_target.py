@@ -3,14 +3,21 @@
 Same URL forms, credentials (``azure_location``), retries and error mapping (``azure_errors``,
 with hints for writing: Storage Blob Data Contributor, or a SAS with ``racwl``) as the source.
 
-- ``write_stream`` holds one block (4 MiB) at a time: a shorter stream is one Put Blob, a
-  longer one staged blocks that become the blob only when the list is committed. A stream that
-  fails half-way leaves nothing visible and an existing blob unchanged. Requests carry an MD5
-  the service checks; the blob gets a Content-MD5, and the SHA-256 computed on the way must
-  equal the caller's ``amlport_sha256`` metadata, else nothing is committed.
-- ``overwrite=False`` is enforced by the service too (``If-None-Match: *``).
+- ``write_stream`` reads the stream once, a block (4 MiB) at a time, and writes through
+  obstore (``object_writes.BlobWriter``): a shorter stream is one Put Blob (create-only,
+  ``If-None-Match: *``, unless overwriting), a longer one a multipart upload whose block
+  list is committed only at the end. A stream that fails half-way leaves nothing visible
+  and an existing blob unchanged. The SHA-256 computed on the way must equal the caller's
+  ``amlport_sha256`` metadata, else nothing is committed. A Put Blob gets its Content-MD5
+  from the service; a multipart upload gets the MD5 amlport computed of the bytes it sent,
+  set on the committed blob if it is still the one written (``If-Match``).
+- Through the SDK instead (``_sdk_write``): a blob longer than a block that must not replace
+  one (obstore's multipart upload takes no condition, the SDK's Put Block List takes
+  ``If-None-Match: *``), and a name obstore cannot address (``objects.carries``).
 - ``copy_from_url``: a server-side copy (Copy Blob), waited for; no payload byte passes
   through this process. Its URL carries a SAS: never logged, printed or put in a message.
+
+docs/design/0005-obstore-data-path.md says which call lives where, and why.
 """
 
 from __future__ import annotations
@@ -26,7 +33,12 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
 
 from amlport.errors import (
@@ -50,6 +62,8 @@ from amlport.storage.azure_location import (
     is_anonymous,
     parse_location,
 )
+from amlport.storage.object_writes import BlobWriter
+from amlport.storage.objects import carries
 from amlport.storage.retry import CountingRetry, RetryConfig
 from amlport.storage.target import DIGEST_METADATA, Target, TargetBlob, TargetConflict
 
@@ -57,6 +71,10 @@ log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 4 << 20  # memory held per write: one block
 MAX_BLOCKS = 50_000  # the service's limit per blob
+# A multipart upload through obstore: parts of half a block, two in flight (obstore holds a
+# part until it is sent), read in pieces of a quarter: about one block held per write.
+UPLOAD_CONCURRENCY = 2
+CONTENT_TYPE = "application/octet-stream"  # what the SDK's uploads set
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -82,6 +100,7 @@ class AzureTarget(AzureClient, Target):
     """The containers of a target workspace in one storage account (``descriptor``)."""
 
     supports_copy = True
+    reader_class = BlobWriter  # writes through obstore (``write_stream``)
 
     def __init__(
         self,
@@ -175,6 +194,8 @@ class AzureTarget(AzureClient, Target):
         return TargetBlob(container, name, int(props.size or 0), digest, metadata)
 
     def read_bytes(self, container: str, name: str) -> bytes:
+        if carries(name):
+            return self.objects.read(container, name, None)
         blob = self._service.get_blob_client(container, name)
         with self._translating(Where("reading", container, name)):
             return bytes(blob.download_blob(max_concurrency=1).readall())
@@ -197,6 +218,12 @@ class AzureTarget(AzureClient, Target):
 
     # -- writing --
 
+    @property
+    def _writer(self) -> BlobWriter:
+        writer = self.objects
+        assert isinstance(writer, BlobWriter)
+        return writer
+
     def write_stream(
         self,
         container: str,
@@ -207,16 +234,84 @@ class AzureTarget(AzureClient, Target):
         overwrite: bool,
     ) -> None:
         _check_metadata(metadata)
-        blob = self._service.get_blob_client(container, name)
         if not overwrite and self.stat(container, name) is not None:
             raise self._conflict(container, name)
+        data = _read_full(stream, self.block_size)
+        whole = len(data) < self.block_size  # the whole blob: one Put Blob
+        if not carries(name) or not (whole or overwrite):
+            self._sdk_write(container, name, data, stream, metadata, overwrite)
+            return
+        attributes = {"Content-Type": CONTENT_TYPE, **metadata}
+        if whole:
+            self._check_digest(metadata, hashlib.sha256(data), container, name)
+            mode = "overwrite" if overwrite else "create"
+            if not self._writer.put(container, name, data, mode, attributes):
+                raise self._conflict(container, name)
+            return
+        md5 = hashlib.md5(usedforsecurity=False)
+        pieces = self._pieces(data, stream, metadata, md5, container, name)
+        del data  # the pieces hold the first block now, and let it go once it is sent
+        etag = self._writer.put_stream(
+            container, name, pieces,
+            part_size=self.block_size // UPLOAD_CONCURRENCY, concurrency=UPLOAD_CONCURRENCY,
+            attributes=attributes,
+        )  # fmt: skip
+        self._set_md5(container, name, etag, md5.digest())
+
+    def _pieces(
+        self, first: bytes, stream: BinaryIO, metadata: dict[str, str], md5: Any,
+        container: str, name: str,
+    ) -> Iterator[memoryview]:  # fmt: skip
+        """The stream in pieces of a quarter block, hashed; raises before the end (so the
+        block list is never committed) if the SHA-256 is not the one in ``metadata``."""
+        sha, size, want = hashlib.sha256(), self.block_size // 4, len(first)
+        limit = MAX_BLOCKS * (self.block_size // UPLOAD_CONCURRENCY)
+        data, sent = first, 0
+        del first
+        while data:
+            view = memoryview(data)  # pieces without a copy
+            for start in range(0, len(data), size):
+                part = view[start : start + size]
+                sha.update(part)
+                md5.update(part)
+                yield part
+            sent += len(data)
+            if sent > limit:
+                raise UsageError(f"{container}/{name} is larger than {MAX_BLOCKS} blocks",
+                                 hint="open the target with a larger block size")  # fmt: skip
+            last = len(data) < want
+            del view, part
+            data = b""  # let the block go once its pieces are sent
+            data = b"" if last else _read_full(stream, size)
+            want = size
+        self._check_digest(metadata, sha, container, name)
+
+    def _set_md5(self, container: str, name: str, etag: str | None, md5: bytes) -> None:
+        """Give a blob committed from a block list the Content-MD5 of the bytes amlport sent
+        (obstore cannot send one), if it is still the blob written (``If-Match``)."""
+        blob = self._service.get_blob_client(container, name)
+        settings = ContentSettings(content_type=CONTENT_TYPE, content_md5=bytearray(md5))
+        with self._translating(Where("writing", container, name)):
+            try:
+                blob.set_http_headers(
+                    settings, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+            except ResourceModifiedError:  # replaced since: its writer set its own
+                log.debug("%s/%s changed before its Content-MD5 was set", container, name)
+
+    def _sdk_write(
+        self, container: str, name: str, data: bytes, stream: BinaryIO,
+        metadata: dict[str, str], overwrite: bool,
+    ) -> None:  # fmt: skip
+        """``write_stream`` through the SDK, from its first block ``data``: Put Blob, or Put
+        Block x n and a Put Block List, each request with an MD5 the service checks."""
+        blob = self._service.get_blob_client(container, name)
         sha, md5 = hashlib.sha256(), hashlib.md5()
         kwargs: dict[str, Any] = {"metadata": metadata, **_conditions(overwrite)}
         with (
             self._translating(Where("writing", container, name)),
             self._guard(container, name, overwrite),
         ):
-            data = _read_full(stream, self.block_size)
             if len(data) < self.block_size:  # the whole blob: one Put Blob
                 sha.update(data)
                 md5.update(data)

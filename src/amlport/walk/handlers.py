@@ -12,7 +12,7 @@ from amlport.model.inventory import Environment, InputRef, Inventory, Loc, Model
 from amlport.secrets import describe, find_secrets_in_bytes, redact
 from amlport.storage.base import BlobInfo
 from amlport.walk import classify as C
-from amlport.walk import logs, parsers, specs
+from amlport.walk import designer, environments, logs, parsers, runtimes, specs
 
 SPECS_CONTAINER = "specs"  # pseudo-container of files given with --specs DIR
 
@@ -81,16 +81,18 @@ class Handlers:
             return
         facts = logs.read_log(text)
         run = self.inv.run(ap.run_id)
+        runtimes.note(run, ap.rest, text)  # started / ended / status, from its own lines
         for node_id, child_id in facts.children:
             child = self.inv.run(child_id)
-            child.parent_id, child.node_id = ap.run_id, node_id
+            child.parent_id, child.node_id = ap.run_id, node_id or child.node_id
             if child_id not in run.children:
                 run.children.append(child_id)
         if facts.module:
-            run.module = facts.module
+            run.module, run.module_evidence = facts.module, "log"
             run.parameters.update(facts.parameters)
         for datastore, path, port in facts.locations:
             run.inputs.append(InputRef(Loc(datastore, path), port, evidence=ap.rest))
+        designer.note_log_facts(self.inv, run, facts)
 
     # -- designer pointers and outputs -------------------------------------------------------
     def on_pointer_candidate(self, blob: BlobInfo, data: bytes) -> None:
@@ -158,15 +160,32 @@ class Handlers:
         folder = blob.name.rsplit("/", 1)[0] if "/" in blob.name else ""
         loc = Loc(self.datastore(blob.container), folder)
         env = f"{loc}/{doc.env_file}" if doc.env_file else None
+        signature = doc.signature
+        for part, reason in (signature.problems if signature else {}).items():
+            self._finding(
+                F.MALFORMED_FILE,
+                path,
+                f"MLmodel signature {part} not read ({reason}); the model is kept without it",
+                Severity.LOW,
+            )
         self.inv.models[loc] = Model(
             loc=loc,
             format="mlflow",
-            run_id=doc.run_id,
+            run_id=doc.run_id or self._folder_run(blob),
             flavors=doc.flavors,
             portable=True,
             portability="MLflow model: loads with mlflow.pyfunc in any workspace",
             environment=env,
+            signature=signature.to_dict() if signature and signature.parts else None,
         )
+
+    def _folder_run(self, blob: BlobInfo) -> str | None:
+        """The run whose ``ExperimentRun/dcid.<run>/`` folder holds an MLmodel that names no
+        ``run_id`` (MLflow leaves it out when a model is saved, not logged, into the run)."""
+        if blob.container != self.inv.source.artifact_container:
+            return None
+        ap = C.classify_artifact(blob.name)
+        return ap.run_id if ap is not None else None
 
     # -- specs, environments ---------------------------------------------------------------------
     def on_spec_file(self, blob: BlobInfo, data: bytes) -> None:
@@ -184,12 +203,12 @@ class Handlers:
             return  # described by the model's conda file; nothing more to record
         elif kind == "pipeline":
             self.inv.pipelines[spec_id] = specs.parse_pipeline(doc, spec_id, path)
-        elif kind in ("component", "command_job"):
+        elif kind in ("component", "command_job", "pipeline_component"):
             self.inv.components[spec_id] = specs.parse_component(doc, spec_id, path, kind)
-        elif kind == "environment":
-            self._add_env(specs.parse_environment(doc, spec_id, path))
+        elif kind == "environment":  # with what it is built from (walk/environments.py)
+            self._add_env(environments.described(specs.parse_environment(doc, spec_id, path), doc))
         elif kind == "conda":
-            self._add_env(specs.parse_conda(doc, spec_id, path))
+            self._add_env(environments.described(specs.parse_conda(doc, spec_id, path), doc))
         else:
             self.inv.assets[spec_id] = specs.parse_asset(doc, spec_id, path, kind)
 

@@ -12,8 +12,19 @@ from collections.abc import Callable
 
 from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
-from amlport.model.inventory import Environment, InputRef, Inventory, Loc, Model, Output, Run
+from amlport.model.inventory import (
+    Environment,
+    InputRef,
+    Inventory,
+    JobSpec,
+    Loc,
+    Model,
+    Output,
+    Run,
+)
 from amlport.model.pinning import image_pinned, is_unpinned_ref
+from amlport.walk import designer, environments, runtimes
+from amlport.walk.specs import pipeline_as_component
 
 HasBlobs = Callable[[str, str], bool]
 TRIAL = re.compile(r"^(?P<base>.+)_(?P<n>\d+)$")
@@ -24,14 +35,18 @@ DESIGNER_RUNTIME = "needs the designer runtime (azureml.studio) to load; not por
 def link(inv: Inventory, has_blobs: HasBlobs) -> None:
     _canonical_datastores(inv)
     _run_tree(inv)
+    designer.link_runs(inv)  # module from its ports, pre-MLflow models
     _output_formats(inv)
     _designer_models(inv)
     _pointers(inv, has_blobs)
     _deployment_files(inv)
     _inputs(inv, has_blobs)
+    designer.link_edges(inv)  # unnamed ports, edges not established
     _job_definitions(inv)
     _environment_refs(inv)
+    environments.link(inv)  # an environment's own files; identical environments as one
     _bindings(inv)
+    runtimes.settle(inv.runs)  # a pipeline run's end state from its children's
     _sort(inv)
 
 
@@ -58,9 +73,17 @@ def _run_tree(inv: Inventory) -> None:
             inv.runs[m["base"]].children.append(run.run_id)
     for run in inv.runs.values():
         run.runtime = _runtime(run)
-        if run.children and any(inv.runs[c].node_id for c in run.children):
+        # A pipeline parent: children with node ids, or (a local orchestrator, children
+        # beyond the first five) a run that only has pipeline logs.
+        if run.children and (
+            run.runtime == "pipeline" or any(inv.runs[c].node_id for c in run.children)
+        ):
             run.kind = "pipeline_run"
-        elif run.node_id is not None:
+    for run in inv.runs.values():
+        parent = inv.runs.get(run.parent_id) if run.parent_id else None
+        if run.kind != "pipeline_run" and (
+            run.node_id is not None or (parent is not None and parent.kind == "pipeline_run")
+        ):
             run.kind = "step_run"
 
 
@@ -95,7 +118,7 @@ def _output_formats(inv: Inventory) -> None:
 def _designer_models(inv: Inventory) -> None:
     for out in inv.outputs.values():
         fmt = MODEL_FORMATS.get(out.format)
-        if fmt and out.loc not in inv.models:
+        if fmt and out.loc not in inv.models and not designer.is_untrained(inv, out):
             inv.models[out.loc] = Model(
                 loc=out.loc, format=fmt, run_id=out.run_id, portability=DESIGNER_RUNTIME
             )
@@ -107,7 +130,8 @@ def _pointers(inv: Inventory, has_blobs: HasBlobs) -> None:
             continue
         container = inv.source.container_of(p.target.datastore)
         if container is None:
-            continue  # another storage account or datastore: cannot be checked from here
+            designer.off_copy_pointer(inv, p)  # recorded and reported, not checked
+            continue
         if p.target in inv.models:
             inv.models[p.target].pointer = p.path
         if has_blobs(container, p.target.path):
@@ -215,25 +239,130 @@ def _check_output_exists(inv: Inventory, run: Run, ref: InputRef, has_blobs: Has
     _missing_output(inv, ref.loc, _owner(ref.loc), port)
 
 
+def job_sets(inv: Inventory) -> list[tuple[str, str, dict[str, JobSpec]]]:
+    """(spec id, file path, jobs) of every pipeline job and pipeline component."""
+    sets = [(p.spec_id, p.path, p.jobs) for p in inv.pipelines.values()]
+    sets += [(c.spec_id, c.path, c.jobs) for c in inv.components.values() if c.jobs]
+    return sorted(sets, key=lambda s: s[0])
+
+
 def _job_definitions(inv: Inventory) -> None:
-    """Resolve ``component: file:./x.yml`` against the pipeline file's folder."""
-    for spec in inv.pipelines.values():
-        folder = posixpath.dirname(spec.spec_id)
-        for job in spec.jobs.values():
-            ref = (job.component or "").removeprefix("file:")
-            if not ref.endswith((".yml", ".yaml")):
+    """Link each job to the component file its ``component:`` names (docs/concepts.md)."""
+    _pipeline_components(inv)
+    for spec_id, _, jobs in job_sets(inv):
+        folder = posixpath.dirname(spec_id)
+        for job in jobs.values():
+            definition = resolve_component(inv, folder, job.component)
+            if definition is None or definition == spec_id:
                 continue
-            spec_id = posixpath.normpath(posixpath.join(folder, ref))
-            comp = inv.components.get(spec_id)
+            job.definition = definition
+            comp = inv.components.get(definition)
             if comp is not None:
-                job.definition = spec_id
                 job.environment = job.environment or comp.environment
+
+
+def _pipeline_components(inv: Inventory) -> None:
+    """A pipeline file without ``$schema`` that a job names as its component is a pipeline
+    component, not a pipeline job of its own (one with ``pipelineJob.schema.json`` stays a job:
+    that is what its author declared)."""
+    named = {
+        resolve_component(inv, posixpath.dirname(spec_id), job.component)
+        for spec_id, _, jobs in job_sets(inv)
+        for job in jobs.values()
+    }
+    for spec_id in sorted(named & inv.pipelines.keys()):
+        spec = inv.pipelines[spec_id]
+        if spec.schema is None and any(
+            resolve_component(inv, posixpath.dirname(o), j.component) == spec_id
+            for o, _, jobs in job_sets(inv)
+            if o != spec_id
+            for j in jobs.values()
+        ):
+            inv.components[spec_id] = pipeline_as_component(inv.pipelines.pop(spec_id))
+
+
+_LABEL_OR_VERSION = re.compile(r"^(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))?$")
+
+
+def component_ref(ref: str) -> tuple[str, str | None] | None:
+    """(name, version or None) of an asset reference to a component: ``azureml:name:version``,
+    ``azureml:name@label``, ``azureml:name``, ``azureml://registries/<r>/components/<name>/
+    versions/<v>`` (or ``/labels/<l>``), the workspace ARM form with ``/components/``."""
+    body = ref.strip().removeprefix("azureml:")
+    if body.startswith("/"):
+        parts = [p for p in body.split("/") if p]
+        if "components" not in parts:
+            return None
+        at = parts.index("components")
+        rest = parts[at + 1 :]
+        if not rest:
+            return None
+        version = rest[2] if len(rest) >= 3 and rest[1] == "versions" else None
+        return rest[0], version
+    m = _LABEL_OR_VERSION.match(body)
+    return (m["name"], m["version"]) if m else None
+
+
+def resolve_component(inv: Inventory, folder: str, ref: str | None) -> str | None:
+    """The spec id of the component (or pipeline) file a job's ``component:`` names, when it
+    is in this workspace: a relative file (``./x.yml``, ``file:x.yml``) beside the referring
+    file, else the one code snapshot ``LocalUpload/<hash>/<its folder>/`` holding it (how
+    ``az ml`` uploads each ``code:`` folder on its own); an asset reference by name and
+    version (``azureml:name:1``), or by name only (a label such as ``@latest``: the highest
+    version found). None when it names nothing here, or more than one file."""
+    text = (ref or "").strip()
+    if not text or text == "inline":
+        return None
+    if text.startswith("azureml:"):
+        found = component_ref(text)
+        return _by_name(inv, *found) if found else None
+    path = text.removeprefix("file:")
+    if not path.endswith((".yml", ".yaml")) or "://" in path or path.startswith("/"):
+        return None
+    spec_id = posixpath.normpath(posixpath.join(folder, path))
+    if spec_id.split("/", 1)[0] != folder.split("/", 1)[0]:
+        return None  # climbed out of the datastore
+    if spec_id in inv.components or spec_id in inv.pipelines:
+        return spec_id
+    return _in_snapshot(inv, posixpath.normpath(path))
+
+
+def _in_snapshot(inv: Inventory, path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) < 2 or ".." in parts[-2:]:
+        return None
+    suffix = parts[-2:]
+    found = [
+        c
+        for c in inv.components
+        if (p := c.split("/"))[1:2] == ["LocalUpload"] and len(p) == 5 and p[3:] == suffix
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def _by_name(inv: Inventory, name: str, version: str | None) -> str | None:
+    found = [
+        c
+        for c in inv.components.values()
+        if c.name == name and (version is None or c.version == version)
+    ]
+    if not found:
+        return None
+    ordered = sorted(found, key=lambda c: c.spec_id)  # max keeps the first of equal copies
+    return max(ordered, key=lambda c: _version_key(c.version)).spec_id
+
+
+def _version_key(version: str | None) -> tuple[int, ...]:
+    """Numeric versions compare as numbers (``10`` after ``9``); others rank lowest."""
+    if version is None or not all(p.isdigit() for p in version.split(".")):
+        return (-1,)
+    return tuple(int(p) for p in version.split("."))
 
 
 def _environment_refs(inv: Inventory) -> None:
     by_name = {e.name: e.env_id for e in inv.environments.values() if e.kind == "v2_yaml"}
     refs = [c.environment for c in inv.components.values()]
-    refs += [j.environment for p in inv.pipelines.values() for j in p.jobs.values()]
+    refs += [j.environment for _, _, jobs in job_sets(inv) for j in jobs.values()]
     for ref in refs:
         if not ref or ref in inv.environments or ref == "inline":
             continue
@@ -273,15 +402,15 @@ def environment_id(inv: Inventory, ref: str | None) -> str | None:
 
 
 def _bindings(inv: Inventory) -> None:
-    for spec in inv.pipelines.values():
-        for job in spec.jobs.values():
+    for _, path, jobs in job_sets(inv):
+        for job in jobs.values():
             for input_name, source_job, output in job.bindings:
-                if source_job in spec.jobs:
+                if source_job in jobs:
                     continue
                 inv.findings.append(
                     Finding(
                         F.DANGLING_BINDING,
-                        spec.path,
+                        path,
                         f"job {job.name!r} input {input_name!r} binds to "
                         f"parent.jobs.{source_job}.outputs.{output}, but the pipeline has no "
                         f"job {source_job!r}",

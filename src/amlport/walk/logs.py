@@ -1,11 +1,27 @@
 """What run logs reveal (pure): child runs, mounts, inputs, module names and parameters.
 
-See storage layout §2.2 for the verified line shapes:
-- ``logs/azureml/executionlogs.txt``: ``Submitting N runs, first five are: <node>:<run>,…``;
-- ``azureml-logs/55_azureml-execution-*.txt``: ``Mounting <container> container from
-  <account> account at /mnt/batch/…/mounts/<datastore>``;
-- ``70_driver_log*.txt`` and ``system_logs/…`` logs: compute mount paths and full
-  ``azureml://…/datastores/<ds>/paths/<path>`` URIs of inputs and outputs.
+The walker relies on *forms* (identifiers, URIs, variable names), never on the wording around
+them, so a line whose wording is only inferred is never the one route to an edge
+(docs/designer.md, "What a parser may rely on"). The forms, strongest first:
+
+- ``logs/azureml/executionlogs.txt`` of a pipeline: ``Submitting N runs, first five are:
+  <node>:<run>,…`` (a local orchestrator writes ``<run>,<run>`` without node ids) and one
+  ``Completing processing run id <run>.`` per child: the children beyond the first five are
+  named only there;
+- a step's own ``executionlogs.txt``: its status and times (``Job is running…``, ``Job
+  finished, job RunId is <id>``), and reuse (``azureml.reusedrunid``);
+- URIs of inputs and outputs anywhere on a line: ``azureml://…/datastores/<ds>/paths/<p>``,
+  ``azuremldatastore://<ds>/<p>``, ``azuremldatareference://<ds>/<p>`` and classic mount paths
+  ``/mnt/batch/…/mounts/<ds>/<p>``; the port from ``--<port>=`` before it, from the
+  data capability's ``environment_names`` or from a ``/wd/INPUT_<port>`` mount on the same line
+  (``/mnt/azureml/cr/j/…``, ``/tmp/azureml/cr/j/…`` on Kubernetes);
+- the module host command line (``urldecode_invoker.py … --module-name=<module> …``) for the
+  module, its URL-encoded parameters (kept raw here) and its port variables
+  ``$AZURE_ML_INPUT_<port>`` / ``$AZURE_ML_OUTPUT_<port>`` (``$AZUREML_DATAREFERENCE_<port>``
+  on the classic runtime);
+- ``parent_run_id`` / ``AZUREML_ROOT_RUN_ID`` / ``azureml.pipelineRun.moduleNodeId`` in a
+  step's own logs: its parent and node id when the parent's log does not name it;
+- ``Experiment: <name>`` and ``Run target: <compute>`` at the top of older v1 step logs.
 """
 
 from __future__ import annotations
@@ -16,30 +32,58 @@ from dataclasses import dataclass, field
 from amlport.model.uri_scan import find_uris
 from amlport.model.uris import UriError, parse_uri
 
+RUN_ID = r"[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]"
 SUBMITTING = re.compile(r"Submitting \d+ runs?, first five are: (?P<list>\S+)")
-CHILD = re.compile(r"(?P<node>[0-9a-f]{8}):(?P<run>[A-Za-z0-9_.\-]+)")
+CHILD = re.compile(rf"^(?:(?P<node>[0-9a-f]{{8}}):)?(?P<run>{RUN_ID})$")
+COMPLETING = re.compile(rf"Completing processing run id (?P<run>{RUN_ID})")
 MOUNTING = re.compile(
     r"Mounting (?P<container>\S+) container from (?P<account>\S+) account at (?P<mount>\S+)"
 )
 MODULE_NAME = re.compile(r"--module-name[= ](?P<module>[\w.]+)")
-PARAM = re.compile(r"(?<!\S)--(?P<key>[A-Za-z][\w-]*)=(?P<value>\S+)")
-ARG_BEFORE = re.compile(r"--(?P<key>[A-Za-z][\w-]*)=$")
+PARAM = re.compile(r"(?<!\S)--(?P<key>[A-Za-z][\w-]*)=(?P<value>[^\s$'\"]\S*)")
+ARG_BEFORE = re.compile(r"--(?P<key>[A-Za-z][\w-]*)=['\"]?$")
 URI_PHRASE = re.compile(r"\bURI (?P<uri>azureml://\S.*?)/?(?= to /| due to |\s*$)")
-INPUT_PORT = re.compile(r"/wd/INPUT_(?P<port>[^/\s]+)")
+DATA_URI = re.compile(r"azuremldata(?:store|reference)://(?P<ds>[^/\s\"']+)/(?P<path>[^\s\"']+)")
+INPUT_PORT = re.compile(r"/wd/INPUT_(?P<port>[^/\s\"']+)")
+ENV_NAMES = re.compile(r"\"environment_names\"\s*:\s*\[\s*\"(?P<port>[^\"]+)\"")
+PORT_VAR = re.compile(
+    r"\$\{?(?P<kind>AZURE_ML_INPUT|AZURE_ML_OUTPUT|AZUREML_DATAREFERENCE)_(?P<port>\w+)"
+)
+KEYED = r"['\"]?\s*[:=]\s*['\"]?"
+PARENT = re.compile(rf"\b(?:parent_run_id|azureml\.pipelineRunId){KEYED}(?P<run>{RUN_ID})")
+ROOT = re.compile(rf"\bAZUREML_ROOT_RUN_ID{KEYED}(?P<run>{RUN_ID})")
+NODE = re.compile(rf"(?:moduleNodeId|azureml\.nodeid){KEYED}(?P<node>[0-9a-f]{{8}})\b")
+REUSED_RUN = re.compile(rf"azureml\.reusedrunid{KEYED}(?P<run>{RUN_ID})")
+REUSE_WORDS = re.compile(r"eligible to reuse a previous run's output|azureml\.isreused\W+true", re.I)
+STAMP = re.compile(r"^\[(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:\.\d+)?Z?\]")
+FINISHED = re.compile(r"Job (?P<verb>finished|failed), job RunId is")
+EXPERIMENT = re.compile(r"^Experiment: (?P<name>\S.*?)\s*$")
+RUN_TARGET = re.compile(r"^Run target: (?P<name>\S.*?)\s*$")
 # Log files whose content carries lineage; others are read only for the secret scan.
 LINEAGE_LOGS = re.compile(
-    r"(^logs/azureml/executionlogs\.txt$|^azureml-logs/(55_|70_driver_log)"
-    r"|data-capability\.log$|execution-wrapper\.log$)"
+    r"(^logs/azureml/(executionlogs|stdoutlogs)\.txt$|^azureml-logs/(55_|70_driver_log)"
+    r"|data-capability\.log$|execution-wrapper\.log$|lifecycler\.log$)"
 )
 
 
 @dataclass
 class LogFacts:
-    children: list[tuple[str, str]] = field(default_factory=list)  # (node_id, run_id)
+    children: list[tuple[str | None, str]] = field(default_factory=list)  # (node_id, run_id)
     mounts: list[tuple[str, str, str]] = field(default_factory=list)  # (container, account, ds)
     locations: list[tuple[str, str, str | None]] = field(default_factory=list)  # (ds, path, port)
     module: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
+    ports_in: list[str] = field(default_factory=list)
+    ports_out: list[str] = field(default_factory=list)
+    parent: str | None = None  # parent_run_id, else AZUREML_ROOT_RUN_ID
+    node_id: str | None = None
+    reused: bool = False
+    reused_from: str | None = None
+    started: str | None = None  # first and last time stamp of an executionlogs.txt
+    ended: str | None = None
+    status: str | None = None
+    experiment: str | None = None
+    compute: str | None = None
 
 
 def is_lineage_log(rest: str) -> bool:
@@ -48,36 +92,103 @@ def is_lineage_log(rest: str) -> bool:
 
 def read_log(text: str) -> LogFacts:
     facts = LogFacts()
+    root: str | None = None
     for line in text.splitlines():
-        _read_line(line, facts)
+        root = _read_line(line, facts) or root
+    facts.parent = facts.parent or root
     return facts
 
 
-def _read_line(line: str, facts: LogFacts) -> None:
+def _add(items: list[str], value: str) -> None:
+    if value not in items:
+        items.append(value)
+
+
+def _read_line(line: str, facts: LogFacts) -> str | None:
+    stamp = STAMP.match(line)
+    if stamp:
+        ts = stamp["ts"].replace(" ", "T") + "Z"
+        facts.started = facts.started or ts
+        facts.ended = ts
     m = SUBMITTING.search(line)
     if m:
-        facts.children.extend((c["node"], c["run"]) for c in CHILD.finditer(m["list"]))
-        return
+        for item in m["list"].split(","):
+            c = CHILD.match(item.strip())
+            if c:
+                facts.children.append((c["node"], c["run"]))
+        return None
+    m = COMPLETING.search(line)
+    if m:
+        facts.children.append((None, m["run"]))
+        return None
+    m = FINISHED.search(line)
+    if m:
+        facts.status = "failed" if m["verb"] == "failed" else "completed"
     m = MOUNTING.search(line)
     if m:
         datastore = m["mount"].rstrip("/").rsplit("/", 1)[-1]
         facts.mounts.append((m["container"], m["account"], datastore))
-        return
+        return None
+    _read_run_facts(line, facts)
     module = MODULE_NAME.search(line)
     if module:
         facts.module = module["module"]
         for p in PARAM.finditer(line):
             if p["key"] != "module-name" and "/" not in p["value"]:
                 facts.parameters[p["key"]] = p["value"]
-    v2_port = INPUT_PORT.search(line)
-    for start, uri in _uris_in(line):
-        loc = _datastore_location(uri)
-        if loc is None:
-            continue
-        # A classic command line names the port: --<port>=<mount path>.
+    for var in PORT_VAR.finditer(line):
+        _add(facts.ports_out if var["kind"] == "AZURE_ML_OUTPUT" else facts.ports_in, var["port"])
+    _read_locations(line, facts)
+    root = ROOT.search(line)
+    return root["run"] if root else None
+
+
+def _read_run_facts(line: str, facts: LogFacts) -> None:
+    if m := PARENT.search(line):
+        facts.parent = m["run"]
+    if m := NODE.search(line):
+        facts.node_id = m["node"]
+    if m := REUSED_RUN.search(line):
+        facts.reused, facts.reused_from = True, m["run"]
+    elif REUSE_WORDS.search(line):
+        facts.reused = True
+    if m := EXPERIMENT.match(line):
+        facts.experiment = m["name"]
+    if m := RUN_TARGET.match(line):
+        facts.compute = m["name"]
+
+
+def _read_locations(line: str, facts: LogFacts) -> None:
+    mounted = INPUT_PORT.search(line)
+    if mounted:  # an input port's mount folder (``create dir for …/wd/INPUT_<port>``)
+        _add(facts.ports_in, mounted["port"])
+    v2_port = mounted or ENV_NAMES.search(line)
+    for start, loc in _locations_in(line):
+        # A command line names the port: --<port>=<path>; a capability line by its mount.
         flag = ARG_BEFORE.search(line, 0, start)
         port = flag["key"] if flag else (v2_port["port"] if v2_port else None)
         facts.locations.append((loc[0], loc[1], port))
+
+
+def _locations_in(line: str) -> list[tuple[int, tuple[str, str]]]:
+    found: list[tuple[int, tuple[str, str]]] = []
+    for m in DATA_URI.finditer(line):
+        path = _balanced(m["path"].rstrip("/.,;"))
+        if path:
+            found.append((m.start(), (m["ds"], path)))
+    for start, uri in _uris_in(line):
+        loc = _datastore_location(uri)
+        if loc is not None:
+            found.append((start, loc))
+    return found
+
+
+def _balanced(path: str) -> str:
+    """Drop closing brackets that close something outside the URI (``(…uri)``)."""
+    for close, open_ in ((")", "("), ("]", "["), ("}", "{")):
+        while path.endswith(close) and path.count(close) > path.count(open_):
+            path = path[:-1].rstrip("/.,;")
+    return path
 
 
 def _uris_in(line: str) -> list[tuple[int, str]]:

@@ -91,6 +91,26 @@ def parse_data_type(text: str, path: str) -> str:
     return str(doc["Id"])
 
 
+# An MLmodel signature is summarised, never kept whole: a model with 100,000 columns or a
+# 1 MB column name must not reach the inventory, the lineage graph or the manifest as is.
+SIGNATURE_PARTS = ("inputs", "outputs", "params")
+MAX_SIGNATURE_ENTRIES = 50
+MAX_SIGNATURE_TEXT = 120
+
+
+@dataclass(frozen=True)
+class SignatureDoc:
+    """An MLmodel ``signature``: ``name: type`` per column, tensor or parameter, per part
+    (``inputs``, ``outputs``, ``params``), at most ``MAX_SIGNATURE_ENTRIES`` each (then a
+    ``… N more`` entry), and the parts that could not be read with the reason."""
+
+    parts: dict[str, list[str]]
+    problems: dict[str, str]
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return dict(self.parts)
+
+
 @dataclass(frozen=True)
 class MLmodelDoc:
     run_id: str | None
@@ -98,6 +118,7 @@ class MLmodelDoc:
     flavors: list[str]
     model_id: str | None
     env_file: str | None
+    signature: SignatureDoc | None = None
 
 
 def parse_mlmodel(text: str, path: str) -> MLmodelDoc:
@@ -115,4 +136,70 @@ def parse_mlmodel(text: str, path: str) -> MLmodelDoc:
         flavors=sorted(str(k) for k in flavors),
         model_id=_str_or_none(doc.get("model_id")),
         env_file=_str_or_none(env),
+        signature=parse_signature(doc.get("signature"), path),
     )
+
+
+def parse_signature(value: Any, path: str) -> SignatureDoc | None:
+    """MLflow writes each part as a JSON string (``ModelSignature.to_dict``); a list is read
+    too. A part that does not parse (bounded JSON: nesting over 64 is refused) or has
+    another shape is reported in ``problems``; the rest of the model is still read."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return SignatureDoc({}, {"signature": f"is a {type(value).__name__}, not a mapping"})
+    parts: dict[str, list[str]] = {}
+    problems: dict[str, str] = {}
+    for part in SIGNATURE_PARTS:
+        raw = value.get(part)
+        if raw is None:
+            continue
+        try:
+            entries = load_json(raw, f"{path}: signature {part}") if isinstance(raw, str) else raw
+            if not isinstance(entries, list):
+                raise ParseError(path, f"is a {type(entries).__name__}, not a list of specs")
+            parts[part] = _signature_entries(entries)
+        except ParseError as exc:
+            problems[part] = _clip_text(exc.reason)
+    return SignatureDoc(parts, problems)
+
+
+def _signature_entries(entries: list[Any]) -> list[str]:
+    out = [_spec_text(e) for e in entries[:MAX_SIGNATURE_ENTRIES]]
+    if len(entries) > MAX_SIGNATURE_ENTRIES:
+        out.append(f"… {len(entries) - MAX_SIGNATURE_ENTRIES} more")
+    return out
+
+
+def _spec_text(spec: Any) -> str:
+    """``name: type`` of one ColSpec / TensorSpec / ParamSpec (``type`` alone when unnamed)."""
+    if not isinstance(spec, dict):
+        return _clip_text(str(spec))
+    kind = _type_text(spec)
+    name = spec.get("name")
+    text = kind if name is None else f"{name}: {kind}"
+    if spec.get("required") is False or spec.get("optional") is True:
+        text += " (optional)"
+    return _clip_text(text)
+
+
+def _type_text(spec: dict[str, Any]) -> str:
+    kind = spec.get("type")
+    if kind == "tensor":
+        tensor = spec.get("tensor-spec")
+        if isinstance(tensor, dict):
+            shape = tensor.get("shape")
+            dims = ",".join(str(d) for d in shape) if isinstance(shape, list) else "?"
+            return f"tensor<{tensor.get('dtype')}>[{dims}]"
+        return "tensor"
+    if kind == "array" and isinstance(spec.get("items"), dict):
+        return f"array<{_type_text(spec['items'])}>"
+    if kind == "map" and isinstance(spec.get("values"), dict):
+        return f"map<string,{_type_text(spec['values'])}>"
+    if kind == "object" and isinstance(spec.get("properties"), dict):
+        return f"object<{len(spec['properties'])} properties>"
+    return str(kind)
+
+
+def _clip_text(text: str) -> str:
+    return text if len(text) <= MAX_SIGNATURE_TEXT else text[: MAX_SIGNATURE_TEXT - 1] + "…"

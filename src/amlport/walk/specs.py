@@ -14,31 +14,54 @@ from amlport.model.inventory import AssetSpec, ComponentSpec, Environment, JobSp
 from amlport.model.pinning import image_pinned
 
 BINDING = re.compile(r"\$\{\{\s*parent\.jobs\.([^.\s}]+)\.outputs\.([^.\s}]+)\s*\}\}")
-_SCHEMA_KINDS = (
-    ("schedule", "schedule"),
-    ("pipelinejob", "pipeline"),
-    ("commandjob", "command_job"),
-    ("sweepjob", "command_job"),
-    ("component", "component"),
-    ("environment", "environment"),
-    ("model", "model"),
-    ("mltable", "data"),
-    ("data", "data"),
-)
+# ``$schema`` file names (``…/latest/<name>.schema.json``; the component SDK's
+# ``…/jsonschema/<Name>.json``), compared exactly after lower-casing and dropping ``_``:
+# ``pipelineComponent`` must not match ``component`` or ``pipeline`` as a substring would.
+_SCHEMA_KINDS = {
+    "schedule": "schedule",
+    "pipelinejob": "pipeline",
+    "pipelinecomponent": "pipeline_component",
+    "commandjob": "command_job",
+    "sweepjob": "command_job",
+    "commandcomponent": "component",
+    "parallelcomponent": "component",
+    "sparkcomponent": "component",
+    "datatransfercomponent": "component",
+    "importcomponent": "component",
+    "flowcomponent": "component",
+    "environment": "environment",
+    "model": "model",
+    "mltable": "data",
+    "data": "data",
+    "dataimport": "data",
+}
 _PIN = re.compile(r"(==|=|<|>|~=|@)")
 # Tools conda files conventionally list without a version; flagging them is noise.
 NOT_PINNED_OK = frozenset({"pip"})
 
 
+def schema_name(doc: dict[str, Any]) -> str | None:
+    """The normalised file name of a document's ``$schema`` (``pipelinecomponent``), or None."""
+    schema = doc.get("$schema")
+    if not isinstance(schema, str) or not schema.strip():
+        return None
+    name = schema.strip().rstrip("/").rsplit("/", 1)[-1].lower()
+    for suffix in (".schema.json", ".json"):
+        name = name.removesuffix(suffix)
+    return name.replace("_", "").replace("-", "")
+
+
 def spec_kind(doc: Any) -> str | None:
-    """pipeline | component | command_job | environment | model | data | schedule | conda |
-    python_env | None."""
+    """pipeline | pipeline_component | component | command_job | environment | model | data |
+    schedule | conda | python_env | None.
+
+    A pipeline job without ``$schema`` that another pipeline names as its ``component:`` is a
+    pipeline component too; the linker decides that (``walk/linker.py``)."""
     if not isinstance(doc, dict):
         return None
-    schema = str(doc.get("$schema", "")).lower().replace("_", "")
-    for needle, kind in _SCHEMA_KINDS:
-        if needle in schema:
-            return kind
+    kind = _SCHEMA_KINDS.get(schema_name(doc) or "")
+    if kind is not None:
+        return kind
     if doc.get("type") == "pipeline" or isinstance(doc.get("jobs"), dict):
         return "pipeline"
     if "command" in doc and ("inputs" in doc or "outputs" in doc) and "name" in doc:
@@ -62,15 +85,26 @@ def env_ref(value: Any) -> str | None:
 
 
 def parse_pipeline(doc: dict[str, Any], spec_id: str, path: str) -> PipelineSpec:
-    spec = PipelineSpec(spec_id=spec_id, path=path, name=_opt_str(doc.get("name")))
-    for job_name, job in sorted((doc.get("jobs") or {}).items()):
-        if not isinstance(job, dict):
-            continue
-        spec.jobs[str(job_name)] = _parse_job(str(job_name), job, doc)
+    spec = PipelineSpec(
+        spec_id=spec_id, path=path, name=_opt_str(doc.get("name")), schema=schema_name(doc)
+    )
+    spec.jobs = parse_jobs(doc)
     return spec
 
 
-def _parse_job(name: str, job: dict[str, Any], pipeline: dict[str, Any]) -> JobSpec:
+def parse_jobs(doc: dict[str, Any]) -> dict[str, JobSpec]:
+    """The ``jobs:`` of a pipeline job or a pipeline component."""
+    jobs = doc.get("jobs")
+    if not isinstance(jobs, dict):
+        return {}
+    return {
+        str(name): _parse_job(str(name), job)
+        for name, job in sorted(jobs.items(), key=lambda kv: str(kv[0]))
+        if isinstance(job, dict)
+    }
+
+
+def _parse_job(name: str, job: dict[str, Any]) -> JobSpec:
     component = job.get("component")
     env = job.get("environment")
     if isinstance(component, dict):  # inline component definition
@@ -82,7 +116,10 @@ def _parse_job(name: str, job: dict[str, Any], pipeline: dict[str, Any]) -> JobS
         environment=env_ref(env),
         type=_opt_str(job.get("type")),
     )
-    for input_name, value in sorted((job.get("inputs") or {}).items()):
+    trial = job.get("trial")  # a sweep job names its component as ``trial:``
+    if spec.component is None and isinstance(trial, str):
+        spec.component = trial
+    for input_name, value in sorted((job.get("inputs") or {}).items(), key=lambda kv: str(kv[0])):
         text = value.get("path") if isinstance(value, dict) else value
         for m in BINDING.finditer(str(text or "")):
             spec.bindings.append((str(input_name), m[1], m[2]))
@@ -90,15 +127,36 @@ def _parse_job(name: str, job: dict[str, Any], pipeline: dict[str, Any]) -> JobS
 
 
 def parse_component(doc: dict[str, Any], spec_id: str, path: str, kind: str) -> ComponentSpec:
+    """A component file; a pipeline component (``kind`` ``pipeline_component``) keeps its jobs."""
+    if kind == "command_job":
+        spec_type = kind
+    elif kind == "pipeline_component":
+        spec_type = "pipeline"
+    else:
+        spec_type = _opt_str(doc.get("type") or "command")
+    code = doc.get("code")
     return ComponentSpec(
         spec_id=spec_id,
         path=path,
         name=_opt_str(doc.get("name")),
         version=_opt_str(doc.get("version")),
-        type=kind if kind == "command_job" else _opt_str(doc.get("type") or "command"),
+        type=spec_type,
         environment=env_ref(doc.get("environment")),
         inputs=sorted(str(k) for k in (doc.get("inputs") or {})),
         outputs=sorted(str(k) for k in (doc.get("outputs") or {})),
+        jobs=parse_jobs(doc) if spec_type == "pipeline" else {},
+        code=code if isinstance(code, str) else None,
+    )
+
+
+def pipeline_as_component(spec: PipelineSpec) -> ComponentSpec:
+    """A pipeline job file that another pipeline names as its component (no ``$schema``)."""
+    return ComponentSpec(
+        spec_id=spec.spec_id,
+        path=spec.path,
+        name=spec.name,
+        type="pipeline",
+        jobs=spec.jobs,
     )
 
 

@@ -1,0 +1,69 @@
+"""How a repository names and stores its objects: one ``Codec`` per repository.
+
+- ``PlainCodec`` (format 1, and format 2 without encryption): a data object is named by the
+  SHA-256 of its bytes and stored as those bytes; a metadata object (format 2: snapshot
+  root pieces, list nodes, chunks) is named by the SHA-256 of a domain prefix and its bytes,
+  and stored zstd-compressed in an envelope (``envelope.py``).
+- ``crypto.SealedCodec`` (format 2, ``--encrypt``): names are keyed hashes (HMAC-SHA-256
+  under the repository's id key, borg's "id key": equal files still share one object, but
+  nobody without the key can confirm that a known file is stored) and every stored byte is
+  sealed.
+
+The domain prefix keeps the two namespaces apart: a workspace file can never be stored
+under a metadata object's name (nor the reverse), whatever it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+from amlport.bundle import envelope
+
+ALGORITHM = "sha256"
+META_DOMAIN = b"amlport.meta/2\x00"
+MAX_META_BYTES = 64 << 20  # one list node, chunk or root, decompressed
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class Codec(Protocol):
+    """What ``ObjectStore`` and ``SnapshotStore`` ask of a repository's codec."""
+
+    #: False: data objects are stored as their plain bytes (sizes from a listing are theirs)
+    sealed: bool
+
+    def hasher(self) -> Hasher:
+        """A fresh hash of a data object's plain bytes (its name, in hex)."""
+
+    def meta_name(self, plain: bytes) -> str:
+        """The hex name of a metadata object."""
+
+    def pack_meta(self, plain: bytes, name: str) -> bytes:
+        """The stored form of a metadata object."""
+
+    def unpack_meta(self, stored: bytes, name: str, *, where: str, limit: int) -> bytes:
+        """The plain bytes of a stored metadata object (IntegrityError when damaged)."""
+
+
+class PlainCodec:
+    sealed = False
+
+    def hasher(self) -> Hasher:
+        return hashlib.sha256()
+
+    def meta_name(self, plain: bytes) -> str:
+        return hashlib.sha256(META_DOMAIN + plain).hexdigest()
+
+    def pack_meta(self, plain: bytes, name: str) -> bytes:
+        return envelope.wrap(plain, compressed=True)
+
+    def unpack_meta(self, stored: bytes, name: str, *, where: str, limit: int) -> bytes:
+        return envelope.unwrap(stored, where=where, limit=limit)
+
+
+PLAIN = PlainCodec()

@@ -1,0 +1,332 @@
+"""Format-2 snapshots: a small root and content-addressed, compressed pieces.
+
+A format-1 snapshot is one JSON manifest listing every file, rewritten whole by every run.
+Format 2 stores the same manifest (``model/manifest.py``) as:
+
+- **chunks**: each long list (files, assets, rewrites, redactions, warnings, the lineage's
+  nodes and links) is cut into runs of entries. Where a run ends is decided by the entry
+  itself (a hash of its key: a file's path, an asset's id), not by its position, so an entry
+  added, changed or removed changes its own chunk only, and an unchanged part of the
+  workspace is the same chunk in every snapshot (restic and borg cut their trees and data
+  the same way). A chunk is canonical JSON, zstd-compressed, a metadata object.
+- **list nodes**: per list, the chunks in order with their entry counts (one metadata
+  object; the same object while the list is unchanged).
+- **the root** (``snapshots/<id>``, id = the name of its plain bytes): the manifest's header
+  (source, time, tags, parent, stats, selection), the lineage's small fields, and per list
+  its node, entry count and totals, so that listing snapshots reads roots only.
+
+An unchanged re-backup therefore adds one root of about a kilobyte; a 1% change adds the
+chunks it touched and the list nodes above them. Reading walks root → nodes → chunks; a
+caller that walks several snapshots (prune, diff) passes the names it has seen and skips
+what it already read. Every piece is named by its hash and checked when read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from amlport.bundle.codec import MAX_META_BYTES
+from amlport.bundle.objects import ObjectStore, format_digest, hex_of
+from amlport.errors import IntegrityError, ParseError
+from amlport.model.manifest import LISTS, EntryReader, Manifest
+from amlport.safeload import load_json
+
+ROOT_FORMAT = "amlport.snapshot/2"
+NODE_FORMAT = "amlport.list/2"
+CHUNK_FORMAT = "amlport.chunk/2"
+LINEAGE_LISTS = ("nodes", "links")
+#: every list of a format-2 snapshot, in the order they are written
+ALL_LISTS = (*LISTS, "warnings", "lineage.nodes", "lineage.links")
+#: a chunk ends after an entry whose key hashes to 0 modulo this (so ~this many entries)
+CUT_EVERY = {"assets": 16, "files": 128}
+DEFAULT_CUT_EVERY = 128
+MAX_CHUNK_TEXT = 512 << 10  # a chunk also ends once its text is this long
+MAX_ROOT_BYTES = 16 << 20
+_HINT = "the snapshot is damaged; run `amlport verify`, then forget it or restore its pieces"
+
+
+def dumps(value: Any) -> str:
+    """Canonical compact JSON: sorted keys, UTF-8, no spaces (the bytes that are named)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)  # fmt: skip
+
+
+def _cut_key(key: str, entry: Any) -> str:
+    if isinstance(entry, dict):
+        for name in ("path", "id", "file"):
+            value = entry.get(name)
+            if isinstance(value, str):
+                return value if name != "id" else f"{entry.get('kind')}\x00{value}"
+        if "source" in entry and "target" in entry:
+            return f"{entry['source']}\x00{entry['target']}\x00{entry.get('key', '')}"
+    return dumps(entry)
+
+
+def _ends_chunk(key: str, entry: Any, every: int) -> bool:
+    mark = hashlib.blake2b(_cut_key(key, entry).encode("utf-8", "surrogatepass"), digest_size=4)
+    return int.from_bytes(mark.digest(), "big") % every == 0
+
+
+@dataclass
+class ListRef:
+    """What a root records of one list."""
+
+    node: str
+    count: int = 0
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "count": self.count, **self.totals}
+
+
+@dataclass
+class WriteStats:
+    """Metadata objects a snapshot write stored (new) or found already stored."""
+
+    pieces: int = 0
+    new_pieces: int = 0
+    new_bytes: int = 0
+
+
+class TreeWriter:
+    """Writes one snapshot's pieces; ``write`` returns the root's plain bytes."""
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        *,
+        check: Callable[[str, Any], None] | None = None,
+        check_text: Callable[[str], None] | None = None,
+    ) -> None:
+        self.objects = objects
+        self.check = check
+        self.check_text = check_text
+        self.stats = WriteStats()
+
+    def _put(self, text: str) -> str:
+        plain = text.encode("utf-8")
+        digest, new = self.objects.put_meta(plain)
+        self.stats.pieces += 1
+        if new:
+            self.stats.new_pieces += 1
+            self.stats.new_bytes += len(plain)
+        return digest
+
+    def write_list(self, key: str, items: Iterable[Any]) -> ListRef:
+        every = CUT_EVERY.get(key, DEFAULT_CUT_EVERY)
+        chunks: list[list[Any]] = []
+        texts: list[str] = []
+        length = 0
+        count = 0
+        head = '{"entries":['
+        tail = f'],"format":{dumps(CHUNK_FORMAT)},"list":{dumps(key)}}}'
+
+        def flush() -> None:
+            nonlocal texts, length
+            if texts:
+                chunks.append([self._put(head + ",".join(texts) + tail), len(texts)])
+                texts, length = [], 0
+
+        for item in items:
+            text = dumps(item)
+            if self.check_text is not None:
+                self.check_text(text)
+            texts.append(text)
+            length += len(text) + 1
+            count += 1
+            if length >= MAX_CHUNK_TEXT or _ends_chunk(key, item, every):
+                flush()
+        flush()
+        node = {"chunks": chunks, "count": count, "format": NODE_FORMAT, "list": key}
+        return ListRef(self._put(dumps(node)), count)
+
+    def write(self, manifest: Manifest, *, extra: dict[str, Any] | None = None) -> bytes:
+        """Store every piece of ``manifest`` and return its root (not stored: the caller
+        names and writes it last)."""
+        header = manifest.header()
+        header.pop("snapshot_id", None)
+        lineage = header.pop("lineage")
+        warnings = header.pop("warnings")
+        for key, value in header.items():
+            self._see(key, value)
+        self._see("lineage", lineage)
+        self._see("warnings", warnings)
+        lists: dict[str, Any] = {}
+        for key in LISTS:
+            lists[key] = self._list(key, manifest.items(key)).to_dict()
+        lists["warnings"] = self._list("warnings", warnings).to_dict()
+        small = {k: v for k, v in lineage.items() if k not in LINEAGE_LISTS}
+        for name in LINEAGE_LISTS:
+            items = lineage.get(name)
+            if isinstance(items, list):
+                lists[f"lineage.{name}"] = self._list(f"lineage.{name}", items).to_dict()
+        lists["files"].update(size=sum(f.size for f in manifest.files))
+        kinds: dict[str, int] = {}
+        for asset in manifest.assets:
+            kinds[asset.kind] = kinds.get(asset.kind, 0) + 1
+        lists["assets"].update(kinds=dict(sorted(kinds.items())))
+        root: dict[str, Any] = {
+            "format": ROOT_FORMAT,
+            "manifest": header,
+            "lineage": small,
+            "lists": lists,
+        }
+        root.update(extra or {})
+        text = dumps(root)
+        if self.check_text is not None:
+            self.check_text(dumps(header))
+        return text.encode("utf-8")
+
+    def _list(self, key: str, items: Iterable[Any]) -> ListRef:
+        return self.write_list(key, self._checked(key, items))
+
+    def _checked(self, key: str, items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            if self.check is not None and key in LISTS:
+                self.check(key, item)
+            yield item
+
+    def _see(self, key: str, value: Any) -> None:
+        if self.check is not None:
+            self.check(key, value)
+
+
+class TreeReader:
+    """Reads format-2 pieces; ``seen`` (shared between reads) skips pieces already read."""
+
+    def __init__(self, objects: ObjectStore, *, seen: set[str] | None = None) -> None:
+        self.objects = objects
+        self.seen = seen
+        self.pieces: set[str] = set()  # every piece this reader walked
+
+    def piece(self, digest: str, fmt: str, where: str) -> dict[str, Any]:
+        plain = self.objects.get_meta(digest, where=where)
+        self.pieces.add(digest)
+        return parse_piece(plain, fmt, where)
+
+    def node(self, ref: Any, key: str, where: str) -> list[tuple[str, int]]:
+        """The chunks of one list: [(digest, count)]."""
+        digest = node_digest(ref, key, where)
+        node = self.piece(digest, NODE_FORMAT, f"{where}, list {key}")
+        chunks = node.get("chunks")
+        if node.get("list") != key or not isinstance(chunks, list):
+            raise _bad(where, f"list node {digest} is not the node of {key!r}")
+        out = []
+        for item in chunks:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], int)):
+                raise _bad(where, f"list node {digest} holds a malformed chunk reference")
+            out.append((_digest(item[0], where), item[1]))
+        total = sum(n for _, n in out)
+        if total != node.get("count") or total != ref.get("count"):
+            raise _bad(where, f"list {key!r} counts disagree ({total} entries in its chunks)")
+        return out
+
+    def entries(self, ref: Any, key: str, where: str, *, skip_seen: bool = False) -> Iterator[Any]:
+        """Every entry of one list in order; with ``skip_seen``, the entries of chunks not
+        read before by any reader sharing ``seen`` (prune, diff)."""
+        for digest, count in self.node(ref, key, where):
+            if skip_seen and self.seen is not None:
+                if digest in self.seen:
+                    continue
+                self.seen.add(digest)
+            chunk = self.piece(digest, CHUNK_FORMAT, f"{where}, list {key}")
+            items = chunk.get("entries")
+            if chunk.get("list") != key or not isinstance(items, list) or len(items) != count:
+                raise _bad(where, f"chunk {digest} of list {key!r} does not hold {count} entries")
+            yield from items
+
+
+def parse_piece(plain: bytes, fmt: str, where: str) -> dict[str, Any]:
+    try:
+        value = load_json(plain.decode("utf-8"), where)
+    except (UnicodeDecodeError, ParseError) as exc:
+        raise _bad(where, f"a {fmt} piece is not valid JSON ({_reason(exc)})") from None
+    if not isinstance(value, dict) or value.get("format") != fmt:
+        found = value.get("format") if isinstance(value, dict) else type(value).__name__
+        raise IntegrityError(
+            f"{where}: expected a {fmt} piece, found {found!r}",
+            hint="upgrade amlport if the repository was written by a newer one; " + _HINT,
+        )
+    return value
+
+
+def read_root(plain: bytes, where: str) -> dict[str, Any]:
+    root = parse_piece(plain, ROOT_FORMAT, where)
+    if not isinstance(root.get("manifest"), dict) or not isinstance(root.get("lists"), dict):
+        raise _bad(where, "the root lacks its manifest header or lists")
+    return root
+
+
+def load_manifest(
+    root: dict[str, Any], reader: TreeReader, entries: EntryReader, *, lineage: bool
+) -> Manifest:
+    """The manifest of a root, through ``entries`` (which checks, shares and keeps)."""
+    where = entries.where
+    header = dict(root["manifest"])
+    lists = root["lists"]
+    for key in LISTS:
+        if key in lists:
+            entries.start(key)
+            for item in reader.entries(lists[key], key, where):
+                entries.take(key, item)
+    header["warnings"] = (
+        list(reader.entries(lists["warnings"], "warnings", where)) if "warnings" in lists else []
+    )
+    small = root.get("lineage")
+    full: dict[str, Any] = dict(small) if isinstance(small, dict) else {}
+    for name in LINEAGE_LISTS:
+        key = f"lineage.{name}"
+        if key in lists:
+            items = reader.entries(lists[key], key, where)
+            if lineage:
+                full[name] = [entries.share.tree(item) for item in items]
+            else:
+                for _ in items:  # read and checked all the same
+                    pass
+    header["lineage"] = full if lineage else {}
+    return entries.finish(header)
+
+
+def node_digest(ref: Any, key: str, where: str) -> str:
+    """The digest of a list's node as its root records it."""
+    if not isinstance(ref, dict):
+        raise _bad(where, f"list {key!r} has no node")
+    return _digest(ref.get("node"), where)
+
+
+def _digest(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(where, f"{value!r} is not a digest")
+    try:
+        hex_of(value)
+    except Exception:
+        raise _bad(where, f"{value!r} is not a digest") from None
+    return value
+
+
+def root_digest(snapshot_id: str) -> str:
+    return format_digest(snapshot_id)
+
+
+def _bad(where: str, what: str) -> IntegrityError:
+    return IntegrityError(f"{where}: {what}", hint=_HINT)
+
+
+def _reason(exc: Exception) -> str:
+    return exc.reason if isinstance(exc, ParseError) else str(exc)
+
+
+__all__ = [
+    "ALL_LISTS",
+    "MAX_META_BYTES",
+    "ROOT_FORMAT",
+    "ListRef",
+    "TreeReader",
+    "TreeWriter",
+    "load_manifest",
+    "read_root",
+]

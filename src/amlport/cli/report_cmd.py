@@ -1,0 +1,175 @@
+"""``amlport report``: one self-contained HTML page of a workspace or of a snapshot.
+
+Registered on the main app by ``report_cmd.register(app)``. Reads only: a SOURCE is walked
+read-only (as ``scan`` and ``audit`` do), a repository is opened and its snapshots read. The
+one file written is ``-o``, checked like every ``-o`` (``common.checked_output``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from amlport.cli import common
+from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.repo_options import (
+    RepoConnOpt,
+    RepoCredOpt,
+    RepoKeyOpt,
+    RepoSasOpt,
+    SourceOpt,
+    repo_auth,
+)
+from amlport.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from amlport.report import Report
+    from amlport.storage.opener import StorageAuth
+
+SCHEMA = "amlport.report/1"
+
+REPORT_HELP = """Write one self-contained HTML report of a workspace or a snapshot.
+
+TARGET is a workspace (a local storage copy or an account URL: the page shows its inventory,
+an interactive lineage graph, the designer pipelines as diagrams and the audit findings with
+their remediation), or a repository folder REPO (its latest snapshot) or REPO@SNAPSHOT (the
+snapshot's assets, files and recorded lineage, and the repository's snapshot history).
+--repo REPO adds the snapshot history of a workspace from that repository.
+
+The page needs no network to be viewed: its script, styles and data are inside it. Exit 0
+when the report was written (whatever it shows), 2 on errors.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``report`` command to ``app``."""
+    app.command(name="report", help=REPORT_HELP)(report)
+
+
+def report(
+    target: str = typer.Argument(
+        ..., metavar="SOURCE|REPO[@SNAPSHOT]", help="A workspace, a repository, or a snapshot."
+    ),
+    output: Path = typer.Option(
+        ...,
+        "-o",
+        "--output",
+        callback=common.checked_output,
+        help="The HTML file to write (its folder must exist).",
+    ),
+    repo: str | None = typer.Option(
+        None, "--repo", help="With a SOURCE: add its snapshot history from this repository."
+    ),
+    source: str | None = SourceOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+    workspace_file: Path | None = WsFileOpt,
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
+) -> None:
+    with guarded():
+        from amlport.backup.compare import parse_spec
+        from amlport.report import render_html
+
+        if not target:
+            raise UsageError("empty TARGET", hint="give a workspace, REPO or REPO@SNAPSHOT")
+        spec = parse_spec(target)
+        rauth_for = (repo_connection_string, repo_account_key, repo_sas_token, repo_credential)
+        if spec.repo is not None:
+            if repo is not None:
+                raise UsageError(
+                    "--repo is for a SOURCE: TARGET already is a repository",
+                    hint=f"drop --repo, or report the workspace: amlport report SOURCE --repo "
+                    f"{spec.repo}",
+                )
+            if workspace_file is not None:
+                raise UsageError("--workspace-file is for a SOURCE, not a repository")
+            rauth = repo_auth(str(spec.repo), *rauth_for)
+            result = _of_snapshot(spec.repo, spec.snapshot, source, rauth)
+        else:
+            if source is not None and repo is None:
+                raise UsageError(
+                    "--source chooses snapshots of a repository: give --repo REPO too",
+                    hint="or leave --source out",
+                )
+            assert spec.live is not None
+            auth = (connection_string, account_key, sas_token, credential, workspace_file)
+            rauth = repo_auth(repo, *rauth_for) if repo is not None else None
+            result = _of_source(spec.live, auth, repo, rauth, show_progress=not as_json)
+        common.write_text_atomic(output, render_html(result))
+        summary = result.summary()
+        if as_json:
+            doc = {"schema": SCHEMA, "exit_code": int(ExitCode.OK), "output": str(output)}
+            common.write_json({**doc, **summary}, None)
+        else:
+            common.err.print(
+                f"wrote HTML report of {result.kind} {result.location}: {summary['nodes']} "
+                f"lineage nodes, {summary['pipelines']} pipeline(s), {summary['snapshots']} "
+                f"snapshot(s) in its history, to {output}",
+                highlight=False,
+            )
+            common.err.print(f"open it in a browser: {output.resolve().as_uri()}", highlight=False)
+    raise typer.Exit(int(ExitCode.OK))
+
+
+def _of_source(
+    location: str,
+    auth: tuple[str | None, str | None, str | None, str | None, Path | None],
+    repo_location: str | None,
+    rauth: StorageAuth | None,
+    *,
+    show_progress: bool,
+) -> Report:
+    """Walk the workspace, audit it (data-plane facts only), add its history from REPO."""
+    from amlport.audit.dataplane import collect_data_plane
+    from amlport.audit.runner import AuditRequest, run_audit
+    from amlport.lineage import build_graph
+    from amlport.model.manifest import source_key
+    from amlport.report import add_history, from_source
+    from amlport.walk import WalkOptions
+    from amlport.walk.walker import walk_with_listing
+
+    with (
+        common.source_from(location, *auth) as src,
+        common.progress_reporter(show_progress) as progress,
+    ):
+        inv, listing = walk_with_listing(src, options=WalkOptions(progress=progress))
+        data_plane = collect_data_plane(src)
+        described = src.describe()
+    audit = run_audit(AuditRequest(inventory=inv, data_plane=data_plane, source_label=described))
+    result = from_source(inv, listing, build_graph(inv), described, audit)
+    if repo_location is not None:
+        from amlport.bundle import Repository
+
+        common.reads_repository(repo_location)
+        with Repository.open(repo_location, auth=rauth) as repository:
+            add_history(result, repository, source_key(inv.source.to_dict()), current=None)
+            if not result.history:
+                result.history_note = (
+                    f"the repository {repository.location} holds no snapshot of this workspace"
+                )
+    return result
+
+
+def _of_snapshot(
+    path: Path, snapshot: str | None, source: str | None, rauth: StorageAuth | None
+) -> Report:
+    """A snapshot (``latest`` chosen as every command chooses it) and its source's history."""
+    from amlport.bundle import Repository
+    from amlport.bundle.sources import parse_source, select_snapshot
+    from amlport.report import add_history, from_snapshot
+
+    common.reads_repository(path)
+    with Repository.open(path, auth=rauth) as repository:
+        manifest = select_snapshot(repository, snapshot, parse_source(source))
+        sid = str(manifest.snapshot_id)
+        result = from_snapshot(manifest, f"{repository.location}@{sid[:16]}")
+        add_history(result, repository, manifest.source_key, current=sid)
+    return result

@@ -1,0 +1,155 @@
+"""The ``--json`` contract (docs/json.md): every command of the app has ``--json``, a JSON
+Schema under ``src/amlport/cli/schemas/``, and prints one document that validates against
+it, with ``schema`` = ``amlport.<command>/1`` and the run's own ``exit_code``.
+
+The commands are discovered from the Typer app: a new command without ``--json``, a schema
+or a sample run here fails ``test_every_command_joins_the_contract`` by name.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import typer.main
+from cliutil import amlport
+
+from amlport.cli.app import app
+
+REPO = Path(__file__).resolve().parents[2]
+WS = REPO / "fixtures" / "workspaces"
+DESIGNER = WS / "designer-autoprice"
+QA = REPO / "tests" / "integration" / "maps" / "qa.yaml"
+SCHEMAS = REPO / "src" / "amlport" / "cli" / "schemas"
+
+
+def commands() -> dict[str, Any]:
+    """Every runnable command of the app, by its contract name (``map init`` -> ``map-init``)."""
+    found: dict[str, Any] = {}
+
+    def walk(prefix: str, command: Any) -> None:
+        subs = getattr(command, "commands", None)
+        if isinstance(subs, dict):
+            for name, sub in subs.items():
+                walk(f"{prefix}-{name}" if prefix else name, sub)
+        elif not command.hidden:
+            found[prefix] = command
+
+    walk("", typer.main.get_command(app))
+    return found
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A backup repository with two snapshots (one change between them), its ids, a pack."""
+    root = tmp_path_factory.mktemp("contract")
+    src = root / "src"
+    shutil.copytree(DESIGNER, src)
+    repo = root / "repo"
+    assert amlport("backup", str(src), "--repo", str(repo)).returncode in (0, 1)
+    changed = next(p for p in sorted(src.rglob("*.json")) if p.is_file())
+    changed.write_text(changed.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    assert amlport("backup", str(src), "--repo", str(repo)).returncode in (0, 1)
+    listed = json.loads(amlport("snapshots", str(repo), "--json").stdout)["snapshots"]
+    first = listed[0]["id"]
+    pack = root / "one.tar.gz"
+    assert amlport("pack", str(repo), "--snapshot", first, "-o", str(pack)).returncode == 0
+    return {"src": str(src), "repo": str(repo), "first": first, "pack": str(pack), "root": str(root)}
+
+
+def sample(command: str, p: dict[str, str]) -> list[str] | None:
+    """The arguments of one real run of ``command`` printing its ``--json``."""
+    root = Path(p["root"])
+    runs = {
+        "scan": ["scan", p["src"]],
+        "lineage": ["lineage", p["src"]],
+        "export": ["export", p["src"], "--repo", str(root / "exported")],
+        "verify": ["verify", p["repo"]],
+        "snapshots": ["snapshots", p["repo"]],
+        "pack": ["pack", p["repo"], "--snapshot", p["first"], "-o", str(root / "again.tar.gz")],
+        "unpack": ["unpack", p["pack"], "--repo", str(root / "unpacked")],
+        "map-init": ["map", "init", p["repo"]],
+        "import": ["import", p["repo"], "--to", str(root / "imported"), "--map", str(QA)],
+        "promote": ["promote", p["src"], "--to", str(root / "promoted"), "--map", str(QA)],
+        "backup": ["backup", p["src"], "--repo", p["repo"]],
+        "forget": ["forget", p["repo"], "--keep-last", "9", "--dry-run"],
+        "diff": ["diff", f"{p['repo']}@{p['first']}", p["repo"]],
+        "restore": [
+            "restore", p["repo"], "latest", "--to", str(root / "restored"), "--map", str(QA),
+            "--check",
+        ],  # fmt: skip
+        "audit": ["audit", p["src"]],
+    }
+    return runs.get(command)
+
+
+def schema_of(command: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / f"{command}.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("command", sorted(commands()))
+def test_every_command_joins_the_contract(command: str, place: dict[str, str]) -> None:
+    options = {opt for param in commands()[command].params for opt in getattr(param, "opts", ())}
+    assert "--json" in options, f"{command} has no --json (docs/json.md, 'A new command')"
+    assert (SCHEMAS / f"{command}.json").is_file(), f"no schema for {command}"
+    schema = schema_of(command)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["schema"] == {"const": f"amlport.{command}/1"}
+    args = sample(command, place)
+    assert args is not None, f"no sample run of {command} in {__file__}"
+    res = amlport(*args, "--json")
+    assert res.returncode in (0, 1, 3, 5), res.stderr
+    doc = json.loads(res.stdout)
+    jsonschema.validate(doc, schema)
+    assert doc["schema"] == f"amlport.{command}/1"
+    assert doc["exit_code"] == res.returncode
+
+
+def test_every_schema_belongs_to_a_command() -> None:
+    assert {p.stem for p in SCHEMAS.glob("*.json")} <= set(commands())
+
+
+def test_snapshots_json_says_which_snapshot_is_complete(place: dict[str, str]) -> None:
+    listed = json.loads(amlport("snapshots", place["repo"], "--json").stdout)["snapshots"]
+    assert [s["complete"] for s in listed] == [True] * len(listed)
+    assert all(s["short_id"] == s["id"][:8] for s in listed)
+
+
+def test_an_integrity_failure_is_a_document_with_exit_code_4(
+    place: dict[str, str], tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(place["repo"], repo)
+    victim = next(p for p in sorted((repo / "objects").rglob("*")) if p.is_file())
+    victim.write_bytes(victim.read_bytes() + b"x")
+    res = amlport("verify", str(repo), "--json")
+    doc = json.loads(res.stdout)
+    jsonschema.validate(doc, schema_of("verify"))
+    assert res.returncode == doc["exit_code"] == 4 and not doc["ok"]
+
+
+def test_scan_o_file_is_the_same_document(place: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "scan.json"
+    res = amlport("scan", place["src"], "--json", "-o", str(out))
+    assert json.loads(res.stdout) == json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_a_hostile_name_stays_a_valid_document(tmp_path: Path) -> None:
+    """Control characters, brackets and a 1,024-character name in a workspace: the document
+    still parses, validates and carries the names back unchanged."""
+    src = tmp_path / "src"
+    shutil.copytree(DESIGNER, src)
+    store = next(p for p in src.iterdir() if p.name.startswith("azureml-blobstore"))
+    odd = ["x[/]y\x1b[31m.txt", "ws[prod]..\u202e.txt", "n" * 1000 + ".txt"]
+    for name in odd:
+        (store / name).write_text("hello", encoding="utf-8")
+    res = amlport("scan", str(src), "--json")
+    doc = json.loads(res.stdout)
+    jsonschema.validate(doc, schema_of("scan"))
+    assert "\x1b" not in res.stdout  # escaped the JSON way, decoded back below
+    text = json.dumps(doc, ensure_ascii=False)
+    assert doc["inventory"]["counts"]["blobs"] > 0 and "x[/]y" in text
