@@ -11,6 +11,7 @@ from typing import Any
 
 from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
 from amlport.exporters.v2yaml import asset_name
+from amlport.lineage.designer import describe_pipeline, to_markdown
 from amlport.model.inventory import Inventory, Run
 from amlport.model.manifest import AssetEntry
 from amlport.safeload import dump_yaml
@@ -30,15 +31,23 @@ class RunGraphExporter:
         if run is None or not run.children:
             raise AssetUnsupported(f"{item.node} is not a pipeline run")
         doc = describe(ctx.inventory, run)
+        designer = any(s.get("module", "").startswith("azureml.studio") for s in doc["steps"])
         path = f"pipelines/{run.run_id}.yml"
+        files = [path]
+        extra: dict[str, Any] = {}
+        if designer:  # the document a person rebuilds it from (docs/designer.md)
+            doc["designer"] = describe_pipeline(ctx.inventory, run)
+            markdown = f"pipelines/{run.run_id}.md"
+            ctx.files.add_generated(markdown, to_markdown(doc["designer"]).encode("utf-8"))
+            files.append(markdown)
+            extra["designer_document"] = markdown
         data = dump_yaml(doc)
         ctx.files.add_generated(path, data)
-        designer = any(s.get("module", "").startswith("azureml.studio") for s in doc["steps"])
         return AssetEntry(
             kind="pipeline",
             name=asset_name("pipeline-run", run.run_id),
             id=item.node,
-            files=[path],
+            files=files,
             v2_yaml=None,
             portable=not designer,
             requires=sorted(f"run:{c}" for c in run.children if f"run:{c}" in ctx.selected),
@@ -46,6 +55,7 @@ class RunGraphExporter:
                 "spec_type": "designer_pipeline_run" if designer else "pipeline_run",
                 "description": path,
                 "steps": len(doc["steps"]),
+                **extra,
             },
         )
 

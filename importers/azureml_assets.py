@@ -5,8 +5,9 @@ restore writes them); environments carry their conda file or build context; a co
 its YAML with its ``code:`` folder, and a job that names an emitted component (in a pipeline
 or a pipeline component) names it as ``azureml:<name>:<version>`` (``@latest`` without a
 version), so ``register.sh`` registers components innermost first, then the pipelines; a v2
-pipeline is its project folder re-bound by ``rewrite_file``. ``plan`` only reads; ``apply`` writes each
-file atomically after re-checking, so a re-run is all skip. See docs/importing-assets.md.
+pipeline is its project folder re-bound by ``rewrite_file``. ``plan`` only reads; ``apply``
+writes each file atomically after re-checking, so a re-run is all skip. See
+docs/importing-assets.md.
 """
 
 from __future__ import annotations

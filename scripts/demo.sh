@@ -18,6 +18,7 @@ PY=$(dirname "$AMLPORT")/python
 mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/amlport-demo.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+export AMLPORT_CACHE_DIR="$WORK/cache"  # the demo leaves no read cache behind
 WS=$WORK/autoprice  # the "dev" workspace (a copy of the fixture)
 REPO=$WORK/backups  # the backup repository
 QA=$WORK/qa         # the renamed workspace restored into

@@ -58,7 +58,13 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     first = listed[0]["id"]
     pack = root / "one.tar.gz"
     assert amlport("pack", str(repo), "--snapshot", first, "-o", str(pack)).returncode == 0
-    return {"src": str(src), "repo": str(repo), "first": first, "pack": str(pack), "root": str(root)}
+    return {
+        "src": str(src),
+        "repo": str(repo),
+        "first": first,
+        "pack": str(pack),
+        "root": str(root),
+    }
 
 
 def sample(command: str, p: dict[str, str]) -> list[str] | None:
@@ -79,10 +85,17 @@ def sample(command: str, p: dict[str, str]) -> list[str] | None:
         "forget": ["forget", p["repo"], "--keep-last", "9", "--dry-run"],
         "diff": ["diff", f"{p['repo']}@{p['first']}", p["repo"]],
         "restore": [
-            "restore", p["repo"], "latest", "--to", str(root / "restored"), "--map", str(QA),
+            "restore",
+            p["repo"],
+            "latest",
+            "--to",
+            str(root / "restored"),
+            "--map",
+            str(QA),
             "--check",
-        ],  # fmt: skip
+        ],
         "audit": ["audit", p["src"]],
+        "describe": ["describe", p["src"], "a186e29d"],
     }
     return runs.get(command)
 
@@ -139,17 +152,21 @@ def test_scan_o_file_is_the_same_document(place: dict[str, str], tmp_path: Path)
 
 
 def test_a_hostile_name_stays_a_valid_document(tmp_path: Path) -> None:
-    """Control characters, brackets and a 1,024-character name in a workspace: the document
-    still parses, validates and carries the names back unchanged."""
+    """Control characters, brackets, '..' and a long name in a workspace: the document still
+    parses, validates and carries the names back unchanged (escaped the JSON way)."""
     src = tmp_path / "src"
     shutil.copytree(DESIGNER, src)
     store = next(p for p in src.iterdir() if p.name.startswith("azureml-blobstore"))
-    odd = ["x[/]y\x1b[31m.txt", "ws[prod]..\u202e.txt", "n" * 1000 + ".txt"]
-    for name in odd:
-        (store / name).write_text("hello", encoding="utf-8")
+    names = ["x[bold]y[red]\x1b[2J", "ws[prod]..\u202e", "n" * 250]
+    for name in names:
+        folder = store / "azureml" / name / "Trained_model"
+        folder.mkdir(parents=True)
+        (folder / "data.ilearner").write_text("x", encoding="utf-8")
     res = amlport("scan", str(src), "--json")
+    assert "\x1b" not in res.stdout and "\u202e" not in res.stdout
     doc = json.loads(res.stdout)
     jsonschema.validate(doc, schema_of("scan"))
-    assert "\x1b" not in res.stdout  # escaped the JSON way, decoded back below
-    text = json.dumps(doc, ensure_ascii=False)
-    assert doc["inventory"]["counts"]["blobs"] > 0 and "x[/]y" in text
+    assert doc["exit_code"] == res.returncode
+    locs = {m["loc"] for m in doc["inventory"]["models"]}
+    for name in names:
+        assert any(loc.startswith(f"workspaceblobstore/azureml/{name}") for loc in locs), name

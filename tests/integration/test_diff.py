@@ -82,7 +82,7 @@ def test_designer_changes_are_reported_by_asset_run_and_edge(tmp_path: Path) -> 
             "kind": "consumed",
         }
     ]
-    assert doc["lineage"]["edges_added"] == [] and doc["files"]["removed"] == 21
+    assert doc["lineage"]["edges_added"] == [] and doc["files"]["removed"] == 24
 
 
 def test_two_snapshots_by_id_prefix_and_the_human_summary(tmp_path: Path) -> None:

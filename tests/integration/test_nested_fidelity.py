@@ -158,4 +158,28 @@ def test_component_bundle_lists_component_assets(moved: dict[str, Any]) -> None:
     comps = {a.name: a for a in manifest.assets if a.kind == "component"}
     assert len(comps) == 8
     assert comps["data_pipeline"].attrs["spec_type"] == "pipeline"
-    assert comps["data_pipeline"].attrs["depth"] == 1 and comps["prep_taxi_data"].attrs["depth"] == 0
+    assert (
+        comps["data_pipeline"].attrs["depth"] == 1 and comps["prep_taxi_data"].attrs["depth"] == 0
+    )
+
+
+def test_nested_pipeline_export_carries_the_components_it_names_recursively(
+    tmp_path: Path,
+) -> None:
+    result = run_export(
+        LocalSource(WS),
+        tmp_path / "repo",
+        ExportRequest(include=frozenset({"pipelines"}), dry_run=True),
+    )
+    names = sorted(a.name for a in result.assets if a.kind == "component")
+    # score_taxi_model: named by train_pipeline as azureml:score_taxi_model@latest.
+    assert names == [
+        "compare_taxi_models",
+        "data_pipeline",
+        "predict_taxi_fares",
+        "prep_taxi_data",
+        "score_taxi_model",
+        "taxi_feature_engineering",
+        "train_linear_regression_model",
+        "train_pipeline",
+    ]

@@ -2,7 +2,8 @@
 
 Conditional Put Blob (create-only, refresh-only), the multipart upload of a spooled object
 and its guards: a spool that no longer holds the hashed bytes is never committed, and the
-source's obstore path has no writing method at all.
+source's obstore path has no writing method at all (the target's writes:
+test_obstore_target_writes.py).
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def test_a_spool_changed_under_the_upload_is_never_committed(azurite: az.Azurite
         store.close()
 
 
-def test_only_the_repository_store_gets_a_writing_obstore_path(azurite: az.Azurite) -> None:
+def test_a_source_gets_no_writing_obstore_path(azurite: az.Azurite) -> None:
+    """The repository store and the import target write through obstore
+    (tests/integration/test_obstore_target_writes.py); a source cannot."""
     store, _ = _store(azurite)
     container = f"src-{uuid.uuid4().hex[:16]}"
     azurite.source.service_client().create_container(container)

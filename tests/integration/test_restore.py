@@ -78,7 +78,7 @@ def test_restore_repairs_a_deleted_file(tmp_path: Path) -> None:
     ilearner.unlink()  # a re-run restores it: the check passes again
     again = _restore(repo, target)
     assert again.check is not None and again.check.ok
-    assert again.imported.counts == {"create": 1, "skip": 161}
+    assert again.imported.counts == {"create": 1, "skip": 186}
 
 
 def test_lineage_differences_are_named(tmp_path: Path) -> None:

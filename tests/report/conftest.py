@@ -20,18 +20,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import browser`
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import reportutil`
 
-from browser import start_chromium  # noqa: E402
-from cliutil import amlport  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT / "fixtures" / "workspaces" / "designer-autoprice"
-CONDA_ENV = (
-    "azureml/ExperimentRun/dcid.a79bd916-2790-4202-89ed-fbdede3ccf1d/trained_model_outputs/"
-    "conda_env.yaml"
-)
-SHOTS = ROOT / "build" / "report"  # screenshots for people to look at
+from cliutil import amlport
+from reportutil import CONDA_ENV, FIXTURE, start_chromium
 
 
 @pytest.fixture(scope="module")

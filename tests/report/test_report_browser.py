@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from cliutil import amlport
-from conftest import SHOTS
+from reportutil import FIXTURE, SHOTS
 
 from amlport.lineage import build_graph
 from amlport.storage.local import LocalSource
@@ -69,6 +69,7 @@ def screenshot(driver: Any, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     height = driver.execute_script("return document.body.scrollHeight")
     driver.set_window_size(1400, min(int(height), 8000))
+    driver.execute_script("window.scrollTo(0, 0)")
     time.sleep(0.3)  # the resize relayouts the canvas
     path = SHOTS / name
     driver.save_screenshot(str(path))
@@ -77,22 +78,23 @@ def screenshot(driver: Any, name: str) -> Path:
 
 
 def click_node(driver: Any, kind: str, label: str) -> None:
-    """A real mouse click on the node's place in the canvas."""
+    """A real mouse click on the node's place in the canvas (viewport coordinates)."""
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
 
     x, y = driver.execute_script(
+        "var kind = arguments[0], label = arguments[1];"
         "var n = window.amlportGraph.nodes().filter(function (e) {"
-        " return e.data('kind') === arguments[0] && e.data('label') === arguments[1]; })[0];"
-        "var p = n.renderedPosition(); return [p.x, p.y];",
+        " return e.data('kind') === kind && e.data('label') === label; })[0];"
+        "var box = document.getElementById('cy');"
+        "box.scrollIntoView({block: 'center'});"
+        "var r = box.getBoundingClientRect(), p = n.renderedPosition();"
+        "return [r.left + p.x, r.top + p.y];",
         kind,
         label,
     )
-    canvas = driver.find_element(By.ID, "cy")
-    size = canvas.size
-    offset_x = round(x - size["width"] / 2)
-    offset_y = round(y - size["height"] / 2)
-    ActionChains(driver).move_to_element_with_offset(canvas, offset_x, offset_y).click().perform()
+    actions = ActionChains(driver)
+    actions.w3c_actions.pointer_action.move_to_location(round(x), round(y)).click()
+    actions.perform()
 
 
 def texts(driver: Any, selector: str) -> list[str]:
@@ -134,7 +136,7 @@ def test_workspace_report_draws_the_graph_and_a_click_shows_upstream(
     assert texts(chrome, "#audit .finding.fail details summary")[0] == "Remediation"
     history = texts(chrome, "#history tbody tr")
     assert len(history) == 2
-    assert "+0 −0 ~1" in history[0]  # the newest first: one file changed
+    assert "+0 -0 ~1" in history[0]  # the newest first: one file changed
     no_network_and_no_errors(chrome)
     shot = screenshot(chrome, "report-workspace.png")
     assert shot.stat().st_size > 20_000
@@ -186,7 +188,7 @@ MLMODEL = (
     Path(__file__).resolve().parents[2] / "fixtures" / "workspaces" / "messy" / "azureml"
     / "ExperimentRun" / "dcid.5457b928-888f-4d08-9555-11c99e4d851a" / "model" / "MLmodel"
 )  # fmt: skip
-WORKSPACE = "ws'\"<b>prod</b>"
+WORKSPACE = "ws'\"&amp;<q onmouseover=x"  # workspace.yaml refuses a "<…>" placeholder
 
 
 def _long_name() -> str:
@@ -202,8 +204,6 @@ def _long_name() -> str:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import FIXTURE
-
     ws = tmp_path_factory.mktemp("hostile") / "ws"
     shutil.copytree(FIXTURE, ws)
     descriptor = ws / "workspace.yaml"
@@ -231,7 +231,7 @@ def test_hostile_names_cannot_inject_markup_or_script(
     write_report(str(hostile), "-o", str(page))
     raw = page.read_text(encoding="utf-8")
     # Not one hostile name reaches the file as markup, nor any raw control character.
-    for bad in ("<img src=x", "<script>window", "<svg onload", "<b>prod", "\x1b", "\u202e"):
+    for bad in ("<img src=x", "<script>window", "<svg onload", "<q onm", "\x1b", "\u202e"):
         assert bad not in raw
     assert raw.count("<script") == 3  # the data, Cytoscape.js, the page script
 
@@ -246,8 +246,9 @@ def test_hostile_names_cannot_inject_markup_or_script(
     buttons = texts(chrome, "#node-list button")
     assert RUN_ID in buttons
     chrome.execute_script(
+        "var name = arguments[0];"
         "Array.from(document.querySelectorAll('#node-list button'))"
-        ".filter(function (b) { return b.textContent === arguments[0]; })[0].click();",
+        ".filter(function (b) { return b.textContent === name; })[0].click();",
         RUN_ID,
     )
     assert texts(chrome, "#panel .sel-title") == [RUN_ID]

@@ -69,7 +69,9 @@ def test_missing_expected_outputs_are_audit_failures_with_the_scan_paths() -> No
     flagged = _results(_audit(inv), "AMLP-HYG-009")
     assert {r.outcome.path for r in flagged} == scan_paths
     assert all(r.state is State.FAIL for r in flagged)
-    assert any("messy_e_empty_output_producer/champion_model" in str(r.outcome.path) for r in flagged)
+    assert any(
+        "messy_e_empty_output_producer/champion_model" in str(r.outcome.path) for r in flagged
+    )
 
 
 def test_clean_workspaces_pass_both_rules() -> None:

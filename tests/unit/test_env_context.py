@@ -29,7 +29,6 @@ from amlport.walk.environments import resolve
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"
-BLOBSTORE = "azureml-blobstore-ecd26aa2-5440-4f6a-a6f4-f1d4d1a5c3a8"
 UPLOAD = "LocalUpload/5f0c1e9a2b7d4c6e8a1f3b5d7c9e0a24/taxi-project"
 ENV_SCHEMA = "https://azuremlschemas.azureedge.net/latest/environment.schema.json"
 CONDA = """name: taxi

@@ -221,7 +221,9 @@ def _findings_for(inv: Inventory, folder: str) -> list[F.Finding]:
 
 def test_deeply_nested_signature_is_a_finding_and_the_model_is_kept(tmp_path: Path) -> None:
     deep = "[" * 5000 + "]" * 5000
-    inv, folder = _scan_one(tmp_path, _mlmodel_text({"inputs": deep, "outputs": '[{"type": "long"}]'}))
+    inv, folder = _scan_one(
+        tmp_path, _mlmodel_text({"inputs": deep, "outputs": '[{"type": "long"}]'})
+    )
     model = _model(inv, folder)
     assert model.signature == {"outputs": ["long"]}
     (finding,) = _findings_for(inv, folder)
@@ -247,7 +249,7 @@ def test_a_huge_single_line_signature_is_summarised(tmp_path: Path) -> None:
 
 def test_signature_alias_bomb_is_refused_with_a_finding(tmp_path: Path) -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     bomb = "\n".join(lines) + "\nflavors: {python_function: {env: conda.yaml}}\n"
     bomb += "signature: {inputs: *a8}\n"
     inv, folder = _scan_one(tmp_path, bomb.encode())
@@ -264,9 +266,7 @@ def test_signature_alias_bomb_is_refused_with_a_finding(tmp_path: Path) -> None:
         ("a string", "not a mapping"),
     ],
 )
-def test_malformed_signatures_are_findings(
-    tmp_path: Path, signature: Any, reason: str
-) -> None:
+def test_malformed_signatures_are_findings(tmp_path: Path, signature: Any, reason: str) -> None:
     inv, folder = _scan_one(tmp_path, _mlmodel_text(signature))
     assert _model(inv, folder).run_id == RUN
     (finding,) = _findings_for(inv, folder)

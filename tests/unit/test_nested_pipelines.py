@@ -95,7 +95,8 @@ def _component(name: str, version: str | None = "1", code: str = ".") -> str:
     head = f"$schema: {S}/commandComponent.schema.json\nname: {name}\n"
     if version is not None:
         head += f"version: {version}\n"
-    return head + f"type: command\ncode: {code}\ncommand: python x.py\noutputs:\n  o:\n    type: uri_folder\n"
+    body = f"type: command\ncode: {code}\ncommand: python x.py\n"
+    return head + body + "outputs:\n  o:\n    type: uri_folder\n"
 
 
 PROJECT = {
@@ -158,9 +159,9 @@ def test_nested_jobs_bindings_and_component_edges(tmp_path: Path) -> None:
     data, train = f"{P}/data_pipeline/data_pipeline.yml", f"{P}/train_pipeline/train_pipeline.yml"
     assert inv.components[data].type == inv.components[train].type == "pipeline"
     outer = f"pipeline:{P}/pipeline.yml"
-    assert _out(lg, f"{outer.replace('pipeline:', 'component:')}#data_pipeline", "uses_component") == {
-        f"component:{data}"
-    }
+    assert _out(
+        lg, f"{outer.replace('pipeline:', 'component:')}#data_pipeline", "uses_component"
+    ) == {f"component:{data}"}
     assert _out(lg, f"component:{data}", "parent_of") == {
         f"component:{data}#prep_job",
         f"component:{data}#transform_job",
@@ -183,7 +184,7 @@ def test_nested_jobs_bindings_and_component_edges(tmp_path: Path) -> None:
     assert len(dangling) == 1 and "missing_job" in dangling[0].message
     assert dangling[0].path.endswith("data_pipeline/data_pipeline.yml")
     # An export of the pipeline carries the component files it names, recursively.
-    closure = lg.closure([outer])
+    closure = lg.closure([f"{outer.replace('pipeline:', 'component:')}#data_pipeline"])
     assert f"component:{P}/data_pipeline/prep_src/prep.yml" in closure
 
 
@@ -220,7 +221,7 @@ def test_code_snapshot_resolution_when_the_relative_file_is_not_uploaded(tmp_pat
         "type: pipeline\njobs:\n  prep:\n    type: command\n    component: ./prep_src/prep.yml\n"
         "  twice:\n    type: command\n    component: ./twice_src/t.yml\n"
     )
-    inv, lg = _scan(
+    _, lg = _scan(
         tmp_path,
         {
             f"LocalUpload/{h1}/nyc/pipeline.yml": pipe,
@@ -256,15 +257,17 @@ def test_component_reference_forms(ref: str, expected: tuple[str, str | None] | 
 
 def test_hostile_references_and_names(tmp_path: Path) -> None:
     long = "n" * 1024
-    selfref = "type: pipeline\nname: loop\njobs:\n  me:\n    type: pipeline\n    component: ./loop.yml\n"
+    selfref = (
+        "type: pipeline\nname: loop\njobs:\n  me:\n    type: pipeline\n    component: ./loop.yml\n"
+    )
     a = "type: pipeline\njobs:\n  b:\n    type: pipeline\n    component: ./b.yml\n"
     b = "type: pipeline\njobs:\n  a:\n    type: pipeline\n    component: ./a.yml\n"
     climb = (
         "type: pipeline\njobs:\n  x:\n    type: command\n    component: ../../../../etc/x.yml\n"
         f"  '[y]':\n    type: command\n    component: 'azureml:{long}:1'\n"
-        "  z:\n    type: command\n    component: \"azureml:[z]\\x07@latest\"\n"
+        '  z:\n    type: command\n    component: "azureml:[z]\\x07@latest"\n'
     )
-    inv, lg = _scan(
+    _, lg = _scan(
         tmp_path,
         {
             "loop.yml": selfref,
@@ -279,5 +282,11 @@ def test_hostile_references_and_names(tmp_path: Path) -> None:
     assert ("climb.yml#[y]", f"component:{P}/long.yml") in uses
     assert not any(u.startswith(("climb.yml#x", "climb.yml#z", "loop.yml")) for u, _ in uses)
     # a and b name each other: each is the other's component; a cycle the graph survives.
-    assert ("a.yml#b", f"component:{P}/b.yml") in uses and ("b.yml#a", f"component:{P}/a.yml") in uses
-    assert lg.closure([f"component:{P}/a.yml"]) >= {f"component:{P}/b.yml"}
+    assert ("a.yml#b", f"component:{P}/b.yml") in uses and (
+        "b.yml#a",
+        f"component:{P}/a.yml",
+    ) in uses
+    assert lg.closure([f"component:{P}/a.yml#b"]) >= {
+        f"component:{P}/b.yml",
+        f"component:{P}/a.yml#b",
+    }

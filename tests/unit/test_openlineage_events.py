@@ -88,7 +88,9 @@ def test_a_pipeline_parent_ends_as_its_children_did() -> None:
     parent = inv.runs["tidy_river_3k8d0x2p1q"]
     assert parent.status == "completed"
     kids = [inv.runs[c] for c in parent.children]
-    assert parent.started is not None and all(_at(parent.started) <= _at(str(k.started)) for k in kids)
+    assert parent.started is not None and all(
+        _at(parent.started) <= _at(str(k.started)) for k in kids
+    )
     assert parent.ended is not None and all(_at(parent.ended) >= _at(str(k.ended)) for k in kids)
 
 
@@ -168,7 +170,8 @@ def test_driver_log_exit_code_decides_the_state() -> None:
 def test_a_step_still_running_has_no_end() -> None:
     found = read_times(
         "logs/azureml/executionlogs.txt",
-        "[2022-10-05 18:04:22Z] Job is running, job runstatus is Running\n[2022-10-05 18:05:00Z] x\n",
+        "[2022-10-05 18:04:22Z] Job is running, job runstatus is Running\n"
+        "[2022-10-05 18:05:00Z] x\n",
     )
     assert (found.started, found.ended, found.status) == ("2022-10-05T18:04:22Z", None, None)
 

@@ -16,7 +16,8 @@ under a metadata object's name (nor the reverse), whatever it holds.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Protocol
 
 from amlport.bundle import envelope
 
@@ -49,6 +50,34 @@ class Codec(Protocol):
     def unpack_meta(self, stored: bytes, name: str, *, where: str, limit: int) -> bytes:
         """The plain bytes of a stored metadata object (IntegrityError when damaged)."""
 
+    def stored_size(self, plain_size: int) -> int:
+        """Bytes a data object of ``plain_size`` bytes takes in the store (plain: the same;
+        sealed: plus a deterministic overhead), for size checks made from a listing."""
+
+    def data_writer(self, sink: Callable[[bytes], None]) -> DataWriter:
+        """Turns a data object's plain bytes into its stored form, written to ``sink``."""
+
+    def pack_data(self, plain: bytes, name: str) -> bytes:
+        """The stored form of a data object."""
+
+    def open_data(self, raw: BinaryIO, name: str, *, where: str) -> Iterator[bytes]:
+        """The plain bytes of a stored data object, a piece at a time."""
+
+
+class DataWriter(Protocol):
+    def write(self, data: bytes, /) -> None: ...
+
+    def finish(self, name: str, /) -> None:
+        """The stream ended; ``name``: its hex name (a sealed object binds it)."""
+
+
+class _PassThrough:
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
+        self.write = sink
+
+    def finish(self, name: str) -> None:
+        pass
+
 
 class PlainCodec:
     sealed = False
@@ -64,6 +93,19 @@ class PlainCodec:
 
     def unpack_meta(self, stored: bytes, name: str, *, where: str, limit: int) -> bytes:
         return envelope.unwrap(stored, where=where, limit=limit)
+
+    def stored_size(self, plain_size: int) -> int:
+        return plain_size
+
+    def data_writer(self, sink: Callable[[bytes], None]) -> DataWriter:
+        return _PassThrough(sink)
+
+    def pack_data(self, plain: bytes, name: str) -> bytes:
+        return plain
+
+    def open_data(self, raw: BinaryIO, name: str, *, where: str) -> Iterator[bytes]:
+        while chunk := raw.read(1 << 20):
+            yield chunk
 
 
 PLAIN = PlainCodec()

@@ -25,7 +25,14 @@ FORMAT_MAJOR = 2  # what a new repository gets (docs/design/0007-repository-form
 SUPPORTED_FORMAT_MAJORS = (1, 2)
 MAX_CONFIG_BYTES = 64 * 1024
 OBJECTS = {"hash": "sha256", "fanout": 2}  # how objects are named: the only layout known
-_KEYS = frozenset(("format", "version", "id", "created", "created_by", "objects"))
+# An encrypted repository (``crypto.py``, docs/design/0009): the only scheme known. Format 2 only.
+ENCRYPTION = {
+    "cipher": "aes-256-gcm",
+    "kdf": "hkdf-sha256",
+    "id_hash": "hmac-sha256",
+    "segment": 1 << 20,
+}
+_KEYS = frozenset(("format", "version", "id", "created", "created_by", "objects", "encryption"))
 _HINT = "the repository configuration is damaged; restore config.json from a copy"
 
 
@@ -35,19 +42,22 @@ class RepositoryConfig:
     version: int = FORMAT_MAJOR
     created: str = ""
     created_by: str = ""
+    encrypted: bool = False  # ``encryption`` (the scheme of ``ENCRYPTION``) recorded
 
     @classmethod
-    def new(cls, *, version: int = FORMAT_MAJOR) -> RepositoryConfig:
+    def new(cls, *, version: int = FORMAT_MAJOR, encrypted: bool = False) -> RepositoryConfig:
         now = format_time(datetime.now(timezone.utc))
         return cls(
-            id=uuid.uuid4().hex, version=version, created=now, created_by=f"amlport {__version__}"
-        )
+            id=uuid.uuid4().hex, version=version, created=now,
+            created_by=f"amlport {__version__}", encrypted=encrypted,
+        )  # fmt: skip
 
     def upgraded(self) -> RepositoryConfig:
         """The same repository at the current format (``repo upgrade``)."""
         return RepositoryConfig(
-            id=self.id, version=FORMAT_MAJOR, created=self.created, created_by=self.created_by
-        )
+            id=self.id, version=FORMAT_MAJOR, created=self.created, created_by=self.created_by,
+            encrypted=self.encrypted,
+        )  # fmt: skip
 
     def to_bytes(self) -> bytes:
         data: dict[str, Any] = {
@@ -58,6 +68,8 @@ class RepositoryConfig:
             "created_by": self.created_by,
             "objects": dict(OBJECTS),
         }
+        if self.encrypted:
+            data["encryption"] = dict(ENCRYPTION)
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -83,11 +95,15 @@ class RepositoryConfig:
                 hint="upgrade amlport to use this repository",
             )
         _check_known(data, where)
+        encrypted = "encryption" in data
+        if encrypted and version < 2:
+            raise _unsupported(where, "encryption in a format-1 repository")
         return cls(
             id=repo_id,
             version=version,
             created=str(data.get("created", "")),
             created_by=str(data.get("created_by", "")),
+            encrypted=encrypted,
         )
 
 
@@ -108,6 +124,19 @@ def _check_known(data: dict[str, Any], where: str) -> None:
         if want is None or type(value) is not type(want) or value != want:  # 2.0 is not 2
             found = f"objects.{key} = {json.dumps(value)}" if key in objects else f"no {key}"
             raise _unsupported(where, f"{found} (supported: {json.dumps(OBJECTS)})")
+    if "encryption" in data:
+        _check_exact(data["encryption"], ENCRYPTION, "encryption", where)
+
+
+def _check_exact(value: Any, want: dict[str, Any], name: str, where: str) -> None:
+    """``value`` is exactly ``want`` (no other key, no other value or type)."""
+    if not isinstance(value, dict):
+        raise IntegrityError(f"{where}: config.json '{name}' is not an object", hint=_HINT)
+    for key in sorted(set(value) | set(want), key=str):
+        got, expected = value.get(key), want.get(key)
+        if expected is None or type(got) is not type(expected) or got != expected:
+            found = f"{name}.{key} = {json.dumps(got)}" if key in value else f"no {name}.{key}"
+            raise _unsupported(where, f"{found} (supported: {json.dumps(want)})")
 
 
 def _unsupported(where: str, what: str) -> IntegrityError:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from amlport.bundle import envelope
-from amlport.bundle.codec import MAX_META_BYTES, PLAIN, Codec
+from amlport.bundle.codec import MAX_META_BYTES, PLAIN, Codec, Hasher
 from amlport.bundle.files import TooLarge
 from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
@@ -93,13 +93,48 @@ class ObjectStore:
         """Bytes of a stored object, None when it is missing."""
         return self.store.size(self.key(digest))
 
+    def stored_size(self, plain_size: int) -> int:
+        """Bytes a data object of ``plain_size`` bytes takes in this store (the codec's
+        overhead added: ``size``/``sizes``/``sizer`` report stored sizes)."""
+        return self.codec.stored_size(plain_size)
+
+    def plain_sizer(self) -> Sizer:
+        """``sizer`` in plain bytes (what a manifest records): -1 for a stored size no plain
+        size gives (a damaged sealed object), so it never matches a recorded size."""
+        sizer = self.sizer()
+        if not self.codec.sealed:
+            return sizer
+        from amlport.bundle.crypto import plain_size_of
+
+        def size(digest: str) -> int | None:
+            stored = sizer(digest)
+            if stored is None:
+                return None
+            plain = plain_size_of(stored)
+            return -1 if plain is None else plain
+
+        return size
+
+    def digest_of(self, data: bytes) -> str:
+        """The name of a data object holding ``data`` in this repository."""
+        if not self.codec.sealed:
+            return digest_of(data)
+        hasher = self.codec.hasher()
+        hasher.update(data)
+        return format_digest(hasher.hexdigest())
+
     def put_bytes(self, data: bytes) -> str:
         return self.add(data)[0]
 
     def add(self, data: bytes) -> tuple[str, bool]:
         """Store ``data``; (its digest, whether this call stored it: False when present)."""
-        digest = digest_of(data)
-        return digest, self.store.put_once(self.key(digest), data)  # write once
+        digest = self.digest_of(data)
+        key = self.key(digest)
+        if self.codec.sealed:
+            if self.store.exists(key):
+                return digest, False
+            return digest, self.store.put_once(key, self.codec.pack_data(data, hex_of(digest)))
+        return digest, self.store.put_once(key, data)  # write once
 
     def put_stream(
         self,
@@ -122,7 +157,10 @@ class ObjectStore:
         hint = self.key(expected_digest) if expected_digest else None
         with self.store.staging(FOLDER, hint) as stage:
             with_md5 = want_md5 is not None
-            sha, md5, size = _copy_hashing(stream, stage, chunk_size, with_md5, progress)
+            sealer = _SealingStage(self.codec, stage) if self.codec.sealed else None
+            sink = stage if sealer is None else sealer
+            hasher = self.codec.hasher() if sealer is not None else None
+            sha, md5, size = _copy_hashing(stream, sink, chunk_size, with_md5, progress, hasher)
             if want_md5 is not None and md5 is not None and md5.digest() != want_md5:
                 raise IntegrityError(
                     f"content MD5 mismatch after {size} bytes: expected {want_md5.hex()}, "
@@ -135,7 +173,10 @@ class ObjectStore:
                     f"object {expected_digest} is corrupt: its bytes hash to {digest}",
                     hint="the copy was damaged or tampered with; get a fresh one",
                 )
-            stage.commit(self.key(digest), digest)
+            if sealer is not None:  # the store re-checks the SHA-256 of what it was given
+                stage.commit(self.key(digest), sealer.finish(hex_of(digest)))
+            else:
+                stage.commit(self.key(digest), digest)
         return digest, size
 
     # --- metadata objects (format 2: snapshot pieces, ``trees.py``) ------------------------
@@ -176,21 +217,36 @@ class ObjectStore:
         """The object's bytes, checked; ``size``: what the manifest says it holds (never more
         is read; unknown: the size it has in the store)."""
         data = self._read(digest, size)
-        if digest_of(data) != digest:
+        if self.codec.sealed:
+            where = f"object {digest}"
+            data = b"".join(self.codec.open_data(io.BytesIO(data), hex_of(digest), where=where))
+        actual = self.digest_of(data)
+        if actual != digest:
             raise IntegrityError(
-                f"object {digest} is corrupt: its bytes hash to {digest_of(data)}",
-                hint=_VERIFY_HINT,
+                f"object {digest} is corrupt: its bytes hash to {actual}", hint=_VERIFY_HINT
             )
         return data
 
     def open(self, digest: str, size: int | None = None) -> BinaryIO:
         """A reader that raises IntegrityError at end of file when the bytes do not match;
         ``size``: what the manifest says it holds (a larger object is refused at once)."""
+        limit = None if size is None else self.stored_size(size)
         try:
-            raw = self.store.open(self.key(digest), limit=size)
+            raw = self.store.open(self.key(digest), limit=limit)
         except FileNotFoundError:
             raise _missing(digest) from None
-        return io.BufferedReader(_VerifyingReader(raw, digest), buffer_size=CHUNK_SIZE)
+        return io.BufferedReader(self._verifying(raw, digest), buffer_size=CHUNK_SIZE)
+
+    def _verifying(self, raw: BinaryIO, digest: str) -> _VerifyingReader:
+        if not self.codec.sealed:
+            return _VerifyingReader(raw, digest)
+        try:
+            plain = _Segments(raw, self.codec.open_data(raw, hex_of(digest),
+                                                         where=f"object {digest}"))  # fmt: skip
+        except BaseException:
+            raw.close()
+            raise
+        return _VerifyingReader(plain, digest, self.codec.hasher())
 
     def check(self, digest: str) -> str | None:
         """None when the object is present and whole, else the problem in words."""
@@ -201,17 +257,18 @@ class ObjectStore:
         """Read an object once: (its size, the problem in words or None); (None, None) when it
         is missing. One request per object in a remote store. ``expected``: the size the
         manifest says; a larger object is measured, not read."""
+        limit = None if expected is None else self.stored_size(expected)
         try:
-            raw = self.store.open(self.key(digest), limit=expected)
+            raw = self.store.open(self.key(digest), limit=limit)
         except FileNotFoundError:
             return None, None
         except TooLarge as exc:
-            return exc.size, None  # the caller compares it with what it expected
+            return self._plain_size(exc.size), None  # the caller compares it with its own
         except IntegrityError as exc:  # not a regular file
             return 0, exc.message
         size = 0
         try:
-            with io.BufferedReader(_VerifyingReader(raw, digest), buffer_size=CHUNK_SIZE) as fh:
+            with io.BufferedReader(self._verifying(raw, digest), buffer_size=CHUNK_SIZE) as fh:
                 while chunk := fh.read(CHUNK_SIZE):
                     size += len(chunk)
         except IntegrityError as exc:
@@ -286,8 +343,17 @@ class ObjectStore:
         self.store.delete(key)
         return size
 
+    def _plain_size(self, stored: int) -> int:
+        if not self.codec.sealed:
+            return stored
+        from amlport.bundle.crypto import plain_size_of
+
+        plain = plain_size_of(stored)
+        return stored if plain is None else plain
+
     def _read(self, digest: str, size: int | None) -> bytes:
-        limit = self.size(digest) if size is None else size
+        """The stored bytes of a data object; ``size``: its plain size, if known."""
+        limit = self.size(digest) if size is None else self.stored_size(size)
         try:
             if limit is None:
                 raise FileNotFoundError(digest)
@@ -296,7 +362,7 @@ class ObjectStore:
             raise _missing(digest) from None
         except TooLarge as exc:
             raise IntegrityError(
-                f"object {digest} has {exc.size} bytes, the manifest says {limit}",
+                f"object {digest} has {self._plain_size(exc.size)} bytes, the manifest says {size}",
                 hint=_VERIFY_HINT,
             ) from None
 
@@ -315,12 +381,13 @@ def _missing(digest: str) -> IntegrityError:
 
 def _copy_hashing(
     src: BinaryIO,
-    dst: Staging,
+    dst: Staging | _SealingStage,
     chunk_size: int,
     with_md5: bool,
     progress: ByteProgress | None,
-) -> tuple[hashlib._Hash, hashlib._Hash | None, int]:
-    sha = hashlib.sha256()
+    hasher: Hasher | None = None,
+) -> tuple[Hasher, hashlib._Hash | None, int]:
+    sha: Hasher = hashlib.sha256() if hasher is None else hasher
     md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
     size = 0
     while chunk := src.read(chunk_size):
@@ -334,13 +401,67 @@ def _copy_hashing(
     return sha, md5, size
 
 
+class _SealingStage:
+    """Plain bytes in, sealed bytes to the store's staging (``crypto.SealWriter``); keeps the
+    SHA-256 of what was staged, which a store may re-check at commit."""
+
+    def __init__(self, codec: Codec, stage: Staging) -> None:
+        self._stage = stage
+        self._sha = hashlib.sha256()
+        self._writer = codec.data_writer(self._staged)
+
+    def _staged(self, data: bytes) -> None:
+        self._sha.update(data)
+        self._stage.write(data)
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    def finish(self, name: str) -> str:
+        """Seal the last segment; the SHA-256 digest of every byte staged."""
+        self._writer.finish(name)
+        return format_digest(self._sha.hexdigest())
+
+
+class _Segments(io.RawIOBase):
+    """A raw stream over the plain segments of a sealed object (closing closes ``raw``)."""
+
+    def __init__(self, raw: BinaryIO, pieces: Iterator[bytes]) -> None:
+        self._raw = raw
+        self._pieces = pieces
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._buf:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return b""
+            self._buf = piece
+        if size is None or size < 0:
+            size = len(self._buf)
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class _VerifyingReader(io.RawIOBase):
     """Hashes what is read; at end of file the hash must equal the object's name."""
 
-    def __init__(self, raw: BinaryIO, digest: str) -> None:
+    def __init__(self, raw: BinaryIO, digest: str, hasher: Hasher | None = None) -> None:
         self._raw = raw
         self._digest = digest
-        self._sha = hashlib.sha256()
+        self._sha: Hasher = hashlib.sha256() if hasher is None else hasher
         self._checked = False
 
     def readable(self) -> bool:

@@ -2,7 +2,8 @@
 
 Layout (see docs/bundle-format.md; in a container, blob names under an optional prefix)::
 
-    config.json                      format, version, repository id
+    config.json                      format, version, repository id (and encryption)
+    keys/<id>.json                   an encrypted repository's wrapped master keys (keys.py)
     objects/sha256/ab/ab12…          immutable objects named by their SHA-256
     snapshots/<sha256>.json          one manifest per snapshot, written last
     locks/<random>.json              one file per lock holder
@@ -17,18 +18,21 @@ no run ever references them. Nothing here prints; warnings go to ``on_warning``.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from amlport.bundle import archive, files, verification
+from amlport.bundle import archive, files, keys, verification
+from amlport.bundle.codec import PLAIN, Codec
 from amlport.bundle.config import (
     FORMAT_MAJOR,
     MAX_CONFIG_BYTES,
     SUPPORTED_FORMAT_MAJORS,
     RepositoryConfig,
 )
+from amlport.bundle.crypto import KEY_HINT, SealedCodec
 from amlport.bundle.garbage import PruneReport, collect_garbage
 from amlport.bundle.index import Known, SourceIndex
 from amlport.bundle.location import open_store
@@ -72,6 +76,40 @@ class Warnings:
             cls.sink(message)
 
 
+class KeySource:
+    """Where ``Repository.open``/``init``/``open_or_init`` find the user key of an encrypted
+    repository when their caller passes no ``key``: a key file or Key Vault secret the CLI
+    set from ``--key-file``/``--key-vault-secret`` (``cli/repo_options.py``), else the
+    passphrase in ``$AMLPORT_REPO_KEY``. ``encrypt``: the CLI's ``--encrypt`` (a repository
+    an export or backup creates is encrypted)."""
+
+    key_file: str | None = None
+    key_vault_secret: str | None = None
+    encrypt: bool = False
+    # Tests only (AMLPORT_TEST_ENCRYPT=1, tests/conftest.py): a key used when none is given,
+    # and every format-2 repository created is encrypted with it.
+    default_key: keys.UserKey | None = None
+    test_encrypt: bool = False
+
+    @classmethod
+    def explicit(cls) -> bool:
+        return bool(cls.key_file or cls.key_vault_secret)
+
+    @classmethod
+    def user_key(cls) -> keys.UserKey | None:
+        if cls.key_file:
+            return keys.read_key_file(cls.key_file)
+        if cls.key_vault_secret:
+            return keys.from_key_vault(cls.key_vault_secret)
+        return keys.from_env() or cls.default_key
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.key_file = cls.key_vault_secret = None
+        cls.encrypt = cls.test_encrypt = False
+        cls.default_key = None
+
+
 class Repository:
     """Open with ``Repository.open``/``init``/``open_or_init``, not the constructor.
 
@@ -80,11 +118,17 @@ class Repository:
     """
 
     def __init__(
-        self, path: Path | RepoStore, config: RepositoryConfig, *, on_warning: Warn | None = None
+        self,
+        path: Path | RepoStore,
+        config: RepositoryConfig,
+        *,
+        on_warning: Warn | None = None,
+        codec: Codec = PLAIN,
     ):
         self.store = path if isinstance(path, RepoStore) else LocalStore(Path(path))
         self.config = config
-        self.objects = ObjectStore(self.store)
+        self.codec = codec
+        self.objects = ObjectStore(self.store, codec)
         self.snapshots = SnapshotStore(self.store, self.objects, version=config.version)
         self._warn: Warn = on_warning or Warnings.emit
         self._held: HeldLock | None = None
@@ -110,6 +154,15 @@ class Repository:
     def is_local(self) -> bool:
         return self.store.local_root is not None
 
+    @property
+    def encrypted(self) -> bool:
+        return self.config.encrypted
+
+    @property
+    def has_key(self) -> bool:
+        """An unencrypted repository, or an encrypted one opened with its key."""
+        return not isinstance(self.codec, SealedCodec) or self.codec.has_key
+
     def close(self) -> None:
         """Release the connections of a remote repository (a no-op for a local one)."""
         self.store.close()
@@ -130,43 +183,88 @@ class Repository:
         auth: StorageAuth | None = None,
         on_warning: Warn | None = None,
         version: int = FORMAT_MAJOR,
+        encrypt: bool | None = None,
+        key: keys.UserKey | None = None,
     ) -> Repository:
         """Create a repository in a missing or empty directory (or container / prefix).
         ``version``: the repository format (1 only to make repositories for older readers
-        and for tests of the format-1 reader)."""
+        and for tests of the format-1 reader). ``encrypt`` (None: ``KeySource.encrypt``):
+        an encrypted repository whose master key ``key`` wraps (None: ``KeySource``)."""
         return _closing_on_error(
-            open_store(path, auth), lambda s: cls._init(s, on_warning, version)
+            open_store(path, auth),
+            lambda s: cls._init(s, on_warning, version, _Keying(encrypt, key)),
         )
 
     @classmethod
     def open(
-        cls, path: Location, *, auth: StorageAuth | None = None, on_warning: Warn | None = None
+        cls,
+        path: Location,
+        *,
+        auth: StorageAuth | None = None,
+        on_warning: Warn | None = None,
+        key: keys.UserKey | None = None,
     ) -> Repository:
-        return _closing_on_error(open_store(path, auth), lambda s: cls._open(s, on_warning))
+        """``key``: the user key of an encrypted repository (None: ``KeySource``; none at
+        all opens it for what needs no key: listing, ``verify`` of its structure)."""
+        keying = _Keying(None, key)
+        return _closing_on_error(open_store(path, auth), lambda s: cls._open(s, on_warning, keying))
 
     @classmethod
     def open_or_init(
-        cls, path: Location, *, auth: StorageAuth | None = None, on_warning: Warn | None = None
+        cls,
+        path: Location,
+        *,
+        auth: StorageAuth | None = None,
+        on_warning: Warn | None = None,
+        encrypt: bool | None = None,
+        key: keys.UserKey | None = None,
     ) -> Repository:
-        return _closing_on_error(open_store(path, auth), lambda s: cls._open_or_init(s, on_warning))
+        keying = _Keying(encrypt, key)
+        return _closing_on_error(
+            open_store(path, auth), lambda s: cls._open_or_init(s, on_warning, keying)
+        )
 
     @classmethod
     def _init(
-        cls, store: RepoStore, on_warning: Warn | None, version: int = FORMAT_MAJOR
+        cls,
+        store: RepoStore,
+        on_warning: Warn | None,
+        version: int = FORMAT_MAJOR,
+        keying: _Keying | None = None,
     ) -> Repository:
+        keying = keying or _Keying(None, None)
         if store.exists(CONFIG):
             raise UsageError(
                 f"{store.display} is already an amlport repository", hint="open it instead"
             )
-        store.prepare_init()
-        # Created exclusively and last: two racing inits agree on one config.
         if version not in SUPPORTED_FORMAT_MAJORS:
             raise UsageError(f"repository format {version} is not one amlport writes")
-        store.create(CONFIG, RepositoryConfig.new(version=version).to_bytes())
-        return cls._open(store, on_warning)
+        encrypt = keying.encrypt and (version >= 2 or keying.asked)
+        user = keying.user_key() if encrypt else None
+        if encrypt and version < 2:
+            raise UsageError("an encrypted repository is in format 2 or later")
+        if encrypt and user is None:
+            raise UsageError("--encrypt needs a key to wrap the repository key", hint=KEY_HINT)
+        store.prepare_init()
+        config = RepositoryConfig.new(version=version, encrypted=encrypt)
+        if user is not None:  # the wrapped key first: config.json makes it a repository
+            master = secrets.token_bytes(32)
+            keys.add_key(store, config.id, master, user)
+            keys.remember(config.id, user, master)
+        # Created exclusively and last: two racing inits agree on one config.
+        store.create(CONFIG, config.to_bytes())
+        return cls._open(store, on_warning, keying, fresh=True)
 
     @classmethod
-    def _open(cls, store: RepoStore, on_warning: Warn | None) -> Repository:
+    def _open(
+        cls,
+        store: RepoStore,
+        on_warning: Warn | None,
+        keying: _Keying | None = None,
+        *,
+        fresh: bool = False,
+    ) -> Repository:
+        keying = keying or _Keying(None, None)
         where = store.display
         if not store.root_exists():
             raise SourceNotFound(
@@ -180,20 +278,74 @@ class Repository:
                 hint="give the directory an export or backup created",
             ) from None
         config = RepositoryConfig.from_bytes(raw, where=f"repository {where}")
-        return cls(store, config, on_warning=on_warning)
+        codec: Codec = PLAIN
+        if config.encrypted:
+            user = keying.user_key()
+            master = None if user is None else keys.unwrap(store, config.id, user)
+            codec = SealedCodec(master)
+        elif keying.asked and not fresh:
+            raise UsageError(
+                f"repository {where} exists and is not encrypted: --encrypt applies only when "
+                "a repository is created",
+                hint="leave --encrypt out, or give a new folder or container",
+            )
+        elif keying.explicit and not fresh:
+            _refuse_key_for_plain(store)
+        return cls(store, config, on_warning=on_warning, codec=codec)
 
     @classmethod
-    def _open_or_init(cls, store: RepoStore, on_warning: Warn | None) -> Repository:
+    def _open_or_init(
+        cls, store: RepoStore, on_warning: Warn | None, keying: _Keying | None = None
+    ) -> Repository:
+        keying = keying or _Keying(None, None)
         # Opened unless there is no config at all: a config.json that is not a regular
         # file is refused by name (``_open``), not taken for a folder to initialise.
         with contextlib.suppress(SourceNotFound, _NoConfig):
-            return cls._open(store, on_warning)
+            return cls._open(store, on_warning, keying)
         try:
-            return cls._init(store, on_warning)
+            return cls._init(store, on_warning, keying=keying)
         except UsageError:
             if store.exists(CONFIG):  # another process initialised it meanwhile
-                return cls._open(store, on_warning)
+                return cls._open(store, on_warning, keying)
             raise
+
+    # --- keys (encrypted repositories) -----------------------------------------------------
+
+    def key_list(self) -> list[keys.KeyInfo]:
+        self._encrypted_only()
+        return keys.list_keys(self.store)
+
+    def key_add(self, new: keys.UserKey) -> str:
+        """Wrap the master key with one more user key (the repository must be open with its
+        key); the new key's id. No object is rewritten."""
+        master = self._master()
+        with self.lock(exclusive=False):
+            return keys.add_key(self.store, self.id, master, new)
+
+    def key_remove(self, key_id: str) -> None:
+        """Remove one wrapped copy of the master key (never the last one)."""
+        self._master()
+        with self.lock(exclusive=True):
+            keys.remove_key(self.store, key_id)
+
+    def key_in_use(self) -> str:
+        """The id of the wrapped copy the current user key opens."""
+        self._master()
+        user = KeySource.user_key()
+        assert user is not None
+        return keys.find_key(self.store, self.id, user)
+
+    def _encrypted_only(self) -> None:
+        if not self.encrypted:
+            raise UsageError(f"repository {self.location} is not encrypted: it has no keys")
+
+    def _master(self) -> bytes:
+        self._encrypted_only()
+        user = KeySource.user_key()
+        if user is None or not self.has_key:
+            raise UsageError(f"repository {self.location} was opened without its key",
+                             hint=KEY_HINT)  # fmt: skip
+        return keys.unwrap(self.store, self.id, user)
 
     # --- objects ---------------------------------------------------------------------------
 
@@ -252,7 +404,8 @@ class Repository:
                 f"workspace); convert it with `amlport repo upgrade {self.location}`"
             )
         check = _ManifestCheck(manifest)
-        _check_objects(manifest, self.objects.sizes(f.digest for f in manifest.files))
+        sizes = self.objects.sizes(f.digest for f in manifest.files)
+        _check_objects(manifest, sizes, self.objects.stored_size)
         return self.snapshots.write(manifest, check=check.value, check_text=check.text)
 
     def list_snapshots(self) -> list[SnapshotInfo]:
@@ -279,8 +432,14 @@ class Repository:
         return self.snapshots.load_exact(newest, keep=keep, strings=strings, digests=digests)
 
     def iter_files(self, manifest: Manifest) -> Iterator[tuple[FileEntry, Path]]:
-        """Each file of a snapshot with the path of its object (local repositories only; read
-        it with open_object, which works everywhere)."""
+        """Each file of a snapshot with the path of its object (local, unencrypted
+        repositories only: an encrypted object's file holds sealed bytes; read it with
+        open_object, which works everywhere)."""
+        if self.codec.sealed:
+            raise UsageError(
+                f"repository {self.location} is encrypted: its object files hold sealed bytes",
+                hint="read objects with open_object/read_file",
+            )
         for entry in sorted(manifest.files, key=lambda f: f.path):
             yield entry, self.objects.path(entry.digest)
 
@@ -294,7 +453,7 @@ class Repository:
         """Write the snapshot's files below bundle path ``under`` into ``dest`` (verified)."""
         prefix = under.rstrip("/") + "/" if under else ""
         written = []
-        for entry, _ in self.iter_files(manifest):
+        for entry in sorted(manifest.files, key=lambda f: f.path):
             if not entry.path.startswith(prefix):
                 continue
             rel = check_bundle_path(entry.path[len(prefix) :], where=entry.path)
@@ -309,7 +468,18 @@ class Repository:
     def verify(
         self, snapshot_id: str | None = None, *, progress: StageProgress | None = None
     ) -> verification.VerifyReport:
+        """Every snapshot and the objects it references; an encrypted repository opened
+        without its key: the structure of every stored object (``keyless_verify``)."""
         with self.lock(exclusive=False):  # a concurrent prune would look like damage
+            if not self.has_key:
+                from amlport.bundle.keyless import keyless_verify
+
+                self._warn(
+                    f"repository {self.location} is encrypted and was opened without its key: "
+                    "only its structure is checked (headers, sizes, keys), not its contents; "
+                    "give --key-file or $AMLPORT_REPO_KEY to check every object"
+                )
+                return keyless_verify(self.store, self.objects, self.snapshots, progress)
             return verification.verify(self.objects, self.snapshots, snapshot_id, progress)
 
     def forget(
@@ -371,7 +541,7 @@ class Repository:
         strings: dict[str, str] | None = None,
     ) -> SourceIndex:
         """``known``, ``strings``: strings already in memory, to share (``SourceIndex``)."""
-        sizes = self.objects.sizer()
+        sizes = self.objects.plain_sizer()  # rows record plain sizes
         return SourceIndex(self.store, source_key, sizes, self._warn, known, strings)
 
     def pack(
@@ -404,6 +574,40 @@ class Repository:
 T = TypeVar("T")
 
 
+class _Keying:
+    """What an opener said about keys: ``encrypt`` (None: ``KeySource.encrypt``) and ``key``
+    (None: ``KeySource.user_key()``, read once)."""
+
+    def __init__(self, encrypt: bool | None, key: keys.UserKey | None) -> None:
+        self.asked = encrypt is True or (encrypt is None and KeySource.encrypt)
+        self.encrypt = self.asked or (encrypt is None and KeySource.test_encrypt)
+        self._key = key
+        self._read = key is not None
+        self.explicit = key is not None or KeySource.explicit()
+
+    def user_key(self) -> keys.UserKey | None:
+        if not self._read:
+            self._key = KeySource.user_key()
+            self._read = True
+        return self._key
+
+
+def _refuse_key_for_plain(store: RepoStore) -> None:
+    """A key given for an unencrypted repository: a mistake, or a ``config.json`` stripped
+    of its ``encryption`` so that the next backup would write in the clear."""
+    if keys.key_ids(store):
+        raise IntegrityError(
+            f"repository {store.display}: config.json declares no encryption but keys/ holds "
+            "wrapped keys (config.json was altered?)",
+            hint="restore config.json from a copy; nothing was written",
+        )
+    raise UsageError(
+        f"repository {store.display} is not encrypted: --key-file and --key-vault-secret "
+        "apply to encrypted repositories only",
+        hint="leave the key out, or create an encrypted repository with --encrypt",
+    )
+
+
 class _NoConfig(UsageError):
     """The place holds no ``config.json``: not a repository (yet)."""
 
@@ -416,10 +620,13 @@ def _closing_on_error(store: RepoStore, then: Callable[[RepoStore], T]) -> T:
         raise
 
 
-def _check_objects(manifest: Manifest, sizes: dict[str, int | None]) -> None:
-    """Every object a new snapshot references is stored, with the size its entry records:
-    a backup or export never reports success for a snapshot ``verify`` would refuse for a
-    missing or cut-short object (an object reused through a damaged index, say)."""
+def _check_objects(
+    manifest: Manifest, sizes: dict[str, int | None], stored_size: Callable[[int], int]
+) -> None:
+    """Every object a new snapshot references is stored, with the size its entry records
+    (``stored_size``: what that size takes in the store): a backup or export never reports
+    success for a snapshot ``verify`` would refuse for a missing or cut-short object (an
+    object reused through a damaged index, say)."""
     missing = [f for f in manifest.files if sizes[f.digest] is None]
     if missing:
         raise IntegrityError(
@@ -427,13 +634,13 @@ def _check_objects(manifest: Manifest, sizes: dict[str, int | None]) -> None:
             f"stored, first {missing[0].path} ({missing[0].digest})",
             hint="store every file with put_bytes/put_stream before writing the snapshot",
         )
-    wrong = [f for f in manifest.files if sizes[f.digest] != f.size]
+    wrong = [f for f in manifest.files if sizes[f.digest] != stored_size(f.size)]
     if wrong:
         first = wrong[0]
         raise IntegrityError(
             f"snapshot not written: {len(wrong)} file(s) record a size their object does not "
             f"have, first {first.path} ({first.digest}: {sizes[first.digest]} bytes stored, "
-            f"{first.size} recorded)",
+            f"{stored_size(first.size)} expected for the {first.size} recorded)",
             hint="the repository holds a damaged object or index: run `amlport verify`, "
             "remove what it names, and run the command again",
         )

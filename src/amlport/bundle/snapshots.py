@@ -278,12 +278,17 @@ class SnapshotStore:
         keep: Iterable[str] = KEEPABLE,
         strings: dict[str, str] | None = None,
         digests: dict[str, str] | None = None,
+        pieces: set[str] | None = None,
     ) -> Manifest:
         """Read a snapshot as a stream (its entries are typed as they arrive: a 100k-file
         manifest never sits in memory as text), checked against its id at the end.
         ``keep``: the lists (and lineage) to keep; the others are checked, then dropped.
-        ``strings``, ``digests``: strings already in memory to share (``Manifest.read``)."""
-        return self._read(snapshot_id, keep=keep, strings=strings, digests=digests)
+        ``strings``, ``digests``: strings already in memory to share (``Manifest.read``).
+        ``pieces``: gets the names of the format-2 pieces read (``verify`` counts them)."""
+        options: dict[str, Any] = {"keep": keep, "strings": strings, "digests": digests}
+        if pieces is not None:
+            options["pieces"] = pieces
+        return self._read(snapshot_id, **options)
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
         """What ``snapshots`` lists of one snapshot: read and checked whole, but its lists
@@ -341,11 +346,17 @@ class SnapshotStore:
             root = self.read_root(snapshot_id)
             reader = trees.TreeReader(self.objects)
             keep = options.pop("keep", KEEPABLE)
+            pieces = options.pop("pieces", None)
             entries = EntryReader(where, keep=keep, **options)
             lineage = "lineage" in entries.kept
-            manifest = trees.load_manifest(root, reader, entries, lineage=lineage)
+            try:
+                manifest = trees.load_manifest(root, reader, entries, lineage=lineage)
+            finally:
+                if pieces is not None:
+                    pieces |= reader.pieces
             manifest.snapshot_id = snapshot_id
             return manifest
+        options.pop("pieces", None)
         return self._read_format1(snapshot_id, **options)
 
     def _read_format1(self, snapshot_id: str, **options: Any) -> Manifest:

@@ -403,4 +403,5 @@ def _is_blank(root: Path) -> bool:
     """Empty, or holding only what an interrupted or concurrent ``init`` creates."""
     if not root.is_dir():
         return False
-    return all((p.name in LAYOUT_DIRS and p.is_dir()) or files.is_temp(p) for p in root.iterdir())
+    dirs = (*LAYOUT_DIRS, "keys")  # keys/: written before config.json by an encrypted init
+    return all((p.name in dirs and p.is_dir()) or files.is_temp(p) for p in root.iterdir())

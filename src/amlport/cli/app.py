@@ -15,17 +15,17 @@ from amlport.cli import (
     audit_cmd,
     backup_cmd,
     common,
+    describe_cmd,
     export_cmd,
     import_cmd,
     repo_cmd,
     report_cmd,
 )
-from amlport.cli import describe_cmd
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.cli.helpfmt import AmlportGroup
 from amlport.cli.process import stop_on_sigterm, tune_malloc
-from amlport.cli.terminal import ClosedPipeSafe
 from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
+from amlport.cli.terminal import ClosedPipeSafe
 from amlport.errors import UsageError
 from amlport.lineage import build_graph
 from amlport.lineage.formats import FORMATS, render
@@ -43,8 +43,7 @@ app = typer.Typer(
     cls=AmlportGroup,  # metavars, --debug after the command name (cli/helpfmt.py)
     help="Back up, audit and migrate Azure Machine Learning workspaces from their storage "
     "account. SOURCE is a local copy (a folder with one sub-folder per container) or an "
-    "account URL such as https://<account>.blob.core.windows.net[/<container>]. "
-    + EXIT_CODES_HELP,
+    "account URL such as https://<account>.blob.core.windows.net[/<container>]. " + EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -61,13 +60,28 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        envvar="AMLPORT_PROFILE",
+        metavar="NAME",
+        help="Take SOURCE, REPO, credentials (by reference) and other defaults from this "
+        "profile of amlport.toml (docs/settings.md); the command line wins.",
+        show_default=False,
+    ),
     version: bool | None = typer.Option(
         None, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     common.State.debug = debug
     common.State.reads = []
+    if profile is not None:
+        with guarded():
+            from amlport.cli.settings import command_defaults, load_profile
+
+            ctx.default_map = command_defaults(ctx.command, load_profile(profile))
     Warnings.sink = common.warn
 
 
@@ -152,6 +166,12 @@ def lineage(
     ),
     upstream: bool = typer.Option(False, "--upstream", help="Only what the node derives from."),
     downstream: bool = typer.Option(False, "--downstream", help="Only what derives from it."),
+    impact: list[str] | None = typer.Option(
+        None,
+        "--impact",
+        help="What a change to this node (data, output, model) would affect: the node and "
+        "the runs, outputs, models and specs downstream of it (repeatable).",
+    ),
     fmt: str | None = typer.Option(
         None, "--format", "-f", help=f"One of: {', '.join(FORMATS)}. Default: json."
     ),
@@ -169,10 +189,13 @@ def lineage(
     """Build the lineage graph and print it (JSON, GraphML, DOT, Mermaid or OpenLineage).
 
     With --node, print the node with everything upstream and downstream of it (or only one
-    side with --upstream / --downstream). Exit 1 when the walk reported findings.
+    side with --upstream / --downstream). With --impact, print what a change to the node
+    would affect. Exit 1 when the walk reported findings.
     """
     with guarded():
         fmt = _lineage_format(fmt, as_json, node, upstream=upstream, downstream=downstream)
+        if impact and node:
+            raise UsageError("--impact excludes --node", hint="give one of them")
         inv, lg, _, _ = _walk(
             source,
             specs,
@@ -185,6 +208,8 @@ def lineage(
         )
         if node:
             lg = _select(lg, node, upstream=upstream, downstream=downstream)
+        if impact:
+            lg = _impact(lg, impact)
         text = render(lg, fmt, inv.source)
         if fmt == "json":  # the document of the --json contract (docs/json.md)
             doc = common.json_document("lineage", json.loads(text), exit_code_for(inv))
@@ -205,9 +230,7 @@ def _lineage_format(
     """The format asked for; a usage error for options that contradict each other or would
     have no effect (``--upstream`` without ``--node`` printed the whole graph)."""
     if as_json and fmt not in (None, "json"):
-        raise UsageError(
-            f"--json and --format {fmt} ask for two formats", hint="give one of them"
-        )
+        raise UsageError(f"--json and --format {fmt} ask for two formats", hint="give one of them")
     fmt = fmt or "json"
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
@@ -241,6 +264,21 @@ def _select(
     return lg.subgraph(keep)
 
 
+def _impact(lg: LineageGraph, wanted: list[str]) -> LineageGraph:
+    """The nodes asked for and what a change to them would affect (``LineageGraph.impact``)."""
+    keep: set[str] = set()
+    for text in wanted:
+        matches = lg.find(text)
+        if not matches:
+            raise UsageError(
+                f"no lineage node matches {text!r}",
+                hint="use an id from 'amlport lineage SOURCE' or a run id",
+            )
+        for n in matches:
+            keep |= {n} | lg.impact(n)
+    return lg.subgraph(keep)
+
+
 export_cmd.register(app)
 audit_cmd.register(app)
 import_cmd.register(app)
@@ -261,6 +299,6 @@ def main() -> None:
     # the run: the exit code stays the run's own (cli/terminal.py).
     sys.stdout = ClosedPipeSafe(sys.stdout)
     try:
-        app()
+        app(prog_name="amlport")  # also when run as `python -m amlport`
     finally:
         sys.stdout.flush()

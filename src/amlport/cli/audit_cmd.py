@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -196,14 +196,44 @@ def _emit(
         common.write_text_atomic(output, text)
         _summary_line(report, fmt, fail_on, strict, output)
     elif fmt == "table":
-        for part in render_table(report, fail_on, strict=strict):
-            common.out.print(part)
+        _print_table(render_table(report, fail_on, strict=strict))
     else:
         common.write_document(
             render_text(report, fmt, fail_on, strict=strict), is_json=fmt in ("json", "sarif")
         )
         for warning in report.warnings:
             common.err.print(f"warning: {warning}", highlight=False)
+
+
+# Column kinds for ``common.show_table``: rule ids whole, places folded at '/'.
+_COLUMN_KINDS = {"Rule": "id", "Severity": "id", "Where": "path"}
+
+
+def _print_table(parts: list[Any]) -> None:
+    """The audit's renderables on stdout the way every command prints: the summary (the
+    footer) right after the header, then each table through ``common.show_table`` (plain
+    lines in a log, a fitted table or one block per result on a terminal)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    header, *middle, footer = parts
+    common.out.print(header, soft_wrap=True)
+    common.out.print(footer, soft_wrap=True)
+    for part in middle:
+        if not isinstance(part, Table):
+            common.out.print(part, soft_wrap=True)
+            continue
+        columns = [(str(c.header), _COLUMN_KINDS.get(str(c.header), "text")) for c in part.columns]
+        cells = [list(c.cells) for c in part.columns]
+        rows = []
+        for i in range(part.row_count):
+            row = []
+            for column in cells:
+                cell = column[i]
+                text = cell.plain if isinstance(cell, Text) else str(cell)
+                row.append(text.replace("\n", "; "))
+            rows.append(row)
+        common.show_table(str(part.title or ""), columns, rows)
 
 
 def _summary_line(

@@ -11,8 +11,10 @@ from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.cli.repo_options import (
     REPO_HELP,
+    EncryptOpt,
     RepoConnOpt,
     RepoCredOpt,
+    RepoKeyFileOpt,
     RepoKeyOpt,
     RepoSasOpt,
     SourceOpt,
@@ -24,7 +26,7 @@ from amlport.errors import ExitCode, IntegrityError
 if TYPE_CHECKING:
     from amlport.storage.base import Source
 
-ALL_INCLUDE = "data,environments,models,pipelines,runs"
+ALL_INCLUDE = "components,data,environments,models,pipelines,runs"
 JsonOpt = common.JsonOpt
 RetryLockOpt = typer.Option(
     0.0,
@@ -74,6 +76,8 @@ def backup(
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
     repo_credential: str | None = RepoCredOpt,
+    repo_key_file: str | None = RepoKeyFileOpt,
+    encrypt: bool = EncryptOpt,
 ) -> None:
     """Take an incremental snapshot of the whole workspace and print what changed.
 
@@ -143,6 +147,7 @@ def forget(
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
     repo_credential: str | None = RepoCredOpt,
+    repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Remove the snapshots no retention rule keeps (per source), and with --prune their data.
 
@@ -185,6 +190,7 @@ def diff(
     sas_token: str | None = SasOpt,
     credential: str | None = CredOpt,
     workspace_file: Path | None = WsFileOpt,
+    repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Compare two snapshots, or a snapshot and a live source: assets, runs, files, lineage.
 
@@ -237,6 +243,7 @@ def restore(
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
     repo_credential: str | None = RepoCredOpt,
+    repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Restore a snapshot into a workspace (import), and with --check prove it.
 

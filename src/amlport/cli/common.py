@@ -13,7 +13,6 @@ from typing import Any, ClassVar, NoReturn
 
 import typer
 from rich.console import Console
-from rich.text import Text
 from rich.progress import (
     BarColumn,
     Progress,
@@ -21,6 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from amlport.cli.process import Terminated
 from amlport.cli.terminal import SafeConsole, document_text, fold_path, line
@@ -350,7 +350,8 @@ def show_table(
             console.print(joined, soft_wrap=True)
         return
     widths = [
-        max([len(name)] + [len(row[i].plain) for row in texts]) for i, (name, _) in enumerate(columns)
+        max([len(name)] + [len(row[i].plain) for row in texts])
+        for i, (name, _) in enumerate(columns)
     ]
     if sum(widths) + 3 * len(columns) + 1 <= console.width:
         t = Table(title=title, title_justify="left")
@@ -372,7 +373,7 @@ def show_table(
         grid = Table.grid()
         grid.add_column(no_wrap=True, width=label)
         grid.add_column(overflow="fold")
-        for (name, kind), cell in zip(columns[1:], row[1:]):
+        for (name, kind), cell in zip(columns[1:], row[1:], strict=True):
             value = Text(fold_path(cell.plain, width)) if kind == "path" else cell
             grid.add_row(f"    {name}:", value)
         console.print(grid)

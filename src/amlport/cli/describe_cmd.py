@@ -76,7 +76,9 @@ def describe(
             inv = walk(src, options=WalkOptions(scan_secrets=False))
         if pipeline == "list":
             runs = designer_pipelines(inv)
-            text = "".join(f"{r.run_id}  {r.started or '-'}  {len(r.children)} steps\n" for r in runs)
+            text = "".join(
+                f"{r.run_id}  {r.started or '-'}  {len(r.children)} steps\n" for r in runs
+            )
             common.write_document(text or "no designer pipeline runs\n")
             raise typer.Exit(0)
         try:

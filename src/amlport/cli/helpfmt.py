@@ -1,5 +1,5 @@
 """What every command's parser gets, applied once to the whole command tree (``AmlportGroup``)
-rather than by each command remembering it (docs/design/0007-cli-contract.md):
+rather than by each command remembering it (docs/design/0012-cli-contract.md):
 
 - **metavars** that say what to give: ``SOURCE``, ``REPO``, ``SNAPSHOT`` for arguments (typer
   printed ``{source}``), and for options a word from ``OPTION_METAVARS`` (``--repo REPO``,
@@ -99,6 +99,8 @@ def finish(command: Any) -> None:
     0.28 carries its own click: a group is recognised by its ``commands``.)"""
     subs = getattr(command, "commands", None)
     if isinstance(subs, dict):
+        if type(command) is TyperGroup:  # a sub-group (map, repo): list commands whole too
+            command.__class__ = AmlportGroup
         for sub in subs.values():
             finish(sub)
         return

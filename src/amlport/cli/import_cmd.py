@@ -14,6 +14,7 @@ from amlport.cli.repo_options import (
     REPO_HELP,
     RepoConnOpt,
     RepoCredOpt,
+    RepoKeyFileOpt,
     RepoKeyOpt,
     RepoSasOpt,
     SourceOpt,
@@ -53,6 +54,7 @@ def map_init(
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
     repo_credential: str | None = RepoCredOpt,
+    repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Write a map-file template listing every source identity that needs a target."""
     with guarded():
@@ -117,6 +119,7 @@ def import_(
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
     repo_credential: str | None = RepoCredOpt,
+    repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Restore a snapshot into a target workspace, re-bound to it, idempotently.
 
@@ -223,9 +226,9 @@ def promote(
     ),
     select: list[str] | None = typer.Option(None, "--select", help="KIND:NAME (repeatable)."),
     include: str = typer.Option(
-        "environments,models,pipelines,runs",
+        "components,environments,models,pipelines,runs",
         "--include",
-        help="Kinds: models,pipelines,environments,runs,data.",
+        help="Kinds: models,pipelines,environments,components,runs,data.",
     ),
     dry_run: bool = DryRunOpt,
     on_conflict: str = OnConflictOpt,

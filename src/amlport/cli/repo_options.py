@@ -84,3 +84,49 @@ SourceOpt = typer.Option(
     "lists). Needed for 'latest' when the repository holds several workspaces.",
     show_default=False,
 )
+
+
+# --- keys of an encrypted repository (bundle/keys.py, docs/design/0009) --------------------
+# Set through callbacks (``KeySource``), so every command that opens a repository reads the
+# key without threading it through its calls; the value is a path or a URL, never the key.
+
+KEY_VAULT_PREFIX = "https://"
+
+
+def _set_key_file(value: str | None) -> str | None:
+    from amlport.bundle.repository import KeySource
+
+    if value:
+        if value.startswith(KEY_VAULT_PREFIX):
+            KeySource.key_vault_secret = value
+        else:
+            KeySource.key_file = value
+    return value
+
+
+def _set_encrypt(value: bool) -> bool:
+    from amlport.bundle.repository import KeySource
+
+    if value:
+        KeySource.encrypt = True
+    return value
+
+
+RepoKeyFileOpt = typer.Option(
+    None,
+    "--key-file",
+    "--key-vault-secret",
+    help="Key of an encrypted repository: a key file (made by `amlport repo key new`), or a "
+    "Key Vault secret URL https://<vault>.vault.azure.net/secrets/<name>. Default: the "
+    "passphrase in $AMLPORT_REPO_KEY. Never printed.",
+    show_default=False,
+    callback=_set_key_file,
+    metavar="PATH|URL",
+)
+EncryptOpt = typer.Option(
+    False,
+    "--encrypt",
+    help="Create the repository encrypted (AES-256-GCM, keyed object names) under the key "
+    "of --key-file or $AMLPORT_REPO_KEY; ignored for an existing repository.",
+    callback=_set_encrypt,
+)

@@ -17,6 +17,7 @@ from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guar
 from amlport.cli.repo_options import (
     RepoConnOpt,
     RepoCredOpt,
+    RepoKeyFileOpt,
     RepoKeyOpt,
     RepoSasOpt,
     SourceOpt,
@@ -28,15 +29,13 @@ if TYPE_CHECKING:
     from amlport.report import Report
     from amlport.storage.opener import StorageAuth
 
-SCHEMA = "amlport.report/1"
-
 REPORT_HELP = """Write one self-contained HTML report of a workspace or a snapshot.
 
-TARGET is a workspace (a local storage copy or an account URL: the page shows its inventory,
-an interactive lineage graph, the designer pipelines as diagrams and the audit findings with
-their remediation), or a repository folder REPO (its latest snapshot) or REPO@SNAPSHOT (the
-snapshot's assets, files and recorded lineage, and the repository's snapshot history).
---repo REPO adds the snapshot history of a workspace from that repository.
+SOURCE is a workspace (a local storage copy or an account URL): the page shows its
+inventory, an interactive lineage graph, the designer pipelines as diagrams and the audit
+findings with their remediation; --repo REPO adds its snapshot history from that repository.
+REPO (a repository folder: its latest snapshot) or REPO@SNAPSHOT: the snapshot's assets,
+files and recorded lineage, and the repository's snapshot history of that workspace.
 
 The page needs no network to be viewed: its script, styles and data are inside it. Exit 0
 when the report was written (whatever it shows), 2 on errors.
@@ -73,6 +72,7 @@ def report(
     repo_account_key: str | None = RepoKeyOpt,
     repo_sas_token: str | None = RepoSasOpt,
     repo_credential: str | None = RepoCredOpt,
+    repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     with guarded():
         from amlport.backup.compare import parse_spec
@@ -105,9 +105,8 @@ def report(
             result = _of_source(spec.live, auth, repo, rauth, show_progress=not as_json)
         common.write_text_atomic(output, render_html(result))
         summary = result.summary()
-        if as_json:
-            doc = {"schema": SCHEMA, "exit_code": int(ExitCode.OK), "output": str(output)}
-            common.write_json({**doc, **summary}, None)
+        if as_json:  # schema and exit_code as every command's (docs/json.md)
+            common.emit_json("report", {"output": str(output), **summary}, ExitCode.OK)
         else:
             common.err.print(
                 f"wrote HTML report of {result.kind} {result.location}: {summary['nodes']} "

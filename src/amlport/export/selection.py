@@ -4,8 +4,10 @@ Roots are every asset of the ``--include`` kinds, or the ``--select KIND:NAME`` 
 Each root brings its closure (``LineageGraph.closure``: what it derives from, what it points
 to, the environments and component files it uses); a pipeline also brings its steps and the
 models they logged, a pipeline component its jobs. A component file is an asset of its own
-(``components``): its YAML and its ``code:`` snapshot. Data payloads (uploads that are not
-code snapshots, run outputs that are not model folders) come only with ``data``.
+(``components``): its YAML and its ``code:`` snapshot. Data payloads (uploads a run read,
+run outputs that are not model folders) come only with ``data``; upload folders that are
+nobody's input or code are reported as left out (``export/engine.py``), and ``backup``'s
+catch-all keeps them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from amlport.errors import UsageError
 from amlport.exporters.base import ExportItem
 from amlport.lineage.graph import LineageGraph
-from amlport.model.inventory import Inventory, Loc
+from amlport.model.inventory import Inventory
 
 INCLUDE_KINDS = {
     "models": "model",
@@ -54,9 +56,8 @@ def select(
     roots = _roots_from_select(lg, select) if select else _roots_from_include(inv, lg, include)
     nodes: set[str] = set()
     for root in roots:
-        if root in lg.g:
-            nodes |= lg.closure(_expand(lg, root))
-    items: list[ExportItem] = _upload_items(inv, [r for r in roots if r not in lg.g])
+        nodes |= lg.closure(_expand(lg, root))
+    items: list[ExportItem] = []
     skipped: dict[str, int] = {}
     model_folders = {v for u, v, k in lg.g.edges(data="kind") if k == "points_to" and u in nodes}
     for node in sorted(nodes - model_folders):
@@ -72,8 +73,7 @@ def _is_root(include: frozenset[str], data: dict[str, object]) -> bool:
     kind, exists = data["kind"], data.get("exists", True)
     return (
         ("components" in include and _is_component_file(data))
-        or
-        ("models" in include and kind == "model" and bool(exists))
+        or ("models" in include and kind == "model" and bool(exists))
         or ("pipelines" in include and kind in ("pipeline", "pipeline_run"))
         or ("environments" in include and kind == "environment" and bool(data.get("path")))
         or ("runs" in include and kind in RUN_KINDS and bool(exists))
@@ -85,31 +85,7 @@ def _roots_from_include(inv: Inventory, lg: LineageGraph, include: frozenset[str
     if "data" in include:
         roots += [f"output:{loc}" for loc, out in inv.outputs.items() if out.exists]
         roots += lg.nodes_of("data")
-        roots += [f"data:{loc}" for loc in data_uploads(inv)]
     return sorted(set(roots))
-
-
-def data_uploads(inv: Inventory) -> list[Loc]:
-    """Upload folders that are data, not code: none of their files is a spec the walk read
-    (a component's, a pipeline's or an environment's ``code:`` snapshot travels with it)."""
-    code = {
-        _upload_of(spec_path)
-        for spec_path in [c.path for c in inv.components.values()]
-        + [p.path for p in inv.pipelines.values()]
-        + [str(e.path) for e in inv.environments.values() if e.path]
-    }
-    return sorted(
-        loc
-        for loc in inv.uploads
-        if (inv.source.container_of(loc.datastore), loc.path) not in code
-        and inv.source.container_of(loc.datastore) is not None
-    )
-
-
-def _upload_of(path: str) -> tuple[str, str]:
-    """(container, ``LocalUpload/<hash>``) of a ``container/blob`` path."""
-    container, _, blob = path.partition("/")
-    return container, "/".join(blob.split("/")[:2])
 
 
 def _roots_from_select(lg: LineageGraph, wanted: list[str]) -> list[str]:
@@ -182,14 +158,6 @@ def _items(inv: Inventory, lg: LineageGraph, node: str, *, data: bool) -> list[E
     if kind in ("output", "data") and data and _has_payload(inv, lg, node):
         return [ExportItem("data", node, label)]
     return []
-
-
-def _upload_items(inv: Inventory, roots: list[str]) -> list[ExportItem]:
-    """``data:<loc>`` roots of upload folders that are no lineage node (nothing read them)."""
-    uploads = {f"data:{loc}": loc for loc in data_uploads(inv)}
-    return [
-        ExportItem("data", r, uploads[r].path.rsplit("/", 1)[-1]) for r in roots if r in uploads
-    ]
 
 
 def _has_payload(inv: Inventory, lg: LineageGraph, node: str) -> bool:

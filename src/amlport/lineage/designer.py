@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from amlport.model.inventory import Inventory, Loc, Output, Run
+from amlport.model.inventory import InputRef, Inventory, Loc, Output, Run
 from amlport.walk import designer as D
 
 FORMAT = "amlport.designer-pipeline/1"
@@ -66,16 +66,15 @@ def describe_pipeline(inv: Inventory, pipeline: Run) -> dict[str, Any]:
     outputs = _outputs_by_owner(inv)
     owner_of = _owners(steps, outputs)
     for s in steps.values():
+        refs = _inputs_of(inv, s.run)
         s.producers = sorted(
-            {owner_of[str(r.loc)] for r in s.run.inputs if str(r.loc) in owner_of} - {s.run.run_id}
+            {owner_of[str(r.loc)] for r in refs if str(r.loc) in owner_of} - {s.run.run_id}
         )
     ordered = _flow_order(steps)
     number = {s.run.run_id: i + 1 for i, s in enumerate(ordered)}
-    consumers = _consumers(ordered, owner_of, number)
+    consumers = _consumers(inv, ordered, owner_of, number)
     datasets: dict[str, dict[str, Any]] = {}
-    rows = [
-        _step_doc(inv, s, outputs, owner_of, number, consumers, datasets) for s in ordered
-    ]
+    rows = [_step_doc(inv, s, outputs, owner_of, number, consumers, datasets) for s in ordered]
     facts = _facts(pipeline, [s.run for s in ordered])
     hidden = [f"the {k}" for k in ("experiment", "compute") if facts[k] is None]
     if any(r["not_established"] for r in rows):
@@ -154,13 +153,21 @@ def _ref(number: dict[str, int], runs: dict[str, Run], rid: str) -> str:
     return f"{number[rid]}. {_name(runs[rid])}"
 
 
+def _inputs_of(inv: Inventory, run: Run) -> list[InputRef]:
+    """A step's inputs; a reused step's are those of the run it reused."""
+    reused = inv.runs.get(run.reused_from) if run.reused_from else None
+    if not run.inputs and reused is not None:
+        return reused.inputs
+    return run.inputs
+
+
 def _consumers(
-    ordered: list[_Step], owner_of: dict[str, str], number: dict[str, int]
+    inv: Inventory, ordered: list[_Step], owner_of: dict[str, str], number: dict[str, int]
 ) -> dict[str, list[str]]:
     runs = {s.run.run_id: s.run for s in ordered}
     out: dict[str, list[str]] = {}
     for s in ordered:
-        for ref in s.run.inputs:
+        for ref in _inputs_of(inv, s.run):
             if str(ref.loc) in owner_of:
                 port = ref.port or "?"
                 out.setdefault(str(ref.loc), []).append(
@@ -182,11 +189,13 @@ def _step_doc(
     info = D.module_info(run.module)
     runs = inv.runs
     inputs = []
-    for ref in sorted(run.inputs, key=lambda r: _port_rank(info, r.port, inputs=True)):
+    refs = _inputs_of(inv, run)
+    for ref in sorted(refs, key=lambda r: _port_rank(info, r.port, inputs=True)):
         entry: dict[str, Any] = {"port": ref.port, "location": str(ref.loc)}
         producer = owner_of.get(str(ref.loc))
         if producer is not None and producer in number:
-            port = ref.loc.path.rsplit("/", 1)[-1]
+            made = inv.outputs.get(ref.loc)
+            port = made.port if made else ref.loc.path.rsplit("/", 1)[-1]
             entry["from"] = {"step": _ref(number, runs, producer), "port": port}
         else:
             ds = _dataset(ref.loc)
@@ -264,12 +273,13 @@ def _facts(pipeline: Run, steps: list[Run]) -> dict[str, Any]:
     starts = [t for t in [pipeline.started, *(r.started for r in steps)] if t]
     ends = [t for t in [pipeline.ended, *(r.ended for r in steps)] if t]
     return {
-        "experiment": pipeline.experiment or next((r.experiment for r in steps if r.experiment), None),
+        "experiment": pipeline.experiment
+        or next((r.experiment for r in steps if r.experiment), None),
         "compute": pipeline.compute or next((r.compute for r in steps if r.compute), None),
         "started": min(starts) if starts else None,
         "ended": max(ends) if ends else None,
         "status": pipeline.status,
-        "runtimes": sorted({r.runtime for r in steps}),
+        "runtimes": sorted({r.runtime for r in steps if not r.reused}),
         "steps": len(steps),
         "reused_steps": sum(1 for r in steps if r.reused),
     }
@@ -281,7 +291,7 @@ def _facts(pipeline: Run, steps: list[Run]) -> dict[str, Any]:
 def _md(text: object) -> str:
     """Plain text in Markdown: no markup, no table break, no HTML."""
     out = str(text)
-    for ch in "\\`*_[]<>|#":
+    for ch in "\\`*[]<>|#":
         out = out.replace(ch, "\\" + ch)
     return " ".join(out.split())
 
@@ -293,7 +303,16 @@ def _code(text: object) -> str:
 
 def _mermaid(text: object) -> str:
     out = " ".join(str(text).split())
-    for ch, entity in (("#", "#35;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
+    for ch, entity in (
+        ("#", "#35;"),
+        ('"', "#quot;"),
+        ("<", "#lt;"),
+        (">", "#gt;"),
+        ("|", "#124;"),
+        ("[", "#91;"),
+        ("]", "#93;"),
+        ("`", "#96;"),
+    ):
         out = out.replace(ch, entity)
     return out
 
@@ -364,9 +383,9 @@ def _step_markdown(s: dict[str, Any]) -> list[str]:
     lines.append("Outputs:")
     for o in s["outputs"]:
         used = ", ".join(o["consumed_by"]) if o["consumed_by"] else "not consumed"
-        where = "" if o["in_this_copy"] else " (not in this copy)"
-        fmt = f" [{o['format']}]" if o["format"] else ""
-        lines.append(f"- {_md(o['port'])}{_md(fmt)} → {_md(used)}{_md(where)}")
+        where = "" if o["in_this_copy"] else ", not in this copy"
+        fmt = f" ({_md(o['format'])})" if o["format"] else ""
+        lines.append(f"- {_md(o['port'])}{fmt} → {_md(used)}{_md(where)}")
     if s["not_established"]:
         lines += ["", f"Not established from storage: {_md(', '.join(s['not_established']))}"]
     lines.append("")

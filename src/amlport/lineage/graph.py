@@ -121,10 +121,12 @@ class LineageGraph:
                 for u, _, kind in self.g.in_edges(n, data="kind")
                 if kind not in FORWARD_DEPENDENCIES
             )
+            # A pipeline component is made of its jobs: carrying it carries them.
+            holds_jobs = self.g.nodes[n]["kind"] == "component"
             todo.extend(
                 dst
                 for _, dst, kind in self.g.out_edges(n, data="kind")
-                if kind in FORWARD_DEPENDENCIES
+                if kind in FORWARD_DEPENDENCIES or (holds_jobs and kind == "parent_of")
             )
         return seen
 

@@ -212,7 +212,9 @@ def from_source(
             container = desc.artifact_container
             prefix = f"ExperimentRun/dcid.{data['run_id']}"
         elif isinstance(data.get("path"), str) and "/" in data["path"]:
-            container, prefix = data["path"].split("/", 1)
+            # A location (datastore/path) or a blob (container/name).
+            head, prefix = data["path"].split("/", 1)
+            container = desc.container_of(head) or head
         else:
             return []
         return [f"{b.container}/{b.name}" for b in listing.under(container, prefix)]

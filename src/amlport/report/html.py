@@ -145,9 +145,11 @@ def _inventory(report: Report) -> str:
             "<h3>Models</h3>",
             _table(
                 ["location", "format", "run", "portable", "pointer"],
-                [[m[k] for k in ("location", "format", "run", "portable", "pointer")]
-                 for m in report.models],
-            ),  # fmt: skip
+                [
+                    [m[k] for k in ("location", "format", "run", "portable", "pointer")]
+                    for m in report.models
+                ],
+            ),
             "<h3>Environments</h3>",
             _table(
                 ["id", "kind", "image", "pinned"],
@@ -159,17 +161,20 @@ def _inventory(report: Report) -> str:
             "<h3>Assets</h3>",
             _table(
                 ["kind", "name", "files", "bytes", "portable"],
-                [[a[k] for k in ("kind", "name", "files", "bytes", "portable")]
-                 for a in report.assets],
-            ),  # fmt: skip
+                [
+                    [a[k] for k in ("kind", "name", "files", "bytes", "portable")]
+                    for a in report.assets
+                ],
+            ),
         ]
-    parts += [
-        f"<h3>Scan findings ({len(report.findings)})</h3>",
-        _table(
-            ["severity", "code", "path", "message"],
-            [[f["severity"], f["code"], f["path"], f["message"]] for f in report.findings],
-        ),
-    ]
+    if report.kind == "source":  # a snapshot records no scan findings (its warnings follow)
+        parts += [
+            f"<h3>Scan findings ({len(report.findings)})</h3>",
+            _table(
+                ["severity", "code", "path", "message"],
+                [[f["severity"], f["code"], f["path"], f["message"]] for f in report.findings],
+            ),
+        ]
     if report.warnings:
         parts.append("<h3>Warnings</h3><ul>")
         parts += [f"<li>{text(w)}</li>" for w in report.warnings]
@@ -210,8 +215,11 @@ def _audit(report: Report) -> str:
             f"<b>{text(r.rule.id)}</b> {text(r.rule.title)}</div>"
             f"<div>{text(o.message)}</div>"
             + (f'<div class="where">{text(where)}</div>' if where else "")
-            + (f"<details><summary>Remediation</summary><pre>{text(r.remediation)}</pre>"
-               "</details>" if r.remediation and r.state is State.FAIL else "")  # fmt: skip
+            + (
+                f"<details><summary>Remediation</summary><pre>{text(r.remediation)}</pre></details>"
+                if r.remediation and r.state is State.FAIL
+                else ""
+            )
             + "</div>"
         )
     if unchecked:
@@ -235,9 +243,7 @@ def _pipeline_svg(pipe: Pipeline) -> str:
     out = [
         f'<svg class="pipeline" role="img" width="{pipe.width}" height="{pipe.height}" '
         f'viewBox="0 0 {pipe.width} {pipe.height}" xmlns="http://www.w3.org/2000/svg">'
-        "<title>"
-        + text(f"pipeline run {pipe.label}")
-        + "</title>"
+        "<title>" + text(f"pipeline run {pipe.label}") + "</title>"
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#667"/></marker>'
         "</defs>"
@@ -323,7 +329,7 @@ def _history(report: Report) -> str:
     def delta(r: HistoryRow) -> str:
         if r.added is None:
             return "-"
-        return f"+{r.added} −{r.removed} ~{r.changed}"
+        return f"+{r.added} -{r.removed} ~{r.changed}"
 
     rows = [
         [
@@ -341,7 +347,9 @@ def _history(report: Report) -> str:
     return (
         _history_chart(report.history)
         + note
-        + _table(["snapshot", "created (UTC)", "files", "size", "assets", "files +/−/~", "tags"], rows)
+        + _table(
+            ["snapshot", "created (UTC)", "files", "size", "assets", "files +/-/~", "tags"], rows
+        )
     )
 
 
@@ -377,7 +385,8 @@ def render_html(report: Report) -> str:
 <body>
 <header>
 <h1>amlport report <span class="what">{text(what)}</span></h1>
-<p class="loc"><b>{text(title)}</b> · {text(report.location)} · generated {text(report.generated)}</p>
+<p class="loc"><b>{text(title)}</b> · {text(report.location)} ·
+generated {text(report.generated)}</p>
 <div class="cards">{_cards(report)}</div>
 <nav><a href="#lineage">Lineage</a><a href="#pipelines">Pipelines</a><a href="#audit">Audit</a>
 <a href="#inventory">Inventory</a><a href="#history">Snapshot history</a></nav>

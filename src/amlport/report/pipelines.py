@@ -47,9 +47,9 @@ def _pipeline(lg: LineageGraph, pid: str) -> Pipeline:
     g = lg.g
     data = g.nodes[pid]
     pipe = Pipeline(id=pid, label=str(data.get("label") or pid))
-    steps = sorted(
-        v for _, v, k in g.out_edges(pid, data="kind") if k == "parent_of" and v in g
-    )[:MAX_STEPS]
+    steps = sorted(v for _, v, k in g.out_edges(pid, data="kind") if k == "parent_of" and v in g)[
+        :MAX_STEPS
+    ]
     step_set = set(steps)
     boxes: dict[str, Box] = {}
     for s in steps:

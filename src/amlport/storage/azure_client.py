@@ -27,8 +27,8 @@ class AzureClient:
     """The SDK client, credential, retry policy, translator and obstore reader of one
     account. Subclasses call ``__init__`` first; ``close`` is safe to call more than once."""
 
-    # What ``objects`` is: reads only, unless a subclass that writes (the repository store)
-    # asks for ``BlobWriter``; a source or target keeps a reader that cannot write.
+    # What ``objects`` is: reads only, unless a subclass that writes (the repository store,
+    # the import target) asks for ``BlobWriter``; a source keeps a reader that cannot write.
     reader_class: type[BlobReader] = BlobReader
 
     def __init__(

@@ -62,7 +62,7 @@ from amlport.storage.azure_location import (
     is_anonymous,
     parse_location,
 )
-from amlport.storage.object_writes import BlobWriter
+from amlport.storage.object_writes import BlobWriter, PutMode
 from amlport.storage.objects import carries
 from amlport.storage.retry import CountingRetry, RetryConfig
 from amlport.storage.target import DIGEST_METADATA, Target, TargetBlob, TargetConflict
@@ -244,7 +244,7 @@ class AzureTarget(AzureClient, Target):
         attributes = {"Content-Type": CONTENT_TYPE, **metadata}
         if whole:
             self._check_digest(metadata, hashlib.sha256(data), container, name)
-            mode = "overwrite" if overwrite else "create"
+            mode: PutMode = "overwrite" if overwrite else "create"
             if not self._writer.put(container, name, data, mode, attributes):
                 raise self._conflict(container, name)
             return
@@ -289,6 +289,9 @@ class AzureTarget(AzureClient, Target):
     def _set_md5(self, container: str, name: str, etag: str | None, md5: bytes) -> None:
         """Give a blob committed from a block list the Content-MD5 of the bytes amlport sent
         (obstore cannot send one), if it is still the blob written (``If-Match``)."""
+        if not etag:  # nothing to hold the condition on: better no MD5 than another's
+            log.debug("%s/%s: no ETag from the commit, no Content-MD5 set", container, name)
+            return
         blob = self._service.get_blob_client(container, name)
         settings = ContentSettings(content_type=CONTENT_TYPE, content_md5=bytearray(md5))
         with self._translating(Where("writing", container, name)):

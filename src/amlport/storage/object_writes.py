@@ -94,7 +94,7 @@ class BlobWriter(BlobReader):
             )
 
     def put_stream(
-        self, container: str, name: str, pieces: Iterator[bytes], *, part_size: int,
+        self, container: str, name: str, pieces: Iterator[bytes | memoryview], *, part_size: int,
         concurrency: int, attributes: dict[str, str] | None = None,
     ) -> str | None:  # fmt: skip
         """A multipart upload (Put Block x n, Put Block List) of what ``pieces`` yields, read
@@ -111,7 +111,7 @@ class BlobWriter(BlobReader):
         store, where = self._upload_store(container), Where("writing", container, name)
         raised: list[BaseException] = []
 
-        def feed() -> Iterator[bytes]:
+        def feed() -> Iterator[bytes | memoryview]:
             try:
                 yield from pieces
             except GeneratorExit:  # obstore gave up on the upload: its error is raised

@@ -1,10 +1,11 @@
 """The bulk data path through obstore (Apache Arrow's Rust ``object_store``): blob reads
-(the ``az://`` repository's writes: ``object_writes.BlobWriter``).
+(the writes of the ``az://`` repository and of the import target: ``object_writes.BlobWriter``).
 
 Why: the Python storage SDK spends 3 to 5.5 times rclone's client CPU on the same bytes; obstore
 reads at rclone's speed with a tenth of the SDK's CPU (docs/design/0005-obstore-data-path.md).
 The SDK keeps what obstore cannot do (listing with Content-MD5, containers, signing, copies,
-properties); both are built from the same resolved location and credential (``connect``).
+properties, conditional block-list commits); both are built from the same resolved location
+and credential (``connect``).
 
 One ``AzureStore`` per container, built on first use with:
 

@@ -127,13 +127,15 @@ def decode_parameter(key: str, raw: str, module: str | None = None) -> Parameter
     elif text[:1] in ('"', "{", "["):
         try:
             value, kind = load_json(text, f"parameter {key}"), "json"
-        except Exception:  # noqa: BLE001 - not JSON after all: the decoded text stays
+        except Exception:
             value, kind = text, "text"
         if isinstance(value, str):
             kind = "text"
         elif isinstance(value, dict) and isinstance(value.get("rules"), list):
             rules = tuple(r for r in value["rules"] if isinstance(r, dict))
-            return Parameter(key, raw, value, "column_selector", label, rules, column_summary(rules))
+            return Parameter(
+                key, raw, value, "column_selector", label, rules, column_summary(rules)
+            )
     return Parameter(key, raw, value, kind, label)
 
 
@@ -173,7 +175,8 @@ def _rule_text(rule: dict[str, Any]) -> str:
         return f"column indexes {listed}"
     if kind == "ColumnTypes":
         types = rule.get("columnTypes") or cols
-        return f"columns of type {types if isinstance(types, str) else ', '.join(map(str, types or []))}"
+        named = types if isinstance(types, str) else ", ".join(map(str, types or []))
+        return f"columns of type {named}"
     return f"{kind} {json.dumps(rule, sort_keys=True)}"
 
 

@@ -265,11 +265,12 @@ def _pipeline_components(inv: Inventory) -> None:
     """A pipeline file without ``$schema`` that a job names as its component is a pipeline
     component, not a pipeline job of its own (one with ``pipelineJob.schema.json`` stays a job:
     that is what its author declared)."""
-    named = {
-        resolve_component(inv, posixpath.dirname(spec_id), job.component)
-        for spec_id, _, jobs in job_sets(inv)
-        for job in jobs.values()
-    }
+    named: set[str] = set()
+    for spec_id, _, jobs in job_sets(inv):
+        for job in jobs.values():
+            found = resolve_component(inv, posixpath.dirname(spec_id), job.component)
+            if found is not None:
+                named.add(found)
     for spec_id in sorted(named & inv.pipelines.keys()):
         spec = inv.pipelines[spec_id]
         if spec.schema is None and any(

@@ -54,7 +54,9 @@ PARENT = re.compile(rf"\b(?:parent_run_id|azureml\.pipelineRunId){KEYED}(?P<run>
 ROOT = re.compile(rf"\bAZUREML_ROOT_RUN_ID{KEYED}(?P<run>{RUN_ID})")
 NODE = re.compile(rf"(?:moduleNodeId|azureml\.nodeid){KEYED}(?P<node>[0-9a-f]{{8}})\b")
 REUSED_RUN = re.compile(rf"azureml\.reusedrunid{KEYED}(?P<run>{RUN_ID})")
-REUSE_WORDS = re.compile(r"eligible to reuse a previous run's output|azureml\.isreused\W+true", re.I)
+REUSE_WORDS = re.compile(
+    r"eligible to reuse a previous run's output|azureml\.isreused\W+true", re.I
+)
 STAMP = re.compile(r"^\[(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:\.\d+)?Z?\]")
 FINISHED = re.compile(r"Job (?P<verb>finished|failed), job RunId is")
 EXPERIMENT = re.compile(r"^Experiment: (?P<name>\S.*?)\s*$")

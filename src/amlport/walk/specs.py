@@ -128,6 +128,7 @@ def _parse_job(name: str, job: dict[str, Any]) -> JobSpec:
 
 def parse_component(doc: dict[str, Any], spec_id: str, path: str, kind: str) -> ComponentSpec:
     """A component file; a pipeline component (``kind`` ``pipeline_component``) keeps its jobs."""
+    spec_type: str | None
     if kind == "command_job":
         spec_type = kind
     elif kind == "pipeline_component":

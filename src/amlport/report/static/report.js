@@ -72,8 +72,9 @@
   var READABLE = 0.85;
   if (cy.zoom() < READABLE) {
     var box = cy.elements().boundingBox();
+    var spare = cy.width() - box.w * READABLE;  // a narrow graph is centred
     cy.zoom(READABLE);
-    cy.pan({ x: 24 - box.x1 * READABLE, y: 24 - box.y1 * READABLE });
+    cy.pan({ x: Math.max(24, spare / 2) - box.x1 * READABLE, y: 24 - box.y1 * READABLE });
   }
   window.amlportGraph = cy;  // for the console and the browser test
 

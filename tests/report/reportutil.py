@@ -1,5 +1,6 @@
-"""Headless Chromium through selenium, offline: Debian's ``chromium`` and ``chromium-driver``.
+"""Helpers of the report suite (a unique module name: ``conftest`` is not importable as one).
 
+Headless Chromium through selenium, offline: Debian's ``chromium`` and ``chromium-driver``.
 ``make test`` installs both (the Makefile's ``browser`` step); a machine without them fails
 the report tests with the command to run, it does not skip them.
 """
@@ -8,7 +9,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "fixtures" / "workspaces" / "designer-autoprice"
+CONDA_ENV = (
+    "azureml/ExperimentRun/dcid.a79bd916-2790-4202-89ed-fbdede3ccf1d/trained_model_outputs/"
+    "conda_env.yaml"
+)
+SHOTS = ROOT / "build" / "report"  # screenshots for people to look at
 INSTALL = "apt-get update && apt-get install -y chromium chromium-driver (make test does this)"
 WIDTH, HEIGHT = 1400, 1000
 
@@ -23,7 +32,7 @@ def find_chromium() -> tuple[str, str]:
     return browser, driver
 
 
-def start_chromium(profile: Path):  # type: ignore[no-untyped-def]
+def start_chromium(profile: Path) -> Any:
     """A headless Chromium with no network: every request goes to a closed local port."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

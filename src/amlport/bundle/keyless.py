@@ -1,0 +1,90 @@
+"""``verify`` of an encrypted repository opened without its key (docs/bundle-format.md).
+
+Without the key nothing can be decrypted, so neither the snapshots' contents nor the GCM
+tags can be checked, nor which objects a snapshot references (its root and pieces are
+sealed). What is checked, reading only the first 35 bytes of each stored object:
+
+- every wrapped key in ``keys/`` is one amlport wrote (format, types, bounded KDF);
+- every snapshot is a format-2 root whose header says it is sealed metadata;
+- every object in ``objects/`` has a sealed envelope header (magic, version, codec, flag) and
+  a stored size that some plain size gives for its kind (a data object shorter than its
+  header, salt and one segment, or whose last segment is shorter than a nonce and a tag,
+  is caught).
+
+Everything else needs the key (``verify --key-file``): a flipped byte inside a segment (the
+GCM tag), a swapped or replayed object (the name bound in the final segment), an object cut
+at a segment boundary or by a few bytes (a shorter, valid-looking layout), which objects a
+snapshot references and whether they are all present.
+"""
+
+from __future__ import annotations
+
+from amlport.bundle import crypto, envelope, keys
+from amlport.bundle.objects import ObjectStore, StageProgress
+from amlport.bundle.snapshots import SHORT_ID_LENGTH, SnapshotStore
+from amlport.bundle.store import RepoStore
+from amlport.bundle.verification import (
+    CORRUPT_OBJECT,
+    CORRUPT_SNAPSHOT,
+    VerifyProblem,
+    VerifyReport,
+)
+from amlport.errors import IntegrityError
+
+HEAD = envelope.HEADER_SIZE + crypto.SALT_SIZE
+
+
+def keyless_verify(
+    store: RepoStore,
+    objects: ObjectStore,
+    snapshots: SnapshotStore,
+    progress: StageProgress | None = None,
+) -> VerifyReport:
+    report = VerifyReport()
+    try:
+        if not keys.list_keys(store):
+            raise IntegrityError("keys/ holds no wrapped key: nothing can open this repository")
+    except IntegrityError as exc:
+        report.problems.append(VerifyProblem(CORRUPT_OBJECT, exc.message))
+    for sid in snapshots.ids():
+        report.snapshots.append(sid)
+        where = f"snapshot {sid[:SHORT_ID_LENGTH]}"
+        if snapshots.format_of(sid) != 2:
+            problem: str | None = f"{where}: a format-1 manifest, in an encrypted repository"
+        else:
+            problem = _check(store, snapshots.root_key(sid), meta=True, where=where, report=report)
+        if problem is not None:
+            report.problems.append(VerifyProblem(CORRUPT_SNAPSHOT, problem, snapshot_id=sid))
+    listed = list(objects.iter_sizes())
+    for done, (digest, size) in enumerate(listed, start=1):
+        report.objects_checked += 1
+        problem = _check(store, objects.key(digest), meta=None, where=f"object {digest}",
+                         report=report, size=size)  # fmt: skip
+        if problem is not None:
+            report.problems.append(VerifyProblem(CORRUPT_OBJECT, problem, digest=digest))
+        if progress is not None:
+            progress("verify", done, len(listed))
+    return report
+
+
+def _check(
+    store: RepoStore,
+    key: str,
+    *,
+    meta: bool | None,
+    where: str,
+    report: VerifyReport,
+    size: int | None = None,
+) -> str | None:
+    try:
+        with store.open(key) as fh:
+            head = fh.read(HEAD)
+    except FileNotFoundError:
+        return f"{where}: removed while being checked"
+    except IntegrityError as exc:
+        return exc.message
+    size = store.size(key) if size is None else size
+    if size is None:
+        return f"{where}: removed while being checked"
+    report.bytes_checked += len(head)
+    return crypto.check_layout(head, size, meta=meta, where=where)
