@@ -10,7 +10,7 @@ DEMO_WS := fixtures/workspaces/designer-autoprice
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test browser report-vendor lint typecheck unit fixtures check-fixtures bench clean
+.PHONY: demo test browser report-vendor lint typecheck unit test-encrypted fixtures check-fixtures bench clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -62,6 +62,11 @@ test: $(VENV)/.stamp-test node_modules/.stamp browser lint typecheck
 
 unit: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest -q tests/unit
+
+# The bundle unit tests again, every repository they create encrypted (tests/conftest.py,
+# docs/design/0009-repository-encryption.md); tests about plain stored bytes are skipped.
+test-encrypted: $(VENV)/.stamp-test
+	AMLPORT_TEST_ENCRYPT=1 $(BIN)/python -m pytest -q tests/unit -k "bundle or crypto"
 
 fixtures: $(VENV)/.stamp-base
 	$(BIN)/python fixtures/generate.py --out fixtures/workspaces

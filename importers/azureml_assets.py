@@ -94,7 +94,23 @@ class AzureMLAssetsImporter:
                 unit.registers.insert(0, (asset.kind, unit.main, asset.id))
             units.append(unit)
             actions.append(self._decide(asset.id, unit.main, unit.files, ctx))
+        actions += self._designer_documents(ctx)
         actions.append(self._decide(SCRIPT, SCRIPT, _script_files(units, ctx), ctx))
+        return actions
+
+    def _designer_documents(self, ctx: ImportContext) -> list[ImportAction]:
+        """A designer pipeline is no v2 asset: its Markdown document goes to ``designer/``
+        beside the v2 assets (docs/designer.md). It describes the source run by Studio names
+        and step numbers; the YAML it is rendered from (with the source's datastore paths)
+        stays in the bundle."""
+        actions = []
+        for asset in ctx.manifest.assets:
+            doc = asset.attrs.get("designer_document")
+            if asset.kind != "pipeline" or not doc:
+                continue
+            main = f"designer/{posixpath.basename(str(doc))}"
+            files = {main: ctx.read(str(doc))}
+            actions.append(self._decide(f"{asset.id} (designer document)", main, files, ctx))
         return actions
 
     def _render(

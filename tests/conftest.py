@@ -63,6 +63,9 @@ def _own_read_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+TEST_MASTER_KEY = b"\xa5" * 32  # AMLPORT_TEST_ENCRYPT: test_bundle_support.sha predicts names
+
+
 @pytest.fixture(autouse=True)
 def _repository_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts with no repository key set by a CLI option (``KeySource``) and no
@@ -80,6 +83,7 @@ def _repository_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     if encrypt:
         KeySource.test_encrypt = True
         KeySource.default_key = UserKey(KIND_FILE, b"\x5a" * 32, "test key")
+        KeySource.test_master = TEST_MASTER_KEY
     try:
         yield
     finally:

@@ -558,7 +558,8 @@ def test_cli_backup_twice_then_verify_and_snapshots(azurite: az.Azurite) -> None
     assert "verified 2 snapshot(s)" in verify.stdout
     snaps = cli("snapshots", place.location, "--json", *creds)
     assert snaps.returncode == 0, snaps.stderr
-    assert [s["id"] for s in json.loads(snaps.stdout)] == [doc1["snapshot"], doc2["snapshot"]]
+    listed = json.loads(snaps.stdout)["snapshots"]
+    assert [s["id"] for s in listed] == [doc1["snapshot"], doc2["snapshot"]]
     assert place.auth.connection_string not in snaps.stdout + snaps.stderr
     # No credential: a clear error, not a traceback.
     bare = cli("snapshots", place.location, env={"AMLPORT_REPO_CONNECTION_STRING": ""})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from cliutil import amlport
 
 from amlport.bundle import Repository
 from amlport.export import ExportRequest, run_export
@@ -35,3 +36,36 @@ def test_designer_export_carries_the_document(tmp_path: Path) -> None:
     ]
     mode = next(p for p in steps[1]["parameters"] if p["key"] == "cleaning-mode")
     assert (mode["value"], mode["raw"]) == ("Remove entire row", "%22Remove+entire+row%22")
+
+
+def test_designer_document_is_emitted_beside_the_v2_assets(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    run_export(LocalSource(WS / "designer-autoprice"), repo, ExportRequest())
+    out = tmp_path / "assets"
+    qa = REPO / "tests" / "integration" / "maps" / "qa.yaml"
+    ran = amlport(
+        "import", str(repo), "--to", str(tmp_path / "t"), "--map", str(qa),
+        "--emit-assets", str(out),
+    )  # fmt: skip
+    assert ran.returncode in (0, 1), ran.stderr
+    text = (out / "designer" / f"{PARENT}.md").read_text(encoding="utf-8")
+    assert text.startswith(f"# Designer pipeline run {PARENT}")
+    again = amlport(
+        "import", str(repo), "--to", str(tmp_path / "t"), "--map", str(qa),
+        "--emit-assets", str(out),
+    )  # fmt: skip
+    assert again.returncode in (0, 1), again.stderr  # a re-run: the same files, skipped
+
+
+def test_designer_document_is_restored_into_the_target(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    run_export(LocalSource(WS / "designer-autoprice"), repo, ExportRequest())
+    qa = REPO / "tests" / "integration" / "maps" / "qa.yaml"
+    target = tmp_path / "t"
+    ran = amlport("import", str(repo), "--to", str(target), "--map", str(qa))
+    assert ran.returncode in (0, 1), ran.stderr
+    [doc] = target.rglob(f"amlport/pipelines/{PARENT}.md")
+    assert doc.read_text(encoding="utf-8").startswith(f"# Designer pipeline run {PARENT}")
+    described = amlport("describe", str(target), PARENT[:8])  # the target is a workspace too
+    assert described.returncode == 0, described.stderr
+    assert "### 5. Train Model" in described.stdout

@@ -173,3 +173,31 @@ def test_names_obstore_cannot_carry_are_written_by_the_sdk(target: AzureTarget, 
     found = target.stat(c, name)
     assert found is not None and found.sha256 == digest(large)
     assert target.read_bytes(c, name) == large
+
+
+HOSTILE = [
+    "brackets/[0]/a]b[.txt",
+    "query?x=1#frag.txt",
+    "percent/%2F%41%.txt",
+    "plus+and&amp;;semi.txt",
+    "ü/名前/💾.bin",
+    "/".join(["d" * 200] * 5)[:1024],
+]
+
+
+@pytest.mark.parametrize(
+    "name", HOSTILE, ids=["brackets", "query", "percent", "plus", "unicode", "1024"]
+)
+def test_hostile_names_round_trip_through_obstore(
+    target: AzureTarget, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    c, small, large = target.descriptor.blobstore_container, name.encode(), os.urandom(5 * MIB)
+    sdk = SdkRequests(monkeypatch)
+    target.write_bytes(c, name, small, metadata={DIGEST_METADATA: digest(small)}, overwrite=False)
+    target.write_bytes(c, name, large, metadata={DIGEST_METADATA: digest(large)}, overwrite=True)
+    assert sdk.puts == ["comp=properties"]  # both went through obstore, under this very name
+    monkeypatch.undo()
+    assert list(target.list_names(c, "")) == [name]
+    found = target.stat(c, name)
+    assert found is not None and found.size == len(large) and found.sha256 == digest(large)
+    assert target.read_bytes(c, name) == large

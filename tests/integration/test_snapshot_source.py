@@ -142,7 +142,7 @@ def test_a_map_of_another_source_is_refused(two: dict[str, str | Path], tmp_path
 def test_snapshots_filters_by_source(two: dict[str, str | Path]) -> None:
     res = cli("snapshots", str(two["repo"]), "--source", BIKESHARE[0], "--json")
     assert res.returncode == 0, res.stderr
-    assert [r["id"] for r in json.loads(res.stdout)] == [two["bikeshare"]]
+    assert [r["id"] for r in json.loads(res.stdout)["snapshots"]] == [two["bikeshare"]]
 
 
 def test_a_single_source_repository_keeps_latest_as_it_was(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
+from cliutil import init_format1
+from cliutil import manifest_paths as manifest_paths  # the reliability suite's, re-exported
 
 GUID = "5e1ab1e0-0000-4000-8000-00000000c0de"
 BLOBSTORE = f"azureml-blobstore-{GUID}"
@@ -263,9 +265,12 @@ def filled_map(repo: Path, out: Path) -> Path:
     return out
 
 
-def small_backup(root: Path) -> tuple[Path, Path]:
+def small_backup(root: Path, *, version: int = 2) -> tuple[Path, Path]:
     """``root/repo`` holding one backup of a small workspace (a log, an MLmodel, a binary),
-    and the workspace's folder."""
+    and the workspace's folder. ``version``: the repository format (1: a repository made
+    with ``repo init --format 1`` first, for tests of the format-1 files)."""
+    if version == 1:
+        init_format1(root / "repo")
     ws = new_workspace(root / "ws")
     ws.put_run_file("r1", "user_logs/std_log.txt", "loss 0.1\n" * 50)
     ws.put_run_file("r1", "outputs/model/MLmodel", "flavors: {}\n")
@@ -301,14 +306,6 @@ def error_lines(ran: Ran) -> list[str]:
 
 def finding_messages(report: dict[str, Any]) -> list[str]:
     return [f"{f['code']}: {f['path']}: {f['message']}" for f in report["inventory"]["findings"]]
-
-
-def manifest_paths(repo: Path) -> list[str]:
-    """Every file path of every snapshot in a repository (read straight from the JSON)."""
-    out: list[str] = []
-    for snap in sorted((repo / "snapshots").glob("*.json")):
-        out += [f["path"] for f in json.loads(snap.read_text(encoding="utf-8"))["files"]]
-    return out
 
 
 def all_bytes_under(paths: Iterable[Path]) -> bytes:

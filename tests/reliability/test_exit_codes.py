@@ -101,7 +101,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     clean = new_workspace(root / "clean")
     repo = root / "repo"
     assert cli("export", str(clean.root), "--to", str(repo)).returncode == 0
-    [snap] = json.loads(cli("snapshots", str(repo), "--json").stdout)
+    [snap] = json.loads(cli("snapshots", str(repo), "--json").stdout)["snapshots"]
     archive = root / "pack.tar.gz"
     assert cli("pack", str(repo), "--snapshot", snap["id"], "-o", str(archive)).returncode == 0
     damaged, bad_manifest = root / "damaged", root / "bad-manifest"

@@ -81,7 +81,7 @@ def test_import_killed_half_way_completes_on_rerun_without_duplicates(tmp_path: 
 
 def test_import_of_a_damaged_snapshot_writes_nothing(tmp_path: Path) -> None:
     _, repo, map_file = _bundle(tmp_path)
-    [snapshot] = json.loads(amlport("snapshots", str(repo), "--json").stdout)
+    [snapshot] = json.loads(amlport("snapshots", str(repo), "--json").stdout)["snapshots"]
     doc = json.loads((repo / "snapshots" / f"{snapshot['id']}.json").read_bytes())
     victim = next(f for f in doc["files"] if f["path"].endswith("part_0007.txt"))
     hexd = victim["digest"].split(":", 1)[1]

@@ -18,63 +18,97 @@ import json
 import shutil
 import tarfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cliutil import (
+    format1_file,
+    init_format1,
+    manifest_of,
+    object_file,
+    only_snapshot,
+    pieces,
+    rewrite_format1,
+    rewrite_format2,
+    root_file,
+    stored_snapshots,
+)
 from rel_workspace import Ran, assert_clean_failure, error_lines, new_workspace
 from rel_workspace import cli as amlport
+
+from amlport.bundle.codec import PLAIN
+from amlport.bundle.envelope import has_magic
 
 Damage = Callable[[Path], str]  # damages a repository, returns what the message must name
 
 
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A repository with one snapshot of a small workspace, its pack, and the repository of
-    another workspace (a target that already holds something, but none of these objects)."""
-    root = tmp_path_factory.mktemp("golden")
+@dataclass(frozen=True)
+class Golden:
+    repo: Path  # one snapshot of a small workspace
+    archive: Path  # its pack
+    other: Path  # the repository of another workspace (a target holding none of these objects)
+
+
+def _golden(root: Path, version: int) -> Golden:
     ws = new_workspace(root / "ws")
     ws.put_run_file("r1", "user_logs/std_log.txt", "loss 0.1\n" * 50)
     ws.put_run_file("r1", "outputs/model.pkl", bytes(range(256)) * 8)
-    repo = root / "repo"
+    repo, other_repo = root / "repo", root / "other-repo"
+    if version == 1:
+        init_format1(repo)
+        init_format1(other_repo)
     ran = amlport("export", str(ws.root), "--to", str(repo))
     assert ran.returncode == 0, ran.explain()
     archive = root / "pack.tar.gz"
-    ran = amlport("pack", str(repo), "--snapshot", _snapshot_id(repo), "-o", str(archive))
+    ran = amlport("pack", str(repo), "--snapshot", only_snapshot(repo), "-o", str(archive))
     assert ran.returncode == 0, ran.explain()
     other = new_workspace(root / "other", "relother")
     other.put_run_file("o1", "user_logs/std_log.txt", "another workspace\n")
     (other.run("clean_run") / "user_logs" / "std_log.txt").write_text("different\n")
-    ran = amlport("export", str(other.root), "--to", str(root / "other-repo"))
+    ran = amlport("export", str(other.root), "--to", str(other_repo))
     assert ran.returncode == 0, ran.explain()
-    return repo, archive, root / "other-repo"
+    names = stored_snapshots(repo) + stored_snapshots(other_repo)
+    assert all(n.endswith(".json") == (version == 1) for n in names), names
+    return Golden(repo, archive, other_repo)
+
+
+@pytest.fixture(scope="module")
+def golden1(tmp_path_factory: pytest.TempPathFactory) -> Golden:
+    """Format 1: the snapshots are manifest files (``repo init --format 1``)."""
+    return _golden(tmp_path_factory.mktemp("golden1"), 1)
+
+
+@pytest.fixture(scope="module")
+def golden2(tmp_path_factory: pytest.TempPathFactory) -> Golden:
+    """Format 2 (what a new repository is): roots over pieces."""
+    return _golden(tmp_path_factory.mktemp("golden2"), 2)
+
+
+def _golden_of(request: pytest.FixtureRequest, version: int) -> Golden:
+    golden: Golden = request.getfixturevalue(f"golden{version}")
+    return golden
 
 
 def _snapshot_id(repo: Path) -> str:
-    [snap] = (repo / "snapshots").glob("*.json")
-    return snap.name.removesuffix(".json")
-
-
-def _manifest(repo: Path) -> dict[str, Any]:
-    return json.loads((repo / "snapshots" / f"{_snapshot_id(repo)}.json").read_bytes())
+    return only_snapshot(repo)
 
 
 def _object(repo: Path, bundle_path_suffix: str) -> tuple[Path, str]:
-    entry = next(f for f in _manifest(repo)["files"] if f["path"].endswith(bundle_path_suffix))
-    hexd = entry["digest"].split(":", 1)[1]
-    return repo / "objects" / "sha256" / hexd[:2] / hexd, entry["path"]
+    entry = next(f for f in manifest_of(repo)["files"] if f["path"].endswith(bundle_path_suffix))
+    return object_file(repo, entry["digest"]), entry["path"]
 
 
 def _rehashed(repo: Path, edit: Callable[[dict[str, Any]], None]) -> str:
-    """Edit the manifest and store it under the hash of its new bytes (a "valid" forgery)."""
-    old = repo / "snapshots" / f"{_snapshot_id(repo)}.json"
-    doc = json.loads(old.read_bytes())
-    edit(doc)
-    raw = json.dumps(doc, indent=2, sort_keys=True).encode()
-    sid = hashlib.sha256(raw).hexdigest()
-    old.unlink()
-    (repo / "snapshots" / f"{sid}.json").write_bytes(raw)
-    return sid
+    """Edit the manifest and store it under the name of its new bytes (a "valid" forgery),
+    in the repository's own format."""
+    if any(n.endswith(".json") for n in stored_snapshots(repo)):
+        return rewrite_format1(repo, edit)
+    return rewrite_format2(repo, edit)
+
+
+# Damage to data objects and forged manifests: the same attack on either format.
 
 
 def flip_byte(repo: Path) -> str:
@@ -90,20 +124,6 @@ def missing_object(repo: Path) -> str:
     path, bundle_path = _object(repo, "std_log.txt")
     path.unlink()
     return bundle_path
-
-
-def truncated_manifest(repo: Path) -> str:
-    sid = _snapshot_id(repo)
-    snap = repo / "snapshots" / f"{sid}.json"
-    snap.write_bytes(snap.read_bytes()[:200])
-    return sid[:16]
-
-
-def hand_edited_manifest(repo: Path) -> str:
-    sid = _snapshot_id(repo)
-    snap = repo / "snapshots" / f"{sid}.json"
-    snap.write_bytes(snap.read_bytes().replace(b'"portable": true', b'"portable": false', 1))
-    return sid[:16]
 
 
 def unknown_major(repo: Path) -> str:
@@ -126,29 +146,110 @@ def absolute_path(repo: Path) -> str:
     return "/etc/passwd"
 
 
+# Format 1: the manifest file itself.
+
+
+def truncated_manifest(repo: Path) -> str:
+    sid = _snapshot_id(repo)
+    snap = format1_file(repo, sid)
+    snap.write_bytes(snap.read_bytes()[:200])
+    return sid[:16]
+
+
+def hand_edited_manifest(repo: Path) -> str:
+    sid = _snapshot_id(repo)
+    snap = format1_file(repo, sid)
+    snap.write_bytes(snap.read_bytes().replace(b'"portable": true', b'"portable": false', 1))
+    return sid[:16]
+
+
+# Format 2: the root and the pieces.
+
+
+def truncated_root(repo: Path) -> str:
+    sid = _snapshot_id(repo)
+    root = root_file(repo, sid)
+    root.write_bytes(root.read_bytes()[:30])
+    return sid[:16]
+
+
+def hand_edited_root(repo: Path) -> str:
+    sid = _snapshot_id(repo)
+    root = root_file(repo, sid)
+    data = bytearray(root.read_bytes())
+    data[-1] ^= 0x01
+    root.write_bytes(bytes(data))
+    return sid[:16]
+
+
+def _piece_files(repo: Path) -> list[Path]:
+    return sorted(object_file(repo, d) for d in pieces(repo)[1])
+
+
+def flipped_piece(repo: Path) -> str:
+    sid = _snapshot_id(repo)
+    for path in _piece_files(repo):  # every piece: whichever the reader meets first
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.chmod(0o644)
+        path.write_bytes(bytes(data))
+    return sid[:16]
+
+
+def swapped_pieces(repo: Path) -> str:
+    """Two pieces trade places: each is whole, neither is the piece its name says."""
+    sid = _snapshot_id(repo)
+    files = _piece_files(repo)
+    assert len(files) >= 2
+    first, second = files[0].read_bytes(), files[-1].read_bytes()
+    for path, data in ((files[0], second), (files[-1], first)):
+        path.chmod(0o644)
+        path.write_bytes(data)
+    return sid[:16]
+
+
+def another_root(repo: Path) -> str:
+    """A root replaced by the (valid) root of another snapshot of the same repository."""
+    sid = _snapshot_id(repo)
+    kept = root_file(repo, sid).read_bytes()
+    other = rewrite_format2(repo, lambda d: d.update(tags=["renamed-to-match"]))
+    root_file(repo, sid).write_bytes(root_file(repo, other).read_bytes())
+    root_file(repo, other).write_bytes(kept)  # both names hold a root that is not theirs
+    return sid[:16]
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     if not root.exists():
         return {}
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+BOTH = [flip_byte, missing_object, unknown_major, dotdot_path, absolute_path]
+
+
 @pytest.mark.parametrize(
-    "damage",
+    ("version", "damage"),
     [
-        flip_byte,
-        missing_object,
-        truncated_manifest,
-        hand_edited_manifest,
-        unknown_major,
-        dotdot_path,
-        absolute_path,
+        *((1, d) for d in [*BOTH, truncated_manifest, hand_edited_manifest]),
+        *(
+            (2, d)
+            for d in [
+                *BOTH,
+                truncated_root,
+                hand_edited_root,
+                flipped_piece,
+                swapped_pieces,
+                another_root,
+            ]
+        ),
     ],
+    ids=lambda v: v.__name__ if callable(v) else f"format{v}",
 )
 def test_verify_refuses_a_damaged_repository(
-    damage: Damage, golden: tuple[Path, Path, Path], tmp_path: Path
+    version: int, damage: Damage, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     repo = tmp_path / "repo"
-    shutil.copytree(golden[0], repo)
+    shutil.copytree(_golden_of(request, version).repo, repo)
     named = damage(repo)
     before = _tree(repo)
     ran = amlport("verify", str(repo))
@@ -235,8 +336,11 @@ def duplicate_member(src: Path, out: Path) -> tuple[Path, str, bool]:
 
 
 def object_not_its_name(src: Path, out: Path) -> tuple[Path, str, bool]:
+    """Every data object damaged (format 2: the pieces are left whole, see below)."""
     members = [
-        (m, bytes([d[0] ^ 1]) + d[1:]) if m.name.startswith("objects/sha256/") and d else (m, d)
+        (m, bytes([d[0] ^ 1]) + d[1:])
+        if m.name.startswith("objects/sha256/") and d and not _is_piece(m, d)
+        else (m, d)
         for m, d in _members(src)
     ]
     return _write(out / "o.tar.gz", members), "is corrupt", True
@@ -255,6 +359,7 @@ def missing_objects(src: Path, out: Path) -> tuple[Path, str, bool]:
 
 
 def foreign_major(src: Path, out: Path) -> tuple[Path, str, bool]:
+    """Format 1: a manifest of a newer major schema, renamed to match its bytes."""
     members = []
     for m, d in _members(src):
         if m.name.startswith("snapshots/"):
@@ -266,36 +371,108 @@ def foreign_major(src: Path, out: Path) -> tuple[Path, str, bool]:
     return _write(out / "f.tar.gz", members), "newer than this amlport", True
 
 
+def foreign_major_root(src: Path, out: Path) -> tuple[Path, str, bool]:
+    """Format 2: a root whose manifest is of a newer major schema, renamed to match."""
+    members = []
+    for m, d in _members(src):
+        if m.name.startswith("snapshots/"):
+            sid = m.name.removeprefix("snapshots/")
+            doc = json.loads(PLAIN.unpack_meta(d, sid, where="test", limit=1 << 20))
+            doc["manifest"]["schema"] = "amlport.bundle/99"
+            plain = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            name = PLAIN.meta_name(plain)
+            m.name, d = f"snapshots/{name}", PLAIN.pack_meta(plain, name)
+        members.append((m, d))
+    return _write(out / "f.tar.gz", members), "newer than this amlport", True
+
+
+def _is_piece(member: tarfile.TarInfo, data: bytes) -> bool:
+    """A format-2 piece: an object in an envelope (a data object has none)."""
+    return member.name.startswith("objects/sha256/") and has_magic(data)
+
+
+def _root_named(members: list[tuple[tarfile.TarInfo, bytes]]) -> str:
+    [sid] = [m.name.removeprefix("snapshots/") for m, _ in members if m.name.startswith("snap")]
+    return f"snapshot {sid[:16]}"
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    flipped = bytearray(data)
+    flipped[at] ^= 0x01
+    return bytes(flipped)
+
+
+def _flipped_pieces(at: int) -> Hostile:
+    def hostile(src: Path, out: Path) -> tuple[Path, str, bool]:
+        members = _members(src)
+        members = [(m, _flip(d, at)) if _is_piece(m, d) else (m, d) for m, d in members]
+        return _write(out / "p.tar.gz", members), _root_named(members), True
+
+    hostile.__name__ = f"piece_byte_{at}_flipped"
+    return hostile
+
+
+def swapped_piece_members(src: Path, out: Path) -> tuple[Path, str, bool]:
+    members = _members(src)
+    at = [i for i, (m, d) in enumerate(members) if _is_piece(m, d)]
+    assert len(at) >= 2
+    (first, a), (last, b) = members[at[0]], members[at[-1]]
+    members[at[0]], members[at[-1]] = (first, b), (last, a)
+    return _write(out / "w.tar.gz", members), "is corrupt", True
+
+
+def missing_pieces(src: Path, out: Path) -> tuple[Path, str, bool]:
+    members = [(m, d) for m, d in _members(src) if not _is_piece(m, d)]
+    return _write(out / "n.tar.gz", members), _root_named(members), True
+
+
+ANY_FORMAT = [
+    truncated,
+    not_gzip,
+    dotdot_member,
+    absolute_member,
+    symlink_member,
+    hardlink_member,
+    fifo_member,
+    duplicate_member,
+    object_not_its_name,
+    damaged_snapshot,
+    missing_objects,
+]
+
+
 @pytest.mark.parametrize(
-    "hostile",
+    ("version", "hostile"),
     [
-        truncated,
-        not_gzip,
-        dotdot_member,
-        absolute_member,
-        symlink_member,
-        hardlink_member,
-        fifo_member,
-        duplicate_member,
-        object_not_its_name,
-        damaged_snapshot,
-        missing_objects,
-        foreign_major,
+        *((1, h) for h in [*ANY_FORMAT, foreign_major]),
+        *(
+            (2, h)
+            for h in [
+                *ANY_FORMAT,
+                foreign_major_root,
+                _flipped_pieces(0),  # the envelope's magic
+                _flipped_pieces(-1),  # the compressed payload
+                swapped_piece_members,
+                missing_pieces,
+            ]
+        ),
     ],
+    ids=lambda v: v.__name__ if callable(v) else f"format{v}",
 )
 def test_unpack_refuses_a_damaged_or_hostile_archive(
-    hostile: Hostile, golden: tuple[Path, Path, Path], tmp_path: Path
+    version: int, hostile: Hostile, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    archive, named, checked_late = hostile(golden[1], tmp_path)
+    golden = _golden_of(request, version)
+    archive, named, checked_late = hostile(golden.archive, tmp_path)
     fresh = tmp_path / "fresh"
     ran = amlport("unpack", str(archive), "--to", str(fresh))
     assert_clean_failure(ran, code=4, says=named)
     if checked_late:  # found while importing: no snapshot, so nothing a reader can see
-        assert not list((fresh / "snapshots").glob("*.json"))
+        assert not stored_snapshots(fresh)
     else:  # found before anything is written: the target is not even created
         assert not fresh.exists()
     existing = tmp_path / "existing"
-    shutil.copytree(golden[2], existing)
+    shutil.copytree(golden.other, existing)
     before = _tree(existing / "snapshots")
     again = amlport("unpack", str(archive), "--to", str(existing))
     assert_clean_failure(again, code=4, says=named)
@@ -304,7 +481,12 @@ def test_unpack_refuses_a_damaged_or_hostile_archive(
     assert not Path("/tmp/amlport-evil").exists()
 
 
-def test_a_good_pack_unpacks_and_verifies(golden: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    ran: Ran = amlport("unpack", str(golden[1]), "--to", str(tmp_path / "r"))
+@pytest.mark.parametrize("version", [1, 2], ids=["format1", "format2"])
+def test_a_good_pack_unpacks_and_verifies(
+    version: int, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    ran: Ran = amlport(
+        "unpack", str(_golden_of(request, version).archive), "--to", str(tmp_path / "r")
+    )
     assert ran.returncode == 0, ran.explain()
     assert amlport("verify", str(tmp_path / "r")).returncode == 0

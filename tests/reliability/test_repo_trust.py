@@ -15,6 +15,7 @@ timeout (``rel_workspace.amlport``): a missing fix fails the test instead of the
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
+from cliutil import manifest_of, object_file
 from rel_workspace import Ran, assert_clean_failure, new_workspace, small_backup
 from rel_workspace import amlport as subprocess_cli
 from rel_workspace import cli as amlport
@@ -31,6 +34,7 @@ from test_integrity import _extra, _members, _rehashed, _snapshot_id, _tree, _wr
 
 from amlport.bundle import Repository
 from amlport.bundle.azure_store import AzureStore
+from amlport.bundle.envelope import has_magic
 from amlport.errors import IntegrityError
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest
 
@@ -43,20 +47,36 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return small_backup(tmp_path_factory.mktemp("trust"))
 
 
+@pytest.fixture(scope="module")
+def golden1(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same, in a format-1 repository (its snapshot is a manifest file)."""
+    return small_backup(tmp_path_factory.mktemp("trust1"), version=1)
+
+
 @pytest.fixture
 def repo(golden: tuple[Path, Path], tmp_path: Path) -> Path:
     shutil.copytree(golden[0], tmp_path / "repo")
     return tmp_path / "repo"
 
 
+@pytest.fixture(params=[1, 2], ids=["format1", "format2"])
+def any_repo(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A copy of the golden repository in each format: a forged manifest (``_rehashed``) is
+    the same attack on a format-1 file and on format-2 pieces."""
+    golden: tuple[Path, Path] = request.getfixturevalue(
+        "golden1" if request.param == 1 else "golden"
+    )
+    shutil.copytree(golden[0], tmp_path / "repo")
+    return tmp_path / "repo"
+
+
 def _manifest(repo: Path) -> dict[str, Any]:
-    return json.loads((repo / "snapshots" / f"{_snapshot_id(repo)}.json").read_bytes())
+    return manifest_of(repo)
 
 
 def _object_path(repo: Path, suffix: str) -> tuple[Path, dict[str, Any]]:
     entry = next(f for f in _manifest(repo)["files"] if f["path"].endswith(suffix))
-    hexd = entry["digest"].split(":", 1)[1]
-    return repo / "objects" / "sha256" / hexd[:2] / hexd, entry
+    return object_file(repo, entry["digest"]), entry
 
 
 def _refused(repo: Path, named: str, *commands: str) -> None:
@@ -79,16 +99,16 @@ def _duplicate(adjacent: bool) -> Callable[[dict[str, Any]], None]:
 
 
 @pytest.mark.parametrize("adjacent", [True, False], ids=["side-by-side", "apart"])
-def test_a_manifest_listing_a_path_twice_is_refused(repo: Path, adjacent: bool) -> None:
-    first = _manifest(repo)["files"][0]["path"]
-    _rehashed(repo, _duplicate(adjacent))
-    before = _tree(repo)
-    ran = amlport("verify", str(repo))
+def test_a_manifest_listing_a_path_twice_is_refused(any_repo: Path, adjacent: bool) -> None:
+    first = _manifest(any_repo)["files"][0]["path"]
+    _rehashed(any_repo, _duplicate(adjacent))
+    before = _tree(any_repo)
+    ran = amlport("verify", str(any_repo))
     assert_clean_failure(ran, code=4, says="more than once")
     assert first in ran.stderr + ran.stdout
-    assert _tree(repo) == before
+    assert _tree(any_repo) == before
     if adjacent:  # the canonical order: refused by every reader, listings too
-        assert_clean_failure(amlport("snapshots", str(repo)), code=4, says="more than once")
+        assert_clean_failure(amlport("snapshots", str(any_repo)), code=4, says="more than once")
 
 
 def test_writing_a_manifest_listing_a_path_twice_is_refused(tmp_path: Path) -> None:
@@ -116,34 +136,34 @@ def test_writing_a_manifest_listing_a_path_twice_is_refused(tmp_path: Path) -> N
     ],
 )
 def test_an_asset_attribute_outside_the_bundle_is_refused(
-    repo: Path, attr: str, value: Any, named: str
+    any_repo: Path, attr: str, value: Any, named: str
 ) -> None:
     def edit(doc: dict[str, Any]) -> None:
         doc["assets"][0]["attrs"][attr] = value
 
-    _rehashed(repo, edit)
-    _refused(repo, named, "verify")
-    ran = amlport("verify", str(repo), "--deep")
+    _rehashed(any_repo, edit)
+    _refused(any_repo, named, "verify")
+    ran = amlport("verify", str(any_repo), "--deep")
     assert_clean_failure(ran, code=4, says=named)
 
 
-def test_an_asset_naming_a_file_not_in_the_manifest_is_refused_on_read(repo: Path) -> None:
+def test_an_asset_naming_a_file_not_in_the_manifest_is_refused_on_read(any_repo: Path) -> None:
     def edit(doc: dict[str, Any]) -> None:
         doc["assets"][0]["files"].append("files/x[/]y/not-there")
         doc["assets"][-1]["v2_yaml"] = "assets/ghost.yaml"
 
-    _rehashed(repo, edit)
-    _refused(repo, "not in files", "verify")
+    _rehashed(any_repo, edit)
+    _refused(any_repo, "not in files", "verify")
 
 
-def test_a_model_folder_of_the_snapshot_is_accepted(repo: Path) -> None:
-    folder = _object_path(repo, "outputs/model/MLmodel")[1]["path"].rsplit("/", 1)[0]
+def test_a_model_folder_of_the_snapshot_is_accepted(any_repo: Path) -> None:
+    folder = _object_path(any_repo, "outputs/model/MLmodel")[1]["path"].rsplit("/", 1)[0]
 
     def edit(doc: dict[str, Any]) -> None:
         doc["assets"][0]["attrs"]["folder"] = folder + "/"
 
-    _rehashed(repo, edit)
-    assert amlport("verify", str(repo)).returncode == 0
+    _rehashed(any_repo, edit)
+    assert amlport("verify", str(any_repo)).returncode == 0
 
 
 # --- config.json values amlport does not implement -----------------------------------------
@@ -158,14 +178,18 @@ def test_a_model_folder_of_the_snapshot_is_accepted(repo: Path) -> None:
         ({"objects": {"hash": "sha256"}}, "no fanout"),
         ({"objects": {"hash": "sha256", "fanout": 2, "compression": "zstd"}}, "compression"),
         ({"objects": "sha256/2"}, "'objects' is not an object"),
-        ({"encryption": {"cipher": "aes-256-gcm"}}, "'encryption'"),
+        # format 1 knows no encryption; format 2 does, and names what the section lacks
+        ({"encryption": {"cipher": "aes-256-gcm"}}, {1: "'encryption'", 2: "encryption.id_hash"}),
         ({"version": True}, "repository format True"),
     ],
 )
 def test_a_config_declaring_an_unknown_layout_is_refused(
-    repo: Path, change: dict[str, Any], named: str
+    any_repo: Path, change: dict[str, Any], named: str | dict[int, str]
 ) -> None:
+    repo = any_repo
     config = json.loads((repo / "config.json").read_text())
+    if isinstance(named, dict):
+        named = named[config["version"]]
     config.update(change)
     (repo / "config.json").write_text(json.dumps(config))
     for command in ("verify", "snapshots", "prune"):
@@ -292,7 +316,10 @@ def test_an_object_cut_short_is_stored_again(repo: Path, golden: tuple[Path, Pat
 def _poison_index(repo: Path, suffix: str, other_suffix: str) -> None:
     """Point the index row of one blob at the object of another blob."""
     [index] = (repo / "index").glob("*.json")
-    doc = json.loads(index.read_text())
+    raw = index.read_bytes()
+    if raw[:4] == b"\x28\xb5\x2f\xfd":  # format 2 compresses its index (a plain one reads too)
+        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+    doc = json.loads(raw)
     other = _object_path(repo, other_suffix)[1]["digest"]
     rows = [r for r in doc["entries"] if r["name"].endswith(suffix) and "/" not in r["container"]]
     assert rows
@@ -315,7 +342,7 @@ def test_a_poisoned_index_does_not_make_backup_record_a_wrong_snapshot(
 
 
 def _manifest_by_id(repo: Path, sid: str) -> dict[str, Any]:
-    return json.loads((repo / "snapshots" / f"{sid}.json").read_bytes())
+    return manifest_of(repo, sid)
 
 
 def test_a_snapshot_recording_a_size_its_object_lacks_is_not_written(tmp_path: Path) -> None:
@@ -339,6 +366,14 @@ def test_a_snapshot_recording_a_size_its_object_lacks_is_not_written(tmp_path: P
 # --- archives carry what their snapshots reference, nothing else ---------------------------
 
 
+@pytest.fixture(params=[1, 2], ids=["format1", "format2"])
+def any_golden(request: pytest.FixtureRequest) -> tuple[Path, Path]:
+    golden: tuple[Path, Path] = request.getfixturevalue(
+        "golden1" if request.param == 1 else "golden"
+    )
+    return golden
+
+
 def _pack(golden: tuple[Path, Path], tmp_path: Path) -> Path:
     out = tmp_path / "pack.tar.gz"
     ran = amlport("pack", str(golden[0]), "--snapshot", _snapshot_id(golden[0]), "-o", str(out))
@@ -354,9 +389,9 @@ def _object_member(data: bytes) -> tuple[tarfile.TarInfo, bytes]:
 
 @pytest.mark.parametrize("size", [10, 3 << 20], ids=["small", "3MiB"])
 def test_unpack_refuses_an_unreferenced_object(
-    golden: tuple[Path, Path], tmp_path: Path, size: int
+    any_golden: tuple[Path, Path], tmp_path: Path, size: int
 ) -> None:
-    members = [*_members(_pack(golden, tmp_path)), _object_member(os.urandom(size))]
+    members = [*_members(_pack(any_golden, tmp_path)), _object_member(os.urandom(size))]
     archive = _write(tmp_path / "extra.tar.gz", members)
     ran = amlport("unpack", str(archive), "--to", str(tmp_path / "fresh"))
     assert_clean_failure(ran, code=4, says="no snapshot of the archive references")
@@ -364,11 +399,13 @@ def test_unpack_refuses_an_unreferenced_object(
 
 
 def test_unpack_refuses_an_object_larger_than_its_snapshot_says(
-    golden: tuple[Path, Path], tmp_path: Path
+    any_golden: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    members = [
-        (m, d + b"\0" * 1000) if m.name.startswith("objects/sha256/") else (m, d)
-        for m, d in _members(_pack(golden, tmp_path))
+    members = [  # data objects (format 2: a piece records no size; test_integrity damages them)
+        (m, d + b"\0" * 1000)
+        if m.name.startswith("objects/sha256/") and not has_magic(d)
+        else (m, d)
+        for m, d in _members(_pack(any_golden, tmp_path))
     ]
     ran = amlport("unpack", str(_write(tmp_path / "big.tar.gz", members)), "--to", str(tmp_path))
     assert_clean_failure(ran, code=4, says="its snapshot records")

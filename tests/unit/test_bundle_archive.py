@@ -11,7 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_bundle_support import at, manifest, new_repo, sha, snapshot, snapshot_file, tree
+from test_bundle_support import (
+    at,
+    manifest,
+    new_repo,
+    plain_only,
+    sha,
+    snapshot,
+    snapshot_file,
+    tree,
+)
 
 from amlport.bundle import Repository, unpack
 from amlport.bundle.config import RepositoryConfig
@@ -31,6 +40,7 @@ def packed(tmp_path: Path) -> tuple[Repository, str, Path]:
     return repo, sid, out
 
 
+@plain_only
 def test_pack_then_unpack_round_trips_exactly_one_snapshot(tmp_path: Path) -> None:
     repo, sid, out = packed(tmp_path)
     with tarfile.open(out) as tar:
@@ -50,6 +60,7 @@ def test_pack_then_unpack_round_trips_exactly_one_snapshot(tmp_path: Path) -> No
     assert dst.load_snapshot(sid).to_dict() == repo.load_snapshot(sid).to_dict()
 
 
+@plain_only
 def test_unpack_into_an_existing_repository_is_idempotent(tmp_path: Path) -> None:
     _, sid, out = packed(tmp_path)
     dst = new_repo(tmp_path, "dst")
@@ -62,6 +73,7 @@ def test_unpack_into_an_existing_repository_is_idempotent(tmp_path: Path) -> Non
     assert len(dst.list_snapshots()) == 1 and dst.verify().ok
 
 
+@plain_only
 def test_pack_is_deterministic_and_extracts_to_a_valid_repository(tmp_path: Path) -> None:
     repo, sid, out = packed(tmp_path)
     second = repo.pack(sid, tmp_path / "again.tar.gz").path
@@ -71,6 +83,7 @@ def test_pack_is_deterministic_and_extracts_to_a_valid_repository(tmp_path: Path
     assert Repository.open(tmp_path / "plain").verify().ok
 
 
+@plain_only
 def test_pack_refuses_a_corrupt_object_and_leaves_no_file(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     sid = snapshot(repo, {"files/a": b"abc" * 1000})
@@ -185,6 +198,7 @@ def test_archive_without_snapshot_or_not_gzip_is_rejected(tmp_path: Path) -> Non
     assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3"))
 
 
+@plain_only
 def test_object_with_wrong_bytes_is_rejected_and_no_snapshot_written(tmp_path: Path) -> None:
     members = good_members(tmp_path)
     info, _ = members[1]
@@ -224,6 +238,7 @@ def test_snapshot_whose_objects_are_absent_is_not_written(tmp_path: Path) -> Non
     assert Repository.open(tmp_path / "dst").list_snapshots() == []
 
 
+@plain_only
 def test_unpack_refuses_a_non_repository_target(tmp_path: Path) -> None:
     _, _, out = packed(tmp_path)
     (tmp_path / "docs").mkdir()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bundle_support import SOURCE, new_repo, sha
+from test_bundle_support import SOURCE, index_text, new_repo, sha
 
 from amlport.bundle import Repository
 from amlport.errors import UsageError
@@ -115,13 +115,14 @@ def test_index_rows_survive_a_save_and_load(tmp_path: Path) -> None:
     assert len(again) == len(index) == 301
     # (rows only: a hit also needs an object of the row's size, test_repo_trust.py)
     assert again.knows("azureml", "runs/299/x.txt", '"e299"', 299, None)
-    text = again.path.read_text()
+    text = index_text(again.path)
+    assert again.path.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # format 2: compressed
     assert text.count("\n") == 303 and json.loads(text)["version"] == 1  # a row a line
 
 
 def test_index_file_is_per_source_and_keys_are_safe(tmp_path: Path) -> None:
     repo, _ = indexed(tmp_path)
-    assert json.loads((repo.path / "index" / f"{KEY}.json").read_text())["source"] == KEY
+    assert json.loads(index_text(repo.path / "index" / f"{KEY}.json"))["source"] == KEY
     assert len(repo.source_index(source_key({**SOURCE, "account": "other"}))) == 0
     for bad in ("../escape", "a/b", "", ".hidden"):
         with pytest.raises(UsageError):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bundle_support import new_repo, sha
+from test_bundle_support import new_repo, plain_only, sha
 
 from amlport.bundle import Repository
 from amlport.bundle.objects import MAX_CHUNK_SIZE
@@ -52,6 +52,7 @@ def objects_in(repo: Repository) -> list[Path]:
     return [p for p in (repo.path / "objects").rglob("*") if p.is_file()]
 
 
+@plain_only
 def test_put_bytes_names_the_object_by_its_hash(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     digest = repo.put_bytes(b"hello")
@@ -93,6 +94,7 @@ def test_failed_rename_leaves_no_object_and_no_temp_file(
     assert not repo.has_object(sha(b"data"))
 
 
+@plain_only
 def test_crash_between_temp_write_and_rename_shows_no_partial_object(tmp_path: Path) -> None:
     """A process killed at the rename leaves a temp file, never a visible object."""
     repo = new_repo(tmp_path)
@@ -134,6 +136,7 @@ def test_stream_failure_midway_stores_nothing(tmp_path: Path) -> None:
     assert objects_in(repo) == []
 
 
+@plain_only
 def test_put_stream_of_20_mib_uses_bounded_chunks_and_memory(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     stream = GeneratedStream(20 * MIB)

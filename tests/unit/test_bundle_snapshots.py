@@ -13,6 +13,7 @@ from test_bundle_support import (
     at,
     manifest,
     new_repo,
+    plain_only,
     sha,
     snapshot,
 )
@@ -180,6 +181,7 @@ def test_prefix_lookup_unique_ambiguous_missing_and_invalid(tmp_path: Path) -> N
 # --- damage ------------------------------------------------------------------------------
 
 
+@plain_only
 def test_format_2_snapshot_id_names_the_root_and_reads_back(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     m = manifest(repo, {"files/a": b"a"})
@@ -193,6 +195,7 @@ def test_format_2_snapshot_id_names_the_root_and_reads_back(tmp_path: Path) -> N
     assert loaded.snapshot_id == sid and loaded.to_dict() == m.to_dict()
 
 
+@plain_only
 def test_format_2_damaged_root_or_piece_is_an_integrity_error(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     sid = snapshot(repo, {"files/a": b"a"})
@@ -308,6 +311,7 @@ def test_verify_one_snapshot_checks_only_its_objects(tmp_path: Path) -> None:
     assert not repo.verify().ok
 
 
+@plain_only
 def test_iter_files_read_file_and_extract(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     contents = {"files/m/MLmodel": b"flavors: {}", "files/m/conda.yaml": b"x", "files/z": b"z"}

@@ -7,9 +7,15 @@ apart from a check that the builders produce a manifest the repository accepts.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import io
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import pytest
+import zstandard
 
 from amlport.bundle import Repository
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest, format_time
@@ -28,7 +34,21 @@ OTHER_SOURCE: dict[str, Any] = {**SOURCE, "account": "azmlother0001", "workspace
 T0 = datetime(2024, 3, 1, 2, 0, tzinfo=timezone.utc)
 
 
+ENCRYPTED = os.environ.get("AMLPORT_TEST_ENCRYPT") == "1"  # every new repository encrypted
+plain_only = pytest.mark.skipif(
+    ENCRYPTED, reason="about the stored bytes of an unencrypted repository"
+)
+
+
 def sha(data: bytes) -> str:
+    """The name of a data object holding ``data`` (keyed under AMLPORT_TEST_ENCRYPT=1: the
+    test master key of tests/conftest.py)."""
+    if ENCRYPTED:
+        from conftest import TEST_MASTER_KEY
+
+        from amlport.bundle.crypto import derive
+
+        return "sha256:" + hmac.new(derive(TEST_MASTER_KEY)[1], data, hashlib.sha256).hexdigest()
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -39,6 +59,14 @@ def at(days: float = 0, hours: float = 0) -> str:
 
 def new_repo(tmp_path: Path, name: str = "repo", **kw: Any) -> Repository:
     return Repository.init(tmp_path / name, **kw)
+
+
+def index_text(path: Path) -> str:
+    """An index file's JSON, whether zstd-compressed (format 2) or plain (format 1)."""
+    raw = path.read_bytes()
+    if raw[:4] == b"\x28\xb5\x2f\xfd":
+        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+    return raw.decode("utf-8")
 
 
 def snapshot_file(repo: Repository, sid: str) -> Path:

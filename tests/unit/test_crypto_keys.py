@@ -90,10 +90,12 @@ def _record(repo: Repository) -> Path:
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda d: d.update(kdf={"name": "scrypt", "salt": d["kdf"]["salt"], "n": 1 << 30,
-                                "r": 8, "p": 1}),  # fmt: skip
-        lambda d: d.update(kdf={"name": "scrypt", "salt": d["kdf"]["salt"], "n": 3,
-                                "r": 8, "p": 1}),  # fmt: skip
+        lambda d: d.update(
+            kdf={"name": "scrypt", "salt": d["kdf"]["salt"], "n": 1 << 30, "r": 8, "p": 1}
+        ),
+        lambda d: d.update(
+            kdf={"name": "scrypt", "salt": d["kdf"]["salt"], "n": 3, "r": 8, "p": 1}
+        ),
         lambda d: d.update(kdf={"name": "argon2", "salt": d["kdf"]["salt"]}),
         lambda d: d.update(nonce="AAAA"),
         lambda d: d.update(wrapped=12),

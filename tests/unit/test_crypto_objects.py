@@ -20,6 +20,14 @@ from amlport.bundle.crypto import KeyRequired
 from amlport.errors import IntegrityError, UsageError
 
 
+@pytest.fixture(autouse=True)
+def _keys_from_the_tests_only() -> None:
+    """These tests give every key themselves (even under AMLPORT_TEST_ENCRYPT=1)."""
+    from amlport.bundle.repository import KeySource
+
+    KeySource.reset()
+
+
 def key_file(tmp_path: Path, name: str = "key.json") -> keys.UserKey:
     path = tmp_path / name
     path.write_text(keys.new_key_file_text(), encoding="utf-8")
@@ -63,9 +71,7 @@ def test_round_trip_and_dedup_with_names_that_are_not_plain_sha256(repo: Reposit
 
 
 @pytest.mark.parametrize("size", [0, 1, crypto.SEGMENT - 1, crypto.SEGMENT, 2 * crypto.SEGMENT + 5])
-def test_streamed_object_sizes_are_deterministic_and_read_back(
-    repo: Repository, size: int
-) -> None:
+def test_streamed_object_sizes_are_deterministic_and_read_back(repo: Repository, size: int) -> None:
     data = hashlib.shake_256(str(size).encode()).digest(size) if size else b""
     digest, length = repo.put_stream(io.BytesIO(data))
     assert length == size and digest == repo.objects.digest_of(data)
@@ -219,7 +225,7 @@ def test_passphrase_repository_and_rotation_without_rewriting(
 
 
 def test_a_key_for_an_unencrypted_repository_is_refused(tmp_path: Path, user: keys.UserKey) -> None:
-    plain = Repository.init(tmp_path / "plain")
+    plain = Repository.init(tmp_path / "plain", encrypt=False)
     with pytest.raises(UsageError, match="not encrypted"):
         Repository.open(plain.path, key=user)
 
@@ -230,7 +236,7 @@ def test_stripping_encryption_from_config_is_detected(tmp_path: Path, repo: Repo
     del data["encryption"]
     config.write_text(json.dumps(data), encoding="utf-8")
     key = key_file(tmp_path, "any.json")
-    with pytest.raises(IntegrityError, match="config.json was altered"):
+    with pytest.raises(IntegrityError, match=r"config\.json was altered"):
         Repository.open(repo.path, key=key)
 
 
@@ -264,3 +270,23 @@ def test_secrets_never_appear_in_reprs_or_messages(tmp_path: Path, repo: Reposit
     with pytest.raises(keys.WrongKey) as caught:
         Repository.open(repo.path, key=phrase)
     assert "hunter2" not in str(caught.value) and "hunter2" not in repr(phrase)
+
+
+def test_the_source_index_is_sealed_and_a_damaged_one_is_ignored(repo: Repository) -> None:
+    data = b"blob bytes"
+    digest = repo.put_bytes(data)
+    index = repo.source_index("acct-1234")
+    index.record("azureml-blobstore", "secret-project/train.csv", '"0x8D"', len(data), None, digest)
+    index.save()
+    stored = (repo.path / "index" / "acct-1234.json").read_bytes()
+    assert b"secret-project" not in stored and b"azureml-blobstore" not in stored
+    again = repo.source_index("acct-1234")
+    found = again.lookup("azureml-blobstore", "secret-project/train.csv", '"0x8D"', len(data), None)
+    assert found == digest
+    (repo.path / "index" / "acct-1234.json").write_bytes(stored[:-1] + bytes([stored[-1] ^ 1]))
+    warnings: list[str] = []
+    repo._warn = warnings.append
+    damaged = repo.source_index("acct-1234")
+    assert damaged.lookup("azureml-blobstore", "secret-project/train.csv", '"0x8D"',
+                          len(data), None) is None  # fmt: skip
+    assert warnings

@@ -316,3 +316,17 @@ def test_designer_log_forms_are_read() -> None:
 def test_designer_hostile_log_lines_parse(line: str) -> None:
     facts = read_log(line + "\n" + line)  # linear: these end; nothing raises
     assert all(isinstance(p, str) for _, p, _ in facts.locations)
+
+
+def test_designer_graph_nodes_carry_reuse_and_gaps(tmp_path: Path) -> None:
+    _, lg = scanned("designer-history")
+    rerun = PipelineIds.make("designer-history/rerun", steps=H.rerun_steps())
+    first = PipelineIds.make("designer-history/2022")
+    node = lg.g.nodes[run_id(rerun.runs["select_columns"])]
+    assert node["reused_from"] == first.runs["select_columns"]
+    ws = _copy(tmp_path)
+    for path in (ws / "azureml").rglob("data-capability.log"):
+        path.unlink()
+    lg2 = build_graph(walk(LocalSource(ws)))
+    train = lg2.g.nodes[run_id(TRAIN)]
+    assert train["unestablished"] == "input Dataset,input Untrained_model"

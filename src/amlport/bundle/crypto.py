@@ -179,8 +179,8 @@ class _OpenReader:
         except InvalidTag:
             what = "truncated, damaged, or stored under another name" if final else "damaged"
             raise IntegrityError(
-                f"{self._where}: segment {self._index} does not authenticate (the object is "
-                f"{what}, or the key is not this repository's)",
+                f"{self._where} is corrupt: segment {self._index} does not authenticate (the "
+                f"object is {what}, or the key is not this repository's)",
                 hint=_HINT,
             ) from None
 
@@ -302,3 +302,80 @@ def check_layout(head: bytes, stored: int, *, meta: bool | None, where: str) -> 
     if plain_size_of(stored) is None:
         return f"{where}: {stored} bytes is no whole number of sealed segments (truncated?)"
     return None
+
+
+KIND_VALUE = b"v"
+
+
+class SealedValues:
+    """A view of a store whose ``open``/``write_chunks`` seal and unseal whole values (an
+    encrypted repository's per-source index, ``index.py``: blob names and etags are not for
+    whoever holds the repository). Everything else goes to the store as it is. A value that
+    does not open (damaged, foreign, another key) reads as a ``ValueError`` midway — what a
+    cache reader treats as "not usable" — or as an IntegrityError when opened."""
+
+    def __init__(self, store: object, codec: SealedCodec) -> None:
+        self._store = store
+        self._codec = codec
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def _name(self, key: str) -> str:
+        return self._codec.meta_name(b"amlport.value/1\x00" + key.encode("utf-8"))
+
+    def write_chunks(self, key: str, chunks: Iterator[bytes] | list[bytes]) -> None:
+        self._store.write_chunks(key, self._sealed(key, chunks))  # type: ignore[attr-defined]
+
+    def write(self, key: str, data: bytes) -> None:
+        self.write_chunks(key, [data])
+
+    def _sealed(self, key: str, chunks: Iterator[bytes] | list[bytes]) -> Iterator[bytes]:
+        self._codec._need_key()
+        out: list[bytes] = []
+        header = envelope.Header(envelope.CODEC_NONE, True, STREAMED).pack()
+        writer = SealWriter(self._codec._aead, KIND_VALUE, header, out.append)
+        for chunk in chunks:
+            writer.write(chunk)
+            yield from out
+            out.clear()
+        writer.finish(self._name(key))
+        yield from out
+
+    def open(self, key: str, *, limit: int | None = None) -> BinaryIO:
+        self._codec._need_key()
+        raw = self._store.open(key, limit=limit)  # type: ignore[attr-defined]
+        try:
+            reader = _OpenReader(self._codec._aead, raw, KIND_VALUE, self._name(key), key)
+        except BaseException:
+            raw.close()
+            raise
+        return io.BufferedReader(_Values(raw, reader.segments()))
+
+
+class _Values(io.RawIOBase):
+    def __init__(self, raw: BinaryIO, pieces: Iterator[bytes]) -> None:
+        self._raw = raw
+        self._pieces = pieces
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buf:
+            try:
+                piece = next(self._pieces, None)
+            except IntegrityError as exc:  # a cache's reader takes it for unusable content
+                raise ValueError(exc.message) from None
+            if piece is None:
+                return 0
+            self._buf = piece
+        size = min(len(buffer), len(self._buf))
+        memoryview(buffer)[:size] = self._buf[:size]
+        self._buf = self._buf[size:]
+        return size
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()

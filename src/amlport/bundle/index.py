@@ -14,13 +14,17 @@ is treated as empty, and two writers of the same source just race to replace the
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import zstandard
+from zstandard import ZstdError
 
 from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
@@ -59,6 +63,8 @@ class SourceIndex:
         warn: Callable[[str], None] | None = None,
         known: Known | None = None,
         strings: dict[str, str] | None = None,
+        *,
+        compress: bool = False,
     ) -> None:
         """``object_size``: a stored object's size (None: missing); ``known``: for a row,
         equal strings already in memory to share (``Known``); ``strings``: other strings to
@@ -68,6 +74,7 @@ class SourceIndex:
         self.store = store
         self.key = f"index/{source_key}.json"
         self.source_key = source_key
+        self.compress = compress  # format 2: the file is a zstd frame (read either way)
         self._object_size = object_size
         # container -> name -> row: one dict per container, no key tuple per row (100k+).
         self._entries: dict[str, dict[str, IndexEntry]] = {}
@@ -132,9 +139,11 @@ class SourceIndex:
             self._entries.get(container, {}).pop(name, None)
 
     def save(self) -> None:
-        """Replace the index file atomically."""
+        """Replace the index file atomically (zstd-compressed when ``compress``: rows of
+        names, etags and digests shrink about 6x; a 100k-blob index is ~35 MB of JSON)."""
         with self._mutex:
-            self.store.write_chunks(self.key, self._rows())
+            rows = self._rows()
+            self.store.write_chunks(self.key, _zstd_chunks(rows) if self.compress else rows)
 
     def _rows(self) -> Iterator[bytes]:
         """The index file in pieces, a row at a time: no dict per row, no whole text (a local
@@ -156,7 +165,7 @@ class SourceIndex:
         self, warn: Callable[[str], None] | None, known: Known | None, same: dict[str, str]
     ) -> None:
         try:
-            fh = self.store.open(self.key)
+            fh = _maybe_decompressing(self.store.open(self.key))
         except FileNotFoundError:
             return
         except IntegrityError as exc:  # not a regular file: a cache, so it is just not used
@@ -181,7 +190,7 @@ class SourceIndex:
                 raise ValueError(f"version {header.get('version')!r}")
             if not rows or "entries" in header:
                 raise ValueError("no list of entries")
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, ZstdError) as exc:
             self._entries.clear()
             if warn is not None:
                 warn(
@@ -205,6 +214,27 @@ class SourceIndex:
             return held.get(text) or same.setdefault(text, text)
 
         self._entries.setdefault(share(container), {})[share(name)] = _entry(row, share)
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _zstd_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` as one zstd frame, compressed as they come (bounded memory)."""
+    compressor = zstandard.ZstdCompressor(level=3).compressobj()
+    for chunk in chunks:
+        if out := compressor.compress(chunk):
+            yield out
+    yield compressor.flush()
+
+
+def _maybe_decompressing(fh: BinaryIO) -> BinaryIO:
+    """The index's JSON bytes, whether the file is a zstd frame (format 2) or plain JSON
+    (format 1): the first bytes tell (JSON starts with ``{``)."""
+    peek = io.BufferedReader(fh) if not isinstance(fh, io.BufferedReader) else fh
+    if peek.peek(4)[:4] == ZSTD_MAGIC:
+        return zstandard.ZstdDecompressor().stream_reader(peek, closefd=True)  # type: ignore[return-value]
+    return peek
 
 
 def _entry(row: dict[str, Any], share: Callable[[str], str]) -> IndexEntry:

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 from amlport.bundle import archive, files, keys, verification
 from amlport.bundle.codec import PLAIN, Codec
@@ -32,7 +32,7 @@ from amlport.bundle.config import (
     SUPPORTED_FORMAT_MAJORS,
     RepositoryConfig,
 )
-from amlport.bundle.crypto import KEY_HINT, SealedCodec
+from amlport.bundle.crypto import KEY_HINT, SealedCodec, SealedValues
 from amlport.bundle.garbage import PruneReport, collect_garbage
 from amlport.bundle.index import Known, SourceIndex
 from amlport.bundle.location import open_store
@@ -90,6 +90,7 @@ class KeySource:
     # and every format-2 repository created is encrypted with it.
     default_key: keys.UserKey | None = None
     test_encrypt: bool = False
+    test_master: bytes | None = None  # a fixed master key, so tests can predict names
 
     @classmethod
     def explicit(cls) -> bool:
@@ -107,7 +108,7 @@ class KeySource:
     def reset(cls) -> None:
         cls.key_file = cls.key_vault_secret = None
         cls.encrypt = cls.test_encrypt = False
-        cls.default_key = None
+        cls.default_key = cls.test_master = None
 
 
 class Repository:
@@ -248,7 +249,7 @@ class Repository:
         store.prepare_init()
         config = RepositoryConfig.new(version=version, encrypted=encrypt)
         if user is not None:  # the wrapped key first: config.json makes it a repository
-            master = secrets.token_bytes(32)
+            master = KeySource.test_master or secrets.token_bytes(32)
             keys.add_key(store, config.id, master, user)
             keys.remember(config.id, user, master)
         # Created exclusively and last: two racing inits agree on one config.
@@ -542,7 +543,13 @@ class Repository:
     ) -> SourceIndex:
         """``known``, ``strings``: strings already in memory, to share (``SourceIndex``)."""
         sizes = self.objects.plain_sizer()  # rows record plain sizes
-        return SourceIndex(self.store, source_key, sizes, self._warn, known, strings)
+        compress = self.config.version >= 2  # format 1 keeps what amlport 0.1 reads
+        store = self.store
+        if isinstance(self.codec, SealedCodec):  # blob names and etags: sealed too
+            store = cast(RepoStore, SealedValues(self.store, self.codec))
+        return SourceIndex(
+            store, source_key, sizes, self._warn, known, strings, compress=compress
+        )
 
     def pack(
         self, snapshot_id: str, out_path: str | Path, *, progress: StageProgress | None = None

@@ -51,6 +51,7 @@ class SnapshotInfo:
     size: int = 0  # sum of the file sizes (before deduplication)
     counts: dict[str, int] = field(default_factory=dict)  # assets per kind
     upgraded_from: str | None = None  # format-2 root written by ``repo upgrade``: the old id
+    complete: bool = True  # the run that wrote it finished (``stats.complete``; absent: yes)
 
     @property
     def short_id(self) -> str:
@@ -72,6 +73,7 @@ class SnapshotInfo:
             files=tally.files,
             size=tally.size,
             counts=dict(sorted(tally.kinds.items())),
+            complete=manifest.stats.get("complete", True) is not False,
         )
 
 
@@ -216,6 +218,12 @@ class SnapshotStore:
         reader = trees.TreeReader(self.objects, seen=seen)
         data: set[str] = set()
         lists = root["lists"]
+        for digest in trees.piece_refs(root, where).values():
+            if seen is None or digest not in seen:
+                self.objects.get_meta(digest, where=where)  # present and whole
+                reader.pieces.add(digest)
+                if seen is not None:
+                    seen.add(digest)
         for key in trees.ALL_LISTS:
             if key not in lists:
                 continue

@@ -38,6 +38,12 @@ from amlport.safeload import load_json
 ROOT_FORMAT = "amlport.snapshot/2"
 NODE_FORMAT = "amlport.list/2"
 CHUNK_FORMAT = "amlport.chunk/2"
+VALUE_FORMAT = "amlport.value/2"
+#: header fields always in the root (what listing snapshots needs); any other field whose
+#: JSON is longer than MAX_INLINE_VALUE is a piece of its own (a backup's selection names
+#: every node: 100+ KB at 10k blobs, the same bytes in every unchanged snapshot)
+INLINE = frozenset(("schema", "tool_version", "created", "parent", "tags", "source", "stats"))
+MAX_INLINE_VALUE = 2048
 LINEAGE_LISTS = ("nodes", "links")
 #: every list of a format-2 snapshot, in the order they are written
 ALL_LISTS = (*LISTS, "warnings", "lineage.nodes", "lineage.links")
@@ -117,25 +123,34 @@ class TreeWriter:
         return digest
 
     def write_list(self, key: str, items: Iterable[Any]) -> ListRef:
+        """Cut ``items`` into chunks, store them and the list's node. A chunk whose bytes
+        are already stored is not checked again: the writer that stored those very bytes
+        checked them (an unchanged re-backup checks and writes nothing but its root)."""
         every = CUT_EVERY.get(key, DEFAULT_CUT_EVERY)
         chunks: list[list[Any]] = []
-        texts: list[str] = []
+        pending: list[tuple[Any, str]] = []
         length = 0
         count = 0
         head = '{"entries":['
         tail = f'],"format":{dumps(CHUNK_FORMAT)},"list":{dumps(key)}}}'
 
         def flush() -> None:
-            nonlocal texts, length
-            if texts:
-                chunks.append([self._put(head + ",".join(texts) + tail), len(texts)])
-                texts, length = [], 0
+            nonlocal pending, length
+            if not pending:
+                return
+            text = head + ",".join(t for _, t in pending) + tail
+            if not self._stored(text):
+                for item, item_text in pending:
+                    if self.check is not None and key in LISTS:
+                        self.check(key, item)
+                    if self.check_text is not None:
+                        self.check_text(item_text)
+            chunks.append([self._put(text), len(pending)])
+            pending, length = [], 0
 
         for item in items:
             text = dumps(item)
-            if self.check_text is not None:
-                self.check_text(text)
-            texts.append(text)
+            pending.append((item, text))
             length += len(text) + 1
             count += 1
             if length >= MAX_CHUNK_TEXT or _ends_chunk(key, item, every):
@@ -143,6 +158,10 @@ class TreeWriter:
         flush()
         node = {"chunks": chunks, "count": count, "format": NODE_FORMAT, "list": key}
         return ListRef(self._put(dumps(node)), count)
+
+    def _stored(self, text: str) -> bool:
+        name = self.objects.codec.meta_name(text.encode("utf-8"))
+        return self.objects.has(format_digest(name))
 
     def write(self, manifest: Manifest, *, extra: dict[str, Any] | None = None) -> bytes:
         """Store every piece of ``manifest`` and return its root (not stored: the caller
@@ -169,26 +188,27 @@ class TreeWriter:
         for asset in manifest.assets:
             kinds[asset.kind] = kinds.get(asset.kind, 0) + 1
         lists["assets"].update(kinds=dict(sorted(kinds.items())))
+        if self.check_text is not None:
+            self.check_text(dumps(header))
+        pieces: dict[str, str] = {}
+        for key in sorted(header):  # a long header value is a piece of its own (selection)
+            text = dumps(header[key])
+            if key not in INLINE and len(text) > MAX_INLINE_VALUE:
+                value = {"format": VALUE_FORMAT, "key": key, "value": header.pop(key)}
+                pieces[key] = self._put(dumps(value))
         root: dict[str, Any] = {
             "format": ROOT_FORMAT,
             "manifest": header,
             "lineage": small,
             "lists": lists,
         }
+        if pieces:
+            root["pieces"] = pieces
         root.update(extra or {})
-        text = dumps(root)
-        if self.check_text is not None:
-            self.check_text(dumps(header))
-        return text.encode("utf-8")
+        return dumps(root).encode("utf-8")
 
     def _list(self, key: str, items: Iterable[Any]) -> ListRef:
-        return self.write_list(key, self._checked(key, items))
-
-    def _checked(self, key: str, items: Iterable[Any]) -> Iterator[Any]:
-        for item in items:
-            if self.check is not None and key in LISTS:
-                self.check(key, item)
-            yield item
+        return self.write_list(key, items)
 
     def _see(self, key: str, value: Any) -> None:
         if self.check is not None:
@@ -267,6 +287,7 @@ def load_manifest(
     """The manifest of a root, through ``entries`` (which checks, shares and keeps)."""
     where = entries.where
     header = dict(root["manifest"])
+    header.update(header_pieces(root, reader, where))
     lists = root["lists"]
     for key in LISTS:
         if key in lists:
@@ -289,6 +310,27 @@ def load_manifest(
                     pass
     header["lineage"] = full if lineage else {}
     return entries.finish(header)
+
+
+def piece_refs(root: dict[str, Any], where: str) -> dict[str, str]:
+    """The header fields a root keeps as pieces of their own: {field: digest}."""
+    refs = root.get("pieces", {})
+    if not isinstance(refs, dict):
+        raise _bad(where, "the root's pieces are malformed")
+    return {str(k): _digest(v, where) for k, v in refs.items()}
+
+
+def header_pieces(root: dict[str, Any], reader: TreeReader, where: str) -> dict[str, Any]:
+    """The values of the header fields kept as pieces, each checked."""
+    out: dict[str, Any] = {}
+    for key, digest in piece_refs(root, where).items():
+        if key in INLINE or key in root["manifest"]:
+            raise _bad(where, f"header field {key!r} is both inline and a piece")
+        piece = reader.piece(digest, VALUE_FORMAT, f"{where}, field {key}")
+        if piece.get("key") != key or "value" not in piece:
+            raise _bad(where, f"piece {digest} is not the value of {key!r}")
+        out[key] = piece["value"]
+    return out
 
 
 def node_digest(ref: Any, key: str, where: str) -> str:

@@ -311,7 +311,8 @@ def _render_verify(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> 
         )
         for hit in found["hits"]:
             kinds = ", ".join(f"{k} x{n}" for k, n in sorted(hit["kinds"].items()))
-            common.say("secret", "red", f"{hit['snapshot'][:12]} {hit['path']}: {kinds}")
+            where = f"{common.short_id(hit['snapshot'])} {hit['path']}"
+            common.say("secret", "red", f"{where}: {kinds}")
 
 
 def _first_problem(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> str:
@@ -366,11 +367,7 @@ def snapshots(
 def _complete(repository: Repository, info: SnapshotInfo) -> bool:
     """Whether the run that wrote the snapshot finished (``stats.complete`` of its manifest;
     a snapshot written before the flag existed counts as complete)."""
-    known = getattr(info, "complete", None)  # SnapshotInfo may carry it itself
-    if isinstance(known, bool):
-        return known
-    header = repository.snapshots.load_exact(info.id, keep=())
-    return bool(header.stats.get("complete", True))
+    return info.complete
 
 
 def _info_row(info: SnapshotInfo, complete: bool) -> dict[str, Any]:

@@ -170,6 +170,7 @@ def run_import(
         if result.changed:
             try:
                 result.record = _write_record(guarded, manifest, request.mapping, result)
+                _write_designer_documents(guarded, ctx, manifest, request.mapping)
             except DiskFull as exc:  # the files are written (exit 3); a re-run adds the record
                 result.failures.append(f"import record: {exc.message}")
     return result
@@ -236,6 +237,21 @@ def _apply(
                 progress("import", n, len(storage))
     done += [one(pair) for pair in rest]
     return done
+
+
+def _write_designer_documents(
+    target: GuardedTarget, ctx: ImportContext, manifest: Manifest, mapping: Mapping
+) -> None:
+    """A designer pipeline's document (docs/designer.md) beside the import record, under the
+    reserved prefix: ``amlport/pipelines/<run>.md`` (export reads only ``amlport/imports/``)."""
+    for asset in manifest.assets:
+        doc = asset.attrs.get("designer_document")
+        if asset.kind != "pipeline" or not doc:
+            continue
+        name = f"{records.RESERVED_PREFIX}pipelines/{str(doc).rsplit('/', 1)[-1]}"
+        container = mapping.target.artifact_container
+        meta = {"amlport_snapshot": str(manifest.snapshot_id)}
+        target.write_bytes(container, name, ctx.read(str(doc)), metadata=meta, overwrite=True)
 
 
 def _write_record(

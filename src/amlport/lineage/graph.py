@@ -212,6 +212,8 @@ def _add_runs(lg: LineageGraph, inv: Inventory) -> None:
             status=run.status,  # started / ended / status: from its logs (walk/runtimes.py)
             started=run.started,
             ended=run.ended,
+            reused_from=run.reused_from,  # designer facts (walk/designer.py)
+            unestablished=run.unestablished,  # edges its logs do not establish
         )
     for run in inv.runs.values():
         for child in run.children:
