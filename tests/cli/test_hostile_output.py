@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cliutil import only_snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"
@@ -114,7 +115,7 @@ def repo(hostile: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _snapshot_id(repo: Path) -> str:
-    return next((repo / "snapshots").glob("*.json")).stem
+    return only_snapshot(repo)
 
 
 def test_scan_shows_names_with_their_brackets(hostile: Path) -> None:

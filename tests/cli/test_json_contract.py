@@ -96,6 +96,9 @@ def sample(command: str, p: dict[str, str]) -> list[str] | None:
         ],
         "audit": ["audit", p["src"]],
         "describe": ["describe", p["src"], "a186e29d"],
+        "report": ["report", p["src"], "--repo", p["repo"], "-o", str(root / "report.html")],
+        "repo-init": ["repo", "init", str(root / "fresh-repo")],
+        "repo-upgrade": ["repo", "upgrade", p["repo"], "--dry-run"],
     }
     return runs.get(command)
 

@@ -235,12 +235,14 @@ def test_a_stream_failing_midway_stores_nothing(place: Place) -> None:
     assert place.keys("objects/") == set()
 
 
-def test_snapshots_write_list_load_and_prefix(place: Place) -> None:
-    repo = place.init()
+@pytest.mark.parametrize("version", [1, 2], ids=["format1", "format2"])
+def test_snapshots_write_list_load_and_prefix(place: Place, version: int) -> None:
+    repo = place.init(version=version)
     first = snapshot(repo, {"files/a": b"a", "files/b": b"b"}, created=format_time(T0))
     later = format_time(T0 + timedelta(days=1))
     second = snapshot(repo, {"files/a": b"a", "files/c": b"c"}, created=later)
-    assert place.keys("snapshots/") == {f"snapshots/{first}.json", f"snapshots/{second}.json"}
+    ext = ".json" if version == 1 else ""  # format 2: a root per snapshot, pieces in objects/
+    assert place.keys("snapshots/") == {f"snapshots/{first}{ext}", f"snapshots/{second}{ext}"}
     assert [s.id for s in repo.list_snapshots()] == [first, second]
     reader = place.open()
     assert reader.load_snapshot(second[:10]).snapshot_id == second
@@ -254,9 +256,14 @@ def test_snapshots_write_list_load_and_prefix(place: Place) -> None:
         repo.write_snapshot(m)
     assert len(reader.list_snapshots()) == 2
     # A snapshot is write-once: its blob is never replaced by a second write.
-    before = place.version(f"snapshots/{first}.json")
-    assert repo.snapshots.import_raw(first, place.read(f"snapshots/{first}.json")) is False
-    assert place.version(f"snapshots/{first}.json") == before
+    key = f"snapshots/{first}{ext}"
+    before = place.version(key)
+    if version == 1:
+        assert repo.snapshots.import_raw(first, place.read(key)) is False
+    else:
+        assert repo.store.create(key, place.read(key)) is False
+        assert repo.snapshots.write(repo.load_snapshot(first)) == first  # same root, same name
+    assert place.version(key) == before
 
 
 def test_a_snapshot_of_many_files_checks_presence_in_bulk(place: Place) -> None:
@@ -297,20 +304,32 @@ def test_forget_and_prune_free_exactly_the_unreferenced_objects(place: Place) ->
     for day, text in zip(days, ("one", "two", "three", "four"), strict=True):
         snapshot(repo, {"files/shared": b"shared", f"files/{text}": text.encode()}, created=day)
     repo.put_bytes(b"orphan of a crashed run")
+    pieces_of = {i.id: repo.snapshots.pieces(i.id)[1] for i in repo.list_snapshots()}
     plan = repo.forget(keep_last=2)
     assert len(plan.keep) == 2 and len(plan.remove) == 2
-    live: set[str] = set()
+    live: set[str] = set()  # data objects
+    live_pieces: set[str] = set()  # format 2: the kept snapshots' list nodes and chunks
     for info in repo.list_snapshots():
-        live |= repo.load_snapshot(info.id).digests()
+        data, pieces = repo.snapshots.pieces(info.id)
+        assert data == repo.load_snapshot(info.id).digests()
+        live |= data
+        live_pieces |= pieces
+    assert live_pieces and not live & live_pieces
+    # The forgotten snapshots' pieces that no kept snapshot shares go with them.
+    gone_pieces = set().union(*(pieces_of[i.id] for i in plan.remove)) - live_pieces
+    assert gone_pieces  # each forgotten snapshot had a files chunk of its own
+    piece_bytes = sum(len(place.read(object_key(d))) for d in gone_pieces)
     before = {f"sha256:{k.rsplit('/', 1)[1]}" for k in place.keys("objects/")}
     dry = repo.prune(dry_run=True)
     report = repo.prune()
-    assert sorted(report.removed) == sorted(before - live) == sorted(dry.removed)
-    assert len(report.removed) == 3
+    assert sorted(report.removed) == sorted(before - live - live_pieces) == sorted(dry.removed)
+    removed_data = set(report.removed) - gone_pieces
+    assert removed_data == {sha(b"one"), sha(b"two"), sha(b"orphan of a crashed run")}
+    assert gone_pieces <= set(report.removed)
     freed = len(b"one" + b"two" + b"orphan of a crashed run")
-    assert report.bytes_freed == dry.bytes_freed == freed
+    assert report.bytes_freed == dry.bytes_freed == freed + piece_bytes
     after = {f"sha256:{k.rsplit('/', 1)[1]}" for k in place.keys("objects/")}
-    assert after == live
+    assert after == live | live_pieces
     assert repo.verify().ok
 
 

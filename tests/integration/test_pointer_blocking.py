@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cliutil import manifest_of
 from test_backup_support import MAPS, WS, cli
 
 from amlport.importers.base import ImportAction
@@ -41,7 +42,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _model(doc: dict[str, object], repo: Path) -> list[str]:
-    snapshot = json.loads(next((repo / "snapshots").glob("*.json")).read_text("utf-8"))
+    snapshot = manifest_of(repo)
     model = next(a for a in snapshot["assets"] if POINTER in a["files"] and a["kind"] == "model")
     return list(model["files"])
 

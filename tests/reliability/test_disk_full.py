@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cliutil import stored_snapshots
 
 resource = pytest.importorskip("resource")
 
@@ -48,7 +49,7 @@ def test_backup_on_a_full_disk_exits_2_and_records_no_snapshot(tmp_path: Path) -
     err = " ".join(res.stderr.split())
     assert "internal error" not in err and "Traceback" not in err
     assert "cannot write" in err and "disk is full" in err and "hint:" in err
-    assert not list((repo / "snapshots").glob("*.json"))  # nothing recorded
+    assert not stored_snapshots(repo)  # nothing recorded (in either format)
     again = _run(None, "backup", str(AUTOPRICE), "--repo", str(repo), "--no-cache")
     assert again.returncode == 0, again.stderr  # space back: the backup completes
 

@@ -26,6 +26,14 @@ from pathlib import Path
 import azurite as az
 import pytest
 import yaml
+from cliutil import (
+    format1_file,
+    init_format1,
+    object_file,
+    pieces,
+    root_file,
+    stored_snapshots,
+)
 from rel_proxy import Fault, FaultProxy
 from rel_workspace import (
     INTERNAL,
@@ -57,7 +65,9 @@ class Env:
     snapshot: str
     archive: Path
     damaged: Path  # an object with a flipped byte
-    bad_manifest: Path  # a truncated manifest
+    bad_manifest: Path  # a truncated snapshot root (format 2)
+    bad_manifest1: Path  # a truncated manifest file (a format-1 repository)
+    bad_piece: Path  # a piece of the snapshot (format 2) with a flipped byte
     hostile: Path  # an archive with a '..' member
     map_file: Path
     unmapped: Path  # a map without the artifact datastore: its items are blocked
@@ -68,8 +78,10 @@ class Env:
         return str(self.root / f"{name}-{next(self.counter)}")
 
 
-def _flip(repo: Path) -> None:
-    obj = max((p for p in (repo / "objects").rglob("*") if p.is_file()), key=lambda p: p.name)
+def _flip(repo: Path, *, piece: bool = False) -> None:
+    """Flip a byte of the snapshot's data object with the highest name (``piece``: of its
+    format-2 piece with the highest name)."""
+    obj = object_file(repo, max(pieces(repo)[1 if piece else 0]))
     obj.chmod(0o644)
     data = bytearray(obj.read_bytes())
     data[0] ^= 1
@@ -108,8 +120,16 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     shutil.copytree(repo, damaged)
     _flip(damaged)
     shutil.copytree(repo, bad_manifest)
-    manifest = next((bad_manifest / "snapshots").glob("*.json"))
+    manifest = root_file(bad_manifest, snap["id"])
     manifest.write_bytes(manifest.read_bytes()[:100])
+    bad_manifest1 = root / "bad-manifest1"
+    init_format1(bad_manifest1)
+    assert cli("export", str(clean.root), "--to", str(bad_manifest1)).returncode == 0
+    manifest = format1_file(bad_manifest1)
+    manifest.write_bytes(manifest.read_bytes()[:100])
+    bad_piece = root / "bad-piece"
+    shutil.copytree(repo, bad_piece)
+    _flip(bad_piece, piece=True)
     big = new_workspace(root / "big")
     line = b"epoch 7 step 1234 loss 0.0421 lr 0.0003 grad_norm 1.25 tokens/s 8812.5\n"
     big.put_run_file("huge", "user_logs/std_log.txt", line * ((40 << 20) // len(line)))
@@ -121,6 +141,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
         archive,
         damaged,
         bad_manifest,
+        bad_manifest1,
+        bad_piece,
         _hostile(archive, root / "hostile.tar.gz"),
         filled_map(repo, root / "map.yaml"),
         _unmapped(filled_map(repo, root / "unmapped.yaml")),
@@ -222,9 +244,12 @@ CASES = [
     Case("verify", 0, "whole", lambda e, r: ("verify", str(e.repo))),
     Case("verify", 2, "not-a-repo", lambda e, r: ("verify", str(e.clean.root))),
     Case("verify", 4, "flipped-byte", lambda e, r: ("verify", str(e.damaged))),
+    Case("verify", 4, "flipped-piece", lambda e, r: ("verify", str(e.bad_piece))),
     Case("snapshots", 0, "list", lambda e, r: ("snapshots", str(e.repo))),
     Case("snapshots", 2, "not-a-repo", lambda e, r: ("snapshots", str(e.root / "nope"))),
     Case("snapshots", 4, "damaged-manifest", lambda e, r: ("snapshots", str(e.bad_manifest))),
+    Case("snapshots", 4, "damaged-format1-manifest", lambda e, r: ("snapshots",
+                                                                   str(e.bad_manifest1))),
     Case("pack", 0, "pack", lambda e, r: ("pack", str(e.repo), "--snapshot", e.snapshot[:12],
                                           "-o", e.fresh("p") + ".tar.gz")),
     Case("pack", 2, "bad-id", lambda e, r: ("pack", str(e.repo), "--snapshot", "zz", "-o",
@@ -322,7 +347,7 @@ def test_a_stopped_run_exits_128_plus_the_signal(
     assert ran.returncode == code, ran.explain()
     assert TRACEBACK not in ran.stderr and said in ran.stderr, ran.explain()
     if command == "export":  # an interrupted export leaves no snapshot
-        assert not list((Path(repo) / "snapshots").glob("*.json"))
+        assert not stored_snapshots(Path(repo))
 
 
 @pytest.mark.slow
@@ -342,7 +367,7 @@ def test_a_stop_abandons_the_file_in_flight(signum: int, code: int, said: str, e
     args = ("export", str(env.big.root), "--to", str(repo))
     ran = _interrupt_when(args, transferring_the_log, signum)
     assert ran.returncode == code and said in ran.stderr, ran.explain()
-    assert not list((repo / "snapshots").glob("*.json"))
+    assert not stored_snapshots(repo)
     stored = [p for p in (repo / "objects").rglob("*") if p.is_file()]
     assert not [p for p in stored if p.name.startswith(".tmp-")], "staging left behind"
     assert max(p.stat().st_size for p in stored) < 1 << 20, "the log in flight was finished"

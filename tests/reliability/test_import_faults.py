@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cliutil import manifest_of, object_file
 from rel_workspace import (
     Workspace,
     amlport,
@@ -82,10 +83,9 @@ def test_import_killed_half_way_completes_on_rerun_without_duplicates(tmp_path: 
 def test_import_of_a_damaged_snapshot_writes_nothing(tmp_path: Path) -> None:
     _, repo, map_file = _bundle(tmp_path)
     [snapshot] = json.loads(amlport("snapshots", str(repo), "--json").stdout)["snapshots"]
-    doc = json.loads((repo / "snapshots" / f"{snapshot['id']}.json").read_bytes())
+    doc = manifest_of(repo, snapshot["id"])
     victim = next(f for f in doc["files"] if f["path"].endswith("part_0007.txt"))
-    hexd = victim["digest"].split(":", 1)[1]
-    obj = repo / "objects" / "sha256" / hexd[:2] / hexd
+    obj = object_file(repo, victim["digest"])
     obj.chmod(0o644)
     obj.write_bytes(b"tampered\n")
     target = tmp_path / "target"

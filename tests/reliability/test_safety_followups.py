@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cliutil import manifest_of, only_snapshot
 from rel_workspace import ARTIFACTS, assert_clean_failure, new_workspace, small_backup
 from rel_workspace import amlport as subprocess_cli
 from rel_workspace import cli as amlport
@@ -76,8 +77,7 @@ def test_hostile_import_records_in_a_workspace_are_warnings(tmp_path: Path) -> N
     said = " ".join((ran.stdout + ran.stderr).split())
     assert "deep.json: JSON nested deeper than 64 levels" in said, ran.explain()
     assert "huge.json: larger than" in said, ran.explain()
-    snapshot = next((tmp_path / "repo" / "snapshots").glob("*.json"))
-    provenance = json.loads(snapshot.read_text(encoding="utf-8"))["provenance"]
+    provenance = manifest_of(tmp_path / "repo")["provenance"]
     assert [h["workspace"] for h in provenance] == ["dev"]
 
 
@@ -226,7 +226,7 @@ def test_outputs_inside_the_repository_read_are_refused(repo: Path, tmp_path: Pa
     from rel_workspace import filled_map
 
     qa = filled_map(repo, tmp_path / "qa.yaml")
-    snap = next((repo / "snapshots").glob("*.json")).stem
+    snap = only_snapshot(repo)
     before = sorted(p for p in repo.rglob("*"))
     spelled = repo.parent / "." / repo.name / ".." / repo.name
     for args in (

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bundle_support import SOURCE, index_text, new_repo, sha
+from test_bundle_support import SOURCE, index_text, new_repo, plain_only, sha
 
 from amlport.bundle import Repository
 from amlport.errors import UsageError
@@ -85,6 +85,7 @@ def test_pruned_object_is_a_miss(tmp_path: Path) -> None:
     assert index.lookup("azureml", "ExperimentRun/dcid.r1/logs/x.txt", '"0x8DB1"', 10, MD5) is None
 
 
+@plain_only
 @pytest.mark.parametrize(
     "text",
     [
@@ -105,6 +106,7 @@ def test_damaged_index_is_ignored_with_a_warning(tmp_path: Path, text: str) -> N
     assert "ignoring unreadable index" in warnings[0]
 
 
+@plain_only
 def test_index_rows_survive_a_save_and_load(tmp_path: Path) -> None:
     repo, digest = indexed(tmp_path)
     index = repo.source_index(KEY)
@@ -120,6 +122,7 @@ def test_index_rows_survive_a_save_and_load(tmp_path: Path) -> None:
     assert text.count("\n") == 303 and json.loads(text)["version"] == 1  # a row a line
 
 
+@plain_only
 def test_index_file_is_per_source_and_keys_are_safe(tmp_path: Path) -> None:
     repo, _ = indexed(tmp_path)
     assert json.loads(index_text(repo.path / "index" / f"{KEY}.json"))["source"] == KEY

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from amlport.bundle import Repository
 from amlport.model.manifest import Manifest
 
@@ -146,8 +148,11 @@ def test_golden_v1_manifest_reads_and_reserializes_byte_for_byte() -> None:
     assert m.redactions[0].count == 1 and m.rewrites[0].location == "/Uri"
 
 
-def test_golden_v1_snapshot_file_loads_from_a_repository(tmp_path: Path) -> None:
-    repo = Repository.init(tmp_path / "repo")
+@pytest.mark.parametrize("version", [1, 2], ids=["format1", "format2"])
+def test_golden_v1_snapshot_file_loads_from_a_repository(tmp_path: Path, version: int) -> None:
+    """A format-1 manifest file reads in a format-1 repository and in a format-2 one (where
+    snapshots not yet converted by ``repo upgrade`` stay)."""
+    repo = Repository.init(tmp_path / "repo", version=version)
     (repo.path / "snapshots" / f"{GOLDEN_ID}.json").write_bytes(GOLDEN_V1.encode("utf-8"))
     loaded = repo.load_snapshot(GOLDEN_ID[:8])
     assert loaded.snapshot_id == GOLDEN_ID

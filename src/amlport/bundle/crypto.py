@@ -353,6 +353,11 @@ class SealedValues:
         return io.BufferedReader(_Values(raw, reader.segments()))
 
 
+class UnusableValue(IntegrityError, ValueError):
+    """A sealed value that does not open: an IntegrityError, and a ValueError for readers of
+    caches that take unparsable content for "not usable"."""
+
+
 class _Values(io.RawIOBase):
     def __init__(self, raw: BinaryIO, pieces: Iterator[bytes]) -> None:
         self._raw = raw
@@ -367,7 +372,7 @@ class _Values(io.RawIOBase):
             try:
                 piece = next(self._pieces, None)
             except IntegrityError as exc:  # a cache's reader takes it for unusable content
-                raise ValueError(exc.message) from None
+                raise UnusableValue(exc.message, hint=exc.hint) from None
             if piece is None:
                 return 0
             self._buf = piece
