@@ -63,26 +63,22 @@ def _own_read_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-TEST_MASTER_KEY = b"\xa5" * 32  # AMLPORT_TEST_ENCRYPT: test_bundle_support.sha predicts names
-
-
 @pytest.fixture(autouse=True)
 def _repository_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts with no repository key set by a CLI option (``KeySource``) and no
     ``$AMLPORT_REPO_KEY``. With ``AMLPORT_TEST_ENCRYPT=1`` every repository a test creates
     (``Repository.init``/``open_or_init``, format 2) is encrypted under a fixed test key
-    (``make test-encrypted``, docs/design/0009-repository-encryption.md)."""
-    import os
+    (``make test-encrypted``, docs/design/0013-repository-encryption.md)."""
+    from encrypted_mode import ENCRYPTED, TEST_MASTER_KEY, TEST_USER_KEY
 
     from amlport.bundle.keys import KIND_FILE, UserKey
     from amlport.bundle.repository import KeySource
 
-    encrypt = os.environ.get("AMLPORT_TEST_ENCRYPT") == "1"
     monkeypatch.delenv("AMLPORT_REPO_KEY", raising=False)
     KeySource.reset()
-    if encrypt:
+    if ENCRYPTED:
         KeySource.test_encrypt = True
-        KeySource.default_key = UserKey(KIND_FILE, b"\x5a" * 32, "test key")
+        KeySource.default_key = UserKey(KIND_FILE, TEST_USER_KEY, "test key")
         KeySource.test_master = TEST_MASTER_KEY
     try:
         yield

@@ -58,7 +58,17 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     first = listed[0]["id"]
     pack = root / "one.tar.gz"
     assert amlport("pack", str(repo), "--snapshot", first, "-o", str(pack)).returncode == 0
+    key, spare, enc = root / "key.json", root / "spare.json", str(root / "encrypted")
+    for path in (key, spare):  # an encrypted repository with two keys, for `repo key …`
+        assert amlport("repo", "key", "new", str(path)).returncode == 0
+    assert amlport("repo", "init", enc, "--encrypt", "--key-file", str(key)).returncode == 0
+    added = amlport("repo", "key", "add", enc, "--key-file", str(key), "--new-key-file",
+                    str(spare), "--json")  # fmt: skip
+    spare_id = json.loads(added.stdout)["id"]
     return {
+        "key": str(key),
+        "enc": enc,
+        "spare_id": spare_id,
         "src": str(src),
         "repo": str(repo),
         "first": first,
@@ -70,6 +80,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def sample(command: str, p: dict[str, str]) -> list[str] | None:
     """The arguments of one real run of ``command`` printing its ``--json``."""
     root = Path(p["root"])
+    new_key, use_key = ["--new-key-file", p["key"]], ["--key-file", p["key"]]
     runs = {
         "scan": ["scan", p["src"]],
         "lineage": ["lineage", p["src"]],
@@ -99,6 +110,10 @@ def sample(command: str, p: dict[str, str]) -> list[str] | None:
         "report": ["report", p["src"], "--repo", p["repo"], "-o", str(root / "report.html")],
         "repo-init": ["repo", "init", str(root / "fresh-repo")],
         "repo-upgrade": ["repo", "upgrade", p["repo"], "--dry-run"],
+        "repo-key-new": ["repo", "key", "new", str(root / "another-key.json")],
+        "repo-key-list": ["repo", "key", "list", p["enc"]],
+        "repo-key-add": ["repo", "key", "add", p["enc"], "--key-file", p["key"], *new_key],
+        "repo-key-remove": ["repo", "key", "remove", p["enc"], p["spare_id"], *use_key],
     }
     return runs.get(command)
 

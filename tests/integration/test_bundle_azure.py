@@ -23,6 +23,7 @@ from pathlib import Path
 import azurite as az
 import pytest
 from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
+from encrypted_mode import sha
 from test_backup_support import MAPS, WS, cli
 
 from amlport.backup import BackupRequest, run_backup
@@ -45,10 +46,6 @@ SOURCE = {
     "datastores": {"workspaceblobstore": "azureml-blobstore-bfe051f9"},
 }
 T0 = datetime(2024, 3, 1, 2, 0, tzinfo=timezone.utc)
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def object_key(digest: str) -> str:
@@ -435,16 +432,22 @@ def test_pack_and_unpack_across_stores(place: Place, tmp_path: Path) -> None:
     big = os.urandom(5 * MIB + 1)
     first = snapshot(repo, {"files/a": b"a", "files/big": big})
     snapshot(repo, {"files/other": b"not in the pack"})
+    # Format 2: the pack carries the snapshot's pieces too (counted apart from its data).
+    data, pieces = repo.snapshots.pieces(first)
+    assert data == {sha(b"a"), sha(big)} and pieces and not data & pieces
+    piece_bytes = sum(len(place.read(object_key(d))) for d in pieces)
     report = repo.pack(first[:12], tmp_path / "out" / "first.tar.gz")
-    assert report.objects == 2 and report.bytes == 1 + len(big)
+    assert report.objects == 2 and report.pieces == len(pieces)
+    assert report.bytes == 1 + len(big) + piece_bytes
     local = tmp_path / "unpacked"
     unpacked = Repository.unpack(tmp_path / "out" / "first.tar.gz", local)
-    assert unpacked.snapshots == [first] and unpacked.objects_added == 2
+    assert unpacked.snapshots == [first] and unpacked.objects_added == 2 + len(pieces)
+    assert unpacked.bytes_added == 1 + len(big) + piece_bytes
     dst = Repository.open(local)
     assert dst.verify().ok and dst.read_file(dst.load_snapshot(first), "files/big") == big
     # And back into a repository of this kind (the objects are already there).
     again = Repository.unpack(tmp_path / "out" / "first.tar.gz", place.location, auth=place.auth)
-    assert again.objects_present == 2 and again.objects_added == 0
+    assert again.objects_present == 2 + len(pieces) and again.objects_added == 0
 
 
 # --- Azure only ------------------------------------------------------------------------------
@@ -457,9 +460,13 @@ def test_an_azure_repository_unpacks_streaming_with_the_digest_known(
     big = os.urandom(9 * MIB)
     sid = snapshot(src, {"files/big": big, "files/small": b"s"})
     src.pack(sid, tmp_path / "p.tar.gz")
+    data, pieces = src.snapshots.pieces(sid)  # format 2: the pieces travel with the data
+    assert data == {sha(big), sha(b"s")} and pieces
+    piece_bytes = sum(src.object_path(d).stat().st_size for d in pieces)
     dst = azure_place(azurite, prefix="")
     report = Repository.unpack(tmp_path / "p.tar.gz", dst.location, auth=dst.auth)
-    assert report.objects_added == 2 and report.bytes_added == len(big) + 1
+    assert report.objects_added == 2 + len(pieces)
+    assert report.bytes_added == len(big) + 1 + piece_bytes
     assert dst.read(object_key(sha(big))) == big
     assert dst.open().verify().ok
 

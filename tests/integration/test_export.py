@@ -125,6 +125,7 @@ def test_messy_bundle_holds_no_secret(tmp_path: Path) -> None:
     manifest = store.load_snapshot(store.list_snapshots()[0].id)
     kinds = {r.kind for r in manifest.redactions}
     assert kinds & {"sas_token", "account_key", "connection_string", "sas_signature"}
+    assert not has_secret(manifest.to_json_bytes().decode("utf-8"))  # format 2: compressed
     for path in repo.rglob("*"):
         if path.is_file():
             text = path.read_bytes().decode("utf-8", "replace")

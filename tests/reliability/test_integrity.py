@@ -7,6 +7,12 @@ absolute path (both re-hashed, so that the file name matches and only the conten
 catch them). ``unpack``: truncated and non-gzip archives, ``..``/absolute/link/device/duplicate
 members, an object that does not match its name, a damaged or foreign manifest, a snapshot
 whose objects are missing.
+
+Each runs on a format-1 repository (``repo init --format 1``; the manifest file is what is
+attacked) and on a format-2 one (a root over pieces): the forgeries are stored as pieces
+and a root whose names match (``cliutil.rewrite_format2``), and the root and pieces are
+attacked as the manifest file is (truncated, edited, a piece flipped, pieces swapped, a root
+replaced by another snapshot's root).
 """
 
 from __future__ import annotations

@@ -6,16 +6,18 @@ apart from a check that the builders produce a manifest the repository accepts.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
-import os
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zstandard
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, in worker processes too
+from encrypted_mode import ENCRYPTED
+from encrypted_mode import sha as sha  # the names tests predict (keyed when encrypted)
 
 from amlport.bundle import Repository
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest, format_time
@@ -34,22 +36,9 @@ OTHER_SOURCE: dict[str, Any] = {**SOURCE, "account": "azmlother0001", "workspace
 T0 = datetime(2024, 3, 1, 2, 0, tzinfo=timezone.utc)
 
 
-ENCRYPTED = os.environ.get("AMLPORT_TEST_ENCRYPT") == "1"  # every new repository encrypted
 plain_only = pytest.mark.skipif(
     ENCRYPTED, reason="about the stored bytes of an unencrypted repository"
 )
-
-
-def sha(data: bytes) -> str:
-    """The name of a data object holding ``data`` (keyed under AMLPORT_TEST_ENCRYPT=1: the
-    test master key of tests/conftest.py)."""
-    if ENCRYPTED:
-        from conftest import TEST_MASTER_KEY
-
-        from amlport.bundle.crypto import derive
-
-        return "sha256:" + hmac.new(derive(TEST_MASTER_KEY)[1], data, hashlib.sha256).hexdigest()
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def at(days: float = 0, hours: float = 0) -> str:

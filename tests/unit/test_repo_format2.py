@@ -239,3 +239,25 @@ def test_hostile_names_round_trip_in_pieces(tmp_path: Path) -> None:
     m = manifest(repo, {"files/ws/../escape": b"6"})
     with pytest.raises(IntegrityError, match="not a safe bundle path"):
         repo.write_snapshot(m)
+
+
+def test_long_lists_get_sub_nodes_and_a_node_loop_is_refused(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    sid = repo.write_snapshot(big_manifest(repo, 5000, created=at(0)))
+    root = repo.snapshots.read_root(sid)
+    top = json.loads(repo.objects.get_meta(root["lists"]["files"]["node"], where="t"))
+    assert "nodes" in top and len(top["nodes"]) <= trees.FANOUT  # chunks grouped below it
+    assert len(repo.load_snapshot(sid).files) == 5000
+    # a node that names itself (or nests without end) stops at MAX_DEPTH, as an error
+    looped = {"format": trees.NODE_FORMAT, "list": "files", "count": 5000}
+    plain = json.dumps(looped).encode()  # completed below with its own name
+    name = PLAIN.meta_name(plain)
+    for _ in range(3):  # a fixed point is out of reach: chain nodes instead
+        node = {**looped, "nodes": [[f"sha256:{name}", 5000]]}
+        plain = json.dumps(node).encode()
+        name = PLAIN.meta_name(plain)
+        plant_piece(repo, envelope.wrap(plain, compressed=True), name)
+    bad = {**root, "lists": {**root["lists"], "files": {**root["lists"]["files"],
+                                                         "node": f"sha256:{name}"}}}  # fmt: skip
+    with pytest.raises(IntegrityError):
+        repo.load_snapshot(plant_root(repo, bad))

@@ -41,11 +41,14 @@ import io
 import os
 import struct
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from amlport.bundle import envelope
 from amlport.bundle.codec import META_DOMAIN, Hasher
 from amlport.errors import IntegrityError, UsageError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 CIPHER = "aes-256-gcm"
 KDF = "hkdf-sha256"
@@ -107,7 +110,7 @@ class SealWriter:
     """Seals a stream of plain bytes segment by segment into ``sink``; ``finish(name)``
     seals the last segment (the name is known only then)."""
 
-    def __init__(self, aead: object, kind: bytes, header: bytes, sink: Callable[[bytes], None]):
+    def __init__(self, aead: AESGCM, kind: bytes, header: bytes, sink: Callable[[bytes], None]):
         self._aead = aead
         self._kind = kind
         self._header = header
@@ -130,7 +133,7 @@ class SealWriter:
     def _seal(self, plain: bytes, *, final: bool, name: str) -> None:
         nonce = os.urandom(NONCE_SIZE)
         aad = _aad(self._kind, self._header, self._salt, self._index, final, name)
-        self._sink(nonce + self._aead.encrypt(nonce, plain, aad))  # type: ignore[attr-defined]
+        self._sink(nonce + self._aead.encrypt(nonce, plain, aad))
         self._index += 1
 
 
@@ -138,14 +141,14 @@ class _OpenReader:
     """The plain bytes of a sealed stream, one segment at a time (one read ahead, to know
     which segment is the final one)."""
 
-    def __init__(self, aead: object, raw: BinaryIO, kind: bytes, name: str, where: str):
+    def __init__(self, aead: AESGCM, raw: BinaryIO, kind: bytes, name: str, where: str):
         self._aead = aead
         self._raw = raw
         self._kind = kind
         self._name = name
         self._where = where
         head = _read_exactly(raw, envelope.HEADER_SIZE + SALT_SIZE)
-        self.header = envelope.parse_header(head, where=where)
+        self.header = envelope.parse_header(head, where=f"{where} is corrupt")
         if not self.header.sealed:
             raise IntegrityError(f"{where}: the object is not sealed, in an encrypted repository",
                                  hint=_HINT)  # fmt: skip
@@ -175,7 +178,7 @@ class _OpenReader:
         from cryptography.exceptions import InvalidTag
 
         try:
-            return self._aead.decrypt(record[:NONCE_SIZE], record[NONCE_SIZE:], aad)  # type: ignore[attr-defined,no-any-return]
+            return self._aead.decrypt(record[:NONCE_SIZE], record[NONCE_SIZE:], aad)
         except InvalidTag:
             what = "truncated, damaged, or stored under another name" if final else "damaged"
             raise IntegrityError(
@@ -205,7 +208,7 @@ class SealedCodec:
     def __init__(self, master: bytes | None) -> None:
         self.has_key = master is not None
         self._enc_key = self._id_key = b""
-        self._aead: object = None
+        self._aead: AESGCM | None = None
         if master is not None:
             if len(master) != 32:
                 raise UsageError("a repository master key has 32 bytes")
@@ -213,6 +216,11 @@ class SealedCodec:
 
             self._enc_key, self._id_key = derive(master)
             self._aead = AESGCM(self._enc_key)
+
+    def _cipher(self) -> AESGCM:
+        self._need_key()
+        assert self._aead is not None
+        return self._aead
 
     def _need_key(self) -> None:
         if not self.has_key:
@@ -235,14 +243,14 @@ class SealedCodec:
         self._need_key()
         header = envelope.Header(envelope.CODEC_ZSTD, True, len(plain)).pack()
         out: list[bytes] = []
-        writer = SealWriter(self._aead, KIND_META, header, out.append)
+        writer = SealWriter(self._cipher(), KIND_META, header, out.append)
         writer.write(envelope.compress(plain))
         writer.finish(name)
         return b"".join(out)
 
     def unpack_meta(self, stored: bytes, name: str, *, where: str, limit: int) -> bytes:
         self._need_key()
-        reader = _OpenReader(self._aead, io.BytesIO(stored), KIND_META, name, where)
+        reader = _OpenReader(self._cipher(), io.BytesIO(stored), KIND_META, name, where)
         header = reader.header
         if header.codec != envelope.CODEC_ZSTD or header.length > limit:
             raise IntegrityError(
@@ -261,7 +269,7 @@ class SealedCodec:
     def data_writer(self, sink: Callable[[bytes], None]) -> SealWriter:
         self._need_key()
         header = envelope.Header(envelope.CODEC_NONE, True, STREAMED).pack()
-        return SealWriter(self._aead, KIND_DATA, header, sink)
+        return SealWriter(self._cipher(), KIND_DATA, header, sink)
 
     def pack_data(self, plain: bytes, name: str) -> bytes:
         out: list[bytes] = []
@@ -273,7 +281,7 @@ class SealedCodec:
     def open_data(self, raw: BinaryIO, name: str, *, where: str) -> Iterator[bytes]:
         """The plain segments of a stored data object (IntegrityError when damaged)."""
         self._need_key()
-        reader = _OpenReader(self._aead, raw, KIND_DATA, name, where)
+        reader = _OpenReader(self._cipher(), raw, KIND_DATA, name, where)
         header = reader.header
         if header.codec != envelope.CODEC_NONE or header.length != STREAMED:
             raise IntegrityError(f"{where}: not a data object", hint=_HINT)
@@ -334,7 +342,7 @@ class SealedValues:
         self._codec._need_key()
         out: list[bytes] = []
         header = envelope.Header(envelope.CODEC_NONE, True, STREAMED).pack()
-        writer = SealWriter(self._codec._aead, KIND_VALUE, header, out.append)
+        writer = SealWriter(self._codec._cipher(), KIND_VALUE, header, out.append)
         for chunk in chunks:
             writer.write(chunk)
             yield from out
@@ -346,7 +354,7 @@ class SealedValues:
         self._codec._need_key()
         raw = self._store.open(key, limit=limit)  # type: ignore[attr-defined]
         try:
-            reader = _OpenReader(self._codec._aead, raw, KIND_VALUE, self._name(key), key)
+            reader = _OpenReader(self._codec._cipher(), raw, KIND_VALUE, self._name(key), key)
         except BaseException:
             raw.close()
             raise

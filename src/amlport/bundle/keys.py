@@ -255,10 +255,12 @@ def _check_kdf(kdf: dict[str, Any], kind: str, where: str) -> None:
             raise IntegrityError(f"{where}: unknown kdf for a key file", hint=_KEYS_HINT)
         return
     params = [kdf.get(k) for k in ("n", "r", "p")]
-    ints = all(type(v) is int and v > 0 for v in params)
-    if kdf.get("name") != "scrypt" or set(kdf) != {"name", "salt", "n", "r", "p"} or not ints:
+    if kdf.get("name") != "scrypt" or set(kdf) != {"name", "salt", "n", "r", "p"}:
         raise IntegrityError(f"{where}: unknown kdf for a passphrase", hint=_KEYS_HINT)
-    n, r, p = params
+    n, r, p = (v if type(v) is int and v > 0 else 0 for v in params)
+    if not (n and r and p):
+        raise IntegrityError(f"{where}: scrypt parameters are not positive integers",
+                             hint=_KEYS_HINT)  # fmt: skip
     if n & (n - 1) or n < 2 or r > 64 or p > 16 or 128 * n * r * p > MAX_SCRYPT_MEMORY:
         raise IntegrityError(
             f"{where}: scrypt parameters n={n} r={r} p={p} exceed what amlport accepts "

@@ -16,7 +16,7 @@ import io
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from amlport.bundle import envelope
 from amlport.bundle.codec import MAX_META_BYTES, PLAIN, Codec, Hasher
@@ -246,7 +246,7 @@ class ObjectStore:
         except BaseException:
             raw.close()
             raise
-        return _VerifyingReader(plain, digest, self.codec.hasher())
+        return _VerifyingReader(cast(BinaryIO, plain), digest, self.codec.hasher())
 
     def check(self, digest: str) -> str | None:
         """None when the object is present and whole, else the problem in words."""

@@ -48,7 +48,9 @@ LINEAGE_LISTS = ("nodes", "links")
 #: every list of a format-2 snapshot, in the order they are written
 ALL_LISTS = (*LISTS, "warnings", "lineage.nodes", "lineage.links")
 #: a chunk ends after an entry whose key hashes to 0 modulo this (so ~this many entries)
-CUT_EVERY = {"assets": 16, "files": 128}
+CUT_EVERY = {"assets": 16, "files": 32}
+FANOUT = 64  # a node with more references than this is split into sub-nodes
+MAX_DEPTH = 6  # nodes below a root (64^6 chunks: far beyond any workspace)
 DEFAULT_CUT_EVERY = 128
 MAX_CHUNK_TEXT = 512 << 10  # a chunk also ends once its text is this long
 MAX_ROOT_BYTES = 16 << 20
@@ -156,8 +158,30 @@ class TreeWriter:
             if length >= MAX_CHUNK_TEXT or _ends_chunk(key, item, every):
                 flush()
         flush()
-        node = {"chunks": chunks, "count": count, "format": NODE_FORMAT, "list": key}
-        return ListRef(self._put(dumps(node)), count)
+        return ListRef(self._node(key, chunks, "chunks", count), count)
+
+    def _node(self, key: str, refs: list[list[Any]], kind: str, count: int) -> str:
+        """The node over ``refs`` (chunks, or nodes): when there are more than FANOUT of
+        them, they are grouped into sub-nodes first, cut where a reference's digest says
+        (content-defined again: one changed chunk changes one sub-node and the top)."""
+        if len(refs) > FANOUT:
+            groups: list[list[list[Any]]] = [[]]
+            for ref in refs:
+                groups[-1].append(ref)
+                if _ends_chunk(key, {"id": ref[0]}, FANOUT // 2):
+                    groups.append([])
+            groups = [g for g in groups if g]
+            if 1 < len(groups) < len(refs):  # a level that groups nothing would loop
+                subs = [[self._flat(key, g, kind), sum(n for _, n in g)] for g in groups]
+                return self._node(key, subs, "nodes", count)
+        return self._flat(key, refs, kind)
+
+    def _flat(self, key: str, refs: list[list[Any]], kind: str) -> str:
+        """One node over ``refs`` as they are (a group is cut by the rule that made it, so
+        cutting it again would find nothing to cut)."""
+        count = sum(n for _, n in refs)
+        node = {kind: refs, "count": count, "format": NODE_FORMAT, "list": key}
+        return self._put(dumps(node))
 
     def _stored(self, text: str) -> bool:
         name = self.objects.codec.meta_name(text.encode("utf-8"))
@@ -229,35 +253,59 @@ class TreeReader:
         return parse_piece(plain, fmt, where)
 
     def node(self, ref: Any, key: str, where: str) -> list[tuple[str, int]]:
-        """The chunks of one list: [(digest, count)]."""
-        digest = node_digest(ref, key, where)
+        """The chunks of one list in order: [(digest, count)] (sub-nodes expanded)."""
+        return list(self._chunks(node_digest(ref, key, where), ref.get("count"), key, where, 0,
+                                 skip_seen=False))  # fmt: skip
+
+    def _chunks(
+        self, digest: str, count: Any, key: str, where: str, depth: int, *, skip_seen: bool
+    ) -> Iterator[tuple[str, int]]:
+        if depth > MAX_DEPTH:
+            raise _bad(where, f"list {key!r} is nested deeper than {MAX_DEPTH} nodes")
         node = self.piece(digest, NODE_FORMAT, f"{where}, list {key}")
-        chunks = node.get("chunks")
-        if node.get("list") != key or not isinstance(chunks, list):
-            raise _bad(where, f"list node {digest} is not the node of {key!r}")
-        out = []
-        for item in chunks:
-            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], int)):
-                raise _bad(where, f"list node {digest} holds a malformed chunk reference")
-            out.append((_digest(item[0], where), item[1]))
-        total = sum(n for _, n in out)
-        if total != node.get("count") or total != ref.get("count"):
-            raise _bad(where, f"list {key!r} counts disagree ({total} entries in its chunks)")
-        return out
+        refs = node.get("chunks", node.get("nodes"))
+        if (
+            node.get("list") != key
+            or not isinstance(refs, list)
+            or ("chunks" in node) == ("nodes" in node)
+        ):
+            raise _bad(where, f"list node {digest} is not a node of {key!r}")
+        pairs = []
+        for item in refs:
+            if not (isinstance(item, list) and len(item) == 2 and _is_count(item[1])):
+                raise _bad(where, f"list node {digest} holds a malformed reference")
+            pairs.append((_digest(item[0], where), item[1]))
+        total = sum(n for _, n in pairs)
+        if total != node.get("count") or total != count:
+            raise _bad(where, f"list {key!r} counts disagree ({total} entries below {digest})")
+        for child, n in pairs:
+            if skip_seen and self.seen is not None:
+                if child in self.seen:
+                    continue
+                self.seen.add(child)
+            if "nodes" in node:
+                yield from self._chunks(child, n, key, where, depth + 1, skip_seen=skip_seen)
+            else:
+                yield child, n
 
     def entries(self, ref: Any, key: str, where: str, *, skip_seen: bool = False) -> Iterator[Any]:
-        """Every entry of one list in order; with ``skip_seen``, the entries of chunks not
-        read before by any reader sharing ``seen`` (prune, diff)."""
-        for digest, count in self.node(ref, key, where):
-            if skip_seen and self.seen is not None:
-                if digest in self.seen:
-                    continue
-                self.seen.add(digest)
-            chunk = self.piece(digest, CHUNK_FORMAT, f"{where}, list {key}")
+        """Every entry of one list in order; with ``skip_seen``, only the entries below
+        nodes and chunks no reader sharing ``seen`` read before (prune walks what differs)."""
+        digest = node_digest(ref, key, where)
+        for chunk_digest, count in self._chunks(
+            digest, ref.get("count"), key, where, 0, skip_seen=skip_seen
+        ):
+            chunk = self.piece(chunk_digest, CHUNK_FORMAT, f"{where}, list {key}")
             items = chunk.get("entries")
             if chunk.get("list") != key or not isinstance(items, list) or len(items) != count:
-                raise _bad(where, f"chunk {digest} of list {key!r} does not hold {count} entries")
+                raise _bad(
+                    where, f"chunk {chunk_digest} of list {key!r} does not hold {count} entries"
+                )
             yield from items
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def parse_piece(plain: bytes, fmt: str, where: str) -> dict[str, Any]:

@@ -134,6 +134,7 @@ def upgrade(
 @key_app.command("new")
 def key_new(
     path: Path = typer.Argument(..., metavar="PATH", help="The key file to create (not there)."),
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Write a new random key file (256 bits, readable by its owner only) for --key-file.
 
@@ -153,7 +154,12 @@ def key_new(
             fh.write(new_key_file_text())
             fh.flush()
             os.fsync(fh.fileno())
-        common.out.print(f"wrote key file {target} (keep a copy somewhere safe)", soft_wrap=True)
+        if as_json:
+            common.emit_json("repo-key-new", {"path": str(target)}, ExitCode.OK)
+        else:
+            common.out.print(
+                f"wrote key file {target} (keep a copy somewhere safe)", soft_wrap=True
+            )
     raise typer.Exit(int(ExitCode.OK))
 
 

@@ -117,11 +117,11 @@ def _read_line(line: str, facts: LogFacts) -> str | None:
         for item in m["list"].split(","):
             c = CHILD.match(item.strip())
             if c:
-                facts.children.append((c["node"], c["run"]))
+                _add_child(facts, c["node"], c["run"])
         return None
     m = COMPLETING.search(line)
     if m:
-        facts.children.append((None, m["run"]))
+        _add_child(facts, None, m["run"])
         return None
     m = FINISHED.search(line)
     if m:
@@ -143,6 +143,17 @@ def _read_line(line: str, facts: LogFacts) -> str | None:
     _read_locations(line, facts)
     root = ROOT.search(line)
     return root["run"] if root else None
+
+
+def _add_child(facts: LogFacts, node: str | None, run: str) -> None:
+    """One child per run id: a ``Completing`` line names a child the ``Submitting`` line
+    may already have listed with its node id (kept), or one beyond the first five."""
+    for i, (known_node, known_run) in enumerate(facts.children):
+        if known_run == run:
+            if known_node is None and node is not None:
+                facts.children[i] = (node, run)
+            return
+    facts.children.append((node, run))
 
 
 def _read_run_facts(line: str, facts: LogFacts) -> None:
