@@ -221,6 +221,15 @@ _PATTERNS: tuple[_Pattern, ...] = (
         flags=0,
         anchor=r"sk-[A-Za-z0-9_-]{20}",
     ),
+    # An amlport key file (``amlport repo key new``, bundle/keys.py): 32 bytes of base64
+    # under "key" — one copied into a workspace is never stored in a bundle.
+    _p(
+        "amlport_key",
+        r'"key"[ \t]*:[ \t]*"(?P<v>[A-Za-z0-9+/]{43}=)"',
+        ['"key"'],
+        flags=0,
+        anchor=r'"key"',
+    ),
     _p(
         "jwt",
         r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",

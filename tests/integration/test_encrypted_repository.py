@@ -43,13 +43,20 @@ def test_backup_then_restore_gives_what_the_plain_repository_gives(
     place: dict[str, Path],
 ) -> None:
     key, root = str(place["key"]), place["root"]
-    for name in ("repo", "plain"):
-        extra = ["--key-file", key] if name == "repo" else []
+    for name in ("repo", "plain"):  # --check: every restored file hashed and compared
+        extra = ["--key-file", key, "--check"] if name == "repo" else []
         res = amlport("restore", str(place[name]), "latest", "--to", str(root / f"to-{name}"),
                       "--map", str(QA), *extra)  # fmt: skip
         assert res.returncode in (0, 1), res.stderr
     restored = _files(root / "to-repo")
     assert restored and restored == _files(root / "to-plain")
+
+
+def test_diff_against_the_live_source_sees_no_change(place: dict[str, Path]) -> None:
+    res = amlport("diff", str(place["repo"]), str(place["src"]), "--key-file",
+                  str(place["key"]), "--json")  # fmt: skip
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr
+    assert not json.loads(res.stdout)["different"]
 
 
 def test_an_unchanged_re_backup_stores_no_new_data(place: dict[str, Path]) -> None:

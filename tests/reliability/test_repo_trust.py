@@ -107,8 +107,16 @@ def test_a_manifest_listing_a_path_twice_is_refused(any_repo: Path, adjacent: bo
     assert_clean_failure(ran, code=4, says="more than once")
     assert first in ran.stderr + ran.stdout
     assert _tree(any_repo) == before
-    if adjacent:  # the canonical order: refused by every reader, listings too
+    format1 = any((any_repo / "snapshots").glob("*.json"))
+    if adjacent and format1:  # the canonical order: a format-1 listing reads the whole file
         assert_clean_failure(amlport("snapshots", str(any_repo)), code=4, says="more than once")
+    # a format-2 listing reads roots only (its point); every reader of the files refuses
+    names = [p.name for p in (any_repo / "snapshots").iterdir()]
+    [sid] = [n.removesuffix(".json") for n in names]
+    out = any_repo.parent / "out.tar.gz"
+    ran = amlport("pack", str(any_repo), "--snapshot", sid, "-o", str(out))
+    assert_clean_failure(ran, code=4, says="more than once")
+    assert not out.exists()
 
 
 def test_writing_a_manifest_listing_a_path_twice_is_refused(tmp_path: Path) -> None:

@@ -150,3 +150,12 @@ def test_an_encrypted_repository_without_keys_says_so(
     keys._CACHE.clear()
     with pytest.raises(IntegrityError, match="holds no key"):
         Repository.open(repository.path, key=user)
+
+
+def test_a_key_file_is_a_secret_to_the_detector() -> None:
+    from amlport.secrets import find_secrets, redact
+
+    text = keys.new_key_file_text()
+    secret = json.loads(text)["key"]
+    assert find_secrets(text) == {"amlport_key": 1}
+    assert secret not in redact(text) and "amlport.key" in redact(text)

@@ -87,11 +87,12 @@ def diff_specs(
             source = sources[id(spec)]
             peer = snaps.get(id(other))
             plan = plan_live(source, peer.selection if peer is not None else None)
-            index, peer_key = None, None
+            index, peer_key, hasher = None, None, None
             if peer is not None:
                 index = peer.repo.source_index(source_key(source.descriptor.to_dict()))
                 peer_key = peer.source_key
-            sides.append(LiveSide(plan, source.describe(), index, peer_key=peer_key))
+                hasher = peer.repo.objects.codec.hasher  # keyed in an encrypted repository
+            sides.append(LiveSide(plan, source.describe(), index, peer_key=peer_key, hasher=hasher))
         return diff_sides(sides[0], sides[1])
 
 

@@ -104,9 +104,12 @@ def estimate_prune(repo: Repository, plan: ForgetPlan) -> PruneReport:
     """What prune would delete once ``plan.remove`` is gone (reads only)."""
     report = PruneReport(dry_run=True)
     live: set[str] = set()
+    seen: set[str] = set()  # format 2: the pieces of the kept snapshots live too
     for info in plan.keep:
-        live |= repo.load_snapshot(info.id).digests()
+        data, pieces = repo.snapshots.pieces(info.id, seen)
+        live |= data | pieces
         report.snapshots += 1
+    live |= seen
     for digest in repo.objects.iter_digests():
         report.objects_total += 1
         if digest in live:

@@ -16,6 +16,7 @@ stage) files that bind to storage are compared in their neutral, re-bound form.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from amlport import __version__
 from amlport.backup.catchall import NAME as CATCH_ALL
 from amlport.backup.catchall import CatchAll, RecordingSource
 from amlport.bundle import Repository, SourceIndex
+from amlport.bundle.codec import Hasher
 from amlport.errors import AmlportError
 from amlport.export.engine import plan_assets
 from amlport.export.selection import INCLUDE_KINDS, select
@@ -140,12 +142,16 @@ class LiveSide:
         index: SourceIndex | None = None,
         *,
         peer_key: str | None = None,
+        hasher: Callable[[], Hasher] | None = None,
     ) -> None:
+        """``hasher``: how the other side's repository names bytes (keyed in an encrypted
+        one, ``bundle/crypto.py``); plain SHA-256 by default."""
         self.plan = plan
         self.label = label
         self.index = index
         self.same_source = peer_key == self.source_key  # the other side backed up this source
         self._digests: dict[str, str] = {}
+        self._new_hash: Callable[[], Hasher] = hasher or hashlib.sha256
 
     @property
     def assets(self) -> list[AssetEntry]:
@@ -176,7 +182,7 @@ class LiveSide:
     def stored_digest(self, path: str) -> str | None:
         blob = self._blob(path)
         if blob is None:
-            return _sha256(self.plan.writer.generated[path])
+            return self._digest(self.plan.writer.generated[path])
         if self.index is None:
             return None
         space = blob.container
@@ -207,7 +213,7 @@ class LiveSide:
             return self._digests[path]
         blob = self._blob(path)
         if blob is None:
-            return _sha256(self.plan.writer.generated[path])
+            return self._digest(self.plan.writer.generated[path])
         try:
             digest = self._read_digest(blob, path)
         except AmlportError as exc:  # gone since the listing, or not re-bindable: a change
@@ -218,19 +224,20 @@ class LiveSide:
     def _read_digest(self, blob: BlobInfo, path: str) -> str:
         if _rewritable(blob):
             data = self.plan.source.read_bytes(blob.container, blob.name)
-            return _sha256(
+            return self._digest(
                 rewrite_file(blob.name, data, self.plan.writer.rules, bundle_path=path).data
             )
-        sha = hashlib.sha256()
+        sha = self._new_hash()
         with self.plan.source.open_stream(blob.container, blob.name) as fh:
             while chunk := fh.read(CHUNK):
                 sha.update(chunk)
         return "sha256:" + sha.hexdigest()
 
+    def _digest(self, data: bytes) -> str:
+        sha = self._new_hash()
+        sha.update(data)
+        return "sha256:" + sha.hexdigest()
+
 
 def _rewritable(blob: BlobInfo) -> bool:
     return needs_rewrite(blob.name, blob.size) and blob.size <= MAX_REWRITE_BYTES
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()

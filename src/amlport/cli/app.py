@@ -244,18 +244,23 @@ def _lineage_format(
     return fmt
 
 
+def _matches(lg: LineageGraph, text: str) -> list[str]:
+    """The nodes ``text`` names (a usage error when none)."""
+    matches = lg.find(text)
+    if not matches:
+        raise UsageError(
+            f"no lineage node matches {text!r}",
+            hint="use an id from 'amlport lineage SOURCE' or a run id",
+        )
+    return list(matches)
+
+
 def _select(
     lg: LineageGraph, wanted: list[str], *, upstream: bool, downstream: bool
 ) -> LineageGraph:
     keep: set[str] = set()
     for text in wanted:
-        matches = lg.find(text)
-        if not matches:
-            raise UsageError(
-                f"no lineage node matches {text!r}",
-                hint="use an id from 'amlport lineage SOURCE' or a run id",
-            )
-        for n in matches:
+        for n in _matches(lg, text):
             keep.add(n)
             if not downstream:
                 keep |= lg.upstream(n)
@@ -268,13 +273,7 @@ def _impact(lg: LineageGraph, wanted: list[str]) -> LineageGraph:
     """The nodes asked for and what a change to them would affect (``LineageGraph.impact``)."""
     keep: set[str] = set()
     for text in wanted:
-        matches = lg.find(text)
-        if not matches:
-            raise UsageError(
-                f"no lineage node matches {text!r}",
-                hint="use an id from 'amlport lineage SOURCE' or a run id",
-            )
-        for n in matches:
+        for n in _matches(lg, text):
             keep |= {n} | lg.impact(n)
     return lg.subgraph(keep)
 

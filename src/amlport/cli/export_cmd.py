@@ -414,6 +414,7 @@ def pack(
             doc = {
                 "snapshot": report.snapshot_id,
                 "objects": report.objects,
+                "pieces": report.pieces,
                 "bytes": report.bytes,
                 "output": str(output),
             }
@@ -421,7 +422,8 @@ def pack(
         else:
             common.out.print(
                 f"packed snapshot {common.short_id(report.snapshot_id)}: {report.objects} "
-                f"objects, {report.bytes:,} bytes into {output}",
+                f"objects and {report.pieces} snapshot pieces, {report.bytes:,} bytes into "
+                f"{output}",
                 soft_wrap=True,
             )
     raise typer.Exit(0)
