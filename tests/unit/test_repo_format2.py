@@ -13,7 +13,7 @@ from test_bundle_support import SOURCE, at, manifest, new_repo, sha, snapshot
 
 from amlport.bundle import Repository, envelope, trees
 from amlport.bundle.codec import META_DOMAIN, PLAIN
-from amlport.errors import ExitCode, IntegrityError
+from amlport.errors import AmlportError, ExitCode, IntegrityError
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest
 
 
@@ -261,3 +261,45 @@ def test_long_lists_get_sub_nodes_and_a_node_loop_is_refused(tmp_path: Path) -> 
                                                          "node": f"sha256:{name}"}}}  # fmt: skip
     with pytest.raises(IntegrityError):
         repo.load_snapshot(plant_root(repo, bad))
+
+
+def test_the_prune_estimate_of_a_dry_run_equals_what_prune_removes(tmp_path: Path) -> None:
+    """forget --dry-run --prune once counted every piece of the kept snapshots as garbage."""
+    from amlport.backup.forget import estimate_prune
+
+    repo = new_repo(tmp_path)
+    snapshot(repo, {"files/a": b"old", "files/b": b"same"}, created=at(0))
+    kept = snapshot(repo, {"files/a": b"new", "files/b": b"same"}, created=at(1))
+    plan = repo.forget(keep_last=1, dry_run=True)
+    estimate = estimate_prune(repo, plan)
+    assert not set(estimate.removed) & repo.snapshots.pieces(kept)[1]
+    repo.forget(keep_last=1)
+    actual = repo.prune()
+    assert sorted(estimate.removed) == sorted(actual.removed)
+    assert sha(b"old") in actual.removed and repo.verify().ok
+
+
+@pytest.mark.parametrize("where", ["graph", "node", "warning", "selection"])
+def test_a_secret_anywhere_in_a_snapshot_stops_the_write(tmp_path: Path, where: str) -> None:
+    """Every piece and the root pass the one secret detector before anything is stored."""
+    signature = (
+        "https://acct.blob.core.windows.net/c/b?sv=2022&sig=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA%3D%3D"
+    )
+    repo = new_repo(tmp_path)
+    m = manifest(repo, {"files/a": b"a"})
+    m.lineage = {"directed": True, "multigraph": True, "graph": {}, "nodes": [], "links": []}
+    if where == "graph":
+        m.lineage["graph"] = {"note": signature}
+    elif where == "node":
+        m.lineage["nodes"] = [{"id": "data:x", "uri": signature}]
+    elif where == "warning":
+        m.warnings = [f"could not read {signature}"]
+    else:
+        m.selection = {"select": [signature] + [f"run:{i}" for i in range(500)]}
+    with pytest.raises(AmlportError, match="secret"):
+        repo.write_snapshot(m)
+    assert repo.list_snapshots() == []  # no root; no piece holds the value either
+    for path in (repo.path / "objects").rglob("*"):
+        if path.is_file() and envelope.has_magic(path.read_bytes()):
+            plain = envelope.unwrap(path.read_bytes(), where="t", limit=1 << 26)
+            assert b"Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA" not in plain

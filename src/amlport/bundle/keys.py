@@ -375,9 +375,17 @@ def remove_key(store: RepoStore, key_id: str) -> None:
     store.delete(f"{FOLDER}{key_id}.json")
 
 
-def from_key_vault(url: str) -> UserKey:
+def from_key_vault(
+    url: str,
+    *,
+    credential: Any = None,
+    endpoint: str | None = None,
+    **client_options: Any,
+) -> UserKey:
     """The secret at a Key Vault secret URL (``https://<vault>.vault.azure.net/secrets/<name>
-    [/<version>]``), read with DefaultAzureCredential (needs azure-keyvault-secrets)."""
+    [/<version>]``), read with ``credential`` (default: DefaultAzureCredential; needs the
+    ``keyvault`` extra). ``endpoint``, ``client_options``: another address and transport
+    options for the vault (tests: a local replay of the service)."""
     match = re.match(
         r"^https://(?P<vault>[a-z0-9-]{3,24})\.vault\.azure\.net/secrets/(?P<name>[A-Za-z0-9-]"
         r"{1,127})(?:/(?P<version>[0-9a-f]{32}))?/?$",
@@ -389,16 +397,24 @@ def from_key_vault(url: str) -> UserKey:
             hint="give https://<vault>.vault.azure.net/secrets/<name>[/<version>]",
         )
     try:
-        from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
     except ImportError:
         raise UsageError(
-            "--key-vault-secret needs the azure-keyvault-secrets and azure-identity packages",
+            "--key-vault-secret needs the azure-keyvault-secrets package",
             hint="pip install 'amlport[keyvault]'",
         ) from None
-    vault = f"https://{match['vault']}.vault.azure.net"
+    if credential is None:
+        try:
+            from azure.identity import DefaultAzureCredential
+        except ImportError:
+            raise UsageError(
+                "--key-vault-secret needs the azure-identity package",
+                hint="pip install 'amlport[keyvault]'",
+            ) from None
+        credential = DefaultAzureCredential()
+    vault = endpoint or f"https://{match['vault']}.vault.azure.net"
     origin = f"Key Vault secret {match['name']}"
-    client = SecretClient(vault_url=vault, credential=DefaultAzureCredential())
+    client = SecretClient(vault_url=vault, credential=credential, **client_options)
     try:
         secret = client.get_secret(match["name"], match["version"])
     except Exception as exc:  # the SDK's errors carry no secret, yet only their kind is shown

@@ -214,6 +214,7 @@ class TreeWriter:
         lists["assets"].update(kinds=dict(sorted(kinds.items())))
         if self.check_text is not None:
             self.check_text(dumps(header))
+            self.check_text(dumps(small))
         pieces: dict[str, str] = {}
         for key in sorted(header):  # a long header value is a piece of its own (selection)
             text = dumps(header[key])
