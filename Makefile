@@ -19,7 +19,7 @@ $(VENV)/.stamp-base: pyproject.toml
 
 $(VENV)/.stamp-test: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev,identity,azureml,mlflow,arm]'
+	$(BIN)/pip install -q -e '.[dev,identity,azureml,mlflow,arm,keyvault]'
 	touch $@ $(VENV)/.stamp-base
 
 node_modules/.stamp: package.json package-lock.json

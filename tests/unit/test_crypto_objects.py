@@ -290,3 +290,49 @@ def test_the_source_index_is_sealed_and_a_damaged_one_is_ignored(repo: Repositor
     assert damaged.lookup("azureml-blobstore", "secret-project/train.csv", '"0x8D"',
                           len(data), None) is None  # fmt: skip
     assert warnings
+
+
+def test_unpack_into_an_encrypted_repository_is_refused(tmp_path: Path, repo: Repository) -> None:
+    plain = Repository.init(tmp_path / "plain", encrypt=False)
+    sid = snap(plain, {"files/a": b"a"})
+    pack = tmp_path / "one.tar.gz"
+    plain.pack(sid, pack)
+    before = sorted(p.name for p in repo.path.rglob("*"))
+    from amlport.bundle.repository import KeySource
+
+    KeySource.default_key = keys.read_key_file(tmp_path / "key.json")
+    with pytest.raises(UsageError, match="encrypted"):
+        Repository.unpack(pack, repo.path)
+    assert sorted(p.name for p in repo.path.rglob("*")) == before
+
+
+def test_streaming_a_large_object_keeps_memory_bounded(repo: Repository) -> None:
+    import tracemalloc
+
+    block = hashlib.sha256(b"seed").digest() * 2048  # 64 KiB
+
+    class Stream(io.RawIOBase):
+        left = 24 << 20
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+            size = min(len(buffer), self.left, len(block))
+            buffer[:size] = block[:size]
+            self.left -= size
+            return size
+
+    tracemalloc.start()
+    try:
+        digest, size = repo.put_stream(io.BufferedReader(Stream()))
+        write_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with repo.objects.open(digest, size) as fh:
+            while fh.read(1 << 20):
+                pass
+        read_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert size == 24 << 20
+    assert write_peak < 12 << 20 and read_peak < 12 << 20  # a few segments, not the object

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import zstandard
 from zstandard import ZstdError
@@ -231,10 +231,10 @@ def _zstd_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def _maybe_decompressing(fh: BinaryIO) -> BinaryIO:
     """The index's JSON bytes, whether the file is a zstd frame (format 2) or plain JSON
     (format 1): the first bytes tell (JSON starts with ``{``)."""
-    peek = io.BufferedReader(fh) if not isinstance(fh, io.BufferedReader) else fh
+    peek = fh if isinstance(fh, io.BufferedReader) else io.BufferedReader(cast(Any, fh))
     if peek.peek(4)[:4] == ZSTD_MAGIC:
-        return zstandard.ZstdDecompressor().stream_reader(peek, closefd=True)  # type: ignore[return-value]
-    return peek
+        return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(peek, closefd=True))
+    return cast(BinaryIO, peek)
 
 
 def _entry(row: dict[str, Any], share: Callable[[str], str]) -> IndexEntry:

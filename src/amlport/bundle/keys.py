@@ -150,7 +150,7 @@ def passphrase_key(passphrase: str, origin: str) -> UserKey:
 
 def from_env() -> UserKey | None:
     value = os.environ.get(ENV)
-    return passphrase_key(value, f"${ENV}") if value else None
+    return passphrase_key(value, f"passphrase in ${ENV}") if value else None
 
 
 def secret_value_key(value: str, origin: str) -> UserKey:

@@ -547,9 +547,7 @@ class Repository:
         store = self.store
         if isinstance(self.codec, SealedCodec):  # blob names and etags: sealed too
             store = cast(RepoStore, SealedValues(self.store, self.codec))
-        return SourceIndex(
-            store, source_key, sizes, self._warn, known, strings, compress=compress
-        )
+        return SourceIndex(store, source_key, sizes, self._warn, known, strings, compress=compress)
 
     def pack(
         self, snapshot_id: str, out_path: str | Path, *, progress: StageProgress | None = None
@@ -571,8 +569,15 @@ class Repository:
     ) -> archive.UnpackReport:
         """Import a pack (made by ``pack``) into a repository, creating it if missing."""
         scanned = archive.scan(Path(archive_path))  # reject a hostile archive before writing
-        repo = cls.open_or_init(repo_path, auth=auth, on_warning=on_warning)
+        # A repository made here is unencrypted: a pack's names are plain SHA-256.
+        repo = cls.open_or_init(repo_path, auth=auth, on_warning=on_warning, encrypt=False)
         with repo, repo.lock(exclusive=False):
+            if repo.encrypted:  # its names are keyed: every object and piece would change
+                raise UsageError(
+                    f"repository {repo.location} is encrypted: unpack does not import a pack "
+                    "into an encrypted repository in this release",
+                    hint="unpack into an unencrypted repository, then restore or back up from it",
+                )
             return archive.unpack_into(
                 Path(archive_path), scanned, repo.objects, repo.snapshots, progress
             )

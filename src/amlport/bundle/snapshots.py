@@ -232,9 +232,9 @@ class SnapshotStore:
                 continue
             for entry in reader.entries(lists[key], key, where, skip_seen=True):
                 if key == "files" and isinstance(entry, dict):
-                    digest = entry.get("digest")
-                    if isinstance(digest, str):
-                        data.add(digest)
+                    found = entry.get("digest")
+                    if isinstance(found, str):
+                        data.add(found)
             if seen is not None:
                 seen.add(node)
         return data, reader.pieces
@@ -330,7 +330,10 @@ class SnapshotStore:
                 f"{where}: the root's list totals are malformed",
                 hint="run `amlport verify`, then forget this snapshot",
             )
-        tally = Tally(kinds={str(k): v for k, v in kinds.items()}, files=counts[0], size=counts[1])
+        files_count, files_size = (c if isinstance(c, int) else 0 for c in counts)  # checked
+        tally = Tally(
+            kinds={str(k): v for k, v in kinds.items()}, files=files_count, size=files_size
+        )
         origin = root.get("upgraded_from")
         info = SnapshotInfo.of(manifest, tally)
         if isinstance(origin, str):

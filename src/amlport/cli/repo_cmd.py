@@ -229,7 +229,7 @@ def key_add(
             raise UsageError("give the key to add: --new-key-file PATH|URL or --new-passphrase")
         if new_passphrase:
             value = os.environ.get(NEW_KEY_ENV, "")
-            new = keys.passphrase_key(value, f"${NEW_KEY_ENV}")
+            new = keys.passphrase_key(value, f"passphrase in ${NEW_KEY_ENV}")
         elif new_key_file and new_key_file.startswith("https://"):
             new = keys.from_key_vault(new_key_file)
         else:
