@@ -190,9 +190,11 @@ def test_map_init_names_the_workspace(repo: Path) -> None:
 def test_import_dry_run_and_real(repo: Path, tmp_path: Path) -> None:
     base = ("import", str(repo), "--map", str(QA), "--snapshot", _snapshot_id(repo))
     dry = expect(amlport(*base, "--to", str(tmp_path / "dry"), "--dry-run"), 0)
-    assert SHOWN_SECRET_BLOB in dry.stdout and PLAIN_BLOB in dry.stdout
-    real = expect(amlport(*base, "--to", str(tmp_path / "t")), 0)
-    assert SHOWN_RUN_ID in real.stdout
+    assert "dry run, nothing written" in dry.stdout  # a summary first (issue 22) ...
+    detail = expect(amlport(*base, "--to", str(tmp_path / "dry"), "--dry-run", "--verbose"), 0)
+    assert SHOWN_SECRET_BLOB in detail.stdout and PLAIN_BLOB in detail.stdout  # ... escaped
+    real = expect(amlport(*base, "--to", str(tmp_path / "t"), "--verbose"), 0)
+    assert SHOWN_RUN_ID in real.stdout, real.stdout
 
 
 def test_restore_with_check(repo: Path, tmp_path: Path) -> None:

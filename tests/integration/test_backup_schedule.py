@@ -139,6 +139,7 @@ def test_a_week_of_nightly_backups_then_forget_keep_daily_3_prune(
     keep = ids[4:5] + ids[5:6] + ids[7:8]  # the newest of each of the last three days
     store = Repository.open(week.repo)
     live = set().union(*(store.load_snapshot(i).digests() for i in keep))
+    live |= set().union(*(store.snapshots.pieces(i)[1] for i in keep))  # format 2: the trees
     expected_freed = objects_on_disk(week.repo) - live
     assert expected_freed  # the week's overwritten and deleted blobs
     freed_bytes = sum(store.object_path(d).stat().st_size for d in expected_freed)

@@ -72,8 +72,12 @@ def objects_on_disk(repo: Path) -> set[str]:
 
 
 def referenced(repo: Path) -> set[str]:
+    """Every object a snapshot references: its files' data objects and, in format 2, the
+    pieces of its tree."""
     store = Repository.open(repo)
     out: set[str] = set()
     for info in store.list_snapshots():
-        out |= store.load_snapshot(info.id).digests()
+        data, pieces = store.snapshots.pieces(info.id)
+        assert data == store.load_snapshot(info.id).digests()
+        out |= data | pieces
     return out

@@ -53,7 +53,8 @@ def local_walks() -> dict[str, Any]:
     root = az.FIXTURE_WORKSPACES
     walks = {name: _walk(str(root / name), workspace_file=None) for name in WORKSPACES}
     for name, inventory in walks.items():  # parity of two empty walks would prove nothing
-        assert inventory.blobs > 0 and inventory.runs, f"{name}: nothing to compare"
+        # (the nested-pipeline project holds specs and uploads, no run: its specs compare)
+        assert inventory.blobs > 0 and (inventory.runs or inventory.components), f"{name}: empty"
     return walks
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cliutil import amlport
 
+from amlport.bundle import Repository
 from amlport.errors import UsageError
 from amlport.export import ExportRequest
 from amlport.importing import ImportRequest, run_import
@@ -136,7 +137,12 @@ def test_the_guard_of_a_dry_run_import_lets_nothing_through(repo: Path, tmp_path
     live = WriteGuard(source=place_of_repository(repo))
     with open_target(str(tmp_path / "t"), descriptor=mapping.target) as target:
         run_import(repo, target, ImportRequest(mapping=mapping), guard=live)
-    assert live.writes == result.counts["create"] + 2  # + containers + the import record
+    with Repository.open(repo) as store:  # + each designer pipeline's document (amlport/)
+        latest = store.load_snapshot(store.list_snapshots()[-1].id)
+    documents = sum(1 for a in latest.assets if a.attrs.get("designer_document"))
+    assert documents >= 1
+    # + containers + the import record + the documents, all under amlport's own prefix
+    assert live.writes == result.counts["create"] + 2 + documents
 
 
 def test_the_guard_of_a_dry_run_promote_lets_nothing_through(

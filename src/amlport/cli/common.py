@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.text import Text
 
 from amlport.cli.process import Terminated
-from amlport.cli.terminal import SafeConsole, document_text, fold_path, line
+from amlport.cli.terminal import SafeConsole, document_text, fold_path, line, plain, styled
 from amlport.errors import AmlportError, DiskFull, ExitCode, UsageError
 from amlport.secrets import redact
 from amlport.storage.base import Source
@@ -341,7 +341,11 @@ def show_table(
     from rich.table import Table
 
     console = console or out
-    texts = [[c if isinstance(c, Text) else Text(plain_cell(c)) for c in row] for row in rows]
+    # plain() before Text: rich's Text drops BEL, BS, VT, FF and CR silently, so a hostile
+    # name would be shown altered instead of escaped (the console's net comes too late).
+    texts = [
+        [c if isinstance(c, Text) else Text(plain(plain_cell(c))) for c in row] for row in rows
+    ]
     if not console.is_terminal:
         console.print(title, soft_wrap=True)
         console.print("  ".join(name for name, _ in columns), soft_wrap=True)
@@ -361,7 +365,7 @@ def show_table(
             t.add_row(*row)
         console.print(t)
         return
-    console.print(Text(title, style="italic"))
+    console.print(styled(title, "italic"))
     label = max(len(name) for name, _ in columns[1:]) + 6 if len(columns) > 1 else 6
     width = max(20, console.width - label)
     for row in texts:
