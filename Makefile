@@ -57,14 +57,15 @@ typecheck: $(VENV)/.stamp-test
 	for d in exporters importers rewriters; do ln -s "$$PWD/$$d" build/typecheck/amlport/$$d; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p amlport
 
-test: $(VENV)/.stamp-test node_modules/.stamp browser lint typecheck
+# The encrypted run of the bundle tests first, the whole suite last (its summary closes the log).
+test: $(VENV)/.stamp-test node_modules/.stamp browser lint typecheck test-encrypted
 	CI=$${CI:-} $(BIN)/python -m pytest -q
 
 unit: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest -q tests/unit
 
 # The bundle unit tests again, every repository they create encrypted (tests/conftest.py,
-# docs/design/0009-repository-encryption.md); tests about plain stored bytes are skipped.
+# docs/design/0013-repository-encryption.md); tests about plain stored bytes are skipped.
 test-encrypted: $(VENV)/.stamp-test
 	AMLPORT_TEST_ENCRYPT=1 $(BIN)/python -m pytest -q tests/unit -k "bundle or crypto"
 

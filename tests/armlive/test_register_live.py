@@ -72,7 +72,8 @@ def test_import_registers_in_dependency_order_then_is_a_no_op(
     code, err = import_(repo, map_file, tmp_path)
     assert code == 0, err
     entries = assets.load_index(tmp_path / "emitted")
-    assert len(registry.puts) == len(entries) >= 10
+    # (9 since identical environments are emitted once: sdk-bikeshare's seven are one)
+    assert len(registry.puts) == len(entries) >= 9
     order = kinds_in_order(registry.puts)
     assert order == sorted(order, key=["environments", "data", "models"].index)
     assert err.count("live: create ") == len(entries)

@@ -1,4 +1,4 @@
-"""The keys of an encrypted repository (docs/design/0009-repository-encryption.md).
+"""The keys of an encrypted repository (docs/design/0013-repository-encryption.md).
 
 An encrypted repository has one random 256-bit master key (``crypto.derive`` makes its
 encryption and id keys). It is stored only *wrapped* — sealed with AES-256-GCM under a key

@@ -64,7 +64,7 @@ def init(
 
     With --encrypt every object and snapshot is sealed with AES-256-GCM under a random
     repository key, itself wrapped by the key of --key-file or the passphrase in
-    $AMLPORT_REPO_KEY (docs/design/0009-repository-encryption.md). Keep that key safe: without
+    $AMLPORT_REPO_KEY (docs/design/0013-repository-encryption.md). Keep that key safe: without
     it nothing in the repository can be read.
     Exit 0 created, 2 REPO is not empty or is already a repository, or --encrypt without a key.
     """
