@@ -64,11 +64,16 @@ def dumps(value: Any) -> str:
 
 
 def _cut_key(key: str, entry: Any) -> str:
+    """What decides whether a chunk ends after ``entry``: what names the entry in its list
+    (a file's path, an asset's kind and id, a record's file and place), so that the cut
+    stays where it is when the entry's content changes."""
     if isinstance(entry, dict):
-        for name in ("path", "id", "file"):
-            value = entry.get(name)
-            if isinstance(value, str):
-                return value if name != "id" else f"{entry.get('kind')}\x00{value}"
+        if isinstance(entry.get("path"), str):
+            return entry["path"]
+        if isinstance(entry.get("id"), str):
+            return f"{entry.get('kind')}\x00{entry['id']}"
+        if isinstance(entry.get("file"), str):  # rewrites (location), redactions (kind)
+            return f"{entry['file']}\x00{entry.get('location', entry.get('kind', ''))}"
         if "source" in entry and "target" in entry:
             return f"{entry['source']}\x00{entry['target']}\x00{entry.get('key', '')}"
     return dumps(entry)
