@@ -49,6 +49,19 @@ class ChunkStream(io.RawIOBase):
         super().close()
 
 
+class OwningChunkStream(ChunkStream):
+    """A ``ChunkStream`` whose chunks are made from ``raw`` (the segments of a sealed
+    object): closing it closes ``raw``."""
+
+    def __init__(self, raw: BinaryIO, chunks: Iterator[bytes]) -> None:
+        super().__init__(chunks)
+        self._raw = raw
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class Tee(io.RawIOBase):
     """A raw stream that hands every chunk read through it to ``sink`` (a scanner, a hash):
     one pass over the bytes serves both the reader and the observer. The empty read that

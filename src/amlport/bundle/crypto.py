@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from amlport.bundle import envelope
 from amlport.bundle.codec import META_DOMAIN, Hasher
 from amlport.errors import IntegrityError, UsageError
+from amlport.streams import OwningChunkStream
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -366,29 +367,12 @@ class UnusableValue(IntegrityError, ValueError):
     caches that take unparsable content for "not usable"."""
 
 
-class _Values(io.RawIOBase):
-    def __init__(self, raw: BinaryIO, pieces: Iterator[bytes]) -> None:
-        self._raw = raw
-        self._pieces = pieces
-        self._buf = b""
+class _Values(OwningChunkStream):
+    """The segments of a sealed value; a damaged one is ``UnusableValue`` (a cache's reader
+    takes it for unusable content)."""
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buf:
-            try:
-                piece = next(self._pieces, None)
-            except IntegrityError as exc:  # a cache's reader takes it for unusable content
-                raise UnusableValue(exc.message, hint=exc.hint) from None
-            if piece is None:
-                return 0
-            self._buf = piece
-        size = min(len(buffer), len(self._buf))
-        memoryview(buffer)[:size] = self._buf[:size]
-        self._buf = self._buf[size:]
-        return size
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
+    def next_chunk(self) -> bytes | None:
+        try:
+            return super().next_chunk()
+        except IntegrityError as exc:
+            raise UnusableValue(exc.message, hint=exc.hint) from None

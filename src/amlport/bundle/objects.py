@@ -24,6 +24,7 @@ from amlport.bundle.files import TooLarge
 from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import DIGEST_RE
+from amlport.streams import OwningChunkStream
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: bounded memory for any object size
 MAX_CHUNK_SIZE = 4 << 20
@@ -241,7 +242,7 @@ class ObjectStore:
         if not self.codec.sealed:
             return _VerifyingReader(raw, digest)
         try:
-            plain = _Segments(raw, self.codec.open_data(raw, hex_of(digest),
+            plain = OwningChunkStream(raw, self.codec.open_data(raw, hex_of(digest),
                                                          where=f"object {digest}"))  # fmt: skip
         except BaseException:
             raw.close()
@@ -421,38 +422,6 @@ class _SealingStage:
         """Seal the last segment; the SHA-256 digest of every byte staged."""
         self._writer.finish(name)
         return format_digest(self._sha.hexdigest())
-
-
-class _Segments(io.RawIOBase):
-    """A raw stream over the plain segments of a sealed object (closing closes ``raw``)."""
-
-    def __init__(self, raw: BinaryIO, pieces: Iterator[bytes]) -> None:
-        self._raw = raw
-        self._pieces = pieces
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._buf:
-            piece = next(self._pieces, None)
-            if piece is None:
-                return b""
-            self._buf = piece
-        if size is None or size < 0:
-            size = len(self._buf)
-        out, self._buf = self._buf[:size], self._buf[size:]
-        return out
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        memoryview(buffer)[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
 
 
 class _VerifyingReader(io.RawIOBase):
