@@ -182,10 +182,11 @@ class ObjectStore:
 
     # --- metadata objects (format 2: snapshot pieces, ``trees.py``) ------------------------
 
-    def put_meta(self, plain: bytes) -> tuple[str, bool]:
+    def put_meta(self, plain: bytes, *, name: str | None = None) -> tuple[str, bool]:
         """Store a metadata object (compressed, sealed in an encrypted repository); (its
-        digest, whether this call stored it)."""
-        name = self.codec.meta_name(plain)
+        digest, whether this call stored it). ``name``: ``codec.meta_name(plain)`` when the
+        caller has it already."""
+        name = self.codec.meta_name(plain) if name is None else name
         digest = format_digest(name)
         key = self.key(digest)
         if self.store.exists(key):

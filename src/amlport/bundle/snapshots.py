@@ -303,8 +303,7 @@ class SnapshotStore:
         are counted, not kept (memory stays flat however many files it holds)."""
         if self.format_of(snapshot_id) == 2:
             return self._info_of_root(snapshot_id)
-        tally = Tally()
-        return SnapshotInfo.of(self._read(snapshot_id, keep=(), on_entry=tally), tally)
+        return self.info_of_format1(snapshot_id)
 
     def _info_of_root(self, snapshot_id: str) -> SnapshotInfo:
         """Format 2: the root holds the header and the lists' totals; nothing else is read."""
@@ -323,7 +322,7 @@ class SnapshotStore:
         counts = [files.get("count"), files.get("size")] if isinstance(files, dict) else []
         if (
             not isinstance(kinds, dict)
-            or not all(_is_count(v) for v in [*counts, *kinds.values()])
+            or not all(trees.is_count(v) for v in [*counts, *kinds.values()])
             or len(counts) != 2
         ):
             raise IntegrityError(
@@ -399,11 +398,7 @@ class SnapshotStore:
     def delete(self, snapshot_id: str) -> None:
         if self.format_of(snapshot_id) == 2:
             self.store.delete(self.root_key(snapshot_id))
-        self.store.delete(self.key(snapshot_id))  # the format-1 file, if any
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        self.delete_format1(snapshot_id)  # the format-1 file, if any
 
 
 def check_snapshot_bytes(snapshot_id: str, raw: bytes) -> None:

@@ -26,10 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from amlport.bundle.codec import MAX_META_BYTES
 from amlport.bundle.objects import ObjectStore, format_digest, hex_of
 from amlport.errors import IntegrityError, ParseError
 from amlport.model.manifest import LISTS, EntryReader, Manifest
@@ -86,23 +85,13 @@ def _ends_chunk(key: str, entry: Any, every: int) -> bool:
 
 @dataclass
 class ListRef:
-    """What a root records of one list."""
+    """What a root records of one list (``write`` adds the files' and assets' totals)."""
 
     node: str
     count: int = 0
-    totals: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "count": self.count, **self.totals}
-
-
-@dataclass
-class WriteStats:
-    """Metadata objects a snapshot write stored (new) or found already stored."""
-
-    pieces: int = 0
-    new_pieces: int = 0
-    new_bytes: int = 0
+        return {"node": self.node, "count": self.count}
 
 
 class TreeWriter:
@@ -118,16 +107,9 @@ class TreeWriter:
         self.objects = objects
         self.check = check
         self.check_text = check_text
-        self.stats = WriteStats()
 
     def _put(self, text: str) -> str:
-        plain = text.encode("utf-8")
-        digest, new = self.objects.put_meta(plain)
-        self.stats.pieces += 1
-        if new:
-            self.stats.new_pieces += 1
-            self.stats.new_bytes += len(plain)
-        return digest
+        return self.objects.put_meta(text.encode("utf-8"))[0]
 
     def write_list(self, key: str, items: Iterable[Any]) -> ListRef:
         """Cut ``items`` into chunks, store them and the list's node. A chunk whose bytes
@@ -145,14 +127,15 @@ class TreeWriter:
             nonlocal pending, length
             if not pending:
                 return
-            text = head + ",".join(t for _, t in pending) + tail
-            if not self._stored(text):
+            plain = (head + ",".join(t for _, t in pending) + tail).encode("utf-8")
+            name = self.objects.codec.meta_name(plain)  # hashed once: checked, then stored
+            if not self.objects.has(format_digest(name)):
                 for item, item_text in pending:
                     if self.check is not None and key in LISTS:
                         self.check(key, item)
                     if self.check_text is not None:
                         self.check_text(item_text)
-            chunks.append([self._put(text), len(pending)])
+            chunks.append([self.objects.put_meta(plain, name=name)[0], len(pending)])
             pending, length = [], 0
 
         for item in items:
@@ -187,10 +170,6 @@ class TreeWriter:
         count = sum(n for _, n in refs)
         node = {kind: refs, "count": count, "format": NODE_FORMAT, "list": key}
         return self._put(dumps(node))
-
-    def _stored(self, text: str) -> bool:
-        name = self.objects.codec.meta_name(text.encode("utf-8"))
-        return self.objects.has(format_digest(name))
 
     def write(self, manifest: Manifest, *, extra: dict[str, Any] | None = None) -> bytes:
         """Store every piece of ``manifest`` and return its root (not stored: the caller
@@ -278,7 +257,7 @@ class TreeReader:
             raise _bad(where, f"list node {digest} is not a node of {key!r}")
         pairs = []
         for item in refs:
-            if not (isinstance(item, list) and len(item) == 2 and _is_count(item[1])):
+            if not (isinstance(item, list) and len(item) == 2 and is_count(item[1])):
                 raise _bad(where, f"list node {digest} holds a malformed reference")
             pairs.append((_digest(item[0], where), item[1]))
         total = sum(n for _, n in pairs)
@@ -310,7 +289,8 @@ class TreeReader:
             yield from items
 
 
-def _is_count(value: Any) -> bool:
+def is_count(value: Any) -> bool:
+    """A count in a piece: an int (not a bool), not negative."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -404,10 +384,6 @@ def _digest(value: Any, where: str) -> str:
     return value
 
 
-def root_digest(snapshot_id: str) -> str:
-    return format_digest(snapshot_id)
-
-
 def _bad(where: str, what: str) -> IntegrityError:
     return IntegrityError(f"{where}: {what}", hint=_HINT)
 
@@ -418,7 +394,6 @@ def _reason(exc: Exception) -> str:
 
 __all__ = [
     "ALL_LISTS",
-    "MAX_META_BYTES",
     "ROOT_FORMAT",
     "ListRef",
     "TreeReader",
