@@ -104,8 +104,9 @@ def pack(
     if snapshots.format_of(sid) == 2:
         snapshot_name = snapshots.root_key(sid)
         raw = snapshots.store.read(snapshot_name, limit=trees.MAX_ROOT_BYTES)
-        snapshots.load_exact(sid, keep=("files", "assets"))  # checked as a format-1 pack is
-        data, pieces = snapshots.pieces(sid)  # every piece read and checked
+        pieces = set()  # one walk: every entry checked as a format-1 pack is, every piece
+        manifest = snapshots.load_exact(sid, keep=("files", "assets"), pieces=pieces)
+        data = manifest.digests()
     else:
         snapshot_name = snapshots.key(sid)
         raw = snapshots.read_raw(sid)  # checked against its id
