@@ -58,8 +58,13 @@ typecheck: $(VENV)/.stamp-test
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p amlport
 
 # The encrypted run of the bundle tests first, the whole suite last (its summary closes the log).
+# The suite runs on PYTEST_PARALLEL workers (pytest-xdist; each worker starts its own Azurite,
+# mlflow server and Chromium on free ports under its own temp folder; --dist loadscope keeps a
+# module's tests, and its module fixtures, on one worker). `make test PYTEST_PARALLEL=` runs
+# it serially.
+PYTEST_PARALLEL ?= -n 2 --dist loadscope
 test: $(VENV)/.stamp-test node_modules/.stamp browser lint typecheck test-encrypted
-	CI=$${CI:-} $(BIN)/python -m pytest -q
+	CI=$${CI:-} $(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 unit: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest -q tests/unit

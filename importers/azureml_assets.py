@@ -16,10 +16,12 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import posixpath
 import re
 import shlex
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ LIVE_OPERATIONS = dict(
 SCRIPT, INDEX = "register.sh", "register.json"
 INDEX_FORMAT = "amlport.emit-assets/1"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+CURRENT_CLOUD_ENV = "AZUREML_CURRENT_CLOUD"  # azure-ai-ml's process-wide cloud
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -492,12 +495,18 @@ def register_live(
     workspace: str,
     guard: WriteGuard | None = None,
     credential: Any = None,
+    storage_suffix: str | None = None,
 ) -> list[LiveRegistration]:
     """What ``register.sh`` does, through azure-ai-ml ``MLClient``, idempotently: entries in
     dependency order; a version already registered with the same content is skipped; one with
     other content is a conflict (registered versions are immutable, so ``--on-conflict
     overwrite`` cannot replace it either); each registration passes ``guard.admit`` first
-    (a dry run's guard refuses). ``credential``: ``DefaultAzureCredential`` unless given."""
+    (a dry run's guard refuses). ``credential``: ``DefaultAzureCredential`` unless given.
+    The ARM endpoint is the audit's (``AMLPORT_ARM_ENDPOINT`` or public Azure, ``ml_cloud``);
+    ``storage_suffix`` (the target's, e.g. ``core.chinacloudapi.cn``) matters only for an
+    endpoint azure-ai-ml does not know."""
+    from amlport.audit.armlive import arm_endpoint
+
     subscription, resource_group, name = parse_workspace(workspace)
     entries = sorted(load_index(out_dir), key=lambda e: ORDER.index(e[0]))
     try:
@@ -510,11 +519,67 @@ def register_live(
     if guard is None:  # a caller of its own (Python API): this call is the whole run
         guard = WriteGuard()
         guard.open()
-    # No progress bars: azure-ai-ml would print them on amlport's console, around its lines.
-    client = aml.MLClient(
-        credential or _default_credential(), subscription, resource_group, name, show_progress=False
-    )
-    return [_register_one(aml, client, guard, kind, file, name) for kind, file in entries]
+    cloud = ml_cloud(arm_endpoint(), storage_suffix)
+    with _current_cloud_restored():
+        # No progress bars: azure-ai-ml would print them on amlport's console, around its lines.
+        client = aml.MLClient(
+            credential or _default_credential(),
+            subscription,
+            resource_group,
+            name,
+            show_progress=False,
+            **cloud,
+        )
+        return [_register_one(aml, client, guard, kind, file, name) for kind, file in entries]
+
+
+# azure-ai-ml's names for the clouds it knows, by ARM endpoint.
+KNOWN_CLOUDS = {
+    "https://management.azure.com": "AzureCloud",
+    "https://management.chinacloudapi.cn": "AzureChinaCloud",
+    "https://management.usgovcloudapi.net": "AzureUSGovernment",
+}
+_PUBLIC_CLOUD = {
+    "azure_portal": "https://portal.azure.com/",
+    "active_directory": "https://login.microsoftonline.com/",
+    "aml_resource_id": "https://ml.azure.com/",
+    "registry_discovery_endpoint": "https://eastus.api.azureml.ms/",
+}
+
+
+def ml_cloud(endpoint: str, storage_suffix: str | None = None) -> dict[str, Any]:
+    """``MLClient``'s cloud keywords for the ARM ``endpoint`` the audit uses too
+    (``AMLPORT_ARM_ENDPOINT``, else public Azure): a cloud azure-ai-ml knows by its name;
+    any other endpoint as a cloud of its own (named after the endpoint and the storage
+    suffix, since azure-ai-ml never replaces a cloud it has registered), whose ARM endpoint
+    is ``endpoint`` and whose storage suffix is ``storage_suffix`` (the map file's
+    ``target.endpoint``: where a build context or local path is uploaded), the rest as in
+    public Azure."""
+    known = KNOWN_CLOUDS.get(endpoint.rstrip("/").lower())
+    if known is not None:
+        return {"cloud": known}
+    suffix = storage_suffix or "core.windows.net"
+    digest = hashlib.sha256(f"{endpoint}\n{suffix}".encode()).hexdigest()[:12]
+    metadata = {
+        **_PUBLIC_CLOUD,
+        "resource_manager": endpoint.rstrip("/") + "/",
+        "storage_endpoint": suffix,
+    }
+    return {"cloud": f"amlport-{digest}", "cloud_metadata": metadata}
+
+
+@contextlib.contextmanager
+def _current_cloud_restored() -> Iterator[None]:
+    """``MLClient`` sets ``AZUREML_CURRENT_CLOUD`` for the whole process (its uploads read the
+    storage suffix from it); put back what was there once the registration is over."""
+    before = os.environ.get(CURRENT_CLOUD_ENV)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CURRENT_CLOUD_ENV, None)
+        else:
+            os.environ[CURRENT_CLOUD_ENV] = before
 
 
 def _default_credential() -> Any:
@@ -574,15 +639,33 @@ def _existing(ops: Any, kind: str, name: str, version: str) -> Any:
 
 def _same(kind: str, existing: Any, wanted: Any) -> bool:
     """Whether a registered version holds what the YAML says: the storage path of a model or
-    data asset, the image and conda file of an environment. Components and pipelines are
-    taken as the same (their specs are expanded by the service; name:version is the key)."""
+    data asset, the image and conda file of an environment, a component's ``_signature``.
+    A pipeline job is the same by its name (derived from the emitted file's bytes)."""
     if existing is None:
         return False
     if kind in ("model", "data"):
         return _datastore_path(existing.path) == _datastore_path(wanted.path)
     if kind == "environment":
         return (existing.image, existing.conda_file) == (wanted.image, wanted.conda_file)
+    if kind == "component":
+        return _signature(existing) == _signature(wanted)
     return True
+
+
+def _signature(component: Any) -> tuple[Any, ...]:
+    """What a registered component must keep for a job to run the same: its type, its command
+    (whitespace aside), its input and output names, a pipeline component's job names. The
+    service expands the rest (``code`` and ``environment`` come back as ARM ids, inputs gain
+    defaults), so a byte comparison would always differ."""
+    command = getattr(component, "command", None)
+    jobs = getattr(component, "jobs", None)
+    return (
+        str(getattr(component, "type", "") or ""),
+        " ".join(str(command).split()) if command else None,
+        tuple(sorted(getattr(component, "inputs", None) or {})),
+        tuple(sorted(getattr(component, "outputs", None) or {})),
+        tuple(sorted(jobs)) if isinstance(jobs, dict) else None,
+    )
 
 
 def _datastore_path(uri: Any) -> str:

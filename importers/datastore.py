@@ -23,7 +23,7 @@ from amlport.importers.base import ImportAction, ImportContext
 from amlport.model.manifest import FileEntry, Manifest
 from amlport.model.pointer import looks_like_pointer
 from amlport.rewriters.files import needs_rewrite, rewrite_file
-from amlport.rewriters.rules import Unmappable
+from amlport.rewriters.rules import Change, Unmappable
 from amlport.safeload import load_json
 from amlport.storage.guard import GuardedTarget
 from amlport.storage.target import DIGEST_METADATA, TargetConflict
@@ -86,6 +86,7 @@ class DatastoreImporter:
             return ImportAction(self.name, "failed", entry.path, where, reason)
         data: bytes | None = None
         digest = entry.digest
+        rewrites: list[dict[str, str]] = []
         if needs_rewrite(path, entry.size) and entry.size <= MAX_REWRITE_BYTES:
             raw = ctx.read(entry.path)
             needed = pointer_datastore(raw)
@@ -97,9 +98,10 @@ class DatastoreImporter:
                 )
                 return ImportAction(self.name, "blocked", entry.path, where, reason)
             try:
-                data = rewrite_file(path, raw, ctx.rules, bundle_path=entry.path).data
+                rewritten = rewrite_file(path, raw, ctx.rules, bundle_path=entry.path)
             except Unmappable as exc:
                 return ImportAction(self.name, "blocked", entry.path, where, exc.message)
+            data, rewrites = rewritten.data, changes_of(where, rewritten.changes)
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if data is None and ctx.repo.objects.codec.sealed:  # keyed name: hash the content
             digest = _content_digest(ctx, entry)
@@ -117,6 +119,7 @@ class DatastoreImporter:
                 "object": entry.digest,
                 "data": data,
                 "size": entry.size,
+                "rewrites": rewrites,
             },
         )
 
@@ -162,6 +165,16 @@ class DatastoreImporter:
                 d,
             )
         return action
+
+
+def changes_of(where: str, changes: list[Change]) -> list[dict[str, str]]:
+    """A file's rewrites as the import record and ``--json`` list them: the file where it
+    lands (``container/name``), where in it, before, after and the rule."""
+    return [
+        {"file": where, "location": c.location, "before": c.before, "after": c.after,
+         "rule": c.rule}
+        for c in changes
+    ]  # fmt: skip
 
 
 def pointer_datastore(data: bytes) -> str | None:

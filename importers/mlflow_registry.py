@@ -34,8 +34,8 @@ from typing import Any
 
 from amlport.errors import AmlportError
 from amlport.importers.base import ImportAction, ImportContext
-from amlport.importing.records import hops
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest
+from amlport.model.provenance import hops
 from amlport.rewriters.asset_ref import renamed
 
 EXPERIMENT = "amlport-imports"

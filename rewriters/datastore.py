@@ -84,6 +84,16 @@ def _long(parsed: ParsedUri, rules: RewriteRules) -> str | None:
         raise KeepWithWarning(
             f"names workspace {f['workspace']!r}, not the source workspace; left as is"
         )
+    if rules.source.workspace is None and rules.source.workspace_id is None:
+        # Without the source's identity a long URI of another workspace would pass for the
+        # source's own: it is kept (refused under --strict) until the identity is known.
+        reason = (
+            f"names workspace {f['workspace']!r}, and the source workspace's identity is "
+            "unknown (give --workspace-file, or scan a target that records its identity)"
+        )
+        if rules.strict:
+            raise Unmappable(uri, reason=reason)
+        raise KeepWithWarning(f"{reason}; left as is")
     if rules.exporting:
         known = rules.source.known_datastores
         if known and f["datastore"] not in known:

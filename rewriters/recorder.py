@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from amlport.model.uri_scan import find_uris
 from amlport.model.uris import UriError, parse_uri
-from amlport.rewriters import rewrite_uri
+from amlport.rewriters.dispatch import rewrite_uri
 from amlport.rewriters.rules import Change, RewriteResult, RewriteRules, Unmappable
 from amlport.safeload import decode_text
 from amlport.secrets import redact_with_counts

@@ -146,6 +146,9 @@ class RewriteRules:
     datastore_map: Mapping[str, str] = field(default_factory=dict)
     asset_renames: Mapping[str, str] = field(default_factory=dict)
     job_output: JobOutputResolver | None = None
+    # --strict: a URI that would only be kept with a warning (a long URI while the source
+    # workspace's identity is unknown) is refused instead.
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in ("export", "import"):

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from amlport.errors import ParseError
+from amlport.rewriters.asset_ref import renamed
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules, Unmappable
 from amlport.rewriters.text_log import rewrite_text
@@ -105,9 +106,14 @@ def _walk(
         for i, item in enumerate(node.value):
             _walk(item, f"{path}/{i}", rec, edits, seen, provenance, flow)
     elif isinstance(node, yaml.MappingNode):
+        asset_doc = not path and _is_asset_definition(node)
         for key, value in node.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else "?"
             if not path and name in provenance:
+                continue
+            if asset_doc and name == "name" and isinstance(value, yaml.ScalarNode):
+                seen.add(id(value))
+                _asset_name(node, value, rec, edits, flow)
                 continue
             child = f"{path}/{_escape(name)}"
             if (
@@ -118,6 +124,34 @@ def _walk(
                 seen.add(id(value))
                 continue
             _walk(value, child, rec, edits, seen, provenance, flow)
+
+
+def _is_asset_definition(node: yaml.MappingNode) -> bool:
+    """A v2 asset's own definition (``$schema: …azuremlschemas…``): its top-level ``name:``
+    is the asset's name, which the map's ``assets:`` renames as it renames references."""
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "$schema":
+            return isinstance(value, yaml.ScalarNode) and "azuremlschemas" in value.value
+    return False
+
+
+def _asset_name(
+    doc: yaml.MappingNode, node: yaml.ScalarNode, rec: Recorder, edits: list[_Edit], flow: bool
+) -> None:
+    """On import, ``name:`` of an asset definition through ``asset_renames`` (with its
+    ``version:``: a ``name:version`` key wins over ``name``); the version stays as it is."""
+    if rec.rules.exporting or not rec.rules.asset_renames or node.tag != _STR:
+        return
+    version = next(
+        (str(v.value) for k, v in doc.value
+         if isinstance(k, yaml.ScalarNode) and k.value == "version"
+         and isinstance(v, yaml.ScalarNode)),
+        None,
+    )  # fmt: skip
+    new, _, _ = renamed(node.value, version, None, rec.rules.asset_renames)
+    if new != node.value:
+        rec.record("/name", node.value, new, "asset_name:import")
+        edits.append((node, new, [(node.value, new)], flow))
 
 
 def _escape(key: str) -> str:

@@ -1,6 +1,7 @@
 """Session-wide test fixtures shared by every suite.
 
-Azurite fixtures (helpers in ``tests/azurite.py``, importable as ``azurite``):
+Azurite fixtures (helpers in ``tests/helpers/azurite.py``, imported as ``helpers.azurite``;
+shared test helpers are in ``tests/helpers/``, see its ``__init__``):
 
 - ``azurite`` (session) -> ``azurite.Azurite``: a running emulator. ``.endpoint``
   (``http://127.0.0.1:<port>``), ``.pid``, ``.accounts`` (name -> ``AzuriteAccount`` with
@@ -19,15 +20,11 @@ Suites add their own fixtures in their own ``conftest.py``; keep this one generi
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import azurite` from any suite
-
-import azurite as az
+from helpers import azurite as az
 
 BASE_ACCOUNTS = (az.SOURCE_ACCOUNT, az.TARGET_ACCOUNT)
 
@@ -69,7 +66,7 @@ def _repository_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ``$AMLPORT_REPO_KEY``. With ``AMLPORT_TEST_ENCRYPT=1`` every repository a test creates
     (``Repository.init``/``open_or_init``, format 2) is encrypted under a fixed test key
     (``make test-encrypted``, docs/design/0013-repository-encryption.md)."""
-    from encrypted_mode import ENCRYPTED, TEST_MASTER_KEY, TEST_USER_KEY
+    from helpers.encrypted_mode import ENCRYPTED, TEST_MASTER_KEY, TEST_USER_KEY
 
     from amlport.bundle.keys import KIND_FILE, UserKey
     from amlport.bundle.repository import KeySource

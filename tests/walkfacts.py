@@ -1,20 +1,8 @@
-"""Helpers shared by the walker/lineage suites: scan a fixture workspace once per session."""
+"""Alias of ``helpers.walkfacts`` (moved to tests/helpers/ by issue 23) for tests written before
+the move; removed after the merge."""
 
-from __future__ import annotations
+import sys
 
-from functools import cache
-from pathlib import Path
+from helpers import walkfacts as _moved
 
-from amlport.lineage import LineageGraph, build_graph
-from amlport.model.inventory import Inventory
-from amlport.storage.local import LocalSource
-from amlport.walk import walk
-
-REPO = Path(__file__).resolve().parents[1]
-WORKSPACES = REPO / "fixtures" / "workspaces"
-
-
-@cache
-def scanned(name: str) -> tuple[Inventory, LineageGraph]:
-    inv = walk(LocalSource(WORKSPACES / name))
-    return inv, build_graph(inv)
+sys.modules[__name__] = _moved

@@ -319,7 +319,10 @@ def find_secrets(text: str) -> Counter[str]:
 
 
 def has_secret(text: str) -> bool:
-    return may_hold_secret(text) and any(p.regex.search(text) for p in _PATTERNS)
+    if not may_hold_secret(text):
+        return False
+    present = _present(_lower(text))  # the per-pattern pre-check, as redaction uses it
+    return any(p.applies(text, present) and p.regex.search(text) for p in _PATTERNS)
 
 
 # Every pattern needs one of its triggers, so text holding none of them holds no secret and
@@ -337,7 +340,10 @@ def _present(lower: str) -> frozenset[str]:
 def may_hold_secret(text: str) -> bool:
     """False only when ``text`` certainly holds no secret (a fast substring pre-check)."""
     lower = _lower(text)
-    return any(t in lower for t in TRIGGERS)
+    for trigger in TRIGGERS:  # a loop, not any(<generator>): called per name and entry
+        if trigger in lower:
+            return True
+    return False
 
 
 def secret_spans(text: str) -> list[tuple[int, int]]:

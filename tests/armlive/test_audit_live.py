@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import armreplay as ar
-import azurite as az
 import pytest
 import yaml
 from azure.storage.blob import BlobServiceClient, RetentionPolicy
+from helpers import armreplay as ar
+from helpers import azurite as az
 from typer.testing import CliRunner
 
 from amlport.audit.catalog import load_rules
@@ -200,9 +200,7 @@ def test_a_locks_gap_is_not_checked_not_failed(arm: ar.ReplayServer, wsfile: Pat
 def bikeshare(azurite_workspaces: dict[str, az.LoadedWorkspace]) -> Iterator[az.LoadedWorkspace]:
     """The sdk-bikeshare account with blob soft delete set to what the replay says (300 days),
     restored afterwards."""
-    if "sdk-bikeshare" not in azurite_workspaces:
-        pytest.skip("fixtures/workspaces/sdk-bikeshare has not been generated")
-    ws = azurite_workspaces["sdk-bikeshare"]
+    ws = azurite_workspaces["sdk-bikeshare"]  # committed: a missing one fails, never skips
     client: BlobServiceClient = ws.account.service_client()
     original = client.get_service_properties()["delete_retention_policy"]
     client.set_service_properties(delete_retention_policy=RetentionPolicy(enabled=True, days=300))

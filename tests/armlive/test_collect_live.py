@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import armreplay as ar
 import pytest
+from helpers import armreplay as ar
 
 from amlport.audit import armlive
 from amlport.audit.facts import Retention
@@ -105,3 +105,17 @@ def test_the_endpoint_must_be_https(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(armlive.ENDPOINT_ENV, "http://127.0.0.1:1")
     with pytest.raises(UsageError, match="must be an https URL"):
         armlive.arm_endpoint()
+
+
+def test_a_forbidden_model_registry_leaves_the_registry_unknown(arm: ar.ReplayServer) -> None:
+    """An identity that may not read the workspace's models: the registry is unknown (HYG-004
+    then says it could not check), every other fact is still read."""
+    d = deployment(registered_model_uris=("azureml://jobs/run-1/outputs/artifacts/paths/model/",))
+    bodies = d.bodies()
+    for path in [p for p in bodies if p.startswith(f"{d.workspace_id}/models")]:
+        bodies.pop(path)
+    arm.serve_all(bodies)
+    arm.serve("GET", f"{d.workspace_id}/models", ar.error(403, "AuthorizationFailed", "models"))
+    cp = armlive.collect_live(target(d))
+    assert not cp.registry.known and "HTTP 403" in str(cp.registry.reason)
+    assert cp.workspace.known and cp.key_vault.known and cp.storage.known and cp.locks.known

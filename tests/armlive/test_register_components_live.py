@@ -1,16 +1,20 @@
-"""Live registration of components through azure-ai-ml's real ``MLClient`` against the ARM
-replay, their code uploaded to the SAS URI the replay hands out, on Azurite: the
-``v2-lendingclub`` fixture exported, then imported with ``--workspace``."""
+"""Live registration of components and of environments with a build context through
+azure-ai-ml's real ``MLClient`` against the ARM replay: the components' code uploaded to the
+SAS URI the replay hands out (on Azurite), the build contexts to the workspace's default
+datastore at ``https://<account>.blob.<the cloud's storage suffix>`` (an Azurite over TLS,
+``tls_azurite``). The ``v2-lendingclub`` fixture exported, then imported with
+``--workspace``."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
-import armreplay as ar
-import azurite as az
 import pytest
 import yaml
+from helpers import armreplay as ar
+from helpers import azurite as az
 from typer.testing import CliRunner
 
 from amlport.cli.app import app
@@ -20,7 +24,6 @@ from amlport.export.selection import INCLUDE_KINDS
 from amlport.importers import azureml_assets as assets
 from amlport.storage.local import LocalSource
 
-pytest.importorskip("azure.ai.ml")
 pytestmark = pytest.mark.azurite
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces" / "v2-lendingclub"
@@ -43,18 +46,35 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def map_file(tmp_path: Path) -> Path:
-    return QA.write_map(tmp_path / "lc.yaml")
+def map_file(tmp_path: Path, tls_azurite: az.Azurite) -> Path:
+    """The map file; its target's storage suffix (``target.endpoint``) is the TLS Azurite's,
+    so the registration's custom cloud uploads build contexts there."""
+    qa = dataclasses.replace(QA, endpoint=ar.storage_suffix(tls_azurite))
+    return qa.write_map(tmp_path / "lc.yaml")
 
 
 @pytest.fixture
 def registry(
-    arm: ar.ReplayServer, azurite: az.Azurite, monkeypatch: pytest.MonkeyPatch
+    arm: ar.ReplayServer,
+    azurite: az.Azurite,
+    tls_azurite: az.Azurite,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ar.AssetRegistry]:
-    monkeypatch.setenv("AZUREML_DEV_URL_MFE", arm.url)
     monkeypatch.setattr(assets, "_default_credential", ar.FixedToken)
+    ar.resolve_replay_names(monkeypatch)
     blob = azurite.target
-    reg = ar.AssetRegistry(WS_ID, ar.UploadStore(blob.url, blob.name, blob.key))
+    account = tls_azurite.accounts[QA.account]
+    store = ar.BlobDatastore(
+        "workspaceblobstore",
+        account.name,
+        QA.blobstore,
+        ar.storage_suffix(tls_azurite),
+        account.key,
+    )
+    with account.service_client() as admin:  # the target's blobstore container exists
+        if not admin.get_container_client(QA.blobstore).exists():
+            admin.create_container(QA.blobstore)
+    reg = ar.AssetRegistry(WS_ID, ar.UploadStore(blob.url, blob.name, blob.key), store)
     reg.install(arm)
     # A job submission reads the workspace (its location, for the job's services).
     deployment = ar.Deployment(SUB, RG, TARGET["account"], WS, "0" * 32, ())
@@ -72,33 +92,42 @@ def import_(
     return res.exit_code, res.stderr
 
 
+def built_environments(emitted: Path) -> dict[str, str]:
+    """name -> version of the emitted environments built from a local context."""
+    out = {}
+    for kind, file in assets.load_index(emitted):
+        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+        if kind == "environment" and "build" in doc:
+            out[str(doc["name"])] = str(doc["version"])
+    return out
+
+
 def seed_built_environments(
     repo: Path, map_file: Path, tmp: Path, reg: ar.AssetRegistry
 ) -> list[str]:
     """Emit the folder (no --workspace), then register, as already there, the environments
-    built from a local context: their upload goes to the default datastore at
-    ``https://<account>.blob.<cloud suffix>``, which the replay cannot send to Azurite (design
-    record 0006). Returns their names."""
+    built from a local context (for the tests about components: no build context upload).
+    Returns their names."""
     assert import_(repo, map_file, tmp, live=False)[0] == 0
-    seeded = []
-    for kind, file in assets.load_index(tmp / "emitted"):
-        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
-        if kind == "environment" and "build" in doc:
-            build = {"contextUri": f"https://example.invalid/{doc['name']}/context"}
-            reg.seed("environments", doc["name"], str(doc["version"]), {"build": build})
-            seeded.append(str(doc["name"]))
-    return seeded
+    built = built_environments(tmp / "emitted")
+    for name, version in built.items():
+        build = {"contextUri": f"https://example.invalid/{name}/context"}
+        reg.seed("environments", name, version, {"build": build})
+    return list(built)
 
 
 def after_ws(path: str) -> list[str]:
     return path[len(WS_ID) + 1 :].split("/")
 
 
-def test_components_and_pipeline_register_with_their_code_then_re_run_is_a_no_op(
-    repo: Path, map_file: Path, tmp_path: Path, registry: ar.AssetRegistry, azurite: az.Azurite
+def test_environments_components_and_pipeline_register_with_their_uploads_then_re_run_is_a_no_op(
+    repo: Path,
+    map_file: Path,
+    tmp_path: Path,
+    registry: ar.AssetRegistry,
+    azurite: az.Azurite,
+    tls_azurite: az.Azurite,
 ) -> None:
-    seeded = seed_built_environments(repo, map_file, tmp_path, registry)
-    assert "lendingclub-env" in seeded  # the components' environment (azureml:…@latest)
     code, err = import_(repo, map_file, tmp_path)
     assert code == 0, err
     assert "\x1b" not in err  # azure-ai-ml's colour codes stay off the terminal
@@ -107,7 +136,22 @@ def test_components_and_pipeline_register_with_their_code_then_re_run_is_a_no_op
     assert len(components) == 8 and [k for k, _ in entries].count("pipeline") == 1
     assert err.count("live: create component ") == 8
     assert err.count("live: create pipeline amlport-") == 1
-    assert err.count("live: skip environment ") == len(seeded)
+    built = built_environments(tmp_path / "emitted")
+    assert "lendingclub-env" in built  # the components' environment (azureml:…@latest)
+
+    # Each build context went to the default datastore, found through the custom cloud's
+    # storage suffix: https://<account>.blob.core.replay.test:<port>/<container>/LocalUpload/…
+    assert registry.secrets_listed  # the account key came from listSecrets
+    blobstore = tls_azurite.accounts[QA.account].service_client().get_container_client(QA.blobstore)
+    uploaded = {b.name for b in blobstore.list_blobs()}
+    base = f"https://{QA.account}.blob.{ar.storage_suffix(tls_azurite)}/{QA.blobstore}/"
+    for name, version in built.items():
+        assert f"live: create environment {name}:{version}" in err
+        stored = registry.versions[ar._norm(f"{WS_ID}/environments/{name}/versions/{version}")]
+        context = stored["properties"]["build"]["contextUri"]
+        assert context.startswith(base + "LocalUpload/"), context
+        folder = context[len(base) :].rstrip("/")
+        assert any(b.startswith(folder + "/") for b in uploaded), (folder, sorted(uploaded))
 
     # Dependency order on the wire: environments, data, models, then code before the
     # components that use it, then the pipeline's anonymous components and the job, last.
@@ -135,27 +179,33 @@ def test_components_and_pipeline_register_with_their_code_then_re_run_is_a_no_op
 
     registry.puts.clear()
     registry.pending.clear()
+    registry.secrets_listed.clear()
     code, err = import_(repo, map_file, tmp_path)
     assert code == 0, err
-    assert registry.puts == [] and registry.pending == []  # a second run registers nothing
+    # A second run registers nothing, uploads no code and reads no datastore key.
+    assert registry.puts == [] and registry.pending == [] and registry.secrets_listed == []
     assert err.count("live: skip ") == len(entries) and "live: create" not in err
 
 
-def test_a_component_version_registered_elsewhere_is_not_re_registered_nor_uploaded(
+def test_a_component_version_registered_elsewhere_is_a_conflict_not_an_upload(
     repo: Path, map_file: Path, tmp_path: Path, registry: ar.AssetRegistry
 ) -> None:
-    """A component name:version already in the workspace is skipped before any upload
-    (registered versions are immutable; the service expands specs, so name:version is the
-    key), and the rest still registers."""
+    """A component name:version already in the workspace with another command is a conflict
+    (registered versions are immutable; a job naming split:2 would run the other command),
+    found before any upload; the rest still registers. With --on-conflict skip it is left
+    alone and the import exits 1."""
     seed_built_environments(repo, map_file, tmp_path, registry)
     env = f"azureml:{WS_ID}/environments/other-env/versions/1"
     spec = {"name": "split", "version": "2", "type": "command", "command": "echo elsewhere"}
     registry.seed("components", "split", "2", {"componentSpec": {**spec, "environment": env}})
     code, err = import_(repo, map_file, tmp_path)
-    assert code == 0, err
-    assert "live: skip component split:2" in err
+    assert code == ExitCode.PARTIAL, err
+    assert "live: conflict component split:2" in err
     assert f"{WS_ID}/components/split/versions/2" not in registry.puts
     assert err.count("live: create component ") == 7
+    code, err = import_(repo, map_file, tmp_path, "--on-conflict", "skip")
+    assert code == ExitCode.WARNINGS, err
+    assert f"{WS_ID}/components/split/versions/2" not in registry.puts
 
 
 def test_a_failing_registration_is_one_line_and_a_failed_import(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import armreplay as ar
 import pytest
+from helpers import armreplay as ar
 from typer.testing import CliRunner
 
 from amlport.cli.app import app
@@ -17,8 +17,6 @@ from amlport.export.selection import INCLUDE_KINDS
 from amlport.importers import azureml_assets as assets
 from amlport.storage.guard import WriteGuard, WriteRefused
 from amlport.storage.local import LocalSource
-
-pytest.importorskip("azure.ai.ml")
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces" / "sdk-bikeshare"
 QA = ar.TargetWorkspace(
@@ -46,9 +44,8 @@ def map_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def registry(arm: ar.ReplayServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[ar.AssetRegistry]:
-    """The workspace's registry on the replay; MLClient reaches it through the variable
-    azure-ai-ml reads for its ARM endpoint, with a static token."""
-    monkeypatch.setenv("AZUREML_DEV_URL_MFE", arm.url)
+    """The workspace's registry on the replay; MLClient reaches it through
+    ``AMLPORT_ARM_ENDPOINT`` (the ``arm`` fixture), as the audit does, with a static token."""
     monkeypatch.setattr(assets, "_default_credential", ar.FixedToken)
     reg = ar.AssetRegistry(WS_ID)
     reg.install(arm)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-import jsonschema
 import pytest
 import typer
+from helpers.sarif import validate_sarif
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
@@ -22,7 +21,6 @@ from amlport.cli import audit_cmd, common
 REPO = Path(__file__).resolve().parents[2]
 ARM = REPO / "fixtures" / "arm"
 WS = REPO / "fixtures" / "workspaces"
-SARIF_SCHEMA = REPO / "tests" / "unit" / "sarif-schema-2.1.0.json"
 
 
 @pytest.fixture(autouse=True)
@@ -49,12 +47,6 @@ def run(*args: str) -> Result:
     runner = CliRunner()
     env = {"COLUMNS": "250", "AZURE_STORAGE_CONNECTION_STRING": ""}
     return runner.invoke(app(), ["audit", *args], env=env, catch_exceptions=False)
-
-
-def validate_sarif(doc: Any) -> None:
-    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
-    errors = list(jsonschema.Draft4Validator(schema).iter_errors(doc))
-    assert not errors, [e.message for e in errors[:5]]
 
 
 def test_bad_deployment_fails_on_high_with_remediations() -> None:

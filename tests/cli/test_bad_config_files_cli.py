@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"

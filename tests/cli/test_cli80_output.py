@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import typer.main
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 from amlport.cli import common
 from amlport.cli.app import app

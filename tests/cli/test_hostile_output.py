@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cliutil import only_snapshot
+from helpers.cliutil import only_snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"
@@ -55,7 +55,7 @@ class Run:
     stderr: str
 
 
-def amlport(*args: str) -> Run:
+def run_hostile(*args: str) -> Run:
     """Run the CLI as a user does; bytes, so that a raw CR is not hidden by newline decoding."""
     res = subprocess.run(
         [sys.executable, "-m", "amlport", *args],
@@ -110,7 +110,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def repo(hostile: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("repo") / "repo"
     tags = [a for t in TAGS for a in ("--tag", t)]
-    expect(amlport("backup", str(hostile), "--repo", str(repo), *tags), 0, 1)
+    expect(run_hostile("backup", str(hostile), "--repo", str(repo), *tags), 0, 1)
     return repo
 
 
@@ -119,7 +119,7 @@ def _snapshot_id(repo: Path) -> str:
 
 
 def test_scan_shows_names_with_their_brackets(hostile: Path) -> None:
-    run = expect(amlport("scan", str(hostile)), 1)  # the secret is a finding
+    run = expect(run_hostile("scan", str(hostile)), 1)  # the secret is a finding
     assert f"workspace {WORKSPACE}" in run.stdout or f"/ {WORKSPACE}" in run.stdout
     assert SHOWN_SECRET_BLOB in run.stdout
     assert SHOWN_RUN_ID in run.stdout
@@ -127,7 +127,7 @@ def test_scan_shows_names_with_their_brackets(hostile: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "dot", "mermaid", "graphml", "openlineage"])
 def test_lineage_documents_escape_controls(hostile: Path, fmt: str) -> None:
-    run = expect(amlport("lineage", str(hostile), "--format", fmt), 1)
+    run = expect(run_hostile("lineage", str(hostile), "--format", fmt), 1)
     if fmt == "json":  # JSON escapes are lossless: the name decodes back to itself
         ids = {n["id"] for n in json.loads(run.stdout)["nodes"]}
         assert f"run:{RUN_ID}" in ids
@@ -136,32 +136,32 @@ def test_lineage_documents_escape_controls(hostile: Path, fmt: str) -> None:
 
 
 def test_audit_keeps_policy_exit_code(hostile: Path, tmp_path: Path) -> None:
-    run = expect(amlport("audit", str(hostile), "--fail-on", "high"), 5)
+    run = expect(run_hostile("audit", str(hostile), "--fail-on", "high"), 5)
     assert SHOWN_SECRET_BLOB in run.stdout
     report = tmp_path / "audit.txt"
-    expect(amlport("audit", str(hostile), "-o", str(report)), 5)
+    expect(run_hostile("audit", str(hostile), "-o", str(report)), 5)
     text = report.read_text(encoding="utf-8")  # 160 columns: the name may fold
     assert "/x[/]y" in text and "[bold]\\x1b[31m.yaml" in text
-    markdown = expect(amlport("audit", str(hostile), "--format", "markdown"), 5)
+    markdown = expect(run_hostile("audit", str(hostile), "--format", "markdown"), 5)
     assert SHOWN_SECRET_BLOB in markdown.stdout and "ws\\[prod\\]" in markdown.stdout
 
 
 def test_export_and_its_dry_run(hostile: Path, tmp_path: Path) -> None:
-    expect(amlport("export", str(hostile), "--to", str(tmp_path / "b"), "--dry-run"), 0, 1)
+    expect(run_hostile("export", str(hostile), "--to", str(tmp_path / "b"), "--dry-run"), 0, 1)
     run = expect(
-        amlport("export", str(hostile), "--to", str(tmp_path / "b"), "--tag", TAGS[1]), 0, 1
+        run_hostile("export", str(hostile), "--to", str(tmp_path / "b"), "--tag", TAGS[1]), 0, 1
     )
     assert "snapshot " in run.stdout
 
 
 def test_snapshots_show_tags_literally(repo: Path) -> None:
-    run = expect(amlport("snapshots", str(repo)), 0)
+    run = expect(run_hostile("snapshots", str(repo)), 0)
     assert TAGS[0] in run.stdout and SHOWN_TAG in run.stdout
 
 
 def test_verify_and_forget(repo: Path) -> None:
-    expect(amlport("verify", str(repo)), 0)
-    expect(amlport("forget", str(repo), "--keep-last", "1", "--dry-run"), 0)
+    expect(run_hostile("verify", str(repo)), 0)
+    expect(run_hostile("forget", str(repo), "--keep-last", "1", "--dry-run"), 0)
 
 
 def test_verify_names_a_damaged_hostile_file(repo: Path, tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_verify_names_a_damaged_hostile_file(repo: Path, tmp_path: Path) -> None
     digest = hashlib.sha256(PLAIN_CONTENT).hexdigest()
     victim = damaged / "objects" / "sha256" / digest[:2] / digest
     victim.write_bytes(b"tampered")
-    run = expect(amlport("verify", str(damaged)), 4)
+    run = expect(run_hostile("verify", str(damaged)), 4)
     assert "amlport: error:" in run.stderr and PLAIN_BLOB in run.stderr
 
 
@@ -178,28 +178,28 @@ def test_diff_lists_the_hostile_run(repo: Path, hostile: Path, tmp_path: Path) -
     without = tmp_path / "ws"
     shutil.copytree(hostile, without)
     shutil.rmtree(without / "azureml" / "ExperimentRun" / f"dcid.{RUN_ID}")
-    run = expect(amlport("diff", str(repo), str(without)), 1)
+    run = expect(run_hostile("diff", str(repo), str(without)), 1)
     assert SHOWN_RUN_ID in run.stdout
 
 
 def test_map_init_names_the_workspace(repo: Path) -> None:
-    run = expect(amlport("map", "init", str(repo)), 0)
+    run = expect(run_hostile("map", "init", str(repo)), 0)
     assert WORKSPACE in run.stdout
 
 
 def test_import_dry_run_and_real(repo: Path, tmp_path: Path) -> None:
     base = ("import", str(repo), "--map", str(QA), "--snapshot", _snapshot_id(repo))
-    dry = expect(amlport(*base, "--to", str(tmp_path / "dry"), "--dry-run"), 0)
+    dry = expect(run_hostile(*base, "--to", str(tmp_path / "dry"), "--dry-run"), 0)
     assert "dry run, nothing written" in dry.stdout  # a summary first (issue 22) ...
-    detail = expect(amlport(*base, "--to", str(tmp_path / "dry"), "--dry-run", "--verbose"), 0)
+    detail = expect(run_hostile(*base, "--to", str(tmp_path / "dry"), "--dry-run", "--verbose"), 0)
     assert SHOWN_SECRET_BLOB in detail.stdout and PLAIN_BLOB in detail.stdout  # ... escaped
-    real = expect(amlport(*base, "--to", str(tmp_path / "t"), "--verbose"), 0)
+    real = expect(run_hostile(*base, "--to", str(tmp_path / "t"), "--verbose"), 0)
     assert SHOWN_RUN_ID in real.stdout, real.stdout
 
 
 def test_restore_with_check(repo: Path, tmp_path: Path) -> None:
     args = ("restore", str(repo), _snapshot_id(repo), "--to", str(tmp_path / "t"))
-    run = expect(amlport(*args, "--map", str(QA), "--check"), 0)
+    run = expect(run_hostile(*args, "--map", str(QA), "--check"), 0)
     assert "PASSED" in run.stdout
 
 
@@ -213,27 +213,28 @@ def _partial_map(tmp_path: Path) -> Path:
 
 def test_restore_with_blocked_items(repo: Path, tmp_path: Path) -> None:
     args = ("restore", str(repo), _snapshot_id(repo), "--to", str(tmp_path / "t"))
-    run = expect(amlport(*args, "--map", str(_partial_map(tmp_path))), 3)
+    run = expect(run_hostile(*args, "--map", str(_partial_map(tmp_path))), 3)
     assert "blocked: files/" in run.stdout
 
 
 def test_promote(hostile: Path, tmp_path: Path) -> None:
-    run = expect(amlport("promote", str(hostile), "--to", str(tmp_path / "t"), "--map", str(QA)), 0)
+    promote = ("promote", str(hostile), "--to", str(tmp_path / "t"), "--map", str(QA))
+    run = expect(run_hostile(*promote), 0)
     assert "promoted:" in run.stdout
     partial = ("--to", str(tmp_path / "p"), "--map", str(_partial_map(tmp_path)))
-    blocked = expect(amlport("promote", str(hostile), *partial), 3)
+    blocked = expect(run_hostile("promote", str(hostile), *partial), 3)
     assert "not promoted " in blocked.stderr
 
 
 def test_pack_and_unpack(repo: Path, tmp_path: Path) -> None:
     archive = tmp_path / "s[bold].tar.gz"
-    expect(amlport("pack", str(repo), "--snapshot", _snapshot_id(repo), "-o", str(archive)), 0)
-    run = expect(amlport("unpack", str(archive), "--to", str(tmp_path / "r[/]2")), 0)
+    expect(run_hostile("pack", str(repo), "--snapshot", _snapshot_id(repo), "-o", str(archive)), 0)
+    run = expect(run_hostile("unpack", str(archive), "--to", str(tmp_path / "r[/]2")), 0)
     assert "r[/]2" in run.stdout
 
 
 def test_url_without_account_is_a_clear_error() -> None:
-    run = expect(amlport("scan", "http://127.0.0.1:10000"), 2)
+    run = expect(run_hostile("scan", "http://127.0.0.1:10000"), 2)
     assert run.stderr.startswith("amlport: error:") and "[/<container>]" in run.stderr
 
 
@@ -247,5 +248,5 @@ def test_url_without_account_is_a_clear_error() -> None:
     ],
 )
 def test_help_shows_brackets(command: str, shown: str) -> None:
-    run = expect(amlport(command, "--help"), 0)
+    run = expect(run_hostile(command, "--help"), 0)
     assert shown in run.stdout.split() or shown in " ".join(run.stdout.split())

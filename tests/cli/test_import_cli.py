@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"

@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 import typer.main
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 from amlport.cli.app import app
 
@@ -114,8 +114,17 @@ def sample(command: str, p: dict[str, str]) -> list[str] | None:
         "repo-key-list": ["repo", "key", "list", p["enc"]],
         "repo-key-add": ["repo", "key", "add", p["enc"], "--key-file", p["key"], *new_key],
         "repo-key-remove": ["repo", "key", "remove", p["enc"], p["spare_id"], *use_key],
+        "ls": ["ls", f"{p['repo']}@{p['first'][:12]}", "pipelines", "--assets"],
+        "dump": ["dump", p["repo"], _first_pipeline(p), "-o", str(root / "dumped.yml")],
+        "plugins": ["plugins"],
     }
     return runs.get(command)
+
+
+def _first_pipeline(p: dict[str, str]) -> str:
+    """A file of the latest snapshot, as ``ls`` lists it (for the ``dump`` sample)."""
+    listed = json.loads(amlport("ls", p["repo"], "pipelines", "--json").stdout)
+    return str(listed["files"][0]["path"])
 
 
 def schema_of(command: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ DESIGNER = REPO / "fixtures" / "workspaces" / "designer-autoprice"
 KEY = "A" * 86 + "=="
 
 
-def run(
+def run_in(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AMLPORT_")}
@@ -35,7 +35,7 @@ def run(
     )
 
 
-def write(folder: Path, text: str) -> Path:
+def write_profile(folder: Path, text: str) -> Path:
     path = folder / "amlport.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -43,41 +43,41 @@ def write(folder: Path, text: str) -> Path:
 
 def test_a_profile_is_a_whole_scheduled_run(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    write(tmp_path, f'[profiles.dev]\nsource = "{DESIGNER}"\nrepo = "{repo}"\n')
-    res = run(tmp_path, "--profile", "dev", "backup", "--json")
+    write_profile(tmp_path, f'[profiles.dev]\nsource = "{DESIGNER}"\nrepo = "{repo}"\n')
+    res = run_in(tmp_path, "--profile", "dev", "backup", "--json")
     assert res.returncode in (0, 1), res.stderr
     assert json.loads(res.stdout)["schema"] == "amlport.backup/1"
-    listed = run(tmp_path, "--profile", "dev", "snapshots", "--json")
+    listed = run_in(tmp_path, "--profile", "dev", "snapshots", "--json")
     # --source of `snapshots` is a filter, not the profile's SOURCE: one snapshot is listed
     assert len(json.loads(listed.stdout)["snapshots"]) == 1, listed.stderr
 
 
 def test_the_command_line_wins_and_env_names_the_profile(tmp_path: Path) -> None:
-    write(tmp_path, '[profiles.qa]\nsource = "/nonexistent/qa"\n')
-    named = run(tmp_path, "scan", "--json", env={"AMLPORT_PROFILE": "qa"})
+    write_profile(tmp_path, '[profiles.qa]\nsource = "/nonexistent/qa"\n')
+    named = run_in(tmp_path, "scan", "--json", env={"AMLPORT_PROFILE": "qa"})
     assert named.returncode == 2 and "/nonexistent/qa" in named.stderr
-    wins = run(tmp_path, "--profile", "qa", "scan", str(DESIGNER), "--json")
+    wins = run_in(tmp_path, "--profile", "qa", "scan", str(DESIGNER), "--json")
     assert wins.returncode == 0, wins.stderr
 
 
 def test_no_profile_named_means_the_file_changes_nothing(tmp_path: Path) -> None:
-    write(tmp_path, '[profiles.dev]\nsource = "/nonexistent"\n')
-    res = run(tmp_path, "scan")
+    write_profile(tmp_path, '[profiles.dev]\nsource = "/nonexistent"\n')
+    res = run_in(tmp_path, "scan")
     assert res.returncode == 2 and "Missing argument" in res.stderr
 
 
 def test_the_user_config_folder_is_found(tmp_path: Path) -> None:
     home = tmp_path / "xdg" / "amlport"
     home.mkdir(parents=True)
-    write(home, f'[profiles.p]\nsource = "{DESIGNER}"\n')
-    res = run(
+    write_profile(home, f'[profiles.p]\nsource = "{DESIGNER}"\n')
+    res = run_in(
         tmp_path, "--profile", "p", "scan", "--json", env={"XDG_CONFIG_HOME": str(home.parent)}
     )
     assert res.returncode == 0, res.stderr
 
 
 def test_a_credential_is_read_from_the_variable_it_names(tmp_path: Path) -> None:
-    path = write(tmp_path, '[profiles.p]\naccount_key = { env = "MY_KEY" }\n')
+    path = write_profile(tmp_path, '[profiles.p]\naccount_key = { env = "MY_KEY" }\n')
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MY_KEY", KEY)
         assert load_profile("p", path).defaults() == {"account_key": KEY}
@@ -128,14 +128,14 @@ def test_a_bad_file_is_refused_by_name(tmp_path: Path, text: str, needle: str) -
 
 
 def test_a_bad_file_is_one_line_exit_2_from_the_cli(tmp_path: Path) -> None:
-    write(tmp_path, f'[profiles.p]\nrepo_account_key = "{KEY}"\n')
-    res = run(tmp_path, "--profile", "p", "snapshots", "x")
+    write_profile(tmp_path, f'[profiles.p]\nrepo_account_key = "{KEY}"\n')
+    res = run_in(tmp_path, "--profile", "p", "snapshots", "x")
     assert res.returncode == 2 and "looks like a secret" in res.stderr
     assert KEY not in res.stderr and "Traceback" not in res.stderr
 
 
 def test_a_keyvault_reference_needs_its_sdk_or_says_why(tmp_path: Path) -> None:
-    path = write(
+    path = write_profile(
         tmp_path,
         '[profiles.p]\nsas_token = { keyvault = "https://kv-ops.vault.azure.net/secrets/s" }\n',
     )

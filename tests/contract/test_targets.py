@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.data import digest, long_name
 
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.storage.opener import StorageAuth
@@ -23,10 +24,6 @@ from amlport.storage.target import DIGEST_METADATA, LocalTarget, Target, TargetC
 
 MIB = 1 << 20
 BIG = 12 * MIB
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def meta(data: bytes) -> dict[str, str]:
@@ -71,15 +68,6 @@ class PatternStream(io.RawIOBase):
         self.sha.update(chunk)
         self.pos += n
         return n
-
-
-def long_name(length: int = 1024) -> str:
-    """A 1,024-character blob name in path segments a local file system accepts."""
-    segments: list[str] = []
-    while sum(len(s) + 1 for s in segments) < length:
-        segments.append(f"{len(segments):02d}" + "x" * 198)
-    name = "/".join(segments)
-    return name[: length - 4] + ".bin"
 
 
 ODD_NAMES = [

@@ -2,7 +2,7 @@
 
 - ``mlflow_server`` (session) -> ``str``: the tracking URI (``http://127.0.0.1:<port>``) of a
   real ``mlflow server`` (sqlite backend, local artifacts) started for the session and stopped
-  at its end (helpers in ``tests/mlflowserver.py``). Skipped when mlflow is not installed,
+  at its end (helpers in ``tests/helpers/mlflowserver.py``). Skipped when mlflow is not installed,
   unless ``CI`` is set: there it fails. Tests that use it are marked ``mlflow``.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import mlflowserver as ms
 import pytest
+from helpers import mlflowserver as ms
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import azurite as az
 import pytest
 import typer
 from azure.storage.blob import BlobServiceClient, RetentionPolicy
+from helpers import azurite as az
 from typer.testing import CliRunner
 
 from amlport.audit import AuditRequest, State, run_audit
@@ -53,7 +53,7 @@ def set_soft_delete(client: BlobServiceClient, days: int | None) -> None:
     client.set_service_properties(delete_retention_policy=policy)
 
 
-def audit(ws: az.LoadedWorkspace, auth: StorageAuth, url: str | None = None) -> AuditReport:
+def audit_account(ws: az.LoadedWorkspace, auth: StorageAuth, url: str | None = None) -> AuditReport:
     with open_source(url or ws.url, auth=auth) as source:
         request = AuditRequest(
             inventory=walk(source),
@@ -77,23 +77,23 @@ def test_soft_delete_finding_flips_with_the_service_property(
     messy: az.LoadedWorkspace, admin: BlobServiceClient
 ) -> None:
     set_soft_delete(admin, None)
-    off = rule(audit(messy, key(messy)), "AMLP-RES-002")
+    off = rule(audit_account(messy, key(messy)), "AMLP-RES-002")
     assert off.state is State.FAIL and "disabled" in off.outcome.message
     assert off.outcome.evidence == "data plane: get_service_properties"
 
     set_soft_delete(admin, 9)
-    on = rule(audit(messy, key(messy)), "AMLP-RES-002")
+    on = rule(audit_account(messy, key(messy)), "AMLP-RES-002")
     assert on.state is State.PASS and "9 days" in on.outcome.message
 
     set_soft_delete(admin, 3)
-    short = rule(audit(messy, key(messy)), "AMLP-RES-002")
+    short = rule(audit_account(messy, key(messy)), "AMLP-RES-002")
     assert short.state is State.FAIL and "only 3 days" in short.outcome.message
 
 
 def test_sku_comes_from_account_information_and_hygiene_from_the_walk(
     messy: az.LoadedWorkspace,
 ) -> None:
-    report = audit(messy, key(messy))
+    report = audit_account(messy, key(messy))
     sku = rule(report, "AMLP-RES-001")
     assert sku.state is State.PASS and "Standard_RAGRS" in sku.outcome.message  # Azurite's SKU
     assert sku.outcome.note and "failing over" in sku.outcome.note
@@ -108,14 +108,14 @@ def test_a_container_sas_cannot_read_service_properties_so_not_checked(
 ) -> None:
     blobstore = messy.containers[-1] if messy.containers[0] == "azureml" else messy.containers[0]
     sas = az.read_list_container_sas(messy.account, blobstore, expires_in=timedelta(hours=1))
-    report = audit(messy, StorageAuth(sas_token=sas), url=f"{messy.url}/{blobstore}")
+    report = audit_account(messy, StorageAuth(sas_token=sas), url=f"{messy.url}/{blobstore}")
     soft = rule(report, "AMLP-RES-002")
     assert soft.state is State.NOT_CHECKED, soft.outcome.message
     assert "get_service_properties failed" in soft.outcome.message
     assert sas.split("sig=")[-1][:10] not in soft.outcome.message
 
 
-def cli() -> typer.Typer:
+def audit_app() -> typer.Typer:
     app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
 
     @app.callback()
@@ -131,7 +131,7 @@ def test_cli_audits_a_live_account_and_never_prints_the_key(
 ) -> None:
     set_soft_delete(admin, None)
     args = ["audit", messy.url, "--connection-string", messy.account.connection_string, "--json"]
-    res = CliRunner().invoke(cli(), args, env={"COLUMNS": "200"}, catch_exceptions=False)
+    res = CliRunner().invoke(audit_app(), args, env={"COLUMNS": "200"}, catch_exceptions=False)
     assert res.exit_code == 5, res.stderr
     data: dict[str, Any] = json.loads(res.stdout)
     states = {

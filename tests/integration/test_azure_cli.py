@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import azurite as az
 import pytest
-from cliutil import amlport
+from helpers import azurite as az
+from helpers.cliutil import amlport
 
 pytestmark = pytest.mark.azurite
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
-import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -14,10 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import azurite as az
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import ContainerClient
+from helpers import azurite as az
+from helpers.data import assert_clean
+from helpers.rel_proxy import Fault, FaultProxy
 
 import amlport.storage.azure as azure_mod
 from amlport.errors import (
@@ -36,9 +37,6 @@ from amlport.storage.base import BlobInfo, Source
 from amlport.storage.local import LocalSource, load_descriptor_file
 from amlport.storage.opener import StorageAuth, open_source
 from amlport.storage.retry import FAST_RETRY
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from rel_proxy import Fault, FaultProxy
 
 pytestmark = pytest.mark.azurite
 
@@ -113,13 +111,6 @@ def key_auth(account: az.AzuriteAccount) -> StorageAuth:
 
 def listing(source: Source) -> set[tuple[str, str, int]]:
     return {(b.container, b.name, b.size) for b in source.list_blobs()}
-
-
-def assert_clean(text: str, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in text
-    assert "sig=" not in text
-    assert "AccountKey=" not in text
 
 
 def assert_clean_error(exc: AmlportError, *secrets: str) -> None:

@@ -8,7 +8,6 @@ its own. The target's contract (stat, writes, names, interruptions) is in
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import uuid
@@ -19,7 +18,6 @@ from types import SimpleNamespace
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-import azurite as az
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import RequestsTransport
@@ -30,6 +28,8 @@ from azure.storage.blob import (
     UserDelegationKey,
     generate_container_sas,
 )
+from helpers import azurite as az
+from helpers.data import assert_clean, digest
 
 import amlport.storage.azure_target as target_mod
 from amlport.errors import (
@@ -60,18 +60,8 @@ SOURCE_FILES: dict[str, bytes] = {
 }
 
 
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def copy_metadata(data: bytes) -> dict[str, str]:
     return {DIGEST_METADATA: digest(data), "amlport_source_account": "amlsrc"}
-
-
-def assert_clean(text: str, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in text
-    assert "sig=" not in text
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_backup_support import FIXTURES, WS, cli, copy_workspace, night
+from helpers.backup import FIXTURES, WS, cli, copy_workspace, night
 
 from amlport.backup import BackupRequest, run_backup
 from amlport.backup.catchall import ASSET_PREFIX, group_of

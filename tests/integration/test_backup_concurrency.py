@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from test_backup_support import WS, cli, cli_popen, objects_on_disk
+from helpers.backup import WS, cli, cli_popen, objects_on_disk
 
 from amlport.backup import BackupRequest, run_backup
 from amlport.bundle import Repository

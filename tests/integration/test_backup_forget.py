@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from test_backup_support import WS, cli, objects_on_disk, referenced
+from helpers.backup import WS, cli, objects_on_disk, referenced
 
 from amlport.backup import BackupRequest, run_backup
 from amlport.backup.forget import ForgetRequest, run_forget

@@ -18,11 +18,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import azurite as az
 import pytest
 import yaml
 from azure.storage.blob import ContainerClient
-from test_backup_support import MAPS, WS, cli, night, objects_on_disk, referenced
+from helpers import azurite as az
+from helpers.backup import MAPS, WS, cli, night, objects_on_disk, referenced
 
 from amlport.backup import BackupRequest, BackupResult, run_backup
 from amlport.bundle import Repository

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 WS = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces" / "v2-nyctaxi-nested"
 

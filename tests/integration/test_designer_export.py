@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 from amlport.bundle import Repository
 from amlport.export import ExportRequest, run_export

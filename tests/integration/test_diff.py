@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from test_backup_support import FIXTURES, WS, cli, copy_workspace
+from helpers.backup import FIXTURES, WS, cli, copy_workspace
 
 from amlport.backup import BackupRequest, run_backup
 from amlport.backup.compare import diff_specs, parse_spec

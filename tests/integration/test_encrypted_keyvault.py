@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import armreplay as ar
 import pytest
+from helpers import armreplay as ar
 
 from amlport.bundle import Repository, keys
 from amlport.errors import UsageError

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 REPO = Path(__file__).resolve().parents[2]
 DESIGNER = REPO / "fixtures" / "workspaces" / "designer-autoprice"

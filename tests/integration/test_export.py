@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 from amlport.bundle import Repository
 from amlport.export import ExportRequest, complete_previous, run_export

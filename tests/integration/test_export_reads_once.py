@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import azurite as az
 import pytest
-from cliutil import amlport
+from helpers import azurite as az
+from helpers.cliutil import amlport
 
 from amlport.backup.run import BackupRequest, BackupResult, run_backup
 from amlport.bundle import Repository

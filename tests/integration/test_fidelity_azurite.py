@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import azurite as az
 import pytest
 import yaml
+from helpers import azurite as az
 
 from amlport.export import ExportRequest, run_export
 from amlport.export.selection import INCLUDE_KINDS

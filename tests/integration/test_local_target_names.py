@@ -13,10 +13,10 @@ import json
 import os
 from pathlib import Path
 
-import azurite as az
 import pytest
 import yaml
-from test_backup_support import cli
+from helpers import azurite as az
+from helpers.backup import cli
 
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.storage.target import LocalTarget, UnwritableName, local_name_problem

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 from amlport.bundle import Repository
 from amlport.export import ExportRequest, run_export
@@ -215,7 +215,7 @@ def test_dev_qa_prod_provenance_keeps_both_hops(
 
 def test_unreachable_server_is_one_line_exit_2(dev_repo: Path, tmp_path: Path) -> None:
     pytest.importorskip("mlflow")
-    import mlflowserver
+    from helpers import mlflowserver
 
     uri = f"http://127.0.0.1:{mlflowserver.free_port()}"  # nothing listens there
     map_file = _write_map(tmp_path / "qa.yaml", _target("stqa04", "mlw-qa4", "q4"))

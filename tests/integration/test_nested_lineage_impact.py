@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 WS = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces"
 TRAIN = "a79bd916-2790-4202-89ed-fbdede3ccf1d"  # designer-autoprice: Train Model

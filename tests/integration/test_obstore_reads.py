@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import azurite as az
 import pytest
+from helpers import azurite as az
 
 import amlport.storage.objects as objects_mod
 from amlport.errors import AccessDenied, SourceNotFound, TransientStorageError

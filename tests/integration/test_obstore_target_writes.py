@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import azurite as az
 import pytest
 from azure.core.pipeline.transport import RequestsTransport
+from helpers import azurite as az
+from helpers.data import digest
 
 from amlport.errors import IntegrityError
 from amlport.model.workspace import WorkspaceDescriptor
@@ -34,10 +35,6 @@ from amlport.storage.target import DIGEST_METADATA, TargetConflict
 
 pytestmark = pytest.mark.azurite
 MIB = 1 << 20
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def md5_b64(data: bytes) -> str:

@@ -12,8 +12,8 @@ import hashlib
 import os
 import uuid
 
-import azurite as az
 import pytest
+from helpers import azurite as az
 
 from amlport.bundle.azure_store import AzureStore
 from amlport.bundle.location import open_store

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import azurite as az
 import pytest
+from helpers import azurite as az
 
 from amlport.lineage import build_graph
 from amlport.storage.opener import StorageAuth, open_source

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cliutil import manifest_of
-from test_backup_support import MAPS, WS, cli
+from helpers.backup import MAPS, WS, cli
+from helpers.cliutil import manifest_of
 
 from amlport.importers.base import ImportAction
 from amlport.importers.datastore import block_whole_assets, pointer_datastore

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import azurite as az
 import pytest
 import yaml
-from cliutil import amlport
+from helpers import azurite as az
+from helpers.cliutil import amlport
 
 from amlport.model import findings as F
 from amlport.storage.opener import StorageAuth, open_source

@@ -17,10 +17,10 @@ import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import azurite as az
 import pytest
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-from cliutil import amlport
+from helpers import azurite as az
+from helpers.cliutil import amlport
 
 pytestmark = pytest.mark.azurite
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_backup_support import FIXTURES, MAPS, WS, cli
+from helpers.backup import FIXTURES, MAPS, WS, cli
 
 from amlport.backup import BackupRequest, run_backup
 from amlport.backup.check import CheckReport, check_lineage

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_backup_support import MAPS, WS, cli
+from helpers.backup import MAPS, WS, cli
 
 from amlport.backup import BackupRequest, run_backup
 from amlport.bundle import Repository

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_backup_support import MAPS, WS, cli
+from helpers.backup import MAPS, WS, cli
 
 from amlport.bundle.location import as_location, is_remote
 from amlport.errors import UsageError

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cliutil import amlport
+from helpers.cliutil import amlport
 
 from amlport.bundle import Repository
 from amlport.errors import UsageError
 from amlport.export import ExportRequest
 from amlport.importing import ImportRequest, run_import
 from amlport.importing.engine import load_mapping
-from amlport.importing.promote import run_promote
+from amlport.promote import run_promote
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.storage.guard import (
     GuardClosed,
@@ -41,7 +41,7 @@ QA = ROOT / "tests" / "integration" / "maps" / "qa.yaml"
 STDOUT_LOG = "ExperimentRun/dcid.09deaf1f-e093-4b54-9e6e-4207b4b2e500/logs/azureml/stdoutlogs.txt"
 
 
-def tree(root: Path) -> dict[str, bytes | None]:
+def state_of(root: Path) -> dict[str, bytes | None]:
     """Every path under ``root`` (folders as None) with its bytes: the whole state."""
     if not root.exists():
         return {}
@@ -104,13 +104,13 @@ def test_dry_run_writes_nothing_into_a_read_only_target(
     command: str, policy: str, repo: Path, workspace: Path, restored: Path
 ) -> None:
     (restored / "azureml" / STDOUT_LOG).write_bytes(b"changed since\n")  # a conflict to plan
-    before = tree(restored)
+    before = state_of(restored)
     args = _writing_commands(repo, workspace, restored)[command]
     for _ in read_only(restored):
         done = amlport(*args, "--dry-run", "--on-conflict", policy)
     assert done.returncode in (0, 1), done.stderr
     assert "Traceback" not in done.stderr
-    assert tree(restored) == before
+    assert state_of(restored) == before
 
 
 @pytest.mark.parametrize("command", ["import", "restore", "promote"])
@@ -141,8 +141,9 @@ def test_the_guard_of_a_dry_run_import_lets_nothing_through(repo: Path, tmp_path
         latest = store.load_snapshot(store.list_snapshots()[-1].id)
     documents = sum(1 for a in latest.assets if a.attrs.get("designer_document"))
     assert documents >= 1
-    # + containers + the import record + the documents, all under amlport's own prefix
-    assert live.writes == result.counts["create"] + 2 + documents
+    # + containers + the import record + the identity record + the documents, all under
+    # amlport's own prefix
+    assert live.writes == result.counts["create"] + 3 + documents
 
 
 def test_the_guard_of_a_dry_run_promote_lets_nothing_through(
@@ -236,18 +237,18 @@ def test_promote_into_its_own_source_is_refused(
         "symlink": str(link),
         "inside": str(workspace / "azureml" / "sub"),
     }[spelling]
-    before = tree(workspace)
+    before = state_of(workspace)
     done = amlport("promote", str(workspace), "--to", to, "--map", str(QA))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "never writes into what it reads" in " ".join(done.stderr.split())
-    assert tree(workspace) == before
+    assert state_of(workspace) == before
 
 
 def test_import_into_the_repository_is_refused(repo: Path, tmp_path: Path) -> None:
-    before = tree(repo)
+    before = state_of(repo)
     done = amlport("import", str(repo), "--to", str(repo / "t"), "--map", str(QA))
     assert done.returncode == 2, done.stderr
-    assert tree(repo) == before
+    assert state_of(repo) == before
 
 
 @pytest.mark.parametrize("command", ["backup", "export"])
@@ -258,12 +259,12 @@ def test_a_repository_in_the_source_is_refused(command: str, where: str, workspa
         "same": workspace,
         "container": workspace / "azureml" / "r",
     }[where]
-    before = tree(workspace)
+    before = state_of(workspace)
     flag = "--repo" if command == "backup" else "--to"
     done = amlport(command, str(workspace), flag, str(repo))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "repository" in done.stderr and "Traceback" not in done.stderr
-    assert tree(workspace) == before
+    assert state_of(workspace) == before
 
 
 # --- conflicts -----------------------------------------------------------------------------
@@ -314,13 +315,13 @@ def test_check_read_only_reports_a_missing_blob_and_does_not_restore_it(
     repo: Path, restored: Path
 ) -> None:
     (restored / "azureml" / STDOUT_LOG).unlink()
-    before = tree(restored)
+    before = state_of(restored)
     args = ("restore", str(repo), "latest", "--to", str(restored), "--map", str(QA))
     done = amlport(*args, "--check", "--read-only")
     assert done.returncode == 4, done.stdout + done.stderr
     assert f"missing in the target: azureml/{STDOUT_LOG}" in done.stdout
     assert "nothing written" in done.stdout
-    assert tree(restored) == before
+    assert state_of(restored) == before
 
     repaired = amlport(*args, "--check")  # without --read-only the restore repairs it
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import azurite as az
 import pytest
 import yaml
-from cliutil import amlport
+from helpers import azurite as az
+from helpers.cliutil import amlport
 
 pytestmark = pytest.mark.azurite
 BLOBSTORE = "azureml-blobstore-77777777-1111-2222-3333-444444444444"

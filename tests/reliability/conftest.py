@@ -8,16 +8,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-import azurite as az
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # rel_* helpers, corpus/
-
-from rel_azurite import PrivateAzurite, start_private
+from helpers import azurite as az
+from helpers.rel_azurite import PrivateAzurite, start_private
 
 ACCOUNTS = ["relthrottle", "relnames", "relreadonly", "relreadonly2", "relexit"]
 

@@ -12,22 +12,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import azurite as az
 import pytest
-from cliutil import manifest_of
-from corpus.cases import CASES, ODD_NAMES, Case, long_name
-from rel_azurite import PrivateAzurite
-from rel_workspace import (
+from helpers import azurite as az
+from helpers.cliutil import manifest_of
+from helpers.corpus_cases import CASES, ODD_NAMES, Case, long_name
+from helpers.rel_azurite import PrivateAzurite
+from helpers.rel_workspace import (
     ARTIFACTS,
     TRACEBACK,
     Workspace,
     all_bytes_under,
-    amlport,
     assert_clean_failure,
-    cli,
     finding_messages,
     manifest_paths,
     new_workspace,
+)
+from helpers.rel_workspace import (
+    run_in_process as cli,
+)
+from helpers.rel_workspace import (
+    run_measured as amlport,
 )
 
 MAX_RSS_MB = 250

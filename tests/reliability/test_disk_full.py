@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cliutil import stored_snapshots
+from helpers.cliutil import stored_snapshots
 
 resource = pytest.importorskip("resource")
 

@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import azurite as az
 import pytest
 import yaml
-from cliutil import (
+from helpers import azurite as az
+from helpers.cliutil import (
     format1_file,
     init_format1,
     object_file,
@@ -34,20 +34,26 @@ from cliutil import (
     root_file,
     stored_snapshots,
 )
-from rel_proxy import Fault, FaultProxy
-from rel_workspace import (
+from helpers.rel_proxy import Fault, FaultProxy
+from helpers.rel_workspace import (
     INTERNAL,
     TRACEBACK,
     Ran,
     Workspace,
-    amlport,
-    cli,
     error_lines,
     filled_map,
     finish,
     new_workspace,
     start,
 )
+from helpers.rel_workspace import (
+    run_in_process as cli,
+)
+from helpers.rel_workspace import (
+    run_measured as amlport,
+)
+
+from amlport.bundle import Repository
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MESSY = REPO_ROOT / "fixtures" / "workspaces" / "messy"
@@ -92,6 +98,13 @@ def _flip(repo: Path, *, piece: bool = False) -> None:
     data = bytearray(obj.read_bytes())
     data[0] ^= 1
     obj.write_bytes(bytes(data))
+
+
+def _flipped_path(e: Env) -> str:
+    """The snapshot path of the file whose object ``_flip`` damaged in ``e.damaged``."""
+    digest = max(pieces(e.repo)[0])
+    with Repository.open(e.repo) as r:
+        return next(f.path for f in r.load_snapshot(e.snapshot).files if f.digest == digest)
 
 
 def _hostile(archive: Path, out: Path) -> Path:
@@ -171,7 +184,7 @@ VICTIM = "ExperimentRun/dcid.r9/outputs/weights.bin"
 
 @pytest.fixture(scope="module")
 def faulty(rel_emulator: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
-    from rel_azurite import PrivateAzurite
+    from helpers.rel_azurite import PrivateAzurite
 
     assert isinstance(rel_emulator, PrivateAzurite)
     ws = new_workspace(tmp_path_factory.mktemp("faulty") / "ws", "relexit")
@@ -284,6 +297,16 @@ CASES = [
                                                "--map", str(e.clean.root / "workspace.yaml"))),
     Case("import", 4, "damaged-snapshot", lambda e, r: ("import", str(e.damaged), "--to",
                                                         e.fresh("t"), "--map", str(e.map_file))),
+    # ls and dump (issue 21): browse and extract a snapshot; a PATH it does not hold is a
+    # usage error, a damaged snapshot or object an integrity failure.
+    Case("ls", 0, "listed", lambda e, r: ("ls", f"{e.repo}@{e.snapshot[:12]}", "-l")),
+    Case("ls", 2, "no-such-path", lambda e, r: ("ls", str(e.repo), "files/no/such")),
+    Case("ls", 4, "damaged-manifest", lambda e, r: ("ls", str(e.bad_manifest))),
+    Case("dump", 0, "written", lambda e, r: ("dump", f"{e.repo}@latest", _flipped_path(e),
+                                             "-o", e.fresh("dumped"))),
+    Case("dump", 2, "not-in-snapshot", lambda e, r: ("dump", str(e.repo), "files/no/such")),
+    Case("dump", 4, "flipped-byte", lambda e, r: ("dump", str(e.damaged), _flipped_path(e),
+                                                  "-o", e.fresh("dumped"))),
 ]  # fmt: skip
 INTERRUPTED = ["scan", "export"]
 

@@ -15,24 +15,26 @@ import os
 import time
 from pathlib import Path
 
-import azurite as az
 import pytest
-from cliutil import manifest_of
-from rel_azurite import PrivateAzurite, start_private
-from rel_proxy import Fault, FaultProxy
-from rel_workspace import (
+from helpers import azurite as az
+from helpers.cliutil import manifest_of
+from helpers.rel_azurite import PrivateAzurite, start_private
+from helpers.rel_proxy import Fault, FaultProxy
+from helpers.rel_workspace import (
     ARTIFACTS,
     BLOBSTORE,
     OUTAGE_PARTS,
     TRACEBACK,
     Workspace,
-    amlport,
     error_lines,
     finish,
     manifest_paths,
     new_workspace,
     outage_workspace,
     start,
+)
+from helpers.rel_workspace import (
+    run_measured as amlport,
 )
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]

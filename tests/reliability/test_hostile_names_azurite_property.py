@@ -24,10 +24,10 @@ import string
 from collections.abc import Iterator
 from pathlib import Path
 
-import azurite as az
 import pytest
 import yaml
-from cliutil import amlport
+from helpers import azurite as az
+from helpers.cliutil import amlport
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -57,7 +57,7 @@ _PLAIN = string.ascii_letters + string.digits + "-_.()é#%?=&"
 
 
 @st.composite
-def hostile_name(draw: st.DrawFn) -> str:
+def hostile_blob_name(draw: st.DrawFn) -> str:
     parts = draw(
         st.lists(
             st.one_of(st.sampled_from(_PIECES), st.text(_PLAIN, min_size=1, max_size=8)),
@@ -158,7 +158,7 @@ def _map(template: Path, out: Path, account: str, blobs: str, artifacts: str) ->
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(names=st.lists(hostile_name(), min_size=1, max_size=3))
+@given(names=st.lists(hostile_blob_name(), min_size=1, max_size=3))
 @example(
     names=[
         "x[/]y.txt",

@@ -25,7 +25,7 @@ import string
 from pathlib import Path
 
 import pytest
-from cliutil import amlport
+from helpers.cliutil import amlport
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

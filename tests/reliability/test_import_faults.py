@@ -11,15 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-from cliutil import manifest_of, object_file
-from rel_workspace import (
+from helpers.cliutil import manifest_of, object_file
+from helpers.rel_workspace import (
     Workspace,
-    amlport,
     assert_clean_failure,
     filled_map,
     finish,
     new_workspace,
     start,
+)
+from helpers.rel_workspace import (
+    run_measured as amlport,
 )
 
 pytestmark = [pytest.mark.slow]

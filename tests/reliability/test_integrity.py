@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cliutil import (
+from helpers.cliutil import (
     format1_file,
     init_format1,
     manifest_of,
@@ -41,8 +41,8 @@ from cliutil import (
     root_file,
     stored_snapshots,
 )
-from rel_workspace import Ran, assert_clean_failure, error_lines, new_workspace
-from rel_workspace import cli as amlport
+from helpers.rel_workspace import Ran, assert_clean_failure, error_lines, new_workspace
+from helpers.rel_workspace import run_in_process as amlport
 
 from amlport.bundle.codec import PLAIN
 from amlport.bundle.envelope import has_magic

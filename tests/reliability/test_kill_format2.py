@@ -11,7 +11,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from rel_workspace import Workspace, amlport, finish, new_workspace, start
+from helpers.rel_workspace import Workspace, finish, new_workspace, start
+from helpers.rel_workspace import run_measured as amlport
 
 from amlport.bundle import Repository
 from amlport.model.manifest import FileEntry, Manifest, format_time

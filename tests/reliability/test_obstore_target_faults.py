@@ -9,14 +9,14 @@ is committed whole; a fault that outlasts the retries leaves nothing behind and 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator
 
-import azurite as az
 import pytest
-from rel_proxy import Fault, FaultProxy
+from helpers import azurite as az
+from helpers.data import digest
+from helpers.rel_proxy import Fault, FaultProxy
 
 from amlport.errors import ExitCode, TransientStorageError
 from amlport.model.workspace import WorkspaceDescriptor
@@ -28,10 +28,6 @@ from amlport.storage.target import DIGEST_METADATA
 pytestmark = pytest.mark.azurite
 MIB = 1 << 20
 RETRY = RetryConfig(total=2, connect_total=1, initial_backoff=0.2, increment_base=1.0, jitter=0)
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def busy_on(paths: dict[str, int]) -> object:

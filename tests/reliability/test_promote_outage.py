@@ -12,10 +12,10 @@ import json
 import time
 from pathlib import Path
 
-import azurite as az
 import pytest
-from rel_azurite import start_private
-from rel_workspace import (
+from helpers import azurite as az
+from helpers.rel_azurite import start_private
+from helpers.rel_workspace import (
     OUTAGE_PARTS,
     TRACEBACK,
     finish,

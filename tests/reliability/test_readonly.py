@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import azurite as az
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient
-from rel_azurite import PrivateAzurite
-from rel_workspace import cli as amlport
+from helpers import azurite as az
+from helpers.rel_azurite import PrivateAzurite
+from helpers.rel_workspace import run_in_process as amlport
 
 from amlport.errors import ReadOnlyViolation
 from amlport.storage.azure import open_azure_source

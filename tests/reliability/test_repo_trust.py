@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 import zstandard
-from cliutil import manifest_of, object_file
-from rel_workspace import Ran, assert_clean_failure, new_workspace, small_backup
-from rel_workspace import amlport as subprocess_cli
-from rel_workspace import cli as amlport
+from helpers.cliutil import manifest_of, object_file
+from helpers.rel_workspace import Ran, assert_clean_failure, new_workspace, small_backup
+from helpers.rel_workspace import run_in_process as amlport
+from helpers.rel_workspace import run_measured as subprocess_cli
 from test_integrity import _extra, _members, _rehashed, _snapshot_id, _tree, _write
 
 from amlport.bundle import Repository

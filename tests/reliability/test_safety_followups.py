@@ -15,10 +15,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cliutil import manifest_of, only_snapshot
-from rel_workspace import ARTIFACTS, assert_clean_failure, new_workspace, small_backup
-from rel_workspace import amlport as subprocess_cli
-from rel_workspace import cli as amlport
+from helpers.cliutil import manifest_of, only_snapshot
+from helpers.rel_workspace import ARTIFACTS, assert_clean_failure, new_workspace, small_backup
+from helpers.rel_workspace import run_in_process as amlport
+from helpers.rel_workspace import run_measured as subprocess_cli
 
 DEEP = 30_000  # brackets: far past the interpreter's recursion limit, under 64 KiB
 
@@ -119,7 +119,7 @@ def test_a_symlinked_folder_in_a_repository_is_refused(
 def test_restore_from_a_repository_with_a_symlinked_object_folder_writes_nothing(
     repo: Path, tmp_path: Path
 ) -> None:
-    from rel_workspace import filled_map
+    from helpers.rel_workspace import filled_map
 
     qa = filled_map(repo, tmp_path / "qa.yaml")
     fan = sorted(p.name for p in (repo / "objects" / "sha256").iterdir())[0]
@@ -161,7 +161,7 @@ def test_a_file_name_that_is_not_utf8_is_a_warning_not_an_internal_error(tmp_pat
 
 
 def test_promote_refuses_a_map_made_for_another_workspace(tmp_path: Path) -> None:
-    from rel_workspace import filled_map
+    from helpers.rel_workspace import filled_map
 
     dev = new_workspace(tmp_path / "dev", account="stdev")
     other = new_workspace(tmp_path / "other", account="stother")
@@ -187,7 +187,7 @@ def test_yaml_and_mlmodel_naming_an_unmapped_datastore_are_blocked(tmp_path: Pat
     it by name, so a v2 YAML and an MLmodel naming it were written and pointed at data the
     import had not restored. One rule now decides both: they are blocked with their asset."""
     import yaml
-    from rel_workspace import BLOBSTORE, filled_map
+    from helpers.rel_workspace import BLOBSTORE, filled_map
 
     ws = new_workspace(tmp_path / "ws")
     data = "training-data"
@@ -223,7 +223,7 @@ def test_outputs_inside_the_repository_read_are_refused(repo: Path, tmp_path: Pa
     """``pack -o`` and ``map init -o`` read a repository: a file written inside it (however
     spelled) is refused like one inside a scanned source, and so is an ``--emit-assets``
     folder, before the import writes anything."""
-    from rel_workspace import filled_map
+    from helpers.rel_workspace import filled_map
 
     qa = filled_map(repo, tmp_path / "qa.yaml")
     snap = only_snapshot(repo)

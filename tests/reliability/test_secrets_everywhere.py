@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
-from rel_workspace import BLOBSTORE, Workspace, cli, new_workspace
+from helpers.rel_workspace import BLOBSTORE, Workspace, new_workspace
+from helpers.rel_workspace import run_in_process as cli
 
 from amlport.bundle import Repository
 from amlport.errors import AmlportError, ParseError

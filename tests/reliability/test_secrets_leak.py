@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from helpers.rel_proxy import Fault, FaultProxy
+from helpers.rel_workspace import BLOBSTORE, Ran, Workspace, new_workspace
+from helpers.rel_workspace import run_in_process as cli
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from rel_proxy import Fault, FaultProxy
-from rel_workspace import BLOBSTORE, Ran, Workspace, cli, new_workspace
 
 ACCOUNT = "relsecretsacct"
 _B64 = string.ascii_letters + string.digits + "+/"

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+from helpers.rel_workspace import new_workspace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rel_workspace import new_workspace
 
 from amlport import secrets
 from amlport.errors import SourceError

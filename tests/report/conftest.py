@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import reportutil`
-
-from cliutil import amlport
-from reportutil import CONDA_ENV, FIXTURE, start_chromium
+from helpers.cliutil import amlport
+from helpers.reportutil import CONDA_ENV, FIXTURE, start_chromium
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reportutil import FIXTURE, ROOT
+from helpers.reportutil import FIXTURE, ROOT
 
 
 def test_demo_backs_up_changes_diffs_restores_audits_and_writes_the_report(

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cliutil import amlport
-from reportutil import FIXTURE, SHOTS
+from helpers.cliutil import amlport
+from helpers.reportutil import FIXTURE, SHOTS
 
 from amlport.lineage import build_graph
 from amlport.storage.local import LocalSource

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from cliutil import amlport
-from reportutil import FIXTURE, ROOT
+from helpers.cliutil import amlport
+from helpers.reportutil import FIXTURE, ROOT
 
 from amlport.lineage import build_graph
 from amlport.report.html import CYTOSCAPE_VERSION, script_json, text

@@ -7,10 +7,9 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-import jsonschema
 import pytest
+from helpers.sarif import SCHEMA, validate_sarif
 from rich.console import Console
 
 from amlport.audit import AuditRequest, State, run_audit
@@ -27,20 +26,7 @@ from amlport.walk import walk
 REPO = Path(__file__).resolve().parents[2]
 ARM = REPO / "fixtures" / "arm"
 MESSY = REPO / "fixtures" / "workspaces" / "messy"
-SCHEMA = Path(__file__).with_name("sarif-schema-2.1.0.json")
 HIGH = Severity.HIGH
-
-
-@cache
-def sarif_validator() -> jsonschema.Draft4Validator:
-    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.Draft4Validator.check_schema(schema)
-    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
-
-
-def validate_sarif(doc: Any) -> None:
-    errors = sorted(sarif_validator().iter_errors(doc), key=lambda e: list(e.path))
-    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
 
 
 @cache

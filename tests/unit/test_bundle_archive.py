@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_bundle_support import (
+from helpers.bundle import (
     at,
     manifest,
     new_repo,

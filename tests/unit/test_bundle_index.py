@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers.bundle import SOURCE, index_text, new_repo, plain_only, sha
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bundle_support import SOURCE, index_text, new_repo, plain_only, sha
 
 from amlport.bundle import Repository
 from amlport.errors import UsageError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -10,26 +9,16 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_bundle_support import manifest, new_repo, snapshot
+from helpers import TESTS
+from helpers.bundle import new_repo, snapshot
+from helpers.stores import place_of, plant_lock
 
 from amlport.bundle import Repository, RepositoryLocked
 from amlport.errors import ExitCode, UsageError
-from amlport.model.manifest import format_time
-
-
-def plant_lock(
-    repo: Repository, *, pid: int, host: str, age: timedelta, exclusive: bool = True
-) -> Path:
-    when = format_time(datetime.now(timezone.utc) - age)
-    path = repo.path / "locks" / "planted.json"
-    data = {"exclusive": exclusive, "pid": pid, "hostname": host, "created": when,
-            "refreshed": when}  # fmt: skip
-    path.write_text(json.dumps(data))
-    return path
 
 
 def dead_pid() -> int:
@@ -99,24 +88,24 @@ def test_lock_of_a_dead_process_on_this_host_is_taken_over(tmp_path: Path) -> No
     warnings: list[str] = []
     repo = new_repo(tmp_path, on_warning=warnings.append)
     pid = dead_pid()
-    planted = plant_lock(repo, pid=pid, host=socket.gethostname(), age=timedelta(seconds=5))
+    key = plant_lock(place_of(repo), pid=pid, host=socket.gethostname(), age=timedelta(seconds=5))
     with repo.lock(exclusive=True):
-        assert not planted.exists()
+        assert not (repo.path / key).exists()
     assert len(warnings) == 1 and "stale" in warnings[0] and f"pid {pid}" in warnings[0]
 
 
 def test_old_lock_from_another_host_is_stale_fresh_one_is_not(tmp_path: Path) -> None:
     warnings: list[str] = []
     repo = new_repo(tmp_path, on_warning=warnings.append)
-    plant_lock(repo, pid=1, host="backup-vm-7", age=timedelta(minutes=5))
+    plant_lock(place_of(repo), pid=1, host="backup-vm-7", age=timedelta(minutes=5))
     with pytest.raises(RepositoryLocked, match="backup-vm-7"), repo.lock(exclusive=True):
         pass
-    plant_lock(repo, pid=1, host="backup-vm-7", age=timedelta(hours=2))
+    plant_lock(place_of(repo), pid=1, host="backup-vm-7", age=timedelta(hours=2))
     with repo.lock(exclusive=True):
         pass
     assert "backup-vm-7" in warnings[0]
     assert repo.locks() == []
-    plant_lock(repo, pid=1, host="backup-vm-7", age=timedelta(minutes=5))
+    plant_lock(place_of(repo), pid=1, host="backup-vm-7", age=timedelta(minutes=5))
     with repo.lock(exclusive=True, stale_after=timedelta(minutes=1)):
         pass  # the caller decides how old is too old
 
@@ -133,27 +122,8 @@ def test_unreadable_lock_file_counts_as_exclusive_until_old(tmp_path: Path) -> N
         assert not junk.exists()
 
 
-def test_a_long_run_keeps_its_lock_fresh(tmp_path: Path) -> None:
-    holder = new_repo(tmp_path)
-    other = Repository.open(holder.path)
-    short = timedelta(seconds=0.3)
-    with holder.lock(exclusive=False, stale_after=short):
-        time.sleep(1.0)  # several stale periods: only the background refresh saves it
-        with pytest.raises(RepositoryLocked), other.lock(exclusive=True, stale_after=short):
-            pass
-
-
-def test_a_lock_taken_over_as_stale_stops_the_writer(tmp_path: Path) -> None:
-    warnings: list[str] = []
-    repo = new_repo(tmp_path, on_warning=warnings.append)
-    m = manifest(repo, {"files/a": b"a"})
-    with repo.lock(exclusive=False) as held:
-        held.path.unlink()  # what another process does to a lock it judged stale
-        held.refresh()
-        assert held.lost and "removed by another process" in warnings[-1]
-        with pytest.raises(RepositoryLocked, match="lost"):
-            repo.write_snapshot(m)
-    assert repo.list_snapshots() == []
+# A long run keeping its lock fresh, and a writer whose lock was taken over as stale: the
+# repository-store contract (tests/contract/test_repository_store.py), local and Azure.
 
 
 def test_concurrent_threads_writing_snapshots_do_not_corrupt(tmp_path: Path) -> None:
@@ -212,8 +182,7 @@ _WORKER = textwrap.dedent(
     """
     import sys
     from amlport.bundle import Repository
-    sys.path.insert(0, sys.argv[3])
-    from test_bundle_support import snapshot
+    from helpers.bundle import snapshot
     repo = Repository.open_or_init(sys.argv[1])
     with repo.lock(exclusive=False):
         for i in range(5):
@@ -225,9 +194,10 @@ _WORKER = textwrap.dedent(
 
 def test_concurrent_processes_initialise_and_write_one_repository(tmp_path: Path) -> None:
     root = tmp_path / "repo"  # does not exist yet: every process races to create it
-    here = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}  # `helpers` in the worker processes
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, str(root), str(n), here]) for n in range(4)
+        subprocess.Popen([sys.executable, "-c", _WORKER, str(root), str(n)], env=env)
+        for n in range(4)
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     repo = Repository.open(root)

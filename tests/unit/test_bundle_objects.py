@@ -14,9 +14,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from helpers.bundle import new_repo, plain_only, sha
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bundle_support import new_repo, plain_only, sha
 
 from amlport.bundle import Repository
 from amlport.bundle.objects import MAX_CHUNK_SIZE

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.bundle import OTHER_SOURCE, T0, at, new_repo, sha, snapshot, snapshot_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bundle_support import OTHER_SOURCE, T0, at, new_repo, sha, snapshot, snapshot_file
 
 from amlport.bundle import RetentionPolicy, SnapshotInfo, plan_forget
 from amlport.errors import UsageError

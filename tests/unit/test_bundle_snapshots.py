@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_bundle_support import (
+from helpers.bundle import (
     OTHER_SOURCE,
     SOURCE,
     at,

@@ -1,106 +1,11 @@
-"""Shared builders for the bundle tests (imported by the other test_bundle_* modules).
-
-Lives in a ``test_``-named module so it sits with the suites that use it; it holds no tests
-apart from a check that the builders produce a manifest the repository accepts.
-"""
+"""The bundle test builders (``tests/helpers/bundle.py``) make a manifest the repository accepts."""
 
 from __future__ import annotations
 
-import io
-import sys
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
-import pytest
-import zstandard
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, in worker processes too
-from encrypted_mode import ENCRYPTED
-from encrypted_mode import sha as sha  # the names tests predict (keyed when encrypted)
-
-from amlport.bundle import Repository
-from amlport.model.manifest import AssetEntry, FileEntry, Manifest, format_time
-
-SOURCE: dict[str, Any] = {
-    "account": "azmlautoprice5241",
-    "endpoint": "core.windows.net",
-    "workspace": "autoprice-dev",
-    "containers": {"blobstore": "azureml-blobstore-bfe051f9", "artifacts": "azureml"},
-    "datastores": {
-        "workspaceblobstore": "azureml-blobstore-bfe051f9",
-        "workspaceartifactstore": "azureml",
-    },
-}
-OTHER_SOURCE: dict[str, Any] = {**SOURCE, "account": "azmlother0001", "workspace": "other"}
-T0 = datetime(2024, 3, 1, 2, 0, tzinfo=timezone.utc)
-
-
-plain_only = pytest.mark.skipif(
-    ENCRYPTED, reason="about the stored bytes of an unencrypted repository"
-)
-
-
-def at(days: float = 0, hours: float = 0) -> str:
-    """An ISO time ``days``/``hours`` after T0 (a Friday, 02:00 UTC)."""
-    return format_time(T0 + timedelta(days=days, hours=hours))
-
-
-def new_repo(tmp_path: Path, name: str = "repo", **kw: Any) -> Repository:
-    return Repository.init(tmp_path / name, **kw)
-
-
-def index_text(path: Path) -> str:
-    """An index file's JSON, whether zstd-compressed (format 2) or plain (format 1)."""
-    raw = path.read_bytes()
-    if raw[:4] == b"\x28\xb5\x2f\xfd":
-        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
-    return raw.decode("utf-8")
-
-
-def snapshot_file(repo: Repository, sid: str) -> Path:
-    """The stored file of a snapshot: a format-1 manifest or a format-2 root."""
-    return repo.snapshots.path(sid)
-
-
-def store(repo: Repository, contents: dict[str, bytes]) -> list[FileEntry]:
-    """Put each content into the repository; a FileEntry per bundle path."""
-    entries = []
-    for path, data in contents.items():
-        digest = repo.put_bytes(data)
-        original = {"datastore": "workspaceblobstore", "path": path.split("/", 1)[-1]}
-        entries.append(FileEntry(path, digest, len(data), original=original))
-    return entries
-
-
-def manifest(
-    repo: Repository,
-    contents: dict[str, bytes],
-    *,
-    source: dict[str, Any] | None = None,
-    created: str = "",
-    tags: tuple[str, ...] = (),
-) -> Manifest:
-    files = store(repo, contents)
-    assets = [AssetEntry("model", "m", "model:m", files=[files[0].path])] if files else []
-    return Manifest(
-        source=dict(source or SOURCE),
-        created=created,
-        tags=list(tags),
-        selection={"select": ["model:m"]},
-        assets=assets,
-        files=files,
-    )
-
-
-def snapshot(repo: Repository, contents: dict[str, bytes], **kw: Any) -> str:
-    with repo.lock(exclusive=False):
-        return repo.write_snapshot(manifest(repo, contents, **kw))
-
-
-def tree(root: Path) -> set[str]:
-    """Every path under ``root`` (to prove nothing was written somewhere)."""
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+from helpers.bundle import *  # noqa: F403  alias for tests written before issue 23 moved the builders
+from helpers.bundle import new_repo, snapshot
 
 
 def test_builders_make_a_snapshot_that_verifies(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_bundle_support import manifest, sha
+from helpers.bundle import manifest, sha
 
 from amlport.bundle import Repository, crypto, envelope, keys
 from amlport.bundle.crypto import KeyRequired

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from walkfacts import scanned
+from helpers.walkfacts import scanned
 
 from amlport.lineage.designer import (
     NotAPipeline,

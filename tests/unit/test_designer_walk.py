@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from walkfacts import REPO, WORKSPACES, scanned
+from fixturegen import designer_history as H
+from fixturegen.designer import STEPS, PipelineIds
+from helpers.walkfacts import WORKSPACES, scanned
 
 from amlport.lineage import build_graph
 from amlport.lineage.graph import loc_id, run_id
@@ -21,10 +22,6 @@ from amlport.model.inventory import Loc
 from amlport.storage.local import LocalSource
 from amlport.walk import walk
 from amlport.walk.logs import read_log
-
-sys.path.insert(0, str(REPO / "fixtures"))
-from fixturegen import designer_history as H
-from fixturegen.designer import STEPS, PipelineIds
 
 PARENT = "a186e29d-388b-46bb-b111-726e328be005"
 TRAIN = "a79bd916-2790-4202-89ed-fbdede3ccf1d"

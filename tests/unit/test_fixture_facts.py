@@ -7,7 +7,7 @@ reference's facts (storage layout §2 to §3, §7), not the walker's output copi
 from __future__ import annotations
 
 import pytest
-from walkfacts import scanned
+from helpers.walkfacts import scanned
 
 from amlport.lineage.graph import loc_id, run_id
 from amlport.model import findings as F

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers.data import tree_bytes
+
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "fixtures" / "generate.py"
 WORKSPACES = ROOT / "fixtures" / "workspaces"
@@ -22,10 +24,6 @@ def run_generator(*args: str | Path) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
     )
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def pipeline_parents(workspace: Path) -> dict[str, list[str]]:

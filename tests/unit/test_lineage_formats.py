@@ -9,7 +9,7 @@ import uuid
 
 import networkx as nx
 import pytest
-from walkfacts import REPO, scanned
+from helpers.walkfacts import REPO, scanned
 
 from amlport.lineage.formats import FORMATS, render
 from amlport.lineage.graph import EDGE_KINDS, NODE_KINDS

@@ -179,7 +179,7 @@ def test_control_characters_in_names_are_refused() -> None:
 def test_an_unfilled_map_init_template_names_every_placeholder() -> None:
     from amlport.importing import mapinit
 
-    placeholders = mapinit.template.__code__.co_consts  # the template's own spelling
+    placeholders = mapinit.template_of.__code__.co_consts  # the template's own spelling
     assert "<target storage account>" in placeholders
     doc = copy.deepcopy(GOOD_MAP)
     doc["target"].update(

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.walkfacts import WORKSPACES, scanned
 from jsonschema import Draft202012Validator
-from walkfacts import WORKSPACES, scanned
 
 from amlport.lineage import build_graph
 from amlport.lineage.formats import OPENLINEAGE_SCHEMA, render

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from helpers.bundle import SOURCE, at, manifest, new_repo, sha, snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bundle_support import SOURCE, at, manifest, new_repo, sha, snapshot
 
 from amlport.bundle import Repository, envelope, trees
 from amlport.bundle.codec import META_DOMAIN, PLAIN
@@ -35,7 +35,7 @@ def big_manifest(repo: Repository, n: int, *, changed: int | None = None, create
     return Manifest(source=dict(SOURCE), files=files, assets=assets, created=created)
 
 
-def objects_on_disk(repo: Repository) -> dict[str, int]:
+def stored_sizes(repo: Repository) -> dict[str, int]:
     return {d: repo.objects.size(d) or 0 for d in repo.objects.iter_digests()}
 
 
@@ -46,10 +46,10 @@ def root_size(repo: Repository, sid: str) -> int:
 def test_an_unchanged_snapshot_adds_one_small_root_and_no_object(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     first = repo.write_snapshot(big_manifest(repo, 5000, created=at(0)))
-    before = objects_on_disk(repo)
+    before = stored_sizes(repo)
     second = repo.write_snapshot(big_manifest(repo, 5000, created=at(1)))
     assert second != first
-    assert objects_on_disk(repo) == before  # every piece and data object is shared
+    assert stored_sizes(repo) == before  # every piece and data object is shared
     assert root_size(repo, second) < 16 * 1024
     assert repo.snapshots.pieces(first)[1] == repo.snapshots.pieces(second)[1]
     assert repo.load_snapshot(second).files == repo.load_snapshot(first).files
@@ -58,9 +58,9 @@ def test_an_unchanged_snapshot_adds_one_small_root_and_no_object(tmp_path: Path)
 def test_one_changed_file_adds_its_chunks_and_nodes_only(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     repo.write_snapshot(big_manifest(repo, 5000, created=at(0)))
-    before = objects_on_disk(repo)
+    before = stored_sizes(repo)
     sid = repo.write_snapshot(big_manifest(repo, 5000, changed=2500, created=at(1)))
-    added = {d: s for d, s in objects_on_disk(repo).items() if d not in before}
+    added = {d: s for d, s in stored_sizes(repo).items() if d not in before}
     data = {sha(b"file 2500 v2")}
     pieces = set(added) - data
     assert set(added) >= data

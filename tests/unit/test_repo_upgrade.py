@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_bundle_support import new_repo, snapshot
+from helpers.bundle import new_repo, snapshot
+from helpers.data import tree_bytes
 
 from amlport.bundle import Repository
 from amlport.bundle.upgrade import upgrade
@@ -22,10 +23,6 @@ def copy_format1(tmp_path: Path) -> Path:
     shutil.copytree(FORMAT1, dest)
     (dest / "locks").mkdir(exist_ok=True)  # git keeps no empty folder
     return dest
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def summary(repo: Repository) -> list[tuple[str, str | None, tuple[str, ...], int, int]]:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from rewriter_identities import EXPORT, IMPORT
+from helpers.rewriter_identities import EXPORT, IMPORT
 
 from amlport.model.uris import FAMILIES, parse_uri
 from amlport.rewriters import (

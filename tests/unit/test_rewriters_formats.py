@@ -8,7 +8,7 @@ import json
 
 import pytest
 import yaml
-from rewriter_designer import (
+from helpers.rewriter_designer import (
     ACCOUNT,
     BLOBSTORE,
     EXPORT,
@@ -24,7 +24,7 @@ from rewriter_designer import (
     VERIFIED_POINTER,
     WASBS,
 )
-from rewriter_identities import same_names
+from helpers.rewriter_identities import same_names
 
 from amlport.model.inventory import Loc
 from amlport.rewriters import Identity, RewriteRules, Unmappable, rewrite_file, v2_yaml

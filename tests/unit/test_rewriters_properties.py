@@ -9,9 +9,7 @@ import string
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from rewriter_designer import (
+from helpers.rewriter_designer import (
     ACCOUNT,
     EXPORT,
     LONG,
@@ -20,7 +18,9 @@ from rewriter_designer import (
     VERIFIED_POINTER,
     WASBS,
 )
-from rewriter_identities import same_names
+from helpers.rewriter_identities import same_names
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from amlport.rewriters import Identity, RewriteRules, rewrite_file, rewrite_uri
 from amlport.secrets import find_secrets

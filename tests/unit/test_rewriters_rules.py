@@ -7,9 +7,9 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from helpers.rewriter_identities import EXPORT, IMPORT, SRC, TGT, same_names
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rewriter_identities import EXPORT, IMPORT, SRC, TGT, same_names
 
 from amlport.errors import AmlportError, ExitCode
 from amlport.model.uris import DatastorePath, quote_path
@@ -158,19 +158,23 @@ def test_asset_renames_exact_version_wins_and_may_change_the_version() -> None:
         assert change is not None and change.replacement == after
 
 
-def test_unknown_identity_scope_matches_any_workspace() -> None:
-    """A source identity without workspace facts cannot tell a long URI of another workspace."""
-    bare = RewriteRules(
-        "export", Identity(account="stsource01", containers={BS: "workspaceblobstore"})
+def test_unknown_identity_keeps_long_uri_of_any_workspace() -> None:
+    """A source identity without workspace facts cannot tell a long URI of another workspace:
+    it is kept with a warning (never passed off as the source's own), refused under strict."""
+    uri = "azureml://subscriptions/s/resourcegroups/r/workspaces/ws-other/datastores/workspaceblobstore/paths/p"
+    ident = Identity(account="stsource01", containers={BS: "workspaceblobstore"})
+    for direction in ("export", "import"):
+        change = rewrite_uri(uri, RewriteRules(direction, ident, target=ident))
+        assert change is not None and change.replacement == uri
+        assert change.warning and "ws-other" in change.warning and "unknown" in change.warning
+        with pytest.raises(Unmappable, match="identity is unknown"):
+            rewrite_uri(uri, RewriteRules(direction, ident, target=ident, strict=True))
+    known = Identity(
+        account="stsource01", containers={BS: "workspaceblobstore"}, workspace="ws-other"
     )
-    change = rewrite_uri(
-        "azureml://subscriptions/s/resourcegroups/r/workspaces/w/datastores/workspaceblobstore/paths/p",
-        bare,
-    )
-    assert (
-        change is not None
-        and change.replacement == "azureml://datastores/workspaceblobstore/paths/p"
-    )
+    change = rewrite_uri(uri, RewriteRules("export", known))
+    assert change is not None
+    assert change.replacement == "azureml://datastores/workspaceblobstore/paths/p"
 
 
 def test_identity_from_descriptor() -> None:

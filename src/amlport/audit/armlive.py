@@ -10,7 +10,7 @@ keyword (azure-mgmt-resource 26 made ``api_version`` keyword-only).
 The endpoint is ``AMLPORT_ARM_ENDPOINT`` (sovereign clouds, tests) or public Azure; the token
 scope follows it. The credential is ``DefaultAzureCredential`` unless the caller passes one.
 The tests run every call here through the real SDK clients against a local HTTPS replay of the
-official ARM examples (tests/armreplay.py, docs/design/0006-live-control-plane.md).
+official ARM examples (tests/helpers/armreplay.py, docs/design/0006-live-control-plane.md).
 """
 
 from __future__ import annotations

@@ -15,8 +15,13 @@ from amlport.audit.dataplane import NO_SOURCE_REASON
 from amlport.audit.engine import AuditReport, CheckContext, CheckFn, Target, evaluate
 from amlport.audit.facts import ControlPlane, DataPlane, Facts, merge
 from amlport.model.inventory import Inventory
+from amlport.plugins import Registry
 
-CHECKS: dict[str, CheckFn] = {**checks_resilience.CHECKS, **checks_hygiene.CHECKS}
+# Every check a rule may name (rules.yaml ``check:``), by name; a name in both modules is
+# refused (the dict merge it replaced let the second silently win).
+CHECKS: Registry[CheckFn] = Registry("audit check")
+for _name, _check in [*checks_resilience.CHECKS.items(), *checks_hygiene.CHECKS.items()]:
+    CHECKS.add(_name, _check)
 
 
 @dataclass

@@ -21,43 +21,61 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from amlport.backup.diff import DiffReport, diff_sides
+from amlport.backup.diff import DiffReport, Side, diff_sides
 from amlport.backup.sides import LiveSide, SnapshotSide, plan_live
 from amlport.bundle import Repository
+from amlport.bundle.location import open_store
+from amlport.bundle.reference import parse_reference
 from amlport.bundle.repository import CONFIG
 from amlport.bundle.sources import SourceRef, parse_source, select_snapshot
-from amlport.errors import UsageError
+from amlport.errors import AmlportError, UsageError
 from amlport.model.manifest import source_key
+from amlport.storage.azure_location import parse_location
 from amlport.storage.base import Source
-from amlport.storage.opener import is_url
+from amlport.storage.opener import StorageAuth, is_url
 
 OpenSource = Callable[[str], Source]
+RepoAuth = Callable[[str], StorageAuth | None]  # a repository location -> its credential
 
 
 @dataclass(frozen=True)
 class Spec:
     text: str
-    repo: Path | None = None
+    repo: Path | str | None = None  # a folder (Path) or a container URL (str)
     snapshot: str | None = None  # None: the latest
     live: str | None = None
+    auth: StorageAuth | None = None  # the repository's credential
 
 
 def is_repository(path: Path) -> bool:
     return (path / CONFIG).is_file()
 
 
-def parse_spec(text: str) -> Spec:
+def parse_spec(
+    text: str, repo_auth: RepoAuth | None = None, *, where: str = "diff argument"
+) -> Spec:
+    """One side: ``REPO[@SNAPSHOT]`` (parsed as every command parses a repository,
+    bundle/reference.py) or a live SOURCE. A URL with ``@SNAPSHOT`` is a repository; a URL
+    without one is a repository when its container (and prefix) holds an amlport
+    ``config.json`` (asked with ``repo_auth``'s credential), else a live source."""
     if not text:
         raise UsageError("empty diff argument", hint="give REPO, REPO@SNAPSHOT or a source")
-    if is_url(text):
+    if is_account_url(text):  # no container: a live workspace, never a repository
         return Spec(text, live=text)
-    head, sep, tail = text.rpartition("@")
-    if sep and head and is_repository(Path(head)):
-        if not tail:
-            raise UsageError(f"{text!r} names no snapshot after '@'", hint="use REPO@<id>")
-        return Spec(text, repo=Path(head), snapshot=tail)
-    if is_repository(Path(text)):
-        return Spec(text, repo=Path(text))
+    ref = parse_reference(text, where=where)
+    auth = repo_auth(ref.location) if repo_auth is not None else None
+    if ref.remote:
+        if ref.snapshot is not None or _remote_repository(ref.location, auth):
+            return Spec(text, repo=ref.location, snapshot=ref.snapshot, auth=auth)
+        return Spec(text, live=text)
+    if is_repository(Path(ref.location)):
+        return Spec(text, repo=Path(ref.location), snapshot=ref.snapshot, auth=auth)
+    if ref.snapshot is not None and not Path(text).is_dir():
+        raise UsageError(
+            f"{ref.location!r} is not an amlport repository (no {CONFIG}), so "
+            f"'@{ref.snapshot}' names no snapshot",
+            hint="give the folder an export or backup created",
+        )
     if not Path(text).is_dir():
         raise UsageError(
             f"{text!r} is neither a repository, REPO@SNAPSHOT, a workspace folder nor a URL",
@@ -67,11 +85,41 @@ def parse_spec(text: str) -> Spec:
     return Spec(text, live=text)
 
 
+def is_account_url(text: str) -> bool:
+    """An https/http storage URL naming an account and no container (``diff``, ``map init``)."""
+    if text.lower().startswith(("az://", "abfs://", "abfss://")) or not is_url(text):
+        return False
+    return parse_location(text).container is None
+
+
+def _remote_repository(location: str, auth: StorageAuth | None) -> bool:
+    """Does the container URL hold a repository? False for an account URL (no container),
+    and when the container cannot be read with the repository's credential: the URL is then
+    opened as a live source, with the source's credential."""
+    try:
+        store = open_store(location, auth)
+    except AmlportError:
+        return False
+    try:
+        return store.exists(CONFIG)
+    except Exception:  # no access, no container: not a repository this credential reads
+        return False
+    finally:
+        store.close()
+
+
 def diff_specs(
-    a_text: str, b_text: str, open_source: OpenSource, *, source_name: str | None = None
+    a_text: str,
+    b_text: str,
+    open_source: OpenSource,
+    *,
+    source_name: str | None = None,
+    repo_auth: RepoAuth | None = None,
+    mapped: Callable[[Side, Side], tuple[Side, Side]] | None = None,
 ) -> DiffReport:
-    """``source_name`` (``--source``): whose latest snapshot a bare REPO means."""
-    a, b = parse_spec(a_text), parse_spec(b_text)
+    """``source_name`` (``--source``): whose latest snapshot a bare REPO means;
+    ``repo_auth``: the credential of a repository given as a URL (``--repo-*``)."""
+    a, b = parse_spec(a_text, repo_auth), parse_spec(b_text, repo_auth)
     named = parse_source(source_name)
     with ExitStack() as stack:
         sources = {
@@ -93,6 +141,8 @@ def diff_specs(
                 peer_key = peer.source_key
                 hasher = peer.repo.objects.codec.hasher  # keyed in an encrypted repository
             sides.append(LiveSide(plan, source.describe(), index, peer_key=peer_key, hasher=hasher))
+        if mapped is not None:  # --map: A as it would be in B (backup/mapped.py)
+            return diff_sides(*mapped(sides[0], sides[1]))
         return diff_sides(sides[0], sides[1])
 
 
@@ -100,7 +150,7 @@ def _snapshot_side(spec: Spec, live_keys: list[str], named: SourceRef | None) ->
     """REPO@ID, or REPO: the latest of ``named`` (``--source``), else of the live side's
     source when the repository has one, else of the repository's only source."""
     assert spec.repo is not None
-    repo = Repository.open(spec.repo)
+    repo = Repository.open(spec.repo, auth=spec.auth)
     if spec.snapshot is not None:  # an id says which snapshot; --source is for bare REPOs
         named = None
     elif named is None:
@@ -108,4 +158,5 @@ def _snapshot_side(spec: Spec, live_keys: list[str], named: SourceRef | None) ->
         if live:
             named = SourceRef(live[-1].source_key, live[-1].source_key)
     manifest = select_snapshot(repo, spec.snapshot, named)
-    return SnapshotSide(repo, manifest, label=f"{spec.repo}@{str(manifest.snapshot_id)[:16]}")
+    where = spec.repo if isinstance(spec.repo, Path) else repo.location  # a URL: no SAS
+    return SnapshotSide(repo, manifest, label=f"{where}@{str(manifest.snapshot_id)[:16]}")

@@ -13,11 +13,12 @@ proves a disaster-recovery copy without changing it (a missing blob is reported,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from amlport.backup.check import CheckReport, check_restore
+from amlport.backup.select import Selected, select_manifest
 from amlport.bundle import Repository
 from amlport.errors import ExitCode, UsageError
 from amlport.importing import ImportRequest, ImportResult, run_import
@@ -46,6 +47,7 @@ class RestoreRequest:
     on_conflict: str = "fail"
     emit_assets: Path | None = None
     workers: int = 8
+    select: list[str] = field(default_factory=list)  # KIND:NAME: one asset and its needs
 
 
 @dataclass
@@ -53,6 +55,7 @@ class RestoreReport:
     imported: ImportResult
     check: CheckReport | None = None
     read_only: bool = False
+    selected: Selected | None = None  # --select: what the restore was narrowed to
 
     @property
     def exit_code(self) -> ExitCode:
@@ -73,6 +76,13 @@ class RestoreReport:
             "check": self.check.to_dict() if self.check else None,
             "read_only": self.read_only,
             "dry_run": self.imported.dry_run,
+            "selected": None
+            if self.selected is None
+            else {
+                "roots": self.selected.roots,
+                "assets": self.selected.assets,
+                "files": self.selected.files,
+            },
             "exit_code": int(self.exit_code),
         }
 
@@ -85,6 +95,12 @@ class RestoreReport:
             out = [f"restore of snapshot {short} (dry run: nothing written): {counts}"]
         else:
             out = [f"restore of snapshot {short}: {counts}"]
+        if self.selected is not None:
+            s = self.selected
+            out.append(
+                f"selected: {len(s.roots)} asset(s) asked for, {len(s.assets)} restored with "
+                f"what they need ({s.files} file(s))"
+            )
         out += [f"  failed: {f}" for f in self.imported.failures]
         out += [
             f"  {a.action}: {a.subject} ({a.reason})"
@@ -140,6 +156,7 @@ def run_restore(
     repo = Repository.open(repo_path, auth=repo_auth)
     with repo, repo.lock(exclusive=False):  # the snapshot must not be pruned under us
         manifest = pick_snapshot(repo, request.snapshot, request.source, request.mapping)
+        selected = select_manifest(manifest, request.select) if request.select else None
         if request.read_only:  # nothing is imported, so no write guard is ever opened
             verify_first(repo, manifest)
             imported = ImportResult(str(manifest.snapshot_id), True, request.on_conflict)
@@ -157,8 +174,11 @@ def run_restore(
                 ),
                 progress=progress,
                 repo_auth=repo_auth,
+                narrow=None if selected is None else (lambda _m: selected.manifest),
             )
-        report = RestoreReport(imported, read_only=request.read_only)
+        report = RestoreReport(imported, read_only=request.read_only, selected=selected)
+        if selected is not None:
+            manifest = selected.manifest  # the check compares what was selected
         if request.check and scan is not None:
             with scan() as source:
                 report.check = check_restore(repo, manifest, request.mapping, target, source)

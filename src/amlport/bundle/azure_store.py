@@ -62,7 +62,8 @@ from amlport.storage.azure_errors import (
     Where,
     error_code,
 )
-from amlport.storage.azure_location import LIST_PAGE_SIZE, AzureLocation
+from amlport.storage.azure_location import AzureLocation
+from amlport.storage.listing import list_container
 from amlport.storage.object_writes import BlobWriter
 from amlport.storage.retry import CountingRetry
 
@@ -219,28 +220,18 @@ class AzureStore(AzureClient, RepoStore):
         return int(props.size or 0)
 
     def list(self, prefix: str) -> Iterator[str]:
-        start = self.name(prefix)
-        with self._tr("listing"):
-            try:
-                names = self._client.list_blob_names(
-                    name_starts_with=start or None, results_per_page=LIST_PAGE_SIZE
-                )
-                for name in names:
-                    yield name[len(start) :]
-            except ResourceNotFoundError:
-                return  # no container: nothing in it
+        for name, _ in self.list_sizes(prefix):
+            yield name
 
     def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        # amlport's List Blobs parser (storage/listing.py): a fifth of the SDK's client CPU.
         start = self.name(prefix)
-        with self._tr("listing"):
-            try:
-                blobs = self._client.list_blobs(
-                    name_starts_with=start or None, results_per_page=LIST_PAGE_SIZE
-                )
-                for blob in blobs:
-                    yield blob.name[len(start) :], int(blob.size or 0)
-            except ResourceNotFoundError:
-                return  # no container: nothing in it
+        listed = list_container(
+            self._client, self._retry, self._translate, prefix=start, metadata=False,
+            missing_ok=True,  # no container: nothing in it
+        )  # fmt: skip
+        for blob in listed:
+            yield blob.name[len(start) :], blob.size
 
     # -- objects --
 

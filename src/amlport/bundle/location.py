@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from amlport.bundle.fsspec_store import is_fsspec
 from amlport.bundle.store import LocalStore, RepoStore
 from amlport.errors import UsageError
 from amlport.storage.opener import StorageAuth, is_url
@@ -40,8 +41,10 @@ def as_location(location: str | Path) -> str:
 
 
 def is_remote(location: str | Path) -> bool:
-    """True for a repository URL (an Azure container), False for a local folder."""
-    return is_url(as_location(location))
+    """True for a repository URL (an Azure container, an fsspec filesystem), False for a
+    local folder."""
+    text = as_location(location)
+    return is_fsspec(text) or is_url(text)
 
 
 def has_credential(auth: StorageAuth | None) -> bool:
@@ -93,6 +96,16 @@ def open_store(
 ) -> RepoStore:
     """The store of a repository location; contacts nothing yet."""
     text = as_location(location)
+    if is_fsspec(text):  # fsspec+<protocol>://…: fsspec's own credentials (fsspec_store.py)
+        if has_credential(auth):
+            raise UsageError(
+                f"a storage credential was given for the repository, but {text} is an "
+                "fsspec filesystem",
+                hint="drop the --repo-* credential options: fsspec reads its own configuration",
+            )
+        from amlport.bundle.fsspec_store import open_fsspec_store
+
+        return open_fsspec_store(text)
     if not is_url(text):
         if has_credential(auth):
             raise UsageError(

@@ -14,10 +14,12 @@ from amlport.bundle.repository import Warnings
 from amlport.cli import (
     audit_cmd,
     backup_cmd,
+    browse_cmd,
     common,
     describe_cmd,
     export_cmd,
     import_cmd,
+    plugins_cmd,
     repo_cmd,
     report_cmd,
 )
@@ -285,6 +287,8 @@ backup_cmd.register(app)
 describe_cmd.register(app)
 report_cmd.register(app)
 repo_cmd.register(app)
+browse_cmd.register(app)
+plugins_cmd.register(app)
 
 
 def main() -> None:

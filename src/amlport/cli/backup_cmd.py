@@ -10,6 +10,7 @@ import typer
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.cli.repo_options import (
+    REPO_AT_HELP,
     REPO_HELP,
     EncryptOpt,
     RepoConnOpt,
@@ -17,14 +18,16 @@ from amlport.cli.repo_options import (
     RepoKeyFileOpt,
     RepoKeyOpt,
     RepoSasOpt,
+    SnapshotOpt,
     SourceOpt,
-    repo_auth,
+    repository_arg,
 )
 from amlport.cli.write_options import DryRunOpt, OnConflictOpt, ReadOnlyOpt
-from amlport.errors import ExitCode, IntegrityError
+from amlport.errors import ExitCode, IntegrityError, UsageError
 
 if TYPE_CHECKING:
     from amlport.storage.base import Source
+    from amlport.storage.opener import StorageAuth
 
 ALL_INCLUDE = "components,data,environments,models,pipelines,runs"
 JsonOpt = common.JsonOpt
@@ -97,8 +100,14 @@ def backup(
             retry_lock=retry_lock,
             cache_dir=common.cache_folder(cache_dir, no_cache),
         )
-        auth = repo_auth(
-            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            allow_snapshot=False,
+            where="--repo",
         )
         with (
             common.source_from(
@@ -107,7 +116,12 @@ def backup(
             common.progress_reporter(not as_json) as progress,
         ):
             result = run_backup(
-                src, repo, request, progress=progress, on_warning=common.warn, repo_auth=auth
+                src,
+                arg.location,
+                request,
+                progress=progress,
+                on_warning=common.warn,
+                repo_auth=arg.auth,
             )
         if as_json:
             common.emit_json("backup", result.to_dict(), result.exit_code)
@@ -167,10 +181,15 @@ def forget(
             prune=prune,
             retry_lock=retry_lock,
         )
-        auth = repo_auth(
-            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            allow_snapshot=False,
         )
-        report = run_forget(repo, request, repo_auth=auth)
+        report = run_forget(arg.location, request, repo_auth=arg.auth)
         if as_json:
             common.emit_json("forget", report.to_dict(), ExitCode.OK)
         else:
@@ -190,22 +209,72 @@ def diff(
     sas_token: str | None = SasOpt,
     credential: str | None = CredOpt,
     workspace_file: Path | None = WsFileOpt,
+    repo_connection_string: str | None = RepoConnOpt,
+    repo_account_key: str | None = RepoKeyOpt,
+    repo_sas_token: str | None = RepoSasOpt,
+    repo_credential: str | None = RepoCredOpt,
     repo_key_file: str | None = RepoKeyFileOpt,
+    map_file: list[Path] | None = typer.Option(
+        None,
+        "--map",
+        exists=True,
+        dir_okay=False,
+        help="Compare under this map (A's identities re-bound to B's): only what differs "
+        "after re-binding is reported. Repeat for stages in order (dev → qa → prod: "
+        "--map qa.yaml --map prod.yaml).",
+    ),
+    a_connection_string: str | None = typer.Option(None, "--a-connection-string"),
+    a_account_key: str | None = typer.Option(None, "--a-account-key"),
+    a_sas_token: str | None = typer.Option(None, "--a-sas-token"),
+    a_credential: str | None = typer.Option(None, "--a-credential"),
+    a_workspace_file: Path | None = typer.Option(
+        None, "--a-workspace-file", help="workspace.yaml (or map file) of a live side A."
+    ),
+    b_connection_string: str | None = typer.Option(None, "--b-connection-string"),
+    b_account_key: str | None = typer.Option(None, "--b-account-key"),
+    b_sas_token: str | None = typer.Option(None, "--b-sas-token"),
+    b_credential: str | None = typer.Option(None, "--b-credential"),
+    b_workspace_file: Path | None = typer.Option(
+        None, "--b-workspace-file", help="workspace.yaml (or map file) of a live side B."
+    ),
 ) -> None:
     """Compare two snapshots, or a snapshot and a live source: assets, runs, files, lineage.
 
     REPO alone is its latest snapshot (of the live source's workspace, when the other side
-    is one). Credentials apply to live sources. Exit 0 no difference, 1 differences.
+    is one). --connection-string & co. are for live sources (--a-*/--b-* for one side: two
+    accounts, two credentials), --repo-* for a REPO given as a URL (az://…, REPO@ID). With
+    --map, A is compared as it would be in B. Exit 0 no difference, 1 differences.
     """
     with guarded():
         from amlport.backup.compare import diff_specs
 
-        def open_live(location: str) -> Source:
-            return common.source_from(
-                location, connection_string, account_key, sas_token, credential, workspace_file
-            )
+        sides = {
+            "a": (a_connection_string, a_account_key, a_sas_token, a_credential, a_workspace_file),
+            "b": (b_connection_string, b_account_key, b_sas_token, b_credential, b_workspace_file),
+        }
+        shared = (connection_string, account_key, sas_token, credential, workspace_file)
 
-        report = diff_specs(a, b, open_live, source_name=source)
+        def open_live(location: str) -> Source:
+            own = sides["a" if location == a else "b"]
+            # A side's own option wins; a side without any takes the shared one.
+            creds = own[:4] if any(own[:4]) else shared[:4]
+            return common.source_from(location, *creds, own[4] or shared[4])
+
+        mapped = None
+        if map_file:
+            from amlport.backup.mapped import under_map
+            from amlport.importing.engine import load_mapping
+
+            mapped = under_map(*(load_mapping(path) for path in map_file))
+
+        def repo_auth_of(location: str) -> StorageAuth | None:  # --repo-*: REPO given as a URL
+            return repository_arg(
+                location, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+            ).auth
+
+        report = diff_specs(
+            a, b, open_live, source_name=source, repo_auth=repo_auth_of, mapped=mapped
+        )
         code = ExitCode.WARNINGS if report.different else ExitCode.OK
         if as_json:
             common.emit_json("diff", report.to_dict(), code)
@@ -215,8 +284,22 @@ def diff(
 
 
 def restore(
-    repo: str = typer.Argument(..., help=f"{REPO_HELP}."),
-    snapshot: str = typer.Argument(..., help="Snapshot id or prefix, or 'latest'."),
+    repo: str = typer.Argument(..., help=REPO_AT_HELP),
+    snapshot: str | None = typer.Argument(
+        None,
+        help="Snapshot id or prefix, or 'latest' (the default); or give REPO@ID or --snapshot.",
+        show_default=False,
+    ),
+    snapshot_opt: str | None = SnapshotOpt,
+    select: list[str] | None = typer.Option(
+        None,
+        "--select",
+        metavar="KIND:NAME",
+        help="Restore only this asset and what it needs (repeatable): KIND is model, "
+        "environment, pipeline or component (also run, data); NAME its name as `amlport ls "
+        "REPO@ID --json` lists it, or its id. What it needs comes from the snapshot's lineage: "
+        "its environment, components, the runs that made it.",
+    ),
     source: str | None = SourceOpt,
     to: str = typer.Option(..., "--to", help="Target: a folder or an Azure account URL."),
     map_file: Path = typer.Option(
@@ -247,18 +330,34 @@ def restore(
 ) -> None:
     """Restore a snapshot into a workspace (import), and with --check prove it.
 
-    Exit 0 restored (and checked), 3 items blocked, conflicting or failed, 4 the snapshot
-    failed verification or the check found a difference.
+    REPO@ID, REPO ID and --snapshot ID name the snapshot (default: the latest of --source, or
+    of the workspace the map's 'source:' names). --select restores one asset with what it
+    needs instead of the whole workspace. Exit 0 restored (and checked), 3 items blocked,
+    conflicting or failed, 4 the snapshot failed verification or the check found a difference.
     """
     with guarded():
         from amlport.backup.restore import RestoreRequest, run_restore, target_as_source
         from amlport.importing.engine import load_mapping
         from amlport.storage.opener import open_target
 
+        if snapshot is not None and snapshot_opt is not None and snapshot != snapshot_opt:
+            raise UsageError(
+                f"SNAPSHOT {snapshot!r} and --snapshot {snapshot_opt!r} name two snapshots",
+                hint="give one of them",
+            )
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            snapshot=snapshot if snapshot is not None else snapshot_opt,
+        )
         mapping = load_mapping(map_file)
         request = RestoreRequest(
             mapping=mapping,
-            snapshot=snapshot,
+            snapshot=arg.snapshot or "latest",
+            select=list(select or []),
             source=source,
             check=check,
             read_only=read_only,
@@ -267,20 +366,17 @@ def restore(
             emit_assets=emit_assets,
         )
         auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
-        rauth = repo_auth(
-            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
-        )
         with (
             open_target(to, descriptor=mapping.target, auth=auth) as target,
             common.progress_reporter(not as_json) as progress,
         ):
             report = run_restore(
-                repo,
+                arg.location,
                 target,
                 request,
                 scan=lambda: target_as_source(to, mapping.target, auth),
                 progress=progress,
-                repo_auth=rauth,
+                repo_auth=arg.auth,
             )
         if as_json:
             common.emit_json("restore", report.to_dict(), report.exit_code)

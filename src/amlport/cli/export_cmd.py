@@ -12,6 +12,7 @@ from amlport.bundle.snapshots import SnapshotInfo
 from amlport.cli import common
 from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.cli.repo_options import (
+    REPO_AT_HELP,
     REPO_HELP,
     EncryptOpt,
     RepoConnOpt,
@@ -20,10 +21,10 @@ from amlport.cli.repo_options import (
     RepoKeyOpt,
     RepoSasOpt,
     SourceOpt,
-    repo_auth,
+    repository_arg,
 )
 from amlport.cli.terminal import styled
-from amlport.errors import ExitCode, IntegrityError
+from amlport.errors import ExitCode, IntegrityError, UsageError
 
 if TYPE_CHECKING:
     from amlport.export import ExportResult
@@ -100,8 +101,14 @@ def export(
             workers=workers,
             cache_dir=common.cache_folder(cache_dir, no_cache),
         )
-        auth = repo_auth(
-            to, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            to,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            allow_snapshot=False,
+            where="--repo",
         )
         with (
             common.source_from(
@@ -110,7 +117,12 @@ def export(
             common.progress_reporter(not as_json) as progress,
         ):
             result = run_export(
-                src, to, request, progress=progress, repo_auth=auth, on_warning=common.warn
+                src,
+                arg.location,
+                request,
+                progress=progress,
+                repo_auth=arg.auth,
+                on_warning=common.warn,
             )
         if as_json:
             common.emit_json("export", result.to_dict(), result.exit_code)
@@ -201,8 +213,14 @@ RepoLocArg = typer.Argument(..., help=f"{REPO_HELP}.")
 
 
 def verify(
-    repo: str = RepoLocArg,
-    snapshot: str | None = typer.Option(None, "--snapshot", help="Only this snapshot."),
+    repo: str = typer.Argument(..., help=f"{REPO_HELP}; REPO@SNAPSHOT checks only that snapshot."),
+    snapshot: str | None = typer.Option(
+        None,
+        "--snapshot",
+        help="Only this snapshot (an id, a prefix or 'latest').",
+        show_default=False,
+    ),
+    source: str | None = SourceOpt,
     deep: bool = typer.Option(
         False, "--deep", help="Also load every v2 YAML with azure.ai.ml and MLmodel with mlflow."
     ),
@@ -220,10 +238,22 @@ def verify(
 ) -> None:
     """Check every referenced object is present and hashes right. Exit 4 on any problem."""
     with guarded():
-        auth = repo_auth(
-            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            snapshot=snapshot,
         )
-        repository = Repository.open(repo, auth=auth)
+        repository = arg.open()
+        if arg.snapshot is not None:  # an id, a prefix or 'latest' (of --source): one snapshot
+            snapshot = arg.snapshot_id(repository, source)
+        elif source is not None:
+            raise UsageError(
+                "--source chooses which snapshot 'latest' means: give --snapshot latest too",
+                hint="without --snapshot, verify checks every snapshot",
+            )
         report = repository.verify(snapshot)
         doc = report.to_dict()
         deep_problems: list[dict[str, Any]] = []
@@ -339,12 +369,17 @@ def snapshots(
     --json): prefer a complete one to restore from.
     """
     with guarded():
-        auth = repo_auth(
-            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            allow_snapshot=False,
         )
         from amlport.bundle.sources import of_source, parse_source
 
-        with Repository.open(repo, auth=auth) as repository:
+        with arg.open() as repository:
             infos = of_source(repository.list_snapshots(), parse_source(source))
             rows = [_info_row(i, _complete(repository, i)) for i in infos]
         if as_json:
@@ -389,8 +424,14 @@ def _info_row(info: SnapshotInfo, complete: bool) -> dict[str, Any]:
 
 
 def pack(
-    repo: Path = typer.Argument(..., help=REPO_HELP),
-    snapshot: str = typer.Option(..., "--snapshot", help="Snapshot id (or prefix) to pack."),
+    repo: str = typer.Argument(..., help=REPO_AT_HELP),
+    snapshot: str | None = typer.Option(
+        None,
+        "--snapshot",
+        help="Snapshot id (or prefix, or 'latest') to pack; or give REPO@ID.",
+        show_default=False,
+    ),
+    source: str | None = SourceOpt,
     output: Path = typer.Option(
         ..., "-o", "--output", callback=common.checked_output, help="The .tar.gz to write."
     ),
@@ -403,13 +444,24 @@ def pack(
 ) -> None:
     """Write one snapshot and exactly its objects to a .tar.gz for handing over."""
     with guarded():
-        auth = repo_auth(
-            str(repo), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            snapshot=snapshot,
         )
-        common.reads_repository(repo)
+        if arg.snapshot is None:
+            raise UsageError(
+                "pack needs the snapshot to write",
+                hint="give REPO@ID or --snapshot ID ('latest' for the newest)",
+            )
+        common.reads_repository(arg.location)
         common.output_path(output)  # again, now that the repository is known as read
-        with Repository.open(repo, auth=auth) as repository:
-            report = repository.pack(snapshot, output)
+        with arg.open() as repository:
+            chosen = arg.snapshot_id(repository, source)
+            report = repository.pack(chosen, output)
         if as_json:
             doc = {
                 "snapshot": report.snapshot_id,
@@ -448,10 +500,16 @@ def unpack(
     """Import a packed snapshot into a repository. Rejects absolute paths, '..' and links."""
     with guarded():
         to = common.renamed("unpack", ("--repo", repo), ("--to", old_to))
-        auth = repo_auth(
-            to, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            to,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            allow_snapshot=False,
+            where="--repo",
         )
-        report = Repository.unpack(archive, to, auth=auth)
+        report = Repository.unpack(archive, arg.location, auth=arg.auth)
         if as_json:
             doc = {
                 "snapshots": list(report.snapshots),

@@ -8,23 +8,25 @@ from typing import TYPE_CHECKING
 import typer
 
 from amlport.cli import common
-from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, guarded
+from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
 from amlport.cli.helpfmt import AmlportGroup
 from amlport.cli.repo_options import (
-    REPO_HELP,
+    REPO_AT_HELP,
     RepoConnOpt,
     RepoCredOpt,
     RepoKeyFileOpt,
     RepoKeyOpt,
     RepoSasOpt,
+    SnapshotOpt,
     SourceOpt,
-    repo_auth,
+    repository_arg,
 )
 from amlport.cli.write_options import DryRunOpt, OnConflictOpt
 from amlport.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from amlport.importing import ImportResult
+    from amlport.model.mapping import Mapping
     from amlport.storage.guard import WriteGuard
 
 map_app = typer.Typer(
@@ -43,8 +45,8 @@ def register(app: typer.Typer) -> None:
 
 @map_app.command("init")
 def map_init(
-    repo: Path = typer.Argument(..., help=REPO_HELP),
-    snapshot: str | None = typer.Option(None, "--snapshot", help="Snapshot (default: latest)."),
+    repo: str = typer.Argument(..., help=REPO_AT_HELP),
+    snapshot: str | None = SnapshotOpt,
     source: str | None = SourceOpt,
     output: Path | None = typer.Option(
         None, "-o", "--output", callback=common.checked_output, help="Write here, not stdout."
@@ -55,27 +57,49 @@ def map_init(
     repo_sas_token: str | None = RepoSasOpt,
     repo_credential: str | None = RepoCredOpt,
     repo_key_file: str | None = RepoKeyFileOpt,
+    connection_string: str | None = ConnOpt,
+    account_key: str | None = KeyOpt,
+    sas_token: str | None = SasOpt,
+    credential: str | None = CredOpt,
+    workspace_file: Path | None = WsFileOpt,
 ) -> None:
-    """Write a map-file template listing every source identity that needs a target."""
+    """Write a map-file template listing every source identity that needs a target.
+
+    REPO[@ID] is a snapshot's source; a live SOURCE (a workspace folder or account URL, which
+    is not a repository) is scanned instead, so a first promotion needs no export first.
+    """
     with guarded():
-        from amlport.bundle import Repository
-        from amlport.importing.engine import pick_snapshot
+        from amlport.backup.compare import is_account_url, parse_spec
         from amlport.importing.mapinit import template
 
-        rauth = repo_auth(
-            str(repo), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        snapshot_id: str | None = None
+        repo_creds = (repo_connection_string, repo_account_key, repo_sas_token, repo_credential)
+        live = is_account_url(repo) or (
+            parse_spec(
+                repo, lambda loc: repository_arg(loc, *repo_creds).auth, where="map init argument"
+            ).live
+            is not None
         )
-        common.reads_repository(repo)  # -o may not land inside it
-        store = Repository.open(repo, auth=rauth)
-        with store, store.lock(exclusive=False):
-            manifest = pick_snapshot(store, snapshot, source)
-            text = template(manifest)
+        if live:
+            from amlport.promote.mapinit import source_template
+
+            with common.source_from(
+                repo, connection_string, account_key, sas_token, credential, workspace_file
+            ) as src:
+                text = source_template(src)
+        else:
+            arg = repository_arg(repo, *repo_creds, snapshot=snapshot)
+            common.reads_repository(arg.location)  # -o may not land inside it
+            store = arg.open()
+            with store, store.lock(exclusive=False):
+                manifest = arg.pick(store, source)
+                text, snapshot_id = template(manifest), manifest.snapshot_id
         if output is not None:
             common.write_text_atomic(output, text)
             common.err.print(f"wrote {output}; fill in the target and check the datastores")
         if as_json:
             doc = {
-                "snapshot": manifest.snapshot_id,
+                "snapshot": snapshot_id,  # None: made from a live source
                 "map": text,
                 "output": str(output) if output else None,
             }
@@ -85,13 +109,30 @@ def map_init(
     raise typer.Exit(0)
 
 
+EmitAssetsOpt = typer.Option(
+    None,
+    "--emit-assets",
+    file_okay=False,
+    help="Write v2 YAML bound to the target and a register.sh (az ml create) here.",
+)
+RegisterMlflowOpt = typer.Option(
+    None, "--register-mlflow", help="Register MLflow models in this tracking URI."
+)
+StrictOpt = typer.Option(
+    False,
+    "--strict",
+    help="Refuse (block the file) what would only be kept with a warning: a long azureml:// "
+    "URI of a workspace while the source's identity is unknown.",
+)
+
+
 def import_(
-    repo: Path = typer.Argument(..., help=REPO_HELP),
+    repo: str = typer.Argument(..., help=REPO_AT_HELP),
     to: str = typer.Option(..., "--to", help="Target: a folder or an Azure account URL."),
     map_file: Path = typer.Option(
         ..., "--map", exists=True, dir_okay=False, help="Map file (see 'amlport map init')."
     ),
-    snapshot: str | None = typer.Option(None, "--snapshot", help="Snapshot (default: latest)."),
+    snapshot: str | None = SnapshotOpt,
     source: str | None = SourceOpt,
     dry_run: bool = DryRunOpt,
     on_conflict: str = OnConflictOpt,
@@ -104,6 +145,7 @@ def import_(
     register_mlflow: str | None = typer.Option(
         None, "--register-mlflow", help="Register MLflow models in this tracking URI."
     ),
+    strict: bool = StrictOpt,
     workspace: str | None = typer.Option(
         None,
         "--workspace",
@@ -137,37 +179,43 @@ def import_(
                 "would be registered",
                 hint="add --emit-assets DIR",
             )
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            snapshot=snapshot,
+        )
         mapping = load_mapping(map_file)
         request = ImportRequest(
             mapping=mapping,
-            snapshot=snapshot,
+            snapshot=arg.snapshot,
             source=source,
             dry_run=dry_run,
             on_conflict=on_conflict,
             emit_assets=emit_assets,
             register_mlflow=register_mlflow,
             workspace=workspace,
+            strict=strict,
         )
         from amlport.storage.guard import WriteGuard, place_of_repository
 
         auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
-        rauth = repo_auth(
-            str(repo), repo_connection_string, repo_account_key, repo_sas_token, repo_credential
-        )
         # One guard for the run: live registrations below pass the same gate as the import.
         guard = WriteGuard(
-            dry_run=dry_run, on_conflict=on_conflict, source=place_of_repository(repo)
+            dry_run=dry_run, on_conflict=on_conflict, source=place_of_repository(arg.location)
         )
         with (
             open_target(to, descriptor=mapping.target, auth=auth) as target,
             common.progress_reporter(not as_json) as progress,
         ):
             result = run_import(
-                repo, target, request, progress=progress, guard=guard, repo_auth=rauth
+                arg.location, target, request, progress=progress, guard=guard, repo_auth=arg.auth
             )
         code = result.exit_code
         if workspace and emit_assets and not dry_run:
-            code = max(code, _register_live(emit_assets, workspace, guard))
+            code = max(code, _register_live(emit_assets, workspace, guard, mapping.target.endpoint))
         if as_json:
             common.emit_json("import", result.to_dict(), code)
         else:
@@ -175,12 +223,16 @@ def import_(
     raise typer.Exit(int(code))
 
 
-def _register_live(emit_assets: Path, workspace: str, guard: WriteGuard) -> ExitCode:
+def _register_live(
+    emit_assets: Path, workspace: str, guard: WriteGuard, storage_suffix: str
+) -> ExitCode:
     """Register the emitted assets in ``workspace``; a conflict is a partial result (exit 3),
     as it is for the import, unless --on-conflict skip left it alone on purpose."""
     from amlport.importers.azureml_assets import register_live
 
-    done = register_live(emit_assets, workspace=workspace, guard=guard)
+    done = register_live(
+        emit_assets, workspace=workspace, guard=guard, storage_suffix=storage_suffix
+    )
     for reg in done:
         common.err.print(f"live: {reg.line()}", highlight=False)
     conflicts = [r for r in done if r.action == "conflict"]
@@ -232,40 +284,57 @@ def promote(
     ),
     dry_run: bool = DryRunOpt,
     on_conflict: str = OnConflictOpt,
+    emit_assets: Path | None = EmitAssetsOpt,
+    register_mlflow: str | None = RegisterMlflowOpt,
+    strict: bool = StrictOpt,
     as_json: bool = common.JsonOpt,
     connection_string: str | None = ConnOpt,
     account_key: str | None = KeyOpt,
     sas_token: str | None = SasOpt,
     credential: str | None = CredOpt,
+    workspace_file: Path | None = WsFileOpt,
     target_connection_string: str | None = typer.Option(
         None, "--target-connection-string", help="Connection string of the target account."
     ),
     target_account_key: str | None = typer.Option(None, "--target-account-key"),
     target_sas_token: str | None = typer.Option(None, "--target-sas-token"),
     target_credential: str | None = typer.Option(None, "--target-credential"),
+    target_workspace_file: Path | None = typer.Option(
+        None,
+        "--target-workspace-file",
+        exists=True,
+        dir_okay=False,
+        help="The target's workspace.yaml (or its map file): must name the account and "
+        "containers of the map's 'target:', whose identity it completes.",
+    ),
 ) -> None:
     """Promote assets workspace to workspace (dev → qa → prod) without a local copy.
 
     Azure → Azure payloads go by server-side copy; rewritten files go through this machine.
-    Exit 0 done, 3 some items blocked or failed (the rest is done).
+    The source's earlier hops (its import records) are carried into the target's record.
+    Exit 0 done, 1 warnings, 3 some items blocked or failed (the rest is done).
     """
     with guarded():
-        from amlport.export import ExportRequest
         from amlport.export.selection import parse_include
         from amlport.importing.engine import load_mapping
-        from amlport.importing.promote import run_promote
+        from amlport.promote import PromoteRequest, run_promote
         from amlport.storage.opener import open_target
 
-        mapping = load_mapping(map_file)
-        request = ExportRequest(
-            select=list(select or []), include=parse_include(include), dry_run=dry_run
+        mapping = _with_target_file(load_mapping(map_file), target_workspace_file)
+        request = PromoteRequest(
+            select=list(select or []),
+            include=parse_include(include),
+            dry_run=dry_run,
+            emit_assets=emit_assets,
+            register_mlflow=register_mlflow,
+            strict=strict,
         )
         tauth = common.auth_from(
             to, target_connection_string, target_account_key, target_sas_token, target_credential
         )
         with (
             common.source_from(
-                source, connection_string, account_key, sas_token, credential, None
+                source, connection_string, account_key, sas_token, credential, workspace_file
             ) as src,
             open_target(to, descriptor=mapping.target, auth=tauth) as target,
             common.progress_reporter(not as_json) as progress,
@@ -284,7 +353,34 @@ def promote(
                 "this machine",
                 soft_wrap=True,
             )
+            hops = [f"{h.get('account')}/{h.get('workspace') or '-'}" for h in result.hops]
+            common.say("provenance", "cyan", " → ".join(hops))
+            for a in result.assets:
+                common.say(a.importer, "cyan", f"{a.action} {a.subject} → {a.target} {a.reason}")
             common.say_each(
                 "not promoted", "yellow", result.blocked + result.conflicts + result.failures
             )
+            for w in result.warnings:
+                common.warn(w)
     raise typer.Exit(int(result.exit_code))
+
+
+def _with_target_file(mapping: Mapping, path: Path | None) -> Mapping:
+    """``--target-workspace-file``: the target's own description (workspace.yaml or its map)
+    replaces the map's ``target:`` once it names the same account and containers."""
+    if path is None:
+        return mapping
+    from dataclasses import replace
+
+    from amlport.storage.local import load_descriptor_file
+
+    found = load_descriptor_file(path)
+    same = found.account == mapping.target.account and found.containers == mapping.target.containers
+    if not same:
+        raise UsageError(
+            f"--target-workspace-file {path} names account {found.account!r} and containers "
+            f"{', '.join(found.containers)}; the map's target is {mapping.target.account!r} "
+            f"with {', '.join(mapping.target.containers)}",
+            hint="give the target's own workspace file, or fix the map's 'target:'",
+        )
+    return replace(mapping, target=found)

@@ -18,7 +18,7 @@ from amlport.cli.repo_options import (
     RepoKeyFileOpt,
     RepoKeyOpt,
     RepoSasOpt,
-    repo_auth,
+    repository_arg,
 )
 from amlport.errors import ExitCode, UsageError
 
@@ -71,10 +71,15 @@ def init(
     with guarded():
         from amlport.bundle import Repository
 
-        auth = repo_auth(
-            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            allow_snapshot=False,
         )
-        with Repository.init(repo, auth=auth, version=version) as created:
+        with Repository.init(arg.location, auth=arg.auth, version=version) as created:
             doc = {"repository": created.location, "id": created.id,
                    "version": created.config.version,
                    "encrypted": created.encrypted}  # fmt: skip
@@ -112,14 +117,18 @@ def upgrade(
     Exit 0 done (or nothing to do), 2 repository locked, 4 a damaged snapshot stopped it.
     """
     with guarded():
-        from amlport.bundle import Repository
         from amlport.bundle.upgrade import upgrade as run_upgrade
 
-        auth = repo_auth(
-            repo, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
+        arg = repository_arg(
+            repo,
+            repo_connection_string,
+            repo_account_key,
+            repo_sas_token,
+            repo_credential,
+            allow_snapshot=False,
         )
         with (
-            Repository.open(repo, auth=auth) as repository,
+            arg.open() as repository,
             common.progress_reporter(not as_json) as progress,
         ):
             report = run_upgrade(repository, dry_run=dry_run, progress=progress)
@@ -166,7 +175,8 @@ def key_new(
 def _open_keyed(repo: str, auth_args: tuple[str | None, ...]):  # type: ignore[no-untyped-def]
     from amlport.bundle import Repository
 
-    return Repository.open(repo, auth=repo_auth(repo, *auth_args))
+    arg = repository_arg(repo, *auth_args, allow_snapshot=False)
+    return Repository.open(arg.location, auth=arg.auth)
 
 
 @key_app.command("list")

@@ -10,16 +10,25 @@ from ``$AMLPORT_REPO_CONNECTION_STRING`` (never from the source's variable).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from amlport.bundle.location import is_remote
+from amlport.bundle.reference import RepoRef, parse_reference
 from amlport.errors import UsageError
 from amlport.storage.opener import StorageAuth
+
+if TYPE_CHECKING:
+    from amlport.bundle.repository import Repository
+    from amlport.model.manifest import Manifest
 
 REPO_CONNECTION_STRING_ENV = "AMLPORT_REPO_CONNECTION_STRING"
 # Help is plain text (app.py: rich_markup_mode=None), so brackets show as they are.
 REPO_HELP = "Bundle repository: a folder, or an Azure container URL az://<container>[/<prefix>]"
+REPO_AT_HELP = f"{REPO_HELP}, optionally @SNAPSHOT (an id or prefix, or 'latest'; as --snapshot)"
 
 RepoConnOpt = typer.Option(
     None,
@@ -74,6 +83,77 @@ def repo_auth(
         sas_token=sas_token,
         use_default_credential=credential == "default",
     )
+
+
+@dataclass(frozen=True)
+class RepoArg:
+    """A command's repository: where (``ref``, with the snapshot it names) and its credential.
+    Every command that takes a REPO builds one with ``repository_arg`` and opens it here."""
+
+    ref: RepoRef
+    auth: StorageAuth | None
+
+    @property
+    def location(self) -> str:
+        return self.ref.location
+
+    @property
+    def snapshot(self) -> str | None:
+        return self.ref.snapshot
+
+    def open(self) -> Repository:
+        from amlport.bundle.repository import Repository
+
+        return Repository.open(self.ref.location, auth=self.auth)
+
+    def pick(
+        self, repository: Repository, source: str | None, map_source: str | None = None
+    ) -> Manifest:
+        """The snapshot named (``REPO@ID``/``--snapshot``; none or ``latest``: the newest of
+        ``--source``, else of the map's ``source:``, else of the only source)."""
+        from amlport.bundle.sources import parse_source, select_snapshot
+
+        mapped = parse_source(map_source, where="map file 'source:'")
+        return select_snapshot(repository, self.ref.snapshot, parse_source(source), mapped)
+
+    def snapshot_id(self, repository: Repository, source: str | None) -> str:
+        """The full id of the snapshot named, as ``pick`` chooses it, reading snapshot
+        headers only (``verify``, ``pack`` load the snapshot themselves)."""
+        from amlport.bundle.sources import LATEST, choose_latest, parse_source
+
+        named = parse_source(source)
+        if self.ref.snapshot in (None, LATEST):
+            infos = repository.list_snapshots()
+            return choose_latest(infos, named, where=repository.location).id
+        if named is None:
+            return repository.snapshots.resolve(self.ref.snapshot)
+        return str(self.pick(repository, source).snapshot_id)  # refused when not of --source
+
+
+def repository_arg(
+    repo: str | Path,
+    connection_string: str | None = None,
+    account_key: str | None = None,
+    sas_token: str | None = None,
+    credential: str | None = None,
+    *,
+    snapshot: str | None = None,
+    allow_snapshot: bool = True,
+    where: str = "REPO",
+) -> RepoArg:
+    """Parse ``REPO[@SNAPSHOT]`` (with ``--snapshot``) and its ``--repo-*`` credential, before
+    anything is contacted: a hostile reference is a usage error (exit 2) here."""
+    ref = parse_reference(repo, snapshot=snapshot, where=where, allow_snapshot=allow_snapshot)
+    auth = repo_auth(ref.location, connection_string, account_key, sas_token, credential)
+    return RepoArg(ref, auth)
+
+
+SnapshotOpt = typer.Option(
+    None,
+    "--snapshot",
+    help="Snapshot id (or a unique prefix) or 'latest' (the default); the same as REPO@ID.",
+    show_default=False,
+)
 
 
 # One option for every command that takes 'latest' of a repository (bundle/sources.py).

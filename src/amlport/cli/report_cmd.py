@@ -21,7 +21,7 @@ from amlport.cli.repo_options import (
     RepoKeyOpt,
     RepoSasOpt,
     SourceOpt,
-    repo_auth,
+    repository_arg,
 )
 from amlport.errors import ExitCode, UsageError
 
@@ -80,8 +80,10 @@ def report(
 
         if not target:
             raise UsageError("empty TARGET", hint="give a workspace, REPO or REPO@SNAPSHOT")
-        spec = parse_spec(target)
         rauth_for = (repo_connection_string, repo_account_key, repo_sas_token, repo_credential)
+        spec = parse_spec(
+            target, lambda location: repository_arg(location, *rauth_for).auth, where="TARGET"
+        )
         if spec.repo is not None:
             if repo is not None:
                 raise UsageError(
@@ -91,8 +93,7 @@ def report(
                 )
             if workspace_file is not None:
                 raise UsageError("--workspace-file is for a SOURCE, not a repository")
-            rauth = repo_auth(str(spec.repo), *rauth_for)
-            result = _of_snapshot(spec.repo, spec.snapshot, source, rauth)
+            result = _of_snapshot(spec.repo, spec.snapshot, source, spec.auth)
         else:
             if source is not None and repo is None:
                 raise UsageError(
@@ -101,8 +102,18 @@ def report(
                 )
             assert spec.live is not None
             auth = (connection_string, account_key, sas_token, credential, workspace_file)
-            rauth = repo_auth(repo, *rauth_for) if repo is not None else None
-            result = _of_source(spec.live, auth, repo, rauth, show_progress=not as_json)
+            arg = (
+                repository_arg(repo, *rauth_for, allow_snapshot=False, where="--repo")
+                if repo
+                else None
+            )
+            result = _of_source(
+                spec.live,
+                auth,
+                arg.location if arg else None,
+                arg.auth if arg else None,
+                show_progress=not as_json,
+            )
         common.write_text_atomic(output, render_html(result))
         summary = result.summary()
         if as_json:  # schema and exit_code as every command's (docs/json.md)
@@ -158,7 +169,7 @@ def _of_source(
 
 
 def _of_snapshot(
-    path: Path, snapshot: str | None, source: str | None, rauth: StorageAuth | None
+    path: Path | str, snapshot: str | None, source: str | None, rauth: StorageAuth | None
 ) -> Report:
     """A snapshot (``latest`` chosen as every command chooses it) and its source's history."""
     from amlport.bundle import Repository

@@ -20,10 +20,10 @@ from amlport.export.selection import DEFAULT_INCLUDE, Selection, select
 from amlport.export.writer import BundleWriter, TransferStats
 from amlport.exporters import registered
 from amlport.exporters.base import AssetUnsupported, ExportContext
-from amlport.importing import records
 from amlport.lineage import LineageGraph, build_graph
 from amlport.model.inventory import Inventory
 from amlport.model.manifest import AssetEntry, Manifest, source_key
+from amlport.model.provenance import IMPORTS_PREFIX, MAX_RECORD_BYTES, provenance_from
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.base import Source
 from amlport.storage.guard import refuse_repository_in_source
@@ -260,7 +260,7 @@ def plan_assets(
 ) -> tuple[list[AssetEntry], list[tuple[str, str]]]:
     warnings: list[str] = []
     ctx = ExportContext(inv, lg, writer, warnings.append, selected={i.node for i in chosen.items})
-    exporters = registered()
+    exporters = registered(on_warning=warnings.append)  # a broken plugin: a warning, not a crash
     assets: list[AssetEntry] = []
     skipped: list[tuple[str, str]] = []
     for item in chosen.items:
@@ -277,17 +277,22 @@ def plan_assets(
 
 
 def _provenance(writer: BundleWriter, inv: Inventory) -> list[dict[str, Any]]:
-    """Earlier hops, from the import records amlport left in this workspace (if any)."""
-    container = inv.source.artifact_container
-    limit = records.MAX_RECORD_BYTES + 1  # one byte more tells a record too large to read
-    raw = [
-        (f"{container}/{name}", writer.source.read_bytes(container, name, max_bytes=limit))
-        for name in sorted(inv.amlport_records)
-        if name.startswith(records.IMPORTS_PREFIX)
-    ]
-    hops, problems = records.provenance_from(raw)
+    hops, problems = earlier_hops(writer.source, inv)
     writer.warnings.extend(problems)  # the run exits 1: provenance it could not carry
     return hops
+
+
+def earlier_hops(source: Source, inv: Inventory) -> tuple[list[dict[str, Any]], list[str]]:
+    """Earlier hops, from the import records amlport left in this workspace (if any), and
+    one problem per record that could not be read (export and promote carry them forward)."""
+    container = inv.source.artifact_container
+    limit = MAX_RECORD_BYTES + 1  # one byte more tells a record too large to read
+    raw = [
+        (f"{container}/{name}", source.read_bytes(container, name, max_bytes=limit))
+        for name in sorted(inv.amlport_records)
+        if name.startswith(IMPORTS_PREFIX)
+    ]
+    return provenance_from(raw)
 
 
 def _transfer_and_commit(

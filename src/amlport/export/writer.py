@@ -256,6 +256,12 @@ class BundleWriter:
                     if self.stats.stopped is not None:  # the source is down: start no other
                         self.stats.failures.append(f"{path}: {NOT_ATTEMPTED}")
                         continue
+                    if self._reuse(index, carried, path, blob):  # unchanged: no worker
+                        self._breaker.succeeded()
+                        done += 1
+                        if progress:
+                            progress(done, self.stats.bytes)
+                        continue
                     window.add(pool.submit(self._attempt, repo, index, carried, path, blob), path)
                     while len(window) >= limit:
                         settle_some()
@@ -328,16 +334,57 @@ class BundleWriter:
             self.stats.new_objects += 1
             self.stats.new_bytes += size
 
+    def _reuse(self, index: SourceIndex, carried: _Carried, path: str, blob: BlobInfo) -> bool:
+        """Record ``path`` from the index and the previous snapshot when its blob did not
+        change (etag and size: a local file's mtime and size, so it is not read), on the
+        calling thread: an unchanged re-backup hands no file to a worker."""
+        if _rewrites(blob):
+            return self._reuse_rewritten(index, carried, path, blob)
+        return self._reuse_raw(index, carried, path, blob, _original(path, blob))
+
+    def _reuse_raw(
+        self,
+        index: SourceIndex,
+        carried: _Carried,
+        path: str,
+        blob: BlobInfo,
+        original: dict[str, str],
+    ) -> bool:
+        hit = index.lookup(blob.container, blob.name, blob.etag, blob.size, blob.content_md5)
+        if hit is None:
+            return False
+        with self._lock:
+            self.stats.reused += 1
+            self.stats.files += 1
+            self.stats.bytes += blob.size
+            self.warnings += carried.warnings.get(path, [])  # a secret found last time
+        entry = FileEntry(path=path, digest=hit, size=blob.size, original=original)
+        # The previous snapshot's equal entry, so that both manifests share it (memory).
+        self.entries[path] = carried.same(entry)
+        return True
+
+    def _reuse_rewritten(
+        self, index: SourceIndex, carried: _Carried, path: str, blob: BlobInfo
+    ) -> bool:
+        space = _rewrite_space(blob.container)
+        hit = index.lookup(space, blob.name, blob.etag, blob.size, blob.content_md5)
+        previous = carried.entries.get(path)
+        if hit is None or previous is None or previous.digest != hit:
+            return False
+        with self._lock:
+            self.stats.reused += 1
+            self.stats.files += 1
+            self.stats.bytes += previous.size
+            self.entries[path] = previous
+            self.rewrites += carried.rewrites.get(path, [])
+            self.redactions += carried.redactions.get(path, [])
+            self.warnings += carried.warnings.get(path, [])
+        return True
+
     def _copy(
         self, repo: Repository, index: SourceIndex, carried: _Carried, path: str, blob: BlobInfo
     ) -> None:
-        original: dict[str, str] = {
-            "datastore": sys.intern(path.split("/")[1]),
-            "container": blob.container,
-            "path": blob.name,
-        }
-        if blob.container == SPECS_CONTAINER:
-            original = {"specs": blob.name}
+        original = _original(path, blob)
         try:
             if _rewrites(blob):
                 self._rewrite(repo, index, carried, path, blob, original)
@@ -360,16 +407,7 @@ class BundleWriter:
         blob: BlobInfo,
         original: dict[str, str],
     ) -> None:
-        hit = index.lookup(blob.container, blob.name, blob.etag, blob.size, blob.content_md5)
-        if hit is not None:
-            with self._lock:
-                self.stats.reused += 1
-                self.stats.files += 1
-                self.stats.bytes += blob.size
-                self.warnings += carried.warnings.get(path, [])  # a secret found last time
-            entry = FileEntry(path=path, digest=hit, size=blob.size, original=original)
-            # The previous snapshot's equal entry, so that both manifests share it (memory).
-            self.entries[path] = carried.same(entry)
+        if self._reuse_raw(index, carried, path, blob, original):
             return
         new: bool | None = None  # a stream's store does not say whether it was new
         if blob.size <= READ_WHOLE:  # one read and one write: no stream, no staging file
@@ -417,18 +455,9 @@ class BundleWriter:
         blob: BlobInfo,
         original: dict[str, str],
     ) -> None:
-        space = _rewrite_space(blob.container)
-        hit = index.lookup(space, blob.name, blob.etag, blob.size, blob.content_md5)
-        if hit is not None and path in carried.entries and carried.entries[path].digest == hit:
-            with self._lock:
-                self.stats.reused += 1
-                self.stats.files += 1
-                self.stats.bytes += carried.entries[path].size
-                self.entries[path] = carried.entries[path]
-                self.rewrites += carried.rewrites.get(path, [])
-                self.redactions += carried.redactions.get(path, [])
-                self.warnings += carried.warnings.get(path, [])
+        if self._reuse_rewritten(index, carried, path, blob):
             return
+        space = _rewrite_space(blob.container)
         if blob.container != SPECS_CONTAINER and not _in_memory(blob.name, blob.size):
             try:
                 done = self._rewrite_stream(repo, path, blob)
@@ -570,6 +599,17 @@ class _Rewritten:
     result: RewriteResult
     source_digest: str = ""
     read: int = 0
+
+
+def _original(path: str, blob: BlobInfo) -> dict[str, str]:
+    """Where a file came from, as its manifest entry records it."""
+    if blob.container == SPECS_CONTAINER:
+        return {"specs": blob.name}
+    return {
+        "datastore": sys.intern(path.split("/")[1]),
+        "container": blob.container,
+        "path": blob.name,
+    }
 
 
 def _rewrites(blob: BlobInfo) -> bool:

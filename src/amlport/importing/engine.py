@@ -10,7 +10,7 @@ record is written last, and only when something changed.
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,14 +22,14 @@ from amlport.bundle import Repository
 from amlport.errors import AmlportError, DiskFull, ExitCode, IntegrityError, UsageError
 from amlport.importers.base import ImportAction, ImportContext, Importer
 from amlport.importers.datastore import DatastoreImporter
-from amlport.importing import records
+from amlport.model import provenance
 from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.guard import POLICIES, GuardedTarget, WriteGuard, place_of_repository
 from amlport.storage.opener import StorageAuth
-from amlport.storage.target import Target
+from amlport.storage.target import DIGEST_METADATA, Target
 
 Progress = Callable[[str, int, int | None], None]
 CONFLICT_POLICIES = POLICIES
@@ -46,6 +46,7 @@ class ImportRequest:
     register_mlflow: str | None = None
     workspace: str | None = None
     workers: int = 8
+    strict: bool = False  # a URI only kept with a warning is refused (blocks its file)
 
 
 @dataclass
@@ -57,10 +58,17 @@ class ImportResult:
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     record: str | None = None
+    identity: str | None = None  # where the target's identity record is (written or kept)
 
     @property
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(a.action for a in self.actions).items()))
+
+    @property
+    def rewrites(self) -> list[dict[str, str]]:
+        """Every rewrite of the files the target holds (or, dry run, would hold): the file
+        as it lands, where in it, before, after and the rule."""
+        return rewrites_of(self.actions)
 
     @property
     def changed(self) -> int:
@@ -86,6 +94,8 @@ class ImportResult:
             "failures": self.failures,
             "warnings": self.warnings,
             "record": self.record,
+            "identity": self.identity,
+            "rewrites": self.rewrites,
         }
 
 
@@ -115,7 +125,7 @@ def pick_snapshot(
     return select_snapshot(repo, snapshot, parse_source(source), mapped)
 
 
-def import_rules(manifest: Manifest, mapping: Mapping) -> RewriteRules:
+def import_rules(manifest: Manifest, mapping: Mapping, *, strict: bool = False) -> RewriteRules:
     source = WorkspaceDescriptor.from_dict(manifest.source, where="snapshot source", strict=False)
     return RewriteRules(
         direction="import",
@@ -123,7 +133,18 @@ def import_rules(manifest: Manifest, mapping: Mapping) -> RewriteRules:
         target=Identity.from_descriptor(mapping.target),
         datastore_map=mapping.datastores,
         asset_renames=mapping.assets,
+        strict=strict,
     )
+
+
+def rewrites_of(actions: list[ImportAction]) -> list[dict[str, str]]:
+    """The rewrites (``details["rewrites"]``) of the actions whose file the target holds."""
+    return [
+        r
+        for a in actions
+        if a.action in ("create", "update", "skip")
+        for r in a.details.get("rewrites", ())
+    ]
 
 
 def run_import(
@@ -134,9 +155,12 @@ def run_import(
     progress: Progress | None = None,
     repo_auth: StorageAuth | None = None,
     guard: WriteGuard | None = None,
+    narrow: Callable[[Manifest], Manifest] | None = None,
 ) -> ImportResult:
     """Plan and apply ``request``; every write goes through one ``WriteGuard``, opened only
     after the flags, the MLflow server, the repository and the snapshot were checked.
+    ``narrow``: imports only the part of the (verified) snapshot it returns (``restore
+    --select``, backup/select.py).
     ``guard``: a closed guard of the caller's (tests assert on it), else one is made."""
     guard = guard or WriteGuard(
         dry_run=request.dry_run,
@@ -151,12 +175,14 @@ def run_import(
     with repo, repo.lock(exclusive=False):
         manifest = pick_snapshot(repo, request.snapshot, request.source, request.mapping)
         verify_first(repo, manifest)
+        if narrow is not None:  # restore --select: only what the selection needs
+            manifest = narrow(manifest)
         result = ImportResult(str(manifest.snapshot_id), request.dry_run, guard.on_conflict)
         ctx = ImportContext(
             repo,
             manifest,
             request.mapping,
-            import_rules(manifest, request.mapping),
+            import_rules(manifest, request.mapping, strict=request.strict),
             result.warnings.append,
             guard=guard,
         )
@@ -166,13 +192,14 @@ def run_import(
             return result
         guard.open()
         guarded.ensure_containers()
-        result.actions = _apply(planned, ctx, result, request.workers, progress)
-        if result.changed:
-            try:
+        result.actions = apply_planned(planned, ctx, result.failures, request.workers, progress)
+        try:
+            if result.changed:
                 result.record = _write_record(guarded, manifest, request.mapping, result)
                 _write_designer_documents(guarded, ctx, manifest, request.mapping)
-            except DiskFull as exc:  # the files are written (exit 3); a re-run adds the record
-                result.failures.append(f"import record: {exc.message}")
+            result.identity = write_identity(guarded, request.mapping.target)
+        except DiskFull as exc:  # the files are written (exit 3); a re-run adds the record
+            result.failures.append(f"import record: {exc.message}")
     return result
 
 
@@ -188,30 +215,40 @@ def verify_first(repo: Repository, manifest: Manifest) -> None:
 
 
 def _importers(target: GuardedTarget, request: ImportRequest) -> list[Importer]:
-    """The importers of this request; an unreachable MLflow server (or no mlflow) fails here,
-    before the write guard opens."""
-    found: list[Importer] = [DatastoreImporter(target)]
-    if request.emit_assets is not None:
+    return [
+        DatastoreImporter(target),
+        *asset_importers(target, request.emit_assets, request.register_mlflow),
+    ]
+
+
+def asset_importers(
+    target: GuardedTarget, emit_assets: Path | None, register_mlflow: str | None
+) -> list[Importer]:
+    """The importers past storage (``--emit-assets``, ``--register-mlflow``; import and
+    promote alike); an unreachable MLflow server (or no mlflow) fails here, before the write
+    guard opens."""
+    found: list[Importer] = []
+    if emit_assets is not None:
         from amlport.importers.azureml_assets import AzureMLAssetsImporter
 
         # Where the YAML goes is known now: a folder inside the repository is refused before
         # the first write, not once the storage is restored (the guard checks it again).
-        target.guard.folder(request.emit_assets, "--emit-assets folder")
+        target.guard.folder(emit_assets, "--emit-assets folder")
 
-        found.append(AzureMLAssetsImporter(request.emit_assets))
-    if request.register_mlflow is not None:
+        found.append(AzureMLAssetsImporter(emit_assets))
+    if register_mlflow is not None:
         from amlport.importers.mlflow_registry import MlflowRegistryImporter
 
-        registry = MlflowRegistryImporter(request.register_mlflow)
+        registry = MlflowRegistryImporter(register_mlflow)
         registry.client()  # probes the server: validation, not a write
         found.append(registry)
     return found
 
 
-def _apply(
+def apply_planned(
     planned: list[tuple[Importer, ImportAction]],
     ctx: ImportContext,
-    result: ImportResult,
+    failures: list[str],
     workers: int,
     progress: Progress | None,
 ) -> list[ImportAction]:
@@ -225,7 +262,7 @@ def _apply(
         try:
             return importer.apply(action, ctx)
         except AmlportError as exc:
-            result.failures.append(f"{action.subject}: {exc.message}")
+            failures.append(f"{action.subject}: {exc.message}")
             return ImportAction(
                 action.importer, "failed", action.subject, action.target, exc.message
             )
@@ -248,7 +285,7 @@ def _write_designer_documents(
         doc = asset.attrs.get("designer_document")
         if asset.kind != "pipeline" or not doc:
             continue
-        name = f"{records.RESERVED_PREFIX}pipelines/{str(doc).rsplit('/', 1)[-1]}"
+        name = f"{provenance.RECORDS_PREFIX}pipelines/{str(doc).rsplit('/', 1)[-1]}"
         container = mapping.target.artifact_container
         meta = {"amlport_snapshot": str(manifest.snapshot_id)}
         target.write_bytes(container, name, ctx.read(str(doc)), metadata=meta, overwrite=True)
@@ -257,14 +294,26 @@ def _write_designer_documents(
 def _write_record(
     target: GuardedTarget, manifest: Manifest, mapping: Mapping, result: ImportResult
 ) -> str:
-    name = records.record_name(manifest)
-    doc = records.record(manifest, mapping, result.counts)
-    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    name = provenance.record_name(manifest)
+    doc = provenance.record(manifest, mapping, result.counts, result.rewrites)
     target.write_bytes(
         mapping.target.artifact_container,
         name,
-        data,
+        provenance.encode(doc),
         metadata={"amlport_snapshot": str(manifest.snapshot_id)},
         overwrite=True,
     )
     return f"{mapping.target.artifact_container}/{name}"
+
+
+def write_identity(target: GuardedTarget, identity: WorkspaceDescriptor) -> str:
+    """The target's identity record (model/provenance.py), through the guard: written when
+    it is missing or names something else, else left (a re-run writes nothing)."""
+    container, name = identity.artifact_container, provenance.IDENTITY_NAME
+    data = provenance.encode(provenance.identity_record(identity))
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    found = target.stat(container, name)
+    if found is None or found.sha256 != digest:
+        meta = {DIGEST_METADATA: digest}
+        target.write_bytes(container, name, data, metadata=meta, overwrite=found is not None)
+    return f"{container}/{name}"

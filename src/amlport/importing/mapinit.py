@@ -10,7 +10,7 @@ from amlport.bundle.sources import source_text
 from amlport.model.manifest import Manifest
 
 HEADER = """\
-# amlport map file for snapshot {snapshot}
+# amlport map file for {snapshot}
 # Source: account {account}, workspace {workspace}.
 # Fill in the target workspace (same shape as workspace.yaml) and map every source datastore
 # below to a datastore of the target. Anything left unmapped blocks the items that need it.
@@ -20,14 +20,26 @@ HEADER = """\
 
 
 def template(manifest: Manifest) -> str:
-    source = manifest.source
+    """The template for a snapshot's source (``map init REPO``)."""
+    return template_of(
+        manifest.source,
+        {f.path.split("/")[1] for f in manifest.files if f.path.startswith("files/")},
+        [(a.kind, a.name) for a in manifest.assets],
+        f"snapshot {manifest.snapshot_id}",
+    )
+
+
+def template_of(
+    source: dict[str, Any], with_files: set[str], assets: list[tuple[str, str]], label: str
+) -> str:
+    """The template for ``source`` (a snapshot's, or a scanned workspace's: ``map init
+    SOURCE``): ``with_files`` the datastores its files live in, ``assets`` (kind, name)."""
     # Every datastore the snapshot has files of, and every datastore the source workspace
     # declares: a file (a v2 YAML, an MLmodel, a pointer) may name one whose data is not in
     # the snapshot, and a datastore is mapped only when the map lists it (nothing is guessed).
     declared = source.get("datastores")
     datastores = sorted(
-        {f.path.split("/")[1] for f in manifest.files if f.path.startswith("files/")}
-        | ({str(k) for k in declared} if isinstance(declared, dict) else set())
+        with_files | ({str(k) for k in declared} if isinstance(declared, dict) else set())
     )
     doc: dict[str, Any] = {
         "source": source_text(source),
@@ -48,13 +60,13 @@ def template(manifest: Manifest) -> str:
         },
         "datastores": {ds: ds for ds in datastores},
         "assets": {
-            a.name: a.name
-            for a in sorted(manifest.assets, key=lambda a: a.name)
-            if a.kind in ("model", "environment", "data")
+            name: name
+            for kind, name in sorted(assets, key=lambda a: a[1])
+            if kind in ("model", "environment", "data")
         },
     }
     head = HEADER.format(
-        snapshot=manifest.snapshot_id,
+        snapshot=_comment(label),
         account=_comment(source.get("account")),
         workspace=_comment(source.get("workspace") or "-"),
     )

@@ -29,7 +29,12 @@ from typing import Any
 
 from amlport.errors import UsageError
 from amlport.model.schema import NameMap, Record, Text, describe, load_config_yaml, validate
-from amlport.model.workspace import DATASTORE_NAME, WorkspaceDescriptor, workspace_schema
+from amlport.model.workspace import (
+    DATASTORE_NAME,
+    WORKSPACE_HINT,
+    WorkspaceDescriptor,
+    workspace_schema,
+)
 
 MAP_HINT = "fill in the template 'amlport map init REPO' writes; see docs/importing.md"
 # Asset names are checked where they are used (the importer blocks a name Azure ML refuses,
@@ -78,6 +83,18 @@ class Mapping:
     def target_datastore(self, source_datastore: str) -> str | None:
         """The mapped datastore, if it names a container the target has (``mapped_datastore``)."""
         return mapped_datastore(self.datastores, self.target.container_of, source_datastore)
+
+    def target_datastore_of(self, source: WorkspaceDescriptor, datastore: str) -> str | None:
+        """``target_datastore``, else that of another name the source gives the same container
+        (``qablob`` and ``workspaceblobstore`` over one container: a file listed under the
+        built-in name lands where the map sends the alias it maps; the map cannot list both,
+        as they would collide in the target)."""
+        mapped = self.target_datastore(datastore)
+        container = source.container_of(datastore)
+        if mapped is not None or container is None:
+            return mapped
+        aliases = sorted(ds for ds, c in source.datastores.items() if c == container)
+        return next((m for ds in aliases if (m := self.target_datastore(ds)) is not None), None)
 
     def asset_name(self, name: str) -> str:
         return self.assets.get(name, name)
@@ -135,3 +152,13 @@ def _opt_str(value: Any, where: str, key: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise UsageError(f"{where}: '{key}' must be a string", hint="e.g. source: ACCOUNT/WORKSPACE")
+
+
+def descriptor_from_yaml(text: str, *, where: str) -> WorkspaceDescriptor:
+    """A ``workspace.yaml`` or a map file (its ``target:``): wherever a workspace file is
+    accepted, the map of that workspace is too (docs/importing.md). Bounded YAML, then the
+    schema of whichever it is; errors name ``where``."""
+    doc = load_config_yaml(text, where, WORKSPACE_HINT)
+    if isinstance(doc, dict) and "target" in doc:
+        return Mapping.from_dict(doc, where=where).target
+    return WorkspaceDescriptor.from_dict(doc, where=where)

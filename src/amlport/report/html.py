@@ -25,7 +25,7 @@ from importlib import resources
 from typing import Any
 
 from amlport import __version__
-from amlport.cli.terminal import plain
+from amlport.plaintext import plain
 from amlport.report.data import GraphNode, HistoryRow, Report
 from amlport.report.pipelines import BOX_H, BOX_W, Pipeline, layers
 

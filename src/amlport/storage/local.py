@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from amlport.errors import SourceError, SourceNotFound, UsageError
+from amlport.model.mapping import descriptor_from_yaml
 from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, guess_containers
 from amlport.storage.base import BlobInfo, Source
 
@@ -32,8 +33,9 @@ def load_descriptor_file(path: Path) -> WorkspaceDescriptor:
             f"cannot read workspace descriptor {path}: {exc.__class__.__name__}",
             hint="fix the file or remove it to let amlport guess the containers",
         ) from None
-    # Bounded YAML and the schema: a syntax error names the line, a bad key its path.
-    return WorkspaceDescriptor.from_yaml(text, where=str(path))
+    # Bounded YAML and the schema: a syntax error names the line, a bad key its path. A map
+    # file is a workspace file too: its ``target:`` is the workspace it describes.
+    return descriptor_from_yaml(text, where=str(path))
 
 
 class UnreadableFile(SourceError):

@@ -1,6 +1,6 @@
 """When the source is down, a transfer stops trying the rest: one policy for every transfer.
 
-``export``/``backup`` (``export/writer.py``) and ``promote`` (``importing/promote.py``) copy
+``export``/``backup`` (``export/writer.py``) and ``promote`` (``promote/engine.py``) copy
 file after file from a source. Each storage call already rides out brief trouble
 (``storage/retry.py``); a failure that survives its retries and says the *whole* source is down
 (unreachable, throttled past its retries, access lost) counts towards a streak, any other

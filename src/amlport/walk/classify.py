@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-AMLPORT_RECORDS = "amlport/"  # reserved prefix of the artifact container (import records)
 RUN_PREFIX = re.compile(r"^ExperimentRun/dcid\.(?P<run>[^/]+)/(?P<rest>.+)$")
 LOG_DIRS = ("azureml-logs/", "logs/", "user_logs/", "system_logs/")
 UPLOAD_ROOTS = ("LocalUpload", "az-ml-artifacts", "UI")

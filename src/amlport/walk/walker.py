@@ -19,11 +19,13 @@ from amlport.errors import AmlportError, ParseError, UsageError
 from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
 from amlport.model.inventory import Inventory, Loc, Output, Upload
+from amlport.model.provenance import RECORDS_PREFIX
 from amlport.secrets import describe, find_secrets, may_hold_secret, redact, scan_stream
 from amlport.storage.base import BlobInfo, Source
 from amlport.walk import classify as C
 from amlport.walk.cache import ReadCache
 from amlport.walk.handlers import SPECS_CONTAINER, Handlers
+from amlport.walk.identity import adopt_identity
 from amlport.walk.linker import link
 from amlport.walk.listing import Listing
 
@@ -76,6 +78,8 @@ class _Walker:
 
     def run(self) -> Inventory:
         blobstore, artifacts = self._list()
+        if found := adopt_identity(self.source, self.listing, self._identity_problem):
+            self.inv.source = found  # amlport/identity.json (walk/identity.py)
         known_runs = self._classify_artifacts(artifacts)
         self._classify_blobstore(blobstore, known_runs)
         self._read_all()
@@ -129,7 +133,7 @@ class _Walker:
         for blob in blobs:
             ap = C.classify_artifact(blob.name)
             if ap is None:
-                if blob.name.startswith(C.AMLPORT_RECORDS):
+                if blob.name.startswith(RECORDS_PREFIX):
                     self.inv.amlport_records.append(blob.name)  # our own import records
                 else:
                     self.inv.unknown[f"artifacts:{blob.name.split('/', 1)[0]}"] += 1
@@ -295,6 +299,9 @@ class _Walker:
         except AmlportError as exc:
             self._finding(F.MALFORMED_FILE, path, exc.message)
         return len(self.inv.findings) == before
+
+    def _identity_problem(self, path: str, message: str) -> None:
+        self._finding(F.MALFORMED_FILE, path, message, Severity.LOW)
 
     def _finding(
         self, code: str, path: str, message: str, severity: Severity = Severity.MEDIUM

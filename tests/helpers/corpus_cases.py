@@ -28,7 +28,8 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rel_workspace import BLOBSTORE, Workspace
+from helpers.data import long_name as long_name
+from helpers.rel_workspace import BLOBSTORE, Workspace
 
 SIG = "c3VwZXJzZWNyZXRzaWduYXR1cmV2YWx1ZTEyMzQ1Ng%3D%3D"  # a fake SAS signature
 
@@ -104,15 +105,6 @@ ODD_NAMES = (
     "query?and#hash&amp+plus=eq.txt",
     "a..b/..dots../x.txt",
 )
-
-
-def long_name(prefix: str, total: int = 1024) -> str:
-    """A blob name of exactly ``total`` characters (folders of 200: a file name is <= 255)."""
-    folders = (total - len(prefix) - 1) // 200
-    name = prefix + ("d" * 199 + "/") * folders
-    name += "f" * (total - len(name))
-    assert len(name) == total and len(name.rsplit("/", 1)[1]) <= 255
-    return name
 
 
 def odd_blob_names(ws: Workspace) -> None:

@@ -1,0 +1,60 @@
+"""Helpers for the backup/forget/diff/restore tests.
+
+``cli`` is ``helpers.cliutil.amlport`` (the command run the way a user does: a subprocess,
+real exit code and output); ``cli_popen`` starts it without waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from amlport.bundle import Repository
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WS = REPO_ROOT / "fixtures" / "workspaces"
+MAPS = Path(__file__).resolve().parents[1] / "integration" / "maps"
+FIXTURES = ("designer-autoprice", "messy", "sdk-bikeshare", "v2-lendingclub")
+# A Monday, 02:00 UTC: the first night of a simulated schedule.
+MONDAY = datetime(2024, 3, 4, 2, 0, tzinfo=timezone.utc)
+
+
+def cli_popen(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "amlport", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def night(n: int, hour: int = 0) -> datetime:
+    """The n-th night of the schedule (0 = the first Monday)."""
+    return MONDAY + timedelta(days=n, hours=hour)
+
+
+def copy_workspace(name: str, dest: Path) -> Path:
+    shutil.copytree(WS / name, dest)
+    return dest
+
+
+def objects_on_disk(repo: Path) -> set[str]:
+    base = repo / "objects" / "sha256"
+    return {f"sha256:{p.name}" for p in base.glob("*/*") if not p.name.startswith(".tmp-")}
+
+
+def referenced(repo: Path) -> set[str]:
+    """Every object a snapshot references: its files' data objects and, in format 2, the
+    pieces of its tree."""
+    store = Repository.open(repo)
+    out: set[str] = set()
+    for info in store.list_snapshots():
+        data, pieces = store.snapshots.pieces(info.id)
+        assert data == store.load_snapshot(info.id).digests()
+        out |= data | pieces
+    return out

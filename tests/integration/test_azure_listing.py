@@ -1,0 +1,219 @@
+"""The source's listing (storage/listing.py) on Azurite: the SDK's pipeline, amlport's parser.
+
+What it must keep from the SDK's ``list_blobs`` it replaced: every legal name exactly (control
+characters, markup, ``..``, empty segments, 1,024 characters), size, ETag and Content-MD5
+byte for byte, paging (a marker after a hostile name), every credential form, and the retry
+rules (a page whose body breaks is asked for again and counted; throttling is retried by the
+pipeline). Hostile answers (DTD, oversize, malformed) are tests/unit/test_storage_listing.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from helpers import azurite as az
+from helpers.rel_proxy import Fault, FaultProxy
+
+from amlport.errors import SourceNotFound, TransientStorageError
+from amlport.storage.auth import StorageAuth
+from amlport.storage.azure import open_azure_source
+from amlport.storage.base import BlobInfo
+from amlport.storage.listing import list_container
+from amlport.storage.retry import FAST_RETRY
+
+pytestmark = pytest.mark.azurite
+
+HOSTILE = [
+    "x[/]y.txt",
+    "[bold]red[/bold]",
+    "a..b/..c/d",
+    "a//b.txt",
+    "a/..b/c..",  # (a whole ``..`` or ``.`` segment: the SDK's URL handling cannot send it)
+    "tab\there",
+    "cr\rlf\nx",
+    "del\x7fx",
+    "c1\x85\x9b",
+    "bidi\u202eevil",
+    "<&>'\".xml",
+    "q?x=1&y#z%2F%",
+    "plus+space name",
+    "é/ü/ß",
+    "L" * 1024,
+    "d/" + "n" * 1021,
+]
+
+
+@pytest.fixture(scope="module")
+def hostile(azurite: az.Azurite) -> Iterator[tuple[az.AzuriteAccount, str]]:
+    container = f"lst-{uuid.uuid4().hex[:8]}"
+    admin = azurite.source.service_client()
+    client = admin.create_container(container)
+    for i, name in enumerate(HOSTILE):
+        client.upload_blob(name, f"blob {i}".encode() * (i + 1))
+    client.upload_blob("dir", b"", metadata={"hdi_isfolder": "true"})  # an HNS folder marker
+    try:
+        yield azurite.source, container
+    finally:
+        client.delete_container()  # control characters in names upset later account listings
+        admin.close()
+
+
+def _sdk_listing(account: az.AzuriteAccount, container: str) -> list[BlobInfo]:
+    admin = account.service_client()
+    try:
+        client = admin.get_container_client(container)
+        return [
+            BlobInfo(
+                container,
+                p.name,
+                p.size,
+                p.etag,
+                bytes(p.content_settings.content_md5).hex()
+                if p.content_settings.content_md5
+                else None,
+            )
+            for p in client.list_blobs(include=["metadata"])
+            if (p.metadata or {}).get("hdi_isfolder") != "true"
+        ]
+    finally:
+        admin.close()
+
+
+def test_hostile_names_round_trip_with_md5_and_etag(
+    hostile: tuple[az.AzuriteAccount, str],
+) -> None:
+    account, container = hostile
+    expected = _sdk_listing(account, container)
+    assert {b.name for b in expected} == set(HOSTILE)  # Azurite kept every name
+    assert all(b.content_md5 for b in expected)
+    source = open_azure_source(
+        f"{account.url}/{container}", auth=StorageAuth(connection_string=account.connection_string)
+    )
+    try:
+        assert list(source.list_blobs()) == expected  # the folder marker is left out
+        assert source.retry_count == 0
+    finally:
+        source.close()
+
+
+def test_pages_of_one_resume_after_every_hostile_name(
+    hostile: tuple[az.AzuriteAccount, str],
+) -> None:
+    account, container = hostile
+    expected = [b.name for b in _sdk_listing(account, container)]
+    source = open_azure_source(
+        f"{account.url}/{container}", auth=StorageAuth(connection_string=account.connection_string)
+    )
+    try:
+        client = source.blob_service_client.get_container_client(container)
+        listed = list_container(client, source._retry, source._translate, page_size=1)
+        assert [b.name for b in listed if not b.is_folder] == expected
+        under = list_container(client, source._retry, source._translate, prefix="a/", page_size=2)
+        assert [b.name for b in under] == [n for n in expected if n.startswith("a/")]
+    finally:
+        source.close()
+
+
+def _auths(account: az.AzuriteAccount, container: str) -> dict[str, tuple[str, StorageAuth]]:
+    url = f"{account.url}/{container}"
+    container_sas = az.read_list_container_sas(account, container)
+    account_sas = az.read_list_account_sas(account)
+    sas_conn = f"BlobEndpoint={account.url};SharedAccessSignature={account_sas}"
+    return {
+        "connection string": (url, StorageAuth(connection_string=account.connection_string)),
+        "account key": (url, StorageAuth(account_key=account.key)),
+        "container SAS in the URL": (f"{url}?{container_sas}", StorageAuth()),
+        "account SAS option": (url, StorageAuth(sas_token=account_sas)),
+        "connection string with a SAS": (url, StorageAuth(connection_string=sas_conn)),
+    }
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "connection string",
+        "account key",
+        "container SAS in the URL",
+        "account SAS option",
+        "connection string with a SAS",
+    ],
+)
+def test_every_credential_form_lists(hostile: tuple[az.AzuriteAccount, str], form: str) -> None:
+    account, container = hostile
+    url, auth = _auths(account, container)[form]
+    source = open_azure_source(url, auth=auth)
+    try:
+        assert [b.name for b in source.list_blobs()] == [
+            b.name for b in _sdk_listing(account, container)
+        ]
+    finally:
+        source.close()
+
+
+def test_a_listing_whose_body_breaks_is_asked_again_and_counted(
+    azurite: az.Azurite, hostile: tuple[az.AzuriteAccount, str]
+) -> None:
+    account, container = hostile
+    listing_path = f"/{account.name}/{container}"
+
+    def rule(method: str, path: str, seen: int) -> Fault | None:
+        if method == "GET" and path == listing_path and seen in (1, 2):
+            return Fault(cut=True) if seen == 1 else Fault(status=503, retry_after="0")
+        return None
+
+    with FaultProxy(azurite.port, rule) as proxy:
+        source = open_azure_source(
+            f"{proxy.endpoint}/{account.name}/{container}",
+            auth=StorageAuth(account_key=account.key),
+            retry=FAST_RETRY,
+        )
+        try:  # seen 0 is the probe; 1 breaks mid-body, 2 is throttled, 3 answers
+            assert [b.name for b in source.list_blobs()] == [
+                b.name for b in _sdk_listing(account, container)
+            ]
+            assert source.retry_count == 2
+            assert [what for _, _, what in proxy.injected] == ["cut", 503]
+        finally:
+            source.close()
+
+
+def test_a_listing_that_keeps_breaking_is_a_transient_error(
+    azurite: az.Azurite, hostile: tuple[az.AzuriteAccount, str]
+) -> None:
+    account, container = hostile
+    listing_path = f"/{account.name}/{container}"
+
+    def rule(method: str, path: str, seen: int) -> Fault | None:
+        return Fault(cut=True) if method == "GET" and path == listing_path and seen else None
+
+    with FaultProxy(azurite.port, rule) as proxy:
+        source = open_azure_source(
+            f"{proxy.endpoint}/{account.name}/{container}",
+            auth=StorageAuth(account_key=account.key),
+            retry=FAST_RETRY,
+        )
+        try:
+            with pytest.raises(TransientStorageError, match="connection broke listing"):
+                list(source.list_blobs())
+            assert source.retry_count == FAST_RETRY.total
+        finally:
+            source.close()
+
+
+def test_a_container_deleted_after_the_probe_is_not_found(azurite: az.Azurite) -> None:
+    admin = azurite.source.service_client()
+    container = f"gone-{uuid.uuid4().hex[:8]}"
+    admin.create_container(container)
+    source = open_azure_source(
+        f"{azurite.source.url}/{container}",
+        auth=StorageAuth(connection_string=azurite.source.connection_string),
+    )
+    try:
+        admin.delete_container(container)
+        with pytest.raises(SourceNotFound, match=f"container {container} not found"):
+            list(source.list_blobs())
+    finally:
+        source.close()
+        admin.close()

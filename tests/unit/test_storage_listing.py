@@ -1,0 +1,89 @@
+"""The List Blobs parser of storage/listing.py against hostile and odd answers (pure logic;
+tests/integration/test_azure_listing.py drives it on Azurite)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+import amlport.storage.listing as listing
+from amlport.errors import SourceError
+from amlport.storage.azure_errors import Where
+
+WHERE = Where("listing", container="c")
+MD5 = hashlib.md5(b"x").digest()
+
+
+def _page(blobs: str, marker: str = "") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><EnumerationResults ContainerName="c">'
+        f"<Blobs>{blobs}</Blobs><NextMarker>{marker}</NextMarker></EnumerationResults>"
+    ).encode()
+
+
+def _blob(name: str, *, encoded: bool = False, md5: str = "", meta: str = "") -> str:
+    attr = ' Encoded="true"' if encoded else ""
+    return (
+        f"<Blob><Name{attr}>{name}</Name><Properties><Content-Length>5</Content-Length>"
+        f"<Etag>0x8D1</Etag><Content-MD5>{md5}</Content-MD5></Properties>"
+        f"<Metadata>{meta}</Metadata></Blob>"
+    )
+
+
+def _pieces(data: bytes, size: int) -> Iterator[bytes]:
+    return (data[i : i + size] for i in range(0, len(data), size))
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1 << 20])
+def test_a_page_parses_the_same_whatever_the_pieces(piece: int) -> None:
+    b64 = base64.b64encode(MD5).decode()
+    page = _page(
+        _blob("a/b.txt", md5=b64)
+        + _blob("tab%09x%7F", encoded=True)
+        + _blob("[x]/..y &amp; &lt;z&gt;")
+        + _blob("d", meta="<hdi_isfolder>true</hdi_isfolder>")
+        + _blob("L" * 1024),
+        marker="2!24!bWFya2Vy",
+    )
+    items, marker = listing._parse(_pieces(page, piece), WHERE)
+    assert marker == "2!24!bWFya2Vy"
+    assert [i.name for i in items] == ["a/b.txt", "tab\tx\x7f", "[x]/..y & <z>", "d", "L" * 1024]
+    assert items[0].content_md5 == MD5.hex() and items[1].content_md5 is None
+    assert [i.is_folder for i in items] == [False, False, False, True, False]
+    assert items[0].size == 5 and items[0].etag == "0x8D1"
+
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    b"<EnumerationResults><Blobs><Blob><Name>&b;</Name></Blob></Blobs></EnumerationResults>"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        (BILLION_LAUGHS, "markup declaration"),
+        (_page(_blob("x")).replace(b"<Blobs>", b"<Blobs><!-- hi -->"), "markup declaration"),
+        (_page(_blob("x")).replace(b"<Name>x", b"<Name><![CDATA[x]]>"), "markup declaration"),
+        (_page(_blob("x"))[:-10], "malformed XML"),
+        (b"<html>not storage", "malformed XML"),
+        (_page("<Blob><Properties/></Blob>"), "without a name"),
+        (_page(_blob("x").replace(">5<", ">five<")), "not a number"),
+        (_page(_blob("x", md5="!!not-base64!!")), "not base64"),
+    ],
+)
+def test_hostile_answers_are_refused(body: bytes, what: str) -> None:
+    for piece in (1, len(body)):  # "<!" split across two pieces is caught too
+        with pytest.raises(SourceError, match=what):
+            listing._parse(_pieces(body, piece), WHERE)
+
+
+def test_a_page_larger_than_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing, "MAX_PAGE_BYTES", 1000)
+    body = _page("".join(_blob(f"n{i}") for i in range(100)))
+    with pytest.raises(SourceError, match="larger than"):
+        listing._parse(_pieces(body, 64), WHERE)
