@@ -105,7 +105,8 @@ class Tool:
         m = proc.run(f"{self.name}-{label}", self.backup_argv(source), env=self.bench.env,
                      ok_codes=(0, 1) if self.name == "amlport" else (0,),
                      log_dir=self.bench.logs)  # fmt: skip
-        out = {**m.summary(), "repo_bytes": apparent(self.repo)}
+        # the machine may be shared: the 1-minute load average as the backup ends
+        out = {**m.summary(), "repo_bytes": apparent(self.repo), "load": os.getloadavg()[0]}
         log(f"{self.name} {label}: {m.wall_s:.1f} s, {m.peak_rss_mb:.0f} MB RSS, "
             f"repository {out['repo_bytes'] / 1e6:.2f} MB")  # fmt: skip
         return out
@@ -223,6 +224,15 @@ def change_one_percent(root: Path, runs: int) -> int:
     return written
 
 
+def _runs(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every timed backup of one size (both tools)."""
+    out: list[dict[str, Any]] = []
+    for name in ("restic", "amlport"):
+        out += [res[k] for k in (f"{name}_first", f"{name}_changed") if k in res]
+        out += res.get(f"{name}_rebackups", [])
+    return out
+
+
 def _median(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in rows) if rows else float("nan")
 
@@ -297,8 +307,11 @@ def render(results: dict[str, Any], nightly: int) -> str:
     lines += ["", "Figures per size (blobs, bytes of the workspace, changed bytes):", ""]
     for key, res in sorted(sizes.items(), key=lambda kv: int(kv[0])):
         changed = res.get("changed_bytes", 0)
+        loads = [r["load"] for r in _runs(res) if "load" in r]
+        load = f"; load average {min(loads):.1f}-{max(loads):.1f} on {tools.get('cpus')} CPUs" \
+            if loads else ""  # fmt: skip
         lines.append(f"- {key}: {res.get('blobs')} blobs, {res.get('bytes', 0) / 1e6:.1f} MB, "
-                     f"{res.get('runs')} runs; 1 % change rewrote {changed:,} B")  # fmt: skip
+                     f"{res.get('runs')} runs; 1 % change rewrote {changed:,} B{load}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 Each workload gets its own emulator with a fresh ``--location`` (Azurite slows as it fills)
 serving two accounts: the source, named as the generated ``workspace.yaml`` says, and a target
-for ``promote``. The emulator helpers are the test suite's (``tests/azurite.py``), imported,
+for ``promote``. The emulator helpers are the test suite's (``tests/helpers/azurite.py``), imported,
 not copied.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-import azurite as az  # noqa: E402  (tests/azurite.py)
+from helpers import azurite as az  # noqa: E402  (tests/helpers/azurite.py)
 
 BLOBS_PER_RUN = 109  # fixtures/generate.py --scaled: files per designer pipeline run
 TARGET_ACCOUNT = "amlportbenchdst"

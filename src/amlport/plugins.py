@@ -149,7 +149,7 @@ class Registry(Mapping[str, T]):
                        f"an {self.kind}: left out")  # fmt: skip
             return
         self._entries[ep.name] = Entry(self.kind, ep.name, origin, ep.value, label)
-        self._values[ep.name] = value  # type: ignore[assignment]
+        self._values[ep.name] = value
 
     def _warn(self, name: str, message: str) -> None:
         self._warnings.append(PluginWarning(self.kind, name, message))

@@ -340,10 +340,7 @@ def _present(lower: str) -> frozenset[str]:
 def may_hold_secret(text: str) -> bool:
     """False only when ``text`` certainly holds no secret (a fast substring pre-check)."""
     lower = _lower(text)
-    for trigger in TRIGGERS:  # a loop, not any(<generator>): called per name and entry
-        if trigger in lower:
-            return True
-    return False
+    return any(t in lower for t in TRIGGERS)
 
 
 def secret_spans(text: str) -> list[tuple[int, int]]:

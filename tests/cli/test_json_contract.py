@@ -149,6 +149,29 @@ def test_every_command_joins_the_contract(command: str, place: dict[str, str]) -
     assert doc["exit_code"] == res.returncode
 
 
+def test_the_second_forms_of_map_init_and_promote_validate(
+    place: dict[str, str], tmp_path: Path
+) -> None:
+    """``map init SOURCE`` (a scan: no snapshot) and a promotion's rewrites, hops and
+    identity, and an import's rewrites: the documents the one sample run does not show."""
+    made = amlport("map", "init", place["src"], "--json")
+    doc = json.loads(made.stdout)
+    jsonschema.validate(doc, schema_of("map-init"))
+    assert doc["snapshot"] is None and "source:" in doc["map"]
+    moved = amlport("promote", place["src"], "--to", str(tmp_path / "qa"), "--map", str(QA),
+                    "--json")  # fmt: skip
+    doc = json.loads(moved.stdout)
+    jsonschema.validate(doc, schema_of("promote"))
+    assert doc["rewrites"] and doc["hops"] and doc["identity"]
+    imported = amlport("import", place["repo"], "--to", str(tmp_path / "imp"), "--map", str(QA),
+                       "--json")  # fmt: skip
+    doc = json.loads(imported.stdout)
+    jsonschema.validate(doc, schema_of("import"))
+    assert doc["rewrites"] and {"file", "location", "before", "after", "rule"} == set(
+        doc["rewrites"][0]
+    )
+
+
 def test_every_schema_belongs_to_a_command() -> None:
     assert {p.stem for p in SCHEMAS.glob("*.json")} <= set(commands())
 

@@ -9,7 +9,8 @@
 - ``cliutil``: run ``amlport`` as a user does (subprocess), read what a repository holds.
 - ``data``: digests, file trees, long names: small builders every suite needs.
 - ``sarif``: the SARIF 2.1.0 schema check of audit reports.
-- ``bundle``: repository/manifest builders; ``backup``: the backup suites' fixtures and maps;
+- ``bundle``: repository/manifest builders, key files; ``archive``: hand-built pack archives;
+  ``backup``: the backup suites' workspaces, maps and schedule;
   ``encrypted_mode``: ``make test-encrypted``'s switch and predicted digests.
 - ``rel_workspace``, ``rel_azurite``, ``rel_proxy``, ``corpus_cases``: the reliability suite
   (generated workspaces, a private emulator, a fault-injecting proxy, hostile corpus cases).

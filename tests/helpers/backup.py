@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from amlport.bundle import Repository
+from helpers.cliutil import amlport
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WS = REPO_ROOT / "fixtures" / "workspaces"
@@ -21,6 +22,7 @@ MAPS = Path(__file__).resolve().parents[1] / "integration" / "maps"
 FIXTURES = ("designer-autoprice", "messy", "sdk-bikeshare", "v2-lendingclub")
 # A Monday, 02:00 UTC: the first night of a simulated schedule.
 MONDAY = datetime(2024, 3, 4, 2, 0, tzinfo=timezone.utc)
+cli = amlport  # the backup suites' name for the one CLI runner
 
 
 def cli_popen(*args: str) -> subprocess.Popen[str]:

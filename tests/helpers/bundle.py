@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from amlport.bundle import Repository
+from amlport.bundle import Repository, keys
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest, format_time
 from helpers.encrypted_mode import ENCRYPTED
 from helpers.encrypted_mode import sha as sha  # the names tests predict (keyed when encrypted)
@@ -98,3 +98,10 @@ def snapshot(repo: Repository, contents: dict[str, bytes], **kw: Any) -> str:
 def tree(root: Path) -> set[str]:
     """Every path under ``root`` (to prove nothing was written somewhere)."""
     return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def key_file(tmp_path: Path, name: str = "key.json") -> keys.UserKey:
+    """A new repository key file in ``tmp_path``, read back as the user key it holds."""
+    path = tmp_path / name
+    path.write_text(keys.new_key_file_text(), encoding="utf-8")
+    return keys.read_key_file(path)

@@ -1,6 +1,7 @@
 """An encrypted repository through the installed command (docs/design/0009): backup with
 ``--encrypt``, restore, the exit codes of a missing or wrong key, verify with and without
-the key, key rotation, and ``pack`` refused. A real fixture workspace, real subprocesses."""
+the key, key rotation, and ``pack``/``unpack`` of an encrypted repository. A real fixture
+workspace, real subprocesses."""
 
 from __future__ import annotations
 
@@ -124,16 +125,30 @@ def test_key_rotation_through_the_cli(place: dict[str, Path], tmp_path: Path) ->
     assert after == before  # rotation rewrites no object
 
 
-def test_pack_of_an_encrypted_repository_is_refused_clearly(
+def test_pack_of_an_encrypted_repository_stays_encrypted_and_restores_after_unpack(
     place: dict[str, Path], tmp_path: Path
 ) -> None:
     key = str(place["key"])
     listed = amlport("snapshots", str(place["repo"]), "--key-file", key, "--json")
     first = json.loads(listed.stdout)["snapshots"][0]["id"]
-    res = amlport("pack", str(place["repo"]), "--snapshot", first, "-o",
-                  str(tmp_path / "x.tar.gz"), "--key-file", key)  # fmt: skip
-    assert res.returncode == 2 and "encrypted" in res.stderr
-    assert not (tmp_path / "x.tar.gz").exists()
+    pack = tmp_path / "x.tar.gz"
+    res = amlport("pack", str(place["repo"]), "--snapshot", first, "-o", str(pack),
+                  "--key-file", key, "--json")  # fmt: skip
+    assert res.returncode == 0 and json.loads(res.stdout)["encrypted"], res.stderr
+    res = amlport("unpack", str(pack), "--repo", str(tmp_path / "nokey"))
+    assert res.returncode == 2 and "--key-file" in res.stderr
+    res = amlport("unpack", str(pack), "--repo", str(place["plain"]), "--key-file", key)
+    assert res.returncode == 2 and "never decrypted" in res.stderr
+    res = amlport("unpack", str(pack), "--repo", str(tmp_path / "copy"), "--key-file", key)
+    assert res.returncode == 0, res.stderr
+    assert amlport("verify", str(tmp_path / "copy"), "--key-file", key).returncode == 0
+    res = amlport("restore", str(tmp_path / "copy"), first, "--to", str(tmp_path / "to"),
+                  "--map", str(QA), "--key-file", key, "--check")  # fmt: skip
+    assert res.returncode in (0, 1), res.stderr
+    res = amlport("restore", str(place["repo"]), first, "--to", str(tmp_path / "direct"),
+                  "--map", str(QA), "--key-file", key)  # fmt: skip
+    assert res.returncode in (0, 1), res.stderr
+    assert _files(tmp_path / "to") == _files(tmp_path / "direct") != {}
 
 
 def test_encrypt_on_an_existing_plain_repository_is_refused(place: dict[str, Path]) -> None:

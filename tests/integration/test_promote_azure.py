@@ -56,6 +56,8 @@ def test_promote_designer_model_server_side(
     args = (
         "promote",
         source.url,
+        "--workspace-file",  # the source's identity: its own long URIs are re-bound
+        str(source.descriptor_file),
         "--to",
         target.url,
         "--map",

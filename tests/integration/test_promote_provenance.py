@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,9 @@ def test_diff_takes_per_side_options(chain: dict[str, Any]) -> None:
     bare = chain["tmp"] / "bare-qa"
     shutil.copytree(chain["qa"], bare)
     (bare / "workspace.yaml").unlink()  # QA known by its identity record alone
+    dev_file = WS / "designer-autoprice" / "workspace.yaml"
     done = amlport("diff", str(chain["dev"]), str(bare), "--map", str(MAPS / "qa.yaml"),
-                   "--a-workspace-file", str(WS / "designer-autoprice" / "workspace.yaml"))  # fmt: skip
+                   "--a-workspace-file", str(dev_file))  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:]
 
 
@@ -146,10 +148,11 @@ def test_a_scan_adopts_the_identity_record_and_bounds_hostile_ones(
     record = bare / "azureml" / IDENTITY_NAME
     good = record.read_bytes()
     hostile = {
-        "deep": b'{"format": "amlport.identity/1", "workspace": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        "deep": b'{"format": "amlport.identity/1", "workspace": '
+        + b"[" * 50_000 + b"]" * 50_000 + b"}",
         "huge": b" " * (70 * 1024) + good,
         "control": good.replace(b"mlw-qa", b"mlw\\u001b[31mqa"),
-        "other account": good.replace(b"stqaautoprice01", b"stsomeoneelse01"),
+        "other containers": good.replace(b"99999999-8888", b"77777777-8888"),
     }  # fmt: skip
     for name, raw in hostile.items():
         record.write_bytes(raw)
@@ -220,3 +223,42 @@ def test_a_long_uri_of_another_workspace_is_kept_without_an_identity(tmp_path: P
     assert LONG in next(target.rglob("split.yml")).read_text()
     strict = json.loads(amlport(*args, "--strict", "--on-conflict", "overwrite").stdout)
     assert any("split.yml" in b and "ws-other" in b for b in strict["blocked"])
+
+
+@pytest.mark.mlflow
+def test_promote_registers_mlflow_models_and_emits_assets_with_every_hop(
+    tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", mlflow_server)
+    dev, qa, prod = WS / "sdk-bikeshare", tmp_path / "qa", tmp_path / "prod"
+    first = amlport("promote", str(dev), "--to", str(qa), "--map", str(MAPS / "qa.yaml"),
+                    "--include", ALL)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    template = yaml.safe_load(_json(amlport("map", "init", str(qa), "--json"), "map-init")["map"])
+    prod_map = yaml.safe_load(_prod_map(tmp_path).read_text(encoding="utf-8"))
+    tag = uuid.uuid4().hex[:8]  # the session's server is shared: names of this test's own
+    prod_map["assets"] = {name: f"pr{tag}-{name}" for name in template["assets"]}
+    map_file = tmp_path / "prod-renames.yaml"
+    map_file.write_text(yaml.safe_dump(prod_map), encoding="utf-8")
+    emit = tmp_path / "assets"
+    done = amlport("promote", str(qa), "--to", str(prod), "--map", str(map_file), "--include",
+                   ALL, "--emit-assets", str(emit), "--register-mlflow", mlflow_server,
+                   "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = _json(done, "promote")
+    registered = [a for a in doc["assets"] if a["importer"] == "mlflow"]
+    assert registered and {a["action"] for a in registered} == {"create"}
+    assert (emit / "register.sh").is_file()
+    dev_ws = yaml.safe_load((dev / "workspace.yaml").read_text(encoding="utf-8"))
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    versions = client.search_model_versions(f"name LIKE 'pr{tag}-%'")
+    assert len(versions) == len(registered)
+    for mv in versions:
+        hops = json.loads(mv.tags["amlport.provenance"])
+        assert [(h["account"], h["workspace"]) for h in hops] == [
+            (dev_ws["account"], dev_ws["workspace"]),
+            ("stqaautoprice01", "mlw-qa"),
+        ]

@@ -21,8 +21,8 @@ from amlport.errors import UsageError
 from amlport.export import ExportRequest
 from amlport.importing import ImportRequest, run_import
 from amlport.importing.engine import load_mapping
-from amlport.promote import run_promote
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.promote import run_promote
 from amlport.storage.guard import (
     GuardClosed,
     Place,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.archive import member, write_tar
 from helpers.bundle import (
     at,
     manifest,
@@ -29,7 +28,7 @@ from amlport.errors import ExitCode, IntegrityError, UsageError
 CONFIG = RepositoryConfig.new().to_bytes()
 
 
-def packed(tmp_path: Path) -> tuple[Repository, str, Path]:
+def packed_repo(tmp_path: Path) -> tuple[Repository, str, Path]:
     repo = new_repo(tmp_path, "src")
     snapshot(repo, {"files/old": b"only in the first snapshot"}, created=at(0))
     sid = snapshot(repo, {"files/model.pkl": b"weights" * 1000, "files/env.yaml": b"deps"})
@@ -42,7 +41,7 @@ def packed(tmp_path: Path) -> tuple[Repository, str, Path]:
 
 @plain_only
 def test_pack_then_unpack_round_trips_exactly_one_snapshot(tmp_path: Path) -> None:
-    repo, sid, out = packed(tmp_path)
+    repo, sid, out = packed_repo(tmp_path)
     with tarfile.open(out) as tar:
         names = tar.getnames()
     assert names[0] == "config.json" and names[-1] == f"snapshots/{sid}"
@@ -62,7 +61,7 @@ def test_pack_then_unpack_round_trips_exactly_one_snapshot(tmp_path: Path) -> No
 
 @plain_only
 def test_unpack_into_an_existing_repository_is_idempotent(tmp_path: Path) -> None:
-    _, sid, out = packed(tmp_path)
+    _, sid, out = packed_repo(tmp_path)
     dst = new_repo(tmp_path, "dst")
     dst.put_bytes(b"deps")  # already there: not copied again
     first = Repository.unpack(out, dst.path)
@@ -75,7 +74,7 @@ def test_unpack_into_an_existing_repository_is_idempotent(tmp_path: Path) -> Non
 
 @plain_only
 def test_pack_is_deterministic_and_extracts_to_a_valid_repository(tmp_path: Path) -> None:
-    repo, sid, out = packed(tmp_path)
+    repo, sid, out = packed_repo(tmp_path)
     second = repo.pack(sid, tmp_path / "again.tar.gz").path
     assert out.read_bytes() == second.read_bytes()
     with tarfile.open(out) as tar:
@@ -95,23 +94,6 @@ def test_pack_refuses_a_corrupt_object_and_leaves_no_file(tmp_path: Path) -> Non
 
 
 # --- hostile archives ------------------------------------------------------------------
-
-
-def member(name: str, data: bytes = b"", **attrs: object) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    for key, value in attrs.items():
-        setattr(info, key, value)
-    return info, data
-
-
-def write_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    path.write_bytes(gzip.compress(buf.getvalue()))
-    return path
 
 
 def good_members(tmp_path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
@@ -240,7 +222,7 @@ def test_snapshot_whose_objects_are_absent_is_not_written(tmp_path: Path) -> Non
 
 @plain_only
 def test_unpack_refuses_a_non_repository_target(tmp_path: Path) -> None:
-    _, _, out = packed(tmp_path)
+    _, _, out = packed_repo(tmp_path)
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "readme.txt").write_text("keep")
     with pytest.raises(UsageError, match="not an empty directory"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.bundle import *  # noqa: F403  alias for tests written before issue 23 moved the builders
 from helpers.bundle import new_repo, snapshot
 
 

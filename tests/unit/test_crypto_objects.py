@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers.bundle import manifest, sha
+from helpers.bundle import key_file, sha
+from helpers.bundle import snapshot as snap
 
 from amlport.bundle import Repository, crypto, envelope, keys
 from amlport.bundle.crypto import KeyRequired
@@ -28,12 +29,6 @@ def _keys_from_the_tests_only() -> None:
     KeySource.reset()
 
 
-def key_file(tmp_path: Path, name: str = "key.json") -> keys.UserKey:
-    path = tmp_path / name
-    path.write_text(keys.new_key_file_text(), encoding="utf-8")
-    return keys.read_key_file(path)
-
-
 @pytest.fixture
 def user(tmp_path: Path) -> keys.UserKey:
     return key_file(tmp_path)
@@ -42,11 +37,6 @@ def user(tmp_path: Path) -> keys.UserKey:
 @pytest.fixture
 def repo(tmp_path: Path, user: keys.UserKey) -> Repository:
     return Repository.init(tmp_path / "repo", encrypt=True, key=user)
-
-
-def snap(repo: Repository, contents: dict[str, bytes], **kw: object) -> str:
-    with repo.lock(exclusive=False):
-        return repo.write_snapshot(manifest(repo, contents, **kw))  # type: ignore[arg-type]
 
 
 def test_config_records_the_scheme_and_a_wrapped_key(repo: Repository) -> None:

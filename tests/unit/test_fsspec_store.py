@@ -26,6 +26,7 @@ from amlport.storage.opener import StorageAuth
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces" / "designer-autoprice"
+QA = REPO / "tests" / "integration" / "maps" / "qa.yaml"
 
 
 def _zipped(tmp_path: Path) -> tuple[str, str]:
@@ -97,11 +98,19 @@ def test_backup_to_a_local_fsspec_repository_then_read_a_zipped_copy(tmp_path: P
             if path.is_file():
                 zf.write(path, path.relative_to(root).as_posix())
     zipped = f"fsspec+zip://::file://{archive.as_posix()}"
-    listed = amlport("snapshots", zipped, "--json")
+    # The az:// repositories' connection string in the environment is not fsspec's credential.
+    env = {"AMLPORT_REPO_CONNECTION_STRING": "AccountName=x;AccountKey=eA==;BlobEndpoint=http://h"}
+    listed = amlport("snapshots", zipped, "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert [s["id"] for s in json.loads(listed.stdout)["snapshots"]] == [sid]
     checked = amlport("verify", zipped)
     assert checked.returncode == 0 and "read-only" in checked.stderr
+    out = tmp_path / "restored"
+    restored = amlport("restore", zipped, "latest", "--to", str(out), "--map", str(QA))
+    assert restored.returncode == 0, restored.stderr
+    assert (out / "workspace.yaml").is_file()
+    same = amlport("diff", f"{zipped}@latest", f"{url}@latest", "--json")
+    assert same.returncode == 0 and json.loads(same.stdout)["different"] is False, same.stderr
     refused = amlport("backup", str(WS), "--repo", zipped)
     assert refused.returncode == 2 and "read-only" in refused.stderr
     assert "Traceback" not in refused.stderr

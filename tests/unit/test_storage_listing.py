@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ssl
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from helpers.armreplay import FixedToken, _self_signed
 
+import amlport.storage.azure_location as azure_location
 import amlport.storage.listing as listing
 from amlport.errors import SourceError
+from amlport.storage.auth import StorageAuth
+from amlport.storage.azure import open_azure_source
 from amlport.storage.azure_errors import Where
 
 WHERE = Where("listing", container="c")
@@ -28,7 +36,8 @@ def _blob(name: str, *, encoded: bool = False, md5: str = "", meta: str = "") ->
     attr = ' Encoded="true"' if encoded else ""
     return (
         f"<Blob><Name{attr}>{name}</Name><Properties><Content-Length>5</Content-Length>"
-        f"<Etag>0x8D1</Etag><Content-MD5>{md5}</Content-MD5></Properties>"
+        f"<Etag>0x8D1</Etag><Content-MD5>{md5}</Content-MD5><BlobType>BlockBlob</BlobType>"
+        "</Properties>"
         f"<Metadata>{meta}</Metadata></Blob>"
     )
 
@@ -87,3 +96,49 @@ def test_a_page_larger_than_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch
     body = _page("".join(_blob(f"n{i}") for i in range(100)))
     with pytest.raises(SourceError, match="larger than"):
         listing._parse(_pieces(body, 64), WHERE)
+
+
+# --- an Entra token: the listing rides the SDK's bearer-token policy -----------------------
+
+
+def test_an_entra_token_signs_the_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Azurite over http cannot check a token: a local TLS server records what is sent."""
+    cert, key = _self_signed(tmp_path)
+    page = _page(_blob("a/b.txt", md5=base64.b64encode(MD5).decode()))
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    monkeypatch.setattr(azure_location, "default_credential", lambda loc: FixedToken())
+    url = f"https://127.0.0.1:{httpd.server_address[1]}/acct/cont"
+    try:
+        source = open_azure_source(url, auth=StorageAuth(use_default_credential=True))
+        try:
+            listed = [b for b in source.list_blobs() if b.container == "cont"]
+            assert [(b.name, b.content_md5) for b in listed] == [("a/b.txt", MD5.hex())]
+        finally:
+            source.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    listing_calls = [(p, a) for p, a in seen if "comp=list" in p and "maxresults=5000" in p]
+    assert listing_calls and all((a or "").startswith("Bearer ") for _, a in listing_calls)

@@ -24,6 +24,7 @@ from pathlib import Path
 from amlport.backup.diff import DiffReport, Side, diff_sides
 from amlport.backup.sides import LiveSide, SnapshotSide, plan_live
 from amlport.bundle import Repository
+from amlport.bundle.fsspec_store import is_fsspec
 from amlport.bundle.location import open_store
 from amlport.bundle.reference import parse_reference
 from amlport.bundle.repository import CONFIG
@@ -87,6 +88,8 @@ def parse_spec(
 
 def is_account_url(text: str) -> bool:
     """An https/http storage URL naming an account and no container (``diff``, ``map init``)."""
+    if is_fsspec(text):
+        return False  # a repository on an fsspec filesystem (bundle/fsspec_store.py)
     if text.lower().startswith(("az://", "abfs://", "abfss://")) or not is_url(text):
         return False
     return parse_location(text).container is None

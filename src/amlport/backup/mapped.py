@@ -63,14 +63,15 @@ class MappedSide:
     side B's identity, or the map's target for a stage in between: ``--map`` repeated)."""
 
     def __init__(self, a: Side, b_desc: WorkspaceDescriptor, mapping: Mapping) -> None:
-        self.inner, self.mapping = a, mapping
+        self.inner = a
         self.label = a.label if isinstance(a, MappedSide) else f"{a.label} (under the map)"
         a_source = source_of(a)
+        self.a_desc = WorkspaceDescriptor.from_dict(a_source, where="diff A", strict=False)
+        self.mapping = mapping.with_aliases(self.a_desc)
         manifest = Manifest(source=a_source)  # import's rules need only the source identity
         self.to_target = import_rules(manifest, mapping)
         self.b_desc = b_desc
         self.to_neutral = RewriteRules("export", Identity.from_descriptor(b_desc))  # B's own
-        self.a_desc = WorkspaceDescriptor.from_dict(a_source, where="diff A", strict=False)
         self._datastores = {
             ds: self._b_datastore(ds) for ds in self._a_datastores(a_source, a.paths())
         }
@@ -86,7 +87,7 @@ class MappedSide:
         return found | (set(declared) if isinstance(declared, dict) else set())
 
     def _b_datastore(self, datastore: str) -> str:
-        mapped = self.mapping.target_datastore_of(self.a_desc, datastore)
+        mapped = self.mapping.target_datastore(datastore)
         if mapped is None:
             return datastore
         container = self.mapping.target.container_of(mapped)

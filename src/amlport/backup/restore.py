@@ -25,13 +25,13 @@ from amlport.importing import ImportRequest, ImportResult, run_import
 from amlport.importing.engine import pick_snapshot, verify_first
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.progress import Progress
 from amlport.storage.base import Source
 from amlport.storage.guard import check_policy
 from amlport.storage.local import LocalSource
 from amlport.storage.opener import StorageAuth, is_url
 from amlport.storage.target import Target
 
-Progress = Callable[[str, int, int | None], None]
 LATEST = "latest"
 _TROUBLE = ("blocked", "conflict", "failed")
 

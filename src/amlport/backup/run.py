@@ -24,11 +24,10 @@ from amlport.bundle import Repository, RepositoryLocked
 from amlport.errors import ExitCode
 from amlport.export import ExportRequest, ExportResult, complete_previous, run_export
 from amlport.model.manifest import format_time
+from amlport.progress import Progress
 from amlport.storage.base import Source
 from amlport.storage.guard import refuse_repository_in_source
 from amlport.storage.opener import StorageAuth
-
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass
@@ -152,6 +151,6 @@ def run_backup(
                 time.sleep(POLL_SECONDS)
         changes = None
         if result.manifest is not None and result.previous is not None:
-            previous = complete_previous(repo, result.previous)
+            previous = complete_previous(repo, result.previous, result.manifest)
             changes = diff_sides(SnapshotSide(repo, previous), SnapshotSide(repo, result.manifest))
     return BackupResult(result, changes, request.whole_workspace)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from amlport.errors import UsageError
-from amlport.export.selection import INCLUDE_KINDS, _expand, _node_kind_matches
+from amlport.export.selection import INCLUDE_KINDS, _expand_all, _node_kind_matches
 from amlport.lineage.graph import LineageGraph
 from amlport.model.manifest import Manifest
 from amlport.report.data import graph_from_node_link
@@ -45,9 +45,7 @@ def select_manifest(manifest: Manifest, select: list[str]) -> Selected:
     option is malformed or names nothing the snapshot holds."""
     lg = graph_from_node_link(manifest.lineage or {})
     roots = _roots(manifest, lg, select)
-    nodes: set[str] = set()
-    for root in roots:
-        nodes |= lg.closure(_expand(lg, root))
+    nodes = lg.closure(_expand_all(lg, roots))  # export's own expansion and closure
     assets = [
         a
         for a in manifest.assets

@@ -24,6 +24,8 @@ from amlport.bundle.files import TooLarge
 from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import DIGEST_RE
+from amlport.progress import ByteProgress
+from amlport.progress import Progress as StageProgress  # noqa: F401  (repository, verification, …)
 from amlport.streams import OwningChunkStream
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: bounded memory for any object size
@@ -34,9 +36,7 @@ META_OVERHEAD = envelope.HEADER_SIZE + 4096  # envelope, zstd framing, a seal
 LISTING_THRESHOLD = 256  # remote: more presence checks than this are one listing instead
 _VERIFY_HINT = "run `amlport verify` and re-export the affected assets"
 
-ByteProgress = Callable[[int], None]  # bytes just stored
 Sizer = Callable[[str], "int | None"]  # digest -> bytes of the stored object, None: missing
-StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def format_digest(hexdigest: str) -> str:

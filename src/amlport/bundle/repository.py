@@ -566,18 +566,28 @@ class Repository:
         progress: StageProgress | None = None,
         on_warning: Warn | None = None,
         auth: StorageAuth | None = None,
+        key: keys.UserKey | None = None,
     ) -> archive.UnpackReport:
-        """Import a pack (made by ``pack``) into a repository, creating it if missing."""
-        scanned = archive.scan(Path(archive_path))  # reject a hostile archive before writing
-        # A repository made here is unencrypted: a pack's names are plain SHA-256.
-        repo = cls.open_or_init(repo_path, auth=auth, on_warning=on_warning, encrypt=False)
+        """Import a pack (made by ``pack``) into a repository, creating it if missing. A pack
+        of an encrypted repository needs its key (``key``, else ``KeySource``) and goes into
+        a new repository (its config and wrapped keys: the same keys open it) or one with the
+        same master key (docs/design/0013, "Packs")."""
+        keying = _Keying(False, key)  # a repository made here is never encrypted anew
+        # reject a hostile archive before writing
+        scanned = archive.scan(Path(archive_path), keying.user_key)
+        if scanned.sealed:  # the key was given for the pack: a plain target is refused below
+            keying.explicit = False
+
+        def target(store: RepoStore) -> Repository:
+            with contextlib.suppress(SourceNotFound, _NoConfig):
+                return cls._open(store, on_warning, keying)
+            if scanned.sealed and archive.init_copy(store, scanned):
+                return cls._open(store, on_warning, keying, fresh=True)
+            return cls._open_or_init(store, on_warning, keying)
+
+        repo = _closing_on_error(open_store(repo_path, auth), target)
         with repo, repo.lock(exclusive=False):
-            if repo.encrypted:  # its names are keyed: every object and piece would change
-                raise UsageError(
-                    f"repository {repo.location} is encrypted: unpack does not import a pack "
-                    "into an encrypted repository in this release",
-                    hint="unpack into an unencrypted repository, then restore or back up from it",
-                )
+            archive.check_target(scanned, repo.objects, repo.location)
             return archive.unpack_into(
                 Path(archive_path), scanned, repo.objects, repo.snapshots, progress
             )

@@ -20,15 +20,13 @@ stops the upgrade (exit 4) before anything of it is written, naming it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from amlport.bundle.config import FORMAT_MAJOR
 from amlport.bundle.repository import CONFIG, Repository
 from amlport.bundle.snapshots import SHORT_ID_LENGTH
-
-Progress = Callable[[str, int, int], None]
+from amlport.progress import Progress
 
 
 @dataclass

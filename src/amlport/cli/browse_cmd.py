@@ -47,12 +47,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _bundle_path(path: str | None) -> str:
-    """PATH as the snapshot spells its files: ``/``-separated, relative, no ``.``/``..``."""
+    """PATH as the snapshot spells its files: ``/``-separated, relative, no ``.``/``..``
+    (a name the snapshot does not hold is then an error that shows it escaped)."""
     if path is None:
         return ""
-    text = path.strip().strip("/")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise UsageError(f"PATH {path!r} holds a control character", hint="retype the path")
+    text = path.strip("/")  # a control character may be part of a stored name: not refused
     if any(part in (".", "..") for part in text.split("/")) or "//" in text:
         raise UsageError(
             f"PATH {path!r} is not a path inside a snapshot",
@@ -124,7 +123,8 @@ def ls(
             snapshot=snapshot,
         )
         wanted = _bundle_path(path)
-        with arg.open() as repository:
+        repository = arg.open()
+        with repository, repository.lock(exclusive=False):  # no prune under us
             manifest = arg.pick(repository, source)
             location = repository.location
         entries = _under(manifest, wanted)
@@ -215,7 +215,8 @@ def dump(
         common.reads_repository(arg.location)  # -o may not land inside it
         if output is not None:
             common.output_path(output)  # again, now that the repository is known as read
-        with arg.open() as repository:
+        repository = arg.open()
+        with repository, repository.lock(exclusive=False):  # no prune under us
             manifest = arg.pick(repository, source)
             entry = manifest.file(wanted)
             if entry is None:

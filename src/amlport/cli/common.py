@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
@@ -25,6 +25,7 @@ from rich.text import Text
 from amlport.cli.process import Terminated
 from amlport.cli.terminal import SafeConsole, document_text, fold_path, line, plain, styled
 from amlport.errors import AmlportError, DiskFull, ExitCode, UsageError
+from amlport.progress import Progress as ProgressFn
 from amlport.secrets import redact
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth, open_source
@@ -221,7 +222,6 @@ def check_account_key(value: str | None, flag: str) -> None:
         )
 
 
-ProgressFn = Callable[[str, int, int | None], None]
 PHASES = {
     "list": "listing blobs",
     "read": "reading files",

@@ -442,7 +442,10 @@ def pack(
     repo_credential: str | None = RepoCredOpt,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
-    """Write one snapshot and exactly its objects to a .tar.gz for handing over."""
+    """Write one snapshot and exactly its objects to a .tar.gz for handing over.
+
+    A pack of an encrypted repository stays encrypted (its objects as stored, config.json
+    and wrapped keys; never a key or passphrase): give the repository's key to write it."""
     with guarded():
         arg = repository_arg(
             repo,
@@ -469,6 +472,7 @@ def pack(
                 "pieces": report.pieces,
                 "bytes": report.bytes,
                 "output": str(output),
+                "encrypted": report.encrypted,
             }
             common.emit_json("pack", doc, ExitCode.OK)
         else:
@@ -497,7 +501,11 @@ def unpack(
     repo_credential: str | None = RepoCredOpt,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
-    """Import a packed snapshot into a repository. Rejects absolute paths, '..' and links."""
+    """Import a packed snapshot into a repository. Rejects absolute paths, '..' and links.
+
+    An encrypted pack needs the key of the repository it was packed from (--key-file or
+    $AMLPORT_REPO_KEY) and goes into a new repository (opened by the same keys) or into
+    one with the same master key; it is never decrypted or re-encrypted."""
     with guarded():
         to = common.renamed("unpack", ("--repo", repo), ("--to", old_to))
         arg = repository_arg(
@@ -516,6 +524,7 @@ def unpack(
                 "objects_added": report.objects_added,
                 "objects_present": report.objects_present,
                 "repo": str(to),
+                "encrypted": report.encrypted,
             }
             common.emit_json("unpack", doc, ExitCode.OK)
         else:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from amlport.bundle.fsspec_store import is_fsspec
 from amlport.bundle.location import is_remote
 from amlport.bundle.reference import RepoRef, parse_reference
 from amlport.errors import UsageError
@@ -55,6 +56,17 @@ RepoCredOpt = typer.Option(
 )
 
 
+def _check_options(account_key: str | None, credential: str | None) -> None:
+    """The credential options themselves: a usage error names the option, whatever REPO is."""
+    if credential not in (None, "default"):
+        raise UsageError(
+            f"unknown --repo-credential {credential!r}", hint="use --repo-credential default"
+        )
+    from amlport.cli.common import check_account_key
+
+    check_account_key(account_key, "--repo-account-key")
+
+
 def repo_auth(
     repo: str,
     connection_string: str | None,
@@ -63,15 +75,9 @@ def repo_auth(
     credential: str | None,
 ) -> StorageAuth | None:
     """The repository's credential; None for a folder given none (the usual case)."""
-    if credential not in (None, "default"):
-        raise UsageError(
-            f"unknown --repo-credential {credential!r}", hint="use --repo-credential default"
-        )
-    from amlport.cli.common import check_account_key
-
-    check_account_key(account_key, "--repo-account-key")
+    _check_options(account_key, credential)
     explicit = bool(account_key or sas_token or credential)
-    if not is_remote(repo):
+    if not is_remote(repo) or is_fsspec(repo):  # fsspec: its own credentials, never ours
         if connection_string or explicit:  # Repository.open explains the mistake
             return StorageAuth(connection_string, account_key, sas_token, credential == "default")
         return None
@@ -143,6 +149,7 @@ def repository_arg(
 ) -> RepoArg:
     """Parse ``REPO[@SNAPSHOT]`` (with ``--snapshot``) and its ``--repo-*`` credential, before
     anything is contacted: a hostile reference is a usage error (exit 2) here."""
+    _check_options(account_key, credential)
     ref = parse_reference(repo, snapshot=snapshot, where=where, allow_snapshot=allow_snapshot)
     auth = repo_auth(ref.location, connection_string, account_key, sas_token, credential)
     return RepoArg(ref, auth)

@@ -54,9 +54,10 @@ def select(
     inv: Inventory, lg: LineageGraph, select: list[str], include: frozenset[str]
 ) -> Selection:
     roots = _roots_from_select(lg, select) if select else _roots_from_include(inv, lg, include)
-    nodes: set[str] = set()
-    for root in roots:
-        nodes |= lg.closure(_expand(lg, root))
+    # One walk from every root at once: the closure of a union is the union of the closures,
+    # and one closure per root re-walked the shared ancestors of each (quadratic: 30 s of a
+    # 100k-blob backup).
+    nodes = lg.closure(_expand_all(lg, roots))
     items: list[ExportItem] = []
     skipped: dict[str, int] = {}
     model_folders = {v for u, v, k in lg.g.edges(data="kind") if k == "points_to" and u in nodes}
@@ -125,16 +126,17 @@ def _is_component_file(data: dict[str, object]) -> bool:
     return data["kind"] == "component" and bool(data.get("path"))
 
 
-def _expand(lg: LineageGraph, root: str) -> set[str]:
-    """A pipeline (or pipeline component) brings its steps (jobs) and the models they logged."""
-    nodes = {root}
-    if lg.g.nodes[root]["kind"] not in ("pipeline", "pipeline_run", "component"):
-        return nodes
-    todo = [root]
+def _expand_all(lg: LineageGraph, roots: list[str]) -> set[str]:
+    """The roots, and what each pipeline (or pipeline component) among them brings: its
+    steps (jobs) and the models they logged (one walk, shared by all the roots)."""
+    todo = [r for r in roots if lg.g.nodes[r]["kind"] in ("pipeline", "pipeline_run", "component")]
+    walked = set(todo)  # apart from ``nodes``: a root below a pipeline is walked through too
+    nodes = set(roots)
     while todo:
         n = todo.pop()
         for _, child, kind in lg.g.out_edges(n, data="kind"):
-            if kind in ("parent_of", "logged_model") and child not in nodes:
+            if kind in ("parent_of", "logged_model") and child not in walked:
+                walked.add(child)
                 nodes.add(child)
                 todo.append(child)
     return nodes

@@ -32,6 +32,7 @@ from amlport.bundle import Repository
 from amlport.bundle.index import SourceIndex
 from amlport.errors import AmlportError, IntegrityError
 from amlport.model.manifest import FileEntry, Manifest, RedactionRecord, RewriteRecord
+from amlport.progress import TransferProgress as ProgressFn
 from amlport.rewriters.files import format_of, needs_rewrite, rewrite_file
 from amlport.rewriters.rules import RewriteResult, RewriteRules
 from amlport.rewriters.text_log import BinaryContent, LogStream
@@ -54,7 +55,6 @@ from amlport.walk.listing import Listing
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
 STREAM_ABOVE = 8 * 1024 * 1024  # larger text files are rewritten as a stream
 # Binary files up to this size are read whole and stored in one write; larger ones are
 # streamed (bounded memory). For a small file, a stream's reader, 1 MiB buffer and staging

@@ -26,12 +26,12 @@ from amlport.model import provenance
 from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.progress import Progress
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.guard import POLICIES, GuardedTarget, WriteGuard, place_of_repository
 from amlport.storage.opener import StorageAuth
 from amlport.storage.target import DIGEST_METADATA, Target
 
-Progress = Callable[[str, int, int | None], None]
 CONFLICT_POLICIES = POLICIES
 
 
@@ -127,6 +127,7 @@ def pick_snapshot(
 
 def import_rules(manifest: Manifest, mapping: Mapping, *, strict: bool = False) -> RewriteRules:
     source = WorkspaceDescriptor.from_dict(manifest.source, where="snapshot source", strict=False)
+    mapping = mapping.with_aliases(source)
     return RewriteRules(
         direction="import",
         source=Identity.from_descriptor(source),
@@ -135,6 +136,12 @@ def import_rules(manifest: Manifest, mapping: Mapping, *, strict: bool = False) 
         asset_renames=mapping.assets,
         strict=strict,
     )
+
+
+def mapping_for(manifest: Manifest, mapping: Mapping) -> Mapping:
+    """The map with the snapshot source's aliases (``Mapping.with_aliases``)."""
+    source = WorkspaceDescriptor.from_dict(manifest.source, where="snapshot source", strict=False)
+    return mapping.with_aliases(source)
 
 
 def rewrites_of(actions: list[ImportAction]) -> list[dict[str, str]]:
@@ -181,7 +188,7 @@ def run_import(
         ctx = ImportContext(
             repo,
             manifest,
-            request.mapping,
+            mapping_for(manifest, request.mapping),
             import_rules(manifest, request.mapping, strict=request.strict),
             result.warnings.append,
             guard=guard,

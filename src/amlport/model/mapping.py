@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Mapping as AbcMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from amlport.errors import UsageError
@@ -84,17 +84,23 @@ class Mapping:
         """The mapped datastore, if it names a container the target has (``mapped_datastore``)."""
         return mapped_datastore(self.datastores, self.target.container_of, source_datastore)
 
-    def target_datastore_of(self, source: WorkspaceDescriptor, datastore: str) -> str | None:
-        """``target_datastore``, else that of another name the source gives the same container
-        (``qablob`` and ``workspaceblobstore`` over one container: a file listed under the
-        built-in name lands where the map sends the alias it maps; the map cannot list both,
-        as they would collide in the target)."""
-        mapped = self.target_datastore(datastore)
-        container = source.container_of(datastore)
-        if mapped is not None or container is None:
-            return mapped
-        aliases = sorted(ds for ds, c in source.datastores.items() if c == container)
-        return next((m for ds in aliases if (m := self.target_datastore(ds)) is not None), None)
+    def with_aliases(self, source: WorkspaceDescriptor) -> Mapping:
+        """This map, plus every other name ``source`` gives a container one of whose names is
+        mapped (``workspaceblobstore`` and ``qablob`` over one QA container: files are listed
+        under the built-in name, the files themselves name ``qablob``). The map itself cannot
+        list both: two source datastores onto one target container are refused, as they would
+        be two different folders colliding; aliases are one folder."""
+        extra: dict[str, str] = {}
+        for datastore, container in sorted(source.datastores.items()):
+            if datastore in self.datastores:
+                continue
+            aliases = sorted(a for a, c in source.datastores.items() if c == container)
+            mapped = [self.datastores[a] for a in aliases if self.target_datastore(a)]
+            if mapped:
+                extra[datastore] = mapped[0]
+        if not extra:
+            return self
+        return replace(self, datastores={**self.datastores, **extra})
 
     def asset_name(self, name: str) -> str:
         return self.assets.get(name, name)

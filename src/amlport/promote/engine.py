@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -43,11 +42,18 @@ from amlport.export.selection import select
 from amlport.export.writer import MAX_REWRITE_BYTES, BundleWriter
 from amlport.importers.base import ImportAction, ImportContext, Importer
 from amlport.importers.datastore import changes_of
-from amlport.importing.engine import apply_planned, asset_importers, import_rules, write_identity
+from amlport.importing.engine import (
+    apply_planned,
+    asset_importers,
+    import_rules,
+    mapping_for,
+    write_identity,
+)
 from amlport.lineage import build_graph
 from amlport.model import provenance
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.progress import Progress
 from amlport.rewriters.files import needs_rewrite, rewrite_file
 from amlport.rewriters.rules import Identity, RewriteRules, Unmappable
 from amlport.storage.azure import AzureSource
@@ -57,7 +63,6 @@ from amlport.storage.outage import OutageBreaker
 from amlport.storage.target import DIGEST_METADATA, Target, TargetBlob
 from amlport.walk import WalkOptions, walk_with_listing
 
-Progress = Callable[[str, int, int | None], None]
 _TROUBLE = ("blocked", "failed")
 
 
@@ -119,7 +124,8 @@ class _Promoter:
         self, source: Source, identity: WorkspaceDescriptor, target: GuardedTarget,
         mapping: Mapping, strict: bool,
     ) -> None:  # fmt: skip
-        self.source, self.identity, self.target, self.mapping = source, identity, target, mapping
+        self.source, self.identity, self.target = source, identity, target
+        self.mapping = mapping = mapping.with_aliases(identity)  # files listed under aliases
         self.guard = target.guard
         src_id = Identity.from_descriptor(identity)
         self.to_neutral = RewriteRules(direction="export", source=src_id, strict=strict)
@@ -136,7 +142,7 @@ class _Promoter:
 
     def where(self, blob: BlobInfo) -> tuple[str, str] | None:
         datastore = self.identity.datastore_of(blob.container) or blob.container
-        mapped = self.mapping.target_datastore_of(self.identity, datastore)
+        mapped = self.mapping.target_datastore(datastore)
         if mapped is None:
             return None
         return str(self.mapping.target.container_of(mapped)), blob.name
@@ -339,7 +345,7 @@ def _asset_importers(
             ctx = ImportContext(
                 repo,
                 manifest,
-                mapping,
+                mapping_for(manifest, mapping),
                 import_rules(manifest, mapping, strict=request.strict),
                 result.warnings.append,
                 guard=guard,

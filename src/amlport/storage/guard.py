@@ -142,7 +142,6 @@ def place_of_repository(location: str | Path) -> Place:
     """A repository's place, without contacting anything: its folder, or its container."""
     from amlport.bundle.fsspec_store import SCHEME_PREFIX, is_fsspec
     from amlport.bundle.location import as_location, is_remote, split_url
-    from amlport.storage.azure_location import parse_location
 
     text = as_location(location)
     if is_fsspec(text):  # fsspec+file:// is a folder; another fsspec filesystem: its URL
@@ -153,6 +152,9 @@ def place_of_repository(location: str | Path) -> Place:
         return Place(text.split("?", 1)[0], account=f"fsspec:{url.split('?', 1)[0]}")
     if not is_remote(location):
         return local_place(location)
+    # Imported here: a local backup does not load the Azure SDK (30 MB, half a second).
+    from amlport.storage.azure_location import parse_location
+
     loc = parse_location(split_url(as_location(location))[0])
     return azure_place(loc, frozenset([loc.container] if loc.container else []))
 

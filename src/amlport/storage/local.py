@@ -89,21 +89,40 @@ class LocalSource(Source):
 
     @staticmethod
     def _walk_container(container: str, base: Path) -> Iterator[BlobInfo]:
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            rel_dir = Path(dirpath).relative_to(base)
-            for fname in sorted(filenames):
-                full = Path(dirpath) / fname
-                if full.is_symlink() or not full.is_file():
-                    continue  # blob storage has no links, sockets or FIFOs: not blobs
-                st = full.stat()
+        """Regular files in ``os.walk`` order (each folder's files sorted, then its
+        sub-folders, sorted; links not followed), one ``lstat`` per file: the folder
+        entries tell links, folders and files apart (an unchanged re-backup is its
+        listing: three calls per file were a third of it)."""
+        folders = [("", os.fspath(base))]
+        while folders:
+            rel, folder = folders.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError:
+                continue  # as os.walk: an unreadable folder is skipped
+            files, subs = [], []
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        subs.append(entry.name)
+                    elif entry.is_file(follow_symlinks=False):
+                        files.append(entry)  # blob storage has no links, sockets or FIFOs
+                except OSError:
+                    continue
+            for entry in sorted(files, key=lambda e: e.name):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # gone since the folder was read
                 yield BlobInfo(
                     container=container,
-                    name=(rel_dir / fname).as_posix().removeprefix("./"),
+                    name=f"{rel}{entry.name}",
                     size=st.st_size,
                     etag=f"{st.st_mtime_ns:x}-{st.st_size:x}",
                     content_md5=None,
                 )
+            folders += [(f"{rel}{d}/", os.path.join(folder, d)) for d in sorted(subs, reverse=True)]
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
         path = self._path(container, name)

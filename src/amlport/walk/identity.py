@@ -4,8 +4,9 @@ An import, restore or promotion writes it; a scan by URL alone (no ``--workspace
 descriptor was guessed from container names, so it knows no workspace and only the built-in
 datastores) adopts it, so the target's own datastore names bind to its containers and a
 rescan gives the lineage graph of the source under the map. It is adopted only when it names
-the account and the containers being walked (a record copied from elsewhere changes nothing,
-with a warning); a hostile one (too large, deep, not the schema) is a warning, never a crash.
+the account (of an Azure source; a local copy's is only guessed) and the containers being
+walked (a record copied from elsewhere changes nothing, with a warning); a hostile one (too
+large, deep, not the schema) is a warning, never a crash.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Callable
 from amlport.errors import AmlportError
 from amlport.model.provenance import IDENTITY_NAME, MAX_IDENTITY_BYTES, identity_from
 from amlport.model.workspace import WorkspaceDescriptor
-from amlport.storage.base import Source
+from amlport.storage.base import Source, SourceWrapper
+from amlport.storage.local import LocalSource
 from amlport.walk.listing import Listing
 
 
@@ -37,7 +39,8 @@ def adopt_identity(
     except AmlportError as exc:
         warn(where, f"{exc.message}; the workspace identity is guessed from container names")
         return None
-    same = found.account.lower() == desc.account.lower() and found.containers == desc.containers
+    same_account = found.account.lower() == desc.account.lower() or _local(source)
+    same = same_account and found.containers == desc.containers
     if not same:
         warn(
             where,
@@ -47,3 +50,10 @@ def adopt_identity(
         return None
     source.descriptor = found  # export and promote re-bind from the same identity
     return found
+
+
+def _local(source: Source) -> bool:
+    """A local copy: its account is only guessed (the folder's name), so not compared."""
+    while isinstance(source, SourceWrapper):
+        source = source.inner
+    return isinstance(source, LocalSource)

@@ -20,6 +20,7 @@ from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
 from amlport.model.inventory import Inventory, Loc, Output, Upload
 from amlport.model.provenance import RECORDS_PREFIX
+from amlport.progress import Progress as ProgressFn
 from amlport.secrets import describe, find_secrets, may_hold_secret, redact, scan_stream
 from amlport.storage.base import BlobInfo, Source
 from amlport.walk import classify as C
@@ -29,7 +30,6 @@ from amlport.walk.identity import adopt_identity
 from amlport.walk.linker import link
 from amlport.walk.listing import Listing
 
-ProgressFn = Callable[[str, int, int | None], None]
 MAX_PARSE_BYTES = 8 * 1024 * 1024
 MAX_POINTER_BYTES = 64 * 1024
 

@@ -1,8 +1,0 @@
-"""Alias of ``helpers.rel_azurite`` (moved to tests/helpers/ by issue 23) for tests written before
-the move; removed after the merge."""
-
-import sys
-
-from helpers import rel_azurite as _moved
-
-sys.modules[__name__] = _moved
