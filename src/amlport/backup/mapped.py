@@ -62,6 +62,8 @@ class MappedSide:
     """Side ``a`` as it would be in the workspace ``b_desc`` under ``mapping`` (``b_desc``:
     side B's identity, or the map's target for a stage in between: ``--map`` repeated)."""
 
+    label: str
+
     def __init__(self, a: Side, b_desc: WorkspaceDescriptor, mapping: Mapping) -> None:
         self.inner = a
         self.label = a.label if isinstance(a, MappedSide) else f"{a.label} (under the map)"
@@ -213,6 +215,8 @@ def neutral_digest(side: Side, path: str) -> str:
 class PlainSide:
     """Side ``b`` with its rewritten files hashed in plain SHA-256, as ``MappedSide`` hashes
     (an encrypted repository names bytes with a keyed hash)."""
+
+    label: str
 
     def __init__(self, b: Side) -> None:
         self.inner = b
