@@ -4,7 +4,8 @@ Azurite, every step checked (issue 21).
 - the lost workspace: ``designer-autoprice`` in its own emulated account;
 - the nightly job: ``amlport backup <its URL> --repo az://amlport-dr/prod`` into a second
   emulated account (``amlsrc``): the off-site copy docs/backup.md recommends;
-- the new workspace: a third account (``amldst``) whose containers have other names.
+- the new workspace: a third account (``amldst``) whose containers have other names, its
+  datastores named as the source's (the runbook's advice) or one of them renamed.
 
 The runbook's ``bash`` blocks run in bash, in order, in one working folder, exactly as the
 page spells them (variables carried from block to block as a shell carries them). Three
@@ -147,8 +148,9 @@ def lost_workspace(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the runbook is bash")
+@pytest.mark.parametrize("renamed", [False, True], ids=["same-datastores", "renamed-datastore"])
 def test_the_dr_runbook_runs_as_written(
-    azurite: az.Azurite, lost_workspace: az.LoadedWorkspace, tmp_path: Path
+    azurite: az.Azurite, lost_workspace: az.LoadedWorkspace, tmp_path: Path, renamed: bool
 ) -> None:
     steps = runbook_steps()
     assert sorted(steps) == [1, 2, 3, 4, 5, 6, 7]
@@ -196,14 +198,16 @@ def test_the_dr_runbook_runs_as_written(
         "workspaceblobstore": "workspaceblobstore",
         "workspaceartifactstore": "workspaceartifactstore",
     }
+    blob_store = "drblobstore" if renamed else "workspaceblobstore"  # the operator's choice
     doc["target"].update(
         account=new_account.name,
         subscription_id=SUBSCRIPTION,
         resource_group="rg-ml-dr",
         workspace="mlw-dr",
         containers={"blobstore": blobstore, "artifacts": artifacts},
-        datastores={"workspaceblobstore": blobstore, "workspaceartifactstore": artifacts},
+        datastores={blob_store: blobstore, "workspaceartifactstore": artifacts},
     )
+    doc["datastores"]["workspaceblobstore"] = blob_store
     map_file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 
     # 4. Restore, with the proof.
@@ -254,8 +258,9 @@ def test_the_dr_runbook_runs_as_written(
     assert [a["id"] for a in report["assets"]["added"]] == [
         "unclassified:workspaceartifactstore/amlport"
     ], report["assets"]
-    assert report["assets"]["removed"] == [] and report["assets"]["changed"] == []
-    assert report["files"]["removed"] == 0 and report["files"]["changed"] == 0
+    assert report["assets"]["removed"] == [] and report["files"]["removed"] == 0
+    if not renamed:
+        assert report["assets"]["changed"] == [] and report["files"]["changed"] == 0
     lineage = report["lineage"]
     assert not (lineage["nodes_added"] or lineage["nodes_removed"]), lineage
     assert not (lineage["edges_added"] or lineage["edges_removed"]), lineage

@@ -50,7 +50,6 @@ CONNECT_TIMEOUT_S = 20
 # listing 100k blobs from Azurite raised peak RSS by 83 MB at 5,000 per page, 34 MB at 2,000
 # and 17 MB at 1,000 — for 5x the round trips (39 s -> 48 s against Azurite, which spends
 # ~90 ms per page; a few seconds per 100k blobs against Azure). docs/design/0003-scale.md.
-LIST_PAGE_SIZE = 1000
 READ_TIMEOUT_S = 120
 CREDENTIAL_HINT = "give --connection-string, --account-key, --sas-token or --credential default"
 AUTHORITY_HOSTS = {  # DefaultAzureCredential must sign in where the storage lives

@@ -55,13 +55,13 @@ from amlport.storage.azure_client import AzureClient
 from amlport.storage.azure_errors import ConflictGuard, ErrorTranslator, Where, error_code
 from amlport.storage.azure_location import (
     DEFAULT_MAX_CONNECTIONS,
-    LIST_PAGE_SIZE,
     AzureLocation,
     client_options,
     connect,
     is_anonymous,
     parse_location,
 )
+from amlport.storage.listing import list_container
 from amlport.storage.object_writes import BlobWriter, PutMode
 from amlport.storage.objects import carries
 from amlport.storage.retry import CountingRetry, RetryConfig
@@ -205,16 +205,13 @@ class AzureTarget(AzureClient, Target):
         matches ``a/b`` and ``a/b/…`` but not ``a/bc``."""
         client = self._service.get_container_client(container)
         folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        with self._translating(Where("listing", container=container)):
-            try:
-                names = client.list_blob_names(
-                    name_starts_with=prefix or None, results_per_page=LIST_PAGE_SIZE
-                )
-                for name in names:
-                    if name == prefix or name.startswith(folder):
-                        yield name
-            except ResourceNotFoundError:
-                return  # no container: nothing in it, as for a missing local folder
+        listed = list_container(
+            client, self._retry, self._translate, prefix=prefix, metadata=False,
+            missing_ok=True,  # no container: nothing in it, as for a missing local folder
+        )  # fmt: skip
+        for blob in listed:
+            if blob.name == prefix or blob.name.startswith(folder):
+                yield blob.name
 
     # -- writing --
 
