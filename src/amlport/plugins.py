@@ -15,8 +15,9 @@ kind with an entry-point group — the plugins installed under that group
 - **read like a mapping**: ``registry[name]``, ``name in registry``, iteration over names in
   order, ``values()``; call sites that used the old dict/tuple/MappingProxyType keep working.
 
-Pure bookkeeping on the lowest floor (docs/design/0000-map.md): no amlport imports, so every
-plugin package may use it.
+Pure bookkeeping one floor above the leaf utilities (docs/design/0000-map.md): it imports only
+``secrets`` (a plugin's error is redacted before it is shown), so every plugin package may use
+it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
+
+from amlport.secrets import redact
 
 T = TypeVar("T")
 
@@ -141,8 +144,9 @@ class Registry(Mapping[str, T]):
             loaded = ep.load()
             value = self._make(loaded) if self._make is not None else loaded
         except Exception as exc:  # a plugin's bug must not stop the run: reported instead
+            reason = redact(f"{type(exc).__name__}: {exc}")  # no secret out (design 0004)
             self._warn(ep.name, f"plugin {ep.name!r} ({self.group}, {ep.value}) failed to "
-                       f"load: {type(exc).__name__}: {exc}")  # fmt: skip
+                       f"load: {reason}")  # fmt: skip
             return
         if self._check is not None and not self._check(value):
             self._warn(ep.name, f"plugin {ep.name!r} ({self.group}, {ep.value}) is not "

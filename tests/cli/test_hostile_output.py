@@ -219,8 +219,11 @@ def test_restore_with_blocked_items(repo: Path, tmp_path: Path) -> None:
 
 def test_promote(hostile: Path, tmp_path: Path) -> None:
     promote = ("promote", str(hostile), "--to", str(tmp_path / "t"), "--map", str(QA))
-    run = expect(run_hostile(*promote), 0)
+    # the fixture's logs name the original workspace, not the hostile one of workspace.yaml:
+    # those long URIs are kept and warned about (issue 21), so the promotion is partial (1)
+    run = expect(run_hostile(*promote), 1)
     assert "promoted:" in run.stdout
+    assert "not the source workspace; left as is" in run.stderr
     partial = ("--to", str(tmp_path / "p"), "--map", str(_partial_map(tmp_path)))
     blocked = expect(run_hostile("promote", str(hostile), *partial), 3)
     assert "not promoted " in blocked.stderr

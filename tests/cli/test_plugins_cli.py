@@ -1,11 +1,12 @@
 """``amlport plugins`` and a broken plugin, with a real installed distribution.
 
 The distribution (``amlport-test-plugin``: a dist-info folder and its modules on
-``PYTHONPATH``, found by ``importlib.metadata`` as pip-installed ones are) declares five
+``PYTHONPATH``, found by ``importlib.metadata`` as pip-installed ones are) declares six
 ``amlport.exporters.v1`` entry points: one that works, one whose module raises on import, one
-whose name a built-in has, one that is not an exporter, and one whose name is hostile. The run
-lists the good one, names every other in a warning (exit 1), and an export with them installed
-goes on (issue 23: one broken entry point crashed every export).
+whose error quotes an account key, one whose name a built-in has, one that is not an
+exporter, and one whose name is hostile. The run lists the good one, names every other in a
+warning (exit 1), and an export with them installed goes on (issue 23: one broken entry point
+crashed every export).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from helpers import REPO_ROOT
 from helpers.cliutil import amlport
 
 HOSTILE = "x[/]y[bold]"
+KEY = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0cw=="
 PLUGIN = """
 class GoodExporter:
     name = "test_good"
@@ -37,6 +39,7 @@ class NotAnExporter:
 ENTRY_POINTS = f"""[amlport.exporters.v1]
 test_good = amlport_test_plugin:GoodExporter
 test_broken = amlport_broken_plugin:Exporter
+test_leaky = amlport_leaky_plugin:Exporter
 mlflow_model = amlport_test_plugin:GoodExporter
 test_shapeless = amlport_test_plugin:NotAnExporter
 {HOSTILE} = amlport_test_plugin:Missing
@@ -48,6 +51,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("site")
     (root / "amlport_test_plugin.py").write_text(PLUGIN, encoding="utf-8")
     (root / "amlport_broken_plugin.py").write_text("raise ImportError('needs torch')\n")
+    leak = f"raise RuntimeError('DefaultEndpointsProtocol=https;AccountKey={KEY}')\n"
+    (root / "amlport_leaky_plugin.py").write_text(leak)
     info = root / "amlport_test_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(
@@ -88,7 +93,8 @@ def test_a_broken_plugin_is_a_warning_naming_it(site: dict[str, str]) -> None:
     builtin = [p for p in doc["plugins"] if p["name"] == "mlflow_model"]
     assert [p["origin"] for p in builtin] == ["built-in"]  # the plugin did not replace it
     warnings = "\n".join(doc["warnings"])
-    assert len(doc["warnings"]) == 4
+    assert len(doc["warnings"]) == 5
+    assert "'test_leaky'" in warnings and KEY not in res.stdout + res.stderr  # redacted
     assert "'test_broken'" in warnings and "ImportError: needs torch" in warnings
     assert "'mlflow_model'" in warnings and "name is taken by built-in" in warnings
     assert "'test_shapeless'" in warnings and "not an exporter" in warnings

@@ -69,8 +69,8 @@ def test_only_the_cli_prints() -> None:
 # errors.py), ``amlport`` for the package's own ``__init__`` (its version). The plugin trees
 # exporters/, importers/, rewriters/ install as ``amlport.exporters`` & co.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("amlport", "secrets", "streams", "plaintext", "plugins", "progress"),  # leaf utilities
-    ("errors",),  # error types (redacted through secrets)
+    ("amlport", "secrets", "streams", "plaintext", "progress"),  # leaf utilities
+    ("errors", "plugins"),  # error types, the plugin registry (both redact through secrets)
     ("safeload",),  # the one YAML/JSON parser
     ("model",),  # pure value types, record formats (provenance), the map
     ("storage", "rewriters"),  # the I/O edge; pure URI/format rewriters
