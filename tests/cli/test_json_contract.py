@@ -94,7 +94,7 @@ def sample(command: str, p: dict[str, str]) -> list[str] | None:
         "promote": ["promote", p["src"], "--to", str(root / "promoted"), "--map", str(QA)],
         "backup": ["backup", p["src"], "--repo", p["repo"]],
         "forget": ["forget", p["repo"], "--keep-last", "9", "--dry-run"],
-        "diff": ["diff", f"{p['repo']}@{p['first']}", p["repo"]],
+        "diff": ["diff", f"{p['repo']}@{p['first']}", p["src"]],  # a snapshot, a live side
         "restore": [
             "restore",
             p["repo"],
@@ -163,6 +163,10 @@ def test_the_second_forms_of_map_init_and_promote_validate(
     doc = json.loads(moved.stdout)
     jsonschema.validate(doc, schema_of("promote"))
     assert doc["rewrites"] and doc["hops"] and doc["identity"]
+    staged = amlport("diff", place["src"], str(tmp_path / "qa"), "--map", str(QA), "--json")
+    doc = json.loads(staged.stdout)
+    jsonschema.validate(doc, schema_of("diff"))  # audit facts under the map: none differ
+    assert staged.returncode == 0 and doc["audit"]["unchanged"] > 0, staged.stdout[-2000:]
     imported = amlport("import", place["repo"], "--to", str(tmp_path / "imp"), "--map", str(QA),
                        "--json")  # fmt: skip
     doc = json.loads(imported.stdout)

@@ -140,3 +140,79 @@ def test_arguments_are_checked(tmp_path: Path) -> None:
     res = cli("diff", str(tmp_path / "nope"), str(WS / "messy"))
     assert res.returncode == 2 and "neither a repository" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+QA_MAP = WS.parents[1] / "tests" / "integration" / "maps" / "qa.yaml"
+QA_BLOBSTORE = "azureml-blobstore-99999999-8888-7777-6666-555555555555"  # maps/qa.yaml
+CONNECTION = (
+    "DefaultEndpointsProtocol=https;AccountName=stdrift;AccountKey="
+    + "A" * 86
+    + "==;EndpointSuffix=core.windows.net"
+)
+
+
+def _hostile_name() -> str:
+    """A 1,024-character blob name with markup, '[', ']' and control characters (a local
+    folder holds it as several components of at most 255 bytes)."""
+    head = "hostile/[x]\x1b[31mred\x07\r[/]/" + "/".join(["d" * 200] * 4)
+    return head + "/" + "n" * (1024 - len(head) - 4) + ".py"
+
+
+def test_audit_facts_under_the_map_equal_then_one_added(tmp_path: Path) -> None:
+    """``diff A B --map``: each side's audit facts (the walk-decided rules that did not pass)
+    compared by rule, state and subject; a promotion changes none, a credential pasted into
+    a file of B (under a hostile name) is the one fact added, printed escaped."""
+    dev = copy_workspace("designer-autoprice", tmp_path / "dev")
+    qa, repo = tmp_path / "qa", tmp_path / "repo"
+    run_backup(LocalSource(dev), repo, BackupRequest())
+    promoted = cli("promote", str(dev), "--to", str(qa), "--map", str(QA_MAP), "--include",
+                   "components,data,environments,models,pipelines,runs")  # fmt: skip
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    for a in (str(dev), str(repo)):  # a live side A, a snapshot side A
+        same = cli("diff", a, str(qa), "--map", str(QA_MAP), "--json")
+        assert same.returncode == 0, same.stdout[-3000:]
+        audit = json.loads(same.stdout)["audit"]
+        assert audit["added"] == audit["removed"] == [] and audit["unchanged"] >= 3
+    name = _hostile_name()
+    assert len(name) == 1024
+    victim = qa / QA_BLOBSTORE / name
+    victim.parent.mkdir(parents=True)
+    victim.write_text(f'conn = "{CONNECTION}"\n', encoding="utf-8")
+    for a in (str(dev), str(repo)):
+        drift = cli("diff", a, str(qa), "--map", str(QA_MAP), "--json")
+        assert drift.returncode == 1, drift.stderr[-2000:]
+        audit = json.loads(drift.stdout)["audit"]
+        assert audit["removed"] == []
+        assert [(f["rule_id"], f["state"], f["subject"]) for f in audit["added"]] == [
+            ("AMLP-HYG-002", "fail", f"files/workspaceblobstore/{name}")
+        ]
+        assert CONNECTION not in drift.stdout  # the finding names the file, not the secret
+    text = cli("diff", str(repo), str(qa), "--map", str(QA_MAP))
+    assert text.returncode == 1
+    assert "audit:  1 facts added, 0 removed" in text.stdout
+    shown = "files/workspaceblobstore/hostile/[x]\\x1b[31mred\\x07\\r[/]/"
+    assert f"  + audit fail AMLP-HYG-002: {shown}" in text.stdout, text.stdout[-3000:]
+    assert "\x1b" not in text.stdout and "\x07" not in text.stdout and "\r" not in text.stdout
+    assert name[-40:] in text.stdout  # the whole name, not cut
+
+
+def test_a_snapshot_reports_the_credentials_it_redacted(tmp_path: Path) -> None:
+    """A snapshot no longer holds the credentials its backup redacted: its audit facts take
+    them from the redaction records, so a snapshot equals its source (messy: a designer
+    pointer's SAS, connection strings in a log), and a later secret is a fact added."""
+    ws = copy_workspace("messy", tmp_path / "ws")
+    repo = tmp_path / "repo"
+    first = run_backup(LocalSource(ws), repo, BackupRequest())
+    report = diff_specs(str(repo), str(ws), open_source)
+    rules = {f.rule for f in report.audit_added + report.audit_removed}
+    assert not report.different and not rules, report.lines()
+    assert report.audit_unchanged >= 3
+    blobstore = next(p for p in ws.iterdir() if p.name.startswith("azureml-blobstore-"))
+    (blobstore / "LocalUpload" / "leak.py").parent.mkdir(parents=True, exist_ok=True)
+    (blobstore / "LocalUpload" / "leak.py").write_text(f'c = "{CONNECTION}"\n')
+    second = run_backup(LocalSource(ws), repo, BackupRequest())
+    two = diff_specs(f"{repo}@{first.snapshot_id}", f"{repo}@{second.snapshot_id}", open_source)
+    assert [(f.rule, f.subject) for f in two.audit_added] == [
+        ("AMLP-HYG-002", "files/workspaceblobstore/LocalUpload/leak.py")
+    ]
+    assert two.audit_removed == []

@@ -118,3 +118,37 @@ def test_a_restored_workspace_diffs_equal_to_its_snapshot_but_for_the_import_rec
     assert report.files["changed"] == 0 and report.files["removed"] == 0
     assert not (report.nodes_added or report.nodes_removed)
     assert not (report.edges_added or report.edges_removed)
+
+
+def test_check_plans_with_the_aliases_the_restore_used(tmp_path: Path) -> None:
+    """A map naming ``devblob``, an alias of the blobstore whose files the snapshot lists
+    under ``workspaceblobstore``: the restore writes them (``Mapping.with_aliases``), and the
+    check proves every one of them. Before, the check planned with the map as written and
+    counted the blobstore's files as blocked: unchecked, and still "PASSED"."""
+    import shutil
+
+    import yaml
+
+    src = tmp_path / "dev"
+    shutil.copytree(WS / "designer-autoprice", src)
+    desc = yaml.safe_load((src / "workspace.yaml").read_text(encoding="utf-8"))
+    desc["datastores"]["devblob"] = desc["containers"]["blobstore"]
+    (src / "workspace.yaml").write_text(yaml.safe_dump(desc), encoding="utf-8")
+    repo, target = tmp_path / "repo", tmp_path / "target"
+    run_backup(LocalSource(src), repo, BackupRequest())
+    doc = yaml.safe_load(QA.read_text(encoding="utf-8"))
+    doc["datastores"] = {"devblob": "qablob", "workspaceartifactstore": "workspaceartifactstore"}
+    map_file = tmp_path / "qa.yaml"
+    map_file.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    mapping = load_mapping(map_file)
+    with open_target(str(target), descriptor=mapping.target) as t:
+        report = run_restore(
+            repo,
+            t,
+            RestoreRequest(mapping, check=True),
+            scan=lambda: target_as_source(str(target), mapping.target),
+        )
+    check = report.to_dict()["check"]
+    assert check["ok"] is True, report.lines()
+    assert check["files_blocked"] == 0
+    assert check["files_checked"] == len(list(LocalSource(src).list_blobs()))

@@ -28,7 +28,7 @@ from amlport.bundle import Repository
 from amlport.errors import AmlportError
 from amlport.importers.base import ImportContext
 from amlport.importers.datastore import DatastoreImporter
-from amlport.importing.engine import import_rules
+from amlport.importing.engine import import_rules, mapping_for
 from amlport.lineage import build_graph
 from amlport.model import findings as F
 from amlport.model.manifest import Manifest
@@ -100,7 +100,10 @@ def check_files(
     report: CheckReport, repo: Repository, manifest: Manifest, mapping: Mapping, target: Target
 ) -> None:
     guard = WriteGuard(dry_run=True)  # a check plans only: every write is refused
-    ctx = ImportContext(repo, manifest, mapping, import_rules(manifest, mapping), _ignore)
+    # The map with the source's aliases of a mapped container, as the import planned it
+    # (``mapping_for``): files listed under ``workspaceblobstore`` of a map naming ``devblob``.
+    aliased = mapping_for(manifest, mapping)
+    ctx = ImportContext(repo, manifest, aliased, import_rules(manifest, mapping), _ignore)
     inner = target.inner if isinstance(target, GuardedTarget) else target
     hashed_by_stat = isinstance(inner, LocalTarget)  # stat hashes a local file's bytes
     for action in DatastoreImporter(guard.wrap(target)).plan(ctx):

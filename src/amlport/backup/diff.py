@@ -18,6 +18,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from amlport.backup.facts import AuditFact, compare_facts
 from amlport.model.manifest import AssetEntry
 
 
@@ -43,6 +44,8 @@ class Side(Protocol):
     def source_md5(self, path: str) -> str | None: ...
 
     def final_digest(self, path: str) -> str: ...
+
+    def audit_facts(self) -> list[AuditFact]: ...
 
 
 def same_file(path: str, a: Side, b: Side) -> bool:
@@ -131,12 +134,16 @@ class DiffReport:
     nodes_removed: list[str]
     edges_added: list[Edge]
     edges_removed: list[Edge]
+    audit_added: list[AuditFact] = field(default_factory=list)
+    audit_removed: list[AuditFact] = field(default_factory=list)
+    audit_unchanged: int = 0
 
     @property
     def different(self) -> bool:
         files = self.files["added"] or self.files["removed"] or self.files["changed"]
         lineage = self.nodes_added or self.nodes_removed or self.edges_added or self.edges_removed
-        return bool(self.assets.different or self.runs.different or files or lineage)
+        audit = self.audit_added or self.audit_removed
+        return bool(self.assets.different or self.runs.different or files or lineage or audit)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +159,11 @@ class DiffReport:
                 "edges_added": [_edge_dict(e) for e in self.edges_added],
                 "edges_removed": [_edge_dict(e) for e in self.edges_removed],
             },
+            "audit": {
+                "added": [f.to_dict() for f in self.audit_added],
+                "removed": [f.to_dict() for f in self.audit_removed],
+                "unchanged": self.audit_unchanged,
+            },
         }
 
     def lines(self, *, limit: int = 50) -> list[str]:
@@ -165,6 +177,8 @@ class DiffReport:
             "added or changed)",
             f"lineage: {len(self.nodes_added)} nodes added, {len(self.nodes_removed)} removed; "
             f"{len(self.edges_added)} edges added, {len(self.edges_removed)} removed",
+            f"audit:  {len(self.audit_added)} facts added, {len(self.audit_removed)} removed, "
+            f"{self.audit_unchanged} unchanged",
         ]
         detail: list[str] = []
         for section in (self.assets, self.runs):
@@ -177,6 +191,8 @@ class DiffReport:
             ]
         detail += [f"  + edge {k}: {u} -> {v}" for u, v, k in self.edges_added]
         detail += [f"  - edge {k}: {u} -> {v}" for u, v, k in self.edges_removed]
+        detail += [f"  + audit {f.state} {f.rule}: {f.subject}" for f in self.audit_added]
+        detail += [f"  - audit {f.state} {f.rule}: {f.subject}" for f in self.audit_removed]
         out += detail[:limit]
         if len(detail) > limit:
             out.append(f"  … {len(detail) - limit} more (use --json for all)")
@@ -207,6 +223,7 @@ def diff_sides(a: Side, b: Side) -> DiffReport:
     assets = _sections(a.assets, b.assets, changed)
     nodes_a, edges_a = graph_sets(a.lineage)
     nodes_b, edges_b = graph_sets(b.lineage)
+    audit_added, audit_removed, audit_unchanged = compare_facts(a.audit_facts(), b.audit_facts())
     return DiffReport(
         a=a.label,
         b=b.label,
@@ -217,6 +234,9 @@ def diff_sides(a: Side, b: Side) -> DiffReport:
         nodes_removed=sorted(nodes_a - nodes_b),
         edges_added=sorted((edges_b - edges_a).elements()),
         edges_removed=sorted((edges_a - edges_b).elements()),
+        audit_added=audit_added,
+        audit_removed=audit_removed,
+        audit_unchanged=audit_unchanged,
     )
 
 

@@ -10,8 +10,11 @@ Side A is seen as it would land in B (``MappedSide``):
   rules, the map's datastores and asset renames) and made neutral again with B's identity
   (export's rules), then hashed — B's side hashes its own neutral form, so an unchanged
   promotion compares equal byte for byte; payloads compare as they are;
-- **lineage** and **asset** file lists: node ids ``<kind>:<datastore>/<path>`` and paths
-  re-keyed the same way;
+- **lineage**, **asset ids** and asset file lists: node ids ``<kind>:<datastore>/<path>``
+  (an asset's id is its lineage node id) and paths re-keyed the same way, asset names renamed
+  by the map's ``assets:``;
+- **audit facts** (``backup/facts.py``): a finding's subject (a bundle path) re-keyed the
+  same way, so a finding about ``devblob`` in A is the finding about the mapped datastore;
 - files amlport **generates** (the v2 YAML of a pipeline, outside ``files/``) are compared
   through the storage files they are made from: present on both sides is equal (each side
   makes its own from its own storage; a reference the map leaves alone, such as
@@ -32,6 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 from amlport.backup.diff import Side
+from amlport.backup.facts import AuditFact
 from amlport.backup.sides import LiveSide, SnapshotSide
 from amlport.errors import AmlportError
 from amlport.export.writer import MAX_REWRITE_BYTES
@@ -114,6 +118,7 @@ class MappedSide:
         return [
             replace(
                 a,
+                id=self.node(a.id),  # ids are lineage node ids: ``<kind>:<datastore>/<path>``
                 name=self.mapping.asset_name(a.name),
                 files=[self.path(p) for p in a.files],
                 v2_yaml=self.path(a.v2_yaml) if a.v2_yaml else None,
@@ -134,6 +139,15 @@ class MappedSide:
 
     def paths(self) -> AbstractSet[str]:
         return self._paths.keys()
+
+    def audit_facts(self) -> list[AuditFact]:
+        """A's audit facts with their subjects where they would be in B (backup/facts.py)."""
+        own = records_prefix(self.a_desc)
+        return sorted(
+            f.rekeyed(self.path(f.subject))
+            for f in self.inner.audit_facts()
+            if not f.subject.startswith(own)
+        )
 
     def size_of(self, path: str) -> int:
         return self.inner.size_of(self._paths[path])
@@ -235,6 +249,9 @@ class PlainSide:
 
     def paths(self) -> AbstractSet[str]:
         return {p for p in self.inner.paths() if not p.startswith(self._own)}
+
+    def audit_facts(self) -> list[AuditFact]:
+        return [f for f in self.inner.audit_facts() if not f.subject.startswith(self._own)]
 
     def stored_digest(self, path: str) -> str | None:
         if not path.startswith(FILES):

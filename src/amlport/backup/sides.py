@@ -24,6 +24,7 @@ from typing import Any
 from amlport import __version__
 from amlport.backup.catchall import NAME as CATCH_ALL
 from amlport.backup.catchall import CatchAll, RecordingSource
+from amlport.backup.facts import AuditFact, inventory_facts, snapshot_facts
 from amlport.bundle import Repository, SourceIndex
 from amlport.bundle.codec import Hasher
 from amlport.errors import AmlportError
@@ -31,6 +32,7 @@ from amlport.export.engine import plan_assets
 from amlport.export.selection import INCLUDE_KINDS, select
 from amlport.export.writer import MAX_REWRITE_BYTES, BundleWriter
 from amlport.lineage import build_graph
+from amlport.model.inventory import Inventory
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest, source_key
 from amlport.rewriters.files import needs_rewrite, rewrite_file
 from amlport.rewriters.rules import Identity, RewriteRules
@@ -49,6 +51,7 @@ class SnapshotSide:
     manifest: Manifest
     label: str = ""
     _files: dict[str, FileEntry] = field(default_factory=dict)
+    _facts: list[AuditFact] | None = None
 
     def __post_init__(self) -> None:
         self._files = {f.path: f for f in self.manifest.files}
@@ -100,6 +103,12 @@ class SnapshotSide:
     def final_digest(self, path: str) -> str:
         return self._files[path].digest
 
+    def audit_facts(self) -> list[AuditFact]:
+        """Computed offline from the stored files and redaction records (backup/facts.py)."""
+        if self._facts is None:
+            self._facts = snapshot_facts(self.repo, self.manifest)
+        return self._facts
+
 
 @dataclass
 class LivePlan:
@@ -110,6 +119,7 @@ class LivePlan:
     writer: BundleWriter
     lineage: dict[str, Any]
     selection: dict[str, Any]
+    inventory: Inventory | None = None  # the walk (its audit facts: backup/facts.py)
 
 
 def plan_live(source: Source, selection: dict[str, Any] | None = None) -> LivePlan:
@@ -129,7 +139,7 @@ def plan_live(source: Source, selection: dict[str, Any] | None = None) -> LivePl
     used: dict[str, Any] = {"select": list(wanted.get("select") or []), "include": sorted(include)}
     if catch_all:
         used["extension"] = CATCH_ALL
-    return LivePlan(recorder, assets, writer, lg.to_node_link(chosen.nodes), used)
+    return LivePlan(recorder, assets, writer, lg.to_node_link(chosen.nodes), used, inv)
 
 
 class LiveSide:
@@ -171,6 +181,11 @@ class LiveSide:
 
     def paths(self) -> set[str]:
         return set(self.plan.writer.blobs) | set(self.plan.writer.generated)
+
+    def audit_facts(self) -> list[AuditFact]:
+        """The audit facts of the walk the plan made (backup/facts.py)."""
+        inv = self.plan.inventory
+        return inventory_facts(inv) if inv is not None else []
 
     def _blob(self, path: str) -> BlobInfo | None:
         return self.plan.writer.blobs.get(path)

@@ -23,8 +23,9 @@ from amlport.cli import (
     repo_cmd,
     report_cmd,
 )
-from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.common import WsFileOpt, guarded
 from amlport.cli.helpfmt import AmlportGroup
+from amlport.cli.options import SOURCE, StorageCredentials, shared_options
 from amlport.cli.process import stop_on_sigterm, tune_malloc
 from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
 from amlport.cli.terminal import ClosedPipeSafe
@@ -90,10 +91,7 @@ def main_options(
 def _walk(
     source_loc: str,
     specs: Path | None,
-    conn: str | None,
-    key: str | None,
-    sas: str | None,
-    cred: str | None,
+    creds: StorageCredentials,
     ws_file: Path | None,
     show_progress: bool,
 ) -> tuple[Inventory, LineageGraph, str, int]:
@@ -101,7 +99,7 @@ def _walk(
     if specs is not None and not specs.is_dir():
         raise UsageError(f"--specs {specs} is not a folder", hint="give a folder of v2 YAML")
     with (
-        common.source_from(source_loc, conn, key, sas, cred, ws_file) as source,
+        creds.open_source(source_loc, ws_file) as source,
         common.progress_reporter(show_progress) as progress,
     ):
         inv = walk(source, options=WalkOptions(specs=specs, progress=progress))
@@ -118,6 +116,7 @@ SpecsOpt = typer.Option(
 
 
 @app.command()
+@shared_options
 def scan(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
     specs: Path | None = SpecsOpt,
@@ -129,10 +128,7 @@ def scan(
         callback=common.checked_output,
         help="Also write the JSON report to this file.",
     ),
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
 ) -> None:
     """Walk a workspace's storage: runs, outputs, models, environments, specs, findings.
@@ -143,10 +139,7 @@ def scan(
         inv, lg, described, retries = _walk(
             source,
             specs,
-            connection_string,
-            account_key,
-            sas_token,
-            credential,
+            creds,
             workspace_file,
             show_progress=not as_json,
         )
@@ -161,6 +154,7 @@ def scan(
 
 
 @app.command()
+@shared_options
 def lineage(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
     node: list[str] | None = typer.Option(
@@ -182,10 +176,7 @@ def lineage(
         None, "-o", "--output", callback=common.checked_output, help="Write to this file."
     ),
     specs: Path | None = SpecsOpt,
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
 ) -> None:
     """Build the lineage graph and print it (JSON, GraphML, DOT, Mermaid or OpenLineage).
@@ -201,10 +192,7 @@ def lineage(
         inv, lg, _, _ = _walk(
             source,
             specs,
-            connection_string,
-            account_key,
-            sas_token,
-            credential,
+            creds,
             workspace_file,
             show_progress=output is not None,
         )

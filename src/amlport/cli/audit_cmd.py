@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from amlport.cli import common
-from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.common import WsFileOpt, guarded
+from amlport.cli.options import SOURCE, StorageCredentials, shared_options
 from amlport.cli.terminal import SafeConsole
 from amlport.errors import UsageError
 from amlport.model.findings import Severity
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
     app.command(name="audit", help=AUDIT_HELP)(audit)
 
 
+@shared_options
 def audit(
     source: str | None = typer.Argument(
         None, help="Folder of a workspace storage copy, or account URL (optional with --arm)."
@@ -71,10 +73,7 @@ def audit(
     strict: bool = typer.Option(False, "--strict", help="Count not-checked rules as failed."),
     rule: list[str] | None = typer.Option(None, "--rule", help="Only these rule ids/patterns."),
     skip: list[str] | None = typer.Option(None, "--skip", help="Skip these rule ids/patterns."),
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
 ) -> None:
     with guarded():
@@ -90,8 +89,9 @@ def audit(
         request = AuditRequest(only=rule or (), skip=skip or ())
         descriptor = load_descriptor_file(workspace_file) if workspace_file else None
         if source is not None:
-            auth = (connection_string, account_key, sas_token, credential, workspace_file)
-            descriptor = _read_source(request, source, auth, show_progress=output is None)
+            descriptor = _read_source(
+                request, source, creds, workspace_file, show_progress=output is None
+            )
         request.control_plane = _control_plane(arm, arm_live, descriptor)
         report = run_audit(request)
         _emit(report, fmt, severity, strict, output)
@@ -119,7 +119,8 @@ def _check_options(
 def _read_source(
     request: AuditRequest,
     location: str,
-    auth: tuple[str | None, str | None, str | None, str | None, Path | None],
+    creds: StorageCredentials,
+    workspace_file: Path | None,
     *,
     show_progress: bool,
 ) -> WorkspaceDescriptor:
@@ -128,7 +129,7 @@ def _read_source(
     from amlport.walk import WalkOptions, walk
 
     with (
-        common.source_from(location, *auth) as src,
+        creds.open_source(location, workspace_file) as src,
         common.progress_reporter(show_progress) as progress,
     ):
         request.inventory = walk(src, options=WalkOptions(progress=progress))

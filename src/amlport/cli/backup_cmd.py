@@ -8,26 +8,29 @@ from typing import TYPE_CHECKING
 import typer
 
 from amlport.cli import common
-from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.common import WsFileOpt, guarded
+from amlport.cli.options import (
+    REPO,
+    SIDE_A,
+    SIDE_B,
+    SOURCE,
+    RepoCredentials,
+    StorageCredentials,
+    shared_options,
+)
 from amlport.cli.repo_options import (
     REPO_AT_HELP,
     REPO_HELP,
     EncryptOpt,
-    RepoConnOpt,
-    RepoCredOpt,
     RepoKeyFileOpt,
-    RepoKeyOpt,
-    RepoSasOpt,
     SnapshotOpt,
     SourceOpt,
-    repository_arg,
 )
 from amlport.cli.write_options import DryRunOpt, OnConflictOpt, ReadOnlyOpt
 from amlport.errors import ExitCode, IntegrityError, UsageError
 
 if TYPE_CHECKING:
     from amlport.storage.base import Source
-    from amlport.storage.opener import StorageAuth
 
 ALL_INCLUDE = "components,data,environments,models,pipelines,runs"
 JsonOpt = common.JsonOpt
@@ -52,6 +55,7 @@ def _print(lines: list[str], *, err: bool = False) -> None:
         console.print(line, soft_wrap=True)  # a log line is never wrapped
 
 
+@shared_options
 def backup(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
     repo: str = typer.Option(..., "--repo", help=f"{REPO_HELP} (created if missing)."),
@@ -70,15 +74,9 @@ def backup(
     verbose: bool = common.VerboseOpt,
     cache_dir: Path | None = common.CacheDirOpt,
     no_cache: bool = common.NoCacheOpt,
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
     encrypt: bool = EncryptOpt,
 ) -> None:
@@ -100,19 +98,13 @@ def backup(
             retry_lock=retry_lock,
             cache_dir=common.cache_folder(cache_dir, no_cache),
         )
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             allow_snapshot=False,
             where="--repo",
         )
         with (
-            common.source_from(
-                source, connection_string, account_key, sas_token, credential, workspace_file
-            ) as src,
+            creds.open_source(source, workspace_file) as src,
             common.progress_reporter(not as_json) as progress,
         ):
             result = run_backup(
@@ -140,6 +132,7 @@ def backup(
     raise typer.Exit(int(result.exit_code))
 
 
+@shared_options
 def forget(
     repo: str = typer.Argument(..., help=f"{REPO_HELP}."),
     keep_last: int = typer.Option(0, "--keep-last", min=0, help="Keep the N newest."),
@@ -157,10 +150,7 @@ def forget(
     ),
     retry_lock: float = RetryLockOpt,
     as_json: bool = JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Remove the snapshots no retention rule keeps (per source), and with --prune their data.
@@ -181,12 +171,8 @@ def forget(
             prune=prune,
             retry_lock=retry_lock,
         )
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             allow_snapshot=False,
         )
         report = run_forget(arg.location, request, repo_auth=arg.auth)
@@ -197,6 +183,7 @@ def forget(
     raise typer.Exit(int(ExitCode.OK))
 
 
+@shared_options
 def diff(
     a: str = typer.Argument(
         ..., metavar="A", help="REPO, REPO@SNAPSHOT, or a live source (folder or URL)."
@@ -204,15 +191,9 @@ def diff(
     b: str = typer.Argument(..., metavar="B", help="The same forms; compared as the newer side."),
     source: str | None = SourceOpt,
     as_json: bool = JsonOpt,
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
     map_file: list[Path] | None = typer.Option(
         None,
@@ -223,17 +204,11 @@ def diff(
         "after re-binding is reported. Repeat for stages in order (dev → qa → prod: "
         "--map qa.yaml --map prod.yaml).",
     ),
-    a_connection_string: str | None = typer.Option(None, "--a-connection-string"),
-    a_account_key: str | None = typer.Option(None, "--a-account-key"),
-    a_sas_token: str | None = typer.Option(None, "--a-sas-token"),
-    a_credential: str | None = typer.Option(None, "--a-credential"),
+    a_creds: StorageCredentials = SIDE_A,
     a_workspace_file: Path | None = typer.Option(
         None, "--a-workspace-file", help="workspace.yaml (or map file) of a live side A."
     ),
-    b_connection_string: str | None = typer.Option(None, "--b-connection-string"),
-    b_account_key: str | None = typer.Option(None, "--b-account-key"),
-    b_sas_token: str | None = typer.Option(None, "--b-sas-token"),
-    b_credential: str | None = typer.Option(None, "--b-credential"),
+    b_creds: StorageCredentials = SIDE_B,
     b_workspace_file: Path | None = typer.Option(
         None, "--b-workspace-file", help="workspace.yaml (or map file) of a live side B."
     ),
@@ -242,23 +217,19 @@ def diff(
 
     REPO alone is its latest snapshot (of the live source's workspace, when the other side
     is one). --connection-string & co. are for live sources (--a-*/--b-* for one side: two
-    accounts, two credentials), --repo-* for a REPO given as a URL (az://…, REPO@ID). With
+    accounts, two credentials), --repo-* for a REPO given as a URL (az://CONTAINER, REPO@ID). With
     --map, A is compared as it would be in B. Exit 0 no difference, 1 differences.
     """
     with guarded():
         from amlport.backup.compare import diff_specs
 
-        sides = {
-            "a": (a_connection_string, a_account_key, a_sas_token, a_credential, a_workspace_file),
-            "b": (b_connection_string, b_account_key, b_sas_token, b_credential, b_workspace_file),
-        }
-        shared = (connection_string, account_key, sas_token, credential, workspace_file)
+        sides = {"a": (a_creds, a_workspace_file), "b": (b_creds, b_workspace_file)}
 
         def open_live(location: str) -> Source:
-            own = sides["a" if location == a else "b"]
+            own, own_file = sides["a" if location == a else "b"]
             # A side's own option wins; a side without any takes the shared one.
-            creds = own[:4] if any(own[:4]) else shared[:4]
-            return common.source_from(location, *creds, own[4] or shared[4])
+            chosen = own if own.given else creds
+            return chosen.open_source(location, own_file or workspace_file)
 
         mapped = None
         if map_file:
@@ -267,13 +238,8 @@ def diff(
 
             mapped = under_map(*(load_mapping(path) for path in map_file))
 
-        def repo_auth_of(location: str) -> StorageAuth | None:  # --repo-*: REPO given as a URL
-            return repository_arg(
-                location, repo_connection_string, repo_account_key, repo_sas_token, repo_credential
-            ).auth
-
-        report = diff_specs(
-            a, b, open_live, source_name=source, repo_auth=repo_auth_of, mapped=mapped
+        report = diff_specs(  # --repo-*: a REPO given as a URL
+            a, b, open_live, source_name=source, repo_auth=repo_creds.repo_auth, mapped=mapped
         )
         code = ExitCode.WARNINGS if report.different else ExitCode.OK
         if as_json:
@@ -283,6 +249,7 @@ def diff(
     raise typer.Exit(int(code))
 
 
+@shared_options
 def restore(
     repo: str = typer.Argument(..., help=REPO_AT_HELP),
     snapshot: str | None = typer.Argument(
@@ -318,14 +285,8 @@ def restore(
         help="Write v2 YAML bound to the target and a register.sh (az ml create) here.",
     ),
     as_json: bool = JsonOpt,
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    creds: StorageCredentials = SOURCE,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Restore a snapshot into a workspace (import), and with --check prove it.
@@ -345,12 +306,8 @@ def restore(
                 f"SNAPSHOT {snapshot!r} and --snapshot {snapshot_opt!r} name two snapshots",
                 hint="give one of them",
             )
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             snapshot=snapshot if snapshot is not None else snapshot_opt,
         )
         mapping = load_mapping(map_file)
@@ -365,7 +322,7 @@ def restore(
             on_conflict=on_conflict,
             emit_assets=emit_assets,
         )
-        auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
+        auth = creds.auth(to)
         with (
             open_target(to, descriptor=mapping.target, auth=auth) as target,
             common.progress_reporter(not as_json) as progress,

@@ -20,16 +20,12 @@ import typer
 
 from amlport.cli import common
 from amlport.cli.common import guarded
+from amlport.cli.options import REPO, RepoCredentials, shared_options
 from amlport.cli.repo_options import (
     REPO_AT_HELP,
-    RepoConnOpt,
-    RepoCredOpt,
     RepoKeyFileOpt,
-    RepoKeyOpt,
-    RepoSasOpt,
     SnapshotOpt,
     SourceOpt,
-    repository_arg,
 )
 from amlport.errors import ExitCode, UsageError
 
@@ -79,6 +75,7 @@ def _not_in_snapshot(manifest: Manifest, path: str, what: str = "file or folder"
     )
 
 
+@shared_options
 def ls(
     repo: str = typer.Argument(..., metavar="REPO[@SNAPSHOT]", help=REPO_AT_HELP),
     path: str | None = typer.Argument(
@@ -100,10 +97,7 @@ def ls(
         "`restore --select KIND:NAME` takes.",
     ),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """List the files of a snapshot (default: the latest), or of one folder of it.
@@ -114,12 +108,8 @@ def ls(
     snapshot does not hold), 4 a damaged snapshot.
     """
     with guarded():
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             snapshot=snapshot,
         )
         wanted = _bundle_path(path)
@@ -164,6 +154,7 @@ def _asset_under(files: list[str], path: str) -> bool:
     return any(f == path or f.startswith(prefix) for f in files)
 
 
+@shared_options
 def dump(
     repo: str = typer.Argument(..., metavar="REPO[@SNAPSHOT]", help=REPO_AT_HELP),
     path: str = typer.Argument(
@@ -182,10 +173,7 @@ def dump(
         False, "--force", help="Write bytes that are not text to a terminal all the same."
     ),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Write one file of a snapshot, checked against its digest, to stdout or -o FILE.
@@ -201,12 +189,8 @@ def dump(
                 "--json prints a document on stdout: the file needs -o FILE",
                 hint="add -o FILE, or leave --json out to get the bytes on stdout",
             )
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             snapshot=snapshot,
         )
         wanted = _bundle_path(path)

@@ -80,23 +80,7 @@ def guarded() -> Iterator[None]:
 
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
-ConnOpt = typer.Option(
-    None,
-    "--connection-string",
-    help=f"Azure storage connection string (never printed or logged). Default: "
-    f"${CONNECTION_STRING_ENV} when no other credential is given.",
-    show_default=False,
-)
-KeyOpt = typer.Option(None, "--account-key", help="Storage account key.", show_default=False)
-SasOpt = typer.Option(
-    None, "--sas-token", help="SAS token (read+list is enough for a source).", show_default=False
-)
-CredOpt = typer.Option(
-    None,
-    "--credential",
-    help="'default' to use DefaultAzureCredential (needs amlport[identity]).",
-    show_default=False,
-)
+# The credential options are declared once, in cli/options.py (one object per concern).
 WsFileOpt = typer.Option(
     None,
     "--workspace-file",

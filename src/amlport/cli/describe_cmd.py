@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 
 from amlport.cli import common
-from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.common import WsFileOpt, guarded
+from amlport.cli.options import SOURCE, StorageCredentials, shared_options
 from amlport.errors import ExitCode, UsageError
 
 SCHEMA = "amlport.describe/1"
@@ -41,6 +42,7 @@ def _refuse_repository(source: str) -> None:
         )
 
 
+@shared_options
 def describe(
     source: str = typer.Argument(..., metavar="SOURCE", help="Workspace storage to read."),
     pipeline: str = typer.Argument(..., metavar="PIPELINE", help="Pipeline run id or prefix."),
@@ -52,10 +54,7 @@ def describe(
         callback=common.checked_output,
         help="Write the document (Markdown, or JSON with --json) to this file.",
     ),
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
 ) -> None:
     from amlport.lineage.designer import (
@@ -70,9 +69,7 @@ def describe(
     with guarded():
         if "://" not in source:
             _refuse_repository(source)
-        with common.source_from(
-            source, connection_string, account_key, sas_token, credential, workspace_file
-        ) as src:
+        with creds.open_source(source, workspace_file) as src:
             inv = walk(src, options=WalkOptions(scan_secrets=False))
         if pipeline == "list":
             runs = designer_pipelines(inv)

@@ -10,18 +10,14 @@ import typer
 from amlport.bundle import Repository
 from amlport.bundle.snapshots import SnapshotInfo
 from amlport.cli import common
-from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.common import WsFileOpt, guarded
+from amlport.cli.options import REPO, SOURCE, RepoCredentials, StorageCredentials, shared_options
 from amlport.cli.repo_options import (
     REPO_AT_HELP,
     REPO_HELP,
     EncryptOpt,
-    RepoConnOpt,
-    RepoCredOpt,
     RepoKeyFileOpt,
-    RepoKeyOpt,
-    RepoSasOpt,
     SourceOpt,
-    repository_arg,
 )
 from amlport.cli.terminal import styled
 from amlport.errors import ExitCode, IntegrityError, UsageError
@@ -41,6 +37,7 @@ def register(app: typer.Typer) -> None:
     app.command("unpack")(unpack)
 
 
+@shared_options
 def export(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
     repo: str | None = typer.Option(
@@ -69,15 +66,9 @@ def export(
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel transfers."),
     cache_dir: Path | None = common.CacheDirOpt,
     no_cache: bool = common.NoCacheOpt,
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
     encrypt: bool = EncryptOpt,
 ) -> None:
@@ -101,19 +92,13 @@ def export(
             workers=workers,
             cache_dir=common.cache_folder(cache_dir, no_cache),
         )
-        arg = repository_arg(
+        arg = repo_creds.arg(
             to,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             allow_snapshot=False,
             where="--repo",
         )
         with (
-            common.source_from(
-                source, connection_string, account_key, sas_token, credential, workspace_file
-            ) as src,
+            creds.open_source(source, workspace_file) as src,
             common.progress_reporter(not as_json) as progress,
         ):
             result = run_export(
@@ -212,6 +197,7 @@ RepoArg = typer.Argument(..., help="Bundle repository folder.")
 RepoLocArg = typer.Argument(..., help=f"{REPO_HELP}.")
 
 
+@shared_options
 def verify(
     repo: str = typer.Argument(..., help=f"{REPO_HELP}; REPO@SNAPSHOT checks only that snapshot."),
     snapshot: str | None = typer.Option(
@@ -230,20 +216,13 @@ def verify(
         help="Also search every stored file for secrets (exit 4 on any; values never shown).",
     ),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Check every referenced object is present and hashes right. Exit 4 on any problem."""
     with guarded():
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             snapshot=snapshot,
         )
         repository = arg.open()
@@ -353,14 +332,12 @@ def _first_problem(doc: dict[str, Any], deep_problems: list[dict[str, str]]) -> 
     return "integrity check failed"
 
 
+@shared_options
 def snapshots(
     repo: str = RepoLocArg,
     source: str | None = SourceOpt,
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """List the snapshots of a repository, oldest first.
@@ -369,12 +346,8 @@ def snapshots(
     --json): prefer a complete one to restore from.
     """
     with guarded():
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             allow_snapshot=False,
         )
         from amlport.bundle.sources import of_source, parse_source
@@ -423,6 +396,7 @@ def _info_row(info: SnapshotInfo, complete: bool) -> dict[str, Any]:
     }
 
 
+@shared_options
 def pack(
     repo: str = typer.Argument(..., help=REPO_AT_HELP),
     snapshot: str | None = typer.Option(
@@ -436,10 +410,7 @@ def pack(
         ..., "-o", "--output", callback=common.checked_output, help="The .tar.gz to write."
     ),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Write one snapshot and exactly its objects to a .tar.gz for handing over.
@@ -447,12 +418,8 @@ def pack(
     A pack of an encrypted repository stays encrypted (its objects as stored, config.json
     and wrapped keys; never a key or passphrase): give the repository's key to write it."""
     with guarded():
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             snapshot=snapshot,
         )
         if arg.snapshot is None:
@@ -485,6 +452,7 @@ def pack(
     raise typer.Exit(0)
 
 
+@shared_options
 def unpack(
     archive: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .tar.gz from pack."),
     repo: str | None = typer.Option(
@@ -495,10 +463,7 @@ def unpack(
     ),
     old_to: str | None = typer.Option(None, "--to", hidden=True, help="Old name of --repo."),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Import a packed snapshot into a repository. Rejects absolute paths, '..' and links.
@@ -508,12 +473,8 @@ def unpack(
     one with the same master key; it is never decrypted or re-encrypted."""
     with guarded():
         to = common.renamed("unpack", ("--repo", repo), ("--to", old_to))
-        arg = repository_arg(
+        arg = repo_creds.arg(
             to,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             allow_snapshot=False,
             where="--repo",
         )

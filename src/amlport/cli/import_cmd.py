@@ -8,18 +8,21 @@ from typing import TYPE_CHECKING
 import typer
 
 from amlport.cli import common
-from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.common import WsFileOpt, guarded
 from amlport.cli.helpfmt import AmlportGroup
+from amlport.cli.options import (
+    REPO,
+    SOURCE,
+    TARGET,
+    RepoCredentials,
+    StorageCredentials,
+    shared_options,
+)
 from amlport.cli.repo_options import (
     REPO_AT_HELP,
-    RepoConnOpt,
-    RepoCredOpt,
     RepoKeyFileOpt,
-    RepoKeyOpt,
-    RepoSasOpt,
     SnapshotOpt,
     SourceOpt,
-    repository_arg,
 )
 from amlport.cli.write_options import DryRunOpt, OnConflictOpt
 from amlport.errors import ExitCode, UsageError
@@ -44,6 +47,7 @@ def register(app: typer.Typer) -> None:
 
 
 @map_app.command("init")
+@shared_options
 def map_init(
     repo: str = typer.Argument(..., help=REPO_AT_HELP),
     snapshot: str | None = SnapshotOpt,
@@ -52,15 +56,9 @@ def map_init(
         None, "-o", "--output", callback=common.checked_output, help="Write here, not stdout."
     ),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
 ) -> None:
     """Write a map-file template listing every source identity that needs a target.
@@ -73,22 +71,16 @@ def map_init(
         from amlport.importing.mapinit import template
 
         snapshot_id: str | None = None
-        repo_creds = (repo_connection_string, repo_account_key, repo_sas_token, repo_credential)
         live = is_account_url(repo) or (
-            parse_spec(
-                repo, lambda loc: repository_arg(loc, *repo_creds).auth, where="map init argument"
-            ).live
-            is not None
+            parse_spec(repo, repo_creds.repo_auth, where="map init argument").live is not None
         )
         if live:
             from amlport.promote.mapinit import source_template
 
-            with common.source_from(
-                repo, connection_string, account_key, sas_token, credential, workspace_file
-            ) as src:
+            with creds.open_source(repo, workspace_file) as src:
                 text = source_template(src)
         else:
-            arg = repository_arg(repo, *repo_creds, snapshot=snapshot)
+            arg = repo_creds.arg(repo, snapshot=snapshot)
             common.reads_repository(arg.location)  # -o may not land inside it
             store = arg.open()
             with store, store.lock(exclusive=False):
@@ -126,6 +118,7 @@ StrictOpt = typer.Option(
 )
 
 
+@shared_options
 def import_(
     repo: str = typer.Argument(..., help=REPO_AT_HELP),
     to: str = typer.Option(..., "--to", help="Target: a folder or an Azure account URL."),
@@ -153,14 +146,8 @@ def import_(
     ),
     as_json: bool = common.JsonOpt,
     verbose: bool = common.VerboseOpt,
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    creds: StorageCredentials = SOURCE,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Restore a snapshot into a target workspace, re-bound to it, idempotently.
@@ -179,12 +166,8 @@ def import_(
                 "would be registered",
                 hint="add --emit-assets DIR",
             )
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             snapshot=snapshot,
         )
         mapping = load_mapping(map_file)
@@ -201,7 +184,7 @@ def import_(
         )
         from amlport.storage.guard import WriteGuard, place_of_repository
 
-        auth = common.auth_from(to, connection_string, account_key, sas_token, credential)
+        auth = creds.auth(to)
         # One guard for the run: live registrations below pass the same gate as the import.
         guard = WriteGuard(
             dry_run=dry_run, on_conflict=on_conflict, source=place_of_repository(arg.location)
@@ -270,6 +253,7 @@ def _render(result: ImportResult, verbose: bool) -> None:
         common.warn(w)
 
 
+@shared_options
 def promote(
     source: str = typer.Argument(..., help="Source workspace: a folder or an account URL."),
     to: str = typer.Option(..., "--to", help="Target workspace: a folder or an account URL."),
@@ -288,17 +272,9 @@ def promote(
     register_mlflow: str | None = RegisterMlflowOpt,
     strict: bool = StrictOpt,
     as_json: bool = common.JsonOpt,
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
-    target_connection_string: str | None = typer.Option(
-        None, "--target-connection-string", help="Connection string of the target account."
-    ),
-    target_account_key: str | None = typer.Option(None, "--target-account-key"),
-    target_sas_token: str | None = typer.Option(None, "--target-sas-token"),
-    target_credential: str | None = typer.Option(None, "--target-credential"),
+    target_creds: StorageCredentials = TARGET,
     target_workspace_file: Path | None = typer.Option(
         None,
         "--target-workspace-file",
@@ -329,13 +305,9 @@ def promote(
             register_mlflow=register_mlflow,
             strict=strict,
         )
-        tauth = common.auth_from(
-            to, target_connection_string, target_account_key, target_sas_token, target_credential
-        )
+        tauth = target_creds.auth(to)
         with (
-            common.source_from(
-                source, connection_string, account_key, sas_token, credential, workspace_file
-            ) as src,
+            creds.open_source(source, workspace_file) as src,
             open_target(to, descriptor=mapping.target, auth=tauth) as target,
             common.progress_reporter(not as_json) as progress,
         ):

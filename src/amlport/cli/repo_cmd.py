@@ -10,15 +10,11 @@ import typer
 
 from amlport.cli import common
 from amlport.cli.common import guarded
+from amlport.cli.options import REPO, RepoCredentials, shared_options
 from amlport.cli.repo_options import (
     REPO_HELP,
     EncryptOpt,
-    RepoConnOpt,
-    RepoCredOpt,
     RepoKeyFileOpt,
-    RepoKeyOpt,
-    RepoSasOpt,
-    repository_arg,
 )
 from amlport.errors import ExitCode, UsageError
 
@@ -43,6 +39,7 @@ def register(app: typer.Typer) -> None:
 
 
 @repo_app.command("init")
+@shared_options
 def init(
     repo: str = typer.Argument(..., metavar="REPO", help=f"{REPO_HELP}; missing or empty."),
     version: int = typer.Option(
@@ -53,10 +50,7 @@ def init(
         help="Repository format: 2 (default), or 1 for a repository amlport 0.1 can read.",
     ),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     encrypt: bool = EncryptOpt,
     key_file: str | None = RepoKeyFileOpt,
 ) -> None:
@@ -71,12 +65,8 @@ def init(
     with guarded():
         from amlport.bundle import Repository
 
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             allow_snapshot=False,
         )
         with Repository.init(arg.location, auth=arg.auth, version=version) as created:
@@ -95,16 +85,14 @@ def init(
 
 
 @repo_app.command("upgrade")
+@shared_options
 def upgrade(
     repo: str = typer.Argument(..., metavar="REPO", help=f"{REPO_HELP}."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="List the snapshots that would be converted; change nothing."
     ),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Convert a format-1 repository to format 2 in place (docs/bundle-format.md).
@@ -119,12 +107,8 @@ def upgrade(
     with guarded():
         from amlport.bundle.upgrade import upgrade as run_upgrade
 
-        arg = repository_arg(
+        arg = repo_creds.arg(
             repo,
-            repo_connection_string,
-            repo_account_key,
-            repo_sas_token,
-            repo_credential,
             allow_snapshot=False,
         )
         with (
@@ -172,21 +156,19 @@ def key_new(
     raise typer.Exit(int(ExitCode.OK))
 
 
-def _open_keyed(repo: str, auth_args: tuple[str | None, ...]):  # type: ignore[no-untyped-def]
+def _open_keyed(repo: str, repo_creds: RepoCredentials):  # type: ignore[no-untyped-def]
     from amlport.bundle import Repository
 
-    arg = repository_arg(repo, *auth_args, allow_snapshot=False)
+    arg = repo_creds.arg(repo, allow_snapshot=False)
     return Repository.open(arg.location, auth=arg.auth)
 
 
 @key_app.command("list")
+@shared_options
 def key_list(
     repo: str = typer.Argument(..., metavar="REPO", help=f"{REPO_HELP}."),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """List the wrapped keys of an encrypted repository (id, kind, created); needs no key.
@@ -194,8 +176,7 @@ def key_list(
     Exit 0 listed, 2 not an encrypted repository, 4 a damaged key file in keys/.
     """
     with guarded():
-        auth_args = (repo_connection_string, repo_account_key, repo_sas_token, repo_credential)
-        with _open_keyed(repo, auth_args) as repository:
+        with _open_keyed(repo, repo_creds) as repository:
             infos = repository.key_list()
         if as_json:
             doc = {"repository": repository.location, "keys": [i.to_dict() for i in infos]}
@@ -207,6 +188,7 @@ def key_list(
 
 
 @key_app.command("add")
+@shared_options
 def key_add(
     repo: str = typer.Argument(..., metavar="REPO", help=f"{REPO_HELP}."),
     new_key_file: str | None = typer.Option(
@@ -220,10 +202,7 @@ def key_add(
         False, "--new-passphrase", help=f"The key to add is the passphrase in ${NEW_KEY_ENV}."
     ),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Wrap the repository key with one more key (rotation: add the new key, then remove the
@@ -244,8 +223,7 @@ def key_add(
             new = keys.from_key_vault(new_key_file)
         else:
             new = keys.read_key_file(new_key_file or "")
-        auth_args = (repo_connection_string, repo_account_key, repo_sas_token, repo_credential)
-        with _open_keyed(repo, auth_args) as repository:
+        with _open_keyed(repo, repo_creds) as repository:
             key_id = repository.key_add(new)
         if as_json:
             common.emit_json("repo-key-add", {"repository": repository.location, "id": key_id},
@@ -256,14 +234,12 @@ def key_add(
 
 
 @key_app.command("remove")
+@shared_options
 def key_remove(
     repo: str = typer.Argument(..., metavar="REPO", help=f"{REPO_HELP}."),
     key_id: str = typer.Argument(..., metavar="KEY_ID", help="The id `repo key list` shows."),
     as_json: bool = common.JsonOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     """Remove one wrapped key (never the last). Needs a key that opens the repository, and
@@ -272,8 +248,7 @@ def key_remove(
     Exit 0 removed, 2 a wrong or missing key, an unknown id, the last key or the key in use.
     """
     with guarded():
-        auth_args = (repo_connection_string, repo_account_key, repo_sas_token, repo_credential)
-        with _open_keyed(repo, auth_args) as repository:
+        with _open_keyed(repo, repo_creds) as repository:
             if repository.key_in_use() == key_id:
                 raise UsageError(
                     f"key {key_id} is the key this command was given",

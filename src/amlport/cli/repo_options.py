@@ -3,8 +3,9 @@
 A repository is a folder or an Azure container URL (``az://<container>[/<prefix>]``,
 ``https://<account>.blob.core.windows.net/<container>[/<prefix>]``, Azurite path-style). Its
 credential is separate from the source's (``--connection-string`` & co.): the off-site
-repository is usually another account. With none of them given, the connection string comes
-from ``$AMLPORT_REPO_CONNECTION_STRING`` (never from the source's variable).
+repository is usually another account. With none of them on the command line, the
+``$AMLPORT_REPO_*`` variables (``REPO_ENV``) give it, then the settings profile (never the
+source's variable). The options themselves are declared once, in ``cli/options.py``.
 """
 
 from __future__ import annotations
@@ -27,33 +28,16 @@ if TYPE_CHECKING:
     from amlport.model.manifest import Manifest
 
 REPO_CONNECTION_STRING_ENV = "AMLPORT_REPO_CONNECTION_STRING"
+# The repository's credential from the environment: one variable per --repo-* option.
+REPO_ENV = {
+    "connection_string": REPO_CONNECTION_STRING_ENV,
+    "account_key": "AMLPORT_REPO_ACCOUNT_KEY",
+    "sas_token": "AMLPORT_REPO_SAS_TOKEN",
+    "credential": "AMLPORT_REPO_CREDENTIAL",
+}
 # Help is plain text (app.py: rich_markup_mode=None), so brackets show as they are.
 REPO_HELP = "Bundle repository: a folder, or an Azure container URL az://<container>[/<prefix>]"
 REPO_AT_HELP = f"{REPO_HELP}, optionally @SNAPSHOT (an id or prefix, or 'latest'; as --snapshot)"
-
-RepoConnOpt = typer.Option(
-    None,
-    "--repo-connection-string",
-    help="Connection string of the repository's storage account (never printed). Default: "
-    f"${REPO_CONNECTION_STRING_ENV} when no other --repo-* credential is given.",
-    show_default=False,
-)
-RepoKeyOpt = typer.Option(
-    None, "--repo-account-key", help="Account key of the repository's storage account.",
-    show_default=False,
-)  # fmt: skip
-RepoSasOpt = typer.Option(
-    None,
-    "--repo-sas-token",
-    help="SAS token for the repository container (sp=racwdl to write; rl to read).",
-    show_default=False,
-)
-RepoCredOpt = typer.Option(
-    None,
-    "--repo-credential",
-    help="'default': DefaultAzureCredential for the repository (needs the identity extra).",
-    show_default=False,
-)
 
 
 def _check_options(account_key: str | None, credential: str | None) -> None:
@@ -67,22 +51,45 @@ def _check_options(account_key: str | None, credential: str | None) -> None:
     check_account_key(account_key, "--repo-account-key")
 
 
+def repo_environment() -> dict[str, str]:
+    """The ``$AMLPORT_REPO_*`` variables that are set, checked; an error names the
+    variable, never its value (it is a secret)."""
+    values = {name: os.environ[env] for name, env in REPO_ENV.items() if os.environ.get(env)}
+    if values.get("credential") not in (None, "default"):
+        raise UsageError(f"${REPO_ENV['credential']} must be 'default'", hint="or unset it")
+    from amlport.cli.common import check_account_key
+
+    check_account_key(values.get("account_key"), f"${REPO_ENV['account_key']}")
+    return values
+
+
 def repo_auth(
     repo: str,
     connection_string: str | None,
     account_key: str | None,
     sas_token: str | None,
     credential: str | None,
+    *,
+    command_line: bool = True,
 ) -> StorageAuth | None:
-    """The repository's credential; None for a folder given none (the usual case)."""
+    """The repository's credential; None for a folder given none (the usual case).
+
+    Precedence: the values given on the command line; else the ``$AMLPORT_REPO_*``
+    variables (all that are set, as one credential); else the values given (a settings
+    profile's, when ``command_line`` is False). The environment never competes with an
+    option, and is not read for a folder, an fsspec URL or a URL that carries a SAS."""
     _check_options(account_key, credential)
-    explicit = bool(account_key or sas_token or credential)
+    given = (connection_string, account_key, sas_token, credential)
     if not is_remote(repo) or is_fsspec(repo):  # fsspec: its own credentials, never ours
-        if connection_string or explicit:  # Repository.open explains the mistake
+        if any(given):  # Repository.open explains the mistake
             return StorageAuth(connection_string, account_key, sas_token, credential == "default")
         return None
-    if connection_string is None and not explicit and "sig=" not in repo:
-        connection_string = os.environ.get(REPO_CONNECTION_STRING_ENV) or None
+    env = repo_environment() if "sig=" not in repo else {}
+    if env and not (command_line and any(given)):
+        connection_string = env.get("connection_string")
+        account_key = env.get("account_key")
+        sas_token = env.get("sas_token")
+        credential = env.get("credential")
     return StorageAuth(
         connection_string=connection_string,
         account_key=account_key,
@@ -146,12 +153,20 @@ def repository_arg(
     snapshot: str | None = None,
     allow_snapshot: bool = True,
     where: str = "REPO",
+    command_line: bool = True,
 ) -> RepoArg:
     """Parse ``REPO[@SNAPSHOT]`` (with ``--snapshot``) and its ``--repo-*`` credential, before
     anything is contacted: a hostile reference is a usage error (exit 2) here."""
     _check_options(account_key, credential)
     ref = parse_reference(repo, snapshot=snapshot, where=where, allow_snapshot=allow_snapshot)
-    auth = repo_auth(ref.location, connection_string, account_key, sas_token, credential)
+    auth = repo_auth(
+        ref.location,
+        connection_string,
+        account_key,
+        sas_token,
+        credential,
+        command_line=command_line,
+    )
     return RepoArg(ref, auth)
 
 

@@ -13,20 +13,17 @@ from typing import TYPE_CHECKING
 import typer
 
 from amlport.cli import common
-from amlport.cli.common import ConnOpt, CredOpt, KeyOpt, SasOpt, WsFileOpt, guarded
+from amlport.cli.common import WsFileOpt, guarded
+from amlport.cli.options import REPO, SOURCE, RepoCredentials, StorageCredentials, shared_options
 from amlport.cli.repo_options import (
-    RepoConnOpt,
-    RepoCredOpt,
     RepoKeyFileOpt,
-    RepoKeyOpt,
-    RepoSasOpt,
     SourceOpt,
-    repository_arg,
 )
 from amlport.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from amlport.report import Report
+    from amlport.storage.base import Source
     from amlport.storage.opener import StorageAuth
 
 REPORT_HELP = """Write one self-contained HTML report of a workspace or a snapshot.
@@ -47,6 +44,7 @@ def register(app: typer.Typer) -> None:
     app.command(name="report", help=REPORT_HELP)(report)
 
 
+@shared_options
 def report(
     target: str = typer.Argument(
         ..., metavar="SOURCE|REPO[@SNAPSHOT]", help="A workspace, a repository, or a snapshot."
@@ -63,15 +61,9 @@ def report(
     ),
     source: str | None = SourceOpt,
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
-    connection_string: str | None = ConnOpt,
-    account_key: str | None = KeyOpt,
-    sas_token: str | None = SasOpt,
-    credential: str | None = CredOpt,
+    creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
-    repo_connection_string: str | None = RepoConnOpt,
-    repo_account_key: str | None = RepoKeyOpt,
-    repo_sas_token: str | None = RepoSasOpt,
-    repo_credential: str | None = RepoCredOpt,
+    repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,
 ) -> None:
     with guarded():
@@ -80,10 +72,7 @@ def report(
 
         if not target:
             raise UsageError("empty TARGET", hint="give a workspace, REPO or REPO@SNAPSHOT")
-        rauth_for = (repo_connection_string, repo_account_key, repo_sas_token, repo_credential)
-        spec = parse_spec(
-            target, lambda location: repository_arg(location, *rauth_for).auth, where="TARGET"
-        )
+        spec = parse_spec(target, repo_creds.repo_auth, where="TARGET")
         if spec.repo is not None:
             if repo is not None:
                 raise UsageError(
@@ -101,15 +90,10 @@ def report(
                     hint="or leave --source out",
                 )
             assert spec.live is not None
-            auth = (connection_string, account_key, sas_token, credential, workspace_file)
-            arg = (
-                repository_arg(repo, *rauth_for, allow_snapshot=False, where="--repo")
-                if repo
-                else None
-            )
+            arg = repo_creds.arg(repo, allow_snapshot=False, where="--repo") if repo else None
             result = _of_source(
                 spec.live,
-                auth,
+                creds.open_source(spec.live, workspace_file),
                 arg.location if arg else None,
                 arg.auth if arg else None,
                 show_progress=not as_json,
@@ -130,8 +114,7 @@ def report(
 
 
 def _of_source(
-    location: str,
-    auth: tuple[str | None, str | None, str | None, str | None, Path | None],
+    source: Source,
     repo_location: str | None,
     rauth: StorageAuth | None,
     *,
@@ -147,7 +130,7 @@ def _of_source(
     from amlport.walk.walker import walk_with_listing
 
     with (
-        common.source_from(location, *auth) as src,
+        source as src,
         common.progress_reporter(show_progress) as progress,
     ):
         inv, listing = walk_with_listing(src, options=WalkOptions(progress=progress))
