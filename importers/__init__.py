@@ -2,7 +2,8 @@
 
 Which importers an import (or a promote) runs is decided by its flags, not by the table:
 ``datastore`` always (the storage files), ``azureml_assets`` with ``--emit-assets`` (v2 YAML,
-``--workspace`` live registration), ``mlflow`` with ``--register-mlflow``. The
+``--workspace`` live registration), ``mlflow`` with ``--register-mlflow``; the engine
+(``importing.engine._importers``, ``asset_importers``) takes each from this table by name. The
 entries are lazy (``"module:Class"``): azure-ai-ml and mlflow are imported only by a run that
 uses them. There is no entry-point group for importers: a third-party importer would need a
 flag of its own. ``amlport plugins`` lists them (``amlport.plugins.Registry``, design 0015).

@@ -61,11 +61,14 @@ def _own_read_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _repository_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _repository_keys(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[None]:
     """Every test starts with no repository key set by a CLI option (``KeySource``) and no
     ``$AMLPORT_REPO_KEY``. With ``AMLPORT_TEST_ENCRYPT=1`` every repository a test creates
     (``Repository.init``/``open_or_init``, format 2) is encrypted under a fixed test key
-    (``make test-encrypted``, docs/design/0013-repository-encryption.md)."""
+    (``make test-encrypted``, docs/design/0013-repository-encryption.md), unless the test is
+    marked ``own_keys`` (it gives every key itself)."""
     from helpers.encrypted_mode import ENCRYPTED, TEST_MASTER_KEY, TEST_USER_KEY
 
     from amlport.bundle.keys import KIND_FILE, UserKey
@@ -73,7 +76,7 @@ def _repository_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.delenv("AMLPORT_REPO_KEY", raising=False)
     KeySource.reset()
-    if ENCRYPTED:
+    if ENCRYPTED and request.node.get_closest_marker("own_keys") is None:
         KeySource.test_encrypt = True
         KeySource.default_key = UserKey(KIND_FILE, TEST_USER_KEY, "test key")
         KeySource.test_master = TEST_MASTER_KEY

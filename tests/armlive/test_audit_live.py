@@ -19,16 +19,9 @@ from typer.testing import CliRunner
 from amlport.audit.catalog import load_rules
 from amlport.cli.app import app
 
-SUB = "44da9a8c-1d8c-4090-9656-1d26885f3c81"
-RG = "rg-bikeshare-dev"
-WS = "mlw-bikeshare-dev"
+SUB, RG, WS = ar.BIKESHARE_SUB, ar.BIKESHARE_RG, ar.BIKESHARE_WS
 RESILIENCE = {r.id for r in load_rules() if r.category == "resilience"}
 Bodies = dict[str, Any]
-
-
-def deployment(account: str, guid: str, **kw: Any) -> ar.Deployment:
-    containers = (f"azureml-blobstore-{guid}", "azureml")
-    return ar.Deployment(SUB, RG, account, WS, guid, containers, **kw)
 
 
 def workspace_file(folder: Path, account: str, guid: str) -> Path:
@@ -72,7 +65,7 @@ def wsfile(tmp_path: Path) -> Path:
 def test_a_healthy_deployment_passes_every_resilience_rule(
     arm: ar.ReplayServer, wsfile: Path
 ) -> None:
-    arm.serve_all(deployment(ACCOUNT, GUID).bodies())
+    arm.serve_all(ar.bikeshare_deployment(ACCOUNT, GUID).bodies())
     code, report, _ = run_audit("--arm-live", "--workspace-file", str(wsfile), "--fail-on", "low")
     got = {k: v for k, v in states(report).items() if k in RESILIENCE}
     assert got == {rule: {"pass"} for rule in RESILIENCE}
@@ -160,7 +153,7 @@ FLIPS: dict[str, tuple[str, Callable[[ar.Deployment, Bodies], None]]] = {
 @pytest.mark.parametrize("flip", sorted(FLIPS))
 def test_each_flipped_fact_fails_its_rule(arm: ar.ReplayServer, wsfile: Path, flip: str) -> None:
     rule, change = FLIPS[flip]
-    d = deployment(ACCOUNT, GUID)
+    d = ar.bikeshare_deployment(ACCOUNT, GUID)
     bodies = d.bodies()
     change(d, bodies)
     arm.serve_all(bodies)
@@ -175,7 +168,7 @@ def test_every_resilience_rule_has_a_flip() -> None:
 
 
 def test_a_locks_gap_is_not_checked_not_failed(arm: ar.ReplayServer, wsfile: Path) -> None:
-    d = deployment(ACCOUNT, GUID)
+    d = ar.bikeshare_deployment(ACCOUNT, GUID)
     bodies = d.bodies()
     bodies.pop(f"/subscriptions/{SUB}/providers/Microsoft.Authorization/locks")
     arm.serve_all(bodies)
@@ -224,7 +217,9 @@ def _live_audit(ws: az.LoadedWorkspace, folder: Path) -> tuple[int, dict[str, An
 
 def _candidates(ws: az.LoadedWorkspace, arm: ar.ReplayServer, folder: Path) -> list[str]:
     """The run-output models HYG-004 would flag if the registry were empty."""
-    arm.serve_all(deployment(ws.account.name, _guid(ws), sku="Standard_RAGRS").bodies())
+    arm.serve_all(
+        ar.bikeshare_deployment(ws.account.name, _guid(ws), sku="Standard_RAGRS").bodies()
+    )
     _, report, _ = _live_audit(ws, folder)
     arm.reset()
     return [r["path"] for r in report["results"] if r["rule_id"] == "AMLP-HYG-004"]
@@ -242,7 +237,7 @@ def test_live_audit_over_azurite_checks_every_rule(
         f"azureml://subscriptions/{SUB}/resourcegroups/{RG}/workspaces/{WS}/datastores/"
         f"workspaceartifactstore/paths/{registered}"
     )
-    d = deployment(
+    d = ar.bikeshare_deployment(
         bikeshare.account.name, _guid(bikeshare), sku="Standard_RAGRS", registered_model_uris=(uri,)
     )
     arm.serve_all(d.bodies())

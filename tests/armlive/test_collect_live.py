@@ -8,21 +8,8 @@ from helpers import armreplay as ar
 from amlport.audit import armlive
 from amlport.audit.facts import Retention
 
-SUB = "44da9a8c-1d8c-4090-9656-1d26885f3c81"
-GUID = "ecd26aa2-5440-4e86-8e7f-527cb96ef823"
+SUB, GUID = ar.BIKESHARE_SUB, ar.BIKESHARE_GUID
 CONTAINERS = (f"azureml-blobstore-{GUID}", "azureml")
-
-
-def deployment(**kw: object) -> ar.Deployment:
-    base: dict[str, object] = {
-        "subscription": SUB,
-        "resource_group": "rg-bikeshare-dev",
-        "account": "stbikesharesdk4417",
-        "workspace": "mlw-bikeshare-dev",
-        "workspace_guid": GUID,
-        "containers": CONTAINERS,
-    }
-    return ar.Deployment(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def target(d: ar.Deployment) -> armlive.LiveTarget:
@@ -30,7 +17,9 @@ def target(d: ar.Deployment) -> armlive.LiveTarget:
 
 
 def test_every_fact_is_read_through_the_sdks(arm: ar.ReplayServer) -> None:
-    d = deployment(registered_model_uris=("azureml://jobs/run-1/outputs/artifacts/paths/model/",))
+    d = ar.bikeshare_deployment(
+        registered_model_uris=("azureml://jobs/run-1/outputs/artifacts/paths/model/",)
+    )
     arm.serve_all(d.bodies())
     cp = armlive.collect_live(target(d))
     unknown = {k: getattr(cp, k).reason for k in vars(cp) if hasattr(getattr(cp, k), "known")}
@@ -63,7 +52,7 @@ def test_every_fact_is_read_through_the_sdks(arm: ar.ReplayServer) -> None:
 
 
 def test_calls_carry_a_bearer_token_and_only_read(arm: ar.ReplayServer) -> None:
-    d = deployment()
+    d = ar.bikeshare_deployment()
     arm.serve_all(d.bodies())
     armlive.collect_live(target(d))
     assert arm.seen and {s.method for s in arm.seen} == {"GET"}
@@ -72,7 +61,7 @@ def test_calls_carry_a_bearer_token_and_only_read(arm: ar.ReplayServer) -> None:
 
 
 def test_a_forbidden_call_leaves_only_its_fact_unknown(arm: ar.ReplayServer) -> None:
-    d = deployment()
+    d = ar.bikeshare_deployment()
     bodies = d.bodies()
     vault = bodies.pop(d.vault_id)
     assert vault
@@ -84,7 +73,7 @@ def test_a_forbidden_call_leaves_only_its_fact_unknown(arm: ar.ReplayServer) -> 
 
 
 def test_without_subscription_lock_rights_each_scope_is_listed(arm: ar.ReplayServer) -> None:
-    d = deployment()
+    d = ar.bikeshare_deployment()
     bodies = d.bodies()
     sub_locks = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/locks"
     everything = bodies.pop(sub_locks)["value"]
@@ -110,7 +99,9 @@ def test_the_endpoint_must_be_https(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_forbidden_model_registry_leaves_the_registry_unknown(arm: ar.ReplayServer) -> None:
     """An identity that may not read the workspace's models: the registry is unknown (HYG-004
     then says it could not check), every other fact is still read."""
-    d = deployment(registered_model_uris=("azureml://jobs/run-1/outputs/artifacts/paths/model/",))
+    d = ar.bikeshare_deployment(
+        registered_model_uris=("azureml://jobs/run-1/outputs/artifacts/paths/model/",)
+    )
     bodies = d.bodies()
     for path in [p for p in bodies if p.startswith(f"{d.workspace_id}/models")]:
         bodies.pop(path)

@@ -15,9 +15,7 @@ import pytest
 import yaml
 from helpers import armreplay as ar
 from helpers import azurite as az
-from typer.testing import CliRunner
 
-from amlport.cli.app import app
 from amlport.errors import ExitCode
 from amlport.export import ExportRequest, run_export
 from amlport.export.selection import INCLUDE_KINDS
@@ -82,16 +80,6 @@ def registry(
     yield reg
 
 
-def import_(
-    repo: Path, map_file: Path, tmp: Path, *extra: str, live: bool = True
-) -> tuple[int, str]:
-    args = ["import", str(repo), "--to", str(tmp / "target"), "--map", str(map_file)]
-    args += ["--emit-assets", str(tmp / "emitted"), *extra]
-    args += ["--workspace", WORKSPACE] if live else []
-    res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
-    return res.exit_code, res.stderr
-
-
 def built_environments(emitted: Path) -> dict[str, str]:
     """name -> version of the emitted environments built from a local context."""
     out = {}
@@ -108,7 +96,7 @@ def seed_built_environments(
     """Emit the folder (no --workspace), then register, as already there, the environments
     built from a local context (for the tests about components: no build context upload).
     Returns their names."""
-    assert import_(repo, map_file, tmp, live=False)[0] == 0
+    assert QA.import_assets(repo, map_file, tmp, live=False)[0] == 0
     built = built_environments(tmp / "emitted")
     for name, version in built.items():
         build = {"contextUri": f"https://example.invalid/{name}/context"}
@@ -128,7 +116,7 @@ def test_environments_components_and_pipeline_register_with_their_uploads_then_r
     azurite: az.Azurite,
     tls_azurite: az.Azurite,
 ) -> None:
-    code, err = import_(repo, map_file, tmp_path)
+    code, err = QA.import_assets(repo, map_file, tmp_path)
     assert code == 0, err
     assert "\x1b" not in err  # azure-ai-ml's colour codes stay off the terminal
     entries = assets.load_index(tmp_path / "emitted")
@@ -180,7 +168,7 @@ def test_environments_components_and_pipeline_register_with_their_uploads_then_r
     registry.puts.clear()
     registry.pending.clear()
     registry.secrets_listed.clear()
-    code, err = import_(repo, map_file, tmp_path)
+    code, err = QA.import_assets(repo, map_file, tmp_path)
     assert code == 0, err
     # A second run registers nothing, uploads no code and reads no datastore key.
     assert registry.puts == [] and registry.pending == [] and registry.secrets_listed == []
@@ -198,12 +186,12 @@ def test_a_component_version_registered_elsewhere_is_a_conflict_not_an_upload(
     env = f"azureml:{WS_ID}/environments/other-env/versions/1"
     spec = {"name": "split", "version": "2", "type": "command", "command": "echo elsewhere"}
     registry.seed("components", "split", "2", {"componentSpec": {**spec, "environment": env}})
-    code, err = import_(repo, map_file, tmp_path)
+    code, err = QA.import_assets(repo, map_file, tmp_path)
     assert code == ExitCode.PARTIAL, err
     assert "live: conflict component split:2" in err
     assert f"{WS_ID}/components/split/versions/2" not in registry.puts
     assert err.count("live: create component ") == 7
-    code, err = import_(repo, map_file, tmp_path, "--on-conflict", "skip")
+    code, err = QA.import_assets(repo, map_file, tmp_path, "--on-conflict", "skip")
     assert code == ExitCode.WARNINGS, err
     assert f"{WS_ID}/components/split/versions/2" not in registry.puts
 
@@ -215,7 +203,7 @@ def test_a_failing_registration_is_one_line_and_a_failed_import(
     stops the registration with one line naming the file, no traceback."""
     seed_built_environments(repo, map_file, tmp_path, registry)
     registry.uploads = None
-    code, err = import_(repo, map_file, tmp_path)
+    code, err = QA.import_assets(repo, map_file, tmp_path)
     assert code == ExitCode.ERROR, err
     assert "components/" in err and "ReplayNoUploadStore" in err and "Traceback" not in err
     assert not any(after_ws(p)[0] == "components" for p in registry.puts)

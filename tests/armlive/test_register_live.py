@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import armreplay as ar
-from typer.testing import CliRunner
 
-from amlport.cli.app import app
 from amlport.errors import ExitCode
 from amlport.export import ExportRequest, run_export
 from amlport.export.selection import INCLUDE_KINDS
@@ -52,13 +50,6 @@ def registry(arm: ar.ReplayServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield reg
 
 
-def import_(repo: Path, map_file: Path, tmp: Path, *extra: str) -> tuple[int, str]:
-    args = ["import", str(repo), "--to", str(tmp / "target"), "--map", str(map_file)]
-    args += ["--emit-assets", str(tmp / "emitted"), "--workspace", WORKSPACE, *extra]
-    res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
-    return res.exit_code, res.stderr
-
-
 def kinds_in_order(puts: list[str]) -> list[str]:
     return [p[len(WS_ID) + 1 :].split("/", 1)[0] for p in puts]
 
@@ -66,7 +57,7 @@ def kinds_in_order(puts: list[str]) -> list[str]:
 def test_import_registers_in_dependency_order_then_is_a_no_op(
     repo: Path, map_file: Path, tmp_path: Path, registry: ar.AssetRegistry
 ) -> None:
-    code, err = import_(repo, map_file, tmp_path)
+    code, err = QA.import_assets(repo, map_file, tmp_path)
     assert code == 0, err
     entries = assets.load_index(tmp_path / "emitted")
     # (9 since identical environments are emitted once: sdk-bikeshare's seven are one)
@@ -76,7 +67,7 @@ def test_import_registers_in_dependency_order_then_is_a_no_op(
     assert err.count("live: create ") == len(entries)
 
     registry.puts.clear()
-    code, err = import_(repo, map_file, tmp_path)
+    code, err = QA.import_assets(repo, map_file, tmp_path)
     assert code == 0, err
     assert registry.puts == []  # a second run registers nothing
     assert err.count("live: skip ") == len(entries)
@@ -85,26 +76,26 @@ def test_import_registers_in_dependency_order_then_is_a_no_op(
 def test_a_version_registered_with_other_content_is_a_conflict(
     repo: Path, map_file: Path, tmp_path: Path, registry: ar.AssetRegistry
 ) -> None:
-    assert import_(repo, map_file, tmp_path)[0] == 0
+    assert QA.import_assets(repo, map_file, tmp_path)[0] == 0
     model = next(k for k in registry.versions if "/models/" in k)
     registry.versions[model]["properties"]["modelUri"] = "azureml://datastores/x/paths/other"
     registry.puts.clear()
-    code, err = import_(repo, map_file, tmp_path)
+    code, err = QA.import_assets(repo, map_file, tmp_path)
     assert code == ExitCode.PARTIAL and "live: conflict model" in err
     assert registry.puts == []
-    code, err = import_(repo, map_file, tmp_path, "--on-conflict", "overwrite")
+    code, err = QA.import_assets(repo, map_file, tmp_path, "--on-conflict", "overwrite")
     assert code == ExitCode.PARTIAL and "immutable" in err and registry.puts == []
-    code, err = import_(repo, map_file, tmp_path, "--on-conflict", "skip")
+    code, err = QA.import_assets(repo, map_file, tmp_path, "--on-conflict", "skip")
     assert code == ExitCode.WARNINGS, err
 
 
 def test_a_dry_run_registers_nothing(
     repo: Path, map_file: Path, tmp_path: Path, registry: ar.AssetRegistry
 ) -> None:
-    assert import_(repo, map_file, tmp_path)[0] == 0  # emits the folder
+    assert QA.import_assets(repo, map_file, tmp_path)[0] == 0  # emits the folder
     registry.versions.clear()
     registry.puts.clear()
-    code, err = import_(repo, map_file, tmp_path, "--dry-run")
+    code, err = QA.import_assets(repo, map_file, tmp_path, "--dry-run")
     assert code in (0, 1), err
     assert registry.puts == [] and "live:" not in err
     # Called directly with a dry run's guard, the first registration is refused.

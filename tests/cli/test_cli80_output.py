@@ -63,7 +63,7 @@ def test_help_fits_80_columns_whole(words: list[str]) -> None:
 def test_help_names_the_arguments_as_the_prose_does() -> None:
     assert "Usage: amlport export [OPTIONS] SOURCE\n" in amlport("export", "--help").stdout
     restore = amlport("restore", "--help", env=NARROW).stdout
-    assert "[OPTIONS] REPO SNAPSHOT" in restore and "--to TARGET" in restore
+    assert "[OPTIONS] REPO [SNAPSHOT]" in restore and "--to TARGET" in restore
     backup = amlport("backup", "--help", env=NARROW).stdout
     assert "--repo REPO" in backup and "--repo-connection-string CONN" in backup
     assert "--to" not in amlport("export", "--help").stdout  # the old spelling is hidden

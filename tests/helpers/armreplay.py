@@ -435,6 +435,31 @@ class Deployment:
         return out
 
 
+BIKESHARE_SUB = "44da9a8c-1d8c-4090-9656-1d26885f3c81"
+BIKESHARE_RG = "rg-bikeshare-dev"
+BIKESHARE_WS = "mlw-bikeshare-dev"
+BIKESHARE_ACCOUNT = "stbikesharesdk4417"
+BIKESHARE_GUID = "ecd26aa2-5440-4e86-8e7f-527cb96ef823"
+
+
+def bikeshare_deployment(
+    account: str = BIKESHARE_ACCOUNT, guid: str = BIKESHARE_GUID, **kw: Any
+) -> Deployment:
+    """The bikeshare workspace's healthy deployment in storage ``account`` with workspace
+    ``guid`` (its containers: the blobstore of ``guid`` and ``azureml``); ``kw`` overrides
+    any other field (``sku``, ``registered_model_uris``…)."""
+    containers = (f"azureml-blobstore-{guid}", "azureml")
+    base: dict[str, Any] = {
+        "subscription": BIKESHARE_SUB,
+        "resource_group": BIKESHARE_RG,
+        "account": account,
+        "workspace": BIKESHARE_WS,
+        "workspace_guid": guid,
+        "containers": containers,
+    }
+    return Deployment(**{**base, **kw})
+
+
 def lock_scope_paths(d: Deployment) -> Iterator[str]:
     """The per-scope lock list paths for the resource group, the storage account and the
     workspace (``list_at_resource_group_level``, ``list_at_resource_level`` with an empty
@@ -707,6 +732,22 @@ class TargetWorkspace:
         }
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         return path
+
+    def import_assets(
+        self, repo: Path, map_file: Path, tmp: Path, *extra: str, live: bool = True
+    ) -> tuple[int, str]:
+        """``amlport import REPO --to TMP/target --map MAP --emit-assets TMP/emitted`` in this
+        process, registering into this workspace (``--workspace``) when ``live``:
+        (exit code, stderr)."""
+        from typer.testing import CliRunner
+
+        from amlport.cli.app import app
+
+        args = ["import", str(repo), "--to", str(tmp / "target"), "--map", str(map_file)]
+        args += ["--emit-assets", str(tmp / "emitted"), *extra]
+        args += ["--workspace", self.workspace] if live else []
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+        return res.exit_code, res.stderr
 
 
 # --- the replayed cloud's storage: Azurite over TLS at <account>.blob.core.replay.test ----------

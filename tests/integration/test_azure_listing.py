@@ -18,7 +18,7 @@ from helpers.rel_proxy import Fault, FaultProxy
 
 from amlport.errors import SourceNotFound, TransientStorageError
 from amlport.storage.auth import StorageAuth
-from amlport.storage.azure import open_azure_source
+from amlport.storage.azure import AzureSource, open_azure_source
 from amlport.storage.base import BlobInfo
 from amlport.storage.listing import list_container
 from amlport.storage.retry import FAST_RETRY
@@ -152,6 +152,15 @@ def test_every_credential_form_lists(hostile: tuple[az.AzuriteAccount, str], for
         source.close()
 
 
+def _through(proxy: FaultProxy, account: az.AzuriteAccount, container: str) -> AzureSource:
+    """The container read through ``proxy`` (key auth, the fast retry policy)."""
+    return open_azure_source(
+        f"{proxy.endpoint}/{account.name}/{container}",
+        auth=StorageAuth(account_key=account.key),
+        retry=FAST_RETRY,
+    )
+
+
 def test_a_listing_whose_body_breaks_is_asked_again_and_counted(
     azurite: az.Azurite, hostile: tuple[az.AzuriteAccount, str]
 ) -> None:
@@ -164,11 +173,7 @@ def test_a_listing_whose_body_breaks_is_asked_again_and_counted(
         return None
 
     with FaultProxy(azurite.port, rule) as proxy:
-        source = open_azure_source(
-            f"{proxy.endpoint}/{account.name}/{container}",
-            auth=StorageAuth(account_key=account.key),
-            retry=FAST_RETRY,
-        )
+        source = _through(proxy, account, container)
         try:  # seen 0 is the probe; 1 breaks mid-body, 2 is throttled, 3 answers
             assert [b.name for b in source.list_blobs()] == [
                 b.name for b in _sdk_listing(account, container)
@@ -189,11 +194,7 @@ def test_a_listing_that_keeps_breaking_is_a_transient_error(
         return Fault(cut=True) if method == "GET" and path == listing_path and seen else None
 
     with FaultProxy(azurite.port, rule) as proxy:
-        source = open_azure_source(
-            f"{proxy.endpoint}/{account.name}/{container}",
-            auth=StorageAuth(account_key=account.key),
-            retry=FAST_RETRY,
-        )
+        source = _through(proxy, account, container)
         try:
             with pytest.raises(TransientStorageError, match="connection broke listing"):
                 list(source.list_blobs())

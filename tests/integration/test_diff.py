@@ -190,7 +190,7 @@ def test_audit_facts_under_the_map_equal_then_one_added(tmp_path: Path) -> None:
     text = cli("diff", str(repo), str(qa), "--map", str(QA_MAP))
     assert text.returncode == 1
     assert "audit:  1 facts added, 0 removed" in text.stdout
-    shown = "files/workspaceblobstore/hostile/[x]\\x1b[31mred\\x07\\r[/]/"
+    shown = "files/workspaceblobstore/hostile/[x]\\x1b[31mred\\x07\\x0d[/]/"
     assert f"  + audit fail AMLP-HYG-002: {shown}" in text.stdout, text.stdout[-3000:]
     assert "\x1b" not in text.stdout and "\x07" not in text.stdout and "\r" not in text.stdout
     assert name[-40:] in text.stdout  # the whole name, not cut

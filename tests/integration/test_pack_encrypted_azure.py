@@ -8,26 +8,19 @@ from pathlib import Path
 
 import pytest
 from helpers import azurite as az
-from helpers.bundle import manifest
+from helpers.bundle import key_file, manifest
 from helpers.stores import azure_place, object_key
 
 from amlport.bundle import Repository, crypto, keys
 
-pytestmark = pytest.mark.azurite
-
-
-@pytest.fixture(autouse=True)
-def _keys_from_the_test_only() -> None:
-    from amlport.bundle.repository import KeySource
-
-    KeySource.reset()
+# These tests give every key themselves (even under AMLPORT_TEST_ENCRYPT=1).
+pytestmark = [pytest.mark.azurite, pytest.mark.own_keys]
 
 
 def test_an_encrypted_pack_unpacks_into_a_container_and_back(
     azurite: az.Azurite, tmp_path: Path
 ) -> None:
-    (tmp_path / "key.json").write_text(keys.new_key_file_text(), encoding="utf-8")
-    user = keys.read_key_file(tmp_path / "key.json")
+    user = key_file(tmp_path)
     src = Repository.init(tmp_path / "src", encrypt=True, key=user)
     big = b"\x42" * (2 * crypto.SEGMENT + 17)  # three segments: streamed in blocks
     with src.lock(exclusive=False):

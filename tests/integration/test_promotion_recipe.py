@@ -177,6 +177,7 @@ def test_the_promotion_recipe_runs_as_written(
     # 5. no drift from dev to prod under both maps
     same = run(steps[5])
     assert "0 added, 0 removed, 0 changed" in same.stdout, same.stdout
+    assert "audit:  0 facts added, 0 removed" in same.stdout, same.stdout
     # a file changed in prod is drift (exit 1), named in --json
     blob = prod_acct.service_client().get_blob_client(
         prod["containers"]["blobstore"],
@@ -186,6 +187,16 @@ def test_the_promotion_recipe_runs_as_written(
     drift = run([*steps[5], "--json"], (1,))
     changed = json.loads(drift.stdout)["files"]["changed"]
     assert changed == 1
+    # a credential pasted into a file of prod is an audit fact added, named by its path
+    leak = "LocalUpload/notes/[leak]/[/]x.py"  # markup (Azurite lists no control char)
+    prod_acct.service_client().get_blob_client(prod["containers"]["blobstore"], leak).upload_blob(
+        b'c = "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=' + b"A" * 86 + b'=="\n'
+    )
+    audit = json.loads(run([*steps[5], "--json"], (1,)).stdout)["audit"]
+    assert [(f["rule_id"], f["subject"]) for f in audit["added"]] == [
+        ("AMLP-HYG-002", f"files/workspaceblobstore/{leak}")
+    ]
+    assert audit["removed"] == [] and audit["unchanged"] > 0
 
 
 def test_a_restored_azure_target_rescanned_by_url_alone_has_the_source_graph(

@@ -11,14 +11,14 @@ swapped or extra objects, traversal names, oversized pieces or keys) is refused 
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers.bundle import manifest, tree
+from helpers.archive import member, write_tar
+from helpers.bundle import key_file, manifest, tree
 
 from amlport.bundle import Repository, archive, crypto, envelope, keys
 from amlport.bundle.config import RepositoryConfig
@@ -29,18 +29,8 @@ SECRET_DATA = b"training data nobody outside the workspace may read " * 50
 PASSPHRASE = "correct horse battery staple, packed"
 
 
-@pytest.fixture(autouse=True)
-def _keys_from_the_tests_only() -> None:
-    """These tests give every key themselves (even under AMLPORT_TEST_ENCRYPT=1)."""
-    from amlport.bundle.repository import KeySource
-
-    KeySource.reset()
-
-
-def key_file(tmp_path: Path, name: str = "key.json") -> keys.UserKey:
-    path = tmp_path / name
-    path.write_text(keys.new_key_file_text(), encoding="utf-8")
-    return keys.read_key_file(path)
+# These tests give every key themselves (even under AMLPORT_TEST_ENCRYPT=1).
+pytestmark = pytest.mark.own_keys
 
 
 @pytest.fixture
@@ -76,24 +66,6 @@ def members(path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
             fh = tar.extractfile(info)
             out.append((info, fh.read() if fh is not None else b""))
         return out
-
-
-def write_tar(path: Path, items: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in items:
-            info.size = len(data) if info.isreg() else 0
-            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    path.write_bytes(gzip.compress(buf.getvalue()))
-    return path
-
-
-def member(name: str, data: bytes = b"", **attrs: object) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    for key, value in attrs.items():
-        setattr(info, key, value)
-    return info, data
 
 
 def object_name(digest: str) -> str:

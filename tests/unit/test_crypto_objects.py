@@ -20,13 +20,8 @@ from amlport.bundle import Repository, crypto, envelope, keys
 from amlport.bundle.crypto import KeyRequired
 from amlport.errors import IntegrityError, UsageError
 
-
-@pytest.fixture(autouse=True)
-def _keys_from_the_tests_only() -> None:
-    """These tests give every key themselves (even under AMLPORT_TEST_ENCRYPT=1)."""
-    from amlport.bundle.repository import KeySource
-
-    KeySource.reset()
+# These tests give every key themselves (even under AMLPORT_TEST_ENCRYPT=1).
+pytestmark = pytest.mark.own_keys
 
 
 @pytest.fixture

@@ -87,15 +87,7 @@ PLUGIN_TREES = {"exporters": REPO / "exporters", "importers": REPO / "importers"
                 "rewriters": REPO / "rewriters"}  # fmt: skip
 # Known imports from a floor above, each with its owner; the lead removes an entry when the
 # owner's change lands (the test fails on an entry no longer needed).
-ALLOWED_UP: dict[tuple[str, str], str] = {
-    # storage/guard.py places a repository URL with bundle/location.py and writes the marker
-    # file with bundle/files.py. The URL parsing belongs in storage/ (below bundle/); C (az://
-    # REPO everywhere) and D (target identity) are editing guard.py and location.py now.
-    ("src/amlport/storage/guard.py", "amlport.bundle.location"): "C/D, then the lead",
-    ("src/amlport/storage/guard.py", "amlport.bundle.files"): "C/D, then the lead",
-    # B (fsspec repository store, issue 19) places an fsspec repository URL the same way.
-    ("src/amlport/storage/guard.py", "amlport.bundle.fsspec_store"): "B, then the lead",
-}
+ALLOWED_UP: dict[tuple[str, str], str] = {}
 
 
 def _floor_of() -> dict[str, int]:

@@ -10,18 +10,9 @@ from pathlib import Path
 
 from helpers import REPO_ROOT, TESTS
 
-# Public module-level helpers defined in two test modules on purpose, with who removes them.
-KNOWN_TWICE = {
-    # tests/armlive/ is being edited by engineer F (issue 24) while issue 23 lands; the lead
-    # moves these into tests/helpers/ after F's merge.
-    "deployment": "armlive (engineer F)",
-    "import_": "armlive (engineer F)",
-    # tests/unit/test_bundle_pack_encrypted.py (new, written while issue 23 lands) copies
-    # these; they are helpers.bundle.key_file and helpers.archive.member/write_tar now.
-    "key_file": "tests/unit/test_bundle_pack_encrypted.py (its author)",
-    "member": "tests/unit/test_bundle_pack_encrypted.py (its author)",
-    "write_tar": "tests/unit/test_bundle_pack_encrypted.py (its author)",
-}
+# Public module-level helpers defined in two test modules on purpose, with who removes them
+# (none now: a shared helper lives in tests/helpers/).
+KNOWN_TWICE: dict[str, str] = {}
 
 
 def _sources() -> list[Path]:

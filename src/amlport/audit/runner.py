@@ -68,6 +68,12 @@ def audit_walk(inventory: Inventory) -> AuditReport:
     """The rules a walk alone decides (the hygiene checks over ``inventory``), with no
     data-plane or control-plane call: what ``diff`` compares between two sides."""
     walked = [r for r in load_rules() if r.check in checks_hygiene.CHECKS]
-    ctx = CheckContext(facts=merge(DataPlane.not_checked(NO_SOURCE_REASON), ControlPlane(),
-                                   containers=inventory.source.containers), inventory=inventory)
+    ctx = CheckContext(
+        facts=merge(
+            DataPlane.not_checked(NO_SOURCE_REASON),
+            ControlPlane(),
+            containers=inventory.source.containers,
+        ),
+        inventory=inventory,
+    )
     return evaluate(walked, ctx, CHECKS)

@@ -1,4 +1,4 @@
-"""Compare two sides (snapshots or live sources): assets, runs, files and lineage.
+"""Compare two sides (snapshots or live sources): assets, runs, files, lineage, audit facts.
 
 - **Assets** and **runs** (assets of kind ``run``) are matched by ``(kind, id)``: added,
   removed, or changed when their file lists differ or a common file differs.
@@ -9,6 +9,8 @@
   its snapshot).
 - **Lineage**: nodes and edges (``source → target`` per edge kind) of each side's recorded
   subgraph; a live side's graph is built fresh from its walk.
+- **Audit facts**: each side's walk-decided audit outcomes that did not pass, as multisets
+  of ``(rule, state, subject)`` (``backup/facts.py``).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class DiffReport:
     audit_added: list[AuditFact] = field(default_factory=list)
     audit_removed: list[AuditFact] = field(default_factory=list)
     audit_unchanged: int = 0
+    audit_compared: bool = True  # False: ``diff_sides(audit=False)`` (backup's own changes)
 
     @property
     def different(self) -> bool:
@@ -159,11 +162,13 @@ class DiffReport:
                 "edges_added": [_edge_dict(e) for e in self.edges_added],
                 "edges_removed": [_edge_dict(e) for e in self.edges_removed],
             },
-            "audit": {
-                "added": [f.to_dict() for f in self.audit_added],
-                "removed": [f.to_dict() for f in self.audit_removed],
-                "unchanged": self.audit_unchanged,
-            },
+        } | ({"audit": self._audit_dict()} if self.audit_compared else {})
+
+    def _audit_dict(self) -> dict[str, Any]:
+        return {
+            "added": [f.to_dict() for f in self.audit_added],
+            "removed": [f.to_dict() for f in self.audit_removed],
+            "unchanged": self.audit_unchanged,
         }
 
     def lines(self, *, limit: int = 50) -> list[str]:
@@ -177,9 +182,12 @@ class DiffReport:
             "added or changed)",
             f"lineage: {len(self.nodes_added)} nodes added, {len(self.nodes_removed)} removed; "
             f"{len(self.edges_added)} edges added, {len(self.edges_removed)} removed",
-            f"audit:  {len(self.audit_added)} facts added, {len(self.audit_removed)} removed, "
-            f"{self.audit_unchanged} unchanged",
         ]
+        if self.audit_compared:
+            out.append(
+                f"audit:  {len(self.audit_added)} facts added, "
+                f"{len(self.audit_removed)} removed, {self.audit_unchanged} unchanged"
+            )
         detail: list[str] = []
         for section in (self.assets, self.runs):
             detail += [f"  + {r.kind} {r.id}" for r in section.added]
@@ -203,8 +211,10 @@ def _edge_dict(edge: Edge) -> dict[str, str]:
     return {"source": edge[0], "target": edge[1], "kind": edge[2]}
 
 
-def diff_sides(a: Side, b: Side) -> DiffReport:
-    """What changed from ``a`` to ``b`` (``b`` is the newer side by convention)."""
+def diff_sides(a: Side, b: Side, *, audit: bool = True) -> DiffReport:
+    """What changed from ``a`` to ``b`` (``b`` is the newer side by convention). ``audit``:
+    compare the sides' audit facts too (a snapshot's are computed by walking it, so a
+    backup's own summary of its changes leaves them out)."""
     pa, pb = a.paths(), b.paths()  # views where a side has them: no copy per side
     common = pa & pb
     changed = {p for p in sorted(common) if not same_file(p, a, b)}
@@ -223,7 +233,7 @@ def diff_sides(a: Side, b: Side) -> DiffReport:
     assets = _sections(a.assets, b.assets, changed)
     nodes_a, edges_a = graph_sets(a.lineage)
     nodes_b, edges_b = graph_sets(b.lineage)
-    audit_added, audit_removed, audit_unchanged = compare_facts(a.audit_facts(), b.audit_facts())
+    facts = compare_facts(a.audit_facts(), b.audit_facts()) if audit else ([], [], 0)
     return DiffReport(
         a=a.label,
         b=b.label,
@@ -234,9 +244,10 @@ def diff_sides(a: Side, b: Side) -> DiffReport:
         nodes_removed=sorted(nodes_a - nodes_b),
         edges_added=sorted((edges_b - edges_a).elements()),
         edges_removed=sorted((edges_a - edges_b).elements()),
-        audit_added=audit_added,
-        audit_removed=audit_removed,
-        audit_unchanged=audit_unchanged,
+        audit_added=facts[0],
+        audit_removed=facts[1],
+        audit_unchanged=facts[2],
+        audit_compared=audit,
     )
 
 

@@ -152,5 +152,7 @@ def run_backup(
         changes = None
         if result.manifest is not None and result.previous is not None:
             previous = complete_previous(repo, result.previous, result.manifest)
-            changes = diff_sides(SnapshotSide(repo, previous), SnapshotSide(repo, result.manifest))
+            changes = diff_sides(
+                SnapshotSide(repo, previous), SnapshotSide(repo, result.manifest), audit=False
+            )  # no audit facts: they would walk both snapshots on every backup
     return BackupResult(result, changes, request.whole_workspace)

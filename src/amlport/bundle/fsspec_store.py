@@ -42,18 +42,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from amlport.bundle import files
-from amlport.bundle.store import LAYOUT_DIRS, RepoStore, Staging, Stored
+from amlport.bundle.store import LAYOUT_DIRS, FileStaging, RepoStore, Staging, Stored
 from amlport.errors import AccessDenied, IntegrityError, UsageError
+from amlport.storage.repo_location import SCHEME_PREFIX, is_fsspec  # noqa: F401 - re-exported
 
-SCHEME_PREFIX = "fsspec+"
 WRITABLE = frozenset({"memory", "file", "local"})
 COPY_PIECE = 1 << 20
 _CREATE_LOCK = threading.Lock()  # memory: create-only and replace-if-present, check and write
-
-
-def is_fsspec(location: str) -> bool:
-    """Is ``location`` a repository on an fsspec filesystem (``fsspec+<protocol>://…``)?"""
-    return location[: len(SCHEME_PREFIX)].lower() == SCHEME_PREFIX and "://" in location
 
 
 def open_fsspec_store(location: str) -> FsspecStore:
@@ -266,7 +261,7 @@ class FsspecStore(RepoStore):
     def staging(self, folder: str, hint: str | None = None) -> Iterator[Staging]:
         self._writing(folder)
         with tempfile.TemporaryFile(prefix="amlport-fsspec-") as spool:
-            stage = _SpoolStaging(spool)
+            stage = FileStaging(spool)
             yield stage
             if stage.key is None:
                 return
@@ -276,19 +271,3 @@ class FsspecStore(RepoStore):
                 return  # already stored (put_once)
             spool.seek(0)
             self._publish(path, iter(lambda: spool.read(COPY_PIECE), b""))
-
-
-class _SpoolStaging(Staging):
-    """An object spooled to a local temp file until its name (its hash) is known."""
-
-    def __init__(self, spool: Any) -> None:
-        self._spool = spool
-        self.key: str | None = None
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self._spool.write(data)
-        self.size += len(data)
-
-    def commit(self, key: str, digest: str) -> None:
-        self.key = key

@@ -337,7 +337,7 @@ class LocalStore(RepoStore):
     @contextlib.contextmanager
     def staging(self, folder: str, hint: str | None = None) -> Iterator[Staging]:
         with files.temp_file(self.local_path(folder)) as (tmp, fh):
-            stage = _LocalStaging(fh)
+            stage = FileStaging(fh)
             yield stage
             files.finish(fh)
         if stage.key is None:  # the caller decided not to keep it
@@ -369,7 +369,10 @@ class LocalStore(RepoStore):
         return removed
 
 
-class _LocalStaging(Staging):
+class FileStaging(Staging):
+    """An object's bytes written to an open file (a temp file beside its folder, or a spool)
+    until the caller names them: ``key`` is None until ``commit``; the store publishes."""
+
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
         self.key: str | None = None
@@ -380,7 +383,7 @@ class _LocalStaging(Staging):
         self.size += len(data)
 
     def commit(self, key: str, digest: str) -> None:
-        self.key = key  # published (renamed) once the file is closed
+        self.key = key  # published by the store once the file is finished
 
 
 LAYOUT_DIRS = ("objects", "snapshots", "locks", "index")

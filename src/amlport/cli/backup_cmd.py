@@ -217,8 +217,8 @@ def diff(
 
     REPO alone is its latest snapshot (of the live source's workspace, when the other side
     is one). --connection-string & co. are for live sources (--a-*/--b-* for one side: two
-    accounts, two credentials), --repo-* for a REPO given as a URL (az://CONTAINER, REPO@ID). With
-    --map, A is compared as it would be in B. Exit 0 no difference, 1 differences.
+    accounts, two credentials), --repo-* for a REPO given as a URL (az://CONTAINER,
+    REPO@ID). With --map, A is compared as it would be in B. Exit 0 no difference, 1 differences.
     """
     with guarded():
         from amlport.backup.compare import diff_specs

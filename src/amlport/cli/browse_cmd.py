@@ -82,7 +82,7 @@ def ls(
         None,
         metavar="[PATH]",
         help="Only this file, or the files below this folder (as ls lists them: "
-        "files/<datastore>/<path>, assets/…, pipelines/…).",
+        "files/<datastore>/<path>, or below assets/ or pipelines/).",
         show_default=False,
     ),
     snapshot: str | None = SnapshotOpt,

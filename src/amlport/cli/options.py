@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
 import typer
-from click.core import ParameterSource
 
 from amlport.cli.common import CONNECTION_STRING_ENV, auth_from, source_from
 
@@ -38,6 +36,7 @@ if TYPE_CHECKING:
     from amlport.storage.opener import StorageAuth
 
 FIELDS = ("connection_string", "account_key", "sas_token", "credential")
+CONTEXT = "shared_options_context"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -145,10 +144,10 @@ class OptionGroup:
             for name in FIELDS
         ]
 
-    def build(self, values: dict[str, Any]) -> StorageCredentials:
-        ctx = click.get_current_context(silent=True)
+    def build(self, values: dict[str, Any], ctx: typer.Context | None) -> StorageCredentials:
+        """The object, knowing whether a value was typed (not a settings profile's)."""
         typed = ctx is not None and any(
-            ctx.get_parameter_source(self.param(name)) is ParameterSource.COMMANDLINE
+            getattr(ctx.get_parameter_source(self.param(name)), "name", None) == "COMMANDLINE"
             for name in FIELDS
         )
         return self.kind(**{name: values[self.param(name)] for name in FIELDS}, command_line=typed)
@@ -192,15 +191,21 @@ def shared_options(func: F) -> F:
         annotations[param.name] = annotation
     if not groups:
         raise TypeError(f"{func.__name__}: no OptionGroup parameter to expand")
+    # Typer passes the click context to a parameter typed typer.Context (no option, no help).
+    params.append(
+        inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    )
+    annotations[CONTEXT] = typer.Context
     names = [p.name for p in params]
     if len(names) != len(set(names)):
         raise TypeError(f"{func.__name__}: a group option repeats a parameter name")
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
+        ctx = kwargs.pop(CONTEXT, None)
         for name, group in groups.items():
             values = {group.param(field): kwargs.pop(group.param(field)) for field in FIELDS}
-            kwargs[name] = group.build(values)
+            kwargs[name] = group.build(values, ctx)
         return func(**kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]

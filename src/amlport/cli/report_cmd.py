@@ -92,7 +92,6 @@ def report(
             assert spec.live is not None
             arg = repo_creds.arg(repo, allow_snapshot=False, where="--repo") if repo else None
             result = _of_source(
-                spec.live,
                 creds.open_source(spec.live, workspace_file),
                 arg.location if arg else None,
                 arg.auth if arg else None,

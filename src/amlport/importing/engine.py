@@ -20,8 +20,8 @@ from typing import Any
 
 from amlport.bundle import Repository
 from amlport.errors import AmlportError, DiskFull, ExitCode, IntegrityError, UsageError
+from amlport.importers import IMPORTERS
 from amlport.importers.base import ImportAction, ImportContext, Importer
-from amlport.importers.datastore import DatastoreImporter
 from amlport.model import provenance
 from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
@@ -223,7 +223,7 @@ def verify_first(repo: Repository, manifest: Manifest) -> None:
 
 def _importers(target: GuardedTarget, request: ImportRequest) -> list[Importer]:
     return [
-        DatastoreImporter(target),
+        IMPORTERS["datastore"](target),
         *asset_importers(target, request.emit_assets, request.register_mlflow),
     ]
 
@@ -233,20 +233,17 @@ def asset_importers(
 ) -> list[Importer]:
     """The importers past storage (``--emit-assets``, ``--register-mlflow``; import and
     promote alike); an unreachable MLflow server (or no mlflow) fails here, before the write
-    guard opens."""
+    guard opens. Each comes from the ``IMPORTERS`` registry by name (its entry is lazy:
+    azure-ai-ml and mlflow are imported only when the flag asks for them)."""
     found: list[Importer] = []
     if emit_assets is not None:
-        from amlport.importers.azureml_assets import AzureMLAssetsImporter
-
         # Where the YAML goes is known now: a folder inside the repository is refused before
         # the first write, not once the storage is restored (the guard checks it again).
         target.guard.folder(emit_assets, "--emit-assets folder")
 
-        found.append(AzureMLAssetsImporter(emit_assets))
+        found.append(IMPORTERS["azureml_assets"](emit_assets))
     if register_mlflow is not None:
-        from amlport.importers.mlflow_registry import MlflowRegistryImporter
-
-        registry = MlflowRegistryImporter(register_mlflow)
+        registry = IMPORTERS["mlflow"](register_mlflow)
         registry.client()  # probes the server: validation, not a write
         found.append(registry)
     return found

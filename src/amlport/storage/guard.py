@@ -28,6 +28,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
 from amlport.errors import AmlportError, UsageError
+from amlport.storage.durable import write_atomic
+from amlport.storage.repo_location import (
+    SCHEME_PREFIX,
+    as_location,
+    is_fsspec,
+    is_remote,
+    split_url,
+)
 from amlport.storage.target import LocalTarget, Target, TargetBlob
 
 if TYPE_CHECKING:
@@ -140,9 +148,6 @@ def place_of_target(target: Target) -> Place | None:
 
 def place_of_repository(location: str | Path) -> Place:
     """A repository's place, without contacting anything: its folder, or its container."""
-    from amlport.bundle.fsspec_store import SCHEME_PREFIX, is_fsspec
-    from amlport.bundle.location import as_location, is_remote, split_url
-
     text = as_location(location)
     if is_fsspec(text):  # fsspec+file:// is a folder; another fsspec filesystem: its URL
         url = text[len(SCHEME_PREFIX) :]
@@ -336,8 +341,6 @@ class GuardedFolder:
         return path
 
     def write(self, rel: str, data: bytes, *, mode: int | None = None) -> None:
-        from amlport.bundle.files import write_atomic
-
         path = self.path(rel)
         self.guard.admit(str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
