@@ -42,10 +42,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import proc  # noqa: E402
+import sections  # noqa: E402
 import workload as wl  # noqa: E402
 
-BEGIN = "<!-- repository-format: begin (bench/repo_bench.py) -->"
-END = "<!-- repository-format: end -->"
 RESTIC_PASSWORD = "amlport-bench-not-a-secret"
 
 
@@ -195,16 +194,7 @@ class RepoBench:
         self.work.mkdir(parents=True, exist_ok=True)
         path = self.work / f"repo-results-{self.args.mode}.json"
         path.write_text(json.dumps(self.results, indent=1, sort_keys=True))
-        section = render(self.results, self.args.nightly)
-        report: Path = self.args.report
-        report.parent.mkdir(parents=True, exist_ok=True)
-        text = report.read_text() if report.is_file() else ""
-        block = f"{BEGIN}\n{section}\n{END}"
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        else:
-            text = (text.rstrip() + "\n\n" if text else "") + block + "\n"
-        report.write_text(text)
+        sections.write_section(self.args.report, render(self.results, self.args.nightly))
 
 
 def change_one_percent(root: Path, runs: int) -> int:

@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE))
 import machine  # noqa: E402
 import proc  # noqa: E402
 import report  # noqa: E402
+import sections  # noqa: E402
 import workload as wl  # noqa: E402
 
 PY = sys.executable
@@ -240,8 +241,7 @@ class Bench:
     def save(self) -> None:
         self.args.results.parent.mkdir(parents=True, exist_ok=True)
         self.args.results.write_text(json.dumps(self.results, indent=1, sort_keys=True))
-        self.args.report.parent.mkdir(parents=True, exist_ok=True)
-        self.args.report.write_text(report.render(self.results))
+        sections.write_page(self.args.report, report.render(self.results))  # keeps repo_bench's
 
     def log(self, msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(args.report_only.read_text())
         if not args.report_given and results.get("mode") == "quick":
             args.report = args.workdir / "benchmarks-quick.md"
-        args.report.write_text(report.render(results))
+        sections.write_page(args.report, report.render(results))
         print(f"wrote {args.report}")
         return 0
     Bench(args).run()

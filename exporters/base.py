@@ -16,15 +16,17 @@ source blob and by content).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from amlport.errors import AmlportError
 from amlport.lineage.graph import LineageGraph
 from amlport.model.inventory import Inventory, Model
 from amlport.model.manifest import AssetEntry
 from amlport.model.workspace import WorkspaceDescriptor
+
+T = TypeVar("T")
 
 KINDS = ("model", "environment", "pipeline", "component", "run", "data")
 
@@ -60,6 +62,8 @@ class ExportContext:
     warn: Callable[[str], None]
     selected: set[str] = field(default_factory=set)  # node ids of every item in this export
     _names: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> node
+    # maps over the whole inventory, built once per export (not once per item): see ``memo``
+    _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def claim(self, kind: str, name: str, node: str) -> str:
         """A name no other asset of this kind has in this bundle (sweep trials share run-id
@@ -75,11 +79,21 @@ class ExportContext:
     def source(self) -> WorkspaceDescriptor:
         return self.inventory.source
 
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()`` once per export and ``key``: for a map over the whole inventory that
+        every item of a kind looks things up in (a map per item made planning quadratic:
+        docs/design/0007-repository-format-2.md). The key names the map and the size of what
+        it is built from, so a map is built again if the inventory grew."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]  # type: ignore[no-any-return]
+
     def model(self, node: str) -> Model:
-        for loc, model in self.inventory.models.items():
-            if f"model:{loc}" == node:
-                return model
-        raise AssetUnsupported(f"{node} is not a model of this workspace")
+        models = self.inventory.models
+        found = self.memo(("models", len(models)), lambda: _models_by_node(models)).get(node)
+        if found is None:
+            raise AssetUnsupported(f"{node} is not a model of this workspace")
+        return found
 
     def requires(self, node: str) -> list[str]:
         """Selected assets this one needs: its environments and the runs that made it."""
@@ -95,6 +109,15 @@ class ExportContext:
         if container is None:
             raise AssetUnsupported(f"datastore {datastore!r} is not in this workspace's storage")
         return container
+
+
+def _models_by_node(models: dict[Any, Model]) -> dict[str, Model]:
+    """Node id (``model:<loc>``) → model; the first of any two with the same id, as the
+    linear search this replaces returned."""
+    index: dict[str, Model] = {}
+    for loc, model in models.items():
+        index.setdefault(f"model:{loc}", model)
+    return index
 
 
 class Exporter(Protocol):

@@ -11,8 +11,8 @@ from typing import Any
 
 from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
 from amlport.exporters.v2yaml import asset_name
-from amlport.lineage.designer import describe_pipeline, to_markdown
-from amlport.model.inventory import Inventory, Run
+from amlport.lineage.designer import describe_pipeline, outputs_by_owner, to_markdown
+from amlport.model.inventory import Inventory, Output, Run
 from amlport.model.manifest import AssetEntry
 from amlport.safeload import dump_yaml
 
@@ -30,13 +30,20 @@ class RunGraphExporter:
         run = ctx.inventory.runs.get(item.node.removeprefix("run:"))
         if run is None or not run.children:
             raise AssetUnsupported(f"{item.node} is not a pipeline run")
-        doc = describe(ctx.inventory, run)
+        inv = ctx.inventory
+        # the maps over all outputs, built once per export (once per pipeline was quadratic)
+        size = len(inv.outputs)
+        producers = ctx.memo(("run_graph.producers", size), lambda: producers_of(inv))
+        doc = describe(inv, run, producers)
         designer = any(s.get("module", "").startswith("azureml.studio") for s in doc["steps"])
         path = f"pipelines/{run.run_id}.yml"
         files = [path]
         extra: dict[str, Any] = {}
         if designer:  # the document a person rebuilds it from (docs/designer.md)
-            doc["designer"] = describe_pipeline(ctx.inventory, run)
+            outputs: dict[str, list[Output]] = ctx.memo(
+                ("designer.outputs_by_owner", size), lambda: outputs_by_owner(inv)
+            )
+            doc["designer"] = describe_pipeline(inv, run, outputs)
             markdown = f"pipelines/{run.run_id}.md"
             ctx.files.add_generated(markdown, to_markdown(doc["designer"]).encode("utf-8"))
             files.append(markdown)
@@ -60,8 +67,18 @@ class RunGraphExporter:
         )
 
 
-def describe(inv: Inventory, run: Run) -> dict[str, Any]:
-    producers = {str(o.loc): (o.run_id, o.port) for o in inv.outputs.values()}
+def producers_of(inv: Inventory) -> dict[str, tuple[str | None, str]]:
+    """Output location → (the run that made it, its port); the last output of a location
+    wins."""
+    return {str(o.loc): (o.run_id, o.port) for o in inv.outputs.values()}
+
+
+def describe(
+    inv: Inventory, run: Run, producers: dict[str, tuple[str | None, str]] | None = None
+) -> dict[str, Any]:
+    """``producers`` is ``producers_of(inv)`` (an export passes the one it built once)."""
+    if producers is None:
+        producers = producers_of(inv)
     steps = [_step(inv.runs[c], producers) for c in sorted(run.children) if c in inv.runs]
     edges = [
         {

@@ -15,10 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-import typer.main
-from helpers.cliutil import amlport
-
-from amlport.cli.app import app
+from helpers.cliutil import amlport, app_commands
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"
@@ -27,20 +24,10 @@ QA = REPO / "tests" / "integration" / "maps" / "qa.yaml"
 SCHEMAS = REPO / "src" / "amlport" / "cli" / "schemas"
 
 
-def commands() -> dict[str, Any]:
-    """Every runnable command of the app, by its contract name (``map init`` -> ``map-init``)."""
-    found: dict[str, Any] = {}
-
-    def walk(prefix: str, command: Any) -> None:
-        subs = getattr(command, "commands", None)
-        if isinstance(subs, dict):
-            for name, sub in subs.items():
-                walk(f"{prefix}-{name}" if prefix else name, sub)
-        elif not command.hidden:
-            found[prefix] = command
-
-    walk("", typer.main.get_command(app))
-    return found
+def contract_commands() -> dict[str, Any]:
+    """Every runnable command of the app but the hidden ones, by its contract name
+    (``map init`` -> ``map-init``)."""
+    return {"-".join(words): command for words, command in app_commands(hidden=False)}
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +118,11 @@ def schema_of(command: str) -> dict[str, Any]:
     return json.loads((SCHEMAS / f"{command}.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("command", sorted(commands()))
+@pytest.mark.parametrize("command", sorted(contract_commands()))
 def test_every_command_joins_the_contract(command: str, place: dict[str, str]) -> None:
-    options = {opt for param in commands()[command].params for opt in getattr(param, "opts", ())}
+    options = {
+        opt for param in contract_commands()[command].params for opt in getattr(param, "opts", ())
+    }
     assert "--json" in options, f"{command} has no --json (docs/json.md, 'A new command')"
     assert (SCHEMAS / f"{command}.json").is_file(), f"no schema for {command}"
     schema = schema_of(command)
@@ -177,7 +166,7 @@ def test_the_second_forms_of_map_init_and_promote_validate(
 
 
 def test_every_schema_belongs_to_a_command() -> None:
-    assert {p.stem for p in SCHEMAS.glob("*.json")} <= set(commands())
+    assert {p.stem for p in SCHEMAS.glob("*.json")} <= set(contract_commands())
 
 
 def test_snapshots_json_says_which_snapshot_is_complete(place: dict[str, str]) -> None:

@@ -95,17 +95,28 @@ def test_the_repo_commands_are_discovered() -> None:
     assert {"map init", "repo key list", "export", "import", "forget"} <= found
 
 
-def arguments(command: click.Command, tmp: Path) -> list[str]:
+# What a command needs beyond its required parameters to reach its repository.
+EXTRA = {
+    "export": ["--repo", REPO_URL],
+    "unpack": ["--repo", REPO_URL],
+    "repo key add": ["--new-passphrase"],
+}
+EXTRA_ENV = {"repo key add": {"AMLPORT_NEW_REPO_KEY": "a new passphrase"}}
+
+
+def arguments(name: str, command: click.Command, tmp: Path) -> list[str]:
     """The fewest arguments that get ``command`` as far as its REPO: every REPO-like value
     is ``az://backups/prod``, a SOURCE a folder, a file option an empty file."""
     (tmp / "src").mkdir(exist_ok=True)
     (tmp / "f.yaml").write_text("{}\n")
-    args: list[str] = []
+    args: list[str] = list(EXTRA.get(name, []))
     for param in command.params:
         if not param.required:
             continue
+        exists = getattr(param.type, "exists", False)
         if param.param_type_name == "argument":
-            args.append(str(tmp / "src") if param.name == "source" else REPO_URL)
+            named = str(tmp / "src") if param.name == "source" else REPO_URL
+            args.append(str(tmp / "f.yaml") if exists else named)
             continue
         flag = param.opts[0]
         if param.name == "repo":
@@ -114,7 +125,7 @@ def arguments(command: click.Command, tmp: Path) -> list[str]:
             value = str(tmp / "out.tar.gz")
         elif param.name == "to":
             value = str(tmp / "target")
-        elif isinstance(param.type, click.Path) and param.type.exists:
+        elif exists:
             value = str(tmp / "f.yaml")
         else:
             value = "x"
@@ -164,8 +175,9 @@ def test_every_repo_command_reads_each_amlport_repo_variable(
     tmp_path: Path,
 ) -> None:
     target = dict(commands())[command]
-    args = [*command.split(), *arguments(target, tmp_path)]
-    result = CliRunner().invoke(app, args, env=clean_env(**{variable: value}))
+    args = [*command.split(), *arguments(command, target, tmp_path)]
+    env = clean_env(**{variable: value}, **EXTRA_ENV.get(command, {}))
+    result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 2, result.output
     assert "stopped by the test" in result.output, result.output
     auth = seen[0]

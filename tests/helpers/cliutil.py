@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,24 @@ def amlport(
         check=False,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
+
+
+def app_commands(*, hidden: bool = True) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every runnable command of the amlport app, sub-apps walked through in their order: its
+    words (``("map", "init")``) and its click command; ``hidden=False`` leaves hidden ones out."""
+    import typer.main
+
+    from amlport.cli.app import app
+
+    def walk(words: tuple[str, ...], command: Any) -> Iterator[tuple[tuple[str, ...], Any]]:
+        subs = getattr(command, "commands", None)
+        if isinstance(subs, dict):
+            for name, sub in subs.items():
+                yield from walk((*words, name), sub)
+        elif hidden or not command.hidden:
+            yield words, command
+
+    yield from walk((), typer.main.get_command(app))
 
 
 # --- what a repository holds, read through the product ------------------------------------

@@ -81,6 +81,13 @@ def _sdk_listing(account: az.AzuriteAccount, container: str) -> list[BlobInfo]:
         admin.close()
 
 
+def _direct(account: az.AzuriteAccount, container: str) -> AzureSource:
+    """The container read straight from Azurite (connection string)."""
+    return open_azure_source(
+        f"{account.url}/{container}", auth=StorageAuth(connection_string=account.connection_string)
+    )
+
+
 def test_hostile_names_round_trip_with_md5_and_etag(
     hostile: tuple[az.AzuriteAccount, str],
 ) -> None:
@@ -88,9 +95,7 @@ def test_hostile_names_round_trip_with_md5_and_etag(
     expected = _sdk_listing(account, container)
     assert {b.name for b in expected} == set(HOSTILE)  # Azurite kept every name
     assert all(b.content_md5 for b in expected)
-    source = open_azure_source(
-        f"{account.url}/{container}", auth=StorageAuth(connection_string=account.connection_string)
-    )
+    source = _direct(account, container)
     try:
         assert list(source.list_blobs()) == expected  # the folder marker is left out
         assert source.retry_count == 0
@@ -103,9 +108,7 @@ def test_pages_of_one_resume_after_every_hostile_name(
 ) -> None:
     account, container = hostile
     expected = [b.name for b in _sdk_listing(account, container)]
-    source = open_azure_source(
-        f"{account.url}/{container}", auth=StorageAuth(connection_string=account.connection_string)
-    )
+    source = _direct(account, container)
     try:
         client = source.blob_service_client.get_container_client(container)
         listed = list_container(client, source._retry, source._translate, page_size=1)

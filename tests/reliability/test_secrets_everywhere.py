@@ -20,7 +20,7 @@ from helpers.rel_workspace import run_in_process as cli
 from amlport.bundle import Repository
 from amlport.errors import AmlportError, ParseError
 from amlport.export import ExportRequest, run_export
-from amlport.export import writer as writer_mod
+from amlport.export import copy as copy_mod
 from amlport.model.manifest import FileEntry
 from amlport.secrets import ByteScanner, find_secrets, find_secrets_in_bytes, redact
 from amlport.storage.local import LocalSource
@@ -254,8 +254,8 @@ def test_streamed_files_holding_a_secret_are_never_stored(
 ) -> None:
     """The streaming paths (large binaries copied raw, large text rewritten as a stream)
     withhold a file before its object is committed: no staged byte stays behind."""
-    monkeypatch.setattr(writer_mod, "READ_WHOLE", 1024)
-    monkeypatch.setattr(writer_mod, "STREAM_ABOVE", 1024)
+    monkeypatch.setattr(copy_mod, "READ_WHOLE", 1024)
+    monkeypatch.setattr(copy_mod, "STREAM_ABOVE", 1024)
     ws = new_workspace(tmp_path / "ws", ACCOUNT)
     weights = os.urandom(300_000)
     secret_at = 200_000  # far from the start: found by the stream scan, not a first chunk

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from amlport import secrets
 from amlport.errors import SourceError
 from amlport.export import ExportRequest, run_export
+from amlport.export import copy as copy_mod
 from amlport.export import writer as writer_mod
 from amlport.model import uri_scan, uris
 from amlport.rewriters.rules import Identity, RewriteRules
@@ -182,8 +183,8 @@ def test_the_walker_scans_past_the_parse_limit(tmp_path: Path) -> None:
 
 
 def _small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_mod, "STREAM_ABOVE", 1024)
-    monkeypatch.setattr(writer_mod, "MAX_REWRITE_BYTES", 2048)
+    monkeypatch.setattr(copy_mod, "STREAM_ABOVE", 1024)
+    monkeypatch.setattr(copy_mod, "MAX_REWRITE_BYTES", 2048)
 
 
 def _objects(repo: Path) -> list[bytes]:
@@ -235,7 +236,7 @@ def test_a_streamed_file_with_a_wrong_md5_is_an_integrity_failure(
 def test_a_binary_file_with_a_wrong_md5_is_an_integrity_failure(
     tmp_path: Path, read_whole: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer_mod, "READ_WHOLE", read_whole)
+    monkeypatch.setattr(copy_mod, "READ_WHOLE", read_whole)
     payload = b"\x00\x01weights" * 100
     ws = new_workspace(tmp_path / "ws")
     ws.put_run_file("r", "outputs/model.pkl", payload)

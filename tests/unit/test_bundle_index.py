@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from amlport.bundle import Repository
 from amlport.errors import UsageError
+from amlport.model.loadplan import LoadPlan
 from amlport.model.manifest import source_key
 
 KEY = source_key(SOURCE)
@@ -68,7 +69,7 @@ def test_rows_share_the_strings_the_caller_holds(tmp_path: Path) -> None:
         asked.append((container, row_name))
         return (name, etag, None)
 
-    index = repo.source_index(KEY, known=known)
+    index = repo.source_index(KEY, LoadPlan(known=known))
     assert asked == [("azureml", name)]
     rows = index._entries["azureml"]
     assert next(iter(rows)) is name

@@ -176,3 +176,16 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import azure.storage.blob\nfrom rich import print\n", encoding="utf-8")
     assert _imports(bad) == ["azure.storage.blob", "rich"]
+
+
+def test_what_the_guard_needs_is_defined_once_below_bundle() -> None:
+    """The repository URL parsing and the durable writes live in storage/ (the guard's floor);
+    bundle/ re-exports them rather than keeping copies (docs/design/0000-map.md)."""
+    from amlport.bundle import files, fsspec_store, location
+    from amlport.storage import durable, repo_location
+
+    for name in ("as_location", "is_fsspec", "is_remote", "split_url", "URL_HINT"):
+        assert getattr(location, name) is getattr(repo_location, name)
+    assert fsspec_store.is_fsspec is repo_location.is_fsspec
+    assert fsspec_store.SCHEME_PREFIX == repo_location.SCHEME_PREFIX
+    assert all(getattr(files, name) is getattr(durable, name) for name in durable.__all__)

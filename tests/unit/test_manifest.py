@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amlport.errors import ExitCode, IntegrityError
+from amlport.model.loadplan import LoadPlan
 from amlport.model.manifest import (
     ASSET_KINDS,
     SCHEMA,
@@ -453,7 +454,7 @@ def test_any_other_origin_is_kept_as_given(original: dict[str, Any] | None) -> N
 
 
 def _read(data: dict[str, Any], keep: tuple[str, ...]) -> Manifest:
-    return Manifest.read(io.BytesIO(json.dumps(data).encode()), keep=keep)
+    return Manifest.read(io.BytesIO(json.dumps(data).encode()), plan=LoadPlan.only(*keep))
 
 
 def test_read_keeps_only_what_is_asked_and_still_checks_the_rest() -> None:

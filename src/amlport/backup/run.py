@@ -72,7 +72,7 @@ class BackupResult:
             "parent": self.parent,
             "whole_workspace": self.whole_workspace,
             "assets": len(self.export.assets),
-            "transfer": vars(stats) if stats else None,
+            "transfer": stats.to_dict() if stats else None,
             "cached_reads": self.export.cached_reads,
             "changes": self.changes.to_dict() if self.changes else None,
             "skipped": [{"item": n, "reason": r} for n, r in self.export.skipped],

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from amlport.errors import UsageError
-from amlport.export.selection import INCLUDE_KINDS, _expand_all, _node_kind_matches
+from amlport.export.selection import INCLUDE_KINDS, expand_all, node_kind_matches
 from amlport.lineage.graph import LineageGraph
 from amlport.model.manifest import Manifest
 from amlport.report.data import graph_from_node_link
@@ -45,7 +45,7 @@ def select_manifest(manifest: Manifest, select: list[str]) -> Selected:
     option is malformed or names nothing the snapshot holds."""
     lg = graph_from_node_link(manifest.lineage or {})
     roots = _roots(manifest, lg, select)
-    nodes = lg.closure(_expand_all(lg, roots))  # export's own expansion and closure
+    nodes = lg.closure(expand_all(lg, roots))  # export's own expansion and closure
     assets = [
         a
         for a in manifest.assets
@@ -94,7 +94,7 @@ def _roots(manifest: Manifest, lg: LineageGraph, select: list[str]) -> list[str]
             for a in manifest.assets
             if a.kind == kind and a.id in lg.g and name in (a.name, a.id)
         }
-        found |= {n for n in lg.find(name) if _node_kind_matches(lg, n, kind)}
+        found |= {n for n in lg.find(name) if node_kind_matches(lg, n, kind)}
         if not found:
             raise UsageError(
                 f"--select {text!r} matches nothing in snapshot {str(manifest.snapshot_id)[:16]}",

@@ -61,7 +61,9 @@ from amlport.bundle.snapshots import (
 )
 from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
-from amlport.model.manifest import EntryReader, Manifest
+from amlport.model.loadplan import LoadPlan
+from amlport.model.manifest import Manifest
+from amlport.model.manifest_codec import EntryReader
 
 _OBJECT_RE = re.compile(r"^objects/sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 _SNAPSHOT_RE = re.compile(r"^snapshots/([0-9a-f]{64})\.json$")
@@ -139,7 +141,7 @@ def pack(
         snapshot_name = snapshots.root_key(sid)
         raw = snapshots.store.read(snapshot_name, limit=trees.MAX_ROOT_BYTES)
         pieces = set()  # one walk: every entry checked as a format-1 pack is, every piece
-        manifest = snapshots.load_exact(sid, keep=("files", "assets"), pieces=pieces)
+        manifest = snapshots.load_exact(sid, LoadPlan.only("files", "assets"), pieces=pieces)
         data = manifest.digests()
         if _meta_name(objects.codec, raw, sid, trees.MAX_ROOT_BYTES) != sid:  # bytes packed
             raise IntegrityError(f"snapshot {sid[:SHORT_ID_LENGTH]} changed while packing")

@@ -29,12 +29,10 @@ from zstandard import ZstdError
 from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
 from amlport.model import jsonstream
+from amlport.model.loadplan import Known  # a row's strings the caller holds
 from amlport.model.manifest import DIGEST_RE
 
 INDEX_VERSION = 1
-# Strings the caller already holds for a row's (container, name): the index shares them
-# instead of keeping copies (an export offers its planned blob's name, etag and MD5).
-Known = Callable[[str, str], Iterable[str | None]]
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

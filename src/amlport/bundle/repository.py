@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
@@ -34,7 +34,7 @@ from amlport.bundle.config import (
 )
 from amlport.bundle.crypto import KEY_HINT, SealedCodec, SealedValues
 from amlport.bundle.garbage import PruneReport, collect_garbage
-from amlport.bundle.index import Known, SourceIndex
+from amlport.bundle.index import SourceIndex
 from amlport.bundle.location import open_store
 from amlport.bundle.lock import DEFAULT_STALE_AFTER, HeldLock, LockInfo, acquire, list_locks
 from amlport.bundle.objects import ByteProgress, ObjectStore, StageProgress
@@ -42,8 +42,8 @@ from amlport.bundle.retention import ForgetPlan, RetentionPolicy, plan_forget
 from amlport.bundle.snapshots import SnapshotInfo, SnapshotStore
 from amlport.bundle.store import LocalStore, RepoStore
 from amlport.errors import AmlportError, IntegrityError, SourceNotFound, UsageError
+from amlport.model.loadplan import WHOLE, LoadPlan
 from amlport.model.manifest import (
-    KEEPABLE,
     LISTS,
     SCHEMA_MINOR,
     FileEntry,
@@ -418,19 +418,16 @@ class Repository:
     def latest_snapshot(
         self,
         source_key: str,
-        *,
-        keep: Iterable[str] = KEEPABLE,
-        strings: dict[str, str] | None = None,
-        digests: dict[str, str] | None = None,
+        plan: LoadPlan = WHOLE,
     ) -> Manifest | None:
         """The newest snapshot of a source (``Manifest.source_key``), None if it has none.
-        Only the newest is loaded (with the lists in ``keep``, sharing ``strings`` and
-        ``digests``); the others are read for their header."""
+        Only the newest is loaded (what ``plan`` keeps, sharing its strings); the others are
+        read for their header."""
         mine = [i for i in self.snapshots.infos() if i.source_key == source_key]
         if not mine:
             return None
         newest = mine[-1].id
-        return self.snapshots.load_exact(newest, keep=keep, strings=strings, digests=digests)
+        return self.snapshots.load_exact(newest, plan)
 
     def iter_files(self, manifest: Manifest) -> Iterator[tuple[FileEntry, Path]]:
         """Each file of a snapshot with the path of its object (local, unencrypted
@@ -537,16 +534,16 @@ class Repository:
     def source_index(
         self,
         source_key: str,
-        *,
-        known: Known | None = None,
-        strings: dict[str, str] | None = None,
+        plan: LoadPlan = WHOLE,
     ) -> SourceIndex:
-        """``known``, ``strings``: strings already in memory, to share (``SourceIndex``)."""
+        """``plan``: its ``known`` and ``strings``, strings already in memory, to share
+        (``SourceIndex``)."""
         sizes = self.objects.plain_sizer()  # rows record plain sizes
         compress = self.config.version >= 2  # format 1 keeps what amlport 0.1 reads
         store = self.store
         if isinstance(self.codec, SealedCodec):  # blob names and etags: sealed too
             store = cast(RepoStore, SealedValues(self.store, self.codec))
+        known, strings = plan.known, plan.strings
         return SourceIndex(store, source_key, sizes, self._warn, known, strings, compress=compress)
 
     def pack(

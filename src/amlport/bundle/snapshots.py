@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +26,9 @@ from amlport.bundle import trees
 from amlport.bundle.objects import ObjectStore
 from amlport.bundle.store import RepoStore
 from amlport.errors import IntegrityError, UsageError
-from amlport.model.manifest import KEEPABLE, LISTS, EntryReader, Manifest
+from amlport.model.loadplan import SUMMARY, WHOLE, LoadPlan
+from amlport.model.manifest import LISTS, Manifest
+from amlport.model.manifest_codec import EntryReader
 
 SHORT_ID_LENGTH = 16
 MAX_MANIFEST_BYTES = 256 << 20  # read whole (pack, unpack): a larger snapshot is refused
@@ -131,7 +133,7 @@ class SnapshotStore:
 
     def info_of_format1(self, snapshot_id: str) -> SnapshotInfo:
         tally = Tally()
-        manifest = self._read_format1(snapshot_id, keep=(), on_entry=tally)
+        manifest = self._read_format1(snapshot_id, SUMMARY, on_entry=tally)
         return SnapshotInfo.of(manifest, tally)
 
     def delete_format1(self, snapshot_id: str) -> None:
@@ -282,21 +284,16 @@ class SnapshotStore:
     def load_exact(
         self,
         snapshot_id: str,
+        plan: LoadPlan = WHOLE,
         *,
-        keep: Iterable[str] = KEEPABLE,
-        strings: dict[str, str] | None = None,
-        digests: dict[str, str] | None = None,
         pieces: set[str] | None = None,
     ) -> Manifest:
         """Read a snapshot as a stream (its entries are typed as they arrive: a 100k-file
         manifest never sits in memory as text), checked against its id at the end.
-        ``keep``: the lists (and lineage) to keep; the others are checked, then dropped.
-        ``strings``, ``digests``: strings already in memory to share (``Manifest.read``).
+        ``plan``: the lists (and lineage) to keep, the strings to share (``LoadPlan``); the
+        lists not kept are checked, then dropped.
         ``pieces``: gets the names of the format-2 pieces read (``verify`` counts them)."""
-        options: dict[str, Any] = {"keep": keep, "strings": strings, "digests": digests}
-        if pieces is not None:
-            options["pieces"] = pieces
-        return self._read(snapshot_id, **options)
+        return self._read(snapshot_id, plan, pieces=pieces)
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
         """What ``snapshots`` lists of one snapshot: read and checked whole, but its lists
@@ -309,7 +306,7 @@ class SnapshotStore:
         """Format 2: the root holds the header and the lists' totals; nothing else is read."""
         where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
         root = self.read_root(snapshot_id)
-        entries = EntryReader(where, keep=())
+        entries = EntryReader(where, SUMMARY)
         for key in LISTS:
             entries.start(key)
         header = dict(root["manifest"])
@@ -347,18 +344,23 @@ class SnapshotStore:
             if key == "files":
                 found.add(entry.digest)
 
-        self._read(snapshot_id, keep=(), on_entry=take)
+        self._read(snapshot_id, SUMMARY, on_entry=take)
         return found
 
-    def _read(self, snapshot_id: str, **options: Any) -> Manifest:
+    def _read(
+        self,
+        snapshot_id: str,
+        plan: LoadPlan = WHOLE,
+        *,
+        on_entry: Callable[[str, Any], None] | None = None,
+        pieces: set[str] | None = None,
+    ) -> Manifest:
         where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
         if self.format_of(snapshot_id) == 2:
             root = self.read_root(snapshot_id)
             reader = trees.TreeReader(self.objects)
-            keep = options.pop("keep", KEEPABLE)
-            pieces = options.pop("pieces", None)
-            entries = EntryReader(where, keep=keep, **options)
-            lineage = "lineage" in entries.kept
+            entries = EntryReader(where, plan, on_entry=on_entry)
+            lineage = plan.keeps("lineage")
             try:
                 manifest = trees.load_manifest(root, reader, entries, lineage=lineage)
             finally:
@@ -366,10 +368,15 @@ class SnapshotStore:
                     pieces |= reader.pieces
             manifest.snapshot_id = snapshot_id
             return manifest
-        options.pop("pieces", None)
-        return self._read_format1(snapshot_id, **options)
+        return self._read_format1(snapshot_id, plan, on_entry=on_entry)
 
-    def _read_format1(self, snapshot_id: str, **options: Any) -> Manifest:
+    def _read_format1(
+        self,
+        snapshot_id: str,
+        plan: LoadPlan = WHOLE,
+        *,
+        on_entry: Callable[[str, Any], None] | None = None,
+    ) -> Manifest:
         where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
         digest = hashlib.sha256()
         try:
@@ -378,7 +385,9 @@ class SnapshotStore:
             raise UsageError(f"no {where} in {self.store.display}") from None
         with fh:
             try:
-                manifest = Manifest.read(fh, where=where, on_bytes=digest.update, **options)
+                manifest = Manifest.read(
+                    fh, where=where, on_bytes=digest.update, plan=plan, on_entry=on_entry
+                )
             except IntegrityError:
                 check_snapshot_hash(snapshot_id, digest.hexdigest())  # damaged, not invalid
                 raise

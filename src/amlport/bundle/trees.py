@@ -31,7 +31,8 @@ from typing import Any
 
 from amlport.bundle.objects import ObjectStore, format_digest, hex_of
 from amlport.errors import IntegrityError, ParseError
-from amlport.model.manifest import LISTS, EntryReader, Manifest
+from amlport.model.manifest import LISTS, Manifest
+from amlport.model.manifest_codec import EntryReader
 from amlport.safeload import load_json
 
 ROOT_FORMAT = "amlport.snapshot/2"

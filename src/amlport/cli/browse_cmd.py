@@ -28,6 +28,7 @@ from amlport.cli.repo_options import (
     SourceOpt,
 )
 from amlport.errors import ExitCode, UsageError
+from amlport.model.loadplan import LoadPlan
 
 if TYPE_CHECKING:
     from amlport.model.manifest import FileEntry, Manifest

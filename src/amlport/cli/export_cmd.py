@@ -123,7 +123,7 @@ def _failure_line(result: ExportResult) -> None:
     if s is None or not s.failures:
         return
     what = "integrity failure" if s.integrity_failures else "partial failure"
-    why = s.stopped or s.failures[0].split(": ", 1)[-1]
+    why = s.stopped or s.failures[0].message
     common.err.print(
         f"amlport: {what}: {len(s.failures)} of {result.planned_files} files not exported: {why}",
         soft_wrap=True,

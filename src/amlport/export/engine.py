@@ -23,6 +23,7 @@ from amlport.exporters import registered
 from amlport.exporters.base import AssetUnsupported, ExportContext
 from amlport.lineage import LineageGraph, build_graph
 from amlport.model.inventory import Inventory
+from amlport.model.loadplan import LoadPlan
 from amlport.model.manifest import AssetEntry, Manifest, source_key
 from amlport.model.provenance import IMPORTS_PREFIX, MAX_RECORD_BYTES, provenance_from
 from amlport.progress import Progress
@@ -104,7 +105,7 @@ class ExportResult:
         return ExitCode.WARNINGS if self.warnings or self.skipped else ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
-        stats = vars(self.stats) if self.stats else None
+        stats = self.stats.to_dict() if self.stats else None
         return {
             "snapshot": self.snapshot_id,
             "parent": self.parent,
@@ -256,7 +257,7 @@ def complete_previous(
         return dataclasses.replace(previous, assets=current.assets, lineage=current.lineage)
     paths = {f.path: f.path for f in previous.files}
     rest = repo.snapshots.load_exact(
-        previous.snapshot_id, keep=("assets", "lineage"), strings=paths
+        previous.snapshot_id, LoadPlan.only("assets", "lineage", strings=paths)
     )
     del paths
     for key in CARRIED:
@@ -332,12 +333,12 @@ def _transfer_and_commit(
     # and both hold one string per digest (~40 MB of copies at 100k blobs, otherwise).
     paths = writer.planned_paths()
     digests: dict[str, str] = {}  # apart from the paths: a full dict grows to 4x its table
-    index = repo.source_index(key, known=writer.listed, strings=digests)
+    index = repo.source_index(key, LoadPlan(known=writer.listed, strings=digests))
     writer.drop_unchanged_reads(index)
     # What the transfer carries over from the previous snapshot: its file entries (shared by
     # both manifests) and the rewrite and redaction records of unchanged files. Its assets
     # and lineage would only take memory while the files move (``complete_previous``).
-    previous = repo.latest_snapshot(key, keep=CARRIED, strings=paths, digests=digests)
+    previous = repo.latest_snapshot(key, LoadPlan.only(*CARRIED, strings=paths, digests=digests))
     del paths, digests
     total = writer.planned_bytes
 
@@ -353,7 +354,7 @@ def _transfer_and_commit(
     if isinstance(writer.source, ReusingSource):
         writer.source.drop()  # unchanged files were not read again: their bytes go now
     result.stats = stats
-    failed = {f.split(": ", 1)[0] for f in stats.failures} | writer.withheld  # secrets kept out
+    failed = {f.path for f in stats.failures} | writer.withheld  # secrets kept out
     result.warnings = sorted(set(writer.warnings)) + [f"not exported: {f}" for f in stats.failures]
     for asset in result.assets:
         asset.files = [f for f in asset.files if f not in failed]
@@ -376,7 +377,7 @@ def _transfer_and_commit(
         redactions=sorted(writer.redactions, key=lambda r: (r.file, r.kind)),
         warnings=result.warnings + [f"skipped {n}: {r}" for n, r in result.skipped],
         stats={
-            **vars(stats),
+            **stats.to_dict(),
             "complete": not stats.failures,
             "failures": len(stats.failures),
             "data_left_out_bytes": result.data_skipped_bytes,

@@ -57,7 +57,7 @@ def select(
     # One walk from every root at once: the closure of a union is the union of the closures,
     # and one closure per root re-walked the shared ancestors of each (quadratic: 30 s of a
     # 100k-blob backup).
-    nodes = lg.closure(_expand_all(lg, roots))
+    nodes = lg.closure(expand_all(lg, roots))
     items: list[ExportItem] = []
     skipped: dict[str, int] = {}
     model_folders = {v for u, v, k in lg.g.edges(data="kind") if k == "points_to" and u in nodes}
@@ -99,7 +99,7 @@ def _roots_from_select(lg: LineageGraph, wanted: list[str]) -> list[str]:
                 hint=f"KIND is one of {', '.join(INCLUDE_KINDS.values())}; NAME an id, the end "
                 "of one (a run id, a folder) or a label, as 'amlport lineage' shows them",
             )
-        matches = [n for n in lg.find(name) if _node_kind_matches(lg, n, kind)]
+        matches = [n for n in lg.find(name) if node_kind_matches(lg, n, kind)]
         if not matches:
             raise UsageError(
                 f"--select {text!r} matches nothing",
@@ -109,7 +109,8 @@ def _roots_from_select(lg: LineageGraph, wanted: list[str]) -> list[str]:
     return sorted(set(roots))
 
 
-def _node_kind_matches(lg: LineageGraph, node: str, kind: str) -> bool:
+def node_kind_matches(lg: LineageGraph, node: str, kind: str) -> bool:
+    """Whether ``node`` is of the ``--select`` KIND ``kind`` (export's and restore's)."""
     node_kind = lg.g.nodes[node]["kind"]
     return {
         "model": node_kind == "model",
@@ -126,7 +127,7 @@ def _is_component_file(data: dict[str, object]) -> bool:
     return data["kind"] == "component" and bool(data.get("path"))
 
 
-def _expand_all(lg: LineageGraph, roots: list[str]) -> set[str]:
+def expand_all(lg: LineageGraph, roots: list[str]) -> set[str]:
     """The roots, and what each pipeline (or pipeline component) among them brings: its
     steps (jobs) and the models they logged (one walk, shared by all the roots)."""
     todo = [r for r in roots if lg.g.nodes[r]["kind"] in ("pipeline", "pipeline_run", "component")]

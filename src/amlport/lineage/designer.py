@@ -61,9 +61,14 @@ class _Step:
     producers: list[str] = field(default_factory=list)  # run ids it reads from
 
 
-def describe_pipeline(inv: Inventory, pipeline: Run) -> dict[str, Any]:
+def describe_pipeline(
+    inv: Inventory, pipeline: Run, outputs: dict[str, list[Output]] | None = None
+) -> dict[str, Any]:
+    """``outputs`` is ``outputs_by_owner(inv)``: an export describing every pipeline passes
+    the one it built once (built per pipeline, it made an export quadratic)."""
     steps = {c: _Step(inv.runs[c]) for c in pipeline.children if c in inv.runs}
-    outputs = _outputs_by_owner(inv)
+    if outputs is None:
+        outputs = outputs_by_owner(inv)
     owner_of = _owners(steps, outputs)
     for s in steps.values():
         refs = _inputs_of(inv, s.run)
@@ -92,7 +97,8 @@ def describe_pipeline(inv: Inventory, pipeline: Run) -> dict[str, Any]:
     }
 
 
-def _outputs_by_owner(inv: Inventory) -> dict[str, list[Output]]:
+def outputs_by_owner(inv: Inventory) -> dict[str, list[Output]]:
+    """Run id → the outputs it made, in the inventory's order."""
     by: dict[str, list[Output]] = {}
     for out in inv.outputs.values():
         if out.run_id:

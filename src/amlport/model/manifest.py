@@ -22,11 +22,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from amlport import __version__
 from amlport.errors import IntegrityError
-from amlport.model import jsonstream
 
 SCHEMA_FAMILY = "amlport.bundle"
 SCHEMA_MAJOR = 1
@@ -39,6 +38,9 @@ _SCHEMA_RE = re.compile(r"^amlport\.bundle/(\d+)(?:\.(\d+))?$")
 _HINT = "the manifest is damaged or was edited by hand; run `amlport verify` on the repository"
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from amlport.model.loadplan import LoadPlan
 
 
 def _fail(where: str, what: str) -> IntegrityError:
@@ -166,58 +168,6 @@ def source_key(source: Mapping[str, Any]) -> str:
 def check_asset_kind(kind: str, where: str) -> None:
     if kind not in ASSET_KINDS:
         raise _fail(where, f"unknown asset kind {kind!r}; known: {', '.join(ASSET_KINDS)}")
-
-
-class _Interner:
-    """One string object for equal strings of a manifest being read (a file's path appears
-    in its entry, its asset's file list and its rewrite records)."""
-
-    def __init__(
-        self, seen: dict[str, str] | None = None, digests: dict[str, str] | None = None
-    ) -> None:
-        self._seen: dict[str, str] = {} if seen is None else seen
-        # Digests apart: a dict grows 4x when full, and the caller's may be sized to its own.
-        self._digests: dict[str, str] = self._seen if digests is None else digests
-
-    def __call__(self, text: str) -> str:
-        return self._seen.setdefault(text, text)
-
-    def tree(self, value: Any) -> Any:
-        """``value`` with its strings shared, keys too (the lineage names each node in its
-        links, and its ~45k small objects were decoded one by one, each with keys of its
-        own): lists in place, each object rebuilt as it is reached (one at a time)."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, dict):
-            return {self(key): self.tree(item) for key, item in value.items()}
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                value[i] = self.tree(item)
-        return value
-
-    def entry(self, entry: T) -> T:
-        if isinstance(entry, FileEntry):
-            entry.path = self(entry.path)
-            entry.digest = self._digests.setdefault(entry.digest, entry.digest)
-            if (original_digest := entry.original_digest) is not None:
-                entry.original_digest = self._digests.setdefault(original_digest, original_digest)
-            original = entry.original
-            if original is not None and not entry.compact_origin:
-                entry.original = {
-                    k: self(v) if isinstance(v, str) else v for k, v in original.items()
-                }
-        elif isinstance(entry, AssetEntry):
-            entry.files = [self(p) for p in entry.files]
-        elif isinstance(entry, RewriteRecord):
-            entry.file, entry.location = self(entry.file), self(entry.location)
-            entry.before, entry.after, entry.rule = (
-                self(entry.before),
-                self(entry.after),
-                self(entry.rule),
-            )
-        elif isinstance(entry, RedactionRecord):
-            entry.file, entry.kind = self(entry.file), self(entry.kind)
-        return entry
 
 
 # --- typed field access for from_dict ---------------------------------------------------
@@ -628,163 +578,31 @@ class Manifest:
         *,
         where: str = "manifest",
         on_bytes: Callable[[bytes], None] | None = None,
-        keep: Iterable[str] = KEEPABLE,
+        plan: LoadPlan | None = None,
         on_entry: Callable[[str, Any], None] | None = None,
-        strings: dict[str, str] | None = None,
-        digests: dict[str, str] | None = None,
     ) -> Manifest:
-        """Read a stored manifest from a byte stream, each entry of the long lists as it
-        arrives (``jsonstream``): memory is the typed manifest, not its text and dict tree.
-        Equal strings are stored once (asset file lists name the files' paths again).
+        """Read a stored manifest as a stream under ``plan`` (``manifest_codec.read_manifest``:
+        what is kept, which strings are shared; the whole manifest by default)."""
+        from amlport.model import manifest_codec  # the codec is built on these types
 
-        Every entry is checked; only the lists (and the lineage) in ``keep`` are kept (the
-        others come back empty), and ``on_entry(key, entry)`` sees each typed entry (a
-        summary of a snapshot without its lists in memory). ``strings``: strings the caller
-        already holds (``{s: s}``, extended as it reads), shared instead of read again;
-        ``digests``: the same for the entries' digests (else ``strings`` holds them too).
-        ``on_bytes`` sees every byte read; on an error the rest of the stream is still read
-        (so the caller's hash of the whole stream decides between damaged and invalid). The
-        first error in an entry is raised after the schema check: the major comes first.
-        """
-        reader = EntryReader(where, keep=keep, on_entry=on_entry, strings=strings, digests=digests)
-        header: dict[str, Any] = {}
-        try:
-            hollow = () if "lineage" in reader.kept else ("lineage",)
-            values = jsonstream.members(
-                fh, LISTS, on_bytes=on_bytes, hollow=hollow, leaf=reader.share.tree
-            )
-            for key, value in values:
-                if not isinstance(value, jsonstream.Items):
-                    header[key] = value
-                    reader.parsed.pop(key, None)
-                    continue
-                header.pop(key, None)
-                reader.start(key)
-                for item in value:
-                    reader.take(key, item)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            while on_bytes is not None and (rest := fh.read(1 << 20)):
-                on_bytes(rest)
-            raise _fail(where, f"not valid JSON ({type(exc).__name__}: {_short(exc)})") from None
-        return reader.finish(header)
+        plan = manifest_codec.WHOLE if plan is None else plan
+        return manifest_codec.read_manifest(
+            fh, where=where, on_bytes=on_bytes, plan=plan, on_entry=on_entry
+        )
 
     def to_json_bytes(self) -> bytes:
         """The canonical stored form (without ``snapshot_id``, which names these bytes)."""
         return "".join(self.iter_json()).encode("utf-8")
 
     def iter_json(self, on_value: Callable[[str, Any], None] | None = None) -> Iterator[str]:
-        """The canonical stored form as text chunks, one per list entry, so that a manifest
-        of 100k files is written without ever holding its whole JSON (or dict form) in memory.
+        """The canonical stored form as text chunks (``manifest_codec.iter_json``)."""
+        from amlport.model import manifest_codec
 
-        The text is exactly ``json.dumps(to_dict(), indent=2, sort_keys=True,
-        ensure_ascii=False)`` + newline: JSON strings hold no raw newline, so indenting a
-        nested value is prefixing its lines. ``on_value(key, value)`` sees every top-level
-        value before it is written, and each entry of a long list on its own (checks).
-        """
-        header = self.header()
-        header.pop("snapshot_id", None)
-        keys = sorted([*header, *LISTS])
-        yield "{\n"
-        for n, key in enumerate(keys):
-            end = ",\n" if n < len(keys) - 1 else "\n"
-            yield f"  {_dumps(key)}: "
-            if key not in LISTS:
-                if on_value is not None:
-                    on_value(key, header[key])
-                yield from _iter_dumps(header[key], "  ")  # the lineage is long too
-                yield end
-                continue
-            empty = True
-            for item in self.items(key):
-                if on_value is not None:
-                    on_value(key, item)
-                lead = "[\n    " if empty else ",\n    "
-                yield lead + _dumps(item).replace("\n", "\n    ")
-                empty = False
-            yield ("[]" if empty else "\n  ]") + end
-        yield "}\n"
+        return manifest_codec.iter_json(self, on_value)
 
     @classmethod
     def from_json_bytes(cls, raw: bytes, *, where: str = "manifest") -> Manifest:
         return cls.read(io.BytesIO(raw), where=where)
-
-
-class EntryReader:
-    """The entries of a manifest's long lists, one at a time, from whatever holds them (a
-    format-1 manifest stream, format-2 chunks): each is typed and checked, shown to
-    ``on_entry``, and kept when its list is in ``keep`` (``Manifest.read`` explains the
-    options). ``finish`` checks the schema first, then raises the first bad entry."""
-
-    def __init__(
-        self,
-        where: str,
-        *,
-        keep: Iterable[str] = KEEPABLE,
-        on_entry: Callable[[str, Any], None] | None = None,
-        strings: dict[str, str] | None = None,
-        digests: dict[str, str] | None = None,
-    ) -> None:
-        self.where = where
-        self.kept = frozenset(keep)
-        self.on_entry = on_entry
-        self.share = _Interner(strings, digests)
-        self.parsed: dict[str, list[Any]] = {}
-        self.failed: IntegrityError | None = None
-        self.unknown_kind: IntegrityError | None = None  # an error unless of a newer minor
-        self._parse: Callable[[Any, str], Any] | None = None
-        self._key = ""
-        self._index = 0
-        self._last_path: str | None = None  # canonical order puts a path twice side by side
-
-    def start(self, key: str) -> None:
-        self._key, self._index, self._last_path = key, 0, None
-        self._parse = entry_parser(key, newer=True)  # kinds are checked after the schema
-        self.parsed[key] = []
-
-    def take(self, key: str, item: Any) -> None:
-        if key != self._key or self._parse is None:
-            self.start(key)
-        at = f"{self.where}.{key}[{self._index}]"
-        self._index += 1
-        if self.failed is not None:
-            return
-        assert self._parse is not None
-        try:
-            entry = self._parse(item, at)
-            if key == "files":
-                self._last_path = _next_path(self._last_path, entry.path, at)
-        except IntegrityError as exc:
-            self.failed = exc
-            return
-        if key == "assets" and self.unknown_kind is None:
-            try:
-                check_asset_kind(entry.kind, at)
-            except IntegrityError as exc:
-                self.unknown_kind = exc
-        if self.on_entry is not None:
-            self.on_entry(key, entry)
-        if key in self.kept:
-            self.parsed[key].append(self.share.entry(entry))
-
-    def finish(self, header: dict[str, Any]) -> Manifest:
-        """The manifest of ``header`` (every field but the long lists) and the entries."""
-        fields = _Fields(header, self.where)
-        _, minor = parse_schema(fields.req("schema", str), where=self.where)
-        if self.failed is not None:
-            raise self.failed
-        if self.unknown_kind is not None and minor <= SCHEMA_MINOR:
-            raise self.unknown_kind
-        manifest = Manifest._build(fields, self.parsed)
-        if "files" in self.kept:  # else only the side-by-side check (no list to check)
-            assets = manifest.assets if "assets" in self.kept else None
-            check_references(manifest.files, assets, where=self.where)
-        return manifest
-
-
-def _next_path(last: str | None, path: str, where: str) -> str:
-    if path == last:
-        raise _fail(where, f"file {path!r} is listed more than once (one entry per path)")
-    return path
 
 
 def entry_parser(key: str, *, newer: bool) -> Callable[[Any, str], Any]:
@@ -798,40 +616,3 @@ def entry_parser(key: str, *, newer: bool) -> Callable[[Any, str], Any]:
         "redactions": RedactionRecord.from_dict,
     }
     return parsers[key]
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
-
-
-STREAM_MIN = 64  # a nested list longer than this is written an item at a time
-
-
-def _iter_dumps(value: Any, pad: str) -> Iterator[str]:
-    """``_dumps(value)`` with each line after the first indented by ``pad``, in chunks: one
-    per item of a long nested list (the lineage's nodes and links), whole otherwise."""
-    inner = pad + "  "
-    if isinstance(value, list) and len(value) > STREAM_MIN:
-        for n, item in enumerate(value):
-            yield ("[\n" if n == 0 else ",\n") + inner + _dumps(item).replace("\n", "\n" + inner)
-        yield "\n" + pad + "]"
-    elif isinstance(value, dict) and _holds_long_list(value):
-        for n, key in enumerate(sorted(value)):
-            yield ("{\n" if n == 0 else ",\n") + inner + _dumps(key) + ": "
-            yield from _iter_dumps(value[key], inner)
-        yield "\n" + pad + "}"
-    else:
-        yield _dumps(value).replace("\n", "\n" + pad)
-
-
-def _holds_long_list(value: dict[Any, Any]) -> bool:
-    """Worth streaming, and streamed exactly as ``json.dumps`` writes it (text keys only)."""
-    return all(isinstance(k, str) for k in value) and any(
-        (isinstance(v, list) and len(v) > STREAM_MIN)
-        or (isinstance(v, dict) and _holds_long_list(v))
-        for v in value.values()
-    )
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
