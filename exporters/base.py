@@ -86,7 +86,7 @@ class ExportContext:
         it is built from, so a map is built again if the inventory grew."""
         if key not in self._memo:
             self._memo[key] = build()
-        return self._memo[key]  # type: ignore[no-any-return]
+        return self._memo[key]
 
     def model(self, node: str) -> Model:
         models = self.inventory.models

@@ -264,6 +264,8 @@ def test_the_dr_runbook_runs_as_written(
     lineage = report["lineage"]
     assert not (lineage["nodes_added"] or lineage["nodes_removed"]), lineage
     assert not (lineage["edges_added"] or lineage["edges_removed"]), lineage
+    audit = report["audit"]  # the restored workspace has the snapshot's audit facts
+    assert audit["added"] == audit["removed"] == [] and audit["unchanged"] > 0, audit
 
     # 7. Afterwards: the local drill and the read-only proof of the standing copy.
     [drill, proof] = steps[7]

@@ -51,7 +51,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[i
 def _plan(name: str) -> tuple[list[Any], list[tuple[str, str]]]:
     inv, lg = scanned(name)
     chosen = select(inv, lg, [], frozenset(INCLUDE_KINDS))
-    return plan_assets(inv, lg, chosen, Sink())  # type: ignore[arg-type]
+    return plan_assets(inv, lg, chosen, Sink())
 
 
 def test_the_maps_of_all_outputs_are_built_once_per_export(

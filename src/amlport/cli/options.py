@@ -3,7 +3,7 @@
 A command declares a concern as ONE parameter whose default is a group::
 
     @shared_options
-    def backup(..., storage: StorageCredentials = SOURCE, repo_creds: RepoCredentials = REPO):
+    def backup(..., creds: StorageCredentials = SOURCE, repo_creds: RepoCredentials = REPO):
 
 ``shared_options`` expands each group, in place, into its options (``--connection-string``,
 ``--account-key``, ``--sas-token``, ``--credential``; ``--repo-*``; ``--target-*``), so
@@ -22,7 +22,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,13 +41,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
-class StorageCredentials:
-    """``--connection-string``, ``--account-key``, ``--sas-token``, ``--credential`` (or a
-    prefixed form): the credential of a workspace's storage, read or written."""
+class Credentials:
+    """The four values of a credential group (secrets kept out of ``repr``)."""
 
-    connection_string: str | None = None
-    account_key: str | None = None
-    sas_token: str | None = None
+    connection_string: str | None = field(default=None, repr=False)
+    account_key: str | None = field(default=None, repr=False)
+    sas_token: str | None = field(default=None, repr=False)
     credential: str | None = None
     command_line: bool = False  # any of them given on the command line (not by a profile)
 
@@ -57,6 +56,12 @@ class StorageCredentials:
 
     def values(self) -> tuple[str | None, str | None, str | None, str | None]:
         return (self.connection_string, self.account_key, self.sas_token, self.credential)
+
+
+@dataclass(frozen=True)
+class StorageCredentials(Credentials):
+    """``--connection-string``, ``--account-key``, ``--sas-token``, ``--credential`` (or a
+    prefixed form): the credential of a workspace's storage, read or written."""
 
     def auth(self, location: str) -> StorageAuth:
         """The credential for ``location`` ($AZURE_STORAGE_CONNECTION_STRING when none)."""
@@ -68,7 +73,7 @@ class StorageCredentials:
 
 
 @dataclass(frozen=True)
-class RepoCredentials(StorageCredentials):
+class RepoCredentials(Credentials):
     """``--repo-connection-string``, ``--repo-account-key``, ``--repo-sas-token``,
     ``--repo-credential``: the repository's credential (the off-site copy is usually another
     account than the source's), defaulting to ``$AMLPORT_REPO_*``."""
@@ -124,7 +129,7 @@ class OptionGroup:
     ``prefix`` spells the flags (``--repo-sas-token``) and the parameter names
     (``repo_sas_token``: what a settings profile key fills)."""
 
-    kind: type[StorageCredentials]
+    kind: type[Credentials]
     prefix: str = ""
     helps: tuple[tuple[str, str | None], ...] = ()
 
@@ -144,7 +149,7 @@ class OptionGroup:
             for name in FIELDS
         ]
 
-    def build(self, values: dict[str, Any], ctx: typer.Context | None) -> StorageCredentials:
+    def build(self, values: dict[str, Any], ctx: typer.Context | None) -> Credentials:
         """The object, knowing whether a value was typed (not a settings profile's)."""
         typed = ctx is not None and any(
             getattr(ctx.get_parameter_source(self.param(name)), "name", None) == "COMMANDLINE"

@@ -8,6 +8,10 @@ file name after checking the hash. See docs/bundle-format.md for the full specif
 Versioning: ``schema`` is ``amlport.bundle/<major>[.<minor>]``. A reader checks the major
 first and refuses one it does not know; fields it does not know from a newer minor of the
 same major are accepted (top-level ones are kept in ``extra`` so they survive a round trip).
+
+This module holds the value types; the streaming reader and writer of the canonical JSON
+are ``manifest_codec.py``, and what a read keeps and shares is a ``LoadPlan``
+(``loadplan.py``).
 """
 
 from __future__ import annotations
