@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 import typer.main
 from typer.models import OptionInfo
@@ -39,8 +38,8 @@ def callbacks(typer_app: typer.Typer, prefix: str = "") -> Iterator[tuple[str, A
         yield from callbacks(group.typer_instance, f"{prefix}{group.name} ")
 
 
-def commands() -> Iterator[tuple[str, click.Command]]:
-    def walk(command: click.Command, path: list[str]) -> Iterator[tuple[str, click.Command]]:
+def commands() -> Iterator[tuple[str, Any]]:
+    def walk(command: Any, path: list[str]) -> Iterator[tuple[str, Any]]:
         subs = getattr(command, "commands", None)
         if isinstance(subs, dict):
             for name, sub in sorted(subs.items()):
@@ -104,7 +103,7 @@ EXTRA = {
 EXTRA_ENV = {"repo key add": {"AMLPORT_NEW_REPO_KEY": "a new passphrase"}}
 
 
-def arguments(name: str, command: click.Command, tmp: Path) -> list[str]:
+def arguments(name: str, command: Any, tmp: Path) -> list[str]:
     """The fewest arguments that get ``command`` as far as its REPO: every REPO-like value
     is ``az://backups/prod``, a SOURCE a folder, a file option an empty file."""
     (tmp / "src").mkdir(exist_ok=True)

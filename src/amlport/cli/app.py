@@ -25,7 +25,7 @@ from amlport.cli import (
 )
 from amlport.cli.common import WsFileOpt, guarded
 from amlport.cli.helpfmt import AmlportGroup
-from amlport.cli.options import SOURCE, StorageCredentials, shared_options
+from amlport.cli.options import SOURCE, StorageCredentials, output_option, shared_options
 from amlport.cli.process import stop_on_sigterm, tune_malloc
 from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
 from amlport.cli.terminal import ClosedPipeSafe
@@ -121,13 +121,7 @@ def scan(
     source: str = typer.Argument(..., help="Folder of a workspace storage copy, or account URL."),
     specs: Path | None = SpecsOpt,
     as_json: bool = common.JsonOpt,
-    output: Path | None = typer.Option(
-        None,
-        "-o",
-        "--output",
-        callback=common.checked_output,
-        help="Also write the JSON report to this file.",
-    ),
+    output: Path | None = output_option("Also write the JSON report to this file."),
     creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,
 ) -> None:
@@ -172,9 +166,7 @@ def lineage(
         None, "--format", "-f", help=f"One of: {', '.join(FORMATS)}. Default: json."
     ),
     as_json: bool = common.JsonOpt,
-    output: Path | None = typer.Option(
-        None, "-o", "--output", callback=common.checked_output, help="Write to this file."
-    ),
+    output: Path | None = output_option("Write to this file."),
     specs: Path | None = SpecsOpt,
     creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,

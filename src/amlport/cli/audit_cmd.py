@@ -15,7 +15,7 @@ import typer
 
 from amlport.cli import common
 from amlport.cli.common import WsFileOpt, guarded
-from amlport.cli.options import SOURCE, StorageCredentials, shared_options
+from amlport.cli.options import SOURCE, StorageCredentials, output_option, shared_options
 from amlport.cli.terminal import SafeConsole
 from amlport.errors import UsageError
 from amlport.model.findings import Severity
@@ -66,9 +66,7 @@ def audit(
     as_json: bool = typer.Option(
         False, "--json", help="Same as --format json (docs/json.md; not with another --format)."
     ),
-    output: Path | None = typer.Option(
-        None, "-o", "--output", callback=common.checked_output, help="Write the report here."
-    ),
+    output: Path | None = output_option("Write the report here."),
     fail_on: str = typer.Option("high", "--fail-on", help="low, medium or high: exit 5 at/above."),
     strict: bool = typer.Option(False, "--strict", help="Count not-checked rules as failed."),
     rule: list[str] | None = typer.Option(None, "--rule", help="Only these rule ids/patterns."),

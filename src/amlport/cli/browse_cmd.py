@@ -20,7 +20,7 @@ import typer
 
 from amlport.cli import common
 from amlport.cli.common import guarded
-from amlport.cli.options import REPO, RepoCredentials, shared_options
+from amlport.cli.options import REPO, RepoCredentials, output_option, shared_options
 from amlport.cli.repo_options import (
     REPO_AT_HELP,
     RepoKeyFileOpt,
@@ -28,7 +28,6 @@ from amlport.cli.repo_options import (
     SourceOpt,
 )
 from amlport.errors import ExitCode, UsageError
-from amlport.model.loadplan import LoadPlan
 
 if TYPE_CHECKING:
     from amlport.model.manifest import FileEntry, Manifest
@@ -163,13 +162,7 @@ def dump(
     ),
     snapshot: str | None = SnapshotOpt,
     source: str | None = SourceOpt,
-    output: Path | None = typer.Option(
-        None,
-        "-o",
-        "--output",
-        callback=common.checked_output,
-        help="Write the file here (atomically) instead of stdout.",
-    ),
+    output: Path | None = output_option("Write the file here (atomically) instead of stdout."),
     force: bool = typer.Option(
         False, "--force", help="Write bytes that are not text to a terminal all the same."
     ),

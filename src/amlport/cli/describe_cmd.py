@@ -14,7 +14,7 @@ import typer
 
 from amlport.cli import common
 from amlport.cli.common import WsFileOpt, guarded
-from amlport.cli.options import SOURCE, StorageCredentials, shared_options
+from amlport.cli.options import SOURCE, StorageCredentials, output_option, shared_options
 from amlport.errors import ExitCode, UsageError
 
 SCHEMA = "amlport.describe/1"
@@ -47,12 +47,8 @@ def describe(
     source: str = typer.Argument(..., metavar="SOURCE", help="Workspace storage to read."),
     pipeline: str = typer.Argument(..., metavar="PIPELINE", help="Pipeline run id or prefix."),
     as_json: bool = typer.Option(False, "--json", help="Print the description as JSON."),
-    output: Path | None = typer.Option(
-        None,
-        "-o",
-        "--output",
-        callback=common.checked_output,
-        help="Write the document (Markdown, or JSON with --json) to this file.",
+    output: Path | None = output_option(
+        "Write the document (Markdown, or JSON with --json) to this file."
     ),
     creds: StorageCredentials = SOURCE,
     workspace_file: Path | None = WsFileOpt,

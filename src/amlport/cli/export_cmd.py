@@ -11,7 +11,14 @@ from amlport.bundle import Repository
 from amlport.bundle.snapshots import SnapshotInfo
 from amlport.cli import common
 from amlport.cli.common import WsFileOpt, guarded
-from amlport.cli.options import REPO, SOURCE, RepoCredentials, StorageCredentials, shared_options
+from amlport.cli.options import (
+    REPO,
+    SOURCE,
+    RepoCredentials,
+    StorageCredentials,
+    output_option,
+    shared_options,
+)
 from amlport.cli.repo_options import (
     REPO_AT_HELP,
     REPO_HELP,
@@ -406,9 +413,7 @@ def pack(
         show_default=False,
     ),
     source: str | None = SourceOpt,
-    output: Path = typer.Option(
-        ..., "-o", "--output", callback=common.checked_output, help="The .tar.gz to write."
-    ),
+    output: Path = output_option("The .tar.gz to write.", required=True),
     as_json: bool = common.JsonOpt,
     repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,

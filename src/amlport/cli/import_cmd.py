@@ -16,6 +16,7 @@ from amlport.cli.options import (
     TARGET,
     RepoCredentials,
     StorageCredentials,
+    output_option,
     shared_options,
 )
 from amlport.cli.repo_options import (
@@ -52,9 +53,7 @@ def map_init(
     repo: str = typer.Argument(..., help=REPO_AT_HELP),
     snapshot: str | None = SnapshotOpt,
     source: str | None = SourceOpt,
-    output: Path | None = typer.Option(
-        None, "-o", "--output", callback=common.checked_output, help="Write here, not stdout."
-    ),
+    output: Path | None = output_option("Write here, not stdout."),
     as_json: bool = common.JsonOpt,
     repo_creds: RepoCredentials = REPO,
     repo_key_file: str | None = RepoKeyFileOpt,

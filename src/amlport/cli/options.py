@@ -159,16 +159,17 @@ class OptionGroup:
 
 
 # The groups every command uses: the workspace's storage, the repository, a promotion's
-# target, and the two live sides of `diff` (--a-*/--b-*, help-less as before).
-SOURCE = OptionGroup(StorageCredentials, "", tuple(_HELP.items()))
-REPO = OptionGroup(RepoCredentials, "repo-", tuple(_REPO_HELP.items()))
-TARGET = OptionGroup(
+# target, and the two live sides of `diff` (--a-*/--b-*, help-less as before). Typed Any as
+# typer.Option() is, since each stands as the default of a parameter typed as its object.
+SOURCE: Any = OptionGroup(StorageCredentials, "", tuple(_HELP.items()))
+REPO: Any = OptionGroup(RepoCredentials, "repo-", tuple(_REPO_HELP.items()))
+TARGET: Any = OptionGroup(
     StorageCredentials,
     "target-",
     (("connection_string", "Connection string of the target account."),),
 )
-SIDE_A = OptionGroup(StorageCredentials, "a-")
-SIDE_B = OptionGroup(StorageCredentials, "b-")
+SIDE_A: Any = OptionGroup(StorageCredentials, "a-")
+SIDE_B: Any = OptionGroup(StorageCredentials, "b-")
 GROUPS = (SOURCE, REPO, TARGET, SIDE_A, SIDE_B)
 
 
@@ -217,3 +218,13 @@ def shared_options(func: F) -> F:
     wrapper.__annotations__ = {**annotations, "return": hints.get("return")}
     wrapper.option_groups = groups  # type: ignore[attr-defined]
     return typing.cast(F, wrapper)
+
+
+def output_option(help: str, *, required: bool = False) -> Any:
+    """The ``-o``/``--output`` file of a command: checked when parsed (``common.output_path``:
+    its folder exists, it is not a folder, it is not inside what the run reads)."""
+    from amlport.cli.common import checked_output
+
+    return typer.Option(
+        ... if required else None, "-o", "--output", callback=checked_output, help=help
+    )

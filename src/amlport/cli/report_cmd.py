@@ -14,7 +14,14 @@ import typer
 
 from amlport.cli import common
 from amlport.cli.common import WsFileOpt, guarded
-from amlport.cli.options import REPO, SOURCE, RepoCredentials, StorageCredentials, shared_options
+from amlport.cli.options import (
+    REPO,
+    SOURCE,
+    RepoCredentials,
+    StorageCredentials,
+    output_option,
+    shared_options,
+)
 from amlport.cli.repo_options import (
     RepoKeyFileOpt,
     SourceOpt,
@@ -49,13 +56,7 @@ def report(
     target: str = typer.Argument(
         ..., metavar="SOURCE|REPO[@SNAPSHOT]", help="A workspace, a repository, or a snapshot."
     ),
-    output: Path = typer.Option(
-        ...,
-        "-o",
-        "--output",
-        callback=common.checked_output,
-        help="The HTML file to write (its folder must exist).",
-    ),
+    output: Path = output_option("The HTML file to write (its folder must exist).", required=True),
     repo: str | None = typer.Option(
         None, "--repo", help="With a SOURCE: add its snapshot history from this repository."
     ),
