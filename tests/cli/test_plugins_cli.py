@@ -112,3 +112,8 @@ def test_an_export_goes_on_without_a_broken_plugin(site: dict[str, str], tmp_pat
     doc = json.loads(res.stdout)
     assert doc["assets"] and doc["snapshot"]
     assert "test_broken" in json.dumps(doc["skipped"])
+
+
+def test_a_bad_option_is_a_usage_error_exit_2() -> None:
+    res = amlport("plugins", "--no-such-option")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr

@@ -62,8 +62,19 @@ DOC = REPO_ROOT / "docs" / "exit-codes.md"
 # Commands of the exit-code table that other suites cover (import/promote/backup: their own).
 # Tested in their own suites: tests/cli/test_designer_describe_cli.py (describe),
 # tests/report (report), tests/unit/test_repo_upgrade.py and tests/reliability/test_kill_format2.py
-# (repo upgrade), tests/integration/test_encrypted_repository.py (repo key).
-ELSEWHERE = {"promote", "backup", "forget", "diff", "restore", "describe", "report", "repo"}
+# (repo upgrade), tests/integration/test_encrypted_repository.py (repo key),
+# tests/cli/test_plugins_cli.py (plugins: 0, 1 with a broken installed plugin, 2).
+ELSEWHERE = {
+    "promote",
+    "backup",
+    "forget",
+    "diff",
+    "restore",
+    "describe",
+    "report",
+    "repo",
+    "plugins",
+}
 # Single codes tested in another suite: verify --deep's exit 1 (a spec invalid in the source)
 # in tests/integration/test_component_deep_verify.py.
 CODES_ELSEWHERE = {"verify": {1}}

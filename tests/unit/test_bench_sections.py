@@ -3,27 +3,52 @@ repository-format section): each keeps what the other wrote (issue 18)."""
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "bench"))
+BENCH = REPO / "bench"
+RESULTS = BENCH / "results" / "full.json"
 
-import repo_bench  # noqa: E402
-import run as bench_run  # noqa: E402
-import sections  # noqa: E402
 
-RESULTS = REPO / "bench" / "results" / "full.json"
+def _load_sections() -> ModuleType:
+    """bench/sections.py imports nothing of bench/: load it by path (no sys.path edit)."""
+    spec = importlib.util.spec_from_file_location("bench_sections", BENCH / "sections.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sections = _load_sections()
+
+
+def _bench(code: str) -> None:
+    """Run ``code`` as the bench scripts run: from bench/, whose modules import each other."""
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=BENCH, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def _page(report: Path) -> None:
     """What `make bench` writes: the page, rendered from the stored results."""
-    assert bench_run.main(["--report-only", str(RESULTS), "--report", str(report)]) == 0
+    _bench(
+        f"import run, sys; sys.exit(run.main(['--report-only', {str(RESULTS)!r}, "
+        f"'--report', {str(report)!r}]))"
+    )
 
 
 def _section(report: Path, nightly: int = 30) -> None:
     """What `make bench-repo` writes (``RepoBench.save``): its section."""
-    sections.write_section(report, repo_bench.render({"mode": "full"}, nightly))
+    _bench(
+        "import repo_bench, sections; from pathlib import Path; "
+        f"sections.write_section(Path({str(report)!r}), "
+        f"repo_bench.render({{'mode': 'full'}}, {nightly}))"
+    )
 
 
 def _marked(text: str) -> str:

@@ -73,9 +73,10 @@ MAX_BLOCKS = 50_000  # the service's limit per blob
 # many blocks (obstore holds each part until it is sent).
 UPLOAD_CONCURRENCY = 2
 DENIED_HINT = (
-    "give the repository's credential: --repo-connection-string (or "
-    "$AMLPORT_REPO_CONNECTION_STRING), --repo-account-key, --repo-sas-token or --repo-credential "
-    "default; a command that writes (export, backup, forget, unpack) needs the Storage Blob "
+    "give the repository's credential: --repo-connection-string, --repo-account-key, "
+    "--repo-sas-token or --repo-credential default (or $AMLPORT_REPO_CONNECTION_STRING, "
+    "$AMLPORT_REPO_ACCOUNT_KEY, $AMLPORT_REPO_SAS_TOKEN, $AMLPORT_REPO_CREDENTIAL); "
+    "a command that writes (export, backup, forget, unpack) needs the Storage Blob "
     "Data Contributor role or a SAS with sp=racwdl (the readers: rl)"
 )
 Blocks = list[BlobBlock]  # (``list`` is a method name inside AzureStore)
