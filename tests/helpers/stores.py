@@ -180,6 +180,22 @@ def azure_place(azurite: Azurite, prefix: str = "backups/nightly") -> AzurePlace
     return AzurePlace("azure", url, auth, container=admin, prefix=f"{prefix}/" if prefix else "")
 
 
+def writable_container_sas(azurite: Azurite, place: AzurePlace) -> str:
+    """Create ``place``'s container and return a SAS that may read, write and list it."""
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    acct = azurite.target
+    assert place.container is not None
+    place.container.create_container()
+    start = datetime.now(timezone.utc) - timedelta(minutes=15)
+    return generate_container_sas(
+        acct.name, place.container.container_name, account_key=acct.key, start=start,
+        expiry=start + timedelta(hours=2),
+        permission=ContainerSasPermissions(read=True, add=True, create=True, write=True,
+                                           delete=True, list=True),
+    )  # fmt: skip
+
+
 def plant_lock(
     place: Place, *, host: str, age: timedelta, exclusive: bool = True, pid: int = 4242
 ) -> str:

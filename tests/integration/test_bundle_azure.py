@@ -12,16 +12,14 @@ import json
 import os
 import tracemalloc
 import uuid
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from helpers import azurite as az
 from helpers.backup import MAPS, WS, cli
 from helpers.bundle import plain_only, snapshot
 from helpers.encrypted_mode import sha
-from helpers.stores import Pattern, azure_place, object_key
+from helpers.stores import Pattern, azure_place, object_key, writable_container_sas
 
 from amlport.backup import BackupRequest, run_backup
 from amlport.bundle import Repository
@@ -119,15 +117,8 @@ def test_a_container_sas_is_enough_and_read_list_only_lists(azurite: az.Azurite)
     """The usual off-site setup: an admin creates the container, the job gets a SAS for it."""
     acct = azurite.target
     place = azure_place(azurite)
+    sas = writable_container_sas(azurite, place)
     assert place.container is not None
-    place.container.create_container()
-    start = datetime.now(timezone.utc) - timedelta(minutes=15)
-    sas = generate_container_sas(
-        acct.name, place.container.container_name, account_key=acct.key, start=start,
-        expiry=start + timedelta(hours=2),
-        permission=ContainerSasPermissions(read=True, add=True, create=True, write=True,
-                                           delete=True, list=True),
-    )  # fmt: skip
     writer = StorageAuth(sas_token=sas)
     result = run_backup(
         LocalSource(WS / "sdk-bikeshare"), place.location, BackupRequest(), repo_auth=writer

@@ -5,13 +5,11 @@ lists an ``az``-style container URL, and the token is never printed."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 
 import pytest
-from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from helpers import azurite as az
 from helpers.backup import WS, cli
-from helpers.stores import azure_place
+from helpers.stores import azure_place, writable_container_sas
 
 pytestmark = pytest.mark.azurite
 
@@ -26,17 +24,9 @@ NONE = {
 def test_a_sas_token_from_amlport_repo_sas_token_opens_the_repository(
     azurite: az.Azurite,
 ) -> None:
-    acct = azurite.target
     place = azure_place(azurite)
+    sas = writable_container_sas(azurite, place)
     assert place.container is not None
-    place.container.create_container()
-    start = datetime.now(timezone.utc) - timedelta(minutes=15)
-    sas = generate_container_sas(
-        acct.name, place.container.container_name, account_key=acct.key, start=start,
-        expiry=start + timedelta(hours=2),
-        permission=ContainerSasPermissions(read=True, add=True, create=True, write=True,
-                                           delete=True, list=True),
-    )  # fmt: skip
     env = {**NONE, "AMLPORT_REPO_SAS_TOKEN": sas}
     done = cli("backup", str(WS / "sdk-bikeshare"), "--repo", place.location, "--json", env=env)
     assert done.returncode in (0, 1), done.stderr

@@ -25,6 +25,7 @@ from amlport.cli.repo_options import (
     EncryptOpt,
     RepoKeyFileOpt,
     SourceOpt,
+    snapshot_option,
 )
 from amlport.cli.terminal import styled
 from amlport.errors import ExitCode, IntegrityError, UsageError
@@ -207,12 +208,7 @@ RepoLocArg = typer.Argument(..., help=f"{REPO_HELP}.")
 @shared_options
 def verify(
     repo: str = typer.Argument(..., help=f"{REPO_HELP}; REPO@SNAPSHOT checks only that snapshot."),
-    snapshot: str | None = typer.Option(
-        None,
-        "--snapshot",
-        help="Only this snapshot (an id, a prefix or 'latest').",
-        show_default=False,
-    ),
+    snapshot: str | None = snapshot_option("Only this snapshot (an id, a prefix or 'latest')."),
     source: str | None = SourceOpt,
     deep: bool = typer.Option(
         False, "--deep", help="Also load every v2 YAML with azure.ai.ml and MLmodel with mlflow."
@@ -406,11 +402,8 @@ def _info_row(info: SnapshotInfo, complete: bool) -> dict[str, Any]:
 @shared_options
 def pack(
     repo: str = typer.Argument(..., help=REPO_AT_HELP),
-    snapshot: str | None = typer.Option(
-        None,
-        "--snapshot",
-        help="Snapshot id (or prefix, or 'latest') to pack; or give REPO@ID.",
-        show_default=False,
+    snapshot: str | None = snapshot_option(
+        "Snapshot id (or prefix, or 'latest') to pack; or give REPO@ID."
     ),
     source: str | None = SourceOpt,
     output: Path = output_option("The .tar.gz to write.", required=True),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -170,11 +170,13 @@ def repository_arg(
     return RepoArg(ref, auth)
 
 
-SnapshotOpt = typer.Option(
-    None,
-    "--snapshot",
-    help="Snapshot id (or a unique prefix) or 'latest' (the default); the same as REPO@ID.",
-    show_default=False,
+def snapshot_option(help: str) -> Any:
+    """The ``--snapshot`` option (the same as ``REPO@ID``), with a command's own help."""
+    return typer.Option(None, "--snapshot", help=help, show_default=False)
+
+
+SnapshotOpt = snapshot_option(
+    "Snapshot id (or a unique prefix) or 'latest' (the default); the same as REPO@ID."
 )
 
 
