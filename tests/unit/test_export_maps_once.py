@@ -10,6 +10,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import pytest
+from helpers.exportsink import PathSink as Sink
 from helpers.walkfacts import scanned
 
 import amlport.exporters.base as base
@@ -20,20 +21,6 @@ from amlport.exporters.base import AssetUnsupported, ExportContext
 from amlport.model.inventory import Loc
 
 T = TypeVar("T")
-
-
-class Sink:
-    def add_folder(self, container: str, prefix: str) -> list[str]:
-        return [f"files/{container}/{prefix}/MLmodel"]
-
-    def add_blob(self, container: str, name: str) -> str:
-        return f"files/{container}/{name}"
-
-    def add_generated(self, bundle_path: str, data: bytes) -> str:
-        return bundle_path
-
-    def bundle_path(self, container: str, name: str) -> str:
-        return f"files/{container}/{name}"
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.exportsink import PathSink
 
 from amlport.lineage import build_graph
 from amlport.model import findings as F
@@ -161,20 +162,7 @@ def test_signature_in_scan_lineage_and_export_attrs(tmp_path: Path) -> None:
     assert node["signature_inputs"] == "; ".join(expected["inputs"])
     assert node["signature_outputs"] == "; ".join(expected["outputs"])
 
-    class Sink:
-        def add_folder(self, container: str, prefix: str) -> list[str]:
-            return [f"files/{container}/{prefix}/MLmodel"]
-
-        def add_blob(self, container: str, name: str) -> str:
-            return f"files/{container}/{name}"
-
-        def add_generated(self, bundle_path: str, data: bytes) -> str:
-            return bundle_path
-
-        def bundle_path(self, container: str, name: str) -> str:
-            return f"files/{container}/{name}"
-
-    ctx = ExportContext(inv, build_graph(inv), Sink(), warn=lambda _: None)
+    ctx = ExportContext(inv, build_graph(inv), PathSink(), warn=lambda _: None)
     node_id = f"model:{ART}/{folder}"
     entry = MlflowModelExporter().export(ExportItem("model", node_id, "model"), ctx)
     assert entry.attrs["signature"] == expected
