@@ -1,8 +1,8 @@
 """The progress callbacks: one declaration per shape, imported wherever progress is reported.
 
 Before issue 23 the same callback was declared in ten modules under three names (``Progress``,
-``ProgressFn``, ``StageProgress``) and three shapes; the modules keep their names as aliases
-of these.
+``ProgressFn``, ``StageProgress``) and three shapes; they now use these names (only
+``cli/common.py`` keeps ``ProgressFn``, beside rich's ``Progress`` bar).
 
 - ``Progress`` — ``(stage, done, total)``: a phase of a command ("listing", "objects",
   "verify", …), how many of its items are done, and how many there are, ``None`` while that

@@ -48,7 +48,6 @@ from amlport.bundle.objects import (
     FOLDER,
     META_OVERHEAD,
     ObjectStore,
-    StageProgress,
     format_digest,
     hex_of,
 )
@@ -64,6 +63,7 @@ from amlport.errors import IntegrityError, UsageError
 from amlport.model.loadplan import LoadPlan
 from amlport.model.manifest import Manifest
 from amlport.model.manifest_codec import EntryReader
+from amlport.progress import Progress
 
 _OBJECT_RE = re.compile(r"^objects/sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 _SNAPSHOT_RE = re.compile(r"^snapshots/([0-9a-f]{64})\.json$")
@@ -129,7 +129,7 @@ def pack(
     config: RepositoryConfig,
     snapshot_id: str,
     out_path: Path,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
 ) -> PackReport:
     """Write the pack atomically; every object is re-hashed while it is copied. An encrypted
     repository's objects are copied as stored, each decrypted and checked on the way (its
@@ -548,7 +548,7 @@ def unpack_into(
     scanned: Scanned,
     objects: ObjectStore,
     snapshots: SnapshotStore,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
 ) -> UnpackReport:
     """Import a scanned archive: stream its objects, write its snapshots last."""
     report = UnpackReport(encrypted=scanned.sealed)

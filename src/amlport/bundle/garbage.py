@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amlport.bundle.lock import DEFAULT_STALE_AFTER
-from amlport.bundle.objects import ObjectStore, StageProgress
+from amlport.bundle.objects import ObjectStore
 from amlport.bundle.snapshots import SnapshotStore
+from amlport.progress import Progress
 
 
 @dataclass
@@ -49,7 +50,7 @@ def collect_garbage(
     snapshots: SnapshotStore,
     *,
     dry_run: bool,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
 ) -> PruneReport:
     report = PruneReport(dry_run=dry_run)
     live: set[str] = set()

@@ -20,7 +20,7 @@ snapshot references and whether they are all present.
 from __future__ import annotations
 
 from amlport.bundle import crypto, envelope, keys
-from amlport.bundle.objects import ObjectStore, StageProgress
+from amlport.bundle.objects import ObjectStore
 from amlport.bundle.snapshots import SHORT_ID_LENGTH, SnapshotStore
 from amlport.bundle.store import RepoStore
 from amlport.bundle.verification import (
@@ -30,6 +30,7 @@ from amlport.bundle.verification import (
     VerifyReport,
 )
 from amlport.errors import IntegrityError
+from amlport.progress import Progress
 
 HEAD = envelope.HEADER_SIZE + crypto.SALT_SIZE
 
@@ -38,7 +39,7 @@ def keyless_verify(
     store: RepoStore,
     objects: ObjectStore,
     snapshots: SnapshotStore,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     report = VerifyReport()
     try:

@@ -25,7 +25,6 @@ from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import DIGEST_RE
 from amlport.progress import ByteProgress
-from amlport.progress import Progress as StageProgress  # noqa: F401  (repository, verification, …)
 from amlport.streams import OwningChunkStream
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: bounded memory for any object size

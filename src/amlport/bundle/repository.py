@@ -37,7 +37,7 @@ from amlport.bundle.garbage import PruneReport, collect_garbage
 from amlport.bundle.index import SourceIndex
 from amlport.bundle.location import open_store
 from amlport.bundle.lock import DEFAULT_STALE_AFTER, HeldLock, LockInfo, acquire, list_locks
-from amlport.bundle.objects import ByteProgress, ObjectStore, StageProgress
+from amlport.bundle.objects import ByteProgress, ObjectStore
 from amlport.bundle.retention import ForgetPlan, RetentionPolicy, plan_forget
 from amlport.bundle.snapshots import SnapshotInfo, SnapshotStore
 from amlport.bundle.store import LocalStore, RepoStore
@@ -54,6 +54,7 @@ from amlport.model.manifest import (
     format_time,
     parse_schema,
 )
+from amlport.progress import Progress
 from amlport.secrets import find_secrets, may_hold_secret, redact
 from amlport.storage.opener import StorageAuth
 
@@ -464,7 +465,7 @@ class Repository:
     # --- integrity and retention -----------------------------------------------------------
 
     def verify(
-        self, snapshot_id: str | None = None, *, progress: StageProgress | None = None
+        self, snapshot_id: str | None = None, *, progress: Progress | None = None
     ) -> verification.VerifyReport:
         """Every snapshot and the objects it references; an encrypted repository opened
         without its key: the structure of every stored object (``keyless_verify``)."""
@@ -502,7 +503,7 @@ class Repository:
                 plan.removed = True
         return plan
 
-    def prune(self, *, dry_run: bool = False, progress: StageProgress | None = None) -> PruneReport:
+    def prune(self, *, dry_run: bool = False, progress: Progress | None = None) -> PruneReport:
         """Delete the objects no snapshot references (all snapshots must be readable)."""
         guard = contextlib.nullcontext() if dry_run else self.lock(exclusive=True)
         with guard:
@@ -547,7 +548,7 @@ class Repository:
         return SourceIndex(store, source_key, sizes, self._warn, known, strings, compress=compress)
 
     def pack(
-        self, snapshot_id: str, out_path: str | Path, *, progress: StageProgress | None = None
+        self, snapshot_id: str, out_path: str | Path, *, progress: Progress | None = None
     ) -> archive.PackReport:
         with self.lock(exclusive=False):
             return archive.pack(
@@ -560,7 +561,7 @@ class Repository:
         archive_path: str | Path,
         repo_path: Location,
         *,
-        progress: StageProgress | None = None,
+        progress: Progress | None = None,
         on_warning: Warn | None = None,
         auth: StorageAuth | None = None,
         key: keys.UserKey | None = None,

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from amlport.bundle.objects import ObjectStore, StageProgress
+from amlport.bundle.objects import ObjectStore
 from amlport.bundle.snapshots import SHORT_ID_LENGTH, SnapshotStore
 from amlport.errors import IntegrityError
 from amlport.model.manifest import Manifest
+from amlport.progress import Progress
 
 MISSING_OBJECT = "missing_object"
 CORRUPT_OBJECT = "corrupt_object"
@@ -76,7 +77,7 @@ def verify(
     objects: ObjectStore,
     snapshots: SnapshotStore,
     snapshot_id: str | None = None,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     report = VerifyReport()
     ids = [snapshots.resolve(snapshot_id)] if snapshot_id else snapshots.ids()

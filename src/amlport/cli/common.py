@@ -25,7 +25,7 @@ from rich.text import Text
 from amlport.cli.process import Terminated
 from amlport.cli.terminal import SafeConsole, document_text, fold_path, line, plain, styled
 from amlport.errors import AmlportError, DiskFull, ExitCode, UsageError
-from amlport.progress import Progress as ProgressFn
+from amlport.progress import Progress as ProgressFn  # (rich's Progress is the bar)
 from amlport.secrets import redact
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth, open_source

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from amlport.errors import AmlportError, IntegrityError
-from amlport.progress import TransferProgress as ProgressFn
+from amlport.progress import TransferProgress
 from amlport.storage import outage
 from amlport.storage.base import BlobInfo, InFlight
 
@@ -136,7 +136,7 @@ class Transfer:
         attempt: Callable[[str, BlobInfo], None],
         *,
         workers: int,
-        progress: ProgressFn | None,
+        progress: TransferProgress | None,
     ) -> None:
         """Hand every blob (in path order; each is popped from ``blobs`` as it goes) to
         ``reuse`` on this thread, and those it does not reuse to ``attempt`` on a worker."""

@@ -20,7 +20,7 @@ from amlport.model import findings as F
 from amlport.model.findings import Finding, Severity
 from amlport.model.inventory import Inventory, Loc, Output, Upload
 from amlport.model.provenance import RECORDS_PREFIX
-from amlport.progress import Progress as ProgressFn
+from amlport.progress import Progress
 from amlport.secrets import describe, find_secrets, may_hold_secret, redact, scan_stream
 from amlport.storage.base import BlobInfo, Source
 from amlport.walk import classify as C
@@ -40,7 +40,7 @@ class WalkOptions:
     workers: int = 8
     scan_secrets: bool = True
     max_parse_bytes: int = MAX_PARSE_BYTES
-    progress: ProgressFn | None = None
+    progress: Progress | None = None
     # Files read on an earlier run, still matching the listing (``cache.py``). The walk
     # writes to it only with the secret scan on; the caller closes it (``finish``).
     cache: ReadCache | None = None
