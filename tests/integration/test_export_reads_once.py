@@ -175,7 +175,7 @@ def test_the_cli_uses_the_cache_over_azure_unless_told_not_to(
 
 
 def test_a_rewriter_warning_is_matched_to_its_file_whatever_the_path_holds() -> None:
-    from amlport.export.writer import _warned_file
+    from amlport.export.copy import warned_file as _warned_file
     from amlport.model.manifest import FileEntry
 
     files = {

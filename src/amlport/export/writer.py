@@ -20,7 +20,6 @@ from amlport.export.copy import (
     Carried,
     FileCopier,
     carry_over,
-    warned_file,
 )
 from amlport.export.plan import BundlePlan, SecretInName, UnstorableName
 from amlport.export.transfer import (
@@ -49,10 +48,7 @@ __all__ = [
     "SecretInName",
     "TransferStats",
     "UnstorableName",
-    "_warned_file",
 ]
-
-_warned_file = warned_file  # the name a test imports
 
 
 class BundleWriter(BundlePlan):
