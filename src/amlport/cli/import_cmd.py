@@ -66,13 +66,13 @@ def map_init(
     is not a repository) is scanned instead, so a first promotion needs no export first.
     """
     with guarded():
-        from amlport.backup.compare import is_account_url, parse_spec
+        from amlport.backup.compare import parse_spec
         from amlport.importing.mapinit import template
 
         snapshot_id: str | None = None
-        live = is_account_url(repo) or (
-            parse_spec(repo, repo_creds.repo_auth, where="map init argument").live is not None
-        )
+        # parse_spec decides as diff does: an account URL or a workspace folder is live
+        spec = parse_spec(repo, repo_creds.repo_auth, where="map init argument")
+        live = spec.live is not None
         if live:
             from amlport.promote.mapinit import source_template
 
