@@ -20,6 +20,7 @@ Suites add their own fixtures in their own ``conftest.py``; keep this one generi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def _repository_keys(
     ``$AMLPORT_REPO_KEY``. With ``AMLPORT_TEST_ENCRYPT=1`` every repository a test creates
     (``Repository.init``/``open_or_init``, format 2) is encrypted under a fixed test key
     (``make test-encrypted``, docs/design/0013-repository-encryption.md), unless the test is
-    marked ``own_keys`` (it gives every key itself)."""
+    marked ``own_keys`` (it gives every key itself); the ``amlport`` processes a test starts
+    do the same (``helpers/encrypted_site/sitecustomize.py``, put first on ``$PYTHONPATH``)."""
     from helpers.encrypted_mode import ENCRYPTED, TEST_MASTER_KEY, TEST_USER_KEY
 
     from amlport.bundle.keys import KIND_FILE, UserKey
@@ -80,6 +82,10 @@ def _repository_keys(
         KeySource.test_encrypt = True
         KeySource.default_key = UserKey(KIND_FILE, TEST_USER_KEY, "test key")
         KeySource.test_master = TEST_MASTER_KEY
+        site = str(Path(__file__).parent / "helpers" / "encrypted_site")
+        monkeypatch.setenv(
+            "PYTHONPATH", os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
+        )
     try:
         yield
     finally:

@@ -337,10 +337,20 @@ def _present(lower: str) -> frozenset[str]:
     return frozenset(t for t in TRIGGERS if t in lower)
 
 
+# The pre-check needs only the triggers that hold no other one ("accountkey=" holds "key="):
+# a substring search each for a long text, one regular expression for a short one (a log
+# line, a name), where the per-trigger calls cost more than the search.
+_MIN_TRIGGERS = tuple(t for t in TRIGGERS if not any(o != t and o in t for o in TRIGGERS))
+_ANY_TRIGGER = re.compile("|".join(map(re.escape, sorted(_MIN_TRIGGERS, key=len, reverse=True))))
+_SHORT = 512
+
+
 def may_hold_secret(text: str) -> bool:
     """False only when ``text`` certainly holds no secret (a fast substring pre-check)."""
     lower = _lower(text)
-    return any(t in lower for t in TRIGGERS)
+    if len(lower) <= _SHORT:
+        return _ANY_TRIGGER.search(lower) is not None
+    return any(t in lower for t in _MIN_TRIGGERS)
 
 
 def secret_spans(text: str) -> list[tuple[int, int]]:
@@ -379,23 +389,37 @@ OVERLAP = 8192  # bytes a stream scan keeps from one chunk to the next: longer t
 # Binary data is searched in its runs of printable ASCII (with tab, CR, LF) of at least
 # MIN_RUN characters, one byte each or UTF-16 (a NUL byte beside each): every secret is such a
 # run, and random or compressed bytes (model weights, parquet) hold few of them, so most of a
-# large binary file costs two ``translate`` and two ``find`` calls instead of a search per
-# trigger (about 20 times faster).
+# large binary file costs one ``translate`` and two ``find`` calls instead of a search per
+# trigger. One mask serves both kinds of run: printable bytes are "a", NUL bytes "z", any other
+# byte 0; a one-byte run is a run of "a", a UTF-16 run one of "a" and "z" (docs/design/0005,
+# "Large blobs").
 MIN_RUN = 10
-_ASCII = bytes(0x61 if 32 <= b < 127 or b in (9, 10, 13) else 0 for b in range(256))
-_WIDE = bytes(0x7A if b == 0 else _ASCII[b] for b in range(256))  # "a" printable, "z" NUL
-_PROBES = ((_ASCII, b"a" * MIN_RUN), (_WIDE, b"az" * MIN_RUN))  # "az": either byte order
+_MASK = bytes(
+    0x7A if b == 0 else 0x61 if 32 <= b < 127 or b in (9, 10, 13) else 0 for b in range(256)
+)
+# (probe, the mask bytes that end such a run): "az" holds either byte order of UTF-16
+_PROBES = ((b"a" * MIN_RUN, b"\x00z"), (b"az" * MIN_RUN, b"\x00"))
 
 
-def _printable_runs(data: bytes, table: bytes, probe: bytes) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of each run of printable text ``table``/``probe`` find."""
-    mask = data.translate(table)
+def _printable_runs(mask: bytes, probe: bytes, stops: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each longest run of ``mask`` bytes not in ``stops`` that holds
+    ``probe``. Linear: each search starts where the last run ended, and the next position of
+    each stop byte is remembered until it is passed (a file of many runs and few stops of one
+    kind is not searched to its end once per run)."""
+    size = len(mask)
+    after = dict.fromkeys(stops, -1)  # stop byte -> its next position at or after a run
     pos = 0
     while (i := mask.find(probe, pos)) >= 0:
-        start = mask.rfind(b"\x00", 0, i) + 1
-        end = mask.find(b"\x00", i)
-        pos = end = len(mask) if end < 0 else end
+        start = max(mask.rfind(stop, pos, i) for stop in stops) + 1
+        end = size
+        for stop in stops:
+            at = after[stop]
+            if at < i:
+                at = mask.find(stop, i)
+                after[stop] = at = size if at < 0 else at
+            end = min(end, at)
         yield start, end
+        pos = end
 
 
 def _search_bytes(data: bytes, lo: int, hi: int) -> Counter[str]:
@@ -406,10 +430,11 @@ def _search_bytes(data: bytes, lo: int, hi: int) -> Counter[str]:
     as one-byte and as UTF-16 text counts once."""
     if b"\x00" not in data:
         return _count_between(data.decode("latin-1"), lo, hi, data.lower().decode("latin-1"))
+    mask = data.translate(_MASK)
     counts: Counter[str] = Counter()
-    for table, probe in _PROBES:
+    for probe, stops in _PROBES:
         found: Counter[str] = Counter()
-        for start, end in _printable_runs(data, table, probe):
+        for start, end in _printable_runs(mask, probe, stops):
             if end > lo and start < hi:
                 found.update(_search_run(data, start, end, lo, hi))
         counts |= found
@@ -446,11 +471,13 @@ class ByteScanner:
         self._tail = b""
         self.counts: Counter[str] = Counter()
 
-    def feed(self, data: bytes) -> None:
-        self._tail += data
-        if len(self._tail) <= 2 * OVERLAP:  # few, larger rounds (a 1-byte feed costs no search)
+    def feed(self, data: bytes | memoryview) -> None:
+        """Scan the next bytes of the stream. ``data`` is not kept: the caller may reuse its
+        buffer (one copy per round joins it to what is kept)."""
+        if len(self._tail) + len(data) <= 2 * OVERLAP:  # few, larger rounds
+            self._tail += data
             return
-        buf, lo = self._before + self._tail, len(self._before)
+        buf, lo = b"".join((self._before, self._tail, data)), len(self._before)
         cut = len(buf) - OVERLAP
         self._count(buf, lo, cut)
         self._before, self._tail = buf[max(lo, cut - CONTEXT) : cut], buf[cut:]
@@ -556,3 +583,16 @@ def _scrub_record(record: logging.LogRecord) -> None:
         text = logging.Formatter().formatException(record.exc_info)
         if may_hold_secret(text):
             record.exc_text = redact(text)
+
+
+def rules_digest() -> str:
+    """SHA-256 of every pattern (kind, expression, flags, triggers, replacement): what a
+    backup decided from its listing compares, so changed rules make the next backup read
+    again (backup/fingerprint.py)."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    for p in _PATTERNS:
+        fields = (p.kind, p.regex.pattern, p.regex.flags, p.triggers, p.replacement)
+        sha.update(repr(fields).encode("utf-8", "surrogatepass") + b"\n")
+    return sha.hexdigest()

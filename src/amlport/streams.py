@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -77,7 +77,18 @@ class Tee(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         out = memoryview(buffer).cast("B")
-        data = self._raw.read(len(out))
+        n = read_into(self._raw, out)
+        self._sink(cast(bytes, out[:n]))  # a view of the caller's buffer: the sink copies
+        return n
+
+
+def read_into(raw: BinaryIO, out: memoryview) -> int:
+    """``raw.readinto(out)``: the bytes land in the caller's buffer, with no object made per
+    read (a large blob streamed through a reused buffer touches no fresh memory; docs/design/
+    0005, "Large blobs"). A stream without its own ``readinto`` is read and copied."""
+    readinto = getattr(type(raw), "readinto", None)
+    if readinto is None or readinto is io.RawIOBase.readinto:
+        data = raw.read(len(out))
         out[: len(data)] = data
-        self._sink(data)
         return len(data)
+    return int(readinto(raw, out) or 0)

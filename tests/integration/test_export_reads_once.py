@@ -85,15 +85,17 @@ def test_unchanged_backup_lets_the_walk_reads_go_before_the_transfer(
         return transfer(self, *args, **kwargs)
 
     monkeypatch.setattr(BundleWriter, "transfer", spy)
-    for _ in range(2):
-        run_backup(CountingSource(WS / "designer-autoprice"), tmp_path / "r", BackupRequest())
+    for _ in range(2):  # --force: walk and plan again (not decided from the listing)
+        request = BackupRequest(force=True)
+        run_backup(CountingSource(WS / "designer-autoprice"), tmp_path / "r", request)
     (first_kept, planned), (second_kept, planned_again) = held
     assert first_kept > 0 and planned_again == planned  # the walk read the same files
     assert second_kept == 0
 
 
 def _cached_backup(source: LocalSource, repo: Path, cache: Path) -> BackupResult:
-    return run_backup(source, repo, BackupRequest(workers=4, cache_dir=cache))
+    # --force: the walk runs (with its cache) even when the listing decides the snapshot
+    return run_backup(source, repo, BackupRequest(workers=4, cache_dir=cache, force=True))
 
 
 def _findings(root: Path) -> list[tuple[str, str, str]]:
@@ -165,7 +167,8 @@ def test_the_cli_uses_the_cache_over_azure_unless_told_not_to(
     argv = ["backup", ws.url, "--repo", str(tmp_path / "repo"), "--json"]
     argv += ["--workspace-file", str(ws.descriptor_file), "--cache-dir", str(cache)]
     env = {"AZURE_STORAGE_CONNECTION_STRING": ws.account.connection_string}
-    runs = [amlport(*argv, *extra, env=env) for extra in ((), (), ("--no-cache",))]
+    extras = ((), ("--force",), ("--no-cache", "--force"))  # --force: the walk runs
+    runs = [amlport(*argv, *extra, env=env) for extra in extras]
     for res in runs:
         assert res.returncode == 0, res.stderr
     first, second, uncached = (json.loads(r.stdout)["cached_reads"] for r in runs)

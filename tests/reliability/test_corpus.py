@@ -16,6 +16,7 @@ import pytest
 from helpers import azurite as az
 from helpers.cliutil import manifest_of
 from helpers.corpus_cases import CASES, ODD_NAMES, Case, long_name
+from helpers.encrypted_mode import ENCRYPTED, sha
 from helpers.rel_azurite import PrivateAzurite
 from helpers.rel_workspace import (
     ARTIFACTS,
@@ -33,6 +34,8 @@ from helpers.rel_workspace import (
 from helpers.rel_workspace import (
     run_measured as amlport,
 )
+
+from amlport.bundle import Repository
 
 MAX_RSS_MB = 250
 
@@ -82,8 +85,11 @@ def test_non_utf8_bytes_are_exported_unchanged(tmp_path: Path) -> None:
     ws.put_run_file("latin1", "user_logs/std_log.txt", data)
     repo = tmp_path / "repo"
     assert cli("export", str(ws.root), "--to", str(repo)).returncode == 0
-    stored = [p.read_bytes() for p in (repo / "objects").rglob("*") if p.is_file()]
-    assert data in stored
+    with Repository.open(repo) as opened:  # the object named for those bytes holds them
+        assert opened.get_bytes(sha(data)) == data
+    if not ENCRYPTED:  # and, unencrypted, they are what is stored
+        stored = [p.read_bytes() for p in (repo / "objects").rglob("*") if p.is_file()]
+        assert data in stored
 
 
 # --- a 100 MB single-line log --------------------------------------------------------------
@@ -127,15 +133,27 @@ def test_a_100_mb_single_line_log_streams_with_bounded_memory(tmp_path: Path) ->
     assert export.returncode == 0, export.explain()
     assert export.json()["transfer"]["streamed"] == 1
     assert export.peak_rss_mb < MAX_RSS_MB, f"export peak RSS {export.peak_rss_mb:.0f} MiB"
-    objects = [p for p in (repo / "objects").rglob("*") if p.is_file()]
-    [big] = [p for p in objects if p.stat().st_size > LOG_BYTES]
-    with big.open("rb") as fh:
-        fh.seek(LOG_BYTES - 4096)
-        tail = fh.read()
+    assert amlport("verify", str(repo)).returncode == 0
+    if ENCRYPTED:  # what is stored is sealed: check what the key reads back instead
+        with Repository.open(repo) as opened:
+            (sid,) = [i.id for i in opened.list_snapshots()]
+            manifest = opened.load_snapshot(sid)
+            [big] = [f for f in manifest.files if f.size > LOG_BYTES]
+            with opened.open_object(big.digest) as fh:
+                fh.read(LOG_BYTES - 4096)
+                tail = fh.read()
+            assert KEY not in json.dumps(manifest.to_dict())
+            assert all(KEY.encode() not in opened.get_bytes(f.digest)
+                       for f in manifest.files if f != big)  # fmt: skip
+    else:
+        objects = [p for p in (repo / "objects").rglob("*") if p.is_file()]
+        [big_file] = [p for p in objects if p.stat().st_size > LOG_BYTES]
+        with big_file.open("rb") as fh:
+            fh.seek(LOG_BYTES - 4096)
+            tail = fh.read()
+        assert all(KEY.encode() not in p.read_bytes() for p in objects if p != big_file)
     assert KEY.encode() not in tail and tail.endswith(b"AccountKey=REDACTED")
     assert b"REDACTED" in tail and b"DefaultEndpointsProtocol" not in tail
-    assert all(KEY.encode() not in p.read_bytes() for p in objects if p != big)
-    assert amlport("verify", str(repo)).returncode == 0
 
 
 # --- odd names through Azurite ----------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.encrypted_mode import stored_contents
 from helpers.rel_workspace import BLOBSTORE, Workspace, new_workspace
 from helpers.rel_workspace import run_in_process as cli
 
@@ -270,7 +271,7 @@ def test_streamed_files_holding_a_secret_are_never_stored(
     assert int(result.exit_code) == 1
     withheld = {w.split(": ")[1] for w in result.warnings if w.startswith("not exported: ")}
     assert {p.rsplit("/", 1)[-1] for p in withheld} == {"model.pkl", "run.log"}
-    stored = [p.read_bytes() for p in (tmp_path / "repo").rglob("*") if p.is_file()]
+    stored = stored_contents(tmp_path / "repo")  # decrypted when encrypted
     assert weights in stored  # the clean binary, unaltered
     for needle in (PKL_KEY.encode(), "Utf16T0kenValue9".encode("utf-16-le")):
         assert not any(needle in data for data in stored)

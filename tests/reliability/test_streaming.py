@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+from helpers.encrypted_mode import stored_contents
 from helpers.rel_workspace import new_workspace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -188,7 +189,8 @@ def _small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _objects(repo: Path) -> list[bytes]:
-    return [p.read_bytes() for p in (repo / "objects").rglob("*") if p.is_file()]
+    """What the repository stores, decrypted when it is encrypted (make test-encrypted)."""
+    return stored_contents(repo)
 
 
 def test_the_writer_streams_redacts_and_copies_binary_unchanged(

@@ -248,28 +248,88 @@ def test_store_is_a_content_addressed_set(
     assert all(repo.get_bytes(d) == b for d, b in zip(digests, blobs, strict=True))
 
 
-def test_objects_written_together_fsync_each_folder_once_at_the_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_objects_written_together_are_made_durable_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool
 ) -> None:
+    """Inside ``synced_together`` no object is fsynced one by one: at the end (however the
+    block ends) one ``syncfs`` of the repository's filesystem, or where there is none, one
+    fsync per object written and per folder; outside the block, each object at once."""
     from amlport.bundle import files
+    from amlport.bundle import store as store_mod
     from amlport.storage import durable
 
     repo = new_repo(tmp_path)
     synced: list[Path] = []
+    filesystems: list[Path] = []
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        fsynced.append(fd)
+        real_fsync(fd)
+
     # The store syncs through bundle/files (a re-export); a write through storage/durable.
     monkeypatch.setattr(files, "fsync_dir", synced.append)
     monkeypatch.setattr(durable, "fsync_dir", synced.append)
+    monkeypatch.setattr(os, "fsync", fsync)
+    if syncfs:
+        monkeypatch.setattr(store_mod, "_SYNCFS", lambda fd: 0)
+        monkeypatch.setattr(store_mod, "sync_filesystem", lambda p: filesystems.append(p) or True)
+    else:
+        monkeypatch.setattr(store_mod, "_SYNCFS", None)
     blobs = [f"object {n}".encode() for n in range(60)]
     with pytest.raises(KeyboardInterrupt), repo.store.synced_together():
         for n, data in enumerate(blobs):
             repo.add_bytes(data)
             if n == 29:
                 repo.put_stream(io.BytesIO(b"streamed " * 1000))
-        assert synced == []  # nothing yet: the renames are made durable together …
+        assert synced == [] and fsynced == []  # nothing yet: made durable together …
         raise KeyboardInterrupt  # … however the block ends
     folders = {repo.store.local_path(repo.objects.key(sha(d))).parent for d in blobs}
-    assert len(synced) == len(set(synced)) and folders <= set(synced)
-    assert len(synced) < len(blobs)
+    if syncfs:
+        assert filesystems == [repo.store.local_root] and synced == [] and fsynced == []
+    else:
+        assert filesystems == [] and len(fsynced) == len(blobs) + 1  # each object, once
+        assert len(synced) == len(set(synced)) and folders <= set(synced)
+        assert len(synced) < len(blobs)
     synced.clear()
+    fsynced.clear()
     repo.add_bytes(b"outside the block")  # one at a time again
     assert synced == [repo.store.local_path(repo.objects.key(sha(b"outside the block"))).parent]
+    assert len(fsynced) == 1
+
+
+def test_syncfs_makes_a_written_file_durable(tmp_path: Path) -> None:
+    """On Linux the store finds ``syncfs`` (one call for every object of a backup)."""
+    from amlport.bundle import store as store_mod
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("syncfs is Linux's")
+    (tmp_path / "f").write_bytes(b"x")
+    assert store_mod._SYNCFS is not None
+    assert store_mod.sync_filesystem(tmp_path)
+    assert not store_mod.sync_filesystem(tmp_path / "missing")  # cannot open: not done
+
+
+def test_nested_blocks_make_what_was_written_durable_at_each_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot's pieces are written in a block of their own: when that block ends inside
+    another (objects still pending), everything written so far is made durable before the
+    root is written; a block that wrote nothing syncs nothing."""
+    from amlport.bundle import store as store_mod
+
+    repo = new_repo(tmp_path)
+    filesystems: list[Path] = []
+    monkeypatch.setattr(store_mod, "_SYNCFS", lambda fd: 0)
+    monkeypatch.setattr(store_mod, "sync_filesystem", lambda p: filesystems.append(p) or True)
+    with repo.store.synced_together():
+        repo.add_bytes(b"outer")
+        with repo.store.synced_together():
+            repo.add_bytes(b"inner")
+        assert filesystems == [repo.store.local_root]
+        with repo.store.synced_together():
+            pass
+        assert len(filesystems) == 1
+    assert len(filesystems) == 1  # nothing written since the inner end

@@ -175,3 +175,41 @@ def test_pointer_output_is_valid_json(relative: str, datastore: str) -> None:
     )
     assert back["Uri"].startswith("wasbs://c-dst@sttarget02.blob.core.windows.net/")
     assert back["RelativePath"] == relative
+
+
+_LOG_PARTS = st.lists(
+    st.one_of(
+        st.sampled_from(
+            ["\n", "\r\n", " ", "INFO ", "done", "key", "KEY=", "@", "==", "sig=", "Bearer ",
+             "https:/", "/", "azureml", ":", "AZUREML:env:3", "/mnt/", "/scratch/", "runs:/",
+             "mlflow-artifacts:", "\u017fig=", "password: hunter22", *_URIS]
+        ),
+        st.text(max_size=12),
+    ),
+    max_size=20,
+)  # fmt: skip
+
+
+@_QUICK
+@given(_LOG_PARTS.map("".join), _RULES)
+def test_a_log_skipped_as_untouched_rewrites_as_every_line_would(
+    text: str, rules: RewriteRules
+) -> None:
+    """``rewrite_log`` returns a log with no URI hint and no secret trigger as it is: the
+    line-by-line rewrite gives the same bytes, changes, redactions and warnings."""
+    from amlport.rewriters.recorder import Decoded, Recorder
+    from amlport.rewriters.text_log import rewrite_text, untouched
+
+    data = text.encode("utf-8", "surrogatepass")
+    result = rewrite_file("std_log.txt", data, rules)
+    rec = Recorder("std_log.txt", rules, lenient=True)
+    decoded = Decoded.of(data).text
+    every = rewrite_text(decoded, rec)
+    if untouched(decoded):
+        assert every == decoded and result.data == data
+        assert (rec.changes, rec.redactions, rec.warnings) == ([], {}, [])
+    assert (result.changes, result.redactions, result.warnings) == (
+        rec.changes,
+        dict(rec.redactions),
+        rec.warnings,
+    )

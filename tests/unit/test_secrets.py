@@ -117,3 +117,15 @@ def test_the_substring_pre_check_changes_no_result(text: str) -> None:
         every, n = pattern.regex.subn(partial(secrets._replace, pattern), every)
         counts[pattern.kind] = counts.get(pattern.kind, 0) + n
     assert redact_with_counts(text) == (every, +Counter(counts))
+
+
+@given(st.one_of(MIXED.map("".join), MIXED.map(lambda parts: "x" * 600 + "".join(parts))))
+def test_the_short_and_the_long_pre_check_agree_with_every_trigger(text: str) -> None:
+    """``may_hold_secret`` searches the triggers that hold no other (one expression for a
+    short text, a substring search each for a long one): the answer is that of searching
+    every trigger, for text around the length where it changes method."""
+    from amlport import secrets
+
+    lower = secrets._lower(text)
+    assert secrets.may_hold_secret(text) == any(t in lower for t in secrets.TRIGGERS)
+    assert set(secrets._MIN_TRIGGERS) <= set(secrets.TRIGGERS)

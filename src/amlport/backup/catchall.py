@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from amlport.export.selection import Selection
-from amlport.export.writer import BundleWriter
-from amlport.lineage.graph import LineageGraph
-from amlport.model.inventory import Inventory
+from amlport.backup.recording import RecordingSource as RecordingSource
 from amlport.model.manifest import AssetEntry
-from amlport.storage.base import BlobInfo, Source, SourceWrapper
 from amlport.walk import classify as C
+
+if TYPE_CHECKING:  # a backup decided from its listing never plans: it imports none of them
+    from amlport.export.selection import Selection
+    from amlport.export.writer import BundleWriter
+    from amlport.lineage.graph import LineageGraph
+    from amlport.model.inventory import Inventory
 
 NAME = "backup-catch-all"
 ASSET_PREFIX = "unclassified:"
@@ -38,20 +40,6 @@ def group_of(container: str, name: str, artifact_container: str) -> str:
         return name.split("/", 1)[0]
     bp = C.classify_blobstore(name)
     return f"{bp.root}/{bp.key}" if bp.key is not None else bp.root
-
-
-class RecordingSource(SourceWrapper):
-    """A source that remembers every blob its listing yielded (the walk lists once)."""
-
-    def __init__(self, inner: Source) -> None:
-        super().__init__(inner)
-        self.blobs: list[BlobInfo] = []
-
-    def list_blobs(self) -> Iterator[BlobInfo]:
-        self.blobs = []
-        for blob in self.inner.list_blobs():
-            self.blobs.append(blob)
-            yield blob
 
 
 class CatchAll:

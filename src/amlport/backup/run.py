@@ -16,18 +16,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from amlport.backup.catchall import CatchAll, RecordingSource
-from amlport.backup.diff import DiffReport, diff_sides
+from amlport import __version__
+from amlport.backup.catchall import CatchAll
+from amlport.backup.diff import DiffReport, Section
+from amlport.backup.fingerprint import FIELD, Fingerprint, context, recorded
 from amlport.backup.locking import POLL_SECONDS, locked
-from amlport.backup.sides import ALL_KINDS, SnapshotSide
+from amlport.backup.recording import RecordingSource
 from amlport.bundle import Repository, RepositoryLocked
+from amlport.bundle.snapshots import SnapshotInfo
+from amlport.bundle.trees import TreeReader
 from amlport.errors import ExitCode
-from amlport.export import ExportRequest, ExportResult, complete_previous, run_export
-from amlport.model.manifest import format_time
+from amlport.export.kinds import ALL_KINDS
+from amlport.export.request import ExportRequest, ExportResult
+from amlport.export.transfer import TransferStats
+from amlport.model.loadplan import LoadPlan
+from amlport.model.manifest import format_time, source_key
+from amlport.model.provenance import IDENTITY_NAME
 from amlport.progress import Progress
-from amlport.storage.base import Source
+from amlport.storage.base import BlobInfo, Source
 from amlport.storage.guard import refuse_repository_in_source
 from amlport.storage.opener import StorageAuth
+
+SKIPPED = "skipped "  # how the export records a skipped item among the warnings
+# The walk, the exporters and the comparison of two snapshots are imported where a backup
+# runs them: one decided from its listing never does (docs/design/0007).
 
 
 @dataclass
@@ -41,6 +53,9 @@ class BackupRequest:
     # The snapshot time. Library callers (tests simulating a schedule) may set it; the CLI
     # always uses the current time.
     now: datetime | None = None
+    # Walk, plan and compare every file even when the listing (and everything else the
+    # snapshot is a function of) is the previous snapshot's (``--force``).
+    force: bool = False
 
     @property
     def whole_workspace(self) -> bool:
@@ -52,6 +67,10 @@ class BackupResult:
     export: ExportResult
     changes: DiffReport | None  # None when there is no previous snapshot of this source
     whole_workspace: bool
+    # The snapshot was decided from the listing: it names the previous snapshot's pieces;
+    # nothing was walked, planned or transferred (``fingerprint.py``).
+    from_listing: bool = False
+    asset_count: int | None = None  # when ``export.assets`` was not built (from the listing)
 
     @property
     def snapshot_id(self) -> str | None:
@@ -71,7 +90,8 @@ class BackupResult:
             "snapshot": self.snapshot_id,
             "parent": self.parent,
             "whole_workspace": self.whole_workspace,
-            "assets": len(self.export.assets),
+            "from_listing": self.from_listing,
+            "assets": self.assets,
             "transfer": stats.to_dict() if stats else None,
             "cached_reads": self.export.cached_reads,
             "changes": self.changes.to_dict() if self.changes else None,
@@ -80,9 +100,18 @@ class BackupResult:
             "exit_code": int(self.exit_code),
         }
 
+    @property
+    def assets(self) -> int:
+        return len(self.export.assets) if self.asset_count is None else self.asset_count
+
     def lines(self) -> list[str]:
         stats = self.export.stats
         out = [f"snapshot {self.snapshot_id} (parent {self.parent or '-'})"]
+        if self.from_listing:
+            out.append(
+                "the listing is the previous snapshot's: its lists were taken as they are "
+                "(--force walks and compares every file)"
+            )
         if stats is not None:
             out.append(
                 f"{stats.files} files, {stats.bytes:,} bytes; {stats.new_objects} new objects, "
@@ -93,15 +122,16 @@ class BackupResult:
         if cached:
             out.append(cached)
         if self.changes is None:
-            out.append(f"first snapshot of this source: {len(self.export.assets)} assets")
+            out.append(f"first snapshot of this source: {self.assets} assets")
         else:
             out.append("changes since the previous snapshot:")
             out += ["  " + line for line in self.changes.lines()]
         return out
 
 
-def backup_request(request: BackupRequest, source: Source) -> tuple[ExportRequest, Source]:
-    """The export a backup runs, and the source to give it (recording, for the catch-all)."""
+def backup_request(request: BackupRequest, source: Source) -> tuple[ExportRequest, RecordingSource]:
+    """The export a backup runs, and the source to give it: it records the listing (for the
+    catch-all, and to list before the walk) and the reads that failed."""
     export = ExportRequest(
         select=list(request.select),
         include=frozenset(request.include),
@@ -110,10 +140,9 @@ def backup_request(request: BackupRequest, source: Source) -> tuple[ExportReques
         created=format_time(request.now) if request.now is not None else "",
         cache_dir=request.cache_dir,
     )
-    if not request.whole_workspace:
-        return export, source
     recorder = RecordingSource(source)
-    export.extension = CatchAll(recorder)
+    if request.whole_workspace:
+        export.extension = CatchAll(recorder)
     return export, recorder
 
 
@@ -134,6 +163,16 @@ def run_backup(
     # any exclusive taker out while the export runs (it takes a shared lock of its own).
     deadline = time.monotonic() + request.retry_lock
     with repo, locked(repo, exclusive=False, wait=request.retry_lock):
+        fingerprint = _list(src, export, progress)
+        if not request.force:
+            same = _from_listing(repo, src, fingerprint, request)
+            if same is not None:
+                return same
+        export.record = _recorder(src, fingerprint)
+        from amlport.backup.diff import diff_sides
+        from amlport.backup.sides import SnapshotSide
+        from amlport.export.engine import complete_previous, run_export
+
         while True:
             try:
                 result = run_export(
@@ -156,3 +195,165 @@ def run_backup(
                 SnapshotSide(repo, previous), SnapshotSide(repo, result.manifest), audit=False
             )  # no audit facts: they would walk both snapshots on every backup
     return BackupResult(result, changes, request.whole_workspace)
+
+
+def _list(src: RecordingSource, export: ExportRequest, progress: Progress | None) -> Fingerprint:
+    """List the source (before the walk, which takes these blobs) and fingerprint it."""
+    options = {
+        "select": list(export.select),
+        "include": sorted(export.include),
+        "extension": export.extension.name if export.extension is not None else None,
+    }
+    fingerprint = Fingerprint(context(src.descriptor.to_dict(), options))
+
+    def on_blob(blob: BlobInfo) -> None:
+        fingerprint.add(blob)
+        if progress is not None and fingerprint.blobs % 5000 == 0:
+            progress("list", fingerprint.blobs, None)
+
+    src.list_ahead(on_blob)
+    if progress is not None:
+        progress("list", fingerprint.blobs, fingerprint.blobs)
+    return fingerprint
+
+
+def _recorder(
+    src: RecordingSource, fingerprint: Fingerprint
+) -> Callable[[TransferStats], dict[str, Any]]:
+    """The fingerprint the snapshot records: only when the run read everything it tried
+    (a failed read would be tried again by the next run, which must then walk)."""
+
+    def record(stats: TransferStats) -> dict[str, Any]:
+        if stats.failures or stats.stopped or src.read_errors:
+            return {}
+        return {FIELD: fingerprint.record()}
+
+    return record
+
+
+def _previous_of(repo: Repository, src: RecordingSource) -> SnapshotInfo | None:
+    """The newest snapshot of the source, as the export will name it: the workspace's own
+    identity record (``amlport/identity.json``), when the walk would adopt it, decides."""
+    desc = src.descriptor
+    identity = next(
+        (
+            b
+            for b in src.blobs
+            if b.name == IDENTITY_NAME and b.container == desc.artifact_container
+        ),
+        None,
+    )
+    if identity is not None:
+        from amlport.walk.identity import adopt_identity
+        from amlport.walk.listing import Listing
+
+        listing = Listing()
+        listing.add(identity)
+        listing.freeze()
+        adopt_identity(src, listing, lambda _where, _message: None)  # the walk warns
+    key = source_key(src.descriptor.to_dict())
+    mine = [i for i in repo.snapshots.infos() if i.source_key == key]
+    return mine[-1] if mine else None
+
+
+def _from_listing(
+    repo: Repository, src: RecordingSource, fingerprint: Fingerprint, request: BackupRequest
+) -> BackupResult | None:
+    """When the previous snapshot of the source recorded this fingerprint (and finished):
+    a new snapshot naming its lists, with this run's time, parent and tags. None: walk."""
+    info = _previous_of(repo, src)
+    if info is None or not info.complete or src.read_errors:
+        return None
+    snapshots = repo.snapshots
+    if snapshots.format_of(info.id) == 2:
+        root = snapshots.read_root(info.id)
+        header, lists = root["manifest"], root["lists"]
+        warnings = (
+            list(
+                TreeReader(snapshots.objects).entries(
+                    lists["warnings"], "warnings", f"snapshot {info.short_id}"
+                )
+            )
+            if "warnings" in lists
+            else []
+        )
+    else:
+        old = snapshots.load_exact(info.id, LoadPlan.only())
+        header, warnings = old.header(), list(old.warnings)
+    if recorded(header) != fingerprint.digest():
+        return None
+    stats = dict(header.get("stats") or {})
+    stats.update(
+        new_objects=0, new_bytes=0, read_bytes=0, reused=info.files, rewritten=0, streamed=0
+    )
+    snapshot = repo.write_snapshot_again(
+        info.id,
+        {
+            **({"created": format_time(request.now)} if request.now is not None else {}),
+            "parent": info.id,
+            "tags": sorted(request.tags),
+            "stats": stats,
+            "tool_version": __version__,
+            FIELD: {**fingerprint.record(), "decided": "listing"},
+        },
+    )
+    return _result_of(info, snapshot, stats, warnings, request, repo.location)
+
+
+def _result_of(
+    info: SnapshotInfo,
+    snapshot: str,
+    stats: dict[str, Any],
+    recorded_warnings: list[Any],
+    request: BackupRequest,
+    location: str,
+) -> BackupResult:
+    """What a backup decided from its listing reports: the previous snapshot's counts and
+    warnings (the same lists), nothing read, nothing new, nothing changed."""
+    warnings: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for text in map(str, recorded_warnings):
+        if text.startswith(SKIPPED):  # "skipped <node>: <reason>" (export/engine.py)
+            node, _, reason = text[len(SKIPPED) :].partition(": ")
+            skipped.append((node, reason))
+        else:
+            warnings.append(text)
+    transfer = TransferStats(
+        files=int(stats.get("files", info.files)),
+        bytes=int(stats.get("bytes", info.size)),
+        reused=info.files,
+    )
+    export = ExportResult(
+        assets=[],
+        skipped=skipped,
+        planned_files=info.files,
+        planned_bytes=info.size,
+        data_skipped_bytes=int(stats.get("data_left_out_bytes", 0)),
+        warnings=warnings,
+        stats=transfer,
+        snapshot_id=snapshot,
+        parent=info.id,
+    )
+    runs = info.counts.get("run", 0)
+    changes = DiffReport(
+        a=f"{location}@{info.id[:16]}",  # as ``SnapshotSide`` labels them
+        b=f"{location}@{snapshot[:16]}",
+        assets=Section(unchanged=info.assets - runs),
+        runs=Section(unchanged=runs),
+        files={
+            "added": 0,
+            "removed": 0,
+            "changed": 0,
+            "unchanged": info.files,
+            "bytes_added": 0,
+            "bytes_changed": 0,
+        },
+        nodes_added=[],
+        nodes_removed=[],
+        edges_added=[],
+        edges_removed=[],
+        audit_compared=False,
+    )
+    return BackupResult(
+        export, changes, request.whole_workspace, from_listing=True, asset_count=info.assets
+    )

@@ -29,7 +29,8 @@ from amlport.bundle import Repository, SourceIndex
 from amlport.bundle.codec import Hasher
 from amlport.errors import AmlportError
 from amlport.export.engine import plan_assets
-from amlport.export.selection import INCLUDE_KINDS, select
+from amlport.export.kinds import ALL_KINDS as ALL_KINDS
+from amlport.export.selection import select
 from amlport.export.writer import MAX_REWRITE_BYTES, BundleWriter
 from amlport.lineage import build_graph
 from amlport.model.inventory import Inventory
@@ -39,7 +40,6 @@ from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.base import BlobInfo, Source
 from amlport.walk import walk_with_listing
 
-ALL_KINDS = frozenset(INCLUDE_KINDS)
 CHUNK = 1 << 20
 
 

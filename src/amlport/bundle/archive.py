@@ -3,8 +3,9 @@
 A pack holds ``config.json``, exactly the objects of one snapshot, and the snapshot last —
 the repository layout, so ``tar -x`` of a pack is itself a valid repository. Packs are
 deterministic (no times, owners or modes from the machine). A format-2 snapshot travels in
-format 2: its root (``snapshots/<id>``) and its pieces (metadata objects) with its data
-objects, under the config of its repository's format.
+format 2: its root (``snapshots/<id>``) and its pieces (metadata objects: an overlay list's
+overlay and its base's nodes and chunks too) with its data objects, under the config of its
+repository's format.
 
 Unpacking treats the archive as hostile. Every member is checked before anything is written,
 in one pass over the archive: only regular files and directories whose names match the layout

@@ -2,10 +2,12 @@
 
 The set of live objects is computed from every snapshot — its data objects and, in format 2,
 the pieces of its tree; a piece two snapshots share is read once, so prune walks only what
-differs between them. If one cannot be read, prune stops (IntegrityError) rather than delete
-objects a damaged snapshot might still need. Temp files
-that crashed writers left behind are swept too, once they are older than the lock stale limit
-(a live writer holds a lock, and prune runs under an exclusive one).
+differs between them. A list stored as an overlay keeps its base (a full list, perhaps of a
+forgotten snapshot) and the overlay alive; its data objects are the base's but those the
+overlay removed, and those it puts (``SnapshotStore.pieces``). If a snapshot cannot be read,
+prune stops (IntegrityError) rather than delete objects a damaged snapshot might still need.
+Temp files that crashed writers left behind are swept too, once they are older than the lock
+stale limit (a live writer holds a lock, and prune runs under an exclusive one).
 """
 
 from __future__ import annotations

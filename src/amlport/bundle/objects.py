@@ -25,7 +25,7 @@ from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import DIGEST_RE
 from amlport.progress import ByteProgress
-from amlport.streams import OwningChunkStream
+from amlport.streams import OwningChunkStream, read_into
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: bounded memory for any object size
 MAX_CHUNK_SIZE = 4 << 20
@@ -391,7 +391,20 @@ def _copy_hashing(
     sha: Hasher = hashlib.sha256() if hasher is None else hasher
     md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
     size = 0
-    while chunk := src.read(chunk_size):
+    # A stream longer than one chunk gets one buffer: each further chunk lands in it
+    # (``readinto``), is hashed (the hashes release the GIL on large buffers) and written from
+    # it, without a new object per chunk; every consumer copies what it keeps (docs/design/0005,
+    # "Large blobs"). A small object is one read, without that buffer.
+    buffer: memoryview | None = None
+    while True:
+        if buffer is None:
+            chunk = src.read(chunk_size)
+            if len(chunk) == chunk_size:
+                buffer = memoryview(bytearray(chunk_size))
+        else:  # a view, not bytes: the hashes and every ``write`` take any bytes-like object
+            chunk = cast(bytes, buffer[: read_into(src, buffer)])
+        if not chunk:
+            return sha, md5, size
         sha.update(chunk)
         if md5 is not None:
             md5.update(chunk)
@@ -399,7 +412,6 @@ def _copy_hashing(
         size += len(chunk)
         if progress is not None:
             progress(len(chunk))
-    return sha, md5, size
 
 
 class _SealingStage:

@@ -410,6 +410,32 @@ class Repository:
         _check_objects(manifest, sizes, self.objects.stored_size)
         return self.snapshots.write(manifest, check=check.value, check_text=check.text)
 
+    def write_snapshot_again(self, previous: str, header: dict[str, Any]) -> str:
+        """A snapshot holding what snapshot ``previous`` holds, with the header fields in
+        ``header`` replaced (time, parent, tags, stats): a backup decided from its listing
+        (``backup/run.py``). A format-2 root names the previous one's pieces (the growth is
+        the root); otherwise the whole manifest is written again, in this repository's
+        format. The header is checked as every snapshot's is (schema, no secret)."""
+        if self._held is not None:
+            self._held.check()
+        header = {"created": format_time(datetime.now(timezone.utc)), **header}
+        if self.config.version >= FORMAT_MAJOR and self.snapshots.format_of(previous) == 2:
+            root = self.snapshots.read_root(previous)
+            probe = Manifest.from_dict(
+                {**root["manifest"], **header, **{key: [] for key in LISTS}},
+                where="new snapshot",
+            )
+            check = _ManifestCheck(probe)
+            return self.snapshots.write_root_again(previous, header, check_text=check.text)
+        manifest = self.snapshots.load_exact(previous)
+        manifest.snapshot_id = None
+        for key, value in header.items():
+            if key in ("created", "parent", "tags", "stats"):
+                setattr(manifest, key, value)
+            else:
+                manifest.extra[key] = value
+        return self.write_snapshot(manifest)
+
     def list_snapshots(self) -> list[SnapshotInfo]:
         return self.snapshots.infos()
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +104,7 @@ class SnapshotStore:
         self.objects = objects
         self.version = version
         self._formats: dict[str, int] = {}  # id -> format, as last listed
+        self._bases: dict[str, _Base] = {}  # base node -> its files (``_overlay_files``)
 
     @staticmethod
     def key(snapshot_id: str) -> str:
@@ -187,8 +189,11 @@ class SnapshotStore:
         extra: dict[str, Any] | None = None,
     ) -> str:
         """Store a manifest in format 2: its pieces first, its root last (``trees.py``)."""
-        writer = trees.TreeWriter(self.objects, check=check, check_text=check_text)
-        plain = writer.write(manifest, extra=extra)
+        writer = trees.TreeWriter(
+            self.objects, check=check, check_text=check_text, bases=self._lists_of(manifest.parent)
+        )
+        with self.store.synced_together():  # the pieces durable together, before the root
+            plain = writer.write(manifest, extra=extra)
         codec = self.objects.codec
         snapshot_id = codec.meta_name(plain)
         # Identical roots give an identical name; an existing root is already this one.
@@ -196,6 +201,49 @@ class SnapshotStore:
         self._formats[snapshot_id] = 2
         manifest.snapshot_id = snapshot_id
         return snapshot_id
+
+    def write_root_again(
+        self,
+        snapshot_id: str,
+        header: dict[str, Any],
+        *,
+        check_text: Callable[[str], None] | None = None,
+    ) -> str:
+        """A new format-2 root naming the pieces of ``snapshot_id``'s root, with the header
+        fields ``header`` replaced (a backup decided from its listing: docs/design/0007).
+        Each list node and header piece it names must be stored (IntegrityError)."""
+        root = self.read_root(snapshot_id)
+        where = f"snapshot {snapshot_id[:SHORT_ID_LENGTH]}"
+        named = list(trees.piece_refs(root, where).values())
+        named += [trees.list_digest(ref, key, where) for key, ref in root["lists"].items()]
+        bases = (trees.base_node(r) for r in root["lists"].values() if trees.is_overlay(r))
+        named += [b for b in bases if b is not None]  # an overlay's base: needed as much
+        missing = [d for d in named if not self.objects.has(d)]
+        if missing:
+            raise IntegrityError(
+                f"{where} names piece {missing[0]}, which is not stored",
+                hint="run `amlport verify`, then back up with --force",
+            )
+        root.pop("upgraded_from", None)  # written by ``repo upgrade``: not this root
+        root["manifest"].update(header)
+        if check_text is not None:
+            check_text(trees.dumps(root["manifest"]))
+        plain = trees.dumps(root).encode("utf-8")
+        codec = self.objects.codec
+        new_id = codec.meta_name(plain)
+        self.store.create(self.root_key(new_id), codec.pack_meta(plain, new_id))
+        self._formats[new_id] = 2
+        return new_id
+
+    def _lists_of(self, parent: str | None) -> dict[str, Any] | None:
+        """The lists of a format-2 parent, which the new snapshot's lists may overlay (none
+        when it is gone, of format 1 or unreadable: the lists are then written whole)."""
+        if parent is None or not _ID_RE.match(parent) or self.format_of(parent) != 2:
+            return None
+        try:
+            return self.read_root(parent)["lists"]
+        except (IntegrityError, UsageError):
+            return None
 
     def read_root(self, snapshot_id: str) -> dict[str, Any]:
         """The checked root of a format-2 snapshot."""
@@ -229,17 +277,40 @@ class SnapshotStore:
         for key in trees.ALL_LISTS:
             if key not in lists:
                 continue
-            node = trees.node_digest(lists[key], key, where)
+            node = trees.list_digest(lists[key], key, where)
             if seen is not None and node in seen:
                 continue
-            for entry in reader.entries(lists[key], key, where, skip_seen=True):
-                if key == "files" and isinstance(entry, dict):
-                    found = entry.get("digest")
-                    if isinstance(found, str):
-                        data.add(found)
+            if key == "files" and trees.is_overlay(lists[key]):
+                data |= self._overlay_files(lists[key], where, reader)
+            else:
+                for entry in reader.entries(lists[key], key, where, skip_seen=True):
+                    if key == "files":
+                        data.update(_file_digests((entry,)))
             if seen is not None:
                 seen.add(node)
         return data, reader.pieces
+
+    def _overlay_files(self, ref: Any, where: str, reader: trees.TreeReader) -> set[str]:
+        """The data objects of an overlay files list, exactly: its base's, but for those
+        only the entries its overlay removed named, and those its overlay puts. (A file
+        changed since the base no longer keeps its old object alive once the base's own
+        snapshot is forgotten.) The base is read whole once and kept (``_bases``)."""
+        overlay = reader.overlay(ref, "files", where)
+        base = self._bases.get(overlay.base)
+        if base is None:
+            walk = trees.TreeReader(self.objects)
+            full = {"node": overlay.base, "count": overlay.base_count}
+            names = [_file_digest(e) for e in walk.entries(full, "files", where)]
+            base = _Base(names, Counter(names), walk.pieces)
+            while len(self._bases) >= _BASES_KEPT:
+                del self._bases[next(iter(self._bases))]
+            self._bases[overlay.base] = base
+        reader.pieces |= base.pieces
+        removed = Counter(base.names[i] for at, n, _ in overlay.edits for i in range(at, at + n))
+        gone = {d for d, n in removed.items() if base.counts[d] == n}
+        found = {d for d in base.counts.keys() - gone if d is not None}
+        found.update(_file_digests(e for _, _, items in overlay.edits for e in items))
+        return found
 
     def import_raw(self, snapshot_id: str, raw: bytes) -> bool:
         """Store a snapshot file copied from elsewhere, byte for byte; False if present."""
@@ -408,6 +479,27 @@ class SnapshotStore:
         if self.format_of(snapshot_id) == 2:
             self.store.delete(self.root_key(snapshot_id))
         self.delete_format1(snapshot_id)  # the format-1 file, if any
+
+
+_BASES_KEPT = 4  # full files lists of overlays kept by ``SnapshotStore._overlay_files``
+
+
+@dataclass
+class _Base:
+    """The data object of each entry of a full files list (None: not a digest), counted."""
+
+    names: list[str | None]
+    counts: Counter[str | None]
+    pieces: set[str]
+
+
+def _file_digest(entry: Any) -> str | None:
+    found = entry.get("digest") if isinstance(entry, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _file_digests(entries: Iterable[Any]) -> set[str]:
+    return {d for d in map(_file_digest, entries) if d is not None}
 
 
 def check_snapshot_bytes(snapshot_id: str, raw: bytes) -> None:

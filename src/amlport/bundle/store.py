@@ -19,16 +19,18 @@ what is refused.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import stat
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from amlport.bundle import files
 from amlport.errors import IntegrityError, UsageError
@@ -186,8 +188,11 @@ class LocalStore(RepoStore):
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        # Folders whose renames are not yet fsynced (``synced_together``); None: fsync each.
+        # Objects written in a ``synced_together`` block, not yet durable: their folders (and,
+        # where one ``syncfs`` cannot make them durable, their files); None: each at once.
         self._unsynced: set[Path] | None = None
+        self._unsynced_files: set[Path] | None = None
+        self._depth = 0  # of nested ``synced_together`` blocks
         self._unsynced_lock = threading.Lock()
         # Folders (keys ending in ``/``) seen to be real directories, not links: each is
         # checked once per store, not once per value read or written.
@@ -275,26 +280,63 @@ class LocalStore(RepoStore):
             return False
         # Nothing, or something that is not this object (cut short, a FIFO, a link): the
         # object takes its place.
+        now = self._sync_now(path.parent)
+        with files.temp_file(path.parent) as (tmp, fh):
+            fh.write(data)
+            self._finish(fh, now, path)
         with _object_slot(path):
-            files.write_atomic(path, data, sync_dir=self._sync_now(path.parent))
+            files.publish(tmp, path, sync_dir=now)
         return True
+
+    def _finish(self, fh: BinaryIO, now: bool, path: Path) -> None:
+        """The end of an object's temp file: fsynced now, or with the block's others."""
+        if now:
+            files.finish(fh)
+            return
+        fh.flush()
+        with self._unsynced_lock:
+            if self._unsynced_files is not None:
+                self._unsynced_files.add(path)
 
     @contextlib.contextmanager
     def synced_together(self) -> Iterator[None]:
-        """One fsync per object folder at the end, not one per object: an export of many
-        small files renames thousands of objects into a few hundred folders."""
+        """The objects written inside are made durable together when the block ends (however
+        it ends), not one by one: their bytes and their renames, with one ``syncfs`` of the
+        repository's filesystem where the system has it (Linux), else one fsync per object
+        and one per object folder. An export of many small files writes thousands of objects
+        into a few hundred folders; an fsync each was a third of its system time
+        (docs/design/0007, *First backup and memory*). Whatever names these objects (an
+        index, a snapshot root) is written after the block, so it never names an object that
+        a power loss could take back. Blocks nest: the end of each makes every object written
+        so far durable (a snapshot's pieces, written in a block of their own, come before
+        its root whatever block encloses the write)."""
         with self._unsynced_lock:
-            outer = self._unsynced is None
-            if outer:
+            if self._depth == 0:
                 self._unsynced = set()
+                self._unsynced_files = None if _SYNCFS is not None else set()
+            self._depth += 1
         try:
             yield
         finally:
-            if outer:
-                with self._unsynced_lock:
-                    folders, self._unsynced = self._unsynced or set(), None
-                for folder in sorted(folders):
-                    files.fsync_dir(folder)
+            with self._unsynced_lock:
+                self._depth -= 1
+                folders, written = self._unsynced or set(), self._unsynced_files
+                still = self._depth > 0
+                self._unsynced = set() if still else None
+                self._unsynced_files = None if written is None or not still else set()
+            self._make_durable(folders, written)
+
+    def _make_durable(self, folders: set[Path], written: set[Path] | None) -> None:
+        """``written`` None: no file list was kept, one ``syncfs`` was expected to do.
+        ``folders``: where objects were renamed (none: nothing was written)."""
+        if not folders:
+            return
+        if written is None and sync_filesystem(self.root):
+            return
+        for path in sorted(written if written is not None else folders_files(folders)):
+            _fsync_file(path)
+        for folder in sorted(folders):
+            files.fsync_dir(folder)
 
     def _sync_now(self, folder: Path) -> bool:
         """Whether a rename into ``folder`` is fsynced now (else: at the end of the block)."""
@@ -339,7 +381,7 @@ class LocalStore(RepoStore):
         with files.temp_file(self.local_path(folder)) as (tmp, fh):
             stage = FileStaging(fh)
             yield stage
-            files.finish(fh)
+            fh.flush()
         if stage.key is None:  # the caller decided not to keep it
             tmp.unlink(missing_ok=True)
             return
@@ -348,8 +390,15 @@ class LocalStore(RepoStore):
             tmp.unlink(missing_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
+            now = self._sync_now(target.parent)
+            if now:
+                _fsync_file(tmp)
+            else:
+                with self._unsynced_lock:
+                    if self._unsynced_files is not None:
+                        self._unsynced_files.add(target)
             with _object_slot(target):
-                files.publish(tmp, target, sync_dir=self._sync_now(target.parent))
+                files.publish(tmp, target, sync_dir=now)
 
     def temp_files(self, prefix: str) -> Iterator[Path]:
         base = self.local_path(prefix)
@@ -387,6 +436,54 @@ class FileStaging(Staging):
 
 
 LAYOUT_DIRS = ("objects", "snapshots", "locks", "index")
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """``syncfs(2)`` from the C library (Linux); None where the system has none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes, func.restype = [ctypes.c_int], ctypes.c_int
+    return cast("Callable[[int], int]", func)
+
+
+_SYNCFS = _load_syncfs()
+
+
+def sync_filesystem(folder: Path) -> bool:
+    """Make every write to the filesystem holding ``folder`` durable with one ``syncfs``
+    (file bytes, renames and folders alike); False when that could not be done."""
+    if _SYNCFS is None:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return _SYNCFS(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    """fsync a written file by its name (gone meanwhile, a prune's doing: nothing to do)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def folders_files(folders: set[Path]) -> list[Path]:
+    """No file list was kept (``syncfs`` was expected to work): every file of ``folders``."""
+    return [p for folder in folders for p in folder.iterdir() if p.is_file()]
 
 
 @contextlib.contextmanager

@@ -15,10 +15,19 @@ Format 2 stores the same manifest (``model/manifest.py``) as:
   (source, time, tags, parent, stats, selection), the lineage's small fields, and per list
   its node, entry count and totals, so that listing snapshots reads roots only.
 
+- **overlays** (format 2.1): a list may instead be stored as a *base* (a full list of an
+  earlier snapshot, named by its node) plus one small piece of *edits* (``Overlay``): at
+  which base positions entries were removed and which entries were put there. The writer
+  makes one when the snapshot's parent holds the list and the overlay is smaller than the
+  chunks and nodes a full list would add (and at most MAX_OVERLAY_TEXT); otherwise it
+  writes a full list ("compaction"). A base is always a full list (read as a list node), so
+  reading a list costs at most one base and one overlay.
+
 An unchanged re-backup therefore adds one root of about a kilobyte; a 1% change adds the
-chunks it touched and the list nodes above them. Reading walks root → nodes → chunks; a
-caller that walks several snapshots (prune, diff) passes the names it has seen and skips
-what it already read. Every piece is named by its hash and checked when read.
+overlays of the lists it touched (or the chunks it touched and the list nodes above them).
+Reading walks root → nodes → chunks (→ overlay); a caller that walks several snapshots
+(prune, diff) passes the names it has seen and skips what it already read. Every piece is
+named by its hash and checked when read.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from difflib import SequenceMatcher
+from typing import Any, TypeGuard
 
 from amlport.bundle.objects import ObjectStore, format_digest, hex_of
 from amlport.errors import IntegrityError, ParseError
@@ -36,6 +46,11 @@ from amlport.model.manifest_codec import EntryReader
 from amlport.safeload import load_json
 
 ROOT_FORMAT = "amlport.snapshot/2"
+#: a root with at least one overlay list: a reader that knows only ROOT_FORMAT refuses it
+#: (it names the format and says to upgrade amlport) instead of misreading the list
+ROOT_FORMAT_OVERLAYS = "amlport.snapshot/2.1"
+ROOT_FORMATS = (ROOT_FORMAT, ROOT_FORMAT_OVERLAYS)
+OVERLAY_FORMAT = "amlport.overlay/2"
 NODE_FORMAT = "amlport.list/2"
 CHUNK_FORMAT = "amlport.chunk/2"
 VALUE_FORMAT = "amlport.value/2"
@@ -54,6 +69,14 @@ MAX_DEPTH = 6  # nodes below a root (64^6 chunks: far beyond any workspace)
 DEFAULT_CUT_EVERY = 128
 MAX_CHUNK_TEXT = 512 << 10  # a chunk also ends once its text is this long
 MAX_ROOT_BYTES = 16 << 20
+#: the writer compacts (writes a full list) rather than store an overlay longer than this
+MAX_OVERLAY_TEXT = 256 << 10
+#: a reader refuses a longer overlay (it holds one overlay per list in memory while reading)
+MAX_OVERLAY_BYTES = 4 << 20
+#: the writer holds at most this much text of changed chunks while it decides; beyond, the
+#: list is written whole (an overlay of that many changes would be compacted anyway)
+MAX_HELD_TEXT = 8 << 20
+_REF_TEXT = 80  # text of one reference in a list node (a digest and a count), for estimates
 _HINT = "the snapshot is damaged; run `amlport verify`, then forget it or restore its pieces"
 
 
@@ -86,17 +109,93 @@ def _ends_chunk(key: str, entry: Any, every: int) -> bool:
 
 @dataclass
 class ListRef:
-    """What a root records of one list (``write`` adds the files' and assets' totals)."""
+    """What a root records of one list (``write`` adds the files' and assets' totals): its
+    node, or (an overlay list) its base's node and its overlay."""
 
     node: str
     count: int = 0
+    base: str | None = None
+    overlay: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        if self.overlay is not None:
+            return {"base": self.base, "count": self.count, "overlay": self.overlay}
         return {"node": self.node, "count": self.count}
 
 
+Edit = tuple[int, int, list[Any]]  # (base position, base entries removed, entries put there)
+
+
+@dataclass
+class Overlay:
+    """A checked overlay piece: the list is its base's entries with ``edits`` applied."""
+
+    digest: str
+    base: str
+    base_count: int
+    count: int
+    edits: list[Edit]
+
+
+def apply_edits(base: Iterable[Any], edits: list[Edit]) -> Iterator[Any]:
+    """The entries of ``base`` with ``edits`` applied, in order (edits as ``check_edits``
+    accepts them: sorted, not overlapping, within the base)."""
+    pending = iter(edits)
+    edit = next(pending, None)
+    skip_until = 0
+    pos = 0
+    for item in base:
+        if edit is not None and edit[0] == pos:
+            yield from edit[2]
+            skip_until = pos + edit[1]
+            edit = next(pending, None)
+        if pos >= skip_until:
+            yield item
+        pos += 1
+    if edit is not None and edit[0] == pos:  # entries added after the last one
+        yield from edit[2]
+
+
+def diff_edits(old: list[str], new: list[Any], new_texts: list[str], at: int = 0) -> list[Edit]:
+    """The edits that turn entries whose texts are ``old`` into ``new`` (texts
+    ``new_texts``), positions counted from ``at``: what differs, entry by entry."""
+    edits: list[Edit] = []
+    matcher = SequenceMatcher(None, old, new_texts, autojunk=False)
+    for tag, a1, a2, b1, b2 in matcher.get_opcodes():
+        if tag != "equal":
+            edits.append((at + a1, a2 - a1, new[b1:b2]))
+    return edits
+
+
+def check_edits(raw: Any, base_count: int, where: str) -> list[Edit]:
+    """The edits of an overlay piece, or IntegrityError: each ``[position, removed,
+    [entries]]`` with positions increasing, never inside what the edit before removed, and
+    within the base."""
+    if not isinstance(raw, list):
+        raise _bad(where, "the overlay's edits are not a list")
+    edits: list[Edit] = []
+    for item in raw:
+        if not (
+            isinstance(item, list)
+            and len(item) == 3
+            and is_count(item[0])
+            and is_count(item[1])
+            and isinstance(item[2], list)
+        ):
+            raise _bad(where, "the overlay holds a malformed edit")
+        at, removed, entries = item
+        if edits and (at <= edits[-1][0] or at < edits[-1][0] + edits[-1][1]):
+            raise _bad(where, f"the overlay's edits overlap or are out of order (at {at})")
+        if at + removed > base_count or (removed == 0 and not entries):
+            raise _bad(where, f"the overlay's edit at {at} is outside its base or empty")
+        edits.append((at, removed, entries))
+    return edits
+
+
 class TreeWriter:
-    """Writes one snapshot's pieces; ``write`` returns the root's plain bytes."""
+    """Writes one snapshot's pieces; ``write`` returns the root's plain bytes. ``bases``: the
+    lists of the snapshot's parent (its root's ``lists``): a list may then be written as an
+    overlay of the parent's full list (``write_list``)."""
 
     def __init__(
         self,
@@ -104,18 +203,26 @@ class TreeWriter:
         *,
         check: Callable[[str, Any], None] | None = None,
         check_text: Callable[[str], None] | None = None,
+        bases: dict[str, Any] | None = None,
     ) -> None:
         self.objects = objects
         self.check = check
         self.check_text = check_text
+        self.bases = bases or {}
+        self.overlays = False
 
     def _put(self, text: str) -> str:
         return self.objects.put_meta(text.encode("utf-8"))[0]
 
-    def write_list(self, key: str, items: Iterable[Any]) -> ListRef:
+    def write_list(self, key: str, items: Iterable[Any], *, base: str | None = None) -> ListRef:
         """Cut ``items`` into chunks, store them and the list's node. A chunk whose bytes
         are already stored is not checked again: the writer that stored those very bytes
-        checked them (an unchanged re-backup checks and writes nothing but its root)."""
+        checked them (an unchanged re-backup checks and writes nothing but its root).
+
+        ``base``: the node of a full list (the parent's). The chunks that are not the base's
+        are then held, not stored, until the end; if an overlay of the base is smaller than
+        what they and the nodes above them would add (and at most MAX_OVERLAY_TEXT), only
+        the overlay is stored."""
         every = CUT_EVERY.get(key, DEFAULT_CUT_EVERY)
         chunks: list[list[Any]] = []
         pending: list[tuple[Any, str]] = []
@@ -123,20 +230,43 @@ class TreeWriter:
         count = 0
         head = '{"entries":['
         tail = f'],"format":{dumps(CHUNK_FORMAT)},"list":{dumps(key)}}}'
+        base_chunks = self._base_chunks(key, base) if base is not None else None
+        in_base = {d for d, _ in base_chunks} if base_chunks is not None else set()
+        held: dict[str, _Held] = {}  # chunks not in the base, not stored yet
+        held_text = 0
+
+        def store_held() -> None:
+            nonlocal base_chunks
+            for digest, chunk in held.items():
+                if not chunk.stored:
+                    self.objects.put_meta(chunk.plain, name=hex_of(digest))
+            held.clear()
+            base_chunks = None  # a full list now
 
         def flush() -> None:
-            nonlocal pending, length
+            nonlocal pending, length, held_text
             if not pending:
                 return
             plain = (head + ",".join(t for _, t in pending) + tail).encode("utf-8")
             name = self.objects.codec.meta_name(plain)  # hashed once: checked, then stored
-            if not self.objects.has(format_digest(name)):
-                for item, item_text in pending:
-                    if self.check is not None and key in LISTS:
-                        self.check(key, item)
-                    if self.check_text is not None:
-                        self.check_text(item_text)
-            chunks.append([self.objects.put_meta(plain, name=name)[0], len(pending)])
+            digest = format_digest(name)
+            if digest not in in_base:
+                stored = self.objects.has(digest)
+                if not stored:
+                    for item, item_text in pending:
+                        if self.check is not None and key in LISTS:
+                            self.check(key, item)
+                        if self.check_text is not None:
+                            self.check_text(item_text)
+                if base_chunks is not None and held_text + len(plain) <= MAX_HELD_TEXT:
+                    held[digest] = _Held(plain, [i for i, _ in pending],
+                                         [t for _, t in pending], stored)  # fmt: skip
+                    held_text += len(plain)
+                else:
+                    store_held()
+                    if not stored:
+                        self.objects.put_meta(plain, name=name)
+            chunks.append([digest, len(pending)])
             pending, length = [], 0
 
         for item in items:
@@ -147,7 +277,82 @@ class TreeWriter:
             if length >= MAX_CHUNK_TEXT or _ends_chunk(key, item, every):
                 flush()
         flush()
+        if base is not None and base_chunks is not None:
+            overlay = self._overlay(key, base, base_chunks, chunks, held, count)
+            if overlay is not None:
+                return ListRef("", count, base=base, overlay=overlay)
+        store_held()
         return ListRef(self._node(key, chunks, "chunks", count), count)
+
+    def _base_chunks(self, key: str, base: str) -> list[tuple[str, int]] | None:
+        """The chunks of the base list (its nodes read and checked); None when it cannot be
+        read (the list is then written whole: it does not depend on a damaged base)."""
+        reader = TreeReader(self.objects)
+        where = f"base of list {key}"
+        try:
+            top = reader.piece(base, NODE_FORMAT, where)
+            return reader.node({"node": base, "count": top.get("count")}, key, where)
+        except IntegrityError:
+            return None
+
+    def _overlay(
+        self,
+        key: str,
+        base: str,
+        base_chunks: list[tuple[str, int]],
+        chunks: list[list[Any]],
+        held: dict[str, _Held],
+        count: int,
+    ) -> str | None:
+        """Store and name the overlay of ``base`` that gives ``chunks``, if it is worth it:
+        smaller than the held chunks not yet stored and the node references a full list
+        would write, and at most MAX_OVERLAY_TEXT. None: write the list whole."""
+        new_names = [d for d, _ in chunks]
+        old_names = [d for d, _ in base_chunks]
+        if new_names == old_names:
+            return None  # the base itself
+        reader = TreeReader(self.objects)
+        where = f"base of list {key}"
+        offsets = [0]
+        for _, n in base_chunks:
+            offsets.append(offsets[-1] + n)
+        edits: list[Edit] = []
+        matcher = SequenceMatcher(None, old_names, new_names, autojunk=False)
+        try:
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+                if tag == "equal":
+                    continue
+                old: list[str] = []
+                for digest, n in base_chunks[i1:i2]:
+                    old += [dumps(e) for e in chunk_entries(reader, digest, n, key, where)]
+                new: list[Any] = []
+                new_texts: list[str] = []
+                for digest, n in chunks[j1:j2]:
+                    chunk = held.get(digest)
+                    if chunk is None:  # a chunk of the base, elsewhere in it
+                        items = chunk_entries(reader, digest, n, key, where)
+                        new += items
+                        new_texts += [dumps(e) for e in items]
+                    else:
+                        new += chunk.items
+                        new_texts += chunk.texts
+                edits += diff_edits(old, new, new_texts, offsets[i1])
+        except IntegrityError:
+            return None
+        piece = {
+            "base": base,
+            "base_count": offsets[-1],
+            "count": count,
+            "edits": [list(e) for e in edits],
+            "format": OVERLAY_FORMAT,
+            "list": key,
+        }
+        text = dumps(piece)
+        unstored = sum(len(c.plain) for c in held.values() if not c.stored)
+        full = unstored + _REF_TEXT * min(len(chunks), FANOUT * (len(held) + 1))
+        if len(text) > MAX_OVERLAY_TEXT or len(text) >= full:
+            return None
+        return self._put(text)
 
     def _node(self, key: str, refs: list[list[Any]], kind: str, count: int) -> str:
         """The node over ``refs`` (chunks, or nodes): when there are more than FANOUT of
@@ -175,6 +380,7 @@ class TreeWriter:
     def write(self, manifest: Manifest, *, extra: dict[str, Any] | None = None) -> bytes:
         """Store every piece of ``manifest`` and return its root (not stored: the caller
         names and writes it last)."""
+        self.overlays = False  # any list written as an overlay: the root says so
         header = manifest.header()
         header.pop("snapshot_id", None)
         lineage = header.pop("lineage")
@@ -207,7 +413,7 @@ class TreeWriter:
                 value = {"format": VALUE_FORMAT, "key": key, "value": header.pop(key)}
                 pieces[key] = self._put(dumps(value))
         root: dict[str, Any] = {
-            "format": ROOT_FORMAT,
+            "format": ROOT_FORMAT_OVERLAYS if self.overlays else ROOT_FORMAT,
             "manifest": header,
             "lineage": small,
             "lists": lists,
@@ -218,11 +424,46 @@ class TreeWriter:
         return dumps(root).encode("utf-8")
 
     def _list(self, key: str, items: Iterable[Any]) -> ListRef:
-        return self.write_list(key, items)
+        ref = self.write_list(key, items, base=base_node(self.bases.get(key)))
+        self.overlays = self.overlays or ref.overlay is not None
+        return ref
 
     def _see(self, key: str, value: Any) -> None:
         if self.check is not None:
             self.check(key, value)
+
+
+@dataclass
+class _Held:
+    """A chunk the writer holds while it decides between an overlay and a full list."""
+
+    plain: bytes
+    items: list[Any]
+    texts: list[str]
+    stored: bool  # its bytes are stored already (another snapshot has it)
+
+
+def base_node(ref: Any) -> str | None:
+    """The full list an overlay of ``ref`` (a parent's list) would be based on: its node,
+    or its own base when it is an overlay (never an overlay of an overlay)."""
+    if not isinstance(ref, dict):
+        return None
+    found = ref.get("base") if is_overlay(ref) else ref.get("node")
+    try:
+        return _digest(found, "")
+    except IntegrityError:
+        return None
+
+
+def is_overlay(ref: Any) -> bool:
+    return isinstance(ref, dict) and "overlay" in ref
+
+
+def list_digest(ref: Any, key: str, where: str) -> str:
+    """What names a list in a root: its node, or its overlay (which names its base)."""
+    if is_overlay(ref):
+        return _digest(ref.get("overlay"), where)
+    return node_digest(ref, key, where)
 
 
 class TreeReader:
@@ -274,33 +515,83 @@ class TreeReader:
             else:
                 yield child, n
 
+    def overlay(self, ref: Any, key: str, where: str) -> Overlay:
+        """The checked overlay of an overlay list: it names the base the root names, for the
+        same list, and its counts add up (base - removed + put = the root's count)."""
+        digest = _digest(ref.get("overlay"), where)
+        base = _digest(ref.get("base"), where)
+        plain = self.objects.get_meta(digest, where=f"{where}, list {key}")
+        if len(plain) > MAX_OVERLAY_BYTES:
+            raise _bad(where, f"the overlay of list {key!r} has {len(plain)} bytes, more than "
+                              f"{MAX_OVERLAY_BYTES} an overlay may hold")  # fmt: skip
+        self.pieces.add(digest)
+        piece = parse_piece(plain, OVERLAY_FORMAT, f"{where}, list {key}")
+        base_count, count = piece.get("base_count"), piece.get("count")
+        if piece.get("list") != key or piece.get("base") != base:
+            raise _bad(where, f"overlay {digest} is not an overlay of list {key!r} on {base}")
+        if not is_count(base_count) or not is_count(count) or count != ref.get("count"):
+            raise _bad(where, f"list {key!r} counts disagree (overlay {digest})")
+        edits = check_edits(piece.get("edits"), base_count, f"{where}, list {key}")
+        removed = sum(n for _, n, _ in edits)
+        added = sum(len(items) for _, _, items in edits)
+        if base_count - removed + added != count:
+            raise _bad(where, f"list {key!r} counts disagree (overlay {digest}: {base_count} - "
+                              f"{removed} + {added} is not {count})")  # fmt: skip
+        return Overlay(digest, base, base_count, count, edits)
+
     def entries(self, ref: Any, key: str, where: str, *, skip_seen: bool = False) -> Iterator[Any]:
         """Every entry of one list in order; with ``skip_seen``, only the entries below
-        nodes and chunks no reader sharing ``seen`` read before (prune walks what differs)."""
-        digest = node_digest(ref, key, where)
-        for chunk_digest, count in self._chunks(
-            digest, ref.get("count"), key, where, 0, skip_seen=skip_seen
-        ):
-            chunk = self.piece(chunk_digest, CHUNK_FORMAT, f"{where}, list {key}")
-            items = chunk.get("entries")
-            if chunk.get("list") != key or not isinstance(items, list) or len(items) != count:
-                raise _bad(
-                    where, f"chunk {chunk_digest} of list {key!r} does not hold {count} entries"
-                )
+        nodes and chunks no reader sharing ``seen`` read before (prune walks what differs);
+        of an overlay list, then, the unseen entries of its base and those its overlay puts
+        (a superset of the list's: what reachability needs)."""
+        if not is_overlay(ref):
+            yield from self._entries(node_digest(ref, key, where), ref.get("count"), key, where,
+                                     skip_seen=skip_seen)  # fmt: skip
+            return
+        overlay = self.overlay(ref, key, where)
+        if not skip_seen:
+            base = self._entries(overlay.base, overlay.base_count, key, where, skip_seen=False)
+            yield from apply_edits(base, overlay.edits)
+            return
+        if self.seen is None or overlay.base not in self.seen:
+            yield from self._entries(overlay.base, overlay.base_count, key, where,
+                                     skip_seen=True)  # fmt: skip
+            self.pieces.add(overlay.base)
+            if self.seen is not None:
+                self.seen.add(overlay.base)
+        for _, _, items in overlay.edits:
             yield from items
 
+    def _entries(
+        self, digest: str, count: Any, key: str, where: str, *, skip_seen: bool
+    ) -> Iterator[Any]:
+        """The entries of a full list (its node ``digest``, ``count`` entries)."""
+        for chunk_digest, n in self._chunks(digest, count, key, where, 0, skip_seen=skip_seen):
+            yield from chunk_entries(self, chunk_digest, n, key, where)
 
-def is_count(value: Any) -> bool:
+
+def chunk_entries(reader: TreeReader, digest: str, count: int, key: str, where: str) -> list[Any]:
+    """The entries of one chunk of list ``key``, which its node says holds ``count``."""
+    chunk = reader.piece(digest, CHUNK_FORMAT, f"{where}, list {key}")
+    items = chunk.get("entries")
+    if chunk.get("list") != key or not isinstance(items, list) or len(items) != count:
+        raise _bad(where, f"chunk {digest} of list {key!r} does not hold {count} entries")
+    return items
+
+
+def is_count(value: Any) -> TypeGuard[int]:
     """A count in a piece: an int (not a bool), not negative."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def parse_piece(plain: bytes, fmt: str, where: str) -> dict[str, Any]:
+def parse_piece(plain: bytes, fmt: str | tuple[str, ...], where: str) -> dict[str, Any]:
+    formats = (fmt,) if isinstance(fmt, str) else fmt
+    fmt = " or ".join(formats)
     try:
         value = load_json(plain.decode("utf-8"), where)
     except (UnicodeDecodeError, ParseError) as exc:
         raise _bad(where, f"a {fmt} piece is not valid JSON ({_reason(exc)})") from None
-    if not isinstance(value, dict) or value.get("format") != fmt:
+    if not isinstance(value, dict) or value.get("format") not in formats:
         found = value.get("format") if isinstance(value, dict) else type(value).__name__
         raise IntegrityError(
             f"{where}: expected a {fmt} piece, found {found!r}",
@@ -310,9 +601,13 @@ def parse_piece(plain: bytes, fmt: str, where: str) -> dict[str, Any]:
 
 
 def read_root(plain: bytes, where: str) -> dict[str, Any]:
-    root = parse_piece(plain, ROOT_FORMAT, where)
+    """A checked root: a root of ROOT_FORMAT holds no overlay list (an older reader would
+    take it for a full list), one of ROOT_FORMAT_OVERLAYS may."""
+    root = parse_piece(plain, ROOT_FORMATS, where)
     if not isinstance(root.get("manifest"), dict) or not isinstance(root.get("lists"), dict):
         raise _bad(where, "the root lacks its manifest header or lists")
+    if root["format"] == ROOT_FORMAT and any(map(is_overlay, root["lists"].values())):
+        raise _bad(where, f"a root of format {ROOT_FORMAT} holds an overlay list")
     return root
 
 
@@ -396,7 +691,9 @@ def _reason(exc: Exception) -> str:
 __all__ = [
     "ALL_LISTS",
     "ROOT_FORMAT",
+    "ROOT_FORMAT_OVERLAYS",
     "ListRef",
+    "Overlay",
     "TreeReader",
     "TreeWriter",
     "load_manifest",

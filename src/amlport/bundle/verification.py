@@ -1,7 +1,8 @@
 """``verify``: every snapshot's own hash, and every object it references present and whole.
 
 A format-2 snapshot is checked through its pieces: the root against its id, each list node
-and chunk against its name, as the snapshot is read (``pieces_checked`` counts them).
+and chunk against its name, as the snapshot is read (``pieces_checked`` counts them); a list
+stored as an overlay, through its overlay and its base's nodes and chunks, and their counts.
 
 Each object is read and hashed once however many snapshots share it. Problems are collected,
 not raised, so one report names every damaged object with the bundle paths that use it; the

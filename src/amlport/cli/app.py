@@ -6,6 +6,7 @@ import gc
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -27,14 +28,15 @@ from amlport.cli.common import WsFileOpt, guarded
 from amlport.cli.helpfmt import AmlportGroup
 from amlport.cli.options import SOURCE, StorageCredentials, output_option, shared_options
 from amlport.cli.process import stop_on_sigterm, tune_malloc
-from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
 from amlport.cli.terminal import ClosedPipeSafe
 from amlport.errors import UsageError
-from amlport.lineage import build_graph
-from amlport.lineage.formats import FORMATS, render
-from amlport.lineage.graph import LineageGraph
-from amlport.model.inventory import Inventory
-from amlport.walk import WalkOptions, walk
+from amlport.lineage.formats import FORMATS
+
+# The walk, the lineage graph and the scan's view are imported by the commands that use
+# them: every other command (a backup decided from its listing) starts without them.
+if TYPE_CHECKING:
+    from amlport.lineage.graph import LineageGraph
+    from amlport.model.inventory import Inventory
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 findings/warnings, 2 error, 3 partial failure, 4 integrity failure, "
@@ -96,6 +98,9 @@ def _walk(
     show_progress: bool,
 ) -> tuple[Inventory, LineageGraph, str, int]:
     """The inventory, its graph, the location walked, and how many storage calls were retried."""
+    from amlport.lineage import build_graph
+    from amlport.walk import WalkOptions, walk
+
     if specs is not None and not specs.is_dir():
         raise UsageError(f"--specs {specs} is not a folder", hint="give a folder of v2 YAML")
     with (
@@ -137,6 +142,8 @@ def scan(
             workspace_file,
             show_progress=not as_json,
         )
+        from amlport.cli.scan_view import exit_code_for, render_scan, scan_report
+
         report = scan_report(inv, lg, described, retries=retries)
         if output is not None:
             common.emit_json("scan", report, exit_code_for(inv), output)
@@ -188,6 +195,9 @@ def lineage(
             workspace_file,
             show_progress=output is not None,
         )
+        from amlport.cli.scan_view import exit_code_for
+        from amlport.lineage.formats import render
+
         if node:
             lg = _select(lg, node, upstream=upstream, downstream=downstream)
         if impact:

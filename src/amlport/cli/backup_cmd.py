@@ -70,6 +70,12 @@ def backup(
     ),
     retry_lock: float = RetryLockOpt,
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel transfers."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Walk, plan and compare every file even when the listing is the previous "
+        "snapshot's (by default such a backup names the previous snapshot's lists).",
+    ),
     as_json: bool = JsonOpt,
     verbose: bool = common.VerboseOpt,
     cache_dir: Path | None = common.CacheDirOpt,
@@ -83,12 +89,14 @@ def backup(
     """Take an incremental snapshot of the whole workspace and print what changed.
 
     Every blob of the workspace containers goes into the snapshot (blobs no asset claims as
-    'unclassified' data assets); unchanged blobs are not read again. Exit codes as export:
-    0 ok, 1 warnings/skipped items, 2 error or repository locked, 3 partial.
+    'unclassified' data assets); unchanged blobs are not read again. When the listing (and
+    the options, and amlport) are the previous snapshot's, nothing else is read: the new
+    snapshot names the previous one's lists (--force walks and compares anyway). Exit codes
+    as export: 0 ok, 1 warnings/skipped items, 2 error or repository locked, 3 partial.
     """
     with guarded():
         from amlport.backup import BackupRequest, run_backup
-        from amlport.export.selection import parse_include
+        from amlport.export.kinds import parse_include
 
         request = BackupRequest(
             select=list(select or []),
@@ -97,6 +105,7 @@ def backup(
             workers=workers,
             retry_lock=retry_lock,
             cache_dir=common.cache_folder(cache_dir, no_cache),
+            force=force,
         )
         arg = repo_creds.arg(
             repo,

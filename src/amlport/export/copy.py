@@ -283,11 +283,12 @@ def _withhold_if_secret(found: Counter[str]) -> None:
         raise _Withheld(found)
 
 
-def _scanning(scanner: ByteScanner) -> Callable[[bytes], None]:
-    """A ``Tee`` sink: every byte read goes to the scanner; at the end (an empty read) it
-    raises ``_Withheld`` if the bytes hold a secret, before the object is committed."""
+def _scanning(scanner: ByteScanner) -> Callable[[bytes | memoryview], None]:
+    """A ``Tee`` sink: every byte read goes to the scanner (a view of the reader's buffer,
+    which the scanner copies); at the end (an empty read) it raises ``_Withheld`` if the
+    bytes hold a secret, before the object is committed."""
 
-    def sink(data: bytes) -> None:
+    def sink(data: bytes | memoryview) -> None:
         if data:
             scanner.feed(data)
         else:

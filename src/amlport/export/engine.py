@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from amlport.bundle import Repository
-from amlport.errors import ExitCode
-from amlport.export.selection import DEFAULT_INCLUDE, Selection, select
-from amlport.export.writer import BundleWriter, TransferStats
+from amlport.export.request import ExportRequest, ExportResult
+from amlport.export.request import PlanExtension as PlanExtension
+from amlport.export.selection import Selection, select
+from amlport.export.writer import BundleWriter
 from amlport.exporters import registered
 from amlport.exporters.base import AssetUnsupported, ExportContext
 from amlport.lineage import LineageGraph, build_graph
@@ -37,100 +38,6 @@ from amlport.walk.cache import ReadCache
 from amlport.walk.listing import Listing
 
 CARRIED = ("files", "rewrites", "redactions")  # what an export reads of the previous snapshot
-
-
-class PlanExtension(Protocol):
-    """Plans more files after the exporters (``backup``'s catch-all); returns their assets.
-
-    It may add nodes to ``chosen.nodes`` (the lineage subgraph the snapshot records). Its
-    ``name`` is recorded in the manifest's ``selection`` as ``extension``.
-    """
-
-    name: str
-
-    def __call__(
-        self, inv: Inventory, lg: LineageGraph, chosen: Selection, writer: BundleWriter
-    ) -> list[AssetEntry]: ...
-
-    def release(self) -> None:
-        """Drop what planning needed (the transfer does not)."""
-
-
-@dataclass
-class ExportRequest:
-    select: list[str] = field(default_factory=list)
-    include: frozenset[str] = DEFAULT_INCLUDE
-    specs: Path | None = None
-    dry_run: bool = False
-    tags: list[str] = field(default_factory=list)
-    workers: int = 8
-    created: str = ""  # snapshot time (ISO-8601 UTC, format_time); empty: when it is written
-    extension: PlanExtension | None = None
-    # Folder of the walk's read cache (``walk/cache.py``; the CLI's default:
-    # ``default_cache_dir()``); None: every file the walk parses is read from the source.
-    cache_dir: Path | None = None
-
-
-@dataclass
-class ExportResult:
-    assets: list[AssetEntry]
-    skipped: list[tuple[str, str]]  # (item node, reason)
-    planned_files: int
-    planned_bytes: int
-    data_skipped_bytes: int
-    warnings: list[str]
-    stats: TransferStats | None = None
-    snapshot_id: str | None = None
-    parent: str | None = None
-    retries: int = 0  # storage calls retried (throttling, broken connections): walk + transfer
-    cached_reads: int = 0  # files the walk took from its read cache, not from the source
-    # The snapshot written and the one before it (same source), for callers that compare
-    # them (backup) without reading either back. ``previous`` holds the lists the transfer
-    # carries over (``CARRIED``) only: ``complete_previous`` reads the rest.
-    manifest: Manifest | None = field(default=None, repr=False)
-    previous: Manifest | None = field(default=None, repr=False)
-
-    def cache_line(self) -> str | None:
-        """What the read cache saved, for the text output (None when it saved nothing)."""
-        if not self.cached_reads:
-            return None
-        return f"{self.cached_reads} parsed files unchanged: taken from the read cache"
-
-    @property
-    def exit_code(self) -> ExitCode:
-        if self.stats is not None and self.stats.integrity_failures:
-            return ExitCode.INTEGRITY  # an object failed its MD5 check (docs/exit-codes.md)
-        if self.stats is not None and self.stats.failures:
-            return ExitCode.PARTIAL
-        return ExitCode.WARNINGS if self.warnings or self.skipped else ExitCode.OK
-
-    def to_dict(self) -> dict[str, Any]:
-        stats = self.stats.to_dict() if self.stats else None
-        return {
-            "snapshot": self.snapshot_id,
-            "parent": self.parent,
-            "assets": [
-                {
-                    "kind": a.kind,
-                    "name": a.name,
-                    "id": a.id,
-                    "files": len(a.files),
-                    "portable": a.portable,
-                    "v2_yaml": a.v2_yaml,
-                }
-                for a in self.assets
-            ],
-            "skipped": [{"item": n, "reason": r} for n, r in self.skipped],
-            "planned": {
-                "files": self.planned_files,
-                "bytes": self.planned_bytes,
-                "data_left_out_bytes": self.data_skipped_bytes,
-            },
-            "transfer": stats,
-            "retries": self.retries,
-            "cached_reads": self.cached_reads,
-            "warnings": self.warnings,
-        }
 
 
 def run_export(
@@ -383,6 +290,7 @@ def _transfer_and_commit(
             "data_left_out_bytes": result.data_skipped_bytes,
         },
         provenance=commit.provenance,
+        extra=request.record(stats) if request.record is not None else {},
     )
     result.snapshot_id = repo.write_snapshot(manifest)
     result.parent = manifest.parent

@@ -7,6 +7,8 @@ transfer (``export/transfer.py``) does all the reading and writing afterwards, s
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 from amlport import __version__
@@ -42,7 +44,7 @@ class BundlePlan:
                 listing.add(BlobInfo(SPECS_CONTAINER, rel, path.stat().st_size))
             listing.freeze()
         self.blobs: dict[str, BlobInfo] = {}
-        self.generated: dict[str, bytes] = {}
+        self.generated: PackedDocuments = PackedDocuments()
         self.warnings: list[str] = []
 
     def bundle_path(self, container: str, name: str) -> str:
@@ -126,7 +128,40 @@ class BundlePlan:
 
     @property
     def planned_bytes(self) -> int:
-        return sum(b.size for b in self.blobs.values()) + sum(map(len, self.generated.values()))
+        return sum(b.size for b in self.blobs.values()) + self.generated.total_size
+
+
+class PackedDocuments(MutableMapping[str, bytes]):
+    """The generated documents (bundle path → bytes), held zlib-compressed (level 1) while
+    they wait for the transfer: pipeline YAML, designer Markdown and run records are all
+    held at the export's high-water mark, the end of planning, and shrink 4-8 x (~25 MB at
+    100k blobs). Reading one gives its bytes back; the sizes are kept for the plan's total."""
+
+    def __init__(self) -> None:
+        self._packed: dict[str, tuple[int, bytes]] = {}
+
+    def __getitem__(self, path: str) -> bytes:
+        return zlib.decompress(self._packed[path][1])
+
+    def __setitem__(self, path: str, data: bytes) -> None:
+        self._packed[path] = (len(data), zlib.compress(data, 1))
+
+    def __delitem__(self, path: str) -> None:
+        del self._packed[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._packed
+
+    @property
+    def total_size(self) -> int:
+        """Bytes of all the documents (uncompressed)."""
+        return sum(size for size, _ in self._packed.values())
 
 
 def _refuse_unstorable_name(container: str, name: str) -> None:

@@ -15,19 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from amlport.errors import UsageError
+from amlport.export.kinds import DEFAULT_INCLUDE as DEFAULT_INCLUDE
+from amlport.export.kinds import INCLUDE_KINDS
+from amlport.export.kinds import parse_include as parse_include
 from amlport.exporters.base import ExportItem
 from amlport.lineage.graph import LineageGraph
 from amlport.model.inventory import Inventory
 
-INCLUDE_KINDS = {
-    "models": "model",
-    "pipelines": "pipeline",
-    "environments": "environment",
-    "runs": "run",
-    "data": "data",
-    "components": "component",
-}
-DEFAULT_INCLUDE = frozenset({"models", "pipelines", "environments", "runs", "components"})
 RUN_KINDS = ("pipeline_run", "step_run", "run")
 
 
@@ -37,17 +31,6 @@ class Selection:
     roots: list[str]
     nodes: set[str]  # every node the export covers (the lineage subgraph it records)
     data_skipped: dict[str, int] = field(default_factory=dict)  # node -> bytes left out
-
-
-def parse_include(text: str) -> frozenset[str]:
-    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
-    unknown = kinds - set(INCLUDE_KINDS)
-    if unknown:
-        raise UsageError(
-            f"unknown --include kind(s): {', '.join(sorted(unknown))}",
-            hint=f"use a comma-separated list of {', '.join(INCLUDE_KINDS)}",
-        )
-    return kinds
 
 
 def select(

@@ -11,7 +11,11 @@ flight at their next read (nothing half-copied is stored). The per-file copy is
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
+import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +26,7 @@ from amlport.errors import AmlportError, IntegrityError
 from amlport.progress import TransferProgress
 from amlport.storage import outage
 from amlport.storage.base import BlobInfo, InFlight
+from amlport.streams import read_into
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -140,6 +145,7 @@ class Transfer:
     ) -> None:
         """Hand every blob (in path order; each is popped from ``blobs`` as it goes) to
         ``reuse`` on this thread, and those it does not reuse to ``attempt`` on a worker."""
+        reuse_freed_buffers()
         # A bounded window of files in flight: queued futures cost memory per file, and a
         # workspace has 100k+ of them.
         window: InFlight[None, str] = InFlight()
@@ -204,6 +210,36 @@ class Transfer:
         self.breaker.succeeded()
 
 
+# glibc's malloc serves a request of its mmap threshold or more (128 KiB at first, then the
+# size of the last such buffer freed) with fresh pages from the kernel, and gives memory freed
+# above its trim threshold back at once. A large blob passes through buffers of 1-4 MiB
+# (obstore's pieces, the secret scan's), so each one was mapped, zeroed page by page and
+# unmapped again: about a third of a large-model backup's CPU (docs/design/0005, "Large
+# blobs"). With these limits the freed buffers are kept and reused.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h
+MMAP_THRESHOLD = 32 << 20  # glibc's largest (64-bit): a buffer below it comes from the heap
+TRIM_THRESHOLD = 128 << 20  # freed memory kept for reuse before any is given back
+
+
+@functools.cache
+def reuse_freed_buffers() -> bool:
+    """Tune glibc's malloc for large buffers (once per process); False elsewhere (macOS,
+    Windows, musl), where nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return False
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, ValueError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
 class _Abandoned(Exception):
     """The transfer was interrupted while this file was being copied (nobody settles it)."""
 
@@ -227,7 +263,6 @@ class Abandonable(io.RawIOBase):
         return self._raw.read(size)
 
     def readinto(self, buffer: WriteableBuffer) -> int:
-        out = memoryview(buffer).cast("B")
-        data = self.read(len(out))
-        out[: len(data)] = data
-        return len(data)
+        if self._abandon.is_set():
+            raise _Abandoned("the transfer was interrupted")
+        return read_into(self._raw, memoryview(buffer).cast("B"))

@@ -12,13 +12,13 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from amlport import __version__
-from amlport.lineage.graph import LineageGraph
 from amlport.model.workspace import WorkspaceDescriptor
+
+if TYPE_CHECKING:  # networkx and the graph are imported where a graph is rendered: the CLI
+    from amlport.lineage.graph import LineageGraph  # reads FORMATS at every start
 
 FORMATS = ("json", "graphml", "dot", "mermaid", "openlineage")
 PRODUCER = f"https://github.com/amlport/amlport/tree/v{__version__}"
@@ -31,6 +31,8 @@ def to_json(lg: LineageGraph, _: WorkspaceDescriptor) -> str:
 
 
 def to_graphml(lg: LineageGraph, _: WorkspaceDescriptor) -> str:
+    import networkx as nx
+
     buf = io.BytesIO()
     g = nx.MultiDiGraph()
     for n, d in sorted(lg.g.nodes(data=True)):

@@ -13,6 +13,7 @@ from the folder name.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +24,7 @@ from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, gue
 from amlport.storage.base import BlobInfo, Source
 
 DESCRIPTOR_FILE = "workspace.yaml"
+_FOLDERS_KEPT = 2048  # folders known to be real (not links), at most: ~0.3 MB
 
 
 def load_descriptor_file(path: Path) -> WorkspaceDescriptor:
@@ -51,6 +53,7 @@ class LocalSource(Source):
             )
         self.root = root
         self.descriptor = descriptor or self._discover()
+        self._real_folders: set[str] = set()  # seen to be folders, not links
 
     def _discover(self) -> WorkspaceDescriptor:
         desc_path = self.root / DESCRIPTOR_FILE
@@ -74,11 +77,38 @@ class LocalSource(Source):
         return str(self.root)
 
     def _path(self, container: str, name: str) -> Path:
+        fast = self._plain_path(container, name)
+        if fast is not None:
+            return fast
         path = (self.root / container / name).resolve()
         base = (self.root / container).resolve()
         if base not in path.parents:
             raise UsageError(f"blob name {name!r} escapes container {container!r}")
         return path
+
+    def _plain_path(self, container: str, name: str) -> Path | None:
+        """``_path`` for the usual name (no ``..``, no link on the way): one ``lstat`` of the
+        file, and one per folder the first time, where ``resolve`` took one per part of the
+        whole path per read (most of a first backup's system time). None: ask ``resolve``."""
+        parts = name.split("/")
+        if "" in parts or "." in parts or ".." in parts or "\\" in name or "\0" in name:
+            return None
+        top = os.path.join(self.root, container)
+        try:
+            folder = top
+            for depth in range(len(parts)):  # the container, then each folder below it
+                if depth:
+                    folder = os.path.join(folder, parts[depth - 1])
+                if folder not in self._real_folders:
+                    if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                        return None
+                    if len(self._real_folders) >= _FOLDERS_KEPT:  # reads go folder by folder
+                        self._real_folders.clear()
+                    self._real_folders.add(folder)
+            path = os.path.join(folder, parts[-1])
+            return Path(path) if stat.S_ISREG(os.lstat(path).st_mode) else None
+        except OSError:
+            return None
 
     def list_blobs(self) -> Iterator[BlobInfo]:
         for container in self.descriptor.containers:

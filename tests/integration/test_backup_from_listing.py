@@ -1,0 +1,291 @@
+"""An unchanged re-backup is decided from its listing (issues 18 and 19).
+
+When the listing, the source, the options, the secret rules and amlport's version are those
+the previous snapshot recorded, the backup writes a new root naming the previous snapshot's
+pieces, and walks, plans and reads nothing. Proof that this is the snapshot a full run
+writes: for every shipped fixture, the same backup is made from the listing and with
+``--force`` from the same repository state, and the two roots name the same pieces (only
+what the run did, its stats and the listing record's "decided", differ). Any change of an
+input defeats it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.azurite import fixture_workspace_dirs
+from helpers.backup import WS, cli, night
+
+from amlport.backup import BackupRequest, BackupResult, run_backup
+from amlport.backup import fingerprint as fp
+from amlport.bundle import Repository
+from amlport.storage.local import LocalSource, UnreadableFile
+
+FIXTURES = [p.name for p in fixture_workspace_dirs()]
+STORE = "azureml-blobstore-ecd26aa2-5440-4e86-8e7f-527cb96ef823"
+UPLOAD = "LocalUpload/887fe322eb7658f755904d6adcb13209/daily-bike-share.csv"
+
+
+def backup(src: Path, repo: Path, when: int = 0, **kw: Any) -> BackupResult:
+    return run_backup(LocalSource(src), repo, BackupRequest(now=night(when), **kw))
+
+
+def root_of(repo: Path, snapshot: str | None) -> dict[str, Any]:
+    assert snapshot is not None
+    with Repository.open(repo) as store:
+        return store.snapshots.read_root(snapshot)
+
+
+def what_it_holds(root: dict[str, Any]) -> dict[str, Any]:
+    """A root without what records the run itself (stats, listing record)."""
+    header = {k: v for k, v in root["manifest"].items() if k not in ("stats", fp.FIELD)}
+    return {**root, "manifest": header}
+
+
+def file_of(src: Path, blob: str) -> Path:
+    return next(p for p in src.rglob("*") if p.is_file() and p.as_posix().endswith(blob))
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_from_the_listing_is_the_snapshot_a_full_run_writes(name: str, tmp_path: Path) -> None:
+    src = shutil.copytree(WS / name, tmp_path / "src")
+    repo, forced = tmp_path / "repo", tmp_path / "forced"
+    first = backup(src, repo)
+    assert not first.from_listing
+    shutil.copytree(repo, forced)  # the same repository state, twice
+    quick = backup(src, repo, when=1)
+    full = backup(src, forced, when=1, force=True)
+    assert quick.from_listing and not full.from_listing
+    assert quick.parent == full.parent == first.snapshot_id
+    a, b = root_of(repo, quick.snapshot_id), root_of(forced, full.snapshot_id)
+    assert what_it_holds(a) == what_it_holds(b)  # the same lists, pieces, header, time
+    assert a["lists"] == root_of(repo, first.snapshot_id)["lists"]
+    assert a["manifest"][fp.FIELD]["fingerprint"] == b["manifest"][fp.FIELD]["fingerprint"]
+    assert a["manifest"][fp.FIELD]["decided"] == "listing"
+    # what the run reports: the previous snapshot's counts and warnings, nothing read
+    assert quick.exit_code == full.exit_code and quick.assets == full.assets
+    assert sorted(quick.export.warnings) == sorted(full.export.warnings)
+    assert sorted(quick.export.skipped) == sorted(full.export.skipped)
+    assert quick.changes is not None and full.changes is not None
+    assert quick.changes.to_dict() | {"a": "", "b": ""} == full.changes.to_dict() | {
+        "a": "",
+        "b": "",
+    }
+    stats = quick.export.stats
+    assert stats is not None and stats.read_bytes == 0 and stats.new_objects == 0
+    with Repository.open(repo) as store, Repository.open(forced) as other:
+        loaded = store.load_snapshot(str(quick.snapshot_id))
+        assert loaded.files == other.load_snapshot(str(full.snapshot_id)).files
+        assert loaded.parent == first.snapshot_id and loaded.tags == []
+        assert store.verify().ok
+
+
+def _touch(src: Path) -> None:
+    path = file_of(src, UPLOAD)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def _grow(src: Path) -> None:
+    path = file_of(src, UPLOAD)
+    path.write_bytes(path.read_bytes() + b"2011-12-31,1,1,0\n")
+
+
+def _add(src: Path) -> None:
+    (src / STORE / "LocalUpload" / "new").mkdir(parents=True)
+    (src / STORE / "LocalUpload" / "new" / "x.csv").write_text("a\n1\n")
+
+
+def _remove(src: Path) -> None:
+    file_of(src, UPLOAD).unlink()
+
+
+def _hostile(src: Path) -> None:
+    folder = src / STORE / "LocalUpload" / "[h]..x"
+    deep = folder / "/".join(["d" * 200] * 4)  # a name of more than 1,024 characters
+    deep.mkdir(parents=True)
+    (deep / "ctl\x01\x1b[31m\r.txt").write_bytes(b"x")
+
+
+CHANGES = {"mtime": _touch, "size": _grow, "new": _add, "removed": _remove, "hostile": _hostile}
+
+
+@pytest.fixture
+def bikeshare(tmp_path: Path) -> Path:
+    src = shutil.copytree(WS / "sdk-bikeshare", tmp_path / "src")
+    assert (src / STORE).is_dir(), sorted(os.listdir(src))
+    return src
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_change_of_the_listing_defeats_it(change: str, bikeshare: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    backup(bikeshare, repo)
+    assert backup(bikeshare, repo, 1).from_listing
+    CHANGES[change](bikeshare)
+    after = backup(bikeshare, repo, 2)
+    assert not after.from_listing
+    files = after.changes.files if after.changes is not None else {}
+    if change == "mtime":  # a new mtime, the same bytes: walked, and nothing changed
+        assert files["changed"] + files["added"] + files["removed"] == 0
+    else:
+        kind = {"size": "changed", "new": "added", "removed": "removed", "hostile": "added"}
+        assert files[kind[change]] >= 1
+    assert backup(bikeshare, repo, 3).from_listing  # and the next one is decided again
+
+
+def test_a_renamed_container_defeats_it(bikeshare: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    backup(bikeshare, repo)
+    yaml_file = bikeshare / "workspace.yaml"
+    text = yaml_file.read_text(encoding="utf-8")
+    assert STORE in text
+    yaml_file.write_text(text.replace(STORE, "azureml-blobstore-renamed"), encoding="utf-8")
+    (bikeshare / STORE).rename(bikeshare / "azureml-blobstore-renamed")
+    assert not backup(bikeshare, repo, 1).from_listing
+
+
+def test_an_option_change_defeats_it(bikeshare: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    backup(bikeshare, repo)
+    narrow = backup(bikeshare, repo, 1, include=frozenset({"models"}))
+    assert not narrow.from_listing  # another selection: another fingerprint
+    assert backup(bikeshare, repo, 2, include=frozenset({"models"})).from_listing
+    assert not backup(bikeshare, repo, 3).from_listing  # back to the whole workspace
+    assert backup(bikeshare, repo, 4, tags=["other-tag"], workers=2).from_listing  # not inputs
+
+
+def test_another_amlport_version_defeats_it(
+    bikeshare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    backup(bikeshare, repo)
+    monkeypatch.setattr(fp, "__version__", "9.9.9")
+    assert not backup(bikeshare, repo, 1).from_listing
+    assert backup(bikeshare, repo, 2).from_listing
+
+
+def test_other_secret_rules_defeat_it(
+    bikeshare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    backup(bikeshare, repo)
+    monkeypatch.setattr(fp, "rules_digest", lambda: "0" * 64)
+    assert not backup(bikeshare, repo, 1).from_listing
+
+
+def test_a_run_that_failed_a_read_is_not_a_base(
+    bikeshare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    read_bytes, open_stream = LocalSource.read_bytes, LocalSource.open_stream
+
+    def failing_read(self: LocalSource, container: str, name: str, **kw: Any) -> bytes:
+        if name == UPLOAD:
+            raise UnreadableFile(f"cannot read {container}/{name}: test")
+        return read_bytes(self, container, name, **kw)
+
+    def failing_stream(self: LocalSource, container: str, name: str) -> Any:
+        if name == UPLOAD:
+            raise UnreadableFile(f"cannot read {container}/{name}: test")
+        return open_stream(self, container, name)
+
+    monkeypatch.setattr(LocalSource, "read_bytes", failing_read)
+    monkeypatch.setattr(LocalSource, "open_stream", failing_stream)
+    first = backup(bikeshare, repo)
+    assert first.export.stats is not None and first.export.stats.failures
+    monkeypatch.undo()
+    second = backup(bikeshare, repo, 1)
+    assert not second.from_listing  # the failed file is read this time
+    assert second.export.stats is not None and not second.export.stats.failures
+    assert backup(bikeshare, repo, 2).from_listing
+
+
+def test_a_format_1_repository(bikeshare: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    Repository.init(repo, version=1).close()
+    first = backup(bikeshare, repo)
+    second = backup(bikeshare, repo, 1)
+    assert second.from_listing and second.parent == first.snapshot_id
+    with Repository.open(repo) as store:
+        assert store.snapshots.format_of(str(second.snapshot_id)) == 1
+        a = store.load_snapshot(str(first.snapshot_id))
+        b = store.load_snapshot(str(second.snapshot_id))
+        assert (a.files, a.assets, a.lineage, a.rewrites) == (
+            b.files,
+            b.assets,
+            b.lineage,
+            b.rewrites,
+        )
+        assert b.parent == first.snapshot_id and b.created != a.created
+
+
+def test_the_cli_says_so_and_force_walks(bikeshare: Path, tmp_path: Path) -> None:
+    import json
+
+    repo = str(tmp_path / "repo")
+    assert cli("backup", str(bikeshare), "--repo", repo).returncode in (0, 1)
+    quick = cli("backup", str(bikeshare), "--repo", repo, "--json")
+    assert json.loads(quick.stdout)["from_listing"] is True
+    text = cli("backup", str(bikeshare), "--repo", repo)
+    assert "the listing is the previous snapshot's" in text.stdout
+    forced = cli("backup", str(bikeshare), "--repo", repo, "--force", "--json")
+    assert json.loads(forced.stdout)["from_listing"] is False
+    assert cli("verify", repo).returncode == 0
+
+
+@pytest.mark.azurite
+def test_an_azure_source_over_azurite(azurite: Any, tmp_path: Path) -> None:
+    """The same over an Azure source: an ETag is the blob's version (a blob written again
+    with the same bytes is another ETag: walked again)."""
+    import uuid
+
+    import yaml
+    from helpers import azurite as az
+
+    from amlport.storage.opener import StorageAuth, open_source
+
+    tag = uuid.uuid4().hex[:10]
+    store, runs = f"fl{tag}-store", f"fl{tag}-runs"
+    local = shutil.copytree(WS / "sdk-bikeshare", tmp_path / "ws")
+    desc = yaml.safe_load((local / "workspace.yaml").read_text(encoding="utf-8"))
+    (local / desc["containers"]["blobstore"]).rename(local / store)
+    (local / desc["containers"]["artifacts"]).rename(local / runs)
+    (local / "workspace.yaml").unlink()
+    desc["account"] = azurite.source.name
+    desc["containers"] = {"blobstore": store, "artifacts": runs}
+    desc["datastores"] = {"workspaceblobstore": store, "workspaceartifactstore": runs}
+    descriptor = tmp_path / "workspace.yaml"
+    descriptor.write_text(yaml.safe_dump(desc), encoding="utf-8")
+    assert az.upload_workspace(azurite.source.connection_string, local) == sorted([store, runs])
+    repo, forced = tmp_path / "repo", tmp_path / "forced"
+    auth = StorageAuth(connection_string=azurite.source.connection_string)
+
+    def azure_backup(target: Path, when: int, **kw: Any) -> BackupResult:
+        with open_source(azurite.source.url, workspace_file=descriptor, auth=auth) as src:
+            return run_backup(src, target, BackupRequest(now=night(when), **kw))
+
+    first = azure_backup(repo, 0)
+    shutil.copytree(repo, forced)
+    quick, full = azure_backup(repo, 1), azure_backup(forced, 1, force=True)
+    assert quick.from_listing and not full.from_listing
+    a, b = root_of(repo, quick.snapshot_id), root_of(forced, full.snapshot_id)
+    assert what_it_holds(a) == what_it_holds(b)
+    assert a["lists"] == root_of(repo, first.snapshot_id)["lists"]
+    blobs = azurite.source.service_client().get_container_client(store)
+    same = blobs.download_blob(UPLOAD).readall()
+    blobs.upload_blob(UPLOAD, same, overwrite=True)  # the same bytes, a new ETag
+    again = azure_backup(repo, 2)
+    assert not again.from_listing
+    assert again.changes is not None and not again.changes.different
+    # a hostile new name (Azurite answers 500 to a listing holding a control character:
+    # those are in the local and unit tests)
+    blobs.upload_blob("LocalUpload/[x]..y/" + "n" * 1010, b"x")
+    hostile = azure_backup(repo, 3)
+    assert not hostile.from_listing
+    assert hostile.changes is not None and hostile.changes.files["added"] == 1
+    assert azure_backup(repo, 4).from_listing

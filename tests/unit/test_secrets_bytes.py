@@ -1,0 +1,131 @@
+"""The byte scanner of binary files (``find_secrets_in_bytes``, ``ByteScanner``): one mask
+for one-byte and UTF-16 runs, a stream fed from a buffer its caller reuses, secrets across
+chunk boundaries, and runs far longer than a chunk (docs/design/0005, "Large blobs")."""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from amlport.secrets import (
+    _MASK,
+    _PROBES,
+    MIN_RUN,
+    OVERLAP,
+    ByteScanner,
+    _printable_runs,
+    find_secrets_in_bytes,
+)
+
+KEY = base64.b64encode(b"K" * 20 + bytes(range(44))).decode()  # 88 characters, ends "=="
+SECRETS = {
+    "connection_string": f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={KEY}",
+    "sas_signature": "https://a.blob.core.windows.net/c/b?sv=2021-08-06&sp=r&sig="
+    + "Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1Njc4OTAxMjM%3D",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIzNDU2Nzg",
+    "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEA"
+    + "q" * 40
+    + "\n-----END PRIVATE KEY-----",
+}
+NOISE = bytes(range(256)) * 4  # binary: NUL bytes, control bytes, a printable run of 95
+
+
+def scan_reusing_one_buffer(data: bytes, chunk: int) -> dict[str, int]:
+    """Feed ``data`` as a transfer does: every chunk in the same buffer, overwritten after
+    each feed (the scanner must not keep a view of it)."""
+    scanner = ByteScanner()
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
+    for at in range(0, len(data), chunk):
+        piece = data[at : at + chunk]
+        view[: len(piece)] = piece
+        scanner.feed(view[: len(piece)])
+        view[:] = b"\x01" * chunk  # the next read lands here
+    return dict(scanner.close())
+
+
+@pytest.mark.parametrize("kind", sorted(SECRETS))
+@pytest.mark.parametrize("wide", [False, True], ids=["bytes", "utf16"])
+def test_a_secret_straddling_a_chunk_boundary_is_found(kind: str, wide: bool) -> None:
+    secret = SECRETS[kind].encode("utf-16-le" if wide else "ascii")
+    chunk = 4 * OVERLAP  # a round per feed: every boundary is a real one
+    for cut in (1, 2, 9, 10, len(secret) // 2, len(secret) - 1):
+        data = NOISE * 40
+        at = 3 * chunk - cut  # the secret's first ``cut`` bytes end the third chunk
+        data = data[:at] + secret + data[at:]
+        whole = find_secrets_in_bytes(data)
+        assert whole[kind] >= 1, (kind, wide)
+        assert scan_reusing_one_buffer(data, chunk) == dict(whole), (kind, wide, cut)
+
+
+def test_a_printable_run_far_longer_than_a_chunk_is_searched_everywhere() -> None:
+    """A 1 GiB-like printable run (simulated: 40 chunks of one), a NUL before it so that it
+    is binary: secrets at its start, across chunk boundaries and at its end are found."""
+    chunk = 64 * 1024
+    text = bytearray(b"lorem ipsum dolor sit amet " * (40 * chunk // 27))
+    jwt = f" {SECRETS['jwt']} ".encode()
+    for at in (0, 5 * chunk - 20, 17 * chunk - 3, len(text) - len(jwt)):
+        text[at : at + len(jwt)] = jwt
+    data = b"\x00\x01" + bytes(text) + b"\x00"
+    whole = find_secrets_in_bytes(data)
+    assert whole["jwt"] == 4
+    assert scan_reusing_one_buffer(data, chunk) == dict(whole)
+
+
+def _reference_runs(mask: bytes, probe: bytes, stops: bytes) -> list[tuple[int, int]]:
+    """Every longest run of bytes not in ``stops`` that holds ``probe``, the slow way."""
+    stop_class = b"".join(re.escape(bytes([s])) for s in stops)
+    return [m.span() for m in re.finditer(b"[^" + stop_class + b"]+", mask) if probe in m.group(0)]
+
+
+def _masks() -> Iterator[bytes]:
+    rnd = random.Random(19)
+    for _ in range(300):
+        alphabet = rnd.choice([b"a\x00z", b"aaaa\x00z", b"az", b"a\x00", b"aaaaaaaaaz"])
+        yield bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 400)))
+    # hostile: many runs and a single stop byte of one kind, at the very end or start
+    yield (b"a" * MIN_RUN + b"z") * 500 + b"\x00"
+    yield b"\x00" + (b"a" * MIN_RUN + b"z") * 500
+    yield (b"az" * MIN_RUN + b"\x00") * 300 + b"a" * 5000
+
+
+def test_printable_runs_match_a_reference_on_every_mask() -> None:
+    for mask in _masks():
+        for probe, stops in _PROBES:
+            assert list(_printable_runs(mask, probe, stops)) == _reference_runs(
+                mask, probe, stops
+            ), (mask[:80], probe, stops)
+
+
+def test_the_mask_classes() -> None:
+    assert _MASK[0] == ord("z")
+    printable = {b for b in range(256) if _MASK[b] == ord("a")}
+    assert printable == set(range(32, 127)) | {9, 10, 13}
+    assert all(_MASK[b] == 0 for b in range(256) if b and b not in printable)
+
+
+def test_text_and_binary_agree_with_the_stream_on_random_data() -> None:
+    rnd = random.Random(7)
+    for _ in range(40):
+        parts = [rnd.randbytes(rnd.randint(0, 3000)) for _ in range(6)]
+        secret = SECRETS[rnd.choice(sorted(SECRETS))].encode()
+        if rnd.random() < 0.5:
+            secret = secret.decode().encode("utf-16-be")
+        parts.insert(rnd.randint(0, len(parts)), b"\x00" + secret + b"\x00\x00")
+        data = b"".join(parts)
+        whole = find_secrets_in_bytes(data)
+        assert whole, "the seeded secret is found"
+        for chunk in (1, 1000, 3 * OVERLAP + 1):
+            assert scan_reusing_one_buffer(data, chunk) == dict(whole)
+
+
+def test_short_feeds_are_kept_until_a_round_and_not_aliased() -> None:
+    scanner = ByteScanner()
+    buffer = bytearray(SECRETS["jwt"].encode() + b"\x00")
+    scanner.feed(memoryview(buffer))  # under a round: kept as a copy
+    buffer[:] = b"\x01" * len(buffer)
+    assert scanner.close() == find_secrets_in_bytes(SECRETS["jwt"].encode() + b"\x00")
