@@ -58,13 +58,17 @@ def rewrite_log(name: str, data: bytes, rules: RewriteRules) -> RewriteResult:
 
 def rewrite_text(text: str, rec: Recorder) -> str:
     """Rewrite URIs and redact secrets line by line; a secret wrapped onto the next line (a
-    SAS signature cut by a line break, a PEM key) is redacted whole first."""
-    if crosses_line(text):
-        text = rec.scrub(text)
+    SAS signature cut by a line break, a PEM key) is redacted whole first. A line is searched
+    for URIs only when the text holds a URI hint, and scrubbed only when the text holds a
+    secret trigger or the line was rewritten (no line holds what the whole text lacks)."""
+    secrets = may_hold_secret(text)
+    if secrets and crosses_line(text):
+        text = rec.scrub(text)  # (redaction adds no trigger and no URI hint)
+    uris = may_hold_uri(text)
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
-        new, _ = rec.spans(line, f"line {number}")
-        lines[number - 1] = rec.scrub(new)
+        new, pairs = rec.spans(line, f"line {number}") if uris else (line, [])
+        lines[number - 1] = rec.scrub(new) if secrets or pairs else new
     return "\n".join(lines)
 
 

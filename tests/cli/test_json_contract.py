@@ -98,7 +98,9 @@ def sample(command: str, p: dict[str, str]) -> list[str] | None:
         "repo-init": ["repo", "init", str(root / "fresh-repo")],
         "repo-upgrade": ["repo", "upgrade", p["repo"], "--dry-run"],
         "repo-key-new": ["repo", "key", "new", str(root / "another-key.json")],
-        "repo-key-list": ["repo", "key", "list", p["enc"]],
+        # with its key: under make test-encrypted a key is always at hand, and the test key
+        # does not open this repository of the test's own keys
+        "repo-key-list": ["repo", "key", "list", p["enc"], *use_key],
         "repo-key-add": ["repo", "key", "add", p["enc"], "--key-file", p["key"], *new_key],
         "repo-key-remove": ["repo", "key", "remove", p["enc"], p["spare_id"], *use_key],
         "ls": ["ls", f"{p['repo']}@{p['first'][:12]}", "pipelines", "--assets"],

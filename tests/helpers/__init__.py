@@ -11,7 +11,10 @@
 - ``sarif``: the SARIF 2.1.0 schema check of audit reports.
 - ``bundle``: repository/manifest builders, key files; ``archive``: hand-built pack archives;
   ``backup``: the backup suites' workspaces, maps and schedule;
-  ``encrypted_mode``: ``make test-encrypted``'s switch and predicted digests.
+  ``encrypted_mode``: ``make test-encrypted``'s switch, predicted digests and what a
+  repository stores as a key holder reads it; ``encrypted_site/sitecustomize.py``: the same
+  switch in the ``amlport`` processes a test starts (``tests/conftest.py`` puts it on
+  ``$PYTHONPATH``).
 - ``rel_workspace``, ``rel_azurite``, ``rel_proxy``, ``corpus_cases``: the reliability suite
   (generated workspaces, a private emulator, a fault-injecting proxy, hostile corpus cases).
 - ``walkfacts``, ``armreplay``, ``reportutil``, ``rewriter_designer``, ``rewriter_identities``:

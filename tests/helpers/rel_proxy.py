@@ -117,7 +117,10 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers:
             if name.lower() not in HOP_HEADERS and name.lower() != "content-length":
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
+        length = str(len(data))
+        if self.command == "HEAD":  # no body: the size is the upstream's Content-Length
+            length = next((v for n, v in headers if n.lower() == "content-length"), "0")
+        self.send_header("Content-Length", length)
         self.end_headers()
         if self.command != "HEAD" and fault is not None and fault.cut:
             self.wfile.write(data[: len(data) // 2])

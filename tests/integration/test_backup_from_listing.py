@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 from helpers.azurite import fixture_workspace_dirs
 from helpers.backup import WS, cli, night
+from helpers.encrypted_mode import ENCRYPTED
 
 from amlport.backup import BackupRequest, BackupResult, run_backup
 from amlport.backup import fingerprint as fp
 from amlport.bundle import Repository
+from amlport.errors import IntegrityError
 from amlport.storage.local import LocalSource, UnreadableFile
 
 FIXTURES = [p.name for p in fixture_workspace_dirs()]
@@ -289,3 +291,25 @@ def test_an_azure_source_over_azurite(azurite: Any, tmp_path: Path) -> None:
     assert not hostile.from_listing
     assert hostile.changes is not None and hostile.changes.files["added"] == 1
     assert azure_backup(repo, 4).from_listing
+
+
+def test_a_missing_or_cut_short_object_is_stored_again(bikeshare: Path, tmp_path: Path) -> None:
+    """The previous snapshot's objects must be stored whole for its lists to be named again
+    (the check every snapshot write makes); otherwise the backup walks and stores them."""
+    repo = tmp_path / "repo"
+    first = backup(bikeshare, repo)
+    with Repository.open(repo) as store:
+        entry = next(f for f in store.load_snapshot(str(first.snapshot_id)).files if f.size > 100)
+        path = store.object_path(entry.digest)
+    path.write_bytes(path.read_bytes()[:50])  # the same name, fewer bytes
+    if ENCRYPTED:  # the walking backup refuses a cut-short sealed object (as --force does:
+        with pytest.raises(IntegrityError, match="size their object does not have"):
+            backup(bikeshare, repo, 1)  # test_repo_trust's cut-short test, encrypted)
+        return
+    again = backup(bikeshare, repo, 1)
+    assert not again.from_listing and again.exit_code in (0, 1)
+    path.unlink()
+    assert not backup(bikeshare, repo, 2).from_listing  # missing: stored again too
+    assert backup(bikeshare, repo, 3).from_listing
+    with Repository.open(repo) as store:
+        assert store.verify().ok

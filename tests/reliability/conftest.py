@@ -14,7 +14,7 @@ import pytest
 from helpers import azurite as az
 from helpers.rel_azurite import PrivateAzurite, start_private
 
-ACCOUNTS = ["relthrottle", "relnames", "relreadonly", "relreadonly2", "relexit"]
+ACCOUNTS = ["relthrottle", "relnames", "relreadonly", "relreadonly2", "relexit", "relwait"]
 
 
 @pytest.fixture(scope="session")

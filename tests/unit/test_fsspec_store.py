@@ -10,6 +10,7 @@ with a password, credentials that do not apply, and the command line end to end.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -70,6 +71,54 @@ def test_a_symbolic_link_in_a_local_fsspec_repository_is_refused(tmp_path: Path)
         store.read("snapshots/link.json", limit=1 << 20)
     assert "link.json" not in list(store.list("snapshots/"))  # never listed as a value
     assert repo.list_snapshots() == []
+
+
+def _fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the descriptors ``os.fsync`` is called on from now on (Linux: /proc)."""
+    seen: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize(
+    "how", ["write", "write_chunks", "put_once", "replace_existing", "staging"]
+)
+def test_a_local_fsspec_repository_writes_durably(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Every write to ``fsspec+file://`` is fsynced (the file, before its rename) and so is
+    its folder (the rename), as a plain folder's are: a crash or power loss after the call
+    returns cannot lose it or leave it empty."""
+    root = tmp_path / "repo"
+    store = open_store(f"fsspec+file://{root.as_posix()}")
+    key, data = "snapshots/[a]..b.json", b"{}"
+    store.write(key, b"old")
+    seen = _fsynced(monkeypatch)
+    if how == "write":
+        store.write(key, data)
+    elif how == "write_chunks":
+        store.write_chunks(key, [b"{", b"}"])
+    elif how == "put_once":
+        assert store.put_once(key, data)
+    elif how == "replace_existing":
+        assert store.replace_existing(key, data)
+    else:
+        with store.staging("snapshots") as stage:
+            stage.write(data)
+            stage.commit(key, "0" * 64)
+    assert (root / key).read_bytes() == data
+    folder = str(root / "snapshots")
+    assert folder in seen, seen  # the rename is durable
+    files_synced = [p for p in seen if p != folder]
+    assert files_synced and all(Path(p).name.startswith(".tmp-") for p in files_synced), seen
+    assert not [p for p in (root / "snapshots").iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_urls_credentials_and_protocols() -> None:

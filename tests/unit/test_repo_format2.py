@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from helpers.bundle import SOURCE, at, manifest, new_repo, sha, snapshot
+from helpers.bundle import SOURCE, at, manifest, new_repo, plain_only, sha, snapshot
+from helpers.encrypted_mode import stored_contents
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,7 +117,7 @@ def test_piece_names_live_apart_from_data(tmp_path: Path) -> None:
     for piece in repo.snapshots.pieces(sid)[1]:
         plain = repo.objects.get_meta(piece, where="test")
         assert repo.put_bytes(plain) != piece
-        assert PLAIN.meta_name(plain) == piece.split(":")[1]
+        assert repo.codec.meta_name(plain) == piece.split(":")[1]  # keyed when encrypted
     assert repo.verify().ok and repo.load_snapshot(sid).files[0].path == "files/a"
 
 
@@ -129,7 +130,7 @@ def test_pieces_are_compressed_and_record_their_codec(tmp_path: Path) -> None:
     assert stored * 3 < plain  # manifest JSON compresses well
     for piece in pieces:
         header = envelope.parse_header(repo.object_path(piece).read_bytes(), where="t")
-        assert header.codec == envelope.CODEC_ZSTD and not header.sealed
+        assert header.codec == envelope.CODEC_ZSTD and header.sealed == repo.encrypted
 
 
 # --- hostile pieces -----------------------------------------------------------------------
@@ -158,9 +159,12 @@ def test_a_decompression_bomb_is_refused_before_it_grows(tmp_path: Path) -> None
         (b"not an envelope at all", "not an amlport object envelope"),
         (envelope.MAGIC + bytes([9, 0, 0]) + b"\0" * 8, "not known"),  # future version
         (envelope.MAGIC + bytes([1, 7, 0]) + b"\0" * 8, "not known"),  # unknown codec
-        (envelope.Header(0, False, 10).pack() + b"short", "envelope says 10"),
+        # plain pieces planted in a repository that expects sealed ones fail otherwise
+        pytest.param(
+            envelope.Header(0, False, 10).pack() + b"short", "envelope says 10", marks=plain_only
+        ),
         (envelope.Header(1, False, 10).pack() + b"\x28\xb5\x2f\xfdjunk", "damaged"),
-        (envelope.Header(0, True, 4).pack() + b"abcd", "encrypted"),
+        pytest.param(envelope.Header(0, True, 4).pack() + b"abcd", "encrypted", marks=plain_only),
     ],
 )
 def test_malformed_envelopes_are_named(tmp_path: Path, stored: bytes, says: str) -> None:
@@ -200,6 +204,7 @@ def hostile_roots(repo: Repository) -> dict[str, object]:
     }  # fmt: skip
 
 
+@plain_only  # the roots are planted in the plain codec; sealed ones: test_crypto_objects.py
 def test_hostile_roots_are_integrity_errors_never_tracebacks(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     for name, root in hostile_roots(repo).items():
@@ -299,6 +304,9 @@ def test_a_secret_anywhere_in_a_snapshot_stops_the_write(tmp_path: Path, where: 
     with pytest.raises(AmlportError, match="secret"):
         repo.write_snapshot(m)
     assert repo.list_snapshots() == []  # no root; no piece holds the value either
+    if repo.encrypted:  # every object and piece decrypted
+        assert not [p for p in stored_contents(repo.path) if b"Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA" in p]
+        return
     for path in (repo.path / "objects").rglob("*"):
         if path.is_file() and envelope.has_magic(path.read_bytes()):
             plain = envelope.unwrap(path.read_bytes(), where="t", limit=1 << 26)

@@ -213,3 +213,33 @@ def test_a_log_skipped_as_untouched_rewrites_as_every_line_would(
         dict(rec.redactions),
         rec.warnings,
     )
+
+
+@_QUICK
+@given(_LOG_PARTS.map("".join), _RULES)
+def test_lines_skipped_by_the_text_checks_rewrite_as_every_line_would(
+    text: str, rules: RewriteRules
+) -> None:
+    """``rewrite_text`` searches a line for URIs only when the text holds a URI hint and
+    scrubs it only when the text holds a secret trigger or the line changed: the same text,
+    changes, redactions and warnings as searching and scrubbing every line."""
+    from amlport.rewriters.recorder import Recorder
+    from amlport.rewriters.text_log import rewrite_text
+    from amlport.secrets import crosses_line
+
+    def every_line(text: str, rec: Recorder) -> str:  # the rewrite before the checks
+        if crosses_line(text):
+            text = rec.scrub(text)
+        lines = text.split("\n")
+        for number, line in enumerate(lines, start=1):
+            new, _ = rec.spans(line, f"line {number}")
+            lines[number - 1] = rec.scrub(new)
+        return "\n".join(lines)
+
+    fast, slow = Recorder("log", rules, lenient=True), Recorder("log", rules, lenient=True)
+    assert rewrite_text(text, fast) == every_line(text, slow)
+    assert (fast.changes, fast.redactions, fast.warnings) == (
+        slow.changes,
+        slow.redactions,
+        slow.warnings,
+    )

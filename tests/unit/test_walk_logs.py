@@ -73,3 +73,51 @@ def test_lineage_log_selection() -> None:
     assert logs.is_lineage_log("azureml-logs/70_driver_log_0.txt")
     assert logs.is_lineage_log("system_logs/data_capability/data-capability.log")
     assert not logs.is_lineage_log("user_logs/std_log.txt")
+
+
+def _lines_of_the_fixtures() -> list[str]:
+    """Every line of every lineage log of the checked-in workspaces (real forms)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces"
+    from amlport.walk.classify import classify_artifact
+
+    lines: list[str] = []
+    for container in sorted(root.glob("*/azureml")):
+        for path in sorted(container.glob("ExperimentRun/*/**/*")):
+            ap = classify_artifact(path.relative_to(container).as_posix())
+            if path.is_file() and ap is not None and logs.is_lineage_log(ap.rest):
+                lines += path.read_text("utf-8", "replace").splitlines()
+    return sorted(set(lines))
+
+
+_REAL = _lines_of_the_fixtures()
+_PIECES = [
+    "Submitting 1 runs, first five are: ", "Completing processing run id ", "Job finished",
+    ", job RunId is ", "Mounting ", " container from ", " account at ", "--module-name=",
+    "--port=", "$AZURE_ML_INPUT_", "${AZURE_ML_OUTPUT_", "$AZUREML_DATAREFERENCE_",
+    "parent_run_id", "azureml.pipelineRunId", "AZUREML_ROOT_RUN_ID", "moduleNodeId",
+    "azureml.nodeid", "azureml.reusedrunid", "azureml.isreused", "AZUREML.ISREUSED",
+    "Experiment: ", "Run target: ", "/wd/INPUT_", '"environment_names": ["', "URI ",
+    "azureml://datastores/ds/paths/p", "AZUREML://datastores/ds/paths/p", "azuremldatastore://",
+    "wasbs://c@a.blob.core.windows.net/p", "/mnt/batch/tasks/shared/LS_root/jobs/w/azureml/",
+    "/scratch/azureml/cr/j/x/", "mlflow-art\u0131facts:/x", "\u017f", ": ", "=", '"', "'", " ",
+    "0123abcd", "run-1", "\n", "\r\n", "\x0b", "\u2028", "[2022-07-22 11:45:38Z] ",
+]  # fmt: skip
+
+
+def test_the_expressions_skipped_for_a_log_change_no_fact() -> None:
+    """``read_log`` skips, on every line, each expression whose substrings the whole log
+    lacks: the facts are those of searching every expression on every line, for every
+    real log line of the fixtures and for mixtures of the forms the expressions look for."""
+    import random
+
+    def facts(text: str, on: frozenset[str] | None) -> object:
+        return logs.read_log(text, on).__dict__
+
+    assert _REAL  # the fixtures have lineage logs
+    rnd = random.Random(18)
+    texts = ["\n".join(_REAL[i : i + 40]) for i in range(0, len(_REAL), 40)]
+    texts += ["".join(rnd.choice(_PIECES + _REAL[:50]) for _ in range(12)) for _ in range(3000)]
+    for text in texts:
+        assert facts(text, None) == facts(text, logs.ALL_GATES), text

@@ -10,7 +10,7 @@ same source (its ``parent``): assets and runs added / removed / changed, and new
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -264,23 +264,30 @@ def _from_listing(
     info = _previous_of(repo, src)
     if info is None or not info.complete or src.read_errors:
         return None
-    snapshots = repo.snapshots
-    if snapshots.format_of(info.id) == 2:
+    snapshots, digest = repo.snapshots, fingerprint.digest()
+    if snapshots.format_of(info.id) == 2:  # the root and two lists: nothing else is read
         root = snapshots.read_root(info.id)
-        header, lists = root["manifest"], root["lists"]
+        header = root["manifest"]
+        if recorded(header) != digest:
+            return None
+        reader, where = TreeReader(snapshots.objects), f"snapshot {info.short_id}"
+        lists = root["lists"]
+        files = _file_sizes(reader.entries(lists["files"], "files", where))
         warnings = (
-            list(
-                TreeReader(snapshots.objects).entries(
-                    lists["warnings"], "warnings", f"snapshot {info.short_id}"
-                )
-            )
-            if "warnings" in lists
+            list(reader.entries(lists["warnings"], "warnings", where))
+            if ("warnings" in lists)
             else []
         )
     else:
-        old = snapshots.load_exact(info.id, LoadPlan.only())
-        header, warnings = old.header(), list(old.warnings)
-    if recorded(header) != fingerprint.digest():
+        previous = snapshots.load_exact(info.id, LoadPlan.only("files"))
+        header, warnings = previous.header(), list(previous.warnings)
+        if recorded(header) != digest:
+            return None
+        files = [(f.digest, f.size) for f in previous.files]
+        del previous
+    # Every object the snapshot names must still be stored whole (``write_snapshot``'s
+    # check): a missing or cut-short one is stored again by a backup that walks.
+    if files is None or not repo.objects_intact(files):
         return None
     stats = dict(header.get("stats") or {})
     stats.update(
@@ -298,6 +305,19 @@ def _from_listing(
         },
     )
     return _result_of(info, snapshot, stats, warnings, request, repo.location)
+
+
+def _file_sizes(entries: Iterable[Any]) -> list[tuple[str, int]] | None:
+    """(digest, size) of each file entry of a list; None when one is malformed (the walk
+    then decides, and its snapshot is checked entry by entry)."""
+    out: list[tuple[str, int]] = []
+    for entry in entries:
+        digest = entry.get("digest") if isinstance(entry, dict) else None
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if not isinstance(digest, str) or not isinstance(size, int) or isinstance(size, bool):
+            return None
+        out.append((digest, size))
+    return out
 
 
 def _result_of(

@@ -15,9 +15,10 @@ knows how each primitive is kept (``WRITABLE``):
 - ``memory``: ``MemoryFileSystem`` publishes a file whole when it is closed (one dict
   assignment), and create-only checks and creates under one lock; the filesystem lives in
   this process, so that lock is every writer's.
-- ``file``/``local``: a temp file in the same folder, then a rename (``mv``: ``os.rename``);
-  create-only is a hard link from the finished temp file (``files.create_exclusive``), which
-  the kernel refuses if the name exists.
+- ``file``/``local``: the plain folder's durable writes (``storage/durable.py``): a temp file
+  in the same folder, fsync, rename, fsync the folder; create-only is a hard link from the
+  finished, fsynced temp file (``files.create_exclusive``), which the kernel refuses if the
+  name exists.
 
 On every other filesystem the repository is **read-only**: every write raises
 ``AccessDenied``, so ``snapshots``, ``ls``, ``dump``, ``verify`` and ``restore`` of a copy
@@ -35,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -180,15 +180,10 @@ class FsspecStore(RepoStore):
                 for chunk in chunks:
                     fh.write(chunk)
             return
-        tmp = f"{parent}/{files.TEMP_PREFIX}{uuid.uuid4().hex}"
-        try:
-            with self.fs.open(tmp, "wb") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
-            self.fs.mv(tmp, path)  # os.rename: atomic within a filesystem
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm_file(tmp)
+        # file: fsspec's interface has no fsync (``open``/``mv`` neither sync the file nor the
+        # folder), so the write goes the plain folder's way: temp file, fsync, rename, fsync
+        # the folder (``storage/durable.py``), durable once this returns.
+        files.write_atomic(Path(path), chunks)
 
     def create(self, key: str, data: bytes) -> bool:
         path = self._writing(key)

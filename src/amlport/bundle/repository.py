@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
@@ -435,6 +435,16 @@ class Repository:
             else:
                 manifest.extra[key] = value
         return self.write_snapshot(manifest)
+
+    def objects_intact(self, files: Iterable[tuple[str, int]]) -> bool:
+        """Is every object of ``files`` ((digest, plain size) pairs) stored, with that size
+        (what ``write_snapshot`` checks)? A backup decided from its listing reuses the
+        previous snapshot's files only then: a missing or cut-short object is stored again
+        by a backup that walks."""
+        wanted = dict(files)
+        sizes = self.objects.sizes(wanted)
+        stored_size = self.objects.stored_size
+        return all(sizes[d] is not None and sizes[d] == stored_size(n) for d, n in wanted.items())
 
     def list_snapshots(self) -> list[SnapshotInfo]:
         return self.snapshots.infos()

@@ -9,6 +9,7 @@ import typer
 
 from amlport.cli import common
 from amlport.cli.common import WsFileOpt, guarded
+from amlport.cli.export_cmd import failure_line
 from amlport.cli.options import (
     REPO,
     SIDE_A,
@@ -138,6 +139,7 @@ def backup(
             common.say_each("skipped", "yellow", skipped, verbose)
             for w in common.some(list(result.export.warnings), verbose)[0]:
                 common.warn(w)
+        failure_line(result.export, "backup")  # exit 3/4: what failed, on stderr
     raise typer.Exit(int(result.exit_code))
 
 

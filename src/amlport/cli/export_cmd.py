@@ -121,12 +121,13 @@ def export(
             common.emit_json("export", result.to_dict(), result.exit_code)
         else:
             _render_export(result, dry_run, verbose)
-        _failure_line(result)
+        failure_line(result)
     raise typer.Exit(int(result.exit_code))
 
 
-def _failure_line(result: ExportResult) -> None:
-    """Exit 3/4: one line on stderr saying what failed and why (docs/exit-codes.md)."""
+def failure_line(result: ExportResult, command: str = "export") -> None:
+    """Exit 3/4: one line on stderr saying what failed and why (docs/exit-codes.md); also
+    ``backup``'s (``command``: the command to run again)."""
     s = result.stats
     if s is None or not s.failures:
         return
@@ -140,7 +141,7 @@ def _failure_line(result: ExportResult) -> None:
     )
     common.err.print(
         "  hint: the snapshot records what was exported (marked incomplete); "
-        "run the same export again to finish it",
+        f"run the same {command} again to finish it",
         soft_wrap=True,
         highlight=False,
     )

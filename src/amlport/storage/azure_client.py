@@ -15,12 +15,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import BlobServiceClient
 
-from amlport.storage.azure_errors import ErrorTranslator, Where
+from amlport.storage.azure_errors import ErrorTranslator, Where, error_code
 from amlport.storage.azure_location import DEFAULT_MAX_CONNECTIONS, AzureLocation
-from amlport.storage.objects import BlobReader, Retrying, store_options
-from amlport.storage.retry import CountingRetry
+from amlport.storage.objects import BlobReader, Retrying, Throttled, store_options
+from amlport.storage.retry import RETRIED_STATUSES, CountingRetry, retry_after_seconds
 
 
 class AzureClient:
@@ -76,5 +77,26 @@ class AzureClient:
         """Blob reads through obstore, with this client's credential, retries and errors."""
         if self._objects is None:
             options = store_options(self.location, self._service.credential, self._max_connections)
-            self._objects = self.reader_class(options, Retrying(self._retry, self._translate))
+            retrying = Retrying(self._retry, self._translate, probe=self._throttle_probe)
+            self._objects = self.reader_class(options, retrying)
         return self._objects
+
+    def _throttle_probe(self, where: Where) -> Throttled | None:
+        """Is storage still throttling ``where``? One HEAD of the blob through the SDK's
+        pipeline, not retried (``retry_total=0``), whose answer's ``Retry-After`` amlport can
+        read, unlike obstore's (``objects.Retrying``). None for any answer but a retried
+        status (a 404 of a blob not yet written is an answer too: the throttle is over), and
+        for no answer at all: the obstore call sent next finds out and says what it is."""
+        if not where.container or not where.blob:
+            return None
+        blob = self._service.get_blob_client(where.container, where.blob)
+        try:
+            blob.get_blob_properties(retry_total=0)
+        except HttpResponseError as exc:
+            if exc.status_code not in RETRIED_STATUSES:
+                return None
+            headers = getattr(exc.response, "headers", None)
+            return Throttled(exc.status_code, error_code(exc), retry_after_seconds(headers))
+        except AzureError:
+            return None
+        return None

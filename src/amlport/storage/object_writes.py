@@ -106,7 +106,9 @@ class BlobWriter(BlobReader):
         and that very exception is raised. Not create-only (obstore's multipart upload takes
         no condition). A failed part cannot be sent again from here (its bytes are gone), so
         obstore retries each request itself (``_upload_store``): the same budget and
-        backoff as ``RetryConfig``, but not counted in ``retry_count`` (design 0005).
+        backoff as ``RetryConfig``. Those retries reach ``retry_count`` only when the upload
+        fails (obstore's error says how often the failed request was retried); the retries
+        of a part that then succeeded are reported nowhere (design 0005).
         """
         store, where = self._upload_store(container), Where("writing", container, name)
         raised: list[BaseException] = []
@@ -129,6 +131,7 @@ class BlobWriter(BlobReader):
             if raised:
                 raise raised[0] from None
             if isinstance(exc, (BaseError, FileNotFoundError)):
+                self._retrying.note_reported(exc)  # obstore's own retries of the failed part
                 error = self._retrying.error(exc, where)
                 if error is not None:
                     raise error from None  # obstore's text holds the URL, so a SAS

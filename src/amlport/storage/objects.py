@@ -17,6 +17,7 @@ One ``AzureStore`` per container, built on first use with:
 - the resolved endpoint (sovereign clouds, custom domains, path-style emulators alike);
 - no retries of its own (``max_retries: 0``): amlport retries (``call``), so every retry is
   counted once in ``retry_count`` and backs off as ``RetryConfig`` says, as the SDK's do;
+  a throttle is waited out through a probe that sees ``Retry-After`` (``Retrying``);
 - the environment's ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, which reqwest honours as
   requests does (tests/integration/test_obstore_reads.py).
 
@@ -32,6 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,7 +50,7 @@ from obstore.store import AzureStore
 from amlport.errors import AmlportError
 from amlport.storage.azure_errors import ErrorTranslator, Failure, Where
 from amlport.storage.azure_location import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, AzureLocation
-from amlport.storage.retry import RETRIED_STATUSES, CountingRetry
+from amlport.storage.retry import RETRIED_STATUSES, THROTTLING_STATUSES, CountingRetry
 
 if TYPE_CHECKING:
     from obstore import Bytes, GetOptions, GetResult
@@ -71,6 +73,7 @@ def carries(name: str) -> bool:
 
 
 _CODE = re.compile(r"<Code>([A-Za-z0-9]+)</Code>")
+_RETRIED = re.compile(r", after (\d+) retries, max_retries")  # object_store's RetryError
 
 
 class TokenBridge:
@@ -157,12 +160,40 @@ def obstore_failure(exc: BaseException) -> Failure | None:
     return Failure("broken", None, "", name)  # timed out, or the connection broke
 
 
-class Retrying:
-    """Runs obstore calls with amlport's retries: counted in ``policy``, translated once."""
+@dataclass(frozen=True)
+class Throttled:
+    """A probe's answer that says storage still pushes back: its status (one of
+    ``RETRIED_STATUSES``), error code and ``Retry-After`` in seconds (None if it sent none)."""
 
-    def __init__(self, policy: CountingRetry, translator: ErrorTranslator) -> None:
+    status: int
+    code: str = ""
+    retry_after: float | None = None
+
+
+# One request, not retried, that asks storage whether the throttle on ``where`` is over
+# (``AzureClient._throttle_probe``: a HEAD through the SDK's pipeline, whose answer's headers
+# amlport sees): None when it is (or when the probe says nothing about throttling).
+Probe = Callable[[Where], Throttled | None]
+
+
+class Retrying:
+    """Runs obstore calls with amlport's retries: counted in ``policy``, translated once.
+
+    obstore (object_store) keeps only the status and body of a failed answer, never its
+    headers, so the ``Retry-After`` of a 429/503 it got is unseen here. When a call was
+    throttled and a ``probe`` is given, the wait before the next obstore attempt goes on
+    through the probe: each throttled probe answer counts as one retry and is waited out as
+    the SDK path waits (``CountingRetry.delay``: the backoff, or its ``Retry-After`` when
+    longer), within the same budget (``limit``); the call is sent again once storage answers
+    the probe without throttling.
+    """
+
+    def __init__(
+        self, policy: CountingRetry, translator: ErrorTranslator, probe: Probe | None = None
+    ) -> None:
         self.policy = policy
         self.translator = translator
+        self.probe = probe
 
     def call(self, where: Where, fn: Callable[[], T]) -> T:
         attempt = 0
@@ -172,10 +203,28 @@ class Retrying:
             except (BaseError, FileNotFoundError) as exc:
                 failure = obstore_failure(exc)
                 assert failure is not None
-                if attempt >= self.limit(failure):
-                    raise self.translator.translate(failure, where) from None
+            attempt = self.retry(failure, attempt, where)
+
+    def retry(self, failure: Failure, attempt: int, where: Where) -> int:
+        """Count and wait out ``failure`` before attempt ``attempt + 1`` (and, for a throttle,
+        until the probe says it is over); the number of retries used so far. Raises the
+        translated error when the budget is spent."""
+        if attempt >= self.limit(failure):
+            raise self.translator.translate(failure, where) from None
+        attempt += 1
+        self.wait(failure, attempt)
+        if self.probe is None or failure.status not in THROTTLING_STATUSES:
+            return attempt
+        while (answer := self.probe(where)) is not None:
+            throttled = Failure("http", answer.status, answer.code, "Throttled")
+            if attempt >= self.limit(throttled):
+                raise self.translator.translate(throttled, where) from None
             attempt += 1
-            self.wait(failure, attempt)
+            self.policy.note(answer.status)
+            delay = self.policy.delay(attempt, answer.retry_after)
+            if delay > 0:
+                time.sleep(delay)
+        return attempt
 
     def limit(self, failure: Failure) -> int:
         """How many times a call that failed so may be retried (DNS, 4xx: never)."""
@@ -191,6 +240,18 @@ class Retrying:
         delay = self.policy.backoff(attempt)
         if delay > 0:
             time.sleep(delay)
+
+    def note_reported(self, exc: BaseException) -> int:
+        """Count the retries obstore made itself (a store with its own retries: the parts of
+        ``BlobWriter.put_stream``) of the request that failed with ``exc``, as its error text
+        reports them ("after N retries"); the number counted. Retries of a request that
+        later succeeded are reported nowhere and cannot be counted."""
+        found = _RETRIED.search(str(exc)) if isinstance(exc, BaseError) else None
+        failure = obstore_failure(exc)
+        count = int(found.group(1)) if found and failure is not None else 0
+        for _ in range(count):
+            self.policy.note(failure.status if failure is not None else None)
+        return count
 
     def error(self, exc: BaseException, where: Where) -> AmlportError | None:
         failure = obstore_failure(exc)
@@ -282,10 +343,7 @@ class BlobReader:
             except BaseError as exc:
                 failure = obstore_failure(exc)
                 assert failure is not None
-                if attempt >= self._retrying.limit(failure):
-                    raise self._retrying.translator.translate(failure, where) from None
-                attempt += 1
-                self._retrying.wait(failure, attempt)
+                attempt = self._retrying.retry(failure, attempt, where)
                 stream = self._resume(store, name, where, done, etag).stream(chunk_size)
                 continue
             done += len(chunk)

@@ -102,6 +102,14 @@ class CountingRetry(ExponentialRetry):
         backoff = min(cfg.initial_backoff * cfg.increment_base ** (n - 1), cfg.max_backoff)
         return max(0.0, backoff + random.uniform(-cfg.jitter, cfg.jitter))
 
+    def delay(self, n: int, retry_after: float | None) -> float:
+        """The wait before retry ``n``: the backoff, or the server's ``Retry-After`` when that
+        is longer (capped at ``MAX_RETRY_AFTER_S``). The SDK path and the obstore path alike."""
+        backoff = self.backoff(n)
+        if retry_after is not None:
+            backoff = max(backoff, min(retry_after, MAX_RETRY_AFTER_S))
+        return backoff
+
     def note(self, status: int | None) -> None:
         """Count one retry (``status``: the answer that caused it, None for no answer)."""
         with self._lock:
@@ -152,16 +160,15 @@ class CountingRetry(ExponentialRetry):
     def _sleep_after(
         self, settings: dict[str, Any], transport: Any, response: PipelineResponse
     ) -> None:
-        backoff = self.get_backoff_time(settings)
-        retry_after = _retry_after_seconds(response)
-        if retry_after is not None:
-            backoff = max(backoff, min(retry_after, MAX_RETRY_AFTER_S))
+        retry_after = retry_after_seconds(response.http_response.headers)
+        backoff = self.delay(int(settings["count"]), retry_after)
         if backoff > 0:
             transport.sleep(backoff)
 
 
-def _retry_after_seconds(response: PipelineResponse) -> float | None:
-    value = response.http_response.headers.get("Retry-After")
+def retry_after_seconds(headers: Any) -> float | None:
+    """The ``Retry-After`` of an answer's headers in seconds; None when absent or a date."""
+    value = headers.get("Retry-After") if headers is not None else None
     if not value:
         return None
     try:

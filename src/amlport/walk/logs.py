@@ -92,11 +92,51 @@ def is_lineage_log(rest: str) -> bool:
     return bool(LINEAGE_LOGS.search(rest))
 
 
-def read_log(text: str) -> LogFacts:
+# What a line must hold for each expression to match it (case as in the expression): an
+# expression whose substrings the whole log lacks is not searched on any of its lines. Most
+# lines of most logs match none, and ~15 searches per line were most of the walk's parsing.
+_NEEDLES: dict[str, tuple[str, ...]] = {
+    "submitting": ("Submitting ",),
+    "completing": ("Completing processing run id ",),
+    "finished": (", job RunId is",),
+    "mounting": ("Mounting ",),
+    "module": ("--module-name",),
+    "port_var": ("AZURE",),  # $AZURE_ML_INPUT_, $AZURE_ML_OUTPUT_, $AZUREML_DATAREFERENCE_
+    "parent": ("parent_run_id", "azureml.pipelineRunId"),
+    "root": ("AZUREML_ROOT_RUN_ID",),
+    "node": ("moduleNodeId", "azureml.nodeid"),
+    "reused_run": ("azureml.reusedrunid",),
+    "experiment": ("Experiment: ",),
+    "run_target": ("Run target: ",),
+    "input_port": ("/wd/INPUT_",),
+}
+# Every location a line names is a URI (``find_uris``: rewriters/text_log.py ``URI_HINTS``,
+# checked against its start pattern by tests/reliability) or an azuremldata…:// one.
+_URI_NEEDLES = (":/", "azureml:", "mlflow-artifacts:", "/mnt/", "/scratch/")
+# Characters IGNORECASE folds onto ASCII letters (``find_uris`` ignores case): with one of
+# them a lower-cased needle could miss, so every expression is searched.
+_FOLDED = ("\u0130", "\u0131", "\u017f", "\u212a")
+ALL_GATES = frozenset((*_NEEDLES, "uris"))
+
+
+def gates(text: str) -> frozenset[str]:
+    """The expressions worth searching on the lines of ``text``."""
+    if any(c in text for c in _FOLDED):
+        return ALL_GATES
+    on = {name for name, needles in _NEEDLES.items() if any(n in text for n in needles)}
+    lower = text.lower()
+    if any(n in lower for n in _URI_NEEDLES):
+        on.add("uris")
+    return frozenset(on)
+
+
+def read_log(text: str, on: frozenset[str] | None = None) -> LogFacts:
+    """``on``: the expressions searched (``gates``; all: ``ALL_GATES``, the same facts)."""
     facts = LogFacts()
     root: str | None = None
+    on = gates(text) if on is None else on
     for line in text.splitlines():
-        root = _read_line(line, facts) or root
+        root = _read_line(line, facts, on) or root
     facts.parent = facts.parent or root
     return facts
 
@@ -106,42 +146,45 @@ def _add(items: list[str], value: str) -> None:
         items.append(value)
 
 
-def _read_line(line: str, facts: LogFacts) -> str | None:
+def _read_line(line: str, facts: LogFacts, on: frozenset[str] = ALL_GATES) -> str | None:
     stamp = STAMP.match(line)
     if stamp:
         ts = stamp["ts"].replace(" ", "T") + "Z"
         facts.started = facts.started or ts
         facts.ended = ts
-    m = SUBMITTING.search(line)
+    m = SUBMITTING.search(line) if "submitting" in on else None
     if m:
         for item in m["list"].split(","):
             c = CHILD.match(item.strip())
             if c:
                 _add_child(facts, c["node"], c["run"])
         return None
-    m = COMPLETING.search(line)
+    m = COMPLETING.search(line) if "completing" in on else None
     if m:
         _add_child(facts, None, m["run"])
         return None
-    m = FINISHED.search(line)
+    m = FINISHED.search(line) if "finished" in on else None
     if m:
         facts.status = "failed" if m["verb"] == "failed" else "completed"
-    m = MOUNTING.search(line)
+    m = MOUNTING.search(line) if "mounting" in on else None
     if m:
         datastore = m["mount"].rstrip("/").rsplit("/", 1)[-1]
         facts.mounts.append((m["container"], m["account"], datastore))
         return None
-    _read_run_facts(line, facts)
-    module = MODULE_NAME.search(line)
+    _read_run_facts(line, facts, on)
+    module = MODULE_NAME.search(line) if "module" in on else None
     if module:
         facts.module = module["module"]
         for p in PARAM.finditer(line):
             if p["key"] != "module-name" and "/" not in p["value"]:
                 facts.parameters[p["key"]] = p["value"]
-    for var in PORT_VAR.finditer(line):
-        _add(facts.ports_out if var["kind"] == "AZURE_ML_OUTPUT" else facts.ports_in, var["port"])
-    _read_locations(line, facts)
-    root = ROOT.search(line)
+    if "port_var" in on:
+        for var in PORT_VAR.finditer(line):
+            kind = var["kind"]
+            _add(facts.ports_out if kind == "AZURE_ML_OUTPUT" else facts.ports_in, var["port"])
+    if "input_port" in on or "uris" in on:
+        _read_locations(line, facts)
+    root = ROOT.search(line) if "root" in on else None
     return root["run"] if root else None
 
 
@@ -156,18 +199,18 @@ def _add_child(facts: LogFacts, node: str | None, run: str) -> None:
     facts.children.append((node, run))
 
 
-def _read_run_facts(line: str, facts: LogFacts) -> None:
-    if m := PARENT.search(line):
+def _read_run_facts(line: str, facts: LogFacts, on: frozenset[str]) -> None:
+    if "parent" in on and (m := PARENT.search(line)):
         facts.parent = m["run"]
-    if m := NODE.search(line):
+    if "node" in on and (m := NODE.search(line)):
         facts.node_id = m["node"]
-    if m := REUSED_RUN.search(line):
+    if "reused_run" in on and (m := REUSED_RUN.search(line)):
         facts.reused, facts.reused_from = True, m["run"]
-    elif REUSE_WORDS.search(line):
+    elif REUSE_WORDS.search(line):  # any case: searched on every line
         facts.reused = True
-    if m := EXPERIMENT.match(line):
+    if "experiment" in on and (m := EXPERIMENT.match(line)):
         facts.experiment = m["name"]
-    if m := RUN_TARGET.match(line):
+    if "run_target" in on and (m := RUN_TARGET.match(line)):
         facts.compute = m["name"]
 
 
