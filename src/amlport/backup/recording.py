@@ -17,8 +17,9 @@ class RecordingSource(SourceWrapper):
     listing. ``read_errors`` counts reads that failed (a snapshot made with one is not a
     base for deciding the next from its listing: a retry might read it)."""
 
-    def __init__(self, inner: Source) -> None:
+    def __init__(self, inner: Source, *, keep: bool = True) -> None:
         super().__init__(inner)
+        self.keep = keep  # False: the listing is let go once the walk has taken it
         self.blobs: list[BlobInfo] = []
         self.read_errors = 0
         self._ahead = False
@@ -36,6 +37,8 @@ class RecordingSource(SourceWrapper):
         if self._ahead:
             self._ahead = False
             yield from self.blobs
+            if not self.keep:  # no catch-all reads it after the walk
+                self.blobs = []
             return
         self.blobs = []
         for blob in self.inner.list_blobs():

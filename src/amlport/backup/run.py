@@ -140,7 +140,7 @@ def backup_request(request: BackupRequest, source: Source) -> tuple[ExportReques
         created=format_time(request.now) if request.now is not None else "",
         cache_dir=request.cache_dir,
     )
-    recorder = RecordingSource(source)
+    recorder = RecordingSource(source, keep=request.whole_workspace)
     if request.whole_workspace:
         export.extension = CatchAll(recorder)
     return export, recorder
