@@ -74,6 +74,29 @@ def test_the_cli_starts_without_the_audit_modules() -> None:
     assert _run_python(code) == "['amlport.cli.audit_cmd']"
 
 
+def test_the_cli_starts_without_the_repository() -> None:
+    """`scan` never opens a repository: the CLI starts without the repository machinery
+    (``bundle/__init__.py`` loads its names on first use) and the commands that open one
+    import it then; every name of ``amlport.bundle`` still resolves."""
+    code = (
+        "import sys, amlport.cli.app\n"
+        "heavy = ('repository', 'archive', 'trees', 'snapshots', 'garbage', 'verification')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[-1] in heavy))\n"
+        "import amlport.bundle as b\n"
+        "from amlport.bundle import unpack\n"
+        "print(all(getattr(b, n) is not None for n in b.__all__), unpack == b.Repository.unpack)\n"
+        "from amlport.bundle import archive\n"
+        "from amlport.bundle.repository import Warnings\n"
+        "from amlport.bundle.notices import Warnings as W\n"
+        "print(archive.__name__, Warnings is W, hasattr(b, 'no_such_name'))"
+    )
+    assert _run_python(code).splitlines() == [
+        "[]",
+        "True True",
+        "amlport.bundle.archive True False",
+    ]
+
+
 def test_the_audit_format_names_are_the_reporters_formats() -> None:
     from amlport.audit.report_formats import FORMATS
     from amlport.cli.audit_cmd import FORMAT_NAMES

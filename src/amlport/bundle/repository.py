@@ -37,6 +37,7 @@ from amlport.bundle.garbage import PruneReport, collect_garbage
 from amlport.bundle.index import SourceIndex
 from amlport.bundle.location import open_store
 from amlport.bundle.lock import DEFAULT_STALE_AFTER, HeldLock, LockInfo, acquire, list_locks
+from amlport.bundle.notices import Warn, Warnings
 from amlport.bundle.objects import ByteProgress, ObjectStore
 from amlport.bundle.retention import ForgetPlan, RetentionPolicy, plan_forget
 from amlport.bundle.snapshots import SnapshotInfo, SnapshotStore
@@ -58,23 +59,8 @@ from amlport.progress import Progress
 from amlport.secrets import find_secrets, may_hold_secret, redact
 from amlport.storage.opener import StorageAuth
 
-Warn = Callable[[str], None]
 Location = str | Path
 CONFIG = "config.json"
-
-
-class Warnings:
-    """Where a repository's warnings go when its opener names no ``on_warning``: nowhere for
-    a library caller, the CLI's warning line once the CLI has set ``sink`` (every command
-    then shows a stale lock removed, an index ignored, a lock-free read, without each call
-    site remembering to pass a callback)."""
-
-    sink: Warn | None = None
-
-    @classmethod
-    def emit(cls, message: str) -> None:
-        if cls.sink is not None:
-            cls.sink(message)
 
 
 class KeySource:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from amlport import __version__
-from amlport.bundle.repository import Warnings
+from amlport.bundle.notices import Warnings
 from amlport.cli import (
     audit_cmd,
     backup_cmd,

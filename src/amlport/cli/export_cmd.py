@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from amlport.bundle import Repository
-from amlport.bundle.snapshots import SnapshotInfo
 from amlport.cli import common
 from amlport.cli.common import WsFileOpt, guarded
 from amlport.cli.options import (
@@ -30,7 +28,10 @@ from amlport.cli.repo_options import (
 from amlport.cli.terminal import styled
 from amlport.errors import ExitCode, IntegrityError, UsageError
 
+# The repository is imported by the commands that open one (``amlport scan`` never does).
 if TYPE_CHECKING:
+    from amlport.bundle import Repository
+    from amlport.bundle.snapshots import SnapshotInfo
     from amlport.export import ExportResult
 
 # The default --include, spelled out here so that --help needs no export import.
@@ -477,6 +478,8 @@ def unpack(
             allow_snapshot=False,
             where="--repo",
         )
+        from amlport.bundle import Repository
+
         report = Repository.unpack(archive, arg.location, auth=arg.auth)
         if as_json:
             doc = {

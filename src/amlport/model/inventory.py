@@ -8,7 +8,7 @@ Locations are ``(datastore, path)`` pairs, never account URLs: the neutral form.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from amlport.model.findings import Finding
@@ -243,9 +243,44 @@ class Inventory:
         }
 
 
+class _Unusual(Exception):
+    """A value outside ``_direct``'s plain types: ``_plain`` takes the general way."""
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(record: Any) -> dict[str, Any]:
-    data = asdict(record)
-    return {k: _jsonable(v) for k, v in data.items()}
+    """``record`` as JSON-ready rows: ``asdict`` then ``_jsonable``. The records of a scan
+    hold only strings, numbers, lists, dicts and nested dataclasses; ``_direct`` converts those
+    in one pass, without ``asdict``'s deep copies (a fifth of a scan's own CPU after the
+    walk), and gives the same result; anything else takes the general way."""
+    try:
+        return {f.name: _direct(getattr(record, f.name)) for f in fields(record)}
+    except _Unusual:
+        data = asdict(record)
+        return {k: _jsonable(v) for k, v in data.items()}
+
+
+def _direct(value: Any) -> Any:
+    """``_jsonable(asdict-converted value)`` for plain values; ``_Unusual`` for any other."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is list or kind is tuple:
+        return [_direct(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in fields(value)}
+    elif kind is not dict:
+        raise _Unusual
+    if value.keys() == {"datastore", "path"}:
+        datastore, path = value["datastore"], value["path"]
+        if type(datastore) is not str or type(path) is not str:
+            raise _Unusual
+        return f"{datastore}/{path}"
+    if any(type(k) is not str for k in value):
+        raise _Unusual
+    return {k: _direct(v) for k, v in sorted(value.items(), key=lambda kv: kv[0])}
 
 
 def _jsonable(value: Any) -> Any:
