@@ -32,7 +32,7 @@ STORE = "azureml-blobstore-ecd26aa2-5440-4e86-8e7f-527cb96ef823"
 UPLOAD = "LocalUpload/887fe322eb7658f755904d6adcb13209/daily-bike-share.csv"
 
 
-def backup(src: Path, repo: Path, when: int = 0, **kw: Any) -> BackupResult:
+def backup_local(src: Path, repo: Path, when: int = 0, **kw: Any) -> BackupResult:
     return run_backup(LocalSource(src), repo, BackupRequest(now=night(when), **kw))
 
 
@@ -56,11 +56,11 @@ def file_of(src: Path, blob: str) -> Path:
 def test_from_the_listing_is_the_snapshot_a_full_run_writes(name: str, tmp_path: Path) -> None:
     src = shutil.copytree(WS / name, tmp_path / "src")
     repo, forced = tmp_path / "repo", tmp_path / "forced"
-    first = backup(src, repo)
+    first = backup_local(src, repo)
     assert not first.from_listing
     shutil.copytree(repo, forced)  # the same repository state, twice
-    quick = backup(src, repo, when=1)
-    full = backup(src, forced, when=1, force=True)
+    quick = backup_local(src, repo, when=1)
+    full = backup_local(src, forced, when=1, force=True)
     assert quick.from_listing and not full.from_listing
     assert quick.parent == full.parent == first.snapshot_id
     a, b = root_of(repo, quick.snapshot_id), root_of(forced, full.snapshot_id)
@@ -126,10 +126,10 @@ def bikeshare(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_a_change_of_the_listing_defeats_it(change: str, bikeshare: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    backup(bikeshare, repo)
-    assert backup(bikeshare, repo, 1).from_listing
+    backup_local(bikeshare, repo)
+    assert backup_local(bikeshare, repo, 1).from_listing
     CHANGES[change](bikeshare)
-    after = backup(bikeshare, repo, 2)
+    after = backup_local(bikeshare, repo, 2)
     assert not after.from_listing
     files = after.changes.files if after.changes is not None else {}
     if change == "mtime":  # a new mtime, the same bytes: walked, and nothing changed
@@ -137,47 +137,49 @@ def test_a_change_of_the_listing_defeats_it(change: str, bikeshare: Path, tmp_pa
     else:
         kind = {"size": "changed", "new": "added", "removed": "removed", "hostile": "added"}
         assert files[kind[change]] >= 1
-    assert backup(bikeshare, repo, 3).from_listing  # and the next one is decided again
+    assert backup_local(bikeshare, repo, 3).from_listing  # and the next one is decided again
 
 
 def test_a_renamed_container_defeats_it(bikeshare: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    backup(bikeshare, repo)
+    backup_local(bikeshare, repo)
     yaml_file = bikeshare / "workspace.yaml"
     text = yaml_file.read_text(encoding="utf-8")
     assert STORE in text
     yaml_file.write_text(text.replace(STORE, "azureml-blobstore-renamed"), encoding="utf-8")
     (bikeshare / STORE).rename(bikeshare / "azureml-blobstore-renamed")
-    assert not backup(bikeshare, repo, 1).from_listing
+    assert not backup_local(bikeshare, repo, 1).from_listing
 
 
 def test_an_option_change_defeats_it(bikeshare: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    backup(bikeshare, repo)
-    narrow = backup(bikeshare, repo, 1, include=frozenset({"models"}))
+    backup_local(bikeshare, repo)
+    narrow = backup_local(bikeshare, repo, 1, include=frozenset({"models"}))
     assert not narrow.from_listing  # another selection: another fingerprint
-    assert backup(bikeshare, repo, 2, include=frozenset({"models"})).from_listing
-    assert not backup(bikeshare, repo, 3).from_listing  # back to the whole workspace
-    assert backup(bikeshare, repo, 4, tags=["other-tag"], workers=2).from_listing  # not inputs
+    assert backup_local(bikeshare, repo, 2, include=frozenset({"models"})).from_listing
+    assert not backup_local(bikeshare, repo, 3).from_listing  # back to the whole workspace
+    assert backup_local(
+        bikeshare, repo, 4, tags=["other-tag"], workers=2
+    ).from_listing  # not inputs
 
 
 def test_another_amlport_version_defeats_it(
     bikeshare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = tmp_path / "repo"
-    backup(bikeshare, repo)
+    backup_local(bikeshare, repo)
     monkeypatch.setattr(fp, "__version__", "9.9.9")
-    assert not backup(bikeshare, repo, 1).from_listing
-    assert backup(bikeshare, repo, 2).from_listing
+    assert not backup_local(bikeshare, repo, 1).from_listing
+    assert backup_local(bikeshare, repo, 2).from_listing
 
 
 def test_other_secret_rules_defeat_it(
     bikeshare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = tmp_path / "repo"
-    backup(bikeshare, repo)
+    backup_local(bikeshare, repo)
     monkeypatch.setattr(fp, "rules_digest", lambda: "0" * 64)
-    assert not backup(bikeshare, repo, 1).from_listing
+    assert not backup_local(bikeshare, repo, 1).from_listing
 
 
 def test_a_run_that_failed_a_read_is_not_a_base(
@@ -198,20 +200,20 @@ def test_a_run_that_failed_a_read_is_not_a_base(
 
     monkeypatch.setattr(LocalSource, "read_bytes", failing_read)
     monkeypatch.setattr(LocalSource, "open_stream", failing_stream)
-    first = backup(bikeshare, repo)
+    first = backup_local(bikeshare, repo)
     assert first.export.stats is not None and first.export.stats.failures
     monkeypatch.undo()
-    second = backup(bikeshare, repo, 1)
+    second = backup_local(bikeshare, repo, 1)
     assert not second.from_listing  # the failed file is read this time
     assert second.export.stats is not None and not second.export.stats.failures
-    assert backup(bikeshare, repo, 2).from_listing
+    assert backup_local(bikeshare, repo, 2).from_listing
 
 
 def test_a_format_1_repository(bikeshare: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     Repository.init(repo, version=1).close()
-    first = backup(bikeshare, repo)
-    second = backup(bikeshare, repo, 1)
+    first = backup_local(bikeshare, repo)
+    second = backup_local(bikeshare, repo, 1)
     assert second.from_listing and second.parent == first.snapshot_id
     with Repository.open(repo) as store:
         assert store.snapshots.format_of(str(second.snapshot_id)) == 1
@@ -297,19 +299,19 @@ def test_a_missing_or_cut_short_object_is_stored_again(bikeshare: Path, tmp_path
     """The previous snapshot's objects must be stored whole for its lists to be named again
     (the check every snapshot write makes); otherwise the backup walks and stores them."""
     repo = tmp_path / "repo"
-    first = backup(bikeshare, repo)
+    first = backup_local(bikeshare, repo)
     with Repository.open(repo) as store:
         entry = next(f for f in store.load_snapshot(str(first.snapshot_id)).files if f.size > 100)
         path = store.object_path(entry.digest)
     path.write_bytes(path.read_bytes()[:50])  # the same name, fewer bytes
     if ENCRYPTED:  # the walking backup refuses a cut-short sealed object (as --force does:
         with pytest.raises(IntegrityError, match="size their object does not have"):
-            backup(bikeshare, repo, 1)  # test_repo_trust's cut-short test, encrypted)
+            backup_local(bikeshare, repo, 1)  # test_repo_trust's cut-short test, encrypted)
         return
-    again = backup(bikeshare, repo, 1)
+    again = backup_local(bikeshare, repo, 1)
     assert not again.from_listing and again.exit_code in (0, 1)
     path.unlink()
-    assert not backup(bikeshare, repo, 2).from_listing  # missing: stored again too
-    assert backup(bikeshare, repo, 3).from_listing
+    assert not backup_local(bikeshare, repo, 2).from_listing  # missing: stored again too
+    assert backup_local(bikeshare, repo, 3).from_listing
     with Repository.open(repo) as store:
         assert store.verify().ok

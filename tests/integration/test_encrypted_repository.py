@@ -15,6 +15,9 @@ from helpers.cliutil import amlport
 REPO = Path(__file__).resolve().parents[2]
 DESIGNER = REPO / "fixtures" / "workspaces" / "designer-autoprice"
 QA = REPO / "tests" / "integration" / "maps" / "qa.yaml"
+# every key given here, and a plain repository compared with the encrypted one: the
+# AMLPORT_TEST_ENCRYPT key (in the test and in the amlport processes) would change both
+pytestmark = pytest.mark.own_keys
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def files(repo: Repository, n: int, changed: set[int] = frozenset(), gone: set[i
     return sorted(out, key=lambda f: f.path)
 
 
-def manifest_of(fs: list[FileEntry], created: str, parent: str | None = None) -> Manifest:
+def synthetic_manifest(fs: list[FileEntry], created: str, parent: str | None = None) -> Manifest:
     runs = sorted({f.path.rsplit("/", 2)[0] for f in fs})
     assets = [
         AssetEntry(kind="run", name=r.rsplit("/", 1)[1], id=f"run:{r.rsplit('/', 1)[1]}",
@@ -99,9 +99,11 @@ def same(a: Manifest, b: Manifest) -> bool:
 
 def test_a_small_change_is_an_overlay_that_reads_as_the_full_list(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
-    first = repo.write_snapshot(manifest_of(files(repo, 5000), at(0)))
+    first = repo.write_snapshot(synthetic_manifest(files(repo, 5000), at(0)))
     before = stored(repo)
-    changed = manifest_of(files(repo, 5000, changed={7, 2500, 4999}, gone={100}, added=2), at(1))
+    changed = synthetic_manifest(
+        files(repo, 5000, changed={7, 2500, 4999}, gone={100}, added=2), at(1)
+    )
     changed.parent = first
     second = repo.write_snapshot(changed)
     root = repo.snapshots.read_root(second)
@@ -123,10 +125,10 @@ def test_an_unchanged_list_keeps_its_node_and_an_unchanged_overlay_adds_nothing(
     tmp_path: Path,
 ) -> None:
     repo = new_repo(tmp_path)
-    first = repo.write_snapshot(manifest_of(files(repo, 2000), at(0)))
-    second = repo.write_snapshot(manifest_of(files(repo, 2000, changed={5}), at(1), first))
+    first = repo.write_snapshot(synthetic_manifest(files(repo, 2000), at(0)))
+    second = repo.write_snapshot(synthetic_manifest(files(repo, 2000, changed={5}), at(1), first))
     before = stored(repo)
-    third = repo.write_snapshot(manifest_of(files(repo, 2000, changed={5}), at(2), second))
+    third = repo.write_snapshot(synthetic_manifest(files(repo, 2000, changed={5}), at(2), second))
     assert stored(repo) == before  # the same overlays: only a root
     lists1, lists3 = (repo.snapshots.read_root(s)["lists"] for s in (first, third))
     assert lists3["files"] == repo.snapshots.read_root(second)["lists"]["files"]
@@ -135,9 +137,9 @@ def test_an_unchanged_list_keeps_its_node_and_an_unchanged_overlay_adds_nothing(
 
 def test_the_base_is_always_a_full_list(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
-    first = repo.write_snapshot(manifest_of(files(repo, 2000), at(0)))
-    second = repo.write_snapshot(manifest_of(files(repo, 2000, changed={5}), at(1), first))
-    wanted = manifest_of(files(repo, 2000, changed={5, 1500}), at(2), second)
+    first = repo.write_snapshot(synthetic_manifest(files(repo, 2000), at(0)))
+    second = repo.write_snapshot(synthetic_manifest(files(repo, 2000, changed={5}), at(1), first))
+    wanted = synthetic_manifest(files(repo, 2000, changed={5, 1500}), at(2), second)
     third = repo.write_snapshot(wanted)
     base = repo.snapshots.read_root(first)["lists"]["files"]["node"]
     assert repo.snapshots.read_root(third)["lists"]["files"]["base"] == base  # never the overlay
@@ -149,11 +151,13 @@ def test_random_edits_of_every_list_read_back_exactly(tmp_path: Path, seed: int)
     rng = random.Random(seed)
     repo = new_repo(tmp_path)
     n = rng.randrange(200, 3000)
-    parent = repo.write_snapshot(manifest_of(files(repo, n), at(0)))
+    parent = repo.write_snapshot(synthetic_manifest(files(repo, n), at(0)))
     for day in range(1, 4):
         changed = {rng.randrange(n) for _ in range(rng.randrange(0, 30))}
         gone = {rng.randrange(n) for _ in range(rng.randrange(0, 10))}
-        wanted = manifest_of(files(repo, n, changed, gone, rng.randrange(0, 5)), at(day), parent)
+        wanted = synthetic_manifest(
+            files(repo, n, changed, gone, rng.randrange(0, 5)), at(day), parent
+        )
         parent = repo.write_snapshot(wanted)
         assert same(repo.load_snapshot(parent), wanted)
     assert repo.verify().ok
@@ -163,12 +167,12 @@ def test_an_overlay_larger_than_its_chunks_or_the_cap_is_a_full_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = new_repo(tmp_path)
-    first = repo.write_snapshot(manifest_of(files(repo, 2000), at(0)))
-    every = manifest_of(files(repo, 2000, changed=set(range(2000))), at(1), first)
+    first = repo.write_snapshot(synthetic_manifest(files(repo, 2000), at(0)))
+    every = synthetic_manifest(files(repo, 2000, changed=set(range(2000))), at(1), first)
     root = repo.snapshots.read_root(repo.write_snapshot(every))
     assert not trees.is_overlay(root["lists"]["files"])  # every chunk changed: compacted
     monkeypatch.setattr(trees, "MAX_OVERLAY_TEXT", 100)
-    small = manifest_of(files(repo, 2000, changed={3}), at(2), first)
+    small = synthetic_manifest(files(repo, 2000, changed={3}), at(2), first)
     root = repo.snapshots.read_root(repo.write_snapshot(small))
     assert root["format"] == trees.ROOT_FORMAT and not trees.is_overlay(root["lists"]["files"])
 
@@ -178,9 +182,9 @@ def test_an_overlay_larger_than_its_chunks_or_the_cap_is_a_full_list(
 
 def test_pruning_the_base_snapshot_keeps_what_the_overlay_needs(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
-    first = repo.write_snapshot(manifest_of(files(repo, 3000), at(0)))
+    first = repo.write_snapshot(synthetic_manifest(files(repo, 3000), at(0)))
     old = {f.path: f.digest for f in repo.load_snapshot(first).files}
-    wanted = manifest_of(files(repo, 3000, changed={10}, gone={20}), at(1), first)
+    wanted = synthetic_manifest(files(repo, 3000, changed={10}, gone={20}), at(1), first)
     second = repo.write_snapshot(wanted)
     base = repo.snapshots.read_root(second)["lists"]["files"]["base"]
     repo.snapshots.delete(first)
@@ -198,8 +202,8 @@ def test_the_prune_estimate_of_a_forget_counts_the_bases(tmp_path: Path) -> None
     from amlport.backup.forget import estimate_prune
 
     repo = new_repo(tmp_path)
-    first = repo.write_snapshot(manifest_of(files(repo, 1000), at(0)))
-    repo.write_snapshot(manifest_of(files(repo, 1000, changed={1}), at(1), first))
+    first = repo.write_snapshot(synthetic_manifest(files(repo, 1000), at(0)))
+    repo.write_snapshot(synthetic_manifest(files(repo, 1000, changed={1}), at(1), first))
     plan = repo.forget(keep_last=1, dry_run=True)
     estimate = estimate_prune(repo, plan)
     repo.forget(keep_last=1)
@@ -210,8 +214,8 @@ def test_the_prune_estimate_of_a_forget_counts_the_bases(tmp_path: Path) -> None
 
 def test_a_pack_of_an_overlay_snapshot_carries_its_base(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
-    first = repo.write_snapshot(manifest_of(files(repo, 1500), at(0)))
-    wanted = manifest_of(files(repo, 1500, changed={2}), at(1), first)
+    first = repo.write_snapshot(synthetic_manifest(files(repo, 1500), at(0)))
+    wanted = synthetic_manifest(files(repo, 1500, changed={2}), at(1), first)
     second = repo.write_snapshot(wanted)
     report = repo.pack(second, tmp_path / "p.tar.gz")
     assert report.pieces > 4
@@ -228,8 +232,8 @@ def forged(repo: Repository, edit: Any = None, fmt: str | None = None) -> str:
     """An overlay snapshot whose overlay piece and root's list are edited (``edit(piece,
     ref)``), each stored under its own name: a "valid" forgery that only the overlay's
     checks can refuse."""
-    first = repo.write_snapshot(manifest_of(files(repo, 800), at(0)))
-    second = repo.write_snapshot(manifest_of(files(repo, 800, changed={3}), at(1), first))
+    first = repo.write_snapshot(synthetic_manifest(files(repo, 800), at(0)))
+    second = repo.write_snapshot(synthetic_manifest(files(repo, 800, changed={3}), at(1), first))
     root = repo.snapshots.read_root(second)
     ref = dict(root["lists"]["files"])
     piece = trees.parse_piece(repo.objects.get_meta(ref["overlay"], where="t"),
