@@ -359,6 +359,28 @@ def upload_workspace(conn_str: str, local_dir: Path, *, workers: int = 8) -> lis
     return containers
 
 
+def upload_renamed_workspace(
+    account: AzuriteAccount, workspace: Path, root: Path, prefix: str
+) -> tuple[Path, str, str]:
+    """Copy a fixture workspace to ``root/ws`` with its two containers renamed
+    ``<prefix>-store`` and ``<prefix>-runs`` (unique per test), upload it into ``account`` and
+    write the matching descriptor to ``root/workspace.yaml``: (descriptor, store, runs)."""
+    store, runs = f"{prefix}-store", f"{prefix}-runs"
+    local = root / "ws"
+    shutil.copytree(workspace, local)
+    desc = yaml.safe_load((local / DESCRIPTOR_FILE).read_text(encoding="utf-8"))
+    (local / desc["containers"]["blobstore"]).rename(local / store)
+    (local / desc["containers"]["artifacts"]).rename(local / runs)
+    (local / DESCRIPTOR_FILE).unlink()
+    desc["account"] = account.name
+    desc["containers"] = {"blobstore": store, "artifacts": runs}
+    desc["datastores"] = {"workspaceblobstore": store, "workspaceartifactstore": runs}
+    descriptor = root / DESCRIPTOR_FILE
+    descriptor.write_text(yaml.safe_dump(desc), encoding="utf-8")
+    assert upload_workspace(account.connection_string, local) == sorted([store, runs])
+    return descriptor, store, runs
+
+
 # --- SAS tokens ------------------------------------------------------------------------------
 
 

@@ -248,24 +248,13 @@ def test_an_azure_source_over_azurite(azurite: Any, tmp_path: Path) -> None:
     with the same bytes is another ETag: walked again)."""
     import uuid
 
-    import yaml
     from helpers import azurite as az
 
     from amlport.storage.opener import StorageAuth, open_source
 
-    tag = uuid.uuid4().hex[:10]
-    store, runs = f"fl{tag}-store", f"fl{tag}-runs"
-    local = shutil.copytree(WS / "sdk-bikeshare", tmp_path / "ws")
-    desc = yaml.safe_load((local / "workspace.yaml").read_text(encoding="utf-8"))
-    (local / desc["containers"]["blobstore"]).rename(local / store)
-    (local / desc["containers"]["artifacts"]).rename(local / runs)
-    (local / "workspace.yaml").unlink()
-    desc["account"] = azurite.source.name
-    desc["containers"] = {"blobstore": store, "artifacts": runs}
-    desc["datastores"] = {"workspaceblobstore": store, "workspaceartifactstore": runs}
-    descriptor = tmp_path / "workspace.yaml"
-    descriptor.write_text(yaml.safe_dump(desc), encoding="utf-8")
-    assert az.upload_workspace(azurite.source.connection_string, local) == sorted([store, runs])
+    descriptor, store, _ = az.upload_renamed_workspace(
+        azurite.source, WS / "sdk-bikeshare", tmp_path, f"fl{uuid.uuid4().hex[:10]}"
+    )
     repo, forced = tmp_path / "repo", tmp_path / "forced"
     auth = StorageAuth(connection_string=azurite.source.connection_string)
 

@@ -13,7 +13,6 @@ come from the library API (``BackupRequest.now``), the way a test simulates a sc
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,20 +63,9 @@ class Week:
 @pytest.fixture(scope="module")
 def week(azurite: az.Azurite, tmp_path_factory: pytest.TempPathFactory) -> Week:
     root = tmp_path_factory.mktemp("week")
-    tag = uuid.uuid4().hex[:10]
-    store, runs = f"wk{tag}-store", f"wk{tag}-runs"
-    local = root / "ws"
-    shutil.copytree(WS / "sdk-bikeshare", local)
-    desc = yaml.safe_load((local / "workspace.yaml").read_text(encoding="utf-8"))
-    (local / desc["containers"]["blobstore"]).rename(local / store)
-    (local / desc["containers"]["artifacts"]).rename(local / runs)
-    (local / "workspace.yaml").unlink()
-    desc["account"] = azurite.source.name
-    desc["containers"] = {"blobstore": store, "artifacts": runs}
-    desc["datastores"] = {"workspaceblobstore": store, "workspaceartifactstore": runs}
-    descriptor = root / "workspace.yaml"
-    descriptor.write_text(yaml.safe_dump(desc), encoding="utf-8")
-    assert az.upload_workspace(azurite.source.connection_string, local) == sorted([store, runs])
+    descriptor, store, runs = az.upload_renamed_workspace(
+        azurite.source, WS / "sdk-bikeshare", root, f"wk{uuid.uuid4().hex[:10]}"
+    )
     service = azurite.source.service_client()
     return Week(
         azurite.source,
