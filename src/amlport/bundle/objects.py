@@ -131,7 +131,10 @@ class ObjectStore:
         digest = self.digest_of(data)
         key = self.key(digest)
         if self.codec.sealed:
-            if self.store.exists(key):
+            # Present at its sealed size: kept without sealing again. Missing or cut short:
+            # sealed and stored (``put_once`` replaces what is not this object), as in a
+            # plain repository.
+            if self.store.size(key) == self.codec.stored_size(len(data)):
                 return digest, False
             return digest, self.store.put_once(key, self.codec.pack_data(data, hex_of(digest)))
         return digest, self.store.put_once(key, data)  # write once
