@@ -25,6 +25,22 @@ def test_an_object_stored_twice_counts_once_and_a_known_one_not_at_all() -> None
     assert (stats.new_objects, stats.new_bytes) == (1, 10)
 
 
+def test_the_writer_of_an_object_counts_even_when_it_records_after_a_twin_found_it() -> None:
+    """Two blobs of the same bytes race: the worker that found the object (new=False) may
+    record before the one that wrote it (new=True). The object is new: counted once, whatever
+    the order (was 0 when the finder recorded first: `backup --json` said 154 new objects for
+    the 155 `verify` checked)."""
+    for order in ((False, True), (True, False), (True, True), (False, True, True)):
+        stats = TransferStats()
+        for new in order:
+            stats.record(files=1, size=10, stored=DIGEST, new=new)
+        assert (stats.new_objects, stats.new_bytes) == (1, 10), order
+    only_found = TransferStats()
+    only_found.record(files=1, size=10, stored=DIGEST, new=False)
+    only_found.record(files=1, size=10, stored=DIGEST, new=False)
+    assert only_found.new_objects == 0
+
+
 def test_records_from_many_threads_are_all_counted() -> None:
     stats = TransferStats()
 

@@ -77,6 +77,7 @@ class TransferStats:
     # repository gained (two equal blobs are one object).
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _stored: set[str] = field(default_factory=set, repr=False, compare=False)
+    _counted: set[str] = field(default_factory=set, repr=False, compare=False)  # as new
 
     def record(
         self,
@@ -102,11 +103,16 @@ class TransferStats:
             self.reused += reused
             self.rewritten += rewritten
             self.streamed += streamed
-            if stored is not None and stored not in self._stored:
-                self._stored.add(stored)
-                if new is not False:
-                    self.new_objects += 1
-                    self.new_bytes += size
+            if stored is None or stored in self._counted:
+                return
+            # Two files of the same bytes race: the one that wrote the object (True) may
+            # record after the one that found it (False); it still counts, once.
+            first = stored not in self._stored
+            self._stored.add(stored)
+            if new is True or (new is None and first):
+                self._counted.add(stored)
+                self.new_objects += 1
+                self.new_bytes += size
 
     def fail(self, path: str, message: str, kind: str = FAILED) -> None:
         """Record a file not stored (the scheduling thread only)."""
@@ -117,6 +123,7 @@ class TransferStats:
     def forget_stored(self) -> None:
         """The transfer is over: let the set of stored digests go (memory at 100k blobs)."""
         self._stored = set()
+        self._counted = set()
 
     def to_dict(self) -> dict[str, Any]:
         """The counts, and the failures as ``"<path>: <message>"`` (JSON, snapshot stats)."""
