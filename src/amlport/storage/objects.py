@@ -209,22 +209,17 @@ class Retrying:
         """Count and wait out ``failure`` before attempt ``attempt + 1`` (and, for a throttle,
         until the probe says it is over); the number of retries used so far. Raises the
         translated error when the budget is spent."""
-        if attempt >= self.limit(failure):
-            raise self.translator.translate(failure, where) from None
-        attempt += 1
-        self.wait(failure, attempt)
-        if self.probe is None or failure.status not in THROTTLING_STATUSES:
-            return attempt
-        while (answer := self.probe(where)) is not None:
-            throttled = Failure("http", answer.status, answer.code, "Throttled")
-            if attempt >= self.limit(throttled):
-                raise self.translator.translate(throttled, where) from None
+        probe = self.probe if failure.status in THROTTLING_STATUSES else None
+        retry_after: float | None = None
+        while True:
+            if attempt >= self.limit(failure):
+                raise self.translator.translate(failure, where) from None
             attempt += 1
-            self.policy.note(answer.status)
-            delay = self.policy.delay(attempt, answer.retry_after)
-            if delay > 0:
-                time.sleep(delay)
-        return attempt
+            self.wait(failure, attempt, retry_after)
+            if probe is None or (answer := probe(where)) is None:
+                return attempt
+            failure = Failure("http", answer.status, answer.code, "Throttled")
+            retry_after = answer.retry_after
 
     def limit(self, failure: Failure) -> int:
         """How many times a call that failed so may be retried (DNS, 4xx: never)."""
@@ -235,9 +230,10 @@ class Retrying:
             return cfg.total
         return 0
 
-    def wait(self, failure: Failure, attempt: int) -> None:
+    def wait(self, failure: Failure, attempt: int, retry_after: float | None = None) -> None:
+        """Count the retry and wait: the backoff, or ``retry_after`` when that is longer."""
         self.policy.note(failure.status)
-        delay = self.policy.backoff(attempt)
+        delay = self.policy.delay(attempt, retry_after)
         if delay > 0:
             time.sleep(delay)
 
