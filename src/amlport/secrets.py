@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
 
+from amlport import secret_prefilter
+
 REDACTED = "REDACTED"
 
 # A value already replaced by REDACTED is not a secret any more (redaction is idempotent).
@@ -333,24 +335,39 @@ _FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
 
 
 def _present(lower: str) -> frozenset[str]:
-    """The triggers a lower-cased text holds (one substring search each)."""
+    """The triggers a lower-cased text holds (one substring search each, after one search
+    for any of them: most texts hold none)."""
+    if _ANY_TRIGGER.search(lower) is None:
+        return _NONE
     return frozenset(t for t in TRIGGERS if t in lower)
 
 
-# The pre-check needs only the triggers that hold no other one ("accountkey=" holds "key="):
-# a substring search each for a long text, one regular expression for a short one (a log
-# line, a name), where the per-trigger calls cost more than the search.
+_NONE: frozenset[str] = frozenset()
+
+
+def _trie(words: list[str]) -> str:
+    """One regular expression matching any of ``words``, as a tree of their common prefixes
+    (``a(?:ccountkey%3d|kia|sia)|…``): at each position of the text the search follows one
+    branch per character instead of trying every word (an alternation of 42 words cost
+    twice as much for a name, and more than 42 substring searches for a 4 KB text)."""
+    if "" in words:  # a word ends here: for "does any occur", the longer ones add nothing
+        return ""
+    branches: dict[str, list[str]] = {}
+    for word in words:
+        branches.setdefault(word[0], []).append(word[1:])
+    alts = [re.escape(first) + _trie(rest) for first, rest in sorted(branches.items())]
+    return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+
+# The pre-check needs only the triggers that hold no other one ("accountkey=" holds "key="),
+# searched as one tree of prefixes, for a text of any length.
 _MIN_TRIGGERS = tuple(t for t in TRIGGERS if not any(o != t and o in t for o in TRIGGERS))
-_ANY_TRIGGER = re.compile("|".join(map(re.escape, sorted(_MIN_TRIGGERS, key=len, reverse=True))))
-_SHORT = 512
+_ANY_TRIGGER = re.compile(_trie(list(_MIN_TRIGGERS)))
 
 
 def may_hold_secret(text: str) -> bool:
     """False only when ``text`` certainly holds no secret (a fast substring pre-check)."""
-    lower = _lower(text)
-    if len(lower) <= _SHORT:
-        return _ANY_TRIGGER.search(lower) is not None
-    return any(t in lower for t in _MIN_TRIGGERS)
+    return _ANY_TRIGGER.search(_lower(text)) is not None
 
 
 def secret_spans(text: str) -> list[tuple[int, int]]:
@@ -430,6 +447,9 @@ def _search_bytes(data: bytes, lo: int, hi: int) -> Counter[str]:
     as one-byte and as UTF-16 text counts once."""
     if b"\x00" not in data:
         return _count_between(data.decode("latin-1"), lo, hi, data.lower().decode("latin-1"))
+    native = secret_prefilter.for_buffer(len(data))
+    if native is not None and (places := native.places(data)) is not None:
+        return _search_places(data, lo, hi, places)
     mask = data.translate(_MASK)
     counts: Counter[str] = Counter()
     for probe, stops in _PROBES:
@@ -439,6 +459,71 @@ def _search_bytes(data: bytes, lo: int, hi: int) -> Counter[str]:
                 found.update(_search_run(data, start, end, lo, hi))
         counts |= found
     return counts
+
+
+# What the native prefilter looks for (``secret_prefilter``): the triggers, except that
+# url_password's "@" (one byte in 256 of random data) gives way to "://", which its expression
+# needs as well. A "://" in the text a pattern runs on was in the run's text: redaction inserts
+# only REDACTED, "null" and line breaks, so it never makes one.
+_NEEDED = {t for p in _PATTERNS for t in (("://",) if p.kind == "url_password" else p.triggers)}
+PREFILTER_TRIGGERS = tuple(
+    sorted(t for t in _NEEDED if not any(o != t and o in t for o in _NEEDED))
+)
+
+# What ``_search_places`` widens a place to: the bytes of a one-byte run ("a"), of a UTF-16 run
+# ("a"), anything else 0.
+_ONE_BYTE_RUN = bytes(0x61 if m == 0x61 else 0 for m in _MASK)
+_WIDE_RUN = bytes(0x61 if m else 0 for m in _MASK)
+
+
+def _search_places(data: bytes, lo: int, hi: int, places: list[tuple[int, int]]) -> Counter[str]:
+    """``_search_bytes`` of binary ``data`` given the native prefilter's places: every run
+    of either kind whose text holds a trigger holds one of them (``secret_prefilter``), and
+    a run without a trigger holds no secret (``_count_between``). So the runs around the
+    places, found by the same rules as ``_printable_runs`` (the longest run of its bytes,
+    a UTF-16 one holding the probe), searched by the same ``_search_run``, give the same
+    counts as searching every run."""
+    counts: Counter[str] = Counter()
+    for kind, table in (
+        (secret_prefilter.ONE_BYTE, _ONE_BYTE_RUN),
+        (secret_prefilter.WIDE, _WIDE_RUN),
+    ):
+        found: Counter[str] = Counter()
+        done = 0  # the end of the last run searched: places before it lie in it
+        for at in sorted(end - 1 for k, end in places if k == kind):
+            if at < done:
+                continue
+            start, end = _run_around(data, at, table)
+            done = end
+            if kind == secret_prefilter.ONE_BYTE:
+                if end - start < MIN_RUN:
+                    continue  # (the prefilter's expressions exclude it: kept for clarity)
+            elif _PROBES[1][0] not in data[start:end].translate(_MASK):
+                continue  # printable and NUL bytes, but no UTF-16 text: not a run
+            if end > lo and start < hi:
+                found.update(_search_run(data, start, end, lo, hi))
+        counts |= found
+    return counts
+
+
+def _run_around(data: bytes, at: int, table: bytes) -> tuple[int, int]:
+    """The longest run of bytes ``table`` maps to non-zero that holds ``data[at]``: searched
+    in windows growing fourfold, so a long run costs a few times its length, not more."""
+    size = len(data)
+    start = end = -1
+    width = 256
+    while start < 0:
+        low = max(0, at - width)
+        start = data[low:at].translate(table).rfind(b"\x00")
+        start = low + start + 1 if start >= 0 else 0 if low == 0 else -1
+        width *= 4
+    width = 256
+    while end < 0:
+        high = min(size, at + width)
+        end = data[at:high].translate(table).find(b"\x00")
+        end = at + end if end >= 0 else size if high == size else -1
+        width *= 4
+    return start, end
 
 
 def _search_run(data: bytes, start: int, end: int, lo: int, hi: int) -> Counter[str]:

@@ -216,3 +216,34 @@ def test_a_snapshot_reports_the_credentials_it_redacted(tmp_path: Path) -> None:
         ("AMLP-HYG-002", "files/workspaceblobstore/LocalUpload/leak.py")
     ]
     assert two.audit_removed == []
+
+
+def test_two_snapshots_are_compared_holding_one_string_per_path_and_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diff of two snapshots reads the second sharing the first's strings (most paths and
+    digests of two snapshots of one workspace are equal): the same report, less memory."""
+    import amlport.backup.compare as compare
+
+    repo = tmp_path / "repo"
+    first = run_backup(LocalSource(WS / "designer-autoprice"), repo, BackupRequest())
+    second = run_backup(
+        LocalSource(WS / "designer-autoprice"), repo, BackupRequest(force=True, tags=["2"])
+    )
+    loaded = []
+    side = compare._snapshot_side
+
+    def keep(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = side(*args, **kwargs)
+        loaded.append(result.manifest)
+        return result
+
+    monkeypatch.setattr(compare, "_snapshot_side", keep)
+    report = diff_specs(f"{repo}@{first.snapshot_id}", f"{repo}@{second.snapshot_id}", open_source)
+    assert not report.different and report.files["unchanged"] > 0
+    a, b = loaded
+    assert a.snapshot_id != b.snapshot_id and len(a.files) == len(b.files)
+    for x, y in zip(a.files, b.files, strict=True):
+        assert x.path is y.path and x.digest is y.digest
+    plain = Repository.open(repo).load_snapshot(str(b.snapshot_id))
+    assert (plain.files, plain.assets, plain.lineage) == (b.files, b.assets, b.lineage)

@@ -31,7 +31,11 @@ WS = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces"
 
 
 class CountingSource(LocalSource):
-    """A real local source that counts the storage reads of each blob."""
+    """A real local source that counts the storage reads of each blob; it stands in for
+    remote storage, where a second read is a request (a plain local copy rereads from the
+    page cache, and the export keeps none of its reads: storage/reuse.py)."""
+
+    rereads_cheaply = False
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)

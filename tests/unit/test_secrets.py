@@ -121,11 +121,23 @@ def test_the_substring_pre_check_changes_no_result(text: str) -> None:
 
 @given(st.one_of(MIXED.map("".join), MIXED.map(lambda parts: "x" * 600 + "".join(parts))))
 def test_the_short_and_the_long_pre_check_agree_with_every_trigger(text: str) -> None:
-    """``may_hold_secret`` searches the triggers that hold no other (one expression for a
-    short text, a substring search each for a long one): the answer is that of searching
-    every trigger, for text around the length where it changes method."""
+    """``may_hold_secret`` searches the triggers that hold no other, as one tree of their
+    prefixes: the answer is that of searching every trigger, for short and long text; and
+    ``_present`` (which skips its per-trigger searches when that search finds none) names
+    every trigger the text holds."""
     from amlport import secrets
 
     lower = secrets._lower(text)
     assert secrets.may_hold_secret(text) == any(t in lower for t in secrets.TRIGGERS)
+    assert secrets._present(lower) == frozenset(t for t in secrets.TRIGGERS if t in lower)
     assert set(secrets._MIN_TRIGGERS) <= set(secrets.TRIGGERS)
+
+
+def test_the_prefix_tree_finds_each_trigger_anywhere() -> None:
+    from amlport import secrets
+
+    for trigger in secrets.TRIGGERS:
+        for text in (trigger, f"x{trigger}", f"{trigger}y", f"a/b {trigger.upper()} c" * 3):
+            assert secrets.may_hold_secret(text), text
+        broken = trigger[:-1] + "\x01" + trigger[-1:]  # a control character inside it
+        assert secrets.may_hold_secret(broken) == any(t in broken for t in secrets.TRIGGERS)

@@ -1,7 +1,7 @@
 """ReusingSource and Source.read_many: each small blob is read from storage once per export.
 
 The inner source here is a dict of bytes (pure logic: what is served from where); the same
-behaviour over a real workspace folder is checked in tests/cli/test_export_reads_once.py.
+behaviour over a real workspace folder is checked in tests/integration/test_export_reads_once.py.
 """
 
 from __future__ import annotations
@@ -113,3 +113,38 @@ def test_text_is_kept_compressed_and_served_byte_for_byte() -> None:
     assert len(log) > 20_000 and 0 < src.kept_bytes < 4096
     assert src.read_bytes("c", "70_driver_log.txt") == log
     assert inner.requests["70_driver_log.txt"] == 1
+
+
+class CheapSource(DictSource):
+    """Stands in for a local copy: a second read costs no request."""
+
+    rereads_cheaply = True
+
+
+def test_nothing_is_kept_over_a_source_that_rereads_cheaply() -> None:
+    """A local copy's reads are not kept (they cost the peak memory of a large export, and
+    a second read comes from the page cache); the transfer reads each file again, whole."""
+    from amlport.backup.recording import RecordingSource
+
+    inner = CheapSource({"a.yaml": b"a: 1\n", "b.txt": b"bee"})
+    for src in (ReusingSource(inner), ReusingSource(RecordingSource(inner))):  # through wrappers
+        inner.requests.clear()
+        assert [r.data for r in src.read_many([inner.info("a.yaml"), inner.info("b.txt")])] == [
+            b"a: 1\n",
+            b"bee",
+        ]
+        assert src.kept_bytes == 0 and src.budget == 0
+        src.offer(inner.info("a.yaml"), b"a: 1\n")  # offered bytes are not kept either
+        assert src.read_bytes("c", "a.yaml") == b"a: 1\n"
+        assert src.open_stream("c", "b.txt").read() == b"bee"
+        assert src.served == 0 and inner.requests == Counter({"a.yaml": 2, "b.txt": 2})
+
+
+def test_a_local_copy_rereads_cheaply_and_remote_storage_does_not() -> None:
+    from amlport.storage.base import SourceWrapper
+    from amlport.storage.local import LocalSource
+    from amlport.storage.reuse import rereads_cheaply
+
+    assert LocalSource.rereads_cheaply and not Source.rereads_cheaply
+    assert not rereads_cheaply(DictSource({})) and rereads_cheaply(CheapSource({}))
+    assert rereads_cheaply(SourceWrapper(SourceWrapper(CheapSource({}))))

@@ -30,6 +30,7 @@ from amlport.bundle.reference import parse_reference
 from amlport.bundle.repository import CONFIG
 from amlport.bundle.sources import SourceRef, parse_source, select_snapshot
 from amlport.errors import AmlportError, UsageError
+from amlport.model.loadplan import LoadPlan
 from amlport.model.manifest import source_key
 from amlport.storage.azure_location import parse_location
 from amlport.storage.base import Source
@@ -129,7 +130,12 @@ def diff_specs(
             id(s): stack.enter_context(open_source(s.live)) for s in (a, b) if s.live is not None
         }
         live_keys = [source_key(src.descriptor.to_dict()) for src in sources.values()]
-        snaps = {id(s): _snapshot_side(s, live_keys, named) for s in (a, b) if s.repo is not None}
+        # Two snapshots share one string per path and per digest (most of both are equal).
+        shared = LoadPlan(strings={}, digests={})
+        snaps = {
+            id(s): _snapshot_side(s, live_keys, named, shared) for s in (a, b) if s.repo is not None
+        }
+        del shared  # the tables: the loaded snapshots hold the strings
         sides: list[SnapshotSide | LiveSide] = []
         for spec, other in ((a, b), (b, a)):
             if spec.repo is not None:
@@ -149,7 +155,9 @@ def diff_specs(
         return diff_sides(sides[0], sides[1])
 
 
-def _snapshot_side(spec: Spec, live_keys: list[str], named: SourceRef | None) -> SnapshotSide:
+def _snapshot_side(
+    spec: Spec, live_keys: list[str], named: SourceRef | None, plan: LoadPlan
+) -> SnapshotSide:
     """REPO@ID, or REPO: the latest of ``named`` (``--source``), else of the live side's
     source when the repository has one, else of the repository's only source."""
     assert spec.repo is not None
@@ -160,6 +168,6 @@ def _snapshot_side(spec: Spec, live_keys: list[str], named: SourceRef | None) ->
         live = [i for i in repo.list_snapshots() if i.source_key in live_keys]
         if live:
             named = SourceRef(live[-1].source_key, live[-1].source_key)
-    manifest = select_snapshot(repo, spec.snapshot, named)
+    manifest = select_snapshot(repo, spec.snapshot, named, plan=plan)
     where = spec.repo if isinstance(spec.repo, Path) else repo.location  # a URL: no SAS
     return SnapshotSide(repo, manifest, label=f"{where}@{str(manifest.snapshot_id)[:16]}")

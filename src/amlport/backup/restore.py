@@ -23,6 +23,7 @@ from amlport.bundle import Repository
 from amlport.errors import ExitCode, UsageError
 from amlport.importing import ImportRequest, ImportResult, run_import
 from amlport.importing.engine import pick_snapshot, verify_first
+from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.progress import Progress
@@ -155,18 +156,24 @@ def run_restore(
     _check_request(request, scan)
     repo = Repository.open(repo_path, auth=repo_auth)
     with repo, repo.lock(exclusive=False):  # the snapshot must not be pruned under us
-        manifest = pick_snapshot(repo, request.snapshot, request.source, request.mapping)
-        selected = select_manifest(manifest, request.select) if request.select else None
+        picked = pick_snapshot(repo, request.snapshot, request.source, request.mapping)
+        snapshot_id = str(picked.snapshot_id)
+        selected = select_manifest(picked, request.select) if request.select else None
+        manifest: Manifest | None = picked
+        del picked
         if request.read_only:  # nothing is imported, so no write guard is ever opened
             verify_first(repo, manifest)
-            imported = ImportResult(str(manifest.snapshot_id), True, request.on_conflict)
+            imported = ImportResult(snapshot_id, True, request.on_conflict)
         else:
+            # The import reads the snapshot again: one copy at a time (a 100k-file snapshot
+            # is ~100 MB in memory); the check reads it once more after the import.
+            manifest = None
             imported = run_import(
                 repo_path,
                 target,
                 ImportRequest(
                     mapping=request.mapping,
-                    snapshot=str(manifest.snapshot_id),
+                    snapshot=snapshot_id,
                     dry_run=request.dry_run,
                     on_conflict=request.on_conflict,
                     emit_assets=request.emit_assets,
@@ -180,6 +187,8 @@ def run_restore(
         if selected is not None:
             manifest = selected.manifest  # the check compares what was selected
         if request.check and scan is not None:
+            if manifest is None:
+                manifest = repo.snapshots.load_exact(snapshot_id)
             with scan() as source:
                 report.check = check_restore(repo, manifest, request.mapping, target, source)
     return report

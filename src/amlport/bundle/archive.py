@@ -198,10 +198,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def _add_object(tar: tarfile.TarFile, objects: ObjectStore, digest: str) -> int:
     hexd = digest.split(":", 1)[1]
     if objects.codec.sealed:  # the stored (sealed) bytes, each segment opened on the way
-        try:
-            raw = objects.store.open(objects.key(digest))
-        except FileNotFoundError:
-            raise IntegrityError(f"object {digest} is missing from the repository") from None
+        raw = objects.open_stored(digest)  # loose or packed: carried loose either way
         copy = _CheckedCopy(raw, objects.codec, digest, f"object {digest}", _VERIFY)
         with io.BufferedReader(copy, buffer_size=CHUNK_SIZE) as fh:  # tar wants whole reads
             size = objects.size(digest)
@@ -222,7 +219,7 @@ def _add_object(tar: tarfile.TarFile, objects: ObjectStore, digest: str) -> int:
 
 def _add_piece(tar: tarfile.TarFile, objects: ObjectStore, digest: str) -> int:
     """A metadata object as stored (its envelope), the very bytes checked against its name."""
-    stored = objects.store.read(objects.key(digest), limit=MAX_PIECE_STORED)
+    stored = objects.read_meta_stored(digest)
     if _meta_name(objects.codec, stored, hex_of(digest), MAX_META_BYTES) != hex_of(digest):
         raise IntegrityError(f"pack: object {digest} is corrupt: its contents do not match "
                              "its name", hint=_VERIFY)  # fmt: skip

@@ -10,6 +10,7 @@ usual layout would find nothing or the wrong objects.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +33,24 @@ ENCRYPTION = {
     "id_hash": "hmac-sha256",
     "segment": 1 << 20,
 }
-_KEYS = frozenset(("format", "version", "id", "created", "created_by", "objects", "encryption"))
+# Pack files (``packs.py``, docs/design/0007 "Pack files"): small objects in packs. Declared
+# at init; an amlport that does not know them refuses the key by name ("unknown key(s)
+# 'packs'") instead of finding the packed objects missing. Format 2 only.
+PACKS = {"version": 1}
+PACKS_DEFAULT = False  # whether a new repository gets packs (the switch, design 0007)
+PACKS_ENV = "AMLPORT_PACKS"  # "1"/"0": overrides PACKS_DEFAULT for new repositories
+
+
+def packs_default() -> bool:
+    """Whether ``init`` gives a new repository pack files: ``$AMLPORT_PACKS`` (``1``/``0``)
+    when set, else ``PACKS_DEFAULT``."""
+    value = os.environ.get(PACKS_ENV, "").strip()
+    return PACKS_DEFAULT if value not in ("0", "1") else value == "1"
+
+
+_KEYS = frozenset(
+    ("format", "version", "id", "created", "created_by", "objects", "encryption", "packs")
+)
 _HINT = "the repository configuration is damaged; restore config.json from a copy"
 
 
@@ -43,20 +61,25 @@ class RepositoryConfig:
     created: str = ""
     created_by: str = ""
     encrypted: bool = False  # ``encryption`` (the scheme of ``ENCRYPTION``) recorded
+    packs: bool = False  # ``packs`` recorded: small objects may be in pack files
 
     @classmethod
-    def new(cls, *, version: int = FORMAT_MAJOR, encrypted: bool = False) -> RepositoryConfig:
+    def new(
+        cls, *, version: int = FORMAT_MAJOR, encrypted: bool = False, packs: bool | None = None
+    ) -> RepositoryConfig:
         now = format_time(datetime.now(timezone.utc))
+        packs = packs_default() if packs is None else packs
         return cls(
             id=uuid.uuid4().hex, version=version, created=now,
             created_by=f"amlport {__version__}", encrypted=encrypted,
+            packs=packs and version >= 2,
         )  # fmt: skip
 
     def upgraded(self) -> RepositoryConfig:
         """The same repository at the current format (``repo upgrade``)."""
         return RepositoryConfig(
             id=self.id, version=FORMAT_MAJOR, created=self.created, created_by=self.created_by,
-            encrypted=self.encrypted,
+            encrypted=self.encrypted, packs=self.packs,
         )  # fmt: skip
 
     def to_bytes(self) -> bytes:
@@ -70,6 +93,8 @@ class RepositoryConfig:
         }
         if self.encrypted:
             data["encryption"] = dict(ENCRYPTION)
+        if self.packs:
+            data["packs"] = dict(PACKS)
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -98,12 +123,15 @@ class RepositoryConfig:
         encrypted = "encryption" in data
         if encrypted and version < 2:
             raise _unsupported(where, "encryption in a format-1 repository")
+        if "packs" in data and version < 2:
+            raise _unsupported(where, "packs in a format-1 repository")
         return cls(
             id=repo_id,
             version=version,
             created=str(data.get("created", "")),
             created_by=str(data.get("created_by", "")),
             encrypted=encrypted,
+            packs="packs" in data,
         )
 
 
@@ -126,6 +154,8 @@ def _check_known(data: dict[str, Any], where: str) -> None:
             raise _unsupported(where, f"{found} (supported: {json.dumps(OBJECTS)})")
     if "encryption" in data:
         _check_exact(data["encryption"], ENCRYPTION, "encryption", where)
+    if "packs" in data:
+        _check_exact(data["packs"], PACKS, "packs", where)
 
 
 def _check_exact(value: Any, want: dict[str, Any], name: str, where: str) -> None:

@@ -252,6 +252,14 @@ class FsspecStore(RepoStore):
             raise files.TooLarge(path, int(info["size"]), limit)
         return cast(BinaryIO, self.fs.open(path, "rb"))
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        path = self._path(key)
+        if self._info(path) is None:
+            raise FileNotFoundError(path)
+        if length == 0:
+            return b""
+        return bytes(self.fs.cat_file(path, start=offset, end=offset + length))
+
     @contextlib.contextmanager
     def staging(self, folder: str, hint: str | None = None) -> Iterator[Staging]:
         self._writing(folder)

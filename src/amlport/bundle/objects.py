@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import threading
@@ -18,9 +19,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from amlport.bundle import envelope
+from amlport.bundle import envelope, packs
 from amlport.bundle.codec import MAX_META_BYTES, PLAIN, Codec, Hasher
 from amlport.bundle.files import TooLarge
+from amlport.bundle.packs import PackEntries, Packer, PackIndex
 from amlport.bundle.store import RepoStore, Staging
 from amlport.errors import IntegrityError, UsageError
 from amlport.model.manifest import DIGEST_RE
@@ -68,9 +70,15 @@ def normalize_md5(value: str) -> bytes:
 class ObjectStore:
     """Content-addressed objects under ``objects/`` of a store (a folder or a container)."""
 
-    def __init__(self, store: RepoStore, codec: Codec = PLAIN) -> None:
+    def __init__(self, store: RepoStore, codec: Codec = PLAIN, *, packing: bool = False) -> None:
         self.store = store
         self.codec = codec
+        # ``config.json`` declares ``packs``: small objects of a batch go to pack files, and
+        # every lookup consults the pack index (``packs.py``), read once per open repository.
+        self.packing = packing
+        self._index: PackIndex | None = None
+        self._index_lock = threading.Lock()
+        self._batch: Packer | None = None
 
     @property
     def base(self) -> Path:
@@ -87,11 +95,182 @@ class ObjectStore:
         return self.store.local_path(self.key(digest))
 
     def has(self, digest: str) -> bool:
-        return self.store.exists(self.key(digest))
+        return self._locate(digest) is not None or self.store.exists(self.key(digest))
 
     def size(self, digest: str) -> int | None:
         """Bytes of a stored object, None when it is missing."""
-        return self.store.size(self.key(digest))
+        found = self._locate(digest)
+        return found[2] if found is not None else self.store.size(self.key(digest))
+
+    def location(self, digest: str) -> str:
+        """Where an object's bytes are, for messages and tests: its key, or ``<pack key>@
+        <offset>+<length>`` for a packed one."""
+        found = self._locate(digest)
+        if found is None or found[0] is None:
+            return self.key(digest)
+        return f"{packs.pack_key(found[0])}@{found[1]}+{found[2]}"
+
+    # --- pack files (``packs.py``) ---------------------------------------------------------
+
+    def pack_index(self) -> PackIndex:
+        """Every packed object, from the index pieces read once (an unreadable piece is in
+        ``problems``, its objects are missing)."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = self._load_index() if self.packing else PackIndex()
+            return self._index
+
+    def forget_pack_index(self) -> None:
+        """Read the index pieces again at the next lookup (``prune`` rewrote them)."""
+        with self._index_lock:
+            self._index = None
+
+    def _load_index(self) -> PackIndex:
+        index = PackIndex()
+        for name in self.store.list(packs.INDEX_FOLDER):
+            key = packs.index_key(name)
+            try:
+                index.add_table(key, self.read_index_plain(name))
+            except IntegrityError as exc:
+                index.problems.append((key, exc.message))
+        return index
+
+    def read_index_piece(self, name: str) -> list[PackEntries]:
+        """The packs one index piece lists, checked against its name and every bound."""
+        return packs.decode_index(self.read_index_plain(name), where=packs.index_key(name))
+
+    def read_index_plain(self, name: str) -> bytes:
+        """The plain bytes of an index piece, checked against its name (not yet parsed)."""
+        key = packs.index_key(name)
+        if "/" in name or len(name) != 64 or packs.pack_of_name(f"{name[:2]}/{name}") is None:
+            raise IntegrityError(f"{key} is not named like a pack index", hint=_VERIFY_HINT)
+        try:
+            stored = self.store.read(key, limit=packs.MAX_INDEX_BYTES + META_OVERHEAD)
+        except TooLarge as exc:
+            raise IntegrityError(f"{key} has {exc.size} bytes, more than a pack index may hold",
+                                 hint=_VERIFY_HINT) from None  # fmt: skip
+        plain = self.codec.unpack_meta(stored, name, where=key, limit=packs.MAX_INDEX_BYTES)
+        if self.codec.meta_name(plain) != name:
+            raise IntegrityError(f"{key} is corrupt: its contents do not match its name",
+                                 hint=_VERIFY_HINT)  # fmt: skip
+        return plain
+
+    def write_index_piece(self, plain: bytes) -> str:
+        """Store an index piece (durable when this returns); its key."""
+        name = self.codec.meta_name(plain)
+        key = packs.index_key(name)
+        with self.store.synced_together():
+            self.store.put_once(key, self.codec.pack_meta(plain, name))
+        return key
+
+    def iter_pack_keys(self) -> Iterator[tuple[str, int]]:
+        """(pack hex, stored size) of every pack file, indexed or not."""
+        for name, size in self.store.list_sizes(packs.FOLDER):
+            pack = packs.pack_of_name(name)
+            if pack is not None:
+                yield pack, size
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Objects ``add``ed inside are made durable together when the block ends (the
+        store's ``synced_together``); in a repository with packs, those smaller than
+        ``packs.PACK_BELOW`` go to pack files, and the index piece naming them is written,
+        durable, after the packs are and before the block returns: whatever records the
+        objects (the source index, a snapshot root) comes after it, however the block ends."""
+        if not self.packing or self._batch is not None:
+            with self.store.synced_together():
+                yield
+            return
+        packer = Packer(self.store.put_once)
+        self._batch = packer
+        try:
+            with self.store.synced_together():  # loose objects and packs durable together
+                try:
+                    yield
+                finally:
+                    packer.flush()
+        finally:
+            try:
+                plain = packer.index_plain()  # the packs written, even if the block raised
+                if plain is not None:
+                    key = self.write_index_piece(plain)
+                    self.pack_index().add_table(key, plain)
+            finally:
+                self._batch = None
+
+    def _locate(self, digest: str) -> tuple[str | None, int, int] | None:
+        """(pack hex, or None while in the batch's memory; offset, length), None: not packed."""
+        if not self.packing:
+            return None
+        hexd = hex_of(digest)
+        batch = self._batch
+        if batch is not None:
+            found = batch.find(hexd)
+            if found is not None:
+                return found
+        return self.pack_index().find(hexd)
+
+    def _read_packed(self, digest: str, found: tuple[str | None, int, int]) -> bytes:
+        """The stored bytes of a packed object (FileNotFoundError: its pack is missing)."""
+        pack, offset, length = found
+        if pack is None and self._batch is not None:
+            data = self._batch.buffered(offset, length)
+            if data is not None:
+                return data
+            again = self._locate(digest)
+            if again is None or again[0] is None:
+                raise FileNotFoundError(digest)
+            pack, offset, length = again
+        if pack is None:
+            raise FileNotFoundError(digest)
+        key = packs.pack_key(pack)
+        data = self.store.read_range(key, offset, length)  # never more than the entry says
+        if len(data) != length:
+            raise IntegrityError(
+                f"object {digest}: pack {key} is cut short ({len(data)} of {length} bytes at "
+                f"offset {offset})",
+                hint=_VERIFY_HINT,
+            )
+        return data
+
+    def stored_checked(self, digest: str) -> bytes:
+        """The stored bytes of an object (sealed ones sealed), loose or packed, after checking
+        that they open to bytes of its name (a repack copies nothing damaged)."""
+        with self.open_stored(digest) as fh:
+            stored = fh.read()
+        try:
+            plain = stored
+            if self.codec.sealed:
+                where = f"object {digest}"
+                plain = b"".join(self.codec.open_data(io.BytesIO(stored), hex_of(digest),
+                                                      where=where))  # fmt: skip
+            actual = self.digest_of(plain)
+            if actual != digest:
+                raise IntegrityError(
+                    f"object {digest} is corrupt: its bytes hash to {actual}", hint=_VERIFY_HINT
+                )
+        except IntegrityError:
+            if not self._is_meta(stored, digest):  # a snapshot piece is checked as one
+                raise
+        return stored
+
+    def _is_meta(self, stored: bytes, digest: str) -> bool:
+        try:
+            plain = self.codec.unpack_meta(stored, hex_of(digest), where=f"object {digest}",
+                                           limit=MAX_META_BYTES)  # fmt: skip
+        except IntegrityError:
+            return False
+        return self.codec.meta_name(plain) == hex_of(digest)
+
+    def open_stored(self, digest: str) -> BinaryIO:
+        """The stored bytes of an object (sealed ones sealed), loose or packed, unchecked."""
+        found = self._locate(digest)
+        try:
+            if found is not None:
+                return io.BytesIO(self._read_packed(digest, found))
+            return self.store.open(self.key(digest))
+        except FileNotFoundError:
+            raise _missing(digest) from None
 
     def stored_size(self, plain_size: int) -> int:
         """Bytes a data object of ``plain_size`` bytes takes in this store (the codec's
@@ -127,9 +306,19 @@ class ObjectStore:
         return self.add(data)[0]
 
     def add(self, data: bytes) -> tuple[str, bool]:
-        """Store ``data``; (its digest, whether this call stored it: False when present)."""
+        """Store ``data``; (its digest, whether this call stored it: False when present).
+        Inside a ``batch`` of a repository with packs, a small object goes to a pack."""
         digest = self.digest_of(data)
         key = self.key(digest)
+        if self.packing and self._locate(digest) is not None:
+            return digest, False
+        batch = self._batch
+        stored_size = self.codec.stored_size(len(data))
+        if batch is not None and stored_size < packs.PACK_BELOW:
+            if self.store.size(key) == stored_size:  # loose already (a stream, an unpack)
+                return digest, False
+            hexd = hex_of(digest)
+            return digest, batch.add(hexd, self.codec.pack_data(data, hexd))
         if self.codec.sealed:
             # Present at its sealed size: kept without sealing again. Missing or cut short:
             # sealed and stored (``put_once`` replaces what is not this object), as in a
@@ -191,15 +380,19 @@ class ObjectStore:
         name = self.codec.meta_name(plain) if name is None else name
         digest = format_digest(name)
         key = self.key(digest)
-        if self.store.exists(key):
+        if self._locate(digest) is not None or self.store.exists(key):
             return digest, False
-        return digest, self.store.put_once(key, self.codec.pack_meta(plain, name))
+        stored = self.codec.pack_meta(plain, name)
+        batch = self._batch
+        if batch is not None and len(stored) < packs.PACK_BELOW:  # a snapshot's pieces
+            return digest, batch.add(name, stored)
+        return digest, self.store.put_once(key, stored)
 
     def get_meta(self, digest: str, *, where: str) -> bytes:
         """A metadata object's plain bytes, checked against its name."""
         name = hex_of(digest)
         try:
-            stored = self.store.read(self.key(digest), limit=MAX_META_BYTES + META_OVERHEAD)
+            stored = self._read_meta(digest)
         except FileNotFoundError:
             raise _missing(digest) from None
         except TooLarge as exc:
@@ -216,6 +409,23 @@ class ObjectStore:
                 hint=_VERIFY_HINT,
             )
         return plain
+
+    def _read_meta(self, digest: str) -> bytes:
+        """The stored bytes of a metadata object, loose or (a later writer's) packed."""
+        limit = MAX_META_BYTES + META_OVERHEAD
+        found = self._locate(digest)
+        if found is None:
+            return self.store.read(self.key(digest), limit=limit)
+        if found[2] > limit:
+            raise TooLarge(self.location(digest), found[2], limit)
+        return self._read_packed(digest, found)
+
+    def read_meta_stored(self, digest: str) -> bytes:
+        """A metadata object as stored (its envelope), unchecked (``pack`` checks it)."""
+        try:
+            return self._read_meta(digest)
+        except FileNotFoundError:
+            raise _missing(digest) from None
 
     def get_bytes(self, digest: str, size: int | None = None) -> bytes:
         """The object's bytes, checked; ``size``: what the manifest says it holds (never more
@@ -235,8 +445,14 @@ class ObjectStore:
         """A reader that raises IntegrityError at end of file when the bytes do not match;
         ``size``: what the manifest says it holds (a larger object is refused at once)."""
         limit = None if size is None else self.stored_size(size)
+        found = self._locate(digest)
         try:
-            raw = self.store.open(self.key(digest), limit=limit)
+            if found is not None:
+                if limit is not None and found[2] > limit:
+                    raise _larger(digest, self._plain_size(found[2]), size)
+                raw: BinaryIO = io.BytesIO(self._read_packed(digest, found))
+            else:
+                raw = self.store.open(self.key(digest), limit=limit)
         except FileNotFoundError:
             raise _missing(digest) from None
         return io.BufferedReader(self._verifying(raw, digest), buffer_size=CHUNK_SIZE)
@@ -262,8 +478,14 @@ class ObjectStore:
         is missing. One request per object in a remote store. ``expected``: the size the
         manifest says; a larger object is measured, not read."""
         limit = None if expected is None else self.stored_size(expected)
+        found = self._locate(digest)
         try:
-            raw = self.store.open(self.key(digest), limit=limit)
+            if found is not None:
+                if limit is not None and found[2] > limit:
+                    return self._plain_size(found[2]), None  # the caller compares it
+                raw: BinaryIO = io.BytesIO(self._read_packed(digest, found))
+            else:
+                raw = self.store.open(self.key(digest), limit=limit)
         except FileNotFoundError:
             return None, None
         except TooLarge as exc:
@@ -320,17 +542,25 @@ class ObjectStore:
         return {digest: sizer(digest) for digest in sorted(wanted)}
 
     def iter_digests(self) -> Iterator[str]:
-        for name in self.store.list(FOLDER):
-            digest = _digest_of_name(name)
-            if digest is not None:
-                yield digest
+        for digest, _ in self.iter_sizes():
+            yield digest
 
     def iter_sizes(self) -> Iterator[tuple[str, int]]:
-        """(digest, size) of every stored object: one listing in a remote store."""
+        """(digest, size) of every stored object, loose then packed (each once): one listing
+        in a remote store."""
+        index = self.pack_index() if self.packing else None
+        both: set[str] = set()  # loose and packed: listed once
         for name, size in self.store.list_sizes(FOLDER):
-            digest = _digest_of_name(name)
+            digest = digest_of_name(name)
             if digest is not None:
+                if index is not None and index.find(digest[len(ALGORITHM) + 1 :]) is not None:
+                    both.add(digest)
                 yield digest, size
+        if index is not None:
+            for hexd, length in index.items():
+                digest = format_digest(hexd)
+                if digest not in both:
+                    yield digest, length
 
     def iter_temp_files(self) -> Iterator[Path]:
         return self.store.temp_files(FOLDER)
@@ -339,7 +569,8 @@ class ObjectStore:
         return self.store.sweep_temp(FOLDER, older_than_s)
 
     def delete(self, digest: str) -> int:
-        """Remove an object; the bytes freed (0 when it was not there)."""
+        """Remove a loose object; the bytes freed (0 when it was not there). A packed object
+        goes with its pack (``garbage.py``)."""
         key = self.key(digest)
         size = self.store.size(key)
         if size is None:
@@ -357,6 +588,14 @@ class ObjectStore:
 
     def _read(self, digest: str, size: int | None) -> bytes:
         """The stored bytes of a data object; ``size``: its plain size, if known."""
+        found = self._locate(digest)
+        if found is not None:
+            if size is not None and found[2] > self.stored_size(size):
+                raise _larger(digest, self._plain_size(found[2]), size)
+            try:
+                return self._read_packed(digest, found)
+            except FileNotFoundError:
+                raise _missing(digest) from None
         limit = self.size(digest) if size is None else self.stored_size(size)
         try:
             if limit is None:
@@ -371,12 +610,17 @@ class ObjectStore:
             ) from None
 
 
-def _digest_of_name(name: str) -> str | None:
+def digest_of_name(name: str) -> str | None:
     """The digest of an object's name below ``objects/sha256/`` (``ab/ab12…``), if it is one."""
     fan, _, hexd = name.partition("/")
     digest = format_digest(hexd)
     ok = len(fan) == 2 and DIGEST_RE.match(digest) and hexd.startswith(fan)
     return digest if ok else None
+
+
+def _larger(digest: str, actual: int, size: int | None) -> IntegrityError:
+    return IntegrityError(f"object {digest} has {actual} bytes, the manifest says {size}",
+                          hint=_VERIFY_HINT)  # fmt: skip
 
 
 def _missing(digest: str) -> IntegrityError:

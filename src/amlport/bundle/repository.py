@@ -116,7 +116,7 @@ class Repository:
         self.store = path if isinstance(path, RepoStore) else LocalStore(Path(path))
         self.config = config
         self.codec = codec
-        self.objects = ObjectStore(self.store, codec)
+        self.objects = ObjectStore(self.store, codec, packing=config.packs)
         self.snapshots = SnapshotStore(self.store, self.objects, version=config.version)
         self._warn: Warn = on_warning or Warnings.emit
         self._held: HeldLock | None = None
@@ -427,10 +427,10 @@ class Repository:
         (what ``write_snapshot`` checks)? A backup decided from its listing reuses the
         previous snapshot's files only then: a missing or cut-short object is stored again
         by a backup that walks."""
-        wanted = dict(files)
-        sizes = self.objects.sizes(wanted)
-        stored_size = self.objects.stored_size
-        return all(sizes[d] is not None and sizes[d] == stored_size(n) for d, n in wanted.items())
+        wanted = list(files)
+        sizes = self.objects.sizes(d for d, _ in wanted)
+        missing, wrong = _unfit_objects(wanted, sizes, self.objects.stored_size)
+        return not missing and not wrong
 
     def list_snapshots(self) -> list[SnapshotInfo]:
         return self.snapshots.infos()
@@ -662,6 +662,24 @@ def _closing_on_error(store: RepoStore, then: Callable[[RepoStore], T]) -> T:
         raise
 
 
+def _unfit_objects(
+    files: list[tuple[str, int]], sizes: dict[str, int | None], stored_size: Callable[[int], int]
+) -> tuple[list[int], list[int]]:
+    """The one predicate of ``objects_intact`` and ``_check_objects``: the positions in
+    ``files`` ((digest, plain size) pairs) whose object is not stored (``sizes``: the stored
+    sizes, None for missing), and of those whose stored size is not ``stored_size`` of the
+    recorded one."""
+    missing: list[int] = []
+    wrong: list[int] = []
+    for i, (digest, size) in enumerate(files):
+        have = sizes[digest]
+        if have is None:
+            missing.append(i)
+        elif have != stored_size(size):
+            wrong.append(i)
+    return missing, wrong
+
+
 def _check_objects(
     manifest: Manifest, sizes: dict[str, int | None], stored_size: Callable[[int], int]
 ) -> None:
@@ -669,16 +687,17 @@ def _check_objects(
     (``stored_size``: what that size takes in the store): a backup or export never reports
     success for a snapshot ``verify`` would refuse for a missing or cut-short object (an
     object reused through a damaged index, say)."""
-    missing = [f for f in manifest.files if sizes[f.digest] is None]
+    files = manifest.files
+    missing, wrong = _unfit_objects([(f.digest, f.size) for f in files], sizes, stored_size)
     if missing:
+        first = files[missing[0]]
         raise IntegrityError(
             f"snapshot not written: {len(missing)} file(s) reference objects that are not "
-            f"stored, first {missing[0].path} ({missing[0].digest})",
+            f"stored, first {first.path} ({first.digest})",
             hint="store every file with put_bytes/put_stream before writing the snapshot",
         )
-    wrong = [f for f in manifest.files if sizes[f.digest] != stored_size(f.size)]
     if wrong:
-        first = wrong[0]
+        first = files[wrong[0]]
         raise IntegrityError(
             f"snapshot not written: {len(wrong)} file(s) record a size their object does not "
             f"have, first {first.path} ({first.digest}: {sizes[first.digest]} bytes stored, "

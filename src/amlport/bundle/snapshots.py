@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -104,7 +103,7 @@ class SnapshotStore:
         self.objects = objects
         self.version = version
         self._formats: dict[str, int] = {}  # id -> format, as last listed
-        self._bases: dict[str, _Base] = {}  # base node -> its files (``_overlay_files``)
+        self._bases: dict[str, _Base] = {}  # base node -> its chunks (``_overlay_files``)
 
     @staticmethod
     def key(snapshot_id: str) -> str:
@@ -192,7 +191,7 @@ class SnapshotStore:
         writer = trees.TreeWriter(
             self.objects, check=check, check_text=check_text, bases=self._lists_of(manifest.parent)
         )
-        with self.store.synced_together():  # the pieces durable together, before the root
+        with self.objects.batch():  # the pieces (or their packs and index) durable, then the root
             plain = writer.write(manifest, extra=extra)
         codec = self.objects.codec
         snapshot_id = codec.meta_name(plain)
@@ -294,22 +293,35 @@ class SnapshotStore:
         """The data objects of an overlay files list, exactly: its base's, but for those
         only the entries its overlay removed named, and those its overlay puts. (A file
         changed since the base no longer keeps its old object alive once the base's own
-        snapshot is forgotten.) The base is read whole once and kept (``_bases``)."""
+        snapshot is forgotten.)
+
+        Each chunk of the base is read once per walk (``reader.seen``, shared): a chunk in
+        ``seen`` was read whole by a list before, so its objects are live already and it is
+        not read again; a chunk read here is added to ``seen`` unless the overlay removed
+        one of its entries (a full list naming it must still read it). The base's nodes
+        (its chunks in order) are kept for the next overlay of the same base (``_bases``)."""
         overlay = reader.overlay(ref, "files", where)
-        base = self._bases.get(overlay.base)
-        if base is None:
+        known = self._bases.get(overlay.base)
+        if known is None:
             walk = trees.TreeReader(self.objects)
             full = {"node": overlay.base, "count": overlay.base_count}
-            names = [_file_digest(e) for e in walk.entries(full, "files", where)]
-            base = _Base(names, Counter(names), walk.pieces)
+            known = _Base(walk.node(full, "files", where), frozenset(walk.pieces))
             while len(self._bases) >= _BASES_KEPT:
                 del self._bases[next(iter(self._bases))]
-            self._bases[overlay.base] = base
-        reader.pieces |= base.pieces
-        removed = Counter(base.names[i] for at, n, _ in overlay.edits for i in range(at, at + n))
-        gone = {d for d, n in removed.items() if base.counts[d] == n}
-        found = {d for d in base.counts.keys() - gone if d is not None}
-        found.update(_file_digests(e for _, _, items in overlay.edits for e in items))
+            self._bases[overlay.base] = known
+        reader.pieces |= known.nodes
+        seen = reader.seen if reader.seen is not None else set()
+        removed = {i for at, n, _ in overlay.edits for i in range(at, at + n)}
+        found = _file_digests(e for _, _, items in overlay.edits for e in items)
+        start = 0
+        for digest, n in known.chunks:
+            if digest not in seen:  # else read whole before: its objects are live
+                items = trees.chunk_entries(reader, digest, n, "files", where)
+                kept = [e for k, e in enumerate(items, start) if k not in removed]
+                if len(kept) == n:
+                    seen.add(digest)
+                found |= _file_digests(kept)
+            start += n
         return found
 
     def import_raw(self, snapshot_id: str, raw: bytes) -> bool:
@@ -481,16 +493,16 @@ class SnapshotStore:
         self.delete_format1(snapshot_id)  # the format-1 file, if any
 
 
-_BASES_KEPT = 4  # full files lists of overlays kept by ``SnapshotStore._overlay_files``
+_BASES_KEPT = 16  # bases of overlay files lists whose chunks ``_overlay_files`` keeps
 
 
 @dataclass
 class _Base:
-    """The data object of each entry of a full files list (None: not a digest), counted."""
+    """The chunks of the base of an overlay files list, in order ((digest, entries)), and
+    its nodes."""
 
-    names: list[str | None]
-    counts: Counter[str | None]
-    pieces: set[str]
+    chunks: list[tuple[str, int]]
+    nodes: frozenset[str]
 
 
 def _file_digest(entry: Any) -> str | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from amlport.bundle.snapshots import SHORT_ID_LENGTH, SnapshotInfo
 from amlport.errors import UsageError
+from amlport.model.loadplan import WHOLE, LoadPlan
 from amlport.model.manifest import Manifest, source_key
 
 if TYPE_CHECKING:  # bundle/__init__ imports this module's importers
@@ -163,15 +164,17 @@ def select_snapshot(
     snapshot: str | None,
     source: SourceRef | None = None,
     mapped: SourceRef | None = None,
+    plan: LoadPlan = WHOLE,
 ) -> Manifest:
     """``snapshot`` (an id or prefix; None or ``latest``: the newest of the source named by
     ``source``, else by ``mapped``, else of the only source), refused unless it is of both
-    ``source`` (``--source``) and ``mapped`` (the map file's ``source:``)."""
+    ``source`` (``--source``) and ``mapped`` (the map file's ``source:``). ``plan``: what the
+    read keeps and the strings it shares (``diff``: both snapshots share one table)."""
     if snapshot is None or snapshot == LATEST:
         info = choose_latest(repo.list_snapshots(), source or mapped, where=repo.location)
-        manifest = repo.load_snapshot(info.id)
+        manifest = repo.snapshots.load_exact(info.id, plan)
     else:
-        manifest = repo.load_snapshot(snapshot)
+        manifest = repo.snapshots.load_exact(repo.snapshots.resolve(snapshot), plan)
     check_source(manifest, source, given_by="--source")
     check_source(manifest, mapped, given_by="the map file's 'source:'")
     return manifest

@@ -161,6 +161,18 @@ class RepoStore(ABC):
         """A stream of ``key``'s bytes, read as the caller goes (bounded memory);
         IntegrityError when the value holds more than ``limit`` bytes."""
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """At most ``length`` bytes of ``key`` from ``offset`` (fewer: the value ends
+        before); FileNotFoundError when it is missing. A pack's object (``packs.py``)."""
+        with self.open(key) as fh:
+            if fh.seekable():
+                fh.seek(offset)
+            else:
+                skip = offset
+                while skip > 0 and (piece := fh.read(min(skip, 1 << 20))):
+                    skip -= len(piece)
+            return _read_up_to(fh, length)
+
     @abstractmethod
     def staging(
         self, folder: str, hint: str | None = None
@@ -376,6 +388,10 @@ class LocalStore(RepoStore):
     def open(self, key: str, *, limit: int | None = None) -> BinaryIO:
         return files.open_regular(self.local_path(key), limit)
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        with files.open_regular(self.local_path(key), None) as fh:
+            return os.pread(fh.fileno(), length, offset) if length else b""
+
     @contextlib.contextmanager
     def staging(self, folder: str, hint: str | None = None) -> Iterator[Staging]:
         with files.temp_file(self.local_path(folder)) as (tmp, fh):
@@ -436,6 +452,15 @@ class FileStaging(Staging):
 
 
 LAYOUT_DIRS = ("objects", "snapshots", "locks", "index")
+
+
+def _read_up_to(fh: BinaryIO, length: int) -> bytes:
+    """Up to ``length`` bytes of a stream (fewer only at its end)."""
+    parts, left = [], length
+    while left > 0 and (piece := fh.read(left)):
+        parts.append(piece)
+        left -= len(piece)
+    return b"".join(parts)
 
 
 def _load_syncfs() -> Callable[[int], int] | None:

@@ -71,6 +71,9 @@ MAX_CHUNK_TEXT = 512 << 10  # a chunk also ends once its text is this long
 MAX_ROOT_BYTES = 16 << 20
 #: the writer compacts (writes a full list) rather than store an overlay longer than this
 MAX_OVERLAY_TEXT = 256 << 10
+#: the writer folds regions of an overlay into a new base while what it stores for them stays
+#: within this times the overlay text that remains (``TreeWriter._overlay``)
+FOLD_BALANCE = 1.0
 #: a reader refuses a longer overlay (it holds one overlay per list in memory while reading)
 MAX_OVERLAY_BYTES = 4 << 20
 #: the writer holds at most this much text of changed chunks while it decides; beyond, the
@@ -278,9 +281,9 @@ class TreeWriter:
                 flush()
         flush()
         if base is not None and base_chunks is not None:
-            overlay = self._overlay(key, base, base_chunks, chunks, held, count)
-            if overlay is not None:
-                return ListRef("", count, base=base, overlay=overlay)
+            planned = self._overlay(key, base, base_chunks, chunks, held, count)
+            if planned is not None:
+                return ListRef("", count, base=planned[0], overlay=planned[1])
         store_held()
         return ListRef(self._node(key, chunks, "chunks", count), count)
 
@@ -303,21 +306,95 @@ class TreeWriter:
         chunks: list[list[Any]],
         held: dict[str, _Held],
         count: int,
-    ) -> str | None:
-        """Store and name the overlay of ``base`` that gives ``chunks``, if it is worth it:
-        smaller than the held chunks not yet stored and the node references a full list
-        would write, and at most MAX_OVERLAY_TEXT. None: write the list whole."""
+    ) -> tuple[str, str] | None:
+        """Store the overlay that gives ``chunks`` if it is worth it, and return (its base,
+        it); None: write the list whole.
+
+        Compaction, region by region (docs/design/0007, *Overlay compaction*): a region is
+        a run of chunks that differ from the base's. The densest regions (most overlay text
+        per byte of chunks to store) are *folded*, their new chunks stored, while what the
+        folds cost stays within what the overlay still costs: the base is then a new full
+        list (the old base's chunks with the folded regions' new ones, a node over them) and
+        the overlay holds the other regions only. Carrying a region costs its edits every
+        night, folding it costs its chunks once; spending on folds what the overlay costs
+        keeps both near the optimum of the two (each night at most about twice the overlay
+        that remains). The plan is taken if it costs less than the full list would (the
+        held chunks not yet stored and the node references); the overlay is at most
+        MAX_OVERLAY_TEXT (regions are folded beyond the balance to stay under it)."""
         new_names = [d for d, _ in chunks]
         old_names = [d for d, _ in base_chunks]
         if new_names == old_names:
             return None  # the base itself
+        regions = self._regions(key, base_chunks, chunks, held)
+        if regions is None:
+            return None
+        text = sum(r.text for r in regions)
+        fold: set[int] = set()
+        spent = 0  # chunks (and node references) the folds store
+        order = sorted(range(len(regions)), key=lambda i: regions[i].density, reverse=True)
+        for i in order:
+            region = regions[i]
+            more = region.cost + _REF_TEXT * min(len(chunks), FANOUT * (len(fold) + 2))
+            more -= _REF_TEXT * min(len(chunks), FANOUT * (len(fold) + 1)) if fold else 0
+            if text <= MAX_OVERLAY_TEXT and spent + more > FOLD_BALANCE * (text - region.text):
+                break
+            fold.add(i)
+            spent += more
+            text -= region.text
+        unstored = sum(len(c.plain) for c in held.values() if not c.stored)
+        full = unstored + _REF_TEXT * min(len(chunks), FANOUT * (len(held) + 1))
+        if len(fold) == len(regions) or text > MAX_OVERLAY_TEXT or spent + text >= full:
+            return None
+        refs: list[list[Any]] = []  # the new base: the old one with the folded regions' chunks
+        edits: list[Edit] = []
+        at = 0  # position in the new base
+        for i, region in enumerate(regions):
+            for digest, n in chunks[region.same_from : region.j1]:  # equal to the base's
+                refs.append([digest, n])
+                at += n
+            if i in fold:
+                for digest, n in chunks[region.j1 : region.j2]:
+                    chunk = held.get(digest)
+                    if chunk is not None and not chunk.stored:
+                        self.objects.put_meta(chunk.plain, name=hex_of(digest))
+                        chunk.stored = True
+                    refs.append([digest, n])
+                    at += n
+            else:
+                edits += [(at + p, r, items) for p, r, items in region.edits]
+                for digest, n in base_chunks[region.i1 : region.i2]:
+                    refs.append([digest, n])
+                    at += n
+        for digest, n in chunks[regions[-1].j2 :]:
+            refs.append([digest, n])
+            at += n
+        new_base = base if not fold else self._node(key, refs, "chunks", at)
+        piece = {
+            "base": new_base,
+            "base_count": at,
+            "count": count,
+            "edits": [list(e) for e in edits],
+            "format": OVERLAY_FORMAT,
+            "list": key,
+        }
+        return new_base, self._put(dumps(piece))
+
+    def _regions(
+        self,
+        key: str,
+        base_chunks: list[tuple[str, int]],
+        chunks: list[list[Any]],
+        held: dict[str, _Held],
+    ) -> list[_Region] | None:
+        """The runs of chunks of the new list that differ from the base's, each with its
+        edits (positions from the run's start in the base); None when the base cannot be
+        read."""
         reader = TreeReader(self.objects)
         where = f"base of list {key}"
-        offsets = [0]
-        for _, n in base_chunks:
-            offsets.append(offsets[-1] + n)
-        edits: list[Edit] = []
-        matcher = SequenceMatcher(None, old_names, new_names, autojunk=False)
+        regions: list[_Region] = []
+        same_from = 0
+        matcher = SequenceMatcher(None, [d for d, _ in base_chunks], [d for d, _ in chunks],
+                                  autojunk=False)  # fmt: skip
         try:
             for tag, i1, i2, j1, j2 in matcher.get_opcodes():
                 if tag == "equal":
@@ -327,6 +404,7 @@ class TreeWriter:
                     old += [dumps(e) for e in chunk_entries(reader, digest, n, key, where)]
                 new: list[Any] = []
                 new_texts: list[str] = []
+                cost = 0
                 for digest, n in chunks[j1:j2]:
                     chunk = held.get(digest)
                     if chunk is None:  # a chunk of the base, elsewhere in it
@@ -336,23 +414,14 @@ class TreeWriter:
                     else:
                         new += chunk.items
                         new_texts += chunk.texts
-                edits += diff_edits(old, new, new_texts, offsets[i1])
+                        cost += 0 if chunk.stored else len(chunk.plain)
+                edits = diff_edits(old, new, new_texts)
+                text = sum(len(dumps(list(e))) + 1 for e in edits)
+                regions.append(_Region(same_from, i1, i2, j1, j2, edits, text, cost))
+                same_from = j2
         except IntegrityError:
             return None
-        piece = {
-            "base": base,
-            "base_count": offsets[-1],
-            "count": count,
-            "edits": [list(e) for e in edits],
-            "format": OVERLAY_FORMAT,
-            "list": key,
-        }
-        text = dumps(piece)
-        unstored = sum(len(c.plain) for c in held.values() if not c.stored)
-        full = unstored + _REF_TEXT * min(len(chunks), FANOUT * (len(held) + 1))
-        if len(text) > MAX_OVERLAY_TEXT or len(text) >= full:
-            return None
-        return self._put(text)
+        return regions
 
     def _node(self, key: str, refs: list[list[Any]], kind: str, count: int) -> str:
         """The node over ``refs`` (chunks, or nodes): when there are more than FANOUT of
@@ -441,6 +510,27 @@ class _Held:
     items: list[Any]
     texts: list[str]
     stored: bool  # its bytes are stored already (another snapshot has it)
+
+
+@dataclass
+class _Region:
+    """A run of chunks of the new list (``j1:j2``) in place of base chunks ``i1:i2``, after
+    the equal chunks from ``same_from``; its ``edits`` (positions from ``i1``'s first entry),
+    their ``text`` in an overlay, and the ``cost`` of storing its chunks (not yet stored)."""
+
+    same_from: int
+    i1: int
+    i2: int
+    j1: int
+    j2: int
+    edits: list[Edit]
+    text: int
+    cost: int
+
+    @property
+    def density(self) -> float:
+        """Overlay text saved per byte stored when the region is folded."""
+        return self.text / (self.cost + _REF_TEXT * (self.j2 - self.j1))
 
 
 def base_node(ref: Any) -> str | None:

@@ -114,6 +114,7 @@ def backup(
             where="--repo",
         )
         with (
+            common.counting_retries() as retried,
             creds.open_source(source, workspace_file) as src,
             common.progress_reporter(not as_json) as progress,
         ):
@@ -126,7 +127,8 @@ def backup(
                 repo_auth=arg.auth,
             )
         if as_json:
-            common.emit_json("backup", result.to_dict(), result.exit_code)
+            doc = common.with_retries(result.to_dict(), retried)
+            common.emit_json("backup", doc, result.exit_code)
         else:
             lines = result.lines()
             # ids short (whole in --json): the library's first line spells them out
@@ -139,6 +141,7 @@ def backup(
             common.say_each("skipped", "yellow", skipped, verbose)
             for w in common.some(list(result.export.warnings), verbose)[0]:
                 common.warn(w)
+            common.say_retries(retried)
         failure_line(result.export, "backup")  # exit 3/4: what failed, on stderr
     raise typer.Exit(int(result.exit_code))
 
@@ -335,6 +338,7 @@ def restore(
         )
         auth = creds.auth(to)
         with (
+            common.counting_retries() as retried,
             open_target(to, descriptor=mapping.target, auth=auth) as target,
             common.progress_reporter(not as_json) as progress,
         ):
@@ -347,9 +351,11 @@ def restore(
                 repo_auth=arg.auth,
             )
         if as_json:
-            common.emit_json("restore", report.to_dict(), report.exit_code)
+            doc = common.with_retries(report.to_dict(), retried)
+            common.emit_json("restore", doc, report.exit_code)
         else:
             _print(report.lines())
+            common.say_retries(retried)
         if report.check is not None and not report.check.ok:
             problems = report.check.problems()
             raise IntegrityError(

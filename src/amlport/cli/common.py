@@ -285,6 +285,32 @@ def emit_json(command: str, doc: dict[str, Any], exit_code: int, path: Path | No
     write_json(json_document(command, doc, exit_code), path)
 
 
+@contextmanager
+def counting_retries() -> Iterator[Any]:
+    """Collect the retries of every storage client the block opens (source, target,
+    repository; ``storage/retry.py`` ``counting``): a ``RetryLedger``, for ``with_retries``
+    and ``say_retries``."""
+    from amlport.storage.retry import counting  # the storage SDK: only where it is used
+
+    with counting() as ledger:
+        yield ledger
+
+
+def with_retries(doc: dict[str, Any], ledger: Any) -> dict[str, Any]:
+    """``doc`` with ``retries`` (every storage call retried, reads and writes) and
+    ``retried`` (reads, writes, and why) of ``ledger``: the ``--json`` of a command that
+    transfers (docs/json.md)."""
+    tally = ledger.tally()
+    return {**doc, "retries": tally.total, "retried": tally.to_dict()}
+
+
+def say_retries(ledger: Any) -> None:
+    """One line on stderr when storage calls were retried; nothing otherwise."""
+    tally = ledger.tally()
+    if tally.total:
+        say("retried", "yellow", tally.summary())
+
+
 def short_id(snapshot_id: str | None) -> str:
     """A snapshot id as text shows it: its first 8 hex digits, never wrapped."""
     return (snapshot_id or "-")[:SHORT_ID]

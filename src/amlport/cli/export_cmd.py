@@ -107,6 +107,7 @@ def export(
             where="--repo",
         )
         with (
+            common.counting_retries() as retried,
             creds.open_source(source, workspace_file) as src,
             common.progress_reporter(not as_json) as progress,
         ):
@@ -119,9 +120,11 @@ def export(
                 on_warning=common.warn,
             )
         if as_json:
-            common.emit_json("export", result.to_dict(), result.exit_code)
+            doc = common.with_retries(result.to_dict(), retried)
+            common.emit_json("export", doc, result.exit_code)
         else:
             _render_export(result, dry_run, verbose)
+            common.say_retries(retried)
         failure_line(result)
     raise typer.Exit(int(result.exit_code))
 

@@ -189,6 +189,7 @@ def import_(
             dry_run=dry_run, on_conflict=on_conflict, source=place_of_repository(arg.location)
         )
         with (
+            common.counting_retries() as retried,
             open_target(to, descriptor=mapping.target, auth=auth) as target,
             common.progress_reporter(not as_json) as progress,
         ):
@@ -199,9 +200,10 @@ def import_(
         if workspace and emit_assets and not dry_run:
             code = max(code, _register_live(emit_assets, workspace, guard, mapping.target.endpoint))
         if as_json:
-            common.emit_json("import", result.to_dict(), code)
+            common.emit_json("import", common.with_retries(result.to_dict(), retried), code)
         else:
             _render(result, verbose)
+            common.say_retries(retried)
     raise typer.Exit(int(code))
 
 
@@ -306,6 +308,7 @@ def promote(
         )
         tauth = target_creds.auth(to)
         with (
+            common.counting_retries() as retried,
             creds.open_source(source, workspace_file) as src,
             open_target(to, descriptor=mapping.target, auth=tauth) as target,
             common.progress_reporter(not as_json) as progress,
@@ -314,7 +317,8 @@ def promote(
                 src, target, mapping, request, progress=progress, on_conflict=on_conflict
             )
         if as_json:
-            common.emit_json("promote", result.to_dict(), result.exit_code)
+            doc = common.with_retries(result.to_dict(), retried)
+            common.emit_json("promote", doc, result.exit_code)
         else:
             counts = ", ".join(f"{n} {k}" for k, n in sorted(result.actions.items()))
             common.out.print(
@@ -333,6 +337,7 @@ def promote(
             )
             for w in result.warnings:
                 common.warn(w)
+            common.say_retries(retried)
     raise typer.Exit(int(result.exit_code))
 
 

@@ -217,7 +217,9 @@ class FileCopier:
             result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
             _withhold_if_secret(find_secrets_in_bytes(result.data))  # what redaction could not
             done = _Rewritten(self._put(repo, result.data), len(result.data), result)
-            done.source_digest, done.read = self._one(_digest(data)), len(data)
+            done.read = len(data)
+            if result.changes or result.redactions:  # the entry records the source's digest
+                done.source_digest = self._one(_digest(data))
         index.record(space, blob.name, blob.etag, blob.size, blob.content_md5, done.digest)
         result = done.result
         changed = bool(result.changes or result.redactions)

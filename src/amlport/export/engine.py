@@ -254,10 +254,13 @@ def _transfer_and_commit(
             progress("export", done_bytes, total)
 
     try:
-        with repo.store.synced_together():  # objects durable before the index names them
+        with repo.objects.batch():  # durable (packs: then their index) before the index
             stats = writer.transfer(repo, index, previous, workers=request.workers, progress=report)
     finally:
         index.save()  # what was stored stays reusable, even after an interruption
+    # Saved, the index's rows (a name, etag and MD5 per blob) are not needed for the
+    # snapshot: they go before it is written (docs/design/0007, "Peak memory at 100k").
+    del index
     if isinstance(writer.source, ReusingSource):
         writer.source.drop()  # unchanged files were not read again: their bytes go now
     result.stats = stats
@@ -292,6 +295,7 @@ def _transfer_and_commit(
         provenance=commit.provenance,
         extra=request.record(stats) if request.record is not None else {},
     )
+    writer.entries.clear()  # the manifest holds them, sorted: the dict's table goes
     result.snapshot_id = repo.write_snapshot(manifest)
     result.parent = manifest.parent
     result.manifest, result.previous = manifest, previous

@@ -18,14 +18,14 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from amlport.errors import AmlportError, IntegrityError
 from amlport.progress import TransferProgress
 from amlport.storage import outage
-from amlport.storage.base import BlobInfo, InFlight
+from amlport.storage.base import BlobInfo, InFlight, executor
 from amlport.streams import read_into
 
 if TYPE_CHECKING:
@@ -151,7 +151,9 @@ class Transfer:
         progress: TransferProgress | None,
     ) -> None:
         """Hand every blob (in path order; each is popped from ``blobs`` as it goes) to
-        ``reuse`` on this thread, and those it does not reuse to ``attempt`` on a worker."""
+        ``reuse`` on this thread, and those it does not reuse to ``attempt`` on a worker
+        (``workers`` of them; with one, ``attempt`` runs on this thread: the caller passes
+        the source's ``reads_in_flight``)."""
         reuse_freed_buffers()
         # A bounded window of files in flight: queued futures cost memory per file, and a
         # workspace has 100k+ of them.
@@ -167,7 +169,7 @@ class Transfer:
                 if progress:
                     progress(done, self.stats.bytes)
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-export") as pool:
+        with executor(workers, "amlport-export") as pool:
             try:
                 for path in sorted(blobs):
                     blob = blobs.pop(path)

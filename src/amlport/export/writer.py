@@ -100,6 +100,7 @@ class BundleWriter(BundlePlan):
         def attempt(path: str, blob: BlobInfo) -> None:
             self._attempt(repo, index, carried, path, blob)
 
+        workers = self.source.reads_in_flight(workers)  # 1 for a local source: no pool
         self._transfer.run(self.blobs, reuse, attempt, workers=workers, progress=progress)
         self.blobs = {}  # emptied, but a dict keeps its table (4 MB at 100k blobs)
         self._copier.forget_digests()

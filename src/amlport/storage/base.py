@@ -8,6 +8,10 @@ Contract:
 - ``read_many`` reads many small blobs with bounded parallelism and bounded memory, yielding
   each result as it completes; a failed read yields the error instead of raising, so one
   unreadable blob never stops a walk.
+- ``reads_in_flight(workers)`` says how many reads in flight pay off for this source when
+  the caller allows ``workers``: a remote store hides its latency behind all of them; a
+  local disk has none to hide (``read_parallelism = 1``), so its reads, and the transfer's
+  copies, run on the calling thread: no hand-over between threads per small file.
 - A ``Source`` never writes. Writable stores implement ``Target`` (import/restore).
 """
 
@@ -16,10 +20,10 @@ from __future__ import annotations
 import abc
 import hashlib
 import queue
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Generic, TypeVar
+from typing import BinaryIO, Generic, ParamSpec, TypeVar
 
 from amlport.errors import AmlportError
 from amlport.model.workspace import WorkspaceDescriptor
@@ -27,6 +31,7 @@ from amlport.model.workspace import WorkspaceDescriptor
 DEFAULT_WORKERS = 8
 T = TypeVar("T")
 K = TypeVar("K")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -59,6 +64,19 @@ class Source(abc.ABC):
     """A read-only view of one workspace's storage."""
 
     descriptor: WorkspaceDescriptor
+    # How many reads in flight pay off at most; None: as many as the caller allows (a remote
+    # store: each read waits for the network). A local source says 1 (docs/design/0007,
+    # "First backup CPU").
+    read_parallelism: int | None = None
+    # A second read of a blob costs no request (a local copy: the page cache): the export
+    # does not keep the walk's reads for the transfer (``storage/reuse.py``).
+    rereads_cheaply: bool = False
+
+    def reads_in_flight(self, workers: int) -> int:
+        """How many reads (or copies) to keep in flight when the caller allows ``workers``:
+        1 means on the calling thread, one after the other."""
+        limit = self.read_parallelism
+        return max(1, workers if limit is None else min(workers, limit))
 
     @abc.abstractmethod
     def list_blobs(self) -> Iterator[BlobInfo]: ...
@@ -99,8 +117,10 @@ class Source(abc.ABC):
         max_bytes: int | None = None,
         workers: int = DEFAULT_WORKERS,
     ) -> Iterator[ReadResult]:
-        """Read blobs in parallel, at most ``workers`` in flight, yielding as they finish."""
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-read") as pool:
+        """Read blobs in parallel, at most ``workers`` in flight (fewer when the source says
+        fewer pay off: ``reads_in_flight``), yielding as they finish."""
+        workers = self.reads_in_flight(workers)
+        with executor(workers, "amlport-read") as pool:
             window: InFlight[bytes, BlobInfo] = InFlight()
             try:
                 for blob in blobs:
@@ -128,6 +148,31 @@ class Source(abc.ABC):
                 yield ReadResult(blob, None, exc)
             else:
                 raise exc
+
+
+class OnThisThread(Executor):
+    """An executor that runs each task on the calling thread as it is submitted: for work
+    that gains nothing from threads (a local disk's reads and copies), the same futures and
+    window as a pool, without a thread hand-over per task. An ``Exception`` is kept in the
+    future, as a pool keeps it; a ``BaseException`` (Ctrl-C, SIGTERM) goes up at once."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        fut: Future[T] = Future()
+        fut.set_running_or_notify_cancel()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+        return fut
+
+
+def executor(workers: int, name: str) -> Executor:
+    """A pool of ``workers`` threads, or the calling thread for one worker."""
+    if workers <= 1:
+        return OnThisThread()
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
 
 class InFlight(Generic[T, K]):
@@ -192,6 +237,9 @@ class SourceWrapper(Source):
         workers: int = DEFAULT_WORKERS,
     ) -> Iterator[ReadResult]:
         return self.inner.read_many(blobs, max_bytes=max_bytes, workers=workers)
+
+    def reads_in_flight(self, workers: int) -> int:
+        return self.inner.reads_in_flight(workers)
 
     def open_stream(self, container: str, name: str) -> BinaryIO:
         return self.inner.open_stream(container, name)

@@ -45,6 +45,11 @@ class UnreadableFile(SourceError):
 
 
 class LocalSource(Source):
+    # A local disk has no latency for threads to hide: reads and copies on the calling
+    # thread cost a third of the CPU of a pool's hand-overs (docs/design/0007).
+    read_parallelism = 1
+    rereads_cheaply = True  # the walk's reads are not kept for the transfer (storage/reuse.py)
+
     def __init__(self, root: Path, descriptor: WorkspaceDescriptor | None = None) -> None:
         if not root.is_dir():
             raise SourceNotFound(

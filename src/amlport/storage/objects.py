@@ -176,6 +176,10 @@ class Throttled:
 Probe = Callable[[Where], Throttled | None]
 
 
+# ``Where.action`` of the calls that write: their retries count as writes (``RetryTally``).
+WRITE_ACTIONS = frozenset({"writing", "refreshing", "creating", "copying into", "deleting"})
+
+
 class Retrying:
     """Runs obstore calls with amlport's retries: counted in ``policy``, translated once.
 
@@ -215,7 +219,7 @@ class Retrying:
             if attempt >= self.limit(failure):
                 raise self.translator.translate(failure, where) from None
             attempt += 1
-            self.wait(failure, attempt, retry_after)
+            self.wait(failure, attempt, retry_after, write=where.action in WRITE_ACTIONS)
             if probe is None or (answer := probe(where)) is None:
                 return attempt
             failure = Failure("http", answer.status, answer.code, "Throttled")
@@ -230,9 +234,12 @@ class Retrying:
             return cfg.total
         return 0
 
-    def wait(self, failure: Failure, attempt: int, retry_after: float | None = None) -> None:
+    def wait(
+        self, failure: Failure, attempt: int, retry_after: float | None = None, *,
+        write: bool = False,
+    ) -> None:  # fmt: skip
         """Count the retry and wait: the backoff, or ``retry_after`` when that is longer."""
-        self.policy.note(failure.status)
+        self.policy.note(failure.status, write=write)
         delay = self.policy.delay(attempt, retry_after)
         if delay > 0:
             time.sleep(delay)
@@ -246,7 +253,7 @@ class Retrying:
         failure = obstore_failure(exc)
         count = int(found.group(1)) if found and failure is not None else 0
         for _ in range(count):
-            self.policy.note(failure.status if failure is not None else None)
+            self.policy.note(failure.status if failure is not None else None, write=True)
         return count
 
     def error(self, exc: BaseException, where: Where) -> AmlportError | None:

@@ -9,6 +9,11 @@ listing's content-MD5, as for a fresh read. Whatever does not fit the budget is 
 Kept blobs are held zlib-compressed (level 1): they are text (logs, JSON, YAML) and are all
 held at the export's high-water mark, the end of planning — 30 MB at 100k blobs became a
 few MB, for well under a second of CPU.
+
+A source whose reads cost no request (``rereads_cheaply``: a local copy, whose second read
+comes from the page cache) keeps nothing: at 100k blobs the kept reads, their keys and
+their table were 24.5 MB of the first backup's peak, and compressing and decompressing
+them cost about what the second read does (docs/design/0007, "Peak memory at 100k").
 """
 
 from __future__ import annotations
@@ -25,12 +30,21 @@ DEFAULT_BUDGET = 32 * 1024 * 1024  # bytes kept at most (compressed)
 MAX_KEPT_FILE = 1024 * 1024  # larger files are not kept (they are read as a stream anyway)
 
 
+def rereads_cheaply(source: Source) -> bool:
+    """Does a second read of ``source``'s blobs cost no request (the innermost source of a
+    chain of wrappers says so: ``Source.rereads_cheaply``)?"""
+    while isinstance(source, SourceWrapper):
+        source = source.inner
+    return source.rereads_cheaply
+
+
 class ReusingSource(SourceWrapper):
-    """``read_many`` keeps whole small blobs; the next read of each is served from memory."""
+    """``read_many`` keeps whole small blobs; the next read of each is served from memory.
+    Over a source that rereads cheaply (a local copy) it keeps nothing (budget 0)."""
 
     def __init__(self, inner: Source, *, budget: int = DEFAULT_BUDGET) -> None:
         super().__init__(inner)
-        self.budget = budget
+        self.budget = 0 if rereads_cheaply(inner) else budget
         self.kept_bytes = 0
         self.served = 0  # reads answered from memory
         self._kept: dict[tuple[str, str], bytes] = {}
@@ -52,8 +66,8 @@ class ReusingSource(SourceWrapper):
         self._keep(blob, data)
 
     def _keep(self, blob: BlobInfo, data: bytes) -> None:
-        if len(data) != blob.size or blob.size > MAX_KEPT_FILE:
-            return  # a part of the blob, or a large one
+        if len(data) != blob.size or blob.size > MAX_KEPT_FILE or not self.budget:
+            return  # a part of the blob, or a large one; or nothing is kept
         packed = zlib.compress(data, 1)
         with self._mutex:
             if self.kept_bytes + len(packed) <= self.budget and blob.key not in self._kept:
