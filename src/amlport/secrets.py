@@ -18,7 +18,8 @@ were base64-encoded. ``find_secrets_in_bytes`` and ``ByteScanner`` search raw by
 Speed: each pattern names the substrings (``triggers``) without which it cannot match; text
 holding none of a pattern's triggers skips that pattern, and text holding no trigger at all
 skips every regular expression (one lower-casing and a few substring searches). Binary data
-is searched only in its runs of printable text (``_search_bytes``). Design:
+is searched only in its runs of printable text (``_search_bytes``), and where Vectorscan is
+installed only in those that hold a trigger (``secret_prefilter``; same results). Design:
 docs/design/0004-safety-by-construction.md, "One secret detector".
 """
 

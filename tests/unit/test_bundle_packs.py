@@ -41,6 +41,11 @@ def pack_files(repo: Repository) -> list[Path]:
     return sorted(p for p in (repo.path / "packs").glob("??/*") if p.is_file())
 
 
+def pack_of(repo: Repository, data: bytes) -> Path:
+    """The pack file holding a data object."""
+    return repo.path / repo.objects.location(sha(data)).split("@", 1)[0]
+
+
 def index_files(repo: Repository) -> list[Path]:
     return sorted((repo.path / "packs" / "index").glob("*"))
 
@@ -56,7 +61,10 @@ def test_a_batch_packs_small_objects_and_every_read_finds_them(packed: Repositor
     sid = packed_snapshot(packed, CONTENTS)
     assert b'"packs"' in (packed.path / "config.json").read_bytes()
     assert not any(packed.objects.path(sha(d)).exists() for d in CONTENTS.values())  # packed
-    assert len(pack_files(packed)) == 1 and len(index_files(packed)) == 1
+    # one pack of data objects (the transfer's batch), one of the snapshot's pieces
+    assert len(pack_files(packed)) == 2 and len(index_files(packed)) == 2
+    assert len({pack_of(packed, d) for d in CONTENTS.values()}) == 1
+    assert not list((packed.path / "objects" / "sha256").glob("??/*"))  # not even a piece
     again = reopen(packed)
     for data in CONTENTS.values():
         digest = sha(data)
@@ -71,7 +79,7 @@ def test_a_batch_packs_small_objects_and_every_read_finds_them(packed: Repositor
     assert again.objects.missing([sha(b"file 0\n")]) == []
     report = again.verify()
     assert report.ok, report.problems
-    assert report.packs_checked == 1
+    assert report.packs_checked == 2
     assert again.load_snapshot(sid).file("files/f003.txt") is not None
 
 
@@ -133,8 +141,11 @@ def test_a_batch_that_raises_still_indexes_what_it_packed(packed: Repository) ->
     assert reopen(packed).get_bytes(digest) == b"kept for the next run"
 
 
-def test_a_repository_without_packs_writes_loose_objects(tmp_path: Path) -> None:
-    repo = Repository.init(tmp_path / "repo")  # the default: no packs
+def test_a_repository_without_packs_writes_loose_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMLPORT_PACKS", "0")
+    repo = Repository.init(tmp_path / "repo")
     with repo.objects.batch():
         digest = repo.put_bytes(b"loose")
     assert repo.objects.path(digest).is_file()
@@ -167,7 +178,7 @@ def test_config_refuses_another_packs_version_and_packs_in_format_1() -> None:
 
 def test_verify_names_a_damaged_pack_and_its_objects(packed: Repository) -> None:
     packed_snapshot(packed, CONTENTS)
-    pack = pack_files(packed)[0]
+    pack = pack_of(packed, CONTENTS["files/f005.txt"])
     raw = bytearray(pack.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     pack.write_bytes(bytes(raw))
@@ -179,7 +190,7 @@ def test_verify_names_a_damaged_pack_and_its_objects(packed: Repository) -> None
 
 def test_verify_names_a_missing_and_a_truncated_pack(packed: Repository) -> None:
     packed_snapshot(packed, CONTENTS)
-    pack = pack_files(packed)[0]
+    pack = pack_of(packed, CONTENTS["files/f005.txt"])
     raw = pack.read_bytes()
     pack.write_bytes(raw[: len(raw) // 2])
     again = reopen(packed)
@@ -202,12 +213,13 @@ def test_verify_names_a_damaged_index_piece(packed: Repository) -> None:
     index.write_bytes(index.read_bytes()[:-3])
     report = reopen(packed).verify()
     assert any(p.kind == CORRUPT_PACK_INDEX and index.name in p.message for p in report.problems)
-    assert any(p.kind == "missing_object" for p in report.problems)  # its objects unreachable
+    # its objects are unreachable: the data objects, or the snapshot's pieces
+    assert any(p.kind in ("missing_object", "corrupt_snapshot") for p in report.problems)
 
 
 def test_a_pack_whose_bytes_do_not_hash_to_its_name_is_reported(packed: Repository) -> None:
     packed_snapshot(packed, CONTENTS)
-    pack = pack_files(packed)[0]
+    pack = pack_of(packed, CONTENTS["files/f005.txt"])
     other = pack.with_name("ab" * 32)
     pack.rename(other)  # its bytes, under a name that is not theirs (and the index's gone)
     report = reopen(packed).verify()
@@ -253,14 +265,14 @@ def test_an_index_bomb_is_refused_before_it_is_decompressed(packed: Repository) 
 
 def test_an_index_naming_a_missing_pack_and_duplicates_in_two_packs(packed: Repository) -> None:
     packed_snapshot(packed, {"files/a": b"first"})
-    first_pack = pack_files(packed)[0]
+    before = len(pack_files(packed))
     # A second batch storing the same bytes again (as a concurrent backup could) and more.
     again = reopen(packed)
     with again.objects.batch():
         again.objects._index = packs.PackIndex()  # it did not see the first batch's index
         again.put_bytes(b"first")
         again.put_bytes(b"second")
-    assert len(pack_files(packed)) == 2
+    assert len(pack_files(packed)) == before + 1
     third = reopen(packed)
     assert third.get_bytes(sha(b"first")) == b"first"
     assert third.verify().ok
@@ -272,7 +284,6 @@ def test_an_index_naming_a_missing_pack_and_duplicates_in_two_packs(packed: Repo
     assert len(index_files(fourth)) == 1
     assert fourth.verify().ok
     assert fourth.get_bytes(sha(b"first")) == b"first"
-    del first_pack
 
 
 # --- prune -------------------------------------------------------------------------------
@@ -304,6 +315,21 @@ def test_prune_deletes_dead_packs_repacks_mostly_dead_ones_and_sweeps_unindexed(
     assert after.get_bytes(sha(b"kept " * 10)) == b"kept " * 10
     assert not after.objects.has(sha(b"dead 1 " * 50))
     assert reopen(packed).prune().packs_removed == 0  # nothing left to do
+
+
+def test_prune_keeps_empty_objects_beside_others_at_the_same_offset(packed: Repository) -> None:
+    contents = {f"files/e{i}": b"" if i % 2 else b"x%d" % i for i in range(12)}
+    packed_snapshot(packed, contents)
+    final = packed_snapshot(packed, {"files/e1": b"", "files/e2": b"x2"})
+    repo = reopen(packed)
+    for info in repo.list_snapshots():
+        if info.id != final:
+            repo.snapshots.delete(info.id)
+    reopen(packed).prune()
+    after = reopen(packed)
+    assert not after.objects.pack_index().problems
+    assert after.verify().ok
+    assert after.get_bytes(sha(b"")) == b""
 
 
 def test_prune_stops_on_a_damaged_index_before_deleting_anything(packed: Repository) -> None:
@@ -375,3 +401,18 @@ def test_the_index_stays_compact() -> None:
     assert index.find(f"{123:064x}") == ("ab" * 32, 12300, 100)
     assert index.find("ff" * 32) is None
     assert len(index) == 20000
+
+
+@pytest.mark.parametrize("scheme", ["fsspec+memory://packs-test-", "fsspec+file://"])
+def test_packs_work_in_an_fsspec_repository(
+    scheme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMLPORT_PACKS", "1")
+    where = f"{scheme}{tmp_path.name}" if "memory" in scheme else f"{scheme}{tmp_path}/r"
+    repo = Repository.init(where)
+    sid = packed_snapshot(repo, CONTENTS)
+    again = Repository.open(where)
+    assert again.objects.location(sha(b"file 0\n")).startswith("packs/")
+    assert again.get_bytes(sha(b"file 2\n" * 3)) == b"file 2\n" * 3
+    assert again.verify().ok
+    assert again.load_snapshot(sid).file("files/f001.txt") is not None

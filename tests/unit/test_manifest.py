@@ -472,3 +472,29 @@ def test_read_keeps_only_what_is_asked_and_still_checks_the_rest() -> None:
     bad["assets"][0]["files"] = 7
     with pytest.raises(IntegrityError, match=r"assets\[0\]"):
         _read(bad, ("files",))
+
+
+def test_file_finds_each_entry_by_path_and_follows_changes_of_the_list() -> None:
+    """``Manifest.file`` answers from an index of the paths (a restore asks once per file:
+    a scan per call was quadratic) and answers as a scan of ``files`` would."""
+    import dataclasses
+
+    from amlport.model.manifest import FileEntry, Manifest
+
+    def entry(path: str, n: int = 0) -> FileEntry:
+        return FileEntry(path=path, digest="sha256:" + f"{n:064x}", size=n)
+
+    paths = [f"files/ws/run/{i}/[log].txt" for i in range(500)] + ["files/ws/x..y", "files/ws/"]
+    m = Manifest(source={}, files=[entry(p, i) for i, p in enumerate(paths)])
+    for i, p in enumerate(paths):
+        found = m.file(p)
+        assert found is not None and found.path == p and found.size == i
+    assert m.file("files/ws/missing") is None and m.file("") is None
+    m.files.append(entry("files/ws/new", 7))  # appended to the same list
+    assert m.file("files/ws/new") == entry("files/ws/new", 7)
+    m.files = [entry("files/ws/new", 8), entry("files/ws/new", 9)]  # another list
+    assert m.file("files/ws/new") == entry("files/ws/new", 8)  # the first, as a scan
+    assert m.file(paths[0]) is None
+    copy = dataclasses.replace(m, files=[entry(paths[1], 1)])
+    assert copy.file(paths[1]) == entry(paths[1], 1) and copy.file("files/ws/new") is None
+    assert copy == Manifest(source={}, files=[entry(paths[1], 1)])  # the index is no field

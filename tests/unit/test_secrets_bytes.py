@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from amlport import secret_prefilter
 from amlport.secrets import (
     _MASK,
     _PROBES,
@@ -20,6 +21,16 @@ from amlport.secrets import (
     _printable_runs,
     find_secrets_in_bytes,
 )
+
+
+@pytest.fixture(autouse=True, params=["pure", "native"])
+def scan_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs with the pure scan and with the native prefilter forced on
+    (amlport.secret_prefilter; without its package both runs are the pure scan)."""
+    secret_prefilter.force(request.param)
+    yield
+    secret_prefilter.force("auto")
+
 
 KEY = base64.b64encode(b"K" * 20 + bytes(range(44))).decode()  # 88 characters, ends "=="
 SECRETS = {

@@ -140,7 +140,7 @@ def _plan_packs(objects: ObjectStore, live: set[str]) -> _PackPlan:
                 f"index says {pack.size} bytes): prune stops rather than lose its objects",
                 hint="run `amlport verify` to see which snapshots use it",
             )
-        entries = sorted(set(pack.entries), key=lambda e: e[1])
+        entries = sorted(set(pack.entries), key=lambda e: (e[1], e[2], e[0]))
         alive = [e for e in entries if format_digest(e[0]) in live and e[0] not in taken]
         alive_bytes = sum(e[2] for e in alive)
         if len(alive) != len(pack.entries):
@@ -177,7 +177,9 @@ def _apply(objects: ObjectStore, plan: _PackPlan) -> int:
     if plan.rewrite or written:
         new = plan.keep + written
         if new:
-            kept_keys.add(objects.write_index_piece(packs.encode_index(new)))  # durable
+            plain = packs.encode_index(new)
+            packs.decode_index(plain, where="the new pack index")  # readable, before it counts
+            kept_keys.add(objects.write_index_piece(plain))  # durable
         for name in plan.index_names:
             key = packs.index_key(name)
             if key not in kept_keys:

@@ -81,7 +81,7 @@ def encode_index(packs: list[PackEntries]) -> bytes:
 
 
 def _encode_pack(pack: PackEntries) -> bytes:
-    entries = sorted(pack.entries, key=lambda e: e[1])
+    entries = sorted(pack.entries, key=lambda e: (e[1], e[2]))  # an empty one first
     rows = [_ENTRY.pack(bytes.fromhex(h), offset, length) for h, offset, length in entries]
     return b"".join([_PACK_HEAD.pack(bytes.fromhex(pack.pack), pack.size, len(entries)), *rows])
 

@@ -20,8 +20,11 @@ Format 2 stores the same manifest (``model/manifest.py``) as:
   which base positions entries were removed and which entries were put there. The writer
   makes one when the snapshot's parent holds the list and the overlay is smaller than the
   chunks and nodes a full list would add (and at most MAX_OVERLAY_TEXT); otherwise it
-  writes a full list ("compaction"). A base is always a full list (read as a list node), so
-  reading a list costs at most one base and one overlay.
+  writes a full list. Compaction is partial: the densest regions of the overlay are folded
+  into a new base (a full list: the old base's chunks and theirs) while that costs at most
+  the overlay that remains, which bounds what a night of a long series adds. A base is
+  always a full list (read as a list node), so reading a list costs at most one base and
+  one overlay.
 
 An unchanged re-backup therefore adds one root of about a kilobyte; a 1% change adds the
 overlays of the lists it touched (or the chunks it touched and the list nodes above them).
@@ -223,9 +226,9 @@ class TreeWriter:
         checked them (an unchanged re-backup checks and writes nothing but its root).
 
         ``base``: the node of a full list (the parent's). The chunks that are not the base's
-        are then held, not stored, until the end; if an overlay of the base is smaller than
-        what they and the nodes above them would add (and at most MAX_OVERLAY_TEXT), only
-        the overlay is stored."""
+        are then held, not stored, until the end; if an overlay (perhaps of a new base with
+        some regions folded: ``_overlay``) is smaller than what they and the nodes above
+        them would add (and at most MAX_OVERLAY_TEXT), only it (and the folds) is stored."""
         every = CUT_EVERY.get(key, DEFAULT_CUT_EVERY)
         chunks: list[list[Any]] = []
         pending: list[tuple[Any, str]] = []

@@ -486,7 +486,21 @@ class Manifest:
         return {f.digest for f in self.files}
 
     def file(self, path: str) -> FileEntry | None:
-        return next((f for f in self.files if f.path == path), None)
+        """The (first) entry at ``path``. By an index of the paths, built at the first call
+        and again when ``files`` is another list or of another length: an import asks once
+        per file, and a scan per call made a 125k-file restore quadratic (it never finished
+        planning). A path the index misses is still looked for in the list."""
+        files = self.files
+        index = self.__dict__.get("_by_path")
+        if index is None or index[0] is not files or index[1] != len(files):
+            by_path: dict[str, FileEntry] = {}
+            for f in files:
+                by_path.setdefault(f.path, f)
+            index = self.__dict__["_by_path"] = (files, len(files), by_path)
+        entry = index[2].get(path)
+        if entry is not None and entry.path == path:
+            return entry
+        return next((f for f in files if f.path == path), None)
 
     def header(self) -> dict[str, Any]:
         """Every top-level field but the four long lists (``LISTS``)."""
