@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +115,22 @@ def test_main_keeps_the_start_up_heap_out_of_later_collections() -> None:
         "print(before, gc.get_freeze_count() > 10000)"
     )
     assert _run_python(code).splitlines()[-1] == "0 True"
+
+
+def test_a_local_backup_never_loads_the_azure_sdk(tmp_path: Path) -> None:
+    """Counting retries (``backup --json`` reports them) must not import the storage SDK: a
+    local copy backed up into a local folder has no Azure client to count (0.4 s of start-up
+    that a nightly backup of a local copy paid for nothing)."""
+    source = tmp_path / "ws" / "azureml"
+    source.mkdir(parents=True)
+    (source / "notes.txt").write_text("hello\n")
+    code = (
+        "import sys\n"
+        "from amlport.cli import app\n"
+        f"sys.argv = ['amlport', 'backup', {str(tmp_path / 'ws')!r}, '--repo',"
+        f" {str(tmp_path / 'repo')!r}, '--json']\n"
+        "try:\n    app.main()\nexcept SystemExit as stop:\n    code = stop.code\n"
+        "print(code, sorted({m.split('.')[1] for m in sys.modules if m.startswith('azure.')}))"
+    )
+    last = _run_python(code).splitlines()[-1]
+    assert last == "0 []", last

@@ -16,7 +16,8 @@ from amlport.storage import objects
 from amlport.storage.azure_errors import ErrorTranslator, Where
 from amlport.storage.azure_location import AzureLocation
 from amlport.storage.objects import Retrying
-from amlport.storage.retry import CountingRetry, RetryConfig, RetryTally, counting
+from amlport.storage.retry import CountingRetry, RetryConfig
+from amlport.storage.retry_tally import RetryTally, counting
 
 CONFIG = RetryConfig(total=3, initial_backoff=0.0, increment_base=1.0, jitter=0.0)
 

@@ -290,7 +290,7 @@ def counting_retries() -> Iterator[Any]:
     """Collect the retries of every storage client the block opens (source, target,
     repository; ``storage/retry.py`` ``counting``): a ``RetryLedger``, for ``with_retries``
     and ``say_retries``."""
-    from amlport.storage.retry import counting  # the storage SDK: only where it is used
+    from amlport.storage.retry_tally import counting
 
     with counting() as ledger:
         yield ledger
