@@ -105,3 +105,24 @@ def key_file(tmp_path: Path, name: str = "key.json") -> keys.UserKey:
     path = tmp_path / name
     path.write_text(keys.new_key_file_text(), encoding="utf-8")
     return keys.read_key_file(path)
+
+
+def object_span(repo: Repository, digest: str) -> tuple[Path, int, int]:
+    """Where an object's stored bytes are in a local repository, packed or loose: (file,
+    offset, length), from ``ObjectStore.location``."""
+    key, _, span = repo.objects.location(digest).partition("@")
+    path = repo.path / key
+    if not span:
+        return path, 0, path.stat().st_size
+    offset, length = (int(n) for n in span.split("+"))
+    return path, offset, length
+
+
+def flip_last_byte(repo: Repository, digest: str) -> bytes:
+    """Flip the last stored byte of an object where it is (its pack or its file); the file's
+    good bytes, to write back."""
+    path, offset, length = object_span(repo, digest)
+    good = path.read_bytes()
+    at_ = offset + length - 1
+    path.write_bytes(good[:at_] + bytes([good[at_] ^ 1]) + good[at_ + 1 :])
+    return good

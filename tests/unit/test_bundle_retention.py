@@ -128,8 +128,21 @@ def test_plan_partitions_and_more_is_never_less(
 # --- through the repository: forget, prune, verify -------------------------------------
 
 
-def test_scripted_week_forget_keep_daily_3_then_prune(tmp_path: Path) -> None:
+def _stored_bytes(root: Path) -> int:
+    """Bytes of every object file and pack file (not the pack index pieces) on disk."""
+    files = [*root.glob("objects/*/??/*"), *root.glob("packs/??/*")]
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packs"])
+def test_scripted_week_forget_keep_daily_3_then_prune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packed: bool
+) -> None:
+    # loose: bytes_freed is exactly the garbage objects' files; packs (the default): a packed
+    # object is freed with its pack, so bytes_freed is what objects/ and packs/ shrank by
+    monkeypatch.setenv("AMLPORT_PACKS", "1" if packed else "0")
     repo = new_repo(tmp_path)
+    assert repo.objects.packing is packed
     ids = []
     for day in range(7):  # nightly backups; a log grows, the model changes on day 4
         contents = {
@@ -153,7 +166,8 @@ def test_scripted_week_forget_keep_daily_3_then_prune(tmp_path: Path) -> None:
 
     expected_data = {sha(b"model-v1")} | {sha(b"line\n" * n) for n in range(1, 5)}
     expected_garbage = expected_data | dead_pieces
-    piece_bytes = sum(repo.object_path(d).stat().st_size for d in dead_pieces)
+    piece_bytes = sum(repo.objects.size(d) or 0 for d in dead_pieces)
+    before = _stored_bytes(tmp_path / "repo")
     preview = repo.prune(dry_run=True)
     assert set(preview.removed) == expected_garbage
     assert all(repo.has_object(d) for d in expected_garbage)  # dry run deletes nothing
@@ -161,7 +175,10 @@ def test_scripted_week_forget_keep_daily_3_then_prune(tmp_path: Path) -> None:
     assert set(report.removed) == expected_garbage
     sizes = [len(b"model-v1")] + [len(b"line\n" * n) for n in range(1, 5)]
     data_bytes = sum(repo.objects.stored_size(n) for n in sizes)  # encrypted: + overhead
-    assert report.bytes_freed == data_bytes + piece_bytes
+    if packed:
+        assert report.bytes_freed == before - _stored_bytes(tmp_path / "repo") > 0
+    else:
+        assert report.bytes_freed == data_bytes + piece_bytes
     assert all(repo.has_object(d) for d in kept_pieces)
     assert report.objects_referenced == report.objects_total - len(expected_garbage)
     assert not any(repo.has_object(d) for d in expected_garbage)

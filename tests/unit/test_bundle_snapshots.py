@@ -207,10 +207,9 @@ def test_format_2_damaged_root_or_piece_is_an_integrity_error(tmp_path: Path) ->
     root.write_bytes(raw)
     data, pieces = repo.snapshots.pieces(sid)
     assert data == {sha(b"a")} and pieces
-    for piece in sorted(pieces):
-        path = repo.object_path(piece)
-        good = path.read_bytes()
-        path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    for piece in sorted(pieces):  # damaged where it is: in its pack (the default) or loose
+        path = object_span(repo, piece)[0]
+        good = flip_last_byte(repo, piece)
         with pytest.raises(IntegrityError) as err:
             repo.load_snapshot(sid)
         assert err.value.exit_code == ExitCode.INTEGRITY

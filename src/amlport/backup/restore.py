@@ -160,14 +160,14 @@ def run_restore(
         snapshot_id = str(picked.snapshot_id)
         selected = select_manifest(picked, request.select) if request.select else None
         manifest: Manifest | None = picked
-        del picked
         if request.read_only:  # nothing is imported, so no write guard is ever opened
-            verify_first(repo, manifest)
+            verify_first(repo, picked)
             imported = ImportResult(snapshot_id, True, request.on_conflict)
         else:
             # The import reads the snapshot again: one copy at a time (a 100k-file snapshot
             # is ~100 MB in memory); the check reads it once more after the import.
             manifest = None
+            del picked
             imported = run_import(
                 repo_path,
                 target,
