@@ -46,8 +46,14 @@ def copy_workspace(name: str, dest: Path) -> Path:
 
 
 def objects_on_disk(repo: Path) -> set[str]:
+    """Every object stored: loose files, and the objects the pack index names (pack files,
+    the default for a new repository)."""
     base = repo / "objects" / "sha256"
-    return {f"sha256:{p.name}" for p in base.glob("*/*") if not p.name.startswith(".tmp-")}
+    loose = {f"sha256:{p.name}" for p in base.glob("*/*") if not p.name.startswith(".tmp-")}
+    if not (repo / "packs" / "index").is_dir():
+        return loose
+    packed = Repository.open(repo).objects.pack_index().items()
+    return loose | {f"sha256:{hexd}" for hexd, _ in packed}
 
 
 def referenced(repo: Path) -> set[str]:
@@ -60,3 +66,10 @@ def referenced(repo: Path) -> set[str]:
         assert data == store.load_snapshot(info.id).digests()
         out |= data | pieces
     return out
+
+
+def stored_file_bytes(repo: Path) -> int:
+    """Bytes of every loose object file and pack file (not the pack index pieces): what a
+    prune's ``bytes_freed`` takes away in a repository with packs."""
+    files = [*repo.glob("objects/*/??/*"), *repo.glob("packs/??/*")]
+    return sum(f.stat().st_size for f in files if f.is_file() and ".tmp-" not in f.name)

@@ -126,3 +126,12 @@ def flip_last_byte(repo: Repository, digest: str) -> bytes:
     at_ = offset + length - 1
     path.write_bytes(good[:at_] + bytes([good[at_] ^ 1]) + good[at_ + 1 :])
     return good
+
+
+def stored_bytes(repo: Repository, digest: str) -> bytes:
+    """An object's bytes exactly as the repository stores them (sealed ones sealed), read
+    where they are: its pack or its file."""
+    path, offset, length = object_span(repo, digest)
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read(length)

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from helpers.bundle import SOURCE, at, manifest, new_repo, plain_only, sha, snapshot
+from helpers.bundle import (
+    SOURCE,
+    at,
+    manifest,
+    new_repo,
+    object_span,
+    plain_only,
+    sha,
+    snapshot,
+)
 from helpers.encrypted_mode import stored_contents
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,8 +87,8 @@ def test_listing_reads_roots_only(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     sid = repo.write_snapshot(big_manifest(repo, 300, created=at(0)))
     _, pieces = repo.snapshots.pieces(sid)
-    for piece in pieces:  # without its pieces the snapshot still lists, with its totals
-        repo.object_path(piece).unlink()
+    for path in {object_span(repo, piece)[0] for piece in pieces}:
+        path.unlink()  # without its pieces (their files or packs) it still lists, with totals
     [info] = repo.list_snapshots()
     assert (info.id, info.files, info.assets, info.counts) == (sid, 300, 6, {"run": 6})
     with pytest.raises(IntegrityError, match="missing"):
@@ -125,11 +134,12 @@ def test_pieces_are_compressed_and_record_their_codec(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     sid = repo.write_snapshot(big_manifest(repo, 2000, created=at(0)))
     _, pieces = repo.snapshots.pieces(sid)
-    stored = sum(repo.object_path(p).stat().st_size for p in pieces)
+    spans = {p: object_span(repo, p) for p in pieces}  # packed (the default) or loose
+    stored = sum(length for _, _, length in spans.values())
     plain = sum(len(repo.objects.get_meta(p, where="t")) for p in pieces)
     assert stored * 3 < plain  # manifest JSON compresses well
-    for piece in pieces:
-        header = envelope.parse_header(repo.object_path(piece).read_bytes(), where="t")
+    for path, offset, length in spans.values():
+        header = envelope.parse_header(path.read_bytes()[offset : offset + length], where="t")
         assert header.codec == envelope.CODEC_ZSTD and header.sealed == repo.encrypted
 
 

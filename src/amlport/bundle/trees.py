@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -532,8 +533,10 @@ class _Region:
 
     @property
     def density(self) -> float:
-        """Overlay text saved per byte stored when the region is folded."""
-        return self.text / (self.cost + _REF_TEXT * (self.j2 - self.j1))
+        """Overlay text saved per byte stored when the region is folded (a region that only
+        removes chunks stores nothing: folding it is free, it comes first)."""
+        stored = self.cost + _REF_TEXT * (self.j2 - self.j1)
+        return self.text / stored if stored else math.inf
 
 
 def base_node(ref: Any) -> str | None:
