@@ -98,21 +98,9 @@ class ObjectStore:
         return self._locate(digest) is not None or self.store.exists(self.key(digest))
 
     def size(self, digest: str) -> int | None:
-        """Bytes of a stored object, None when it is missing (a packed one whose pack is
-        missing or cut short before its entry's end counts as missing, unless a loose copy
-        is stored)."""
-        return self._size_with(digest, lambda pack: self.store.size(packs.pack_key(pack)))
-
-    def _size_with(self, digest: str, pack_size: Callable[[str], int | None]) -> int | None:
+        """Bytes of a stored object, None when it is missing."""
         found = self._locate(digest)
-        if found is not None:
-            pack, offset, length = found
-            if pack is None:  # in this batch's memory
-                return length
-            stored = pack_size(pack)
-            if stored is not None and stored >= offset + length:
-                return length
-        return self.store.size(self.key(digest))
+        return found[2] if found is not None else self.store.size(self.key(digest))
 
     def location(self, digest: str) -> str:
         """Where an object's bytes are, for messages and tests: its key, or ``<pack key>@
@@ -530,15 +518,8 @@ class ObjectStore:
         """A ``size`` for many lookups: locally ``size`` itself (one ``lstat``); remotely one
         listing, taken at the first call (a miss is confirmed by a request: the object may be
         newer)."""
-        pack_sizes: dict[str, int | None] = {}  # each pack's stored size, looked up once
-
-        def pack_size(pack: str) -> int | None:
-            if pack not in pack_sizes:
-                pack_sizes[pack] = self.store.size(packs.pack_key(pack))
-            return pack_sizes[pack]
-
         if self.store.local_root is not None:
-            return lambda digest: self._size_with(digest, pack_size)
+            return self.size
         listed: dict[str, int] | None = None
         mutex = threading.Lock()
 
@@ -547,10 +528,6 @@ class ObjectStore:
             with mutex:
                 if listed is None:
                     listed = dict(self.iter_sizes())
-                    if self.packing:
-                        pack_sizes.update(self.iter_pack_keys())  # one listing of packs/
-            if self._locate(digest) is not None:  # packed: its pack must hold its bytes
-                return self._size_with(digest, pack_size)
             found = listed.get(digest)
             return found if found is not None else self.size(digest)
 
