@@ -101,16 +101,22 @@ _B64_FRAGMENTS = [
 # numbers, a value with a space, an unquoted value without a digit (``password = password``
 # in code), a call (``f(…)``). The match starts at the key word, not at the start of the key
 # name: a lazy key-name prefix would be tried at every position of the text (slow).
+# How far the generic rules look: without a bound, a hostile line repeating a key word
+# ("password=password=…", no digit) makes every occurrence scan to the line's end
+# (quadratic: 128 KiB took 40-60 s). A value longer than _LONGEST under a credential-named
+# key is not recognised by these generic rules (the specific shapes above have no limit).
+_SCAN = 256
+_LONGEST = 4096
 _KEY_SEP = r"""\\?["']?[ \t]*[:=][ \t]*"""
 _NOT_VALUE = (
-    rf"{_NOT_DONE}(?![^\s\"'\\]*{REDACTED})"
+    rf"{_NOT_DONE}(?![^\s\"'\\]{{0,{_SCAN}}}{REDACTED})"
     r"(?!(?i:none|null|nil|true|false|yes|no|changeme|string|required|optional|undefined)\b)"
     r"(?!os\.|getenv|environ|\*|x{3}|[0-9.]+(?![^\s\"'\\,;#}\]|]))"
 )
 _QUOTED = rf"""(?P<q>\\?["']){_NOT_VALUE}(?P<v>[^\s"'\\$<{{%\[\]]{{4,}})(?P=q)"""
 _UNQUOTED = (
-    rf"{_NOT_VALUE}(?=[^\s\"'\\,;#&]*[0-9])"
-    r"""(?P<v>[^\s"'\\,;#&(){}\[\]<>$`|%]{4,})(?![^\s"'\\,;#&}\]|])"""
+    rf"{_NOT_VALUE}(?=[^\s\"'\\,;#&]{{0,{_SCAN}}}[0-9])"
+    rf"""(?P<v>[^\s"'\\,;#&(){{}}\[\]<>$`|%]{{4,{_LONGEST}}}+)(?![^\s"'\\,;#&}}\]|])"""
 )
 
 
@@ -135,7 +141,10 @@ def _assigned(kind: str, keys: str, triggers: Iterable[str]) -> list[_Pattern]:
 _PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "connection_string",
-        r"DefaultEndpointsProtocol=[^;\s\"']+;(?:[A-Za-z]+=[^;\s\"']*;)*"
+        # bounded (the protocol is "https", a connection string has a handful of fields):
+        # unbounded, a line repeating the first field was quadratic; an AccountKey outside
+        # these bounds is still found by the account_key rule below
+        r"DefaultEndpointsProtocol=[^;\s\"']{1,64}+;(?:[A-Za-z]+=[^;\s\"']*;){0,32}"
         r"(?:AccountKey|SharedAccessSignature)=[^\s\"']+",
         ["defaultendpointsprotocol="],
     ),
@@ -238,7 +247,9 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
         ["eyj"],
         flags=0,
-        anchor=r"eyJ[A-Za-z0-9_-]{8,}\.eyJ",
+        # the lookbehind too: without it every "eyJ" inside one long run starts a search
+        # to the run's end (quadratic on a hostile line of repeated "eyJ")
+        anchor=r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ",
     ),
     _p(
         "base64_secret",

@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from helpers.backup import WS, cli, cli_popen, objects_on_disk
 
 from amlport.backup import BackupRequest, run_backup
@@ -113,9 +114,17 @@ def test_a_stale_lock_of_a_dead_process_is_removed_with_a_warning(tmp_path: Path
     assert not planted.exists()
 
 
-def test_readers_during_a_backup_see_only_complete_snapshots(tmp_path: Path) -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packs"])
+def test_readers_during_a_backup_see_only_complete_snapshots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packed: bool
+) -> None:
+    # loose: objects are seen on disk (one file each, as they are stored) while no snapshot
+    # lists yet; packs (the default): a small workspace's objects reach the disk in one pack
+    # with its index just before the root, too briefly to observe by polling (that order is
+    # tests/reliability/test_kill_packs.py), so only "every snapshot seen is whole" is asked
+    monkeypatch.setenv("AMLPORT_PACKS", "1" if packed else "0")
     repo = tmp_path / "repo"
-    Repository.init(repo)
+    assert Repository.init(repo).objects.packing is packed
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_BACKUP, str(WS / "designer-autoprice"), str(repo)],
         stdout=subprocess.PIPE,
@@ -142,7 +151,7 @@ def test_readers_during_a_backup_see_only_complete_snapshots(tmp_path: Path) -> 
     out, err = proc.communicate()
     thread.join()
     assert proc.returncode == 0, err
-    assert any(objects > 0 and snaps == 0 for objects, snaps in seen), seen
+    assert packed or any(objects > 0 and snaps == 0 for objects, snaps in seen), seen
     assert verify_rc == [0]
     assert [i.id for i in store.list_snapshots()] == [out.strip()]
     assert store.verify().ok

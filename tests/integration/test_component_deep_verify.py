@@ -51,7 +51,8 @@ def test_component_invalid_in_source_json_says_where_it_comes_from(invalid_repo:
 def test_component_damaged_bundle_is_still_exit_4(invalid_repo: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(invalid_repo, repo)
-    victim = next(p for p in (repo / "objects").rglob("*") if p.is_file())
+    stored = [*(repo / "objects").rglob("*"), *(repo / "packs").glob("??/*")]  # loose, packs
+    victim = next(p for p in stored if p.is_file())
     data = bytearray(victim.read_bytes())
     data[0] ^= 0xFF
     victim.write_bytes(bytes(data))

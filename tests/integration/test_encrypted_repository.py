@@ -93,12 +93,13 @@ def test_verify_with_and_without_the_key(place: dict[str, Path], tmp_path: Path)
     assert amlport("verify", str(repo), "--key-file", key).returncode == 0
     res = amlport("verify", str(repo))
     assert res.returncode == 0 and "only its structure" in res.stderr
-    victim = max((p for p in (repo / "objects").rglob("*") if p.is_file()),
-                 key=lambda p: p.stat().st_size)  # fmt: skip
-    raw = bytearray(victim.read_bytes())
+    stored = [*(repo / "objects").rglob("*"), *(repo / "packs").glob("??/*")]  # loose, packs
+    victim = max((p for p in stored if p.is_file()), key=lambda p: p.stat().st_size)
+    raw = bytearray(victim.read_bytes())  # a pack file (the default) or an object file
     raw[-3] ^= 0x40
     victim.write_bytes(bytes(raw))
-    assert amlport("verify", str(repo)).returncode == 0  # a GCM tag needs the key
+    # a GCM tag needs the key (and so does the sealed pack index that names a pack's hash)
+    assert amlport("verify", str(repo)).returncode == 0
     res = amlport("verify", str(repo), "--key-file", key, "--json")
     assert res.returncode == 4 and not json.loads(res.stdout)["ok"]
 

@@ -144,7 +144,8 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 def test_corrupt_object_makes_verify_exit_4(tmp_path: Path) -> None:
     repo = tmp_path / "r"
     _export("sdk-bikeshare", repo)
-    victim = next(p for p in (repo / "objects").rglob("*") if p.is_file())
+    stored = [*(repo / "objects").rglob("*"), *(repo / "packs").glob("??/*")]  # loose, packs
+    victim = next(p for p in stored if p.is_file())  # an object file or a pack file
     data = bytearray(victim.read_bytes())
     data[0] ^= 0xFF
     victim.write_bytes(bytes(data))

@@ -7,9 +7,11 @@ import string
 from collections import Counter
 from functools import partial
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from amlport import secrets
 from amlport.errors import AmlportError
 from amlport.secrets import REDACTED, find_secrets, has_secret, redact, redact_with_counts
 
@@ -141,3 +143,31 @@ def test_the_prefix_tree_finds_each_trigger_anywhere() -> None:
             assert secrets.may_hold_secret(text), text
         broken = trigger[:-1] + "\x01" + trigger[-1:]  # a control character inside it
         assert secrets.may_hold_secret(broken) == any(t in broken for t in secrets.TRIGGERS)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["password=", "token=", "secret=", "passphrase=", "password=1(", "eyJ",
+     "DefaultEndpointsProtocol=", "DefaultEndpointsProtocol=https;"],
+)  # fmt: skip
+def test_a_line_repeating_a_key_word_is_scanned_in_one_pass(unit: str) -> None:
+    """Hostile content: one 512 KiB line repeating a trigger. Each occurrence used to scan to
+    the line's end (58,000 times ``password=`` would take about an hour; ``eyJ`` and the
+    connection string's first field were quadratic too); the bounded rules read it once, and
+    a real secret after it is still found."""
+    line = unit * ((512 << 10) // len(unit))
+    secret = "AccountKey=" + "k" * 86 + "=="
+    text = f"{line}\n{secret}\n"
+    redacted, counts = secrets.redact_with_counts(text)
+    assert counts["account_key"] == 1 and secret not in redacted
+    assert redacted.startswith(line[:1000])  # the hostile line itself is no secret
+    assert secrets.find_secrets_in_bytes(text.encode())["account_key"] == 1
+
+
+def test_the_bounds_keep_long_values_of_credential_keys_redacted() -> None:
+    """A value under a credential-named key up to 4 KiB (an AWS session token is ~1 KB) is
+    still redacted whole with the bounds that keep hostile lines linear."""
+    value = "FwoGZXIvYXdzE" + "A1b2" * 256  # 1,037 characters, digits throughout
+    for text in (f"aws_session_token={value}\n", f'token: "{value}"\n'):
+        redacted = secrets.redact(text)
+        assert value not in redacted and "REDACTED" in redacted, text[:40]
