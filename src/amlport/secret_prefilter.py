@@ -139,6 +139,14 @@ def _load() -> Prefilter | None:
 
 
 _built: list[Prefilter | None] = []  # compiled once per process (under ``_lock``)
+_patterns: tuple[tuple[str, ...], int] | None = None  # what ``secrets`` says to look for
+
+
+def configure(triggers: Iterable[str], min_run: int) -> None:
+    """Called once by ``amlport.secrets`` as it loads: the triggers and the shortest run
+    (this module sits below ``secrets`` and never imports it: docs/design/0000 floors)."""
+    global _patterns
+    _patterns = (tuple(triggers), min_run)
 
 
 def _compiled() -> Prefilter | None:
@@ -147,9 +155,9 @@ def _compiled() -> Prefilter | None:
             import hyperscan
         except ImportError:  # no wheel for this platform: the pure scan
             return None
-        from amlport.secrets import MIN_RUN, PREFILTER_TRIGGERS
-
-        _built.append(Prefilter(hyperscan, PREFILTER_TRIGGERS, MIN_RUN))
+        if _patterns is None:  # amlport.secrets not imported: nothing to look for
+            return None
+        _built.append(Prefilter(hyperscan, *_patterns))
     return _built[0]
 
 

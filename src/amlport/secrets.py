@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
 
-from amlport import secret_prefilter
+import amlport.secret_prefilter as secret_prefilter
 
 REDACTED = "REDACTED"
 
@@ -481,6 +481,7 @@ _NEEDED = {t for p in _PATTERNS for t in (("://",) if p.kind == "url_password" e
 PREFILTER_TRIGGERS = tuple(
     sorted(t for t in _NEEDED if not any(o != t and o in t for o in _NEEDED))
 )
+secret_prefilter.configure(PREFILTER_TRIGGERS, MIN_RUN)
 
 # What ``_search_places`` widens a place to: the bytes of a one-byte run ("a"), of a UTF-16 run
 # ("a"), anything else 0.

@@ -69,6 +69,7 @@ def test_only_the_cli_prints() -> None:
 # errors.py), ``amlport`` for the package's own ``__init__`` (its version). The plugin trees
 # exporters/, importers/, rewriters/ install as ``amlport.exporters`` & co.
 FLOORS: tuple[tuple[str, ...], ...] = (
+    ("secret_prefilter",),  # the native prefilter of the byte scan (secrets uses it)
     ("amlport", "secrets", "streams", "plaintext", "progress"),  # leaf utilities
     ("errors", "plugins"),  # error types, the plugin registry (both redact through secrets)
     ("safeload",),  # the one YAML/JSON parser
