@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from helpers.azurite import fixture_workspace_dirs
 from helpers.backup import WS, cli, night
+from helpers.bundle import object_span
 
 from amlport.backup import BackupRequest, BackupResult, run_backup
 from amlport.backup import fingerprint as fp
@@ -288,8 +289,7 @@ def test_a_missing_or_cut_short_object_is_stored_again(
     """The previous snapshot's objects must be stored whole for its lists to be named again
     (the check every snapshot write makes); otherwise the backup walks and stores them.
     About loose object files (a cut-short file is replaced by ``put_once``): the repository
-    is made without packs. A cut-short *pack* is not yet caught by this check (only by
-    verify): see docs/design/0007, "Pack files default on"."""
+    is made without packs; packs: the next test."""
     monkeypatch.setenv("AMLPORT_PACKS", "0")
     repo = tmp_path / "repo"
     first = backup_local(bikeshare, repo)
@@ -305,3 +305,32 @@ def test_a_missing_or_cut_short_object_is_stored_again(
     assert backup_local(bikeshare, repo, 3).from_listing
     with Repository.open(repo) as store:
         assert store.verify().ok
+
+
+def test_a_cut_short_or_missing_pack_is_not_trusted_and_its_objects_are_stored_again(
+    bikeshare: Path, tmp_path: Path
+) -> None:
+    """A pack not at the size its index gives (cut short, or gone) holds no object that counts
+    as stored: the next backup walks and stores its objects again (loose), readers take the
+    loose copies, and verify still names the damaged pack. Before, the pack index alone said
+    "stored" and a backup named the lists again over objects no one could read."""
+    repo = tmp_path / "repo"
+    first = backup_local(bikeshare, repo)
+    with Repository.open(repo) as store:
+        assert store.objects.packing
+        files = store.load_snapshot(str(first.snapshot_id)).files
+        entry = next(f for f in files if f.size > 100)
+        path, offset, length = object_span(store, entry.digest)
+        assert "packs" in path.parts
+    path.write_bytes(path.read_bytes()[: offset + length - 1])  # one byte short of its end
+    again = backup_local(bikeshare, repo, 1)
+    assert not again.from_listing and again.exit_code in (0, 1)
+    with Repository.open(repo) as store:
+        for f in store.load_snapshot(str(again.snapshot_id)).files:
+            assert store.objects.get_bytes(f.digest, f.size) is not None  # every one reads
+        assert store.objects.location(entry.digest).startswith("objects/")  # loose again
+        report = store.verify()
+        assert not report.ok and path.name in str(report.to_dict())  # the pack is named
+    assert backup_local(bikeshare, repo, 2).from_listing  # whole again: trusted
+    path.unlink()
+    assert backup_local(bikeshare, repo, 3).from_listing  # its objects are loose now

@@ -78,6 +78,7 @@ class ObjectStore:
         self.packing = packing
         self._index: PackIndex | None = None
         self._index_lock = threading.Lock()
+        self._damaged: frozenset[str] | None = None  # ``_damaged_packs``
         self._batch: Packer | None = None
 
     @property
@@ -95,17 +96,17 @@ class ObjectStore:
         return self.store.local_path(self.key(digest))
 
     def has(self, digest: str) -> bool:
-        return self._locate(digest) is not None or self.store.exists(self.key(digest))
+        return self._locate_sound(digest) is not None or self.store.exists(self.key(digest))
 
     def size(self, digest: str) -> int | None:
-        """Bytes of a stored object, None when it is missing."""
-        found = self._locate(digest)
+        """Bytes of a stored object, None when it is missing (or only in a damaged pack)."""
+        found = self._locate_sound(digest)
         return found[2] if found is not None else self.store.size(self.key(digest))
 
     def location(self, digest: str) -> str:
         """Where an object's bytes are, for messages and tests: its key, or ``<pack key>@
-        <offset>+<length>`` for a packed one."""
-        found = self._locate(digest)
+        <offset>+<length>`` for a packed one (the copy that is read)."""
+        found = self._reading(digest)
         if found is None or found[0] is None:
             return self.key(digest)
         return f"{packs.pack_key(found[0])}@{found[1]}+{found[2]}"
@@ -124,6 +125,7 @@ class ObjectStore:
         """Read the index pieces again at the next lookup (``prune`` rewrote them)."""
         with self._index_lock:
             self._index = None
+            self._damaged = None
 
     def _load_index(self) -> PackIndex:
         index = PackIndex()
@@ -210,6 +212,46 @@ class ObjectStore:
                 return found
         return self.pack_index().find(hexd)
 
+    def _locate_sound(self, digest: str) -> tuple[str | None, int, int] | None:
+        """``_locate``, but None when the pack holding the object is damaged (missing, or not
+        at the size its index gives): such an object counts as not stored, as a loose one
+        not at its size does, so a backup stores it again (loose) instead of trusting it."""
+        found = self._locate(digest)
+        if found is not None and found[0] is not None and found[0] in self._damaged_packs():
+            return None
+        return found
+
+    def _in_damaged(self, digest: str) -> bool:
+        found = self._locate(digest) if self.packing else None
+        return found is not None and found[0] is not None and found[0] in self._damaged_packs()
+
+    def _reading(self, digest: str) -> tuple[str | None, int, int] | None:
+        """Where to read an object: its pack, unless the pack is damaged and a loose copy
+        was stored since (then the loose copy; without one the damaged pack, whose read
+        names what is wrong)."""
+        found = self._locate(digest)
+        if found is None or found[0] is None or found[0] not in self._damaged_packs():
+            return found
+        return None if self.store.exists(self.key(digest)) else found
+
+    def _damaged_packs(self) -> frozenset[str]:
+        """Packs the index names that are missing or not at their indexed size: one listing
+        of ``packs/``, taken at the first lookup of a packed object (and again after
+        ``forget_pack_index``)."""
+        with self._index_lock:
+            damaged = self._damaged
+        if damaged is None:
+            index = self.pack_index()
+            actual = dict(self.iter_pack_keys())
+            damaged = frozenset(
+                pack
+                for pack, size in zip(index.packs, index.pack_sizes, strict=True)
+                if actual.get(pack) != size
+            )
+            with self._index_lock:
+                self._damaged = damaged
+        return damaged
+
     def _read_packed(self, digest: str, found: tuple[str | None, int, int]) -> bytes:
         """The stored bytes of a packed object (FileNotFoundError: its pack is missing)."""
         pack, offset, length = found
@@ -264,7 +306,7 @@ class ObjectStore:
 
     def open_stored(self, digest: str) -> BinaryIO:
         """The stored bytes of an object (sealed ones sealed), loose or packed, unchecked."""
-        found = self._locate(digest)
+        found = self._reading(digest)
         try:
             if found is not None:
                 return io.BytesIO(self._read_packed(digest, found))
@@ -310,11 +352,12 @@ class ObjectStore:
         Inside a ``batch`` of a repository with packs, a small object goes to a pack."""
         digest = self.digest_of(data)
         key = self.key(digest)
-        if self.packing and self._locate(digest) is not None:
+        if self.packing and self._locate_sound(digest) is not None:
             return digest, False
         batch = self._batch
         stored_size = self.codec.stored_size(len(data))
-        if batch is not None and stored_size < packs.PACK_BELOW:
+        # an object of a damaged pack is stored loose: the index reads its first copy
+        if batch is not None and stored_size < packs.PACK_BELOW and not self._in_damaged(digest):
             if self.store.size(key) == stored_size:  # loose already (a stream, an unpack)
                 return digest, False
             hexd = hex_of(digest)
@@ -380,11 +423,11 @@ class ObjectStore:
         name = self.codec.meta_name(plain) if name is None else name
         digest = format_digest(name)
         key = self.key(digest)
-        if self._locate(digest) is not None or self.store.exists(key):
+        if self._locate_sound(digest) is not None or self.store.exists(key):
             return digest, False
         stored = self.codec.pack_meta(plain, name)
         batch = self._batch
-        if batch is not None and len(stored) < packs.PACK_BELOW:  # a snapshot's pieces
+        if batch is not None and len(stored) < packs.PACK_BELOW and not self._in_damaged(digest):
             return digest, batch.add(name, stored)
         return digest, self.store.put_once(key, stored)
 
@@ -413,7 +456,7 @@ class ObjectStore:
     def _read_meta(self, digest: str) -> bytes:
         """The stored bytes of a metadata object, loose or (a later writer's) packed."""
         limit = MAX_META_BYTES + META_OVERHEAD
-        found = self._locate(digest)
+        found = self._reading(digest)
         if found is None:
             return self.store.read(self.key(digest), limit=limit)
         if found[2] > limit:
@@ -445,7 +488,7 @@ class ObjectStore:
         """A reader that raises IntegrityError at end of file when the bytes do not match;
         ``size``: what the manifest says it holds (a larger object is refused at once)."""
         limit = None if size is None else self.stored_size(size)
-        found = self._locate(digest)
+        found = self._reading(digest)
         try:
             if found is not None:
                 if limit is not None and found[2] > limit:
@@ -478,7 +521,7 @@ class ObjectStore:
         is missing. One request per object in a remote store. ``expected``: the size the
         manifest says; a larger object is measured, not read."""
         limit = None if expected is None else self.stored_size(expected)
-        found = self._locate(digest)
+        found = self._reading(digest)
         try:
             if found is not None:
                 if limit is not None and found[2] > limit:
@@ -527,7 +570,9 @@ class ObjectStore:
             nonlocal listed
             with mutex:
                 if listed is None:
-                    listed = dict(self.iter_sizes())
+                    # a damaged pack lists objects that do not count: ask one by one then
+                    damaged = self.packing and bool(self._damaged_packs())
+                    listed = {} if damaged else dict(self.iter_sizes())
             found = listed.get(digest)
             return found if found is not None else self.size(digest)
 
@@ -588,7 +633,7 @@ class ObjectStore:
 
     def _read(self, digest: str, size: int | None) -> bytes:
         """The stored bytes of a data object; ``size``: its plain size, if known."""
-        found = self._locate(digest)
+        found = self._reading(digest)
         if found is not None:
             if size is not None and found[2] > self.stored_size(size):
                 raise _larger(digest, self._plain_size(found[2]), size)
