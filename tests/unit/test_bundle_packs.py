@@ -54,6 +54,14 @@ def reopen(repo: Repository) -> Repository:
     return Repository.open(repo.path)
 
 
+def keep_only(repo: Repository, snapshot_id: str) -> None:
+    """Forget every snapshot but ``snapshot_id`` (without pruning)."""
+    opened = reopen(repo)
+    for info in opened.list_snapshots():
+        if info.id != snapshot_id:
+            opened.snapshots.delete(info.id)
+
+
 # --- writing and reading -------------------------------------------------------------------
 
 
@@ -301,10 +309,7 @@ def test_prune_deletes_dead_packs_repacks_mostly_dead_ones_and_sweeps_unindexed(
     orphan_pack.parent.mkdir(parents=True, exist_ok=True)
     orphan_pack.write_bytes(b"never indexed")
     final = packed_snapshot(packed, keep)
-    repo = reopen(packed)
-    for info in repo.list_snapshots():
-        if info.id != final:
-            repo.snapshots.delete(info.id)
+    keep_only(packed, final)
     repo = reopen(packed)
     report = repo.prune()
     assert report.packs_removed >= 2 and report.packs_written == 1
@@ -321,10 +326,7 @@ def test_prune_keeps_empty_objects_beside_others_at_the_same_offset(packed: Repo
     contents = {f"files/e{i}": b"" if i % 2 else b"x%d" % i for i in range(12)}
     packed_snapshot(packed, contents)
     final = packed_snapshot(packed, {"files/e1": b"", "files/e2": b"x2"})
-    repo = reopen(packed)
-    for info in repo.list_snapshots():
-        if info.id != final:
-            repo.snapshots.delete(info.id)
+    keep_only(packed, final)
     reopen(packed).prune()
     after = reopen(packed)
     assert not after.objects.pack_index().problems
@@ -350,10 +352,7 @@ def test_a_prune_killed_anywhere_leaves_a_readable_repository(
     keep = {"files/keep.txt": b"kept " * 10}
     packed_snapshot(packed, {**keep, **{f"files/d{i}": b"d%d" % i * 80 for i in range(8)}})
     final = packed_snapshot(packed, keep)
-    repo = reopen(packed)
-    for info in repo.list_snapshots():
-        if info.id != final:
-            repo.snapshots.delete(info.id)
+    keep_only(packed, final)
     repo = reopen(packed)
     deletes = 0
     real_delete = repo.store.delete

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from helpers.bytescan import scan_reusing_one_buffer
 
 from amlport import secret_prefilter, secrets
 from amlport.secrets import (
@@ -63,15 +64,7 @@ def scan(data: bytes, how: str, chunk: int = 0) -> Counter[str]:
     try:
         if not chunk:
             return find_secrets_in_bytes(data)
-        scanner = ByteScanner()
-        buffer = bytearray(chunk)
-        view = memoryview(buffer)
-        for at in range(0, len(data), chunk):
-            piece = data[at : at + chunk]
-            view[: len(piece)] = piece
-            scanner.feed(view[: len(piece)])
-            view[:] = b"\x01" * chunk
-        return scanner.close()
+        return scan_reusing_one_buffer(data, chunk)
     finally:
         secret_prefilter.force("auto")
 

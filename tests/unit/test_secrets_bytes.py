@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from helpers.bytescan import scan_reusing_one_buffer
 
 from amlport import secret_prefilter
 from amlport.secrets import (
@@ -45,20 +46,6 @@ SECRETS = {
 NOISE = bytes(range(256)) * 4  # binary: NUL bytes, control bytes, a printable run of 95
 
 
-def scan_reusing_one_buffer(data: bytes, chunk: int) -> dict[str, int]:
-    """Feed ``data`` as a transfer does: every chunk in the same buffer, overwritten after
-    each feed (the scanner must not keep a view of it)."""
-    scanner = ByteScanner()
-    buffer = bytearray(chunk)
-    view = memoryview(buffer)
-    for at in range(0, len(data), chunk):
-        piece = data[at : at + chunk]
-        view[: len(piece)] = piece
-        scanner.feed(view[: len(piece)])
-        view[:] = b"\x01" * chunk  # the next read lands here
-    return dict(scanner.close())
-
-
 @pytest.mark.parametrize("kind", sorted(SECRETS))
 @pytest.mark.parametrize("wide", [False, True], ids=["bytes", "utf16"])
 def test_a_secret_straddling_a_chunk_boundary_is_found(kind: str, wide: bool) -> None:
@@ -70,7 +57,7 @@ def test_a_secret_straddling_a_chunk_boundary_is_found(kind: str, wide: bool) ->
         data = data[:at] + secret + data[at:]
         whole = find_secrets_in_bytes(data)
         assert whole[kind] >= 1, (kind, wide)
-        assert scan_reusing_one_buffer(data, chunk) == dict(whole), (kind, wide, cut)
+        assert dict(scan_reusing_one_buffer(data, chunk)) == dict(whole), (kind, wide, cut)
 
 
 def test_a_printable_run_far_longer_than_a_chunk_is_searched_everywhere() -> None:
@@ -84,7 +71,7 @@ def test_a_printable_run_far_longer_than_a_chunk_is_searched_everywhere() -> Non
     data = b"\x00\x01" + bytes(text) + b"\x00"
     whole = find_secrets_in_bytes(data)
     assert whole["jwt"] == 4
-    assert scan_reusing_one_buffer(data, chunk) == dict(whole)
+    assert dict(scan_reusing_one_buffer(data, chunk)) == dict(whole)
 
 
 def _reference_runs(mask: bytes, probe: bytes, stops: bytes) -> list[tuple[int, int]]:
@@ -131,7 +118,7 @@ def test_text_and_binary_agree_with_the_stream_on_random_data() -> None:
         whole = find_secrets_in_bytes(data)
         assert whole, "the seeded secret is found"
         for chunk in (1, 1000, 3 * OVERLAP + 1):
-            assert scan_reusing_one_buffer(data, chunk) == dict(whole)
+            assert dict(scan_reusing_one_buffer(data, chunk)) == dict(whole)
 
 
 def test_short_feeds_are_kept_until_a_round_and_not_aliased() -> None:
