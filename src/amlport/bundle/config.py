@@ -37,7 +37,7 @@ ENCRYPTION = {
 # at init; an amlport that does not know them refuses the key by name ("unknown key(s)
 # 'packs'") instead of finding the packed objects missing. Format 2 only.
 PACKS = {"version": 1}
-PACKS_DEFAULT = True  # whether a new repository gets packs (the switch, design 0007)
+PACKS_DEFAULT = False  # whether a new repository gets packs (the switch, design 0007)
 PACKS_ENV = "AMLPORT_PACKS"  # "1"/"0": overrides PACKS_DEFAULT for new repositories
 
 
