@@ -308,12 +308,13 @@ def test_a_missing_or_cut_short_object_is_stored_again(
 
 
 def test_a_cut_short_or_missing_pack_is_not_trusted_and_its_objects_are_stored_again(
-    bikeshare: Path, tmp_path: Path
+    bikeshare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pack not at the size its index gives (cut short, or gone) holds no object that counts
     as stored: the next backup walks and stores its objects again (loose), readers take the
     loose copies, and verify still names the damaged pack. Before, the pack index alone said
     "stored" and a backup named the lists again over objects no one could read."""
+    monkeypatch.setenv("AMLPORT_PACKS", "1")  # a repository with packs (opt-in for now)
     repo = tmp_path / "repo"
     first = backup_local(bikeshare, repo)
     with Repository.open(repo) as store:
