@@ -217,12 +217,10 @@ class ObjectStore:
         at the size its index gives): such an object counts as not stored, as a loose one
         not at its size does, so a backup stores it again (loose) instead of trusting it."""
         found = self._locate(digest)
-        if found is not None and found[0] is not None and found[0] in self._damaged_packs():
-            return None
-        return found
+        return None if self._in_damaged_pack(found) else found
 
-    def _in_damaged(self, digest: str) -> bool:
-        found = self._locate(digest) if self.packing else None
+    def _in_damaged_pack(self, found: tuple[str | None, int, int] | None) -> bool:
+        """Is ``found`` (a ``_locate`` answer) an entry of a damaged pack?"""
         return found is not None and found[0] is not None and found[0] in self._damaged_packs()
 
     def _reading(self, digest: str) -> tuple[str | None, int, int] | None:
@@ -230,7 +228,7 @@ class ObjectStore:
         was stored since (then the loose copy; without one the damaged pack, whose read
         names what is wrong)."""
         found = self._locate(digest)
-        if found is None or found[0] is None or found[0] not in self._damaged_packs():
+        if not self._in_damaged_pack(found):
             return found
         return None if self.store.exists(self.key(digest)) else found
 
@@ -352,12 +350,14 @@ class ObjectStore:
         Inside a ``batch`` of a repository with packs, a small object goes to a pack."""
         digest = self.digest_of(data)
         key = self.key(digest)
-        if self.packing and self._locate_sound(digest) is not None:
+        found = self._locate(digest)
+        damaged = self._in_damaged_pack(found)
+        if found is not None and not damaged:
             return digest, False
         batch = self._batch
         stored_size = self.codec.stored_size(len(data))
         # an object of a damaged pack is stored loose: the index reads its first copy
-        if batch is not None and stored_size < packs.PACK_BELOW and not self._in_damaged(digest):
+        if batch is not None and stored_size < packs.PACK_BELOW and not damaged:
             if self.store.size(key) == stored_size:  # loose already (a stream, an unpack)
                 return digest, False
             hexd = hex_of(digest)
@@ -423,11 +423,13 @@ class ObjectStore:
         name = self.codec.meta_name(plain) if name is None else name
         digest = format_digest(name)
         key = self.key(digest)
-        if self._locate_sound(digest) is not None or self.store.exists(key):
+        found = self._locate(digest)
+        damaged = self._in_damaged_pack(found)
+        if (found is not None and not damaged) or self.store.exists(key):
             return digest, False
         stored = self.codec.pack_meta(plain, name)
         batch = self._batch
-        if batch is not None and len(stored) < packs.PACK_BELOW and not self._in_damaged(digest):
+        if batch is not None and len(stored) < packs.PACK_BELOW and not damaged:
             return digest, batch.add(name, stored)
         return digest, self.store.put_once(key, stored)
 

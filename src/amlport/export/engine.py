@@ -8,7 +8,6 @@ marked incomplete, and reports a partial failure (exit 3).
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import gc
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from amlport.exporters.base import AssetUnsupported, ExportContext
 from amlport.lineage import LineageGraph, build_graph
 from amlport.model.inventory import Inventory
 from amlport.model.loadplan import LoadPlan
-from amlport.model.manifest import AssetEntry, FileEntry, Manifest, source_key
+from amlport.model.manifest import AssetEntry, FileEntry, Manifest, holds_path, source_key
 from amlport.model.provenance import IMPORTS_PREFIX, MAX_RECORD_BYTES, provenance_from
 from amlport.progress import Progress
 from amlport.rewriters.rules import Identity, RewriteRules
@@ -309,17 +308,14 @@ def _without_emptied_folders(
 ) -> list[AssetEntry]:
     """The assets of a partial run, without those whose folder (a model's) kept no file:
     every file of it failed or was withheld, and a snapshot naming an empty folder is not a
-    snapshot (``check_references``). Each one left out is a warning; the run is partial
-    already (exit 3 or 1) and the next run exports it again."""
-    prefixes = sorted({f.path.rsplit("/", 1)[0] + "/" for f in entries.values()})
+    snapshot (``check_references``, whose test this is). Each one left out is a warning; the
+    run is partial already (exit 3 or 1) and the next run exports it again."""
+    paths = sorted(f.path for f in entries.values())
     kept: list[AssetEntry] = []
     for asset in assets:
         folder = asset.attrs.get("folder")
-        if isinstance(folder, str) and folder:
-            want = folder.rstrip("/") + "/"
-            at = bisect.bisect_left(prefixes, want)
-            if not (at < len(prefixes) and prefixes[at].startswith(want)):
-                warnings.append(f"not exported: asset {asset.id}: no file of {folder} was stored")
-                continue
+        if isinstance(folder, str) and folder and not holds_path(paths, folder, under=True):
+            warnings.append(f"not exported: asset {asset.id}: no file of {folder} was stored")
+            continue
         kept.append(asset)
     return kept

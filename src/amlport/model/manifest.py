@@ -128,15 +128,16 @@ def check_references(
             raise _fail(where, f"file {after!r} is listed more than once (one entry per path)")
     for asset in assets or ():
         for ref in [*asset.files, *([asset.v2_yaml] if asset.v2_yaml else [])]:
-            if not _holds(paths, ref):
+            if not holds_path(paths, ref):
                 raise _fail(where, f"asset {asset.id!r} refers to {ref!r}, not in files")
         folder = asset.attrs.get("folder")
-        if isinstance(folder, str) and folder and not _holds(paths, folder, under=True):
+        if isinstance(folder, str) and folder and not holds_path(paths, folder, under=True):
             raise _fail(where, f"asset {asset.id!r} names folder {folder!r}, which holds no file")
 
 
-def _holds(paths: list[str], path: str, *, under: bool = False) -> bool:
-    """Is ``path`` in the sorted ``paths`` (``under``: or a file below it)?"""
+def holds_path(paths: list[str], path: str, *, under: bool = False) -> bool:
+    """Is ``path`` in the sorted ``paths`` (``under``: or a file below it)? What
+    ``check_references`` asks of every path an asset names."""
     if under:
         path = path.rstrip("/")
     i = bisect.bisect_left(paths, path)
