@@ -29,11 +29,16 @@ from amlport.progress import Progress as ProgressFn  # (rich's Progress is the b
 from amlport.secrets import redact
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth, open_source
+from amlport.storage.retry_tally import RetryLedger, counting
 
 # Safe by construction (cli/terminal.py): no markup is read, no control character passes.
 # Style a fixed label with say()/terminal.line(); print dynamic text as plain strings.
 out: Console = SafeConsole(soft_wrap=False)
 err: Console = SafeConsole(stderr=True)
+
+# Collect the retries of every storage client a block opens (source, target, repository) for
+# ``with_retries`` and ``say_retries``; no Azure SDK import (a local backup never loads it).
+counting_retries = counting
 
 
 class State:
@@ -285,18 +290,7 @@ def emit_json(command: str, doc: dict[str, Any], exit_code: int, path: Path | No
     write_json(json_document(command, doc, exit_code), path)
 
 
-@contextmanager
-def counting_retries() -> Iterator[Any]:
-    """Collect the retries of every storage client the block opens (source, target,
-    repository; ``storage/retry.py`` ``counting``): a ``RetryLedger``, for ``with_retries``
-    and ``say_retries``."""
-    from amlport.storage.retry_tally import counting
-
-    with counting() as ledger:
-        yield ledger
-
-
-def with_retries(doc: dict[str, Any], ledger: Any) -> dict[str, Any]:
+def with_retries(doc: dict[str, Any], ledger: RetryLedger) -> dict[str, Any]:
     """``doc`` with ``retries`` (every storage call retried, reads and writes) and
     ``retried`` (reads, writes, and why) of ``ledger``: the ``--json`` of a command that
     transfers (docs/json.md)."""
@@ -304,7 +298,7 @@ def with_retries(doc: dict[str, Any], ledger: Any) -> dict[str, Any]:
     return {**doc, "retries": tally.total, "retried": tally.to_dict()}
 
 
-def say_retries(ledger: Any) -> None:
+def say_retries(ledger: RetryLedger) -> None:
     """One line on stderr when storage calls were retried; nothing otherwise."""
     tally = ledger.tally()
     if tally.total:
