@@ -197,13 +197,21 @@ def writable_container_sas(azurite: Azurite, place: AzurePlace) -> str:
 
 
 def plant_lock(
-    place: Place, *, host: str, age: timedelta, exclusive: bool = True, pid: int = 4242
+    place: Place,
+    *,
+    host: str,
+    age: timedelta,
+    exclusive: bool = True,
+    pid: int = 4242,
+    machine: str | None = None,
 ) -> str:
-    """A lock file as another process (``pid`` on ``host``) would have left it ``age`` ago;
-    returns its key."""
+    """A lock file as another process (``pid`` on ``host``, on ``machine`` when given) would
+    have left it ``age`` ago; returns its key."""
     when = format_time(datetime.now(timezone.utc) - age)
-    data = {"exclusive": exclusive, "pid": pid, "hostname": host, "created": when,
-            "refreshed": when}  # fmt: skip
+    data: dict[str, object] = {"exclusive": exclusive, "pid": pid, "hostname": host,
+                               "created": when, "refreshed": when}  # fmt: skip
+    if machine is not None:
+        data["machine"] = machine
     place.overwrite("locks/planted.json", json.dumps(data).encode())
     return "locks/planted.json"
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -86,6 +88,48 @@ def test_write_once_is_enforced_by_the_service(azurite: az.Azurite) -> None:
     assert repo.store.create(object_key(digest), b"tampered") is False
     assert place.read(object_key(digest)) == b"original"
     assert repo.store.create("config.json", b"{}") is False
+
+
+def test_a_killed_holder_on_this_machine_does_not_block_a_container_for_30_minutes(
+    azurite: az.Azurite,
+) -> None:
+    """A ``kill -9``'d backup leaves its lock blob behind. Holders elsewhere are judged by
+    age only, but one on this machine (same host name, boot and pid namespace) whose pid is
+    gone is stale at once. Before, a prune after the kill was refused for 30 minutes."""
+    place = azure_place(azurite)
+    place.init()
+    assert place.auth is not None and place.auth.connection_string is not None
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_LOCK, place.location],
+        env={**os.environ, "AMLPORT_REPO_CONNECTION_STRING": place.auth.connection_string},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        env = {"AMLPORT_REPO_CONNECTION_STRING": place.auth.connection_string}
+        busy = cli("forget", place.location, "--keep-last", "1", "--prune", env=env)
+        assert busy.returncode == 2 and f"pid {holder.pid}" in busy.stderr, busy.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(place.keys("locks/")) == 1  # left behind by the kill
+    pruned = cli("forget", place.location, "--keep-last", "1", "--prune", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "removing stale" in pruned.stderr and f"pid {holder.pid}" in pruned.stderr
+    assert place.keys("locks/") == set()
+
+
+HOLD_A_LOCK = """
+import sys, time
+from amlport.bundle import Repository
+from amlport.storage.opener import StorageAuth
+import os
+auth = StorageAuth(connection_string=os.environ["AMLPORT_REPO_CONNECTION_STRING"])
+with Repository.open(sys.argv[1], auth=auth) as repo, repo.lock(exclusive=False):
+    print("held", flush=True)
+    time.sleep(600)
+"""
 
 
 def test_repository_urls_and_credentials(azurite: az.Azurite) -> None:

@@ -8,10 +8,13 @@ A holder refreshes its file while it runs. A lock is stale when its holder is on
 and its process is gone, or when it has not been refreshed for ``stale_after``; a stale lock
 is removed (with a warning) instead of blocking the repository forever.
 
-In a remote store (an Azure container) the holders run on other machines, so only age makes
-a lock stale; removing it is conditional on its etag (a holder that refreshed it meanwhile
-keeps it), and a refresh is conditional on the blob still existing (``If-Match: *``), so a
-holder whose lock was taken over notices instead of writing it back.
+In a remote store (an Azure container) the holders may run on other machines: there a lock
+is stale by its age, or when it records this machine (``machine``: the host name, this boot's
+id and this process's pid namespace, so a pid means the same process here as where it was
+written) and its pid is gone — a ``kill -9`` of a backup on this machine does not block the
+repository for 30 minutes. Removing it is conditional on its etag (a holder that refreshed it
+meanwhile keeps it), and a refresh is conditional on the blob still existing
+(``If-Match: *``), so a holder whose lock was taken over notices instead of writing it back.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class LockInfo:
     refreshed: datetime
     key: str = ""
     version: str | None = None  # what identifies the version read (an etag on Azure)
+    machine: str = ""  # where ``pid`` means something (machine_id()); "" when not recorded
 
     def describe(self) -> str:
         kind = "exclusive" if self.exclusive else "shared"
@@ -65,9 +69,27 @@ class LockInfo:
     def is_stale(self, now: datetime, stale_after: timedelta, check_pid: bool = True) -> bool:
         if now - self.refreshed > stale_after:
             return True
+        if self.machine:  # written by a holder that said where its pid means something
+            return self.machine == machine_id() and not pid_alive(self.pid)
         if not check_pid:  # a remote repository: the holder's pid means nothing here
             return False
         return self.hostname == socket.gethostname() and not pid_alive(self.pid)
+
+
+def machine_id() -> str:
+    """Where a pid names one process: host name, boot id and pid namespace (Linux). Two
+    containers sharing a host name, a kernel or a mounted repository differ in one of them;
+    "" where this cannot be told (then only a local repository's lock is judged by its pid,
+    by host name, as before)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read(64).strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    if not boot or not namespace:
+        return ""
+    return f"{socket.gethostname()}/{boot}/{namespace}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -104,6 +126,7 @@ def read_lock(store: RepoStore, key: str) -> LockInfo:
             refreshed=parse_time(str(data["refreshed"])),
             key=key,
             version=stored.version,
+            machine=str(data.get("machine", ""))[:256],
         )
     except (ParseError, ValueError, KeyError, TypeError, AttributeError):
         mtime = stored.modified
@@ -143,6 +166,8 @@ class HeldLock:
             "created": format_time(self.created),
             "refreshed": format_time(datetime.now(timezone.utc)),
         }
+        if machine := machine_id():
+            data["machine"] = machine
         return json.dumps(data, sort_keys=True).encode()
 
     def write(self) -> None:
