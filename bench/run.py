@@ -420,9 +420,18 @@ class Bench:
         return set() if value == "none" or self.args.repeat < 2 else set(value.split(","))
 
     def fresh(self, repo: Path) -> None:
-        """No repository and no read cache: the next backup is a first one in every way."""
+        """No repository and no read cache: the next backup is a first one of this workspace.
+        The secret prefilter's compiled expressions stay (``secret-prefilter-*.hsdb``): they
+        belong to the machine, not to a workspace, and only the very first command on a
+        machine compiles them (docs/design/0005, "CPU per MiB and scan (F, session 6)")."""
         shutil.rmtree(repo, ignore_errors=True)
-        shutil.rmtree(self.cache, ignore_errors=True)
+        if self.cache.is_dir():
+            for path in self.cache.iterdir():
+                if not path.name.startswith("secret-prefilter-"):
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
 
     def export_args(self, url: str, repo: Path) -> list[str]:
         """The full backup: ``amlport backup`` once it exists, else ``amlport export`` of every

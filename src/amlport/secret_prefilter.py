@@ -15,14 +15,26 @@ Without the ``hyperscan`` package (a platform it has no wheel for), or with
 more CPU. The expressions are compiled once per process, and only after ``WARM_UP`` bytes of
 binary data were scanned without them (compiling costs about as much as scanning that much:
 a command that scans a few binary files never pays it).
+
+A command with a cache folder (``backup`` and ``export``: the read cache's, ``keep_compiled_in``)
+keeps the compiled database there (``secret-prefilter-<key>.hsdb``, the key a digest of the
+expressions, the package version and the machine) and loads it in a few milliseconds instead
+of compiling it (0.14 s); a kept database is used from the first binary buffer (no
+warm-up) once it finds every trigger in a self-check. A kept file that is missing, damaged,
+from another platform or that fails the check is compiled anew and replaced (docs/design/0005,
+"CPU per MiB and scan (F, session 6)").
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import platform
+import tempfile
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 ONE_BYTE = 1  # a trigger inside a run of printable bytes
@@ -33,6 +45,8 @@ WIDE = 2  # a trigger inside a run of printable and NUL bytes (UTF-16 text)
 MAX_HITS = 256
 WARM_UP = 32 << 20
 WIDE_PREFIX = 4  # characters of a trigger the UTF-16 expressions spell out
+MAX_KEPT_BYTES = 16 << 20  # a kept database larger than this is not read (it holds ~0.2 MB)
+KEPT_FORMAT = 1  # part of the kept file's key: a new layout never reads an old file
 
 _PRINTABLE = r"[\x09\x0a\x0d\x20-\x7e]"
 
@@ -73,21 +87,69 @@ def expressions(triggers: Iterable[str], min_run: int) -> list[tuple[int, str]]:
     return out
 
 
+def compile_database(hyperscan: Any, found: list[tuple[int, str]]) -> Any:
+    """A block-mode Vectorscan database of ``expressions``' output."""
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(
+        expressions=[e.encode("ascii") for _, e in found],
+        ids=[kind for kind, _ in found],
+        elements=len(found),
+        flags=0,
+    )
+    return db
+
+
 class Prefilter:
     """The compiled expressions and a scratch space per thread (Vectorscan's scratch may not
     serve two scans at once; backups scan in several threads)."""
 
-    def __init__(self, hyperscan: Any, triggers: Iterable[str], min_run: int) -> None:
+    def __init__(
+        self, hyperscan: Any, triggers: Iterable[str], min_run: int, *, database: Any = None
+    ) -> None:
         self._hs = hyperscan
-        found = expressions(triggers, min_run)
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(
-            expressions=[e.encode("ascii") for _, e in found],
-            ids=[kind for kind, _ in found],
-            elements=len(found),
-            flags=0,
+        self._db = (
+            compile_database(hyperscan, expressions(triggers, min_run))
+            if database is None
+            else database
         )
         self._local = threading.local()
+
+    def finds_every_trigger(self, triggers: Iterable[str], min_run: int) -> bool:
+        """Does the database find each trigger (lower and upper case) in the shortest run of
+        each kind, at either end of the run (a one-byte run, and UTF-16 text with one NUL
+        byte beside each character)? The check of a kept database before it is trusted: a
+        stale, damaged or foreign one fails it (or fails to scan) and is compiled anew."""
+        pieces: list[tuple[int, bytes]] = []
+        for trigger in triggers:
+            for text in (trigger.lower(), trigger.upper()):
+                pad = "." * max(0, min_run - len(text))
+                for run in (pad + text, text + pad):
+                    pieces.append((ONE_BYTE, run.encode("ascii")))
+                    wide = (pad + run + pad).encode("ascii")
+                    pieces.append((WIDE, b"".join(bytes((c, 0)) for c in wide)))
+        data = bytearray()
+        spans: list[tuple[int, int, int]] = []  # (kind, start, end) of each piece in ``data``
+        for kind, piece in pieces:
+            data += b"\x01"  # neither printable nor NUL: ends a run of either kind
+            spans.append((kind, len(data), len(data) + len(piece)))
+            data += piece
+        data += b"\x01"
+        hits: set[tuple[int, int]] = set()
+
+        def on_match(kind: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
+            hits.add((kind, end))
+            return False
+
+        try:
+            scratch = self._hs.Scratch(self._db)
+            self._db.scan(bytes(data), match_event_handler=on_match, scratch=scratch)
+        except self._hs.error:
+            return False
+        ends: dict[int, list[int]] = {ONE_BYTE: [], WIDE: []}
+        for kind, end in hits:
+            if kind in ends:
+                ends[kind].append(end)
+        return all(any(lo < e <= hi for e in ends[k]) for k, lo, hi in spans)
 
     def places(self, data: bytes) -> list[tuple[int, int]] | None:
         """``(kind, end)`` of every place found (``end``: the offset just after it), or None
@@ -113,6 +175,8 @@ _prefilter: Prefilter | None = None
 _loaded = False
 _pure_bytes = 0  # binary bytes scanned before the prefilter was loaded (not locked: a race
 # only moves the switch by a buffer)
+_keep_in: Path | None = None  # where the compiled database is kept (``keep_compiled_in``)
+_kept: bool | None = None  # is a database kept there? (None: not looked yet)
 
 
 def for_buffer(size: int) -> Prefilter | None:
@@ -123,9 +187,31 @@ def for_buffer(size: int) -> Prefilter | None:
     if _mode == "pure":
         return None
     _pure_bytes += size
-    if _mode == "auto" and _pure_bytes < WARM_UP:
+    if _mode == "auto" and _pure_bytes < WARM_UP and not _is_kept():
         return None
     return _load()
+
+
+def keep_compiled_in(folder: str | os.PathLike[str] | None) -> None:
+    """Keep the compiled database in ``folder`` (a command's cache folder, created private
+    to the user when the database is first written), and use one kept there from the first
+    binary buffer on; None: keep nothing (``--no-cache``). A folder that cannot be read or
+    written only means compiling, as without one."""
+    global _keep_in, _kept
+    with _lock:
+        _keep_in = None if folder is None else Path(folder)
+        _kept = None
+
+
+def _is_kept() -> bool:
+    """Is a database kept for this process's expressions (looked up once per folder)?"""
+    global _kept
+    if _kept is None:
+        with _lock:
+            if _kept is None:
+                path = _kept_path()
+                _kept = path is not None and path.is_file()
+    return _kept
 
 
 def _load() -> Prefilter | None:
@@ -157,8 +243,62 @@ def _compiled() -> Prefilter | None:
             return None
         if _patterns is None:  # amlport.secrets not imported: nothing to look for
             return None
-        _built.append(Prefilter(hyperscan, *_patterns))
+        _built.append(_kept_or_compiled(hyperscan, *_patterns))
     return _built[0]
+
+
+def _kept_path() -> Path | None:
+    """Where this process's database is kept: its name is a digest of everything that makes
+    it (the expressions, the package's version, the machine, ``KEPT_FORMAT``)."""
+    if _keep_in is None or _patterns is None:
+        return None
+    try:
+        import hyperscan
+    except ImportError:  # no wheel for this platform: the pure scan, nothing is kept
+        return None
+    package = getattr(hyperscan, "__version__", None)
+    if not isinstance(package, str):
+        return None  # a build that does not say what it is: compile, keep nothing
+    made_of = (KEPT_FORMAT, package, platform.machine(), expressions(*_patterns))
+    key = hashlib.sha256(repr(made_of).encode("utf-8")).hexdigest()[:32]
+    return _keep_in / f"secret-prefilter-{key}.hsdb"
+
+
+def _kept_or_compiled(hyperscan: Any, triggers: tuple[str, ...], min_run: int) -> Prefilter:
+    """The kept database when there is one that passes the self-check, else a compiled one
+    (then kept, when a folder is given)."""
+    path = _kept_path()
+    if path is not None:
+        try:
+            if path.stat().st_size <= MAX_KEPT_BYTES:
+                loaded = hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
+                kept = Prefilter(hyperscan, triggers, min_run, database=loaded)
+                if kept.finds_every_trigger(triggers, min_run):
+                    return kept
+        except (OSError, hyperscan.error):
+            pass  # missing, unreadable, damaged or foreign: compiled anew below
+    database = compile_database(hyperscan, expressions(triggers, min_run))
+    if path is not None:
+        _keep(path, hyperscan.dumpb(database))
+    return Prefilter(hyperscan, triggers, min_run, database=database)
+
+
+def _keep(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole (a temp file renamed over it), private to the user;
+    a failure leaves nothing behind and is not an error (the next run compiles again)."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".secret-prefilter-", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(temp, 0o600)
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
 
 
 def available() -> bool:

@@ -14,8 +14,9 @@ import pytest
 from helpers.bundle import new_repo
 
 from amlport.bundle.objects import CHUNK_SIZE
+from amlport.bundle.store import FileStaging
 from amlport.export.transfer import Abandonable, _Abandoned, reuse_freed_buffers
-from amlport.streams import Tee, read_into
+from amlport.streams import WRITE_SLICE, Tee, read_into, write_sliced
 
 MIB = 1 << 20
 
@@ -119,3 +120,48 @@ def test_freed_buffers_are_kept_for_reuse_on_glibc() -> None:
     )
     assert reuse_freed_buffers() is glibc
     assert reuse_freed_buffers() is glibc  # once per process (cached)
+
+
+class Writes(io.BytesIO):
+    """A buffered file that records the size of every ``write``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, data: object) -> int:  # type: ignore[override]
+        n = super().write(data)  # type: ignore[arg-type]
+        self.sizes.append(n)
+        return n
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, WRITE_SLICE - 1, WRITE_SLICE, WRITE_SLICE + 1, 4 * WRITE_SLICE, MIB + 123]
+)
+def test_write_sliced_writes_every_byte_in_slices_of_at_most_write_slice(size: int) -> None:
+    data = os.urandom(size)
+    for given in (data, bytearray(data), memoryview(data), memoryview(bytearray(data))[:]):
+        fh = Writes()
+        write_sliced(fh, given)
+        assert fh.getvalue() == data
+        assert all(n <= WRITE_SLICE for n in fh.sizes)
+        assert len(fh.sizes) == max(1, -(-size // WRITE_SLICE))
+
+
+def test_a_staged_object_is_written_in_slices() -> None:
+    """The spool of a stored stream (``FileStaging``) hands the file 256 KiB at a time: a
+    1 MiB write(2) can cost the kernel more (docs/design/0005, session 6)."""
+    fh = Writes()
+    stage = FileStaging(fh)
+    chunk = memoryview(bytearray(os.urandom(CHUNK_SIZE)))
+    stage.write(chunk)
+    stage.write(b"tail")
+    assert fh.getvalue() == bytes(chunk) + b"tail" and stage.size == CHUNK_SIZE + 4
+    assert max(fh.sizes) <= WRITE_SLICE < CHUNK_SIZE
+
+
+def test_a_long_stream_stored_in_slices_is_the_same_object(tmp_path: Path) -> None:
+    data = os.urandom(3 * CHUNK_SIZE + 5)
+    repo = new_repo(tmp_path)
+    digest, size = repo.objects.put_stream(io.BytesIO(data))
+    assert size == len(data) and repo.objects.get_bytes(digest) == data

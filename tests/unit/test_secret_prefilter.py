@@ -12,6 +12,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from helpers.bytescan import scan_reusing_one_buffer
@@ -316,3 +317,187 @@ def test_scans_in_several_threads_at_once_count_alike() -> None:
     finally:
         secret_prefilter.force("auto")
     assert [results[i] for i in range(len(files))] == expected
+
+
+# --- the compiled database kept in a cache folder (docs/design/0005, "CPU per MiB and scan
+# (F, session 6)") ---
+
+
+@pytest.fixture
+def fresh_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As a new process: nothing compiled, nothing loaded, no folder to keep it in."""
+    monkeypatch.setattr(secret_prefilter, "_built", [])
+    secret_prefilter.force("auto")
+    try:
+        yield
+    finally:
+        secret_prefilter.keep_compiled_in(None)
+        secret_prefilter.force("auto")
+
+
+def _restart(folder: Path) -> None:
+    """The next process: the compiled database is gone from memory, the folder stays."""
+    secret_prefilter._built.clear()
+    secret_prefilter.force("auto")
+    secret_prefilter.keep_compiled_in(folder)
+
+
+def _counts_alike_from_the_first_buffer() -> None:
+    rnd = random.Random(11)
+    files = [random_file(rnd, 20_000) for _ in range(60)]
+    expected = []
+    for f in files:
+        expected.append(scan(f, "pure"))
+        secret_prefilter.force("auto")  # (scan() left auto mode, as a new command starts)
+    secret_prefilter.force("auto")
+    assert secret_prefilter.for_buffer(1) is not None  # no warm-up: the kept one is loaded
+    assert [find_secrets_in_bytes(f) for f in files] == expected
+
+
+@needs_native
+def test_a_kept_database_is_used_from_the_first_buffer(fresh_process: None, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    secret_prefilter.keep_compiled_in(folder)
+    assert secret_prefilter.for_buffer(1 << 20) is None  # nothing kept yet: the warm-up
+    assert secret_prefilter.available()  # compiles, and keeps it
+    kept = list(folder.iterdir())
+    assert [p.name for p in kept] == [secret_prefilter._kept_path().name]
+    assert kept[0].stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o700
+    before = kept[0].read_bytes()
+    _restart(folder)
+    assert secret_prefilter._built == []
+    _counts_alike_from_the_first_buffer()
+    assert kept[0].read_bytes() == before  # loaded, not compiled and written again
+
+
+@needs_native
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "empty", "garbage", "foreign"])
+def test_a_damaged_or_foreign_kept_database_is_compiled_anew(
+    fresh_process: None, tmp_path: Path, damage: str
+) -> None:
+    import hyperscan
+
+    folder = tmp_path / "cache"
+    secret_prefilter.keep_compiled_in(folder)
+    assert secret_prefilter.available()
+    path = secret_prefilter._kept_path()
+    assert path is not None
+    good = path.read_bytes()
+    if damage == "flipped":
+        bad = bytearray(good)
+        bad[len(bad) // 2] ^= 0xFF
+        path.write_bytes(bytes(bad))
+    elif damage == "truncated":
+        path.write_bytes(good[: len(good) // 3])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "garbage":
+        path.write_bytes(random.Random(1).randbytes(len(good)))
+    else:  # a valid database of another mode: loads, but cannot scan a block
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
+        db.compile(expressions=[b"key"], ids=[1], elements=1, flags=0)
+        path.write_bytes(hyperscan.dumpb(db))
+    _restart(folder)
+    _counts_alike_from_the_first_buffer()
+    replaced = hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)  # a good one now
+    again = secret_prefilter.Prefilter(hyperscan, PREFILTER_TRIGGERS, MIN_RUN, database=replaced)
+    assert again.finds_every_trigger(PREFILTER_TRIGGERS, MIN_RUN)
+
+
+@needs_native
+@pytest.mark.parametrize("left_out", ["==", "key=", "://", "accountkey%3d"])
+def test_a_kept_database_missing_a_trigger_is_not_trusted(
+    fresh_process: None, tmp_path: Path, left_out: str
+) -> None:
+    """A valid database that would miss places (one compiled from other expressions, kept
+    under this name) fails the self-check: it is compiled anew, and the secret behind the
+    missing trigger is still found from the first buffer."""
+    import hyperscan
+
+    folder = tmp_path / "cache"
+    secret_prefilter.keep_compiled_in(folder)
+    path = secret_prefilter._kept_path()
+    assert path is not None
+    fewer = [t for t in PREFILTER_TRIGGERS if t != left_out]
+    assert len(fewer) == len(PREFILTER_TRIGGERS) - 1
+    db = secret_prefilter.compile_database(hyperscan, secret_prefilter.expressions(fewer, MIN_RUN))
+    folder.mkdir()
+    path.write_bytes(hyperscan.dumpb(db))
+    partial = secret_prefilter.Prefilter(hyperscan, fewer, MIN_RUN, database=db)
+    assert not partial.finds_every_trigger(PREFILTER_TRIGGERS, MIN_RUN)
+    _restart(folder)
+    prefilter = secret_prefilter.for_buffer(1)
+    assert prefilter is not None
+    assert prefilter.finds_every_trigger(PREFILTER_TRIGGERS, MIN_RUN)
+    data = b"\x00\xff" + f"AccountKey={KEY}".encode() + b"\x00\xff"
+    assert find_secrets_in_bytes(data)["account_key"] == 1
+    assert path.read_bytes() != hyperscan.dumpb(db)  # replaced by the compiled one
+
+
+@needs_native
+def test_a_folder_that_cannot_be_written_only_means_compiling(
+    fresh_process: None, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"not a folder")
+    secret_prefilter.keep_compiled_in(blocker / "cache")
+    assert secret_prefilter.for_buffer(1 << 20) is None  # nothing kept: the warm-up applies
+    assert secret_prefilter.available()
+    assert blocker.read_bytes() == b"not a folder"
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+@needs_native
+def test_without_a_folder_nothing_is_kept(
+    fresh_process: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    secret_prefilter.keep_compiled_in(None)
+    assert secret_prefilter._kept_path() is None
+    assert secret_prefilter.available()
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_native
+def test_the_environment_switch_wins_over_a_kept_database(
+    fresh_process: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "cache"
+    secret_prefilter.keep_compiled_in(folder)
+    assert secret_prefilter.available()
+    _restart(folder)
+    monkeypatch.setenv("AMLPORT_SECRET_PREFILTER", "0")
+    assert secret_prefilter.for_buffer(1) is None
+
+
+@needs_native
+def test_backup_keeps_the_compiled_database_in_its_cache_folder(tmp_path: Path) -> None:
+    """End to end: the first backup that scans more than the warm-up of binary bytes keeps
+    the database in ``--cache-dir``; the next backup uses it (the file is not written again)
+    and still withholds a UTF-16 account key at the end of a large binary file."""
+    import shutil
+
+    from helpers.cliutil import amlport
+
+    source = tmp_path / "ws"
+    shutil.copytree(Path(__file__).parents[2] / "fixtures/workspaces/designer-autoprice", source)
+    model = next(source.rglob("trained_model_outputs/data.ilearner"))
+    weights = random.Random(5).randbytes(secret_prefilter.WARM_UP + (1 << 20))
+    model.write_bytes(weights)
+    cache = tmp_path / "cache"
+    first = amlport(
+        "backup", str(source), "--repo", str(tmp_path / "r1"), "--cache-dir", str(cache)
+    )
+    assert first.returncode in (0, 1), first.stderr
+    kept = list(cache.glob("secret-prefilter-*.hsdb"))
+    assert len(kept) == 1 and kept[0].stat().st_mode & 0o777 == 0o600
+    stamp = kept[0].stat().st_mtime_ns, kept[0].read_bytes()
+
+    model.write_bytes(weights + f"\x00AccountKey={KEY}\x00".encode("utf-16-le"))
+    second = amlport(
+        "backup", str(source), "--repo", str(tmp_path / "r2"), "--cache-dir", str(cache)
+    )
+    assert second.returncode in (0, 1), second.stderr
+    assert "data.ilearner" in second.stderr and "account_key" in second.stderr  # withheld
+    assert (kept[0].stat().st_mtime_ns, kept[0].read_bytes()) == stamp
