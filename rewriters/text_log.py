@@ -32,7 +32,14 @@ from typing import BinaryIO, cast
 
 from amlport.rewriters.recorder import Decoded, Recorder
 from amlport.rewriters.rules import RewriteResult, RewriteRules
-from amlport.secrets import crosses_line, find_secrets, may_hold_secret, secret_spans
+from amlport.secrets import (
+    UNFINISHED_MAX,
+    crosses_line,
+    find_secrets,
+    may_hold_secret,
+    secret_spans,
+    unfinished_secret,
+)
 from amlport.streams import ChunkStream, Tee
 
 STREAM_CHUNK = 1 << 20  # bytes read at a time: memory is a few times this
@@ -104,27 +111,45 @@ def untouched(text: str) -> bool:
 
 def pieces(src: BinaryIO, *, chunk: int = STREAM_CHUNK) -> Iterator[Piece]:
     """Cut a byte stream into pieces: runs of whole lines, and parts of lines longer than
-    ``chunk`` characters. At most about two chunks of text are held at a time.
+    ``chunk`` characters. At most about two chunks of text are held at a time (and a secret
+    that may go on past a piece's end, up to ``UNFINISHED_MAX``, waits for its rest).
     """
     decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
     pending, line = "", 1
     while True:
         data = src.read(chunk)
         text = pending + decoder.decode(data, final=not data)
-        end = text.rfind("\n") + 1
+        if not data:  # the end: what is left is one piece (a held secret with its rest)
+            if text:
+                yield Piece(text, line, True)
+            return
+        end = last = text.rfind("\n") + 1
+        if end:  # more follows: a secret that may go on past here waits for it
+            end = _before_unfinished_secret(text, end, chunk)
         if end:
             yield Piece(text[:end], line, True)
             line += text.count("\n", 0, end)
             text = text[end:]
-        while len(text) > chunk + HOLD:
+        while end == last and len(text) > chunk + HOLD:  # (a held secret is whole lines)
             cut, uri_free = _cut(text, len(text) - HOLD)
             yield Piece(text[:cut], line, False, uri_free)
             text = text[cut:]
         pending = text
-        if not data:
-            if pending:
-                yield Piece(pending, line, True)
-            return
+
+
+def _before_unfinished_secret(text: str, end: int, chunk: int) -> int:
+    """``end`` (after the last newline of ``text``), or the start of the line where a secret
+    begins that may go on past ``end`` (a PEM key whose END line is still to come, a wrapped
+    SAS signature): those lines go with the next piece, so the secret is redacted whole, as
+    ``rewrite_text`` redacts it in the whole file. Not when the text from there is longer than
+    ``UNFINISHED_MAX`` and a chunk (no real PEM key is that long; a line that never ends
+    after a wrapped signature is cut as any long line): memory stays bounded."""
+    if not may_hold_secret(text):
+        return end
+    start = unfinished_secret(text[:end])
+    if start is None or len(text) - start > UNFINISHED_MAX + chunk:
+        return end
+    return text.rfind("\n", 0, start) + 1
 
 
 def _cut(text: str, limit: int) -> tuple[int, bool]:

@@ -26,6 +26,7 @@ docs/design/0004-safety-by-construction.md, "One secret detector".
 from __future__ import annotations
 
 import base64
+import collections
 import logging
 import re
 import threading
@@ -64,19 +65,34 @@ class _Pattern:
     # A fast expression (it starts with a literal) that finds something in every text the
     # pattern matches: where a trigger is common ("=="), it spares the slow full search.
     anchor: re.Pattern[str] | None = None
+    # Lower-case substrings one of which every match holds, where the triggers are common
+    # ("key:" in YAML): ``_present`` looks for them only in a text holding a trigger (so
+    # they do not slow the pre-check of every text), and a text holding none is skipped.
+    words: tuple[str, ...] = ()
 
     def applies(self, text: str, present: frozenset[str]) -> bool:
-        """Could this pattern match ``text``, which holds the triggers ``present``?"""
+        """Could this pattern match ``text``, which holds the triggers and words ``present``
+        (``_present``)?"""
         if present.isdisjoint(self.triggers):
+            return False
+        if self.words and present.isdisjoint(self.words):
             return False
         return self.anchor is None or self.anchor.search(text) is not None
 
 
 def _p(
-    kind: str, pattern: str, triggers: Iterable[str], *, flags: int = re.I, anchor: str = ""
+    kind: str,
+    pattern: str,
+    triggers: Iterable[str],
+    *,
+    flags: int = re.I,
+    anchor: str = "",
+    words: Iterable[str] = (),
 ) -> _Pattern:
     fast = re.compile(anchor, flags) if anchor else None
-    return _Pattern(kind, re.compile(pattern, flags), tuple(triggers), anchor=fast)
+    return _Pattern(
+        kind, re.compile(pattern, flags), tuple(triggers), anchor=fast, words=tuple(words)
+    )
 
 
 def _b64_fragments(word: bytes) -> list[str]:
@@ -126,14 +142,35 @@ def _ci(words: str) -> str:
     return re.sub(r"[A-Za-z](?![^\[]*\])", lambda m: f"[{m[0].lower()}{m[0].upper()}]", words)
 
 
-def _assigned(kind: str, keys: str, triggers: Iterable[str]) -> list[_Pattern]:
+def _assigned(
+    kind: str, keys: str, triggers: Iterable[str], words: Iterable[str] = ()
+) -> list[_Pattern]:
     key = _ci(keys)
     env = rf"^[ \t]*{_ci('ENV')}[ \t]+[A-Za-z0-9_]*?(?:{key})[ \t]+"  # Dockerfile ENV NAME value
     return [
-        _p(kind, rf"{start}{value}", triggers, flags=re.M)
+        _p(kind, rf"{start}{value}", triggers, flags=re.M, words=words)
         for start in (rf"(?:{key}){_KEY_SEP}", env)
         for value in (_QUOTED, _UNQUOTED)
     ]
+
+
+# The credential-named keys: "secret", "token", or "key" right after one of these words (so
+# a match holds "secret", "token" or one of the words themselves: ``_Pattern.words``).
+_KEY_WORDS = tuple(
+    f"{prefix}{sep}key"
+    for prefix in (
+        "api",
+        "account",
+        "storage",
+        "access",
+        "secret",
+        "private",
+        "master",
+        "shared",
+        "subscription",
+    )
+    for sep in ("", "_", "-")
+)
 
 
 # Order matters: a whole connection string is removed before its AccountKey part would be,
@@ -261,24 +298,9 @@ _PATTERNS: tuple[_Pattern, ...] = (
     *_assigned("password", r"password|passwd|passphrase", ["password", "passwd", "passphrase"]),
     *_assigned(
         "credential",
-        r"secret|token|key(?:"
-        + "|".join(
-            f"(?<={_ci(word)})"
-            for prefix in (
-                "api",
-                "account",
-                "storage",
-                "access",
-                "secret",
-                "private",
-                "master",
-                "shared",
-                "subscription",
-            )
-            for word in (f"{prefix}key", f"{prefix}_key", f"{prefix}-key")
-        )
-        + ")",
+        r"secret|token|key(?:" + "|".join(f"(?<={_ci(word)})" for word in _KEY_WORDS) + ")",
         ["secret", "token", *(f"key{c}" for c in "\\\"' \t:=")],  # what may follow a key
+        ["secret", "token", *_KEY_WORDS],  # a YAML "- key: name" holds none of them
     ),
 )
 
@@ -343,15 +365,17 @@ def has_secret(text: str) -> bool:
 # the regular expressions can be skipped (tests check that the pre-check changes no result).
 # _FOLD maps the only non-ASCII characters that IGNORECASE matches to ASCII letters.
 TRIGGERS = tuple(dict.fromkeys(t for p in _PATTERNS for t in p.triggers))
+WORDS = tuple(dict.fromkeys(w for p in _PATTERNS for w in p.words if w not in TRIGGERS))
+_SEARCHED = TRIGGERS + WORDS  # what ``_present`` looks for
 _FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
 
 
 def _present(lower: str) -> frozenset[str]:
     """The triggers a lower-cased text holds (one substring search each, after one search
-    for any of them: most texts hold none)."""
+    for any of them: most texts hold none), and, when it holds one, the patterns' words."""
     if _ANY_TRIGGER.search(lower) is None:
         return _NONE
-    return frozenset(t for t in TRIGGERS if t in lower)
+    return frozenset(t for t in _SEARCHED if t in lower)
 
 
 _NONE: frozenset[str] = frozenset()
@@ -408,6 +432,34 @@ def crosses_line(text: str) -> bool:
 
 
 _MULTILINE = frozenset({"sas_signature", "private_key"})  # the patterns that can cross a line
+_KEY_BEGIN = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+_KEY_END = "-----END"
+UNFINISHED_MAX = 64 * 1024  # a longer "unfinished" secret is not held back (a PEM key: <16 KiB)
+
+
+def unfinished_secret(text: str) -> int | None:
+    """Where a secret that may go on past the end of ``text`` starts: a PEM private key whose
+    END line is not in ``text``, or a SAS signature that ends its last line (wrapped, its rest
+    on the next line). A stream cut into pieces (``rewriters.text_log.pieces``) keeps such a
+    secret with what follows, so that it is redacted whole; None when there is none."""
+    starts = []
+    lower = text.lower()
+    if "private key" in lower:
+        last = next(iter(collections.deque(_KEY_BEGIN.finditer(text), maxlen=1)), None)
+        if last is not None and _KEY_END not in text[last.end() :]:
+            starts.append(last.start())
+    body = text.rstrip("\r\n")
+    first = body.rfind("\n") + 1  # the last line
+    if "sig" in lower[first:]:
+        tail = body[first:]
+        starts.extend(
+            first + m.start()
+            for p in _PATTERNS
+            if p.kind == "sas_signature"
+            for m in p.regex.finditer(tail)
+            if m.end() == len(tail)
+        )
+    return min(starts) if starts else None
 
 
 # --- bytes: binary files, UTF-16 text ------------------------------------------------------

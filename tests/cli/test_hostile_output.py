@@ -9,7 +9,6 @@ let no control character through to stdout or stderr (they show as ``\\x1b`` & c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers.bundle import tamper
 from helpers.cliutil import only_snapshot
+
+from amlport.bundle import Repository
 
 REPO = Path(__file__).resolve().parents[2]
 WS = REPO / "fixtures" / "workspaces"
@@ -167,9 +169,10 @@ def test_verify_and_forget(repo: Path) -> None:
 def test_verify_names_a_damaged_hostile_file(repo: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "repo"
     shutil.copytree(repo, damaged)
-    digest = hashlib.sha256(PLAIN_CONTENT).hexdigest()
-    victim = damaged / "objects" / "sha256" / digest[:2] / digest
-    victim.write_bytes(b"tampered")
+    with Repository.open(damaged) as opened:  # its name: keyed if the repository is sealed
+        [digest] = [f.digest for f in opened.load_snapshot(_snapshot_id(damaged)).files
+                    if f.path.endswith(f"/{PLAIN_BLOB}")]  # fmt: skip
+    tamper(damaged, digest)  # in its pack (the default) or its own file
     run = expect(run_hostile("verify", str(damaged)), 4)
     assert "amlport: error:" in run.stderr and PLAIN_BLOB in run.stderr
 

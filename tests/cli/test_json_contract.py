@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from helpers.bundle import stored_files
 from helpers.cliutil import amlport, app_commands
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,7 +183,7 @@ def test_an_integrity_failure_is_a_document_with_exit_code_4(
 ) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(place["repo"], repo)
-    victim = next(p for p in sorted((repo / "objects").rglob("*")) if p.is_file())
+    victim = stored_files(repo)[0]  # a pack (the default) or an object's own file
     victim.write_bytes(victim.read_bytes() + b"x")
     res = amlport("verify", str(repo), "--json")
     doc = json.loads(res.stdout)

@@ -34,7 +34,12 @@ from helpers.stores import (
 )
 
 from amlport.bundle import Repository, RepositoryLocked
-from amlport.bundle.verification import CORRUPT_OBJECT, MISSING_OBJECT
+from amlport.bundle.verification import (
+    CORRUPT_OBJECT,
+    CORRUPT_PACK,
+    MISSING_OBJECT,
+    MISSING_PACK,
+)
 from amlport.errors import IntegrityError, SourceNotFound, UsageError
 from amlport.model.manifest import FileEntry, format_time
 
@@ -70,6 +75,20 @@ BACKENDS: list[object] = [
 def place(request: pytest.FixtureRequest, tmp_path: Path) -> Place:
     factory: Callable[[pytest.FixtureRequest, Path], Place] = request.param
     return factory(request, tmp_path)
+
+
+def _stored_size(repo: Repository, digest: str) -> int:
+    """The stored bytes of an object, loose or packed (what an archive carries of it)."""
+    size = repo.objects.size(digest)
+    assert size is not None, f"{digest} is not stored"
+    return size
+
+
+def _held_bytes(place: Place) -> int:
+    """Bytes of every file holding objects: loose object files and pack files (not the pack
+    index pieces): what a prune's ``bytes_freed`` takes away."""
+    keys = place.keys("objects/") | place.keys("packs/")
+    return sum(len(place.read(k)) for k in keys if not k.startswith("packs/index/"))
 
 
 def test_init_open_and_the_layout(place: Place) -> None:
@@ -209,6 +228,42 @@ def test_verify_detects_a_corrupted_and_a_missing_object(place: Place) -> None:
 
 
 @plain_only
+def test_verify_detects_a_damaged_and_a_missing_pack(
+    place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same in pack files (the default), on every store: a byte changed inside a pack,
+    which keeps its indexed size (only the hashes can tell), and a pack removed."""
+    monkeypatch.setenv("AMLPORT_PACKS", "1")  # whatever the environment says
+    repo = place.init()
+    assert repo.objects.packing
+    weights, deps = b"w" * 1000, b"d" * 100
+    for data in (weights, deps):  # a pack each, as a backup writes them
+        with repo.objects.batch():
+            repo.put_bytes(data)
+    sid = snapshot(repo, {"files/weights": weights, "files/deps": deps})
+    assert repo.verify().ok
+    spans: dict[bytes, tuple[str, int]] = {}  # contents -> (its pack, its offset)
+    for data in (weights, deps):
+        where, _, span = repo.objects.location(sha(data)).partition("@")
+        assert where.startswith("packs/") and span, where
+        spans[data] = (where, int(span.split("+")[0]))
+    key, offset = spans[weights]
+    stored = bytearray(place.read(key))
+    stored[offset] ^= 1
+    place.overwrite(key, bytes(stored))
+    place.remove(spans[deps][0])
+    report = place.open().verify()
+    kinds = sorted(p.kind for p in report.problems)
+    assert kinds == sorted([CORRUPT_PACK, CORRUPT_OBJECT, MISSING_PACK, MISSING_OBJECT])
+    named = [p for p in report.problems if p.kind in (CORRUPT_OBJECT, MISSING_OBJECT)]
+    assert all(p.paths and p.paths[0].startswith(sid[:16]) for p in named)
+    with pytest.raises(IntegrityError, match="corrupt"):
+        place.open().get_bytes(sha(weights))
+    with pytest.raises(IntegrityError, match="missing"):
+        place.open().get_bytes(sha(deps))
+
+
+@plain_only
 def test_forget_and_prune_free_exactly_the_unreferenced_objects(place: Place) -> None:
     repo = place.init()
     days = [format_time(T0 + timedelta(days=d)) for d in range(4)]
@@ -229,17 +284,22 @@ def test_forget_and_prune_free_exactly_the_unreferenced_objects(place: Place) ->
     # The forgotten snapshots' pieces that no kept snapshot shares go with them.
     gone_pieces = set().union(*(pieces_of[i.id] for i in plan.remove)) - live_pieces
     assert gone_pieces  # each forgotten snapshot had a files chunk of its own
-    piece_bytes = sum(len(place.read(object_key(d))) for d in gone_pieces)
-    before = {f"sha256:{k.rsplit('/', 1)[1]}" for k in place.keys("objects/")}
+    piece_bytes = sum(_stored_size(repo, d) for d in gone_pieces)
+    before = set(place.open().objects.iter_digests())  # loose and packed (the pieces)
+    held = _held_bytes(place)
     dry = repo.prune(dry_run=True)
     report = repo.prune()
     assert sorted(report.removed) == sorted(before - live - live_pieces) == sorted(dry.removed)
     removed_data = set(report.removed) - gone_pieces
     assert removed_data == {sha(b"one"), sha(b"two"), sha(b"orphan of a crashed run")}
     assert gone_pieces <= set(report.removed)
-    freed = len(b"one" + b"two" + b"orphan of a crashed run")
-    assert report.bytes_freed == dry.bytes_freed == freed + piece_bytes
-    after = {f"sha256:{k.rsplit('/', 1)[1]}" for k in place.keys("objects/")}
+    # What the store holds less, wherever the objects were: their own files, or packs (each
+    # snapshot's pieces are a pack: deleted when all are gone, else repacked or kept).
+    assert report.bytes_freed == dry.bytes_freed == held - _held_bytes(place)
+    if not repo.objects.packing:  # AMLPORT_PACKS=0: exactly the objects' own files
+        freed = len(b"one" + b"two" + b"orphan of a crashed run")
+        assert report.bytes_freed == freed + piece_bytes
+    after = set(place.open().objects.iter_digests())  # the pack index names the live only
     assert after == live | live_pieces
     assert repo.verify().ok
 
@@ -342,7 +402,7 @@ def test_pack_and_unpack_across_stores(place: Place, tmp_path: Path) -> None:
     # Format 2: the pack carries the snapshot's pieces too (counted apart from its data).
     data, pieces = repo.snapshots.pieces(first)
     assert data == {sha(b"a"), sha(big)} and pieces and not data & pieces
-    piece_bytes = sum(len(place.read(object_key(d))) for d in pieces)
+    piece_bytes = sum(_stored_size(repo, d) for d in pieces)  # packed (the default) or not
     report = repo.pack(first[:12], tmp_path / "out" / "first.tar.gz")
     assert report.objects == 2 and report.pieces == len(pieces)
     assert report.bytes == 1 + len(big) + piece_bytes

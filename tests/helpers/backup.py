@@ -68,8 +68,14 @@ def referenced(repo: Path) -> set[str]:
     return out
 
 
-def stored_file_bytes(repo: Path) -> int:
-    """Bytes of every loose object file and pack file (not the pack index pieces): what a
-    prune's ``bytes_freed`` takes away in a repository with packs."""
+def stored_files(repo: Path) -> list[Path]:
+    """Every loose object file and pack file (not the pack index pieces): where the bytes of
+    the objects are, to search them or to count them."""
     files = [*repo.glob("objects/*/??/*"), *repo.glob("packs/??/*")]
-    return sum(f.stat().st_size for f in files if f.is_file() and ".tmp-" not in f.name)
+    return sorted(f for f in files if f.is_file() and ".tmp-" not in f.name)
+
+
+def stored_file_bytes(repo: Path) -> int:
+    """Bytes of every loose object file and pack file (``stored_files``): what a prune's
+    ``bytes_freed`` takes away in a repository with packs."""
+    return sum(f.stat().st_size for f in stored_files(repo))

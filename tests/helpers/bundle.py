@@ -121,10 +121,65 @@ def object_span(repo: Repository, digest: str) -> tuple[Path, int, int]:
 def flip_last_byte(repo: Repository, digest: str) -> bytes:
     """Flip the last stored byte of an object where it is (its pack or its file); the file's
     good bytes, to write back."""
-    path, offset, length = object_span(repo, digest)
+    return flip_byte(repo, digest, -1)
+
+
+def flip_byte(repo: Repository | Path, digest: str, at: int) -> bytes:
+    """Flip the stored byte ``at`` of an object (negative: from its end) where it is, packed
+    or loose: the stored size stays. The file's good bytes, to write back."""
+    path, offset, length = _span_of(repo, digest)
+    at = at + length if at < 0 else at
+    assert 0 <= at < length, f"byte {at} of a {length}-byte object"
     good = path.read_bytes()
-    at_ = offset + length - 1
-    path.write_bytes(good[:at_] + bytes([good[at_] ^ 1]) + good[at_ + 1 :])
+    return _write_over(path, offset + at, bytes([good[offset + at] ^ 1]))
+
+
+def overwrite_stored(repo: Repository | Path, digest: str, data: bytes, at: int = 0) -> bytes:
+    """Write ``data`` over an object's stored bytes from byte ``at`` on, where they are (its
+    pack or its file): the stored size stays, so a pack stays at its indexed size and only
+    the checks of the object's bytes can tell (``data`` must fit). The file's good bytes."""
+    path, offset, length = _span_of(repo, digest)
+    assert at >= 0 and at + len(data) <= length, f"{len(data)} bytes at {at} of {length}"
+    return _write_over(path, offset + at, data)
+
+
+def tamper(repo: Repository | Path, digest: str) -> bytes:
+    """The classic tampering (``tampered`` over an object's first stored bytes), packed or
+    loose; the file's good bytes."""
+    length = _span_of(repo, digest)[2]
+    return overwrite_stored(repo, digest, b"tampered"[:length])
+
+
+def stored_files(root: Path) -> list[Path]:
+    """Every file of a local repository that holds objects, sorted: loose object files and
+    pack files (not the pack index pieces ``packs/index/``, not temp files)."""
+    found = [*root.glob("objects/*/??/*"), *root.glob("packs/??/*")]
+    return sorted(p for p in found if p.is_file() and ".tmp-" not in p.name)
+
+
+def pack_files(root: Path) -> list[Path]:
+    """The pack files of a local repository, sorted (``packs/<2 hex>/<64 hex>``)."""
+    return sorted(p for p in root.glob("packs/??/*") if p.is_file() and ".tmp-" not in p.name)
+
+
+def index_pieces(root: Path) -> list[Path]:
+    """The pack index pieces of a local repository, sorted (``packs/index/<64 hex>``)."""
+    return sorted(p for p in root.glob("packs/index/*") if p.is_file() and ".tmp-" not in p.name)
+
+
+def _span_of(repo: Repository | Path, digest: str) -> tuple[Path, int, int]:
+    """``object_span`` of a Repository, or of the local repository at a path (opened)."""
+    if isinstance(repo, Repository):
+        return object_span(repo, digest)
+    with Repository.open(repo) as opened:
+        return object_span(opened, digest)
+
+
+def _write_over(path: Path, at: int, data: bytes) -> bytes:
+    """Write ``data`` over ``path``'s bytes from ``at`` on (the size stays); the old bytes."""
+    good = path.read_bytes()
+    path.chmod(0o644)  # an admin's (or an attacker's) write, whatever the file's mode
+    path.write_bytes(good[:at] + data + good[at + len(data) :])
     return good
 
 

@@ -30,15 +30,19 @@ def sha(data: bytes) -> str:
 
 def stored_contents(repo: Path) -> list[bytes]:
     """What a local repository stores, as a reader holding its key sees it: unencrypted, every
-    file's bytes (objects, roots, index) as they are on disk; encrypted, every object
-    decrypted (a data object, else a snapshot piece) and every snapshot's manifest as JSON.
-    For tests that search what is stored for a secret, or for a file's exact bytes."""
+    file's bytes (objects, packs, roots, index) as they are on disk, and each packed object's
+    bytes on their own; encrypted, every object decrypted (a data object, else a snapshot
+    piece) and every snapshot's manifest as JSON. For tests that search what is stored for a
+    secret, or for a file's exact bytes."""
     from amlport.bundle import Repository
     from amlport.errors import IntegrityError
 
     with Repository.open(repo) as opened:
         if not opened.encrypted:
-            return [p.read_bytes() for p in repo.rglob("*") if p.is_file()]
+            packed = [hexd for hexd, _ in opened.objects.pack_index().items()]
+            return [p.read_bytes() for p in repo.rglob("*") if p.is_file()] + [
+                opened.objects.stored_checked(f"sha256:{hexd}") for hexd in packed
+            ]
         found = []
         for digest in opened.objects.iter_digests():
             try:

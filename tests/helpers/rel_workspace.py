@@ -284,11 +284,12 @@ def small_backup(root: Path, *, version: int = 2) -> tuple[Path, Path]:
 OUTAGE_PARTS = 400
 
 
-def outage_workspace(root: Path, account: str) -> Workspace:
-    """One run with ``OUTAGE_PARTS`` 16 KiB outputs: long enough to stop storage mid-copy."""
+def outage_workspace(root: Path, account: str, part: int = 16 << 10) -> Workspace:
+    """One run with ``OUTAGE_PARTS`` outputs of ``part`` bytes: long enough to stop storage
+    mid-copy."""
     ws = new_workspace(root, account)
     for i in range(OUTAGE_PARTS):
-        ws.put_run_file("bigrun", f"outputs/model/part_{i:04d}.bin", os.urandom(16 << 10))
+        ws.put_run_file("bigrun", f"outputs/model/part_{i:04d}.bin", os.urandom(part))
     return ws
 
 

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.backup import stored_files
 from helpers.cliutil import amlport
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,7 +109,8 @@ def test_key_rotation_through_the_cli(place: dict[str, Path], tmp_path: Path) ->
     repo = tmp_path / "rotated"
     shutil.copytree(place["repo"], repo)
     old, new = str(place["key"]), str(tmp_path / "new.json")
-    before = {p.name: p.read_bytes() for p in (repo / "objects").rglob("*") if p.is_file()}
+    before = {p.name: p.read_bytes() for p in stored_files(repo)}  # object files and packs
+    assert before
 
     def ids() -> list[str]:
         res = amlport("repo", "key", "list", str(repo), "--json")  # needs no key
@@ -125,7 +127,7 @@ def test_key_rotation_through_the_cli(place: dict[str, Path], tmp_path: Path) ->
     assert ids() == [new_id]
     assert amlport("snapshots", str(repo), "--key-file", old).returncode == 2
     assert amlport("snapshots", str(repo), "--key-file", new).returncode == 0
-    after = {p.name: p.read_bytes() for p in (repo / "objects").rglob("*") if p.is_file()}
+    after = {p.name: p.read_bytes() for p in stored_files(repo)}
     assert after == before  # rotation rewrites no object
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.bundle import stored_files
 from helpers.cliutil import amlport
 
 from amlport.bundle import Repository
@@ -208,9 +209,9 @@ def test_a_non_repository_writes_nothing(command: str, tmp_path: Path) -> None:
 def test_a_tampered_snapshot_is_refused_before_the_first_write(repo: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(repo, bad)
-    victim = max(
-        (p for p in (bad / "objects").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
-    )
+    # The largest file holding objects: a pack (the default; its first object is the one
+    # damaged, the pack keeps its size) or an object's own file (AMLPORT_PACKS=0).
+    victim = max(stored_files(bad), key=lambda p: p.stat().st_size)
     victim.chmod(0o644)
     victim.write_bytes(b"tampered" + victim.read_bytes()[8:])
     target = tmp_path / "t"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from helpers import azurite as az
+from helpers.backup import stored_files
+from helpers.bundle import stored_bytes
 from helpers.cliutil import manifest_of
 from helpers.corpus_cases import CASES, ODD_NAMES, Case, long_name
 from helpers.encrypted_mode import ENCRYPTED, sha
@@ -73,7 +75,7 @@ def test_bad_input_is_reported_not_crashed_on(case: Case, tmp_path: Path) -> Non
     carried = set(manifest_paths(repo))
     assert set(_run_paths(ws)) <= carried  # every file of every run is in the snapshot
     assert cli("verify", str(repo)).returncode == 0
-    exported = all_bytes_under((repo / "objects").rglob("*"))
+    exported = all_bytes_under(stored_files(repo))  # loose objects and packs
     exported += json.dumps(manifest_of(repo), ensure_ascii=False).encode()  # pieces: compressed
     for value in case.never_exported:
         assert value.encode() not in exported
@@ -87,9 +89,8 @@ def test_non_utf8_bytes_are_exported_unchanged(tmp_path: Path) -> None:
     assert cli("export", str(ws.root), "--to", str(repo)).returncode == 0
     with Repository.open(repo) as opened:  # the object named for those bytes holds them
         assert opened.get_bytes(sha(data)) == data
-    if not ENCRYPTED:  # and, unencrypted, they are what is stored
-        stored = [p.read_bytes() for p in (repo / "objects").rglob("*") if p.is_file()]
-        assert data in stored
+        if not ENCRYPTED:  # and, unencrypted, they are what is stored (in a pack, or loose)
+            assert stored_bytes(opened, sha(data)) == data
 
 
 # --- a 100 MB single-line log --------------------------------------------------------------
@@ -146,7 +147,7 @@ def test_a_100_mb_single_line_log_streams_with_bounded_memory(tmp_path: Path) ->
             assert all(KEY.encode() not in opened.get_bytes(f.digest)
                        for f in manifest.files if f != big)  # fmt: skip
     else:
-        objects = [p for p in (repo / "objects").rglob("*") if p.is_file()]
+        objects = stored_files(repo)  # the big log is loose (512 KiB and more), the rest packed
         [big_file] = [p for p in objects if p.stat().st_size > LOG_BYTES]
         with big_file.open("rb") as fh:
             fh.seek(LOG_BYTES - 4096)

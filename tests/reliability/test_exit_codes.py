@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import azurite as az
+from helpers.bundle import flip_byte, index_pieces, object_span
 from helpers.cliutil import (
     format1_file,
     init_format1,
-    object_file,
     pieces,
     root_file,
     stored_snapshots,
@@ -91,6 +91,12 @@ class Env:
     bad_manifest: Path  # a truncated snapshot root (format 2)
     bad_manifest1: Path  # a truncated manifest file (a format-1 repository)
     bad_piece: Path  # a piece of the snapshot (format 2) with a flipped byte
+    # A repository with pack files whatever $AMLPORT_PACKS says (``packed``), and two copies
+    # damaged the ways only packs can be: the pack holding ``_flip``'s data object cut short
+    # by a byte (``cut_pack``), a flipped byte in the pack index (``bad_pack_index``).
+    packed: Path
+    cut_pack: Path
+    bad_pack_index: Path
     hostile: Path  # an archive with a '..' member
     map_file: Path
     unmapped: Path  # a map without the artifact datastore: its items are blocked
@@ -102,17 +108,31 @@ class Env:
 
 
 def _flip(repo: Path, *, piece: bool = False) -> None:
-    """Flip a byte of the snapshot's data object with the highest name (``piece``: of its
-    format-2 piece with the highest name)."""
-    obj = object_file(repo, max(pieces(repo)[1 if piece else 0]))
-    obj.chmod(0o644)
-    data = bytearray(obj.read_bytes())
-    data[0] ^= 1
-    obj.write_bytes(bytes(data))
+    """Flip the first stored byte of the snapshot's data object with the highest name
+    (``piece``: of its format-2 piece with the highest name) where it is: in a pack (the
+    default for a new repository) or in its own file (``AMLPORT_PACKS=0``)."""
+    flip_byte(repo, max(pieces(repo)[1 if piece else 0]), 0)
+
+
+def _cut_pack(repo: Path) -> None:
+    """Cut the pack holding the data object ``_flip`` damages short by its last byte."""
+    with Repository.open(repo) as r:
+        pack = object_span(r, max(pieces(repo)[0]))[0]
+    assert pack.parent.parent.name == "packs", f"{pack} is not a pack"
+    pack.write_bytes(pack.read_bytes()[:-1])
+
+
+def _damage_pack_index(repo: Path) -> None:
+    """Flip a byte in the middle of the largest pack index piece."""
+    piece = max(index_pieces(repo), key=lambda p: p.stat().st_size)
+    data = bytearray(piece.read_bytes())
+    data[len(data) // 2] ^= 1
+    piece.write_bytes(bytes(data))
 
 
 def _flipped_path(e: Env) -> str:
-    """The snapshot path of the file whose object ``_flip`` damaged in ``e.damaged``."""
+    """The snapshot path of the file whose object ``_flip`` damaged in ``e.damaged`` (and
+    whose pack ``_cut_pack`` cut short in ``e.cut_pack``: the same contents, the same path)."""
     digest = max(pieces(e.repo)[0])
     with Repository.open(e.repo) as r:
         return next(f.path for f in r.load_snapshot(e.snapshot).files if f.digest == digest)
@@ -160,6 +180,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     bad_piece = root / "bad-piece"
     shutil.copytree(repo, bad_piece)
     _flip(bad_piece, piece=True)
+    packed, cut_pack, bad_pack_index = root / "packed", root / "cut-pack", root / "bad-pack-index"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AMLPORT_PACKS", "1")
+        assert cli("export", str(clean.root), "--to", str(packed)).returncode == 0
+    shutil.copytree(packed, cut_pack)
+    _cut_pack(cut_pack)
+    shutil.copytree(packed, bad_pack_index)
+    _damage_pack_index(bad_pack_index)
     big = new_workspace(root / "big")
     line = b"epoch 7 step 1234 loss 0.0421 lr 0.0003 grad_norm 1.25 tokens/s 8812.5\n"
     big.put_run_file("huge", "user_logs/std_log.txt", line * ((40 << 20) // len(line)))
@@ -173,6 +201,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
         bad_manifest,
         bad_manifest1,
         bad_piece,
+        packed,
+        cut_pack,
+        bad_pack_index,
         _hostile(archive, root / "hostile.tar.gz"),
         filled_map(repo, root / "map.yaml"),
         _unmapped(filled_map(repo, root / "unmapped.yaml")),
@@ -275,6 +306,9 @@ CASES = [
     Case("verify", 2, "not-a-repo", lambda e, r: ("verify", str(e.clean.root))),
     Case("verify", 4, "flipped-byte", lambda e, r: ("verify", str(e.damaged))),
     Case("verify", 4, "flipped-piece", lambda e, r: ("verify", str(e.bad_piece))),
+    Case("verify", 0, "packed", lambda e, r: ("verify", str(e.packed))),
+    Case("verify", 4, "pack-cut-short", lambda e, r: ("verify", str(e.cut_pack))),
+    Case("verify", 4, "damaged-pack-index", lambda e, r: ("verify", str(e.bad_pack_index))),
     Case("snapshots", 0, "list", lambda e, r: ("snapshots", str(e.repo))),
     Case("snapshots", 2, "not-a-repo", lambda e, r: ("snapshots", str(e.root / "nope"))),
     Case("snapshots", 4, "damaged-manifest", lambda e, r: ("snapshots", str(e.bad_manifest))),
@@ -286,6 +320,8 @@ CASES = [
                                             e.fresh("p"))),
     Case("pack", 4, "corrupt-object", lambda e, r: ("pack", str(e.damaged), "--snapshot",
                                                     e.snapshot, "-o", e.fresh("p"))),
+    Case("pack", 4, "pack-cut-short", lambda e, r: ("pack", str(e.cut_pack), "--snapshot",
+                                                    "latest", "-o", e.fresh("p"))),
     Case("unpack", 0, "unpack", lambda e, r: ("unpack", str(e.archive), "--to", e.fresh())),
     Case("unpack", 2, "no-archive", lambda e, r: ("unpack", str(e.root / "no.tgz"), "--to",
                                                   e.fresh()), one_line=False),
@@ -308,6 +344,11 @@ CASES = [
                                                "--map", str(e.clean.root / "workspace.yaml"))),
     Case("import", 4, "damaged-snapshot", lambda e, r: ("import", str(e.damaged), "--to",
                                                         e.fresh("t"), "--map", str(e.map_file))),
+    Case("import", 4, "pack-cut-short", lambda e, r: ("import", str(e.cut_pack), "--to",
+                                                      e.fresh("t"), "--map", str(e.map_file))),
+    Case("import", 4, "damaged-pack-index", lambda e, r: ("import", str(e.bad_pack_index),
+                                                          "--to", e.fresh("t"), "--map",
+                                                          str(e.map_file))),
     # ls and dump (issue 21): browse and extract a snapshot; a PATH it does not hold is a
     # usage error, a damaged snapshot or object an integrity failure.
     Case("ls", 0, "listed", lambda e, r: ("ls", f"{e.repo}@{e.snapshot[:12]}", "-l")),
@@ -318,6 +359,8 @@ CASES = [
     Case("dump", 2, "not-in-snapshot", lambda e, r: ("dump", str(e.repo), "files/no/such")),
     Case("dump", 4, "flipped-byte", lambda e, r: ("dump", str(e.damaged), _flipped_path(e),
                                                   "-o", e.fresh("dumped"))),
+    Case("dump", 4, "pack-cut-short", lambda e, r: ("dump", str(e.cut_pack), _flipped_path(e),
+                                                    "-o", e.fresh("dumped"))),
 ]  # fmt: skip
 INTERRUPTED = ["scan", "export"]
 
@@ -409,8 +452,11 @@ def test_a_stop_abandons_the_file_in_flight(signum: int, code: int, said: str, e
     assert ran.returncode == code and said in ran.stderr, ran.explain()
     assert not stored_snapshots(repo)
     stored = [p for p in (repo / "objects").rglob("*") if p.is_file()]
-    assert not [p for p in stored if p.name.startswith(".tmp-")], "staging left behind"
-    assert max(p.stat().st_size for p in stored) < 1 << 20, "the log in flight was finished"
+    packed = [p for p in repo.glob("packs/**/*") if p.is_file()]  # the small files, flushed
+    assert not [p for p in stored + packed if ".tmp-" in p.name], "staging left behind"
+    # The log is larger than a pack takes (packs.PACK_BELOW): finished, it would be loose.
+    largest = max((p.stat().st_size for p in stored), default=0)
+    assert largest < 1 << 20, "the log in flight was finished"
 
 
 def _documented() -> dict[str, set[int]]:

@@ -3,7 +3,8 @@
 - The emulator is stopped while an export reads from it: amlport exits 3 with one line
   saying why, no traceback; the snapshot of what was done is kept, marked incomplete. The
   emulator restarts on the same port and location, the same export completes, and
-  ``verify`` passes.
+  ``verify`` passes. Into a repository with pack files (the default) and one without: the
+  packs written before the outage are indexed, and their objects are not read again.
 - A proxy answers 503 ServerBusy / 429 Too Many Requests to the first request for some
   blobs and for the listing: the calls are retried after a backoff, and ``scan --json`` and
   ``export --json`` report exactly as many ``retries`` as faults were injected.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from helpers import azurite as az
+from helpers.backup import objects_on_disk
 from helpers.cliutil import manifest_of
 from helpers.rel_azurite import PrivateAzurite, start_private
 from helpers.rel_proxy import Fault, FaultProxy
@@ -40,15 +42,26 @@ from helpers.rel_workspace import (
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 
 
-def _object_count(repo: Path) -> int:
-    objects = repo / "objects"
-    return sum(1 for p in objects.rglob("*") if p.is_file()) if objects.is_dir() else 0
+# Loose: 16 KiB parts, storage is stopped once 40 object files are written. Packed: the
+# parts are held in memory until 8 MiB fill a pack (``packs.PACK_TARGET``); with 64 KiB parts
+# the first pack is written after 128 of them, and storage is stopped then.
+LAYOUTS = {"loose": (16 << 10, 40), "packed": (64 << 10, 1)}
 
 
+def _written(repo: Path, layout: str) -> int:
+    """Object files (loose) or pack files (packed) written so far."""
+    folder = repo / ("objects" if layout == "loose" else "packs")
+    found = folder.rglob("*") if folder.is_dir() else iter(())
+    return sum(1 for p in found if p.is_file() and "index" not in p.parts and ".tmp-" not in p.name)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_outage_mid_export_exits_3_then_a_rerun_completes(
-    azurite_required: None, tmp_path: Path
+    azurite_required: None, tmp_path: Path, layout: str
 ) -> None:
-    ws = outage_workspace(tmp_path / "ws", "reloutage")
+    part, under_way = LAYOUTS[layout]
+    env = {"AMLPORT_PACKS": "0" if layout == "loose" else "1"}
+    ws = outage_workspace(tmp_path / "ws", "reloutage", part)
     emulator = start_private(tmp_path / "azurite", [ws.account])
     try:
         account = emulator.account(ws.account)
@@ -59,9 +72,9 @@ def test_outage_mid_export_exits_3_then_a_rerun_completes(
             "--connection-string", account.connection_string,
             "--workspace-file", str(ws.root / "workspace.yaml"),
         )  # fmt: skip
-        proc = start(*args)
+        proc = start(*args, env=env)
         deadline = time.monotonic() + 120
-        while _object_count(repo) < 40:  # the transfer is under way
+        while _written(repo, layout) < under_way:  # the transfer is under way
             assert proc.popen.poll() is None, "the export ended before storage could be stopped"
             assert time.monotonic() < deadline, "the export did not start transferring"
             time.sleep(0.01)
@@ -79,8 +92,11 @@ def test_outage_mid_export_exits_3_then_a_rerun_completes(
         assert stats["complete"] is False and stats["failures"] > 0
         assert stats["stopped"].startswith("the source failed")
 
+        if layout == "packed":  # what was packed before the outage is indexed
+            assert len(objects_on_disk(repo)) >= 100, first.explain()  # 128 in a pack
+
         emulator.start()  # same port, same --location: the blobs are still there
-        second = amlport(*args, "--json")
+        second = amlport(*args, "--json", env=env)
         assert second.returncode in (0, 1), second.explain()
         done = second.json()
         assert not done["transfer"]["failures"]

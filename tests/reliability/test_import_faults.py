@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.cliutil import manifest_of, object_file
+from helpers.bundle import tamper
+from helpers.cliutil import manifest_of
 from helpers.rel_workspace import (
     Workspace,
     assert_clean_failure,
@@ -87,9 +88,7 @@ def test_import_of_a_damaged_snapshot_writes_nothing(tmp_path: Path) -> None:
     [snapshot] = json.loads(amlport("snapshots", str(repo), "--json").stdout)["snapshots"]
     doc = manifest_of(repo, snapshot["id"])
     victim = next(f for f in doc["files"] if f["path"].endswith("part_0007.txt"))
-    obj = object_file(repo, victim["digest"])
-    obj.chmod(0o644)
-    obj.write_bytes(b"tampered\n")
+    tamper(repo, victim["digest"])  # in its pack (the default) or its own file: same size
     target = tmp_path / "target"
     ran = amlport("import", str(repo), "--to", str(target), "--map", str(map_file))
     assert_clean_failure(ran, code=4, says=victim["path"].rsplit("/", 1)[-1])

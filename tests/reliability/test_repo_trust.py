@@ -8,6 +8,12 @@ symlink to ``/dev/zero``, a directory) where a file belongs, an object larger th
 manifest says, a poisoned incremental index, an archive carrying unreferenced objects. And a
 backup of a local file whose name holds a backslash, which failed its own manifest check.
 
+A new repository keeps its small objects in pack files (``packs/<2 hex>/<sha>``, listed by
+index pieces ``packs/index/<sha>``, docs/bundle-format.md "Pack files"): each hostile thing
+done to an object file is done again to the pack that now holds the object's bytes (and to
+its index piece), and still to a loose object file, in a repository made without packs
+(``AMLPORT_PACKS=0``; objects of 512 KiB and more are loose in any repository).
+
 Commands that could hang or exhaust memory before the fix run in a subprocess with a
 timeout (``rel_workspace.amlport``): a missing fix fails the test instead of the suite.
 """
@@ -18,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 from collections.abc import Callable
@@ -26,7 +33,7 @@ from typing import Any
 
 import pytest
 import zstandard
-from helpers.bundle import plain_only
+from helpers.bundle import object_span, plain_only
 from helpers.cliutil import manifest_of, object_file
 from helpers.encrypted_mode import ENCRYPTED, sha
 from helpers.rel_workspace import Ran, assert_clean_failure, new_workspace, small_backup
@@ -34,10 +41,11 @@ from helpers.rel_workspace import run_in_process as amlport
 from helpers.rel_workspace import run_measured as subprocess_cli
 from test_integrity import _extra, _members, _rehashed, _snapshot_id, _tree, _write
 
-from amlport.bundle import Repository
+from amlport.bundle import Repository, packs
 from amlport.bundle.azure_store import AzureStore
 from amlport.bundle.crypto import plain_size_of
 from amlport.bundle.envelope import has_magic
+from amlport.bundle.store import LocalStore
 from amlport.errors import IntegrityError
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest
 
@@ -56,8 +64,32 @@ def golden1(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return small_backup(tmp_path_factory.mktemp("trust1"), version=1)
 
 
+@pytest.fixture(scope="module")
+def golden_loose(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same, in a repository made without pack files: every object a file of its own."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AMLPORT_PACKS", "0")
+        return small_backup(tmp_path_factory.mktemp("trust-loose"))
+
+
 @pytest.fixture
 def repo(golden: tuple[Path, Path], tmp_path: Path) -> Path:
+    shutil.copytree(golden[0], tmp_path / "repo")
+    return tmp_path / "repo"
+
+
+@pytest.fixture(params=["packed", "loose"])
+def layout(request: pytest.FixtureRequest) -> str:
+    """Where the objects' bytes are: in pack files (a new repository) or one file each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def any_layout(layout: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A copy of the golden repository with packs, or of the one without."""
+    golden: tuple[Path, Path] = request.getfixturevalue(
+        "golden" if layout == "packed" else "golden_loose"
+    )
     shutil.copytree(golden[0], tmp_path / "repo")
     return tmp_path / "repo"
 
@@ -80,6 +112,26 @@ def _manifest(repo: Path) -> dict[str, Any]:
 def _object_path(repo: Path, suffix: str) -> tuple[Path, dict[str, Any]]:
     entry = next(f for f in _manifest(repo)["files"] if f["path"].endswith(suffix))
     return object_file(repo, entry["digest"]), entry
+
+
+def _stored_at(repo: Path, suffix: str) -> tuple[Path, dict[str, Any]]:
+    """The file holding the stored bytes of a snapshot's file: its pack, or its own file."""
+    entry = next(f for f in _manifest(repo)["files"] if f["path"].endswith(suffix))
+    with Repository.open(repo) as opened:
+        path, _, _ = object_span(opened, entry["digest"])
+    assert path.parent.parent.name == ("packs" if (repo / "packs").is_dir() else "sha256")
+    return path, entry
+
+
+def _index_piece_of(repo: Path, pack: Path) -> Path:
+    """The index piece that lists ``pack``."""
+    with Repository.open(repo) as opened:
+        [name] = [
+            p.name
+            for p in (repo / "packs" / "index").iterdir()
+            if any(e.pack == pack.name for e in opened.objects.read_index_piece(p.name))
+        ]
+    return repo / "packs" / "index" / name
 
 
 def _refused(repo: Path, named: str, *commands: str) -> None:
@@ -230,7 +282,7 @@ def _link_to_copy(path: Path) -> None:
     path.symlink_to(copy)
 
 
-@pytest.mark.parametrize(
+SPECIAL = pytest.mark.parametrize(
     ("make", "named"),
     [
         (_fifo, "a FIFO"),
@@ -239,15 +291,65 @@ def _link_to_copy(path: Path) -> None:
         (_link_to_copy, "symbolic link"),
     ],
 )
+
+
+@SPECIAL
 def test_a_special_file_in_place_of_an_object_is_refused_without_hanging(
-    repo: Path, make: Callable[[Path], None], named: str
+    any_layout: Path, make: Callable[[Path], None], named: str
 ) -> None:
-    path, entry = _object_path(repo, "model.pkl")
+    """In place of the object's file, or of the pack holding its bytes."""
+    path, entry = _stored_at(any_layout, "model.pkl")
     make(path)
-    ran = subprocess_cli("verify", str(repo), timeout=GUARD_S)
+    ran = subprocess_cli("verify", str(any_layout), timeout=GUARD_S)
     assert_clean_failure(ran, code=4, says=named)
     assert entry["path"] in ran.stderr + ran.stdout
+    assert path.name in ran.stderr + ran.stdout
     assert ran.peak_rss_mb < 500, ran.peak_rss_mb
+
+
+@SPECIAL
+def test_a_special_file_in_place_of_a_pack_is_left_behind_by_backup_and_prune(
+    repo: Path, golden: tuple[Path, Path], make: Callable[[Path], None], named: str
+) -> None:
+    """The next backup stores the pack's objects again (loose), and prune drops the pack from
+    the index and deletes what is in its place (a directory it cannot: it names it; prune
+    used to end in ``internal error: IsADirectoryError``)."""
+    path, entry = _stored_at(repo, "model.pkl")
+    make(path)
+    ran = subprocess_cli("backup", str(golden[1]), "--repo", str(repo), timeout=GUARD_S)
+    assert ran.returncode == 0, ran.explain()
+    with Repository.open(repo) as opened:
+        assert object_span(opened, entry["digest"])[0].parent.parent.name == "sha256"
+    ran = subprocess_cli("forget", str(repo), "--keep-last", "1", "--prune", timeout=GUARD_S)
+    if make is _directory:
+        assert_clean_failure(ran, code=4, says=f"{path} is a directory where a repository file")
+    else:
+        assert ran.returncode == 0, ran.explain()
+        assert not path.exists() and not path.is_symlink()
+    assert subprocess_cli("verify", str(repo), timeout=GUARD_S).returncode == 0
+
+
+@SPECIAL
+def test_a_special_file_in_place_of_a_pack_index_piece_is_refused_without_hanging(
+    repo: Path, golden: tuple[Path, Path], make: Callable[[Path], None], named: str
+) -> None:
+    """Named as what it is (a listing used to leave it out: its objects were just missing),
+    and a backup stores the objects it listed again."""
+    piece = _index_piece_of(repo, _stored_at(repo, "model.pkl")[0])
+    make(piece)
+    ran = subprocess_cli("verify", str(repo), timeout=GUARD_S)
+    assert_clean_failure(ran, code=4, says=named)
+    assert f"packs/index/{piece.name}" in ran.stderr + ran.stdout, ran.explain()
+    assert _manifest(repo)["files"][0]["path"] in ran.stderr + ran.stdout  # its objects
+    ran = subprocess_cli("backup", str(golden[1]), "--repo", str(repo), timeout=GUARD_S)
+    if make is _directory and ran.returncode:  # the same piece again: its slot is taken
+        assert_clean_failure(ran, code=4, says="is a directory where a repository file belongs")
+        return
+    assert ran.returncode == 0, ran.explain()
+    ran = subprocess_cli("verify", str(repo), "--json", timeout=GUARD_S)
+    # every object is whole again; the piece is named until it is removed (an unencrypted
+    # backup wrote the same piece again, in its place)
+    assert {p["kind"] for p in ran.json()["problems"]} <= {"corrupt_pack_index"}, ran.explain()
 
 
 @pytest.mark.parametrize("make", [_fifo, _dev_zero], ids=["fifo", "dev-zero"])
@@ -291,7 +393,10 @@ def _shown(stored: int) -> int:
     return (plain_size_of(stored) or -1) if ENCRYPTED else stored
 
 
-def test_an_object_larger_than_its_manifest_says_is_not_read(repo: Path) -> None:
+def test_an_object_larger_than_its_manifest_says_is_not_read(
+    golden_loose: tuple[Path, Path], tmp_path: Path
+) -> None:
+    repo = shutil.copytree(golden_loose[0], tmp_path / "repo")  # the object has a file
     path, _ = _object_path(repo, "model.pkl")
     with path.open("r+b") as fh:  # sparse: 64 GiB that would take minutes to hash
         fh.truncate(64 << 30)
@@ -303,24 +408,123 @@ def test_an_object_larger_than_its_manifest_says_is_not_read(repo: Path) -> None
     assert ran.seconds < GUARD_S
 
 
-def test_a_directory_where_a_new_object_belongs_is_named(tmp_path: Path) -> None:
+def test_a_pack_larger_than_its_index_says_is_not_read_past(repo: Path, tmp_path: Path) -> None:
+    """A pack is never hashed when its size is not the index's, and an object in it is read
+    from its entry alone (its bytes still check: ``dump`` gives them)."""
+    path, entry = _stored_at(repo, "model.pkl")
+    with path.open("r+b") as fh:  # sparse: 64 GiB that would take minutes to hash
+        fh.truncate(64 << 30)
+    ran = subprocess_cli("verify", str(repo), "--json", timeout=GUARD_S)
+    assert ran.returncode == 4, ran.explain()
+    [problem] = ran.json()["problems"]
+    assert problem["kind"] == "corrupt_pack", problem
+    assert f"{path.name} has {64 << 30} bytes, its index says" in problem["message"]
+    assert ran.json()["bytes_checked"] < 64 << 20
+    assert ran.seconds < GUARD_S and ran.peak_rss_mb < 500, ran.explain()
+    out = tmp_path / "model.pkl"
+    ran = subprocess_cli("dump", f"{repo}@latest", entry["path"], "-o", str(out), timeout=GUARD_S)
+    assert ran.returncode == 0, ran.explain()
+    assert out.read_bytes() == bytes(range(256)) * 8
+    assert ran.seconds < GUARD_S and ran.peak_rss_mb < 500, ran.explain()
+
+
+def _grow_entry(repo: Path, digest: str, more: int) -> None:
+    """Forge the pack index so that an object's entry is ``more`` bytes longer: its bytes
+    and ``more`` zeros, appended to a new pack that replaces its own (every other entry
+    kept), named by a new, valid index piece (sealed by the repository's codec)."""
+    hexd = digest.removeprefix("sha256:")
+    with Repository.open(repo) as opened:
+        objects = opened.objects
+        for piece in sorted((repo / "packs" / "index").iterdir()):
+            listed = objects.read_index_piece(piece.name)
+            mine = [p for p in listed if any(e[0] == hexd for e in p.entries)]
+            if mine:
+                break
+        [pack] = mine
+        old = repo / packs.pack_key(pack.pack)
+        data = old.read_bytes()
+        [(_, offset, length)] = [e for e in pack.entries if e[0] == hexd]
+        grown = data + data[offset : offset + length] + b"\0" * more
+        entries = [e for e in pack.entries if e[0] != hexd] + [(hexd, len(data), length + more)]
+        new = packs.PackEntries(hashlib.sha256(grown).hexdigest(), len(grown), entries)
+        (repo / packs.pack_key(new.pack)).parent.mkdir(parents=True, exist_ok=True)
+        (repo / packs.pack_key(new.pack)).write_bytes(grown)
+        objects.write_index_piece(packs.encode_index([*(p for p in listed if p is not pack), new]))
+    piece.unlink()
+    old.unlink()
+
+
+def test_an_index_entry_longer_than_the_manifest_says_is_not_read(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The packed form of an object larger than its manifest says: a valid index whose entry
+    claims 1 MiB more than the snapshot records is measured, not read."""
+    entry = next(f for f in _manifest(repo)["files"] if f["path"].endswith("model.pkl"))
+    _grow_entry(repo, entry["digest"], 1 << 20)
+    ran = subprocess_cli("verify", str(repo), "--json", timeout=GUARD_S)
+    assert ran.returncode == 4, ran.explain()
+    [problem] = ran.json()["problems"]
+    assert problem["kind"] == "size_mismatch", problem
+    assert f"the manifest says {entry['size']}" in problem["message"], problem
+    out = tmp_path / "model.pkl"
+    ran = subprocess_cli("dump", f"{repo}@latest", entry["path"], "-o", str(out), timeout=GUARD_S)
+    assert_clean_failure(ran, code=4, says=f"the manifest says {entry['size']}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("slot", ["object", "pack", "index piece"])
+def test_a_directory_where_a_new_object_belongs_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slot: str
+) -> None:
+    """A directory at the name of a new object file, pack or index piece. A pack is named by
+    the hash of its bytes (sealed ones with random nonces): the directory is made at its name
+    as the backup writes it (``put_once``)."""
     ws = new_workspace(tmp_path / "ws")
     data = b"a file whose object slot is taken\n"
     ws.put_run_file("r1", "outputs/x.txt", data)
     repo = tmp_path / "repo"
+    monkeypatch.setenv("AMLPORT_PACKS", "0" if slot == "object" else "1")
     Repository.init(repo)
-    hexd = sha(data).removeprefix("sha256:")  # keyed when encrypted
-    (repo / "objects" / "sha256" / hexd[:2] / hexd / "inside").mkdir(parents=True)
+    if slot == "object":
+        hexd = sha(data).removeprefix("sha256:")  # keyed when encrypted
+        (repo / "objects" / "sha256" / hexd[:2] / hexd / "inside").mkdir(parents=True)
+    else:
+        put_once = LocalStore.put_once
+
+        def taken_first(store: LocalStore, key: str, stored: bytes) -> bool:
+            piece = key.startswith("packs/index/")
+            if key.startswith("packs/") and piece == (slot == "index piece"):
+                (store.root / key / "inside").mkdir(parents=True, exist_ok=True)
+            return put_once(store, key, stored)
+
+        monkeypatch.setattr(LocalStore, "put_once", taken_first)
     ran = amlport("backup", str(ws.root), "--repo", str(repo))
     assert ran.returncode in (3, 4), ran.explain()
     assert_clean_failure(ran, code=ran.returncode, says="repository file belongs")
+    folder = {"object": "objects/sha256", "pack": "packs", "index piece": "packs/index"}[slot]
+    assert re.search(rf"/{folder}/[0-9a-f/]+ is a directory", ran.stderr), ran.explain()
 
 
-def test_an_object_cut_short_is_stored_again(repo: Path, golden: tuple[Path, Path]) -> None:
-    path, _ = _object_path(repo, "model.pkl")
+def test_an_object_cut_short_is_stored_again(
+    any_layout: Path, golden: tuple[Path, Path], layout: str
+) -> None:
+    """A loose object file, or the pack holding the object's bytes: the backup stores every
+    object the cut took away again; a damaged pack is named by ``verify`` until ``prune``
+    removes it (its objects have sound copies now)."""
+    repo = any_layout
+    path, _ = _stored_at(repo, "model.pkl")
+    digests = [f["digest"] for f in _manifest(repo)["files"]]
     path.write_bytes(path.read_bytes()[:100])  # same name, fewer bytes
     ran = amlport("backup", str(golden[1]), "--repo", str(repo))
     assert ran.returncode == 0, ran.explain()
+    with Repository.open(repo) as opened:
+        assert [d for d in digests if opened.objects.check(d) is not None] == []
+    if layout == "packed":
+        ran = amlport("verify", str(repo))
+        assert_clean_failure(ran, code=4, says=f"{path.name} has 100 bytes")
+        ran = amlport("forget", str(repo), "--keep-last", "5", "--prune")
+        assert ran.returncode == 0, ran.explain()
+        assert not path.exists()
     assert amlport("verify", str(repo)).returncode == 0
 
 

@@ -33,10 +33,26 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return small_backup(tmp_path_factory.mktemp("followups"))
 
 
+@pytest.fixture(scope="module")
+def golden_loose(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same, without pack files (``AMLPORT_PACKS=0``): every object a file of its own."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AMLPORT_PACKS", "0")
+        return small_backup(tmp_path_factory.mktemp("followups-loose"))
+
+
 @pytest.fixture
 def repo(golden: tuple[Path, Path], tmp_path: Path) -> Path:
     shutil.copytree(golden[0], tmp_path / "repo")
     return tmp_path / "repo"
+
+
+def _copy_of(request: pytest.FixtureRequest, layout: str, tmp_path: Path) -> Path:
+    """A copy of the golden repository with packs (``packed``) or without (``loose``)."""
+    golden: tuple[Path, Path] = request.getfixturevalue(
+        "golden" if layout == "packed" else "golden_loose"
+    )
+    return Path(shutil.copytree(golden[0], tmp_path / "repo"))
 
 
 # --- 2a: bounded JSON outside the walk ------------------------------------------------------
@@ -104,30 +120,91 @@ def _link_away(folder: Path, elsewhere: Path) -> None:
     os.symlink(elsewhere, folder)
 
 
-@pytest.mark.parametrize("inner", ["objects/sha256/<fan>", "objects", "snapshots"])
+def _folder(repo: Path, inner: str) -> Path:
+    """``inner`` in ``repo``; ``<fan>``: the first fan folder of the objects (loose) or of
+    the packs (``packs/<fan>``)."""
+    if "<fan>" in inner:
+        parent = repo / inner.split("<fan>")[0]
+        fan = sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name != "index")[0]
+        inner = inner.replace("<fan>", fan)
+    return repo / inner
+
+
+# A packed repository (the default) keeps small objects in packs/<fan>/ with their index in
+# packs/index/: its objects/ folder may be empty, and is refused when opened all the same.
+LINKED = [
+    ("loose", "objects/sha256/<fan>"),
+    ("loose", "objects"),
+    ("loose", "snapshots"),
+    ("packed", "packs/<fan>"),
+    ("packed", "packs"),
+    ("packed", "packs/index"),
+    ("packed", "objects"),
+    ("packed", "objects/sha256"),
+    ("packed", "snapshots"),
+]
+
+
+@pytest.mark.parametrize(("layout", "inner"), LINKED, ids=[f"{a}-{b}" for a, b in LINKED])
 def test_a_symlinked_folder_in_a_repository_is_refused(
-    repo: Path, tmp_path: Path, inner: str
+    request: pytest.FixtureRequest, tmp_path: Path, layout: str, inner: str
 ) -> None:
-    fan = sorted(p.name for p in (repo / "objects" / "sha256").iterdir())[0]
-    folder = repo / inner.replace("<fan>", fan)
+    repo = _copy_of(request, layout, tmp_path)
+    folder = _folder(repo, inner)
     _link_away(folder, tmp_path / "elsewhere")
     for args in (("verify", str(repo)), ("verify", str(repo), "--deep")):
         ran = amlport(*args)
         assert_clean_failure(ran, code=4, says="symbolic link")
+        assert f"{folder} is a symbolic link" in ran.stderr, ran.explain()
 
 
+@pytest.mark.parametrize(
+    ("layout", "inner"),
+    [("loose", "objects/sha256/<fan>"), ("packed", "packs/<fan>"), ("packed", "packs/index")],
+)
 def test_restore_from_a_repository_with_a_symlinked_object_folder_writes_nothing(
-    repo: Path, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path, layout: str, inner: str
 ) -> None:
     from helpers.rel_workspace import filled_map
 
+    repo = _copy_of(request, layout, tmp_path)
     qa = filled_map(repo, tmp_path / "qa.yaml")
-    fan = sorted(p.name for p in (repo / "objects" / "sha256").iterdir())[0]
-    _link_away(repo / "objects" / "sha256" / fan, tmp_path / "elsewhere")
+    _link_away(_folder(repo, inner), tmp_path / "elsewhere")
     target = tmp_path / "target"
     ran = amlport("restore", str(repo), "latest", "--to", str(target), "--map", str(qa))
     assert_clean_failure(ran, code=4, says="symbolic link")
     assert not target.exists()
+
+
+# A file where a folder of the repository belongs: a write below it was an internal error
+# (NotADirectoryError, FileExistsError); a read found nothing there.
+NOT_FOLDERS = [
+    ("loose", "objects/sha256/<every fan>"),
+    ("loose", "snapshots"),
+    ("packed", "packs/<every fan>"),
+    ("packed", "packs"),
+    ("packed", "packs/index"),
+]
+
+
+@pytest.mark.parametrize(("layout", "inner"), NOT_FOLDERS, ids=[f"{a}-{b}" for a, b in NOT_FOLDERS])
+def test_a_file_where_a_folder_of_the_repository_belongs_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, inner: str
+) -> None:
+    ws = new_workspace(tmp_path / "ws")
+    ws.put_run_file("r1", "outputs/model.pkl", bytes(range(256)) * 8)
+    repo = tmp_path / "repo"
+    monkeypatch.setenv("AMLPORT_PACKS", "1" if layout == "packed" else "0")
+    assert amlport("repo", "init", str(repo)).returncode == 0
+    fans = [f"{i:02x}" for i in range(256)] if "<every fan>" in inner else [""]
+    for fan in fans:  # a new object's folder, whatever its name
+        path = repo / inner.replace("<every fan>", fan)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+        path.write_bytes(b"not a folder\n")
+    ran = amlport("backup", str(ws.root), "--repo", str(repo))
+    assert_clean_failure(ran, code=4, says="is a file where a folder of the repository belongs")
+    assert f"{repo}/{inner.split('<')[0]}" in ran.stderr, ran.explain()
 
 
 def test_the_repository_folder_itself_may_be_a_link(

@@ -6,6 +6,8 @@ streams, falls back to a raw copy for binary content, checks MD5, and stops on a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import logging
 import re
@@ -30,12 +32,15 @@ from amlport.model import uri_scan, uris
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.rewriters.text_log import (
     HOLD,
+    STREAM_CHUNK,
     URI_HINTS,
     URI_MAX,
     LogStream,
+    pieces,
     rewrite_log,
     scan_secrets,
 )
+from amlport.secrets import UNFINISHED_MAX
 from amlport.storage.base import BlobInfo
 from amlport.storage.local import LocalSource
 from amlport.walk import WalkOptions, walk
@@ -99,6 +104,55 @@ def test_a_stream_rewrites_exactly_as_the_whole_file(text: str, chunk: int) -> N
     assert stream.read == len(data)
     found = sum((secrets.find_secrets(line) for line in text.split("\n")), Counter())
     assert scan_secrets(io.BytesIO(data), chunk=chunk) == found
+
+
+def _pem_key(lines: int = 40) -> tuple[str, list[str]]:
+    body = [base64.b64encode(hashlib.sha512(str(i).encode()).digest()[:48]).decode()
+            for i in range(lines)]  # fmt: skip
+    key = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(body) + "\n-----END RSA PRIVATE KEY-----"
+    return key, body
+
+
+@pytest.mark.parametrize("chunk", [997, 4096, STREAM_CHUNK])
+def test_a_private_key_across_a_chunk_boundary_is_redacted_whole(chunk: int) -> None:
+    """A PEM key (~2.6 KB) that a stream read cut in two: before, the lines after the cut went
+    out as they were (18 of 40 key lines at the 1 MiB boundary of a large log), because the
+    piece holding them lacked the BEGIN line."""
+    key, body = _pem_key()
+    filler = "".join(f"step {i} loss 0.{i:04d}\n" for i in range(chunk // 20 + 1))
+    filler = filler[: max(chunk - 1500, 0)]
+    filler = filler[: filler.rfind("\n") + 1]
+    data = f"{filler}{key}\nend of run\n".encode()
+    out = b"".join(LogStream("std_log.txt", RULES, chunk=chunk).run(io.BytesIO(data)))
+    assert not [line for line in body if line.encode() in out]
+    assert out == rewrite_log("std_log.txt", data, RULES).data
+    assert scan_secrets(io.BytesIO(data), chunk=chunk) == Counter(private_key=1)
+
+
+def test_a_wrapped_signature_at_a_chunk_boundary_is_redacted_whole() -> None:
+    """A SAS signature wrapped onto the next line, the line break the last of a read."""
+    head = f"https://{ACCOUNT}.blob.core.windows.net/{BLOBSTORE}/a.csv?sv=1&sig=c2lnc2lnc2ln\n"
+    rest = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY%3D\n"
+    filler = "x" * (997 - len(head) - 2) + "\n"
+    data = (filler + head + rest + "done\n").encode()
+    out = b"".join(LogStream("std_log.txt", RULES, chunk=997).run(io.BytesIO(data)))
+    assert b"QUJDREVG" not in out and b"c2lnc2ln" not in out
+    assert out == rewrite_log("std_log.txt", data, RULES).data
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "-----BEGIN PRIVATE KEY-----\n" + ("QUJDREVGR0hJSktMTU5PUFFSU1RVVldY\n" * 40_000),
+        "a.csv?sv=1&sig=c2lnc2lnc2lnc2lnc2ln\n" + "q" * 3_000_000,
+        "a.csv?sv=1&sig=c2lnc2lnc2lnc2lnc2ln\n" * 60_000,
+    ],
+    ids=["key-without-end", "endless-line-after-a-signature", "every-line-a-signature"],
+)
+def test_what_waits_for_the_rest_of_a_secret_is_bounded(hostile: str) -> None:
+    chunk = 4096
+    longest = max(len(p.text) for p in pieces(io.BytesIO(hostile.encode()), chunk=chunk))
+    assert longest <= UNFINISHED_MAX + 2 * chunk + HOLD
 
 
 def test_invalid_utf8_bytes_round_trip_and_secrets_around_them_go() -> None:

@@ -18,6 +18,7 @@ from helpers.bundle import new_repo, snapshot
 from helpers.stores import place_of, plant_lock
 
 from amlport.bundle import Repository, RepositoryLocked
+from amlport.bundle.lock import machine_id
 from amlport.errors import ExitCode, UsageError
 
 
@@ -94,6 +95,39 @@ def test_lock_of_a_dead_process_on_this_host_is_taken_over(tmp_path: Path) -> No
     assert len(warnings) == 1 and "stale" in warnings[0] and f"pid {pid}" in warnings[0]
 
 
+@pytest.mark.skipif(not machine_id(), reason="no boot id / pid namespace to tell machines apart")
+def test_a_dead_pid_of_another_machine_with_this_host_name_does_not_free_the_lock(
+    tmp_path: Path,
+) -> None:
+    """Two containers with one host name share a mounted repository: a pid that is not running
+    here may be running there. Before, the host name alone made such a lock stale, and a prune
+    could start under a live backup."""
+    repo = new_repo(tmp_path)
+    pid = dead_pid()
+    here = machine_id()
+    elsewhere = here.rsplit("/", 1)[0] + "/1"  # same host name and boot, another pid namespace
+    key = plant_lock(
+        place_of(repo), pid=pid, host=socket.gethostname(), age=timedelta(seconds=5),
+        machine=elsewhere,
+    )  # fmt: skip
+    with pytest.raises(RepositoryLocked, match=f"pid {pid}"), repo.lock(exclusive=True):
+        pass
+    assert (repo.path / key).exists()
+    plant_lock(
+        place_of(repo), pid=pid, host=socket.gethostname(), age=timedelta(seconds=5),
+        machine=here,
+    )  # fmt: skip
+    with repo.lock(exclusive=True):
+        assert not (repo.path / key).exists()
+
+
+def test_a_lock_file_records_where_its_pid_means_something(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    with repo.lock(exclusive=False):
+        (info,) = repo.locks()
+    assert info.pid == os.getpid() and info.machine == machine_id()
+
+
 def test_old_lock_from_another_host_is_stale_fresh_one_is_not(tmp_path: Path) -> None:
     warnings: list[str] = []
     repo = new_repo(tmp_path, on_warning=warnings.append)
@@ -157,14 +191,21 @@ def test_reader_during_backup_sees_only_complete_snapshots(tmp_path: Path) -> No
     root = new_repo(tmp_path).path
     done = threading.Event()
     seen: set[str] = set()
+    failed: list[BaseException] = []
 
     def read_loop() -> None:
+        """One reader open the whole time: it must find the objects of snapshots written
+        after it read the pack index (it reads the writer's new index pieces)."""
         reader = Repository.open(root)
-        while not done.is_set():
-            for info in reader.list_snapshots():
-                m = reader.load_snapshot(info.id)
-                assert all(reader.has_object(f.digest) for f in m.files)
-                seen.add(info.id)
+        try:
+            while not done.is_set():
+                for info in reader.list_snapshots():
+                    m = reader.load_snapshot(info.id)
+                    assert all(reader.has_object(f.digest) for f in m.files)
+                    assert reader.get_bytes(m.files[-1].digest)
+                    seen.add(info.id)
+        except BaseException as exc:  # reported by the test below
+            failed.append(exc)
 
     thread = threading.Thread(target=read_loop)
     thread.start()
@@ -175,6 +216,7 @@ def test_reader_during_backup_sees_only_complete_snapshots(tmp_path: Path) -> No
     finally:
         done.set()
         thread.join()
+    assert failed == []
     assert len(Repository.open(root).list_snapshots()) == 30
 
 

@@ -303,6 +303,29 @@ def test_verify_reports_missing_and_corrupt_objects_with_their_paths(tmp_path: P
     assert corrupt.digest == sha(b"deps") and "files/conda.yaml" in corrupt.message
 
 
+def test_verify_names_every_path_of_a_damaged_object_in_snapshot_and_file_order(
+    tmp_path: Path,
+) -> None:
+    """The paths are collected in a second read, for the damaged objects only (memory):
+    the same paths, in the same order, as when every path was kept while reading."""
+    repo = new_repo(tmp_path)
+    first = snapshot(repo, {"files/b": b"shared", "files/a": b"shared", "files/c": b"ok"})
+    second = snapshot(repo, {"files/z": b"shared", "files/d": b"ok2"})
+    ids = repo.snapshots.ids()
+    repo.object_path(sha(b"shared")).unlink()
+    report = repo.verify()
+    (missing,) = report.problems
+    assert missing.kind == MISSING_OBJECT and missing.digest == sha(b"shared")
+    by_id = {first: ["files/a", "files/b"], second: ["files/z"]}
+    assert missing.paths == tuple(f"{s[:16]}:{p}" for s in ids for p in by_id[s])
+    assert missing.message == (
+        f"object {sha(b'shared')} is missing (used by {missing.paths[0]} and 2 more)"
+    )
+    assert report.objects_checked == 3 and report.to_dict()["problems"][0]["paths"] == list(
+        missing.paths
+    )
+
+
 def test_verify_one_snapshot_checks_only_its_objects(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     good = snapshot(repo, {"files/a": b"a"})

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers.bundle import key_file, sha
+from helpers.bundle import key_file, object_span, overwrite_stored, pack_files, sha, stored_bytes
 from helpers.bundle import snapshot as snap
 
 from amlport.bundle import Repository, crypto, envelope, keys
@@ -132,10 +132,15 @@ def test_a_root_replayed_under_another_snapshot_id_is_refused(repo: Repository) 
 
 
 def test_a_metadata_piece_swapped_with_a_data_object_is_refused(repo: Repository) -> None:
+    """A data object's sealed bytes where a piece's are, in its pack (the default) or its own
+    file: a data object of the piece's stored length, so that the pack stays at its indexed
+    size and only the seal (the kind and the name it binds) can tell."""
     sid = snap(repo, {"files/a": b"some data"})
-    data, pieces = repo.snapshots.pieces(sid)
-    piece = sorted(pieces)[0]
-    shutil.copyfile(repo.object_path(next(iter(data))), repo.object_path(piece))
+    piece = sorted(repo.snapshots.pieces(sid)[1])[0]
+    plain = crypto.plain_size_of(object_span(repo, piece)[2])
+    assert plain is not None
+    data = repo.put_bytes(b"d" * plain)
+    overwrite_stored(repo, piece, stored_bytes(repo, data))
     with pytest.raises(IntegrityError):
         repo.load_snapshot(sid)
 
@@ -154,7 +159,10 @@ def test_without_the_key_names_and_contents_are_refused_but_structure_verifies(
     warnings: list[str] = []
     locked = Repository.open(repo.path, on_warning=warnings.append)
     report = locked.verify()
-    assert report.ok and report.objects_checked == len(list(repo.objects.iter_digests()))
+    # Each loose object's file and each pack's first header (the pack index is sealed).
+    loose = list(repo.path.glob("objects/sha256/??/*"))
+    assert report.ok and report.objects_checked == len(loose)
+    assert report.packs_checked == len(pack_files(repo.path))
     assert warnings and "only its structure" in warnings[0]
     entry = repo.load_snapshot(sid).file("files/a")
     assert entry is not None
@@ -165,6 +173,15 @@ def test_without_the_key_names_and_contents_are_refused_but_structure_verifies(
     victim.write_bytes(whole[:8] + b"\x07" + whole[9:])  # another envelope version
     assert "not known" in locked.verify().problems[0].message
     victim.write_bytes(whole[:-1])  # a byte less is a shorter valid layout: needs the key
+    assert locked.verify().ok and not repo.verify().ok
+    victim.write_bytes(whole)
+    if not repo.objects.packing:  # AMLPORT_PACKS=0: no pack to damage
+        return
+    pack = pack_files(repo.path)[0]  # the snapshot's pieces, packed
+    whole = pack.read_bytes()
+    pack.write_bytes(whole[:8] + b"\x07" + whole[9:])  # its first object's envelope version
+    assert "not known" in locked.verify().problems[0].message
+    pack.write_bytes(whole[:-1])  # cut short: which objects it holds, and where, is sealed
     assert locked.verify().ok and not repo.verify().ok
 
 

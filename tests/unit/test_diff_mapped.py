@@ -103,3 +103,19 @@ def test_facts_are_multisets_and_messages_are_not_compared() -> None:
     checked = AuditFact("AMLP-HYG-004", "not_checked", "files/ds/m", "")
     failed = AuditFact("AMLP-HYG-004", "fail", "files/ds/m", "")
     assert compare_facts([checked], [failed]) == ([failed], [checked], 0)
+
+
+def test_a_consumed_diff_is_the_same_and_its_sides_let_go_of_their_snapshots() -> None:
+    """``consume``: each side drops what the comparison no longer needs as it goes (a 100k
+    diff held both snapshots whole through both walks); the report does not change and the
+    caller's manifests are left as they were."""
+    kept = diff_sides(*under_map(_mapping())(*_pair([_fact("devblob")], [])))
+    a, b = _pair([_fact("devblob")], [])
+    given = a.manifest
+    consumed = diff_sides(*under_map(_mapping())(a, b), consume=True)
+    assert consumed.to_dict() == kept.to_dict() and consumed.audit_removed
+    for side in (a, b):  # its facts were known: nothing of its lists is held
+        m = side.manifest
+        assert (m.files, m.assets, m.lineage, m.rewrites, m.redactions) == ([], [], {}, [], [])
+        assert not side.paths()
+    assert len(given.files) == len(given.assets) == 1 and given.lineage["nodes"]

@@ -102,7 +102,9 @@ FRAGMENTS = st.sampled_from(
      "==", "@", "https://u:", "password=", "PassWord: ", "token: '", "client_secret=",
      "\nENV TOKEN ", "AKIA", "ASIA", "ghp_", "github_pat_", "hf_", "sk-", "sk-proj-", "eyJ",
      ".eyJ", "-----BEGIN PRIVATE KEY-----\n", "sig%3D", "sig%253D", "\\u0026sig=", "%26sig%3D",
-     "QWNjb3VudEtl", "RGVmYXVsdEVuZHBvaW50c1Byb3RvY29s", "api_key=", "apikey: ", "7", "'"]
+     "QWNjb3VudEtl", "RGVmYXVsdEVuZHBvaW50c1Byb3RvY29s", "api_key=", "apikey: ", "7", "'",
+     # the words of the credential rule, and "key" after other words (not a credential)
+     "- key: ", "Storage-", "MASTER_", "shared", "Key=", "KEY\t", "subscription", "monkey: "]
 )  # fmt: skip
 MIXED = st.lists(st.one_of(FRAGMENTS, FILLER, B64, SIG, st.text(max_size=20)), max_size=12)
 
@@ -131,7 +133,9 @@ def test_the_short_and_the_long_pre_check_agree_with_every_trigger(text: str) ->
 
     lower = secrets._lower(text)
     assert secrets.may_hold_secret(text) == any(t in lower for t in secrets.TRIGGERS)
-    assert secrets._present(lower) == frozenset(t for t in secrets.TRIGGERS if t in lower)
+    held = [t for t in secrets.TRIGGERS if t in lower]  # and, in a text holding one, the words
+    words = [w for w in secrets.WORDS if w in lower] if held else []
+    assert secrets._present(lower) == frozenset(held + words)
     assert set(secrets._MIN_TRIGGERS) <= set(secrets.TRIGGERS)
 
 
@@ -171,3 +175,31 @@ def test_the_bounds_keep_long_values_of_credential_keys_redacted() -> None:
     for text in (f"aws_session_token={value}\n", f'token: "{value}"\n'):
         redacted = secrets.redact(text)
         assert value not in redacted and "REDACTED" in redacted, text[:40]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "parameters:\n- key: column-select\n  value: '12345678'\n",
+        "storage-key: 'abc123456789'\n",
+        "MASTER_KEY=abcd12345678\n",
+        "my apikey: 'x1y2z3w4v5'\n",
+        "ENV SUBSCRIPTION_KEY abcd1234efgh\n",
+        'secret-key = "value1234"\n',
+        "monkey: banana12345\n",
+    ],
+)
+def test_a_text_without_a_credential_word_skips_the_credential_rule_with_the_same_result(
+    text: str,
+) -> None:
+    """The credential rule's words (``_Pattern.words``) skip it for YAML such as ``- key:``
+    (the generated pipeline documents): the result is that of running every pattern."""
+    from amlport import secrets
+
+    every = text
+    counts: dict[str, int] = {}
+    for pattern in secrets._PATTERNS:
+        every, n = pattern.regex.subn(partial(secrets._replace, pattern), every)
+        counts[pattern.kind] = counts.get(pattern.kind, 0) + n
+    assert redact_with_counts(text) == (every, +Counter(counts))
+    assert secrets.has_secret(text) == bool(+Counter(counts))

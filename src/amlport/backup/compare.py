@@ -151,8 +151,8 @@ def diff_specs(
                 hasher = peer.repo.objects.codec.hasher  # keyed in an encrypted repository
             sides.append(LiveSide(plan, source.describe(), index, peer_key=peer_key, hasher=hasher))
         if mapped is not None:  # --map: A as it would be in B (backup/mapped.py)
-            return diff_sides(*mapped(sides[0], sides[1]))
-        return diff_sides(sides[0], sides[1])
+            return diff_sides(*mapped(sides[0], sides[1]), consume=True)
+        return diff_sides(sides[0], sides[1], consume=True)
 
 
 def _snapshot_side(

@@ -49,6 +49,11 @@ class Side(Protocol):
 
     def audit_facts(self) -> list[AuditFact]: ...
 
+    def compared(self) -> None:
+        """The files, assets and lineage have been compared: let go of what only that
+        needed (``audit_facts`` still answers; once it has, of what it needed too)."""
+        ...
+
 
 def same_file(path: str, a: Side, b: Side) -> bool:
     """Would both sides store the same bytes at ``path``? Cheapest evidence first."""
@@ -211,10 +216,12 @@ def _edge_dict(edge: Edge) -> dict[str, str]:
     return {"source": edge[0], "target": edge[1], "kind": edge[2]}
 
 
-def diff_sides(a: Side, b: Side, *, audit: bool = True) -> DiffReport:
+def diff_sides(a: Side, b: Side, *, audit: bool = True, consume: bool = False) -> DiffReport:
     """What changed from ``a`` to ``b`` (``b`` is the newer side by convention). ``audit``:
     compare the sides' audit facts too (a snapshot's are computed by walking it, so a
-    backup's own summary of its changes leaves them out)."""
+    backup's own summary of its changes leaves them out). ``consume``: the sides are not
+    used again; each lets go of what the comparison no longer needs as it goes
+    (``Side.compared``)."""
     pa, pb = a.paths(), b.paths()  # views where a side has them: no copy per side
     common = pa & pb
     changed = {p for p in sorted(common) if not same_file(p, a, b)}
@@ -233,7 +240,18 @@ def diff_sides(a: Side, b: Side, *, audit: bool = True) -> DiffReport:
     assets = _sections(a.assets, b.assets, changed)
     nodes_a, edges_a = graph_sets(a.lineage)
     nodes_b, edges_b = graph_sets(b.lineage)
-    facts = compare_facts(a.audit_facts(), b.audit_facts()) if audit else ([], [], 0)
+    # A snapshot's facts walk it (its listing, its inventory): one side at a time, each
+    # holding no more of either snapshot than the walk needs (100k files: 395 -> 305 MB;
+    # docs/design/0007, "Peak memory at 100k (E, session 6)").
+    if consume:
+        a.compared()
+        b.compared()
+    facts: tuple[list[AuditFact], list[AuditFact], int] = ([], [], 0)
+    if audit:
+        facts_a = a.audit_facts()
+        if consume:
+            a.compared()  # its facts are known: the rest of its snapshot goes
+        facts = compare_facts(facts_a, b.audit_facts())
     return DiffReport(
         a=a.label,
         b=b.label,

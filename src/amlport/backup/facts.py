@@ -22,6 +22,7 @@ compared (they name containers and assets, which a promotion renames).
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +98,10 @@ def snapshot_facts(repo: Repository, manifest: Manifest) -> list[AuditFact]:
 
     with SnapshotSource(repo, manifest) as source:
         facts = inventory_facts(walk(source))
+    # The walk's inventory is a web of reference cycles that only a full collection frees,
+    # which a process with 100k+ live objects seldom runs: a diff then walked the second
+    # snapshot beside the first one's inventory (docs/design/0007, E session 6).
+    gc.collect()
     rules = load_rules()
     by_check = {c: [r.id for r in rules if r.check == c] for c in (SECRETS_CHECK, SAS_CHECK)}
     kinds: dict[str, set[str]] = {}

@@ -69,6 +69,7 @@ class ForgetReport:
                 f"{p.bytes_freed:,} bytes; {p.objects_referenced} still referenced by "
                 f"{p.snapshots} snapshot(s)"
             )
+            out += [f"prune: {line}" for line in p.pack_lines()]
         return out
 
 

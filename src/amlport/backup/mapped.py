@@ -149,6 +149,10 @@ class MappedSide:
             if not f.subject.startswith(own)
         )
 
+    def compared(self) -> None:
+        self._paths = {}
+        self.inner.compared()
+
     def size_of(self, path: str) -> int:
         return self.inner.size_of(self._paths[path])
 
@@ -252,6 +256,9 @@ class PlainSide:
 
     def audit_facts(self) -> list[AuditFact]:
         return [f for f in self.inner.audit_facts() if not f.subject.startswith(self._own)]
+
+    def compared(self) -> None:
+        self.inner.compared()
 
     def stored_digest(self, path: str) -> str | None:
         if not path.startswith(FILES):

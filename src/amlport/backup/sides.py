@@ -15,6 +15,7 @@ stage) files that bind to storage are compared in their neutral, re-bound form.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
@@ -109,6 +110,22 @@ class SnapshotSide:
             self._facts = snapshot_facts(self.repo, self.manifest)
         return self._facts
 
+    def compared(self) -> None:
+        """Drop the path table, the assets and the lineage; and once the audit facts are
+        known, the files and redaction records too. The manifest itself is not changed (a
+        backup's caller still holds it): the side keeps a copy without those lists."""
+        self._files = {}
+        done = self._facts is not None
+        manifest = self.manifest
+        self.manifest = dataclasses.replace(
+            manifest,
+            assets=[],
+            lineage={},
+            rewrites=[],
+            files=[] if done else manifest.files,
+            redactions=[] if done else manifest.redactions,
+        )
+
 
 @dataclass
 class LivePlan:
@@ -186,6 +203,9 @@ class LiveSide:
         """The audit facts of the walk the plan made (backup/facts.py)."""
         inv = self.plan.inventory
         return inventory_facts(inv) if inv is not None else []
+
+    def compared(self) -> None:
+        """Nothing to let go: the plan is the live side (its facts are its walk's)."""
 
     def _blob(self, path: str) -> BlobInfo | None:
         return self.plan.writer.blobs.get(path)

@@ -259,15 +259,20 @@ class AzureStore(AzureClient, RepoStore):
             return b""
         store = self.objects.store(self.container)
 
-        def get() -> bytes:
+        def get() -> bytes | None:
             try:
                 return bytes(obstore.get_range(store, name, start=offset, length=length))
+            except FileNotFoundError:  # an answer, not a failure (the retrier would say
+                return None  # "not found in storage account": a missing pack is named)
             except BaseError as exc:
                 if "status code: 416" in str(exc):  # the range starts past the end
                     return b""
                 raise
 
-        return self.objects._retrying.call(Where("reading", self.container, name), get)
+        data = self.objects._retrying.call(Where("reading", self.container, name), get)
+        if data is None:
+            raise FileNotFoundError(name)
+        return data
 
     @contextlib.contextmanager
     def staging(self, folder: str, hint: str | None = None) -> Iterator[Staging]:

@@ -37,7 +37,8 @@ ENCRYPTION = {
 # at init; an amlport that does not know them refuses the key by name ("unknown key(s)
 # 'packs'") instead of finding the packed objects missing. Format 2 only.
 PACKS = {"version": 1}
-PACKS_DEFAULT = False  # whether a new repository gets packs (the switch, design 0007)
+# whether a new repository gets packs (the switch, design 0007; $AMLPORT_PACKS=0 opts out)
+PACKS_DEFAULT = True
 PACKS_ENV = "AMLPORT_PACKS"  # "1"/"0": overrides PACKS_DEFAULT for new repositories
 
 
@@ -75,11 +76,12 @@ class RepositoryConfig:
             packs=packs and version >= 2,
         )  # fmt: skip
 
-    def upgraded(self) -> RepositoryConfig:
-        """The same repository at the current format (``repo upgrade``)."""
+    def upgraded(self, *, packs: bool = False) -> RepositoryConfig:
+        """The same repository at the current format (``repo upgrade``); ``packs``: declare
+        pack files too (``repo upgrade --packs``; a repository that has them keeps them)."""
         return RepositoryConfig(
             id=self.id, version=FORMAT_MAJOR, created=self.created, created_by=self.created_by,
-            encrypted=self.encrypted, packs=self.packs,
+            encrypted=self.encrypted, packs=self.packs or packs,
         )  # fmt: skip
 
     def to_bytes(self) -> bytes:

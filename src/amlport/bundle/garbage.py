@@ -14,8 +14,14 @@ objects hold less than half its bytes is repacked (its live objects, each checke
 a new pack). The index is then rewritten as one piece naming only live objects, in an order
 that leaves a readable repository wherever a kill stops it: the new packs durable, then the
 new index piece durable, then the old index pieces deleted, then the old packs. A pack no
-index piece names (a crashed backup's) is deleted. An index piece that cannot be read, or a
-pack it names that is missing, stops prune before anything is deleted.
+index piece names (a crashed backup's) is deleted. An index piece that cannot be read, or
+two pieces giving a pack two sizes, stop prune before anything is deleted.
+
+A damaged pack (missing, not at its indexed size, or whose bytes do not hash to its name:
+every pack holding a live object is read whole, ``packs.pack_problem``) goes with its index
+entries once every live object it holds has a sound copy — loose, in a sound pack, or its
+own bytes salvaged into a new pack when they check; while one has none it stays, with those
+objects' entries, and prune warns (``DamagedPack``; docs/design/0007, *Pack features*).
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amlport.bundle import packs
+from amlport.bundle.files import TooLarge
 from amlport.bundle.lock import DEFAULT_STALE_AFTER
-from amlport.bundle.objects import ObjectStore, format_digest
+from amlport.bundle.notices import Warn
+from amlport.bundle.objects import META_OVERHEAD, ObjectStore, format_digest
 from amlport.bundle.packs import PackEntries, Packer
 from amlport.bundle.snapshots import SnapshotStore
 from amlport.errors import IntegrityError
@@ -43,10 +51,23 @@ class PruneReport:
     temp_files_removed: int = 0
     packs_removed: int = 0  # pack files deleted (repacked ones included)
     packs_written: int = 0  # by repacking
+    damaged_packs: list[DamagedPack] = field(default_factory=list)  # removed or kept
 
     @property
     def objects_removed(self) -> int:
         return len(self.removed)
+
+    def pack_lines(self) -> list[str]:
+        """What happened to damaged packs, a line each (a kept one is also a warning)."""
+        verb = "would drop" if self.dry_run else "dropped"
+        return [
+            f"{verb} damaged pack {d.key} ({d.problem}): every object of it a snapshot uses "
+            f"has a sound copy" + (f" ({d.salvaged} salvaged)" if d.salvaged else "")
+            if not d.only_copies
+            else f"kept damaged pack {d.key} ({d.problem}): the only copy of "
+            f"{len(d.only_copies)} object(s) a snapshot uses"
+            for d in self.damaged_packs
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +80,8 @@ class PruneReport:
             "temp_files_removed": self.temp_files_removed,
             "packs_removed": self.packs_removed,
             "packs_written": self.packs_written,
+            "damaged_packs_removed": [d.key for d in self.damaged_packs if not d.only_copies],
+            "damaged_packs_kept": [d.to_dict() for d in self.damaged_packs if d.only_copies],
         }
 
 
@@ -68,6 +91,7 @@ def collect_garbage(
     *,
     dry_run: bool,
     progress: Progress | None = None,
+    warn: Warn | None = None,
 ) -> PruneReport:
     report = PruneReport(dry_run=dry_run)
     live: set[str] = set()
@@ -93,6 +117,10 @@ def collect_garbage(
         if progress is not None:
             progress("prune", done, len(stored))
     if plan is not None:
+        report.damaged_packs = plan.damaged
+        for damaged in plan.damaged:
+            if damaged.only_copies and warn is not None:
+                warn(damaged.message())
         report.packs_removed = len(plan.delete)
         report.bytes_freed += plan.freed
         if not dry_run:
@@ -106,18 +134,57 @@ def collect_garbage(
 
 
 @dataclass
+class DamagedPack:
+    """A pack the index names that is missing, not at its indexed size, or whose bytes do not
+    hash to its name, and what prune did with it."""
+
+    pack: str  # hex
+    problem: str
+    only_copies: list[str] = field(default_factory=list)  # live digests with no sound copy
+    salvaged: int = 0  # live objects copied out of it (their bytes checked)
+    in_place: bool = False  # at its size, its bytes damaged: its objects count as stored
+
+    @property
+    def key(self) -> str:
+        return packs.pack_key(self.pack)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pack": self.key, "problem": self.problem, "only_copies": self.only_copies,
+                "salvaged": self.salvaged}  # fmt: skip
+
+    def message(self) -> str:
+        first = self.only_copies[0]
+        more = f" and {len(self.only_copies) - 1} more" if len(self.only_copies) > 1 else ""
+        remedy = (
+            "forget the snapshots that use them (`amlport verify` names them)"
+            if self.in_place
+            else "the next backup stores again those its workspace still holds, or forget "
+            "the snapshots that use them (`amlport verify` names them)"
+        )
+        return (
+            f"pack {self.key} is damaged ({self.problem}) and holds the only copy of "
+            f"{len(self.only_copies)} object(s) snapshots use ({first}{more}): prune keeps it "
+            f"and its index entries; {remedy}, then prune again"
+        )
+
+
+@dataclass
 class _PackPlan:
     index_names: list[str]  # the index pieces read (all replaced when ``rewrite``)
     keep: list[PackEntries]  # packs kept, with their live entries only
-    repack: list[str] = field(default_factory=list)  # digests to copy to new packs
+    # (object hex, pack hex, offset, length) to copy to new packs, each checked when copied
+    repack: list[tuple[str, str, int, int]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)  # pack hex
     freed: int = 0
     rewrite: bool = False
+    damaged: list[DamagedPack] = field(default_factory=list)
 
 
 def _plan_packs(objects: ObjectStore, live: set[str]) -> _PackPlan:
     """What to do with the packs; IntegrityError (nothing deleted yet) when an index piece
-    cannot be read or names a pack that is missing or of another size."""
+    cannot be read or two pieces disagree on a pack's size. Every pack holding a live object
+    is read whole (``packs.pack_problem``, verify's check): a damaged one is planned by
+    ``_plan_damaged``, after the sound ones, whose copies of an object are the ones kept."""
     names = list(objects.store.list(packs.INDEX_FOLDER))
     merged: dict[str, PackEntries] = {}
     for name in names:
@@ -129,19 +196,17 @@ def _plan_packs(objects: ObjectStore, live: set[str]) -> _PackPlan:
                                      hint="run `amlport verify`")  # fmt: skip
             found.entries.extend(pack.entries)
     stored = dict(objects.iter_pack_keys())
+    damage = {h: why for h in sorted(merged) if (why := _damage(objects, merged[h], stored, live))}
     plan = _PackPlan(index_names=names, keep=[], rewrite=len(names) > 1)
     taken: set[str] = set()  # objects kept: one copy each
-    for pack_hex in sorted(merged):
+    for pack_hex in sorted(merged, key=lambda h: (h in damage, h)):  # sound packs first
         pack = merged[pack_hex]
-        if stored.get(pack_hex) != pack.size:
-            what = "missing" if pack_hex not in stored else f"{stored[pack_hex]} bytes"
-            raise IntegrityError(
-                f"pack {packs.pack_key(pack_hex)} named by the pack index is {what} (the "
-                f"index says {pack.size} bytes): prune stops rather than lose its objects",
-                hint="run `amlport verify` to see which snapshots use it",
-            )
         entries = sorted(set(pack.entries), key=lambda e: (e[1], e[2], e[0]))
         alive = [e for e in entries if format_digest(e[0]) in live and e[0] not in taken]
+        taken.update(e[0] for e in alive)
+        if pack_hex in damage:
+            _plan_damaged(objects, plan, pack, alive, damage[pack_hex], stored.get(pack_hex, 0))
+            continue
         alive_bytes = sum(e[2] for e in alive)
         if len(alive) != len(pack.entries):
             plan.rewrite = True
@@ -150,16 +215,102 @@ def _plan_packs(objects: ObjectStore, live: set[str]) -> _PackPlan:
             plan.freed += pack.size
         elif alive_bytes * 2 < pack.size:  # most of it unreachable: copy the rest
             plan.delete.append(pack_hex)
-            plan.repack += [format_digest(e[0]) for e in alive]
+            plan.repack += [(e[0], pack_hex, e[1], e[2]) for e in alive]
             plan.freed += pack.size - alive_bytes
         else:
             plan.keep.append(PackEntries(pack_hex, pack.size, alive))
-        taken.update(e[0] for e in alive)
     for pack_hex, size in stored.items():
         if pack_hex not in merged:  # written by a run killed before its index: garbage
             plan.delete.append(pack_hex)
             plan.freed += size
     return plan
+
+
+def _damage(
+    objects: ObjectStore, pack: PackEntries, stored: dict[str, int], live: set[str]
+) -> str | None:
+    """What is wrong with a pack the index names (None: sound): one listing, then the bytes
+    of a pack holding a live object hashed (the cost of reading every packed byte a snapshot
+    uses once: docs/design/0007; a pack of dead objects goes whatever its bytes)."""
+    actual = stored.get(pack.pack)
+    if actual is None:
+        return "missing"
+    if actual != pack.size:
+        return f"{actual} bytes, the index says {pack.size}"
+    if not any(format_digest(e[0]) in live for e in pack.entries):
+        return None
+    problem = packs.pack_problem(objects.store, pack.pack)
+    if problem is None:
+        return None
+    return problem.split(": ", 1)[-1] if "hash" in problem else problem
+
+
+def _plan_damaged(
+    objects: ObjectStore,
+    plan: _PackPlan,
+    pack: PackEntries,
+    alive: list[tuple[str, int, int]],
+    problem: str,
+    actual_size: int,
+) -> None:
+    """A damaged pack goes (it and its index entries) once every live object it holds has
+    a sound copy: a loose one whose bytes check, one in a sound pack (``taken`` before:
+    those are not in ``alive``), or its own bytes in this pack when they check (salvaged:
+    copied to a new pack). While one has none, the pack stays with the entries of those
+    objects (never the only evidence lost), and prune says so (``DamagedPack.message``)."""
+    in_place = problem != "missing" and actual_size == pack.size
+    record = DamagedPack(pack.pack, problem, in_place=in_place)
+    lost: list[tuple[str, int, int]] = []
+    for hexd, offset, length in alive:
+        digest = format_digest(hexd)
+        if _sound_loose(objects, digest):
+            continue
+        if _sound_entry(objects, digest, pack.pack, offset, length):
+            plan.repack.append((hexd, pack.pack, offset, length))
+            record.salvaged += 1
+        else:
+            lost.append((hexd, offset, length))
+    plan.damaged.append(record)
+    if len(lost) != len(pack.entries):
+        plan.rewrite = True
+    if lost:
+        record.only_copies = [format_digest(e[0]) for e in lost]
+        plan.keep.append(PackEntries(pack.pack, pack.size, lost))
+    else:
+        plan.delete.append(pack.pack)
+        plan.freed += actual_size
+
+
+def _sound_loose(objects: ObjectStore, digest: str) -> bool:
+    """Is there a loose copy of ``digest`` whose bytes open to its name?"""
+    try:
+        limit = packs.MAX_ENTRY_BYTES + META_OVERHEAD
+        stored = objects.store.read(objects.key(digest), limit=limit)
+        objects.checked(digest, stored)
+    except (FileNotFoundError, TooLarge, IntegrityError):
+        return False
+    return True
+
+
+def _read_entry(objects: ObjectStore, pack_hex: str, offset: int, length: int) -> bytes:
+    """An entry's stored bytes (FileNotFoundError: no pack; IntegrityError: cut short)."""
+    key = packs.pack_key(pack_hex)
+    data = objects.store.read_range(key, offset, length)
+    if len(data) != length:
+        raise IntegrityError(f"pack {key} is cut short ({len(data)} of {length} bytes at "
+                             f"offset {offset})")  # fmt: skip
+    return data
+
+
+def _sound_entry(
+    objects: ObjectStore, digest: str, pack_hex: str, offset: int, length: int
+) -> bool:
+    """Does the entry's copy in ``pack_hex`` open to its object's name?"""
+    try:
+        objects.checked(digest, _read_entry(objects, pack_hex, offset, length))
+    except (FileNotFoundError, IntegrityError):
+        return False
+    return True
 
 
 def _apply(objects: ObjectStore, plan: _PackPlan) -> int:
@@ -168,8 +319,9 @@ def _apply(objects: ObjectStore, plan: _PackPlan) -> int:
     if plan.repack:
         packer = Packer(objects.store.put_once)
         with objects.store.synced_together():  # the new packs durable before their index
-            for digest in plan.repack:
-                packer.add(digest.split(":", 1)[1], objects.stored_checked(digest))
+            for hexd, pack_hex, offset, length in plan.repack:
+                data = _read_entry(objects, pack_hex, offset, length)
+                packer.add(hexd, objects.checked(format_digest(hexd), data))
             packer.flush()
         plain = packer.index_plain()
         written = packs.decode_index(plain, where="repack") if plain is not None else []

@@ -129,13 +129,37 @@ class ObjectStore:
 
     def _load_index(self) -> PackIndex:
         index = PackIndex()
-        for name in self.store.list(packs.INDEX_FOLDER):
+        self._add_index_pieces(index, self.store.list(packs.INDEX_FOLDER))
+        # A FIFO, a link or a directory in place of a piece is named (its objects would be
+        # missing without a word): read as a piece, it is refused for what it is.
+        self._add_index_pieces(index, self.store.not_regular(packs.INDEX_FOLDER))
+        return index
+
+    def _add_index_pieces(self, index: PackIndex, names: Iterable[str]) -> None:
+        for name in names:
             key = packs.index_key(name)
             try:
                 index.add_table(key, self.read_index_plain(name))
             except IntegrityError as exc:
                 index.problems.append((key, exc.message))
-        return index
+
+    def _found_new_packs(self) -> bool:
+        """Read the index pieces written since this store read the index (a writer packed
+        objects meanwhile: a reader open beside a running backup finds the snapshot root
+        the backup wrote last, but not yet its packed pieces); True when there were any.
+        Asked only when a read finds an object missing, never by ``has``: a backup's
+        lookups of new objects must not list ``packs/index/`` each."""
+        if not self.packing:
+            return False
+        index = self.pack_index()
+        listed = self.store.list(packs.INDEX_FOLDER)
+        with self._index_lock:  # one reader at a time adds them (``add_table``: see there)
+            seen = index.index_keys | {key for key, _ in index.problems}
+            new = [n for n in listed if packs.index_key(n) not in seen]
+            self._add_index_pieces(index, new)
+            if new:
+                self._damaged = None
+        return bool(new)
 
     def read_index_piece(self, name: str) -> list[PackEntries]:
         """The packs one index piece lists, checked against its name and every bound."""
@@ -210,7 +234,7 @@ class ObjectStore:
             found = batch.find(hexd)
             if found is not None:
                 return found
-        return self.pack_index().find(hexd)
+        return self.pack_index().find(hexd, self._damaged_packs)  # a sound copy first
 
     def _locate_sound(self, digest: str) -> tuple[str | None, int, int] | None:
         """``_locate``, but None when the pack holding the object is damaged (missing, or not
@@ -241,9 +265,10 @@ class ObjectStore:
         if damaged is None:
             index = self.pack_index()
             actual = dict(self.iter_pack_keys())
+            known = len(index.packs)  # a piece added meanwhile (``add_table``) waits
             damaged = frozenset(
                 pack
-                for pack, size in zip(index.packs, index.pack_sizes, strict=True)
+                for pack, size in zip(index.packs[:known], index.pack_sizes[:known], strict=True)
                 if actual.get(pack) != size
             )
             with self._index_lock:
@@ -277,7 +302,12 @@ class ObjectStore:
         """The stored bytes of an object (sealed ones sealed), loose or packed, after checking
         that they open to bytes of its name (a repack copies nothing damaged)."""
         with self.open_stored(digest) as fh:
-            stored = fh.read()
+            return self.checked(digest, fh.read())
+
+    def checked(self, digest: str, stored: bytes) -> bytes:
+        """``stored`` (an object's stored bytes, from wherever) when they open to bytes of
+        its name, else IntegrityError (``stored_checked``; prune checks a copy before it
+        drops another)."""
         try:
             plain = stored
             if self.codec.sealed:
@@ -302,14 +332,18 @@ class ObjectStore:
             return False
         return self.codec.meta_name(plain) == hex_of(digest)
 
-    def open_stored(self, digest: str) -> BinaryIO:
-        """The stored bytes of an object (sealed ones sealed), loose or packed, unchecked."""
+    def open_stored(self, digest: str, *, again: bool = True) -> BinaryIO:
+        """The stored bytes of an object (sealed ones sealed), loose or packed, unchecked.
+        (``again``, here and in the other reads: look for index pieces written since, once,
+        before an object counts as missing: ``_found_new_packs``.)"""
         found = self._reading(digest)
         try:
             if found is not None:
                 return io.BytesIO(self._read_packed(digest, found))
             return self.store.open(self.key(digest))
         except FileNotFoundError:
+            if again and self._found_new_packs():
+                return self.open_stored(digest, again=False)
             raise _missing(digest) from None
 
     def stored_size(self, plain_size: int) -> int:
@@ -437,9 +471,7 @@ class ObjectStore:
         """A metadata object's plain bytes, checked against its name."""
         name = hex_of(digest)
         try:
-            stored = self._read_meta(digest)
-        except FileNotFoundError:
-            raise _missing(digest) from None
+            stored = self.read_meta_stored(digest)
         except TooLarge as exc:
             raise IntegrityError(
                 f"{where}: object {digest} has {exc.size} bytes, more than a snapshot piece "
@@ -465,11 +497,13 @@ class ObjectStore:
             raise TooLarge(self.location(digest), found[2], limit)
         return self._read_packed(digest, found)
 
-    def read_meta_stored(self, digest: str) -> bytes:
+    def read_meta_stored(self, digest: str, *, again: bool = True) -> bytes:
         """A metadata object as stored (its envelope), unchecked (``pack`` checks it)."""
         try:
             return self._read_meta(digest)
         except FileNotFoundError:
+            if again and self._found_new_packs():
+                return self.read_meta_stored(digest, again=False)
             raise _missing(digest) from None
 
     def get_bytes(self, digest: str, size: int | None = None) -> bytes:
@@ -486,7 +520,7 @@ class ObjectStore:
             )
         return data
 
-    def open(self, digest: str, size: int | None = None) -> BinaryIO:
+    def open(self, digest: str, size: int | None = None, *, again: bool = True) -> BinaryIO:
         """A reader that raises IntegrityError at end of file when the bytes do not match;
         ``size``: what the manifest says it holds (a larger object is refused at once)."""
         limit = None if size is None else self.stored_size(size)
@@ -499,6 +533,8 @@ class ObjectStore:
             else:
                 raw = self.store.open(self.key(digest), limit=limit)
         except FileNotFoundError:
+            if again and self._found_new_packs():
+                return self.open(digest, size, again=False)
             raise _missing(digest) from None
         return io.BufferedReader(self._verifying(raw, digest), buffer_size=CHUNK_SIZE)
 
@@ -633,7 +669,7 @@ class ObjectStore:
         plain = plain_size_of(stored)
         return stored if plain is None else plain
 
-    def _read(self, digest: str, size: int | None) -> bytes:
+    def _read(self, digest: str, size: int | None, *, again: bool = True) -> bytes:
         """The stored bytes of a data object; ``size``: its plain size, if known."""
         found = self._reading(digest)
         if found is not None:
@@ -649,6 +685,8 @@ class ObjectStore:
                 raise FileNotFoundError(digest)
             return self.store.read(self.key(digest), limit=limit)
         except FileNotFoundError:
+            if again and self._found_new_packs():
+                return self._read(digest, size, again=False)
             raise _missing(digest) from None
         except TooLarge as exc:
             raise IntegrityError(

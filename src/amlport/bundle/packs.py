@@ -28,8 +28,12 @@ import threading
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from amlport.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from amlport.bundle.store import RepoStore
 
 FOLDER = "packs/"
 INDEX_FOLDER = "packs/index/"
@@ -42,6 +46,7 @@ MAGIC = b"amlport.packs/1\0"
 _PACK_HEAD = struct.Struct(">32sQI")  # pack sha256, pack size, entries
 _ENTRY = struct.Struct(">32sQI")  # object name, offset, length
 _COUNT = struct.Struct(">I")
+_READ_CHUNK = 1 << 20
 _HINT = "run `amlport verify`; `amlport prune` rewrites the pack index from what is readable"
 
 
@@ -161,6 +166,9 @@ class PackIndex:
         self._pack_numbers: dict[str, int] = {}
         self.index_keys: set[str] = set()  # index pieces read
         self.problems: list[tuple[str, str]] = []  # (key, what is wrong): unreadable pieces
+        # Further copies of an object (rows), read only when its first copy's pack is
+        # damaged: rare (two runs storing the same bytes, a prune killed after its new index).
+        self._more: dict[bytes, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -172,26 +180,36 @@ class PackIndex:
             number = self._number(pack.pack, pack.size)
             for hexd, offset, length in pack.entries:
                 name = bytes.fromhex(hexd)
-                if name in self._rows:  # a copy in another pack: the first one is read
-                    continue
-                self._rows[name] = len(self._offset)
+                row = len(self._offset)
                 self._pack_no.append(number)
                 self._offset.append(offset)
                 self._length.append(length)
+                if name in self._rows:  # a copy in another pack: the first one is read
+                    self._more.setdefault(name, []).append(row)
+                else:
+                    self._rows[name] = row
 
     def add_table(self, key: str, plain: bytes) -> None:
         """``add_pieces`` of an index piece's plain bytes (checked), without a string per
         object: loading 100k entries takes a tenth of a second."""
+        # A row is complete before a name points to it: a thread that ``find``s meanwhile
+        # (a reader that picked up a writer's new piece, a batch adding its own) sees an
+        # object or not, never half of one.
         rows_of = self._rows
         for pack, size, rows in _table(plain, key):
             number = self._number(pack, size)
             if not rows_of.keys().isdisjoint(r[0] for r in rows):  # copies in another pack:
+                for name, offset, length in (r for r in rows if r[0] in rows_of):
+                    self._pack_no.append(number)
+                    self._offset.append(offset)
+                    self._length.append(length)
+                    self._more.setdefault(name, []).append(len(self._offset) - 1)
                 rows = [r for r in rows if r[0] not in rows_of]  # the first one is read
             first = len(self._offset)
-            rows_of.update(zip((r[0] for r in rows), range(first, first + len(rows)), strict=True))
             self._pack_no.extend(array("I", [number]) * len(rows))
             self._offset.extend(array("Q", [r[1] for r in rows]))
             self._length.extend(array("I", [r[2] for r in rows]))
+            rows_of.update(zip((r[0] for r in rows), range(first, first + len(rows)), strict=True))
         if key:
             self.index_keys.add(key)
 
@@ -199,24 +217,58 @@ class PackIndex:
         number = self._pack_numbers.get(pack)
         if number is None:
             number = self._pack_numbers[pack] = len(self.packs)
+            self.pack_sizes.append(size)  # first: a reader zips packs with their sizes
             self.packs.append(pack)
-            self.pack_sizes.append(size)
         return number
 
-    def find(self, hexd: str) -> tuple[str, int, int] | None:
-        """(pack hex, offset, length) of an object, None when no pack holds it."""
+    def find(
+        self, hexd: str, avoid: frozenset[str] | Callable[[], frozenset[str]] = frozenset()
+    ) -> tuple[str, int, int] | None:
+        """(pack hex, offset, length) of an object, None when no pack holds it: its first
+        copy, or, when that copy's pack is in ``avoid`` (damaged packs; a callable is asked
+        only for an object with more than one copy), the first copy in another pack."""
         try:
-            row = self._rows.get(bytes.fromhex(hexd))
+            name = bytes.fromhex(hexd)
         except ValueError:
             return None
+        row = self._rows.get(name)
         if row is None:
             return None
+        more = self._more.get(name)
+        if more:
+            damaged = avoid() if callable(avoid) else avoid
+            for other in [row, *more]:
+                if self.packs[self._pack_no[other]] not in damaged:
+                    row = other
+                    break
         return self.packs[self._pack_no[row]], self._offset[row], self._length[row]
+
+    def copies(self) -> int:
+        """How many further copies the index holds (objects named by two packs)."""
+        return sum(map(len, self._more.values()))
 
     def items(self) -> Iterator[tuple[str, int]]:
         """(object hex, stored length) of every packed object."""
         for name, row in self._rows.items():
             yield name.hex(), self._length[row]
+
+
+def pack_problem(store: RepoStore, pack_hex: str) -> str | None:
+    """Read a pack whole: None when its bytes hash to its name, else what is wrong (verify's
+    and prune's one check of a pack's bytes)."""
+    key = pack_key(pack_hex)
+    sha = hashlib.sha256()
+    try:
+        with store.open(key, limit=MAX_PACK_BYTES) as fh:
+            while chunk := fh.read(_READ_CHUNK):
+                sha.update(chunk)
+    except FileNotFoundError:
+        return f"pack {key} was removed while being checked"
+    except IntegrityError as exc:
+        return f"pack {key}: {exc.message}"
+    if sha.hexdigest() != pack_hex:
+        return f"pack {key} is corrupt: its bytes hash to {sha.hexdigest()}"
+    return None
 
 
 class Packer:

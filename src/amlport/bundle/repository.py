@@ -529,7 +529,9 @@ class Repository:
         """Delete the objects no snapshot references (all snapshots must be readable)."""
         guard = contextlib.nullcontext() if dry_run else self.lock(exclusive=True)
         with guard:
-            return collect_garbage(self.objects, self.snapshots, dry_run=dry_run, progress=progress)
+            return collect_garbage(
+                self.objects, self.snapshots, dry_run=dry_run, progress=progress, warn=self._warn
+            )
 
     # --- locks, index, packs ---------------------------------------------------------------
 

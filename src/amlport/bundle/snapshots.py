@@ -370,13 +370,15 @@ class SnapshotStore:
         plan: LoadPlan = WHOLE,
         *,
         pieces: set[str] | None = None,
+        on_entry: Callable[[str, Any], None] | None = None,
     ) -> Manifest:
         """Read a snapshot as a stream (its entries are typed as they arrive: a 100k-file
         manifest never sits in memory as text), checked against its id at the end.
         ``plan``: the lists (and lineage) to keep, the strings to share (``LoadPlan``); the
         lists not kept are checked, then dropped.
-        ``pieces``: gets the names of the format-2 pieces read (``verify`` counts them)."""
-        return self._read(snapshot_id, plan, pieces=pieces)
+        ``pieces``: gets the names of the format-2 pieces read (``verify`` counts them).
+        ``on_entry``: shown each entry of the long lists as it is read, kept or not."""
+        return self._read(snapshot_id, plan, pieces=pieces, on_entry=on_entry)
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
         """What ``snapshots`` lists of one snapshot: read and checked whole, but its lists

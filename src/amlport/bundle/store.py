@@ -34,6 +34,7 @@ from typing import BinaryIO, cast
 
 from amlport.bundle import files
 from amlport.errors import IntegrityError, UsageError
+from amlport.streams import write_sliced
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,13 @@ class RepoStore(ABC):
         """Keys below the folder ``prefix`` (``"snapshots/"``), relative to it, in name
         order; writes in progress are never listed."""
 
+    def not_regular(self, prefix: str) -> Iterator[str]:
+        """Names directly below the folder ``prefix`` that ``list`` leaves out because they
+        are not regular files (a FIFO, a symbolic link, a directory…), in name order: only a
+        local folder holds such things. A reader for whom every value of a folder counts (the
+        pack index) names them as unreadable instead of not seeing them."""
+        return iter(())
+
     def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
         """``list`` with each value's size (a remote store has both in one listing)."""
         for name in self.list(prefix):
@@ -209,6 +217,11 @@ class LocalStore(RepoStore):
         # Folders (keys ending in ``/``) seen to be real directories, not links: each is
         # checked once per store, not once per value read or written.
         self._real_folders: set[str] = set()
+        # The layout's folders are checked when the store is opened, not when first used: a
+        # reader that finds every object in a pack never opens ``objects/`` (a link there
+        # went unnoticed by ``verify``, design 0007 "Packs on by default").
+        for folder in _CHECKED_AT_OPEN:
+            self._refuse_linked_folders(folder)
 
     @property
     def display(self) -> str:
@@ -220,7 +233,9 @@ class LocalStore(RepoStore):
 
     def local_path(self, key: str) -> Path:
         """The file of ``key``; IntegrityError when a folder on the way (below the root) is a
-        symbolic link: followed, it would read and write outside the repository."""
+        symbolic link (followed, it would read and write outside the repository) or anything
+        else that is not a folder (a file in its place: a write below it was an internal
+        error, a read found nothing)."""
         self._refuse_linked_folders(key)
         return self.root / key
 
@@ -242,7 +257,12 @@ class LocalStore(RepoStore):
                     "the link by the folder it points to, then run `amlport verify`",
                 )
             if not stat.S_ISDIR(st.st_mode):
-                return  # a file where a folder belongs: reading below it finds nothing
+                what = "a file" if stat.S_ISREG(st.st_mode) else "a special file"
+                raise IntegrityError(
+                    f"{path} is {what} where a folder of the repository belongs",
+                    hint="a repository holds only folders and files amlport wrote: move it "
+                    "away, then run `amlport verify`",
+                )
             self._real_folders.add(folder)
 
     def root_exists(self) -> bool:
@@ -367,7 +387,8 @@ class LocalStore(RepoStore):
 
     def delete(self, key: str, *, version: str | None = None) -> bool:
         path = self.local_path(key)
-        path.unlink(missing_ok=True)
+        with _object_slot(path):  # a directory in a pack's place: prune names it
+            path.unlink(missing_ok=True)
         files.fsync_dir(path.parent)
         return True
 
@@ -384,6 +405,14 @@ class LocalStore(RepoStore):
             if not files.is_temp(p) and files.regular_size(p) is not None
         )
         yield from sorted(found)
+
+    def not_regular(self, prefix: str) -> Iterator[str]:
+        try:
+            entries = list(os.scandir(self.local_path(prefix)))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        odd = (e.name for e in entries if not e.is_file(follow_symlinks=False))
+        yield from sorted(n for n in odd if not n.startswith(files.TEMP_PREFIX))
 
     def open(self, key: str, *, limit: int | None = None) -> BinaryIO:
         return files.open_regular(self.local_path(key), limit)
@@ -444,7 +473,7 @@ class FileStaging(Staging):
         self.size = 0
 
     def write(self, data: bytes) -> None:
-        self._fh.write(data)
+        write_sliced(self._fh, data)  # 256 KiB write(2) calls (streams.WRITE_SLICE)
         self.size += len(data)
 
     def commit(self, key: str, digest: str) -> None:
@@ -452,6 +481,8 @@ class FileStaging(Staging):
 
 
 LAYOUT_DIRS = ("objects", "snapshots", "locks", "index")
+# Every folder of the layout (and the folders above them), checked when a store is opened
+_CHECKED_AT_OPEN = ("objects/sha256/", "packs/index/", "snapshots/", "locks/", "index/", "keys/")
 
 
 def _read_up_to(fh: BinaryIO, length: int) -> bytes:
@@ -513,7 +544,8 @@ def folders_files(folders: set[Path]) -> list[Path]:
 
 @contextlib.contextmanager
 def _object_slot(path: Path) -> Iterator[None]:
-    """Publishing a value at ``path``: a directory in its place is an IntegrityError."""
+    """Publishing (or deleting) a value at ``path``: a directory in its place is an
+    IntegrityError."""
     try:
         yield
     except IsADirectoryError:

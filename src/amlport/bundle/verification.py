@@ -16,15 +16,14 @@ files (``--deep``) live above this layer and read files through ``Repository.ite
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from amlport.bundle import packs
-from amlport.bundle.objects import CHUNK_SIZE, ObjectStore
+from amlport.bundle.objects import ObjectStore
 from amlport.bundle.snapshots import SHORT_ID_LENGTH, SnapshotStore
 from amlport.errors import IntegrityError
-from amlport.model.manifest import Manifest
+from amlport.model.loadplan import SUMMARY, LoadPlan
 from amlport.progress import Progress
 
 MISSING_OBJECT = "missing_object"
@@ -79,33 +78,38 @@ class VerifyReport:
         }
 
 
-@dataclass
-class _Reference:
-    size: int
-    paths: list[str] = field(default_factory=list)
-
-
 def verify(
     objects: ObjectStore,
     snapshots: SnapshotStore,
     snapshot_id: str | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
+    """Memory: one snapshot's files and assets at a time (kept only for the check of their
+    references), and one size per distinct object. The bundle paths a problem names are
+    collected by a second read of the snapshots, for the damaged objects only (a
+    ``<snapshot>:<path>`` string per file per snapshot was ~45 MB at 100k files and three
+    snapshots; docs/design/0007, "Peak memory at 100k (E, session 6)")."""
     report = VerifyReport()
     ids = [snapshots.resolve(snapshot_id)] if snapshot_id else snapshots.ids()
-    refs: dict[str, _Reference] = {}
+    sizes: dict[str, int] = {}  # digest -> size, as the first snapshot naming it records it
     pieces: set[str] = set()
+    loaded: list[str] = []
     for sid in ids:
         report.snapshots.append(sid)
-        manifest = _load(snapshots, sid, report, pieces)
-        if manifest is not None:
-            _collect(manifest, refs)
+        if _load(snapshots, sid, report, pieces, sizes):
+            loaded.append(sid)
     report.pieces_checked = len(pieces)
     check_packs(objects, report)
-    for done, digest in enumerate(sorted(refs), start=1):
-        _check_object(objects, digest, refs[digest], report)
+    damaged: list[_Damaged] = []
+    for done, digest in enumerate(sorted(sizes), start=1):
+        found = _check_object(objects, digest, sizes[digest], report)
+        if found is not None:
+            damaged.append(found)
         if progress is not None:
-            progress("verify", done, len(refs))
+            progress("verify", done, len(sizes))
+    if damaged:
+        paths = _paths_of(snapshots, loaded, {d.digest for d in damaged})
+        report.problems += [d.problem(tuple(paths.get(d.digest, ()))) for d in damaged]
     return report
 
 
@@ -128,59 +132,86 @@ def check_packs(objects: ObjectStore, report: VerifyReport) -> None:
             message = f"pack {key} has {actual} bytes, its index says {size}"
             report.problems.append(VerifyProblem(CORRUPT_PACK, message))
         else:
-            problem = _hash_pack(objects, key, pack)
+            problem = packs.pack_problem(objects.store, pack)  # prune's check too
             if problem is not None:
                 report.problems.append(VerifyProblem(CORRUPT_PACK, problem))
 
 
-def _hash_pack(objects: ObjectStore, key: str, pack: str) -> str | None:
-    sha = hashlib.sha256()
-    try:
-        with objects.store.open(key, limit=packs.MAX_PACK_BYTES) as fh:
-            while chunk := fh.read(CHUNK_SIZE):
-                sha.update(chunk)
-    except FileNotFoundError:
-        return f"pack {key} was removed while being checked"
-    except IntegrityError as exc:
-        return f"pack {key}: {exc.message}"
-    if sha.hexdigest() != pack:
-        return f"pack {key} is corrupt: its bytes hash to {sha.hexdigest()}"
-    return None
+_SUMMARY_WITH_REFERENCES = LoadPlan.only("files", "assets")  # check_references runs
 
 
 def _load(
-    snapshots: SnapshotStore, sid: str, report: VerifyReport, pieces: set[str]
-) -> Manifest | None:
+    snapshots: SnapshotStore,
+    sid: str,
+    report: VerifyReport,
+    pieces: set[str],
+    sizes: dict[str, int],
+) -> bool:
+    """Read and check one snapshot (every piece, entry and reference, as a whole read does),
+    recording the size of each object it names; False (and a problem) when it is damaged."""
+    found: dict[str, int] = {}
+
+    def take(key: str, entry: Any) -> None:
+        if key == "files":
+            found.setdefault(entry.digest, entry.size)
+
     try:
-        return snapshots.load_exact(sid, pieces=pieces)
+        snapshots.load_exact(sid, _SUMMARY_WITH_REFERENCES, pieces=pieces, on_entry=take)
     except IntegrityError as exc:
         report.problems.append(VerifyProblem(CORRUPT_SNAPSHOT, str(exc), snapshot_id=sid))
-        return None
+        return False
+    for digest, size in found.items():  # only a snapshot read whole counts
+        sizes.setdefault(digest, size)
+    return True
 
 
-def _collect(manifest: Manifest, refs: dict[str, _Reference]) -> None:
-    short = (manifest.snapshot_id or "")[:SHORT_ID_LENGTH]
-    for entry in manifest.files:
-        ref = refs.setdefault(entry.digest, _Reference(entry.size))
-        ref.paths.append(f"{short}:{entry.path}")
+def _paths_of(snapshots: SnapshotStore, ids: list[str], digests: set[str]) -> dict[str, list[str]]:
+    """The bundle paths (``<short snapshot id>:<path>``) naming each of ``digests``, in the
+    order of the snapshots and of their files."""
+    paths: dict[str, list[str]] = {}
+    for sid in ids:
+        short = sid[:SHORT_ID_LENGTH]
+
+        def take(key: str, entry: Any, short: str = short) -> None:
+            if key == "files" and entry.digest in digests:
+                paths.setdefault(entry.digest, []).append(f"{short}:{entry.path}")
+
+        try:
+            snapshots.load_exact(sid, SUMMARY, on_entry=take)
+        except IntegrityError:  # read whole a moment ago: its problem is reported already
+            continue
+    return paths
 
 
-def _check_object(objects: ObjectStore, digest: str, ref: _Reference, report: VerifyReport) -> None:
+@dataclass
+class _Damaged:
+    """An object found missing, damaged or of another size; its paths come later."""
+
+    kind: str
+    digest: str
+    message: str  # followed by `` (used by <first path> and N more)`` when ``used``
+    used: bool = True
+
+    def problem(self, paths: tuple[str, ...]) -> VerifyProblem:
+        message = f"{self.message} (used by {_first(paths)})" if self.used else self.message
+        return VerifyProblem(self.kind, message, digest=self.digest, paths=paths)
+
+
+def _check_object(
+    objects: ObjectStore, digest: str, expected: int, report: VerifyReport
+) -> _Damaged | None:
     report.objects_checked += 1
-    paths = tuple(ref.paths)
     # One read: presence, size and hash; an object larger than recorded is not read.
-    size, problem = objects.measure(digest, ref.size)
+    size, problem = objects.measure(digest, expected)
     if size is None:
-        message = f"object {digest} is missing (used by {_first(paths)})"
-        report.problems.append(VerifyProblem(MISSING_OBJECT, message, digest=digest, paths=paths))
-        return
-    report.bytes_checked += min(size, ref.size)  # a larger one was not read
+        return _Damaged(MISSING_OBJECT, digest, f"object {digest} is missing")
+    report.bytes_checked += min(size, expected)  # a larger one was not read
     if problem is not None:
-        message = f"{problem} (used by {_first(paths)})"
-        report.problems.append(VerifyProblem(CORRUPT_OBJECT, message, digest=digest, paths=paths))
-    elif size != ref.size:
-        message = f"object {digest} has {size} bytes, the manifest says {ref.size}"
-        report.problems.append(VerifyProblem(SIZE_MISMATCH, message, digest=digest, paths=paths))
+        return _Damaged(CORRUPT_OBJECT, digest, problem)
+    if size != expected:
+        message = f"object {digest} has {size} bytes, the manifest says {expected}"
+        return _Damaged(SIZE_MISMATCH, digest, message, used=False)
+    return None
 
 
 def _first(paths: tuple[str, ...]) -> str:

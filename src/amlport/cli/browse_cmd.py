@@ -115,7 +115,10 @@ def ls(
         wanted = _bundle_path(path)
         repository = arg.open()
         with repository, repository.lock(exclusive=False):  # no prune under us
-            manifest = arg.pick(repository, source)
+            from amlport.model.loadplan import LoadPlan
+
+            # files and assets only: the lineage and rewrite records are not listed
+            manifest = arg.pick(repository, source, plan=LoadPlan.only("files", "assets"))
             location = repository.location
         entries = _under(manifest, wanted)
         if wanted and not entries:

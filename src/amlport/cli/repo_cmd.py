@@ -89,24 +89,46 @@ def init(
 def upgrade(
     repo: str = typer.Argument(..., metavar="REPO", help=f"{REPO_HELP}."),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="List the snapshots that would be converted; change nothing."
+        False, "--dry-run", help="List what would be converted or packed; change nothing."
+    ),
+    packs: bool = typer.Option(
+        False,
+        "--packs",
+        help="Also turn pack files on: new backups put objects below 512 KiB into pack files, "
+        "and the loose ones stored so far are packed now.",
+    ),
+    repack: bool = typer.Option(
+        True,
+        "--repack/--no-repack",
+        help="With --packs: pack the loose small objects stored so far (default), or leave "
+        "them loose.",
     ),
     as_json: bool = common.JsonOpt,
     repo_creds: RepoCredentials = REPO,
     key_file: str | None = RepoKeyFileOpt,
 ) -> None:
-    """Convert a format-1 repository to format 2 in place (docs/bundle-format.md).
+    """Convert a format-1 repository to format 2 in place, and with --packs turn pack files
+    on (docs/bundle-format.md).
 
     Format 2 stores each snapshot as a small root over compressed, shared pieces: an
     unchanged re-backup adds about a kilobyte instead of a whole manifest. Data objects are
-    kept as they are. The conversion is crash-safe: a run killed at any point leaves a
-    repository every command reads, and running upgrade again finishes it. It takes an
-    exclusive lock. Snapshot ids change (the old ids are printed beside the new ones).
+    kept as they are. --packs (a format-1 repository: both in one go) declares pack files
+    in config.json, so that new runs write a few pack files instead of a file per small
+    object, and packs the loose objects below 512 KiB already stored (--no-repack leaves
+    them); amlport versions before pack files then refuse the repository by name. A repository
+    that has pack files is left as it is (a killed run's loose rest is packed). An
+    encrypted repository needs its key to pack (each object is checked first). The
+    conversion is crash-safe: a run killed at any point leaves a repository every command
+    reads, and running upgrade again finishes it. It takes an exclusive lock. Snapshot ids
+    change (the old ids are printed beside the new ones).
     Exit 0 done (or nothing to do), 2 repository locked, 4 a damaged snapshot stopped it.
     """
     with guarded():
         from amlport.bundle.upgrade import upgrade as run_upgrade
+        from amlport.storage.guard import WriteGuard
 
+        if not packs and not repack:
+            raise UsageError("--no-repack applies only with --packs", hint="add --packs")
         arg = repo_creds.arg(
             repo,
             allow_snapshot=False,
@@ -115,7 +137,14 @@ def upgrade(
             arg.open() as repository,
             common.progress_reporter(not as_json) as progress,
         ):
-            report = run_upgrade(repository, dry_run=dry_run, progress=progress)
+            report = run_upgrade(
+                repository,
+                dry_run=dry_run,
+                progress=progress,
+                packs=packs,
+                repack=repack,
+                guard=WriteGuard(dry_run=dry_run),
+            )
         if as_json:
             common.emit_json("repo-upgrade", report.to_dict(), ExitCode.OK)
         else:

@@ -25,6 +25,7 @@ from amlport.storage.opener import StorageAuth
 
 if TYPE_CHECKING:
     from amlport.bundle.repository import Repository
+    from amlport.model.loadplan import LoadPlan
     from amlport.model.manifest import Manifest
 
 REPO_CONNECTION_STRING_ENV = "AMLPORT_REPO_CONNECTION_STRING"
@@ -120,14 +121,21 @@ class RepoArg:
         return Repository.open(self.ref.location, auth=self.auth)
 
     def pick(
-        self, repository: Repository, source: str | None, map_source: str | None = None
+        self,
+        repository: Repository,
+        source: str | None,
+        map_source: str | None = None,
+        plan: LoadPlan | None = None,
     ) -> Manifest:
         """The snapshot named (``REPO@ID``/``--snapshot``; none or ``latest``: the newest of
-        ``--source``, else of the map's ``source:``, else of the only source)."""
+        ``--source``, else of the map's ``source:``, else of the only source). ``plan``: what
+        the read keeps (default: everything)."""
         from amlport.bundle.sources import parse_source, select_snapshot
+        from amlport.model.loadplan import WHOLE
 
         mapped = parse_source(map_source, where="map file 'source:'")
-        return select_snapshot(repository, self.ref.snapshot, parse_source(source), mapped)
+        named = parse_source(source)
+        return select_snapshot(repository, self.ref.snapshot, named, mapped, plan or WHOLE)
 
     def snapshot_id(self, repository: Repository, source: str | None) -> str:
         """The full id of the snapshot named, as ``pick`` chooses it, reading snapshot

@@ -5,6 +5,11 @@ already stored (etag + size + MD5 decide, the MD5 is checked on read).
 Memory is bounded: text files above ``STREAM_ABOVE`` (YAML and MLmodel above
 ``MAX_REWRITE_BYTES``) are rewritten as a stream (``LogStream``), never held whole. A file
 that holds a secret redaction could not remove is not stored (``withheld``).
+
+A small file's work between its read and its store is ``prepare`` (no I/O): the transfer
+calls it here, or worker processes call it ahead of time (``export/workers.py``) and
+``FileCopier.commit`` stores what they made; either way ``FileCopier._store`` stores and
+records it.
 """
 
 from __future__ import annotations
@@ -132,6 +137,19 @@ class FileCopier:
             self.warnings += carried.warnings.get(path, [])
         return True
 
+    def reusable(self, index: SourceIndex, carried: Carried, path: str, blob: BlobInfo) -> bool:
+        """Would ``reuse`` take this file (it records nothing)? Asked ahead of the file's
+        turn, to leave it out of the work handed to other processes; ``reuse`` still
+        decides at its turn (an object stored meanwhile may make a row usable)."""
+        if rewrites(blob):
+            hit = index.lookup(
+                rewrite_space(blob.container), blob.name, blob.etag, blob.size, blob.content_md5
+            )
+            previous = carried.entries.get(path)
+            return hit is not None and previous is not None and previous.digest == hit
+        hit = index.lookup(blob.container, blob.name, blob.etag, blob.size, blob.content_md5)
+        return hit is not None
+
     def copy(
         self, repo: Repository, index: SourceIndex, carried: Carried, path: str, blob: BlobInfo
     ) -> None:
@@ -142,12 +160,47 @@ class FileCopier:
             else:
                 self._raw(repo, index, carried, path, blob, original)
         except _Withheld as exc:
-            with self._lock:
-                self.withheld.add(path)
-                self.warnings.append(
-                    f"not exported: {path}: {unredacted(exc.found)}; rotate the credential, "
-                    "then remove it from the file"
-                )
+            self._withhold(path, exc)
+
+    def commit(
+        self, repo: Repository, index: SourceIndex, path: str, blob: BlobInfo, done: Prepared
+    ) -> None:
+        """Store a file another process prepared (``prepare``, export/workers.py) and record
+        it, as ``copy`` would have after its own read and rewrite of the file."""
+        try:
+            self._store(repo, index, path, blob, _original(path, blob), done)
+        except _Withheld as exc:
+            self._withhold(path, exc)
+
+    def _withhold(self, path: str, exc: _Withheld) -> None:
+        with self._lock:
+            self.withheld.add(path)
+            self.warnings.append(
+                f"not exported: {path}: {unredacted(exc.found)}; rotate the credential, "
+                "then remove it from the file"
+            )
+
+    def _store(
+        self,
+        repo: Repository,
+        index: SourceIndex,
+        path: str,
+        blob: BlobInfo,
+        original: dict[str, str],
+        done: Prepared,
+    ) -> None:
+        """Store a prepared small file and record it (``_Withheld``: a secret redaction
+        could not remove; nothing is stored)."""
+        _withhold_if_secret(done.found)
+        if done.result is None:
+            digest, new = repo.add_bytes(done.data)
+            self._record_raw(index, path, blob, original, digest, len(done.data), new)
+            return
+        rewritten = _Rewritten(self._put(repo, done.data), len(done.data), done.result)
+        rewritten.read = done.read
+        if done.source_digest:  # changed: the entry records the source's digest
+            rewritten.source_digest = self._one(done.source_digest)
+        self._record_rewritten(index, path, blob, original, rewritten)
 
     def _raw(
         self,
@@ -160,19 +213,29 @@ class FileCopier:
     ) -> None:
         if self._reuse_raw(index, carried, path, blob, original):
             return
-        new: bool | None = None  # a stream's store does not say whether it was new
         if blob.size <= READ_WHOLE:  # one read and one write: no stream, no staging file
-            data = self._read(blob)
-            _withhold_if_secret(find_secrets_in_bytes(data))
-            (digest, new), size = repo.add_bytes(data), len(data)
-            del data
-        else:
-            scanner = ByteScanner()
-            with self._open(blob) as stream:
-                digest, size = repo.put_stream(  # raises _Withheld at the end: nothing stored
-                    cast(BinaryIO, Tee(stream, _scanning(scanner))),
-                    expected_md5=_hex_md5(blob.content_md5),
-                )
+            done = prepare(self._read(blob), self.rules, path, blob, rewrite=False)
+            self._store(repo, index, path, blob, original, done)
+            return
+        scanner = ByteScanner()
+        with self._open(blob) as stream:
+            digest, size = repo.put_stream(  # raises _Withheld at the end: nothing stored
+                cast(BinaryIO, Tee(stream, _scanning(scanner))),
+                expected_md5=_hex_md5(blob.content_md5),
+            )
+        # a stream's store does not say whether it was new
+        self._record_raw(index, path, blob, original, digest, size, None)
+
+    def _record_raw(
+        self,
+        index: SourceIndex,
+        path: str,
+        blob: BlobInfo,
+        original: dict[str, str],
+        digest: str,
+        size: int,
+        new: bool | None,
+    ) -> None:
         digest = self._one(digest)
         index.record(blob.container, blob.name, blob.etag, blob.size, blob.content_md5, digest)
         # an index miss: the bytes were read and stored (dedupe aside)
@@ -186,13 +249,7 @@ class FileCopier:
             yield cast(BinaryIO, Abandonable(raw, self.abandon))
 
     def _read(self, blob: BlobInfo) -> bytes:
-        """The whole blob, checked against the listing's content-MD5."""
-        if blob.container == SPECS_CONTAINER and self.specs is not None:
-            data = (self.specs / blob.name).read_bytes()
-        else:
-            data = self.source.read_bytes(blob.container, blob.name)
-        _check_md5(blob, data)
-        return data
+        return read_whole(self.source, self.specs, blob)
 
     def _rewrite(
         self,
@@ -205,21 +262,26 @@ class FileCopier:
     ) -> None:
         if self._reuse_rewritten(index, carried, path, blob):
             return
+        if blob.container == SPECS_CONTAINER or _in_memory(blob.name, blob.size):
+            prepared = prepare(self._read(blob), self.rules, path, blob, rewrite=True)
+            self._store(repo, index, path, blob, original, prepared)
+            return
+        try:
+            done = self._rewrite_stream(repo, path, blob)
+        except BinaryContent:  # a NUL byte: binary content is never altered
+            self._raw(repo, index, carried, path, blob, original)
+            return
+        self._record_rewritten(index, path, blob, original, done)
+
+    def _record_rewritten(
+        self,
+        index: SourceIndex,
+        path: str,
+        blob: BlobInfo,
+        original: dict[str, str],
+        done: _Rewritten,
+    ) -> None:
         space = rewrite_space(blob.container)
-        if blob.container != SPECS_CONTAINER and not _in_memory(blob.name, blob.size):
-            try:
-                done = self._rewrite_stream(repo, path, blob)
-            except BinaryContent:  # a NUL byte: binary content is never altered
-                self._raw(repo, index, carried, path, blob, original)
-                return
-        else:
-            data = self._read(blob)
-            result = rewrite_file(blob.name, data, self.rules, bundle_path=path)
-            _withhold_if_secret(find_secrets_in_bytes(result.data))  # what redaction could not
-            done = _Rewritten(self._put(repo, result.data), len(result.data), result)
-            done.read = len(data)
-            if result.changes or result.redactions:  # the entry records the source's digest
-                done.source_digest = self._one(_digest(data))
         index.record(space, blob.name, blob.etag, blob.size, blob.content_md5, done.digest)
         result = done.result
         changed = bool(result.changes or result.redactions)
@@ -272,6 +334,47 @@ class FileCopier:
         return _Rewritten(self._one(digest), size, result, source_digest, rewriter.read)
 
 
+@dataclass
+class Prepared:
+    """A small file read, searched for secrets and, when it may bind to the workspace,
+    rewritten: the bytes to store and what the rewrite did. Made by ``prepare`` on the
+    transfer's thread or in a worker process (export/workers.py); ``FileCopier`` stores
+    it. Picklable."""
+
+    data: bytes  # the bytes to store
+    read: int  # bytes read from the source
+    result: RewriteResult | None = None  # None: stored as read
+    source_digest: str = ""  # rewritten and changed: the digest of the bytes read
+    found: Counter[str] | None = None  # secrets in ``data`` (redaction could not remove them)
+
+
+def prepare(
+    data: bytes, rules: RewriteRules, path: str, blob: BlobInfo, *, rewrite: bool
+) -> Prepared:
+    """The per-file work of a small file between its read and its store (no I/O): the
+    rewrite when ``rewrite``, the search of the bytes to store for secrets (the one
+    detector, ``secrets.py``), the digest of the bytes read when the rewrite changed them."""
+    if not rewrite:
+        return Prepared(data, len(data), found=find_secrets_in_bytes(data) or None)
+    result = rewrite_file(blob.name, data, rules, bundle_path=path)
+    found = find_secrets_in_bytes(result.data) or None  # what redaction could not remove
+    done = Prepared(result.data, len(data), result, found=found)
+    if result.changes or result.redactions:  # the entry records the source's digest
+        done.source_digest = _digest(data)
+    return done
+
+
+def read_whole(source: Source, specs: Path | None, blob: BlobInfo) -> bytes:
+    """The whole blob (a file of ``specs`` for the specs pseudo-container), checked against
+    the listing's content-MD5."""
+    if blob.container == SPECS_CONTAINER and specs is not None:
+        data = (specs / blob.name).read_bytes()
+    else:
+        data = source.read_bytes(blob.container, blob.name)
+    _check_md5(blob, data)
+    return data
+
+
 class _Withheld(Exception):
     """A file holds a secret that could not be redacted: it is not stored."""
 
@@ -280,7 +383,7 @@ class _Withheld(Exception):
         self.found = found
 
 
-def _withhold_if_secret(found: Counter[str]) -> None:
+def _withhold_if_secret(found: Counter[str] | None) -> None:
     if found:
         raise _Withheld(found)
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amlport import secret_prefilter
 from amlport.bundle import Repository
 from amlport.export.request import ExportRequest, ExportResult
 from amlport.export.request import PlanExtension as PlanExtension
 from amlport.export.selection import Selection, select
+from amlport.export.workers import warm_up
 from amlport.export.writer import BundleWriter
 from amlport.exporters import registered
 from amlport.exporters.base import AssetUnsupported, ExportContext
@@ -75,6 +77,7 @@ def run_export(
     if request.dry_run:
         result.retries = source.retry_count
         return result
+    warm_up(source, len(writer.blobs))  # worker processes for the transfer (export/workers.py)
     source_desc, provenance = inv.source.to_dict(), _provenance(writer, inv)
     # The walk's inventory, graph and listing are not needed past planning: let them go
     # before the lineage is copied out and the transfer and the previous snapshot take
@@ -120,6 +123,8 @@ def _walk(
     """The walk, with the read cache of this source when one is asked for; and how many
     files the cache gave."""
     cache = None
+    # the byte scan's compiled expressions are kept beside the read cache (docs/design/0005)
+    secret_prefilter.keep_compiled_in(request.cache_dir)
     if request.cache_dir is not None:
         key = source_key(source.descriptor.to_dict())
         cache = ReadCache.open(request.cache_dir, key, on_warning=warn)

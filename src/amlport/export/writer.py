@@ -1,7 +1,8 @@
 """Put exported files into the repository: ``BundleWriter`` is the plan
 (``export/plan.py``: exporters add blobs and generated files, no I/O), the transfer's
 scheduling (``export/transfer.py``: a bounded window on a thread pool, the outage breaker,
-Ctrl-C) and the per-file copy (``export/copy.py``: rewrite or copy each file at most once,
+Ctrl-C; ``export/workers.py``: a local copy's small files prepared ahead in worker
+processes) and the per-file copy (``export/copy.py``: rewrite or copy each file at most once,
 not at all when the incremental index says it is already stored) put together.
 
 The names callers used before the split are re-exported here.
@@ -30,6 +31,7 @@ from amlport.export.transfer import (
     Transfer,
     TransferStats,
 )
+from amlport.export.workers import Ahead, pool, processes_for
 from amlport.model.manifest import FileEntry, Manifest, RedactionRecord, RewriteRecord
 from amlport.progress import TransferProgress
 from amlport.rewriters.rules import RewriteRules
@@ -100,8 +102,23 @@ class BundleWriter(BundlePlan):
         def attempt(path: str, blob: BlobInfo) -> None:
             self._attempt(repo, index, carried, path, blob)
 
-        workers = self.source.reads_in_flight(workers)  # 1 for a local source: no pool
-        self._transfer.run(self.blobs, reuse, attempt, workers=workers, progress=progress)
+        def reusable(path: str, blob: BlobInfo) -> bool:
+            return self._copier.reusable(index, carried, path, blob)
+
+        processes = processes_for(self.source, self.rules, workers, self.blobs, reusable)
+        if processes:  # a local copy with many files: prepared ahead in worker processes
+            with pool(self.source, self.rules, processes) as executor:
+                Ahead(self._transfer, executor, processes).run(
+                    self.blobs,
+                    reuse,
+                    reusable,
+                    lambda path, blob: self._copier.copy(repo, index, carried, path, blob),
+                    lambda path, blob, done: self._copier.commit(repo, index, path, blob, done),
+                    progress=progress,
+                )
+        else:
+            workers = self.source.reads_in_flight(workers)  # 1 for a local source: no pool
+            self._transfer.run(self.blobs, reuse, attempt, workers=workers, progress=progress)
         self.blobs = {}  # emptied, but a dict keeps its table (4 MB at 100k blobs)
         self._copier.forget_digests()
         self.stats.forget_stored()

@@ -213,7 +213,9 @@ def run_import(
 def verify_first(repo: Repository, manifest: Manifest) -> None:
     report = repo.verify(manifest.snapshot_id)
     if not report.ok:
-        p = report.problems[0]
+        # A problem naming the files it damages, when one does: a damaged pack is reported
+        # before the objects in it, and only they say which files the import cannot write.
+        p = next((q for q in report.problems if q.paths), report.problems[0])
         raise IntegrityError(
             f"snapshot {str(manifest.snapshot_id)[:16]} failed verification before import: "
             f"{p.message}",
