@@ -26,6 +26,7 @@ from amlport.export import copy as copy_mod
 from amlport.export import engine, workers
 from amlport.export.copy import prepare, read_whole
 from amlport.export.plan import rewrites
+from amlport.processes import pid_alive
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.local import LocalSource
 from amlport.storage.reuse import ReusingSource
@@ -244,11 +245,11 @@ def test_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
     )
     assert main.stdout is not None
     pids = [int(pid) for pid in main.stdout.readline().split()]
-    assert pids and all(workers._alive(pid) for pid in pids)
+    assert pids and all(pid_alive(pid) for pid in pids)
     main.kill()
     main.wait()
-    assert not workers._alive(main.pid)
+    assert not pid_alive(main.pid)
     deadline = time.monotonic() + 60  # a liveness bound on a loaded machine, not a timing
-    while any(workers._alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(workers._alive(pid) for pid in pids)
+    assert not any(pid_alive(pid) for pid in pids)

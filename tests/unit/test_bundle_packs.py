@@ -10,10 +10,10 @@ from __future__ import annotations
 import struct
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers.bundle import manifest, sha
+from helpers.packing import keep_only, packed_snapshot, prune_killed_at, reopen
 
 from amlport.bundle import Repository, packs
 from amlport.bundle.config import RepositoryConfig
@@ -30,13 +30,6 @@ def packed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repository:
     return Repository.init(tmp_path / "repo")
 
 
-def packed_snapshot(repo: Repository, contents: dict[str, bytes], **kw: Any) -> str:
-    with repo.lock(exclusive=False):
-        with repo.objects.batch():
-            written = manifest(repo, contents, **kw)
-        return repo.write_snapshot(written)
-
-
 def pack_files(repo: Repository) -> list[Path]:
     return sorted(p for p in (repo.path / "packs").glob("??/*") if p.is_file())
 
@@ -48,18 +41,6 @@ def pack_of(repo: Repository, data: bytes) -> Path:
 
 def index_files(repo: Repository) -> list[Path]:
     return sorted((repo.path / "packs" / "index").glob("*"))
-
-
-def reopen(repo: Repository) -> Repository:
-    return Repository.open(repo.path)
-
-
-def keep_only(repo: Repository, snapshot_id: str) -> None:
-    """Forget every snapshot but ``snapshot_id`` (without pruning)."""
-    opened = reopen(repo)
-    for info in opened.list_snapshots():
-        if info.id != snapshot_id:
-            opened.snapshots.delete(info.id)
 
 
 # --- writing and reading -------------------------------------------------------------------
@@ -354,25 +335,7 @@ def test_a_prune_killed_anywhere_leaves_a_readable_repository(
     final = packed_snapshot(packed, keep)
     keep_only(packed, final)
     repo = reopen(packed)
-    deletes = 0
-    real_delete = repo.store.delete
-
-    def killed(key: str, **kw: Any) -> bool:
-        nonlocal deletes
-        if key.startswith("packs/"):
-            deletes += 1
-            if deletes == stop_at:
-                raise KeyboardInterrupt("killed")
-        return real_delete(key, **kw)
-
-    def no_index(plain: bytes) -> str:
-        raise KeyboardInterrupt("killed after the new packs")
-
-    monkeypatch.setattr(repo.store, "delete", killed)
-    if stop_at == 0:
-        monkeypatch.setattr(repo.objects, "write_index_piece", no_index)
-    with pytest.raises(KeyboardInterrupt):
-        repo.prune()
+    prune_killed_at(repo, monkeypatch, stop_at)
     after = reopen(packed)
     assert after.verify().ok
     assert after.get_bytes(sha(b"kept " * 10)) == b"kept " * 10

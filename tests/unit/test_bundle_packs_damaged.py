@@ -11,10 +11,10 @@ Runs plain and, with ``AMLPORT_TEST_ENCRYPT=1``, encrypted.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers.bundle import manifest, object_span, sha
+from helpers.bundle import object_span, sha
+from helpers.packing import keep_only, packed_snapshot, prune_killed_at, reopen
 
 from amlport.bundle import Repository, packs
 from amlport.bundle.packs import PackEntries
@@ -30,24 +30,6 @@ PACK_KINDS = {CORRUPT_PACK, MISSING_PACK}
 def packed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repository:
     monkeypatch.setenv("AMLPORT_PACKS", "1")
     return Repository.init(tmp_path / "repo")
-
-
-def packed_snapshot(repo: Repository, contents: dict[str, bytes]) -> str:
-    with repo.lock(exclusive=False):
-        with repo.objects.batch():
-            written = manifest(repo, contents)
-        return repo.write_snapshot(written)
-
-
-def reopen(repo: Repository, warnings: list[str] | None = None) -> Repository:
-    return Repository.open(repo.path, on_warning=None if warnings is None else warnings.append)
-
-
-def keep_only(repo: Repository, snapshot_id: str) -> None:
-    opened = reopen(repo)
-    for info in opened.list_snapshots():
-        if info.id != snapshot_id:
-            opened.snapshots.delete(info.id)
 
 
 def data_pack(repo: Repository) -> Path:
@@ -221,25 +203,7 @@ def test_a_prune_dropping_a_damaged_pack_killed_anywhere_keeps_every_object_read
     pack = data_pack(packed)
     damage(pack, "cut", keep=offsets[last])
     repo = reopen(packed)
-    deletes = 0
-    real_delete = repo.store.delete
-
-    def killed(key: str, **kw: Any) -> bool:
-        nonlocal deletes
-        if key.startswith("packs/"):
-            deletes += 1
-            if deletes == stop_at:
-                raise KeyboardInterrupt("killed")
-        return real_delete(key, **kw)
-
-    def no_index(plain: bytes) -> str:
-        raise KeyboardInterrupt("killed after the new packs")
-
-    monkeypatch.setattr(repo.store, "delete", killed)
-    if stop_at == 0:
-        monkeypatch.setattr(repo.objects, "write_index_piece", no_index)
-    with pytest.raises(KeyboardInterrupt):
-        repo.prune()
+    prune_killed_at(repo, monkeypatch, stop_at)
     between = reopen(packed)
     reads_every_file(between, final)
     problems = between.verify().problems

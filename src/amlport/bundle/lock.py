@@ -33,6 +33,7 @@ from pathlib import Path
 from amlport.bundle.store import RepoStore
 from amlport.errors import AccessDenied, AmlportError, ExitCode, ParseError
 from amlport.model.manifest import format_time, parse_time
+from amlport.processes import pid_alive
 from amlport.safeload import load_json
 
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
@@ -90,20 +91,6 @@ def machine_id() -> str:
     if not boot or not namespace:
         return ""
     return f"{socket.gethostname()}/{boot}/{namespace}"
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by someone else
-    return True
 
 
 def _where(store: RepoStore, key: str) -> str:

@@ -48,6 +48,7 @@ from amlport.errors import AmlportError, IntegrityError
 from amlport.export.copy import READ_WHOLE, Prepared, prepare, read_whole
 from amlport.export.plan import rewrites
 from amlport.export.transfer import FAILED, INTEGRITY, NOT_ATTEMPTED, SKIPPED, Transfer
+from amlport.processes import pid_alive
 from amlport.progress import TransferProgress
 from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.base import BlobInfo, Source, SourceWrapper
@@ -204,29 +205,9 @@ def _watch(main: int) -> None:
     """End this worker once ``main`` has ended. A worker waits for its next task on a pipe
     it holds both ends of, so a main process killed outright (SIGKILL, the OOM killer)
     would otherwise leave it, and the fork server, waiting for ever."""
-    while _alive(main):
+    while pid_alive(main):
         time.sleep(WATCH_EVERY)
     os._exit(0)
-
-
-def _alive(pid: int) -> bool:
-    """Does process ``pid`` run (not ended, nor a zombie waiting to be reaped)?"""
-    if _PROC:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-        except OSError:
-            return False
-    try:  # no /proc (macOS): ask the kernel
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-_PROC = os.path.isdir("/proc/self")
 
 
 def prepare_chunk(jobs: list[tuple[str, BlobInfo]]) -> list[Prepared | None]:

@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from amlport.errors import AmlportError, DiskFull, UsageError
 from amlport.model.workspace import WorkspaceDescriptor
+from amlport.processes import pid_alive
 
 DIGEST_METADATA = "amlport_sha256"
 TEMP_MARK = ".amlport-tmp-"
@@ -136,16 +137,6 @@ class Target(abc.ABC):
         self.close()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _temp_name(name: str) -> str:
     """The temp file beside ``name``; a short one when ``name`` is near NAME_MAX (it must fit
     too, or a legal 250-byte name would fail on its temp file)."""
@@ -192,7 +183,7 @@ class LocalTarget(Target):
         """Temp files of writers that died (SIGKILL) are never blobs: remove them."""
         for tmp in base.rglob(f"*{TEMP_MARK}*"):
             pid = tmp.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
 
     def _path(self, container: str, name: str) -> Path:
