@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from amlport.bundle import Repository
+from helpers.bundle import stored_files
 from helpers.cliutil import amlport
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,13 +67,6 @@ def referenced(repo: Path) -> set[str]:
         assert data == store.load_snapshot(info.id).digests()
         out |= data | pieces
     return out
-
-
-def stored_files(repo: Path) -> list[Path]:
-    """Every loose object file and pack file (not the pack index pieces): where the bytes of
-    the objects are, to search them or to count them."""
-    files = [*repo.glob("objects/*/??/*"), *repo.glob("packs/??/*")]
-    return sorted(f for f in files if f.is_file() and ".tmp-" not in f.name)
 
 
 def stored_file_bytes(repo: Path) -> int:

@@ -157,13 +157,15 @@ def stored_files(root: Path) -> list[Path]:
     return sorted(p for p in found if p.is_file() and ".tmp-" not in p.name)
 
 
-def pack_files(root: Path) -> list[Path]:
+def pack_files(root: Repository | Path) -> list[Path]:
     """The pack files of a local repository, sorted (``packs/<2 hex>/<64 hex>``)."""
+    root = root.path if isinstance(root, Repository) else root
     return sorted(p for p in root.glob("packs/??/*") if p.is_file() and ".tmp-" not in p.name)
 
 
-def index_pieces(root: Path) -> list[Path]:
+def index_pieces(root: Repository | Path) -> list[Path]:
     """The pack index pieces of a local repository, sorted (``packs/index/<64 hex>``)."""
+    root = root.path if isinstance(root, Repository) else root
     return sorted(p for p in root.glob("packs/index/*") if p.is_file() and ".tmp-" not in p.name)
 
 

@@ -122,7 +122,7 @@ def _rehashed(repo: Path, edit: Callable[[dict[str, Any]], None]) -> str:
 # Damage to data objects and forged manifests: the same attack on either format.
 
 
-def flip_byte(repo: Path) -> str:
+def flipped_byte(repo: Path) -> str:
     path, bundle_path = _object(repo, "model.pkl")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -235,7 +235,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-BOTH = [flip_byte, missing_object, unknown_major, dotdot_path, absolute_path]
+BOTH = [flipped_byte, missing_object, unknown_major, dotdot_path, absolute_path]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers.bundle import manifest, sha
+from helpers.bundle import index_pieces, manifest, pack_files, sha
 from helpers.packing import keep_only, packed_snapshot, prune_killed_at, reopen
 
 from amlport.bundle import Repository, packs
@@ -30,17 +30,9 @@ def packed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repository:
     return Repository.init(tmp_path / "repo")
 
 
-def pack_files(repo: Repository) -> list[Path]:
-    return sorted(p for p in (repo.path / "packs").glob("??/*") if p.is_file())
-
-
 def pack_of(repo: Repository, data: bytes) -> Path:
     """The pack file holding a data object."""
     return repo.path / repo.objects.location(sha(data)).split("@", 1)[0]
-
-
-def index_files(repo: Repository) -> list[Path]:
-    return sorted((repo.path / "packs" / "index").glob("*"))
 
 
 # --- writing and reading -------------------------------------------------------------------
@@ -51,7 +43,7 @@ def test_a_batch_packs_small_objects_and_every_read_finds_them(packed: Repositor
     assert b'"packs"' in (packed.path / "config.json").read_bytes()
     assert not any(packed.objects.path(sha(d)).exists() for d in CONTENTS.values())  # packed
     # one pack of data objects (the transfer's batch), one of the snapshot's pieces
-    assert len(pack_files(packed)) == 2 and len(index_files(packed)) == 2
+    assert len(pack_files(packed)) == 2 and len(index_pieces(packed)) == 2
     assert len({pack_of(packed, d) for d in CONTENTS.values()}) == 1
     assert not list((packed.path / "objects" / "sha256").glob("??/*"))  # not even a piece
     again = reopen(packed)
@@ -97,7 +89,7 @@ def test_a_full_pack_is_written_and_the_batch_continues(
     monkeypatch.setattr(packs, "PACK_TARGET", 300)
     with packed.objects.batch():
         digests = [packed.put_bytes(b"%d" % i * 40) for i in range(20)]
-    assert len(pack_files(packed)) >= 3 and len(index_files(packed)) == 1
+    assert len(pack_files(packed)) >= 3 and len(index_pieces(packed)) == 1
     again = reopen(packed)
     assert [again.get_bytes(d) for d in digests] == [b"%d" % i * 40 for i in range(20)]
 
@@ -198,7 +190,7 @@ def test_verify_names_a_missing_and_a_truncated_pack(packed: Repository) -> None
 
 def test_verify_names_a_damaged_index_piece(packed: Repository) -> None:
     packed_snapshot(packed, CONTENTS)
-    index = index_files(packed)[0]
+    index = index_pieces(packed)[0]
     index.write_bytes(index.read_bytes()[:-3])
     report = reopen(packed).verify()
     assert any(p.kind == CORRUPT_PACK_INDEX and index.name in p.message for p in report.problems)
@@ -270,7 +262,7 @@ def test_an_index_naming_a_missing_pack_and_duplicates_in_two_packs(packed: Repo
         third.write_snapshot(manifest(third, {"files/a": b"first", "files/b": b"second"}))
     third.prune()
     fourth = reopen(packed)
-    assert len(index_files(fourth)) == 1
+    assert len(index_pieces(fourth)) == 1
     assert fourth.verify().ok
     assert fourth.get_bytes(sha(b"first")) == b"first"
 
@@ -295,7 +287,7 @@ def test_prune_deletes_dead_packs_repacks_mostly_dead_ones_and_sweeps_unindexed(
     report = repo.prune()
     assert report.packs_removed >= 2 and report.packs_written == 1
     assert not orphan_pack.exists()
-    assert len(index_files(repo)) == 1
+    assert len(index_pieces(repo)) == 1
     after = reopen(packed)
     assert after.verify().ok
     assert after.get_bytes(sha(b"kept " * 10)) == b"kept " * 10
@@ -318,7 +310,7 @@ def test_prune_keeps_empty_objects_beside_others_at_the_same_offset(packed: Repo
 def test_prune_stops_on_a_damaged_index_before_deleting_anything(packed: Repository) -> None:
     packed_snapshot(packed, CONTENTS)
     orphan = packed.put_bytes(b"loose orphan")
-    index = index_files(packed)[0]
+    index = index_pieces(packed)[0]
     index.write_bytes(b"garbage")
     with pytest.raises(IntegrityError):
         reopen(packed).prune()
