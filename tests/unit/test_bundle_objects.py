@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amlport.bundle import Repository
+from amlport.bundle import store as store_mod
 from amlport.bundle.objects import MAX_CHUNK_SIZE
 from amlport.errors import ExitCode, IntegrityError, UsageError
 
@@ -92,6 +93,24 @@ def test_failed_rename_leaves_no_object_and_no_temp_file(
     monkeypatch.undo()
     assert objects_in(repo) == []
     assert not repo.has_object(sha(b"data"))
+
+
+def test_a_stop_while_a_large_object_is_made_durable_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C or SIGTERM arrives while the staged bytes of a large object are fsynced (the
+    longest step after the copy): the temp file went with it only when the signal came during
+    the copy (``test_a_stop_abandons_the_file_in_flight`` failed now and then)."""
+    repo = new_repo(tmp_path)
+
+    def stopped(path: Path) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(store_mod, "_fsync_file", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        repo.put_stream(io.BytesIO(os.urandom(1 << 20)))
+    monkeypatch.undo()
+    assert [p.name for p in (repo.path / "objects").rglob("*") if p.is_file()] == []
 
 
 @plain_only

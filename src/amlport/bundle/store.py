@@ -427,13 +427,14 @@ class LocalStore(RepoStore):
             stage = FileStaging(fh)
             yield stage
             fh.flush()
-        if stage.key is None:  # the caller decided not to keep it
-            tmp.unlink(missing_ok=True)
-            return
-        target = self.local_path(stage.key)
-        if files.regular_size(target) == stage.size:  # already stored (see put_once)
-            tmp.unlink(missing_ok=True)
-        else:
+        # Whatever ends this (a Ctrl-C or SIGTERM during the fsync of a large object), the
+        # temp file goes: after the publish its name no longer exists.
+        try:
+            if stage.key is None:  # the caller decided not to keep it
+                return
+            target = self.local_path(stage.key)
+            if files.regular_size(target) == stage.size:  # already stored (see put_once)
+                return
             target.parent.mkdir(parents=True, exist_ok=True)
             now = self._sync_now(target.parent)
             if now:
@@ -444,6 +445,8 @@ class LocalStore(RepoStore):
                         self._unsynced_files.add(target)
             with _object_slot(target):
                 files.publish(tmp, target, sync_dir=now)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def temp_files(self, prefix: str) -> Iterator[Path]:
         base = self.local_path(prefix)

@@ -58,12 +58,12 @@ def temp_file(directory: Path) -> Iterator[tuple[Path, BinaryIO]]:
     """An open temp file in ``directory`` (created when missing), removed on error unless
     the caller renamed it."""
     path = temp_path(directory)
-    try:
-        fh = open(path, "xb")  # noqa: SIM115 - closed below; one syscall when the folder exists
-    except FileNotFoundError:
-        directory.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "xb")  # noqa: SIM115
-    try:
+    try:  # (a signal between the open and the cleanup's reach would leave the file)
+        try:
+            fh = open(path, "xb")  # noqa: SIM115 - closed below; one syscall when it exists
+        except FileNotFoundError:
+            directory.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "xb")  # noqa: SIM115
         with fh:
             yield path, fh
     except BaseException:
