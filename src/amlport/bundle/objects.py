@@ -17,7 +17,7 @@ import io
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, TypeVar, cast
 
 from amlport.bundle import envelope, packs
 from amlport.bundle.codec import MAX_META_BYTES, PLAIN, Codec, Hasher
@@ -65,6 +65,9 @@ def normalize_md5(value: str) -> bytes:
     if len(raw) != 16:
         raise UsageError(f"{value!r} is not an MD5 in hex or base64")
     return raw
+
+
+_T = TypeVar("_T")
 
 
 class ObjectStore:
@@ -129,19 +132,25 @@ class ObjectStore:
 
     def _load_index(self) -> PackIndex:
         index = PackIndex()
-        self._add_index_pieces(index, self.store.list(packs.INDEX_FOLDER))
-        # A FIFO, a link or a directory in place of a piece is named (its objects would be
-        # missing without a word): read as a piece, it is refused for what it is.
-        self._add_index_pieces(index, self.store.not_regular(packs.INDEX_FOLDER))
+        self._add_unseen_pieces(index)
         return index
 
-    def _add_index_pieces(self, index: PackIndex, names: Iterable[str]) -> None:
-        for name in names:
+    def _add_unseen_pieces(self, index: PackIndex) -> bool:
+        """Read into ``index`` the index pieces it has not read yet (nor found unreadable);
+        True when there were any. A FIFO, a link or a directory in place of a piece is named
+        (its objects would be missing without a word): read as a piece, it is refused for
+        what it is."""
+        seen = index.index_keys | {key for key, _ in index.problems}
+        folder = packs.INDEX_FOLDER
+        new = [n for n in self.store.list(folder) if packs.index_key(n) not in seen]
+        new += [n for n in self.store.not_regular(folder) if packs.index_key(n) not in seen]
+        for name in new:
             key = packs.index_key(name)
             try:
                 index.add_table(key, self.read_index_plain(name))
             except IntegrityError as exc:
                 index.problems.append((key, exc.message))
+        return bool(new)
 
     def _found_new_packs(self) -> bool:
         """Read the index pieces written since this store read the index (a writer packed
@@ -152,14 +161,11 @@ class ObjectStore:
         if not self.packing:
             return False
         index = self.pack_index()
-        listed = self.store.list(packs.INDEX_FOLDER)
         with self._index_lock:  # one reader at a time adds them (``add_table``: see there)
-            seen = index.index_keys | {key for key, _ in index.problems}
-            new = [n for n in listed if packs.index_key(n) not in seen]
-            self._add_index_pieces(index, new)
-            if new:
+            found = self._add_unseen_pieces(index)
+            if found:
                 self._damaged = None
-        return bool(new)
+        return found
 
     def read_index_piece(self, name: str) -> list[PackEntries]:
         """The packs one index piece lists, checked against its name and every bound."""
@@ -332,18 +338,30 @@ class ObjectStore:
             return False
         return self.codec.meta_name(plain) == hex_of(digest)
 
-    def open_stored(self, digest: str, *, again: bool = True) -> BinaryIO:
-        """The stored bytes of an object (sealed ones sealed), loose or packed, unchecked.
-        (``again``, here and in the other reads: look for index pieces written since, once,
-        before an object counts as missing: ``_found_new_packs``.)"""
-        found = self._reading(digest)
-        try:
+    def open_stored(self, digest: str) -> BinaryIO:
+        """The stored bytes of an object (sealed ones sealed), loose or packed, unchecked."""
+
+        def read() -> BinaryIO:
+            found = self._reading(digest)
             if found is not None:
                 return io.BytesIO(self._read_packed(digest, found))
             return self.store.open(self.key(digest))
+
+        return self._missing_unless_new_packs(digest, read)
+
+    def _missing_unless_new_packs(self, digest: str, read: Callable[[], _T]) -> _T:
+        """``read()`` of an object; when it finds the object missing (FileNotFoundError),
+        the index pieces written since are read (``_found_new_packs``) and, when there were
+        any, ``read`` is tried once more, before the object counts as missing (the one
+        retry of every read: ``open``, ``open_stored``, ``read_meta_stored``, ``_read``)."""
+        try:
+            return read()
         except FileNotFoundError:
-            if again and self._found_new_packs():
-                return self.open_stored(digest, again=False)
+            if not self._found_new_packs():
+                raise _missing(digest) from None
+        try:
+            return read()
+        except FileNotFoundError:
             raise _missing(digest) from None
 
     def stored_size(self, plain_size: int) -> int:
@@ -497,14 +515,9 @@ class ObjectStore:
             raise TooLarge(self.location(digest), found[2], limit)
         return self._read_packed(digest, found)
 
-    def read_meta_stored(self, digest: str, *, again: bool = True) -> bytes:
+    def read_meta_stored(self, digest: str) -> bytes:
         """A metadata object as stored (its envelope), unchecked (``pack`` checks it)."""
-        try:
-            return self._read_meta(digest)
-        except FileNotFoundError:
-            if again and self._found_new_packs():
-                return self.read_meta_stored(digest, again=False)
-            raise _missing(digest) from None
+        return self._missing_unless_new_packs(digest, lambda: self._read_meta(digest))
 
     def get_bytes(self, digest: str, size: int | None = None) -> bytes:
         """The object's bytes, checked; ``size``: what the manifest says it holds (never more
@@ -520,22 +533,20 @@ class ObjectStore:
             )
         return data
 
-    def open(self, digest: str, size: int | None = None, *, again: bool = True) -> BinaryIO:
+    def open(self, digest: str, size: int | None = None) -> BinaryIO:
         """A reader that raises IntegrityError at end of file when the bytes do not match;
         ``size``: what the manifest says it holds (a larger object is refused at once)."""
         limit = None if size is None else self.stored_size(size)
-        found = self._reading(digest)
-        try:
-            if found is not None:
-                if limit is not None and found[2] > limit:
-                    raise _larger(digest, self._plain_size(found[2]), size)
-                raw: BinaryIO = io.BytesIO(self._read_packed(digest, found))
-            else:
-                raw = self.store.open(self.key(digest), limit=limit)
-        except FileNotFoundError:
-            if again and self._found_new_packs():
-                return self.open(digest, size, again=False)
-            raise _missing(digest) from None
+
+        def stored() -> BinaryIO:
+            found = self._reading(digest)
+            if found is None:
+                return self.store.open(self.key(digest), limit=limit)
+            if limit is not None and found[2] > limit:
+                raise _larger(digest, self._plain_size(found[2]), size)
+            return io.BytesIO(self._read_packed(digest, found))
+
+        raw = self._missing_unless_new_packs(digest, stored)
         return io.BufferedReader(self._verifying(raw, digest), buffer_size=CHUNK_SIZE)
 
     def _verifying(self, raw: BinaryIO, digest: str) -> _VerifyingReader:
@@ -669,25 +680,22 @@ class ObjectStore:
         plain = plain_size_of(stored)
         return stored if plain is None else plain
 
-    def _read(self, digest: str, size: int | None, *, again: bool = True) -> bytes:
+    def _read(self, digest: str, size: int | None) -> bytes:
         """The stored bytes of a data object; ``size``: its plain size, if known."""
-        found = self._reading(digest)
-        if found is not None:
-            if size is not None and found[2] > self.stored_size(size):
-                raise _larger(digest, self._plain_size(found[2]), size)
-            try:
+
+        def stored() -> bytes:
+            found = self._reading(digest)
+            if found is not None:
+                if size is not None and found[2] > self.stored_size(size):
+                    raise _larger(digest, self._plain_size(found[2]), size)
                 return self._read_packed(digest, found)
-            except FileNotFoundError:
-                raise _missing(digest) from None
-        limit = self.size(digest) if size is None else self.stored_size(size)
-        try:
+            limit = self.size(digest) if size is None else self.stored_size(size)
             if limit is None:
                 raise FileNotFoundError(digest)
             return self.store.read(self.key(digest), limit=limit)
-        except FileNotFoundError:
-            if again and self._found_new_packs():
-                return self._read(digest, size, again=False)
-            raise _missing(digest) from None
+
+        try:
+            return self._missing_unless_new_packs(digest, stored)
         except TooLarge as exc:
             raise IntegrityError(
                 f"object {digest} has {self._plain_size(exc.size)} bytes, the manifest says {size}",
