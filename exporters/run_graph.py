@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from amlport.exporters import plain_yaml
 from amlport.exporters.base import AssetUnsupported, ExportContext, ExportItem
 from amlport.exporters.v2yaml import asset_name
 from amlport.lineage.designer import describe_pipeline, outputs_by_owner, to_markdown
 from amlport.model.inventory import Inventory, Output, Run
 from amlport.model.manifest import AssetEntry
-from amlport.safeload import dump_yaml
 
 FORMAT = "amlport.pipeline-run/1"
 
@@ -48,7 +48,7 @@ class RunGraphExporter:
             ctx.files.add_generated(markdown, to_markdown(doc["designer"]).encode("utf-8"))
             files.append(markdown)
             extra["designer_document"] = markdown
-        data = dump_yaml(doc)
+        data = plain_yaml.dump(doc)  # dump_yaml's bytes, mostly without its representer
         ctx.files.add_generated(path, data)
         return AssetEntry(
             kind="pipeline",

@@ -30,7 +30,11 @@ def yaml_path(kind: str, name: str) -> str:
 
 
 def relative(from_file: str, to_path: str) -> str:
-    return posixpath.relpath(to_path, posixpath.dirname(from_file))
+    """``to_path`` as seen from the folder of ``from_file``, both bundle paths. Worked out on
+    the paths alone: ``posixpath.relpath`` of relative paths asks the working directory (its
+    answer for a ``..`` climbing above the bundle depended on it; in a deleted directory it
+    raised), so both are taken from the bundle's root ``/`` (a ``..`` above it stays there)."""
+    return posixpath.relpath("/" + to_path, "/" + posixpath.dirname(from_file))
 
 
 def dump(kind: str, body: dict[str, Any]) -> bytes:

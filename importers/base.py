@@ -14,6 +14,7 @@ MLflow registration). What a blob that is already there becomes is ``ctx.guard.d
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Mapping as ReadOnly
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,14 +27,14 @@ from amlport.storage.guard import WriteGuard
 ACTIONS = ("create", "update", "skip", "conflict", "blocked", "failed")
 
 
-@dataclass
+@dataclass(slots=True)  # one per file of a restore: 100k+ held until the end
 class ImportAction:
     importer: str
     action: str  # one of ACTIONS
     subject: str  # bundle path or asset id
     target: str  # where it lands (container/name, registry name/version, file)
     reason: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
+    details: ReadOnly[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from amlport.errors import ParseError
+from amlport.errors import IntegrityError, ParseError
 from amlport.importers.base import ImportAction, ImportContext
 from amlport.model.manifest import FileEntry, Manifest
 from amlport.model.pointer import looks_like_pointer
@@ -30,6 +32,40 @@ from amlport.storage.target import DIGEST_METADATA, TargetConflict
 
 MAX_REWRITE_BYTES = 64 * 1024 * 1024
 FILES_PREFIX = "files/"
+
+
+class FileFacts(Mapping[str, Any]):
+    """What the plan keeps of one file (``ImportAction.details``): where it lands, the
+    digest it will have, its object, whether its bytes are rewritten (``apply`` rewrites
+    them again) and its rewrites. One small object per file, not a dict and not the file's
+    bytes: a 100k-file plan is held whole until every file is written (docs/design/0007,
+    "Peak memory of restore, ls and diff at 100k (C, session 7)"). Read as a mapping:
+    ``container``, ``name`` (in the container), ``digest``, ``object``, ``rewritten``,
+    ``size``, ``rewrites``."""
+
+    __slots__ = ("container", "digest", "object", "rewrites", "rewritten", "size", "where")
+    KEYS = ("container", "name", "digest", "object", "rewritten", "size", "rewrites")
+
+    def __init__(
+        self, container: str, where: str, digest: str, obj: str, rewritten: bool, size: int,
+        rewrites: list[dict[str, str]],
+    ) -> None:  # fmt: skip
+        self.container, self.where, self.digest, self.object = container, where, digest, obj
+        self.rewritten, self.size = rewritten, size
+        self.rewrites: Sequence[dict[str, str]] = rewrites or ()  # one shared empty tuple
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "name":  # ``where`` is ``container/name``: the name is not kept twice
+            return self.where[len(self.container) + 1 :]
+        if key in self.KEYS:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
 
 
 class DatastoreImporter:
@@ -84,7 +120,7 @@ class DatastoreImporter:
         if cannot_hold is not None:
             reason = f"{self.target.describe()} cannot hold this name: {cannot_hold}"
             return ImportAction(self.name, "failed", entry.path, where, reason)
-        data: bytes | None = None
+        rewritten_bytes = False
         digest = entry.digest
         rewrites: list[dict[str, str]] = []
         if needs_rewrite(path, entry.size) and entry.size <= MAX_REWRITE_BYTES:
@@ -101,27 +137,18 @@ class DatastoreImporter:
                 rewritten = rewrite_file(path, raw, ctx.rules, bundle_path=entry.path)
             except Unmappable as exc:
                 return ImportAction(self.name, "blocked", entry.path, where, exc.message)
-            data, rewrites = rewritten.data, changes_of(where, rewritten.changes)
-            digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if data is None and ctx.repo.objects.codec.sealed:  # keyed name: hash the content
+            rewrites = changes_of(where, rewritten.changes)
+            digest = "sha256:" + hashlib.sha256(rewritten.data).hexdigest()
+            # Only facts are kept: ``apply`` reads and rewrites the file again (a 100k-file
+            # plan held every file's bytes; docs/design/0007, C session 7). A file the rules
+            # leave as it is is streamed from its object like any other.
+            rewritten_bytes = rewritten.data != raw
+        elif ctx.repo.objects.codec.sealed:  # keyed name: hash the content
             digest = _content_digest(ctx, entry)
         action = self._decide(container, path, digest, ctx)
-        return ImportAction(
-            self.name,
-            action[0],
-            entry.path,
-            where,
-            action[1],
-            {
-                "container": container,
-                "name": path,
-                "digest": digest,
-                "object": entry.digest,
-                "data": data,
-                "size": entry.size,
-                "rewrites": rewrites,
-            },
-        )
+        facts = FileFacts(container, where, digest, entry.digest, rewritten_bytes, entry.size,
+                          rewrites)  # fmt: skip
+        return ImportAction(self.name, action[0], entry.path, where, action[1], facts)
 
     def _decide(
         self, container: str, name: str, digest: str, ctx: ImportContext
@@ -135,11 +162,11 @@ class DatastoreImporter:
         d = action.details
         metadata = {DIGEST_METADATA: d["digest"], "amlport_snapshot": ctx.snapshot_id}
         try:
-            if d["data"] is not None:
+            if d["rewritten"]:
                 self.target.write_bytes(
                     d["container"],
                     d["name"],
-                    d["data"],
+                    self._rewrite_again(action, ctx),
                     metadata=metadata,
                     overwrite=action.action == "update",
                 )
@@ -165,6 +192,19 @@ class DatastoreImporter:
                 d,
             )
         return action
+
+    def _rewrite_again(self, action: ImportAction, ctx: ImportContext) -> bytes:
+        """The bytes the plan rewrote, made again from the (hash-checked) stored file; they
+        must be the ones the plan decided on (its digest), or nothing is written."""
+        d = action.details
+        data = rewrite_file(d["name"], ctx.read(action.subject), ctx.rules,
+                            bundle_path=action.subject).data  # fmt: skip
+        if "sha256:" + hashlib.sha256(data).hexdigest() != d["digest"]:
+            raise IntegrityError(
+                f"{action.subject}: rewritten again, it is not what the plan decided on",
+                hint="nothing was written for this file; run the import again",
+            )
+        return data
 
 
 def changes_of(where: str, changes: list[Change]) -> list[dict[str, str]]:

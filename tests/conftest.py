@@ -20,7 +20,6 @@ Suites add their own fixtures in their own ``conftest.py``; keep this one generi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,21 +70,14 @@ def _repository_keys(
     (``make test-encrypted``, docs/design/0013-repository-encryption.md), unless the test is
     marked ``own_keys`` (it gives every key itself); the ``amlport`` processes a test starts
     do the same (``helpers/encrypted_site/sitecustomize.py``, put first on ``$PYTHONPATH``)."""
-    from helpers.encrypted_mode import ENCRYPTED, TEST_MASTER_KEY, TEST_USER_KEY
+    from helpers.encrypted_mode import use_test_keys
 
-    from amlport.bundle.keys import KIND_FILE, UserKey
     from amlport.bundle.repository import KeySource
 
     monkeypatch.delenv("AMLPORT_REPO_KEY", raising=False)
     KeySource.reset()
-    if ENCRYPTED and request.node.get_closest_marker("own_keys") is None:
-        KeySource.test_encrypt = True
-        KeySource.default_key = UserKey(KIND_FILE, TEST_USER_KEY, "test key")
-        KeySource.test_master = TEST_MASTER_KEY
-        site = str(Path(__file__).parent / "helpers" / "encrypted_site")
-        monkeypatch.setenv(
-            "PYTHONPATH", os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
-        )
+    if request.node.get_closest_marker("own_keys") is None:
+        use_test_keys(monkeypatch)  # with AMLPORT_TEST_ENCRYPT=1
     try:
         yield
     finally:

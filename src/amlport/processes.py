@@ -25,7 +25,7 @@ def pid_alive(pid: int) -> bool:
             return False
     try:  # no /proc (macOS): ask the kernel
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: a hostile lock file's pid
         return False
     except PermissionError:
         return True  # it exists, owned by someone else

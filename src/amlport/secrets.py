@@ -478,8 +478,14 @@ MIN_RUN = 10
 _MASK = bytes(
     0x7A if b == 0 else 0x61 if 32 <= b < 127 or b in (9, 10, 13) else 0 for b in range(256)
 )
-# (probe, the mask bytes that end such a run): "az" holds either byte order of UTF-16
-_PROBES = ((b"a" * MIN_RUN, b"\x00z"), (b"az" * MIN_RUN, b"\x00"))
+# (probe, the mask bytes that end such a run): "az" holds either byte order of UTF-16,
+# "azzz" either byte order of UTF-32 (numpy's ``<U`` string arrays, in .npy files and pickles)
+_WIDE_PROBES = (b"az" * MIN_RUN, b"azzz" * MIN_RUN)
+_PROBES = ((b"a" * MIN_RUN, b"\x00z"), *((p, b"\x00") for p in _WIDE_PROBES))
+
+
+def _wide_text(mask: bytes) -> bool:
+    return any(probe in mask for probe in _WIDE_PROBES)
 
 
 def _printable_runs(mask: bytes, probe: bytes, stops: bytes) -> Iterator[tuple[int, int]]:
@@ -563,8 +569,8 @@ def _search_places(data: bytes, lo: int, hi: int, places: list[tuple[int, int]])
             if kind == secret_prefilter.ONE_BYTE:
                 if end - start < MIN_RUN:
                     continue  # (the prefilter's expressions exclude it: kept for clarity)
-            elif _PROBES[1][0] not in data[start:end].translate(_MASK):
-                continue  # printable and NUL bytes, but no UTF-16 text: not a run
+            elif not _wide_text(data[start:end].translate(_MASK)):
+                continue  # printable and NUL bytes, but no UTF-16 or UTF-32 text: not a run
             if end > lo and start < hi:
                 found.update(_search_run(data, start, end, lo, hi))
         counts |= found
@@ -591,7 +597,30 @@ def _run_around(data: bytes, at: int, table: bytes) -> tuple[int, int]:
     return start, end
 
 
+# Four NUL bytes or more in a UTF-16 run end its text there (padding): the text on either
+# side is searched apart, as a stream scan whose rounds cut the stretch searches it. Joined,
+# two secrets kilobytes of NULs apart read as one (counted once by a whole-file scan, twice by
+# a stream scan that saw them in two rounds). Not fewer: UTF-32 (numpy's ``<U`` string
+# arrays, in .npy files and pickles) puts three NULs beside every ASCII character, and so
+# does a U+0000 inside UTF-16 text; a secret so written is one text.
+_NUL_STRETCH = re.compile(b"\x00{4,}")
+
+
 def _search_run(data: bytes, start: int, end: int, lo: int, hi: int) -> Counter[str]:
+    """The secrets of the run ``data[start:end]`` that start in ``data[lo:hi]``, each stretch
+    between ``_NUL_STRETCH`` es searched alone (only those reaching into the window)."""
+    counts: Counter[str] = Counter()
+    pos = start
+    for m in _NUL_STRETCH.finditer(data, start, end):
+        if m.start() > lo and pos < hi:
+            counts += _search_text(data, pos, m.start(), lo, hi)
+        pos = m.end()
+    if end > lo and pos < hi and pos < end:
+        counts += _search_text(data, pos, end, lo, hi)
+    return counts
+
+
+def _search_text(data: bytes, start: int, end: int, lo: int, hi: int) -> Counter[str]:
     text = data[start:end].replace(b"\x00", b"").decode("ascii")
 
     def local(at: int) -> int:  # ``at`` as an index of ``text`` (the NULs left out)

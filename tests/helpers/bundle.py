@@ -169,6 +169,17 @@ def index_pieces(root: Repository | Path) -> list[Path]:
     return sorted(p for p in root.glob("packs/index/*") if p.is_file() and ".tmp-" not in p.name)
 
 
+def index_piece_of(repo: Path, pack: Path) -> Path:
+    """The index piece of the local repository ``repo`` that lists ``pack`` (a pack file)."""
+    with Repository.open(repo) as opened:
+        [name] = [
+            p.name
+            for p in (repo / "packs" / "index").iterdir()
+            if any(e.pack == pack.name for e in opened.objects.read_index_piece(p.name))
+        ]
+    return repo / "packs" / "index" / name
+
+
 def _span_of(repo: Repository | Path, digest: str) -> tuple[Path, int, int]:
     """``object_span`` of a Repository, or of the local repository at a path (opened)."""
     if isinstance(repo, Repository):

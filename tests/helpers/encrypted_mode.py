@@ -8,15 +8,46 @@ fixed master key, so tests can still predict object names: ``sha`` gives the key
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ENCRYPTED = os.environ.get("AMLPORT_TEST_ENCRYPT") == "1"
 TEST_MASTER_KEY = b"\xa5" * 32
 TEST_USER_KEY = b"\x5a" * 32
+
+
+def use_test_keys(env: pytest.MonkeyPatch) -> None:
+    """With ``AMLPORT_TEST_ENCRYPT=1``: every repository created until ``env`` is undone is
+    encrypted under the test key, in this process and in the ``amlport`` processes started
+    (``encrypted_site/sitecustomize.py`` first on ``$PYTHONPATH``). tests/conftest.py does it
+    for every test; ``keys_for_fixture`` for a fixture of a wider scope, set up before that."""
+    if not ENCRYPTED:
+        return
+    from amlport.bundle.keys import KIND_FILE, UserKey
+    from amlport.bundle.repository import KeySource
+
+    env.setattr(KeySource, "test_encrypt", True)
+    env.setattr(KeySource, "default_key", UserKey(KIND_FILE, TEST_USER_KEY, "test key"))
+    env.setattr(KeySource, "test_master", TEST_MASTER_KEY)
+    site = str(Path(__file__).parent / "encrypted_site")
+    env.setenv("PYTHONPATH", os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")])))
+
+
+@contextlib.contextmanager
+def keys_for_fixture() -> Iterator[pytest.MonkeyPatch]:
+    """``use_test_keys`` for a module- or session-scoped fixture: pytest sets it up before
+    the function-scoped fixtures of the test that first asks for it, so a repository it made
+    was not encrypted when that test ran first (alone, or on an xdist worker of its own)."""
+    with pytest.MonkeyPatch.context() as env:
+        use_test_keys(env)
+        yield env
 
 
 def sha(data: bytes) -> str:

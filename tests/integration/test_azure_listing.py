@@ -51,7 +51,9 @@ def hostile(azurite: az.Azurite) -> Iterator[tuple[az.AzuriteAccount, str]]:
     admin = azurite.source.service_client()
     client = admin.create_container(container)
     for i, name in enumerate(HOSTILE):
-        client.upload_blob(name, f"blob {i}".encode() * (i + 1))
+        # Metadata keys named like the answer's elements (a key "Blob" failed the listing).
+        meta = dict.fromkeys(("Blob", "NextMarker", "Name", "Blobs", "Metadata"), "m")
+        client.upload_blob(name, f"blob {i}".encode() * (i + 1), metadata=meta if i % 2 else None)
     client.upload_blob("dir", b"", metadata={"hdi_isfolder": "true"})  # an HNS folder marker
     try:
         yield azurite.source, container

@@ -15,7 +15,7 @@ import http.client
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +27,7 @@ import pytest
 from helpers import azurite as az
 
 import amlport.storage.objects as objects_mod
-from amlport.errors import AccessDenied, SourceNotFound, TransientStorageError
+from amlport.errors import AccessDenied, SourceError, SourceNotFound, TransientStorageError
 from amlport.storage.auth import StorageAuth
 from amlport.storage.azure import open_azure_source
 from amlport.storage.azure_location import parse_location
@@ -71,10 +71,13 @@ def files(azurite: az.Azurite) -> Files:
 @dataclass
 class Relay:
     """Forwards to Azurite; as an HTTP forward proxy too (absolute-form request targets).
-    ``cut`` names paths whose first GET answer is cut after half its body."""
+    ``cut`` names paths whose first GET answer is cut after half its body, ``cut_always``
+    paths whose every GET answer is; ``on_cut`` runs before an answer is cut."""
 
     upstream_port: int
     cut: set[str] = field(default_factory=set)
+    cut_always: set[str] = field(default_factory=set)
+    on_cut: Callable[[], None] | None = None
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -100,6 +103,8 @@ class Relay:
         """Record a request; True when its answer is to be cut."""
         with self.lock:
             self.seen.append((method, path, headers))
+            if method == "GET" and path in self.cut_always:
+                return True
             if method == "GET" and path in self.cut:
                 self.cut.discard(path)
                 return True
@@ -136,6 +141,8 @@ class _RelayHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        if cut and self.owner.on_cut is not None:
+            self.owner.on_cut()
         if cut:  # half the body, then the connection dies
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
@@ -210,6 +217,57 @@ def test_a_stream_cut_mid_body_resumes_where_it_broke(files: Files, relay: Relay
     start = int(gets[1]["range"].removeprefix("bytes=").split("-")[0])
     assert 0 < start <= BIG // 2  # from where it broke, not from the start
     assert gets[1].get("if-match")  # and only if the blob is still the same
+
+
+def test_a_stream_that_keeps_breaking_fails_after_its_retries(files: Files, relay: Relay) -> None:
+    """Every answer cut: each resume is one retry, and when the budget is spent the read fails
+    as a broken connection does (``TransientStorageError``), not with a short file."""
+    path = f"/{files.account.name}/{files.container}/model/weights.bin"
+    url = f"{relay.endpoint}/{files.account.name}/{files.container}"
+    auth = StorageAuth(account_key=files.account.key)
+    with open_azure_source(url, auth=auth, retry=FAST_RETRY) as src:
+        relay.cut_always.add(path)
+        stream = src.open_stream(files.container, "model/weights.bin")
+        with pytest.raises(TransientStorageError) as info, stream:
+            stream.read()
+        assert src.retry_count == FAST_RETRY.total
+    assert "the connection broke reading blob" in str(info.value)
+    assert f"after {FAST_RETRY.total} retries" in str(info.value)
+    gets = [h for m, p, h in relay.seen if m == "GET" and p == path]
+    assert len(gets) == FAST_RETRY.total + 1
+    starts = [int(h["range"].removeprefix("bytes=").split("-")[0]) for h in gets[1:]]
+    assert starts == sorted(starts) and starts[0] > 0  # each resume from where the last broke
+    assert all(h.get("if-match") for h in gets[1:])
+
+
+def test_a_blob_replaced_during_a_stream_is_not_spliced(
+    files: Files, relay: Relay, azurite: az.Azurite
+) -> None:
+    """The stream breaks, and before it resumes the blob is replaced: the resume's
+    ``If-Match`` fails, and the read fails naming the change, instead of joining the first
+    blob's head to the second one's tail."""
+    name = f"model/changing-{uuid.uuid4().hex[:6]}.bin"
+    first, second = os.urandom(BIG), os.urandom(BIG)
+    admin = azurite.source.service_client()
+    blob = admin.get_blob_client(files.container, name)
+    blob.upload_blob(first)
+    path = f"/{files.account.name}/{files.container}/{name}"
+    url = f"{relay.endpoint}/{files.account.name}/{files.container}"
+    relay.on_cut = lambda: blob.upload_blob(second, overwrite=True)
+    try:
+        with open_azure_source(url, auth=StorageAuth(account_key=files.account.key)) as src:
+            relay.cut.add(path)
+            stream = src.open_stream(files.container, name)
+            with pytest.raises(SourceError) as info, stream:
+                stream.read()
+            assert src.retry_count == 1  # the resume was tried once, then refused
+    finally:
+        admin.close()
+    assert not isinstance(info.value, TransientStorageError)  # re-reading now would not help
+    assert "changed while it was being read" in str(info.value)
+    assert name in str(info.value)
+    gets = [h for m, p, h in relay.seen if m == "GET" and p == path]
+    assert len(gets) == 2 and gets[1].get("if-match")
 
 
 def test_obstore_errors_become_amlport_errors_without_secrets(files: Files) -> None:

@@ -34,6 +34,7 @@ from helpers.cliutil import (
     root_file,
     stored_snapshots,
 )
+from helpers.encrypted_mode import keys_for_fixture
 from helpers.rel_proxy import Fault, FaultProxy
 from helpers.rel_workspace import (
     INTERNAL,
@@ -159,6 +160,11 @@ def _unmapped(map_file: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    with keys_for_fixture():  # encrypted under AMLPORT_TEST_ENCRYPT=1 whichever test is first
+        return _env(tmp_path_factory)
+
+
+def _env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     root = tmp_path_factory.mktemp("exit-codes")
     clean = new_workspace(root / "clean")
     repo = root / "repo"

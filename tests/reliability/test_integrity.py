@@ -42,6 +42,7 @@ from helpers.cliutil import (
     root_file,
     stored_snapshots,
 )
+from helpers.encrypted_mode import keys_for_fixture
 from helpers.rel_workspace import Ran, assert_clean_failure, error_lines, new_workspace
 from helpers.rel_workspace import run_in_process as amlport
 
@@ -88,13 +89,15 @@ def _golden(root: Path, version: int) -> Golden:
 @pytest.fixture(scope="module")
 def golden1(tmp_path_factory: pytest.TempPathFactory) -> Golden:
     """Format 1: the snapshots are manifest files (``repo init --format 1``)."""
-    return _golden(tmp_path_factory.mktemp("golden1"), 1)
+    with keys_for_fixture():  # encrypted under AMLPORT_TEST_ENCRYPT=1 whichever test is first
+        return _golden(tmp_path_factory.mktemp("golden1"), 1)
 
 
 @pytest.fixture(scope="module")
 def golden2(tmp_path_factory: pytest.TempPathFactory) -> Golden:
     """Format 2 (what a new repository is): roots over pieces."""
-    return _golden(tmp_path_factory.mktemp("golden2"), 2)
+    with keys_for_fixture():  # encrypted under AMLPORT_TEST_ENCRYPT=1 whichever test is first
+        return _golden(tmp_path_factory.mktemp("golden2"), 2)
 
 
 def _golden_of(request: pytest.FixtureRequest, version: int) -> Golden:

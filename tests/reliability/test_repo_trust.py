@@ -33,9 +33,9 @@ from typing import Any
 
 import pytest
 import zstandard
-from helpers.bundle import object_span, plain_only
+from helpers.bundle import index_piece_of, object_span, plain_only
 from helpers.cliutil import manifest_of, object_file
-from helpers.encrypted_mode import ENCRYPTED, sha
+from helpers.encrypted_mode import ENCRYPTED, keys_for_fixture, sha
 from helpers.rel_workspace import Ran, assert_clean_failure, new_workspace, small_backup
 from helpers.rel_workspace import run_in_process as amlport
 from helpers.rel_workspace import run_measured as subprocess_cli
@@ -55,19 +55,21 @@ GUARD_S = 60  # a command that hangs on a FIFO or reads /dev/zero is killed afte
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A repository with one backup of a small workspace, and the workspace."""
-    return small_backup(tmp_path_factory.mktemp("trust"))
+    with keys_for_fixture():  # encrypted under AMLPORT_TEST_ENCRYPT=1 whichever test is first
+        return small_backup(tmp_path_factory.mktemp("trust"))
 
 
 @pytest.fixture(scope="module")
 def golden1(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The same, in a format-1 repository (its snapshot is a manifest file)."""
-    return small_backup(tmp_path_factory.mktemp("trust1"), version=1)
+    with keys_for_fixture():
+        return small_backup(tmp_path_factory.mktemp("trust1"), version=1)
 
 
 @pytest.fixture(scope="module")
 def golden_loose(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The same, in a repository made without pack files: every object a file of its own."""
-    with pytest.MonkeyPatch.context() as env:
+    with keys_for_fixture() as env:
         env.setenv("AMLPORT_PACKS", "0")
         return small_backup(tmp_path_factory.mktemp("trust-loose"))
 
@@ -121,17 +123,6 @@ def _stored_at(repo: Path, suffix: str) -> tuple[Path, dict[str, Any]]:
         path, _, _ = object_span(opened, entry["digest"])
     assert path.parent.parent.name == ("packs" if (repo / "packs").is_dir() else "sha256")
     return path, entry
-
-
-def _index_piece_of(repo: Path, pack: Path) -> Path:
-    """The index piece that lists ``pack``."""
-    with Repository.open(repo) as opened:
-        [name] = [
-            p.name
-            for p in (repo / "packs" / "index").iterdir()
-            if any(e.pack == pack.name for e in opened.objects.read_index_piece(p.name))
-        ]
-    return repo / "packs" / "index" / name
 
 
 def _refused(repo: Path, named: str, *commands: str) -> None:
@@ -335,7 +326,7 @@ def test_a_special_file_in_place_of_a_pack_index_piece_is_refused_without_hangin
 ) -> None:
     """Named as what it is (a listing used to leave it out: its objects were just missing),
     and a backup stores the objects it listed again."""
-    piece = _index_piece_of(repo, _stored_at(repo, "model.pkl")[0])
+    piece = index_piece_of(repo, _stored_at(repo, "model.pkl")[0])
     make(piece)
     ran = subprocess_cli("verify", str(repo), timeout=GUARD_S)
     assert_clean_failure(ran, code=4, says=named)

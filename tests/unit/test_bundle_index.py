@@ -179,3 +179,120 @@ def test_saved_index_round_trips_any_blob_name(
         assert again.knows(container, name, etag, size, md5)  # the row, whatever its size
         assert not again.knows(container, name, etag + "x", size, md5)
     assert digest == sha(b"same")
+
+
+HOSTILE_NAMES = [
+    "runs/[x]/../y.txt",
+    "a]b[c/..",
+    "ctl\x01\x1b[31m\x7f/z",
+    "n" * 1024,
+    "sp ace/ü/名前",
+]
+
+
+def _prefix(container: str) -> str:
+    """An export's prefix of a container's rows (``BundlePlan.path_prefix``)."""
+    return f"files/{container.rsplit('/', 1)[-1]}-store/"
+
+
+def _saved_rows(repo: Repository) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = json.loads(index_text(repo.source_index(KEY).path))["entries"]
+    return rows
+
+
+@plain_only
+def test_rows_keyed_by_the_callers_paths_are_saved_as_blob_names(tmp_path: Path) -> None:
+    """With a prefix (an export: ``files/<datastore>/``) a row's key in memory is its file's
+    bundle path, the caller's own string object when it offers it (``record(key=)``, and
+    ``known`` on a load); the file still holds the blob names, byte for byte what an index
+    without a prefix writes, and any name survives, hostile ones too."""
+    plain_repo, with_repo = new_repo(tmp_path / "plain"), new_repo(tmp_path / "with")
+    digests = [repo.put_bytes(b"bytes") for repo in (plain_repo, with_repo)]
+    plain = plain_repo.source_index(KEY)
+    keyed = with_repo.source_index(KEY, LoadPlan(prefix=_prefix))
+    paths: dict[tuple[str, str], str] = {}
+    for container in ("azureml", "rewritten/1.0/azureml"):
+        for n, name in enumerate(HOSTILE_NAMES):
+            path = paths[container, name] = "".join([_prefix(container), name])
+            plain.record(container, name, f'"e{n}"', n, None, digests[0])
+            keyed.record(container, name, f'"e{n}"', n, None, digests[1], key=path)
+    for container, rows in keyed._entries.items():
+        assert all(key is paths[container, key[len(_prefix(container)) :]] for key in rows)
+    assert keyed.knows("azureml", HOSTILE_NAMES[3], '"e3"', 3, None)
+    assert not keyed.knows("azureml", HOSTILE_NAMES[3], '"e3"', 4, None)
+    plain.save()
+    keyed.save()
+    assert plain.path.read_bytes() == keyed.path.read_bytes()
+    names = {(r["container"], r["name"]) for r in _saved_rows(with_repo)}
+    assert names == set(paths)
+
+    def known(container: str, name: str) -> tuple[str | None, ...]:
+        return (paths.get((container, name)),)
+
+    again = with_repo.source_index(KEY, LoadPlan(known=known, prefix=_prefix))
+    assert len(again) == len(paths)
+    for (container, name), path in paths.items():
+        rows = again._entries[container]
+        key = next(k for k in rows if k == path)
+        assert key is path  # the caller's object, not a copy
+        n = HOSTILE_NAMES.index(name)
+        assert again.knows(container, name, f'"e{n}"', n, None)
+    for name in HOSTILE_NAMES:  # removable by name
+        again.forget("azureml", name)
+    assert len(again) == len(HOSTILE_NAMES)
+
+
+def test_a_key_that_is_not_the_prefix_and_name_is_not_used(tmp_path: Path) -> None:
+    """``record(key=)`` keeps the caller's string only when it is the prefix + the name:
+    a wrong one (a caller's mistake) cannot file a row under another blob's name."""
+    repo = new_repo(tmp_path)
+    digest = repo.put_bytes(b"x")
+    index = repo.source_index(KEY, LoadPlan(prefix=_prefix))
+    for wrong in ("files/azureml-store/other", "files/other-store/a", "a", ""):
+        index.record("azureml", "a", "e", 1, None, digest, key=wrong)
+    assert list(index._entries["azureml"]) == ["files/azureml-store/a"]
+    assert index.knows("azureml", "a", "e", 1, None)
+    assert not index.knows("azureml", "other", "e", 1, None)
+
+
+@plain_only
+def test_a_local_etag_is_held_as_its_mtime_and_matches_only_its_own_text(
+    tmp_path: Path,
+) -> None:
+    """A local copy's etag ``<mtime ns hex>-<size hex>`` is held as an int (a row's etag
+    text cost more than the row); any other text, even one that parses to the same numbers,
+    is held as it is: a row matches exactly the etag it was recorded with, saved or not."""
+    repo = new_repo(tmp_path)
+    digest = repo.put_bytes(b"x")
+    index = repo.source_index(KEY)
+    local = f"{1_765_000_000_123_456_789:x}-{1000:x}"
+    others = [
+        local.upper(),  # other digits
+        "0" + local,  # a leading zero
+        local.replace("-", "-0"),
+        f"6_e5-{1000:x}",  # int() would take it
+        "+" + local,
+        local + " ",
+        f"{1:x}-{999:x}",  # another size than the row's
+        '"0x8DB1"',
+        "-3e8",
+        "",
+    ]
+    rows = [(f"f{n}", etag) for n, etag in enumerate([local, *others])]
+    for name, etag in rows:
+        index.record("c", name, etag, 1000, None, digest)
+    entries = index._entries["c"]
+    assert isinstance(entries["f0"].tag, int)
+    assert all(isinstance(entries[name].tag, str) for name, _ in rows[1:])
+    index.save()
+    again = repo.source_index(KEY)
+    for held in (index, again):
+        for name, etag in rows:
+            assert held._entries["c"][name].etag == etag
+            assert held.knows("c", name, etag, 1000, None)
+            for _, other in rows:
+                if other != etag:
+                    assert not held.knows("c", name, other, 1000, None)
+    assert isinstance(again._entries["c"]["f0"].tag, int)
+    saved = {r["name"]: r["etag"] for r in _saved_rows(repo)}
+    assert saved == dict(rows)

@@ -357,6 +357,54 @@ def test_the_index_stays_compact() -> None:
     assert len(index) == 20000
 
 
+def test_the_compact_index_finds_every_copy_across_many_packs_and_tables() -> None:
+    """The open-addressing table (design 0007, B session 7): every object of many packs is
+    found after the table grew many times, from pieces and from checked tables alike; a
+    second copy in another pack is read only when the first one's pack is damaged; names
+    that differ in their last byte only, or share their first eight, stay apart; what is
+    not 32 bytes of hex is not found."""
+    names = [bytes([n % 7] * 8) + n.to_bytes(24, "big") for n in range(5000)]
+    pack_a = PackEntries("aa" * 32, 10**6, [(nm.hex(), i * 10, 10) for i, nm in enumerate(names)])
+    twins = [(names[n].hex(), n, 1) for n in range(0, 5000, 1000)]  # 5 copies elsewhere
+    pack_b = PackEntries("bb" * 32, 10**6, twins)
+    from_pieces, from_table = packs.PackIndex(), packs.PackIndex()
+    from_pieces.add_pieces("k", [pack_a, pack_b])
+    from_table.add_table("k", encode_index([pack_a, pack_b]))
+    for index in (from_pieces, from_table):
+        assert len(index) == 5000 and index.copies() == 5 and index.rows == 5005
+        for i, nm in enumerate(names):
+            assert index.find(nm.hex()) == ("aa" * 32, i * 10, 10)
+        assert index.find(names[1000].hex(), frozenset({"aa" * 32})) == ("bb" * 32, 1000, 1)
+        assert index.find(names[1001].hex(), frozenset({"aa" * 32})) == ("aa" * 32, 10010, 10)
+        last = bytearray(names[42])
+        last[-1] ^= 1
+        assert index.find(bytes(last).hex()) is None
+        for odd in ("", "ab", "zz" * 32, "aa" * 31, "aa" * 33):
+            assert index.find(odd) is None
+        assert sorted(index.items()) == sorted((nm.hex(), 10) for nm in names)
+
+
+def test_a_batchs_index_piece_lists_its_packs_in_the_order_they_were_written() -> None:
+    """The batch encodes its index piece from its compact index at the end (no table held
+    while it runs): the same bytes as the packs' entries encoded one by one."""
+    written: dict[str, bytes] = {}
+    packer = packs.Packer(lambda key, data: written.setdefault(key, data), target=40)
+    for n in range(50):
+        assert packer.add(f"{n:064x}", bytes([n]) * (n % 9))
+    assert not packer.add(f"{7:064x}", b"again")  # once per batch
+    packer.flush()
+    plain = packer.index_plain()
+    assert plain is not None and packer.packs == len(written) > 3
+    listed = decode_index(plain, where="piece")
+    assert [packs.pack_key(p.pack) for p in listed] == list(written)  # in write order
+    found = {e[0]: (p.pack, e[1], e[2]) for p in listed for e in p.entries}
+    assert len(found) == 50
+    for hexd, (pack, offset, length) in found.items():
+        n = int(hexd, 16)
+        assert written[packs.pack_key(pack)][offset : offset + length] == bytes([n]) * (n % 9)
+        assert packer.find(hexd) == (pack, offset, length)
+
+
 @pytest.mark.parametrize("scheme", ["fsspec+memory://packs-test-", "fsspec+file://"])
 def test_packs_work_in_an_fsspec_repository(
     scheme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -75,6 +75,38 @@ def test_the_cli_starts_without_the_audit_modules() -> None:
     assert _run_python(code) == "['amlport.cli.audit_cmd']"
 
 
+# What a command that does not walk, list or read a workspace never needs at start: the lineage
+# graph's networkx, the storage SDK and obstore, the walk, and the secret expressions (they
+# compile when imported: 60-90 ms). docs/design/0005, "Scan and start-up (D, session 7)".
+LAZY_AT_START = (
+    "networkx",
+    "azure.core",
+    "azure.storage.blob",
+    "obstore",
+    "amlport.walk",
+    "amlport.lineage.graph",
+    "amlport.secrets",
+    "amlport.secret_prefilter",
+)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"], ["backup", "--help"]])
+def test_help_loads_none_of_the_heavy_modules(argv: list[str]) -> None:
+    """``amlport --help`` in a process of its own, then the modules it loaded."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['amlport', *{argv!r}]\n"
+        "try:\n"
+        "    runpy.run_module('amlport', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('LOADED', sorted(m for m in {LAZY_AT_START!r} if m in sys.modules))"
+    )
+    out = _run_python(code)
+    assert "Usage" in out
+    assert out.splitlines()[-1] == "LOADED []"
+
+
 def test_the_cli_starts_without_the_repository() -> None:
     """`scan` never opens a repository: the CLI starts without the repository machinery
     (``bundle/__init__.py`` loads its names on first use) and the commands that open one

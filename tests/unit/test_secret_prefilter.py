@@ -133,12 +133,15 @@ def test_random_files_fed_in_chunks_count_alike() -> None:
 
 @needs_native
 @pytest.mark.parametrize("secret", SECRETS)
-@pytest.mark.parametrize("form", ["bytes", "utf16", "gapped"])
+@pytest.mark.parametrize("form", ["bytes", "utf16", "gapped", "utf32le", "utf32be"])
 def test_a_secret_straddling_a_round_is_found_by_both(secret: str, form: str) -> None:
     rnd = random.Random(secret)
     raw = {
         "bytes": secret.encode(),
         "utf16": secret.encode("utf-16-le"),
+        # numpy's ``<U`` string arrays (.npy, pickles): three NULs beside every character
+        "utf32le": secret.encode("utf-32-le"),
+        "utf32be": secret.encode("utf-32-be"),
         # UTF-16 with an odd NUL byte more here and there: still one run, one text
         "gapped": b"".join(
             c.encode() + b"\x00" * (1 + 2 * (i % 12 == 11)) for i, c in enumerate(secret)

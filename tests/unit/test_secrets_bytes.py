@@ -127,3 +127,31 @@ def test_short_feeds_are_kept_until_a_round_and_not_aliased() -> None:
     scanner.feed(memoryview(buffer))  # under a round: kept as a copy
     buffer[:] = b"\x01" * len(buffer)
     assert scanner.close() == find_secrets_in_bytes(SECRETS["jwt"].encode() + b"\x00")
+
+
+@pytest.mark.parametrize("gap", [10, 3 * OVERLAP], ids=["near", "rounds-apart"])
+def test_two_utf16_secrets_apart_count_twice_whole_or_in_tiny_chunks(gap: int) -> None:
+    """Two UTF-16 account keys with NUL bytes between them: a whole-file scan joined them
+    into one text (one match) while a scan fed 13 bytes at a time saw them in two rounds
+    (two); both say two now, and a one-byte key beside a UTF-16 one is two as well."""
+    key = f"AccountKey={KEY}"
+    for first in (key.encode("utf-16-le"), key.encode()):
+        data = b"\x00" + first + b"\x00" * gap + key.encode("utf-16-le") + b"\x00"
+        assert find_secrets_in_bytes(data)["account_key"] == 2
+        assert dict(scan_reusing_one_buffer(data, 13)) == {"account_key": 2}
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_a_secret_in_a_numpy_string_array_is_found(order: str) -> None:
+    """numpy's fixed-width string arrays hold UTF-32 (three NUL bytes beside every ASCII
+    character): a key saved in one (.npy) was not found, whole or fed in chunks, before the
+    scan took UTF-32 runs for text."""
+    np = pytest.importorskip("numpy")
+    import io
+
+    out = io.BytesIO()
+    values = ["column-a", SECRETS["connection_string"], "x" * 40]
+    np.save(out, np.array(values, dtype=f"{order}U200"))
+    data = out.getvalue()
+    assert find_secrets_in_bytes(data) == {"connection_string": 1}
+    assert dict(scan_reusing_one_buffer(data, 13)) == {"connection_string": 1}

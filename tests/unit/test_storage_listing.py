@@ -91,6 +91,75 @@ def test_hostile_answers_are_refused(body: bytes, what: str) -> None:
             listing._parse(_pieces(body, piece), WHERE)
 
 
+# Metadata are elements named by their keys; these names are legal keys (C# identifiers).
+METADATA_NAMED_LIKE_THE_ANSWER = (
+    "<Blob>v</Blob><NextMarker>2!8!bWV0YQ</NextMarker><Name>n</Name><Blobs>b</Blobs>"
+    "<Properties>p</Properties><Metadata>m</Metadata><hdi_isfolder>false</hdi_isfolder>"
+)
+
+
+@pytest.mark.parametrize("piece", [1, 5, 1 << 20])
+@pytest.mark.parametrize("marker", ["", "2!24!bWFya2Vy"])
+def test_metadata_keys_named_like_the_answer_are_metadata(piece: int, marker: str) -> None:
+    """A blob whose metadata has a key ``Blob`` made the whole listing a SourceError, and a
+    key ``NextMarker`` could stand for the page's marker (the parser took every element of
+    those names, at any depth)."""
+    page = _page(
+        _blob("[a]/..b", meta=METADATA_NAMED_LIKE_THE_ANSWER)
+        + _blob("c", meta="<Blob>w</Blob><hdi_isfolder>true</hdi_isfolder>")
+        + _blob("d"),
+        marker=marker,
+    )
+    items, got = listing._parse(_pieces(page, piece), WHERE)
+    assert got == marker
+    assert [(i.name, i.size, i.is_folder) for i in items] == [
+        ("[a]/..b", 5, False),
+        ("c", 5, True),
+        ("d", 5, False),
+    ]
+
+
+def test_a_marker_inside_a_blob_is_not_the_pages() -> None:
+    """Without the root's own NextMarker (the service always sends one) the page is the
+    last: a metadata key of that name inside a blob does not continue the listing."""
+    page = _page(_blob("x", meta="<NextMarker>2!8!bWV0YQ</NextMarker>")).replace(
+        b"<NextMarker></NextMarker></EnumerationResults>", b"</EnumerationResults>"
+    )
+    assert b"</Blobs></EnumerationResults>" in page
+    items, marker = listing._parse(_pieces(page, 3), WHERE)
+    assert [i.name for i in items] == ["x"] and marker == ""
+
+
+@pytest.mark.parametrize(
+    "blobs",
+    [
+        "<Blob/>" + _blob("x"),  # a childless Blob in the list itself: not metadata
+        _blob("x") + "<Blob>text</Blob>",
+        _blob("x").replace("<Metadata>", "<Metadata><Blob>v</Blob></Metadata><Blob/><Metadata>"),
+    ],
+)
+def test_a_childless_blob_outside_metadata_is_refused(blobs: str) -> None:
+    body = _page(blobs)
+    for piece in (1, len(body)):
+        with pytest.raises(SourceError, match="without a name"):
+            listing._parse(_pieces(body, piece), WHERE)
+
+
+def test_the_folder_flag_is_the_first_metadata_that_has_one() -> None:
+    """As ElementPath's ``Metadata/hdi_isfolder`` (the expression before): the first Metadata
+    holding the key decides; another key, an empty value or "True" is not a folder."""
+    two = "<Metadata><k>v</k></Metadata><Metadata><hdi_isfolder>true</hdi_isfolder></Metadata>"
+    cases = [
+        (_blob("a").replace("<Metadata></Metadata>", two), True),
+        (_blob("b", meta="<hdi_isfolder>True</hdi_isfolder>"), False),
+        (_blob("c", meta="<hdi_isfolder></hdi_isfolder>"), False),
+        (_blob("d", meta="<x><hdi_isfolder>true</hdi_isfolder></x>"), False),
+        (_blob("e").replace("<Metadata></Metadata>", ""), False),
+    ]
+    items, _ = listing._parse(_pieces(_page("".join(b for b, _ in cases)), 4), WHERE)
+    assert [i.is_folder for i in items] == [folder for _, folder in cases]
+
+
 def test_a_page_larger_than_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(listing, "MAX_PAGE_BYTES", 1000)
     body = _page("".join(_blob(f"n{i}") for i in range(100)))

@@ -103,6 +103,10 @@ _PIECES = [
     "wasbs://c@a.blob.core.windows.net/p", "/mnt/batch/tasks/shared/LS_root/jobs/w/azureml/",
     "/scratch/azureml/cr/j/x/", "mlflow-art\u0131facts:/x", "\u017f", ": ", "=", '"', "'", " ",
     "0123abcd", "run-1", "\n", "\r\n", "\x0b", "\u2028", "[2022-07-22 11:45:38Z] ",
+    # the literals each line is checked for before a search (walk/logs.py, ``gated``)
+    "URI azureml://datastores/ds/paths/p to /mnt/x", "azuremldatareference://ds/p",
+    '"environment_names": ["in"]', "--in=", "--", "Eligible to reuse a previous run's output",
+    "AZUREML.ISREUSED: true", "\u212a", "\u0130", "parent_run_id: run-2",
 ]  # fmt: skip
 
 
@@ -121,3 +125,27 @@ def test_the_expressions_skipped_for_a_log_change_no_fact() -> None:
     texts += ["".join(rnd.choice(_PIECES + _REAL[:50]) for _ in range(12)) for _ in range(3000)]
     for text in texts:
         assert facts(text, None) == facts(text, logs.ALL_GATES), text
+
+
+def _huge_lines() -> list[str]:
+    """Single lines of a megabyte: forms far from the line's start, after many ``--``, after
+    a folded character, and none at all."""
+    uri = "azureml://datastores/workspaceblobstore/paths/azureml/abc/out/"
+    filler = "x" * (1 << 20)
+    return [
+        filler + " --input=" + uri,
+        "--a " * (1 << 18) + "--port=" + uri,
+        filler + " URI " + uri + " to /mnt/x",
+        filler + " azuremldatastore://ds/p " + "\u212a" + " parent_run_id=run-1",
+        "\u017f" + filler + " AZUREML_ROOT_RUN_ID=run-9 moduleNodeId: 0123abcd",
+        filler + ' "environment_names": ["in"] /wd/INPUT_in ' + uri,
+        filler,
+    ]
+
+
+def test_huge_single_lines_give_the_facts_of_every_expression() -> None:
+    for line in _huge_lines():
+        for text in (line, line + "\n" + _REAL[0]):
+            assert logs.read_log(text).__dict__ == logs.read_log(text, logs.ALL_GATES).__dict__
+    facts = logs.read_log(_huge_lines()[1])
+    assert facts.locations == [("workspaceblobstore", "azureml/abc/out", "port")]

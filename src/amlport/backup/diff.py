@@ -236,7 +236,7 @@ def diff_sides(a: Side, b: Side, *, audit: bool = True, consume: bool = False) -
         "bytes_added": sum(b.size_of(p) for p in added),
         "bytes_changed": sum(b.size_of(p) for p in changed),
     }
-    del added
+    del added, pa, pb  # views of the sides' path tables: they keep them alive
     assets = _sections(a.assets, b.assets, changed)
     nodes_a, edges_a = graph_sets(a.lineage)
     nodes_b, edges_b = graph_sets(b.lineage)

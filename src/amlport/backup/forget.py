@@ -102,20 +102,7 @@ def _forget(repo: Repository, policy: RetentionPolicy, *, dry_run: bool) -> Forg
 
 
 def estimate_prune(repo: Repository, plan: ForgetPlan) -> PruneReport:
-    """What prune would delete once ``plan.remove`` is gone (reads only)."""
-    report = PruneReport(dry_run=True)
-    live: set[str] = set()
-    seen: set[str] = set()  # format 2: the pieces of the kept snapshots live too
-    for info in plan.keep:
-        data, pieces = repo.snapshots.pieces(info.id, seen)
-        live |= data | pieces
-        report.snapshots += 1
-    live |= seen
-    for digest in repo.objects.iter_digests():
-        report.objects_total += 1
-        if digest in live:
-            report.objects_referenced += 1
-        else:
-            report.removed.append(digest)
-            report.bytes_freed += repo.object_size(digest)
-    return report
+    """What prune would do once ``plan.remove`` is gone (reads only): prune's own dry run
+    over the kept snapshots, so the estimate names the damaged packs and unreadable index
+    pieces a real prune would drop or keep, and counts bytes as it does."""
+    return repo.prune(dry_run=True, among=[info.id for info in plan.keep])

@@ -23,6 +23,7 @@ from amlport.bundle import Repository
 from amlport.errors import ExitCode, UsageError
 from amlport.importing import ImportRequest, ImportResult, run_import
 from amlport.importing.engine import pick_snapshot, verify_first
+from amlport.model.loadplan import WHOLE, LoadPlan
 from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
@@ -156,7 +157,10 @@ def run_restore(
     _check_request(request, scan)
     repo = Repository.open(repo_path, auth=repo_auth)
     with repo, repo.lock(exclusive=False):  # the snapshot must not be pruned under us
-        picked = pick_snapshot(repo, request.snapshot, request.source, request.mapping)
+        # Its id is all a plain restore needs here (the import reads the snapshot itself).
+        whole = request.read_only or bool(request.select)
+        plan = WHOLE if whole else LoadPlan.only()
+        picked = pick_snapshot(repo, request.snapshot, request.source, request.mapping, plan)
         snapshot_id = str(picked.snapshot_id)
         selected = select_manifest(picked, request.select) if request.select else None
         manifest: Manifest | None = picked

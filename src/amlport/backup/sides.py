@@ -35,6 +35,7 @@ from amlport.export.selection import select
 from amlport.export.writer import MAX_REWRITE_BYTES, BundleWriter
 from amlport.lineage import build_graph
 from amlport.model.inventory import Inventory
+from amlport.model.loadplan import LoadPlan
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest, source_key
 from amlport.rewriters.files import needs_rewrite, rewrite_file
 from amlport.rewriters.rules import Identity, RewriteRules
@@ -53,6 +54,7 @@ class SnapshotSide:
     label: str = ""
     _files: dict[str, FileEntry] = field(default_factory=dict)
     _facts: list[AuditFact] | None = None
+    _reread: bool = False  # ``compared`` let go of the files: the walk reads them again
 
     def __post_init__(self) -> None:
         self._files = {f.path: f for f in self.manifest.files}
@@ -107,23 +109,24 @@ class SnapshotSide:
     def audit_facts(self) -> list[AuditFact]:
         """Computed offline from the stored files and redaction records (backup/facts.py)."""
         if self._facts is None:
-            self._facts = snapshot_facts(self.repo, self.manifest)
+            manifest = self.manifest
+            if self._reread:  # its own files and redaction records, read again for its walk
+                keep = LoadPlan.only("files", "redactions")
+                manifest = self.repo.snapshots.load_exact(str(manifest.snapshot_id), keep)
+            self._facts = snapshot_facts(self.repo, manifest)
         return self._facts
 
     def compared(self) -> None:
-        """Drop the path table, the assets and the lineage; and once the audit facts are
-        known, the files and redaction records too. The manifest itself is not changed (a
+        """Drop the path table, the assets, the lineage, the files and the redaction
+        records: ``audit_facts``, if still to come, reads the files and redaction records
+        again for its walk (a diff's walk of one snapshot was beside the other one's
+        files: docs/design/0007, C session 7). The manifest itself is not changed (a
         backup's caller still holds it): the side keeps a copy without those lists."""
         self._files = {}
-        done = self._facts is not None
-        manifest = self.manifest
+        if self._facts is None and self.manifest.files:
+            self._reread = True
         self.manifest = dataclasses.replace(
-            manifest,
-            assets=[],
-            lineage={},
-            rewrites=[],
-            files=[] if done else manifest.files,
-            redactions=[] if done else manifest.redactions,
+            self.manifest, assets=[], lineage={}, rewrites=[], files=[], redactions=[]
         )
 
 

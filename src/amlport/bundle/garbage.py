@@ -14,8 +14,16 @@ objects hold less than half its bytes is repacked (its live objects, each checke
 a new pack). The index is then rewritten as one piece naming only live objects, in an order
 that leaves a readable repository wherever a kill stops it: the new packs durable, then the
 new index piece durable, then the old index pieces deleted, then the old packs. A pack no
-index piece names (a crashed backup's) is deleted. An index piece that cannot be read, or
-two pieces giving a pack two sizes, stop prune before anything is deleted.
+index piece names (a crashed backup's) is deleted. Two pieces giving a pack two sizes, or a
+name under ``packs/index/`` not named like a piece, stop prune before anything is deleted.
+
+An index piece that cannot be read (damaged, a FIFO, a link or a directory in its place)
+lists nothing prune can see: while an object a snapshot uses has no copy elsewhere (loose,
+or in a sound or salvaged pack a readable piece names) the piece may be its only trace, so
+prune stops before deleting anything, naming the piece and what to do. Once every such
+object has another copy (the next backup stored them again), prune removes the piece with
+the old pieces, and the packs only it named as unindexed leftovers (a directory in its place
+is removed when empty, else named: ``unreadable_index_pieces`` in the report).
 
 A damaged pack (missing, not at its indexed size, or whose bytes do not hash to its name:
 every pack holding a live object is read whole, ``packs.pack_problem``) goes with its index
@@ -26,6 +34,8 @@ objects' entries, and prune warns (``DamagedPack``; docs/design/0007, *Pack feat
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +43,10 @@ from amlport.bundle import packs
 from amlport.bundle.files import TooLarge
 from amlport.bundle.lock import DEFAULT_STALE_AFTER
 from amlport.bundle.notices import Warn
-from amlport.bundle.objects import META_OVERHEAD, ObjectStore, format_digest
+from amlport.bundle.objects import META_OVERHEAD, ObjectStore, format_digest, hex_of
 from amlport.bundle.packs import PackEntries, Packer
 from amlport.bundle.snapshots import SnapshotStore
-from amlport.errors import IntegrityError
+from amlport.errors import IntegrityError, UsageError
 from amlport.progress import Progress
 
 
@@ -52,6 +62,8 @@ class PruneReport:
     packs_removed: int = 0  # pack files deleted (repacked ones included)
     packs_written: int = 0  # by repacking
     damaged_packs: list[DamagedPack] = field(default_factory=list)  # removed or kept
+    # index pieces that could not be read, (to be) removed: (key, why)
+    unreadable_pieces: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def objects_removed(self) -> int:
@@ -60,7 +72,13 @@ class PruneReport:
     def pack_lines(self) -> list[str]:
         """What happened to damaged packs, a line each (a kept one is also a warning)."""
         verb = "would drop" if self.dry_run else "dropped"
-        return [
+        removed = "would remove" if self.dry_run else "removed"
+        pieces = [
+            f"{removed} unreadable pack index piece {key} ({why}): every object a snapshot "
+            "uses has another copy"
+            for key, why in self.unreadable_pieces
+        ]
+        return pieces + [
             f"{verb} damaged pack {d.key} ({d.problem}): every object of it a snapshot uses "
             f"has a sound copy" + (f" ({d.salvaged} salvaged)" if d.salvaged else "")
             if not d.only_copies
@@ -82,6 +100,7 @@ class PruneReport:
             "packs_written": self.packs_written,
             "damaged_packs_removed": [d.key for d in self.damaged_packs if not d.only_copies],
             "damaged_packs_kept": [d.to_dict() for d in self.damaged_packs if d.only_copies],
+            "unreadable_index_pieces": [key for key, _ in self.unreadable_pieces],
         }
 
 
@@ -92,11 +111,17 @@ def collect_garbage(
     dry_run: bool,
     progress: Progress | None = None,
     warn: Warn | None = None,
+    among: Iterable[str] | None = None,
 ) -> PruneReport:
+    """Delete what no snapshot reaches (``dry_run``: only say what). ``among``: the
+    snapshots that count as kept (a dry run's "once these others are forgotten", for
+    ``forget --dry-run --prune``); every snapshot when None."""
     report = PruneReport(dry_run=dry_run)
+    if among is not None and not dry_run:
+        raise ValueError("only a dry run may leave snapshots out of what is live")
     live: set[str] = set()
     seen: set[str] = set()  # format-2 pieces read: a piece two snapshots share is read once
-    for snapshot_id in snapshots.ids():  # one snapshot's digests at a time, not its lists
+    for snapshot_id in snapshots.ids() if among is None else among:  # one at a time
         report.snapshots += 1
         data, pieces = snapshots.pieces(snapshot_id, seen)
         live |= data
@@ -118,13 +143,14 @@ def collect_garbage(
             progress("prune", done, len(stored))
     if plan is not None:
         report.damaged_packs = plan.damaged
+        report.unreadable_pieces = [(packs.index_key(n), why) for n, why in plan.unreadable]
         for damaged in plan.damaged:
             if damaged.only_copies and warn is not None:
                 warn(damaged.message())
         report.packs_removed = len(plan.delete)
         report.bytes_freed += plan.freed
         if not dry_run:
-            report.packs_written = _apply(objects, plan)
+            report.packs_written = _apply(objects, plan, warn)
     if not dry_run:
         older = DEFAULT_STALE_AFTER.total_seconds()
         report.temp_files_removed = objects.sweep_temp_files(older)
@@ -172,6 +198,8 @@ class DamagedPack:
 class _PackPlan:
     index_names: list[str]  # the index pieces read (all replaced when ``rewrite``)
     keep: list[PackEntries]  # packs kept, with their live entries only
+    # pieces that could not be read, (name, why): removed, every live object being elsewhere
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
     # (object hex, pack hex, offset, length) to copy to new packs, each checked when copied
     repack: list[tuple[str, str, int, int]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)  # pack hex
@@ -181,14 +209,27 @@ class _PackPlan:
 
 
 def _plan_packs(objects: ObjectStore, live: set[str]) -> _PackPlan:
-    """What to do with the packs; IntegrityError (nothing deleted yet) when an index piece
-    cannot be read or two pieces disagree on a pack's size. Every pack holding a live object
+    """What to do with the packs; IntegrityError (nothing deleted yet) when two pieces
+    disagree on a pack's size, a name under ``packs/index/`` is no piece's, or a piece cannot
+    be read while a live object has no copy it does not name (``_check_elsewhere``); other
+    unreadable pieces are planned for removal. Every pack holding a live object
     is read whole (``packs.pack_problem``, verify's check): a damaged one is planned by
     ``_plan_damaged``, after the sound ones, whose copies of an object are the ones kept."""
-    names = list(objects.store.list(packs.INDEX_FOLDER))
+    listed = list(objects.store.list(packs.INDEX_FOLDER))
+    odd = [n for n in objects.store.not_regular(packs.INDEX_FOLDER) if n not in listed]
+    names: list[str] = []  # the pieces read
+    unreadable: list[tuple[str, str]] = []
     merged: dict[str, PackEntries] = {}
-    for name in names:
-        for pack in objects.read_index_piece(name):  # strict: prune stops on damage
+    for name in [*listed, *odd]:
+        try:
+            pieces = objects.read_index_piece(name)
+        except IntegrityError as exc:
+            if packs.pack_of_name(f"{name[:2]}/{name}") != name:  # not a piece amlport wrote
+                raise
+            unreadable.append((name, exc.message))
+            continue
+        names.append(name)
+        for pack in pieces:
             found = merged.setdefault(pack.pack, PackEntries(pack.pack, pack.size))
             if found.size != pack.size:
                 raise IntegrityError(f"two pack index pieces disagree on the size of pack "
@@ -197,7 +238,7 @@ def _plan_packs(objects: ObjectStore, live: set[str]) -> _PackPlan:
             found.entries.extend(pack.entries)
     stored = dict(objects.iter_pack_keys())
     damage = {h: why for h in sorted(merged) if (why := _damage(objects, merged[h], stored, live))}
-    plan = _PackPlan(index_names=names, keep=[], rewrite=len(names) > 1)
+    plan = _PackPlan(index_names=names, keep=[], rewrite=len(names) > 1, unreadable=unreadable)
     taken: set[str] = set()  # objects kept: one copy each
     for pack_hex in sorted(merged, key=lambda h: (h in damage, h)):  # sound packs first
         pack = merged[pack_hex]
@@ -219,11 +260,40 @@ def _plan_packs(objects: ObjectStore, live: set[str]) -> _PackPlan:
             plan.freed += pack.size - alive_bytes
         else:
             plan.keep.append(PackEntries(pack_hex, pack.size, alive))
+    if unreadable:
+        _check_elsewhere(objects, plan, live, taken)
     for pack_hex, size in stored.items():
         if pack_hex not in merged:  # written by a run killed before its index: garbage
             plan.delete.append(pack_hex)
             plan.freed += size
     return plan
+
+
+def _check_elsewhere(
+    objects: ObjectStore, plan: _PackPlan, live: set[str], taken: set[str]
+) -> None:
+    """With an unreadable index piece: IntegrityError (nothing deleted yet) unless every live
+    object has a copy it does not name: loose, or in a pack a readable piece names (not one
+    only a damaged pack holds). The piece lists what prune cannot see: while it may hold an
+    object's only trace, neither it nor the packs no readable piece names may go."""
+    lost = {hex_of(d) for damaged in plan.damaged for d in damaged.only_copies}
+    reached = taken - lost
+    missing = [
+        d for d in sorted(live)
+        if hex_of(d) not in reached and not objects.store.exists(objects.key(d))
+    ]  # fmt: skip
+    if not missing:
+        return
+    name, why = plan.unreadable[0]
+    more = f" and {len(plan.unreadable) - 1} more" if len(plan.unreadable) > 1 else ""
+    raise IntegrityError(
+        f"pack index piece {packs.index_key(name)}{more} cannot be read ({why}), and "
+        f"{len(missing)} object(s) snapshots use have no other copy ({missing[0]}"
+        f"{' …' if len(missing) > 1 else ''}): prune stops before deleting anything",
+        hint="`amlport verify` names the files that use them; a backup of a workspace that "
+        "still holds them stores them again, or `amlport forget` the snapshots that use them; "
+        "then prune again removes the unreadable piece",
+    )
 
 
 def _damage(
@@ -281,6 +351,25 @@ def _plan_damaged(
         plan.freed += actual_size
 
 
+def _remove_unreadable(objects: ObjectStore, key: str, warn: Warn | None) -> None:
+    """Delete an unreadable index piece (a FIFO or a link: the entry itself); a directory in
+    its place is removed when empty, else named with what to do."""
+    try:
+        objects.store.delete(key)
+        return
+    except IntegrityError:  # a directory (``RepoStore.delete``)
+        pass
+    try:
+        os.rmdir(objects.store.local_path(key))
+        return
+    except (OSError, UsageError):
+        pass
+    if warn is not None:
+        warn(f"{key} is a directory where a pack index piece belongs, and it is not empty: "
+             "every object a snapshot uses has another copy, so remove it yourself (it is no "
+             "file amlport wrote), then run `amlport verify`")  # fmt: skip
+
+
 def _sound_loose(objects: ObjectStore, digest: str) -> bool:
     """Is there a loose copy of ``digest`` whose bytes open to its name?"""
     try:
@@ -313,7 +402,7 @@ def _sound_entry(
     return True
 
 
-def _apply(objects: ObjectStore, plan: _PackPlan) -> int:
+def _apply(objects: ObjectStore, plan: _PackPlan, warn: Warn | None = None) -> int:
     """Carry out ``plan`` in the crash-safe order; the packs written."""
     written: list[PackEntries] = []
     if plan.repack:
@@ -338,6 +427,8 @@ def _apply(objects: ObjectStore, plan: _PackPlan) -> int:
                 objects.store.delete(key)
     elif plan.index_names:
         kept_keys.update(packs.index_key(n) for n in plan.index_names)
+    for name, _ in plan.unreadable:  # the live objects are elsewhere (``_check_elsewhere``)
+        _remove_unreadable(objects, packs.index_key(name), warn)
     named = {p.pack for p in plan.keep + written}
     for pack_hex in plan.delete:
         if pack_hex not in named:

@@ -38,10 +38,36 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
-    etag: str | None
+    # The etag; a local copy's ``<mtime ns hex>-<size hex>`` (storage/local.py) of the row's
+    # size as the int of its mtime: 32 bytes, not a 64-byte string a row (``etag`` gives
+    # the text back; the file holds the text).
+    tag: str | int | None
     size: int
     content_md5: str | None
     digest: str
+
+    @property
+    def etag(self) -> str | None:
+        tag = self.tag
+        return f"{tag:x}-{self.size:x}" if isinstance(tag, int) else tag
+
+
+_LOCAL_MTIME = re.compile(r"[1-9a-f][0-9a-f]{0,31}")
+
+
+def _compact_etag(etag: str | None, size: int) -> str | int | None:
+    """``IndexEntry.tag`` of an etag: a local copy's mtime as an int when the text is
+    exactly what ``IndexEntry.etag`` gives back for it, else the etag itself."""
+    if etag is None or len(etag) > 48:
+        return etag
+    head, sep, tail = etag.partition("-")
+    if sep and _LOCAL_MTIME.fullmatch(head) and tail == f"{size:x}":
+        return int(head, 16)
+    return etag
+
+
+def _same_etag(tag: str | int | None, etag: str, size: int) -> bool:
+    return etag == f"{tag:x}-{size:x}" if isinstance(tag, int) else tag == etag
 
 
 def _norm_md5(md5: str | None) -> str | None:
@@ -63,10 +89,12 @@ class SourceIndex:
         strings: dict[str, str] | None = None,
         *,
         compress: bool = False,
+        prefix: Callable[[str], str] | None = None,
     ) -> None:
         """``object_size``: a stored object's size (None: missing); ``known``: for a row,
         equal strings already in memory to share (``Known``); ``strings``: other strings to
-        share (``{s: s}``), extended as the index is read."""
+        share (``{s: s}``), extended as the index is read; ``prefix``: a container's
+        prefix of its rows' keys in memory (``LoadPlan.prefix``; none: the blob name)."""
         if not _KEY_RE.match(source_key):
             raise UsageError(f"{source_key!r} is not a valid source key")
         self.store = store
@@ -74,8 +102,13 @@ class SourceIndex:
         self.source_key = source_key
         self.compress = compress  # format 2: the file is a zstd frame (read either way)
         self._object_size = object_size
-        # container -> name -> row: one dict per container, no key tuple per row (100k+).
+        # container -> key -> row: one dict per container, no key tuple per row (100k+). A
+        # row's key is its container's prefix + the blob name: with an export's prefix
+        # (``files/<datastore>/``) the key is the file's bundle path, and the index holds the
+        # path string of the file's entry instead of a name of its own (memory at 100k).
         self._entries: dict[str, dict[str, IndexEntry]] = {}
+        self._prefix_of = prefix
+        self._prefixes: dict[str, str] = {}  # container -> prefix: fixed at its first use
         self._mutex = threading.Lock()
         self._load(warn, known, {} if strings is None else strings)
 
@@ -86,6 +119,30 @@ class SourceIndex:
 
     def __len__(self) -> int:
         return sum(map(len, self._entries.values()))
+
+    def _prefix(self, container: str) -> str:
+        prefix = self._prefixes.get(container)
+        if prefix is None:
+            prefix = self._prefix_of(container) if self._prefix_of is not None else ""
+            prefix = self._prefixes.setdefault(container, prefix)  # workers: the first one
+        return prefix
+
+    def _key(self, container: str, name: str) -> str:
+        """The key of (container, name) in memory: the prefix + the name."""
+        prefix = self._prefix(container)
+        return prefix + name if prefix else name
+
+    def _row_key(self, container: str, name: str, key: str | None) -> str:
+        """``key`` (a string the caller holds) when it is the row's key, else a new one."""
+        if key is not None:
+            prefix = self._prefix(container)
+            if (
+                len(key) == len(prefix) + len(name)
+                and key.endswith(name)
+                and key.startswith(prefix)
+            ):
+                return key
+        return self._key(container, name)
 
     def lookup(
         self, container: str, name: str, etag: str | None, size: int, md5: str | None
@@ -110,8 +167,10 @@ class SourceIndex:
     def _row(
         self, container: str, name: str, etag: str | None, size: int, md5: str | None
     ) -> IndexEntry | None:
-        entry = self._entries.get(container, {}).get(name)
-        if entry is None or etag is None or entry.etag != etag or entry.size != size:
+        entry = self._entries.get(container, {}).get(self._key(container, name))
+        if entry is None or etag is None or entry.size != size:
+            return None
+        if not _same_etag(entry.tag, etag, size):
             return None
         if entry.content_md5 and md5 and entry.content_md5 != _norm_md5(md5):
             return None
@@ -125,16 +184,21 @@ class SourceIndex:
         size: int,
         md5: str | None,
         digest: str,
+        *,
+        key: str | None = None,
     ) -> None:
+        """``key``: the caller's string of prefix + name (an export's bundle path), held
+        as the row's key instead of a new one; any other string is not used."""
         if not DIGEST_RE.match(digest):
             raise UsageError(f"{digest!r} is not a digest of the form sha256:<64 hex>")
+        row_key = self._row_key(container, name, key)
         with self._mutex:
-            row = IndexEntry(etag, size, _norm_md5(md5), digest)
-            self._entries.setdefault(container, {})[name] = row
+            row = IndexEntry(_compact_etag(etag, size), size, _norm_md5(md5), digest)
+            self._entries.setdefault(container, {})[row_key] = row
 
     def forget(self, container: str, name: str) -> None:
         with self._mutex:
-            self._entries.get(container, {}).pop(name, None)
+            self._entries.get(container, {}).pop(self._key(container, name), None)
 
     def save(self) -> None:
         """Replace the index file atomically (zstd-compressed when ``compress``: rows of
@@ -150,10 +214,11 @@ class SourceIndex:
         n = 0
         for container in sorted(self._entries):
             rows = self._entries[container]
-            for name in sorted(rows):
-                e = rows[name]
-                row = {"container": container, "name": name, "etag": e.etag, "size": e.size}
-                row.update(content_md5=e.content_md5, digest=e.digest)
+            skip = len(self._prefix(container))  # one prefix a container: the names' order
+            for key in sorted(rows):
+                e = rows[key]
+                row: dict[str, Any] = {"container": container, "name": key[skip:]}
+                row.update(etag=e.etag, size=e.size, content_md5=e.content_md5, digest=e.digest)
                 yield (b"\n" if n == 0 else b",\n") + json.dumps(row, sort_keys=True).encode()
                 n += 1
         tail = {"source": self.source_key, "version": INDEX_VERSION}
@@ -211,7 +276,9 @@ class SourceIndex:
         def share(text: str) -> str:
             return held.get(text) or same.setdefault(text, text)
 
-        self._entries.setdefault(share(container), {})[share(name)] = _entry(row, share)
+        container = share(container)
+        key = self._key(container, name)
+        self._entries.setdefault(container, {})[share(key)] = _entry(row, share)
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -240,8 +307,10 @@ def _entry(row: dict[str, Any], share: Callable[[str], str]) -> IndexEntry:
     if not isinstance(digest, str) or not DIGEST_RE.match(digest) or not isinstance(size, int):
         raise ValueError("bad entry")
     etag, md5 = row.get("etag"), _norm_md5(row.get("content_md5"))
+    # (an etag that is not text never matched a listing's: kept as none, which does not)
+    tag = _compact_etag(etag, size) if isinstance(etag, str) else None
     return IndexEntry(
-        share(etag) if isinstance(etag, str) else etag,
+        share(tag) if isinstance(tag, str) else tag,
         size,
         share(md5) if md5 else md5,
         share(digest),

@@ -77,11 +77,25 @@ class LockInfo:
         return self.hostname == socket.gethostname() and not pid_alive(self.pid)
 
 
+_machine: tuple[int, str] | None = None  # (the pid that worked it out, machine_id())
+
+
 def machine_id() -> str:
     """Where a pid names one process: host name, boot id and pid namespace (Linux). Two
     containers sharing a host name, a kernel or a mounted repository differ in one of them;
     "" where this cannot be told (then only a local repository's lock is judged by its pid,
-    by host name, as before)."""
+    by host name, as before). Worked out once per process (a lock check asks it each time):
+    a forked child, perhaps in a pid namespace of its own, works it out again."""
+    global _machine
+    cached = _machine
+    if cached is not None and cached[0] == os.getpid():
+        return cached[1]
+    found = _read_machine_id()
+    _machine = (os.getpid(), found)
+    return found
+
+
+def _read_machine_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
             boot = f.read(64).strip()

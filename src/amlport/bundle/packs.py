@@ -153,11 +153,17 @@ def _table(plain: bytes, where: str) -> list[tuple[str, int, Rows]]:
 
 class PackIndex:
     """Every packed object of a repository: digest → (pack, offset, length), compact (about
-    170 bytes an object, 17 MB at 100k: a dict from the 32-byte name to a row number, and
-    three arrays; loading 100k entries takes ~0.05 s of CPU)."""
+    60 bytes an object: its 32-byte name in one ``bytearray``, an open-addressing table of
+    row numbers, and three arrays; a dict from a ``bytes`` name to a row number took about
+    170, 8.7 MB of a 100k first backup's high-water mark; docs/design/0007, "Peak memory of
+    backup at 100k (B, session 7)"). The table's slots come from ``hash`` of the name, which
+    is keyed per process: an index piece whose names were chosen to collide cannot make
+    a load quadratic."""
 
     def __init__(self) -> None:
-        self._rows: dict[bytes, int] = {}
+        self._names = bytearray()  # row i: bytes [32 i, 32 i + 32)
+        self._slots = array("I", bytes(4 * _FIRST_SLOTS))  # row + 1 of a first copy; 0: free
+        self._firsts = 0  # rows in the table (first copies)
         self._pack_no = array("I")
         self._offset = array("Q")
         self._length = array("I")
@@ -171,7 +177,61 @@ class PackIndex:
         self._more: dict[bytes, list[int]] = {}
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._firsts
+
+    @property
+    def rows(self) -> int:
+        """Rows held: every copy of every object."""
+        return len(self._offset)
+
+    def _row(self, name: bytes) -> int:
+        """The row of an object's first copy, -1 when none."""
+        slots, names = self._slots, self._names
+        mask = len(slots) - 1
+        i = hash(name) & mask
+        while row := slots[i]:
+            start = (row - 1) * _NAME
+            if names[start : start + _NAME] == name:
+                return row - 1
+            i = (i + 1) & mask
+        return -1
+
+    def _append(self, name: bytes, number: int, offset: int, length: int) -> None:
+        """One row (a first copy, or a further one): complete before the table names it, so
+        that a thread that ``find``s meanwhile sees an object or not, never half of one."""
+        if 2 * (self._firsts + 1) > len(self._slots):  # at most half full
+            self._grow()
+        slots, names = self._slots, self._names
+        mask = len(slots) - 1
+        i = hash(name) & mask
+        first = True
+        while held := slots[i]:  # one probe: the first copy, or the free slot
+            start = (held - 1) * _NAME
+            if names[start : start + _NAME] == name:
+                first = False
+                break
+            i = (i + 1) & mask
+        row = len(self._offset)
+        names += name
+        self._pack_no.append(number)
+        self._offset.append(offset)
+        self._length.append(length)
+        if first:
+            slots[i] = row + 1
+            self._firsts += 1
+        else:  # a copy in another pack: the first one is read
+            self._more.setdefault(name, []).append(row)
+
+    def _grow(self) -> None:
+        """A table twice as large, every first copy placed again (the new table is swapped
+        in whole: a concurrent ``find`` reads the old one or the new one)."""
+        old, names = self._slots, self._names
+        slots = array("I", bytes(8 * len(old)))
+        for row in old:
+            if row:
+                start = (row - 1) * _NAME
+                _place(slots, bytes(names[start : start + _NAME]), row - 1)
+        self._slots = slots
 
     def add_pieces(self, key: str, packs: list[PackEntries]) -> None:
         if key:
@@ -179,37 +239,15 @@ class PackIndex:
         for pack in packs:
             number = self._number(pack.pack, pack.size)
             for hexd, offset, length in pack.entries:
-                name = bytes.fromhex(hexd)
-                row = len(self._offset)
-                self._pack_no.append(number)
-                self._offset.append(offset)
-                self._length.append(length)
-                if name in self._rows:  # a copy in another pack: the first one is read
-                    self._more.setdefault(name, []).append(row)
-                else:
-                    self._rows[name] = row
+                self._append(bytes.fromhex(hexd), number, offset, length)
 
     def add_table(self, key: str, plain: bytes) -> None:
         """``add_pieces`` of an index piece's plain bytes (checked), without a string per
-        object: loading 100k entries takes a tenth of a second."""
-        # A row is complete before a name points to it: a thread that ``find``s meanwhile
-        # (a reader that picked up a writer's new piece, a batch adding its own) sees an
-        # object or not, never half of one.
-        rows_of = self._rows
+        object."""
         for pack, size, rows in _table(plain, key):
             number = self._number(pack, size)
-            if not rows_of.keys().isdisjoint(r[0] for r in rows):  # copies in another pack:
-                for name, offset, length in (r for r in rows if r[0] in rows_of):
-                    self._pack_no.append(number)
-                    self._offset.append(offset)
-                    self._length.append(length)
-                    self._more.setdefault(name, []).append(len(self._offset) - 1)
-                rows = [r for r in rows if r[0] not in rows_of]  # the first one is read
-            first = len(self._offset)
-            self._pack_no.extend(array("I", [number]) * len(rows))
-            self._offset.extend(array("Q", [r[1] for r in rows]))
-            self._length.extend(array("I", [r[2] for r in rows]))
-            rows_of.update(zip((r[0] for r in rows), range(first, first + len(rows)), strict=True))
+            for name, offset, length in rows:
+                self._append(name, number, offset, length)
         if key:
             self.index_keys.add(key)
 
@@ -231,8 +269,10 @@ class PackIndex:
             name = bytes.fromhex(hexd)
         except ValueError:
             return None
-        row = self._rows.get(name)
-        if row is None:
+        if len(name) != _NAME:
+            return None
+        row = self._row(name)
+        if row < 0:
             return None
         more = self._more.get(name)
         if more:
@@ -248,9 +288,35 @@ class PackIndex:
         return sum(map(len, self._more.values()))
 
     def items(self) -> Iterator[tuple[str, int]]:
-        """(object hex, stored length) of every packed object."""
-        for name, row in self._rows.items():
+        """(object hex, stored length) of every packed object (its first copy), in the
+        order they were added."""
+        names, more = self._names, self._more
+        for row in range(len(self._offset)):
+            name = bytes(names[row * _NAME : (row + 1) * _NAME])
+            if more and name in more and row in more[name]:
+                continue  # a further copy
             yield name.hex(), self._length[row]
+
+    def pack_rows(self, number: int, first: int, count: int) -> PackEntries:
+        """Rows ``first`` .. ``first + count - 1``, all of pack ``number``, as its entries."""
+        names = self._names
+        entries = [
+            (names[r * _NAME : (r + 1) * _NAME].hex(), self._offset[r], self._length[r])
+            for r in range(first, first + count)
+        ]
+        return PackEntries(self.packs[number], self.pack_sizes[number], entries)
+
+
+_NAME = 32  # bytes of an object name
+_FIRST_SLOTS = 8
+
+
+def _place(slots: array[int], name: bytes, row: int) -> None:
+    mask = len(slots) - 1
+    i = hash(name) & mask
+    while slots[i]:
+        i = (i + 1) & mask
+    slots[i] = row + 1
 
 
 def pack_problem(store: RepoStore, pack_hex: str) -> str | None:
@@ -275,7 +341,8 @@ class Packer:
     """The pack a batch is building (``ObjectStore.batch``): objects appended in memory,
     written as a pack every ``PACK_TARGET`` bytes through ``write`` (the store's
     ``put_once``), thread-safe. ``flushed`` indexes the packs written (compactly: a
-    100k-object batch must not hold a tuple per object), ``table`` their index rows."""
+    100k-object batch must not hold a tuple per object); their index piece is encoded from
+    it at the end (``index_plain``)."""
 
     def __init__(self, write: Callable[[str, bytes], object], target: int | None = None) -> None:
         self._write = write
@@ -285,7 +352,7 @@ class Packer:
         self._entries: list[tuple[str, int, int]] = []
         self._pending: dict[str, tuple[int, int]] = {}  # in memory: hex -> (offset, length)
         self.flushed = PackIndex()
-        self.table: list[bytes] = []  # per pack written: its header and entries, encoded
+        self._spans: list[tuple[int, int]] = []  # per pack written: its first row, its rows
         self.packs = 0
 
     def find(self, hexd: str) -> tuple[str | None, int, int] | None:
@@ -326,7 +393,8 @@ class Packer:
         with self._lock:
             if not self.packs:
                 return None
-            return b"".join([MAGIC, _COUNT.pack(self.packs), *self.table])
+            packs = (self.flushed.pack_rows(n, *span) for n, span in enumerate(self._spans))
+            return b"".join([MAGIC, _COUNT.pack(self.packs), *map(_encode_pack, packs)])
 
     def _flush_locked(self) -> None:
         if not self._entries:
@@ -334,7 +402,7 @@ class Packer:
         data = bytes(self._buffer)
         pack = PackEntries(hashlib.sha256(data).hexdigest(), len(data), self._entries)
         self._write(pack_key(pack.pack), data)
-        self.table.append(_encode_pack(pack))
+        self._spans.append((self.flushed.rows, len(self._entries)))
         self.packs += 1
         self.flushed.add_pieces("", [pack])
         self._buffer = bytearray()

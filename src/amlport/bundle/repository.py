@@ -525,12 +525,24 @@ class Repository:
                 plan.removed = True
         return plan
 
-    def prune(self, *, dry_run: bool = False, progress: Progress | None = None) -> PruneReport:
-        """Delete the objects no snapshot references (all snapshots must be readable)."""
+    def prune(
+        self,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        among: Iterable[str] | None = None,
+    ) -> PruneReport:
+        """Delete the objects no snapshot references (all snapshots must be readable).
+        ``among`` (dry run only): what prune would do were only these snapshots kept."""
         guard = contextlib.nullcontext() if dry_run else self.lock(exclusive=True)
         with guard:
             return collect_garbage(
-                self.objects, self.snapshots, dry_run=dry_run, progress=progress, warn=self._warn
+                self.objects,
+                self.snapshots,
+                dry_run=dry_run,
+                progress=progress,
+                warn=self._warn,
+                among=among,
             )
 
     # --- locks, index, packs ---------------------------------------------------------------
@@ -568,8 +580,10 @@ class Repository:
         store = self.store
         if isinstance(self.codec, SealedCodec):  # blob names and etags: sealed too
             store = cast(RepoStore, SealedValues(self.store, self.codec))
-        known, strings = plan.known, plan.strings
-        return SourceIndex(store, source_key, sizes, self._warn, known, strings, compress=compress)
+        known, strings, prefix = plan.known, plan.strings, plan.prefix
+        return SourceIndex(
+            store, source_key, sizes, self._warn, known, strings, compress=compress, prefix=prefix
+        )
 
     def pack(
         self, snapshot_id: str, out_path: str | Path, *, progress: Progress | None = None

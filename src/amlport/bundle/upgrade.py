@@ -136,7 +136,9 @@ def upgrade(
             "pack files on",
         )
     snaps = repo.snapshots
-    with repo.lock(exclusive=True):
+    # A dry run only reads: a shared lock (none at all where the repository is read-only to
+    # this credential), so that it can be asked of an off-site copy (F, session 7).
+    with repo.lock(exclusive=not dry_run):
         old_ids = snaps.format1_ids()
         roots = [i for i in snaps.ids() if snaps.format_of(i) == 2]
         mapping: dict[str, str] = {}

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
@@ -26,7 +26,6 @@ from amlport.cli.process import Terminated
 from amlport.cli.terminal import SafeConsole, document_text, fold_path, line, plain, styled
 from amlport.errors import AmlportError, DiskFull, ExitCode, UsageError
 from amlport.progress import Progress as ProgressFn  # (rich's Progress is the bar)
-from amlport.secrets import redact
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth, open_source
 from amlport.storage.retry_tally import RetryLedger, counting
@@ -65,6 +64,8 @@ def fail(exc: BaseException) -> NoReturn:
     if isinstance(exc, KeyboardInterrupt):
         err.print("amlport: interrupted")
         raise typer.Exit(int(ExitCode.INTERRUPTED))
+    from amlport.secrets import redact  # its expressions compile on first use: not at start
+
     message = redact(str(exc))[:300]
     err.print(
         line(("amlport: internal error:", "bold red"), f" {type(exc).__name__}: {message}"),
@@ -411,12 +412,75 @@ def renamed(
     return new_value
 
 
+class JsonItems:
+    """An array of a ``--json`` document written item by item (``write_json``), never held
+    as a list or as one text: ``ls --json`` of a 100k-file snapshot lists 125k files
+    (docs/design/0007, "Peak memory of restore, ls and diff at 100k"). ``items`` is iterated
+    once, when the document is written; the text is the one ``json.dumps`` gives the list."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items
+
+
+_BATCH = 1 << 16  # characters of a streamed document written at once
+
+
+def _dumps(value: Any, level: int) -> str:
+    """``value`` as ``json.dumps(..., indent=2)`` writes it ``level`` levels deep (a JSON
+    text has no raw newline inside a string: every newline is indentation)."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return text.replace("\n", "\n" + "  " * level) if level else text
+
+
+def json_chunks(data: dict[str, Any]) -> Iterator[str]:
+    """The text ``json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)`` gives
+    (``JsonItems`` as lists), in pieces: one top-level value, or one item of an array, at a
+    time."""
+    if not data:
+        yield "{}"
+        return
+    yield "{"
+    for n, key in enumerate(sorted(data)):
+        value = data[key]
+        yield ("\n" if n == 0 else ",\n") + "  " + _dumps(key, 0) + ": "
+        if not isinstance(value, JsonItems):
+            yield _dumps(value, 1)
+            continue
+        first = True
+        for item in value.items:
+            yield ("[\n    " if first else ",\n    ") + _dumps(item, 2)
+            first = False
+        yield "[]" if first else "\n  ]"
+    yield "\n}"
+
+
 def write_json(data: Any, path: Path | None) -> None:
+    if isinstance(data, dict) and any(isinstance(v, JsonItems) for v in data.values()):
+        _stream_json(data, path)
+        return
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if path is None:
         sys.stdout.write(document_text(text, is_json=True))
     else:
         write_text_atomic(path, text)
+
+
+def _stream_json(data: dict[str, Any], path: Path | None) -> None:
+    """``write_json`` of a document with ``JsonItems``: in batches, each escaped as the
+    whole document is (``document_text`` escapes character by character)."""
+    if path is not None:  # an -o file is written atomically, whole
+        write_text_atomic(path, "".join(json_chunks(data)) + "\n")
+        return
+    batch: list[str] = []
+    size = 0
+    for chunk in json_chunks(data):
+        batch.append(chunk)
+        size += len(chunk)
+        if size >= _BATCH:
+            sys.stdout.write(document_text("".join(batch), is_json=True))
+            batch, size = [], 0
+    batch.append("\n")
+    sys.stdout.write(document_text("".join(batch), is_json=True))
 
 
 def output_path(path: Path) -> Path:

@@ -20,11 +20,12 @@ from amlport.bundle import Repository
 from amlport.export.request import ExportRequest, ExportResult
 from amlport.export.request import PlanExtension as PlanExtension
 from amlport.export.selection import Selection, select
-from amlport.export.workers import warm_up
+from amlport.export.workers import WalkReads, warm_up
 from amlport.export.writer import BundleWriter
 from amlport.exporters import registered
 from amlport.exporters.base import AssetUnsupported, ExportContext
 from amlport.lineage import LineageGraph, build_graph
+from amlport.lineage.packed import PackedNodeLink
 from amlport.model.inventory import Inventory
 from amlport.model.loadplan import LoadPlan
 from amlport.model.manifest import AssetEntry, FileEntry, Manifest, holds_path, source_key
@@ -93,7 +94,7 @@ def run_export(
     # the graph, one for the graph once the lineage is out.
     gc.collect()
     lineage = lg.to_node_link(chosen.nodes)
-    commit = _Commit(source_desc, lineage, chosen.roots, provenance)
+    commit = _Commit(source_desc, PackedNodeLink(lineage), chosen.roots, provenance)
     del lg, chosen, lineage
     gc.collect()
     repo = Repository.open_or_init(repo_path, auth=repo_auth, on_warning=on_warning)
@@ -128,7 +129,8 @@ def _walk(
     if request.cache_dir is not None:
         key = source_key(source.descriptor.to_dict())
         cache = ReadCache.open(request.cache_dir, key, on_warning=warn)
-    options = WalkOptions(specs=request.specs, progress=progress, cache=cache)
+    ahead = WalkReads.of(source, request.workers, scan_secrets=True)  # worker processes
+    options = WalkOptions(specs=request.specs, progress=progress, cache=cache, ahead=ahead)
     if cache is None:
         return (*walk_with_listing(source, options=options), 0)
     try:
@@ -149,7 +151,7 @@ class _Commit:
     """What the snapshot records besides the transferred files, taken before the transfer."""
 
     source: dict[str, Any]
-    lineage: dict[str, Any]
+    lineage: PackedNodeLink  # compressed through the transfer (~10 MB at 100k blobs)
     roots: list[str]
     provenance: list[dict[str, Any]]
 
@@ -245,7 +247,9 @@ def _transfer_and_commit(
     # and both hold one string per digest (~40 MB of copies at 100k blobs, otherwise).
     paths = writer.planned_paths()
     digests: dict[str, str] = {}  # apart from the paths: a full dict grows to 4x its table
-    index = repo.source_index(key, LoadPlan(known=writer.listed, strings=digests))
+    index = repo.source_index(  # its rows' keys: the planned paths (``path_prefix``)
+        key, LoadPlan(known=writer.listed, strings=digests, prefix=writer.path_prefix)
+    )
     writer.drop_unchanged_reads(index)
     # What the transfer carries over from the previous snapshot: its file entries (shared by
     # both manifests) and the rewrite and redaction records of unchanged files. Its assets
@@ -289,7 +293,7 @@ def _transfer_and_commit(
         },
         assets=result.assets,
         files=sorted(writer.entries.values(), key=lambda f: f.path),
-        lineage=commit.lineage,
+        lineage=commit.lineage.unpack(),
         rewrites=sorted(writer.rewrites, key=lambda r: (r.file, r.location)),
         redactions=sorted(writer.redactions, key=lambda r: (r.file, r.kind)),
         warnings=result.warnings + [f"skipped {n}: {r}" for n, r in result.skipped],

@@ -7,6 +7,7 @@ transfer (``export/transfer.py``) does all the reading and writing afterwards, s
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -46,12 +47,22 @@ class BundlePlan:
         self.blobs: dict[str, BlobInfo] = {}
         self.generated: PackedDocuments = PackedDocuments()
         self.warnings: list[str] = []
+        self._shared: weakref.ref[SharedPaths] | None = None  # ``planned_paths``, while held
 
     def bundle_path(self, container: str, name: str) -> str:
         if container == SPECS_CONTAINER:
             return f"specs/{name}"
         datastore = self.source.descriptor.datastore_of(container) or container
         return f"files/{datastore}/{name}"
+
+    def path_prefix(self, container: str) -> str:
+        """A blob's bundle path less its name (``bundle_path(container, "")``); of an index
+        space of rewritten forms, its container's. The source index keys its rows by this
+        prefix + the blob name, so that a row holds its file's path string, not a name of
+        its own (``LoadPlan.prefix``: a string per blob, ~15 MB at 100k)."""
+        if container.startswith(REWRITE_SPACE):
+            container = container.rsplit("/", 1)[-1]
+        return self.bundle_path(container, "")
 
     def add_blob(self, container: str, name: str) -> str:
         """Plan one blob; its bundle path. A name a manifest cannot carry is refused
@@ -116,19 +127,34 @@ class BundlePlan:
 
     def listed(self, container: str, name: str) -> tuple[str | None, ...]:
         """The planned blob's name, etag and MD5 for an index row of (container, name), or
-        of its rewritten form: the index shares these strings instead of holding copies."""
+        of its rewritten form, and its bundle path while ``planned_paths`` is held (the
+        row's key with ``path_prefix``): the index shares these strings instead of holding
+        copies."""
         if container.startswith(REWRITE_SPACE):
             container = container.rsplit("/", 1)[-1]
-        blob = self._planned(self.bundle_path(container, name), container, name)
-        return () if blob is None else (blob.name, blob.etag, blob.content_md5)
+        path = self.bundle_path(container, name)
+        blob = self._planned(path, container, name)
+        if blob is None:
+            return ()
+        shared = self._shared() if self._shared is not None else None
+        held = shared.get(path) if shared is not None else None
+        return (held, blob.name, blob.etag, blob.content_md5)
 
     def planned_paths(self) -> dict[str, str]:
-        """Every planned bundle path, as ``{path: path}`` (to share equal strings)."""
-        return {p: p for p in (*self.blobs, *self.generated)}
+        """Every planned bundle path, as ``{path: path}`` (to share equal strings); while the
+        caller holds it, ``listed`` offers these path objects too."""
+        shared = SharedPaths()
+        shared.update((p, p) for p in (*self.blobs, *self.generated))
+        self._shared = weakref.ref(shared)
+        return shared
 
     @property
     def planned_bytes(self) -> int:
         return sum(b.size for b in self.blobs.values()) + self.generated.total_size
+
+
+class SharedPaths(dict[str, str]):
+    """``{path: path}`` of the planned files (a dict that a weak reference can name)."""
 
 
 class PackedDocuments(MutableMapping[str, bytes]):

@@ -36,8 +36,8 @@ import os
 import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -51,9 +51,12 @@ from amlport.export.transfer import FAILED, INTEGRITY, NOT_ATTEMPTED, SKIPPED, T
 from amlport.processes import pid_alive
 from amlport.progress import TransferProgress
 from amlport.rewriters.rules import Identity, RewriteRules
+from amlport.secrets import find_secrets_in_bytes
 from amlport.storage.base import BlobInfo, Source, SourceWrapper
 from amlport.storage.local import LocalSource
+from amlport.walk import cache
 from amlport.walk.handlers import SPECS_CONTAINER
+from amlport.walk.walker import ReadAhead
 
 MIN_FILES = 1000  # files to prepare below which start-up costs more than the processes save
 CHUNK_FILES = 32  # files per task: a task's hand-over costs as much as a small file's work
@@ -165,10 +168,14 @@ def _context() -> Any:
 
 
 @contextmanager
-def pool(source: Source, rules: RewriteRules, processes: int) -> Iterator[ProcessPoolExecutor]:
-    """``processes`` workers that read ``source``'s local copy and rewrite with ``rules``."""
-    local, portable = local_copy(source), portable_rules(rules)
-    assert local is not None and portable is not None
+def pool(
+    source: Source, rules: RewriteRules | None, processes: int
+) -> Iterator[ProcessPoolExecutor]:
+    """``processes`` workers that read ``source``'s local copy and rewrite with ``rules``
+    (None: the walk's workers, which only read and scan)."""
+    local = local_copy(source)
+    portable = None if rules is None else portable_rules(rules)
+    assert local is not None and (rules is None or portable is not None)
     copy = LocalSource(local.root, local.descriptor)  # without the folders it has seen
     executor = ProcessPoolExecutor(
         processes,
@@ -186,15 +193,15 @@ def pool(source: Source, rules: RewriteRules, processes: int) -> Iterator[Proces
 
 # --- in a worker -----------------------------------------------------------------------------
 
-_state: tuple[LocalSource, RewriteRules] | None = None
+_state: tuple[LocalSource, RewriteRules | None] | None = None
 
 
-def _start(source: LocalSource, portable: dict[str, Any], main: int) -> None:
+def _start(source: LocalSource, portable: dict[str, Any] | None, main: int) -> None:
     """A worker's start: Ctrl-C is the main process's to handle (it abandons the transfer),
     and the worker ends when the main process is gone (killed: it could not tell it to)."""
     global _state
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _state = (source, _rules(portable))
+    _state = (source, None if portable is None else _rules(portable))
     threading.Thread(target=_watch, args=(main,), name="amlport-watch", daemon=True).start()
 
 
@@ -207,7 +214,31 @@ def _watch(main: int) -> None:
     would otherwise leave it, and the fork server, waiting for ever."""
     while pid_alive(main):
         time.sleep(WATCH_EVERY)
+    _release_semaphores()
     os._exit(0)
+
+
+def _release_semaphores() -> None:
+    """The main process was killed: unlink the named semaphores of the pool's queues, which
+    it made and would have unlinked at its end, and tell the resource tracker. Each name is
+    unlinked by one worker only (the first; the others' unlink fails), so the tracker hears
+    of it once; it used to unlink them itself at its end, printing a leaked-semaphore
+    warning on the user's terminal after the kill (F, session 7)."""
+    import _multiprocessing
+    import gc
+    from multiprocessing import resource_tracker, synchronize
+
+    if getattr(resource_tracker._resource_tracker, "_fd", None) is None:
+        return  # no tracker known here: asking would start one
+    for obj in gc.get_objects():
+        name = getattr(getattr(obj, "_semlock", None), "name", None)
+        if not isinstance(obj, synchronize.SemLock) or not name:
+            continue
+        try:
+            _multiprocessing.sem_unlink(name)
+        except OSError:
+            continue  # another worker did
+        resource_tracker.unregister(name, "semaphore")
 
 
 def prepare_chunk(jobs: list[tuple[str, BlobInfo]]) -> list[Prepared | None]:
@@ -215,11 +246,37 @@ def prepare_chunk(jobs: list[tuple[str, BlobInfo]]) -> list[Prepared | None]:
     does it again and reports what it finds)."""
     assert _state is not None, "not a worker started by pool()"
     source, rules = _state
+    assert rules is not None, "a walk's worker has no rules"
     out: list[Prepared | None] = []
     for path, blob in jobs:
         try:
             data = read_whole(source, None, blob)
             out.append(prepare(data, rules, path, blob, rewrite=rewrites(blob)))
+        except Exception:
+            out.append(None)
+    return out
+
+
+# A file of the walk as sent to a worker, and what comes back: plain tuples, which cost a
+# tenth of a dataclass's pickling (twice per file, on the main process's threads).
+WalkJob = tuple[str, str, int, "str | None"]  # container, name, size, etag
+WalkDone = tuple[bytes, "dict[str, int] | None", "bytes | None"]  # data, found, packed
+
+
+def read_chunk(jobs: list[WalkJob], max_bytes: int, pack: bool) -> list[WalkDone | None]:
+    """The walk's reads of a chunk of files: each file's bytes (at most ``max_bytes``), the
+    byte scan of them when they are whole, and the read cache's packed bytes when ``pack``;
+    None for a file that failed (the main process reads it again and reports what it finds)."""
+    assert _state is not None, "not a worker started by pool()"
+    source = _state[0]
+    out: list[WalkDone | None] = []
+    for container, name, size, etag in jobs:
+        try:
+            data = source.read_bytes(container, name, max_bytes=max_bytes)
+            whole = len(data) < max_bytes  # above the parse limit: clipped and streamed
+            found = dict(find_secrets_in_bytes(data)) if whole else None
+            blob = BlobInfo(container=container, name=name, size=size, etag=etag)
+            out.append((data, found, cache.packed(blob, data) if pack else None))
         except Exception:
             out.append(None)
     return out
@@ -377,3 +434,112 @@ class Ahead:
         if chunk.left == 0:
             self.in_flight -= 1
         return prepared
+
+
+class WalkReads:
+    """The walk's reads of a local copy (``walker.ReadsAhead``), done by worker processes
+    when there are enough of them: each file read, scanned for secrets and packed for the
+    read cache in a worker, handed back in order. Files the workers do not read — empty or
+    larger than ``READ_WHOLE``, failed, or all after a worker died — are the walk's own."""
+
+    # What a worker runs on a chunk (a module-level function: it is sent by name).
+    task: Callable[[list[WalkJob], int, bool], list[WalkDone | None]] = staticmethod(read_chunk)
+
+    def __init__(self, source: Source, workers: int) -> None:
+        self.source = source
+        self.processes = min(workers, cpus())
+
+    @classmethod
+    def of(cls, source: Source, workers: int, *, scan_secrets: bool) -> WalkReads | None:
+        """Worker processes for the walk of ``source``: a plain local copy (``local_copy``),
+        the secret scan on (it is the work worth moving), two or more CPUs and workers."""
+        if not scan_secrets or local_copy(source) is None or min(workers, cpus()) < 2:
+            return None
+        if START_METHOD not in multiprocessing.get_all_start_methods():
+            return None
+        return cls(source, workers)
+
+    def warm_up(self, listed: int) -> None:
+        """Start the fork server while the walk classifies the listing (its imports then
+        cost no wait), when the listing is large enough for workers to be likely."""
+        if listed >= MIN_FILES:
+            _context()
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+
+    def __call__(
+        self, blobs: list[BlobInfo], max_bytes: int, pack: bool
+    ) -> Generator[tuple[BlobInfo, ReadAhead | None], None, None] | None:
+        if sum(1 for b in blobs if _reads_ahead(b)) < MIN_FILES:
+            return None
+        return self._reads(blobs, max_bytes, pack)
+
+    def _reads(
+        self, blobs: list[BlobInfo], max_bytes: int, pack: bool
+    ) -> Generator[tuple[BlobInfo, ReadAhead | None], None, None]:
+        limit = self.processes * CHUNKS_PER_WORKER
+        chunks: deque[tuple[list[BlobInfo], Future[list[WalkDone | None]] | None]] = deque()
+        planned = _chunked(blobs)
+        broken = False
+
+        with pool(self.source, None, self.processes) as executor:
+
+            def fill() -> None:
+                nonlocal broken
+                while len(chunks) < limit:
+                    jobs, ahead = next(planned, ([], False))
+                    if not jobs:
+                        return
+                    future = None
+                    if ahead and not broken:
+                        sent = [(b.container, b.name, b.size, b.etag) for b in jobs]
+                        try:
+                            future = executor.submit(self.task, sent, max_bytes, pack)
+                        except BrokenProcessPool:
+                            broken = True
+                    chunks.append((jobs, future))
+
+            fill()
+            while chunks:
+                jobs, future = chunks.popleft()
+                results: list[WalkDone | None] = [None] * len(jobs)
+                if future is not None:
+                    try:
+                        results = future.result()
+                    except BrokenProcessPool:  # a worker died: the rest is read here
+                        broken = True
+                    except Exception:  # the task itself failed (it catches each file's)
+                        pass
+                if len(results) != len(jobs):
+                    results = [None] * len(jobs)
+                fill()
+                for blob, done in zip(jobs, results, strict=True):
+                    if done is None:
+                        yield blob, None
+                        continue
+                    data, found, packed = done
+                    yield blob, ReadAhead(data, None if found is None else Counter(found), packed)
+
+
+def _reads_ahead(blob: BlobInfo) -> bool:
+    """Does a worker read this file for the walk (a small one, not empty)?"""
+    return 0 < blob.size <= READ_WHOLE
+
+
+def _chunked(blobs: list[BlobInfo]) -> Iterator[tuple[list[BlobInfo], bool]]:
+    """``blobs`` in order, in chunks, each with whether the workers read it (a run of files
+    they do not read is a chunk of its own)."""
+    jobs: list[BlobInfo] = []
+    size = 0
+    ahead = True
+    for blob in blobs:
+        this = _reads_ahead(blob)
+        if jobs and (this != ahead or len(jobs) >= CHUNK_FILES or size >= CHUNK_BYTES):
+            yield jobs, ahead
+            jobs, size = [], 0
+        jobs.append(blob)
+        size += blob.size
+        ahead = this
+    if jobs:
+        yield jobs, ahead

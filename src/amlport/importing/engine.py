@@ -11,18 +11,19 @@ record is written last, and only when something changed.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from amlport.bundle import Repository
 from amlport.errors import AmlportError, DiskFull, ExitCode, IntegrityError, UsageError
 from amlport.importers import IMPORTERS
 from amlport.importers.base import ImportAction, ImportContext, Importer
 from amlport.model import provenance
+from amlport.model.loadplan import WHOLE, LoadPlan
 from amlport.model.manifest import Manifest
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
@@ -33,6 +34,7 @@ from amlport.storage.opener import StorageAuth
 from amlport.storage.target import DIGEST_METADATA, Target
 
 CONFLICT_POLICIES = POLICIES
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -116,13 +118,15 @@ def pick_snapshot(
     snapshot: str | None,
     source: str | None = None,
     mapping: Mapping | None = None,
+    plan: LoadPlan = WHOLE,
 ) -> Manifest:
     """``snapshot`` (None, ``latest``: the newest of the source ``--source`` or the map
-    names), refused when it is of another source than either names (bundle/sources.py)."""
+    names), refused when it is of another source than either names (bundle/sources.py).
+    ``plan``: what the read keeps (``LoadPlan``)."""
     from amlport.bundle.sources import parse_source, select_snapshot
 
     mapped = parse_source(mapping.source if mapping else None, where="map file 'source:'")
-    return select_snapshot(repo, snapshot, parse_source(source), mapped)
+    return select_snapshot(repo, snapshot, parse_source(source), mapped, plan)
 
 
 def import_rules(manifest: Manifest, mapping: Mapping, *, strict: bool = False) -> RewriteRules:
@@ -180,8 +184,17 @@ def run_import(
     importers = _importers(guarded, request)  # checks the MLflow server
     repo = Repository.open(repo_path, auth=repo_auth)
     with repo, repo.lock(exclusive=False):
-        manifest = pick_snapshot(repo, request.snapshot, request.source, request.mapping)
-        verify_first(repo, manifest)
+        # Verified before it is read whole: the verification's own read of the snapshot is
+        # not on top of the import's copy (100k files; docs/design/0007, C session 7).
+        picked = pick_snapshot(
+            repo, request.snapshot, request.source, request.mapping, LoadPlan.only()
+        )
+        verify_first(repo, picked)
+        # The importers read the files and the assets; a --select narrowing reads the
+        # lineage and the records too (backup/select.py).
+        kept = WHOLE if narrow is not None else LoadPlan.only("files", "assets")
+        manifest = repo.snapshots.load_exact(str(picked.snapshot_id), kept)
+        del picked
         if narrow is not None:  # restore --select: only what the selection needs
             manifest = narrow(manifest)
         result = ImportResult(str(manifest.snapshot_id), request.dry_run, guard.on_conflict)
@@ -274,12 +287,34 @@ def apply_planned(
             )
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-import") as pool:
-        for n, outcome in enumerate(pool.map(one, storage), 1):
+        for n, outcome in enumerate(_in_order(pool, one, storage, 4 * workers), 1):
             done.append(outcome)
             if progress:
                 progress("import", n, len(storage))
     done += [one(pair) for pair in rest]
     return done
+
+
+def _in_order(
+    pool: ThreadPoolExecutor,
+    fn: Callable[[_T], ImportAction],
+    items: list[_T],
+    ahead: int,
+) -> Iterator[ImportAction]:
+    """``pool.map(fn, items)`` with at most ``ahead`` items submitted and not yet returned:
+    ``map`` submits every item at once, and a future per file of a 100k-file restore was
+    ~1 KB each held to the end (docs/design/0007, C session 7). Same order, same errors."""
+    pending: deque[Future[ImportAction]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # an error (or a caller that stops early): what was not started never starts
+        for future in pending:
+            future.cancel()
 
 
 def _write_designer_documents(

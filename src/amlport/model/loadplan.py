@@ -33,13 +33,16 @@ class LoadPlan:
     already holds (``{s: s}``, extended as it reads), shared instead of read again;
     ``digests``: the same for the entries' digests (else ``strings`` holds them too; a dict
     grows 4x when full, and the caller's may be sized to its own). ``known``: for a source
-    index's rows, the caller's strings of a (container, name).
+    index's rows, the caller's strings of a (container, name). ``prefix``: for a source
+    index, a container's prefix of its rows' keys in memory (an export's ``files/<datastore>/``:
+    a row's key is then its file's bundle path, which ``known`` offers).
     """
 
     keep: frozenset[str] = frozenset(KEEPABLE)
     strings: dict[str, str] | None = field(default=None, compare=False, repr=False)
     digests: dict[str, str] | None = field(default=None, compare=False, repr=False)
     known: Known | None = field(default=None, compare=False, repr=False)
+    prefix: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def only(

@@ -18,6 +18,7 @@ workspace's blobs (never an asset), and it is read bounded (``MAX_RECORD_BYTES``
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -113,7 +114,14 @@ def record_name(manifest: Manifest) -> str:
 
 
 def encode(doc: dict[str, Any]) -> bytes:
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    """``json.dumps(doc, indent=2, sort_keys=True)`` and a newline, as UTF-8; built piece by
+    piece in one buffer (``dumps`` joins a list of every piece: ~45 MB for the 10 MB record
+    of a 100k-file restore; docs/design/0007, C session 7)."""
+    out = io.StringIO()
+    for piece in json.JSONEncoder(indent=2, sort_keys=True).iterencode(doc):
+        out.write(piece)
+    out.write("\n")
+    return out.getvalue().encode("utf-8")
 
 
 def provenance_from(records: list[tuple[str, bytes]]) -> tuple[list[dict[str, Any]], list[str]]:

@@ -164,10 +164,13 @@ def _body(response: Any) -> Iterator[bytes]:
 
 
 def _parse(body: Iterator[bytes], where: Where) -> tuple[list[Listed], str]:
-    """The blobs of one List Blobs page and its ``NextMarker`` ("" on the last page)."""
+    """The blobs of one List Blobs page and its ``NextMarker`` ("" on the last page).
+
+    Metadata are elements named by their keys, and ``Blob``, ``NextMarker`` or ``Name`` are
+    legal keys: a ``Blob`` is a blob only with children (a metadata value is text), and the
+    marker is the root's own ``NextMarker`` child, never one inside a blob."""
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
-    items: list[Listed] = []
-    marker = ""
+    page = _Page(where)
     total, last = 0, b""
     try:
         for piece in body:
@@ -178,18 +181,42 @@ def _parse(body: Iterator[bytes], where: Where) -> tuple[list[Listed], str]:
                 raise _refused(where, "a markup declaration (DTD, entity, comment)")
             last = piece[-1:]
             parser.feed(piece)
-            events = cast(Iterator[tuple[str, ET.Element]], parser.read_events())
-            for _, element in events:  # "end" events: (event, element)
-                tag = element.tag
-                if tag == "Blob":
-                    items.append(_blob(element, where))
-                    element.clear()
-                elif tag == "NextMarker":
-                    marker = element.text or ""
+            page.read(cast(Iterator[tuple[str, ET.Element]], parser.read_events()))
         parser.close()
+        page.read(cast(Iterator[tuple[str, ET.Element]], parser.read_events()))
     except ET.ParseError:
         raise _refused(where, "malformed XML") from None
-    return items, marker
+    if page.loose:  # a childless Blob outside any Metadata
+        raise _refused(where, "a blob without a name or properties")
+    root = page.last
+    return page.items, (root.findtext("NextMarker") or "") if root is not None else ""
+
+
+class _Page:
+    """What the "end" events of one page give (the last one is the root's)."""
+
+    def __init__(self, where: Where) -> None:
+        self.where = where
+        self.items: list[Listed] = []
+        self.loose: list[ET.Element] = []  # childless ``Blob`` elements not yet in a Metadata
+        self.last: ET.Element | None = None
+
+    def read(self, events: Iterator[tuple[str, ET.Element]]) -> None:
+        element = None
+        for _, element in events:
+            tag = element.tag
+            if tag == "Blob":
+                if not len(element):  # a metadata key "Blob", if a Metadata holds it
+                    self.loose.append(element)
+                    continue
+                if self.loose:
+                    raise _refused(self.where, "a blob without a name or properties")
+                self.items.append(_blob(element, self.where))
+                element.clear()
+            elif tag == "Metadata" and self.loose:
+                self.loose = [e for e in self.loose if not any(e is c for c in element)]
+        if element is not None:
+            self.last = element
 
 
 def _blob(element: ET.Element, where: Where) -> Listed:
@@ -211,7 +238,12 @@ def _blob(element: ET.Element, where: Where) -> Listed:
             md5 = base64.b64decode(md5_text, validate=True).hex()
         except (binascii.Error, ValueError):
             raise _refused(where, "a Content-MD5 that is not base64") from None
-    folder = element.findtext("Metadata/hdi_isfolder") == "true"
+    folder = False
+    for metadata in element.findall("Metadata"):  # ElementTree's C path, not ElementPath's
+        flag = metadata.findtext("hdi_isfolder")
+        if flag is not None:
+            folder = flag == "true"
+            break
     return Listed(name, size, props.findtext("Etag"), md5, folder)
 
 

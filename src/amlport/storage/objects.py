@@ -47,7 +47,7 @@ from obstore.exceptions import (
 )
 from obstore.store import AzureStore
 
-from amlport.errors import AmlportError
+from amlport.errors import AmlportError, SourceError
 from amlport.storage.azure_errors import ErrorTranslator, Failure, Where
 from amlport.storage.azure_location import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, AzureLocation
 from amlport.storage.retry import RETRIED_STATUSES, THROTTLING_STATUSES, CountingRetry
@@ -355,8 +355,23 @@ class BlobReader:
     def _resume(
         self, store: AzureStore, name: str, where: Where, offset: int, etag: str | None
     ) -> Any:
-        """The rest of a blob from ``offset``, if it is still the one that was being read."""
+        """The rest of a blob from ``offset``, if it is still the one that was being read.
+
+        A blob replaced since the first GET answers ``If-Match`` with 412: the bytes read so
+        far and the rest would be of two blobs, so the read fails (``SourceError``) instead of
+        resuming, and the file fails as any unreadable file does."""
         options: GetOptions = {"range": {"offset": offset}}
         if etag:
             options["if_match"] = etag
-        return self._retrying.call(where, lambda: obstore.get(store, name, options=options))
+
+        def rest() -> Any:
+            try:
+                return obstore.get(store, name, options=options)
+            except PreconditionError:
+                raise SourceError(
+                    f"blob {where.container}/{where.blob} changed while it was being read "
+                    f"(its ETag is no longer the one of the first {offset} bytes read)",
+                    hint="something wrote to it meanwhile; re-run when nothing else writes there",
+                ) from None
+
+        return self._retrying.call(where, rest)

@@ -120,12 +120,14 @@ class ReadCache:
         if len(self._seen) >= _BATCH:
             self._flush()
 
-    def put(self, blob: BlobInfo, data: bytes) -> None:
-        """Keep a file the walk read whole and found nothing to report in."""
+    def put(self, blob: BlobInfo, data: bytes, *, packed: bytes | None = None) -> None:
+        """Keep a file the walk read whole and found nothing to report in. ``packed``:
+        ``packed(blob, data)``, made ahead by a worker process (None: made here)."""
         etag = _etag(blob)
         if self._conn is None or etag is None or len(data) != blob.size:
             return
-        packed = zlib.compress(data, 1)
+        if packed is None:
+            packed = pack(data)
         self._pending.append((blob.container, blob.name, etag, blob.size, packed, self._stamp))
         if len(self._pending) >= _BATCH:
             self._flush()
@@ -169,6 +171,19 @@ class ReadCache:
         """Stop using the cache for this run (it only saves reads), and say so once."""
         self._warn(f"read cache {self.path} not used further ({_why(exc)})")
         self.close()
+
+
+def pack(data: bytes) -> bytes:
+    """What the cache stores of a file's bytes (zlib, level 1)."""
+    return zlib.compress(data, 1)
+
+
+def packed(blob: BlobInfo, data: bytes) -> bytes | None:
+    """What ``ReadCache.put`` would store of ``blob``'s bytes ``data``; None when it keeps
+    none of them (a worker process packs ahead only what may be kept)."""
+    if _etag(blob) is None or len(data) != blob.size:
+        return None
+    return pack(data)
 
 
 def _etag(blob: BlobInfo) -> str | None:

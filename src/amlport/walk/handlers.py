@@ -26,6 +26,10 @@ class Handlers:
         self._workdirs: set[Loc] = set()
         # Blobs read only in part: the walker scans the whole of them for secrets as a stream.
         self.streamed: set[tuple[str, str]] = set()
+        # The byte scan of the bytes being handled, done ahead by a worker process (the
+        # walker sets it around one file's handler; ``on_scanned_file`` takes it for exactly
+        # those bytes, the same object, and scans any other bytes itself).
+        self.scanned: tuple[bytes, Counter[str]] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def datastore(self, container: str) -> str:
@@ -49,7 +53,11 @@ class Handlers:
         """The secret scan of one file (raw bytes: any encoding, UTF-16 too); a file read in
         part is scanned whole as a stream by the walker instead."""
         if self.scan_secrets and blob.key not in self.streamed:
-            self.report_secrets(f"{blob.container}/{blob.name}", find_secrets_in_bytes(data))
+            ahead = self.scanned
+            found = ahead[1] if ahead is not None and ahead[0] is data else None
+            if found is None:
+                found = find_secrets_in_bytes(data)
+            self.report_secrets(f"{blob.container}/{blob.name}", found)
 
     def report_secrets(self, path: str, found: Counter[str]) -> None:
         if found:

@@ -110,13 +110,15 @@ _NEEDLES: dict[str, tuple[str, ...]] = {
     "run_target": ("Run target: ",),
     "input_port": ("/wd/INPUT_",),
 }
+# Lower-cased: ``REUSE_WORDS`` ignores case.
+_REUSE_NEEDLES = ("eligible to reuse a previous run's output", "azureml.isreused")
 # Every location a line names is a URI (``find_uris``: rewriters/text_log.py ``URI_HINTS``,
 # checked against its start pattern by tests/reliability) or an azuremldata…:// one.
 _URI_NEEDLES = (":/", "azureml:", "mlflow-artifacts:", "/mnt/", "/scratch/")
 # Characters IGNORECASE folds onto ASCII letters (``find_uris`` ignores case): with one of
 # them a lower-cased needle could miss, so every expression is searched.
 _FOLDED = ("\u0130", "\u0131", "\u017f", "\u212a")
-ALL_GATES = frozenset((*_NEEDLES, "uris"))
+ALL_GATES = frozenset((*_NEEDLES, "uris", "reuse_words"))
 
 
 def gates(text: str) -> frozenset[str]:
@@ -127,6 +129,8 @@ def gates(text: str) -> frozenset[str]:
     lower = text.lower()
     if any(n in lower for n in _URI_NEEDLES):
         on.add("uris")
+    if any(n in lower for n in _REUSE_NEEDLES):
+        on.add("reuse_words")
     return frozenset(on)
 
 
@@ -135,8 +139,12 @@ def read_log(text: str, on: frozenset[str] | None = None) -> LogFacts:
     facts = LogFacts()
     root: str | None = None
     on = gates(text) if on is None else on
-    for line in text.splitlines():
-        root = _read_line(line, facts, on) or root
+    if on:
+        for line in text.splitlines():
+            root = _read_line(line, facts, on) or root
+    else:  # only the time stamps: no expression has its substrings in this log
+        for line in text.splitlines():
+            _read_stamp(line, facts)
     facts.parent = facts.parent or root
     return facts
 
@@ -146,12 +154,16 @@ def _add(items: list[str], value: str) -> None:
         items.append(value)
 
 
-def _read_line(line: str, facts: LogFacts, on: frozenset[str] = ALL_GATES) -> str | None:
+def _read_stamp(line: str, facts: LogFacts) -> None:
     stamp = STAMP.match(line)
     if stamp:
         ts = stamp["ts"].replace(" ", "T") + "Z"
         facts.started = facts.started or ts
         facts.ended = ts
+
+
+def _read_line(line: str, facts: LogFacts, on: frozenset[str] = ALL_GATES) -> str | None:
+    _read_stamp(line, facts)
     m = SUBMITTING.search(line) if "submitting" in on else None
     if m:
         for item in m["list"].split(","):
@@ -171,7 +183,8 @@ def _read_line(line: str, facts: LogFacts, on: frozenset[str] = ALL_GATES) -> st
         datastore = m["mount"].rstrip("/").rsplit("/", 1)[-1]
         facts.mounts.append((m["container"], m["account"], datastore))
         return None
-    _read_run_facts(line, facts, on)
+    gated = on is not ALL_GATES  # ALL_GATES: every expression on every line, the reference
+    _read_run_facts(line, facts, on, gated)
     module = MODULE_NAME.search(line) if "module" in on else None
     if module:
         facts.module = module["module"]
@@ -183,8 +196,10 @@ def _read_line(line: str, facts: LogFacts, on: frozenset[str] = ALL_GATES) -> st
             kind = var["kind"]
             _add(facts.ports_out if kind == "AZURE_ML_OUTPUT" else facts.ports_in, var["port"])
     if "input_port" in on or "uris" in on:
-        _read_locations(line, facts)
-    root = ROOT.search(line) if "root" in on else None
+        _read_locations(line, facts, gated)
+    root = None
+    if "root" in on and (not gated or "AZUREML_ROOT_RUN_ID" in line):
+        root = ROOT.search(line)
     return root["run"] if root else None
 
 
@@ -199,14 +214,16 @@ def _add_child(facts: LogFacts, node: str | None, run: str) -> None:
     facts.children.append((node, run))
 
 
-def _read_run_facts(line: str, facts: LogFacts, on: frozenset[str]) -> None:
-    if "parent" in on and (m := PARENT.search(line)):
+def _read_run_facts(line: str, facts: LogFacts, on: frozenset[str], gated: bool) -> None:
+    # Gated, an expression is searched only on a line that holds one of its needles (a
+    # match lies within one line; a substring test costs a fraction of a search).
+    if "parent" in on and _holds(line, "parent", gated) and (m := PARENT.search(line)):
         facts.parent = m["run"]
-    if "node" in on and (m := NODE.search(line)):
+    if "node" in on and _holds(line, "node", gated) and (m := NODE.search(line)):
         facts.node_id = m["node"]
     if "reused_run" in on and (m := REUSED_RUN.search(line)):
         facts.reused, facts.reused_from = True, m["run"]
-    elif REUSE_WORDS.search(line):  # any case: searched on every line
+    elif "reuse_words" in on and REUSE_WORDS.search(line):  # any case
         facts.reused = True
     if "experiment" in on and (m := EXPERIMENT.match(line)):
         facts.experiment = m["name"]
@@ -214,25 +231,37 @@ def _read_run_facts(line: str, facts: LogFacts, on: frozenset[str]) -> None:
         facts.compute = m["name"]
 
 
-def _read_locations(line: str, facts: LogFacts) -> None:
-    mounted = INPUT_PORT.search(line)
+def _holds(line: str, gate: str, gated: bool) -> bool:
+    return not gated or any(n in line for n in _NEEDLES[gate])
+
+
+def _read_locations(line: str, facts: LogFacts, gated: bool) -> None:
+    # Gated, each search only on a line that holds its expression's literal.
+    mounted = INPUT_PORT.search(line) if not gated or "/wd/INPUT_" in line else None
     if mounted:  # an input port's mount folder (``create dir for …/wd/INPUT_<port>``)
         _add(facts.ports_in, mounted["port"])
-    v2_port = mounted or ENV_NAMES.search(line)
-    for start, loc in _locations_in(line):
+    locations = _locations_in(line, gated)
+    if not locations:
+        return
+    v2_port = mounted
+    if not v2_port and (not gated or '"environment_names"' in line):
+        v2_port = ENV_NAMES.search(line)
+    for start, loc in locations:
         # A command line names the port: --<port>=<path>; a capability line by its mount.
-        flag = ARG_BEFORE.search(line, 0, start)
+        flag = None
+        if not gated or line.find("--", 0, start) >= 0:
+            flag = ARG_BEFORE.search(line, 0, start)
         port = flag["key"] if flag else (v2_port["port"] if v2_port else None)
         facts.locations.append((loc[0], loc[1], port))
 
 
-def _locations_in(line: str) -> list[tuple[int, tuple[str, str]]]:
+def _locations_in(line: str, gated: bool) -> list[tuple[int, tuple[str, str]]]:
     found: list[tuple[int, tuple[str, str]]] = []
-    for m in DATA_URI.finditer(line):
+    for m in DATA_URI.finditer(line) if not gated or "azuremldata" in line else ():
         path = _balanced(m["path"].rstrip("/.,;"))
         if path:
             found.append((m.start(), (m["ds"], path)))
-    for start, uri in _uris_in(line):
+    for start, uri in _uris_in(line, gated):
         loc = _datastore_location(uri)
         if loc is not None:
             found.append((start, loc))
@@ -247,12 +276,22 @@ def _balanced(path: str) -> str:
     return path
 
 
-def _uris_in(line: str) -> list[tuple[int, str]]:
+def _uris_in(line: str, gated: bool) -> list[tuple[int, str]]:
     """URIs on a line; a data-capability ``URI <uri> to|due to`` phrase may hold spaces."""
-    phrase = URI_PHRASE.search(line)
+    phrase = URI_PHRASE.search(line) if not gated or "URI azureml://" in line else None
     if phrase:
         return [(phrase.start("uri"), phrase["uri"])]
+    if gated and not _may_name_uri(line):
+        return []
     return [(start, uri) for start, _end, uri in find_uris(line)]
+
+
+def _may_name_uri(line: str) -> bool:
+    """What ``gates`` asks of a log for "uris", asked of one line."""
+    if any(c in line for c in _FOLDED):
+        return True
+    lower = line.lower()
+    return any(n in lower for n in _URI_NEEDLES)
 
 
 def _datastore_location(uri: str) -> tuple[str, str] | None:

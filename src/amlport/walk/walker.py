@@ -11,9 +11,12 @@ as a stream with bounded memory (``scan_secrets``), and only a file whose struct
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 from amlport.errors import AmlportError, ParseError, UsageError
 from amlport.model import findings as F
@@ -22,7 +25,7 @@ from amlport.model.inventory import Inventory, Loc, Output, Upload
 from amlport.model.provenance import RECORDS_PREFIX
 from amlport.progress import Progress
 from amlport.secrets import describe, find_secrets, may_hold_secret, redact, scan_stream
-from amlport.storage.base import BlobInfo, Source
+from amlport.storage.base import BlobInfo, ReadResult, Source
 from amlport.walk import classify as C
 from amlport.walk.cache import ReadCache
 from amlport.walk.handlers import SPECS_CONTAINER, Handlers
@@ -32,6 +35,31 @@ from amlport.walk.listing import Listing
 
 MAX_PARSE_BYTES = 8 * 1024 * 1024
 MAX_POINTER_BYTES = 64 * 1024
+
+
+class ReadAhead(NamedTuple):
+    """One file read ahead of the walk by another process (``ReadsAhead``): its bytes (at
+    most the parse limit and one byte), the byte scan of them when they are whole (None:
+    not scanned), and what the read cache stores of them (``cache.packed``; None: nothing)."""
+
+    data: bytes
+    found: Counter[str] | None
+    packed: bytes | None
+
+
+class ReadsAhead(Protocol):
+    """Reads of the walk done ahead in other processes (``export/workers.py``: a local
+    copy's files read, scanned and packed by worker processes)."""
+
+    def warm_up(self, listed: int) -> None:
+        """The listing holds ``listed`` blobs: start what the reads will need."""
+
+    def __call__(
+        self, blobs: list[BlobInfo], max_bytes: int, pack: bool
+    ) -> Generator[tuple[BlobInfo, ReadAhead | None], None, None] | None:
+        """Each of ``blobs``, in order, with what was read of it ahead (None: read it here,
+        as without workers: a failed read, a large file, a worker that died); or None: the
+        reads are too few to pay for the processes."""
 
 
 @dataclass
@@ -44,6 +72,8 @@ class WalkOptions:
     # Files read on an earlier run, still matching the listing (``cache.py``). The walk
     # writes to it only with the secret scan on; the caller closes it (``finish``).
     cache: ReadCache | None = None
+    # The reads of a local copy done ahead by worker processes (None: all on this process).
+    ahead: ReadsAhead | None = None
 
 
 def walk(
@@ -109,6 +139,8 @@ class _Walker:
                 self._progress("list", self.inv.blobs, None)
         self._progress("list", self.inv.blobs, self.inv.blobs)
         self.listing.freeze()
+        if self.opts.ahead is not None:
+            self.opts.ahead.warm_up(self.inv.blobs)
         return blobstore, artifacts
 
     def _secret_in_name(self, blob: BlobInfo) -> None:
@@ -247,26 +279,57 @@ class _Walker:
                 done += 1
             self.reads = []
         keep = cache if cache is not None and self.opts.scan_secrets else None
-        results = self.source.read_many(
-            (b for b, _ in misses), max_bytes=limit + 1, workers=self.opts.workers
-        )
-        for result in results:
-            done += 1
-            if done % 500 == 0 or done == total:
-                self._progress("read", done, total)
-            path = f"{result.blob.container}/{result.blob.name}"
-            if result.error is not None or result.data is None:
-                self._finding(F.MALFORMED_FILE, path, f"could not be read: {result.error}")
-                continue
-            data = result.data
-            if len(data) > limit:
-                self._partial(result.blob, path, limit)
-                data = _clip(data, limit)
-            clean = self._dispatch(handlers[result.blob.key], result.blob, data, path)
-            if keep is not None and clean:
-                keep.put(result.blob, data)  # whole files only: a clipped one is refused
+        with closing(self._read(misses, limit + 1, pack=keep is not None)) as results:
+            for result, ahead in results:
+                done += 1
+                if done % 500 == 0 or done == total:
+                    self._progress("read", done, total)
+                path = f"{result.blob.container}/{result.blob.name}"
+                if result.error is not None or result.data is None:
+                    self._finding(F.MALFORMED_FILE, path, f"could not be read: {result.error}")
+                    continue
+                data = result.data
+                if len(data) > limit:
+                    self._partial(result.blob, path, limit)
+                    data = _clip(data, limit)
+                elif ahead is not None and ahead.found is not None:
+                    self.handlers.scanned = (data, ahead.found)  # the byte scan, done ahead
+                try:
+                    clean = self._dispatch(handlers[result.blob.key], result.blob, data, path)
+                finally:
+                    self.handlers.scanned = None
+                if keep is not None and clean:  # whole files only: a clipped one is refused
+                    keep.put(result.blob, data, packed=ahead.packed if ahead else None)
         if done == total and not misses:
             self._progress("read", done, total)
+
+    def _read(
+        self,
+        blobs: list[tuple[BlobInfo, Callable[[BlobInfo, bytes], None]]],
+        max_bytes: int,
+        *,
+        pack: bool,
+    ) -> Generator[tuple[ReadResult, ReadAhead | None], None, None]:
+        """The reads of ``blobs``, in order, with what was done ahead of each (worker
+        processes: ``opts.ahead``). A file not read ahead is read here, through the source
+        and its wrappers, so a failure is found, counted and worded as without workers; one
+        read ahead is offered to the source as the walk's read would have kept it."""
+        listed = [b for b, _ in blobs]
+        ahead = self.opts.ahead(listed, max_bytes, pack) if self.opts.ahead else None
+        if ahead is None:
+            for result in self.source.read_many(
+                listed, max_bytes=max_bytes, workers=self.opts.workers
+            ):
+                yield result, None
+            return
+        with closing(ahead):
+            for blob, done in ahead:
+                if done is None:
+                    for result in self.source.read_many([blob], max_bytes=max_bytes, workers=1):
+                        yield result, None
+                    continue
+                self.source.offer(blob, done.data)  # as a read through the source keeps it
+                yield ReadResult(blob, done.data), done
 
     def _partial(self, blob: BlobInfo, path: str, limit: int) -> None:
         """A file larger than the parse limit: scan all of it for secrets, as a stream."""
