@@ -76,9 +76,12 @@ def _repository_keys(
 
     monkeypatch.delenv("AMLPORT_REPO_KEY", raising=False)
     KeySource.reset()
-    if request.node.get_closest_marker("own_keys") is None:
-        use_test_keys(monkeypatch)  # with AMLPORT_TEST_ENCRYPT=1
-    try:
-        yield
-    finally:
-        KeySource.reset()
+    # A patcher of its own: a test's ``monkeypatch.undo()`` (to run a second command without
+    # its fault injection) must not take the test keys away from that command.
+    with pytest.MonkeyPatch.context() as keys:
+        if request.node.get_closest_marker("own_keys") is None:
+            use_test_keys(keys)  # with AMLPORT_TEST_ENCRYPT=1
+        try:
+            yield
+        finally:
+            KeySource.reset()
