@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import sections
+
 STEP_TITLES = {
     "list": "bare `list_blobs` (floor)",
     "obs-list": "obstore raw listing (floor)",
@@ -413,6 +415,9 @@ def render(results: dict[str, Any]) -> str:
         f"({mach['cpu']}), amlport {mach['amlport']} at {mach['commit']}. "
         "Every figure below was measured in that one run."
     )
+    add("")
+    add(sections.NOTES_BEGIN)  # what a run says, by hand: kept by the next run (sections.py)
+    add(sections.NOTES_END)
     add("")
     add("## Ratios against the targets of issue 8")
     add("")

@@ -1,7 +1,8 @@
 """docs/benchmarks.md has two writers: ``run.py`` writes the page, ``repo_bench.py`` the
 repository-format section between its markers. Each keeps what the other wrote: ``run.py``
 carries the section over into the page it renders, ``repo_bench.py`` replaces only its
-section."""
+section. A third section, between the ``notes`` markers, is written by hand (what a run
+says, measured beside it); both writers keep it where it is."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 REPO_BEGIN = "<!-- repository-format: begin (bench/repo_bench.py) -->"
 REPO_END = "<!-- repository-format: end -->"
+NOTES_BEGIN = "<!-- notes: begin (written by hand; make bench keeps it) -->"
+NOTES_END = "<!-- notes: end -->"
 
 
 def _span(text: str, begin: str, end: str) -> tuple[int, int] | None:
@@ -39,10 +42,11 @@ def keep_section(new: str, old: str, begin: str = REPO_BEGIN, end: str = REPO_EN
 
 
 def write_page(path: Path, text: str) -> None:
-    """Write the page ``text`` to ``path``, keeping the section ``repo_bench.py`` wrote."""
+    """Write the page ``text`` to ``path``, keeping the section ``repo_bench.py`` wrote and
+    the hand-written notes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text() if path.is_file() else ""
-    path.write_text(keep_section(text, old))
+    path.write_text(keep_section(keep_section(text, old), old, NOTES_BEGIN, NOTES_END))
 
 
 def write_section(path: Path, section: str) -> None:

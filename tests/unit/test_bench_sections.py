@@ -92,3 +92,18 @@ def test_a_torn_or_hostile_section_is_not_spliced() -> None:
     assert sections.keep_section("# new\n", reversed_markers) == "# new\n"
     out = sections.put_section(torn, f"{sections.REPO_BEGIN}\nnew\n{sections.REPO_END}")
     assert out.startswith(torn.rstrip()) and out.endswith(f"{sections.REPO_END}\n")
+
+
+def test_the_hand_written_notes_survive_both_writers(tmp_path: Path) -> None:
+    """What a run says, written by hand between the notes markers, stays when `make bench`
+    renders the page again and when `make bench-repo` writes its section."""
+    report = tmp_path / "benchmarks.md"
+    _page(report)
+    notes = f"{sections.NOTES_BEGIN}\n## What this run says\n\nby hand\n{sections.NOTES_END}"
+    page = report.read_text()
+    report.write_text(page.replace("\n", f"\n\n{notes}\n", 1))
+    _section(report)
+    _page(report)
+    again = report.read_text()
+    assert again.count(notes) == 1 and sections.REPO_BEGIN in again
+    assert again.index(notes) < again.index(sections.REPO_BEGIN)
