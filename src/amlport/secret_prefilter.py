@@ -176,6 +176,7 @@ _loaded = False
 _pure_bytes = 0  # binary bytes scanned before the prefilter was loaded (not locked: a race
 # only moves the switch by a buffer)
 _keep_in: Path | None = None  # where the compiled database is kept (``keep_compiled_in``)
+_keep_new = True  # write a database compiled here to ``_keep_in`` (False: a dry run's)
 _kept: bool | None = None  # is a database kept there? (None: not looked yet)
 
 
@@ -192,14 +193,16 @@ def for_buffer(size: int) -> Prefilter | None:
     return _load()
 
 
-def keep_compiled_in(folder: str | os.PathLike[str] | None) -> None:
+def keep_compiled_in(folder: str | os.PathLike[str] | None, *, write: bool = True) -> None:
     """Keep the compiled database in ``folder`` (a command's cache folder, created private
     to the user when the database is first written), and use one kept there from the first
-    binary buffer on; None: keep nothing (``--no-cache``). A folder that cannot be read or
-    written only means compiling, as without one."""
-    global _keep_in, _kept
+    binary buffer on; None: keep nothing (``--no-cache``). ``write=False`` (a dry run: it
+    writes nothing anywhere): use one kept there, never write one. A folder that cannot be
+    read or written only means compiling, as without one."""
+    global _keep_in, _kept, _keep_new
     with _lock:
         _keep_in = None if folder is None else Path(folder)
+        _keep_new = write
         _kept = None
 
 
@@ -278,7 +281,7 @@ def _kept_or_compiled(hyperscan: Any, triggers: tuple[str, ...], min_run: int) -
         except (OSError, hyperscan.error):
             pass  # missing, unreadable, damaged or foreign: compiled anew below
     database = compile_database(hyperscan, expressions(triggers, min_run))
-    if path is not None:
+    if path is not None and _keep_new:
         _keep(path, hyperscan.dumpb(database))
     return Prefilter(hyperscan, triggers, min_run, database=database)
 

@@ -463,6 +463,29 @@ def test_without_a_folder_nothing_is_kept(
 
 
 @needs_native
+def test_a_dry_run_uses_a_kept_database_and_writes_none(
+    fresh_process: None, tmp_path: Path
+) -> None:
+    """``keep_compiled_in(folder, write=False)`` (``export --dry-run``): no folder made, no
+    database written when there is none; one kept there is used, and left as it was."""
+    folder = tmp_path / "cache"
+    secret_prefilter.keep_compiled_in(folder, write=False)
+    assert secret_prefilter.available()  # compiled here, kept nowhere
+    assert not folder.exists()
+    _restart(folder)  # a real run keeps one
+    assert secret_prefilter.available()
+    kept = secret_prefilter._kept_path()
+    assert kept is not None and kept.is_file()
+    stamp = kept.stat().st_mtime_ns
+    secret_prefilter._built.clear()  # the next process, a dry run
+    secret_prefilter.force("auto")
+    secret_prefilter.keep_compiled_in(folder, write=False)
+    _counts_alike_from_the_first_buffer()  # the kept one, from the first buffer
+    assert [p.name for p in folder.iterdir()] == [kept.name]
+    assert kept.stat().st_mtime_ns == stamp
+
+
+@needs_native
 def test_the_environment_switch_wins_over_a_kept_database(
     fresh_process: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -125,10 +125,11 @@ def _walk(
     files the cache gave."""
     cache = None
     # the byte scan's compiled expressions are kept beside the read cache (docs/design/0005)
-    secret_prefilter.keep_compiled_in(request.cache_dir)
+    # A dry run writes nothing, its cache folder included: it uses what is kept there.
+    secret_prefilter.keep_compiled_in(request.cache_dir, write=not request.dry_run)
     if request.cache_dir is not None:
         key = source_key(source.descriptor.to_dict())
-        cache = ReadCache.open(request.cache_dir, key, on_warning=warn)
+        cache = ReadCache.open(request.cache_dir, key, on_warning=warn, read_only=request.dry_run)
     ahead = WalkReads.of(source, request.workers, scan_secrets=True)  # worker processes
     options = WalkOptions(specs=request.specs, progress=progress, cache=cache, ahead=ahead)
     if cache is None:

@@ -61,8 +61,16 @@ def default_cache_dir() -> Path:
 class ReadCache:
     """One source's cached reads. Used from one thread (the walk's)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, on_warning: Callable[[str], None]):
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        on_warning: Callable[[str], None],
+        *,
+        read_only: bool = False,
+    ):
         self.path = path
+        self.read_only = read_only  # a dry run's: reads what is kept, writes nothing
         self._conn: sqlite3.Connection | None = conn
         self._warn = on_warning
         self._stamp = time.time_ns()
@@ -72,11 +80,29 @@ class ReadCache:
 
     @classmethod
     def open(
-        cls, folder: Path, source_key: str, *, on_warning: Callable[[str], None]
+        cls,
+        folder: Path,
+        source_key: str,
+        *,
+        on_warning: Callable[[str], None],
+        read_only: bool = False,
     ) -> ReadCache | None:
         """The cache of one source in ``folder`` (created, private to the user), or None when
-        it cannot be used (reported through ``on_warning``)."""
+        it cannot be used (reported through ``on_warning``). ``read_only`` (a dry run): the
+        cache as it is, if there is one; nothing is created, written or deleted, not even
+        SQLite's own side files (the database is opened immutable: a backup writing it at
+        the same time can only make a read miss, as a damaged row does)."""
         path = folder / f"walk-{source_key}.sqlite"
+        if read_only:
+            if not path.is_file():
+                return None
+            try:
+                uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
+            except (OSError, sqlite3.Error) as exc:
+                on_warning(f"read cache {path} not used ({_why(exc)})")
+                return None
+            return cls(path, conn, on_warning, read_only=True)
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
@@ -114,7 +140,7 @@ class ReadCache:
 
     def touch(self, blob: BlobInfo) -> None:
         """Keep a cached file past this run (the walk found nothing in it again)."""
-        if self._conn is None:
+        if self._conn is None or self.read_only:
             return
         self._seen.append((self._stamp, blob.container, blob.name))
         if len(self._seen) >= _BATCH:
@@ -124,7 +150,7 @@ class ReadCache:
         """Keep a file the walk read whole and found nothing to report in. ``packed``:
         ``packed(blob, data)``, made ahead by a worker process (None: made here)."""
         etag = _etag(blob)
-        if self._conn is None or etag is None or len(data) != blob.size:
+        if self._conn is None or self.read_only or etag is None or len(data) != blob.size:
             return
         if packed is None:
             packed = pack(data)
@@ -136,7 +162,8 @@ class ReadCache:
         """After a complete walk: write what is pending, drop the rows of files it did not
         see (deleted, changed and not read whole, or now with a finding), and close."""
         self._flush()
-        if self._conn is None:
+        if self._conn is None or self.read_only:
+            self.close()
             return
         try:
             self._conn.execute("DELETE FROM reads WHERE seen != ?", (self._stamp,))

@@ -278,7 +278,9 @@ class _Walker:
                     cache.touch(blob)  # still clean: kept (a file with a finding goes)
                 done += 1
             self.reads = []
-        keep = cache if cache is not None and self.opts.scan_secrets else None
+        keep = (
+            cache if cache is not None and self.opts.scan_secrets and not cache.read_only else None
+        )
         with closing(self._read(misses, limit + 1, pack=keep is not None)) as results:
             for result, ahead in results:
                 done += 1
