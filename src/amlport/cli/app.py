@@ -226,7 +226,7 @@ def lineage(
         text = render(lg, fmt, inv.source)
         if fmt == "json":  # the document of the --json contract (docs/json.md)
             doc = common.json_document("lineage", json.loads(text), exit_code_for(inv))
-            text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+            text = common.json_text(doc) + "\n"
         if output is None:
             common.write_document(text, is_json=fmt in ("json", "openlineage"))
         else:

@@ -425,17 +425,22 @@ class JsonItems:
 _BATCH = 1 << 16  # characters of a streamed document written at once
 
 
+def json_text(value: Any) -> str:
+    """``value`` as every ``--json`` document writes it (docs/json.md), without the newline
+    that ends a document."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
 def _dumps(value: Any, level: int) -> str:
-    """``value`` as ``json.dumps(..., indent=2)`` writes it ``level`` levels deep (a JSON
-    text has no raw newline inside a string: every newline is indentation)."""
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    """``value`` as ``json_text`` writes it ``level`` levels deep (a JSON text has no raw
+    newline inside a string: every newline is indentation)."""
+    text = json_text(value)
     return text.replace("\n", "\n" + "  " * level) if level else text
 
 
 def json_chunks(data: dict[str, Any]) -> Iterator[str]:
-    """The text ``json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)`` gives
-    (``JsonItems`` as lists), in pieces: one top-level value, or one item of an array, at a
-    time."""
+    """The text ``json_text(data)`` gives (``JsonItems`` as lists), in pieces: one top-level
+    value, or one item of an array, at a time."""
     if not data:
         yield "{}"
         return
@@ -458,7 +463,7 @@ def write_json(data: Any, path: Path | None) -> None:
     if isinstance(data, dict) and any(isinstance(v, JsonItems) for v in data.values()):
         _stream_json(data, path)
         return
-    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = json_text(data) + "\n"
     if path is None:
         sys.stdout.write(document_text(text, is_json=True))
     else:
