@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import os
 import platform
+import re
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -318,3 +319,69 @@ def force(mode: str) -> None:
         raise ValueError(mode)
     with _lock:
         _mode, _prefilter, _loaded, _pure_bytes = mode, None, False, 0
+        _text.clear()  # the text search is looked up again (the environment may say off)
+
+
+# --- text: does any trigger occur? -------------------------------------------------------------
+
+
+class TextFilter:
+    """Vectorscan's answer to "does any of ``words`` occur in this text, ASCII letters in
+    either case" (``secrets.may_hold_secret`` of a long text: the Python search of every
+    position costs ~50 ns a character, this a few GB/s). ``words`` are ASCII; the caller
+    hands the text's UTF-8 bytes, where an ASCII word can only stand as those same bytes."""
+
+    def __init__(self, hyperscan: Any, words: Iterable[str]) -> None:
+        found = [re.escape(w).encode("ascii") for w in words]
+        self._hs = hyperscan
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        single = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+        self._db.compile(
+            expressions=found, ids=list(range(len(found))), elements=len(found),
+            flags=[single] * len(found),
+        )  # fmt: skip
+        self._local = threading.local()
+
+    def any_in(self, data: bytes) -> bool:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        try:
+            self._db.scan(data, match_event_handler=_stop, scratch=scratch)
+        except self._hs.ScanTerminated:
+            return True
+        return False
+
+
+def _stop(*_args: object) -> bool:
+    return True  # the first match answers the question: halt the scan
+
+
+_text: list[TextFilter | None] = []  # compiled once per process (under ``_lock``; 10-20 ms)
+
+
+def text_filter(words: tuple[str, ...]) -> TextFilter | None:
+    """The native search for ``words`` (always the same ones: ``secrets``' triggers), or None
+    where the prefilter is off (``AMLPORT_SECRET_PREFILTER=0``, ``force("pure")``) or has no
+    wheel: the caller's pure search then, with the same answer."""
+    if _text:
+        return _text[0] if _mode != "pure" else None
+    if _mode == "pure":
+        return None
+    with _lock:
+        if not _text:
+            _text.append(_text_compiled(words))
+    return _text[0]
+
+
+def _text_compiled(words: tuple[str, ...]) -> TextFilter | None:
+    if os.environ.get("AMLPORT_SECRET_PREFILTER") == "0":
+        return None
+    try:
+        import hyperscan
+    except ImportError:  # no wheel for this platform: the pure search
+        return None
+    try:
+        return TextFilter(hyperscan, words)
+    except hyperscan.error:
+        return None

@@ -94,12 +94,14 @@ def read_into(raw: BinaryIO, out: memoryview) -> int:
     return int(readinto(raw, out) or 0)
 
 
-# The most bytes handed to one ``write`` of a local file. On the shared Linux build machine,
-# in one state of its page cache, a backup spooling 600 MiB spent 1.2-1.6 s of system CPU
-# with 1 MiB writes and 0.55-0.8 s with 256 KiB ones; in another state both cost the same.
-# Four calls per MiB cost no measurable user CPU and copy nothing (docs/design/0005, "CPU
-# per MiB and scan (F, session 6)").
-WRITE_SLICE = 256 << 10
+# The most bytes handed to one ``write`` of a local file. Linux caches a file in pieces
+# ("folios") as large as the writes that fill it; on the shared build machine (a VM) the
+# kernel's copy into large ones often cost ten times as much (likely memory handed back to
+# the host and faulted in again): a transfer spooling 800 MiB spent 1.4-1.7 s of system CPU
+# in 256 KiB writes and 0.6-0.8 s in 32 KiB ones (what rclone writes); in other minutes both
+# cost the same. 32 calls per MiB cost ~0.1 ms of user CPU and copy nothing (docs/design/
+# 0005, "CPU per MiB and scan (F, session 6)", "CPU per MiB of large models (E, session 8)").
+WRITE_SLICE = 32 << 10
 
 
 def write_sliced(fh: BinaryIO, data: bytes | bytearray | memoryview) -> None:

@@ -105,6 +105,30 @@ def test_hostile_names_round_trip_with_md5_and_etag(
         source.close()
 
 
+def test_a_listing_started_early_is_the_listing_and_ends_with_the_source(
+    hostile: tuple[az.AzuriteAccount, str],
+) -> None:
+    """``start_listing`` (a backup lists while it opens its repository): the next
+    ``list_blobs`` is that listing, hostile names and all; one never read stops when the
+    source closes."""
+    account, container = hostile
+    expected = _sdk_listing(account, container)
+    source = _direct(account, container)
+    try:
+        source.start_listing()
+        source.start_listing()  # once: the second call starts nothing more
+        assert source._listing is not None and len(source._listing) == 1
+        assert list(source.list_blobs()) == expected
+        source.start_listing()  # the next listing, never read
+        threads = [listing._thread for listing in source._listing or ()]
+        assert threads
+    finally:
+        source.close()
+    for thread in threads:
+        thread.join(30)
+        assert not thread.is_alive()
+
+
 def test_pages_of_one_resume_after_every_hostile_name(
     hostile: tuple[az.AzuriteAccount, str],
 ) -> None:

@@ -241,6 +241,74 @@ def test_the_cli_says_so_and_force_walks(bikeshare: Path, tmp_path: Path) -> Non
     assert cli("verify", repo).returncode == 0
 
 
+def test_lists_read_ahead_serve_only_the_snapshot_decided_against(
+    bikeshare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous snapshot's lists are read while the listing is on its way, for the
+    snapshot the source names before its listing; the decision takes them only if they are
+    those of the snapshot it decides against (the identity record may name another)."""
+    from amlport.backup import run as backup_run
+
+    repo = tmp_path / "repo"
+    first = backup_local(bikeshare, repo)
+    honest = backup_local(bikeshare, repo, 1)
+    assert honest.from_listing
+    guessed = backup_run._read_ahead
+
+    def other_snapshot(repo_: Repository, src: Any) -> Any:
+        got = guessed(repo_, src)
+        assert got is not None and got.snapshot == honest.snapshot_id  # the newest, read
+        return backup_run._Lists("0" * 64, got.header, [("sha256:" + "0" * 64, 1)], ["[x]..\x1b"])
+
+    monkeypatch.setattr(backup_run, "_read_ahead", other_snapshot)
+    again = backup_local(bikeshare, repo, 2)
+    assert again.from_listing and again.parent == honest.snapshot_id
+    assert sorted(again.export.warnings) == sorted(honest.export.warnings)
+    assert root_of(repo, again.snapshot_id)["lists"] == root_of(repo, first.snapshot_id)["lists"]
+
+    def other_fingerprint(repo_: Repository, src: Any) -> Any:
+        got = guessed(repo_, src)
+        header = {**got.header, fp.FIELD: {"scheme": fp.SCHEME, "fingerprint": "sha256:0"}}
+        return backup_run._Lists(got.snapshot, header, got.files, got.warnings)
+
+    monkeypatch.setattr(backup_run, "_read_ahead", other_fingerprint)
+    walked = backup_local(bikeshare, repo, 3)  # its header (as read ahead) records another
+    assert not walked.from_listing
+    assert walked.changes is not None and not walked.changes.different
+
+
+def test_a_read_ahead_that_fails_decides_nothing(
+    bikeshare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of the previous snapshot's lists that fails before the listing is only a
+    guess that failed: the same reads after the listing decide, as without it."""
+    from amlport.backup import run as backup_run
+    from amlport.errors import IntegrityError
+
+    repo = tmp_path / "repo"
+    first = backup_local(bikeshare, repo)
+    read_lists, calls = backup_run._read_lists, []
+
+    def failing_first(repo_: Repository, info: Any, digest: str | None) -> Any:
+        calls.append(digest)
+        if len(calls) == 1:
+            raise IntegrityError("snapshot root [x]/..: test")
+        return read_lists(repo_, info, digest)
+
+    monkeypatch.setattr(backup_run, "_read_lists", failing_first)
+    quick = backup_local(bikeshare, repo, 1)
+    assert calls[0] is None and calls[1] is not None  # read ahead, then after the listing
+    assert quick.from_listing and quick.parent == first.snapshot_id
+    assert root_of(repo, quick.snapshot_id)["lists"] == root_of(repo, first.snapshot_id)["lists"]
+
+
+def test_a_bad_include_is_refused_before_the_source_is_opened(tmp_path: Path) -> None:
+    missing = tmp_path / "no[such]..source"
+    res = cli("backup", str(missing), "--repo", str(tmp_path / "repo"), "--include", "bogus")
+    assert res.returncode == 2
+    assert "bogus" in res.stderr and "no[such]" not in res.stderr
+
+
 @pytest.mark.azurite
 def test_an_azure_source_over_azurite(azurite: Any, tmp_path: Path) -> None:
     """The same over an Azure source: an ETag is the blob's version (a blob written again

@@ -247,3 +247,53 @@ def test_two_snapshots_are_compared_holding_one_string_per_path_and_digest(
         assert x.path is y.path and x.digest is y.digest
     plain = Repository.open(repo).load_snapshot(str(b.snapshot_id))
     assert (plain.files, plain.assets, plain.lineage) == (b.files, b.assets, b.lineage)
+
+
+def test_two_snapshots_are_read_without_their_records_and_walked_with_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``diff`` reads each snapshot without its rewrite and redaction records (the comparison
+    uses neither: docs/design/0007, C session 8); each side's walk reads its redaction records
+    again, so a credential the backup redacted is still a fact: one removed with its file,
+    one added with a new file. The report is the one of both snapshots read whole."""
+    import amlport.backup.compare as compare
+    from amlport.backup.diff import diff_sides
+    from amlport.backup.sides import SnapshotSide
+
+    ws = copy_workspace("messy", tmp_path / "ws")
+    repo = tmp_path / "repo"
+    first = run_backup(LocalSource(ws), repo, BackupRequest()).snapshot_id
+    whole_first = Repository.open(repo).load_snapshot(str(first))
+    assert whole_first.redactions and whole_first.rewrites  # what the diff leaves out
+    redacted = whole_first.file(whole_first.redactions[0].file)
+    assert redacted is not None and redacted.original is not None
+    gone = ws / redacted.original["container"] / redacted.original["path"]
+    gone.unlink()
+    blobstore = next(p for p in ws.iterdir() if p.name.startswith("azureml-blobstore-"))
+    leak = blobstore / "LocalUpload" / "[..] leak.py"
+    leak.parent.mkdir(parents=True, exist_ok=True)
+    leak.write_text(f'c = "{CONNECTION}"\n')
+    second = run_backup(LocalSource(ws), repo, BackupRequest()).snapshot_id
+    loaded = []
+    side = compare._snapshot_side
+
+    def keep(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = side(*args, **kwargs)
+        loaded.append(result.manifest)
+        return result
+
+    monkeypatch.setattr(compare, "_snapshot_side", keep)
+    a_text, b_text = f"{repo}@{first}", f"{repo}@{second}"
+    report = diff_specs(a_text, b_text, open_source)
+    assert [(m.rewrites, m.redactions) for m in loaded] == [([], []), ([], [])]
+    assert ("AMLP-HYG-002", "files/workspaceblobstore/LocalUpload/[..] leak.py") in [
+        (f.rule, f.subject) for f in report.audit_added
+    ]
+    assert redacted.path in [f.subject for f in report.audit_removed]
+    r = Repository.open(repo)
+    with r:
+        whole = diff_sides(
+            SnapshotSide(r, r.load_snapshot(str(first)), label=f"{repo}@{str(first)[:16]}"),
+            SnapshotSide(r, r.load_snapshot(str(second)), label=f"{repo}@{str(second)[:16]}"),
+        )
+    assert report.to_dict() == whole.to_dict()

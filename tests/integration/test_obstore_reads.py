@@ -10,6 +10,7 @@ settings of the environment.
 from __future__ import annotations
 
 import ast
+import base64
 import hashlib
 import http.client
 import os
@@ -20,19 +21,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 import pytest
 from helpers import azurite as az
+from helpers.bundle import new_repo
+from helpers.bytescan import scan_reusing_one_buffer
 
 import amlport.storage.objects as objects_mod
-from amlport.errors import AccessDenied, SourceError, SourceNotFound, TransientStorageError
+from amlport.bundle.objects import CHUNK_SIZE
+from amlport.errors import (
+    AccessDenied,
+    IntegrityError,
+    SourceError,
+    SourceNotFound,
+    TransientStorageError,
+)
+from amlport.secrets import ByteScanner, find_secrets_in_bytes
 from amlport.storage.auth import StorageAuth
-from amlport.storage.azure import open_azure_source
+from amlport.storage.azure import STREAM_PIECE, open_azure_source
 from amlport.storage.azure_location import parse_location
 from amlport.storage.objects import TokenBridge, obstore_failure, store_options
 from amlport.storage.retry import FAST_RETRY
+from amlport.streams import Tee
 
 pytestmark = pytest.mark.azurite
 
@@ -268,6 +280,63 @@ def test_a_blob_replaced_during_a_stream_is_not_spliced(
     assert name in str(info.value)
     gets = [h for m, p, h in relay.seen if m == "GET" and p == path]
     assert len(gets) == 2 and gets[1].get("if-match")
+
+
+def _planted(size: int, at: list[int], secret: bytes) -> bytes:
+    """Random bytes with ``secret`` written so that it straddles each offset of ``at``."""
+    data = bytearray(os.urandom(size))
+    for offset in at:
+        start = offset - len(secret) // 2
+        data[start : start + len(secret)] = secret
+    return bytes(data)
+
+
+def test_a_stream_read_as_a_transfer_reads_it_is_the_blob_and_its_secrets(
+    files: Files, azurite: az.Azurite, tmp_path: Path
+) -> None:
+    """The stream hands the body over in ``STREAM_PIECE`` pieces, smaller than the 1 MiB a
+    transfer reads into its one buffer (docs/design/0005, "CPU per MiB of large models (E,
+    session 8)"). Read that way, the bytes are the blob's; UTF-16 account keys straddling piece
+    and chunk boundaries are each found, and the scan of the stream counts what the scan of the
+    same bytes fed from one buffer does; the object stored is the blob; a wrong MD5 is still
+    refused, storing nothing; reads of other sizes (a line, a few bytes, the rest) give the
+    same bytes."""
+    key = base64.b64encode(b"K" * 20 + bytes(range(44))).decode()
+    wide = f"AccountKey={key}".encode("utf-16-le")
+    cuts = [STREAM_PIECE, 3 * STREAM_PIECE + 1, CHUNK_SIZE, 2 * CHUNK_SIZE - 7]
+    body = _planted(5 * CHUNK_SIZE + 12345, cuts, wide)
+    body = body[:-4096] + b"\x01" + f"AccountKey={key}".encode() + b"\x01" + body[-3000:]
+    name = f"model/planted-{uuid.uuid4().hex[:6]}.bin"
+    admin = azurite.source.service_client()
+    try:
+        admin.get_blob_client(files.container, name).upload_blob(body)
+    finally:
+        admin.close()
+    expected = find_secrets_in_bytes(body)
+    assert expected["account_key"] == len(cuts)  # each straddling key, found in the whole
+    repo = new_repo(tmp_path)
+    with open_azure_source(files.url, auth=StorageAuth(account_key=files.account.key)) as src:
+        scanner = ByteScanner()
+        with src.open_stream(files.container, name) as stream:
+            digest, size = repo.objects.put_stream(
+                cast(BinaryIO, Tee(stream, lambda d: scanner.feed(d) if d else None))
+            )
+        assert (size, repo.objects.get_bytes(digest)) == (len(body), body)
+        # as the same bytes fed from one buffer in the transfer's chunks (a key seen in two
+        # rounds, as one-byte text in one and UTF-16 in another, counts in each: secrets.py)
+        assert scanner.close() == scan_reusing_one_buffer(body, CHUNK_SIZE)
+        wrong = hashlib.md5(body[:-1], usedforsecurity=False).hexdigest()
+        other = new_repo(tmp_path, "other")
+        stream = src.open_stream(files.container, name)
+        with stream, pytest.raises(IntegrityError, match="content MD5 mismatch"):
+            other.objects.put_stream(stream, expected_md5=wrong)
+        assert [p for p in (tmp_path / "other" / "objects").rglob("*") if p.is_file()] == []
+        with src.open_stream(files.container, name) as stream:
+            parts = [stream.readline(), stream.read(7), stream.read(STREAM_PIECE + 3)]
+            buffer = bytearray(CHUNK_SIZE)
+            got = stream.readinto(buffer)
+            parts += [bytes(buffer[:got]), stream.read()]
+        assert b"".join(parts) == body
 
 
 def test_obstore_errors_become_amlport_errors_without_secrets(files: Files) -> None:

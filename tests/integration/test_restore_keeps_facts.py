@@ -61,3 +61,40 @@ def test_the_plan_keeps_no_bytes_and_a_file_damaged_after_it_is_not_written(
             data = (target_path / action.target).read_bytes()
             assert target.stat(*action.target.split("/", 1)).sha256 == action.details["digest"]
             assert data != repo.read_file(manifest, action.subject)  # rewritten, not copied
+
+
+def test_the_plan_keeps_no_target_string_per_file(tmp_path: Path) -> None:
+    """A file's action makes its target (``container/name``) from its facts when asked: the
+    plan holds no string of it per file (~18 MB at 100k files, docs/design/0007, C session
+    8); the target, the name and the action's dict are what they were, hostile names too."""
+    import gc
+    import shutil
+
+    from amlport.importers.datastore import FileFacts
+
+    src, repo_path = tmp_path / "src", tmp_path / "repo"
+    shutil.copytree(WS / "designer-autoprice", src)
+    blobstore = next(p for p in src.iterdir() if p.name.startswith("azureml-blobstore-"))
+    hostile = ["[x]", "a..b", "caf\u00e9 \u65e5\u672c", "n" * 200]
+    for name in hostile:
+        (blobstore / "odd" / name).parent.mkdir(parents=True, exist_ok=True)
+        (blobstore / "odd" / name).write_bytes(name.encode())
+    snapshot = run_backup(LocalSource(src), repo_path, BackupRequest())
+    mapping = load_mapping(MAPS / "qa.yaml")
+    repo = Repository.open(repo_path)
+    with repo, open_target(str(tmp_path / "target"), descriptor=mapping.target) as target:
+        manifest = repo.snapshots.load_exact(str(snapshot.snapshot_id))
+        ctx = ImportContext(repo, manifest, mapping_for(manifest, mapping),
+                            import_rules(manifest, mapping), lambda _w: None)  # fmt: skip
+        planned = DatastoreImporter(WriteGuard().wrap(target)).plan(ctx)
+    blob = str(mapping.target.container_of("workspaceblobstore"))
+    targets = {a.target for a in planned}
+    assert {f"{blob}/odd/{n}" for n in hostile} <= targets
+    for action in planned:
+        facts = action.details
+        assert isinstance(facts, FileFacts)
+        _, _, name = action.subject.removeprefix("files/").partition("/")
+        assert facts["name"] == name
+        assert action.target == f"{facts['container']}/{name}" == action.to_dict()["target"]
+        held = gc.get_referents(action) + gc.get_referents(facts)
+        assert not any(isinstance(o, str) and o == action.target for o in held)

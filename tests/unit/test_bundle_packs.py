@@ -418,3 +418,49 @@ def test_packs_work_in_an_fsspec_repository(
     assert again.get_bytes(sha(b"file 2\n" * 3)) == b"file 2\n" * 3
     assert again.verify().ok
     assert again.load_snapshot(sid).file("files/f001.txt") is not None
+
+
+def test_a_pack_is_written_without_a_second_copy_of_its_bytes() -> None:
+    """The batch's high-water mark is one pack, not two: the bytes handed to ``write`` are
+    the buffer's own (``bytes(bytearray)`` held every pack twice while it was written)."""
+    import tracemalloc
+
+    target = 2 << 20
+    chunks = [bytes([n]) * (64 << 10) for n in range(40)]  # 2.5 MiB: one pack, then some
+    sizes: list[int] = []
+    packer = packs.Packer(lambda key, data: sizes.append(len(data)), target=target)
+    tracemalloc.start()
+    try:
+        for n, chunk in enumerate(chunks):
+            assert packer.add(f"{n:064x}", chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sizes == [target]
+    assert peak < 1.5 * target  # 2 x before
+
+
+def test_a_pack_whose_write_failed_is_written_by_the_next_flush() -> None:
+    """A failed write keeps the pack in memory (readable, still growing); the next flush
+    writes it whole."""
+    written: dict[str, bytes] = {}
+    fail = [True]
+
+    def write(key: str, data: bytes) -> None:
+        if fail[0]:
+            fail[0] = False
+            raise OSError("disk full")
+        written[key] = data
+
+    packer = packs.Packer(write, target=100)
+    assert packer.add("a" * 64, b"x" * 60)
+    with pytest.raises(OSError):
+        packer.add("b" * 64, b"y" * 60)  # reaches the target: the write fails
+    assert packer.find("b" * 64) == (None, 60, 60)
+    assert packer.buffered(60, 60) == b"y" * 60
+    assert packer.add("c" * 64, b"z" * 10)  # a read of the buffer does not block a write
+    packer.flush()
+    (data,) = written.values()
+    assert data == b"x" * 60 + b"y" * 60 + b"z" * 10
+    pack, offset, length = packer.find("c" * 64) or ("", 0, 0)
+    assert written[packs.pack_key(pack)][offset : offset + length] == b"z" * 10

@@ -44,3 +44,38 @@ def test_listed_and_read_by_container_and_name(tmp_path: Path) -> None:
             for container, name in [(blob, "missing"), ("azureml", "y" * 10), ("nowhere", "[")]:
                 with pytest.raises(SourceNotFound):
                     src.read_bytes(container, name)
+
+
+def test_it_keeps_none_of_the_manifests_entries(tmp_path: Path) -> None:
+    """The source keeps a name and (digest, size) per file, no ``FileEntry``: the caller lets
+    go of the snapshot's entries for the walk (docs/design/0007, C session 8); it lists and
+    reads the same once the manifest's list is emptied, and each listed name is the string
+    the source keys its file by (one string per file through the walk)."""
+    import gc
+
+    from amlport.model.manifest import FileEntry
+
+    repo = new_repo(tmp_path)
+    contents = {f"files/workspaceblobstore/{n}": f"blob {n}".encode() for n in NAMES}
+    blob = SOURCE["datastores"]["workspaceblobstore"]
+    with repo:
+        snap = manifest(repo, contents)
+        src = SnapshotSource(repo, snap)
+        kept = [v for k, v in vars(src).items() if k not in ("repo", "descriptor")]
+        seen: set[int] = set()
+        stack: list[object] = list(kept)
+        while stack:
+            obj = stack.pop()
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            assert not isinstance(obj, FileEntry)
+            stack.extend(gc.get_referents(obj))
+        snap.files.clear()
+        with src:
+            listed = list(src.list_blobs())
+            assert [(b.container, b.name) for b in listed] == [(blob, n) for n in sorted(NAMES)]
+            for b in listed:
+                assert src.read_bytes(b.container, b.name) == f"blob {b.name}".encode()
+                assert b.size == len(f"blob {b.name}".encode())
+                assert any(k is b.name for k in vars(src)["_names"][blob])

@@ -211,3 +211,85 @@ def test_an_entra_token_signs_the_listing(tmp_path: Path, monkeypatch: pytest.Mo
         httpd.server_close()
     listing_calls = [(p, a) for p, a in seen if "comp=list" in p and "maxresults=5000" in p]
     assert listing_calls and all((a or "").startswith("Bearer ") for _, a in listing_calls)
+
+
+# --- ListingAhead: pages fetched on a thread of their own (docs/design/0005, "Scan and Azure
+# re-backup (D, session 8)") ---------------------------------------------------------------
+
+HOSTILE_NAMES = ["x[/]y", "[bold]", "a..b/../c", "tab\there", "cr\rlf\n", "del\x7f\x85", "L" * 1024]
+
+
+def _listing_thread(ahead: listing.ListingAhead[str]) -> threading.Thread:
+    return ahead._thread
+
+
+def test_a_listing_read_ahead_yields_every_page_in_order() -> None:
+    pages = [HOSTILE_NAMES[:3], [], HOSTILE_NAMES[3:], [], ["last"]]
+    ahead = listing.ListingAhead(lambda: iter(pages), ahead=1)
+    assert list(ahead) == [n for page in pages for n in page]
+    _listing_thread(ahead).join(10)
+    assert not _listing_thread(ahead).is_alive()
+
+
+def test_a_listing_error_is_raised_where_its_pages_end() -> None:
+    error = SourceError("listing container c: HTTP 503")
+
+    def pages() -> Iterator[list[str]]:
+        yield HOSTILE_NAMES[:2]
+        yield HOSTILE_NAMES[2:]
+        raise error
+
+    got: list[str] = []
+    with pytest.raises(SourceError) as raised:
+        for name in listing.ListingAhead(pages):
+            got.append(name)
+    assert raised.value is error  # the listing's own error, not a wrapper
+    assert got == HOSTILE_NAMES  # every blob listed before it
+
+
+def test_an_abandoned_listing_stops_its_thread() -> None:
+    made: list[int] = []
+
+    def endless() -> Iterator[list[str]]:
+        n = 0
+        while True:
+            made.append(n)
+            yield [f"{n}[..]\x00{i}" for i in range(3)]
+            n += 1
+
+    ahead = listing.ListingAhead(endless, ahead=2)
+    items = iter(ahead)
+    assert [next(items) for _ in range(4)] == [
+        "0[..]\x000",
+        "0[..]\x001",
+        "0[..]\x002",
+        "1[..]\x000",
+    ]
+    items.close()  # the reader gives up (an error, Ctrl-C)
+    _listing_thread(ahead).join(10)
+    assert not _listing_thread(ahead).is_alive()
+    assert len(made) <= 2 + 3  # read, queued (2), in the making: nothing listed past that
+
+
+def test_a_listing_started_and_never_read_stops_when_closed_or_collected() -> None:
+    def endless() -> Iterator[list[str]]:
+        while True:
+            yield ["a"]
+
+    closed = listing.ListingAhead(endless)
+    closed.close()
+    thread = _listing_thread(closed)
+    thread.join(10)
+    assert not thread.is_alive()
+    collected = listing.ListingAhead(endless)
+    thread = _listing_thread(collected)
+    del collected  # no reference left: the thread holds none either
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_a_listing_read_ahead_is_read_once() -> None:
+    ahead = listing.ListingAhead(lambda: iter([["a"]]))
+    assert list(ahead) == ["a"]
+    with pytest.raises(RuntimeError, match="read once"):
+        iter(ahead)

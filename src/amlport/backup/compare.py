@@ -131,7 +131,10 @@ def diff_specs(
         }
         live_keys = [source_key(src.descriptor.to_dict()) for src in sources.values()]
         # Two snapshots share one string per path and per digest (most of both are equal).
-        shared = LoadPlan(strings={}, digests={})
+        # The rewrite and redaction records are left out: the comparison reads neither, and
+        # each side's walk reads its redaction records again (``SnapshotSide.partial``; the
+        # second snapshot was read beside the whole first: docs/design/0007, C session 8).
+        shared = LoadPlan.only("files", "assets", "lineage", strings={}, digests={})
         snaps = {
             id(s): _snapshot_side(s, live_keys, named, shared) for s in (a, b) if s.repo is not None
         }
@@ -170,4 +173,5 @@ def _snapshot_side(
             named = SourceRef(live[-1].source_key, live[-1].source_key)
     manifest = select_snapshot(repo, spec.snapshot, named, plan=plan)
     where = spec.repo if isinstance(spec.repo, Path) else repo.location  # a URL: no SAS
-    return SnapshotSide(repo, manifest, label=f"{where}@{str(manifest.snapshot_id)[:16]}")
+    label = f"{where}@{str(manifest.snapshot_id)[:16]}"
+    return SnapshotSide(repo, manifest, label=label, partial=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from amlport.backup.facts import AuditFact, compare_facts
+from amlport.memory import trim_heap
 from amlport.model.manifest import AssetEntry
 
 
@@ -240,12 +241,19 @@ def diff_sides(a: Side, b: Side, *, audit: bool = True, consume: bool = False) -
     assets = _sections(a.assets, b.assets, changed)
     nodes_a, edges_a = graph_sets(a.lineage)
     nodes_b, edges_b = graph_sets(b.lineage)
+    # The lineage's differences now, and its sets let go before the walks below (100k
+    # blobs: tens of MB of node ids and edge tuples; docs/design/0007, C session 8).
+    nodes_added, nodes_removed = sorted(nodes_b - nodes_a), sorted(nodes_a - nodes_b)
+    edges_added = sorted((edges_b - edges_a).elements())
+    edges_removed = sorted((edges_a - edges_b).elements())
+    del nodes_a, edges_a, nodes_b, edges_b
     # A snapshot's facts walk it (its listing, its inventory): one side at a time, each
     # holding no more of either snapshot than the walk needs (100k files: 395 -> 305 MB;
     # docs/design/0007, "Peak memory at 100k (E, session 6)").
     if consume:
         a.compared()
         b.compared()
+        trim_heap()  # the compared lists' pages: the walks below grow from less (C, session 8)
     facts: tuple[list[AuditFact], list[AuditFact], int] = ([], [], 0)
     if audit:
         facts_a = a.audit_facts()
@@ -258,10 +266,10 @@ def diff_sides(a: Side, b: Side, *, audit: bool = True, consume: bool = False) -
         assets=assets[0],
         runs=assets[1],
         files=files,
-        nodes_added=sorted(nodes_b - nodes_a),
-        nodes_removed=sorted(nodes_a - nodes_b),
-        edges_added=sorted((edges_b - edges_a).elements()),
-        edges_removed=sorted((edges_a - edges_b).elements()),
+        nodes_added=nodes_added,
+        nodes_removed=nodes_removed,
+        edges_added=edges_added,
+        edges_removed=edges_removed,
         audit_added=facts[0],
         audit_removed=facts[1],
         audit_unchanged=facts[2],

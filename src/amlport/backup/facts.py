@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from amlport.errors import SourceNotFound
+from amlport.memory import trim_heap
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.storage.base import BlobInfo, Source
 
 if TYPE_CHECKING:
     from amlport.bundle import Repository
     from amlport.model.inventory import Inventory
-    from amlport.model.manifest import FileEntry, Manifest
+    from amlport.model.manifest import Manifest
 
 FILES = "files/"
 SECRETS_CHECK = "secrets_in_files"
@@ -96,16 +97,21 @@ def snapshot_facts(repo: Repository, manifest: Manifest) -> list[AuditFact]:
     from amlport.audit.catalog import load_rules
     from amlport.walk import walk
 
-    with SnapshotSource(repo, manifest) as source:
+    source = SnapshotSource(repo, manifest)
+    redactions = manifest.redactions
+    del manifest  # a caller that passed it alone lets go of its files for the walk
+    with source:
         facts = inventory_facts(walk(source))
+    del source
     # The walk's inventory is a web of reference cycles that only a full collection frees,
     # which a process with 100k+ live objects seldom runs: a diff then walked the second
     # snapshot beside the first one's inventory (docs/design/0007, E session 6).
     gc.collect()
+    trim_heap()  # the walk's pages back to the system: the next walk does not grow on them
     rules = load_rules()
     by_check = {c: [r.id for r in rules if r.check == c] for c in (SECRETS_CHECK, SAS_CHECK)}
     kinds: dict[str, set[str]] = {}
-    for redaction in manifest.redactions:
+    for redaction in redactions:
         kinds.setdefault(redaction.file, set()).add(redaction.kind)
     found = {(f.rule, f.subject) for f in facts}
     for path, redacted in sorted(kinds.items()):
@@ -131,66 +137,40 @@ class SnapshotSource(Source):
             manifest.source, where="snapshot source", strict=False
         )
         self._label = f"{repo.location}@{str(manifest.snapshot_id)[:16]}"
-        # Each container's ``files/<datastore>/`` prefixes, and its files by their own bundle
-        # paths (no (container, name) key per file: ~20 MB at 100k files, held through the
-        # walk; docs/design/0007, C session 7). A container several datastores name keeps
-        # the first entry of a name in the snapshot's order, as a (container, name) table did.
-        self._prefixes: dict[str, list[str]] = {}
-        self._files: dict[str, FileEntry] = {}
-        shared: dict[tuple[str, str], FileEntry] = {}
+        # Each container's files by name: (digest, size). The name is the string the
+        # listing's ``BlobInfo`` holds too, and nothing of the manifest's entries is kept, so
+        # the caller may let go of them for the walk (a path string and an entry per file,
+        # ~20 MB at 100k files; docs/design/0007, C session 8). A container several
+        # datastores name keeps the first entry of a name in the snapshot's order.
+        self._names: dict[str, dict[str, tuple[str, int]]] = {}
         for entry in manifest.files:
             if not entry.path.startswith(FILES) or entry.path.count("/") < 2:
                 continue
-            datastore = entry.path[len(FILES) :].partition("/")[0]
+            datastore, _, name = entry.path[len(FILES) :].partition("/")
             container = self.descriptor.container_of(datastore) or datastore
-            prefixes = self._prefixes.setdefault(container, [])
-            prefix = f"{FILES}{datastore}/"
-            if prefix not in prefixes:
-                prefixes.append(prefix)
-            self._files.setdefault(entry.path, entry)
-        for container, prefixes in self._prefixes.items():
-            if len(prefixes) > 1:  # rare: decide which entry each name is, once
-                for entry in manifest.files:
-                    for prefix in prefixes:
-                        if entry.path.startswith(prefix):
-                            shared.setdefault((container, entry.path[len(prefix) :]), entry)
-        self._shared = shared
+            names = self._names.setdefault(container, {})
+            if name not in names:
+                names[name] = (entry.digest, entry.size)
 
     def list_blobs(self) -> Iterator[BlobInfo]:
-        names = [(c, name) for c, name, _ in self._each()]
-        names.sort()
-        for container, name in names:
-            yield BlobInfo(container, name, self._entry(container, name).size)
+        for container in sorted(self._names):
+            names = self._names[container]
+            for name in sorted(names):
+                yield BlobInfo(container, name, names[name][1])
 
-    def _each(self) -> Iterator[tuple[str, str, FileEntry]]:
-        """Every (container, name, entry) the snapshot holds, once per (container, name)."""
-        for container, prefixes in self._prefixes.items():
-            if len(prefixes) > 1:
-                yield from ((c, n, e) for (c, n), e in self._shared.items() if c == container)
-                continue
-            prefix = prefixes[0]
-            for path, entry in self._files.items():
-                if path.startswith(prefix):
-                    yield container, path[len(prefix) :], entry
-
-    def _entry(self, container: str, name: str) -> FileEntry:
-        prefixes = self._prefixes.get(container, ())
-        if len(prefixes) > 1:
-            entry = self._shared.get((container, name))
-        else:
-            entry = self._files.get(prefixes[0] + name) if prefixes else None
-        if entry is None:
+    def _entry(self, container: str, name: str) -> tuple[str, int]:
+        found = self._names.get(container, {}).get(name)
+        if found is None:
             raise SourceNotFound(f"snapshot has no file {container}/{name}")
-        return entry
+        return found
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
-        entry = self._entry(container, name)
-        data = self.repo.objects.get_bytes(entry.digest, entry.size)
+        digest, size = self._entry(container, name)
+        data = self.repo.objects.get_bytes(digest, size)
         return data if max_bytes is None else data[:max_bytes]
 
     def open_stream(self, container: str, name: str) -> BinaryIO:
-        entry = self._entry(container, name)
-        return self.repo.open_object(entry.digest)
+        return self.repo.open_object(self._entry(container, name)[0])
 
     def describe(self) -> str:
         return self._label

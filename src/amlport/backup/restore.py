@@ -20,6 +20,7 @@ from typing import Any
 from amlport.backup.check import CheckReport, check_restore
 from amlport.backup.select import Selected, select_manifest
 from amlport.bundle import Repository
+from amlport.bundle.store import DRY_RUN
 from amlport.errors import ExitCode, UsageError
 from amlport.importing import ImportRequest, ImportResult, run_import
 from amlport.importing.engine import pick_snapshot, verify_first
@@ -155,7 +156,8 @@ def run_restore(
     """Import, then check when asked; ``scan`` opens the target as a source for the check.
     ``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
     _check_request(request, scan)
-    repo = Repository.open(repo_path, auth=repo_auth)
+    reading = DRY_RUN if request.dry_run else None  # no lock file either (F, session 8)
+    repo = Repository.open(repo_path, auth=repo_auth, reading=reading)
     with repo, repo.lock(exclusive=False):  # the snapshot must not be pruned under us
         # Its id is all a plain restore needs here (the import reads the snapshot itself).
         whole = request.read_only or bool(request.select)

@@ -157,17 +157,24 @@ def run_backup(
 ) -> BackupResult:
     """``repo_path``: a folder or an Azure container URL (``repo_auth``: its credential)."""
     export, src = backup_request(request, source)
+    # The listing (pages of it, on a thread of their own) goes on while the repository is
+    # opened and locked: a backup decided from its listing is mostly this listing.
+    src.start_listing()
     refuse_repository_in_source(source, repo_path)  # before the repository is created
     repo = Repository.open_or_init(repo_path, auth=repo_auth, on_warning=on_warning)
     # Holding a shared lock first lets --retry-lock wait for a forget/prune to finish, and keeps
     # any exclusive taker out while the export runs (it takes a shared lock of its own).
     deadline = time.monotonic() + request.retry_lock
     with repo, locked(repo, exclusive=False, wait=request.retry_lock):
+        # While the first page of the listing is on its way: the lists of the snapshot a
+        # listing would be decided against, as far as the source can name it unlisted.
+        ahead = None if request.force else _read_ahead(repo, src)
         fingerprint = _list(src, export, progress)
         if not request.force:
-            same = _from_listing(repo, src, fingerprint, request)
+            same = _from_listing(repo, src, fingerprint, request, ahead)
             if same is not None:
                 return same
+        del ahead  # not held through a walk (peak memory)
         export.record = _recorder(src, fingerprint)
         from amlport.backup.diff import diff_sides
         from amlport.backup.sides import SnapshotSide
@@ -256,28 +263,71 @@ def _previous_of(repo: Repository, src: RecordingSource) -> SnapshotInfo | None:
     return mine[-1] if mine else None
 
 
+@dataclass
+class _Lists:
+    """What ``_from_listing`` reads of a format-2 snapshot: its header, files and warnings."""
+
+    snapshot: str
+    header: dict[str, Any]
+    files: list[tuple[str, int]] | None
+    warnings: list[Any]
+
+
+def _read_lists(repo: Repository, info: SnapshotInfo, digest: str | None) -> _Lists | None:
+    """The root's header, then (when ``digest`` is None or the header records it) the
+    files and warnings lists; None when the header records another fingerprint."""
+    snapshots = repo.snapshots
+    root = snapshots.read_root(info.id)
+    header = root["manifest"]
+    if digest is not None and recorded(header) != digest:
+        return None
+    reader, where = TreeReader(snapshots.objects), f"snapshot {info.short_id}"
+    lists = root["lists"]
+    files = _file_sizes(reader.entries(lists["files"], "files", where))
+    warnings = (
+        list(reader.entries(lists["warnings"], "warnings", where)) if ("warnings" in lists) else []
+    )
+    return _Lists(info.id, header, files, warnings)
+
+
+def _read_ahead(repo: Repository, src: RecordingSource) -> _Lists | None:
+    """The lists of the newest finished format-2 snapshot of the source as its descriptor
+    names it before the listing (the identity record may name it otherwise after), read
+    while the listing is on its way (``_from_listing`` uses them only for the snapshot it
+    decides against, read again otherwise). Any failure: None (the same reads, after the
+    listing, fail or not exactly as they would have)."""
+    try:
+        key = source_key(src.descriptor.to_dict())
+        mine = [i for i in repo.snapshots.infos() if i.source_key == key]
+        if not mine or not mine[-1].complete or repo.snapshots.format_of(mine[-1].id) != 2:
+            return None
+        return _read_lists(repo, mine[-1], None)
+    except Exception:  # a guess: the reads after the listing decide
+        return None
+
+
 def _from_listing(
-    repo: Repository, src: RecordingSource, fingerprint: Fingerprint, request: BackupRequest
+    repo: Repository,
+    src: RecordingSource,
+    fingerprint: Fingerprint,
+    request: BackupRequest,
+    ahead: _Lists | None = None,
 ) -> BackupResult | None:
     """When the previous snapshot of the source recorded this fingerprint (and finished):
-    a new snapshot naming its lists, with this run's time, parent and tags. None: walk."""
+    a new snapshot naming its lists, with this run's time, parent and tags. None: walk.
+    ``ahead``: the lists ``_read_ahead`` read, used if they are that snapshot's."""
     info = _previous_of(repo, src)
     if info is None or not info.complete or src.read_errors:
         return None
     snapshots, digest = repo.snapshots, fingerprint.digest()
     if snapshots.format_of(info.id) == 2:  # the root and two lists: nothing else is read
-        root = snapshots.read_root(info.id)
-        header = root["manifest"]
-        if recorded(header) != digest:
+        if ahead is not None and ahead.snapshot == info.id:
+            got: _Lists | None = ahead if recorded(ahead.header) == digest else None
+        else:
+            got = _read_lists(repo, info, digest)
+        if got is None:
             return None
-        reader, where = TreeReader(snapshots.objects), f"snapshot {info.short_id}"
-        lists = root["lists"]
-        files = _file_sizes(reader.entries(lists["files"], "files", where))
-        warnings = (
-            list(reader.entries(lists["warnings"], "warnings", where))
-            if ("warnings" in lists)
-            else []
-        )
+        header, files, warnings = got.header, got.files, got.warnings
     else:
         previous = snapshots.load_exact(info.id, LoadPlan.only("files"))
         header, warnings = previous.header(), list(previous.warnings)

@@ -52,6 +52,9 @@ class SnapshotSide:
     repo: Repository
     manifest: Manifest
     label: str = ""
+    # The manifest was read without its redaction (and rewrite) records (``diff``'s load,
+    # backup/compare.py): ``audit_facts`` reads its files and redaction records again.
+    partial: bool = False
     _files: dict[str, FileEntry] = field(default_factory=dict)
     _facts: list[AuditFact] | None = None
     _reread: bool = False  # ``compared`` let go of the files: the walk reads them again
@@ -109,11 +112,15 @@ class SnapshotSide:
     def audit_facts(self) -> list[AuditFact]:
         """Computed offline from the stored files and redaction records (backup/facts.py)."""
         if self._facts is None:
-            manifest = self.manifest
-            if self._reread:  # its own files and redaction records, read again for its walk
+            if self._reread or self.partial:  # its files and redaction records, read again
                 keep = LoadPlan.only("files", "redactions")
-                manifest = self.repo.snapshots.load_exact(str(manifest.snapshot_id), keep)
-            self._facts = snapshot_facts(self.repo, manifest)
+                snapshot_id = str(self.manifest.snapshot_id)
+                # Passed on alone: the walk lets go of the files once it has their names
+                self._facts = snapshot_facts(
+                    self.repo, self.repo.snapshots.load_exact(snapshot_id, keep)
+                )
+            else:
+                self._facts = snapshot_facts(self.repo, self.manifest)
         return self._facts
 
     def compared(self) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from amlport.bundle.store import RepoStore
+from amlport.bundle.store import RepositoryWriteRefused, RepoStore
 from amlport.errors import AccessDenied, AmlportError, ExitCode, ParseError
 from amlport.model.manifest import format_time, parse_time
 from amlport.processes import pid_alive
@@ -240,13 +240,19 @@ def acquire(
 ) -> HeldLock:
     """Take a lock or raise RepositoryLocked naming the holder; stale locks are removed.
 
-    A shared lock on a repository this run may only read (the write is refused) is taken
+    A shared lock on a repository this run may only read (the write is refused: a
+    read-only credential, or a ``ReadingStore``, the repository of a dry run) is taken
     without a file, as restic's ``--no-lock``, after checking that no writer holds it: a
     reader writes nothing, and a prune that ran anyway would make this run fail its digest
-    checks, never restore wrong bytes. An exclusive lock still needs write access."""
+    checks, never restore wrong bytes (``Repository.lock`` says so in the error). An
+    exclusive lock still needs write access."""
     held = HeldLock(store, f"{FOLDER}{uuid.uuid4().hex}.json", exclusive, stale_after, warn)
     try:
         held.write()
+    except RepositoryWriteRefused:  # a run that only reads (a dry run): no lock file
+        if exclusive:
+            raise
+        return _without_a_file(store, stale_after, warn, announce=False)
     except (AccessDenied, OSError) as exc:
         if exclusive or not _read_only(exc):
             raise
@@ -260,7 +266,9 @@ def acquire(
     return held
 
 
-def _without_a_file(store: RepoStore, stale_after: timedelta, warn: Warn) -> HeldLock:
+def _without_a_file(
+    store: RepoStore, stale_after: timedelta, warn: Warn, *, announce: bool = True
+) -> HeldLock:
     held = ReadOnlyLock(store, f"{FOLDER}(none)", False, stale_after, warn)
     now = datetime.now(timezone.utc)
     for key in _lock_keys(store):
@@ -270,7 +278,7 @@ def _without_a_file(store: RepoStore, stale_after: timedelta, warn: Warn) -> Hel
             continue  # released while we looked
         if other.exclusive and not other.is_stale(now, stale_after, check_pid=store.same_host_pids):
             raise _locked(store, other)
-    if store.display not in _WARNED_READ_ONLY:  # once per repository and run
+    if announce and store.display not in _WARNED_READ_ONLY:  # once per repository and run
         _WARNED_READ_ONLY.add(store.display)
         warn(
             "the repository is read-only to this credential: reading it without a lock file "

@@ -294,6 +294,12 @@ class ObjectStore:
             pack, offset, length = again
         if pack is None:
             raise FileNotFoundError(digest)
+        copies = self.pack_index().copies_of(hex_of(digest))
+        if len(copies) < 2:  # the one copy: the caller's check names what is wrong with it
+            return self._read_copy(digest, pack, offset, length)
+        return self._read_sound_copy(digest, (pack, offset, length), copies)
+
+    def _read_copy(self, digest: str, pack: str, offset: int, length: int) -> bytes:
         key = packs.pack_key(pack)
         data = self.store.read_range(key, offset, length)  # never more than the entry says
         if len(data) != length:
@@ -303,6 +309,30 @@ class ObjectStore:
                 hint=_VERIFY_HINT,
             )
         return data
+
+    def _read_sound_copy(
+        self, digest: str, first: tuple[str, int, int], copies: list[tuple[str, int, int]]
+    ) -> bytes:
+        """An object the index holds in several packs (F, session 8): the first copy whose
+        bytes check, ``first`` (``_locate``'s choice) first, so a damaged copy (bytes flipped
+        at its pack's size, which ``_damaged_packs`` cannot see) does not hide a sound one
+        until a prune; checked here, as only the bytes of one copy reach the caller. None
+        sound: the first copy's bytes or error, for the caller's check to name."""
+        first_read: bytes | Exception | None = None  # what the first copy gave
+        for copy in [first, *(c for c in copies if c != first)]:
+            try:
+                data = self._read_copy(digest, *copy)
+            except (FileNotFoundError, IntegrityError) as exc:  # gone, or cut short
+                first_read = exc if first_read is None else first_read
+                continue
+            try:
+                return self.checked(digest, data)
+            except IntegrityError:
+                first_read = data if first_read is None else first_read
+        if isinstance(first_read, Exception):
+            raise first_read
+        assert first_read is not None
+        return first_read
 
     def stored_checked(self, digest: str) -> bytes:
         """The stored bytes of an object (sealed ones sealed), loose or packed, after checking

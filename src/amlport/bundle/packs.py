@@ -23,6 +23,7 @@ inside its pack, entries are sorted and do not overlap, and no length exceeds
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 import threading
 from array import array
@@ -38,7 +39,9 @@ if TYPE_CHECKING:
 FOLDER = "packs/"
 INDEX_FOLDER = "packs/index/"
 PACK_BELOW = 512 * 1024  # stored size below which a backup packs an object
-PACK_TARGET = 8 << 20  # a pack is written once it holds this much
+# A pack is written once it holds this much. It is in memory until then: part of a first
+# backup's high-water mark (8 MiB before, docs/design/0007, *B, session 8*).
+PACK_TARGET = 4 << 20
 MAX_ENTRY_BYTES = 4 << 20  # readers refuse a longer entry (writers stay below PACK_BELOW)
 MAX_PACK_BYTES = 1 << 30  # readers refuse a pack an index says is larger
 MAX_INDEX_BYTES = 64 << 20  # plain bytes of one index piece (= a metadata piece)
@@ -283,6 +286,16 @@ class PackIndex:
                     break
         return self.packs[self._pack_no[row]], self._offset[row], self._length[row]
 
+    def copies_of(self, hexd: str) -> list[tuple[str, int, int]]:
+        """Every copy of an object as (pack hex, offset, length), its first copy first; []
+        when no pack holds it (a read falls back to another copy when one is damaged)."""
+        name = bytes.fromhex(hexd)
+        row = self._row(name)
+        if row < 0:
+            return []
+        rows = [row, *self._more.get(name, ())]
+        return [(self.packs[self._pack_no[r]], self._offset[r], self._length[r]) for r in rows]
+
     def copies(self) -> int:
         """How many further copies the index holds (objects named by two packs)."""
         return sum(map(len, self._more.values()))
@@ -342,13 +355,17 @@ class Packer:
     written as a pack every ``PACK_TARGET`` bytes through ``write`` (the store's
     ``put_once``), thread-safe. ``flushed`` indexes the packs written (compactly: a
     100k-object batch must not hold a tuple per object); their index piece is encoded from
-    it at the end (``index_plain``)."""
+    it at the end (``index_plain``).
+
+    The pack in memory is a ``BytesIO``: its ``getvalue`` hands the written bytes over
+    without a copy, where ``bytes(bytearray)`` held the pack twice while it was written (a
+    first backup's high-water mark: one more pack per flush, docs/design/0007, *B, session 8*)."""
 
     def __init__(self, write: Callable[[str, bytes], object], target: int | None = None) -> None:
         self._write = write
         self._target = PACK_TARGET if target is None else target
         self._lock = threading.Lock()
-        self._buffer = bytearray()
+        self._buffer = io.BytesIO()
         self._entries: list[tuple[str, int, int]] = []
         self._pending: dict[str, tuple[int, int]] = {}  # in memory: hex -> (offset, length)
         self.flushed = PackIndex()
@@ -367,20 +384,21 @@ class Packer:
     def buffered(self, offset: int, length: int) -> bytes | None:
         """Bytes of the pack in memory (None: it was written meanwhile; ask ``find`` again)."""
         with self._lock:
-            if offset + length > len(self._buffer):
+            if offset + length > self._buffer.tell():
                 return None
-            return bytes(self._buffer[offset : offset + length])
+            with self._buffer.getbuffer() as view:  # released before the next write
+                return bytes(view[offset : offset + length])
 
     def add(self, hexd: str, stored: bytes) -> bool:
         """Append an object's stored bytes; False when this batch holds it already."""
         with self._lock:
             if hexd in self._pending or self.flushed.find(hexd) is not None:
                 return False
-            offset = len(self._buffer)
-            self._buffer += stored
+            offset = self._buffer.tell()
+            self._buffer.write(stored)
             self._entries.append((hexd, offset, len(stored)))
             self._pending[hexd] = (offset, len(stored))
-            if len(self._buffer) >= self._target:
+            if self._buffer.tell() >= self._target:
                 self._flush_locked()
         return True
 
@@ -399,12 +417,12 @@ class Packer:
     def _flush_locked(self) -> None:
         if not self._entries:
             return
-        data = bytes(self._buffer)
+        data = self._buffer.getvalue()  # the buffer's own bytes: no second copy of the pack
         pack = PackEntries(hashlib.sha256(data).hexdigest(), len(data), self._entries)
         self._write(pack_key(pack.pack), data)
         self._spans.append((self.flushed.rows, len(self._entries)))
         self.packs += 1
         self.flushed.add_pieces("", [pack])
-        self._buffer = bytearray()
+        self._buffer = io.BytesIO()
         self._entries = []
         self._pending = {}

@@ -36,12 +36,19 @@ from amlport.bundle.crypto import KEY_HINT, SealedCodec, SealedValues
 from amlport.bundle.garbage import PruneReport, collect_garbage
 from amlport.bundle.index import SourceIndex
 from amlport.bundle.location import open_store
-from amlport.bundle.lock import DEFAULT_STALE_AFTER, HeldLock, LockInfo, acquire, list_locks
+from amlport.bundle.lock import (
+    DEFAULT_STALE_AFTER,
+    HeldLock,
+    LockInfo,
+    ReadOnlyLock,
+    acquire,
+    list_locks,
+)
 from amlport.bundle.notices import Warn, Warnings
 from amlport.bundle.objects import ByteProgress, ObjectStore
 from amlport.bundle.retention import ForgetPlan, RetentionPolicy, plan_forget
 from amlport.bundle.snapshots import SnapshotInfo, SnapshotStore
-from amlport.bundle.store import LocalStore, RepoStore
+from amlport.bundle.store import LocalStore, ReadingStore, RepoStore
 from amlport.errors import AmlportError, IntegrityError, SourceNotFound, UsageError
 from amlport.model.loadplan import WHOLE, LoadPlan
 from amlport.model.manifest import (
@@ -191,11 +198,17 @@ class Repository:
         auth: StorageAuth | None = None,
         on_warning: Warn | None = None,
         key: keys.UserKey | None = None,
+        reading: str | None = None,
     ) -> Repository:
         """``key``: the user key of an encrypted repository (None: ``KeySource``; none at
-        all opens it for what needs no key: listing, ``verify`` of its structure)."""
+        all opens it for what needs no key: listing, ``verify`` of its structure).
+        ``reading``: why this run only reads ("a dry run"): every write, a lock file
+        included, is refused (``ReadingStore``)."""
         keying = _Keying(None, key)
-        return _closing_on_error(open_store(path, auth), lambda s: cls._open(s, on_warning, keying))
+        store = open_store(path, auth)
+        if reading is not None:
+            store = ReadingStore(store, reading)
+        return _closing_on_error(store, lambda s: cls._open(s, on_warning, keying))
 
     @classmethod
     def open_or_init(
@@ -561,6 +574,10 @@ class Repository:
         self._held = held
         try:
             yield held
+        except (IntegrityError, FileNotFoundError) as exc:
+            if not isinstance(held, ReadOnlyLock):
+                raise
+            raise _read_without_a_lock(self.location, exc) from None
         finally:
             self._held = None
             held.release()
@@ -668,6 +685,22 @@ def _refuse_key_for_plain(store: RepoStore) -> None:
 
 class _NoConfig(UsageError):
     """The place holds no ``config.json``: not a repository (yet)."""
+
+
+def _read_without_a_lock(where: object, exc: IntegrityError | FileNotFoundError) -> IntegrityError:
+    """What a run that read without a lock file (a dry run, a read-only credential) says when
+    something it read is missing or does not check: a prune or forget may have run meanwhile,
+    which its missing lock did not hold off (exit 4 all the same: it cannot tell)."""
+    if isinstance(exc, IntegrityError):
+        message, hint = exc.message, exc.hint
+    else:
+        message, hint = f"{exc.filename or exc} is missing from repository {where}", None
+    return IntegrityError(
+        f"{message} (this run read the repository without a lock file: a prune or forget "
+        "that ran meanwhile removes what it reads)",
+        hint="run it again; if it fails again, run `amlport verify`"
+        + (f" ({hint})" if hint else ""),
+    )
 
 
 def _closing_on_error(store: RepoStore, then: Callable[[RepoStore], T]) -> T:

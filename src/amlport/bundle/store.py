@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from amlport.bundle import files
-from amlport.errors import IntegrityError, UsageError
+from amlport.errors import AmlportError, IntegrityError, UsageError
 from amlport.streams import write_sliced
 
 
@@ -565,3 +565,108 @@ def _is_blank(root: Path) -> bool:
         return False
     dirs = (*LAYOUT_DIRS, "keys")  # keys/: written before config.json by an encrypted init
     return all((p.name in dirs and p.is_dir()) or files.is_temp(p) for p in root.iterdir())
+
+
+# --- a store a run may only read --------------------------------------------------------------
+
+
+class RepositoryWriteRefused(AmlportError):
+    """A write to a repository opened for reading only (a dry run): a bug of the command
+    that tried it (nothing is written, the run stops, exit 2)."""
+
+
+class ReadingStore(RepoStore):
+    """``inner`` for a run that only reads (``Repository.open(..., reading=...)``: a dry run
+    of import, restore and ``repo upgrade``): every read is ``inner``'s, every write raises
+    ``RepositoryWriteRefused``, so such a run cannot write the repository by construction, not
+    even a lock file (``lock.acquire`` takes its shared lock without one, F session 8;
+    docs/design/0004, "Lock files")."""
+
+    def __init__(self, inner: RepoStore, reason: str) -> None:
+        self.inner = inner
+        self.reason = reason  # "a dry run": what the refusals and the lock say
+        self.same_host_pids = inner.same_host_pids
+
+    def _refused(self, key: str) -> RepositoryWriteRefused:
+        return RepositoryWriteRefused(
+            f"{self.reason} tried to write {self.display.rstrip('/')}/{key}: nothing was written"
+        )
+
+    @property
+    def display(self) -> str:
+        return self.inner.display
+
+    @property
+    def local_root(self) -> Path | None:
+        return self.inner.local_root
+
+    def local_path(self, key: str) -> Path:
+        return self.inner.local_path(key)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def root_exists(self) -> bool:
+        return self.inner.root_exists()
+
+    def prepare_init(self) -> None:
+        raise self._refused("config.json")
+
+    def read(self, key: str, *, limit: int) -> bytes:
+        return self.inner.read(key, limit=limit)
+
+    def read_stored(self, key: str, *, limit: int) -> Stored:
+        return self.inner.read_stored(key, limit=limit)
+
+    def write(self, key: str, data: bytes) -> None:
+        raise self._refused(key)
+
+    def write_chunks(self, key: str, chunks: Iterable[bytes]) -> None:
+        raise self._refused(key)
+
+    def create(self, key: str, data: bytes) -> bool:
+        raise self._refused(key)
+
+    def put_once(self, key: str, data: bytes) -> bool:
+        raise self._refused(key)
+
+    def replace_existing(self, key: str, data: bytes) -> bool:
+        raise self._refused(key)
+
+    def delete(self, key: str, *, version: str | None = None) -> bool:
+        raise self._refused(key)
+
+    def size(self, key: str) -> int | None:
+        return self.inner.size(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        return self.inner.list(prefix)
+
+    def not_regular(self, prefix: str) -> Iterator[str]:
+        return self.inner.not_regular(prefix)
+
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        return self.inner.list_sizes(prefix)
+
+    def open(self, key: str, *, limit: int | None = None) -> BinaryIO:
+        return self.inner.open(key, limit=limit)
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        return self.inner.read_range(key, offset, length)
+
+    def staging(
+        self, folder: str, hint: str | None = None
+    ) -> contextlib.AbstractContextManager[Staging]:
+        raise self._refused(hint or folder)
+
+    def temp_files(self, prefix: str) -> Iterator[Path]:
+        return self.inner.temp_files(prefix)
+
+    def sweep_temp(self, prefix: str, older_than_s: float) -> int:
+        return 0  # another run's temp files are its own: a reader removes nothing
+
+
+DRY_RUN = "a dry run"  # the ``reading`` of every dry run (``Repository.open``)

@@ -48,6 +48,7 @@ from amlport.errors import IntegrityError, ParseError
 from amlport.model.manifest import LISTS, Manifest
 from amlport.model.manifest_codec import EntryReader
 from amlport.safeload import load_json
+from amlport.secrets import may_hold_secret
 
 ROOT_FORMAT = "amlport.snapshot/2"
 #: a root with at least one overlay list: a reader that knows only ROOT_FORMAT refuses it
@@ -87,10 +88,16 @@ _REF_TEXT = 80  # text of one reference in a list node (a digest and a count), f
 _HINT = "the snapshot is damaged; run `amlport verify`, then forget it or restore its pieces"
 
 
+# One encoder for every piece: ``json.dumps`` with arguments builds a new one per call (a
+# third of its cost for a file's entry).
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def dumps(value: Any) -> str:
     """Canonical compact JSON: sorted keys, UTF-8, no spaces (the bytes that are named)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)  # fmt: skip
+    return _ENCODER.encode(value)
 
 
 def _cut_key(key: str, entry: Any) -> str:
@@ -202,7 +209,9 @@ def check_edits(raw: Any, base_count: int, where: str) -> list[Edit]:
 class TreeWriter:
     """Writes one snapshot's pieces; ``write`` returns the root's plain bytes. ``bases``: the
     lists of the snapshot's parent (its root's ``lists``): a list may then be written as an
-    overlay of the parent's full list (``write_list``)."""
+    overlay of the parent's full list (``write_list``). ``check(key, value)`` sees each
+    value and entry before it is stored, ``check_text(text)`` each text and refuses one that
+    holds a secret (it may be spared a text in which ``may_hold_secret`` finds nothing)."""
 
     def __init__(
         self,
@@ -217,6 +226,22 @@ class TreeWriter:
         self.check_text = check_text
         self.bases = bases or {}
         self.overlays = False
+
+    def _check_chunk(self, key: str, pending: list[tuple[Any, str]]) -> None:
+        """``check`` and ``check_text`` of each entry of a chunk to store, in order. One
+        pre-check of the entries' texts together comes first: ``check_text`` refuses a text
+        that holds a secret, a text holding a trigger (``may_hold_secret``) holds it in
+        their join as well, so a join holding none spares every ``check_text`` (at 100k
+        files, a search of each entry's text was ~6 % of a first backup's main process)."""
+        check = self.check if key in LISTS else None
+        check_text = self.check_text
+        if check_text is not None and not may_hold_secret("\n".join(t for _, t in pending)):
+            check_text = None
+        for item, item_text in pending:
+            if check is not None:
+                check(key, item)
+            if check_text is not None:
+                check_text(item_text)
 
     def _put(self, text: str) -> str:
         return self.objects.put_meta(text.encode("utf-8"))[0]
@@ -260,11 +285,7 @@ class TreeWriter:
             if digest not in in_base:
                 stored = self.objects.has(digest)
                 if not stored:
-                    for item, item_text in pending:
-                        if self.check is not None and key in LISTS:
-                            self.check(key, item)
-                        if self.check_text is not None:
-                            self.check_text(item_text)
+                    self._check_chunk(key, pending)
                 if base_chunks is not None and held_text + len(plain) <= MAX_HELD_TEXT:
                     held[digest] = _Held(plain, [i for i, _ in pending],
                                          [t for _, t in pending], stored)  # fmt: skip

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amlport.bundle import packs
-from amlport.bundle.objects import ObjectStore
+from amlport.bundle.objects import ObjectStore, hex_of
 from amlport.bundle.snapshots import SHORT_ID_LENGTH, SnapshotStore
 from amlport.errors import IntegrityError
 from amlport.model.loadplan import SUMMARY, LoadPlan
@@ -99,7 +99,7 @@ def verify(
         if _load(snapshots, sid, report, pieces, sizes):
             loaded.append(sid)
     report.pieces_checked = len(pieces)
-    check_packs(objects, report)
+    bad_packs = check_packs(objects, report)
     damaged: list[_Damaged] = []
     for done, digest in enumerate(sorted(sizes), start=1):
         found = _check_object(objects, digest, sizes[digest], report)
@@ -110,13 +110,54 @@ def verify(
     if damaged:
         paths = _paths_of(snapshots, loaded, {d.digest for d in damaged})
         report.problems += [d.problem(tuple(paths.get(d.digest, ()))) for d in damaged]
+    if bad_packs:
+        _say_what_stays_readable(objects, report, bad_packs, sizes, {d.digest for d in damaged})
     return report
 
 
-def check_packs(objects: ObjectStore, report: VerifyReport) -> None:
-    """Every index piece readable, every pack it names present, of its size, and whole."""
+def _say_what_stays_readable(
+    objects: ObjectStore,
+    report: VerifyReport,
+    bad_packs: dict[str, int],
+    sizes: dict[str, int],
+    unreadable: set[str],
+) -> None:
+    """Each damaged pack's problem says whether the objects of it that a snapshot uses are
+    still readable (reads fall back to another copy: a sound pack or a loose object) or how
+    many are not (named as objects of their own). The problem stays one: the repository
+    holds damage until a prune drops the pack (F, session 8)."""
+    index = objects.pack_index()
+    used: dict[str, list[str]] = {pack: [] for pack in bad_packs}
+    for digest in sizes:
+        for pack, _, _ in index.copies_of(hex_of(digest)):
+            if pack in used:
+                used[pack].append(digest)
+    for pack, at in bad_packs.items():
+        lost = sum(1 for d in used[pack] if d in unreadable)
+        if not used[pack]:
+            note = "no snapshot uses an object of it"
+        elif lost:
+            note = (
+                f"{lost} of the {len(used[pack])} object(s) of it that snapshots use have no "
+                "sound copy"
+            )
+        else:
+            note = (
+                f"the {len(used[pack])} object(s) of it that snapshots use are still readable "
+                "from another copy"
+            )
+        old = report.problems[at]
+        fix = "; a prune drops it" if not lost else ""
+        report.problems[at] = VerifyProblem(old.kind, f"{old.message} ({note}{fix})",
+                                            old.snapshot_id, old.digest, old.paths)  # fmt: skip
+
+
+def check_packs(objects: ObjectStore, report: VerifyReport) -> dict[str, int]:
+    """Every index piece readable, every pack it names present, of its size, and whole; the
+    packs that are not, each with the place of its problem in ``report.problems``."""
+    bad: dict[str, int] = {}
     if not objects.packing:
-        return
+        return bad
     index = objects.pack_index()
     for key, message in index.problems:
         report.problems.append(VerifyProblem(CORRUPT_PACK_INDEX, f"{message} ({key})"))
@@ -125,16 +166,19 @@ def check_packs(objects: ObjectStore, report: VerifyReport) -> None:
         key = packs.pack_key(pack)
         report.packs_checked += 1
         actual = stored.get(pack)
+        problem: VerifyProblem | None = None
         if actual is None:
-            message = f"pack {key} is missing: the objects its index names are missing"
-            report.problems.append(VerifyProblem(MISSING_PACK, message))
+            message = f"pack {key} is missing: the copies its index names are missing"
+            problem = VerifyProblem(MISSING_PACK, message)
         elif actual != size:
             message = f"pack {key} has {actual} bytes, its index says {size}"
-            report.problems.append(VerifyProblem(CORRUPT_PACK, message))
-        else:
-            problem = packs.pack_problem(objects.store, pack)  # prune's check too
-            if problem is not None:
-                report.problems.append(VerifyProblem(CORRUPT_PACK, problem))
+            problem = VerifyProblem(CORRUPT_PACK, message)
+        elif (found := packs.pack_problem(objects.store, pack)) is not None:  # prune's check
+            problem = VerifyProblem(CORRUPT_PACK, found)
+        if problem is not None:
+            bad[pack] = len(report.problems)
+            report.problems.append(problem)
+    return bad
 
 
 _SUMMARY_WITH_REFERENCES = LoadPlan.only("files", "assets")  # check_references runs

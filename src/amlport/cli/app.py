@@ -100,15 +100,16 @@ def _walk(
     show_progress: bool,
 ) -> tuple[Inventory, LineageGraph, str, int]:
     """The inventory, its graph, the location walked, and how many storage calls were retried."""
-    from amlport.lineage import build_graph
-    from amlport.walk import WalkOptions, walk
-
     if specs is not None and not specs.is_dir():
         raise UsageError(f"--specs {specs} is not a folder", hint="give a folder of v2 YAML")
     with (
         creds.open_source(source_loc, ws_file) as source,
         common.progress_reporter(show_progress) as progress,
     ):
+        source.start_listing()  # an Azure source lists while the walk's modules load
+        from amlport.lineage import build_graph
+        from amlport.walk import WalkOptions, walk
+
         inv = walk(source, options=WalkOptions(specs=specs, progress=progress))
         described = source.describe()
     return inv, build_graph(inv), described, source.retry_count

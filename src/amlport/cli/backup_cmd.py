@@ -96,18 +96,10 @@ def backup(
     as export: 0 ok, 1 warnings/skipped items, 2 error or repository locked, 3 partial.
     """
     with guarded():
-        from amlport.backup import BackupRequest, run_backup
         from amlport.export.kinds import parse_include
 
-        request = BackupRequest(
-            select=list(select or []),
-            include=parse_include(include),
-            tags=list(tag or []),
-            workers=workers,
-            retry_lock=retry_lock,
-            cache_dir=common.cache_folder(cache_dir, no_cache),
-            force=force,
-        )
+        kinds = parse_include(include)
+        cache = common.cache_folder(cache_dir, no_cache)
         arg = repo_creds.arg(
             repo,
             allow_snapshot=False,
@@ -118,6 +110,18 @@ def backup(
             creds.open_source(source, workspace_file) as src,
             common.progress_reporter(not as_json) as progress,
         ):
+            src.start_listing()  # listed while the backup's modules load (backup/run.py)
+            from amlport.backup import BackupRequest, run_backup
+
+            request = BackupRequest(
+                select=list(select or []),
+                include=kinds,
+                tags=list(tag or []),
+                workers=workers,
+                retry_lock=retry_lock,
+                cache_dir=cache,
+                force=force,
+            )
             result = run_backup(
                 src,
                 arg.location,

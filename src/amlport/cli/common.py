@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
@@ -23,7 +23,15 @@ from rich.progress import (
 from rich.text import Text
 
 from amlport.cli.process import Terminated
-from amlport.cli.terminal import SafeConsole, document_text, fold_path, line, plain, styled
+from amlport.cli.terminal import (
+    SafeConsole,
+    document_text,
+    fold_path,
+    line,
+    plain,
+    styled,
+    without_secrets,
+)
 from amlport.errors import AmlportError, DiskFull, ExitCode, UsageError
 from amlport.progress import Progress as ProgressFn  # (rich's Progress is the bar)
 from amlport.storage.base import Source
@@ -129,8 +137,34 @@ def say(label: str, style: str, message: str) -> None:
 
 
 def write_document(text: str, *, is_json: bool = False) -> None:
-    """A document (lineage, template, report) on stdout, control characters escaped."""
+    """A document (lineage, template, report) on stdout, control characters escaped and
+    secrets redacted (a JSON document's strings, so it stays JSON)."""
+    text = _json_without_secrets(text) if is_json else without_secrets(text)
     out.file.write(document_text(text, is_json=is_json))
+
+
+def _json_without_secrets(text: str) -> str:
+    """A JSON document with the secrets in its strings redacted: the text is re-written only
+    when the pre-check finds one may be there (``json_text``'s form)."""
+    from amlport.secrets import may_hold_secret, redact
+
+    if not may_hold_secret(text):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:  # not JSON after all (a caller's mistake): redacted as text
+        return without_secrets(text)
+    return json_text(_redact_values(value, redact)) + ("\n" if text.endswith("\n") else "")
+
+
+def _redact_values(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_values(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {redact(k): _redact_values(v, redact) for k, v in value.items()}
+    return value
 
 
 def source_from(
@@ -465,7 +499,7 @@ def write_json(data: Any, path: Path | None) -> None:
         return
     text = json_text(data) + "\n"
     if path is None:
-        sys.stdout.write(document_text(text, is_json=True))
+        sys.stdout.write(document_text(_json_without_secrets(text), is_json=True))
     else:
         write_text_atomic(path, text)
 
@@ -482,10 +516,42 @@ def _stream_json(data: dict[str, Any], path: Path | None) -> None:
         batch.append(chunk)
         size += len(chunk)
         if size >= _BATCH:
-            sys.stdout.write(document_text("".join(batch), is_json=True))
+            sys.stdout.write(document_text(_batch_without_secrets(batch), is_json=True))
             batch, size = [], 0
     batch.append("\n")
-    sys.stdout.write(document_text("".join(batch), is_json=True))
+    sys.stdout.write(document_text(_batch_without_secrets(batch), is_json=True))
+
+
+def _batch_without_secrets(batch: list[str]) -> str:
+    """A batch of ``json_chunks`` with the secrets in its values redacted: one pre-check of
+    the batch; only when it may hold one, each chunk that may is re-written (a value: parsed,
+    redacted value by value, dumped again; punctuation with a key: redacted as text)."""
+    from amlport.secrets import may_hold_secret
+
+    text = "".join(batch)
+    if not may_hold_secret(text):
+        return text
+    out = []
+    for chunk in batch:
+        if not may_hold_secret(chunk):
+            out.append(chunk)
+            continue
+        out.append(_chunk_without_secrets(chunk))
+    return "".join(out)
+
+
+def _chunk_without_secrets(chunk: str) -> str:
+    """One ``json_chunks`` piece redacted: a value (after the ``[``/``,`` that opens an array
+    item, if any) value by value, so the document stays JSON; anything else as text."""
+    for opening in ("", "[\n    ", ",\n    "):
+        if not chunk.startswith(opening):
+            continue
+        try:
+            value = json.loads(chunk[len(opening) :])
+        except ValueError:
+            continue
+        return opening + _dumps(_redact_values(value, without_secrets), 2 if opening else 1)
+    return without_secrets(chunk)
 
 
 def output_path(path: Path) -> Path:

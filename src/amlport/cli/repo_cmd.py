@@ -124,6 +124,7 @@ def upgrade(
     Exit 0 done (or nothing to do), 2 repository locked, 4 a damaged snapshot stopped it.
     """
     with guarded():
+        from amlport.bundle.store import DRY_RUN
         from amlport.bundle.upgrade import upgrade as run_upgrade
         from amlport.storage.guard import WriteGuard
 
@@ -134,7 +135,7 @@ def upgrade(
             allow_snapshot=False,
         )
         with (
-            arg.open() as repository,
+            arg.open(reading=DRY_RUN if dry_run else None) as repository,
             common.progress_reporter(not as_json) as progress,
         ):
             report = run_upgrade(

@@ -115,10 +115,11 @@ class RepoArg:
     def snapshot(self) -> str | None:
         return self.ref.snapshot
 
-    def open(self) -> Repository:
+    def open(self, *, reading: str | None = None) -> Repository:
+        """``reading``: why the run only reads ("a dry run"; ``Repository.open``)."""
         from amlport.bundle.repository import Repository
 
-        return Repository.open(self.ref.location, auth=self.auth)
+        return Repository.open(self.ref.location, auth=self.auth, reading=reading)
 
     def pick(
         self,

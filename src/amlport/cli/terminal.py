@@ -30,7 +30,16 @@ from rich.text import Text
 
 from amlport.plaintext import UNSAFE, document_text, plain
 
-__all__ = ["ClosedPipeSafe", "SafeConsole", "document_text", "fold_path", "line", "plain", "styled"]
+__all__ = [
+    "ClosedPipeSafe",
+    "SafeConsole",
+    "document_text",
+    "fold_path",
+    "line",
+    "plain",
+    "styled",
+    "without_secrets",
+]
 
 # The sanitiser itself is pure text, one floor down (the HTML report uses it too).
 _UNSAFE = UNSAFE
@@ -77,6 +86,20 @@ class SafeConsole(Console):
                 yield segment
             else:
                 yield Segment(plain(segment.text), segment.style)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        # What one print writes, secrets redacted (F, session 8): a secret in a workspace.yaml
+        # value, a tag or a path printed by any command never reaches the terminal or a log.
+        return without_secrets(super()._render_buffer(buffer))
+
+
+def without_secrets(text: str) -> str:
+    """``text`` with what looks like a secret redacted (``secrets.redact``, the one
+    detector), checked first with its fast pre-check: the one net under everything amlport
+    prints, on the console and in documents written to stdout."""
+    from amlport.secrets import may_hold_secret, redact
+
+    return redact(text) if text and may_hold_secret(text) else text
 
 
 def fold_path(text: str, width: int) -> str:

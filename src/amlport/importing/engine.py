@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from amlport.bundle import Repository
+from amlport.bundle.store import DRY_RUN
 from amlport.errors import AmlportError, DiskFull, ExitCode, IntegrityError, UsageError
 from amlport.importers import IMPORTERS
 from amlport.importers.base import ImportAction, ImportContext, Importer
@@ -182,7 +183,8 @@ def run_import(
         raise ValueError("the write guard and the request disagree on --dry-run/--on-conflict")
     guarded = guard.wrap(target)  # a target that is the repository is refused here
     importers = _importers(guarded, request)  # checks the MLflow server
-    repo = Repository.open(repo_path, auth=repo_auth)
+    # A dry run writes nothing in the repository either, not even a lock file (F, session 8)
+    repo = Repository.open(repo_path, auth=repo_auth, reading=DRY_RUN if guard.dry_run else None)
     with repo, repo.lock(exclusive=False):
         # Verified before it is read whole: the verification's own read of the snapshot is
         # not on top of the import's copy (100k files; docs/design/0007, C session 7).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,7 +51,7 @@ from amlport.storage.azure_location import (
     sas_expiry,  # noqa: F401 - re-exported
 )
 from amlport.storage.base import BlobInfo, Source
-from amlport.storage.listing import list_container
+from amlport.storage.listing import ListingAhead, list_pages
 from amlport.storage.objects import carries
 from amlport.storage.retry import CountingRetry, RetryConfig
 from amlport.streams import ChunkStream
@@ -58,8 +59,12 @@ from amlport.streams import ChunkStream
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4 << 20  # the most of a stream held in memory (received, not yet read)
-# obstore hands a streamed body over in pieces of at least this (one GET per blob)
-STREAM_PIECE = 1 << 20
+# obstore hands a streamed body over in pieces of at least this (one GET per blob). Smaller
+# than the 1 MiB a transfer reads at once, so ``open_stream``'s reader (its buffer this size)
+# hands each piece straight to the caller's buffer instead of copying it twice, and each
+# piece stays in the core's cache (docs/design/0005, "CPU per MiB of large models (E,
+# session 8)").
+STREAM_PIECE = 256 << 10
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -124,6 +129,7 @@ class AzureSource(AzureClient, Source):
         self._signer = BlobSigner(service, location, anonymous)
         self.skipped_containers: dict[str, str] = {}
         self._present: tuple[str, ...] = ()
+        self._listing: list[ListingAhead[BlobInfo]] | None = None  # ``start_listing``
         try:
             self.descriptor = self._resolve(descriptor)
         except BaseException:
@@ -238,18 +244,42 @@ class AzureSource(AzureClient, Source):
 
     # -- reading --
 
-    def list_blobs(self) -> Iterator[BlobInfo]:
-        for container in self._present:
-            yield from self._list_container(container)
+    def start_listing(self) -> None:
+        if self._listing is None:  # every container at once, each on a thread of its own
+            self._listing = [ListingAhead(partial(self._pages, c)) for c in self._present]
 
-    def _list_container(self, container: str) -> Iterator[BlobInfo]:
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        # Fetched and parsed pages ahead of the caller (``listing.ListingAhead``), the
+        # containers in their order, one after the other.
+        self.start_listing()
+        listings, self._listing = self._listing or [], None
+        return self._chain(listings)
+
+    @staticmethod
+    def _chain(listings: list[ListingAhead[BlobInfo]]) -> Iterator[BlobInfo]:
+        try:
+            for listing in listings:
+                yield from listing
+        finally:  # an error or an abandoned read: the containers not reached stop too
+            for listing in listings:
+                listing.close()
+
+    def _pages(self, container: str) -> Iterator[list[BlobInfo]]:
         # List Blobs through the SDK's pipeline, parsed by amlport (``listing``): a fifth of
         # the SDK's client CPU, Content-MD5 and every legal name kept.
         client = self._service.get_container_client(container)
-        for item in list_container(client, self._retry, self._translate):
-            if item.is_folder:
-                continue  # a directory marker of a hierarchical-namespace account
-            yield BlobInfo(container, item.name, item.size, item.etag, item.content_md5)
+        for page in list_pages(client, self._retry, self._translate):
+            yield [
+                BlobInfo(container, item.name, item.size, item.etag, item.content_md5)
+                for item in page
+                if not item.is_folder  # a directory marker of a hierarchical namespace
+            ]
+
+    def close(self) -> None:
+        for listing in self._listing or ():  # started and never read
+            listing.close()
+        self._listing = None
+        super().close()
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
         if not carries(name):
@@ -268,7 +298,7 @@ class AzureSource(AzureClient, Source):
                 )
             chunks = downloader.chunks()
         raw = ChunkReader(chunks, lambda exc: self._translate(exc, where))
-        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=STREAM_PIECE))
 
     def _sdk_read(self, container: str, name: str, max_bytes: int | None) -> bytes:
         """A blob obstore cannot address (``objects.carries``), read through the SDK."""

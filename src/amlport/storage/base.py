@@ -97,6 +97,10 @@ class Source(abc.ABC):
         """Transient storage errors retried so far (0 for sources that never retry)."""
         return 0
 
+    def start_listing(self) -> None:  # noqa: B027 - optional hook
+        """The next ``list_blobs`` will be needed: a source that lists over the network may
+        start now, while the caller does other work (``AzureSource``)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and pools."""
 
@@ -225,6 +229,9 @@ class SourceWrapper(Source):
 
     def list_blobs(self) -> Iterator[BlobInfo]:
         return self.inner.list_blobs()
+
+    def start_listing(self) -> None:
+        self.inner.start_listing()
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
         return self.inner.read_bytes(container, name, max_bytes=max_bytes)

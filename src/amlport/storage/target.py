@@ -23,6 +23,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,11 +147,44 @@ def _temp_name(name: str) -> str:
     return f".{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}{TEMP_MARK}{os.getpid()}"
 
 
+COPY_BUFFER = 1 << 20  # bytes of the one copy buffer of a thread
+_copying = threading.local()
+
+
+def copy_stream(stream: BinaryIO, out: BinaryIO) -> int:
+    """Copy ``stream`` to ``out`` through one buffer per thread, reused for every file
+    (``readinto``): ``stream.read(CHUNK)`` made a new CHUNK-sized bytes object per file
+    (a 4 MiB allocation, and its page faults, per small file of a 100k-file restore; F,
+    session 8). A stream without ``readinto`` is read as before. The bytes copied."""
+    readinto = getattr(stream, "readinto", None)
+    copied = 0
+    if readinto is None:
+        while chunk := stream.read(CHUNK):
+            out.write(chunk)
+            copied += len(chunk)
+        return copied
+    view = _thread_buffer()
+    while n := readinto(view):
+        out.write(view[:n])
+        copied += n
+    return copied
+
+
+def _thread_buffer() -> memoryview:
+    """This thread's copy buffer (``COPY_BUFFER`` bytes), made at its first use."""
+    view: memoryview | None = getattr(_copying, "view", None)
+    if view is None:
+        view = _copying.view = memoryview(bytearray(COPY_BUFFER))
+    return view
+
+
 def sha256_of_file(path: Path) -> str:
+    """Read through the thread's buffer too (``stat`` of every file already at a target)."""
     h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
+    view = _thread_buffer()
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(view):
+            h.update(view[:n])
     return "sha256:" + h.hexdigest()
 
 
@@ -218,8 +252,7 @@ class LocalTarget(Target):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tmp.open("wb") as fh:
-                while chunk := stream.read(CHUNK):
-                    fh.write(chunk)
+                copy_stream(stream, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.replace(path)
