@@ -70,7 +70,8 @@ def test_only_the_cli_prints() -> None:
 # exporters/, importers/, rewriters/ install as ``amlport.exporters`` & co.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("secret_prefilter",),  # the native prefilter of the byte scan (secrets uses it)
-    ("amlport", "secrets", "streams", "plaintext", "progress", "processes"),  # leaf utilities
+    # leaf utilities
+    ("amlport", "secrets", "streams", "plaintext", "progress", "processes", "memory"),
     ("errors", "plugins"),  # error types, the plugin registry (both redact through secrets)
     ("safeload",),  # the one YAML/JSON parser
     ("model",),  # pure value types, record formats (provenance), the map
