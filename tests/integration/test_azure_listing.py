@@ -18,7 +18,7 @@ from helpers.rel_proxy import Fault, FaultProxy
 
 from amlport.errors import SourceNotFound, TransientStorageError
 from amlport.storage.auth import StorageAuth
-from amlport.storage.azure import AzureSource, open_azure_source
+from amlport.storage.azure import LISTINGS_AHEAD, AzureSource, open_azure_source
 from amlport.storage.base import BlobInfo
 from amlport.storage.listing import list_container
 from amlport.storage.retry import FAST_RETRY
@@ -127,6 +127,47 @@ def test_a_listing_started_early_is_the_listing_and_ends_with_the_source(
     for thread in threads:
         thread.join(30)
         assert not thread.is_alive()
+
+
+def test_many_containers_are_listed_in_order_a_few_at_a_time(azurite: az.Azurite) -> None:
+    """Each container's listing holds pages ahead of its reader: a source of many containers
+    lists at most ``LISTINGS_AHEAD`` of them at once (all at once held every container's
+    pages), and still yields them in order, each whole."""
+    account = azurite.source
+    admin = account.service_client()
+    tag = uuid.uuid4().hex[:8]
+    names = [f"many-{tag}-{i:02d}" for i in range(2 * LISTINGS_AHEAD + 1)]
+    try:
+        for i, container in enumerate(names):
+            client = admin.create_container(container)
+            client.upload_blob(f"b[{i}]/..x", b"x" * (i + 1))
+            client.upload_blob("L" * 1024, b"y")
+        expected = [blob for c in names for blob in _sdk_listing(account, c)]
+        source = _direct(account, names[0])
+        source._present = tuple(names)  # the containers an account-wide source would list
+        started: list[object] = []
+        real = source._ahead
+
+        def ahead(container: str) -> object:
+            started.append(container)
+            return real(container)
+
+        source._ahead = ahead  # type: ignore[method-assign,assignment]
+        got, most = [], 0
+        try:
+            for blob in source.list_blobs():
+                got.append(blob)
+                done = len({b.container for b in got}) - 1  # containers read to their end
+                most = max(most, len(started) - done)
+        finally:
+            source.close()
+        assert got == expected
+        assert started == names  # each listed once, in order
+        assert most <= LISTINGS_AHEAD  # a container starts only as one before it ends
+    finally:
+        for container in names:
+            admin.delete_container(container)
+        admin.close()
 
 
 def test_pages_of_one_resume_after_every_hostile_name(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, BinaryIO, cast
@@ -66,6 +67,10 @@ CHUNK_SIZE = 4 << 20  # the most of a stream held in memory (received, not yet r
 # session 8)").
 STREAM_PIECE = 256 << 10
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+# Containers listed at once (``AzureSource.list_blobs``): each holds up to
+# ``listing.AHEAD_PAGES`` parsed pages ahead of its reader, so a source with hundreds of
+# containers must not start them all.
+LISTINGS_AHEAD = 4
 
 
 def _refuse_writes(request: PipelineRequest) -> None:
@@ -245,23 +250,33 @@ class AzureSource(AzureClient, Source):
     # -- reading --
 
     def start_listing(self) -> None:
-        if self._listing is None:  # every container at once, each on a thread of its own
-            self._listing = [ListingAhead(partial(self._pages, c)) for c in self._present]
+        if self._listing is None:  # the first containers at once, each on a thread of its own
+            self._listing = [self._ahead(c) for c in self._present[:LISTINGS_AHEAD]]
+
+    def _ahead(self, container: str) -> ListingAhead[BlobInfo]:
+        return ListingAhead(partial(self._pages, container))
 
     def list_blobs(self) -> Iterator[BlobInfo]:
         # Fetched and parsed pages ahead of the caller (``listing.ListingAhead``), the
-        # containers in their order, one after the other.
+        # containers in their order, one after the other; at most ``LISTINGS_AHEAD`` listed
+        # at once, so the pages held ahead stay bounded however many containers there are.
         self.start_listing()
-        listings, self._listing = self._listing or [], None
-        return self._chain(listings)
+        started, self._listing = self._listing or [], None
+        return self._chain(started, self._present[len(started) :])
 
-    @staticmethod
-    def _chain(listings: list[ListingAhead[BlobInfo]]) -> Iterator[BlobInfo]:
+    def _chain(
+        self, started: list[ListingAhead[BlobInfo]], rest: tuple[str, ...]
+    ) -> Iterator[BlobInfo]:
+        window, waiting = deque(started), deque(rest)
         try:
-            for listing in listings:
+            while window:
+                listing = window[0]
                 yield from listing
+                window.popleft()
+                if waiting:  # the next container starts as this one is done
+                    window.append(self._ahead(waiting.popleft()))
         finally:  # an error or an abandoned read: the containers not reached stop too
-            for listing in listings:
+            for listing in window:
                 listing.close()
 
     def _pages(self, container: str) -> Iterator[list[BlobInfo]]:
