@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from amlport.bundle import Repository
+from amlport.bundle import Repository, packs
 from helpers.bundle import manifest
 
 
@@ -53,3 +53,16 @@ def prune_killed_at(repo: Repository, monkeypatch: pytest.MonkeyPatch, stop_at: 
         monkeypatch.setattr(repo.objects, "write_index_piece", no_index)
     with pytest.raises(KeyboardInterrupt):
         repo.prune()
+
+
+def stored_in_two_packs(repo: Repository, data: bytes) -> str:
+    """A snapshot of ``data``, and ``data`` stored again in another pack by a batch that did
+    not see the first one's index (the state a prune killed after its new index leaves);
+    the snapshot's id."""
+    sid = packed_snapshot(repo, {"files/a": data})
+    again = reopen(repo)
+    with again.objects.batch():
+        again.objects._index = packs.PackIndex()  # it did not see the first batch's index
+        again.put_bytes(b"another object first ")  # (else the same pack, byte for byte)
+        again.put_bytes(data)
+    return sid

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 from helpers.backup import FIXTURES, WS, cli, copy_workspace
@@ -223,22 +223,12 @@ def test_two_snapshots_are_compared_holding_one_string_per_path_and_digest(
 ) -> None:
     """A diff of two snapshots reads the second sharing the first's strings (most paths and
     digests of two snapshots of one workspace are equal): the same report, less memory."""
-    import amlport.backup.compare as compare
-
     repo = tmp_path / "repo"
     first = run_backup(LocalSource(WS / "designer-autoprice"), repo, BackupRequest())
     second = run_backup(
         LocalSource(WS / "designer-autoprice"), repo, BackupRequest(force=True, tags=["2"])
     )
-    loaded = []
-    side = compare._snapshot_side
-
-    def keep(*args, **kwargs):  # type: ignore[no-untyped-def]
-        result = side(*args, **kwargs)
-        loaded.append(result.manifest)
-        return result
-
-    monkeypatch.setattr(compare, "_snapshot_side", keep)
+    loaded = _manifests_read_by_diff(monkeypatch)
     report = diff_specs(f"{repo}@{first.snapshot_id}", f"{repo}@{second.snapshot_id}", open_source)
     assert not report.different and report.files["unchanged"] > 0
     a, b = loaded
@@ -256,7 +246,6 @@ def test_two_snapshots_are_read_without_their_records_and_walked_with_them(
     uses neither: docs/design/0007, C session 8); each side's walk reads its redaction records
     again, so a credential the backup redacted is still a fact: one removed with its file,
     one added with a new file. The report is the one of both snapshots read whole."""
-    import amlport.backup.compare as compare
     from amlport.backup.diff import diff_sides
     from amlport.backup.sides import SnapshotSide
 
@@ -274,15 +263,7 @@ def test_two_snapshots_are_read_without_their_records_and_walked_with_them(
     leak.parent.mkdir(parents=True, exist_ok=True)
     leak.write_text(f'c = "{CONNECTION}"\n')
     second = run_backup(LocalSource(ws), repo, BackupRequest()).snapshot_id
-    loaded = []
-    side = compare._snapshot_side
-
-    def keep(*args, **kwargs):  # type: ignore[no-untyped-def]
-        result = side(*args, **kwargs)
-        loaded.append(result.manifest)
-        return result
-
-    monkeypatch.setattr(compare, "_snapshot_side", keep)
+    loaded = _manifests_read_by_diff(monkeypatch)
     a_text, b_text = f"{repo}@{first}", f"{repo}@{second}"
     report = diff_specs(a_text, b_text, open_source)
     assert [(m.rewrites, m.redactions) for m in loaded] == [([], []), ([], [])]
@@ -297,3 +278,19 @@ def test_two_snapshots_are_read_without_their_records_and_walked_with_them(
             SnapshotSide(r, r.load_snapshot(str(second)), label=f"{repo}@{str(second)[:16]}"),
         )
     assert report.to_dict() == whole.to_dict()
+
+
+def _manifests_read_by_diff(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The snapshots ``diff`` reads from now on, as it holds them (its ``_snapshot_side``)."""
+    import amlport.backup.compare as compare
+
+    loaded: list[Any] = []
+    side = compare._snapshot_side
+
+    def keep(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = side(*args, **kwargs)
+        loaded.append(result.manifest)
+        return result
+
+    monkeypatch.setattr(compare, "_snapshot_side", keep)
+    return loaded

@@ -258,9 +258,7 @@ def test_repo_upgrade_dry_run_reads_a_repository_it_may_only_read(azurite: Any) 
     """``repo upgrade --dry-run`` took the exclusive lock a real upgrade takes: with a read +
     list SAS (an off-site copy) it failed writing a lock blob (exit 2). A dry run reads: a
     shared lock, taken without a file there; not one blob changes."""
-    from datetime import datetime, timedelta, timezone
-
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+    from helpers.azurite import read_list_container_sas
     from helpers.cliutil import amlport
 
     account, container = azurite.source, "f7-upgrade-dry-ro"
@@ -268,11 +266,7 @@ def test_repo_upgrade_dry_run_reads_a_repository_it_may_only_read(azurite: Any) 
     env = {"AMLPORT_REPO_CONNECTION_STRING": account.connection_string, "AMLPORT_PACKS": "0"}
     made = amlport("backup", str(FIXTURE), "--repo", url, env=env)
     assert made.returncode == 0, made.stderr
-    sas = generate_container_sas(
-        account.name, container, account_key=account.key,
-        permission=ContainerSasPermissions(read=True, list=True),
-        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
-    )  # fmt: skip
+    sas = read_list_container_sas(account, container)
     client = account.service_client().get_container_client(container)
     before = {b.name: str(b.etag) for b in client.list_blobs()}
     ran = amlport("repo", "upgrade", url, "--packs", "--dry-run", "--json", "--repo-sas-token", sas)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from helpers.bundle import sha
-from helpers.packing import packed_snapshot, reopen
+from helpers.packing import packed_snapshot, reopen, stored_in_two_packs
 
 from amlport.bundle import Repository, packs
 from amlport.bundle.verification import CORRUPT_PACK
@@ -32,12 +32,7 @@ def packed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repository:
 def _two_copies(repo: Repository) -> tuple[str, Path, int, int]:
     """DATA stored in two packs (a second batch that did not see the first's index); the
     digest, and the pack, offset and length of the copy the index reads first."""
-    sid = packed_snapshot(repo, {"files/a": DATA})
-    again = reopen(repo)
-    with again.objects.batch():
-        again.objects._index = packs.PackIndex()  # it did not see the first batch's index
-        again.put_bytes(b"another object first ")  # (else the same pack, byte for byte)
-        again.put_bytes(DATA)
+    sid = stored_in_two_packs(repo, DATA)
     digest = sha(DATA)
     copies = reopen(repo).objects.pack_index().copies_of(digest.split(":")[1])
     assert len(copies) == 2 and copies[0][0] != copies[1][0]
@@ -249,10 +244,8 @@ def test_a_dry_run_import_writes_no_lock_blob_in_an_azure_repository(
     """With a credential that may write (a connection string) a dry run wrote and deleted a
     lock blob; with a read + list SAS (an off-site copy) it tried and fell back. Now it asks
     for no write in either case, and not one blob changes."""
-    from datetime import datetime, timedelta, timezone
-
     import yaml
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+    from helpers.azurite import read_list_container_sas
     from helpers.rel_workspace import TRACEBACK, run_in_process, target_section
 
     from amlport.bundle.azure_store import AzureStore
@@ -268,11 +261,7 @@ def test_a_dry_run_import_writes_no_lock_blob_in_an_azure_repository(
     doc = yaml.safe_load(mp.read_text(encoding="utf-8"))
     doc["target"] = target_section()
     mp.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    sas = generate_container_sas(
-        account.name, container, account_key=account.key,
-        permission=ContainerSasPermissions(read=True, list=True),
-        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
-    )  # fmt: skip
+    sas = read_list_container_sas(account, container)
     client = account.service_client().get_container_client(container)
     before = {b.name: str(b.etag) for b in client.list_blobs()}
     writes: list[str] = []

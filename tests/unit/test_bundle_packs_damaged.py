@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers.bundle import object_span, sha
-from helpers.packing import keep_only, packed_snapshot, prune_killed_at, reopen
+from helpers.packing import keep_only, packed_snapshot, prune_killed_at, reopen, stored_in_two_packs
 
 from amlport.bundle import Repository, packs
 from amlport.bundle.packs import PackEntries
@@ -347,12 +347,7 @@ def test_an_object_in_two_packs_reads_from_the_sound_one(packed: Repository) -> 
     """Whichever copy the index lists first, a damaged pack's copy is read only when no
     sound pack holds the object (the state a prune killed after its new index leaves)."""
     data = b"stored twice " * 40
-    packed_snapshot(packed, {"files/a": data})
-    again = reopen(packed)
-    with again.objects.batch():
-        again.objects._index = packs.PackIndex()  # it did not see the first batch's index
-        again.put_bytes(b"another object first ")  # (else the same pack, byte for byte)
-        again.put_bytes(data)
+    stored_in_two_packs(packed, data)
     digest = sha(data)
     primary, offset, _ = reopen(packed).objects.pack_index().find(digest.split(":")[1]) or (
         "",
