@@ -88,32 +88,44 @@ def expressions(triggers: Iterable[str], min_run: int) -> list[tuple[int, str]]:
     return out
 
 
-def compile_database(hyperscan: Any, found: list[tuple[int, str]]) -> Any:
-    """A block-mode Vectorscan database of ``expressions``' output."""
+def compile_database(hyperscan: Any, found: list[tuple[int, str]], flags: int = 0) -> Any:
+    """A block-mode Vectorscan database of ``(id, expression)`` pairs (``expressions``'
+    output), ``flags`` for each."""
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(
         expressions=[e.encode("ascii") for _, e in found],
         ids=[kind for kind, _ in found],
         elements=len(found),
-        flags=0,
+        flags=flags,
     )
     return db
 
 
-class Prefilter:
-    """The compiled expressions and a scratch space per thread (Vectorscan's scratch may not
+class _Compiled:
+    """A compiled database and a scratch space per thread (Vectorscan's scratch may not
     serve two scans at once; backups scan in several threads)."""
+
+    def __init__(self, hyperscan: Any, database: Any) -> None:
+        self._hs = hyperscan
+        self._db = database
+        self._local = threading.local()
+
+    def _scratch(self) -> Any:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        return scratch
+
+
+class Prefilter(_Compiled):
+    """The byte scan's expressions (``expressions``)."""
 
     def __init__(
         self, hyperscan: Any, triggers: Iterable[str], min_run: int, *, database: Any = None
     ) -> None:
-        self._hs = hyperscan
-        self._db = (
-            compile_database(hyperscan, expressions(triggers, min_run))
-            if database is None
-            else database
-        )
-        self._local = threading.local()
+        if database is None:
+            database = compile_database(hyperscan, expressions(triggers, min_run))
+        super().__init__(hyperscan, database)
 
     def finds_every_trigger(self, triggers: Iterable[str], min_run: int) -> bool:
         """Does the database find each trigger (lower and upper case) in the shortest run of
@@ -162,11 +174,8 @@ class Prefilter:
             add((kind, end))
             return len(hits) > MAX_HITS  # True halts the scan
 
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = self._hs.Scratch(self._db)
         with contextlib.suppress(self._hs.ScanTerminated):
-            self._db.scan(data, match_event_handler=on_match, scratch=scratch)
+            self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
         return None if len(hits) > MAX_HITS else hits
 
 
@@ -325,29 +334,20 @@ def force(mode: str) -> None:
 # --- text: does any trigger occur? -------------------------------------------------------------
 
 
-class TextFilter:
+class TextFilter(_Compiled):
     """Vectorscan's answer to "does any of ``words`` occur in this text, ASCII letters in
     either case" (``secrets.may_hold_secret`` of a long text: the Python search of every
     position costs ~50 ns a character, this a few GB/s). ``words`` are ASCII; the caller
     hands the text's UTF-8 bytes, where an ASCII word can only stand as those same bytes."""
 
     def __init__(self, hyperscan: Any, words: Iterable[str]) -> None:
-        found = [re.escape(w).encode("ascii") for w in words]
-        self._hs = hyperscan
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        found = [(i, re.escape(w)) for i, w in enumerate(words)]
         single = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
-        self._db.compile(
-            expressions=found, ids=list(range(len(found))), elements=len(found),
-            flags=[single] * len(found),
-        )  # fmt: skip
-        self._local = threading.local()
+        super().__init__(hyperscan, compile_database(hyperscan, found, single))
 
     def any_in(self, data: bytes) -> bool:
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = self._hs.Scratch(self._db)
         try:
-            self._db.scan(data, match_event_handler=_stop, scratch=scratch)
+            self._db.scan(data, match_event_handler=_stop, scratch=self._scratch())
         except self._hs.ScanTerminated:
             return True
         return False

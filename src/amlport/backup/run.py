@@ -258,6 +258,11 @@ def _previous_of(repo: Repository, src: RecordingSource) -> SnapshotInfo | None:
         listing.add(identity)
         listing.freeze()
         adopt_identity(src, listing, lambda _where, _message: None)  # the walk warns
+    return _newest_of(repo, src)
+
+
+def _newest_of(repo: Repository, src: RecordingSource) -> SnapshotInfo | None:
+    """The newest snapshot of the source as its descriptor names it now."""
     key = source_key(src.descriptor.to_dict())
     mine = [i for i in repo.snapshots.infos() if i.source_key == key]
     return mine[-1] if mine else None
@@ -297,11 +302,10 @@ def _read_ahead(repo: Repository, src: RecordingSource) -> _Lists | None:
     decides against, read again otherwise). Any failure: None (the same reads, after the
     listing, fail or not exactly as they would have)."""
     try:
-        key = source_key(src.descriptor.to_dict())
-        mine = [i for i in repo.snapshots.infos() if i.source_key == key]
-        if not mine or not mine[-1].complete or repo.snapshots.format_of(mine[-1].id) != 2:
+        newest = _newest_of(repo, src)
+        if newest is None or not newest.complete or repo.snapshots.format_of(newest.id) != 2:
             return None
-        return _read_lists(repo, mine[-1], None)
+        return _read_lists(repo, newest, None)
     except Exception:  # a guess: the reads after the listing decide
         return None
 

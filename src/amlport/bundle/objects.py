@@ -294,10 +294,10 @@ class ObjectStore:
             pack, offset, length = again
         if pack is None:
             raise FileNotFoundError(digest)
-        copies = self.pack_index().copies_of(hex_of(digest))
-        if len(copies) < 2:  # the one copy: the caller's check names what is wrong with it
+        index, hexd = self.pack_index(), hex_of(digest)
+        if not index.has_copies(hexd):  # the one copy: the caller's check names what is wrong
             return self._read_copy(digest, pack, offset, length)
-        return self._read_sound_copy(digest, (pack, offset, length), copies)
+        return self._read_sound_copy(digest, (pack, offset, length), index.copies_of(hexd))
 
     def _read_copy(self, digest: str, pack: str, offset: int, length: int) -> bytes:
         key = packs.pack_key(pack)

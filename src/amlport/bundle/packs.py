@@ -296,6 +296,11 @@ class PackIndex:
         rows = [row, *self._more.get(name, ())]
         return [(self.packs[self._pack_no[r]], self._offset[r], self._length[r]) for r in rows]
 
+    def has_copies(self, hexd: str) -> bool:
+        """Does more than one pack hold this object? (Most objects have one copy: no lookup
+        in the table, one in the dict of further copies, itself mostly empty.)"""
+        return bool(self._more) and bytes.fromhex(hexd) in self._more
+
     def copies(self) -> int:
         """How many further copies the index holds (objects named by two packs)."""
         return sum(map(len, self._more.values()))

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
@@ -146,7 +146,7 @@ def write_document(text: str, *, is_json: bool = False) -> None:
 def _json_without_secrets(text: str) -> str:
     """A JSON document with the secrets in its strings redacted: the text is re-written only
     when the pre-check finds one may be there (``json_text``'s form)."""
-    from amlport.secrets import may_hold_secret, redact
+    from amlport.secrets import may_hold_secret
 
     if not may_hold_secret(text):
         return text
@@ -154,16 +154,16 @@ def _json_without_secrets(text: str) -> str:
         value = json.loads(text)
     except ValueError:  # not JSON after all (a caller's mistake): redacted as text
         return without_secrets(text)
-    return json_text(_redact_values(value, redact)) + ("\n" if text.endswith("\n") else "")
+    return json_text(_redact_values(value)) + ("\n" if text.endswith("\n") else "")
 
 
-def _redact_values(value: Any, redact: Callable[[str], str]) -> Any:
+def _redact_values(value: Any) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return without_secrets(value)
     if isinstance(value, list):
-        return [_redact_values(v, redact) for v in value]
+        return [_redact_values(v) for v in value]
     if isinstance(value, dict):
-        return {redact(k): _redact_values(v, redact) for k, v in value.items()}
+        return {without_secrets(k): _redact_values(v) for k, v in value.items()}
     return value
 
 
@@ -550,7 +550,7 @@ def _chunk_without_secrets(chunk: str) -> str:
             value = json.loads(chunk[len(opening) :])
         except ValueError:
             continue
-        return opening + _dumps(_redact_values(value, without_secrets), 2 if opening else 1)
+        return opening + _dumps(_redact_values(value), 2 if opening else 1)
     return without_secrets(chunk)
 
 
