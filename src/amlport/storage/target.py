@@ -32,10 +32,10 @@ from typing import BinaryIO
 from amlport.errors import AmlportError, DiskFull, UsageError
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.processes import pid_alive
+from amlport.streams import read_into
 
 DIGEST_METADATA = "amlport_sha256"
 TEMP_MARK = ".amlport-tmp-"
-CHUNK = 4 * 1024 * 1024
 
 
 class TargetConflict(AmlportError):
@@ -153,18 +153,13 @@ _copying = threading.local()
 
 def copy_stream(stream: BinaryIO, out: BinaryIO) -> int:
     """Copy ``stream`` to ``out`` through one buffer per thread, reused for every file
-    (``readinto``): ``stream.read(CHUNK)`` made a new CHUNK-sized bytes object per file
+    (``readinto``): ``stream.read(4 MiB)`` made a new 4 MiB bytes object per file
     (a 4 MiB allocation, and its page faults, per small file of a 100k-file restore; F,
-    session 8). A stream without ``readinto`` is read as before. The bytes copied."""
-    readinto = getattr(stream, "readinto", None)
-    copied = 0
-    if readinto is None:
-        while chunk := stream.read(CHUNK):
-            out.write(chunk)
-            copied += len(chunk)
-        return copied
+    session 8). A stream without ``readinto`` is read and copied into it
+    (``streams.read_into``). The bytes copied."""
     view = _thread_buffer()
-    while n := readinto(view):
+    copied = 0
+    while n := read_into(stream, view):
         out.write(view[:n])
         copied += n
     return copied
