@@ -149,7 +149,7 @@ class DatastoreImporter:
         digest = entry.digest
         rewrites: list[dict[str, str]] = []
         if needs_rewrite(path, entry.size) and entry.size <= MAX_REWRITE_BYTES:
-            raw = ctx.read(entry.path)
+            raw = ctx.read_object(entry.digest, entry.size)
             needed = pointer_datastore(raw)
             if needed is not None and ctx.mapping.target_datastore(needed) is None:
                 reason = (
@@ -223,8 +223,8 @@ class DatastoreImporter:
         """The bytes the plan rewrote, made again from the (hash-checked) stored file; they
         must be the ones the plan decided on (its digest), or nothing is written."""
         d = action.details
-        data = rewrite_file(d["name"], ctx.read(action.subject), ctx.rules,
-                            bundle_path=action.subject).data  # fmt: skip
+        raw = ctx.read_object(d["object"], d["size"])
+        data = rewrite_file(d["name"], raw, ctx.rules, bundle_path=action.subject).data
         if "sha256:" + hashlib.sha256(data).hexdigest() != d["digest"]:
             raise IntegrityError(
                 f"{action.subject}: rewritten again, it is not what the plan decided on",

@@ -557,3 +557,52 @@ def test_retries_exhausted_is_transient_error(mini: Mini) -> None:
                 src.read_bytes(mini.blobstore, "empty.txt")
             assert src.retry_count == FAST_RETRY.total
         assert_clean_error(info.value, mini.account.key)
+
+
+def _requests_to_open(azurite: az.Azurite, ws: az.LoadedWorkspace, form: str) -> list[str]:
+    """The paths of the requests ``open_azure_source`` sends for the workspace's account
+    URL (discovery) with one credential form; the source then lists every blob."""
+    with FaultProxy(azurite.port, lambda _method, _path, _seen: None) as proxy:
+        url = f"{proxy.endpoint}/{ws.account.name}"
+        auths = {
+            "account key": key_auth(ws.account),
+            "connection string": StorageAuth(
+                connection_string=f"DefaultEndpointsProtocol=http;AccountName={ws.account.name};"
+                f"AccountKey={ws.account.key};BlobEndpoint={url};"
+            ),
+            "account SAS": StorageAuth(sas_token=az.read_list_account_sas(ws.account)),
+        }
+        with open_azure_source(url, auth=auths[form]) as src:
+            opened = [path for _method, path in proxy.log]
+            assert set(src.containers) == set(ws.containers)
+            listed = {(b.container, b.name) for b in src.list_blobs()}
+    admin = ws.account.service_client()
+    try:
+        expected = {
+            (c, b.name) for c in ws.containers for b in admin.get_container_client(c).list_blobs()
+        }
+    finally:
+        admin.close()
+    assert listed == expected
+    return opened
+
+
+@pytest.mark.parametrize("form", ["account key", "connection string"])
+def test_a_keyed_discovery_probes_no_container(
+    azurite: az.Azurite, azurite_workspaces: dict[str, az.LoadedWorkspace], form: str
+) -> None:
+    """The account's key reads every container the account's listing names: discovery is
+    one call, and the listing starts after it (no one-item probe of each container)."""
+    ws = azurite_workspaces[sorted(azurite_workspaces)[0]]
+    assert _requests_to_open(azurite, ws, form) == [f"/{ws.account.name}/"]
+
+
+def test_a_sas_discovery_still_probes_each_container(
+    azurite: az.Azurite, azurite_workspaces: dict[str, az.LoadedWorkspace]
+) -> None:
+    """A SAS that lists the account's containers may not list their blobs: each container
+    is still probed before the source is open."""
+    ws = azurite_workspaces[sorted(azurite_workspaces)[0]]
+    opened = _requests_to_open(azurite, ws, "account SAS")
+    assert opened[0] == f"/{ws.account.name}/"
+    assert sorted(opened[1:]) == sorted(f"/{ws.account.name}/{c}" for c in ws.containers)

@@ -23,6 +23,7 @@ from amlport.backup.run import BackupRequest, BackupResult, run_backup
 from amlport.bundle import Repository
 from amlport.export.writer import BundleWriter
 from amlport.model import findings as F
+from amlport.storage.base import Source, SourceWrapper
 from amlport.storage.local import LocalSource
 from amlport.storage.reuse import ReusingSource
 from amlport.walk import walk
@@ -30,15 +31,11 @@ from amlport.walk import walk
 WS = Path(__file__).resolve().parents[2] / "fixtures" / "workspaces"
 
 
-class CountingSource(LocalSource):
-    """A real local source that counts the storage reads of each blob; it stands in for
-    remote storage, where a second read is a request (a plain local copy rereads from the
-    page cache, and the export keeps none of its reads: storage/reuse.py)."""
+class _Counting:
+    """Counts the storage reads of each blob of the source it is mixed into."""
 
-    rereads_cheaply = False
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.reads: Counter[tuple[str, str]] = Counter()
         self._mutex = threading.Lock()
 
@@ -53,6 +50,14 @@ class CountingSource(LocalSource):
     def open_stream(self, container: str, name: str) -> BinaryIO:
         self._count(container, name)
         return super().open_stream(container, name)
+
+
+class CountingSource(_Counting, LocalSource):
+    """A real local source that counts the storage reads of each blob; it stands in for
+    remote storage, where a second read is a request (a plain local copy rereads from the
+    page cache, and the export keeps none of its reads: storage/reuse.py)."""
+
+    rereads_cheaply = False
 
 
 @pytest.mark.parametrize("name", ["designer-autoprice", "v2-lendingclub"])
@@ -197,3 +202,99 @@ def test_a_rewriter_warning_is_matched_to_its_file_whatever_the_path_holds() -> 
     )
     assert _warned_file("not exported: files/ws/x.log: cannot reach", files) is None
     assert _warned_file("skipped model:m: no exporter", files) is None
+
+
+def _held_at_transfer(monkeypatch: pytest.MonkeyPatch) -> list[tuple[set[Any], int]]:
+    """(the blobs kept in memory, the files the read cache serves) as each transfer starts."""
+    held: list[tuple[set[Any], int]] = []
+    transfer = BundleWriter.transfer
+
+    def spy(self: BundleWriter, *args: Any, **kwargs: Any) -> Any:
+        assert isinstance(self.source, ReusingSource)
+        cached = sum(len(names) for names in getattr(self.source, "_cached", {}).values())
+        held.append((set(self.source._kept), cached))
+        return transfer(self, *args, **kwargs)
+
+    monkeypatch.setattr(BundleWriter, "transfer", spy)
+    return held
+
+
+@pytest.mark.parametrize("name", ["messy", "v2-lendingclub"])
+def test_the_files_the_read_cache_holds_are_not_kept_in_memory_for_the_transfer(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first backup with a read cache: the walk's clean reads are in the cache, and the
+    transfer takes them from there, not from memory and not from storage; only files the
+    cache may not hold (a finding came with them) are kept in memory. The snapshot is the
+    one made without a cache."""
+    held = _held_at_transfer(monkeypatch)
+    source = CountingSource(WS / name)
+    one = _cached_backup(source, tmp_path / "repo", tmp_path / "cache")
+    assert {key: n for key, n in source.reads.items() if n > 1} == {}  # each read once
+    ((kept, cached),) = held
+    assert not kept & _rows(tmp_path / "cache")  # what the cache holds is not kept too
+    assert cached > 0 and cached >= len(kept)
+    plain = run_backup(CountingSource(WS / name), tmp_path / "plain", BackupRequest(workers=4))
+    a = Repository.open(tmp_path / "repo").load_snapshot(one.snapshot_id or "")
+    b = Repository.open(tmp_path / "plain").load_snapshot(plain.snapshot_id or "")
+    assert (a.assets, a.lineage, a.files) == (b.assets, b.lineage, b.files)
+    assert a.warnings == b.warnings
+
+
+def _rows(cache: Path) -> set[tuple[str, str]]:
+    (db,) = cache.glob("walk-*.sqlite")
+    with sqlite3.connect(db) as conn:
+        return set(conn.execute("SELECT container, name FROM reads"))
+
+
+class CountingReads(_Counting, SourceWrapper):
+    """Counts the reads that reach the Azure source (the requests)."""
+
+    def read_many(self, blobs: Any, *, max_bytes: int | None = None, workers: int = 8) -> Any:
+        return Source.read_many(self, blobs, max_bytes=max_bytes, workers=workers)
+
+
+AZURITE_HOSTILE = ["x[/]y", "[bold]", "a..b/..c", "L" * 1000]  # see test_azure_listing
+
+
+@pytest.mark.azurite
+def test_over_azure_the_transfer_takes_the_walks_reads_from_the_cache(
+    azurite: az.Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over Azurite, with hostile names among the files the walk reads: each blob is read
+    once (the walk's), the cached ones come from the cache and not from memory, and the
+    snapshot is the one a backup without a cache makes."""
+    import uuid
+
+    from amlport.storage.opener import StorageAuth, open_source
+
+    descriptor, store, _ = az.upload_renamed_workspace(
+        azurite.source, WS / "designer-autoprice", tmp_path, f"ro{uuid.uuid4().hex[:10]}"
+    )
+    blobs = azurite.source.service_client().get_container_client(store)
+    for i, hostile in enumerate(AZURITE_HOSTILE):
+        blobs.upload_blob(f"UI/{hostile}/conf{i}.yaml", f"name: n{i}\nvalue: {i}\n".encode())
+    blobs.upload_blob("UI/[s]/settings.py", b'KEY = "AccountKey=' + b"A" * 86 + b'=="\n')
+    auth = StorageAuth(connection_string=azurite.source.connection_string)
+    held = _held_at_transfer(monkeypatch)
+
+    def backup(repo: Path, cache: Path | None) -> tuple[BackupResult, CountingReads]:
+        with open_source(azurite.source.url, workspace_file=descriptor, auth=auth) as src:
+            counting = CountingReads(src)
+            request = BackupRequest(workers=4, cache_dir=cache, force=True)
+            return run_backup(counting, repo, request), counting
+
+    one, counted = backup(tmp_path / "repo", tmp_path / "cache")
+    assert {key: n for key, n in counted.reads.items() if n > 1} == {}
+    for i, hostile in enumerate(AZURITE_HOSTILE):
+        assert counted.reads[(store, f"UI/{hostile}/conf{i}.yaml")] == 1
+    ((kept, cached),) = held
+    rows = _rows(tmp_path / "cache")
+    assert not kept & rows  # what the cache holds is not kept in memory too …
+    assert {(store, f"UI/{h}/conf{i}.yaml") for i, h in enumerate(AZURITE_HOSTILE)} <= rows
+    assert (store, "UI/[s]/settings.py") in kept  # … a finding: never cached, kept in memory
+    assert cached >= len(AZURITE_HOSTILE)
+    plain, _ = backup(tmp_path / "plain", None)
+    a = Repository.open(tmp_path / "repo").load_snapshot(one.snapshot_id or "")
+    b = Repository.open(tmp_path / "plain").load_snapshot(plain.snapshot_id or "")
+    assert (a.assets, a.files) == (b.assets, b.files)

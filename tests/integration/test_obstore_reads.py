@@ -339,6 +339,68 @@ def test_a_stream_read_as_a_transfer_reads_it_is_the_blob_and_its_secrets(
         assert b"".join(parts) == body
 
 
+def test_copies_of_one_model_are_scanned_once_and_a_lookalike_whole(
+    files: Files, azurite: az.Azurite, tmp_path: Path
+) -> None:
+    """Three blobs of the same bytes streamed from Azurite as the transfer streams them
+    (``open_stream``; ``put_stream`` with the scan as its ``judge`` and ``again`` opening the
+    blob anew): one object, its bytes scanned and staged once, no blob read twice; a blob
+    that begins as they do and holds an account key near its end is read again, scanned
+    whole and refused, nothing stored for it (docs/design/0005, "CPU per MiB of a
+    large-model backup (G, session 9)")."""
+    key = base64.b64encode(b"K" * 20 + bytes(range(44))).decode()
+    body = os.urandom(3 * CHUNK_SIZE + 4321)
+    lookalike = body[:-4000] + b"\x01" + f"AccountKey={key}".encode() + b"\x01" + body[-3000:]
+    tag = uuid.uuid4().hex[:6]
+    names = [f"model/copy{i}-{tag}/[w]..bin" for i in range(3)] + [f"model/other-{tag}.bin"]
+    admin = azurite.source.service_client()
+    try:
+        for name in names:
+            data = lookalike if "other" in name else body
+            admin.get_blob_client(files.container, name).upload_blob(data)
+    finally:
+        admin.close()
+    repo = new_repo(tmp_path)
+    seen: list[int] = []
+    opened: list[str] = []
+
+    def judge_of(counts: list[int]) -> Callable[[bytes | memoryview], None]:
+        scanner = ByteScanner()
+        counts.append(0)
+
+        def judge(data: bytes | memoryview) -> None:
+            if data:
+                counts[-1] += len(data)
+                scanner.feed(data)
+            elif found := scanner.close():
+                raise IntegrityError(f"holds {sorted(found)}")  # (the transfer: _Withheld)
+
+        return judge
+
+    digests = []
+    with open_azure_source(files.url, auth=StorageAuth(account_key=files.account.key)) as src:
+
+        def again(name: str) -> Callable[[], BinaryIO]:
+            def reopen() -> BinaryIO:
+                opened.append(name)
+                return src.open_stream(files.container, name)
+
+            return reopen
+
+        for name in names[:3]:
+            with src.open_stream(files.container, name) as stream:
+                put = repo.objects.put_stream(stream, judge=judge_of(seen), again=again(name))
+                digests.append(put[0])
+        stored = sorted(p for p in (tmp_path / "repo" / "objects").rglob("*") if p.is_file())
+        stream = src.open_stream(files.container, names[3])
+        with stream, pytest.raises(IntegrityError, match="account_key"):
+            repo.objects.put_stream(stream, judge=judge_of(seen), again=again(names[3]))
+    assert len(set(digests)) == 1 and repo.objects.get_bytes(digests[0]) == body
+    assert seen == [len(body), 0, 0, len(lookalike)]
+    assert opened == [names[3]]
+    assert sorted(p for p in (tmp_path / "repo" / "objects").rglob("*") if p.is_file()) == stored
+
+
 def test_obstore_errors_become_amlport_errors_without_secrets(files: Files) -> None:
     sas = az.read_list_container_sas(files.account, files.container)
     with open_azure_source(files.url, auth=StorageAuth(sas_token=sas)) as src:

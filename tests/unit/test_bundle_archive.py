@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
+import os
 import tarfile
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,3 +232,156 @@ def test_unpack_refuses_a_non_repository_target(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not an empty directory"):
         unpack(out, tmp_path / "docs")
     assert [p.name for p in (tmp_path / "docs").iterdir()] == ["readme.txt"]
+
+
+# --- hostile archives: headers, names, sparse members, damage (F, session 9) ------------
+
+
+def _raw_tar(members: Members) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _header_bomb(path: Path, kind: bytes, size: int, rest: bytes) -> Path:
+    """A header of type ``kind`` declaring ``size`` bytes of zeros (a few KiB compressed)
+    before ``rest``: tarfile reads such a header whole into memory."""
+    info = tarfile.TarInfo("././@LongLink")
+    info.type, info.size = kind, size
+    fmt = tarfile.GNU_FORMAT if kind in (tarfile.GNUTYPE_LONGNAME, b"K") else tarfile.PAX_FORMAT
+    block = bytes(1 << 20)
+    head = info.tobuf(format=fmt)
+    if kind == tarfile.GNUTYPE_SPARSE:  # an old GNU sparse map: extension blocks of entries
+        info.size = 0
+        head = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+        head[482] = 1  # isextended: another 512-byte block of 21 map entries follows
+        head[148:156] = b"        "
+        head[148:155] = b"%06o\0" % sum(head)
+        entry = b"00000000001\0" * 2  # offset 1, 1 byte: kept in memory as a tuple
+        block = (entry * 21 + b"\1" + bytes(7)) * 2048
+    with gzip.open(path, "wb", compresslevel=1) as gz:
+        gz.write(head)
+        for _ in range((size + 511) // 512 * 512 // len(block)):
+            gz.write(block)
+        gz.write(rest)
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [tarfile.GNUTYPE_LONGNAME, b"K", tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_SPARSE],
+    ids=["gnu-long-name", "gnu-long-link", "pax", "pax-global", "gnu-sparse"],
+)
+def test_a_header_bomb_is_refused_without_reading_it(tmp_path: Path, kind: bytes) -> None:
+    """A 64 MiB header (64 KiB compressed) is refused before it is read, naming the limit."""
+    rest = _raw_tar(good_members(tmp_path))
+    archive = _header_bomb(tmp_path / "bomb.tar.gz", kind, 64 << 20, rest)
+    before = tree(tmp_path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(IntegrityError, match=r"member at byte 0 .* larger than 64 KiB"):
+            unpack(archive, tmp_path / "dst")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak  # the header was never held
+    assert tree(tmp_path) == before
+
+
+def test_a_chain_of_long_name_headers_is_bounded_as_one(tmp_path: Path) -> None:
+    """PAX and long-name headers nest (each parses the next): their sum is bounded."""
+    chain = b""
+    for _ in range(200):  # 200 headers of 1 KiB each: no one is large, all are
+        info = tarfile.TarInfo("././@LongLink")
+        info.type, info.size = tarfile.GNUTYPE_LONGNAME, 1024
+        chain += info.tobuf(format=tarfile.GNU_FORMAT) + b"x" * 1024
+    (tmp_path / "c.tar.gz").write_bytes(gzip.compress(chain + _raw_tar(good_members(tmp_path))))
+    with pytest.raises(IntegrityError, match="larger than 64 KiB"):
+        unpack(tmp_path / "c.tar.gz", tmp_path / "dst")
+    assert not (tmp_path / "dst").exists()
+
+
+def _renamed_object(tmp_path: Path, name: Callable[[str], str]) -> Path:
+    members = good_members(tmp_path)
+    info, data = members[1]
+    members[1] = member(name(info.name), data)
+    return write_tar(tmp_path / "named.tar.gz", members)
+
+
+@pytest.mark.parametrize(
+    "rename",
+    [
+        lambda n: n + "\n",  # `$` of a regex matches before a trailing newline
+        lambda n: n[:20] + "\x00" + n[20:],  # tar stores the name up to the NUL
+        lambda n: n.replace("/", "\\"),
+        lambda n: n.replace("objects/", "objects//"),
+        lambda n: "snapshots/../" + n,
+        lambda n: n + "/" + "a" * (1024 - len(n) - 1),  # 1,024 characters
+        lambda n: n[:-1] + "\x1b",
+    ],
+    ids=["trailing-newline", "nul", "backslashes", "double-slash", "dotdot", "1024", "esc"],
+)
+def test_an_object_under_a_hostile_name_is_refused(
+    tmp_path: Path, rename: Callable[[str], str]
+) -> None:
+    archive = _renamed_object(tmp_path, rename)
+    with pytest.raises(IntegrityError, match="outside the bundle layout") as err:
+        unpack(archive, tmp_path / "dst")
+    assert "\x1b" not in str(err.value) and "\n" not in str(err.value).splitlines()[0][-3:]
+    assert not (tmp_path / "dst").exists()
+
+
+def test_a_sparse_member_is_refused(tmp_path: Path) -> None:
+    """A PAX sparse map makes holes of any size from a few bytes: ``pack`` never writes one."""
+    members = good_members(tmp_path)
+    info, data = members[1]
+    sparse = {"GNU.sparse.map": f"0,{len(data)}", "GNU.sparse.size": str(len(data))}
+    members[1] = member(info.name, data, pax_headers=sparse)
+    with pytest.raises(IntegrityError, match="not a regular file"):
+        unpack(write_tar(tmp_path / "s.tar.gz", members), tmp_path / "dst")
+    assert not (tmp_path / "dst").exists()
+
+
+@plain_only
+def test_damage_in_the_gzip_stream_is_caught_before_anything_is_written(tmp_path: Path) -> None:
+    """A flipped byte that still inflates (no member read fails) is caught by the CRC."""
+    repo = new_repo(tmp_path, "src")
+    payload = hashlib.sha256(b"seed").digest() * 20000  # does not compress away
+    sid = snapshot(repo, {"files/model.pkl": payload})
+    raw = repo.pack(sid, tmp_path / "a.tar.gz").path.read_bytes()
+    bad = bytearray(raw)
+    bad[len(raw) // 2] ^= 0x55  # inside the object's deflate stream
+    (tmp_path / "b.tar.gz").write_bytes(bytes(bad))
+    with pytest.raises(IntegrityError, match=r"not a readable \.tar\.gz"):
+        unpack(tmp_path / "b.tar.gz", tmp_path / "dst")
+    assert not (tmp_path / "dst").exists()
+
+
+def test_data_after_the_end_of_the_archive_is_refused(tmp_path: Path) -> None:
+    """A good pack with 2 MiB appended inside the gzip stream (a hidden payload or bomb)."""
+    body = _raw_tar(good_members(tmp_path)) + bytes(2 << 20)
+    (tmp_path / "t.tar.gz").write_bytes(gzip.compress(body))
+    with pytest.raises(IntegrityError, match="after the end of the archive"):
+        unpack(tmp_path / "t.tar.gz", tmp_path / "dst")
+    assert not (tmp_path / "dst").exists()
+
+
+def test_an_archive_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    """A FIFO is not waited on (exit 2, bad input), a directory not read."""
+    os.mkfifo(tmp_path / "fifo.tar.gz")
+    with pytest.raises(UsageError, match="is a FIFO, not a regular file"):
+        unpack(tmp_path / "fifo.tar.gz", tmp_path / "dst")
+    (tmp_path / "dir.tar.gz").mkdir()
+    with pytest.raises(UsageError, match="a directory"):
+        unpack(tmp_path / "dir.tar.gz", tmp_path / "dst")
+    assert not (tmp_path / "dst").exists()
+
+
+@plain_only
+def test_an_archive_given_through_a_link_is_read(tmp_path: Path) -> None:
+    good = write_tar(tmp_path / "good.tar.gz", good_members(tmp_path))
+    (tmp_path / "link.tar.gz").symlink_to(good)
+    assert len(unpack(tmp_path / "link.tar.gz", tmp_path / "dst").snapshots) == 1

@@ -107,6 +107,25 @@ def test_help_loads_none_of_the_heavy_modules(argv: list[str]) -> None:
     assert out.splitlines()[-1] == "LOADED []"
 
 
+def test_a_backup_opens_its_source_before_loading_the_repository(tmp_path: Path) -> None:
+    """The repository's options (``--key-file``, ``--encrypt``) load the repository's
+    modules only when given: a backup's source (and an Azure source's listing) is opened
+    before them. Here the source is missing, so the command ends before any repository."""
+    missing = tmp_path / "no such [workspace] .."
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['amlport', 'backup', {str(missing)!r}, '--repo', {str(tmp_path / 'r')!r}]\n"
+        "try:\n"
+        "    runpy.run_module('amlport', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    print('EXIT', exc.code)\n"
+        "print('LOADED', 'amlport.bundle.repository' in sys.modules)"
+    )
+    out = _run_python(code).splitlines()
+    assert out[-2:] == ["EXIT 2", "LOADED False"]
+    assert not (tmp_path / "r").exists()
+
+
 def test_the_cli_starts_without_the_repository() -> None:
     """`scan` never opens a repository: the CLI starts without the repository machinery
     (``bundle/__init__.py`` loads its names on first use) and the commands that open one

@@ -127,3 +127,47 @@ def test_a_write_failure_stops_the_cache_for_the_run_with_one_warning(tmp_path: 
     cache.finish()
     assert cache.get(_blob()) is None  # closed: no more use
     assert len(warnings) == 1 and "not used further" in warnings[0]
+
+
+HOSTILE = ["x[/]y.yaml", "[bold]", "a..b/../c", "tab\there", "cr\rlf\n", "del\x7f\x85", "L" * 1024]
+
+
+def test_a_finished_walk_is_read_back_from_many_threads(tmp_path: Path) -> None:
+    """``reader``: what the walk kept, for the transfer's threads, checked against the
+    listing as ``get`` checks it; hostile names come back exactly."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = {name: f"{name!r}\n".encode() * 40 for name in HOSTILE}
+    cache = _open(tmp_path)
+    for name, data in files.items():
+        assert cache.put(_blob(name, data), data)
+    cache.finish()
+    reader = cache.reader()
+    assert reader is not None
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            got = dict(
+                zip(files, pool.map(lambda n: reader.get(_blob(n, files[n])), files), strict=True)
+            )
+        assert got == files
+        name = HOSTILE[0]
+        assert reader.get(_blob(name, files[name], etag="0x2")) is None  # another version
+        assert reader.get(_blob("not/kept.txt")) is None
+    finally:
+        reader.close()
+    assert reader.get(_blob(HOSTILE[0], files[HOSTILE[0]])) is None  # closed: a miss
+
+
+def test_no_reader_from_a_dry_run_or_a_failed_cache(tmp_path: Path) -> None:
+    _stored(tmp_path, _blob())
+    dry = ReadCache.open(tmp_path, "acct-0123", on_warning=print, read_only=True)
+    assert dry is not None and not dry.put(_blob(), DATA) and not dry.touch(_blob())
+    dry.finish()
+    assert dry.reader() is None
+    warnings: list[str] = []
+    cache = _open(tmp_path, warnings)
+    with sqlite3.connect(cache.path) as db:
+        db.execute("DROP TABLE reads")
+    assert cache.put(_blob(), DATA)  # pending: it is written when the walk finishes …
+    cache.finish()
+    assert warnings and cache.reader() is None  # … and it was not: read from the source

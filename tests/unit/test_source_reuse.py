@@ -148,3 +148,86 @@ def test_a_local_copy_rereads_cheaply_and_remote_storage_does_not() -> None:
     assert LocalSource.rereads_cheaply and not Source.rereads_cheaply
     assert not rereads_cheaply(DictSource({})) and rereads_cheaply(CheapSource({}))
     assert rereads_cheaply(SourceWrapper(SourceWrapper(CheapSource({}))))
+
+
+HOSTILE = ["x[/]y.yaml", "[bold]", "a..b/../c", "tab\there", "cr\rlf\n", "del\x7f\x85", "L" * 1024]
+
+
+class Held:
+    """Stands in for the walk's finished read cache (``walk/cache.CachedReads``): bytes by
+    name, served while the etag is the one listed; what was asked of it, and whether closed."""
+
+    def __init__(self, blobs: dict[str, bytes], etag: str = "e1") -> None:
+        self.blobs, self.etag = blobs, etag
+        self.asked: list[str] = []
+        self.closed = False
+
+    def get(self, blob: BlobInfo) -> bytes | None:
+        self.asked.append(blob.name)
+        return self.blobs.get(blob.name) if blob.etag == self.etag else None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_blob_the_read_cache_holds_is_not_kept_and_is_served_from_the_cache() -> None:
+    """The walk puts a clean file in its read cache and says so (``cached``): it is not kept
+    in memory too; once the walk is over the transfer's read takes it from the cache, once,
+    checked against the listing (a stale etag: read from storage). A file with a finding is
+    not cached: it is kept in memory as before."""
+    blobs = {n: f"{n}: 1\n".encode() * 9 for n in [*HOSTILE, "secret.env"]}
+    inner = DictSource(blobs)
+    infos = [BlobInfo("c", n, len(d), "e1") for n, d in blobs.items()]
+    src = ReusingSource(inner)
+    for result in src.read_many(infos):  # the walk: each clean file goes to its cache
+        if result.blob.name != "secret.env":
+            src.cached(result.blob)
+    assert src.kept_bytes == len(zlib.compress(blobs["secret.env"], 1))  # that one only
+    held = Held({n: d for n, d in blobs.items() if n != "secret.env"})
+    src.read_cached_from(held)  # the walk is over
+    for name in HOSTILE:
+        assert src.read_bytes("c", name) == blobs[name]
+    assert src.open_stream("c", "secret.env").read() == blobs["secret.env"]
+    assert inner.requests == Counter(dict.fromkeys(blobs, 1))  # the walk's reads only
+    assert held.asked == HOSTILE and src.served == len(blobs)
+    assert src.read_bytes("c", HOSTILE[0]) == blobs[HOSTILE[0]]  # served once: storage again
+    assert inner.requests[HOSTILE[0]] == 2 and held.asked == HOSTILE
+    src.drop()
+    assert held.closed
+
+
+def test_a_cached_blob_the_cache_no_longer_matches_is_read_from_storage() -> None:
+    inner = DictSource({"a.yaml": b"a: 1\n", "b.yaml": b"b: 2\n"})
+    src = ReusingSource(inner)
+    src.cached(BlobInfo("c", "a.yaml", 5, "e1"))
+    src.cached(BlobInfo("c", "b.yaml", 5, "e2"))  # the cache holds another version of it
+    assert src.read_bytes("c", "a.yaml") == b"a: 1\n"  # the walk is not over: from storage
+    src.read_cached_from(Held({"b.yaml": b"b: 0\n"}))
+    assert src.read_bytes("c", "b.yaml") == b"b: 2\n"
+    assert inner.requests == Counter({"a.yaml": 1, "b.yaml": 1}) and src.served == 0
+
+
+def test_an_unchanged_or_unusable_cache_costs_no_read_of_it() -> None:
+    """``discard`` (an unchanged file) forgets a cached blob as it forgets a kept one; a
+    cache that could not be opened after the walk (None): every file is read again."""
+    inner = DictSource({"a": b"aaaa", "b": b"bbbb"})
+    src = ReusingSource(inner)
+    for name in ("a", "b"):
+        src.cached(BlobInfo("c", name, 4, "e1"))
+    held = Held({"a": b"aaaa", "b": b"bbbb"})
+    src.read_cached_from(held)
+    src.discard("c", "a")
+    assert src.read_bytes("c", "a") == b"aaaa" and held.asked == []
+    other = ReusingSource(inner)
+    other.cached(BlobInfo("c", "b", 4, "e1"))
+    other.read_cached_from(None)
+    assert other.read_bytes("c", "b") == b"bbbb" and inner.requests["b"] == 1
+
+
+def test_a_source_that_rereads_cheaply_records_nothing_cached() -> None:
+    inner = CheapSource({"a": b"aaaa"})
+    src = ReusingSource(inner)
+    src.cached(BlobInfo("c", "a", 4, "e1"))
+    held = Held({"a": b"aaaa"})
+    src.read_cached_from(held)
+    assert src.read_bytes("c", "a") == b"aaaa" and held.asked == [] and src.served == 0

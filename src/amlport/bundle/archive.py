@@ -30,12 +30,14 @@ snapshot itself.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import hmac
 import io
 import re
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,14 +68,22 @@ from amlport.model.manifest import Manifest
 from amlport.model.manifest_codec import EntryReader
 from amlport.progress import Progress
 
-_OBJECT_RE = re.compile(r"^objects/sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
-_SNAPSHOT_RE = re.compile(r"^snapshots/([0-9a-f]{64})\.json$")
-_ROOT_RE = re.compile(r"^snapshots/([0-9a-f]{64})$")
-_KEY_RE = re.compile(r"^keys/([0-9a-f]{16})\.json$")  # an encrypted pack's wrapped keys
+_OBJECT_RE = re.compile(r"objects/sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})")
+_SNAPSHOT_RE = re.compile(r"snapshots/([0-9a-f]{64})\.json")
+_ROOT_RE = re.compile(r"snapshots/([0-9a-f]{64})")
+_KEY_RE = re.compile(r"keys/([0-9a-f]{16})\.json")  # an encrypted pack's wrapped keys
 MAX_PIECE_STORED = MAX_META_BYTES + META_OVERHEAD
 MAX_PIECES_TOTAL = 256 << 20  # stored bytes of the pieces a scan holds in memory
-_DIR_RE = re.compile(r"^(objects|objects/sha256|objects/sha256/[0-9a-f]{2}|snapshots|keys)/?$")
+_DIR_RE = re.compile(r"(objects|objects/sha256|objects/sha256/[0-9a-f]{2}|snapshots|keys)/?")
 _HINT = "the archive was not made by `amlport pack` or was altered; nothing was unpacked"
+#: bytes of headers (GNU long names, PAX records, sparse maps) that one member may have: a
+#: pack's names are under 100 characters; tarfile would read any declared size into memory
+MAX_HEADER_BYTES = 64 << 10
+#: decompressed bytes after the archive's end-of-archive blocks (tar pads to 10 KiB records)
+MAX_TRAILER_BYTES = 1 << 20
+#: the member types ``pack`` writes (never sparse: a sparse map turns a few bytes into holes
+#: of any size)
+_PLAIN_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
 _VERIFY = "run `amlport verify` with the key; restore the object from another copy"
 
 
@@ -95,6 +105,7 @@ class Scanned:
     manifests: dict[str, tuple[bytes, Manifest]]
     #: format 2: stored bytes of the objects that may be pieces (they carry an envelope)
     candidates: dict[str, bytes] = field(default_factory=dict)
+    held: int = 0  # stored bytes of ``candidates``
     roots: set[str] = field(default_factory=set)  # ids of the format-2 snapshots
     pieces: set[str] = field(default_factory=set)  # pieces reached from the roots
     config: RepositoryConfig | None = None  # the pack's config.json, when it has one
@@ -312,19 +323,121 @@ def scan(archive: Path, user_key: Callable[[], keys.UserKey | None] | None = Non
     """Every member of a pack and its snapshots, after checking each member is allowed and
     each object referenced; IntegrityError otherwise. Nothing is written. ``user_key``: the
     key of an encrypted pack's repository, asked only for an encrypted pack (none: exit 2)."""
-    try:
-        with tarfile.open(archive, mode="r:gz") as tar:
-            scanned = _scan_members(tar)
-    except FileNotFoundError:
-        raise UsageError(f"no archive at {archive}") from None
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise IntegrityError(f"{archive} is not a readable .tar.gz ({exc})", hint=_HINT) from None
+    with _open_tar(archive) as tar:
+        scanned = _scan_members(tar)
+        cast(_Stream, tar.fileobj).drain(MAX_TRAILER_BYTES)  # the gzip CRC, nothing after
     if not scanned.manifests:
         raise IntegrityError(f"{archive} holds no snapshot", hint=_HINT)
     _open_keys(archive, scanned, user_key)
     _load_roots(scanned)
     _check_referenced(scanned)
     return scanned
+
+
+@contextlib.contextmanager
+def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
+    """The members of ``archive``, a regular file (a link to one is followed; a FIFO is not
+    waited on, a device not read), read through ``_Stream``: no member's headers are read
+    past ``MAX_HEADER_BYTES``, and a damaged stream or tar is an IntegrityError naming the
+    archive (never a traceback), also when found while a member's bytes are copied."""
+    try:
+        raw = files.open_regular(archive.resolve())
+    except FileNotFoundError:
+        raise UsageError(f"no archive at {archive}") from None
+    except IntegrityError as exc:  # not a file amlport reads an archive from: bad input
+        raise UsageError(
+            exc.message.replace(str(archive.resolve()), str(archive), 1),
+            hint="give the .tar.gz file that `amlport pack` wrote",
+        ) from None
+    with raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+        stream = _Stream(gz, archive)
+        try:
+            with tarfile.open(fileobj=stream, mode="r:", tarinfo=_BoundedInfo) as tar:
+                yield tar
+        except tarfile.TarError as exc:
+            raise stream.damaged(exc) from None
+
+
+class _Stream(io.RawIOBase):
+    """The decompressed tar stream. While a member's headers are parsed (``_BoundedInfo``)
+    reads are counted against ``MAX_HEADER_BYTES`` before they are made; decompression and
+    read errors are IntegrityErrors naming the archive."""
+
+    def __init__(self, gz: gzip.GzipFile, archive: Path) -> None:
+        self._gz = gz
+        self._archive = archive
+        self.depth = 0  # > 0 while a member's headers are parsed
+        self.header_left = 0
+        self.member_at = 0  # where the member whose headers are parsed starts
+
+    def damaged(self, exc: BaseException) -> IntegrityError:
+        return IntegrityError(f"{self._archive} is not a readable .tar.gz ({exc})", hint=_HINT)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.depth:
+            want = MAX_HEADER_BYTES + 1 if size is None or size < 0 else size
+            self.header_left -= want
+            if self.header_left < 0:
+                raise IntegrityError(
+                    f"{self._archive}: the archive member at byte {self.member_at} of the tar "
+                    f"stream has headers (names, PAX records, sparse maps) larger than "
+                    f"{MAX_HEADER_BYTES >> 10} KiB; none was read",
+                    hint=_HINT,
+                )
+        try:
+            return self._gz.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self.damaged(exc) from None
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return self._gz.seek(offset, whence)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self.damaged(exc) from None
+
+    def tell(self) -> int:
+        return self._gz.tell()
+
+    def drain(self, limit: int) -> None:
+        """Read to the end of the gzip stream (its CRC and length are checked there):
+        damage that no member read would reach is caught before anything is written, and
+        more than ``limit`` bytes after the end of the archive are refused."""
+        left = limit
+        while chunk := self.read(min(CHUNK_SIZE, left + 1)):
+            left -= len(chunk)
+            if left < 0:
+                raise IntegrityError(
+                    f"{self._archive} holds more than {limit >> 10} KiB after the end of "
+                    "the archive",
+                    hint=_HINT,
+                )
+
+
+class _BoundedInfo(tarfile.TarInfo):
+    """A member whose headers are read within ``MAX_HEADER_BYTES`` (``_Stream``): tarfile
+    reads a GNU long name, a PAX header or a sparse map of any declared size into memory."""
+
+    @classmethod
+    def fromtarfile(cls, tar: tarfile.TarFile) -> _BoundedInfo:
+        stream = cast(_Stream, tar.fileobj)
+        if not stream.depth:  # a PAX or long-name header parses the next one within it
+            stream.header_left, stream.member_at = MAX_HEADER_BYTES, stream.tell()
+        stream.depth += 1
+        try:
+            return super().fromtarfile(tar)
+        finally:
+            stream.depth -= 1
 
 
 def _scan_members(tar: tarfile.TarFile) -> Scanned:
@@ -447,7 +560,7 @@ def _check_referenced(scanned: Scanned) -> None:
         for entry in manifest.files:
             sizes.setdefault(entry.digest, entry.size)
     for member in scanned.members:
-        match = _OBJECT_RE.match(member.name)
+        match = _OBJECT_RE.fullmatch(member.name)
         if match is None:
             continue
         digest = format_digest(match.group(2))
@@ -478,9 +591,9 @@ def _check_member(member: tarfile.TarInfo, seen: set[str]) -> None:
     if name in seen:
         raise IntegrityError(f"archive member {shown} appears twice", hint=_HINT)
     seen.add(name)
-    if member.isdir() and _DIR_RE.match(name):
+    if member.isdir() and _DIR_RE.fullmatch(name):
         return
-    if not member.isreg():
+    if member.type not in _PLAIN_TYPES or member.sparse is not None:
         raise IntegrityError(f"archive member {shown} is not a regular file", hint=_HINT)
     limit = _size_limit(name)
     if limit is None:
@@ -492,13 +605,13 @@ def _check_member(member: tarfile.TarInfo, seen: set[str]) -> None:
 def _size_limit(name: str) -> int | None:
     if name == "config.json":
         return MAX_CONFIG_BYTES
-    if _SNAPSHOT_RE.match(name):
+    if _SNAPSHOT_RE.fullmatch(name):
         return MAX_MANIFEST_BYTES
-    if _ROOT_RE.match(name):
+    if _ROOT_RE.fullmatch(name):
         return trees.MAX_ROOT_BYTES
-    if _KEY_RE.match(name):
+    if _KEY_RE.fullmatch(name):
         return keys.MAX_RECORD_BYTES
-    if _OBJECT_RE.match(name):
+    if _OBJECT_RE.fullmatch(name):
         return 1 << 62
     return None
 
@@ -551,8 +664,8 @@ def unpack_into(
     """Import a scanned archive: stream its objects, write its snapshots last."""
     report = UnpackReport(encrypted=scanned.sealed)
     manifests = scanned.manifests
-    with tarfile.open(archive, mode="r:gz") as tar:
-        objs = [m for m in scanned.members if _OBJECT_RE.match(m.name)]
+    with _open_tar(archive) as tar:
+        objs = [m for m in scanned.members if _OBJECT_RE.fullmatch(m.name)]
         pieces = {d: scanned.candidates[d] for d in scanned.pieces}
         for done, member in enumerate(objs, start=1):
             _import_object(tar, member, objects, report, pieces, scanned.codec)
@@ -596,30 +709,30 @@ def _read_metadata(tar: tarfile.TarFile, member: tarfile.TarInfo, scanned: Scann
         with _read_member(tar, member) as fh:
             scanned.config_raw = fh.read()
         scanned.config = RepositoryConfig.from_bytes(scanned.config_raw, where="archive")
-    elif match := _KEY_RE.match(member.name):
+    elif match := _KEY_RE.fullmatch(member.name):
         with _read_member(tar, member) as fh:
             raw = fh.read()
         _check_record(match.group(1), raw, where="in the archive")
         scanned.keys[match.group(1)] = raw
-    elif match := _SNAPSHOT_RE.match(member.name):
+    elif match := _SNAPSHOT_RE.fullmatch(member.name):
         sid = match.group(1)
         with _read_member(tar, member) as fh:
             raw = fh.read()
         check_snapshot_bytes(sid, raw)
         out[sid] = (raw, Manifest.from_json_bytes(raw, where=f"snapshot {sid[:16]}"))
-    elif match := _ROOT_RE.match(member.name):
+    elif match := _ROOT_RE.fullmatch(member.name):
         sid = match.group(1)
         with _read_member(tar, member) as fh:
             out[sid] = (fh.read(), Manifest(source={}))  # parsed from its pieces later
         scanned.roots.add(sid)
-    elif (match := _OBJECT_RE.match(member.name)) and member.size <= MAX_PIECE_STORED:
+    elif (match := _OBJECT_RE.fullmatch(member.name)) and member.size <= MAX_PIECE_STORED:
         with _read_member(tar, member) as fh:
             if not _may_be_piece(fh.read(envelope.HEADER_SIZE)):
                 return
             fh.seek(0)
             stored = fh.read()
-        held = sum(len(v) for v in scanned.candidates.values()) + len(stored)
-        if held > MAX_PIECES_TOTAL:
+        scanned.held += len(stored)  # a running total: one sum per member is quadratic
+        if scanned.held > MAX_PIECES_TOTAL:
             raise IntegrityError(
                 f"archive holds more than {MAX_PIECES_TOTAL >> 20} MiB of snapshot pieces",
                 hint=_HINT,
@@ -643,7 +756,7 @@ def _import_object(
     scanned_piece: dict[str, bytes] | None = None,
     codec: Codec = PLAIN,
 ) -> None:
-    match = _OBJECT_RE.match(member.name)
+    match = _OBJECT_RE.fullmatch(member.name)
     assert match is not None  # filtered by the caller
     digest = format_digest(match.group(2))
     if objects.has(digest):

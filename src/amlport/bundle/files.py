@@ -9,7 +9,6 @@ re-exported here; this module adds the reads of regular files only.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
@@ -18,14 +17,6 @@ from typing import BinaryIO
 from amlport.errors import IntegrityError, UsageError
 from amlport.storage.durable import *  # noqa: F403 - the durable writes, moved to storage/
 
-# A symlink is never followed, a FIFO never waited on (``open_regular``).
-_READ_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_BINARY", 0)
-)
 _SPECIAL_HINT = (
     "a repository holds only regular files amlport wrote: remove it, then run `amlport verify`"
 )
@@ -46,27 +37,13 @@ def open_regular(path: Path, limit: int | None = None) -> BinaryIO:
     socket or directory is not read. IntegrityError names the file; FileNotFoundError when
     it does not exist."""
     try:
-        fd = os.open(path, _READ_FLAGS)
-    except NotADirectoryError:
-        raise FileNotFoundError(str(path)) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _not_regular(path, "a symbolic link") from None
-        if exc.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
-            raise _not_regular(path, "a socket or device") from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_regular(path, _kind(st.st_mode))
-        if limit is not None and st.st_size > limit:
-            raise TooLarge(str(path), st.st_size, limit)
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        fh, st = open_no_follow(path)  # noqa: F405 - storage/durable.py
+    except NotRegular as exc:  # noqa: F405
+        raise _not_regular(path, exc.kind) from None
+    if limit is not None and st.st_size > limit:
+        fh.close()
+        raise TooLarge(str(path), st.st_size, limit)
+    return fh
 
 
 def read_regular(path: Path, limit: int) -> bytes:
@@ -91,17 +68,6 @@ class TooLarge(IntegrityError):
 
 def _not_regular(path: Path, kind: str) -> IntegrityError:
     return IntegrityError(f"{path} is {kind}, not a regular file", hint=_SPECIAL_HINT)
-
-
-def _kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def local_path(root: Path, rel: str) -> Path:

@@ -17,7 +17,7 @@ import io
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from amlport.bundle import envelope, packs
 from amlport.bundle.codec import MAX_META_BYTES, PLAIN, Codec, Hasher
@@ -83,6 +83,11 @@ class ObjectStore:
         self._index_lock = threading.Lock()
         self._damaged: frozenset[str] | None = None  # ``_damaged_packs``
         self._batch: Packer | None = None
+        self._twins = _Twins()  # streams judged once for several names (``put_stream``)
+        # In a batch over a local folder: per fan-out folder (``ab``), the loose objects
+        # small enough to be packed (``_loose_small``), listed once instead of one lookup
+        # of each new object's file.
+        self._loose: dict[str, frozenset[str]] = {}
 
     @property
     def base(self) -> Path:
@@ -215,6 +220,7 @@ class ObjectStore:
             return
         packer = Packer(self.store.put_once)
         self._batch = packer
+        self._loose = {}
         try:
             with self.store.synced_together():  # loose objects and packs durable together
                 try:
@@ -229,6 +235,29 @@ class ObjectStore:
                     self.pack_index().add_table(key, plain)
             finally:
                 self._batch = None
+                self._loose = {}
+
+    def _loose_small(self, hexd: str) -> bool:
+        """May the object ``hexd`` be stored loose at a size a batch packs (a stream, an
+        unpack)? Asked of each new object of a batch: in a local folder its fan-out folder
+        is listed once per batch (a first backup's folders hold few loose objects, and a
+        lookup of each new object's file was ~4 % of its main process, docs/design/0007,
+        "First-backup time (A, session 9)"); True then only for a name listed, which the
+        caller checks by its size as before. A loose object written meanwhile by another
+        process may be missed: it is then packed too, a second copy that reads and prune
+        take as any. Elsewhere (a remote store) always True: the caller asks the store."""
+        if self.store.local_root is None:
+            return True
+        fan = hexd[:2]
+        names = self._loose.get(fan)
+        if names is None:
+            names = frozenset(
+                name
+                for name, size in self.store.list_sizes(f"{FOLDER}{fan}/")
+                if size < packs.PACK_BELOW and "/" not in name
+            )
+            self._loose[fan] = names
+        return hexd in names
 
     def _locate(self, digest: str) -> tuple[str | None, int, int] | None:
         """(pack hex, or None while in the batch's memory; offset, length), None: not packed."""
@@ -440,9 +469,9 @@ class ObjectStore:
         stored_size = self.codec.stored_size(len(data))
         # an object of a damaged pack is stored loose: the index reads its first copy
         if batch is not None and stored_size < packs.PACK_BELOW and not damaged:
-            if self.store.size(key) == stored_size:  # loose already (a stream, an unpack)
-                return digest, False
             hexd = hex_of(digest)
+            if self._loose_small(hexd) and self.store.size(key) == stored_size:
+                return digest, False  # loose already (a stream, an unpack)
             return digest, batch.add(hexd, self.codec.pack_data(data, hexd))
         if self.codec.sealed:
             # Present at its sealed size: kept without sealing again. Missing or cut short:
@@ -461,39 +490,78 @@ class ObjectStore:
         expected_digest: str | None = None,
         chunk_size: int = CHUNK_SIZE,
         progress: ByteProgress | None = None,
+        judge: Callable[[bytes | memoryview], object] | None = None,
+        again: Callable[[], contextlib.AbstractContextManager[BinaryIO]] | None = None,
     ) -> tuple[str, int]:
         """Store a stream of any size with bounded memory; (digest, size).
 
         The bytes go to the store's staging area (a temp file, or uncommitted blocks) while
         SHA-256 (and MD5 when ``expected_md5`` is given) are computed; a wrong MD5 (or a
         digest other than ``expected_digest``) raises IntegrityError and stores nothing.
+
+        ``judge`` (the secret scan): a check whose verdict depends on the bytes alone. It
+        is handed every byte in order, then ``b""``, where it raises to refuse them; nothing
+        is stored then. With ``again`` (the same bytes, read anew), a stream that begins
+        with the same first chunk as an earlier stream of this store (likely the same model
+        under another name) is hashed but neither judged nor staged: when its bytes are
+        those the earlier stream stored after its judge let them pass (the same SHA-256),
+        they were judged and stored once; else they are read ``again`` and stored as any
+        stream (``_Judging``; docs/design/0005, "CPU per MiB of a large-model backup (G,
+        session 9)").
         """
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
             raise UsageError(f"chunk_size must be 1..{MAX_CHUNK_SIZE} bytes, got {chunk_size}")
         want_md5 = normalize_md5(expected_md5) if expected_md5 else None
         hint = self.key(expected_digest) if expected_digest else None
+        read_again = False
         with self.store.staging(FOLDER, hint) as stage:
             with_md5 = want_md5 is not None
             sealer = _SealingStage(self.codec, stage) if self.codec.sealed else None
             sink = stage if sealer is None else sealer
             hasher = self.codec.hasher() if sealer is not None else None
-            sha, md5, size = _copy_hashing(stream, sink, chunk_size, with_md5, progress, hasher)
-            if want_md5 is not None and md5 is not None and md5.digest() != want_md5:
-                raise IntegrityError(
-                    f"content MD5 mismatch after {size} bytes: expected {want_md5.hex()}, "
-                    f"read {md5.hexdigest()}",
-                    hint="the source changed or the transfer was damaged; re-run the export",
+            twins = self._twins if again is not None else None
+            judging = None if judge is None else _Judging(judge, twins, chunk_size)
+            try:
+                sha, md5, size = _copy_hashing(
+                    stream, sink, chunk_size, with_md5, progress, hasher, judging
                 )
-            digest = format_digest(sha.hexdigest())
-            if expected_digest is not None and digest != expected_digest:
-                raise IntegrityError(
-                    f"object {expected_digest} is corrupt: its bytes hash to {digest}",
-                    hint="the copy was damaged or tampered with; get a fresh one",
+                if want_md5 is not None and md5 is not None and md5.digest() != want_md5:
+                    raise IntegrityError(
+                        f"content MD5 mismatch after {size} bytes: expected {want_md5.hex()}, "
+                        f"read {md5.hexdigest()}",
+                        hint="the source changed or the transfer was damaged; re-run the export",
+                    )
+                digest = format_digest(sha.hexdigest())
+                if expected_digest is not None and digest != expected_digest:
+                    raise IntegrityError(
+                        f"object {expected_digest} is corrupt: its bytes hash to {digest}",
+                        hint="the copy was damaged or tampered with; get a fresh one",
+                    )
+                taken = judging is not None and judging.twin_of(digest)
+                if judging is not None and not taken and not judging.now:
+                    read_again = True  # (nothing was staged: the staging area goes)
+                elif not taken:
+                    if sealer is not None:  # the store re-checks the SHA-256 it was given
+                        stage.commit(self.key(digest), sealer.finish(hex_of(digest)))
+                    else:
+                        stage.commit(self.key(digest), digest)
+                    if judging is not None:
+                        judging.stored(digest)
+            finally:
+                if judging is not None:
+                    judging.release()
+        if read_again:
+            assert again is not None  # (a stream is a twin only with ``again``)
+            with again() as fresh:  # stored as any stream, judged as it is read
+                return self.put_stream(
+                    fresh,
+                    expected_md5=expected_md5,
+                    expected_digest=expected_digest,
+                    chunk_size=chunk_size,
+                    progress=progress,
+                    judge=judge,
                 )
-            if sealer is not None:  # the store re-checks the SHA-256 of what it was given
-                stage.commit(self.key(digest), sealer.finish(hex_of(digest)))
-            else:
-                stage.commit(self.key(digest), digest)
+        self._loose.pop(hex_of(digest)[:2], None)  # listed again when a batch next asks
         return digest, size
 
     # --- metadata objects (format 2: snapshot pieces, ``trees.py``) ------------------------
@@ -757,6 +825,7 @@ def _copy_hashing(
     with_md5: bool,
     progress: ByteProgress | None,
     hasher: Hasher | None = None,
+    judging: _Judging | None = None,
 ) -> tuple[Hasher, hashlib._Hash | None, int]:
     sha: Hasher = hashlib.sha256() if hasher is None else hasher
     md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
@@ -774,14 +843,112 @@ def _copy_hashing(
         else:  # a view, not bytes: the hashes and every ``write`` take any bytes-like object
             chunk = cast(bytes, buffer[: read_into(src, buffer)])
         if not chunk:
+            if judging is not None:
+                judging.end()  # the judge's verdict on a stream judged as it was read
             return sha, md5, size
         sha.update(chunk)
         if md5 is not None:
             md5.update(chunk)
-        dst.write(chunk)
+        if judging is None or judging.feed(chunk, sha, size):  # a twin's: hashed only
+            dst.write(chunk)
         size += len(chunk)
         if progress is not None:
             progress(len(chunk))
+
+
+class _Lead:
+    """The first stream of a store to begin with a given first chunk: judged as it is read.
+    ``clean``: the digest of its bytes once they were judged, let pass and stored."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.clean: str | None = None
+
+
+class _Twins:
+    """The streams of one store, by the digest of their first chunk: those that begin alike
+    are likely the same bytes (one model stored under several names, three of the bench's
+    models), judged and staged once (``put_stream``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leads: dict[bytes, _Lead] = {}
+
+    def join(self, first: bytes) -> tuple[_Lead, bool]:
+        """The lead of the streams that begin with a chunk of digest ``first``, and whether
+        the caller is it (the first to ask)."""
+        with self._lock:
+            lead = self._leads.get(first)
+            if lead is not None:
+                return lead, False
+            lead = self._leads[first] = _Lead()
+            return lead, True
+
+    def leave(self, first: bytes, lead: _Lead) -> None:
+        """A lead that ended without storing (refused, failed): the streams that wait for
+        it are read again, and the next stream to begin so leads."""
+        with self._lock:
+            if self._leads.get(first) is lead:
+                del self._leads[first]
+        lead.done.set()
+
+
+class _Judging:
+    """How one stream is judged (``put_stream``'s ``judge``). As it is read and staged
+    (``now``); or, when an earlier stream of the store began with the same chunk
+    (``_Twins``), hashed only: once its digest is known, it is the earlier one's bytes,
+    judged and stored (``twin_of``), or it is read again and stored as any stream. The
+    verdict depends on the bytes alone, so every byte stored was judged."""
+
+    def __init__(
+        self, judge: Callable[[bytes | memoryview], object], twins: _Twins | None, chunk: int
+    ) -> None:
+        self._judge = judge
+        self._twins = twins  # None: judged as read
+        self._chunk = chunk
+        self._first = b""
+        self._lead: _Lead | None = None
+        self._leading = False
+        self.now = True  # judged and staged as read
+
+    def feed(self, chunk: bytes | memoryview, sha: Hasher, before: int) -> bool:
+        """The next chunk (``sha`` has taken it; ``before``: the bytes before it); whether
+        it is staged."""
+        if before == 0 and self._twins is not None and len(chunk) == self._chunk:
+            self._first = cast(Any, sha).copy().digest()  # the first chunk's, no second pass
+            self._lead, self._leading = self._twins.join(self._first)
+            self.now = self._leading
+        if self.now:
+            self._judge(chunk)
+        return self.now
+
+    def end(self) -> None:
+        """The stream ended: the verdict of a stream judged as read (raises to refuse)."""
+        if self.now:
+            self._judge(b"")
+
+    def twin_of(self, digest: str) -> bool:
+        """Are the bytes of this stream, hashed only, those its lead judged and stored? (It
+        waits for the lead's end, however it ends.)"""
+        lead = self._lead
+        if self.now or lead is None:
+            return False
+        lead.done.wait()
+        return lead.clean == digest
+
+    def stored(self, digest: str) -> None:
+        """The stream's bytes were judged, let pass and stored under ``digest``."""
+        if self._leading and self._lead is not None:
+            self._lead.clean = digest
+            self._lead.done.set()
+
+    def release(self) -> None:
+        """The stream's store ended (stored, refused or failed): a lead that stored nothing
+        lets the streams waiting for it go."""
+        lead = self._lead
+        if self._leading and lead is not None and not lead.done.is_set():
+            assert self._twins is not None
+            self._twins.leave(self._first, lead)
 
 
 class _SealingStage:

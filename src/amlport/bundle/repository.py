@@ -367,9 +367,16 @@ class Repository:
         expected_md5: str | None = None,
         expected_digest: str | None = None,
         progress: ByteProgress | None = None,
+        judge: Callable[[bytes | memoryview], object] | None = None,
+        again: Callable[[], contextlib.AbstractContextManager[BinaryIO]] | None = None,
     ) -> tuple[str, int]:
         return self.objects.put_stream(
-            stream, expected_md5=expected_md5, expected_digest=expected_digest, progress=progress
+            stream,
+            expected_md5=expected_md5,
+            expected_digest=expected_digest,
+            progress=progress,
+            judge=judge,
+            again=again,
         )
 
     def get_bytes(self, digest: str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,9 @@ from amlport.errors import ExitCode, IntegrityError, UsageError
 if TYPE_CHECKING:
     from amlport.bundle import Repository
     from amlport.bundle.snapshots import SnapshotInfo
+    from amlport.bundle.verification import VerifyReport
     from amlport.export import ExportResult
+    from amlport.export.deep import DeepCheck
 
 # The default --include, spelled out here so that --help needs no export import.
 DEFAULT_INCLUDE = ("components", "environments", "models", "pipelines", "runs")
@@ -241,22 +244,17 @@ def verify(
                 "--source chooses which snapshot 'latest' means: give --snapshot latest too",
                 hint="without --snapshot, verify checks every snapshot",
             )
-        report = repository.verify(snapshot)
-        doc = report.to_dict()
-        deep_problems: list[dict[str, Any]] = []
-        if deep:
-            from amlport.export.deep import deep_verify
+        with contextlib.ExitStack() as stack:
+            check = None
+            if deep:  # its loader processes start now: they import while the objects are read
+                from amlport.export.deep import DeepCheck
 
-            _quiet_experimental()
-            ids = [snapshot] if snapshot else [s.id for s in repository.list_snapshots()]
-            checked = 0
-            for sid in ids:
-                n, problems = deep_verify(repository, repository.load_snapshot(sid))
-                checked += n
-                deep_problems += [
-                    {"snapshot": sid, **p.to_dict(), "summary": p.summary()} for p in problems
-                ]
-            doc["deep"] = {"checked": checked, "problems": deep_problems}
+                check = stack.enter_context(DeepCheck())
+            report = repository.verify(snapshot)
+            doc = report.to_dict()
+            deep_problems: list[dict[str, Any]] = []
+            if check is not None:
+                doc["deep"] = _deep_check(check, repository, snapshot, report, deep_problems)
         hits = _secrets_check(repository, snapshot, doc) if secrets else []
         if as_json:
             bad = not report.ok or hits
@@ -286,13 +284,32 @@ def verify(
     raise typer.Exit(int(ExitCode.OK))
 
 
-def _quiet_experimental() -> None:
-    """azure-ai-ml logs "Class X: This is an experimental class, …" for some classes its
-    loaders build; with no logging set up Python prints that on stderr, once per class. The
-    check loads the documents, it does not use those classes: the lines are noise."""
-    import logging
+def _deep_check(
+    check: DeepCheck,
+    repository: Repository,
+    snapshot: str | None,
+    report: VerifyReport,
+    deep_problems: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``--deep``: every snapshot's documents loaded (each snapshot read as a stream); its
+    problems appended to ``deep_problems``. A snapshot that failed its own check is not
+    read again: it raises the error its read raises."""
+    from amlport.bundle.verification import CORRUPT_SNAPSHOT
 
-    logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+    damaged = {p.snapshot_id: p.message for p in report.problems if p.kind == CORRUPT_SNAPSHOT}
+    ids = [snapshot] if snapshot else [s.id for s in repository.list_snapshots()]
+    checked = 0
+    for sid in ids:
+        if sid in damaged:
+            raise IntegrityError(
+                damaged[sid], hint="forget the snapshot, or restore the repository from a copy"
+            )
+        n, problems = check.check(repository, sid)
+        checked += n
+        deep_problems += [
+            {"snapshot": sid, **p.to_dict(), "summary": p.summary()} for p in problems
+        ]
+    return {"checked": checked, "problems": deep_problems}
 
 
 def _secrets_check(repository: Repository, snapshot: str | None, doc: dict[str, Any]) -> list[str]:

@@ -206,10 +206,13 @@ SourceOpt = typer.Option(
 KEY_VAULT_PREFIX = "https://"
 
 
+# The repository's modules are imported only when the option is given: a backup's listing
+# starts before they load (docs/design/0005, "Start-up of the Azure re-backup and scan (E,
+# session 9)").
 def _set_key_file(value: str | None) -> str | None:
-    from amlport.bundle.repository import KeySource
-
     if value:
+        from amlport.bundle.repository import KeySource
+
         if value.startswith(KEY_VAULT_PREFIX):
             KeySource.key_vault_secret = value
         else:
@@ -218,9 +221,9 @@ def _set_key_file(value: str | None) -> str | None:
 
 
 def _set_encrypt(value: bool) -> bool:
-    from amlport.bundle.repository import KeySource
-
     if value:
+        from amlport.bundle.repository import KeySource
+
         KeySource.encrypt = True
     return value
 

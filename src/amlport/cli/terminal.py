@@ -27,6 +27,7 @@ from typing import Any
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
 from rich.text import Text
+from rich.traceback import Traceback
 
 from amlport.plaintext import UNSAFE, document_text, plain
 
@@ -81,6 +82,7 @@ class SafeConsole(Console):
     ) -> Iterable[Segment]:
         # The net under everything else: a Text built elsewhere with a raw ESC still comes out
         # escaped. Control segments are rich's own (cursor moves, clear line) and pass.
+        renderable = _redacted(renderable)  # before layout: a wrap may split a secret
         for segment in super().render(renderable, options):
             if segment.control or not _UNSAFE.search(segment.text):
                 yield segment
@@ -91,6 +93,26 @@ class SafeConsole(Console):
         # What one print writes, secrets redacted (F, session 8): a secret in a workspace.yaml
         # value, a tag or a path printed by any command never reaches the terminal or a log.
         return without_secrets(super()._render_buffer(buffer))
+
+
+def _redacted(renderable: RenderableType) -> RenderableType:
+    """``renderable`` with secrets redacted before rich lays it out (F, session 9): the
+    buffer is redacted again after layout, but a line folded between ``sig=`` and its value
+    no longer looks like a secret there, and the value came out whole. Texts (every string
+    printed becomes one) and a traceback's exception messages (``--debug``); rich renders
+    nested renderables (tables, panels) through ``render`` too."""
+    if isinstance(renderable, Text):
+        shown = without_secrets(renderable.plain)
+        if shown == renderable.plain:
+            return renderable
+        return Text(shown, style=renderable.style, justify=renderable.justify,
+                    overflow=renderable.overflow, no_wrap=renderable.no_wrap,
+                    end=renderable.end)  # fmt: skip
+    if isinstance(renderable, Traceback):
+        for stack in renderable.trace.stacks:
+            stack.exc_value = without_secrets(stack.exc_value)
+            stack.notes = [without_secrets(note) for note in stack.notes]
+    return renderable
 
 
 def without_secrets(text: str) -> str:

@@ -1,33 +1,69 @@
 """``verify --deep``: each v2 YAML of a snapshot loads with ``azure.ai.ml`` and each MLmodel
 folder with ``mlflow``, from a verified extraction of the snapshot's files.
 
-Both libraries are optional extras and slow to import, so they are imported here, lazily.
-
 Every file is extracted hash-checked, so a document that does not load holds the bytes the
 export stored: the spec is invalid as exported — in the source too when amlport rewrote
 nothing in it (``rewritten`` False). That is a warning about the workspace's content (exit 1,
 the failing fields named, the whole reason kept), not a damaged bundle: a damaged object
 fails its hash check first (exit 4).
+
+Memory (docs/design/0007, "verify --deep in bounded memory (D, session 9)"): importing the two
+loaders takes 113 MB (azure-ai-ml) and 171 MB (mlflow) of a process, so each runs in a child
+process of its own (``DeepCheck``), started as the check begins so that its imports overlap the
+extraction, and both load their share at the same time. The snapshot is read as a stream: each
+file is extracted as its entry arrives, and only the documents to load (a path and a loader
+each) and the rewritten paths are kept. The children are workers of the export's pool
+(``export/workers.py``: a forkserver, Ctrl-C left to this process, a watch that ends them
+when it is gone). They get paths in the extraction folder, never a key: decryption stays
+here, and the folder (0700, removed at the end) holds the plaintext as the in-process check's
+did. A child that dies (killed, or crashed by a document) is an error naming the documents
+it was loading; Ctrl-C stops the children at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import logging
+import multiprocessing
 import os
 import re
+import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from amlport.bundle import Repository
-from amlport.errors import UsageError
-from amlport.model.manifest import Manifest
+from amlport.bundle import Repository, files, keys
+from amlport.errors import AmlportError, UsageError
+from amlport.model.loadplan import SUMMARY
+from amlport.model.manifest import AssetEntry, FileEntry, Manifest, RewriteRecord
 from amlport.secrets import redact
 
 MAX_REASON = 4000  # characters of a loader's message kept (a schema error lists every field)
+MAX_SENT = 1 << 20  # characters of a loader's message a child sends back
 # azure-ai-ml's ValidationException lists each failing field as ``"path": "<field>"``.
 _FIELD = re.compile(r'"path":\s*"([^"\n]{1,200})"')
+
+AZURE = "azure-ai-ml"
+MLFLOW = "mlflow"
+# The v2 YAML loaders of azure.ai.ml, by asset kind.
+AZURE_LOADERS = {
+    "model": "load_model",
+    "environment": "load_environment",
+    "data": "load_data",
+    "pipeline": "load_job",
+    "component": "load_component",
+}
+MLMODEL = "mlmodel"
+CHUNK = 64  # documents per task: a hand-over costs far less than 64 loads
+SMALL = 1 << 20  # files of at most this many bytes are extracted in one read
 
 
 @dataclass(frozen=True)
@@ -52,75 +88,288 @@ class DeepProblem:
         return f"{self.path} does not load{fields}: invalid {where}"
 
 
-def _loaders() -> dict[str, Callable[[str], Any]]:
+@dataclass(frozen=True)
+class _Document:
+    path: str  # bundle path of the document: a v2 YAML or a model folder's MLmodel
+    loader: str  # an AZURE_LOADERS value, or MLMODEL
+    target: str  # what the loader is given: the file, or the MLmodel's folder
+
+    @property
+    def library(self) -> str:
+        return MLFLOW if self.loader == MLMODEL else AZURE
+
+
+def _need(module: str, package: str, what: str) -> None:
+    """Is ``module`` installed? Asked without importing it (the children do): a submodule's
+    spec imports its package, and ``mlflow``'s package alone is 150 MB of this process."""
     try:
-        from azure.ai import ml
-    except ImportError:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         raise UsageError(
-            "verify --deep needs azure-ai-ml to load the v2 YAML",
+            f"verify --deep needs {package} to load {what}",
             hint="pip install 'amlport[azureml,mlflow]'",
-        ) from None
-    return {
-        "model": ml.load_model,
-        "environment": ml.load_environment,
-        "data": ml.load_data,
-        "pipeline": ml.load_job,
-        "component": ml.load_component,
-    }
+        )
 
 
-def _mlflow_load() -> Callable[[str], Any]:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+def deep_verify(repo: Repository, snapshot: Manifest | str) -> tuple[int, list[DeepProblem]]:
+    """(number of documents checked, problems) of one snapshot (a manifest, or the id of one
+    read as a stream). Reads only; writes to a temp folder."""
+    with DeepCheck() as check:
+        return check.check(repo, snapshot)
+
+
+class DeepCheck:
+    """The loader processes of ``verify --deep``, for the snapshots checked in one command."""
+
+    def __init__(self) -> None:
+        _need("azure.ai.ml", AZURE, "the v2 YAML")
+        _need("mlflow", MLFLOW, "MLmodel folders")
+        self._pools: dict[str, ProcessPoolExecutor] = {}
+        self._ready: dict[str, Future[None]] = {}
+
+    def __enter__(self) -> DeepCheck:
+        try:
+            with _key_withheld():
+                for library in (AZURE, MLFLOW):
+                    pool = ProcessPoolExecutor(
+                        1,
+                        mp_context=_context(),
+                        initializer=_start,
+                        initargs=(os.getpid(),),
+                    )
+                    self._pools[library] = pool
+                    # started now: the child imports its library while this process extracts
+                    self._ready[library] = pool.submit(_import, library)
+        except BaseException:
+            self.stop(kill=True)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop(kill=exc is not None)
+
+    def stop(self, *, kill: bool) -> None:
+        """End the children: at once (``kill``: Ctrl-C, an error), or once they are idle."""
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            if kill:
+                for process in list((pool._processes or {}).values()):
+                    if process.is_alive():
+                        process.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def check(self, repo: Repository, snapshot: Manifest | str) -> tuple[int, list[DeepProblem]]:
+        """(number of documents checked, problems) of one snapshot, in the order the
+        in-process check reported them: the v2 YAML in asset order, then the MLmodels."""
+        if not self._pools:
+            raise RuntimeError("DeepCheck used outside its with block")
+        with tempfile.TemporaryDirectory(prefix="amlport-verify-") as tmp:
+            root = Path(tmp)
+            found = _Found(repo, root)
+            if isinstance(snapshot, Manifest):
+                for asset in snapshot.assets:
+                    found.take("assets", asset)
+                for entry in snapshot.files:
+                    found.take("files", entry)
+                for record in snapshot.rewrites:
+                    found.take("rewrites", record)
+            else:
+                sid = repo.snapshots.resolve(snapshot)
+                repo.snapshots.load_exact(sid, SUMMARY, on_entry=found.take)
+            docs = found.documents()
+            try:
+                failed = self._load(root, docs)
+            except BaseException:  # Ctrl-C: no child reads the folder as it is removed
+                self.stop(kill=True)
+                raise
+        problems = [
+            _problem(docs[i].path, text, root, docs[i].path in found.rewritten)
+            for i, text in sorted(failed.items())
+        ]
+        return len(docs), problems
+
+    def _load(self, root: Path, docs: list[_Document]) -> dict[int, str]:
+        """Each document loaded by the child of its library: {index: the loader's message}
+        for the documents that do not load."""
+        for library, ready in self._ready.items():  # a failed import: an error before any load
+            self._result(ready, library, [])
+        self._ready = {}
+        tasks: list[tuple[Future[list[tuple[int, str]]], list[_Document]]] = []
+        for library, pool in self._pools.items():
+            mine = [(i, d) for i, d in enumerate(docs) if d.library == library]
+            for at in range(0, len(mine), CHUNK):
+                part = mine[at : at + CHUNK]
+                jobs = [(i, d.loader, str(root / d.target)) for i, d in part]
+                sent = [d for _, d in part]
+                tasks.append((self._submit(pool, library, jobs, sent), sent))
+        failed: dict[int, str] = {}
+        for future, sent in tasks:
+            failed.update(self._result(future, sent[0].library, sent))
+        return failed
+
+    @staticmethod
+    def _submit(
+        pool: ProcessPoolExecutor,
+        library: str,
+        jobs: list[tuple[int, str, str]],
+        chunk: list[_Document],
+    ) -> Future[list[tuple[int, str]]]:
+        try:
+            return pool.submit(load_chunk, jobs)
+        except BrokenProcessPool:
+            raise _ended(library, chunk) from None
+
+    @staticmethod
+    def _result(future: Future[Any], library: str, chunk: list[_Document]) -> Any:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise _ended(library, chunk) from None
+        except Exception as exc:  # the child's import of its library failed
+            raise AmlportError(
+                f"verify --deep: a loader library could not be imported: {redact(str(exc))}",
+                hint="pip install 'amlport[azureml,mlflow]'",
+            ) from None
+
+
+@contextlib.contextmanager
+def _key_withheld() -> Iterator[None]:
+    """The repository's passphrase (``$AMLPORT_REPO_KEY``) out of the environment while the
+    children (and the fork server they come from, when this starts it) are made: a child
+    never holds the key, not even in an environment a library could log. The repository
+    was opened with it before."""
+    saved = os.environ.pop(keys.ENV, None)
     try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[keys.ENV] = saved
+
+
+def _context() -> Any:
+    """The export workers' start method (a forkserver: never a fork of this process, with
+    its threads and memory); a fresh interpreter where there is none."""
+    from amlport.export import workers
+
+    if workers.START_METHOD in multiprocessing.get_all_start_methods():
+        return workers._context()
+    return multiprocessing.get_context("spawn")
+
+
+def _ended(library: str, chunk: list[_Document]) -> AmlportError:
+    which = f" while loading one of: {', '.join(d.path for d in chunk[:3])}" if chunk else ""
+    more = f" and {len(chunk) - 3} more" if len(chunk) > 3 else ""
+    return AmlportError(
+        f"verify --deep: the process loading documents with {library} ended unexpectedly"
+        f"{which}{more} (killed, out of memory, or crashed by a document)",
+        hint="run it again; if it ends the same way, check those documents one by one",
+    )
+
+
+class _Found:
+    """What a streamed read of a snapshot shows, kept small: each file extracted as its
+    entry arrives, the documents to load, the rewritten paths."""
+
+    def __init__(self, repo: Repository, root: Path) -> None:
+        self.repo = repo
+        self.root = root
+        self.yaml: list[_Document] = []
+        self.mlmodels: list[_Document] = []
+        self.rewritten: set[str] = set()
+
+    def take(self, key: str, entry: Any) -> None:
+        if key == "assets":
+            self._asset(entry)
+        elif key == "files":
+            self._extract(entry)
+        elif key == "rewrites":
+            record: RewriteRecord = entry
+            self.rewritten.add(record.file)
+
+    def _asset(self, asset: AssetEntry) -> None:
+        loader = AZURE_LOADERS.get(asset.kind)
+        if asset.v2_yaml and loader is not None:
+            self.yaml.append(_Document(asset.v2_yaml, loader, asset.v2_yaml))
+        # MLflow model assets only: a broken MLmodel inside a run record is evidence, not a
+        # model.
+        folder = asset.attrs.get("folder")
+        if asset.kind == "model" and asset.attrs.get("format") == "mlflow" and folder:
+            self.mlmodels.append(_Document(f"{folder}/MLmodel", MLMODEL, folder))
+
+    def _extract(self, entry: FileEntry) -> None:
+        """The file's verified bytes below the root (a damaged object raises
+        IntegrityError); a temporary folder, so not made durable."""
+        target = files.local_path(self.root, entry.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        objects = self.repo.objects
+        with open(target, "wb") as out:
+            if entry.size <= SMALL:
+                out.write(objects.get_bytes(entry.digest, entry.size))
+            else:
+                with objects.open(entry.digest, entry.size) as src:
+                    shutil.copyfileobj(src, out)
+
+    def documents(self) -> list[_Document]:
+        return [*self.yaml, *self.mlmodels]
+
+
+def _problem(path: str, text: str, root: Path, rewritten: bool) -> DeepProblem:
+    """A loader's failure, named by bundle path (the temporary extraction folder taken out of
+    its message), redacted and bounded."""
+    text = redact(text.replace(f"{root}{os.sep}", "")).strip()
+    reason = text if len(text) <= MAX_REASON else text[:MAX_REASON] + " …"
+    fields = tuple(dict.fromkeys(m[1] for m in _FIELD.finditer(text)))
+    return DeepProblem(path, reason, fields, rewritten)
+
+
+# --- in a child --------------------------------------------------------------------------------
+
+_LOADERS: dict[str, Callable[[str], Any]] = {}
+
+
+def _start(main: int) -> None:
+    """A child's start, as an export worker's: Ctrl-C is the main process's (it stops the
+    children), and the child ends when the main process is gone."""
+    from amlport.export.workers import _watch
+
+    os.environ.pop(keys.ENV, None)  # a fork server started before the check may hold it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch, args=(main,), name="amlport-watch", daemon=True).start()
+
+
+def _import(library: str) -> None:
+    """Import one loader library (this child loads only its documents)."""
+    if library == MLFLOW:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         from mlflow.models import Model
-    except ImportError:
-        raise UsageError(
-            "verify --deep needs mlflow to load MLmodel folders",
-            hint="pip install 'amlport[azureml,mlflow]'",
-        ) from None
-    return Model.load
+
+        _LOADERS[MLMODEL] = Model.load
+        return
+    from azure.ai import ml
+
+    # azure-ai-ml logs "Class X: This is an experimental class, …" for some classes its
+    # loaders build; with no logging set up Python prints that on stderr, once per class. The
+    # check loads the documents, it does not use those classes: the lines are noise.
+    logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+    for name in AZURE_LOADERS.values():
+        _LOADERS[name] = getattr(ml, name)
 
 
-def deep_verify(repo: Repository, manifest: Manifest) -> tuple[int, list[DeepProblem]]:
-    """(number of documents checked, problems). Reads only; writes to a temp folder."""
-    loaders, load_mlmodel = _loaders(), _mlflow_load()
-    problems: list[DeepProblem] = []
-    checked = 0
-    rewritten = {r.file for r in manifest.rewrites}
-    with tempfile.TemporaryDirectory(prefix="amlport-verify-") as tmp:
-        root = Path(tmp)
-        repo.extract_files(manifest, root)  # hash-checked: a damaged object raises here
-        for asset in manifest.assets:
-            loader = loaders.get(asset.kind)
-            if asset.v2_yaml and loader is not None:
-                checked += 1
-                changed = asset.v2_yaml in rewritten
-                _try(problems, asset.v2_yaml, loader, root, changed)
-        # MLflow model assets only: a broken MLmodel inside a run record is evidence, not a model.
-        for asset in manifest.assets:
-            folder = asset.attrs.get("folder")
-            if asset.kind == "model" and asset.attrs.get("format") == "mlflow" and folder:
-                checked += 1
-                mlmodel = f"{folder}/MLmodel"
-                _try(problems, mlmodel, load_mlmodel, root, mlmodel in rewritten, folder)
-    return checked, problems
-
-
-def _try(
-    problems: list[DeepProblem],
-    path: str,
-    load: Callable[[str], Any],
-    root: Path,
-    rewritten: bool,
-    target: str | None = None,
-) -> None:
-    """Load ``root/<target or path>``; a failure is a problem named by bundle path (the
-    temporary extraction folder is taken out of the loader's message)."""
-    try:
-        load(str(root / (target or path)))
-    except Exception as exc:
-        text = f"{type(exc).__name__}: {exc}".replace(f"{root}{os.sep}", "")
-        text = redact(text).strip()
-        reason = text if len(text) <= MAX_REASON else text[:MAX_REASON] + " …"
-        fields = tuple(dict.fromkeys(m[1] for m in _FIELD.finditer(text)))
-        problems.append(DeepProblem(path, reason, fields, rewritten))
+def load_chunk(jobs: list[tuple[int, str, str]]) -> list[tuple[int, str]]:
+    """Load each (index, loader, path); (index, the loader's message) of those that fail."""
+    failed: list[tuple[int, str]] = []
+    for index, loader, path in jobs:
+        if loader not in _LOADERS:
+            _import(MLFLOW if loader == MLMODEL else AZURE)
+        try:
+            _LOADERS[loader](path)
+        except (Exception, SystemExit) as exc:  # a loader's exit is its document's failure
+            failed.append((index, f"{type(exc).__name__}: {exc}"[:MAX_SENT]))
+    return failed

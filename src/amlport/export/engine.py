@@ -162,6 +162,8 @@ def _walk(
         cache.close()  # what this walk did not finish is not kept
         raise
     cache.finish()
+    if isinstance(source, ReusingSource):  # the files the walk kept there: read from there
+        source.read_cached_from(cache.reader())
     return inv, listing, cache.hits
 
 

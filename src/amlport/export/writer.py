@@ -105,13 +105,16 @@ class BundleWriter(BundlePlan):
         def reusable(path: str, blob: BlobInfo) -> bool:
             return self._copier.reusable(index, carried, path, blob)
 
+        def reusable_ahead(path: str, blob: BlobInfo) -> bool:  # its ``reuse`` comes next
+            return self._copier.reusable(index, carried, path, blob, remember=True)
+
         processes = processes_for(self.source, self.rules, workers, self.blobs, reusable)
         if processes:  # a local copy with many files: prepared ahead in worker processes
             with pool(self.source, self.rules, processes) as executor:
                 Ahead(self._transfer, executor, processes).run(
                     self.blobs,
                     reuse,
-                    reusable,
+                    reusable_ahead,
                     lambda path, blob: self._copier.copy(repo, index, carried, path, blob),
                     lambda path, blob, done: self._copier.commit(repo, index, path, blob, done),
                     progress=progress,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from amlport.importers import IMPORTERS
 from amlport.importers.base import ImportAction, ImportContext, Importer
 from amlport.model import provenance
 from amlport.model.loadplan import WHOLE, LoadPlan
-from amlport.model.manifest import Manifest
+from amlport.model.manifest import FileEntry, Manifest
 from amlport.model.mapping import Mapping
 from amlport.model.workspace import WorkspaceDescriptor
 from amlport.progress import Progress
@@ -208,8 +208,10 @@ def run_import(
             result.warnings.append,
             guard=guard,
         )
-        planned = [(imp, a) for imp in importers for a in imp.plan(ctx)]
-        result.actions = [a for _, a in planned]
+        # One list of actions per importer, not a pair per file (a 100k-file plan held
+        # 100k tuples through the apply; B, session 9).
+        planned = [(imp, imp.plan(ctx)) for imp in importers]
+        result.actions = [a for _, actions in planned for a in actions]
         if request.dry_run:
             return result
         guard.open()
@@ -267,16 +269,18 @@ def asset_importers(
 
 
 def apply_planned(
-    planned: list[tuple[Importer, ImportAction]],
+    planned: list[tuple[Importer, list[ImportAction]]],
     ctx: ImportContext,
     failures: list[str],
     workers: int,
     progress: Progress | None,
 ) -> list[ImportAction]:
-    """Storage first (in parallel), then the importers that build on it, in order."""
+    """Storage first (in parallel), then the importers that build on it, in order.
+    ``planned``: each importer with the actions it planned."""
     done: list[ImportAction] = []
-    storage = [(i, a) for i, a in planned if i.name == "datastore"]
-    rest = [(i, a) for i, a in planned if i.name != "datastore"]
+    storage = [(i, actions) for i, actions in planned if i.name == "datastore"]
+    total = sum(len(actions) for _, actions in storage)
+    rest = [(i, a) for i, actions in planned if i.name != "datastore" for a in actions]
 
     def one(pair: tuple[Importer, ImportAction]) -> ImportAction:
         importer, action = pair
@@ -289,10 +293,11 @@ def apply_planned(
             )
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amlport-import") as pool:
-        for n, outcome in enumerate(_in_order(pool, one, storage, 4 * workers), 1):
+        pairs = ((i, a) for i, actions in storage for a in actions)  # one at a time
+        for n, outcome in enumerate(_in_order(pool, one, pairs, 4 * workers), 1):
             done.append(outcome)
             if progress:
-                progress("import", n, len(storage))
+                progress("import", n, total)
     done += [one(pair) for pair in rest]
     return done
 
@@ -300,7 +305,7 @@ def apply_planned(
 def _in_order(
     pool: ThreadPoolExecutor,
     fn: Callable[[_T], ImportAction],
-    items: list[_T],
+    items: Iterable[_T],
     ahead: int,
 ) -> Iterator[ImportAction]:
     """``pool.map(fn, items)`` with at most ``ahead`` items submitted and not yet returned:
@@ -323,15 +328,25 @@ def _write_designer_documents(
     target: GuardedTarget, ctx: ImportContext, manifest: Manifest, mapping: Mapping
 ) -> None:
     """A designer pipeline's document (docs/designer.md) beside the import record, under the
-    reserved prefix: ``amlport/pipelines/<run>.md`` (export reads only ``amlport/imports/``)."""
-    for asset in manifest.assets:
-        doc = asset.attrs.get("designer_document")
-        if asset.kind != "pipeline" or not doc:
-            continue
-        name = f"{provenance.RECORDS_PREFIX}pipelines/{str(doc).rsplit('/', 1)[-1]}"
+    reserved prefix: ``amlport/pipelines/<run>.md`` (export reads only ``amlport/imports/``).
+    Their entries are found in one pass over the files: no index of every path (B, session 9)."""
+    docs = [
+        str(doc)
+        for asset in manifest.assets
+        if asset.kind == "pipeline" and (doc := asset.attrs.get("designer_document"))
+    ]
+    wanted = set(docs)
+    entries: dict[str, FileEntry] = {}
+    for entry in manifest.files if wanted else ():
+        if entry.path in wanted:
+            entries.setdefault(entry.path, entry)  # the first, as ``Manifest.file``
+    for doc in docs:
+        name = f"{provenance.RECORDS_PREFIX}pipelines/{doc.rsplit('/', 1)[-1]}"
         container = mapping.target.artifact_container
         meta = {"amlport_snapshot": str(manifest.snapshot_id)}
-        target.write_bytes(container, name, ctx.read(str(doc)), metadata=meta, overwrite=True)
+        found = entries.get(doc)
+        data = ctx.read(doc) if found is None else ctx.read_object(found.digest, found.size)
+        target.write_bytes(container, name, data, metadata=meta, overwrite=True)
 
 
 def _write_record(

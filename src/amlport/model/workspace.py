@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from amlport.errors import UsageError
 from amlport.model.schema import NameMap, Record, Text, load_config_yaml, validate
 
 BLOBSTORE_PREFIX = "azureml-blobstore-"
@@ -127,6 +128,7 @@ class WorkspaceDescriptor:
     ) -> WorkspaceDescriptor:
         """Validate (every problem named with its key, ``UsageError``) and build."""
         validate(workspace_schema(strict=strict), data, where=where, hint=WORKSPACE_HINT)
+        _refuse_secrets(data, where)
         containers = data["containers"]
         return cls(
             account=data["account"],
@@ -171,3 +173,30 @@ def guess_containers(names: list[str]) -> tuple[str | None, str | None]:
         n for n in names if n.endswith("-azureml")
     )
     return (blob[0] if blob else None, art[0] if art else None)
+
+
+def _refuse_secrets(data: dict[str, Any], where: str) -> None:
+    """A workspace file names a workspace (account, resource group, containers): a value that
+    looks like a secret (a SAS pasted into ``resource_group``…) is refused, naming its keys,
+    before anything is read or written. Stored redacted it would change the workspace's
+    identity, which snapshots, ``latest`` and the map's ``source:`` match on."""
+    from amlport.secrets import find_secrets  # loaded on first use: not by `--help`
+
+    found: dict[str, set[str]] = {}
+
+    def visit(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                visit(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, str) and (kinds := find_secrets(value)):
+            found[key] = set(kinds)
+
+    visit(data, "")
+    if found:
+        named = ", ".join(f"{key} ({', '.join(sorted(kinds))})" for key, kinds in found.items())
+        raise UsageError(
+            f"{where}: {named} holds what looks like a secret; a workspace file names the "
+            "workspace and never holds a credential",
+            hint="put the plain name there (a resource group, account or container name has "
+            "no token), and rotate the credential if the file was shared",
+        )

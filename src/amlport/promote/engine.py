@@ -350,5 +350,5 @@ def _asset_importers(
                 result.warnings.append,
                 guard=guard,
             )
-            planned = [(imp, a) for imp in extras for a in imp.plan(ctx)]
+            planned = [(imp, imp.plan(ctx)) for imp in extras]
             return apply_planned(planned, ctx, result.failures, request.workers, None)

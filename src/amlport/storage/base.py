@@ -108,6 +108,10 @@ class Source(abc.ABC):
         """The whole content of ``blob``, obtained without reading it (the walk's cache): a
         source that keeps reads for a later step may keep this too."""
 
+    def cached(self, blob: BlobInfo) -> None:  # noqa: B027 - optional hook
+        """The walk's read cache holds the whole content of ``blob`` now: a source that
+        keeps reads for a later step need not keep it (``storage/reuse.py``)."""
+
     def __enter__(self) -> Source:
         return self
 
@@ -253,6 +257,9 @@ class SourceWrapper(Source):
 
     def offer(self, blob: BlobInfo, data: bytes) -> None:
         self.inner.offer(blob, data)
+
+    def cached(self, blob: BlobInfo) -> None:
+        self.inner.cached(blob)
 
     def describe(self) -> str:
         return self.inner.describe()

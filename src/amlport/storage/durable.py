@@ -6,12 +6,17 @@ with ``.tmp-`` so listings skip them and ``prune`` can sweep the ones a crash le
 
 It lives in storage/ (docs/design/0000-map.md) because the write guard's ``GuardedFolder``
 writes with it, below bundle/; ``bundle/files.py`` re-exports these names for the repository.
+``open_no_follow`` is the one way a regular file is opened for reading when what stands at
+its path may have been swapped: by the repository (``bundle/files.open_regular``) and by a
+local source (``storage/local.py``: a file replaced by a FIFO or a link during a backup).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,10 +25,12 @@ from typing import BinaryIO
 TEMP_PREFIX = ".tmp-"
 __all__ = [
     "TEMP_PREFIX",
+    "NotRegular",
     "create_exclusive",
     "finish",
     "fsync_dir",
     "is_temp",
+    "open_no_follow",
     "publish",
     "temp_file",
     "temp_path",
@@ -123,3 +130,58 @@ def create_exclusive(path: Path, data: bytes) -> bool:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
     return True
+
+
+# A symlink is never followed, a FIFO never waited on (``open_no_follow``).
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+class NotRegular(OSError):
+    """What stands at a path is not a regular file (``kind``: "a FIFO", "a symbolic link"…)."""
+
+    def __init__(self, path: Path | str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file")
+        self.kind = kind
+
+
+def open_no_follow(path: Path | str) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` opened for reading and its ``fstat``, refusing what is not a regular file: a
+    symlink (to ``/dev/zero``…) is not followed, a FIFO is not waited on, a device, socket or
+    directory is not read (NotRegular). FileNotFoundError when nothing is there."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except NotADirectoryError:
+        raise FileNotFoundError(str(path)) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegular(path, "a symbolic link") from None
+        if exc.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
+            raise NotRegular(path, "a socket or device") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(path, _kind(st.st_mode))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")

@@ -22,6 +22,7 @@ from amlport.errors import SourceError, SourceNotFound, UsageError
 from amlport.model.mapping import descriptor_from_yaml
 from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, guess_containers
 from amlport.storage.base import BlobInfo, Source
+from amlport.storage.durable import NotRegular, open_no_follow
 
 DESCRIPTOR_FILE = "workspace.yaml"
 _FOLDERS_KEPT = 2048  # folders known to be real (not links), at most: ~0.3 MB
@@ -160,23 +161,37 @@ class LocalSource(Source):
             folders += [(f"{rel}{d}/", os.path.join(folder, d)) for d in sorted(subs, reverse=True)]
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
-        path = self._path(container, name)
         try:
-            with path.open("rb") as fh:
+            fh, st = open_no_follow(self._path(container, name))
+            with fh:
                 if max_bytes is None:
                     return fh.read()
                 # Ask for no more than the file holds: a read(n) buffer of n bytes, shrunk
                 # afterwards, keeps whole pages per small file (8 MiB limit, 400-byte files).
-                return fh.read(min(max_bytes, os.fstat(fh.fileno()).st_size + 1))
+                return fh.read(min(max_bytes, st.st_size + 1))
         except FileNotFoundError:
             raise SourceNotFound(f"{container}/{name} not found in {self.root}") from None
+        except NotRegular as exc:  # replaced since the listing: never followed or waited on
+            raise _not_a_file(container, name, exc) from None
         except OSError as exc:  # unreadable: one failed file, not a crash of the whole run
             raise UnreadableFile(f"cannot read {container}/{name}: {exc.strerror}") from None
 
     def open_stream(self, container: str, name: str) -> BinaryIO:
         try:
-            return self._path(container, name).open("rb")
+            return open_no_follow(self._path(container, name))[0]
         except FileNotFoundError:
             raise SourceNotFound(f"{container}/{name} not found in {self.root}") from None
+        except NotRegular as exc:
+            raise _not_a_file(container, name, exc) from None
         except OSError as exc:
             raise UnreadableFile(f"cannot read {container}/{name}: {exc.strerror}") from None
+
+
+def _not_a_file(container: str, name: str, exc: NotRegular) -> UnreadableFile:
+    """A name whose file is now a FIFO, a device, a folder…: listings yield regular files
+    only, so it was replaced since (or was named by a pointer): one failed file, nothing
+    read. (A link inside the container is read through, as before; one out of it escapes.)"""
+    return UnreadableFile(
+        f"cannot read {container}/{name}: it is {exc.kind}, not a regular file "
+        "(replaced since it was listed?)"
+    )

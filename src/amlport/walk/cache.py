@@ -20,12 +20,17 @@ folder (``--cache-dir``, ``$AMLPORT_CACHE_DIR``, ``$XDG_CACHE_HOME/amlport`` or
 ``~/.cache/amlport``), never in a repository. A cache that cannot be opened or written is
 reported once and the run goes on without it: it only ever saves reads. Rows of files the
 walk no longer saw are removed at the end of each complete walk.
+
+Once a backup's walk is over, its transfer takes the files it stores from here too
+(``CachedReads``, for ``storage/reuse.py``): what the walk wrote or found here is not also
+kept in memory until the transfer reads it.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -76,6 +81,7 @@ class ReadCache:
         self._stamp = time.time_ns()
         self._pending: list[tuple[str, str, str, int, bytes, int]] = []
         self._seen: list[tuple[int, str, str]] = []
+        self._failed = False
         self.hits = 0
 
     @classmethod
@@ -127,36 +133,41 @@ class ReadCache:
         except sqlite3.Error as exc:
             self._fail(exc)
             return None
-        if row is None or row[0] != blob.etag or row[1] != blob.size:
-            return None
-        try:
-            data = zlib.decompress(row[2])
-        except zlib.error:
-            return None  # a damaged row: read the file again (and store it anew)
-        if len(data) != blob.size or not blob.md5_matches(data):
-            return None
-        self.hits += 1
+        data = _matching(row, blob)
+        if data is not None:
+            self.hits += 1
         return data
 
-    def touch(self, blob: BlobInfo) -> None:
-        """Keep a cached file past this run (the walk found nothing in it again)."""
+    def touch(self, blob: BlobInfo) -> bool:
+        """Keep a cached file past this run (the walk found nothing in it again); whether
+        it is kept (as ``put``)."""
         if self._conn is None or self.read_only:
-            return
+            return False
         self._seen.append((self._stamp, blob.container, blob.name))
         if len(self._seen) >= _BATCH:
             self._flush()
+        return self._conn is not None
 
-    def put(self, blob: BlobInfo, data: bytes, *, packed: bytes | None = None) -> None:
+    def reader(self) -> CachedReads | None:
+        """After ``finish``: the files this walk kept, for the transfer's threads; None when
+        the cache was not written (a dry run's, or one that failed)."""
+        if self.read_only or self._failed:
+            return None
+        return CachedReads.open(self.path)
+
+    def put(self, blob: BlobInfo, data: bytes, *, packed: bytes | None = None) -> bool:
         """Keep a file the walk read whole and found nothing to report in. ``packed``:
-        ``packed(blob, data)``, made ahead by a worker process (None: made here)."""
+        ``packed(blob, data)``, made ahead by a worker process (None: made here). Whether
+        it is kept (written when the walk finishes, unless the cache fails first)."""
         etag = _etag(blob)
         if self._conn is None or self.read_only or etag is None or len(data) != blob.size:
-            return
+            return False
         if packed is None:
             packed = pack(data)
         self._pending.append((blob.container, blob.name, etag, blob.size, packed, self._stamp))
         if len(self._pending) >= _BATCH:
             self._flush()
+        return self._conn is not None
 
     def finish(self) -> None:
         """After a complete walk: write what is pending, drop the rows of files it did not
@@ -197,7 +208,66 @@ class ReadCache:
     def _fail(self, exc: sqlite3.Error) -> None:
         """Stop using the cache for this run (it only saves reads), and say so once."""
         self._warn(f"read cache {self.path} not used further ({_why(exc)})")
+        self._failed = True
         self.close()
+
+
+class CachedReads:
+    """A finished walk's cache, read by several threads (a backup's transfer: the files the
+    walk kept here are not also held in memory, ``storage/reuse.py``). Each read is checked
+    against the listing as ``ReadCache.get`` checks it; anything else is a miss (None), and
+    the caller reads the file from the source."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> CachedReads | None:
+        """The cache at ``path``, or None when it cannot be opened (nothing is created)."""
+        try:
+            uri = f"{path.resolve().as_uri()}?mode=rw"  # the walk's: it exists, WAL and all
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error):
+            return None
+        return cls(conn)
+
+    def get(self, blob: BlobInfo) -> bytes | None:
+        if _etag(blob) is None:
+            return None
+        with self._lock:
+            if self._conn is None:
+                return None
+            try:
+                row = self._conn.execute(
+                    "SELECT etag, size, data FROM reads WHERE container = ? AND name = ?",
+                    blob.key,
+                ).fetchone()
+            except sqlite3.Error:
+                return None  # read from the source instead
+        return _matching(row, blob)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _matching(row: tuple[str, int, bytes] | None, blob: BlobInfo) -> bytes | None:
+    """The bytes of a cache row when it holds ``blob`` as listed (etag, size, content-MD5),
+    else None (a damaged row too: the file is read again)."""
+    if row is None or row[0] != blob.etag or row[1] != blob.size:
+        return None
+    try:
+        data = zlib.decompress(row[2])
+    except zlib.error:
+        return None
+    if len(data) != blob.size or not blob.md5_matches(data):
+        return None
+    return data
 
 
 def pack(data: bytes) -> bytes:
