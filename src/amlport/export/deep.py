@@ -29,9 +29,7 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -259,7 +257,7 @@ def _context() -> Any:
     from amlport.export import workers
 
     if workers.START_METHOD in multiprocessing.get_all_start_methods():
-        return workers._context()
+        return workers.context()
     return multiprocessing.get_context("spawn")
 
 
@@ -337,11 +335,10 @@ _LOADERS: dict[str, Callable[[str], Any]] = {}
 def _start(main: int) -> None:
     """A child's start, as an export worker's: Ctrl-C is the main process's (it stops the
     children), and the child ends when the main process is gone."""
-    from amlport.export.workers import _watch
+    from amlport.export.workers import become_child
 
     os.environ.pop(keys.ENV, None)  # a fork server started before the check may hold it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch, args=(main,), name="amlport-watch", daemon=True).start()
+    become_child(main)
 
 
 def _import(library: str) -> None:

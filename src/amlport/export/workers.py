@@ -155,13 +155,15 @@ def warm_up(source: Source, files: int) -> None:
         return
     if START_METHOD not in multiprocessing.get_all_start_methods():
         return
-    _context()  # the fork server imports this module as it starts
+    context()  # the fork server imports this module as it starts
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
 
 
-def _context() -> Any:
+def context() -> Any:
+    """The workers' start method: a fork server that preloads this module (also the
+    deep check's loader children, ``export/deep.py``)."""
     ctx = multiprocessing.get_context(START_METHOD)
     ctx.set_forkserver_preload([__name__])
     return ctx
@@ -179,7 +181,7 @@ def pool(
     copy = LocalSource(local.root, local.descriptor)  # without the folders it has seen
     executor = ProcessPoolExecutor(
         processes,
-        mp_context=_context(),
+        mp_context=context(),
         initializer=_start,
         initargs=(copy, portable, os.getpid()),
     )
@@ -200,8 +202,14 @@ def _start(source: LocalSource, portable: dict[str, Any] | None, main: int) -> N
     """A worker's start: Ctrl-C is the main process's to handle (it abandons the transfer),
     and the worker ends when the main process is gone (killed: it could not tell it to)."""
     global _state
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _state = (source, None if portable is None else _rules(portable))
+    become_child(main)
+
+
+def become_child(main: int) -> None:
+    """In a child process of ``main`` (an export worker, a deep check's loader): Ctrl-C is
+    the main process's to handle, and the child ends once ``main`` is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch, args=(main,), name="amlport-watch", daemon=True).start()
 
 
@@ -463,7 +471,7 @@ class WalkReads:
         """Start the fork server while the walk classifies the listing (its imports then
         cost no wait), when the listing is large enough for workers to be likely."""
         if listed >= MIN_FILES:
-            _context()
+            context()
             from multiprocessing import forkserver
 
             forkserver.ensure_running()
