@@ -51,9 +51,9 @@ LIVE_OPERATIONS = dict(
 )
 SCRIPT, INDEX = "register.sh", "register.json"
 INDEX_FORMAT = "amlport.emit-assets/1"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z")
 CURRENT_CLOUD_ENV = "AZUREML_CURRENT_CLOUD"  # azure-ai-ml's process-wide cloud
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
 
 
 class _Blocked(AmlportError):

@@ -43,7 +43,7 @@ ARTIFACT_PATH = "model"
 DIGEST_TAG = "amlport.content_digest"
 PROBE_TIMEOUT_S = 10.0
 # MLflow search filters quote names with '…'; keep to names they can address unambiguously.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,254}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,254}\Z")
 
 
 class MlflowRegistryError(AmlportError):

@@ -49,6 +49,28 @@ TARGET_ACCOUNT = "amldst"
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 START_TIMEOUT_S = 30.0
 
+# Blob names a listing must give back exactly (the listing tests of the SDK path and of
+# amlport's own client, storage/azure_list.py): markup, dots, controls the service
+# answers Encoded="true", bidi, query characters, 1,024 characters.
+HOSTILE_BLOB_NAMES = [
+    "x[/]y.txt",
+    "[bold]red[/bold]",
+    "a..b/..c/d",
+    "a//b.txt",
+    "a/..b/c..",  # (a whole ``..`` or ``.`` segment: the SDK's URL handling cannot send it)
+    "tab\there",
+    "cr\rlf\nx",
+    "del\x7fx",
+    "c1\x85\x9b",
+    "bidi\u202eevil",
+    "<&>'\".xml",
+    "q?x=1&y#z%2F%",
+    "plus+space name",
+    "é/ü/ß",
+    "L" * 1024,
+    "d/" + "n" * 1021,
+]
+
 
 class AzuriteUnavailable(RuntimeError):
     """The emulator is not installed (``npm ci`` was not run) or node is missing."""

@@ -25,24 +25,7 @@ from amlport.storage.retry import FAST_RETRY
 
 pytestmark = pytest.mark.azurite
 
-HOSTILE = [
-    "x[/]y.txt",
-    "[bold]red[/bold]",
-    "a..b/..c/d",
-    "a//b.txt",
-    "a/..b/c..",  # (a whole ``..`` or ``.`` segment: the SDK's URL handling cannot send it)
-    "tab\there",
-    "cr\rlf\nx",
-    "del\x7fx",
-    "c1\x85\x9b",
-    "bidi\u202eevil",
-    "<&>'\".xml",
-    "q?x=1&y#z%2F%",
-    "plus+space name",
-    "é/ü/ß",
-    "L" * 1024,
-    "d/" + "n" * 1021,
-]
+HOSTILE = az.HOSTILE_BLOB_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ chunk boundaries, and runs far longer than a chunk (docs/design/0005, "Large blo
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 import re
 from collections.abc import Iterator
@@ -155,3 +156,64 @@ def test_a_secret_in_a_numpy_string_array_is_found(order: str) -> None:
     data = out.getvalue()
     assert find_secrets_in_bytes(data) == {"connection_string": 1}
     assert dict(scan_reusing_one_buffer(data, 13)) == {"connection_string": 1}
+
+
+def _feeds(data: bytes, sizes: list[int]) -> Iterator[bytes]:
+    at, turn = 0, 0
+    while at < len(data):
+        size = sizes[turn % len(sizes)]
+        yield data[at : at + size]
+        at, turn = at + size, turn + 1
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [4 * OVERLAP],  # rounds of one size: one round buffer, overwritten each round
+        [3 * OVERLAP + 1, 5 * OVERLAP - 7, 3 * OVERLAP + 1],  # a size change each round
+        [6 * OVERLAP, 7, 2 * OVERLAP + 1, 6 * OVERLAP],  # short feeds kept between rounds
+    ],
+    ids=["same-size", "changing", "short-between"],
+)
+@pytest.mark.parametrize("form", ["bytes", "bytearray", "view", "wide-view"])
+def test_a_scanner_fed_rounds_of_any_size_and_form_counts_what_the_whole_holds(
+    sizes: list[int], form: str
+) -> None:
+    """The scanner copies each round into one buffer it keeps (docs/design/0005, "CPU per
+    MiB (E, session 10)"): what it carries to the next round (the context before, the
+    overlap) must be its own bytes, not a view of that buffer, and a round of another size
+    must not see a longer round's stale bytes. Secrets, one-byte and UTF-16, stand across
+    every kind of boundary, in the overlap and at the very end (in a short last chunk),
+    beside a look-alike (a token cut one byte short); fed as bytes, bytearray, a reused
+    buffer's view, or a view of 4-byte items, the counts are the whole file's."""
+    from array import array
+
+    wide = SECRETS["connection_string"].encode("utf-16-le")
+    jwt = SECRETS["jwt"].encode()
+    data = bytearray(NOISE * 200)  # 200 KiB: some twenty rounds
+    ends = list(itertools.accumulate(len(p) for p in _feeds(data, sizes)))[1:6]
+    for n, end in enumerate(ends):
+        secret = (wide, jwt)[n % 2]
+        at = end - len(secret) // 2 - n  # across a boundary, a little earlier each time
+        data[at : at + len(secret)] = secret
+    data[ends[-1] + 2 * OVERLAP : ends[-1] + 2 * OVERLAP + len(jwt) - 1] = jwt[:-1]  # look-alike
+    data += b"\x00" + wide  # a key that is the very last bytes of the stream
+    data = bytes(data)
+    whole = find_secrets_in_bytes(data)
+    assert whole["connection_string"] == 4 and whole["jwt"] >= 2
+    scanner = ByteScanner()
+    reused = bytearray(max(sizes))
+    for piece in _feeds(data, sizes):
+        if form == "bytes":
+            scanner.feed(piece)
+        elif form == "bytearray":
+            scanner.feed(bytearray(piece))
+        elif form == "view":
+            reused[: len(piece)] = piece
+            scanner.feed(memoryview(reused)[: len(piece)])
+            reused[:] = b"\x01" * len(reused)  # the next read lands here
+        elif len(piece) % 4 == 0:
+            scanner.feed(memoryview(array("I", piece)))
+        else:
+            scanner.feed(piece)
+    assert dict(scanner.close()) == dict(whole)

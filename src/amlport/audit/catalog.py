@@ -19,7 +19,7 @@ from amlport.errors import UsageError
 from amlport.model.findings import Severity
 from amlport.safeload import load_yaml
 
-RULE_ID = re.compile(r"^AMLP-[A-Z]{2,4}-\d{3}$")
+RULE_ID = re.compile(r"^AMLP-[A-Z]{2,4}-\d{3}\Z")
 REFERENCE_KINDS = ("psrule", "aprl", "checkov", "azure_policy")
 CATEGORIES = ("resilience", "hygiene")
 _REQUIRED = ("id", "check", "category", "severity", "title", "rationale", "remediation")

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from amlport.backup.diff import DiffReport, Side, diff_sides
+from amlport.backup.facts import AuditFact, snapshot_facts
 from amlport.backup.sides import LiveSide, SnapshotSide, plan_live
 from amlport.bundle import Repository
 from amlport.bundle.fsspec_store import is_fsspec
@@ -31,7 +33,7 @@ from amlport.bundle.repository import CONFIG
 from amlport.bundle.sources import SourceRef, parse_source, select_snapshot
 from amlport.errors import AmlportError, UsageError
 from amlport.model.loadplan import LoadPlan
-from amlport.model.manifest import source_key
+from amlport.model.manifest import AssetEntry, source_key
 from amlport.storage.azure_location import parse_location
 from amlport.storage.base import Source
 from amlport.storage.opener import StorageAuth, is_url
@@ -130,13 +132,17 @@ def diff_specs(
             id(s): stack.enter_context(open_source(s.live)) for s in (a, b) if s.live is not None
         }
         live_keys = [source_key(src.descriptor.to_dict()) for src in sources.values()]
-        # Two snapshots share one string per path and per digest (most of both are equal).
-        # The rewrite and redaction records are left out: the comparison reads neither, and
-        # each side's walk reads its redaction records again (``SnapshotSide.partial``; the
-        # second snapshot was read beside the whole first: docs/design/0007, C session 8).
-        shared = LoadPlan.only("files", "assets", "lineage", strings={}, digests={})
+        # In phases (B, session 10; docs/design/0003-scale.md): first each snapshot's audit
+        # facts, walking its files and redaction records while nothing else is held (the
+        # walks came last, on top of what the comparison had left, and were the peak);
+        # then both snapshots are read for the comparison, sharing one string per path and
+        # per digest (most of both are equal), without their rewrite and redaction records,
+        # and with only what a comparison reads of each asset (``compared_asset``).
+        shared = LoadPlan.only("files", "lineage", strings={}, digests={})
+        walked = [_walked(s, live_keys, named) for s in (a, b) if s.repo is not None]
         snaps = {
-            id(s): _snapshot_side(s, live_keys, named, shared) for s in (a, b) if s.repo is not None
+            id(s): _snapshot_side(s, repo, snapshot_id, facts, shared)
+            for s, repo, snapshot_id, facts in walked
         }
         del shared  # the tables: the loaded snapshots hold the strings
         sides: list[SnapshotSide | LiveSide] = []
@@ -158,11 +164,35 @@ def diff_specs(
         return diff_sides(sides[0], sides[1], consume=True)
 
 
-def _snapshot_side(
-    spec: Spec, live_keys: list[str], named: SourceRef | None, plan: LoadPlan
-) -> SnapshotSide:
+#: the attributes of an asset a comparison reads (``mapped.own_records``)
+COMPARED_ATTRS = ("unclassified",)
+
+
+def compared_asset(asset: AssetEntry, strings: dict[str, str]) -> AssetEntry:
+    """What a comparison reads of an asset (``diff._sections``, ``mapped.py``): its kind,
+    name, id, files and v2 YAML, and of its attributes only ``COMPARED_ATTRS``; its strings
+    shared through ``strings`` (the paths are the files' own, the id a lineage node's). A
+    100k-blob snapshot's assets held 42 MB, mostly attributes no comparison reads, and the
+    second snapshot was read beside the first (B, session 10)."""
+    share = strings.setdefault
+    return AssetEntry(
+        kind=share(asset.kind, asset.kind),
+        name=share(asset.name, asset.name),
+        id=share(asset.id, asset.id),
+        files=[share(p, p) for p in asset.files],
+        v2_yaml=None if asset.v2_yaml is None else share(asset.v2_yaml, asset.v2_yaml),
+        portable=asset.portable,
+        attrs={k: asset.attrs[k] for k in COMPARED_ATTRS if k in asset.attrs},
+    )
+
+
+def _walked(
+    spec: Spec, live_keys: list[str], named: SourceRef | None
+) -> tuple[Spec, Repository, str, list[AuditFact]]:
     """REPO@ID, or REPO: the latest of ``named`` (``--source``), else of the live side's
-    source when the repository has one, else of the repository's only source."""
+    source when the repository has one, else of the repository's only source; with its
+    id and its audit facts (``facts.snapshot_facts``: the walk reads its files and
+    redaction records, and lets go of them)."""
     assert spec.repo is not None
     repo = Repository.open(spec.repo, auth=spec.auth)
     if spec.snapshot is not None:  # an id says which snapshot; --source is for bare REPOs
@@ -171,7 +201,27 @@ def _snapshot_side(
         live = [i for i in repo.list_snapshots() if i.source_key in live_keys]
         if live:
             named = SourceRef(live[-1].source_key, live[-1].source_key)
-    manifest = select_snapshot(repo, spec.snapshot, named, plan=plan)
+    keep = LoadPlan.only("files", "redactions")
+    read = [select_snapshot(repo, spec.snapshot, named, plan=keep)]
+    snapshot_id = str(read[0].snapshot_id)
+    # Passed on alone: the walk lets go of the files once it has their names
+    return spec, repo, snapshot_id, snapshot_facts(repo, read.pop())
+
+
+def _snapshot_side(
+    spec: Spec, repo: Repository, snapshot_id: str, facts: list[AuditFact], plan: LoadPlan
+) -> SnapshotSide:
+    """The snapshot ``_walked`` chose, read for the comparison (``plan``), its assets as
+    ``compared_asset`` keeps them."""
+    assets: list[AssetEntry] = []
+    strings = plan.strings if plan.strings is not None else {}
+
+    def take(key: str, entry: Any) -> None:
+        if key == "assets":
+            assets.append(compared_asset(entry, strings))
+
+    manifest = repo.snapshots.load_exact(snapshot_id, plan, on_entry=take)
+    manifest.assets = assets
     where = spec.repo if isinstance(spec.repo, Path) else repo.location  # a URL: no SAS
-    label = f"{where}@{str(manifest.snapshot_id)[:16]}"
-    return SnapshotSide(repo, manifest, label=label, partial=True)
+    label = f"{where}@{snapshot_id[:16]}"
+    return SnapshotSide(repo, manifest, label=label, partial=True, _facts=facts)

@@ -33,7 +33,7 @@ from amlport.model.loadplan import Known  # a row's strings the caller holds
 from amlport.model.manifest import DIGEST_RE
 
 INDEX_VERSION = 1
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
 @dataclass(frozen=True, slots=True)

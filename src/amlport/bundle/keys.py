@@ -52,7 +52,7 @@ MAX_RECORD_BYTES = 16 * 1024
 MAX_RECORDS = 64
 SCRYPT = {"n": 1 << 15, "r": 8, "p": 1}  # 32 MiB, ~0.1 s: what new records get
 MAX_SCRYPT_MEMORY = 256 << 20  # 128 * n * r * p: a record asking for more is refused
-_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+_ID_RE = re.compile(r"^[0-9a-f]{16}\Z")
 _AAD = b"amlport.repository-key/1\x00"
 _KEYS_HINT = "list the keys with `amlport repo key list REPO`; add one with `repo key add`"
 
@@ -388,7 +388,7 @@ def from_key_vault(
     options for the vault (tests: a local replay of the service)."""
     match = re.match(
         r"^https://(?P<vault>[a-z0-9-]{3,24})\.vault\.azure\.net/secrets/(?P<name>[A-Za-z0-9-]"
-        r"{1,127})(?:/(?P<version>[0-9a-f]{32}))?/?$",
+        r"{1,127})(?:/(?P<version>[0-9a-f]{32}))?/?\Z",
         url,
     )
     if match is None:

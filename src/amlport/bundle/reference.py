@@ -30,7 +30,7 @@ from amlport.errors import UsageError
 LATEST = "latest"
 MAX_REFERENCE = 1000  # an Azure URL with a SAS fits; a 1,024-character name does not
 MAX_NAME = 255  # bytes of one folder name (NAME_MAX)
-_SNAPSHOT = re.compile(r"^(latest|[0-9a-fA-F]{1,64})$")
+_SNAPSHOT = re.compile(r"^(latest|[0-9a-fA-F]{1,64})\Z")
 CONFIG_FILE = "config.json"  # bundle/repository.py's CONFIG (imported lazily there)
 SNAPSHOT_HINT = "give the id or a prefix of it in hex, as `amlport snapshots` lists, or 'latest'"
 

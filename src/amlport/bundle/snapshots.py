@@ -33,8 +33,8 @@ from amlport.model.manifest_codec import EntryReader
 SHORT_ID_LENGTH = 16
 MAX_MANIFEST_BYTES = 256 << 20  # read whole (pack, unpack): a larger snapshot is refused
 FOLDER = "snapshots/"
-_ID_RE = re.compile(r"^[0-9a-f]{64}$")
-_PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}$")
+_ID_RE = re.compile(r"^[0-9a-f]{64}\Z")
+_PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}\Z")
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,9 @@ SECRET = (
     "target_account_key",
     "target_sas_token",
 )
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 _VAULT_REF = re.compile(
-    r"^https://(?P<vault>[a-z0-9-]{3,24})\.vault\.[a-z0-9.]+/secrets/(?P<name>[A-Za-z0-9-]{1,127})$"
+    r"^https://(?P<vault>[a-z0-9-]{3,24})\.vault\.[a-z0-9.]+/secrets/(?P<name>[A-Za-z0-9-]{1,127})\Z"
 )
 
 

@@ -54,7 +54,7 @@ from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.secrets import find_secrets_in_bytes
 from amlport.storage.base import BlobInfo, Source, SourceWrapper
 from amlport.storage.local import LocalSource
-from amlport.walk import cache
+from amlport.walk import cache, early
 from amlport.walk.handlers import SPECS_CONTAINER
 from amlport.walk.walker import ReadAhead
 
@@ -268,13 +268,15 @@ def prepare_chunk(jobs: list[tuple[str, BlobInfo]]) -> list[Prepared | None]:
 # A file of the walk as sent to a worker, and what comes back: plain tuples, which cost a
 # tenth of a dataclass's pickling (twice per file, on the main process's threads).
 WalkJob = tuple[str, str, int, "str | None"]  # container, name, size, etag
-WalkDone = tuple[bytes, "dict[str, int] | None", "bytes | None"]  # data, found, packed
+# data, found, packed, parsed (``walk/early.py``)
+WalkDone = tuple[bytes, "dict[str, int] | None", "bytes | None", "early.Early | None"]
 
 
 def read_chunk(jobs: list[WalkJob], max_bytes: int, pack: bool) -> list[WalkDone | None]:
     """The walk's reads of a chunk of files: each file's bytes (at most ``max_bytes``), the
-    byte scan of them when they are whole, and the read cache's packed bytes when ``pack``;
-    None for a file that failed (the main process reads it again and reports what it finds)."""
+    byte scan of them when they are whole, the read cache's packed bytes when ``pack``, and
+    the record parsed of them (``walk/early.py``); None for a file that failed (the main
+    process reads it again and reports what it finds)."""
     assert _state is not None, "not a worker started by pool()"
     source = _state[0]
     out: list[WalkDone | None] = []
@@ -283,8 +285,9 @@ def read_chunk(jobs: list[WalkJob], max_bytes: int, pack: bool) -> list[WalkDone
             data = source.read_bytes(container, name, max_bytes=max_bytes)
             whole = len(data) < max_bytes  # above the parse limit: clipped and streamed
             found = dict(find_secrets_in_bytes(data)) if whole else None
+            parsed = early.parse(container, name, data) if whole else None
             blob = BlobInfo(container=container, name=name, size=size, etag=etag)
-            out.append((data, found, cache.packed(blob, data) if pack else None))
+            out.append((data, found, cache.packed(blob, data) if pack else None, parsed))
         except Exception:
             out.append(None)
     return out
@@ -526,8 +529,9 @@ class WalkReads:
                     if done is None:
                         yield blob, None
                         continue
-                    data, found, packed = done
-                    yield blob, ReadAhead(data, None if found is None else Counter(found), packed)
+                    data, found, packed, parsed = done
+                    counted = None if found is None else Counter(found)
+                    yield blob, ReadAhead(data, counted, packed, parsed)
 
 
 def _reads_ahead(blob: BlobInfo) -> bool:

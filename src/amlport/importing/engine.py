@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 from amlport.bundle import Repository
 from amlport.bundle.store import DRY_RUN
@@ -33,6 +33,7 @@ from amlport.rewriters.rules import Identity, RewriteRules
 from amlport.storage.guard import POLICIES, GuardedTarget, WriteGuard, place_of_repository
 from amlport.storage.opener import StorageAuth
 from amlport.storage.target import DIGEST_METADATA, Target
+from amlport.streams import ChunkStream
 
 CONFLICT_POLICIES = POLICIES
 _T = TypeVar("_T")
@@ -352,15 +353,20 @@ def _write_designer_documents(
 def _write_record(
     target: GuardedTarget, manifest: Manifest, mapping: Mapping, result: ImportResult
 ) -> str:
+    """The import record, written as it is encoded (``provenance.encoded_pieces``): never
+    whole in memory. The target writes it in one piece all the same (a local file renamed
+    into place once complete, an Azure blob committed at its end): a write that fails leaves
+    the record that was there, or none."""
     name = provenance.record_name(manifest)
     doc = provenance.record(manifest, mapping, result.counts, result.rewrites)
-    target.write_bytes(
-        mapping.target.artifact_container,
-        name,
-        provenance.encode(doc),
-        metadata={"amlport_snapshot": str(manifest.snapshot_id)},
-        overwrite=True,
-    )
+    with ChunkStream(provenance.encoded_pieces(doc)) as stream:
+        target.write_stream(
+            mapping.target.artifact_container,
+            name,
+            cast(BinaryIO, stream),
+            metadata={"amlport_snapshot": str(manifest.snapshot_id)},
+            overwrite=True,
+        )
     return f"{mapping.target.artifact_container}/{name}"
 
 

@@ -37,8 +37,8 @@ SCHEMA_MINOR = 0
 SCHEMA = f"{SCHEMA_FAMILY}/{SCHEMA_MAJOR}"
 SUPPORTED_MAJORS = (1,)
 ASSET_KINDS = ("model", "environment", "pipeline", "component", "run", "data", "spec")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_SCHEMA_RE = re.compile(r"^amlport\.bundle/(\d+)(?:\.(\d+))?$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_SCHEMA_RE = re.compile(r"^amlport\.bundle/(\d+)(?:\.(\d+))?\Z")
 _HINT = "the manifest is damaged or was edited by hand; run `amlport verify` on the repository"
 
 T = TypeVar("T")

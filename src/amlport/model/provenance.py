@@ -18,8 +18,8 @@ workspace's blobs (never an asset), and it is read bounded (``MAX_RECORD_BYTES``
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -114,14 +114,32 @@ def record_name(manifest: Manifest) -> str:
 
 
 def encode(doc: dict[str, Any]) -> bytes:
-    """``json.dumps(doc, indent=2, sort_keys=True)`` and a newline, as UTF-8; built piece by
-    piece in one buffer (``dumps`` joins a list of every piece: ~45 MB for the 10 MB record
-    of a 100k-file restore; docs/design/0007, C session 7)."""
-    out = io.StringIO()
+    """``json.dumps(doc, indent=2, sort_keys=True)`` and a newline, as UTF-8 (the bytes
+    ``encoded_pieces`` yields, joined)."""
+    return b"".join(encoded_pieces(doc))
+
+
+#: bytes of text ``encoded_pieces`` gathers before it yields them
+PIECE_BYTES = 64 << 10
+
+
+def encoded_pieces(doc: dict[str, Any], size: int = PIECE_BYTES) -> Iterator[bytes]:
+    """``encode(doc)`` in pieces of about ``size`` bytes, made as they are asked for: the
+    import record of a 100k-file restore is ~10 MB of JSON, and its text, its join and its
+    bytes were the restore's peak (B, session 10; ``json.dumps`` joins a list of every
+    piece). The encoder escapes every non-ASCII character (``ensure_ascii``), so each piece
+    encodes alone to the bytes of the whole."""
+    buffer: list[str] = []
+    held = 0
     for piece in json.JSONEncoder(indent=2, sort_keys=True).iterencode(doc):
-        out.write(piece)
-    out.write("\n")
-    return out.getvalue().encode("utf-8")
+        buffer.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield "".join(buffer).encode("utf-8")
+            buffer.clear()
+            held = 0
+    buffer.append("\n")
+    yield "".join(buffer).encode("utf-8")
 
 
 def provenance_from(records: list[tuple[str, bytes]]) -> tuple[list[dict[str, Any]], list[str]]:

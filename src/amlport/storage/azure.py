@@ -17,12 +17,8 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import parse_qs, urlsplit
-
-from azure.core.exceptions import AzureError
-from azure.core.pipeline import PipelineRequest
-from azure.storage.blob import BlobServiceClient
 
 from amlport.errors import (
     AccessDenied,
@@ -35,7 +31,8 @@ from amlport.model.workspace import ARTIFACT_CONTAINER, WorkspaceDescriptor, gue
 from amlport.secrets import install_log_redaction
 from amlport.storage.auth import StorageAuth
 from amlport.storage.azure_client import AzureClient
-from amlport.storage.azure_errors import ErrorTranslator, Where
+from amlport.storage.azure_errors import ErrorTranslator, Where, is_sdk_error
+from amlport.storage.azure_list import ListClient, own_listing
 from amlport.storage.azure_location import (
     AUTHORITY_HOSTS,  # noqa: F401 - re-exported
     CONNECT_TIMEOUT_S,  # noqa: F401 - re-exported
@@ -56,6 +53,11 @@ from amlport.storage.listing import ListingAhead, list_pages
 from amlport.storage.objects import carries
 from amlport.storage.retry import CountingRetry, RetryConfig
 from amlport.streams import ChunkStream
+
+if TYPE_CHECKING:
+    from azure.core.exceptions import AzureError
+    from azure.core.pipeline import PipelineRequest
+    from azure.storage.blob import BlobServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ class AzureSource(AzureClient, Source):
 
     def __init__(
         self,
-        service: BlobServiceClient,
+        service: BlobServiceClient | None,
         location: AzureLocation,
         *,
         retry_policy: CountingRetry,
@@ -122,6 +124,8 @@ class AzureSource(AzureClient, Source):
         credential: Any = None,
         anonymous: bool = False,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        lister: ListClient | None = None,
+        connector: Callable[[], tuple[BlobServiceClient, Any]] | None = None,
     ) -> None:
         super().__init__(
             service,
@@ -130,8 +134,13 @@ class AzureSource(AzureClient, Source):
             translator=ErrorTranslator(location, retry_policy, anonymous),
             credential=credential,
             max_connections=max_connections,
+            connector=connector,
         )
-        self._signer = BlobSigner(service, location, anonymous)
+        # List Containers and List Blobs through amlport's own client (``azure_list``) for
+        # a key, a SAS or anonymous access; through the SDK's pipeline otherwise.
+        self._lister = lister
+        self._anonymous = anonymous
+        self._signer_made: BlobSigner | None = None
         self.skipped_containers: dict[str, str] = {}
         self._present: tuple[str, ...] = ()
         # Containers the account's listing named, when the credential is its key: each one
@@ -143,6 +152,17 @@ class AzureSource(AzureClient, Source):
         except BaseException:
             self.close()
             raise
+
+    @property
+    def _signer(self) -> BlobSigner:
+        if self._signer_made is None:
+            self._signer_made = BlobSigner(self._service, self.location, self._anonymous)
+        return self._signer_made
+
+    def _sdk_credential(self) -> Any:
+        if self._lister is None:
+            return self._service.credential
+        return _Key(self._lister.account_key)  # obstore signs as the listing does, no SDK
 
     @property
     def blob_service_client(self) -> BlobServiceClient:
@@ -203,8 +223,11 @@ class AzureSource(AzureClient, Source):
     def _discover_pair(self) -> tuple[str, str | None]:
         where = Where("listing the containers of")
         try:
-            with self._translating(where):
-                names = [c.name for c in self._service.list_containers()]
+            if self._lister is not None:
+                names = self._lister.list_containers()
+            else:
+                with self._translating(where):
+                    names = [c.name for c in self._service.list_containers()]
         except AccessDenied as exc:
             if not is_service_sas(self.location.sas_token) or "expired" in exc.message:
                 raise
@@ -213,7 +236,7 @@ class AzureSource(AzureClient, Source):
                 hint="this credential cannot list the account's containers (a container SAS "
                 "never can): put the container in the URL, or give --workspace-file",
             ) from None
-        if getattr(self._service.credential, "account_key", None):
+        if self._keyed():
             self._readable = frozenset(names)
         blobs = sorted(n for n in names if guess_containers([n])[0] == n)
         if len(blobs) > 1:
@@ -245,10 +268,13 @@ class AzureSource(AzureClient, Source):
         """
         if container in self._readable:
             return True
-        pages = self._service.get_container_client(container).list_blobs(results_per_page=1)
         try:
-            with self._translating(Where("listing", container=container)):
-                next(iter(pages.by_page()), None)
+            if self._lister is not None:
+                next(self._lister.pages(container, page_size=1, metadata=False), None)
+            else:
+                pages = self._service.get_container_client(container).list_blobs(results_per_page=1)
+                with self._translating(Where("listing", container=container)):
+                    next(iter(pages.by_page()), None)
         except (SourceNotFound, AccessDenied) as exc:
             if must_exist if isinstance(exc, SourceNotFound) else must_read:
                 raise
@@ -257,6 +283,12 @@ class AzureSource(AzureClient, Source):
                 log.warning("skipping container %s: %s", container, exc.message)
             return False
         return True
+
+    def _keyed(self) -> bool:
+        """Is the credential the account's key (Shared Key: every container readable)?"""
+        if self._lister is not None:
+            return self._lister.has_key
+        return bool(getattr(self._service.credential, "account_key", None))
 
     # -- reading --
 
@@ -293,8 +325,12 @@ class AzureSource(AzureClient, Source):
     def _pages(self, container: str) -> Iterator[list[BlobInfo]]:
         # List Blobs through the SDK's pipeline, parsed by amlport (``listing``): a fifth of
         # the SDK's client CPU, Content-MD5 and every legal name kept.
-        client = self._service.get_container_client(container)
-        for page in list_pages(client, self._retry, self._translate):
+        if self._lister is not None:
+            pages = self._lister.pages(container)
+        else:
+            client = self._service.get_container_client(container)
+            pages = list_pages(client, self._retry, self._translate)
+        for page in pages:
             yield [
                 BlobInfo(container, item.name, item.size, item.etag, item.content_md5)
                 for item in page
@@ -305,6 +341,8 @@ class AzureSource(AzureClient, Source):
         for listing in self._listing or ():  # started and never read
             listing.close()
         self._listing = None
+        if self._lister is not None:
+            self._lister.close()
         super().close()
 
     def read_bytes(self, container: str, name: str, *, max_bytes: int | None = None) -> bytes:
@@ -378,8 +416,10 @@ class ChunkReader(ChunkStream):
             chunk = next(self._chunks)
         except StopIteration:
             return None
-        except AzureError as exc:
-            raise self._translate(exc) from None
+        except Exception as exc:
+            if not is_sdk_error(exc):
+                raise
+            raise self._translate(cast("AzureError", exc)) from None
         self.bytes_received += len(chunk)
         return chunk
 
@@ -403,6 +443,24 @@ def open_azure_source(
     auth = auth or StorageAuth()
     loc = parse_location(location)
     policy = CountingRetry(retry)
+    own = own_listing(loc, auth, policy)
+    if own is not None:  # listed by amlport's own client; the SDK loads if something needs it
+        lister, resolved, anonymous = own
+
+        def connector() -> tuple[BlobServiceClient, Any]:
+            client, _, credential = connect(loc, auth, _source_options(policy, max_connections))
+            return client, credential
+
+        return AzureSource(
+            None,
+            resolved,
+            retry_policy=policy,
+            descriptor=descriptor,
+            anonymous=anonymous,
+            max_connections=max_connections,
+            lister=lister,
+            connector=connector,
+        )
     client, loc, credential = connect(loc, auth, _source_options(policy, max_connections))
     anonymous = is_anonymous(loc, auth)
     return AzureSource(
@@ -414,3 +472,13 @@ def open_azure_source(
         anonymous=anonymous,
         max_connections=max_connections,
     )
+
+
+class _Key:
+    """The account key as ``store_options`` reads it from an SDK credential."""
+
+    def __init__(self, account_key: str | None) -> None:
+        self.account_key = account_key
+
+    def __repr__(self) -> str:
+        return "_Key(***)"

@@ -11,17 +11,18 @@ repository's keys for the store.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
-
-from azure.core.exceptions import AzureError, HttpResponseError
-from azure.storage.blob import BlobServiceClient
+from typing import TYPE_CHECKING, Any
 
 from amlport.storage.azure_errors import ErrorTranslator, Where, error_code
 from amlport.storage.azure_location import DEFAULT_MAX_CONNECTIONS, AzureLocation
 from amlport.storage.objects import BlobReader, Retrying, Throttled, store_options
 from amlport.storage.retry import RETRIED_STATUSES, CountingRetry, retry_after_seconds
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
 
 
 class AzureClient:
@@ -34,21 +35,40 @@ class AzureClient:
 
     def __init__(
         self,
-        service: BlobServiceClient,
+        service: BlobServiceClient | None,
         location: AzureLocation,
         *,
         retry_policy: CountingRetry,
         translator: ErrorTranslator,
         credential: Any = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        connector: Callable[[], tuple[BlobServiceClient, Any]] | None = None,
     ) -> None:
-        self._service = service
+        # The SDK client, or (``connector``) how to build it the first time it is needed:
+        # a source listed by amlport's own client (``azure_list``) may never load the SDK.
+        self._sdk = service
+        self._connector = connector
+        self._sdk_lock = threading.Lock()
         self._credential = credential
         self._retry = retry_policy
         self._translate = translator
         self.location = location
         self._max_connections = max_connections
         self._objects: BlobReader | None = None
+
+    @property
+    def _service(self) -> BlobServiceClient:
+        """The SDK client (built, and the SDK imported, on first use when deferred)."""
+        if self._sdk is None:
+            with self._sdk_lock:
+                if self._sdk is None:
+                    assert self._connector is not None  # one of the two is given
+                    self._sdk, self._credential = self._connector()
+        return self._sdk
+
+    def _sdk_credential(self) -> Any:
+        """What obstore signs with (``store_options``): the SDK client's credential."""
+        return self._service.credential
 
     @property
     def retry_count(self) -> int:
@@ -63,7 +83,8 @@ class AzureClient:
         return f"{type(self).__name__}({self.describe()!r})"
 
     def close(self) -> None:
-        self._service.close()
+        if self._sdk is not None:  # never built: nothing to close (and no SDK to load)
+            self._sdk.close()
         closer: Callable[[], None] | None = getattr(self._credential, "close", None)
         if closer is not None:
             closer()
@@ -76,7 +97,7 @@ class AzureClient:
     def objects(self) -> BlobReader:
         """Blob reads through obstore, with this client's credential, retries and errors."""
         if self._objects is None:
-            options = store_options(self.location, self._service.credential, self._max_connections)
+            options = store_options(self.location, self._sdk_credential(), self._max_connections)
             retrying = Retrying(self._retry, self._translate, probe=self._throttle_probe)
             self._objects = self.reader_class(options, retrying)
         return self._objects
@@ -89,6 +110,8 @@ class AzureClient:
         for no answer at all: the obstore call sent next finds out and says what it is."""
         if not where.container or not where.blob:
             return None
+        from azure.core.exceptions import AzureError, HttpResponseError
+
         blob = self._service.get_blob_client(where.container, where.blob)
         try:
             blob.get_blob_properties(retry_total=0)

@@ -8,19 +8,12 @@ Contributor, SAS ``racwl``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from typing import TYPE_CHECKING, cast
 
 from amlport.errors import (
     AccessDenied,
@@ -31,6 +24,12 @@ from amlport.errors import (
 )
 from amlport.storage.azure_location import CREDENTIAL_HINT, AzureLocation, sas_expiry
 from amlport.storage.retry import RETRIED_STATUSES, CountingRetry, is_dns_failure
+
+if TYPE_CHECKING:
+    from azure.core.exceptions import AzureError
+
+# azure-core is imported where an SDK exception is looked at, never at the top: amlport's
+# own listing client (``azure_list``) translates its ``Failure``s here before the SDK loads.
 
 COPY_SOURCE_CODES = frozenset({"CannotVerifyCopySource", "CopySourceNotFound"})
 CONFLICT_CODES = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
@@ -74,6 +73,13 @@ class Failure:
 
 def sdk_failure(exc: AzureError) -> Failure:
     """The ``Failure`` an azure-storage-blob / azure-core exception stands for."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
     status = getattr(exc, "status_code", None)
     code, name = error_code(exc), type(exc).__name__
     if isinstance(exc, ServiceRequestError):
@@ -108,9 +114,11 @@ class ErrorTranslator:
         """Run a block of SDK calls, turning any ``AzureError`` into an amlport error."""
         try:
             yield
-        except AzureError as exc:
+        except Exception as exc:
+            if not is_sdk_error(exc):
+                raise
             # `from None`: the SDK's own message may carry a signed URL.
-            raise self(exc, where) from None
+            raise self(cast("AzureError", exc), where) from None
 
     def __call__(self, exc: AzureError, where: Where) -> AmlportError:
         return self.translate(sdk_failure(exc), where)
@@ -223,7 +231,17 @@ class ConflictGuard(AbstractContextManager[None]):
         self._conflict = conflict  # None: no condition was sent, nothing to map
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if not isinstance(exc, HttpResponseError) or self._conflict is None:
+        if exc is None or self._conflict is None:
+            return
+        from azure.core.exceptions import HttpResponseError
+
+        if not isinstance(exc, HttpResponseError):
             return
         if error_code(exc) in CONFLICT_CODES or exc.status_code == 412:
             raise self._conflict from None
+
+
+def is_sdk_error(exc: BaseException) -> bool:
+    """An azure-core ``AzureError`` (never one when azure-core was not even imported)."""
+    errors = sys.modules.get("azure.core.exceptions")
+    return errors is not None and isinstance(exc, errors.AzureError)

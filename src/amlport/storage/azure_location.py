@@ -23,25 +23,20 @@ import re
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
-import requests
-from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
-from azure.core.pipeline.transport import RequestsTransport
-from azure.storage.blob import (
-    BlobSasPermissions,
-    BlobServiceClient,
-    UserDelegationKey,
-    generate_blob_sas,
-)
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from amlport.errors import UsageError
 from amlport.model.workspace import DEFAULT_ENDPOINT
 from amlport.storage.auth import StorageAuth
 from amlport.storage.retry import CountingRetry
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient, UserDelegationKey
+
+# Nothing at the top of this module imports azure-core, azure-storage-blob or requests: the
+# functions that build SDK clients import them (``azure_transport``), so a source listed by
+# amlport's own client (``azure_list``) parses its location and credential without them.
 
 DEFAULT_MAX_CONNECTIONS = 16  # >= the default read_many workers, with room for listings
 CONNECT_TIMEOUT_S = 20
@@ -58,9 +53,9 @@ AUTHORITY_HOSTS = {  # DefaultAzureCredential must sign in where the storage liv
 }
 
 _VHOST = re.compile(
-    r"^(?P<account>[a-z0-9]+)\.(?:privatelink\.)?(?P<service>blob|dfs)\.(?P<suffix>[a-z0-9.-]+)$"
+    r"^(?P<account>[a-z0-9]+)\.(?:privatelink\.)?(?P<service>blob|dfs)\.(?P<suffix>[a-z0-9.-]+)\Z"
 )
-_CONTAINER = re.compile(r"^(\$root|\$logs|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
+_CONTAINER = re.compile(r"^(\$root|\$logs|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})\Z")
 
 
 # --- locations -------------------------------------------------------------------------------
@@ -159,76 +154,19 @@ def _container_name(name: str) -> str:
 # --- clients and credentials -----------------------------------------------------------------
 
 
-READ_BLOCK_SIZE = 1 << 20
+def __getattr__(name: str) -> Any:  # the session classes moved to ``azure_transport``
+    if name in ("_StorageSession", "_SdkAuth", "READ_BLOCK_SIZE"):
+        from amlport.storage import azure_transport
 
-
-class _SdkAuth(requests.auth.AuthBase):
-    """Leaves requests as the SDK signed them (and so keeps requests away from ~/.netrc)."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
-
-class _StorageSession(requests.Session):
-    """A session that reads the environment's proxy and CA settings once per host.
-
-    Requests reads them before every request (``merge_environment_settings``: it walks the
-    whole of ``os.environ`` for ``*_proxy`` names and matches ``NO_PROXY``): 7 % of the CPU
-    amlport held the GIL for in an export of 10k small blobs. A storage client talks to one
-    or two hosts, so the answer is kept per (scheme, host, and the request's own settings);
-    the environment is read when the first request to a host is sent, as before.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
-        scheme, netloc = urlsplit(url)[:2]
-        key = (scheme, netloc, _frozen(proxies), stream, verify, _frozen(cert))
-        merged = self._merged.get(key)
-        if merged is None:
-            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            self._merged[key] = merged
-        return {k: dict(v) if isinstance(v, dict) else v for k, v in merged.items()}
-
-
-def _frozen(value: Any) -> Any:
-    """A hashable form of a per-request setting (a dict of proxies, a cert pair)."""
-    if isinstance(value, dict):
-        return tuple(sorted(value.items()))
-    if isinstance(value, list):
-        return tuple(value)
-    return value
+        return getattr(azure_transport, name.lstrip("_"))
+    raise AttributeError(name)
 
 
 def client_options(policy: CountingRetry, max_connections: int) -> dict[str, Any]:
     """Transport and retry options every amlport client shares (callers add their own)."""
-    session = _StorageSession()
-    # Retries belong to the storage policy, not urllib3; the pool must cover the workers.
-    adapter = HTTPAdapter(
-        pool_connections=4,
-        pool_maxsize=max_connections,
-        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
-    )
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    # Requests would look up ~/.netrc before every request (and send what it finds there as
-    # Basic auth) unless the session has an auth of its own; storage auth is the SDK's. Proxy
-    # settings from the environment still apply.
-    session.auth = _SdkAuth()
-    transport = RequestsTransport(
-        session=session,
-        session_owner=True,
-        connection_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        # Response bodies in 1 MiB reads instead of azure-core's 4 KiB: a third less CPU on
-        # large blobs (docs/benchmarks.md); a stream holds one range (CHUNK_SIZE) anyway.
-        connection_data_block_size=READ_BLOCK_SIZE,
-    )
-    return {"retry_policy": policy, "transport": transport}
+    from amlport.storage.azure_transport import client_options as options
+
+    return options(policy, max_connections, CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
 
 
 def one_credential(loc: AzureLocation, auth: StorageAuth) -> str | None:
@@ -286,6 +224,9 @@ def connect(
             f"{loc.display} does not say which storage account to use",
             hint="give --connection-string, or use https://<account>.blob.<suffix>/<container>",
         )
+    from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+    from azure.storage.blob import BlobServiceClient
+
     credential: Any = None
     if auth.account_key:
         credential = AzureNamedKeyCredential(loc.account, auth.account_key)
@@ -303,6 +244,8 @@ def connect(
 def _from_connection_string(
     loc: AzureLocation, conn_str: str, options: dict[str, Any]
 ) -> tuple[BlobServiceClient, AzureLocation, Any]:
+    from azure.storage.blob import BlobServiceClient
+
     try:
         client = BlobServiceClient.from_connection_string(conn_str, **options)
     except (ValueError, KeyError, IndexError):
@@ -389,6 +332,8 @@ class BlobSigner:
     def sign(self, container: str, name: str, minutes: int) -> str | None:
         if minutes <= 0:
             raise UsageError("a signed URL must live at least a minute")
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
         now = datetime.now(timezone.utc)
         start, expiry = now - SAS_START_SKEW, now + timedelta(minutes=minutes)
         credential = self._service.credential

@@ -75,8 +75,8 @@ MAX_BLOCKS = 50_000  # the service's limit per blob
 # part until it is sent), read in pieces of a quarter: about one block held per write.
 UPLOAD_CONCURRENCY = 2
 CONTENT_TYPE = "application/octet-stream"  # what the SDK's uploads set
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)

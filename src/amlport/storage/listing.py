@@ -31,16 +31,15 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from urllib.parse import quote, unquote
-
-from azure.core.exceptions import AzureError
-from azure.core.pipeline.transport import HttpRequest
-from azure.storage.blob import ContainerClient
 
 from amlport.errors import AmlportError, SourceError
 from amlport.storage.azure_errors import ErrorTranslator, Failure, Where
 from amlport.storage.retry import CountingRetry
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
 
 PAGE_SIZE = 5000  # the service's largest page: fewer round trips, one page parsed at a time
 # A page of 5,000 blobs with 1,024-character names (three times longer percent-encoded) and 8 KiB of
@@ -207,6 +206,8 @@ def _page(
     page_size: int,
     missing_ok: bool,
 ) -> tuple[list[Listed], str]:
+    from azure.core.exceptions import AzureError
+
     query = f"restype=container&comp=list&maxresults={page_size}"
     if metadata:
         query += "&include=metadata"
@@ -235,6 +236,8 @@ def _page(
 def _fetch(
     client: ContainerClient, url: str, translator: ErrorTranslator, where: Where, missing_ok: bool
 ) -> tuple[list[Listed], str]:
+    from azure.core.pipeline.transport import HttpRequest
+
     request = HttpRequest("GET", url, headers={"x-ms-version": client.api_version})
     response = client._pipeline.run(request, stream=True).http_response
     read = False
@@ -280,15 +283,8 @@ def _parse(body: Iterator[bytes], where: Where) -> tuple[list[Listed], str]:
     marker is the root's own ``NextMarker`` child, never one inside a blob."""
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
     page = _Page(where)
-    total, last = 0, b""
     try:
-        for piece in body:
-            total += len(piece)
-            if total > MAX_PAGE_BYTES:
-                raise _refused(where, f"a page larger than {MAX_PAGE_BYTES >> 20} MiB")
-            if b"<!" in last + piece[:1] or b"<!" in piece:
-                raise _refused(where, "a markup declaration (DTD, entity, comment)")
-            last = piece[-1:]
+        for piece in bounded(body, where):
             parser.feed(piece)
             page.read(cast(Iterator[tuple[str, ET.Element]], parser.read_events()))
         parser.close()
@@ -299,6 +295,21 @@ def _parse(body: Iterator[bytes], where: Where) -> tuple[list[Listed], str]:
         raise _refused(where, "a blob without a name or properties")
     root = page.last
     return page.items, (root.findtext("NextMarker") or "") if root is not None else ""
+
+
+def bounded(body: Iterable[bytes], where: Where) -> Iterator[bytes]:
+    """``body`` as it is, refused past ``MAX_PAGE_BYTES`` or at any markup declaration
+    (``<!``: DTD, entity, comment, CDATA), which no storage listing answer holds: with no
+    DTD no entity can expand. Every listing answer amlport parses is fed through here."""
+    total, last = 0, b""
+    for piece in body:
+        total += len(piece)
+        if total > MAX_PAGE_BYTES:
+            raise _refused(where, f"a page larger than {MAX_PAGE_BYTES >> 20} MiB")
+        if b"<!" in last + piece[:1] or b"<!" in piece:
+            raise _refused(where, "a markup declaration (DTD, entity, comment)")
+        last = piece[-1:]
+        yield piece
 
 
 class _Page:
@@ -357,8 +368,8 @@ def _blob(element: ET.Element, where: Where) -> Listed:
 
 
 def _refused(where: Where, what: str) -> AmlportError:
+    obj = f"container {where.container}" if where.container else "the account"
     return SourceError(
-        f"{where.action} container {where.container}: the storage answer holds {what}; "
-        "it is not a List Blobs answer",
+        f"{where.action} {obj}: the storage answer holds {what}; it is not a listing answer",
         hint="check the endpoint URL (a proxy or another service answered)",
     )

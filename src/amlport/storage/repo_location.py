@@ -27,7 +27,7 @@ from amlport.errors import UsageError
 from amlport.storage.opener import is_url
 
 SCHEME_PREFIX = "fsspec+"
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,254}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,254}\Z")
 # What ``pathlib.Path`` makes of a URL: ``Path("az://c")`` is ``az:/c``.
 _MANGLED = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?=[^/])")  # any scheme (is_url judges it)
 URL_HINT = (

@@ -2,7 +2,8 @@
 
 The SDK's ``ExponentialRetry`` already retries 408, 5xx (but 501/505) and connection/read
 errors with exponential backoff and jitter; we reuse its counters, backoff and body rewind.
-Two things it lacks, hence this subclass:
+Two things it lacks, hence ``azure_transport.PipelineRetry`` (built from a
+``CountingRetry``, which holds the rules and the count without importing the SDK):
 
 - **429 Too Many Requests** is not retried by the storage policy (only by azure-core's
   generic one). Storage throttles with 503 ServerBusy, but proxies, private endpoints and
@@ -26,17 +27,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
-from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.storage.blob import ExponentialRetry
-
 from amlport.storage.retry_tally import (
+    RETRIED_STATUSES,
     THROTTLING_STATUSES,
     RetryTally,
     register,
 )
 
-RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+__all__ = ["RETRIED_STATUSES", "THROTTLING_STATUSES", "CountingRetry", "RetryConfig"]
 MAX_RETRY_AFTER_S = 60.0
 
 
@@ -67,21 +65,18 @@ FAST_RETRY = RetryConfig(total=2, initial_backoff=0.05, increment_base=1.0, jitt
 """For tests and tools that prefer a quick answer to patience."""
 
 
-class CountingRetry(ExponentialRetry):
-    """``ExponentialRetry`` that also retries 429, honours ``Retry-After`` and counts."""
+class CountingRetry:
+    """The retry rules of one storage client: backoff, ``Retry-After``, and a count.
+
+    Pure (no SDK import): amlport's own listing client (``azure_list``) retries through it
+    before ``azure.storage.blob`` is loaded. An SDK client retries through
+    ``azure_transport.PipelineRetry`` (an ``ExponentialRetry`` that also retries 429 and
+    honours ``Retry-After``, built from this by ``client_options``), which counts here: one
+    count for every client path (SDK, obstore, own listing).
+    """
 
     def __init__(self, config: RetryConfig | None = None) -> None:
-        cfg = config or RetryConfig()
-        super().__init__(
-            initial_backoff=cfg.initial_backoff,  # type: ignore[arg-type]  # floats work
-            increment_base=cfg.increment_base,  # type: ignore[arg-type]
-            retry_total=cfg.total,
-            random_jitter_range=cfg.jitter,  # type: ignore[arg-type]
-            retry_connect=min(cfg.connect_total, cfg.total),
-            retry_read=cfg.total,
-            retry_status=cfg.total,
-        )
-        self.config = cfg
+        self.config = config or RetryConfig()
         self._lock = threading.Lock()
         self._count = 0
         self._throttled = 0
@@ -103,9 +98,6 @@ class CountingRetry(ExponentialRetry):
         """Of those, reads and writes, and why (a copy)."""
         with self._lock:
             return RetryTally(**self._tally.to_dict())
-
-    def get_backoff_time(self, settings: dict[str, Any]) -> float:
-        return self.backoff(int(settings["count"]))
 
     def backoff(self, n: int) -> float:
         """The wait before retry ``n`` (1-based), jittered.
@@ -136,55 +128,6 @@ class CountingRetry(ExponentialRetry):
                 self._throttled += 1
             self._tally.add(status, write=write)
 
-    def send(self, request: PipelineRequest) -> PipelineResponse:
-        settings: dict[str, Any] = self.configure_retries(request)
-        transport = request.context.transport
-        write = str(request.http_request.method).upper() not in READ_METHODS
-        while True:
-            try:
-                response: PipelineResponse = self.next.send(request)
-            except AzureError as err:
-                if not _is_transient(err) or not self._may_retry(settings, request, err=err):
-                    raise
-                self.note(None, write=write)
-                self.sleep(settings, transport)
-                continue
-            status = response.http_response.status_code
-            if status in RETRIED_STATUSES and self._may_retry(settings, request, response=response):
-                self.note(status, write=write)
-                self._sleep_after(settings, transport, response)
-                continue
-            break
-        if settings["history"]:
-            response.context["history"] = settings["history"]
-        response.http_response.location_mode = settings["mode"]
-        return response
-
-    def _may_retry(
-        self,
-        settings: dict[str, Any],
-        request: PipelineRequest,
-        *,
-        response: PipelineResponse | None = None,
-        err: AzureError | None = None,
-    ) -> bool:
-        return bool(
-            self.increment(
-                settings,
-                request=request.http_request,
-                response=response.http_response if response else None,
-                error=err,
-            )
-        )
-
-    def _sleep_after(
-        self, settings: dict[str, Any], transport: Any, response: PipelineResponse
-    ) -> None:
-        retry_after = retry_after_seconds(response.http_response.headers)
-        backoff = self.delay(int(settings["count"]), retry_after)
-        if backoff > 0:
-            transport.sleep(backoff)
-
 
 def retry_after_seconds(headers: Any) -> float | None:
     """The ``Retry-After`` of an answer's headers in seconds; None when absent or a date."""
@@ -197,13 +140,10 @@ def retry_after_seconds(headers: Any) -> float | None:
         return None  # an HTTP date: rare for storage; fall back to our own backoff
 
 
-def _is_transient(err: AzureError) -> bool:
-    """Connection trouble is worth a retry; a bad credential or a DNS failure is not."""
-    return isinstance(err, (ServiceRequestError, ServiceResponseError)) and not is_dns_failure(err)
-
-
 def is_dns_failure(err: BaseException) -> bool:
     """True when the host name did not resolve (wrong account or suffix, or no DNS)."""
+    from azure.core.exceptions import ServiceRequestError
+
     if not isinstance(err, ServiceRequestError):
         return False
     seen: set[int] = set()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 THROTTLING_STATUSES = frozenset({429, 503})
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # retried by every client
 
 
 class _Tallied(Protocol):

@@ -12,13 +12,13 @@ from amlport.model.inventory import Environment, InputRef, Inventory, Loc, Model
 from amlport.secrets import describe, find_secrets_in_bytes, redact
 from amlport.storage.base import BlobInfo
 from amlport.walk import classify as C
-from amlport.walk import designer, environments, logs, parsers, runtimes, specs
+from amlport.walk import designer, early, environments, logs, parsers, runtimes, specs
 
 SPECS_CONTAINER = "specs"  # pseudo-container of files given with --specs DIR
 
 
 class Handlers:
-    OUTPUT_MARKERS = frozenset({"_meta.yaml", "data_type.json", "model_spec.yaml"})
+    OUTPUT_MARKERS = early.OUTPUT_MARKERS
 
     def __init__(self, inv: Inventory, *, scan_secrets: bool) -> None:
         self.inv = inv
@@ -30,6 +30,9 @@ class Handlers:
         # walker sets it around one file's handler; ``on_scanned_file`` takes it for exactly
         # those bytes, the same object, and scans any other bytes itself).
         self.scanned: tuple[bytes, Counter[str]] | None = None
+        # What a worker process parsed of the same bytes (``early.py``), set the same way:
+        # a handler takes it for exactly those bytes and parses any other bytes itself.
+        self.parsed: tuple[bytes, early.Early] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def datastore(self, container: str) -> str:
@@ -41,13 +44,24 @@ class Handlers:
 
     def text(self, blob: BlobInfo, data: bytes, *, scan: bool = True) -> str:
         """Decode a text file, reporting non-UTF-8 content and any secret it holds."""
-        path = f"{blob.container}/{blob.name}"
         text, utf8 = parsers.decode_text(data)
+        self._decoded(blob, data, utf8, scan=scan)
+        return text
+
+    def _decoded(self, blob: BlobInfo, data: bytes, utf8: bool, *, scan: bool = True) -> None:
+        """What ``text`` reports of a file once decoded: non-UTF-8 text, then its secrets."""
         if not utf8:
+            path = f"{blob.container}/{blob.name}"
             self._finding(F.NON_UTF8_TEXT, path, "not valid UTF-8; read as Latin-1", Severity.LOW)
         if scan:
             self.on_scanned_file(blob, data)
-        return text
+
+    def _early(self, data: bytes, kind: str) -> early.Early | None:
+        """The record a worker parsed of exactly ``data``, when it is of ``kind``."""
+        ahead = self.parsed
+        if ahead is not None and ahead[0] is data and ahead[1][0] == kind:
+            return ahead[1]
+        return None
 
     def on_scanned_file(self, blob: BlobInfo, data: bytes) -> None:
         """The secret scan of one file (raw bytes: any encoding, UTF-16 too); a file read in
@@ -83,13 +97,20 @@ class Handlers:
         return self.scan_secrets or logs.is_lineage_log(rest)
 
     def on_log(self, blob: BlobInfo, data: bytes) -> None:
-        text = self.text(blob, data)
+        ahead = self._early(data, early.LOG)
+        if ahead is None:
+            text = self.text(blob, data)
+        else:  # decoded and parsed by the worker that read it (``early.py``)
+            self._decoded(blob, data, ahead[1])
         ap = C.classify_artifact(blob.name)
         if ap is None or not logs.is_lineage_log(ap.rest):
             return
-        facts = logs.read_log(text)
+        if ahead is None:
+            facts, times = logs.read_log(text), runtimes.read_times(ap.rest, text)
+        else:
+            facts, times = early.log_facts(ahead[2]), early.run_times(ahead[3])
         run = self.inv.run(ap.run_id)
-        runtimes.note(run, ap.rest, text)  # started / ended / status, from its own lines
+        runtimes.merge(run, times)  # started / ended / status, from its own lines
         for node_id, child_id in facts.children:
             child = self.inv.run(child_id)
             child.parent_id, child.node_id = ap.run_id, node_id or child.node_id
@@ -133,17 +154,14 @@ class Handlers:
     def output_marker_reader(self, loc: Loc) -> Callable[[BlobInfo, bytes], None]:
         def read(blob: BlobInfo, data: bytes) -> None:
             out = self.inv.outputs[loc]
-            path = f"{blob.container}/{blob.name}"
-            text = self.text(blob, data)
-            base = blob.name.rsplit("/", 1)[-1]
-            if base == "_meta.yaml":
-                kind = str(parsers.parse_meta(text, path)["type"])
-            elif base == "data_type.json":
-                type_id = parsers.parse_data_type(text, path)
-                kind = parsers.LEGACY_TYPES.get(type_id, type_id)
-            else:
-                parsers.load_yaml(text, path)
-                kind = "ModelDirectory"
+            ahead = self._early(data, early.MARKER)
+            if ahead is None:
+                path = f"{blob.container}/{blob.name}"
+                text = self.text(blob, data)
+                kind = early.marker_format(blob.name.rsplit("/", 1)[-1], text, path)
+            else:  # decoded and parsed by the worker that read it (``early.py``)
+                self._decoded(blob, data, ahead[1])
+                kind = ahead[2]
             if out.format in ("files", "ModelDirectory") or kind == "ILearner":
                 out.format = kind
 

@@ -28,6 +28,7 @@ from amlport.secrets import describe, find_secrets, may_hold_secret, redact, sca
 from amlport.storage.base import BlobInfo, ReadResult, Source
 from amlport.walk import classify as C
 from amlport.walk.cache import ReadCache
+from amlport.walk.early import Early
 from amlport.walk.handlers import SPECS_CONTAINER, Handlers
 from amlport.walk.identity import adopt_identity
 from amlport.walk.linker import link
@@ -41,11 +42,13 @@ NAMES_SEARCHED_TOGETHER = 256  # blob names searched for secrets as one text (``
 class ReadAhead(NamedTuple):
     """One file read ahead of the walk by another process (``ReadsAhead``): its bytes (at
     most the parse limit and one byte), the byte scan of them when they are whole (None:
-    not scanned), and what the read cache stores of them (``cache.packed``; None: nothing)."""
+    not scanned), what the read cache stores of them (``cache.packed``; None: nothing), and
+    the record parsed of them when they are whole (``early.parse``; None: parse them here)."""
 
     data: bytes
     found: Counter[str] | None
     packed: bytes | None
+    parsed: Early | None = None
 
 
 class ReadsAhead(Protocol):
@@ -315,12 +318,15 @@ class _Walker:
                 if len(data) > limit:
                     self._partial(result.blob, path, limit)
                     data = _clip(data, limit)
-                elif ahead is not None and ahead.found is not None:
-                    self.handlers.scanned = (data, ahead.found)  # the byte scan, done ahead
+                elif ahead is not None:
+                    if ahead.found is not None:
+                        self.handlers.scanned = (data, ahead.found)  # the byte scan, done ahead
+                    if ahead.parsed is not None:
+                        self.handlers.parsed = (data, ahead.parsed)  # parsed ahead (early.py)
                 try:
                     clean = self._dispatch(handlers[result.blob.key], result.blob, data, path)
                 finally:
-                    self.handlers.scanned = None
+                    self.handlers.scanned = self.handlers.parsed = None
                 packed = ahead.packed if ahead else None
                 # whole files only: a clipped one is refused; one kept there is not kept in
                 # memory as well (``storage/reuse.py``)
