@@ -6,6 +6,7 @@ the children, and no child ever holds the repository's key. Real loaders, real r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -169,16 +170,23 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
-def test_ctrl_c_stops_the_loader_processes(broken_repo: tuple[Path, str]) -> None:
-    repo, _ = broken_repo
-    ran = subprocess.Popen(
+def _verify_deep(repo: Path, **env: str) -> subprocess.Popen[str]:
+    """``amlport verify REPO --deep`` in a session of its own (a terminal's Ctrl-C goes to
+    the whole process group), with ``env`` added to the environment."""
+    return subprocess.Popen(
         [sys.executable, "-m", "amlport", "verify", str(repo), "--deep"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # a terminal's Ctrl-C goes to the whole process group
+        start_new_session=True,
+        env={**os.environ, **env},
     )
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_ctrl_c_stops_the_loader_processes(broken_repo: tuple[Path, str]) -> None:
+    repo, _ = broken_repo
+    ran = _verify_deep(repo)
     seen: set[int] = set()
     deadline = time.monotonic() + 120
     while len(seen) < 3 and ran.poll() is None and time.monotonic() < deadline:
@@ -189,6 +197,105 @@ def test_ctrl_c_stops_the_loader_processes(broken_repo: tuple[Path, str]) -> Non
     _, err = ran.communicate(timeout=60)
     assert ran.returncode == 130, err
     assert "Traceback" not in err
+    deadline = time.monotonic() + 30
+    while any(pid_alive(p) for p in seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(pid_alive(p) for p in seen), "a loader process outlived the command"
+
+
+# --- A loader that hangs (F, session 10): a bound, not a hang -----------------------------
+
+
+def test_a_loader_that_hangs_on_a_chunk_is_ended_and_named(
+    broken_repo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mlflow child stopped (SIGSTOP) once its import is done: the chunk it never answers
+    is an error naming mlflow and the MLmodel, within the bound, and the children end."""
+    import threading
+
+    repo, _ = broken_repo
+    sid, _ = _documents(repo)
+    monkeypatch.setenv("AMLPORT_DEEP_TIMEOUT", "1")  # a chunk of n: (12 + n) * 1 s
+    outcome: list[BaseException | None] = []
+    with Repository.open(repo) as opened, DeepCheck() as check:
+        pids = _children(check)
+        for ready in check._ready.values():  # imported: the hang is a chunk's
+            ready.result(timeout=600)
+        os.kill(pids[MLFLOW], signal.SIGSTOP)
+
+        def run() -> None:
+            try:
+                check.check(opened, sid)
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(120)
+        hung = thread.is_alive()
+        if hung:  # the code under test hangs: end the child so that the thread ends
+            os.kill(pids[MLFLOW], signal.SIGKILL)
+            thread.join(60)
+    assert not hung, "verify --deep waited forever on a stopped loader"
+    [exc] = outcome
+    assert isinstance(exc, AmlportError), exc
+    assert "loading documents with mlflow gave no result in time" in str(exc)
+    assert "/model/MLmodel" in str(exc)  # the chunk's documents, by bundle path
+    deadline = time.monotonic() + 30
+    while any(pid_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(pid_alive(p) for p in pids.values())
+
+
+@pytest.mark.parametrize("value", ["", "abc", "0", "-5", "nan", "inf", "1e400", "\x1b[31m"])
+def test_the_bound_takes_a_positive_number_only(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amlport.export import deep
+
+    monkeypatch.setenv(deep.TIMEOUT_ENV, value)
+    assert deep._per_document() == deep.TIMEOUT_DEFAULT
+    monkeypatch.setenv(deep.TIMEOUT_ENV, "0.5")
+    assert deep._per_document() == 0.5
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_verify_deep_with_stopped_loaders_ends_with_an_error(
+    broken_repo: tuple[Path, str],
+) -> None:
+    """Both loader processes stopped (SIGSTOP) as they start: the command ends within its
+    bound, exit 2, one line naming the library, no traceback, no process left."""
+    repo, _ = broken_repo
+    ran = _verify_deep(repo, AMLPORT_DEEP_TIMEOUT="0.5")  # an import: 60 * 0.5 s
+    seen: set[int] = set()
+    try:
+        loaders: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(loaders) < 2 and ran.poll() is None and time.monotonic() < deadline:
+            seen |= _descendants(ran.pid)
+            for pid in seen - loaders:  # the fork server's children: the loader processes
+                with contextlib.suppress(OSError):
+                    if _parent(pid) != ran.pid and _parent(_parent(pid)) == ran.pid:
+                        os.kill(pid, signal.SIGSTOP)
+                        loaders.add(pid)
+            time.sleep(0.02)
+        assert len(loaders) == 2, "the loader processes did not start"
+        try:
+            _, err = ran.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            pytest.fail("verify --deep waited forever on a stopped loader")
+    finally:
+        if ran.poll() is None:
+            os.killpg(ran.pid, signal.SIGKILL)
+            ran.wait()
+    assert ran.returncode == 2, err
+    assert "Traceback" not in err
+    assert "with azure-ai-ml gave no result in time importing it" in err
     deadline = time.monotonic() + 30
     while any(pid_alive(p) for p in seen) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -18,6 +18,13 @@ when it is gone). They get paths in the extraction folder, never a key: decrypti
 here, and the folder (0700, removed at the end) holds the plaintext as the in-process check's
 did. A child that dies (killed, or crashed by a document) is an error naming the documents
 it was loading; Ctrl-C stops the children at once.
+
+A child that hangs (a pathological document, a library bug, a child stopped by a signal)
+does not hang the command (docs/design/0007, "A loader that hangs (F, session 10)"): each
+chunk of documents has a bound, ``(BOUND_FIXED + documents) * $AMLPORT_DEEP_TIMEOUT``
+seconds (10 by default: 760 s for a chunk of 64) counted from when the chunk could start,
+and an import ``BOUND_IMPORT *`` that (600 s); past it the children are ended and the error
+names the library and the documents of the chunk, as for a child that dies (exit 2).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -62,6 +70,13 @@ AZURE_LOADERS = {
 MLMODEL = "mlmodel"
 CHUNK = 64  # documents per task: a hand-over costs far less than 64 loads
 SMALL = 1 << 20  # files of at most this many bytes are extracted in one read
+# How long a child may take: seconds per document of a chunk ($AMLPORT_DEEP_TIMEOUT, a
+# positive number; anything else is ignored, as $AMLPORT_PACKS is), a fixed part of a chunk
+# (in documents: a slow start on a loaded machine) and an import's bound (in documents).
+TIMEOUT_ENV = "AMLPORT_DEEP_TIMEOUT"
+TIMEOUT_DEFAULT = 10.0
+BOUND_FIXED = 12
+BOUND_IMPORT = 60
 
 
 @dataclass(frozen=True)
@@ -126,8 +141,10 @@ class DeepCheck:
         _need("mlflow", MLFLOW, "MLmodel folders")
         self._pools: dict[str, ProcessPoolExecutor] = {}
         self._ready: dict[str, Future[None]] = {}
+        self._started = 0.0  # when the children began importing (time.monotonic())
 
     def __enter__(self) -> DeepCheck:
+        self._started = time.monotonic()
         try:
             with _key_withheld():
                 for library in (AZURE, MLFLOW):
@@ -196,8 +213,9 @@ class DeepCheck:
     def _load(self, root: Path, docs: list[_Document]) -> dict[int, str]:
         """Each document loaded by the child of its library: {index: the loader's message}
         for the documents that do not load."""
+        per = _per_document()
         for library, ready in self._ready.items():  # a failed import: an error before any load
-            self._result(ready, library, [])
+            self._result(ready, library, [], self._started + BOUND_IMPORT * per)
         self._ready = {}
         tasks: list[tuple[Future[list[tuple[int, str]]], list[_Document]]] = []
         for library, pool in self._pools.items():
@@ -207,9 +225,15 @@ class DeepCheck:
                 jobs = [(i, d.loader, str(root / d.target)) for i, d in part]
                 sent = [d for _, d in part]
                 tasks.append((self._submit(pool, library, jobs, sent), sent))
+        # A chunk starts once its child's previous task is done, at the latest when this
+        # process saw that done: its bound counts from then (never too early).
+        seen = dict.fromkeys(self._pools, time.monotonic())
         failed: dict[int, str] = {}
         for future, sent in tasks:
-            failed.update(self._result(future, sent[0].library, sent))
+            library = sent[0].library
+            deadline = seen[library] + (BOUND_FIXED + len(sent)) * per
+            failed.update(self._result(future, library, sent, deadline))
+            seen[library] = time.monotonic()
         return failed
 
     @staticmethod
@@ -225,11 +249,15 @@ class DeepCheck:
             raise _ended(library, chunk) from None
 
     @staticmethod
-    def _result(future: Future[Any], library: str, chunk: list[_Document]) -> Any:
+    def _result(future: Future[Any], library: str, chunk: list[_Document], deadline: float) -> Any:
+        """The task's result, by ``deadline`` (time.monotonic()); past it, an error naming
+        the library and the chunk's documents (the caller ends the children)."""
         try:
-            return future.result()
+            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
         except BrokenProcessPool:
             raise _ended(library, chunk) from None
+        except TimeoutError:
+            raise _hung(library, chunk) from None
         except Exception as exc:  # the child's import of its library failed
             raise AmlportError(
                 f"verify --deep: a loader library could not be imported: {redact(str(exc))}",
@@ -261,14 +289,40 @@ def _context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def _ended(library: str, chunk: list[_Document]) -> AmlportError:
-    which = f" while loading one of: {', '.join(d.path for d in chunk[:3])}" if chunk else ""
+def _documents(chunk: list[_Document], lead: str, none: str) -> str:
+    """The chunk's first three documents for an error (``none`` for an empty chunk)."""
+    if not chunk:
+        return none
     more = f" and {len(chunk) - 3} more" if len(chunk) > 3 else ""
+    return f"{lead}{', '.join(d.path for d in chunk[:3])}{more}"
+
+
+def _ended(library: str, chunk: list[_Document]) -> AmlportError:
     return AmlportError(
         f"verify --deep: the process loading documents with {library} ended unexpectedly"
-        f"{which}{more} (killed, out of memory, or crashed by a document)",
+        f"{_documents(chunk, ' while loading one of: ', '')}"
+        " (killed, out of memory, or crashed by a document)",
         hint="run it again; if it ends the same way, check those documents one by one",
     )
+
+
+def _hung(library: str, chunk: list[_Document]) -> AmlportError:
+    return AmlportError(
+        f"verify --deep: the process loading documents with {library} gave no result in time"
+        f"{_documents(chunk, ' loading one of: ', ' importing it')}"
+        " (a document it hangs on, or a stopped process); it was ended",
+        hint=f"check those documents one by one; on a slow machine raise ${TIMEOUT_ENV} "
+        f"(seconds per document, {TIMEOUT_DEFAULT:g} by default)",
+    )
+
+
+def _per_document() -> float:
+    """Seconds a document may take (``$AMLPORT_DEEP_TIMEOUT`` when a positive number)."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return TIMEOUT_DEFAULT
+    return value if 0 < value < 1e6 else TIMEOUT_DEFAULT
 
 
 class _Found:
