@@ -219,7 +219,11 @@ def verify(
     snapshot: str | None = snapshot_option("Only this snapshot (an id, a prefix or 'latest')."),
     source: str | None = SourceOpt,
     deep: bool = typer.Option(
-        False, "--deep", help="Also load every v2 YAML with azure.ai.ml and MLmodel with mlflow."
+        False,
+        "--deep",
+        help="Also load every v2 YAML with azure.ai.ml and MLmodel with mlflow (in two child "
+        "processes; one that gives no result within $AMLPORT_DEEP_TIMEOUT seconds per "
+        "document, 10 by default, ends the check with exit 2).",
     ),
     secrets: bool = typer.Option(
         False,
