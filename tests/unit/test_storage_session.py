@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from amlport.storage.azure_location import _StorageSession
+from amlport.storage.azure_transport import StorageSession
 
 URLS = [
     "https://acct.blob.core.windows.net/azureml/ExperimentRun/x.txt?comp=list",
@@ -41,7 +41,7 @@ def test_settings_are_what_requests_would_use(
         monkeypatch.delenv(name.lower(), raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    ours, theirs = _StorageSession(), requests.Session()
+    ours, theirs = StorageSession(), requests.Session()
     for _ in range(2):  # the second round is answered from what the first one read
         for url in URLS:
             for proxies, stream, verify, cert in SETTINGS:
@@ -54,7 +54,7 @@ def test_the_environment_is_read_once_per_host(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HTTPS_PROXY", "http://first.example:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    session = _StorageSession()
+    session = StorageSession()
     first = session.merge_environment_settings(URLS[0], {}, False, True, None)
     monkeypatch.setenv("HTTPS_PROXY", "http://second.example:3128")
     again = session.merge_environment_settings(URLS[1], {}, False, True, None)  # same host

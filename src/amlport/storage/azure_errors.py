@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from amlport.errors import (
     AccessDenied,
@@ -69,6 +69,15 @@ class Failure:
     status: int | None = None
     code: str = ""
     name: str = ""
+
+
+def answer_failure(status: int, headers: Any) -> Failure:
+    """The ``Failure`` of a storage answer other than 200 (``headers``: any mapping read
+    case-insensitively), for the listings amlport sends itself (the SDK's pipeline and
+    ``azure_list``)."""
+    code = headers.get("x-ms-error-code") or ""
+    kind = "missing" if status == 404 else "denied" if status in (401, 403) else "http"
+    return Failure(kind, status, code, "HttpResponseError")
 
 
 def sdk_failure(exc: AzureError) -> Failure:

@@ -42,7 +42,7 @@ from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from amlport.errors import AmlportError
-from amlport.storage.azure_errors import ErrorTranslator, Failure, Where
+from amlport.storage.azure_errors import ErrorTranslator, Failure, Where, answer_failure
 from amlport.storage.azure_location import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, AzureLocation
 from amlport.storage.listing import (
     PAGE_SIZE,
@@ -53,7 +53,7 @@ from amlport.storage.listing import (
     _refused,
     bounded,
 )
-from amlport.storage.retry import RETRIED_STATUSES, CountingRetry
+from amlport.storage.retry import RETRIED_STATUSES, CountingRetry, retry_after_seconds
 
 # The service version azure-storage-blob sends by default (``_SUPPORTED_API_VERSIONS[-1]``;
 # tests/unit/test_azure_list_signing.py checks they agree), so both clients see one service.
@@ -334,11 +334,11 @@ class ListClient:
         done = False
         try:
             if response.status != 200:
-                failure = _failure(response)
+                failure = answer_failure(int(response.status), response.headers)
                 if failure.code == "ContainerNotFound":
                     raise _Missing(self._translate.translate(failure, where))
                 if failure.status in RETRIED_STATUSES:
-                    raise _Retried(failure, _retry_after(response))
+                    raise _Retried(failure, retry_after_seconds(response.headers))
                 raise self._translate.translate(failure, where)
             result = parse(_body(response), where)
             done = not response.will_close  # read to its end: the connection is reusable
@@ -423,21 +423,6 @@ def _proxy_auth(proxy: Any) -> dict[str, str]:
         return {}
     user = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
     return {"Proxy-Authorization": "Basic " + base64.b64encode(user.encode()).decode("ascii")}
-
-
-def _failure(response: http.client.HTTPResponse) -> Failure:
-    status = int(response.status)
-    code = response.getheader("x-ms-error-code") or ""
-    kind = "missing" if status == 404 else "denied" if status in (401, 403) else "http"
-    return Failure(kind, status, code, "HttpResponseError")
-
-
-def _retry_after(response: http.client.HTTPResponse) -> float | None:
-    value = response.getheader("Retry-After")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _body(response: http.client.HTTPResponse) -> Iterator[bytes]:

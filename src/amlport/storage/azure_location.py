@@ -154,14 +154,6 @@ def _container_name(name: str) -> str:
 # --- clients and credentials -----------------------------------------------------------------
 
 
-def __getattr__(name: str) -> Any:  # the session classes moved to ``azure_transport``
-    if name in ("_StorageSession", "_SdkAuth", "READ_BLOCK_SIZE"):
-        from amlport.storage import azure_transport
-
-        return getattr(azure_transport, name.lstrip("_"))
-    raise AttributeError(name)
-
-
 def client_options(policy: CountingRetry, max_connections: int) -> dict[str, Any]:
     """Transport and retry options every amlport client shares (callers add their own)."""
     from amlport.storage.azure_transport import client_options as options

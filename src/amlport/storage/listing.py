@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from urllib.parse import quote, unquote
 
 from amlport.errors import AmlportError, SourceError
-from amlport.storage.azure_errors import ErrorTranslator, Failure, Where
+from amlport.storage.azure_errors import ErrorTranslator, Failure, Where, answer_failure
 from amlport.storage.retry import CountingRetry
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ def _fetch(
     read = False
     try:
         if response.status_code != 200:
-            failure = _failure(response)
+            failure = answer_failure(int(response.status_code), response.headers)
             if missing_ok and failure.code == "ContainerNotFound":
                 return [], ""
             raise translator.translate(failure, where)
@@ -253,13 +253,6 @@ def _fetch(
     finally:
         if not read:
             response.internal_response.close()  # an unread or broken body: drop the connection
-
-
-def _failure(response: Any) -> Failure:
-    status = int(response.status_code)
-    code = response.headers.get("x-ms-error-code") or ""
-    kind = "missing" if status == 404 else "denied" if status in (401, 403) else "http"
-    return Failure(kind, status, code, "HttpResponseError")
 
 
 def _body(response: Any) -> Iterator[bytes]:

@@ -96,15 +96,9 @@ def read_times(rest: str, text: str) -> RunTimes:
     return found
 
 
-def note(run: Run, rest: str, text: str) -> None:
-    """Merge what one of a run's logs says into the run (earliest start, latest end, the
-    strongest end state)."""
-    if reads_times(rest):
-        merge(run, read_times(rest, text))
-
-
 def merge(run: Run, found: RunTimes) -> None:
-    """Merge what one log said (``read_times``) into its run."""
+    """Merge what one of a run's logs said (``read_times``) into the run (earliest start,
+    latest end, the strongest end state)."""
     if found.started and (run.started is None or _at(found.started) < _at(run.started)):
         run.started = found.started
     if found.ended and (run.ended is None or _at(found.ended) > _at(run.ended)):
